@@ -1,0 +1,186 @@
+//! Staff accounts (利用者) and the values they are made of (第6条3, 第7条, 第19条).
+
+use crate::InvalidValue;
+use unicode_normalization::UnicodeNormalization;
+
+crate::string_enum!(
+    /// What an account may administer in its facility.
+    StaffRole {
+        /// 施設管理者: issues and reissues staff IDs, answers for them (第6条, 第7条, 第9条).
+        FacilityAdmin => "facility_admin" / "施設管理者",
+        /// 利用者: reads and writes the notebooks of the facility's patients.
+        Staff => "staff" / "利用者",
+    }
+);
+
+crate::string_enum!(
+    /// The person's profession; authorization on patient data depends on it.
+    Profession {
+        Doctor => "doctor" / "医師",
+        Dentist => "dentist" / "歯科医師",
+        Nurse => "nurse" / "看護師",
+        Pharmacist => "pharmacist" / "薬剤師",
+        CareManager => "care_manager" / "介護支援専門員",
+        CareWorker => "care_worker" / "介護職員",
+        Therapist => "therapist" / "リハビリ職",
+        Clerk => "clerk" / "事務職員",
+        Other => "other" / "その他",
+    }
+);
+
+crate::string_enum!(
+    /// Whether an account may sign in.
+    StaffStatus {
+        Active => "active" / "有効",
+        /// Stopped at once, e.g. after a leak (第28条); can be resumed.
+        Suspended => "suspended" / "停止中",
+        /// Left the facility (第7条); kept for the audit trail.
+        Disabled => "disabled" / "無効",
+    }
+);
+
+/// A login ID (ユーザーID), unique within its facility: 3 to 32 characters of ASCII letters,
+/// digits, `.`, `_`, `-`; compared case-insensitively (stored lower-case).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(transparent)]
+pub struct LoginId(String);
+
+impl LoginId {
+    pub fn parse(raw: &str) -> Result<Self, InvalidValue> {
+        let id: String = raw.trim().nfkc().collect::<String>().to_ascii_lowercase();
+        let ok = (3..=32).contains(&id.len())
+            && id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+        if ok {
+            Ok(Self(id))
+        } else {
+            Err(InvalidValue::new(
+                "login_id",
+                "ユーザーIDは英数字と . _ - で3〜32文字です / a login ID is 3 to 32 letters, digits, '.', '_' or '-'",
+            ))
+        }
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for LoginId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A person's name as shown to colleagues: 1 to 100 characters, no control characters.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(transparent)]
+pub struct DisplayName(String);
+
+impl DisplayName {
+    pub fn parse(raw: &str) -> Result<Self, InvalidValue> {
+        parse_text("display_name", raw, 100).map(Self)
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+pub(crate) fn parse_text(field: &'static str, raw: &str, max: usize) -> Result<String, InvalidValue> {
+    let text: String = raw.trim().nfc().collect();
+    let count = text.chars().count();
+    if count == 0 {
+        return Err(InvalidValue::new(field, "入力してください / required"));
+    }
+    if count > max {
+        return Err(InvalidValue::new(
+            field,
+            format!("{max}文字以内で入力してください / at most {max} characters"),
+        ));
+    }
+    if text.chars().any(char::is_control) {
+        return Err(InvalidValue::new(
+            field,
+            "制御文字は使えません / control characters are not allowed",
+        ));
+    }
+    Ok(text)
+}
+
+/// A password offered by a person. Never printed: `Debug` shows a placeholder. The rules
+/// follow NIST SP 800-63B: length matters, composition rules do not.
+#[derive(Clone)]
+pub struct Password(String);
+
+impl Password {
+    /// The shortest password accepted for a new or changed password.
+    pub const MIN_CHARS: usize = 12;
+    /// Longer input is refused before hashing, so nobody can make the server hash megabytes.
+    pub const MAX_BYTES: usize = 1024;
+
+    /// A password typed at sign-in: only the size is checked, so a password set under older
+    /// rules still works.
+    pub fn for_sign_in(raw: String) -> Result<Self, InvalidValue> {
+        if raw.is_empty() || raw.len() > Self::MAX_BYTES {
+            return Err(InvalidValue::new(
+                "password",
+                "パスワードを入力してください / enter the password",
+            ));
+        }
+        Ok(Self(raw))
+    }
+
+    /// A new password being set: at least [`Self::MIN_CHARS`] characters.
+    pub fn new_secret(raw: String) -> Result<Self, InvalidValue> {
+        if raw.chars().count() < Self::MIN_CHARS || raw.len() > Self::MAX_BYTES {
+            return Err(InvalidValue::new(
+                "password",
+                format!(
+                    "パスワードは{}文字以上にしてください / a password needs at least {} characters",
+                    Self::MIN_CHARS,
+                    Self::MIN_CHARS
+                ),
+            ));
+        }
+        Ok(Self(raw))
+    }
+
+    /// The secret itself, for the hasher only.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Password {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Password(**redacted**)")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn login_id_is_case_insensitive_and_width_normalised() {
+        assert_eq!(LoginId::parse("Ｔａｎａｋａ").unwrap().as_str(), "tanaka");
+        assert!(LoginId::parse("ta").is_err());
+        assert!(LoginId::parse("tan aka").is_err());
+        assert!(LoginId::parse("田中").is_err());
+    }
+
+    #[test]
+    fn password_never_prints() {
+        let p = Password::new_secret("correct horse battery".into()).unwrap();
+        assert!(!format!("{p:?}").contains("horse"));
+        assert!(Password::new_secret("short".into()).is_err());
+        assert!(Password::for_sign_in(String::new()).is_err());
+    }
+
+    #[test]
+    fn display_name_refuses_empty_and_control_characters() {
+        assert!(DisplayName::parse("  ").is_err());
+        assert!(DisplayName::parse("田中\u{7}").is_err());
+        assert_eq!(DisplayName::parse(" 田中 花子 ").unwrap().as_str(), "田中 花子");
+    }
+}

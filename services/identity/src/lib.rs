@@ -1,0 +1,13 @@
+//! Who is signing in: password hashing (argon2id), sign-in throttling, and the sign-in flow
+//! that records every attempt in the audit log. No HTTP here: the server turns
+//! [`SignInError`] into responses.
+
+mod password;
+mod principal;
+mod sign_in;
+mod throttle;
+
+pub use password::{PasswordHasher, PasswordParams};
+pub use principal::{Principal, SessionRecord, SESSION_KEY};
+pub use sign_in::{Authenticator, SignInError, SignInRequest};
+pub use throttle::{SignInThrottle, ThrottleConfig, Throttled};

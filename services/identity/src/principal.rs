@@ -1,0 +1,25 @@
+use renrakucho_core::{FacilityId, OperatorId, StaffId};
+use serde::{Deserialize, Serialize};
+
+/// The key under which the signed-in principal is kept in the server-side session.
+pub const SESSION_KEY: &str = "renrakucho.principal";
+
+/// Who a session belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Principal {
+    Staff { id: StaffId, facility: FacilityId },
+    Operator { id: OperatorId },
+}
+
+/// What the session stores: the principal and when they signed in, for the absolute lifetime
+/// (the idle timeout is the session's expiry, renewed on each request).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionRecord {
+    pub principal: Principal,
+    /// Unix seconds.
+    pub signed_in_at: i64,
+    /// Unix seconds of the last request that renewed the session (renewed at most once a
+    /// minute, so an active session does not write on every request).
+    pub last_seen_at: i64,
+}

@@ -1,0 +1,233 @@
+use std::time::Duration;
+
+use renrakucho_core::{FacilityCode, InvalidValue, LoginId, Password, StaffStatus};
+use renrakucho_store::audit::{self, Actor, AuditEvent, Origin, Outcome};
+use renrakucho_store::{facilities, operators, staff, Database, Scope, ScopedTx, StoreError};
+use serde_json::json;
+
+use crate::{PasswordHasher, Principal, SignInThrottle};
+
+/// A sign-in attempt as typed. No facility code: a platform operator's sign-in.
+#[derive(Debug)]
+pub struct SignInRequest {
+    pub facility_code: Option<String>,
+    pub login_id: String,
+    pub password: Password,
+    pub origin: Origin,
+}
+
+/// Why a sign-in was refused. Unknown facility, unknown login ID and wrong password are one
+/// variant, so the response never tells which part was wrong.
+#[derive(Debug, thiserror::Error)]
+pub enum SignInError {
+    #[error("{0}")]
+    Invalid(InvalidValue),
+    #[error("wrong facility code, login ID or password")]
+    BadCredentials,
+    #[error("account suspended or disabled")]
+    AccountNotActive,
+    #[error("facility not active")]
+    FacilityNotActive,
+    #[error("too many attempts")]
+    Throttled { retry_after: Duration },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Checks credentials and records every attempt, successful or not, in the audit log.
+#[derive(Clone)]
+pub struct Authenticator {
+    db: Database,
+    hasher: PasswordHasher,
+    throttle: SignInThrottle,
+}
+
+impl Authenticator {
+    pub fn new(db: Database, hasher: PasswordHasher, throttle: SignInThrottle) -> Self {
+        Self {
+            db,
+            hasher,
+            throttle,
+        }
+    }
+
+    pub fn hasher(&self) -> &PasswordHasher {
+        &self.hasher
+    }
+
+    pub fn throttle(&self) -> &SignInThrottle {
+        &self.throttle
+    }
+
+    /// Verifies off the async threads: argon2id takes tens of milliseconds by design.
+    async fn verify(&self, password: &Password, stored: Option<String>) -> bool {
+        let hasher = self.hasher.clone();
+        let password = password.clone();
+        tokio::task::spawn_blocking(move || hasher.verify(&password, stored.as_deref()))
+            .await
+            .unwrap_or(false)
+    }
+
+    #[tracing::instrument(skip_all, fields(kind = if request.facility_code.is_some() { "staff" } else { "operator" }))]
+    pub async fn sign_in(&self, request: SignInRequest) -> Result<Principal, SignInError> {
+        let origin = request.origin.clone();
+        let code = match request.facility_code.as_deref().map(str::trim) {
+            Some(raw) if !raw.is_empty() => Some(FacilityCode::parse(raw)),
+            _ => None,
+        };
+        let login = LoginId::parse(&request.login_id);
+        let (code, login) = match (code.transpose(), login) {
+            (Ok(code), Ok(login)) => (code, login),
+            (Err(e), _) | (_, Err(e)) => {
+                self.record_platform(&origin, "invalid_input", None).await?;
+                return Err(SignInError::Invalid(e));
+            }
+        };
+        let throttle_key = format!(
+            "{}/{}",
+            code.as_ref().map(FacilityCode::as_str).unwrap_or("-"),
+            login
+        );
+        if let Err(t) = self.throttle.attempt(&throttle_key, origin.client_addr) {
+            self.record_platform(&origin, "throttled", None).await?;
+            return Err(SignInError::Throttled {
+                retry_after: t.retry_after,
+            });
+        }
+        match code {
+            Some(code) => self.staff_sign_in(&code, &login, &request.password, &origin).await,
+            None => self.operator_sign_in(&login, &request.password, &origin).await,
+        }
+    }
+
+    async fn staff_sign_in(
+        &self,
+        code: &FacilityCode,
+        login: &LoginId,
+        password: &Password,
+        origin: &Origin,
+    ) -> Result<Principal, SignInError> {
+        let Some((facility, facility_status)) = facilities::for_sign_in(&self.db, code).await?
+        else {
+            self.verify(password, None).await;
+            self.record_platform(origin, "unknown_facility", None).await?;
+            return Err(SignInError::BadCredentials);
+        };
+        let mut tx = self.db.begin(Scope::Facility(facility)).await?;
+        let credentials = staff::find_credentials(&mut tx, login).await?;
+        let stored = credentials.as_ref().map(|c| c.password_hash.clone());
+        let known = credentials.is_some();
+        let matches = self.verify(password, stored).await;
+        let Some(credentials) = credentials.filter(|_| matches) else {
+            let reason = if known { "wrong_password" } else { "unknown_user" };
+            record(&mut tx, Actor::Anonymous, Outcome::Denied, None, origin, reason).await?;
+            tx.commit().await?;
+            return Err(SignInError::BadCredentials);
+        };
+        let account = credentials.account;
+        let actor = Actor::Staff(account.id);
+        let target = Some(("staff", account.id.as_uuid()));
+        if account.status != StaffStatus::Active {
+            record(&mut tx, actor, Outcome::Denied, target, origin, "account_not_active").await?;
+            tx.commit().await?;
+            return Err(SignInError::AccountNotActive);
+        }
+        if !facility_status.allows_sign_in() {
+            record(&mut tx, actor, Outcome::Denied, target, origin, "facility_not_active").await?;
+            tx.commit().await?;
+            return Err(SignInError::FacilityNotActive);
+        }
+        record(&mut tx, actor, Outcome::Success, target, origin, "password").await?;
+        tx.commit().await?;
+        Ok(Principal::Staff {
+            id: account.id,
+            facility,
+        })
+    }
+
+    async fn operator_sign_in(
+        &self,
+        login: &LoginId,
+        password: &Password,
+        origin: &Origin,
+    ) -> Result<Principal, SignInError> {
+        let mut tx = self.db.begin(Scope::Platform).await?;
+        let credentials = operators::find_credentials(&mut tx, login).await?;
+        let stored = credentials.as_ref().map(|c| c.password_hash.clone());
+        let known = credentials.is_some();
+        let matches = self.verify(password, stored).await;
+        let Some(credentials) = credentials.filter(|_| matches) else {
+            let reason = if known { "wrong_password" } else { "unknown_user" };
+            record(&mut tx, Actor::Anonymous, Outcome::Denied, None, origin, reason).await?;
+            tx.commit().await?;
+            return Err(SignInError::BadCredentials);
+        };
+        let operator = credentials.operator;
+        let actor = Actor::Operator(operator.id);
+        let target = Some(("operator", operator.id.as_uuid()));
+        if operator.status != StaffStatus::Active {
+            record(&mut tx, actor, Outcome::Denied, target, origin, "account_not_active").await?;
+            tx.commit().await?;
+            return Err(SignInError::AccountNotActive);
+        }
+        record(&mut tx, actor, Outcome::Success, target, origin, "password").await?;
+        tx.commit().await?;
+        Ok(Principal::Operator { id: operator.id })
+    }
+
+    /// Records a sign-out in the chain of the principal's scope.
+    pub async fn sign_out(&self, principal: Principal, origin: &Origin) -> Result<(), StoreError> {
+        let (scope, actor) = match principal {
+            Principal::Staff { id, facility } => (Scope::Facility(facility), Actor::Staff(id)),
+            Principal::Operator { id } => (Scope::Platform, Actor::Operator(id)),
+        };
+        let mut tx = self.db.begin(scope).await?;
+        audit::record(
+            &mut tx,
+            AuditEvent {
+                actor,
+                action: "auth.sign_out",
+                outcome: Outcome::Success,
+                target: None,
+                origin,
+                details: json!({}),
+            },
+        )
+        .await?;
+        tx.commit().await
+    }
+
+    /// A refused attempt that names no facility we know goes to the platform's chain.
+    async fn record_platform(
+        &self,
+        origin: &Origin,
+        reason: &str,
+        target: Option<(&'static str, uuid::Uuid)>,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.db.begin(Scope::Platform).await?;
+        record(&mut tx, Actor::Anonymous, Outcome::Denied, target, origin, reason).await?;
+        tx.commit().await
+    }
+}
+
+async fn record(
+    tx: &mut ScopedTx,
+    actor: Actor,
+    outcome: Outcome,
+    target: Option<(&'static str, uuid::Uuid)>,
+    origin: &Origin,
+    reason: &str,
+) -> Result<(), StoreError> {
+    audit::record(
+        tx,
+        AuditEvent {
+            actor,
+            action: "auth.sign_in",
+            outcome,
+            target,
+            origin,
+            details: json!({ "reason": reason }),
+        },
+    )
+    .await
+}

@@ -1,0 +1,119 @@
+//! Administrative operations run from the command line (`renrakucho admin …`, `demo`), each in
+//! one transaction with its audit record.
+
+use renrakucho_core::{
+    DisplayName, FacilityCode, FacilityKind, FacilityName, FacilityStatus, LoginId, Password,
+    Profession, StaffRole,
+};
+use renrakucho_identity::PasswordHasher;
+use renrakucho_store::audit::{self, Actor, AuditEvent, Origin, Outcome};
+use renrakucho_store::facilities::{self, Facility, NewFacility};
+use renrakucho_store::staff::{self, NewStaff, StaffAccount};
+use renrakucho_store::{operators, Database, Scope, StoreError};
+use serde_json::json;
+
+/// Creates a platform operator account.
+pub async fn create_operator(
+    db: &Database,
+    hasher: &PasswordHasher,
+    login_id: &LoginId,
+    name: &DisplayName,
+    password: &Password,
+) -> Result<operators::Operator, StoreError> {
+    let hash = hasher.hash(password);
+    let mut tx = db.begin(Scope::Platform).await?;
+    let operator = operators::insert(&mut tx, login_id, name, &hash).await?;
+    audit::record(
+        &mut tx,
+        AuditEvent {
+            actor: Actor::System,
+            action: "operator.create",
+            outcome: Outcome::Success,
+            target: Some(("operator", operator.id.as_uuid())),
+            origin: &Origin::default(),
+            details: json!({ "login_id": operator.login_id, "via": "cli" }),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(operator)
+}
+
+/// Registers an active facility (the operator's approval, 第6条1), in platform scope.
+pub async fn create_facility(
+    db: &Database,
+    code: &FacilityCode,
+    name: &FacilityName,
+    kind: FacilityKind,
+) -> Result<Facility, StoreError> {
+    let mut tx = db.begin(Scope::Platform).await?;
+    let facility = facilities::insert(
+        &mut tx,
+        &NewFacility {
+            code: code.clone(),
+            name: name.clone(),
+            kind,
+            status: FacilityStatus::Active,
+        },
+    )
+    .await?;
+    audit::record(
+        &mut tx,
+        AuditEvent {
+            actor: Actor::System,
+            action: "facility.create",
+            outcome: Outcome::Success,
+            target: Some(("facility", facility.id.as_uuid())),
+            origin: &Origin::default(),
+            details: json!({ "code": facility.code, "kind": kind.as_str(), "via": "cli" }),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(facility)
+}
+
+/// A staff account to issue (第6条3).
+pub struct StaffToIssue<'a> {
+    pub login_id: LoginId,
+    pub name: DisplayName,
+    pub role: StaffRole,
+    pub profession: Profession,
+    pub password: &'a Password,
+}
+
+/// Issues a staff account in `facility`, in that facility's scope.
+pub async fn create_staff(
+    db: &Database,
+    hasher: &PasswordHasher,
+    facility: &Facility,
+    issue: StaffToIssue<'_>,
+) -> Result<StaffAccount, StoreError> {
+    let hash = hasher.hash(issue.password);
+    let mut tx = db.begin(Scope::Facility(facility.id)).await?;
+    let account = staff::insert(
+        &mut tx,
+        &NewStaff {
+            login_id: issue.login_id,
+            display_name: issue.name,
+            role: issue.role,
+            profession: issue.profession,
+            password_hash: hash,
+        },
+    )
+    .await?;
+    audit::record(
+        &mut tx,
+        AuditEvent {
+            actor: Actor::System,
+            action: "staff.create",
+            outcome: Outcome::Success,
+            target: Some(("staff", account.id.as_uuid())),
+            origin: &Origin::default(),
+            details: json!({ "login_id": account.login_id, "role": account.role.as_str(), "via": "cli" }),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(account)
+}

@@ -1,0 +1,183 @@
+//! Builds the application: state, routers, middleware, the listener.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::http::{header, HeaderValue, Request};
+use axum::middleware;
+use axum::routing::{get, post};
+use axum::Router;
+use renrakucho_identity::{Authenticator, PasswordHasher, SignInThrottle};
+use renrakucho_store::{Database, PgConnectOptions};
+use tokio::net::TcpListener;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::trace::TraceLayer;
+use tower_sessions::cookie::SameSite;
+use tower_sessions::session_store::ExpiredDeletion;
+use tower_sessions::{Expiry, SessionManagerLayer};
+use tower_sessions_sqlx_store::PostgresStore;
+
+use crate::config::Settings;
+use crate::error::attach_request_id;
+use crate::routes;
+use crate::state::{AppState, SessionPolicy};
+
+/// The name of the session cookie.
+pub const SESSION_COOKIE: &str = "renrakucho_session";
+
+/// A built server, bound to its address but not yet serving.
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+    state: AppState,
+}
+
+/// Why the application could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("could not connect to the database: {0}")]
+    Database(#[from] renrakucho_store::StoreError),
+    #[error("invalid password hashing parameters: {0}")]
+    Hasher(String),
+    #[error("could not listen on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+impl Application {
+    /// Connects the runtime pool, builds the routes and binds `settings.listen` (port 0 picks
+    /// a free port, as the tests do).
+    pub async fn build(settings: &Settings, runtime: PgConnectOptions) -> Result<Self, BuildError> {
+        let db = Database::connect(runtime, settings.database_max_connections).await?;
+        let hasher = PasswordHasher::new(settings.password_params())
+            .map_err(|e| BuildError::Hasher(e.to_string()))?;
+        let throttle = SignInThrottle::new(settings.throttle());
+        let state = AppState {
+            auth: Authenticator::new(db.clone(), hasher, throttle),
+            db,
+            sessions: SessionPolicy {
+                idle_timeout: settings.session_idle_timeout,
+                max_lifetime: settings.session_max_lifetime,
+            },
+        };
+        let router = router(state.clone(), settings.secure_cookies());
+        let listener = TcpListener::bind(settings.listen)
+            .await
+            .map_err(|source| BuildError::Listen {
+                addr: settings.listen,
+                source,
+            })?;
+        Ok(Self {
+            listener,
+            router,
+            state,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    pub fn port(&self) -> u16 {
+        self.local_addr().port()
+    }
+
+    /// The runtime database, for commands that run next to the server (demo data).
+    pub fn database(&self) -> &Database {
+        &self.state.db
+    }
+
+    /// Serves until `shutdown` completes, then finishes the requests in flight.
+    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+        let housekeeping = tokio::spawn(housekeeping(self.state.clone()));
+        let result = axum::serve(
+            self.listener,
+            self.router
+                .into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await;
+        housekeeping.abort();
+        self.state.db.close().await;
+        result
+    }
+}
+
+/// Deletes expired sessions and forgets recovered throttle keys, every five minutes.
+async fn housekeeping(state: AppState) {
+    let store = PostgresStore::new(state.db.session_pool());
+    let mut tick = tokio::time::interval(Duration::from_secs(300));
+    loop {
+        tick.tick().await;
+        if let Err(e) = store.delete_expired().await {
+            tracing::warn!(error = %e, "could not delete expired sessions");
+        }
+        state.auth.throttle().prune();
+    }
+}
+
+fn router(state: AppState, secure_cookies: bool) -> Router {
+    let idle = time::Duration::seconds(state.sessions.idle_timeout.as_secs() as i64);
+    let sessions = SessionManagerLayer::new(PostgresStore::new(state.db.session_pool()))
+        .with_name(SESSION_COOKIE)
+        .with_secure(secure_cookies)
+        .with_http_only(true)
+        .with_same_site(SameSite::Lax)
+        .with_path("/")
+        .with_expiry(Expiry::OnInactivity(idle));
+
+    let portal = Router::new()
+        .route("/", get(routes::portal::home))
+        .route("/login", get(routes::portal::login_page).post(routes::portal::login_submit))
+        .route("/logout", post(routes::portal::logout))
+        .route("/static/style.css", get(routes::portal::stylesheet));
+
+    let trace = TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
+        // The path only: query strings may carry search terms.
+        let request_id = request
+            .headers()
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("-");
+        tracing::info_span!("request", method = %request.method(), path = request.uri().path(), request_id)
+    });
+
+    Router::new()
+        .route("/healthz", get(routes::health::healthz))
+        .route("/readyz", get(routes::health::readyz))
+        .nest("/api/v1", routes::api())
+        .merge(portal)
+        .fallback(routes::page_not_found)
+        .layer(sessions)
+        .layer(middleware::from_fn(attach_request_id))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_FRAME_OPTIONS,
+            HeaderValue::from_static("DENY"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static("default-src 'self'; frame-ancestors 'none'; form-action 'self'"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        ))
+        .layer(trace)
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .with_state(state)
+}

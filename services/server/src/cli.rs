@@ -1,0 +1,428 @@
+//! The command line: `serve` (the default), `migrate`, `admin`, `demo`, `audit verify`.
+//! Exit codes: 0 done, 1 failed, 2 invalid configuration or usage.
+
+use std::io::{BufRead, IsTerminal};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use rand::distributions::{Alphanumeric, DistString};
+use renrakucho_core::{
+    DisplayName, FacilityCode, FacilityKind, FacilityName, LoginId, Password, Profession,
+    StaffRole,
+};
+use renrakucho_identity::PasswordHasher;
+use renrakucho_store::{audit, create_runtime_login, Database, RoleNames};
+
+use crate::app::Application;
+use crate::config::Settings;
+use crate::setup::{self, Databases};
+use crate::{admin, demo};
+
+#[derive(Parser)]
+#[command(name = "renrakucho", version, about = "連絡帳 Renrakucho — home-medical-care network server")]
+struct Cli {
+    /// A TOML configuration file (also RENRAKUCHO_CONFIG).
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (the default).
+    Serve {
+        /// Seed the demo network first (if not there yet) and print how to sign in.
+        #[arg(long)]
+        demo: bool,
+    },
+    /// Apply the database migrations and exit.
+    Migrate {
+        /// Also create the runtime login role (needs an owner with CREATEROLE); its generated
+        /// connection URL is written to this file, readable by you only.
+        #[arg(long, value_name = "FILE")]
+        create_runtime_role: Option<PathBuf>,
+    },
+    /// Administrative tasks.
+    Admin {
+        #[command(subcommand)]
+        task: AdminTask,
+    },
+    /// Seed the demo network (fictional facilities and staff) and exit.
+    Demo,
+    /// The audit log.
+    Audit {
+        #[command(subcommand)]
+        task: AuditTask,
+    },
+}
+
+#[derive(Subcommand)]
+enum AdminTask {
+    /// Create a platform operator account. The password is read from standard input (asked
+    /// for twice on a terminal).
+    CreateOperator {
+        #[arg(long)]
+        login_id: String,
+        #[arg(long)]
+        name: String,
+    },
+    /// Register an active facility and its facility administrator (password from standard
+    /// input).
+    CreateFacility {
+        #[arg(long)]
+        code: String,
+        #[arg(long)]
+        name: String,
+        /// One of: hospital, clinic, dental_clinic, pharmacy, visiting_nurse_station,
+        /// care_management_office, home_care_provider, municipality, other.
+        #[arg(long)]
+        kind: String,
+        #[arg(long)]
+        admin_login_id: String,
+        #[arg(long)]
+        admin_name: String,
+        /// The administrator's profession (doctor, nurse, pharmacist, care_manager, clerk, …).
+        #[arg(long, default_value = "clerk")]
+        admin_profession: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditTask {
+    /// Recompute every hash chain; name the first broken link of each. Exit 1 if any.
+    Verify,
+}
+
+/// A failure with the exit code it deserves.
+struct Failure {
+    code: u8,
+    message: String,
+}
+
+impl Failure {
+    fn config(message: impl ToString) -> Self {
+        Self {
+            code: 2,
+            message: message.to_string(),
+        }
+    }
+    fn runtime(message: impl ToString) -> Self {
+        Self {
+            code: 1,
+            message: message.to_string(),
+        }
+    }
+}
+
+fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("RENRAKUCHO_LOG")
+        .or_else(|_| EnvFilter::try_from_default_env())
+        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tower_sessions=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if std::env::var("RENRAKUCHO_LOG_FORMAT").as_deref() == Ok("json") {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+/// Entry point of the binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    let settings = match Settings::load(cli.config.as_deref()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("renrakucho: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("renrakucho: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command.unwrap_or(Command::Serve { demo: false }) {
+            Command::Serve { demo } => serve(&settings, demo).await,
+            Command::Migrate {
+                create_runtime_role,
+            } => migrate(&settings, create_runtime_role).await,
+            Command::Admin { task } => with_database(&settings, |db| admin_task(db, &settings, task)).await,
+            Command::Demo => with_database(&settings, |db| seed_demo(db, &settings)).await,
+            Command::Audit { task: AuditTask::Verify } => {
+                with_database(&settings, verify_audit).await
+            }
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => {
+            eprintln!("renrakucho: {}", failure.message);
+            ExitCode::from(failure.code)
+        }
+    }
+}
+
+async fn prepare(settings: &Settings) -> Result<Databases, Failure> {
+    setup::prepare(settings).await.map_err(Failure::runtime)
+}
+
+/// Runs `task` against the runtime database, then stops the private cluster if we started it.
+async fn with_database<F, Fut>(settings: &Settings, task: F) -> Result<(), Failure>
+where
+    F: FnOnce(Database) -> Fut,
+    Fut: std::future::Future<Output = Result<(), Failure>>,
+{
+    let databases = prepare(settings).await?;
+    let result = match Database::connect(databases.runtime.clone(), 2).await {
+        Ok(db) => {
+            let r = task(db.clone()).await;
+            db.close().await;
+            r
+        }
+        Err(e) => Err(Failure::runtime(e)),
+    };
+    databases.shutdown().await;
+    result
+}
+
+fn hasher(settings: &Settings) -> Result<PasswordHasher, Failure> {
+    PasswordHasher::new(settings.password_params()).map_err(Failure::config)
+}
+
+async fn serve(settings: &Settings, with_demo: bool) -> Result<(), Failure> {
+    let databases = prepare(settings).await?;
+    let result = serve_with(settings, &databases, with_demo).await;
+    databases.shutdown().await;
+    result
+}
+
+async fn serve_with(settings: &Settings, databases: &Databases, with_demo: bool) -> Result<(), Failure> {
+    let app = Application::build(settings, databases.runtime.clone())
+        .await
+        .map_err(Failure::runtime)?;
+    if with_demo {
+        let seeded = demo::seed(app.database(), &hasher(settings)?)
+            .await
+            .map_err(Failure::runtime)?;
+        if seeded {
+            tracing::info!("demo network seeded");
+        }
+    }
+    let addr = app.local_addr();
+    println!("Renrakucho is listening on http://{addr}/");
+    if with_demo {
+        let (facility, login) = demo::DEMO_SIGN_IN;
+        println!(
+            "Demo sign-in: facility code {facility}, login ID {login}, password {} \
+             (operator: leave the facility code empty, login ID {})",
+            demo::DEMO_PASSWORD,
+            demo::DEMO_OPERATOR
+        );
+    }
+    app.run_until(shutdown_signal())
+        .await
+        .map_err(Failure::runtime)?;
+    tracing::info!("server stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => {
+            let _ = ctrl_c.await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term.recv() => {},
+    }
+    tracing::info!("shutting down");
+}
+
+async fn migrate(settings: &Settings, create_runtime_role: Option<PathBuf>) -> Result<(), Failure> {
+    if let Some(file) = create_runtime_role {
+        let Some(owner_url) = &settings.database_url else {
+            return Err(Failure::config(
+                "--create-runtime-role is for an external database: set DATABASE_URL to the owner's connection",
+            ));
+        };
+        let owner: renrakucho_store::PgConnectOptions =
+            owner_url.expose().parse().map_err(Failure::config)?;
+        renrakucho_store::run_migrations(&owner)
+            .await
+            .map_err(Failure::runtime)?;
+        let role = RoleNames::default().runtime;
+        let password = Alphanumeric.sample_string(&mut rand::thread_rng(), 32);
+        create_runtime_login(&owner, &role, Some(&password))
+            .await
+            .map_err(Failure::runtime)?;
+        let url = runtime_url(owner_url.expose(), &role, &password).map_err(Failure::config)?;
+        write_private(&file, &url).map_err(Failure::runtime)?;
+        println!(
+            "Migrations applied. Runtime role {role} is ready; its connection URL is in {} \
+             (set RENRAKUCHO_RUNTIME_DATABASE_URL to it).",
+            file.display()
+        );
+        return Ok(());
+    }
+    let databases = prepare(settings).await?;
+    databases.shutdown().await;
+    println!("Migrations applied.");
+    Ok(())
+}
+
+/// The owner's URL with the runtime role's name and password in place of the owner's.
+fn runtime_url(owner_url: &str, role: &str, password: &str) -> Result<String, String> {
+    let mut url = url::Url::parse(owner_url).map_err(|e| format!("DATABASE_URL: {e}"))?;
+    url.set_username(role)
+        .and_then(|_| url.set_password(Some(password)))
+        .map_err(|_| "DATABASE_URL: cannot carry a user name".to_string())?;
+    Ok(url.to_string())
+}
+
+fn write_private(path: &std::path::Path, content: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    writeln!(f, "{content}")
+}
+
+/// Reads a new password: twice from a terminal, or one line from a pipe.
+fn read_new_password(what: &str) -> Result<Password, Failure> {
+    let raw = if std::io::stdin().is_terminal() {
+        let first = rpassword::prompt_password(format!("{what} のパスワード / password: "))
+            .map_err(Failure::runtime)?;
+        let second = rpassword::prompt_password("もう一度 / again: ").map_err(Failure::runtime)?;
+        if first != second {
+            return Err(Failure::config("the two passwords differ"));
+        }
+        first
+    } else {
+        let mut line = String::new();
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .map_err(Failure::runtime)?;
+        line.trim_end_matches(['\r', '\n']).to_string()
+    };
+    Password::new_secret(raw).map_err(|e| Failure::config(e.message))
+}
+
+async fn admin_task(db: Database, settings: &Settings, task: AdminTask) -> Result<(), Failure> {
+    let hasher = hasher(settings)?;
+    let invalid = |e: renrakucho_core::InvalidValue| Failure::config(format!("--{}: {}", e.field.replace('_', "-"), e.message));
+    let conflict = |e: renrakucho_store::StoreError| match e {
+        renrakucho_store::StoreError::Conflict { .. } => {
+            Failure::runtime("that login ID or facility code is already in use")
+        }
+        other => Failure::runtime(other),
+    };
+    match task {
+        AdminTask::CreateOperator { login_id, name } => {
+            let login_id = LoginId::parse(&login_id).map_err(invalid)?;
+            let name = DisplayName::parse(&name).map_err(invalid)?;
+            let password = read_new_password(login_id.as_str())?;
+            let operator = admin::create_operator(&db, &hasher, &login_id, &name, &password)
+                .await
+                .map_err(conflict)?;
+            println!("Operator {} created (id {}).", operator.login_id, operator.id);
+        }
+        AdminTask::CreateFacility {
+            code,
+            name,
+            kind,
+            admin_login_id,
+            admin_name,
+            admin_profession,
+        } => {
+            let code = FacilityCode::parse(&code).map_err(invalid)?;
+            let name = FacilityName::parse(&name).map_err(invalid)?;
+            let kind: FacilityKind = kind.parse().map_err(|e: renrakucho_core::InvalidValue| {
+                Failure::config(format!("--kind: {}", e.message))
+            })?;
+            let login_id = LoginId::parse(&admin_login_id).map_err(invalid)?;
+            let admin_name = DisplayName::parse(&admin_name).map_err(invalid)?;
+            let profession: Profession = admin_profession.parse().map_err(
+                |e: renrakucho_core::InvalidValue| {
+                    Failure::config(format!("--admin-profession: {}", e.message))
+                },
+            )?;
+            let password = read_new_password(login_id.as_str())?;
+            let facility = admin::create_facility(&db, &code, &name, kind)
+                .await
+                .map_err(conflict)?;
+            let account = admin::create_staff(
+                &db,
+                &hasher,
+                &facility,
+                admin::StaffToIssue {
+                    login_id,
+                    name: admin_name,
+                    role: StaffRole::FacilityAdmin,
+                    profession,
+                    password: &password,
+                },
+            )
+            .await
+            .map_err(conflict)?;
+            println!(
+                "Facility {} created with administrator {}.",
+                facility.code, account.login_id
+            );
+        }
+    }
+    Ok(())
+}
+
+async fn seed_demo(db: Database, settings: &Settings) -> Result<(), Failure> {
+    let seeded = demo::seed(&db, &hasher(settings)?)
+        .await
+        .map_err(Failure::runtime)?;
+    if seeded {
+        println!("Demo network seeded.");
+    } else {
+        println!("The demo network is already there.");
+    }
+    let (facility, login) = demo::DEMO_SIGN_IN;
+    println!(
+        "Demo sign-in: facility code {facility}, login ID {login}, password {}",
+        demo::DEMO_PASSWORD
+    );
+    Ok(())
+}
+
+async fn verify_audit(db: Database) -> Result<(), Failure> {
+    let report = audit::verify(&db).await.map_err(Failure::runtime)?;
+    if report.breaks.is_empty() {
+        println!(
+            "Audit log intact: {} records in {} chains.",
+            report.records, report.chains
+        );
+        return Ok(());
+    }
+    for chain_break in &report.breaks {
+        println!("BROKEN: {chain_break}");
+    }
+    Err(Failure::runtime(format!(
+        "audit log tampered with: {} of {} chains broken",
+        report.breaks.len(),
+        report.chains
+    )))
+}

@@ -1,0 +1,290 @@
+//! Configuration: defaults, then an optional TOML file, then `RENRAKUCHO_…` environment
+//! variables (and `DATABASE_URL`). Anything invalid stops the program with exit code 2 and a
+//! message naming the variable and the problem.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use renrakucho_identity::{PasswordParams, ThrottleConfig};
+use serde::{Deserialize, Serialize};
+
+/// A secret string (a connection URL with a password): never printed.
+#[derive(Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Self {
+        Self(s.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(**redacted**)")
+    }
+}
+
+/// Every setting, flat, so each maps to one environment variable: `listen` is
+/// `RENRAKUCHO_LISTEN`, `session_idle_timeout` is `RENRAKUCHO_SESSION_IDLE_TIMEOUT`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// Address and port to listen on.
+    pub listen: SocketAddr,
+    /// The owner's connection (runs migrations). Unset: a private PostgreSQL cluster is
+    /// started in `data_dir`. Also read from `DATABASE_URL`.
+    pub database_url: Option<Secret>,
+    /// The runtime role's connection, required with `database_url`.
+    pub runtime_database_url: Option<Secret>,
+    /// Where the private cluster (and, later, the local master key) live.
+    pub data_dir: Option<PathBuf>,
+    /// The URL people use to reach the server (e.g. `https://renrakucho.example.jp`). Decides
+    /// whether cookies are `Secure`: they are, unless this is plain HTTP on a loopback address.
+    pub public_url: Option<url::Url>,
+    /// Sign-out after this long without a request (第23条).
+    #[serde(with = "humantime_serde")]
+    pub session_idle_timeout: Duration,
+    /// Sign-out this long after sign-in, however active.
+    #[serde(with = "humantime_serde")]
+    pub session_max_lifetime: Duration,
+    pub signin_account_burst: u32,
+    #[serde(with = "humantime_serde")]
+    pub signin_account_period: Duration,
+    pub signin_address_burst: u32,
+    #[serde(with = "humantime_serde")]
+    pub signin_address_period: Duration,
+    /// argon2id memory cost in KiB (default 19456, OWASP's recommendation).
+    pub password_memory_kib: u32,
+    pub password_iterations: u32,
+    /// Connections the runtime pool may open.
+    pub database_max_connections: u32,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        let password = PasswordParams::default();
+        let throttle = ThrottleConfig::default();
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            database_url: None,
+            runtime_database_url: None,
+            data_dir: None,
+            public_url: None,
+            session_idle_timeout: Duration::from_secs(30 * 60),
+            session_max_lifetime: Duration::from_secs(12 * 60 * 60),
+            signin_account_burst: throttle.account_burst,
+            signin_account_period: Duration::from_secs(throttle.account_period_secs),
+            signin_address_burst: throttle.address_burst,
+            signin_address_period: Duration::from_secs(throttle.address_period_secs),
+            password_memory_kib: password.memory_kib,
+            password_iterations: password.iterations,
+            database_max_connections: 10,
+        }
+    }
+}
+
+/// A configuration problem, worded for the person starting the server.
+#[derive(Debug, thiserror::Error)]
+#[error("configuration error: {0}")]
+pub struct ConfigError(pub String);
+
+/// Environment variables that are not settings.
+const NOT_SETTINGS: &[&str] = &["config", "log", "log_format"];
+
+impl Settings {
+    /// Loads defaults ← TOML file (`path`, or `RENRAKUCHO_CONFIG`) ← environment.
+    pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
+        let file = path
+            .map(Path::to_path_buf)
+            .or_else(|| std::env::var_os("RENRAKUCHO_CONFIG").map(PathBuf::from));
+        let mut figment = Figment::from(Serialized::defaults(Settings::default()));
+        if let Some(file) = &file {
+            if !file.is_file() {
+                return Err(ConfigError(format!(
+                    "the configuration file {} does not exist (given by --config or RENRAKUCHO_CONFIG)",
+                    file.display()
+                )));
+            }
+            figment = figment.merge(Toml::file_exact(file));
+        }
+        figment = figment
+            .merge(Env::raw().only(&["DATABASE_URL"]))
+            .merge(Env::prefixed("RENRAKUCHO_").ignore(NOT_SETTINGS));
+        let settings: Settings = figment.extract().map_err(describe)?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let zero = |name: &str| {
+            ConfigError(format!(
+                "RENRAKUCHO_{}: must be greater than zero",
+                name.to_uppercase()
+            ))
+        };
+        if self.session_idle_timeout.is_zero() {
+            return Err(zero("session_idle_timeout"));
+        }
+        if self.session_max_lifetime < self.session_idle_timeout {
+            return Err(ConfigError(
+                "RENRAKUCHO_SESSION_MAX_LIFETIME: must not be shorter than RENRAKUCHO_SESSION_IDLE_TIMEOUT"
+                    .into(),
+            ));
+        }
+        if self.database_max_connections == 0 {
+            return Err(zero("database_max_connections"));
+        }
+        if self.signin_account_burst == 0 {
+            return Err(zero("signin_account_burst"));
+        }
+        if self.signin_address_burst == 0 {
+            return Err(zero("signin_address_burst"));
+        }
+        if self.password_memory_kib < 8 * 1024 {
+            return Err(ConfigError(
+                "RENRAKUCHO_PASSWORD_MEMORY_KIB: at least 8192 (8 MiB) is needed for argon2id to resist GPUs".into(),
+            ));
+        }
+        if self.password_iterations == 0 {
+            return Err(zero("password_iterations"));
+        }
+        if let Some(url) = &self.public_url {
+            if !matches!(url.scheme(), "http" | "https") {
+                return Err(ConfigError(
+                    "RENRAKUCHO_PUBLIC_URL: must start with http:// or https://".into(),
+                ));
+            }
+        }
+        if self.database_url.is_some() && self.runtime_database_url.is_none() {
+            return Err(ConfigError(
+                "RENRAKUCHO_RUNTIME_DATABASE_URL: required when DATABASE_URL is set. DATABASE_URL \
+                 is the owner that runs migrations; the server's pool connects as a separate role \
+                 that owns nothing and cannot bypass row-level security (`renrakucho migrate \
+                 --create-runtime-role` can create it)"
+                    .into(),
+            ));
+        }
+        for (name, url) in [
+            ("DATABASE_URL", &self.database_url),
+            ("RENRAKUCHO_RUNTIME_DATABASE_URL", &self.runtime_database_url),
+        ] {
+            if let Some(url) = url {
+                if url.expose().parse::<sqlx::postgres::PgConnectOptions>().is_err() {
+                    return Err(ConfigError(format!(
+                        "{name}: not a PostgreSQL connection URL (postgres://user:password@host:port/database)"
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Cookies are `Secure` unless the server is reached over plain HTTP on loopback.
+    pub fn secure_cookies(&self) -> bool {
+        match &self.public_url {
+            Some(url) => url.scheme() == "https" || !is_loopback_url(url),
+            None => !self.listen.ip().is_loopback(),
+        }
+    }
+
+    /// The directory for the private cluster: `RENRAKUCHO_DATA_DIR`, else the user's data
+    /// directory; as root, `/var/lib/renrakucho` (the `postgres` user cannot enter /root).
+    pub fn data_dir(&self) -> PathBuf {
+        if let Some(dir) = &self.data_dir {
+            return dir.clone();
+        }
+        if nix::unistd::geteuid().is_root() {
+            return PathBuf::from("/var/lib/renrakucho");
+        }
+        dirs::data_dir()
+            .unwrap_or_else(|| PathBuf::from(".renrakucho"))
+            .join("renrakucho")
+    }
+
+    pub fn throttle(&self) -> ThrottleConfig {
+        ThrottleConfig {
+            account_burst: self.signin_account_burst,
+            account_period_secs: self.signin_account_period.as_secs().max(1),
+            address_burst: self.signin_address_burst,
+            address_period_secs: self.signin_address_period.as_secs().max(1),
+        }
+    }
+
+    pub fn password_params(&self) -> PasswordParams {
+        PasswordParams {
+            memory_kib: self.password_memory_kib,
+            iterations: self.password_iterations,
+            parallelism: 1,
+        }
+    }
+}
+
+fn is_loopback_url(url: &url::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d == "localhost",
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
+/// Turns figment's error into a sentence naming the environment variable (or file key).
+fn describe(err: figment::Error) -> ConfigError {
+    let messages: Vec<String> = err
+        .into_iter()
+        .map(|e| {
+            let key = e.path.join(".");
+            let source = e.metadata.as_ref().map(|m| m.name.to_string()).unwrap_or_default();
+            let kind = match &e.kind {
+                figment::error::Kind::UnknownField(field, _) => {
+                    format!("`{field}` is not a setting (check the spelling against the README)")
+                }
+                other => other.to_string(),
+            };
+            let name = match &e.kind {
+                figment::error::Kind::UnknownField(field, _) => field.clone(),
+                _ => key.clone(),
+            };
+            if source.contains("TOML") {
+                format!("`{name}` in the configuration file: {kind}")
+            } else if name == "database_url" {
+                format!("DATABASE_URL: {kind}")
+            } else if name.is_empty() {
+                kind
+            } else {
+                format!("RENRAKUCHO_{}: {kind}", name.to_uppercase())
+            }
+        })
+        .collect();
+    ConfigError(messages.join("; "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secure_cookies_except_plain_http_on_loopback() {
+        let mut s = Settings::default();
+        assert!(!s.secure_cookies());
+        s.listen = "0.0.0.0:8080".parse().unwrap();
+        assert!(s.secure_cookies());
+        s.public_url = Some("http://localhost:8080".parse().unwrap());
+        assert!(!s.secure_cookies());
+        s.public_url = Some("https://renrakucho.example.jp".parse().unwrap());
+        assert!(s.secure_cookies());
+    }
+
+    #[test]
+    fn secrets_never_print() {
+        let s = Secret::new("postgres://u:hunter2@h/db");
+        assert!(!format!("{s:?}").contains("hunter2"));
+    }
+}

@@ -1,0 +1,229 @@
+//! One error type for the HTTP API. The client gets a stable code, a message a person
+//! understands and the request ID; the cause goes to the log, never into the response.
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRequest, Request};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use renrakucho_core::InvalidValue;
+use renrakucho_identity::SignInError;
+use renrakucho_store::StoreError;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// The body of every JSON error.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// Stable, machine-readable: `bad_credentials`, `validation`, `not_found`, …
+    pub code: String,
+    /// For people: Japanese, then English.
+    pub message: String,
+    /// The `x-request-id` of the request, to quote when reporting a problem.
+    pub request_id: Option<String>,
+    /// The field at fault, for validation errors.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+}
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+    pub field: Option<String>,
+    pub retry_after: Option<u64>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+            field: None,
+            retry_after: None,
+        }
+    }
+
+    pub fn unauthenticated() -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthenticated",
+            "ログインしてください / please sign in",
+        )
+    }
+
+    pub fn not_found() -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "見つかりません / not found",
+        )
+    }
+
+    pub fn internal() -> Self {
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "サーバーで問題が発生しました。時間をおいて再度お試しください / something went wrong on the server; please try again later",
+        )
+    }
+
+    pub fn unavailable() -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "ただいま利用できません。時間をおいて再度お試しください / temporarily unavailable; please try again later",
+        )
+    }
+}
+
+impl From<InvalidValue> for ApiError {
+    fn from(e: InvalidValue) -> Self {
+        Self {
+            field: Some(e.field.to_string()),
+            ..Self::new(StatusCode::UNPROCESSABLE_ENTITY, "validation", e.message)
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound => Self::not_found(),
+            StoreError::Conflict { constraint } => {
+                tracing::info!(%constraint, "write refused by a unique constraint");
+                Self::new(
+                    StatusCode::CONFLICT,
+                    "conflict",
+                    "同じ内容がすでに登録されています / this already exists",
+                )
+            }
+            StoreError::Forbidden => {
+                tracing::warn!("a write was refused by row-level security");
+                Self::not_found()
+            }
+            e if e.is_unavailable() => {
+                tracing::error!(error = %e, "database unavailable");
+                Self::unavailable()
+            }
+            e => {
+                tracing::error!(error = %e, "storage error");
+                Self::internal()
+            }
+        }
+    }
+}
+
+impl From<SignInError> for ApiError {
+    fn from(e: SignInError) -> Self {
+        match e {
+            SignInError::Invalid(v) => v.into(),
+            SignInError::BadCredentials => Self::new(
+                StatusCode::UNAUTHORIZED,
+                "bad_credentials",
+                "施設コード、ユーザーID、またはパスワードが違います / the facility code, login ID or password is wrong",
+            ),
+            SignInError::AccountNotActive => Self::new(
+                StatusCode::FORBIDDEN,
+                "account_not_active",
+                "このアカウントは停止または無効化されています。施設管理者に連絡してください / this account is suspended or disabled; contact your facility administrator",
+            ),
+            SignInError::FacilityNotActive => Self::new(
+                StatusCode::FORBIDDEN,
+                "facility_not_active",
+                "この施設は現在利用できません。運用者に連絡してください / this facility cannot use the service now; contact the operator",
+            ),
+            SignInError::Throttled { retry_after } => {
+                let secs = retry_after.as_secs().max(1);
+                Self {
+                    retry_after: Some(secs),
+                    ..Self::new(
+                        StatusCode::TOO_MANY_REQUESTS,
+                        "throttled",
+                        format!("ログインの試行が多すぎます。{secs}秒後に再度お試しください / too many sign-in attempts; try again in {secs} seconds"),
+                    )
+                }
+            }
+            SignInError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<tower_sessions::session::Error> for ApiError {
+    fn from(e: tower_sessions::session::Error) -> Self {
+        tracing::error!(error = %e, "session store error");
+        Self::unavailable()
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(rejection: JsonRejection) -> Self {
+        let status = rejection.status();
+        let status = if status == StatusCode::PAYLOAD_TOO_LARGE {
+            status
+        } else {
+            StatusCode::BAD_REQUEST
+        };
+        Self::new(
+            status,
+            "bad_request",
+            format!(
+                "リクエストの形式が正しくありません / the request body is not valid JSON for this endpoint: {}",
+                rejection.body_text()
+            ),
+        )
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code.to_string(),
+                message: self.message,
+                request_id: None,
+                field: self.field,
+            },
+        };
+        let mut response = (self.status, Json(body.clone())).into_response();
+        if let Some(secs) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        // The request ID is filled in by `attach_request_id`, which sees the request.
+        response.extensions_mut().insert(body);
+        response
+    }
+}
+
+/// JSON body extractor whose rejections use the API's error shape.
+#[derive(FromRequest)]
+#[from_request(via(axum::Json), rejection(ApiError))]
+pub struct ApiJson<T>(pub T);
+
+/// Middleware: puts the request's ID into JSON error bodies.
+pub async fn attach_request_id(request: Request, next: Next) -> Response {
+    let request_id = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let mut response = next.run(request).await;
+    if let Some(mut body) = response.extensions_mut().remove::<ErrorBody>() {
+        body.error.request_id = request_id;
+        let (mut parts, _) = response.into_parts();
+        parts.headers.remove(header::CONTENT_LENGTH);
+        let bytes = serde_json::to_vec(&body).unwrap_or_default();
+        response = Response::from_parts(parts, axum::body::Body::from(bytes));
+    }
+    response
+}

@@ -1,0 +1,16 @@
+//! The Renrakucho server: HTTP API and portal pages over the storage, identity and domain
+//! crates, and the `renrakucho` command line. `main.rs` only calls [`cli::main`].
+
+pub mod admin;
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod demo;
+pub mod error;
+pub mod routes;
+pub mod session;
+pub mod setup;
+pub mod state;
+
+pub use app::Application;
+pub use config::Settings;

@@ -1,0 +1,78 @@
+//! Sign-in, sign-out and "who am I" for API clients.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use renrakucho_core::Password;
+use renrakucho_identity::SignInRequest;
+use serde::Deserialize;
+use tower_sessions::Session;
+use utoipa::ToSchema;
+
+use super::RequestOrigin;
+use crate::error::{ApiError, ApiJson, ErrorBody};
+use crate::session::{self, SignedIn, WhoAmI};
+use crate::state::AppState;
+
+/// Credentials. Staff give their facility's code; platform operators leave it out.
+#[derive(Deserialize, ToSchema)]
+pub struct SignInBody {
+    #[serde(default)]
+    pub facility_code: Option<String>,
+    pub login_id: String,
+    pub password: String,
+}
+
+/// Signs in and starts a session (cookie `renrakucho_session`, new ID at every sign-in).
+#[utoipa::path(post, path = "/api/v1/auth/sign-in", tag = "auth", request_body = SignInBody,
+    responses(
+        (status = 200, description = "Signed in", body = WhoAmI),
+        (status = 401, description = "Wrong facility code, login ID or password", body = ErrorBody),
+        (status = 403, description = "Account or facility not active", body = ErrorBody),
+        (status = 422, description = "Malformed input", body = ErrorBody),
+        (status = 429, description = "Too many attempts", body = ErrorBody)))]
+pub async fn sign_in(
+    State(state): State<AppState>,
+    RequestOrigin(origin): RequestOrigin,
+    session: Session,
+    ApiJson(body): ApiJson<SignInBody>,
+) -> Result<Json<WhoAmI>, ApiError> {
+    let password = Password::for_sign_in(body.password)?;
+    let principal = state
+        .auth
+        .sign_in(SignInRequest {
+            facility_code: body.facility_code,
+            login_id: body.login_id,
+            password,
+            origin,
+        })
+        .await?;
+    session::start(&session, principal).await?;
+    let signed_in = session::current(&state, &session)
+        .await?
+        .ok_or_else(ApiError::unauthenticated)?;
+    Ok(Json(signed_in.who))
+}
+
+/// Ends the session: the record is deleted from the store and the cookie cleared.
+#[utoipa::path(post, path = "/api/v1/auth/sign-out", tag = "auth",
+    responses((status = 204, description = "Signed out (also when no one was signed in)")))]
+pub async fn sign_out(
+    State(state): State<AppState>,
+    RequestOrigin(origin): RequestOrigin,
+    session: Session,
+) -> Result<StatusCode, ApiError> {
+    if let Some(signed_in) = session::current(&state, &session).await? {
+        state.auth.sign_out(signed_in.principal, &origin).await?;
+    }
+    session.flush().await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The signed-in user.
+#[utoipa::path(get, path = "/api/v1/me", tag = "auth",
+    responses((status = 200, body = WhoAmI),
+              (status = 401, description = "Not signed in, or the session expired", body = ErrorBody)))]
+pub async fn me(signed_in: SignedIn) -> Json<WhoAmI> {
+    Json(signed_in.who)
+}

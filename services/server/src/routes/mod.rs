@@ -1,0 +1,66 @@
+//! The HTTP surface: one router per area, merged over one state.
+
+pub mod auth;
+pub mod health;
+pub mod openapi;
+pub mod portal;
+
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::http::request::Parts;
+use axum::http::Uri;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use renrakucho_store::audit::Origin;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// The JSON API under `/api/v1`.
+pub fn api() -> Router<AppState> {
+    Router::new()
+        .route("/auth/sign-in", post(auth::sign_in))
+        .route("/auth/sign-out", post(auth::sign_out))
+        .route("/me", get(auth::me))
+        .route("/openapi.json", get(openapi::document))
+        .fallback(api_not_found)
+}
+
+async fn api_not_found(uri: Uri) -> ApiError {
+    tracing::debug!(path = uri.path(), "no such API route");
+    ApiError::not_found()
+}
+
+/// Where a request came from, for the audit log.
+pub struct RequestOrigin(pub Origin);
+
+impl<S: Send + Sync> FromRequestParts<S> for RequestOrigin {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Response> {
+        let client_addr = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip());
+        let request_id = parts
+            .headers
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        Ok(RequestOrigin(Origin {
+            client_addr,
+            request_id,
+        }))
+    }
+}
+
+/// A 404 for anything else, as a page.
+pub async fn page_not_found() -> Response {
+    portal::error_page(
+        axum::http::StatusCode::NOT_FOUND,
+        "ページが見つかりません / Page not found",
+    )
+    .into_response()
+}

@@ -1,0 +1,162 @@
+//! The signed-in user, from the server-side session: the one place that decides whether a
+//! session is still good (idle timeout, absolute lifetime, account and facility still active).
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use renrakucho_core::{FacilityKind, Profession, StaffRole, StaffStatus};
+use renrakucho_identity::{Principal, SessionRecord, SESSION_KEY};
+use renrakucho_store::{facilities, operators, staff, Scope};
+use serde::Serialize;
+use time::OffsetDateTime;
+use tower_sessions::Session;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// Who is signed in, as shown to them.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct WhoAmI {
+    /// `staff` or `operator`.
+    pub kind: String,
+    pub id: Uuid,
+    pub login_id: String,
+    pub display_name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub role: Option<StaffRole>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub profession: Option<Profession>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub facility: Option<FacilitySummary>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct FacilitySummary {
+    pub id: Uuid,
+    pub code: String,
+    pub name: String,
+    pub kind: FacilityKind,
+}
+
+/// A request from a signed-in user. As an extractor it answers 401 when nobody is.
+#[derive(Debug, Clone)]
+pub struct SignedIn {
+    pub principal: Principal,
+    pub who: WhoAmI,
+}
+
+fn now() -> i64 {
+    OffsetDateTime::now_utc().unix_timestamp()
+}
+
+/// Starts a session for `principal`, under a new session ID (no fixation).
+pub async fn start(session: &Session, principal: Principal) -> Result<(), ApiError> {
+    session.cycle_id().await?;
+    let t = now();
+    session
+        .insert(
+            SESSION_KEY,
+            SessionRecord {
+                principal,
+                signed_in_at: t,
+                last_seen_at: t,
+            },
+        )
+        .await?;
+    Ok(())
+}
+
+/// The signed-in user, or `None` (and the session ended) when the session has expired or the
+/// account or facility may no longer sign in.
+pub async fn current(state: &AppState, session: &Session) -> Result<Option<SignedIn>, ApiError> {
+    let Some(mut record) = session.get::<SessionRecord>(SESSION_KEY).await? else {
+        return Ok(None);
+    };
+    let t = now();
+    let policy = state.sessions;
+    let idle = t - record.last_seen_at > policy.idle_timeout.as_secs() as i64;
+    let too_old = t - record.signed_in_at > policy.max_lifetime.as_secs() as i64;
+    if idle || too_old {
+        session.flush().await?;
+        return Ok(None);
+    }
+    let who = match record.principal {
+        Principal::Staff { id, facility } => {
+            let mut tx = state.db.begin(Scope::Facility(facility)).await?;
+            let account = staff::get(&mut tx, id).await;
+            let place = facilities::get(&mut tx, facility).await;
+            tx.commit().await?;
+            let (account, place) = match (account, place) {
+                (Ok(a), Ok(p)) => (a, p),
+                (Err(renrakucho_store::StoreError::NotFound), _)
+                | (_, Err(renrakucho_store::StoreError::NotFound)) => {
+                    session.flush().await?;
+                    return Ok(None);
+                }
+                (Err(e), _) | (_, Err(e)) => return Err(e.into()),
+            };
+            if account.status != StaffStatus::Active || !place.status.allows_sign_in() {
+                session.flush().await?;
+                return Ok(None);
+            }
+            WhoAmI {
+                kind: "staff".into(),
+                id: account.id.as_uuid(),
+                login_id: account.login_id,
+                display_name: account.display_name,
+                role: Some(account.role),
+                profession: Some(account.profession),
+                facility: Some(FacilitySummary {
+                    id: place.id.as_uuid(),
+                    code: place.code,
+                    name: place.name,
+                    kind: place.kind,
+                }),
+            }
+        }
+        Principal::Operator { id } => {
+            let mut tx = state.db.begin(Scope::Platform).await?;
+            let operator = operators::get(&mut tx, id).await;
+            tx.commit().await?;
+            let operator = match operator {
+                Ok(o) if o.status == StaffStatus::Active => o,
+                Ok(_) | Err(renrakucho_store::StoreError::NotFound) => {
+                    session.flush().await?;
+                    return Ok(None);
+                }
+                Err(e) => return Err(e.into()),
+            };
+            WhoAmI {
+                kind: "operator".into(),
+                id: operator.id.as_uuid(),
+                login_id: operator.login_id,
+                display_name: operator.display_name,
+                role: None,
+                profession: None,
+                facility: None,
+            }
+        }
+    };
+    if t - record.last_seen_at >= policy.renew_every().as_secs() as i64 {
+        record.last_seen_at = t;
+        session.insert(SESSION_KEY, record).await?;
+    }
+    Ok(Some(SignedIn {
+        principal: record.principal,
+        who,
+    }))
+}
+
+impl FromRequestParts<AppState> for SignedIn {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let session = Session::from_request_parts(parts, state)
+            .await
+            .map_err(|_| ApiError::internal())?;
+        current(state, &session)
+            .await?
+            .ok_or_else(ApiError::unauthenticated)
+    }
+}

@@ -1,0 +1,27 @@
+use std::time::Duration;
+
+use renrakucho_identity::Authenticator;
+use renrakucho_store::Database;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub db: Database,
+    pub auth: Authenticator,
+    pub sessions: SessionPolicy,
+}
+
+/// How long a session lives (第23条: unattended terminals are signed out).
+#[derive(Debug, Clone, Copy)]
+pub struct SessionPolicy {
+    pub idle_timeout: Duration,
+    pub max_lifetime: Duration,
+}
+
+impl SessionPolicy {
+    /// How often an active session is renewed in the store: often enough that the idle
+    /// timeout is exact to within this, rarely enough that requests do not all write.
+    pub fn renew_every(&self) -> Duration {
+        (self.idle_timeout / 2).min(Duration::from_secs(60))
+    }
+}

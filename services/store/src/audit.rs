@@ -1,0 +1,259 @@
+//! The audit log: one call, [`record`], inside the same transaction as the change it records.
+//!
+//! Records are chained per facility (and one chain for the platform) by the database itself
+//! (trigger `audit_log_link`), and the runtime role may only INSERT and SELECT them.
+//! [`verify`] recomputes every chain and names the first broken link.
+
+use std::net::IpAddr;
+
+use renrakucho_core::{FacilityId, OperatorId, StaffId};
+use serde_json::Value;
+use sqlx::FromRow;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::{Database, Scope, ScopedTx, StoreError};
+
+/// Who did it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Actor {
+    Staff(StaffId),
+    Operator(OperatorId),
+    /// The server itself, or the command line (`renrakucho admin`, `demo`).
+    System,
+    /// Nobody signed in (e.g. a failed sign-in).
+    Anonymous,
+}
+
+impl Actor {
+    fn parts(self) -> (&'static str, Option<Uuid>) {
+        match self {
+            Actor::Staff(id) => ("staff", Some(id.as_uuid())),
+            Actor::Operator(id) => ("operator", Some(id.as_uuid())),
+            Actor::System => ("system", None),
+            Actor::Anonymous => ("anonymous", None),
+        }
+    }
+}
+
+/// How it ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Success,
+    /// Refused: wrong password, throttled, not permitted.
+    Denied,
+    Failure,
+}
+
+impl Outcome {
+    fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Success => "success",
+            Outcome::Denied => "denied",
+            Outcome::Failure => "failure",
+        }
+    }
+}
+
+/// Where a request came from, carried into every audit record it writes.
+#[derive(Debug, Clone, Default)]
+pub struct Origin {
+    pub client_addr: Option<IpAddr>,
+    pub request_id: Option<String>,
+}
+
+/// One audit record to write. `details` must never hold patient data, passwords or tokens.
+#[derive(Debug, Clone)]
+pub struct AuditEvent<'a> {
+    pub actor: Actor,
+    /// Dotted verb, e.g. `auth.sign_in`, `staff.create`.
+    pub action: &'static str,
+    pub outcome: Outcome,
+    pub target: Option<(&'static str, Uuid)>,
+    pub origin: &'a Origin,
+    pub details: Value,
+}
+
+/// Writes `event` into the audit chain of the transaction's scope (the facility's, or the
+/// platform's), inside that transaction: if the change rolls back, so does its record.
+pub async fn record(tx: &mut ScopedTx, event: AuditEvent<'_>) -> Result<(), StoreError> {
+    let (actor_kind, actor_id) = event.actor.parts();
+    let facility = tx.scope().facility().map(|f| f.as_uuid());
+    let request_id = event
+        .origin
+        .request_id
+        .as_deref()
+        .map(|r| r.chars().take(100).collect::<String>());
+    sqlx::query(
+        "INSERT INTO audit_log (facility_id, seq, actor_kind, actor_id, action, outcome,
+                                target_kind, target_id, client_addr, request_id, details,
+                                prev_hash, hash)
+         VALUES ($1, 0, $2, $3, $4, $5, $6, $7, $8, $9, $10, '', '')",
+    )
+    .bind(facility)
+    .bind(actor_kind)
+    .bind(actor_id)
+    .bind(event.action)
+    .bind(event.outcome.as_str())
+    .bind(event.target.map(|t| t.0))
+    .bind(event.target.map(|t| t.1))
+    .bind(event.origin.client_addr.map(sqlx::types::ipnetwork::IpNetwork::from))
+    .bind(request_id)
+    .bind(&event.details)
+    .execute(tx.conn())
+    .await?;
+    Ok(())
+}
+
+/// A record as a facility admin (their facility's) or an operator (the platform's) reads it.
+#[derive(Debug, Clone, FromRow, serde::Serialize)]
+pub struct AuditRecord {
+    pub seq: i64,
+    #[serde(with = "time::serde::rfc3339")]
+    pub occurred_at: OffsetDateTime,
+    pub actor_kind: String,
+    pub actor_id: Option<Uuid>,
+    pub action: String,
+    pub outcome: String,
+    pub target_kind: Option<String>,
+    pub target_id: Option<Uuid>,
+    pub request_id: Option<String>,
+    pub details: Value,
+}
+
+/// The newest records of the scope's chain, newest first.
+pub async fn recent(tx: &mut ScopedTx, limit: i64) -> Result<Vec<AuditRecord>, StoreError> {
+    let rows = sqlx::query_as::<_, AuditRecord>(
+        "SELECT seq, occurred_at, actor_kind, actor_id, action, outcome, target_kind, target_id,
+                request_id, details
+           FROM audit_log ORDER BY seq DESC LIMIT $1",
+    )
+    .bind(limit.clamp(1, 1000))
+    .fetch_all(tx.conn())
+    .await?;
+    Ok(rows)
+}
+
+/// The first broken link found in a chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainBreak {
+    /// The chain: a facility, or the platform (`None`).
+    pub facility: Option<FacilityId>,
+    /// The record whose link does not hold (its row id and its position in the chain).
+    pub id: i64,
+    pub seq: i64,
+    pub problem: BreakKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BreakKind {
+    /// The record's content no longer matches its hash: it was edited.
+    Altered,
+    /// The record does not follow the one before it: records in between were removed
+    /// (or the previous record was edited in its hash).
+    PreviousMissing { expected_seq: i64 },
+}
+
+impl std::fmt::Display for ChainBreak {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let chain = match self.facility {
+            Some(id) => format!("facility {id}"),
+            None => "platform".to_string(),
+        };
+        match self.problem {
+            BreakKind::Altered => write!(
+                f,
+                "{chain} chain: record #{} (id {}) was altered: its content does not match its hash",
+                self.seq, self.id
+            ),
+            BreakKind::PreviousMissing { expected_seq } => write!(
+                f,
+                "{chain} chain: record #{} (id {}) does not follow the record before it: \
+                 record #{expected_seq} was removed or altered",
+                self.seq, self.id
+            ),
+        }
+    }
+}
+
+/// What [`verify`] found.
+#[derive(Debug, Clone, Default)]
+pub struct VerifyReport {
+    pub chains: usize,
+    pub records: i64,
+    pub breaks: Vec<ChainBreak>,
+}
+
+#[derive(FromRow)]
+struct BreakRow {
+    id: i64,
+    seq: i64,
+    altered: bool,
+    prev_seq: Option<i64>,
+}
+
+async fn verify_scope(
+    tx: &mut ScopedTx,
+    facility: Option<FacilityId>,
+) -> Result<(i64, Option<ChainBreak>), StoreError> {
+    // RLS shows exactly the scope's chain. Compare each record with its recomputed hash and
+    // with the record before it; return the count and the first break.
+    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_log")
+        .fetch_one(tx.conn())
+        .await?;
+    let first_break = sqlx::query_as::<_, BreakRow>(
+        "SELECT id, seq, altered, prev_seq FROM (
+             SELECT a.id, a.seq,
+                    a.hash <> audit_record_hash(a) AS altered,
+                    lag(a.seq) OVER w AS prev_seq,
+                    a.prev_hash IS DISTINCT FROM coalesce(lag(a.hash) OVER w,
+                        '\\x0000000000000000000000000000000000000000000000000000000000000000'::bytea)
+                        AS unlinked
+               FROM audit_log a
+             WINDOW w AS (ORDER BY a.seq)
+         ) c
+         WHERE altered OR unlinked OR seq <> coalesce(prev_seq, 0) + 1
+         ORDER BY seq
+         LIMIT 1",
+    )
+    .fetch_optional(tx.conn())
+    .await?;
+    let chain_break = first_break.map(|row| ChainBreak {
+        facility,
+        id: row.id,
+        seq: row.seq,
+        problem: if row.altered {
+            BreakKind::Altered
+        } else {
+            BreakKind::PreviousMissing {
+                expected_seq: row.prev_seq.unwrap_or(0) + 1,
+            }
+        },
+    });
+    Ok((count, chain_break))
+}
+
+/// Recomputes every chain (the platform's and each facility's) and reports the first broken
+/// link of each. Runs as the runtime role, one scope at a time, like any other reader.
+pub async fn verify(db: &Database) -> Result<VerifyReport, StoreError> {
+    let mut report = VerifyReport::default();
+    let mut tx = db.begin(Scope::Platform).await?;
+    let facilities: Vec<Uuid> = sqlx::query_scalar("SELECT id FROM facilities ORDER BY id")
+        .fetch_all(tx.conn())
+        .await?;
+    let (count, chain_break) = verify_scope(&mut tx, None).await?;
+    tx.commit().await?;
+    report.chains += 1;
+    report.records += count;
+    report.breaks.extend(chain_break);
+    for id in facilities {
+        let facility = FacilityId::from_uuid(id);
+        let mut tx = db.begin(Scope::Facility(facility)).await?;
+        let (count, chain_break) = verify_scope(&mut tx, Some(facility)).await?;
+        tx.commit().await?;
+        report.chains += 1;
+        report.records += count;
+        report.breaks.extend(chain_break);
+    }
+    Ok(report)
+}

@@ -1,0 +1,124 @@
+//! Facilities (tenants): SQL for the `facilities` table.
+
+use renrakucho_core::{FacilityCode, FacilityId, FacilityKind, FacilityName, FacilityStatus};
+use sqlx::FromRow;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::{Database, ScopedTx, StoreError};
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Facility {
+    pub id: FacilityId,
+    pub code: String,
+    pub name: String,
+    pub kind: FacilityKind,
+    pub status: FacilityStatus,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+}
+
+#[derive(FromRow)]
+struct Row {
+    id: Uuid,
+    code: String,
+    name: String,
+    kind: String,
+    status: String,
+    created_at: OffsetDateTime,
+}
+
+pub(crate) fn decode<T: std::str::FromStr>(column: &str, value: &str) -> Result<T, StoreError> {
+    value.parse().map_err(|_| {
+        StoreError::Database(sqlx::Error::Decode(
+            format!("unexpected value in column {column}").into(),
+        ))
+    })
+}
+
+impl TryFrom<Row> for Facility {
+    type Error = StoreError;
+    fn try_from(r: Row) -> Result<Self, StoreError> {
+        Ok(Facility {
+            id: FacilityId::from_uuid(r.id),
+            code: r.code,
+            name: r.name,
+            kind: decode("kind", &r.kind)?,
+            status: decode("status", &r.status)?,
+            created_at: r.created_at,
+        })
+    }
+}
+
+const COLUMNS: &str = "id, code, name, kind, status, created_at";
+
+/// A facility to register. Platform scope only (the operator admits facilities, 第6条).
+#[derive(Debug, Clone)]
+pub struct NewFacility {
+    pub code: FacilityCode,
+    pub name: FacilityName,
+    pub kind: FacilityKind,
+    pub status: FacilityStatus,
+}
+
+pub async fn insert(tx: &mut ScopedTx, new: &NewFacility) -> Result<Facility, StoreError> {
+    let row = sqlx::query_as::<_, Row>(&format!(
+        "INSERT INTO facilities (id, code, name, kind, status) VALUES ($1, $2, $3, $4, $5)
+         RETURNING {COLUMNS}"
+    ))
+    .bind(FacilityId::new().as_uuid())
+    .bind(new.code.as_str())
+    .bind(new.name.as_str())
+    .bind(new.kind.as_str())
+    .bind(new.status.as_str())
+    .fetch_one(tx.conn())
+    .await?;
+    row.try_into()
+}
+
+/// One facility, if visible in the transaction's scope.
+pub async fn get(tx: &mut ScopedTx, id: FacilityId) -> Result<Facility, StoreError> {
+    sqlx::query_as::<_, Row>(&format!("SELECT {COLUMNS} FROM facilities WHERE id = $1"))
+        .bind(id.as_uuid())
+        .fetch_optional(tx.conn())
+        .await?
+        .ok_or(StoreError::NotFound)?
+        .try_into()
+}
+
+/// Every facility visible in the scope (all of them in platform scope), by code.
+pub async fn list(tx: &mut ScopedTx) -> Result<Vec<Facility>, StoreError> {
+    sqlx::query_as::<_, Row>(&format!("SELECT {COLUMNS} FROM facilities ORDER BY code"))
+        .fetch_all(tx.conn())
+        .await?
+        .into_iter()
+        .map(Facility::try_from)
+        .collect()
+}
+
+pub async fn find_by_code(
+    tx: &mut ScopedTx,
+    code: &FacilityCode,
+) -> Result<Option<Facility>, StoreError> {
+    sqlx::query_as::<_, Row>(&format!("SELECT {COLUMNS} FROM facilities WHERE code = $1"))
+        .bind(code.as_str())
+        .fetch_optional(tx.conn())
+        .await?
+        .map(Facility::try_from)
+        .transpose()
+}
+
+/// Before anyone is signed in: which facility a sign-in names, and its status. Uses the
+/// narrow SECURITY DEFINER function `facility_for_sign_in`; no tenant context is needed.
+pub async fn for_sign_in(
+    db: &Database,
+    code: &FacilityCode,
+) -> Result<Option<(FacilityId, FacilityStatus)>, StoreError> {
+    let row: Option<(Uuid, String)> =
+        sqlx::query_as("SELECT facility_id, status FROM facility_for_sign_in($1)")
+            .bind(code.as_str())
+            .fetch_optional(db.pool())
+            .await?;
+    row.map(|(id, status)| Ok((FacilityId::from_uuid(id), decode("status", &status)?)))
+        .transpose()
+}

@@ -1,0 +1,160 @@
+//! Staff accounts: SQL for the `staff_accounts` table. Always in one facility's scope.
+
+use renrakucho_core::{
+    DisplayName, FacilityId, LoginId, Profession, StaffId, StaffRole, StaffStatus,
+};
+use sqlx::FromRow;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::facilities::decode;
+use crate::{ScopedTx, StoreError};
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct StaffAccount {
+    pub id: StaffId,
+    pub facility_id: FacilityId,
+    pub login_id: String,
+    pub display_name: String,
+    pub role: StaffRole,
+    pub profession: Profession,
+    pub status: StaffStatus,
+    #[serde(with = "time::serde::rfc3339")]
+    pub password_changed_at: OffsetDateTime,
+}
+
+/// An account with its password hash, for the sign-in check only.
+#[derive(Debug, Clone)]
+pub struct StaffCredentials {
+    pub account: StaffAccount,
+    pub password_hash: String,
+}
+
+#[derive(FromRow)]
+struct Row {
+    id: Uuid,
+    facility_id: Uuid,
+    login_id: String,
+    display_name: String,
+    role: String,
+    profession: String,
+    status: String,
+    password_changed_at: OffsetDateTime,
+    password_hash: String,
+}
+
+impl Row {
+    fn into_credentials(self) -> Result<StaffCredentials, StoreError> {
+        Ok(StaffCredentials {
+            account: StaffAccount {
+                id: StaffId::from_uuid(self.id),
+                facility_id: FacilityId::from_uuid(self.facility_id),
+                login_id: self.login_id,
+                display_name: self.display_name,
+                role: decode("role", &self.role)?,
+                profession: decode("profession", &self.profession)?,
+                status: decode("status", &self.status)?,
+                password_changed_at: self.password_changed_at,
+            },
+            password_hash: self.password_hash,
+        })
+    }
+}
+
+const COLUMNS: &str = "id, facility_id, login_id, display_name, role, profession, status, \
+                       password_changed_at, password_hash";
+
+/// A staff account to create in the transaction's facility.
+#[derive(Debug, Clone)]
+pub struct NewStaff {
+    pub login_id: LoginId,
+    pub display_name: DisplayName,
+    pub role: StaffRole,
+    pub profession: Profession,
+    pub password_hash: String,
+}
+
+fn facility_of(tx: &ScopedTx) -> Result<FacilityId, StoreError> {
+    tx.scope().facility().ok_or(StoreError::Forbidden)
+}
+
+/// Creates the account in the transaction's facility. A login ID already used in this
+/// facility gives [`StoreError::Conflict`]; other facilities' IDs never collide.
+pub async fn insert(tx: &mut ScopedTx, new: &NewStaff) -> Result<StaffAccount, StoreError> {
+    let facility = facility_of(tx)?;
+    let row = sqlx::query_as::<_, Row>(&format!(
+        "INSERT INTO staff_accounts
+             (id, facility_id, login_id, display_name, role, profession, password_hash)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)
+         RETURNING {COLUMNS}"
+    ))
+    .bind(StaffId::new().as_uuid())
+    .bind(facility.as_uuid())
+    .bind(new.login_id.as_str())
+    .bind(new.display_name.as_str())
+    .bind(new.role.as_str())
+    .bind(new.profession.as_str())
+    .bind(&new.password_hash)
+    .fetch_one(tx.conn())
+    .await?;
+    Ok(row.into_credentials()?.account)
+}
+
+pub async fn find_credentials(
+    tx: &mut ScopedTx,
+    login_id: &LoginId,
+) -> Result<Option<StaffCredentials>, StoreError> {
+    sqlx::query_as::<_, Row>(&format!(
+        "SELECT {COLUMNS} FROM staff_accounts WHERE login_id = $1"
+    ))
+    .bind(login_id.as_str())
+    .fetch_optional(tx.conn())
+    .await?
+    .map(Row::into_credentials)
+    .transpose()
+}
+
+pub async fn get(tx: &mut ScopedTx, id: StaffId) -> Result<StaffAccount, StoreError> {
+    sqlx::query_as::<_, Row>(&format!("SELECT {COLUMNS} FROM staff_accounts WHERE id = $1"))
+        .bind(id.as_uuid())
+        .fetch_optional(tx.conn())
+        .await?
+        .ok_or(StoreError::NotFound)?
+        .into_credentials()
+        .map(|c| c.account)
+}
+
+pub async fn list(tx: &mut ScopedTx) -> Result<Vec<StaffAccount>, StoreError> {
+    sqlx::query_as::<_, Row>(&format!(
+        "SELECT {COLUMNS} FROM staff_accounts ORDER BY login_id"
+    ))
+    .fetch_all(tx.conn())
+    .await?
+    .into_iter()
+    .map(|r| r.into_credentials().map(|c| c.account))
+    .collect()
+}
+
+pub async fn set_status(
+    tx: &mut ScopedTx,
+    id: StaffId,
+    status: StaffStatus,
+) -> Result<(), StoreError> {
+    let done = sqlx::query(
+        "UPDATE staff_accounts SET status = $2, updated_at = now() WHERE id = $1",
+    )
+    .bind(id.as_uuid())
+    .bind(status.as_str())
+    .execute(tx.conn())
+    .await?;
+    if done.rows_affected() == 0 {
+        return Err(StoreError::NotFound);
+    }
+    Ok(())
+}
+
+pub async fn count(tx: &mut ScopedTx) -> Result<i64, StoreError> {
+    Ok(sqlx::query_scalar("SELECT count(*) FROM staff_accounts")
+        .fetch_one(tx.conn())
+        .await?)
+}
