@@ -1,1 +1,4 @@
+//! Integration tests against a real PostgreSQL, as the production runtime role.
+//! One test binary: the private cluster starts once for all of them.
 
+mod api;

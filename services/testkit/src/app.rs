@@ -1,0 +1,195 @@
+use std::net::SocketAddr;
+
+use renrakucho_core::{
+    DisplayName, FacilityCode, FacilityKind, FacilityName, LoginId, Password, Profession,
+    StaffRole,
+};
+use renrakucho_identity::{PasswordHasher, PasswordParams};
+use renrakucho_server::admin::{self, StaffToIssue};
+use renrakucho_server::{Application, Settings};
+use renrakucho_store::facilities::Facility;
+use renrakucho_store::operators::Operator;
+use renrakucho_store::staff::StaffAccount;
+use renrakucho_store::Database;
+use serde_json::{json, Value};
+use tokio::sync::oneshot;
+
+use crate::TestDatabase;
+
+/// The server running on a free port over its own database, with a cookie-keeping client.
+pub struct TestApp {
+    pub address: String,
+    pub addr: SocketAddr,
+    /// The runtime role's pool on the test database (for fixtures and direct checks).
+    pub db: Database,
+    pub database: TestDatabase,
+    pub client: reqwest::Client,
+    pub settings: Settings,
+    hasher: PasswordHasher,
+    shutdown: Option<oneshot::Sender<()>>,
+}
+
+/// Test defaults: a free port; everything else as in production.
+pub fn test_settings() -> Settings {
+    Settings {
+        listen: "127.0.0.1:0".parse().expect("an address"),
+        ..Settings::default()
+    }
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+/// Like [`spawn_app`], with settings adjusted first (short timeouts, tight throttles).
+pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
+    let database = TestDatabase::create().await;
+    let mut settings = test_settings();
+    adjust(&mut settings);
+    let app = Application::build(&settings, database.runtime_options())
+        .await
+        .expect("building the application");
+    let addr = app.local_addr();
+    let (tx, rx) = oneshot::channel::<()>();
+    tokio::spawn(app.run_until(async {
+        let _ = rx.await;
+    }));
+    let db = Database::connect(database.runtime_options(), 4)
+        .await
+        .expect("connecting the fixture pool");
+    let hasher = PasswordHasher::new(PasswordParams {
+        memory_kib: settings.password_memory_kib,
+        iterations: settings.password_iterations,
+        parallelism: 1,
+    })
+    .expect("hasher");
+    TestApp {
+        address: format!("http://{addr}"),
+        addr,
+        db,
+        database,
+        client: new_client(),
+        settings,
+        hasher,
+        shutdown: Some(tx),
+    }
+}
+
+/// A client that keeps cookies and does not follow redirects (tests look at them).
+pub fn new_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("an HTTP client")
+}
+
+/// The password every fixture account gets.
+pub const FIXTURE_PASSWORD: &str = "correct horse battery staple";
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.address, path)
+    }
+
+    /// An active facility, registered as the operator would.
+    pub async fn seed_facility(&self, code: &str, kind: FacilityKind) -> Facility {
+        admin::create_facility(
+            &self.db,
+            &FacilityCode::parse(code).expect("a valid code"),
+            &FacilityName::parse(&format!("{code} 施設")).expect("a valid name"),
+            kind,
+        )
+        .await
+        .expect("seeding a facility")
+    }
+
+    /// An active staff account with [`FIXTURE_PASSWORD`].
+    pub async fn seed_staff(
+        &self,
+        facility: &Facility,
+        login: &str,
+        role: StaffRole,
+        profession: Profession,
+    ) -> StaffAccount {
+        let password = Password::new_secret(FIXTURE_PASSWORD.into()).expect("password");
+        admin::create_staff(
+            &self.db,
+            &self.hasher,
+            facility,
+            StaffToIssue {
+                login_id: LoginId::parse(login).expect("login"),
+                name: DisplayName::parse("試験 太郎").expect("name"),
+                role,
+                profession,
+                password: &password,
+            },
+        )
+        .await
+        .expect("seeding staff")
+    }
+
+    pub async fn seed_operator(&self, login: &str) -> Operator {
+        let password = Password::new_secret(FIXTURE_PASSWORD.into()).expect("password");
+        admin::create_operator(
+            &self.db,
+            &self.hasher,
+            &LoginId::parse(login).expect("login"),
+            &DisplayName::parse("運用 花子").expect("name"),
+            &password,
+        )
+        .await
+        .expect("seeding an operator")
+    }
+
+    /// POST /api/v1/auth/sign-in with this app's client (its cookies).
+    pub async fn sign_in(&self, facility_code: Option<&str>, login: &str, password: &str) -> reqwest::Response {
+        self.sign_in_with(&self.client, facility_code, login, password)
+            .await
+    }
+
+    pub async fn sign_in_with(
+        &self,
+        client: &reqwest::Client,
+        facility_code: Option<&str>,
+        login: &str,
+        password: &str,
+    ) -> reqwest::Response {
+        client
+            .post(self.url("/api/v1/auth/sign-in"))
+            .json(&json!({ "facility_code": facility_code, "login_id": login, "password": password }))
+            .send()
+            .await
+            .expect("sign-in request")
+    }
+
+    pub async fn me(&self) -> reqwest::Response {
+        self.client
+            .get(self.url("/api/v1/me"))
+            .send()
+            .await
+            .expect("me request")
+    }
+
+    pub async fn sign_out(&self) -> reqwest::Response {
+        self.client
+            .post(self.url("/api/v1/auth/sign-out"))
+            .send()
+            .await
+            .expect("sign-out request")
+    }
+
+    /// The JSON error body's `error.code`.
+    pub async fn error_code(response: reqwest::Response) -> String {
+        let body: Value = response.json().await.expect("a JSON error body");
+        body["error"]["code"].as_str().unwrap_or_default().to_string()
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
