@@ -2,3 +2,9 @@
 //! One test binary: the private cluster starts once for all of them.
 
 mod api;
+mod audit;
+mod browser;
+mod catalog;
+mod isolation;
+mod sessions;
+mod sign_in;

@@ -34,6 +34,11 @@ pub enum ClusterError {
     )]
     BinariesNotFound,
     #[error(
+        "PostgreSQL server binaries were not found and `apt-get install -y postgresql` failed; \
+         install them yourself or set DATABASE_URL to use an existing server"
+    )]
+    InstallFailed,
+    #[error(
         "another Renrakucho server is already using the data directory {dir} (process {pid}); \
          stop it first or choose another directory with RENRAKUCHO_DATA_DIR"
     )]
@@ -121,6 +126,33 @@ impl Binaries {
             .ok_or(ClusterError::BinariesNotFound)
     }
 
+    /// Like [`Binaries::find`]; when nothing is found and we are root on a Debian/Ubuntu
+    /// machine, installs the `postgresql` package first (the zero-configuration promise: the
+    /// run command works on a fresh machine). As an ordinary user it only names the fix.
+    pub fn find_or_install() -> Result<Self, ClusterError> {
+        match Self::find() {
+            Err(ClusterError::BinariesNotFound)
+                if nix::unistd::geteuid().is_root() && Path::new("/usr/bin/apt-get").exists() =>
+            {
+                tracing::warn!("PostgreSQL server binaries not found: installing the postgresql package with apt-get");
+                let quiet = |c: &mut Command| {
+                    c.env("DEBIAN_FRONTEND", "noninteractive")
+                        .stdout(Stdio::null())
+                        .status()
+                };
+                let updated = quiet(Command::new("apt-get").arg("update"))
+                    .map_err(io("running apt-get update"))?;
+                let installed = quiet(Command::new("apt-get").args(["install", "-y", "postgresql"]))
+                    .map_err(io("running apt-get install postgresql"))?;
+                if !(updated.success() && installed.success()) {
+                    return Err(ClusterError::InstallFailed);
+                }
+                Self::find()
+            }
+            other => other,
+        }
+    }
+
     fn tool(&self, name: &str) -> PathBuf {
         self.bin_dir.join(name)
     }
@@ -175,7 +207,7 @@ impl LocalCluster {
     /// Starts (creating on first use) the cluster kept in `dir`. Blocking: call it from
     /// `spawn_blocking` in async code.
     pub fn start(dir: &Path) -> Result<Self, ClusterError> {
-        let binaries = Binaries::find()?;
+        let binaries = Binaries::find_or_install()?;
         let run_as = RunAs::detect()?;
         let dir_str = dir.to_string_lossy();
         if dir_str.contains(['\'', '"', '\n', '\\']) {
