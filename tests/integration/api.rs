@@ -21,10 +21,12 @@ async fn readiness_fails_when_migrations_are_not_current() {
     let mut owner = sqlx::ConnectOptions::connect(&app.database.owner_options())
         .await
         .unwrap();
-    sqlx::query("DELETE FROM _sqlx_migrations WHERE version = (SELECT max(version) FROM _sqlx_migrations)")
-        .execute(&mut owner)
-        .await
-        .unwrap();
+    sqlx::query(
+        "DELETE FROM _sqlx_migrations WHERE version = (SELECT max(version) FROM _sqlx_migrations)",
+    )
+    .execute(&mut owner)
+    .await
+    .unwrap();
     let ready = app.client.get(app.url("/readyz")).send().await.unwrap();
     assert_eq!(ready.status(), 503);
     let body: Value = ready.json().await.unwrap();
@@ -44,8 +46,17 @@ async fn openapi_document_lists_the_endpoints() {
         .await
         .unwrap();
     assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
-    for path in ["/api/v1/auth/sign-in", "/api/v1/auth/sign-out", "/api/v1/me", "/healthz", "/readyz"] {
-        assert!(doc["paths"].get(path).is_some(), "{path} missing from the OpenAPI document");
+    for path in [
+        "/api/v1/auth/sign-in",
+        "/api/v1/auth/sign-out",
+        "/api/v1/me",
+        "/healthz",
+        "/readyz",
+    ] {
+        assert!(
+            doc["paths"].get(path).is_some(),
+            "{path} missing from the OpenAPI document"
+        );
     }
 }
 
@@ -64,7 +75,10 @@ async fn errors_have_one_shape_with_the_request_id() {
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["error"]["code"], "not_found");
     assert_eq!(body["error"]["request_id"], "req-123");
-    assert!(body["error"]["message"].as_str().unwrap().contains("見つかりません"));
+    assert!(body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("見つかりません"));
 
     let malformed = app
         .client
@@ -77,5 +91,8 @@ async fn errors_have_one_shape_with_the_request_id() {
     assert_eq!(malformed.status(), 400);
     let body: Value = malformed.json().await.unwrap();
     assert_eq!(body["error"]["code"], "bad_request");
-    assert!(body["error"]["request_id"].as_str().is_some(), "a generated request id is reported");
+    assert!(
+        body["error"]["request_id"].as_str().is_some(),
+        "a generated request id is reported"
+    );
 }

@@ -98,7 +98,10 @@ mod tests {
     fn facility_code_normalises_and_refuses_bad_shapes() {
         assert_eq!(FacilityCode::parse(" iz-01 ").unwrap().as_str(), "IZ-01");
         for bad in ["", "ab", "-abc", "ab cd", "施設コード", "abcdefghijklmnopq"] {
-            assert!(FacilityCode::parse(bad).is_err(), "{bad:?} should be refused");
+            assert!(
+                FacilityCode::parse(bad).is_err(),
+                "{bad:?} should be refused"
+            );
         }
     }
 

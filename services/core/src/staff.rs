@@ -86,7 +86,11 @@ impl DisplayName {
     }
 }
 
-pub(crate) fn parse_text(field: &'static str, raw: &str, max: usize) -> Result<String, InvalidValue> {
+pub(crate) fn parse_text(
+    field: &'static str,
+    raw: &str,
+    max: usize,
+) -> Result<String, InvalidValue> {
     let text: String = raw.trim().nfc().collect();
     let count = text.chars().count();
     if count == 0 {
@@ -181,6 +185,9 @@ mod tests {
     fn display_name_refuses_empty_and_control_characters() {
         assert!(DisplayName::parse("  ").is_err());
         assert!(DisplayName::parse("田中\u{7}").is_err());
-        assert_eq!(DisplayName::parse(" 田中 花子 ").unwrap().as_str(), "田中 花子");
+        assert_eq!(
+            DisplayName::parse(" 田中 花子 ").unwrap().as_str(),
+            "田中 花子"
+        );
     }
 }

@@ -95,8 +95,14 @@ impl Authenticator {
             });
         }
         match code {
-            Some(code) => self.staff_sign_in(&code, &login, &request.password, &origin).await,
-            None => self.operator_sign_in(&login, &request.password, &origin).await,
+            Some(code) => {
+                self.staff_sign_in(&code, &login, &request.password, &origin)
+                    .await
+            }
+            None => {
+                self.operator_sign_in(&login, &request.password, &origin)
+                    .await
+            }
         }
     }
 
@@ -110,7 +116,8 @@ impl Authenticator {
         let Some((facility, facility_status)) = facilities::for_sign_in(&self.db, code).await?
         else {
             self.verify(password, None).await;
-            self.record_platform(origin, "unknown_facility", None).await?;
+            self.record_platform(origin, "unknown_facility", None)
+                .await?;
             return Err(SignInError::BadCredentials);
         };
         let mut tx = self.db.begin(Scope::Facility(facility)).await?;
@@ -119,8 +126,20 @@ impl Authenticator {
         let known = credentials.is_some();
         let matches = self.verify(password, stored).await;
         let Some(credentials) = credentials.filter(|_| matches) else {
-            let reason = if known { "wrong_password" } else { "unknown_user" };
-            record(&mut tx, Actor::Anonymous, Outcome::Denied, None, origin, reason).await?;
+            let reason = if known {
+                "wrong_password"
+            } else {
+                "unknown_user"
+            };
+            record(
+                &mut tx,
+                Actor::Anonymous,
+                Outcome::Denied,
+                None,
+                origin,
+                reason,
+            )
+            .await?;
             tx.commit().await?;
             return Err(SignInError::BadCredentials);
         };
@@ -128,12 +147,28 @@ impl Authenticator {
         let actor = Actor::Staff(account.id);
         let target = Some(("staff", account.id.as_uuid()));
         if account.status != StaffStatus::Active {
-            record(&mut tx, actor, Outcome::Denied, target, origin, "account_not_active").await?;
+            record(
+                &mut tx,
+                actor,
+                Outcome::Denied,
+                target,
+                origin,
+                "account_not_active",
+            )
+            .await?;
             tx.commit().await?;
             return Err(SignInError::AccountNotActive);
         }
         if !facility_status.allows_sign_in() {
-            record(&mut tx, actor, Outcome::Denied, target, origin, "facility_not_active").await?;
+            record(
+                &mut tx,
+                actor,
+                Outcome::Denied,
+                target,
+                origin,
+                "facility_not_active",
+            )
+            .await?;
             tx.commit().await?;
             return Err(SignInError::FacilityNotActive);
         }
@@ -157,8 +192,20 @@ impl Authenticator {
         let known = credentials.is_some();
         let matches = self.verify(password, stored).await;
         let Some(credentials) = credentials.filter(|_| matches) else {
-            let reason = if known { "wrong_password" } else { "unknown_user" };
-            record(&mut tx, Actor::Anonymous, Outcome::Denied, None, origin, reason).await?;
+            let reason = if known {
+                "wrong_password"
+            } else {
+                "unknown_user"
+            };
+            record(
+                &mut tx,
+                Actor::Anonymous,
+                Outcome::Denied,
+                None,
+                origin,
+                reason,
+            )
+            .await?;
             tx.commit().await?;
             return Err(SignInError::BadCredentials);
         };
@@ -166,7 +213,15 @@ impl Authenticator {
         let actor = Actor::Operator(operator.id);
         let target = Some(("operator", operator.id.as_uuid()));
         if operator.status != StaffStatus::Active {
-            record(&mut tx, actor, Outcome::Denied, target, origin, "account_not_active").await?;
+            record(
+                &mut tx,
+                actor,
+                Outcome::Denied,
+                target,
+                origin,
+                "account_not_active",
+            )
+            .await?;
             tx.commit().await?;
             return Err(SignInError::AccountNotActive);
         }
@@ -205,7 +260,15 @@ impl Authenticator {
         target: Option<(&'static str, uuid::Uuid)>,
     ) -> Result<(), StoreError> {
         let mut tx = self.db.begin(Scope::Platform).await?;
-        record(&mut tx, Actor::Anonymous, Outcome::Denied, target, origin, reason).await?;
+        record(
+            &mut tx,
+            Actor::Anonymous,
+            Outcome::Denied,
+            target,
+            origin,
+            reason,
+        )
+        .await?;
         tx.commit().await
     }
 }

@@ -116,7 +116,7 @@ impl Binaries {
                     Some((v, e.path().join("bin")))
                 })
                 .collect();
-            versions.sort_by(|a, b| b.0.cmp(&a.0));
+            versions.sort_by_key(|v| std::cmp::Reverse(v.0));
             candidates.extend(versions.into_iter().map(|(_, p)| p));
         }
         candidates
@@ -142,8 +142,9 @@ impl Binaries {
                 };
                 let updated = quiet(Command::new("apt-get").arg("update"))
                     .map_err(io("running apt-get update"))?;
-                let installed = quiet(Command::new("apt-get").args(["install", "-y", "postgresql"]))
-                    .map_err(io("running apt-get install postgresql"))?;
+                let installed =
+                    quiet(Command::new("apt-get").args(["install", "-y", "postgresql"]))
+                        .map_err(io("running apt-get install postgresql"))?;
                 if !(updated.success() && installed.success()) {
                     return Err(ClusterError::InstallFailed);
                 }
@@ -216,7 +217,10 @@ impl LocalCluster {
         fs::create_dir_all(dir).map_err(io(format!("creating {}", dir.display())))?;
         let dir = fs::canonicalize(dir).map_err(io(format!("resolving {}", dir.display())))?;
         let pgdata = dir.join("pgdata");
-        let socket_len = pgdata.join(format!(".s.PGSQL.{SOCKET_PORT}")).as_os_str().len();
+        let socket_len = pgdata
+            .join(format!(".s.PGSQL.{SOCKET_PORT}"))
+            .as_os_str()
+            .len();
         if socket_len > MAX_SOCKET_PATH {
             return Err(ClusterError::PathTooLong {
                 dir,
@@ -434,8 +438,10 @@ impl LocalCluster {
 
     fn give_to_runner(&self, path: &Path) -> Result<(), ClusterError> {
         if let RunAs::Postgres { uid, gid } = self.run_as {
-            std::os::unix::fs::chown(path, Some(uid), Some(gid))
-                .map_err(io(format!("handing {} to the postgres user", path.display())))?;
+            std::os::unix::fs::chown(path, Some(uid), Some(gid)).map_err(io(format!(
+                "handing {} to the postgres user",
+                path.display()
+            )))?;
         }
         Ok(())
     }
@@ -473,7 +479,8 @@ fn take_lock(dir: &Path) -> Result<File, ClusterError> {
 /// The `postgres` user must be able to walk down to the directory.
 fn check_traversable(dir: &Path) -> Result<(), ClusterError> {
     for ancestor in dir.ancestors().skip(1) {
-        let meta = fs::metadata(ancestor).map_err(io(format!("inspecting {}", ancestor.display())))?;
+        let meta =
+            fs::metadata(ancestor).map_err(io(format!("inspecting {}", ancestor.display())))?;
         if meta.mode() & 0o001 == 0 {
             return Err(ClusterError::Unreachable {
                 dir: dir.to_path_buf(),
@@ -482,8 +489,9 @@ fn check_traversable(dir: &Path) -> Result<(), ClusterError> {
     }
     let meta = fs::metadata(dir).map_err(io(format!("inspecting {}", dir.display())))?;
     if meta.mode() & 0o001 == 0 {
-        fs::set_permissions(dir, fs::Permissions::from_mode(meta.mode() | 0o711))
-            .map_err(io(format!("opening {} to the postgres user", dir.display())))?;
+        fs::set_permissions(dir, fs::Permissions::from_mode(meta.mode() | 0o711)).map_err(io(
+            format!("opening {} to the postgres user", dir.display()),
+        ))?;
     }
     Ok(())
 }

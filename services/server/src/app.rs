@@ -65,12 +65,13 @@ impl Application {
             },
         };
         let router = router(state.clone(), settings.secure_cookies());
-        let listener = TcpListener::bind(settings.listen)
-            .await
-            .map_err(|source| BuildError::Listen {
-                addr: settings.listen,
-                source,
-            })?;
+        let listener =
+            TcpListener::bind(settings.listen)
+                .await
+                .map_err(|source| BuildError::Listen {
+                    addr: settings.listen,
+                    source,
+                })?;
         Ok(Self {
             listener,
             router,
@@ -94,7 +95,10 @@ impl Application {
     }
 
     /// Serves until `shutdown` completes, then finishes the requests in flight.
-    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
         let housekeeping = tokio::spawn(housekeeping(self.state.clone()));
         let result = axum::serve(
             self.listener,
@@ -134,7 +138,10 @@ fn router(state: AppState, secure_cookies: bool) -> Router {
 
     let portal = Router::new()
         .route("/", get(routes::portal::home))
-        .route("/login", get(routes::portal::login_page).post(routes::portal::login_submit))
+        .route(
+            "/login",
+            get(routes::portal::login_page).post(routes::portal::login_submit),
+        )
         .route("/logout", post(routes::portal::logout))
         .route("/static/style.css", get(routes::portal::stylesheet));
 
@@ -170,7 +177,9 @@ fn router(state: AppState, secure_cookies: bool) -> Router {
         ))
         .layer(SetResponseHeaderLayer::overriding(
             header::CONTENT_SECURITY_POLICY,
-            HeaderValue::from_static("default-src 'self'; frame-ancestors 'none'; form-action 'self'"),
+            HeaderValue::from_static(
+                "default-src 'self'; frame-ancestors 'none'; form-action 'self'",
+            ),
         ))
         .layer(SetResponseHeaderLayer::if_not_present(
             header::CACHE_CONTROL,

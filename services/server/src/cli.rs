@@ -8,8 +8,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use rand::distributions::{Alphanumeric, DistString};
 use renrakucho_core::{
-    DisplayName, FacilityCode, FacilityKind, FacilityName, LoginId, Password, Profession,
-    StaffRole,
+    DisplayName, FacilityCode, FacilityKind, FacilityName, LoginId, Password, Profession, StaffRole,
 };
 use renrakucho_identity::PasswordHasher;
 use renrakucho_store::{audit, create_runtime_login, Database, RoleNames};
@@ -20,7 +19,11 @@ use crate::setup::{self, Databases};
 use crate::{admin, demo};
 
 #[derive(Parser)]
-#[command(name = "renrakucho", version, about = "連絡帳 Renrakucho — home-medical-care network server")]
+#[command(
+    name = "renrakucho",
+    version,
+    about = "連絡帳 Renrakucho — home-medical-care network server"
+)]
 struct Cli {
     /// A TOML configuration file (also RENRAKUCHO_CONFIG).
     #[arg(long, global = true)]
@@ -155,11 +158,13 @@ pub fn main() -> ExitCode {
             Command::Migrate {
                 create_runtime_role,
             } => migrate(&settings, create_runtime_role).await,
-            Command::Admin { task } => with_database(&settings, |db| admin_task(db, &settings, task)).await,
-            Command::Demo => with_database(&settings, |db| seed_demo(db, &settings)).await,
-            Command::Audit { task: AuditTask::Verify } => {
-                with_database(&settings, verify_audit).await
+            Command::Admin { task } => {
+                with_database(&settings, |db| admin_task(db, &settings, task)).await
             }
+            Command::Demo => with_database(&settings, |db| seed_demo(db, &settings)).await,
+            Command::Audit {
+                task: AuditTask::Verify,
+            } => with_database(&settings, verify_audit).await,
         }
     });
     match result {
@@ -205,7 +210,11 @@ async fn serve(settings: &Settings, with_demo: bool) -> Result<(), Failure> {
     result
 }
 
-async fn serve_with(settings: &Settings, databases: &Databases, with_demo: bool) -> Result<(), Failure> {
+async fn serve_with(
+    settings: &Settings,
+    databases: &Databases,
+    with_demo: bool,
+) -> Result<(), Failure> {
     let app = Application::build(settings, databases.runtime.clone())
         .await
         .map_err(Failure::runtime)?;
@@ -327,7 +336,9 @@ fn read_new_password(what: &str) -> Result<Password, Failure> {
 
 async fn admin_task(db: Database, settings: &Settings, task: AdminTask) -> Result<(), Failure> {
     let hasher = hasher(settings)?;
-    let invalid = |e: renrakucho_core::InvalidValue| Failure::config(format!("--{}: {}", e.field.replace('_', "-"), e.message));
+    let invalid = |e: renrakucho_core::InvalidValue| {
+        Failure::config(format!("--{}: {}", e.field.replace('_', "-"), e.message))
+    };
     let conflict = |e: renrakucho_store::StoreError| match e {
         renrakucho_store::StoreError::Conflict { .. } => {
             Failure::runtime("that login ID or facility code is already in use")
@@ -342,7 +353,10 @@ async fn admin_task(db: Database, settings: &Settings, task: AdminTask) -> Resul
             let operator = admin::create_operator(&db, &hasher, &login_id, &name, &password)
                 .await
                 .map_err(conflict)?;
-            println!("Operator {} created (id {}).", operator.login_id, operator.id);
+            println!(
+                "Operator {} created (id {}).",
+                operator.login_id, operator.id
+            );
         }
         AdminTask::CreateFacility {
             code,
@@ -359,11 +373,12 @@ async fn admin_task(db: Database, settings: &Settings, task: AdminTask) -> Resul
             })?;
             let login_id = LoginId::parse(&admin_login_id).map_err(invalid)?;
             let admin_name = DisplayName::parse(&admin_name).map_err(invalid)?;
-            let profession: Profession = admin_profession.parse().map_err(
-                |e: renrakucho_core::InvalidValue| {
-                    Failure::config(format!("--admin-profession: {}", e.message))
-                },
-            )?;
+            let profession: Profession =
+                admin_profession
+                    .parse()
+                    .map_err(|e: renrakucho_core::InvalidValue| {
+                        Failure::config(format!("--admin-profession: {}", e.message))
+                    })?;
             let password = read_new_password(login_id.as_str())?;
             let facility = admin::create_facility(&db, &code, &name, kind)
                 .await

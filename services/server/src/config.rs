@@ -173,10 +173,17 @@ impl Settings {
         }
         for (name, url) in [
             ("DATABASE_URL", &self.database_url),
-            ("RENRAKUCHO_RUNTIME_DATABASE_URL", &self.runtime_database_url),
+            (
+                "RENRAKUCHO_RUNTIME_DATABASE_URL",
+                &self.runtime_database_url,
+            ),
         ] {
             if let Some(url) = url {
-                if url.expose().parse::<sqlx::postgres::PgConnectOptions>().is_err() {
+                if url
+                    .expose()
+                    .parse::<sqlx::postgres::PgConnectOptions>()
+                    .is_err()
+                {
                     return Err(ConfigError(format!(
                         "{name}: not a PostgreSQL connection URL (postgres://user:password@host:port/database)"
                     )));
@@ -241,7 +248,11 @@ fn describe(err: figment::Error) -> ConfigError {
         .into_iter()
         .map(|e| {
             let key = e.path.join(".");
-            let source = e.metadata.as_ref().map(|m| m.name.to_string()).unwrap_or_default();
+            let source = e
+                .metadata
+                .as_ref()
+                .map(|m| m.name.to_string())
+                .unwrap_or_default();
             let kind = match &e.kind {
                 figment::error::Kind::UnknownField(field, _) => {
                     format!("`{field}` is not a setting (check the spelling against the README)")

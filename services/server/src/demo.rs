@@ -2,8 +2,7 @@
 //! Every name here is invented. Patients arrive with the patient and consent issue.
 
 use renrakucho_core::{
-    DisplayName, FacilityCode, FacilityKind, FacilityName, LoginId, Password, Profession,
-    StaffRole,
+    DisplayName, FacilityCode, FacilityKind, FacilityName, LoginId, Password, Profession, StaffRole,
 };
 use renrakucho_identity::PasswordHasher;
 use renrakucho_store::{facilities, Database, Scope, StoreError};
@@ -29,7 +28,12 @@ const NETWORK: &[DemoFacility] = &[
         name: "泉中央在宅クリニック",
         kind: FacilityKind::Clinic,
         staff: &[
-            ("sato", "佐藤 健一", StaffRole::FacilityAdmin, Profession::Doctor),
+            (
+                "sato",
+                "佐藤 健一",
+                StaffRole::FacilityAdmin,
+                Profession::Doctor,
+            ),
             ("suzuki", "鈴木 美咲", StaffRole::Staff, Profession::Nurse),
             ("ito", "伊藤 直子", StaffRole::Staff, Profession::Clerk),
         ],
@@ -39,8 +43,18 @@ const NETWORK: &[DemoFacility] = &[
         name: "七北田ひかり薬局",
         kind: FacilityKind::Pharmacy,
         staff: &[
-            ("takahashi", "高橋 誠", StaffRole::FacilityAdmin, Profession::Pharmacist),
-            ("watanabe", "渡辺 玲奈", StaffRole::Staff, Profession::Pharmacist),
+            (
+                "takahashi",
+                "高橋 誠",
+                StaffRole::FacilityAdmin,
+                Profession::Pharmacist,
+            ),
+            (
+                "watanabe",
+                "渡辺 玲奈",
+                StaffRole::Staff,
+                Profession::Pharmacist,
+            ),
         ],
     },
     DemoFacility {
@@ -48,8 +62,18 @@ const NETWORK: &[DemoFacility] = &[
         name: "将監訪問看護ステーション",
         kind: FacilityKind::VisitingNurseStation,
         staff: &[
-            ("tanaka", "田中 由美", StaffRole::FacilityAdmin, Profession::Nurse),
-            ("kobayashi", "小林 翔太", StaffRole::Staff, Profession::Therapist),
+            (
+                "tanaka",
+                "田中 由美",
+                StaffRole::FacilityAdmin,
+                Profession::Nurse,
+            ),
+            (
+                "kobayashi",
+                "小林 翔太",
+                StaffRole::Staff,
+                Profession::Therapist,
+            ),
         ],
     },
     DemoFacility {
@@ -57,8 +81,18 @@ const NETWORK: &[DemoFacility] = &[
         name: "寺岡ケアプランセンター",
         kind: FacilityKind::CareManagementOffice,
         staff: &[
-            ("yamamoto", "山本 恵子", StaffRole::FacilityAdmin, Profession::CareManager),
-            ("nakamura", "中村 大輔", StaffRole::Staff, Profession::CareWorker),
+            (
+                "yamamoto",
+                "山本 恵子",
+                StaffRole::FacilityAdmin,
+                Profession::CareManager,
+            ),
+            (
+                "nakamura",
+                "中村 大輔",
+                StaffRole::Staff,
+                Profession::CareWorker,
+            ),
         ],
     },
 ];

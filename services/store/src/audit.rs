@@ -97,7 +97,12 @@ pub async fn record(tx: &mut ScopedTx, event: AuditEvent<'_>) -> Result<(), Stor
     .bind(event.outcome.as_str())
     .bind(event.target.map(|t| t.0))
     .bind(event.target.map(|t| t.1))
-    .bind(event.origin.client_addr.map(sqlx::types::ipnetwork::IpNetwork::from))
+    .bind(
+        event
+            .origin
+            .client_addr
+            .map(sqlx::types::ipnetwork::IpNetwork::from),
+    )
     .bind(request_id)
     .bind(&event.details)
     .execute(tx.conn())

@@ -212,11 +212,10 @@ pub async fn check_runtime_role(
     runtime: &PgConnectOptions,
 ) -> Result<Vec<RuntimeRoleProblem>, StoreError> {
     let mut conn = runtime.connect().await?;
-    let (superuser, bypass): (bool, bool) = sqlx::query_as(
-        "SELECT rolsuper, rolbypassrls FROM pg_roles WHERE rolname = current_user",
-    )
-    .fetch_one(&mut conn)
-    .await?;
+    let (superuser, bypass): (bool, bool) =
+        sqlx::query_as("SELECT rolsuper, rolbypassrls FROM pg_roles WHERE rolname = current_user")
+            .fetch_one(&mut conn)
+            .await?;
     let owned: i64 = sqlx::query_scalar(
         "SELECT (SELECT count(*) FROM pg_class WHERE relowner = r.oid)
               + (SELECT count(*) FROM pg_proc WHERE proowner = r.oid)

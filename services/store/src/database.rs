@@ -16,7 +16,10 @@ pub struct Database {
 pub enum Readiness {
     Ready,
     /// The database lacks migrations this binary was built with (or has ones it does not know).
-    MigrationsBehind { applied: i64, expected: i64 },
+    MigrationsBehind {
+        applied: i64,
+        expected: i64,
+    },
 }
 
 impl Database {

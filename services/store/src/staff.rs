@@ -115,13 +115,15 @@ pub async fn find_credentials(
 }
 
 pub async fn get(tx: &mut ScopedTx, id: StaffId) -> Result<StaffAccount, StoreError> {
-    sqlx::query_as::<_, Row>(&format!("SELECT {COLUMNS} FROM staff_accounts WHERE id = $1"))
-        .bind(id.as_uuid())
-        .fetch_optional(tx.conn())
-        .await?
-        .ok_or(StoreError::NotFound)?
-        .into_credentials()
-        .map(|c| c.account)
+    sqlx::query_as::<_, Row>(&format!(
+        "SELECT {COLUMNS} FROM staff_accounts WHERE id = $1"
+    ))
+    .bind(id.as_uuid())
+    .fetch_optional(tx.conn())
+    .await?
+    .ok_or(StoreError::NotFound)?
+    .into_credentials()
+    .map(|c| c.account)
 }
 
 pub async fn list(tx: &mut ScopedTx) -> Result<Vec<StaffAccount>, StoreError> {
@@ -140,13 +142,12 @@ pub async fn set_status(
     id: StaffId,
     status: StaffStatus,
 ) -> Result<(), StoreError> {
-    let done = sqlx::query(
-        "UPDATE staff_accounts SET status = $2, updated_at = now() WHERE id = $1",
-    )
-    .bind(id.as_uuid())
-    .bind(status.as_str())
-    .execute(tx.conn())
-    .await?;
+    let done =
+        sqlx::query("UPDATE staff_accounts SET status = $2, updated_at = now() WHERE id = $1")
+            .bind(id.as_uuid())
+            .bind(status.as_str())
+            .execute(tx.conn())
+            .await?;
     if done.rows_affected() == 0 {
         return Err(StoreError::NotFound);
     }

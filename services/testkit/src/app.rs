@@ -1,8 +1,7 @@
 use std::net::SocketAddr;
 
 use renrakucho_core::{
-    DisplayName, FacilityCode, FacilityKind, FacilityName, LoginId, Password, Profession,
-    StaffRole,
+    DisplayName, FacilityCode, FacilityKind, FacilityName, LoginId, Password, Profession, StaffRole,
 };
 use renrakucho_identity::{PasswordHasher, PasswordParams};
 use renrakucho_server::admin::{self, StaffToIssue};
@@ -143,7 +142,12 @@ impl TestApp {
     }
 
     /// POST /api/v1/auth/sign-in with this app's client (its cookies).
-    pub async fn sign_in(&self, facility_code: Option<&str>, login: &str, password: &str) -> reqwest::Response {
+    pub async fn sign_in(
+        &self,
+        facility_code: Option<&str>,
+        login: &str,
+        password: &str,
+    ) -> reqwest::Response {
         self.sign_in_with(&self.client, facility_code, login, password)
             .await
     }
@@ -157,7 +161,9 @@ impl TestApp {
     ) -> reqwest::Response {
         client
             .post(self.url("/api/v1/auth/sign-in"))
-            .json(&json!({ "facility_code": facility_code, "login_id": login, "password": password }))
+            .json(
+                &json!({ "facility_code": facility_code, "login_id": login, "password": password }),
+            )
             .send()
             .await
             .expect("sign-in request")
@@ -182,7 +188,10 @@ impl TestApp {
     /// The JSON error body's `error.code`.
     pub async fn error_code(response: reqwest::Response) -> String {
         let body: Value = response.json().await.expect("a JSON error body");
-        body["error"]["code"].as_str().unwrap_or_default().to_string()
+        body["error"]["code"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
     }
 }
 

@@ -71,7 +71,9 @@ fn start_server() -> TestServer {
             .username(&roles.owner)
             .password(RUNTIME_PASSWORD)
             .database(&template);
-        run_migrations(&owner).await.expect("migrating the template");
+        run_migrations(&owner)
+            .await
+            .expect("migrating the template");
         create_runtime_login(&owner, &roles.runtime, Some(RUNTIME_PASSWORD))
             .await
             .expect("creating the runtime role");

@@ -22,7 +22,9 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) 
         Ok(Readiness::Ready) => (StatusCode::OK, Json(json!({ "status": "ready" }))),
         Ok(Readiness::MigrationsBehind { applied, expected }) => (
             StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({ "status": "migrations_not_current", "applied": applied, "expected": expected })),
+            Json(
+                json!({ "status": "migrations_not_current", "applied": applied, "expected": expected }),
+            ),
         ),
         Err(e) => {
             tracing::warn!(error = %e, "readiness check failed");

@@ -8,8 +8,11 @@ use crate::session::{FacilitySummary, WhoAmI};
 /// `/api/v1` is listed here.
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "Renrakucho API", version = "1",
-         description = "連絡帳 — the contact notebook of a regional home-medical-care network."),
+    info(
+        title = "Renrakucho API",
+        version = "1",
+        description = "連絡帳 — the contact notebook of a regional home-medical-care network."
+    ),
     paths(
         super::auth::sign_in,
         super::auth::sign_out,
@@ -17,7 +20,13 @@ use crate::session::{FacilitySummary, WhoAmI};
         super::health::healthz,
         super::health::readyz,
     ),
-    components(schemas(ErrorBody, ErrorDetail, WhoAmI, FacilitySummary, super::auth::SignInBody))
+    components(schemas(
+        ErrorBody,
+        ErrorDetail,
+        WhoAmI,
+        FacilitySummary,
+        super::auth::SignInBody
+    ))
 )]
 pub struct ApiDoc;
 
