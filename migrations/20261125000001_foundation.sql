@@ -185,7 +185,7 @@ CREATE TRIGGER audit_log_link BEFORE INSERT ON audit_log
 -- caller's setting before it returns.
 CREATE FUNCTION facility_for_sign_in(p_code text)
     RETURNS TABLE (facility_id uuid, status text)
-    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER
     SET search_path = pg_catalog, public
     AS $$
     DECLARE
