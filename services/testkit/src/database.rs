@@ -146,11 +146,19 @@ impl TestDatabase {
 
     /// A URL for a role on this database, for running the binary against it.
     pub fn url_for(&self, options: &PgConnectOptions, user: &str) -> String {
-        let host = options.get_host();
-        let host_part = if host.starts_with('/') {
-            format!("localhost/{}?host={}", self.name, host)
-        } else {
-            format!("{host}:{}/{}", options.get_port(), self.name)
+        let host_part = match options.get_socket() {
+            Some(dir) => format!(
+                "localhost:{}/{}?host={}",
+                options.get_port(),
+                self.name,
+                dir.display()
+            ),
+            None => format!(
+                "{}:{}/{}",
+                options.get_host(),
+                options.get_port(),
+                self.name
+            ),
         };
         format!("postgres://{user}:{RUNTIME_PASSWORD}@{host_part}")
     }

@@ -1,0 +1,487 @@
+//! The real `renrakucho` binary: configuration errors (exit 2, naming the variable), the
+//! zero-configuration server with its private PostgreSQL (one server per data directory, a
+//! clean stop on SIGTERM), `serve --demo`, and `audit verify` against a test database.
+//!
+//! Every child process is stopped when its test ends, passed or failed (`Server`'s `Drop`,
+//! `kill_on_drop` for short commands), and its scratch directory is removed.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{ExitStatus, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use renrakucho_testkit::TestDatabase;
+use serde_json::{json, Value};
+use sqlx::{ConnectOptions, Connection};
+use tokio::io::{AsyncBufReadExt, BufReader, Lines};
+use tokio::process::{Child, ChildStdout, Command};
+
+const BIN: &str = env!("CARGO_BIN_EXE_renrakucho");
+const LISTENING: &str = "Renrakucho is listening on http://";
+
+/// A directory of its own under /tmp (which the `postgres` user can traverse when the tests
+/// run as root), removed on drop.
+struct Scratch {
+    path: PathBuf,
+}
+
+impl Scratch {
+    fn new(what: &str) -> Self {
+        let path = Path::new("/tmp").join(format!(
+            "renrakucho-cli-{what}-{}",
+            uuid::Uuid::new_v4().simple()
+        ));
+        std::fs::create_dir_all(&path).expect("creating a scratch directory");
+        Self { path }
+    }
+
+    /// The server's RENRAKUCHO_DATA_DIR (created by the server itself).
+    fn data_dir(&self) -> PathBuf {
+        self.path.join("data")
+    }
+
+    fn pgdata(&self) -> PathBuf {
+        self.data_dir().join("postgres").join("pgdata")
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
+
+fn text(path: &Path) -> String {
+    path.to_str().expect("a UTF-8 path").to_string()
+}
+
+/// The binary with an empty environment except PATH, HOME (the scratch directory) and
+/// `envs`, so no RENRAKUCHO_ variable of the machine running the tests leaks in.
+fn renrakucho(home: &Path, args: &[&str], envs: &[(&str, String)]) -> Command {
+    let mut command = Command::new(BIN);
+    command
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", home)
+        .envs(envs.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
+    command
+}
+
+/// Runs a command that is expected to finish (killed after two minutes if it does not).
+async fn run(mut command: Command) -> Output {
+    tokio::time::timeout(Duration::from_secs(120), command.output())
+        .await
+        .expect("renrakucho did not finish within two minutes")
+        .expect("running renrakucho")
+}
+
+fn describe(output: &Output) -> String {
+    format!(
+        "exit {:?}\n--- stdout\n{}--- stderr\n{}",
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// Polls `done` until it holds or `limit` passes; true if it held.
+async fn eventually(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        if done() {
+            return true;
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Processes (other than this one) whose command line mentions `dir` or whose working
+/// directory is inside it: the postmaster, its backends, pg_ctl, the cluster's watchdog.
+fn processes_using(dir: &Path) -> Vec<String> {
+    let me = std::process::id();
+    let needle = text(dir);
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|entry| {
+            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+            if pid == me {
+                return None;
+            }
+            let cmdline = std::fs::read(entry.path().join("cmdline")).ok()?;
+            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            let in_dir =
+                std::fs::read_link(entry.path().join("cwd")).is_ok_and(|cwd| cwd.starts_with(dir));
+            (cmdline.contains(&needle) || in_dir).then(|| format!("{pid}: {cmdline}"))
+        })
+        .collect()
+}
+
+/// A `renrakucho serve` over a fresh data directory. Dropping it stops the server (SIGTERM,
+/// then SIGKILL), waits for its PostgreSQL to go and removes the directory.
+struct Server {
+    child: Child,
+    stdout: Lines<BufReader<ChildStdout>>,
+    addr: SocketAddr,
+    scratch: Scratch,
+}
+
+impl Server {
+    async fn start(args: &[&str]) -> Self {
+        let scratch = Scratch::new("serve");
+        let stderr = std::fs::File::create(scratch.path.join("stderr.log")).unwrap();
+        let mut child = renrakucho(
+            &scratch.path,
+            args,
+            &[
+                ("RENRAKUCHO_DATA_DIR", text(&scratch.data_dir())),
+                ("RENRAKUCHO_LISTEN", "127.0.0.1:0".to_string()),
+            ],
+        )
+        .stdout(Stdio::piped())
+        .stderr(stderr)
+        .spawn()
+        .expect("starting renrakucho serve");
+        let stdout = BufReader::new(child.stdout.take().expect("piped stdout")).lines();
+        let mut server = Self {
+            child,
+            stdout,
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            scratch,
+        };
+        let line = server.next_line().await;
+        let addr = line
+            .strip_prefix(LISTENING)
+            .and_then(|rest| rest.strip_suffix('/'))
+            .and_then(|addr| addr.parse().ok())
+            .unwrap_or_else(|| panic!("not a listening line: {line:?}"));
+        server.addr = addr;
+        server
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    fn stderr(&self) -> String {
+        std::fs::read_to_string(self.scratch.path.join("stderr.log")).unwrap_or_default()
+    }
+
+    async fn next_line(&mut self) -> String {
+        match tokio::time::timeout(Duration::from_secs(120), self.stdout.next_line()).await {
+            Ok(Ok(Some(line))) => line,
+            other => panic!(
+                "no line on renrakucho's stdout ({other:?}); stderr:\n{}",
+                self.stderr()
+            ),
+        }
+    }
+
+    /// SIGTERM, then the exit status (within a minute).
+    async fn terminate(&mut self) -> ExitStatus {
+        let pid = self.child.id().expect("the server is running");
+        kill(Pid::from_raw(pid as i32), Signal::SIGTERM).expect("sending SIGTERM");
+        tokio::time::timeout(Duration::from_secs(60), self.child.wait())
+            .await
+            .unwrap_or_else(|_| {
+                panic!(
+                    "no exit within a minute of SIGTERM; stderr:\n{}",
+                    self.stderr()
+                )
+            })
+            .expect("waiting for the server")
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            if let Some(pid) = self.child.id() {
+                let _ = kill(Pid::from_raw(pid as i32), Signal::SIGTERM);
+            }
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            let _ = self.child.start_kill();
+        }
+        // If the server died without stopping PostgreSQL, the cluster's watchdog does; wait
+        // for that before the directory is removed.
+        let pidfile = self.scratch.pgdata().join("postmaster.pid");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while pidfile.exists() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+/// Runs the binary with `args` and `envs` and checks it refuses to start: exit code 2, and
+/// every one of `mentions` in its message.
+async fn assert_config_error(args: &[&str], envs: &[(&str, &str)], mentions: &[&str]) {
+    let scratch = Scratch::new("config");
+    // Should the configuration be accepted after all, the server stays inside the scratch
+    // directory (and is killed when `run` gives up or the test ends).
+    let mut all_envs = vec![("RENRAKUCHO_DATA_DIR", text(&scratch.data_dir()))];
+    all_envs.extend(envs.iter().map(|(k, v)| (*k, v.to_string())));
+    let output = run(renrakucho(&scratch.path, args, &all_envs)).await;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(
+        output.status.code(),
+        Some(2),
+        "{args:?} {envs:?}: {}",
+        describe(&output)
+    );
+    for mention in mentions {
+        assert!(
+            stderr.contains(mention),
+            "{args:?} {envs:?}: the message does not mention {mention:?}: {stderr}"
+        );
+    }
+    assert!(
+        output.stdout.is_empty(),
+        "{args:?} {envs:?}: {}",
+        describe(&output)
+    );
+    assert!(!scratch.data_dir().exists(), "a data directory was created");
+}
+
+#[tokio::test]
+async fn invalid_environment_settings_exit_2_naming_the_variable() {
+    assert_config_error(
+        &[],
+        &[("RENRAKUCHO_LISTEN", "nonsense")],
+        &["RENRAKUCHO_LISTEN"],
+    )
+    .await;
+    assert_config_error(
+        &["serve"],
+        &[("RENRAKUCHO_SESSION_IDLE_TIMEOUT", "abc")],
+        &["RENRAKUCHO_SESSION_IDLE_TIMEOUT", "abc"],
+    )
+    .await;
+    assert_config_error(
+        &[],
+        &[("RENRAKUCHO_LISTN", "127.0.0.1:8080")],
+        &["RENRAKUCHO_LISTN", "not a setting"],
+    )
+    .await;
+    assert_config_error(
+        &["audit", "verify"],
+        &[("RENRAKUCHO_SIGNIN_ACCOUNT_BURST", "0")],
+        &["RENRAKUCHO_SIGNIN_ACCOUNT_BURST"],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn database_url_without_a_runtime_url_exits_2() {
+    assert_config_error(
+        &[],
+        &[(
+            "DATABASE_URL",
+            "postgres://owner:secret@localhost:5432/renrakucho",
+        )],
+        &["RENRAKUCHO_RUNTIME_DATABASE_URL", "DATABASE_URL"],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_missing_or_invalid_configuration_file_exits_2() {
+    let scratch = Scratch::new("toml");
+    let missing = scratch.path.join("missing.toml");
+    assert_config_error(
+        &["--config", &text(&missing)],
+        &[],
+        &[&text(&missing), "does not exist"],
+    )
+    .await;
+
+    let bad = scratch.path.join("bad.toml");
+    std::fs::write(
+        &bad,
+        "listen = \"127.0.0.1:0\"\nsession_idle_timeout = \"abc\"\n",
+    )
+    .unwrap();
+    assert_config_error(
+        &["--config", &text(&bad)],
+        &[],
+        &["session_idle_timeout", "configuration file"],
+    )
+    .await;
+    // The same file named by RENRAKUCHO_CONFIG.
+    assert_config_error(
+        &["audit", "verify"],
+        &[("RENRAKUCHO_CONFIG", &text(&bad))],
+        &["session_idle_timeout", "configuration file"],
+    )
+    .await;
+
+    let misspelt = scratch.path.join("misspelt.toml");
+    std::fs::write(&misspelt, "lissen = \"127.0.0.1:0\"\n").unwrap();
+    assert_config_error(
+        &["--config", &text(&misspelt)],
+        &[],
+        &["lissen", "not a setting"],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn zero_config_serve_owns_its_data_directory_and_stops_cleanly_on_sigterm() {
+    let mut server = Server::start(&["serve"]).await;
+    let client = reqwest::Client::new();
+    let ready = client.get(server.url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), 200, "stderr:\n{}", server.stderr());
+    let body: Value = ready.json().await.unwrap();
+    assert_eq!(body["status"], "ready");
+
+    // A second server on the same data directory is refused and leaves the first alone.
+    let second = run(renrakucho(
+        &server.scratch.path,
+        &["serve"],
+        &[
+            ("RENRAKUCHO_DATA_DIR", text(&server.scratch.data_dir())),
+            ("RENRAKUCHO_LISTEN", "127.0.0.1:0".to_string()),
+        ],
+    ))
+    .await;
+    assert!(!second.status.success(), "{}", describe(&second));
+    assert!(
+        String::from_utf8_lossy(&second.stderr).contains("already using the data directory"),
+        "{}",
+        describe(&second)
+    );
+    let still = client.get(server.url("/readyz")).send().await.unwrap();
+    assert_eq!(still.status(), 200);
+
+    let status = server.terminate().await;
+    assert_eq!(status.code(), Some(0), "stderr:\n{}", server.stderr());
+    let pidfile = server.scratch.pgdata().join("postmaster.pid");
+    assert!(
+        eventually(Duration::from_secs(10), || !pidfile.exists()).await,
+        "PostgreSQL is still running: {} exists",
+        pidfile.display()
+    );
+    let data_dir = server.scratch.data_dir();
+    assert!(
+        eventually(Duration::from_secs(10), || processes_using(&data_dir)
+            .is_empty())
+        .await,
+        "processes left behind: {:?}",
+        processes_using(&data_dir)
+    );
+}
+
+#[tokio::test]
+async fn serve_demo_prints_the_demo_sign_in_and_it_works() {
+    let mut server = Server::start(&["serve", "--demo"]).await;
+    let line = server.next_line().await;
+    assert!(
+        line.starts_with(
+            "Demo sign-in: facility code IZ-CLINIC, login ID sato, password renrakucho-demo"
+        ),
+        "{line}"
+    );
+
+    let client = reqwest::Client::builder()
+        .cookie_store(true)
+        .build()
+        .unwrap();
+    let signed_in = client
+        .post(server.url("/api/v1/auth/sign-in"))
+        .json(&json!({
+            "facility_code": "IZ-CLINIC", "login_id": "sato", "password": "renrakucho-demo"
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signed_in.status(), 200, "stderr:\n{}", server.stderr());
+    let who: Value = client
+        .get(server.url("/api/v1/me"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(who["login_id"], "sato");
+    assert_eq!(who["facility"]["code"], "IZ-CLINIC");
+
+    let status = server.terminate().await;
+    assert_eq!(status.code(), Some(0), "stderr:\n{}", server.stderr());
+}
+
+#[tokio::test]
+async fn audit_verify_reports_an_intact_log_and_names_an_edited_record() {
+    let db = TestDatabase::create().await;
+    let scratch = Scratch::new("audit");
+    let envs = [
+        ("DATABASE_URL", db.owner_url()),
+        ("RENRAKUCHO_RUNTIME_DATABASE_URL", db.runtime_url()),
+    ];
+    let command = |args: &[&str]| renrakucho(&scratch.path, args, &envs);
+
+    let demo = run(command(&["demo"])).await;
+    assert!(demo.status.success(), "{}", describe(&demo));
+    assert!(String::from_utf8_lossy(&demo.stdout).contains("Demo network seeded."));
+
+    let mut su = db.superuser_options().connect().await.unwrap();
+    let (records, facilities): (i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM audit_log), (SELECT count(*) FROM facilities)",
+    )
+    .fetch_one(&mut su)
+    .await
+    .unwrap();
+    assert!(records > 0);
+
+    let intact = run(command(&["audit", "verify"])).await;
+    assert_eq!(intact.status.code(), Some(0), "{}", describe(&intact));
+    let stdout = String::from_utf8_lossy(&intact.stdout);
+    assert!(
+        stdout.contains(&format!(
+            "Audit log intact: {records} records in {} chains.",
+            facilities + 1
+        )),
+        "{}",
+        describe(&intact)
+    );
+
+    // Someone with full database access edits one record of the clinic's chain.
+    let (id, facility): (i64, uuid::Uuid) = sqlx::query_as(
+        "UPDATE audit_log SET details = details || '{\"login_id\": \"mallory\"}'::jsonb
+          WHERE facility_id = (SELECT id FROM facilities WHERE code = 'IZ-CLINIC') AND seq = 2
+          RETURNING id, facility_id",
+    )
+    .fetch_one(&mut su)
+    .await
+    .unwrap();
+    su.close().await.unwrap();
+
+    let broken = run(command(&["audit", "verify"])).await;
+    assert_eq!(broken.status.code(), Some(1), "{}", describe(&broken));
+    let stdout = String::from_utf8_lossy(&broken.stdout);
+    let expected = format!("BROKEN: facility {facility} chain: record #2 (id {id}) was altered");
+    assert!(
+        stdout.contains(&expected),
+        "expected {expected:?}: {}",
+        describe(&broken)
+    );
+    assert_eq!(
+        stdout.matches("BROKEN:").count(),
+        1,
+        "{}",
+        describe(&broken)
+    );
+    assert!(!stdout.contains("intact"), "{}", describe(&broken));
+}
