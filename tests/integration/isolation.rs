@@ -1,1 +1,636 @@
-//! (being written)
+//! Adversarial tenant isolation, as the production runtime role: with facility A's context
+//! nothing of facility B can be read, changed, removed or created; with no context nothing is
+//! visible; a pooled connection never carries one request's tenant into the next; the runtime
+//! role cannot switch RLS off or become the owner; constraint checks are no oracle.
+//!
+//! The facility-owned tables are found in the catalog (every table with a `facility_id`
+//! column, plus `facilities` itself), so a table added later is covered by the read, update,
+//! delete and truncate checks without editing this file; the insert check names each table and
+//! fails when one is missing from its list.
+
+use renrakucho_core::{FacilityId, FacilityKind, Profession, StaffRole};
+use renrakucho_store::facilities::Facility;
+use renrakucho_store::{Database, Scope};
+use renrakucho_testkit::{spawn_app, TestApp};
+use sqlx::{ConnectOptions, Connection, PgConnection};
+
+/// Two facilities, each with two staff accounts and audit records of its own.
+struct Network {
+    app: TestApp,
+    a: Facility,
+    b: Facility,
+}
+
+async fn network() -> Network {
+    let app = spawn_app().await;
+    let a = app.seed_facility("ISO-A", FacilityKind::Clinic).await;
+    let b = app.seed_facility("ISO-B", FacilityKind::Pharmacy).await;
+    for facility in [&a, &b] {
+        // The same login IDs in both: per-facility uniqueness is part of the design.
+        app.seed_staff(
+            facility,
+            "alice",
+            StaffRole::FacilityAdmin,
+            Profession::Doctor,
+        )
+        .await;
+        app.seed_staff(facility, "bob", StaffRole::Staff, Profession::Nurse)
+            .await;
+    }
+    Network { app, a, b }
+}
+
+/// A table holding facility data, and the column naming the facility.
+#[derive(Debug, Clone)]
+struct OwnedTable {
+    name: String,
+    column: String,
+}
+
+async fn superuser(app: &TestApp) -> PgConnection {
+    app.database.superuser_options().connect().await.unwrap()
+}
+
+/// Every facility-owned table in the application's schemas, from the catalog.
+async fn facility_owned_tables(su: &mut PgConnection) -> Vec<OwnedTable> {
+    let rows: Vec<(String, String)> = sqlx::query_as(
+        "SELECT format('%I.%I', n.nspname, c.relname), a.attname::text
+           FROM pg_class c
+           JOIN pg_namespace n ON n.oid = c.relnamespace
+           JOIN pg_attribute a ON a.attrelid = c.oid AND NOT a.attisdropped AND a.attnum > 0
+          WHERE c.relkind IN ('r', 'p')
+            AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+            AND n.nspname NOT LIKE 'pg\\_%'
+            AND (a.attname = 'facility_id' OR (c.relname = 'facilities' AND a.attname = 'id'))
+          ORDER BY 1",
+    )
+    .fetch_all(su)
+    .await
+    .unwrap();
+    assert!(
+        rows.len() >= 3,
+        "expected facilities, staff_accounts and audit_log at least: {rows:?}"
+    );
+    rows.into_iter()
+        .map(|(name, column)| OwnedTable { name, column })
+        .collect()
+}
+
+/// A digest of everything facility `f` holds in `table`, read past RLS by the superuser.
+async fn digest(su: &mut PgConnection, table: &OwnedTable, f: FacilityId) -> (i64, String) {
+    sqlx::query_as(&format!(
+        "SELECT count(*), coalesce(md5(string_agg(t::text, '|' ORDER BY t::text)), '')
+           FROM {} t WHERE t.{} = $1",
+        table.name, table.column
+    ))
+    .bind(f.as_uuid())
+    .fetch_one(su)
+    .await
+    .unwrap()
+}
+
+/// The SQLSTATE of a failed statement.
+fn sqlstate(result: Result<impl std::fmt::Debug, sqlx::Error>) -> String {
+    match result {
+        Ok(v) => panic!("expected an error, got {v:?}"),
+        Err(e) => e
+            .as_database_error()
+            .and_then(|d| d.code().map(|c| c.into_owned()))
+            .unwrap_or_else(|| panic!("not a database error: {e}")),
+    }
+}
+
+async fn count_in(db: &Database, scope: Scope, sql: &str) -> i64 {
+    let mut tx = db.begin(scope).await.unwrap();
+    let n: i64 = sqlx::query_scalar(sql)
+        .fetch_one(tx.raw_connection_for_tests())
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    n
+}
+
+#[tokio::test]
+async fn facility_a_cannot_read_change_or_remove_facility_bs_rows_in_any_table() {
+    let net = network().await;
+    let mut su = superuser(&net.app).await;
+    let tables = facility_owned_tables(&mut su).await;
+
+    for table in &tables {
+        let before = digest(&mut su, table, net.b.id).await;
+        assert!(before.0 > 0, "{}: the fixture gives B rows", table.name);
+        let own = digest(&mut su, table, net.a.id).await.0;
+
+        let mut tx = net.app.db.begin(Scope::Facility(net.a.id)).await.unwrap();
+        let conn = tx.raw_connection_for_tests();
+
+        // Read: asking for B's rows by ID finds nothing; reading everything finds only A's.
+        let of_b: i64 = sqlx::query_scalar(&format!(
+            "SELECT count(*) FROM {} WHERE {} = $1",
+            table.name, table.column
+        ))
+        .bind(net.b.id.as_uuid())
+        .fetch_one(&mut *conn)
+        .await
+        .unwrap();
+        assert_eq!(of_b, 0, "{}: A reads B's rows", table.name);
+        let visible: Vec<uuid::Uuid> =
+            sqlx::query_scalar(&format!("SELECT {} FROM {}", table.column, table.name))
+                .fetch_all(&mut *conn)
+                .await
+                .unwrap();
+        assert_eq!(
+            visible.len() as i64,
+            own,
+            "{}: A sees its own rows",
+            table.name
+        );
+        assert!(
+            visible.iter().all(|f| *f == net.a.id.as_uuid()),
+            "{}: A sees another facility's rows",
+            table.name
+        );
+
+        // Update and delete aimed at B: either not permitted at all, or nothing matches.
+        for statement in [
+            format!(
+                "UPDATE {t} SET {c} = {c} WHERE {c} = $1",
+                t = table.name,
+                c = table.column
+            ),
+            format!("DELETE FROM {} WHERE {} = $1", table.name, table.column),
+        ] {
+            sqlx::raw_sql("SAVEPOINT attempt")
+                .execute(&mut *conn)
+                .await
+                .unwrap();
+            match sqlx::query(&statement)
+                .bind(net.b.id.as_uuid())
+                .execute(&mut *conn)
+                .await
+            {
+                Ok(done) => assert_eq!(done.rows_affected(), 0, "{statement}: A changed B's rows"),
+                Err(e) => assert_eq!(
+                    e.as_database_error().and_then(|d| d.code()).as_deref(),
+                    Some("42501"),
+                    "{statement}: {e}"
+                ),
+            }
+            sqlx::raw_sql("ROLLBACK TO SAVEPOINT attempt")
+                .execute(&mut *conn)
+                .await
+                .unwrap();
+        }
+        // Committed, so that anything that had slipped through would be visible below.
+        tx.commit().await.unwrap();
+
+        assert_eq!(
+            digest(&mut su, table, net.b.id).await,
+            before,
+            "{}: B's rows changed",
+            table.name
+        );
+    }
+}
+
+#[tokio::test]
+async fn truncate_is_denied_on_every_table() {
+    let net = network().await;
+    let mut su = superuser(&net.app).await;
+    let tables: Vec<String> = sqlx::query_scalar(
+        "SELECT format('%I.%I', n.nspname, c.relname)
+           FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+          WHERE c.relkind IN ('r', 'p')
+            AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+            AND n.nspname NOT LIKE 'pg\\_%'",
+    )
+    .fetch_all(&mut su)
+    .await
+    .unwrap();
+    assert!(tables.len() >= 5, "{tables:?}");
+
+    for table in &tables {
+        let mut tx = net.app.db.begin(Scope::Facility(net.a.id)).await.unwrap();
+        let denied = sqlx::raw_sql(&format!("TRUNCATE {table} CASCADE"))
+            .execute(tx.raw_connection_for_tests())
+            .await;
+        assert_eq!(sqlstate(denied), "42501", "TRUNCATE {table}");
+    }
+    let facilities: i64 = sqlx::query_scalar("SELECT count(*) FROM facilities")
+        .fetch_one(&mut su)
+        .await
+        .unwrap();
+    assert_eq!(facilities, 2);
+}
+
+/// A row for each facility-owned table, written into facility `into` (SQL with `$1` = that
+/// facility). Every facility-owned table must have an entry: the test fails otherwise.
+fn insert_into(table: &str) -> Option<&'static str> {
+    Some(match table {
+        "public.facilities" => {
+            "INSERT INTO facilities (id, code, name, kind, status)
+             VALUES ($1, 'ISO-NEW', '新施設', 'clinic', 'active')"
+        }
+        "public.staff_accounts" => {
+            "INSERT INTO staff_accounts (id, facility_id, login_id, display_name, role,
+                                         profession, password_hash)
+             VALUES (gen_random_uuid(), $1, 'mallory', '侵入 者', 'facility_admin', 'doctor', 'x')"
+        }
+        "public.audit_log" => {
+            "INSERT INTO audit_log (facility_id, actor_kind, action, outcome, prev_hash, hash)
+             VALUES ($1, 'system', 'forged.entry', 'success', '\\x00', '\\x00')"
+        }
+        _ => return None,
+    })
+}
+
+#[tokio::test]
+async fn writing_a_row_into_another_facility_is_refused_with_42501() {
+    let net = network().await;
+    let mut su = superuser(&net.app).await;
+    let tables = facility_owned_tables(&mut su).await;
+    let nowhere = uuid::Uuid::new_v4();
+
+    for table in &tables {
+        let sql = insert_into(&table.name).unwrap_or_else(|| {
+            panic!(
+                "{} is facility-owned: add an insert for it to this test",
+                table.name
+            )
+        });
+        // Into B, into a facility that does not exist, and with no context at all: the same
+        // refusal, so the answer does not tell whether B exists.
+        for (scope, target) in [
+            (Some(Scope::Facility(net.a.id)), net.b.id.as_uuid()),
+            (Some(Scope::Facility(net.a.id)), nowhere),
+            (None, net.a.id.as_uuid()),
+        ] {
+            let result = match scope {
+                Some(scope) => {
+                    let mut tx = net.app.db.begin(scope).await.unwrap();
+                    sqlx::query(sql)
+                        .bind(target)
+                        .execute(tx.raw_connection_for_tests())
+                        .await
+                }
+                None => {
+                    let mut conn = net.app.database.runtime_options().connect().await.unwrap();
+                    sqlx::query(sql).bind(target).execute(&mut conn).await
+                }
+            };
+            let Err(err) = result else {
+                panic!(
+                    "{}: insert into {target} with {scope:?} succeeded",
+                    table.name
+                );
+            };
+            let db = err.as_database_error().expect("a database error");
+            assert_eq!(db.code().as_deref(), Some("42501"), "{}: {err}", table.name);
+            let table_name = table.name.trim_start_matches("public.");
+            assert_eq!(
+                db.message(),
+                format!("new row violates row-level security policy for table \"{table_name}\""),
+                "the message must be the same whether the facility exists or not"
+            );
+        }
+    }
+
+    // Moving one of A's rows over to B is refused the same way.
+    let mut tx = net.app.db.begin(Scope::Facility(net.a.id)).await.unwrap();
+    let moved = sqlx::query("UPDATE staff_accounts SET facility_id = $1 WHERE login_id = 'bob'")
+        .bind(net.b.id.as_uuid())
+        .execute(tx.raw_connection_for_tests())
+        .await;
+    assert_eq!(sqlstate(moved), "42501");
+    drop(tx);
+
+    let staff: i64 = sqlx::query_scalar("SELECT count(*) FROM staff_accounts")
+        .fetch_one(&mut su)
+        .await
+        .unwrap();
+    assert_eq!(staff, 4, "nothing was written");
+}
+
+#[tokio::test]
+async fn without_a_context_nothing_is_visible_whether_the_setting_is_null_or_empty() {
+    let net = network().await;
+    // One connection, so that the second round runs where a transaction-local setting was
+    // used before (current_setting then returns '' instead of NULL).
+    let db = Database::connect(net.app.database.runtime_options(), 1)
+        .await
+        .unwrap();
+    let a = net.a.id;
+    let use_a_context = |db: &Database| {
+        let db = db.clone();
+        async move {
+            db.begin(Scope::Facility(a))
+                .await
+                .unwrap()
+                .commit()
+                .await
+                .unwrap()
+        }
+    };
+    let mut su = superuser(&net.app).await;
+    let tables = facility_owned_tables(&mut su).await;
+
+    for round in ["never set (NULL)", "set earlier on this connection ('')"] {
+        let mut conn = db.session_pool().acquire().await.unwrap();
+        let setting: Option<String> =
+            sqlx::query_scalar("SELECT current_setting('renrakucho.facility_id', true)")
+                .fetch_one(&mut *conn)
+                .await
+                .unwrap();
+        match round {
+            "never set (NULL)" => assert_eq!(setting, None),
+            _ => assert_eq!(setting.as_deref(), Some("")),
+        }
+        let context: Option<uuid::Uuid> = sqlx::query_scalar("SELECT current_facility_id()")
+            .fetch_one(&mut *conn)
+            .await
+            .unwrap();
+        assert_eq!(context, None, "{round}");
+        for table in tables
+            .iter()
+            .map(|t| t.name.as_str())
+            .chain(["public.platform_operators"])
+        {
+            let n: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM {table}"))
+                .fetch_one(&mut *conn)
+                .await
+                .unwrap();
+            assert_eq!(n, 0, "{table} shows rows with no context, {round}");
+        }
+        drop(conn);
+        use_a_context(&db).await;
+    }
+}
+
+#[tokio::test]
+async fn a_malformed_context_fails_the_query_instead_of_widening_it() {
+    let net = network().await;
+    let mut conn = net.app.database.runtime_options().connect().await.unwrap();
+    let mut tx = conn.begin().await.unwrap();
+    sqlx::query("SELECT set_config('renrakucho.facility_id', 'not-a-uuid'' OR true --', true)")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    let result = sqlx::query_scalar::<_, i64>("SELECT count(*) FROM staff_accounts")
+        .fetch_one(&mut *tx)
+        .await;
+    assert_eq!(sqlstate(result), "22P02", "invalid_text_representation");
+}
+
+#[tokio::test]
+async fn a_pooled_connection_serving_a_then_b_sees_only_b() {
+    let net = network().await;
+    let db = Database::connect(net.app.database.runtime_options(), 1)
+        .await
+        .unwrap();
+    let backend_and_facilities = |scope: Scope, end: &'static str| {
+        let db = db.clone();
+        async move {
+            let mut tx = db.begin(scope).await.unwrap();
+            let conn = tx.raw_connection_for_tests();
+            let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+                .fetch_one(&mut *conn)
+                .await
+                .unwrap();
+            let seen: Vec<uuid::Uuid> =
+                sqlx::query_scalar("SELECT DISTINCT facility_id FROM staff_accounts")
+                    .fetch_all(&mut *conn)
+                    .await
+                    .unwrap();
+            match end {
+                "commit" => tx.commit().await.unwrap(),
+                "error" => {
+                    // A failed statement leaves the transaction aborted; the pool rolls it back.
+                    let _ = sqlx::query("SELECT 1/0").execute(&mut *conn).await;
+                    drop(tx);
+                }
+                _ => drop(tx),
+            }
+            (pid, seen)
+        }
+    };
+
+    let (first, seen_a) = backend_and_facilities(Scope::Facility(net.a.id), "commit").await;
+    assert_eq!(seen_a, vec![net.a.id.as_uuid()]);
+    for end in ["commit", "rollback", "error"] {
+        let (pid, seen_b) = backend_and_facilities(Scope::Facility(net.b.id), end).await;
+        assert_eq!(pid, first, "the pool of one reuses its connection");
+        assert_eq!(seen_b, vec![net.b.id.as_uuid()], "after A, ended by {end}");
+        let (_, seen_a) = backend_and_facilities(Scope::Facility(net.a.id), end).await;
+        assert_eq!(seen_a, vec![net.a.id.as_uuid()], "after B, ended by {end}");
+    }
+    // And outside any scoped transaction, the connection carries no tenant at all.
+    let mut conn = db.session_pool().acquire().await.unwrap();
+    let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+        .fetch_one(&mut *conn)
+        .await
+        .unwrap();
+    assert_eq!(pid, first);
+    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM staff_accounts")
+        .fetch_one(&mut *conn)
+        .await
+        .unwrap();
+    assert_eq!(n, 0);
+}
+
+#[tokio::test]
+async fn the_runtime_role_cannot_turn_row_level_security_off_or_become_the_owner() {
+    let net = network().await;
+    let mut conn = net.app.database.runtime_options().connect().await.unwrap();
+
+    for (attempt, expected) in [
+        ("SET ROLE renrakucho_owner", "42501"),
+        ("SET ROLE postgres", "42501"),
+        ("SET SESSION AUTHORIZATION renrakucho_owner", "42501"),
+        (
+            "ALTER TABLE staff_accounts NO FORCE ROW LEVEL SECURITY",
+            "42501",
+        ),
+        (
+            "ALTER TABLE staff_accounts DISABLE ROW LEVEL SECURITY",
+            "42501",
+        ),
+        ("DROP POLICY staff_accounts_own ON staff_accounts", "42501"),
+        (
+            "CREATE POLICY everything ON staff_accounts USING (true)",
+            "42501",
+        ),
+        ("ALTER ROLE renrakucho_app BYPASSRLS", "42501"),
+        (
+            "CREATE FUNCTION public.current_facility_id() RETURNS uuid LANGUAGE sql \
+             AS 'SELECT NULL::uuid'",
+            "42501",
+        ),
+        ("CREATE TABLE public.escape (id int)", "42501"),
+        ("GRANT renrakucho_owner TO renrakucho_app", "42501"),
+    ] {
+        let result = sqlx::raw_sql(attempt).execute(&mut conn).await;
+        assert_eq!(sqlstate(result), expected, "{attempt}");
+    }
+
+    // Switching row security off does not show rows: for a role bound by RLS the query fails.
+    let mut tx = net.app.db.begin(Scope::Facility(net.a.id)).await.unwrap();
+    let c = tx.raw_connection_for_tests();
+    sqlx::raw_sql("SET LOCAL row_security = off")
+        .execute(&mut *c)
+        .await
+        .unwrap();
+    let result = sqlx::query_scalar::<_, i64>("SELECT count(*) FROM staff_accounts")
+        .fetch_one(&mut *c)
+        .await;
+    assert_eq!(sqlstate(result), "42501");
+    drop(tx);
+
+    // The group role it may switch to has the same privileges; RLS still holds there.
+    let mut tx = net.app.db.begin(Scope::Facility(net.a.id)).await.unwrap();
+    let c = tx.raw_connection_for_tests();
+    sqlx::raw_sql("SET LOCAL ROLE renrakucho_runtime")
+        .execute(&mut *c)
+        .await
+        .unwrap();
+    let seen: Vec<uuid::Uuid> =
+        sqlx::query_scalar("SELECT DISTINCT facility_id FROM staff_accounts")
+            .fetch_all(&mut *c)
+            .await
+            .unwrap();
+    assert_eq!(seen, vec![net.a.id.as_uuid()]);
+}
+
+#[tokio::test]
+async fn unique_and_foreign_key_checks_do_not_reveal_another_facilitys_values() {
+    let net = network().await;
+    // B already has a "carol"; A can create its own without learning that.
+    net.app
+        .seed_staff(&net.b, "carol", StaffRole::Staff, Profession::Pharmacist)
+        .await;
+    net.app
+        .seed_staff(&net.a, "carol", StaffRole::Staff, Profession::Clerk)
+        .await;
+
+    // A second "carol" in A is a conflict, named by the per-facility constraint.
+    let mut tx = net.app.db.begin(Scope::Facility(net.a.id)).await.unwrap();
+    let duplicate = sqlx::query(
+        "INSERT INTO staff_accounts (id, facility_id, login_id, display_name, role, profession,
+                                     password_hash)
+         VALUES (gen_random_uuid(), $1, 'carol', '重複', 'staff', 'clerk', 'x')",
+    )
+    .bind(net.a.id.as_uuid())
+    .execute(tx.raw_connection_for_tests())
+    .await
+    .expect_err("a duplicate login ID in one facility");
+    let db = duplicate.as_database_error().unwrap();
+    assert_eq!(db.code().as_deref(), Some("23505"));
+    assert_eq!(
+        db.constraint(),
+        Some("staff_accounts_facility_id_login_id_key")
+    );
+    assert!(
+        !db.message().contains(&net.b.id.as_uuid().to_string()),
+        "{}",
+        db.message()
+    );
+    drop(tx);
+
+    // Referencing B's facility and one that does not exist fail identically (the policy is
+    // checked before constraints), as the insert test shows for every table. Looking B's
+    // account up by its ID finds nothing either.
+    let mut su = superuser(&net.app).await;
+    let b_staff: uuid::Uuid =
+        sqlx::query_scalar("SELECT id FROM staff_accounts WHERE facility_id = $1 LIMIT 1")
+            .bind(net.b.id.as_uuid())
+            .fetch_one(&mut su)
+            .await
+            .unwrap();
+    let mut tx = net.app.db.begin(Scope::Facility(net.a.id)).await.unwrap();
+    let probe = sqlx::query_scalar::<_, i64>(
+        "SELECT count(*) FROM staff_accounts WHERE id = $1 OR login_id = 'carol'",
+    )
+    .bind(b_staff)
+    .fetch_one(tx.raw_connection_for_tests())
+    .await
+    .unwrap();
+    assert_eq!(probe, 1, "A sees only its own carol");
+}
+
+#[tokio::test]
+async fn platform_scope_sees_tenants_and_operators_but_no_staff() {
+    let net = network().await;
+    net.app.seed_operator("operator").await;
+    let db = &net.app.db;
+
+    assert_eq!(
+        count_in(db, Scope::Platform, "SELECT count(*) FROM facilities").await,
+        2
+    );
+    assert_eq!(
+        count_in(
+            db,
+            Scope::Platform,
+            "SELECT count(*) FROM platform_operators"
+        )
+        .await,
+        1
+    );
+    assert_eq!(
+        count_in(db, Scope::Platform, "SELECT count(*) FROM staff_accounts").await,
+        0
+    );
+    assert_eq!(
+        count_in(
+            db,
+            Scope::Platform,
+            "SELECT count(*) FROM audit_log WHERE facility_id IS NOT NULL"
+        )
+        .await,
+        0,
+        "the platform reads its own chain only"
+    );
+    assert!(count_in(db, Scope::Platform, "SELECT count(*) FROM audit_log").await > 0);
+
+    let a = Scope::Facility(net.a.id);
+    assert_eq!(count_in(db, a, "SELECT count(*) FROM facilities").await, 1);
+    assert_eq!(
+        count_in(db, a, "SELECT count(*) FROM platform_operators").await,
+        0
+    );
+    assert_eq!(
+        count_in(
+            db,
+            a,
+            "SELECT count(*) FROM audit_log WHERE facility_id IS NULL"
+        )
+        .await,
+        0
+    );
+}
+
+#[tokio::test]
+async fn the_sign_in_lookup_restores_the_callers_scope() {
+    let net = network().await;
+    for (scope, platform_after) in [(Scope::Facility(net.a.id), ""), (Scope::Platform, "on")] {
+        let mut tx = net.app.db.begin(scope).await.unwrap();
+        let c = tx.raw_connection_for_tests();
+        let found: (uuid::Uuid, String) =
+            sqlx::query_as("SELECT facility_id, status FROM facility_for_sign_in('iso-b')")
+                .fetch_one(&mut *c)
+                .await
+                .unwrap();
+        assert_eq!(found, (net.b.id.as_uuid(), "active".to_string()));
+        let setting: String =
+            sqlx::query_scalar("SELECT coalesce(current_setting('renrakucho.platform', true), '')")
+                .fetch_one(&mut *c)
+                .await
+                .unwrap();
+        assert_eq!(setting, platform_after, "{scope:?}");
+        let facilities: i64 = sqlx::query_scalar("SELECT count(*) FROM facilities")
+            .fetch_one(&mut *c)
+            .await
+            .unwrap();
+        let expected = if scope == Scope::Platform { 2 } else { 1 };
+        assert_eq!(facilities, expected, "{scope:?}");
+    }
+}
