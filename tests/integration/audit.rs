@@ -166,7 +166,8 @@ async fn the_runtime_role_cannot_change_or_remove_audit_records() {
 async fn each_facility_and_the_platform_have_a_chain_of_their_own() {
     let app = spawn_app().await;
     let (a, b) = populated(&app).await;
-    let expected = [(None, 4), (Some(&a), 4), (Some(&b), 3)];
+    // The platform's chain starts with the creation of the network's blind-index key.
+    let expected = [(None, 5), (Some(&a), 4), (Some(&b), 3)];
     for (facility, len) in expected {
         let what = facility.map_or("platform".to_string(), |f| f.code.clone());
         let links = chain(&app.db, scope_of(facility)).await;
@@ -186,7 +187,7 @@ async fn each_facility_and_the_platform_have_a_chain_of_their_own() {
     let report = audit::verify(&app.db).await.unwrap();
     assert!(report.breaks.is_empty(), "{:?}", report.breaks);
     assert_eq!(report.chains, 3);
-    assert_eq!(report.records, 11);
+    assert_eq!(report.records, 12);
     assert_eq!(report.records, total_records(&app).await);
 }
 
@@ -216,7 +217,7 @@ async fn verify_names_an_edited_record() {
         "only CHAIN-A is broken, at #2"
     );
     assert_eq!(
-        report.records, 11,
+        report.records, 12,
         "a break does not hide the other records"
     );
     let message = report.breaks[0].to_string();
@@ -281,7 +282,7 @@ async fn verify_names_the_record_after_a_deleted_one() {
             problem: BreakKind::PreviousMissing { expected_seq: 2 },
         }]
     );
-    assert_eq!(report.records, 10);
+    assert_eq!(report.records, 11);
     let message = report.breaks[0].to_string();
     assert!(
         message.starts_with("platform chain: record #3"),
@@ -350,11 +351,15 @@ async fn concurrent_writers_leave_gapless_valid_chains() {
     assert_eq!(facility_chain.len(), 20);
     assert_linked(&facility_chain, "BUSY-1");
     let platform_chain = chain(&db, Scope::Platform).await;
-    assert_eq!(platform_chain.len(), 11, "facility.create and ten writers");
+    assert_eq!(
+        platform_chain.len(),
+        12,
+        "data_key.create, facility.create and ten writers"
+    );
     assert_linked(&platform_chain, "platform");
     let report = audit::verify(&db).await.unwrap();
     assert!(report.breaks.is_empty(), "{:?}", report.breaks);
-    assert_eq!(report.records, 31);
+    assert_eq!(report.records, 32);
     db.close().await;
 }
 

@@ -282,6 +282,25 @@ async fn the_schema_passes_every_catalog_check() {
             .unwrap();
         assert!(exists, "{table} is on the allow-list but does not exist");
     }
+    // Every column the re-encryption walks exists, holds bytes, and names its owner.
+    for c in renrakucho_store::encrypted::ENCRYPTED_COLUMNS {
+        for (column, expected) in [
+            (c.column, "bytea"),
+            (c.id_column, "uuid"),
+            (c.owner_column, "uuid"),
+        ] {
+            let found: Option<String> = sqlx::query_scalar(
+                "SELECT data_type FROM information_schema.columns
+                  WHERE table_schema = 'public' AND table_name = $1 AND column_name = $2",
+            )
+            .bind(c.table)
+            .bind(column)
+            .fetch_optional(&mut conn)
+            .await
+            .unwrap();
+            assert_eq!(found.as_deref(), Some(expected), "{}.{column}", c.table);
+        }
+    }
     for (function, _) in SECURITY_DEFINER {
         let exists: bool = sqlx::query_scalar("SELECT to_regproc($1) IS NOT NULL")
             .bind(function)

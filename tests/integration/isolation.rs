@@ -37,6 +37,20 @@ async fn network() -> Network {
         app.seed_staff(facility, "bob", StaffRole::Staff, Profession::Nurse)
             .await;
     }
+    for facility in [&a, &b] {
+        let mut tx = app.db.begin(Scope::Facility(facility.id)).await.unwrap();
+        sqlx::query(
+            "INSERT INTO data_keys (owner_kind, owner_id, version, facility_id, master_key_id,
+                                    wrapped)
+             VALUES ('patient', gen_random_uuid(), 1, $1, 'local:fixture', '\\x01')",
+        )
+        .bind(facility.id.as_uuid())
+        .execute(tx.raw_connection_for_tests())
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+    }
+    // The network's blind-index key (no facility's) was created when the server started.
     Network { app, a, b }
 }
 
@@ -134,11 +148,16 @@ async fn facility_a_cannot_read_change_or_remove_facility_bs_rows_in_any_table()
         .await
         .unwrap();
         assert_eq!(of_b, 0, "{}: A reads B's rows", table.name);
-        let visible: Vec<uuid::Uuid> =
-            sqlx::query_scalar(&format!("SELECT {} FROM {}", table.column, table.name))
-                .fetch_all(&mut *conn)
-                .await
-                .unwrap();
+        // Rows of no facility (the network's blind-index key) are readable by every facility
+        // and checked by the key-table test; here only facility rows count.
+        let visible: Vec<uuid::Uuid> = sqlx::query_scalar(&format!(
+            "SELECT {c} FROM {t} WHERE {c} IS NOT NULL",
+            t = table.name,
+            c = table.column
+        ))
+        .fetch_all(&mut *conn)
+        .await
+        .unwrap();
         assert_eq!(
             visible.len() as i64,
             own,
@@ -235,6 +254,11 @@ fn insert_into(table: &str) -> Option<&'static str> {
             "INSERT INTO staff_accounts (id, facility_id, login_id, display_name, role,
                                          profession, password_hash)
              VALUES (gen_random_uuid(), $1, 'mallory', '侵入 者', 'facility_admin', 'doctor', 'x')"
+        }
+        "public.data_keys" => {
+            "INSERT INTO data_keys (owner_kind, owner_id, version, facility_id, master_key_id,
+                                    wrapped)
+             VALUES ('facility', $1, 1, $1, 'local:forged', '\\x00')"
         }
         "public.audit_log" => {
             "INSERT INTO audit_log (facility_id, actor_kind, action, outcome, prev_hash, hash)

@@ -6,5 +6,7 @@ mod audit;
 mod browser;
 mod catalog;
 mod isolation;
+mod keyring;
+mod kms;
 mod sessions;
 mod sign_in;

@@ -49,3 +49,7 @@ id_type!(
     /// A platform operator account (運用者).
     OperatorId
 );
+id_type!(
+    /// A patient (対象者) of the network, registered by one facility.
+    PatientId
+);

@@ -9,7 +9,7 @@ pub mod ids;
 pub mod staff;
 
 pub use facility::{FacilityCode, FacilityKind, FacilityName, FacilityStatus};
-pub use ids::{FacilityId, OperatorId, StaffId};
+pub use ids::{FacilityId, OperatorId, PatientId, StaffId};
 pub use staff::{DisplayName, LoginId, Password, Profession, StaffRole, StaffStatus};
 
 /// Why a value offered from outside was refused. The message is shown to people, so it says in

@@ -39,6 +39,8 @@ pub struct Application {
 pub enum BuildError {
     #[error("could not connect to the database: {0}")]
     Database(#[from] renrakucho_store::StoreError),
+    #[error("the keyring could not start: {0}")]
+    Keyring(#[from] renrakucho_keyring::KeyringError),
     #[error("invalid password hashing parameters: {0}")]
     Hasher(String),
     #[error("could not listen on {addr}: {source}")]
@@ -56,8 +58,11 @@ impl Application {
         let hasher = PasswordHasher::new(settings.password_params())
             .map_err(|e| BuildError::Hasher(e.to_string()))?;
         let throttle = SignInThrottle::new(settings.throttle());
+        let keyring = crate::keys::open_keyring(settings).await?;
+        keyring.prepare(&db).await?;
         let state = AppState {
             auth: Authenticator::new(db.clone(), hasher, throttle),
+            keyring,
             db,
             sessions: SessionPolicy {
                 idle_timeout: settings.session_idle_timeout,
@@ -100,6 +105,7 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let housekeeping = tokio::spawn(housekeeping(self.state.clone()));
+        let key_changes = tokio::spawn(follow_key_changes(self.state.clone()));
         let result = axum::serve(
             self.listener,
             self.router
@@ -108,6 +114,7 @@ impl Application {
         .with_graceful_shutdown(shutdown)
         .await;
         housekeeping.abort();
+        key_changes.abort();
         self.state.db.close().await;
         result
     }
@@ -189,4 +196,20 @@ fn router(state: AppState, secure_cookies: bool) -> Router {
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
         .with_state(state)
+}
+
+/// Keeps this process's cache of unwrapped keys in step with key changes made by any process
+/// (rotation, destruction), reconnecting when the database connection drops.
+async fn follow_key_changes(state: AppState) {
+    loop {
+        if let Err(e) = state
+            .keyring
+            .clone()
+            .follow_key_changes(state.db.clone())
+            .await
+        {
+            tracing::warn!(error = %e, "listening for key changes failed; retrying");
+        }
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    }
 }

@@ -65,6 +65,34 @@ pub struct Settings {
     pub password_iterations: u32,
     /// Connections the runtime pool may open.
     pub database_max_connections: u32,
+    /// Who holds the master key that wraps every data key: `local` (a key file in
+    /// `master_key_dir`, generated on first run, or `master_key`) or `aws-kms`.
+    pub key_provider: KeyProvider,
+    /// The local master keys' directory (default `<data_dir>/keys`).
+    pub master_key_dir: Option<PathBuf>,
+    /// A local master key given directly, base64 of 32 bytes, instead of the directory.
+    pub master_key: Option<Secret>,
+    /// Earlier local master keys (base64, comma-separated) that still unwrap data keys until
+    /// `renrakucho keys rotate-master` has re-wrapped them.
+    pub previous_master_keys: Option<Secret>,
+    /// The AWS KMS key (ID, ARN or alias) with `key_provider = "aws-kms"`.
+    pub aws_kms_key_id: Option<String>,
+    /// Another KMS endpoint (a VPC endpoint, an emulator).
+    pub aws_kms_endpoint: Option<String>,
+    pub aws_region: Option<String>,
+    /// At most this many unwrapped data keys are kept in memory…
+    pub key_cache_capacity: u64,
+    /// …each for at most this long.
+    #[serde(with = "humantime_serde")]
+    pub key_cache_max_age: Duration,
+}
+
+/// Where the master key lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum KeyProvider {
+    Local,
+    AwsKms,
 }
 
 impl Default for Settings {
@@ -86,6 +114,15 @@ impl Default for Settings {
             password_memory_kib: password.memory_kib,
             password_iterations: password.iterations,
             database_max_connections: 10,
+            key_provider: KeyProvider::Local,
+            master_key_dir: None,
+            master_key: None,
+            previous_master_keys: None,
+            aws_kms_key_id: None,
+            aws_kms_endpoint: None,
+            aws_region: None,
+            key_cache_capacity: 10_000,
+            key_cache_max_age: Duration::from_secs(300),
         }
     }
 }
@@ -154,6 +191,18 @@ impl Settings {
         }
         if self.password_iterations == 0 {
             return Err(zero("password_iterations"));
+        }
+        if self.key_cache_capacity == 0 {
+            return Err(zero("key_cache_capacity"));
+        }
+        if self.key_cache_max_age.is_zero() {
+            return Err(zero("key_cache_max_age"));
+        }
+        if self.key_provider == KeyProvider::AwsKms && self.aws_kms_key_id.is_none() {
+            return Err(ConfigError(
+                "RENRAKUCHO_AWS_KMS_KEY_ID: required when RENRAKUCHO_KEY_PROVIDER is aws-kms"
+                    .into(),
+            ));
         }
         if let Some(url) = &self.public_url {
             if !matches!(url.scheme(), "http" | "https") {

@@ -122,6 +122,28 @@ impl From<StoreError> for ApiError {
     }
 }
 
+impl From<renrakucho_keyring::KeyringError> for ApiError {
+    fn from(e: renrakucho_keyring::KeyringError) -> Self {
+        use renrakucho_keyring::KeyringError;
+        match e {
+            KeyringError::Store(e) => e.into(),
+            e if e.is_unavailable() => {
+                tracing::error!(error = %e, "key provider unavailable");
+                Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "key_service_unavailable",
+                    "暗号鍵サービスに接続できません。時間をおいて再度お試しください / the encryption key service is unavailable; please try again later",
+                )
+            }
+            // Names the table, column and row; never the content.
+            e => {
+                tracing::error!(error = %e, "encrypted data could not be used");
+                Self::internal()
+            }
+        }
+    }
+}
+
 impl From<SignInError> for ApiError {
     fn from(e: SignInError) -> Self {
         match e {
@@ -226,4 +248,29 @@ pub async fn attach_request_id(request: Request, next: Next) -> Response {
         response = Response::from_parts(parts, axum::body::Body::from(bytes));
     }
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use renrakucho_keyring::{KeyringError, Problem};
+
+    #[test]
+    fn an_unreachable_key_provider_is_503_and_a_bad_value_names_nothing() {
+        let unavailable = ApiError::from(KeyringError::ProviderUnavailable("timeout".into()));
+        assert_eq!(unavailable.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(unavailable.code, "key_service_unavailable");
+        assert!(unavailable
+            .message
+            .starts_with("暗号鍵サービスに接続できません"));
+
+        let tampered = ApiError::from(KeyringError::Undecryptable {
+            table: "patients".into(),
+            column: "name".into(),
+            row: uuid::Uuid::nil(),
+            problem: Problem::Tampered,
+        });
+        assert_eq!(tampered.status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(!tampered.message.contains("patients"));
+    }
 }

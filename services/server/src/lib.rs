@@ -7,6 +7,7 @@ pub mod cli;
 pub mod config;
 pub mod demo;
 pub mod error;
+pub mod keys;
 pub mod routes;
 pub mod session;
 pub mod setup;

@@ -1,6 +1,7 @@
 use std::time::Duration;
 
 use renrakucho_identity::Authenticator;
+use renrakucho_keyring::Keyring;
 use renrakucho_store::Database;
 
 /// What every handler can reach.
@@ -8,6 +9,8 @@ use renrakucho_store::Database;
 pub struct AppState {
     pub db: Database,
     pub auth: Authenticator,
+    /// Envelope encryption of patient data (one per process, with its cache of keys).
+    pub keyring: Keyring,
     pub sessions: SessionPolicy,
 }
 

@@ -70,6 +70,13 @@ impl Database {
         self.pool.clone()
     }
 
+    /// A LISTEN connection on `channel` (cache invalidation across server processes).
+    pub async fn listen(&self, channel: &str) -> Result<sqlx::postgres::PgListener, StoreError> {
+        let mut listener = sqlx::postgres::PgListener::connect_with(&self.pool).await?;
+        listener.listen(channel).await?;
+        Ok(listener)
+    }
+
     pub async fn close(&self) {
         self.pool.close().await;
     }

@@ -7,11 +7,13 @@
 //! there is no other way to reach the data.
 //!
 //! SQL lives here, one module per aggregate ([`facilities`], [`staff`], [`operators`],
-//! [`audit`]); migrations are embedded from `../../migrations` and run by the binary.
+//! [`data_keys`], [`audit`]); migrations are embedded from `../../migrations` and run by the binary.
 
 pub mod audit;
 mod bootstrap;
+pub mod data_keys;
 mod database;
+pub mod encrypted;
 mod error;
 pub mod facilities;
 pub mod operators;

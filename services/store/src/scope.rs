@@ -8,6 +8,10 @@ pub enum Scope {
     Facility(FacilityId),
     /// Operator work on tenants: facilities and operator accounts, never patient data.
     Platform,
+    /// Re-wrapping data keys under a new master key (`renrakucho keys rotate-master`) and
+    /// creating the network's blind-index key: wrapped keys only, no tenant data. Its audit
+    /// records go to the platform's chain.
+    KeyMaintenance,
 }
 
 impl Scope {
@@ -22,6 +26,9 @@ impl Scope {
             Scope::Platform => {
                 "BEGIN; SELECT set_config('renrakucho.platform', 'on', true)".to_string()
             }
+            Scope::KeyMaintenance => {
+                "BEGIN; SELECT set_config('renrakucho.key_maintenance', 'on', true)".to_string()
+            }
         }
     }
 
@@ -29,7 +36,7 @@ impl Scope {
     pub fn facility(self) -> Option<FacilityId> {
         match self {
             Scope::Facility(id) => Some(id),
-            Scope::Platform => None,
+            Scope::Platform | Scope::KeyMaintenance => None,
         }
     }
 }

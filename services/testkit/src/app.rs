@@ -5,6 +5,7 @@ use renrakucho_core::{
 };
 use renrakucho_identity::{PasswordHasher, PasswordParams};
 use renrakucho_server::admin::{self, StaffToIssue};
+use renrakucho_server::config::Secret;
 use renrakucho_server::{Application, Settings};
 use renrakucho_store::facilities::Facility;
 use renrakucho_store::operators::Operator;
@@ -28,10 +29,18 @@ pub struct TestApp {
     shutdown: Option<oneshot::Sender<()>>,
 }
 
-/// Test defaults: a free port; everything else as in production.
+/// Test defaults: a free port and a master key of the test's own (given directly, so no key
+/// file is written anywhere); everything else as in production.
 pub fn test_settings() -> Settings {
+    use base64::Engine;
+    use rand::RngCore;
+    let mut key = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut key);
     Settings {
         listen: "127.0.0.1:0".parse().expect("an address"),
+        master_key: Some(Secret::new(
+            base64::engine::general_purpose::STANDARD.encode(key),
+        )),
         ..Settings::default()
     }
 }

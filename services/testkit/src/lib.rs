@@ -7,6 +7,8 @@
 
 mod app;
 mod database;
+mod kms;
 
 pub use app::{new_client, spawn_app, spawn_app_with, test_settings, TestApp, FIXTURE_PASSWORD};
 pub use database::{TestDatabase, RUNTIME_PASSWORD};
+pub use kms::{KmsEmulator, KMS_ACCESS_KEY, KMS_REGION, KMS_SECRET_KEY};

@@ -1,0 +1,390 @@
+//! The ciphertext format of one encrypted value, and where a value belongs.
+//!
+//! ```text
+//! offset  size  field
+//!      0     1  format version (1)
+//!      1     1  owner kind (1 patient, 2 facility)
+//!      2    16  owner ID (the patient or facility whose data key encrypted it)
+//!     18     4  data key version, big-endian
+//!     22    12  nonce (random, 96 bits)
+//!     34     n  AES-256-GCM ciphertext
+//!   34+n    16  tag
+//! ```
+//!
+//! The associated data is the header (bytes 0..34) followed by the [`Binding`]: table, column
+//! and row ID. A value copied to another row, column, table, patient or facility therefore
+//! fails to decrypt, even where the same key would be used.
+
+use aes_gcm::aead::{AeadInOut, Nonce, Tag};
+use aes_gcm::Aes256Gcm;
+use rand::RngCore;
+use renrakucho_core::{FacilityId, PatientId};
+use uuid::Uuid;
+
+use crate::error::Problem;
+
+pub(crate) const FORMAT_V1: u8 = 1;
+pub(crate) const HEADER_LEN: usize = 34;
+pub(crate) const TAG_LEN: usize = 16;
+/// Bytes a value grows by when encrypted.
+pub const OVERHEAD: usize = HEADER_LEN + TAG_LEN;
+const AAD_DOMAIN: &[u8] = b"renrakucho.value.v1";
+
+/// Whose data key encrypts a value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum KeyOwner {
+    /// Data about a patient: the patient's own key, so erasure can destroy it.
+    Patient(PatientId),
+    /// A facility's private data that is not about a patient.
+    Facility(FacilityId),
+}
+
+impl KeyOwner {
+    pub(crate) fn code(self) -> u8 {
+        match self {
+            KeyOwner::Patient(_) => 1,
+            KeyOwner::Facility(_) => 2,
+        }
+    }
+
+    pub fn id(self) -> Uuid {
+        match self {
+            KeyOwner::Patient(p) => p.as_uuid(),
+            KeyOwner::Facility(f) => f.as_uuid(),
+        }
+    }
+
+    /// How the key table names this kind of owner.
+    pub fn kind(self) -> renrakucho_store::data_keys::OwnerKind {
+        use renrakucho_store::data_keys::OwnerKind;
+        match self {
+            KeyOwner::Patient(_) => OwnerKind::Patient,
+            KeyOwner::Facility(_) => OwnerKind::Facility,
+        }
+    }
+
+    fn from_parts(code: u8, id: Uuid) -> Option<Self> {
+        match code {
+            1 => Some(KeyOwner::Patient(PatientId::from_uuid(id))),
+            2 => Some(KeyOwner::Facility(FacilityId::from_uuid(id))),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for KeyOwner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            KeyOwner::Patient(p) => write!(f, "patient {p}"),
+            KeyOwner::Facility(id) => write!(f, "facility {id}"),
+        }
+    }
+}
+
+/// Where a value belongs: its owner, and the table, column and row it is stored in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Binding<'a> {
+    pub owner: KeyOwner,
+    pub table: &'a str,
+    pub column: &'a str,
+    pub row: Uuid,
+}
+
+impl std::fmt::Display for Binding<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}.{} row {} ({})",
+            self.table, self.column, self.row, self.owner
+        )
+    }
+}
+
+/// The parsed header of a stored value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Header {
+    pub owner: KeyOwner,
+    pub key_version: u32,
+    pub nonce: [u8; 12],
+}
+
+impl Header {
+    fn encode(&self) -> [u8; HEADER_LEN] {
+        let mut h = [0u8; HEADER_LEN];
+        h[0] = FORMAT_V1;
+        h[1] = self.owner.code();
+        h[2..18].copy_from_slice(self.owner.id().as_bytes());
+        h[18..22].copy_from_slice(&self.key_version.to_be_bytes());
+        h[22..34].copy_from_slice(&self.nonce);
+        h
+    }
+
+    /// Reads the header of a stored value, without decrypting anything.
+    pub fn parse(value: &[u8]) -> Result<Header, Problem> {
+        if value.is_empty() {
+            return Err(Problem::Truncated);
+        }
+        if value[0] != FORMAT_V1 {
+            return Err(Problem::UnsupportedFormat(value[0]));
+        }
+        if value.len() < OVERHEAD {
+            return Err(Problem::Truncated);
+        }
+        let id = Uuid::from_slice(&value[2..18]).map_err(|_| Problem::Truncated)?;
+        let owner = KeyOwner::from_parts(value[1], id).ok_or(Problem::Tampered)?;
+        let mut version = [0u8; 4];
+        version.copy_from_slice(&value[18..22]);
+        let mut nonce = [0u8; 12];
+        nonce.copy_from_slice(&value[22..34]);
+        Ok(Header {
+            owner,
+            key_version: u32::from_be_bytes(version),
+            nonce,
+        })
+    }
+}
+
+fn associated_data(header: &[u8], binding: &Binding<'_>) -> Vec<u8> {
+    let mut aad = Vec::with_capacity(
+        AAD_DOMAIN.len() + HEADER_LEN + 8 + binding.table.len() + binding.column.len() + 16,
+    );
+    aad.extend_from_slice(AAD_DOMAIN);
+    aad.extend_from_slice(header);
+    for part in [binding.table.as_bytes(), binding.column.as_bytes()] {
+        aad.extend_from_slice(&u32::try_from(part.len()).unwrap_or(u32::MAX).to_be_bytes());
+        aad.extend_from_slice(part);
+    }
+    aad.extend_from_slice(binding.row.as_bytes());
+    aad
+}
+
+/// Encrypts `plaintext` for `binding` with `cipher` (version `key_version` of the owner's
+/// key), under a fresh random nonce.
+pub(crate) fn seal(
+    cipher: &Aes256Gcm,
+    key_version: u32,
+    binding: &Binding<'_>,
+    plaintext: &[u8],
+) -> Vec<u8> {
+    let mut nonce = [0u8; 12];
+    rand::rngs::OsRng.fill_bytes(&mut nonce);
+    let header = Header {
+        owner: binding.owner,
+        key_version,
+        nonce,
+    }
+    .encode();
+    let aad = associated_data(&header, binding);
+    let mut out = Vec::with_capacity(OVERHEAD + plaintext.len());
+    out.extend_from_slice(&header);
+    out.extend_from_slice(plaintext);
+    let tag = cipher
+        .encrypt_inout_detached(
+            &Nonce::<Aes256Gcm>::from(nonce),
+            &aad,
+            (&mut out[HEADER_LEN..]).into(),
+        )
+        // Only values beyond 64 GiB are refused, which nothing here stores.
+        .expect("AES-GCM encrypts any value below its length limit");
+    out.extend_from_slice(tag.as_slice());
+    out
+}
+
+/// Decrypts a value whose header was read as `header`, with the owner's key of that version.
+pub(crate) fn open(
+    cipher: &Aes256Gcm,
+    header: &Header,
+    binding: &Binding<'_>,
+    value: &[u8],
+) -> Result<zeroize::Zeroizing<Vec<u8>>, Problem> {
+    if header.owner != binding.owner {
+        return Err(Problem::WrongOwner);
+    }
+    let aad = associated_data(&value[..HEADER_LEN], binding);
+    let body_end = value.len() - TAG_LEN;
+    let tag = Tag::<Aes256Gcm>::try_from(&value[body_end..]).map_err(|_| Problem::Truncated)?;
+    let mut plaintext = zeroize::Zeroizing::new(value[HEADER_LEN..body_end].to_vec());
+    cipher
+        .decrypt_inout_detached(
+            &Nonce::<Aes256Gcm>::from(header.nonce),
+            &aad,
+            plaintext.as_mut_slice().into(),
+            &tag,
+        )
+        .map_err(|_| Problem::Tampered)?;
+    Ok(plaintext)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aes_gcm::aead::KeyInit;
+    use proptest::prelude::*;
+
+    fn cipher(byte: u8) -> Aes256Gcm {
+        Aes256Gcm::new(&[byte; 32].into())
+    }
+
+    fn binding(owner: KeyOwner, row: Uuid) -> Binding<'static> {
+        Binding {
+            owner,
+            table: "patients",
+            column: "name",
+            row,
+        }
+    }
+
+    fn patient() -> KeyOwner {
+        KeyOwner::Patient(PatientId::new())
+    }
+
+    #[test]
+    fn a_million_encryptions_never_repeat_a_nonce() {
+        let cipher = cipher(1);
+        let b = binding(patient(), Uuid::now_v7());
+        let mut seen = std::collections::HashSet::with_capacity(1_000_000);
+        for _ in 0..1_000_000 {
+            let value = seal(&cipher, 1, &b, b"");
+            let nonce: [u8; 12] = value[22..34].try_into().unwrap();
+            assert!(
+                seen.insert(nonce),
+                "nonce repeated after {} values",
+                seen.len()
+            );
+        }
+    }
+
+    #[test]
+    fn the_header_says_whose_key_and_which_version() {
+        let owner = patient();
+        let b = binding(owner, Uuid::now_v7());
+        let value = seal(&cipher(1), 7, &b, "山田 太郎".as_bytes());
+        assert_eq!(value.len(), OVERHEAD + "山田 太郎".len());
+        let header = Header::parse(&value).unwrap();
+        assert_eq!(header.owner, owner);
+        assert_eq!(header.key_version, 7);
+        assert_eq!(value[0], FORMAT_V1);
+    }
+
+    #[test]
+    fn flipping_any_bit_is_detected() {
+        let cipher = cipher(1);
+        let b = binding(patient(), Uuid::now_v7());
+        let value = seal(&cipher, 1, &b, b"BP 128/82, SpO2 97%");
+        for i in 0..value.len() {
+            for bit in 0..8 {
+                let mut altered = value.clone();
+                altered[i] ^= 1 << bit;
+                let result = Header::parse(&altered).and_then(|h| {
+                    if h.key_version != 1 {
+                        return Err(Problem::UnknownKeyVersion(h.key_version));
+                    }
+                    open(&cipher, &h, &b, &altered)
+                });
+                let problem = result.expect_err("an altered value decrypted");
+                let expected: &[Problem] = match i {
+                    0 => &[Problem::UnsupportedFormat(altered[0])],
+                    1 => &[Problem::Tampered],
+                    2..=17 => &[Problem::WrongOwner],
+                    18..=21 => &[Problem::UnknownKeyVersion(u32::from_be_bytes(
+                        altered[18..22].try_into().unwrap(),
+                    ))],
+                    _ => &[Problem::Tampered],
+                };
+                assert!(
+                    expected.contains(&problem),
+                    "byte {i} bit {bit}: {problem:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_value_moved_elsewhere_does_not_decrypt() {
+        let cipher = cipher(1);
+        let owner = patient();
+        let row = Uuid::now_v7();
+        let value = seal(&cipher, 1, &binding(owner, row), b"090-1234-5678");
+        let elsewhere = [
+            binding(owner, Uuid::now_v7()),
+            Binding {
+                column: "phone",
+                ..binding(owner, row)
+            },
+            Binding {
+                table: "entries",
+                ..binding(owner, row)
+            },
+        ];
+        for other in elsewhere {
+            let h = Header::parse(&value).unwrap();
+            assert_eq!(
+                open(&cipher, &h, &other, &value),
+                Err(Problem::Tampered),
+                "{other}"
+            );
+        }
+        for other_owner in [patient(), KeyOwner::Facility(FacilityId::new())] {
+            let h = Header::parse(&value).unwrap();
+            assert_eq!(
+                open(&cipher, &h, &binding(other_owner, row), &value),
+                Err(Problem::WrongOwner)
+            );
+        }
+        // The right place but another key (another owner's, re-labelled) fails too.
+        let h = Header::parse(&value).unwrap();
+        assert_eq!(
+            open(&super::tests::cipher(2), &h, &binding(owner, row), &value),
+            Err(Problem::Tampered)
+        );
+    }
+
+    #[test]
+    fn every_truncation_is_refused() {
+        let cipher = cipher(1);
+        let b = binding(patient(), Uuid::now_v7());
+        let value = seal(&cipher, 1, &b, b"some text");
+        for len in 0..value.len() {
+            let cut = &value[..len];
+            let problem = Header::parse(cut)
+                .and_then(|h| open(&cipher, &h, &b, cut))
+                .expect_err("a truncated value decrypted");
+            assert!(
+                matches!(problem, Problem::Truncated | Problem::Tampered),
+                "{len}: {problem:?}"
+            );
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn any_value_round_trips(
+            plaintext in proptest::collection::vec(any::<u8>(), 0..2048),
+            version in 1u32..,
+            table in "[a-z_]{1,20}",
+            column in "[a-z_]{1,20}",
+            row in any::<u128>(),
+            facility_owned in any::<bool>(),
+        ) {
+            let owner = if facility_owned {
+                KeyOwner::Facility(FacilityId::new())
+            } else {
+                patient()
+            };
+            let b = Binding { owner, table: &table, column: &column, row: Uuid::from_u128(row) };
+            let cipher = cipher(3);
+            let value = seal(&cipher, version, &b, &plaintext);
+            let header = Header::parse(&value).unwrap();
+            prop_assert_eq!(header.key_version, version);
+            let opened = open(&cipher, &header, &b, &value).unwrap();
+            prop_assert_eq!(opened.as_slice(), &plaintext[..]);
+        }
+
+        #[test]
+        fn arbitrary_bytes_never_panic_and_never_decrypt(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
+            let b = binding(patient(), Uuid::nil());
+            let result = Header::parse(&bytes).and_then(|h| open(&cipher(1), &h, &b, &bytes));
+            prop_assert!(result.is_err());
+        }
+    }
+}

@@ -1,0 +1,578 @@
+//! The keyring: data keys created on first use, cached unwrapped for a bounded time, rotated,
+//! destroyed; values encrypted and decrypted with them.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use aes_gcm::aead::KeyInit;
+use aes_gcm::Aes256Gcm;
+use moka::sync::Cache;
+use rand::RngCore;
+use renrakucho_core::FacilityId;
+use renrakucho_store::audit::{self, Actor, AuditEvent, Origin, Outcome};
+use renrakucho_store::data_keys::{self, NewKey, OwnerKind, StoredKey};
+use renrakucho_store::encrypted::{self, EncryptedColumn};
+use renrakucho_store::{Database, Scope, ScopedTx, StoreError};
+use serde_json::json;
+use uuid::Uuid;
+use zeroize::Zeroizing;
+
+use crate::blind_index::BlindIndexKey;
+use crate::envelope::{self, Binding, Header, KeyOwner};
+use crate::provider::{KeyBytes, MasterKeys, WrapContext};
+use crate::{KeyringError, Problem};
+
+/// Bounds of the cache of unwrapped keys.
+#[derive(Debug, Clone, Copy)]
+pub struct CacheSettings {
+    /// At most this many unwrapped keys in memory.
+    pub capacity: u64,
+    /// An unwrapped key is dropped (and zeroed) this long after it was unwrapped.
+    pub max_age: Duration,
+}
+
+impl Default for CacheSettings {
+    fn default() -> Self {
+        Self {
+            capacity: 10_000,
+            max_age: Duration::from_secs(300),
+        }
+    }
+}
+
+/// An unwrapped data key, ready to use. The AES key schedule is zeroed on drop (aes-gcm's
+/// `zeroize` feature); there is no way to print it.
+struct DataKey {
+    cipher: Aes256Gcm,
+    version: u32,
+}
+
+impl DataKey {
+    fn new(bytes: &KeyBytes, version: u32) -> Self {
+        Self {
+            cipher: Aes256Gcm::new(&(**bytes).into()),
+            version,
+        }
+    }
+}
+
+/// Cached keys are per scope: a facility only ever uses keys its own scope could read.
+type ScopeKey = Option<FacilityId>;
+type KeyId = (ScopeKey, OwnerKind, Uuid, u32);
+type OwnerId = (ScopeKey, OwnerKind, Uuid);
+
+/// The owner of the network's blind-index key.
+const BLIND_INDEX_OWNER: Uuid = Uuid::nil();
+
+/// Envelope encryption for the whole server: one per process, shared by every request.
+#[derive(Clone)]
+pub struct Keyring {
+    master: MasterKeys,
+    keys: Cache<KeyId, Arc<DataKey>>,
+    newest: Cache<OwnerId, u32>,
+    blind: Cache<(), Arc<BlindIndexKey>>,
+}
+
+impl std::fmt::Debug for Keyring {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Keyring")
+            .field("master", &self.master)
+            .field("cached_keys", &self.keys.entry_count())
+            .finish()
+    }
+}
+
+/// What a re-encryption did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReencryptReport {
+    /// Values looked at.
+    pub values: u64,
+    /// Values moved to the newest key version.
+    pub moved: u64,
+}
+
+/// What a master-key rotation did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RewrapReport {
+    pub rewrapped: u64,
+    pub master_key_id: String,
+}
+
+fn context(kind: OwnerKind, owner: Uuid, version: u32) -> WrapContext {
+    WrapContext {
+        owner_kind: kind.as_str(),
+        owner_id: owner,
+        version,
+    }
+}
+
+fn fresh_key() -> KeyBytes {
+    let mut key = Zeroizing::new([0u8; 32]);
+    rand::rngs::OsRng.fill_bytes(key.as_mut());
+    key
+}
+
+fn undecryptable(binding: &Binding<'_>, problem: Problem) -> KeyringError {
+    KeyringError::Undecryptable {
+        table: binding.table.to_string(),
+        column: binding.column.to_string(),
+        row: binding.row,
+        problem,
+    }
+}
+
+impl Keyring {
+    pub fn new(master: MasterKeys, cache: CacheSettings) -> Self {
+        let keys = Cache::builder()
+            .max_capacity(cache.capacity)
+            .time_to_live(cache.max_age)
+            .support_invalidation_closures()
+            .build();
+        let newest = Cache::builder()
+            .max_capacity(cache.capacity)
+            .time_to_live(cache.max_age)
+            .support_invalidation_closures()
+            .build();
+        let blind = Cache::builder()
+            .max_capacity(1)
+            .time_to_live(cache.max_age)
+            .build();
+        Self {
+            master,
+            keys,
+            newest,
+            blind,
+        }
+    }
+
+    pub fn master_keys(&self) -> &MasterKeys {
+        &self.master
+    }
+
+    /// Creates the network's blind-index key if this is the first start. Run once at start,
+    /// before serving.
+    pub async fn prepare(&self, db: &Database) -> Result<(), KeyringError> {
+        let mut tx = db.begin(Scope::KeyMaintenance).await?;
+        if data_keys::get(&mut tx, OwnerKind::BlindIndex, BLIND_INDEX_OWNER, 1)
+            .await?
+            .is_none()
+        {
+            let key = fresh_key();
+            let (master_key_id, wrapped) = self
+                .master
+                .wrap(&key, &context(OwnerKind::BlindIndex, BLIND_INDEX_OWNER, 1))
+                .await?;
+            let created = data_keys::insert(
+                &mut tx,
+                &NewKey {
+                    owner_kind: OwnerKind::BlindIndex,
+                    owner_id: BLIND_INDEX_OWNER,
+                    version: 1,
+                    facility: None,
+                    master_key_id: &master_key_id,
+                    wrapped: &wrapped,
+                },
+            )
+            .await?;
+            if created {
+                audit::record(
+                    &mut tx,
+                    AuditEvent {
+                        actor: Actor::System,
+                        action: "data_key.create",
+                        outcome: Outcome::Success,
+                        target: None,
+                        origin: &Origin::default(),
+                        details: json!({ "owner_kind": "blind_index", "version": 1,
+                                         "master_key_id": master_key_id }),
+                    },
+                )
+                .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Encrypts `plaintext` for where it will be stored, with the owner's newest key (created
+    /// on first use, in the transaction's facility).
+    pub async fn encrypt(
+        &self,
+        tx: &mut ScopedTx,
+        binding: &Binding<'_>,
+        plaintext: &[u8],
+    ) -> Result<Vec<u8>, KeyringError> {
+        let key = self.writing_key(tx, binding.owner).await?;
+        Ok(envelope::seal(&key.cipher, key.version, binding, plaintext))
+    }
+
+    /// Decrypts a stored value read from where `binding` says. A value that does not belong
+    /// there, was altered, or whose key was destroyed is an error naming the row.
+    pub async fn decrypt(
+        &self,
+        tx: &mut ScopedTx,
+        binding: &Binding<'_>,
+        value: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>, KeyringError> {
+        let header = Header::parse(value).map_err(|p| undecryptable(binding, p))?;
+        if header.owner != binding.owner {
+            return Err(undecryptable(binding, Problem::WrongOwner));
+        }
+        let key = self
+            .reading_key(tx, binding.owner, header.key_version)
+            .await
+            .map_err(|e| match e {
+                KeyringError::Undecryptable { problem, .. } => undecryptable(binding, problem),
+                other => other,
+            })?;
+        envelope::open(&key.cipher, &header, binding, value).map_err(|p| undecryptable(binding, p))
+    }
+
+    /// The value re-encrypted under the owner's newest key, or `None` when it already is.
+    pub async fn reencrypt(
+        &self,
+        tx: &mut ScopedTx,
+        binding: &Binding<'_>,
+        value: &[u8],
+    ) -> Result<Option<Vec<u8>>, KeyringError> {
+        let header = Header::parse(value).map_err(|p| undecryptable(binding, p))?;
+        let newest = self.writing_key(tx, binding.owner).await?;
+        if header.key_version >= newest.version {
+            return Ok(None);
+        }
+        let plaintext = self.decrypt(tx, binding, value).await?;
+        Ok(Some(envelope::seal(
+            &newest.cipher,
+            newest.version,
+            binding,
+            &plaintext,
+        )))
+    }
+
+    /// Moves every value of `owner` in `columns` to the owner's newest key version, in the
+    /// scope of the facility that holds the owner's keys, audited there. Values changed
+    /// meanwhile by someone else are left to them (they were written with the newest key).
+    pub async fn reencrypt_owner(
+        &self,
+        db: &Database,
+        owner: KeyOwner,
+        columns: &[EncryptedColumn<'_>],
+        actor: Actor,
+        origin: &Origin,
+    ) -> Result<ReencryptReport, KeyringError> {
+        let mut maintenance = db.begin(Scope::KeyMaintenance).await?;
+        let facility = data_keys::facility_of(&mut maintenance, owner.kind(), owner.id())
+            .await?
+            .ok_or(KeyringError::Store(StoreError::NotFound))?;
+        maintenance.commit().await?;
+
+        let mut tx = db.begin(Scope::Facility(facility)).await?;
+        let mut report = ReencryptReport::default();
+        for column in columns.iter().filter(|c| c.owner_kind == owner.kind()) {
+            for (row, value) in encrypted::values_of(&mut tx, column, owner.id()).await? {
+                report.values += 1;
+                let binding = Binding {
+                    owner,
+                    table: column.table,
+                    column: column.column,
+                    row,
+                };
+                if let Some(moved) = self.reencrypt(&mut tx, &binding, &value).await? {
+                    if encrypted::replace_value(&mut tx, column, row, &value, &moved).await? {
+                        report.moved += 1;
+                    }
+                }
+            }
+        }
+        audit::record(
+            &mut tx,
+            AuditEvent {
+                actor,
+                action: "data_key.reencrypt",
+                outcome: Outcome::Success,
+                target: Some((owner.kind().as_str(), owner.id())),
+                origin,
+                details: json!({ "values": report.values, "moved": report.moved }),
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(report)
+    }
+
+    /// Starts a new version of the owner's key: new writes use it, older values still
+    /// decrypt until re-encrypted. Returns the new version.
+    pub async fn rotate_data_key(
+        &self,
+        tx: &mut ScopedTx,
+        owner: KeyOwner,
+        actor: Actor,
+        origin: &Origin,
+    ) -> Result<u32, KeyringError> {
+        let kind = owner.kind();
+        let version = match data_keys::newest(tx, kind, owner.id()).await? {
+            Some(k) if k.wrapped.is_none() => return Err(KeyringError::OwnerShredded),
+            Some(k) => k.version + 1,
+            None => 1,
+        };
+        self.create_key(tx, owner, version).await?;
+        data_keys::notify_changed(tx, kind, owner.id()).await?;
+        audit::record(
+            tx,
+            AuditEvent {
+                actor,
+                action: "data_key.rotate",
+                outcome: Outcome::Success,
+                target: Some((kind.as_str(), owner.id())),
+                origin,
+                details: json!({ "version": version }),
+            },
+        )
+        .await?;
+        self.forget(kind, owner.id());
+        Ok(version)
+    }
+
+    /// Crypto-shredding: destroys every version of the owner's key, so every value ever
+    /// encrypted for it (here, in replicas and in backups whose master key is retired) can
+    /// never be read again. Audited in the same transaction. Returns the versions destroyed.
+    pub async fn destroy(
+        &self,
+        tx: &mut ScopedTx,
+        owner: KeyOwner,
+        actor: Actor,
+        origin: &Origin,
+    ) -> Result<u64, KeyringError> {
+        let kind = owner.kind();
+        let destroyed = data_keys::destroy_all(tx, kind, owner.id()).await?;
+        data_keys::notify_changed(tx, kind, owner.id()).await?;
+        audit::record(
+            tx,
+            AuditEvent {
+                actor,
+                action: "data_key.destroy",
+                outcome: Outcome::Success,
+                target: Some((kind.as_str(), owner.id())),
+                origin,
+                details: json!({ "versions": destroyed }),
+            },
+        )
+        .await?;
+        self.forget(kind, owner.id());
+        Ok(destroyed)
+    }
+
+    /// The blind-index terms of a name, to store beside it or to search by.
+    pub async fn name_terms(
+        &self,
+        tx: &mut ScopedTx,
+        name: &str,
+    ) -> Result<Vec<Vec<u8>>, KeyringError> {
+        Ok(self.blind_index_key(tx).await?.terms(name))
+    }
+
+    /// Re-wraps, in batches, every data key not yet under the current master key. Each batch
+    /// commits on its own (with its audit record), so the server keeps serving and an
+    /// interrupted run simply continues where it stopped when started again.
+    pub async fn rewrap_all(
+        &self,
+        db: &Database,
+        batch: i64,
+        mut progress: impl FnMut(u64),
+    ) -> Result<RewrapReport, KeyringError> {
+        let current = self.master.current_key_id();
+        let mut report = RewrapReport {
+            rewrapped: 0,
+            master_key_id: current.clone(),
+        };
+        loop {
+            let mut tx = db.begin(Scope::KeyMaintenance).await?;
+            let keys = data_keys::lock_not_wrapped_by(&mut tx, &current, batch).await?;
+            if keys.is_empty() {
+                tx.commit().await?;
+                return Ok(report);
+            }
+            for key in &keys {
+                let bytes = self.unwrap_stored(key).await?;
+                let (id, wrapped) = self
+                    .master
+                    .wrap(&bytes, &context(key.owner_kind, key.owner_id, key.version))
+                    .await?;
+                data_keys::set_wrapping(&mut tx, key, &id, &wrapped).await?;
+            }
+            audit::record(
+                &mut tx,
+                AuditEvent {
+                    actor: Actor::System,
+                    action: "master_key.rewrap",
+                    outcome: Outcome::Success,
+                    target: None,
+                    origin: &Origin::default(),
+                    details: json!({ "keys": keys.len(), "master_key_id": current }),
+                },
+            )
+            .await?;
+            tx.commit().await?;
+            report.rewrapped += keys.len() as u64;
+            progress(keys.len() as u64);
+        }
+    }
+
+    /// How many live data keys each master key wraps.
+    pub async fn keys_by_master(db: &Database) -> Result<Vec<(String, i64)>, KeyringError> {
+        let mut tx = db.begin(Scope::KeyMaintenance).await?;
+        let counts = data_keys::count_by_master_key(&mut tx).await?;
+        tx.commit().await?;
+        Ok(counts)
+    }
+
+    /// Drops cached keys of owners whose keys changed in any server process, as announced by
+    /// [`data_keys::notify_changed`]. Runs until the database goes away.
+    pub async fn follow_key_changes(self, db: Database) -> Result<(), KeyringError> {
+        let mut listener = db.listen(data_keys::KEY_CHANGES_CHANNEL).await?;
+        loop {
+            let notification = listener.recv().await.map_err(StoreError::from)?;
+            if let Some((kind, owner)) = data_keys::parse_change(notification.payload()) {
+                self.forget(kind, owner);
+            }
+        }
+    }
+
+    fn forget(&self, kind: OwnerKind, owner: Uuid) {
+        // Invalidation closures only fail when not enabled, which `new` does.
+        let _ = self
+            .keys
+            .invalidate_entries_if(move |k, _| k.1 == kind && k.2 == owner);
+        let _ = self
+            .newest
+            .invalidate_entries_if(move |k, _| k.1 == kind && k.2 == owner);
+        self.keys.run_pending_tasks();
+        self.newest.run_pending_tasks();
+    }
+
+    async fn writing_key(
+        &self,
+        tx: &mut ScopedTx,
+        owner: KeyOwner,
+    ) -> Result<Arc<DataKey>, KeyringError> {
+        let scope = tx.scope().facility();
+        let kind = owner.kind();
+        if let Some(version) = self.newest.get(&(scope, kind, owner.id())) {
+            if let Some(key) = self.keys.get(&(scope, kind, owner.id(), version)) {
+                return Ok(key);
+            }
+        }
+        let key = match data_keys::newest(tx, kind, owner.id()).await? {
+            Some(stored) if stored.wrapped.is_none() => return Err(KeyringError::OwnerShredded),
+            Some(stored) => {
+                let bytes = self.unwrap_stored(&stored).await?;
+                Arc::new(DataKey::new(&bytes, stored.version))
+            }
+            None => self.create_key(tx, owner, 1).await?,
+        };
+        self.keys
+            .insert((scope, kind, owner.id(), key.version), key.clone());
+        self.newest.insert((scope, kind, owner.id()), key.version);
+        Ok(key)
+    }
+
+    async fn reading_key(
+        &self,
+        tx: &mut ScopedTx,
+        owner: KeyOwner,
+        version: u32,
+    ) -> Result<Arc<DataKey>, KeyringError> {
+        let scope = tx.scope().facility();
+        let kind = owner.kind();
+        let id = (scope, kind, owner.id(), version);
+        if let Some(key) = self.keys.get(&id) {
+            return Ok(key);
+        }
+        let problem = |p| KeyringError::Undecryptable {
+            table: String::new(),
+            column: String::new(),
+            row: Uuid::nil(),
+            problem: p,
+        };
+        let stored = data_keys::get(tx, kind, owner.id(), version)
+            .await?
+            .ok_or_else(|| problem(Problem::UnknownKeyVersion(version)))?;
+        if stored.wrapped.is_none() {
+            return Err(problem(Problem::KeyDestroyed));
+        }
+        let bytes = self.unwrap_stored(&stored).await?;
+        let key = Arc::new(DataKey::new(&bytes, version));
+        self.keys.insert(id, key.clone());
+        Ok(key)
+    }
+
+    /// Generates, wraps and stores a new key version. If another request stored that version
+    /// first, uses theirs.
+    async fn create_key(
+        &self,
+        tx: &mut ScopedTx,
+        owner: KeyOwner,
+        version: u32,
+    ) -> Result<Arc<DataKey>, KeyringError> {
+        let kind = owner.kind();
+        let facility = match owner {
+            KeyOwner::Facility(f) => Some(f),
+            KeyOwner::Patient(_) => tx.scope().facility(),
+        };
+        let bytes = fresh_key();
+        let (master_key_id, wrapped) = self
+            .master
+            .wrap(&bytes, &context(kind, owner.id(), version))
+            .await?;
+        let created = data_keys::insert(
+            tx,
+            &NewKey {
+                owner_kind: kind,
+                owner_id: owner.id(),
+                version,
+                facility,
+                master_key_id: &master_key_id,
+                wrapped: &wrapped,
+            },
+        )
+        .await?;
+        if created {
+            return Ok(Arc::new(DataKey::new(&bytes, version)));
+        }
+        let stored = data_keys::get(tx, kind, owner.id(), version)
+            .await?
+            .ok_or(KeyringError::Store(StoreError::NotFound))?;
+        let bytes = self.unwrap_stored(&stored).await?;
+        Ok(Arc::new(DataKey::new(&bytes, version)))
+    }
+
+    async fn unwrap_stored(&self, stored: &StoredKey) -> Result<KeyBytes, KeyringError> {
+        let wrapped = stored
+            .wrapped
+            .as_deref()
+            .ok_or(KeyringError::OwnerShredded)?;
+        self.master
+            .unwrap(
+                &stored.master_key_id,
+                wrapped,
+                &context(stored.owner_kind, stored.owner_id, stored.version),
+            )
+            .await
+    }
+
+    async fn blind_index_key(&self, tx: &mut ScopedTx) -> Result<Arc<BlindIndexKey>, KeyringError> {
+        if let Some(key) = self.blind.get(&()) {
+            return Ok(key);
+        }
+        let stored = data_keys::get(tx, OwnerKind::BlindIndex, BLIND_INDEX_OWNER, 1)
+            .await?
+            .ok_or_else(|| {
+                KeyringError::Store(StoreError::Misconfigured(
+                    "the blind-index key does not exist; the keyring was not prepared".into(),
+                ))
+            })?;
+        let key = Arc::new(BlindIndexKey::new(self.unwrap_stored(&stored).await?));
+        self.blind.insert((), key.clone());
+        Ok(key)
+    }
+}
