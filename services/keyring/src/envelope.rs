@@ -11,14 +11,15 @@
 //!   34+n    16  tag
 //! ```
 //!
-//! The associated data is the header (bytes 0..34) followed by the [`Binding`]: table, column
-//! and row ID. A value copied to another row, column, table, patient or facility therefore
-//! fails to decrypt, even where the same key would be used.
+//! The associated data is the format, owner kind and key version, and the [`Binding`]: row ID,
+//! table and column (the owner ID is bound by the owner's own key, the nonce by GCM). A value
+//! copied to another row, column, table, patient or facility therefore fails to decrypt.
 
 use aes_gcm::aead::{AeadInOut, Nonce, Tag};
 use aes_gcm::Aes256Gcm;
 use rand::RngCore;
 use renrakucho_core::{FacilityId, PatientId};
+use smallvec::SmallVec;
 use uuid::Uuid;
 
 use crate::error::Problem;
@@ -28,7 +29,6 @@ pub(crate) const HEADER_LEN: usize = 34;
 pub(crate) const TAG_LEN: usize = 16;
 /// Bytes a value grows by when encrypted.
 pub const OVERHEAD: usize = HEADER_LEN + TAG_LEN;
-const AAD_DOMAIN: &[u8] = b"renrakucho.value.v1";
 
 /// Whose data key encrypts a value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -144,17 +144,20 @@ impl Header {
     }
 }
 
-fn associated_data(header: &[u8], binding: &Binding<'_>) -> Vec<u8> {
-    let mut aad = Vec::with_capacity(
-        AAD_DOMAIN.len() + HEADER_LEN + 8 + binding.table.len() + binding.column.len() + 16,
-    );
-    aad.extend_from_slice(AAD_DOMAIN);
-    aad.extend_from_slice(header);
+/// What the tag authenticates besides the ciphertext: format, owner kind and key version, and
+/// where the value belongs (row, table, column). The owner ID and the nonce are not repeated:
+/// the owner's own key and GCM's IV already bind them. Short on purpose, since it is hashed
+/// for every value, and built on the stack.
+fn associated_data(header: &[u8], binding: &Binding<'_>) -> SmallVec<[u8; 96]> {
+    let mut aad = SmallVec::new();
+    aad.extend_from_slice(&header[..2]);
+    aad.extend_from_slice(&header[18..22]);
+    aad.extend_from_slice(binding.row.as_bytes());
     for part in [binding.table.as_bytes(), binding.column.as_bytes()] {
-        aad.extend_from_slice(&u32::try_from(part.len()).unwrap_or(u32::MAX).to_be_bytes());
+        // PostgreSQL names are at most 63 bytes, so one length byte keeps this unambiguous.
+        aad.push(u8::try_from(part.len()).unwrap_or(u8::MAX));
         aad.extend_from_slice(part);
     }
-    aad.extend_from_slice(binding.row.as_bytes());
     aad
 }
 
@@ -166,8 +169,10 @@ pub(crate) fn seal(
     binding: &Binding<'_>,
     plaintext: &[u8],
 ) -> Vec<u8> {
+    // A CSPRNG seeded from the operating system and reseeded regularly (and after a fork):
+    // unpredictable 96-bit nonces without a system call per value.
     let mut nonce = [0u8; 12];
-    rand::rngs::OsRng.fill_bytes(&mut nonce);
+    rand::thread_rng().fill_bytes(&mut nonce);
     let header = Header {
         owner: binding.owner,
         key_version,
@@ -196,14 +201,16 @@ pub(crate) fn open(
     header: &Header,
     binding: &Binding<'_>,
     value: &[u8],
-) -> Result<zeroize::Zeroizing<Vec<u8>>, Problem> {
+) -> Result<Vec<u8>, Problem> {
     if header.owner != binding.owner {
         return Err(Problem::WrongOwner);
     }
     let aad = associated_data(&value[..HEADER_LEN], binding);
     let body_end = value.len() - TAG_LEN;
     let tag = Tag::<Aes256Gcm>::try_from(&value[body_end..]).map_err(|_| Problem::Truncated)?;
-    let mut plaintext = zeroize::Zeroizing::new(value[HEADER_LEN..body_end].to_vec());
+    // The plaintext goes on to be shown to a person; it is not key material, so it is not
+    // zeroized (which would cost more than the decryption itself).
+    let mut plaintext = value[HEADER_LEN..body_end].to_vec();
     cipher
         .decrypt_inout_detached(
             &Nonce::<Aes256Gcm>::from(header.nonce),

@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use aes_gcm::aead::KeyInit;
 use aes_gcm::Aes256Gcm;
-use moka::sync::Cache;
+use std::time::Instant;
+
+use quick_cache::sync::Cache;
 use rand::RngCore;
 use renrakucho_core::FacilityId;
 use renrakucho_store::audit::{self, Actor, AuditEvent, Origin, Outcome};
@@ -61,6 +63,42 @@ type ScopeKey = Option<FacilityId>;
 type KeyId = (ScopeKey, OwnerKind, Uuid, u32);
 type OwnerId = (ScopeKey, OwnerKind, Uuid);
 
+/// An unwrapped key in the cache, until its age runs out.
+struct Cached {
+    key: DataKey,
+    expires: Instant,
+}
+
+impl std::ops::Deref for Cached {
+    type Target = DataKey;
+    fn deref(&self) -> &DataKey {
+        &self.key
+    }
+}
+
+/// The caches of unwrapped keys: bounded in number (quick_cache's CLOCK-Pro eviction) and in
+/// age (checked on every hit). Shared by the clones of a keyring.
+struct Caches {
+    max_age: Duration,
+    /// By version, for reading.
+    keys: Cache<KeyId, Arc<Cached>>,
+    /// The newest version of each owner, for writing.
+    newest: Cache<OwnerId, Arc<Cached>>,
+    blind: std::sync::RwLock<Option<(Arc<BlindIndexKey>, Instant)>>,
+}
+
+fn fresh<K>(cache: &Cache<K, Arc<Cached>>, id: &K) -> Option<Arc<Cached>>
+where
+    K: Eq + std::hash::Hash + Clone,
+{
+    let hit = cache.get(id)?;
+    if hit.expires > Instant::now() {
+        return Some(hit);
+    }
+    cache.remove(id);
+    None
+}
+
 /// The owner of the network's blind-index key.
 const BLIND_INDEX_OWNER: Uuid = Uuid::nil();
 
@@ -68,17 +106,69 @@ const BLIND_INDEX_OWNER: Uuid = Uuid::nil();
 #[derive(Clone)]
 pub struct Keyring {
     master: MasterKeys,
-    keys: Cache<KeyId, Arc<DataKey>>,
-    newest: Cache<OwnerId, u32>,
-    blind: Cache<(), Arc<BlindIndexKey>>,
+    caches: Arc<Caches>,
 }
 
 impl std::fmt::Debug for Keyring {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Keyring")
             .field("master", &self.master)
-            .field("cached_keys", &self.keys.entry_count())
+            .field("cached_keys", &self.caches.keys.len())
             .finish()
+    }
+}
+
+/// One owner's keys, for many values in one transaction ([`Keyring::owner_keys`]).
+pub struct OwnerKeys {
+    owner: KeyOwner,
+    newest: Arc<Cached>,
+    keyring: Keyring,
+}
+
+impl std::fmt::Debug for OwnerKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OwnerKeys")
+            .field("owner", &self.owner)
+            .field("newest_version", &self.newest.version)
+            .finish_non_exhaustive()
+    }
+}
+
+impl OwnerKeys {
+    /// Encrypts a value of this owner with its newest key.
+    pub fn encrypt(
+        &self,
+        binding: &Binding<'_>,
+        plaintext: &[u8],
+    ) -> Result<Vec<u8>, KeyringError> {
+        if binding.owner != self.owner {
+            return Err(undecryptable(binding, Problem::WrongOwner));
+        }
+        Ok(envelope::seal(
+            &self.newest.cipher,
+            self.newest.version,
+            binding,
+            plaintext,
+        ))
+    }
+
+    /// Decrypts a value of this owner; values under an older key version go through the
+    /// keyring (and its cache).
+    pub async fn decrypt(
+        &self,
+        tx: &mut ScopedTx,
+        binding: &Binding<'_>,
+        value: &[u8],
+    ) -> Result<Vec<u8>, KeyringError> {
+        let header = Header::parse(value).map_err(|p| undecryptable(binding, p))?;
+        if header.owner != binding.owner || binding.owner != self.owner {
+            return Err(undecryptable(binding, Problem::WrongOwner));
+        }
+        if header.key_version == self.newest.version {
+            return envelope::open(&self.newest.cipher, &header, binding, value)
+                .map_err(|p| undecryptable(binding, p));
+        }
+        Box::pin(self.keyring.decrypt(tx, binding, value)).await
     }
 }
 
@@ -123,26 +213,23 @@ fn undecryptable(binding: &Binding<'_>, problem: Problem) -> KeyringError {
 
 impl Keyring {
     pub fn new(master: MasterKeys, cache: CacheSettings) -> Self {
-        let keys = Cache::builder()
-            .max_capacity(cache.capacity)
-            .time_to_live(cache.max_age)
-            .support_invalidation_closures()
-            .build();
-        let newest = Cache::builder()
-            .max_capacity(cache.capacity)
-            .time_to_live(cache.max_age)
-            .support_invalidation_closures()
-            .build();
-        let blind = Cache::builder()
-            .max_capacity(1)
-            .time_to_live(cache.max_age)
-            .build();
+        let capacity = usize::try_from(cache.capacity).unwrap_or(usize::MAX).max(1);
         Self {
             master,
-            keys,
-            newest,
-            blind,
+            caches: Arc::new(Caches {
+                max_age: cache.max_age,
+                keys: Cache::new(capacity),
+                newest: Cache::new(capacity),
+                blind: std::sync::RwLock::new(None),
+            }),
         }
+    }
+
+    fn cached(&self, key: DataKey) -> Arc<Cached> {
+        Arc::new(Cached {
+            key,
+            expires: Instant::now() + self.caches.max_age,
+        })
     }
 
     pub fn master_keys(&self) -> &MasterKeys {
@@ -213,19 +300,30 @@ impl Keyring {
         tx: &mut ScopedTx,
         binding: &Binding<'_>,
         value: &[u8],
-    ) -> Result<Zeroizing<Vec<u8>>, KeyringError> {
+    ) -> Result<Vec<u8>, KeyringError> {
         let header = Header::parse(value).map_err(|p| undecryptable(binding, p))?;
         if header.owner != binding.owner {
             return Err(undecryptable(binding, Problem::WrongOwner));
         }
         let key = self
             .reading_key(tx, binding.owner, header.key_version)
-            .await
-            .map_err(|e| match e {
-                KeyringError::Undecryptable { problem, .. } => undecryptable(binding, problem),
-                other => other,
-            })?;
+            .await?
+            .map_err(|p| undecryptable(binding, p))?;
         envelope::open(&key.cipher, &header, binding, value).map_err(|p| undecryptable(binding, p))
+    }
+
+    /// One owner's keys for a batch of values (a page of notebook entries, the fields of one
+    /// patient): the newest key is looked up once, instead of once per value.
+    pub async fn owner_keys(
+        &self,
+        tx: &mut ScopedTx,
+        owner: KeyOwner,
+    ) -> Result<OwnerKeys, KeyringError> {
+        Ok(OwnerKeys {
+            owner,
+            newest: self.writing_key(tx, owner).await?,
+            keyring: self.clone(),
+        })
     }
 
     /// The value re-encrypted under the owner's newest key, or `None` when it already is.
@@ -439,71 +537,84 @@ impl Keyring {
     }
 
     fn forget(&self, kind: OwnerKind, owner: Uuid) {
-        // Invalidation closures only fail when not enabled, which `new` does.
-        let _ = self
+        self.caches
             .keys
-            .invalidate_entries_if(move |k, _| k.1 == kind && k.2 == owner);
-        let _ = self
+            .retain(|k, _| !(k.1 == kind && k.2 == owner));
+        self.caches
             .newest
-            .invalidate_entries_if(move |k, _| k.1 == kind && k.2 == owner);
-        self.keys.run_pending_tasks();
-        self.newest.run_pending_tasks();
+            .retain(|k, _| !(k.1 == kind && k.2 == owner));
     }
 
+    /// The owner's newest key: from the cache without touching the database, else loaded
+    /// (boxed, so that the futures of the cache-hit path stay small).
     async fn writing_key(
         &self,
         tx: &mut ScopedTx,
         owner: KeyOwner,
-    ) -> Result<Arc<DataKey>, KeyringError> {
+    ) -> Result<Arc<Cached>, KeyringError> {
+        let owner_id = (tx.scope().facility(), owner.kind(), owner.id());
+        match fresh(&self.caches.newest, &owner_id) {
+            Some(key) => Ok(key),
+            None => Box::pin(self.load_writing_key(tx, owner)).await,
+        }
+    }
+
+    async fn load_writing_key(
+        &self,
+        tx: &mut ScopedTx,
+        owner: KeyOwner,
+    ) -> Result<Arc<Cached>, KeyringError> {
         let scope = tx.scope().facility();
         let kind = owner.kind();
-        if let Some(version) = self.newest.get(&(scope, kind, owner.id())) {
-            if let Some(key) = self.keys.get(&(scope, kind, owner.id(), version)) {
-                return Ok(key);
-            }
-        }
         let key = match data_keys::newest(tx, kind, owner.id()).await? {
             Some(stored) if stored.wrapped.is_none() => return Err(KeyringError::OwnerShredded),
             Some(stored) => {
                 let bytes = self.unwrap_stored(&stored).await?;
-                Arc::new(DataKey::new(&bytes, stored.version))
+                self.cached(DataKey::new(&bytes, stored.version))
             }
-            None => self.create_key(tx, owner, 1).await?,
+            None => self.cached(self.create_key(tx, owner, 1).await?),
         };
-        self.keys
+        self.caches
+            .keys
             .insert((scope, kind, owner.id(), key.version), key.clone());
-        self.newest.insert((scope, kind, owner.id()), key.version);
+        self.caches
+            .newest
+            .insert((scope, kind, owner.id()), key.clone());
         Ok(key)
     }
 
+    /// The key of one version, or the reason the data cannot be read (unknown version,
+    /// destroyed) as the inner error; the outer one is infrastructure (database, provider).
     async fn reading_key(
         &self,
         tx: &mut ScopedTx,
         owner: KeyOwner,
         version: u32,
-    ) -> Result<Arc<DataKey>, KeyringError> {
-        let scope = tx.scope().facility();
-        let kind = owner.kind();
-        let id = (scope, kind, owner.id(), version);
-        if let Some(key) = self.keys.get(&id) {
-            return Ok(key);
+    ) -> Result<Result<Arc<Cached>, Problem>, KeyringError> {
+        let id = (tx.scope().facility(), owner.kind(), owner.id(), version);
+        match fresh(&self.caches.keys, &id) {
+            Some(key) => Ok(Ok(key)),
+            None => Box::pin(self.load_reading_key(tx, owner, version)).await,
         }
-        let problem = |p| KeyringError::Undecryptable {
-            table: String::new(),
-            column: String::new(),
-            row: Uuid::nil(),
-            problem: p,
+    }
+
+    async fn load_reading_key(
+        &self,
+        tx: &mut ScopedTx,
+        owner: KeyOwner,
+        version: u32,
+    ) -> Result<Result<Arc<Cached>, Problem>, KeyringError> {
+        let id = (tx.scope().facility(), owner.kind(), owner.id(), version);
+        let Some(stored) = data_keys::get(tx, owner.kind(), owner.id(), version).await? else {
+            return Ok(Err(Problem::UnknownKeyVersion(version)));
         };
-        let stored = data_keys::get(tx, kind, owner.id(), version)
-            .await?
-            .ok_or_else(|| problem(Problem::UnknownKeyVersion(version)))?;
         if stored.wrapped.is_none() {
-            return Err(problem(Problem::KeyDestroyed));
+            return Ok(Err(Problem::KeyDestroyed));
         }
         let bytes = self.unwrap_stored(&stored).await?;
-        let key = Arc::new(DataKey::new(&bytes, version));
-        self.keys.insert(id, key.clone());
-        Ok(key)
+        let key = self.cached(DataKey::new(&bytes, version));
+        self.caches.keys.insert(id, key.clone());
+        Ok(Ok(key))
     }
 
     /// Generates, wraps and stores a new key version. If another request stored that version
@@ -513,7 +624,7 @@ impl Keyring {
         tx: &mut ScopedTx,
         owner: KeyOwner,
         version: u32,
-    ) -> Result<Arc<DataKey>, KeyringError> {
+    ) -> Result<DataKey, KeyringError> {
         let kind = owner.kind();
         let facility = match owner {
             KeyOwner::Facility(f) => Some(f),
@@ -537,13 +648,13 @@ impl Keyring {
         )
         .await?;
         if created {
-            return Ok(Arc::new(DataKey::new(&bytes, version)));
+            return Ok(DataKey::new(&bytes, version));
         }
         let stored = data_keys::get(tx, kind, owner.id(), version)
             .await?
             .ok_or(KeyringError::Store(StoreError::NotFound))?;
         let bytes = self.unwrap_stored(&stored).await?;
-        Ok(Arc::new(DataKey::new(&bytes, version)))
+        Ok(DataKey::new(&bytes, version))
     }
 
     async fn unwrap_stored(&self, stored: &StoredKey) -> Result<KeyBytes, KeyringError> {
@@ -561,8 +672,16 @@ impl Keyring {
     }
 
     async fn blind_index_key(&self, tx: &mut ScopedTx) -> Result<Arc<BlindIndexKey>, KeyringError> {
-        if let Some(key) = self.blind.get(&()) {
-            return Ok(key);
+        if let Some((key, expires)) = self
+            .caches
+            .blind
+            .read()
+            .expect("blind-index cache")
+            .as_ref()
+        {
+            if *expires > Instant::now() {
+                return Ok(key.clone());
+            }
         }
         let stored = data_keys::get(tx, OwnerKind::BlindIndex, BLIND_INDEX_OWNER, 1)
             .await?
@@ -572,7 +691,8 @@ impl Keyring {
                 ))
             })?;
         let key = Arc::new(BlindIndexKey::new(self.unwrap_stored(&stored).await?));
-        self.blind.insert((), key.clone());
+        *self.caches.blind.write().expect("blind-index cache") =
+            Some((key.clone(), Instant::now() + self.caches.max_age));
         Ok(key)
     }
 }

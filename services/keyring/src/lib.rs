@@ -17,5 +17,5 @@ pub mod provider;
 
 pub use envelope::{Binding, Header, KeyOwner, OVERHEAD};
 pub use error::{KeyringError, Problem};
-pub use keyring::{CacheSettings, Keyring, ReencryptReport, RewrapReport};
+pub use keyring::{CacheSettings, Keyring, OwnerKeys, ReencryptReport, RewrapReport};
 pub use provider::{AwsKms, AwsKmsSettings, LocalMasterKeys, MasterKeyProvider, MasterKeys};
