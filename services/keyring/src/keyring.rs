@@ -414,20 +414,9 @@ impl Keyring {
             None => 1,
         };
         self.create_key(tx, owner, version).await?;
-        data_keys::notify_changed(tx, kind, owner.id()).await?;
-        audit::record(
-            tx,
-            AuditEvent {
-                actor,
-                action: "data_key.rotate",
-                outcome: Outcome::Success,
-                target: Some((kind.as_str(), owner.id())),
-                origin,
-                details: json!({ "version": version }),
-            },
-        )
-        .await?;
-        self.forget(kind, owner.id());
+        let details = json!({ "version": version });
+        self.keys_changed(tx, owner, "data_key.rotate", actor, origin, details)
+            .await?;
         Ok(version)
     }
 
@@ -441,23 +430,40 @@ impl Keyring {
         actor: Actor,
         origin: &Origin,
     ) -> Result<u64, KeyringError> {
+        let destroyed = data_keys::destroy_all(tx, owner.kind(), owner.id()).await?;
+        let details = json!({ "versions": destroyed });
+        self.keys_changed(tx, owner, "data_key.destroy", actor, origin, details)
+            .await?;
+        Ok(destroyed)
+    }
+
+    /// After an owner's keys changed: tell every server process (at commit), audit it in the
+    /// same transaction, and drop this process's cached copies.
+    async fn keys_changed(
+        &self,
+        tx: &mut ScopedTx,
+        owner: KeyOwner,
+        action: &'static str,
+        actor: Actor,
+        origin: &Origin,
+        details: serde_json::Value,
+    ) -> Result<(), KeyringError> {
         let kind = owner.kind();
-        let destroyed = data_keys::destroy_all(tx, kind, owner.id()).await?;
         data_keys::notify_changed(tx, kind, owner.id()).await?;
         audit::record(
             tx,
             AuditEvent {
                 actor,
-                action: "data_key.destroy",
+                action,
                 outcome: Outcome::Success,
                 target: Some((kind.as_str(), owner.id())),
                 origin,
-                details: json!({ "versions": destroyed }),
+                details,
             },
         )
         .await?;
         self.forget(kind, owner.id());
-        Ok(destroyed)
+        Ok(())
     }
 
     /// The blind-index terms of a name, to store beside it or to search by.
