@@ -27,28 +27,18 @@ async fn network() -> Network {
     let b = app.seed_facility("ISO-B", FacilityKind::Pharmacy).await;
     for facility in [&a, &b] {
         // The same login IDs in both: per-facility uniqueness is part of the design.
-        app.seed_staff(
-            facility,
-            "alice",
-            StaffRole::FacilityAdmin,
-            Profession::Doctor,
-        )
-        .await;
+        let alice = app
+            .seed_staff(
+                facility,
+                "alice",
+                StaffRole::FacilityAdmin,
+                Profession::Doctor,
+            )
+            .await;
         app.seed_staff(facility, "bob", StaffRole::Staff, Profession::Nurse)
             .await;
-    }
-    for facility in [&a, &b] {
-        let mut tx = app.db.begin(Scope::Facility(facility.id)).await.unwrap();
-        sqlx::query(
-            "INSERT INTO data_keys (owner_kind, owner_id, version, facility_id, master_key_id,
-                                    wrapped)
-             VALUES ('patient', gen_random_uuid(), 1, $1, 'local:fixture', '\\x01')",
-        )
-        .bind(facility.id.as_uuid())
-        .execute(tx.raw_connection_for_tests())
-        .await
-        .unwrap();
-        tx.commit().await.unwrap();
+        // The same patient name in both, too (with a data key and search terms each).
+        app.seed_patient(&alice, "山田 花子", "ヤマダ ハナコ").await;
     }
     // The network's blind-index key (no facility's) was created when the server started.
     Network { app, a, b }
@@ -259,6 +249,15 @@ fn insert_into(table: &str) -> Option<&'static str> {
             "INSERT INTO data_keys (owner_kind, owner_id, version, facility_id, master_key_id,
                                     wrapped)
              VALUES ('facility', $1, 1, $1, 'local:forged', '\\x00')"
+        }
+        "public.patients" => {
+            "INSERT INTO patients (id, facility_id, name_enc, kana_enc, profile_enc, registered_by)
+             VALUES (gen_random_uuid(), $1, '\\x00', '\\x00', '\\x00',
+                     (SELECT id FROM staff_accounts LIMIT 1))"
+        }
+        "public.patient_name_terms" => {
+            "INSERT INTO patient_name_terms (patient_id, facility_id, term)
+             VALUES (gen_random_uuid(), $1, sha256('x'))"
         }
         "public.audit_log" => {
             "INSERT INTO audit_log (facility_id, actor_kind, action, outcome, prev_hash, hash)

@@ -8,5 +8,6 @@ mod catalog;
 mod isolation;
 mod keyring;
 mod kms;
+mod patients;
 mod sessions;
 mod sign_in;

@@ -6,10 +6,14 @@
 
 pub mod facility;
 pub mod ids;
+pub mod patient;
 pub mod staff;
 
 pub use facility::{FacilityCode, FacilityKind, FacilityName, FacilityStatus};
 pub use ids::{FacilityId, OperatorId, PatientId, StaffId};
+pub use patient::{
+    Address, BirthDate, CareLevel, KanaName, PatientName, PatientProfile, Phone, PrimaryDoctor, Sex,
+};
 pub use staff::{DisplayName, LoginId, Password, Profession, StaffRole, StaffStatus};
 
 /// Why a value offered from outside was refused. The message is shown to people, so it says in

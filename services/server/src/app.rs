@@ -99,6 +99,11 @@ impl Application {
         &self.state.db
     }
 
+    /// The server's keyring, for commands that run next to the server (demo data).
+    pub fn keyring(&self) -> &renrakucho_keyring::Keyring {
+        &self.state.keyring
+    }
+
     /// Serves until `shutdown` completes, then finishes the requests in flight.
     pub async fn run_until(
         self,

@@ -266,7 +266,7 @@ async fn serve_with(
         .await
         .map_err(Failure::runtime)?;
     if with_demo {
-        let seeded = demo::seed(app.database(), &hasher(settings)?)
+        let seeded = demo::seed(app.database(), &hasher(settings)?, app.keyring())
             .await
             .map_err(Failure::runtime)?;
         if seeded {
@@ -454,7 +454,11 @@ async fn admin_task(db: Database, settings: &Settings, task: AdminTask) -> Resul
 }
 
 async fn seed_demo(db: Database, settings: &Settings) -> Result<(), Failure> {
-    let seeded = demo::seed(&db, &hasher(settings)?)
+    let keyring = keys::open_keyring(settings)
+        .await
+        .map_err(Failure::runtime)?;
+    keyring.prepare(&db).await.map_err(Failure::runtime)?;
+    let seeded = demo::seed(&db, &hasher(settings)?, &keyring)
         .await
         .map_err(Failure::runtime)?;
     if seeded {

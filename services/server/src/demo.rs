@@ -1,10 +1,15 @@
 //! Demo data: a small fictional network in Izumi ward, so a newcomer can sign in at once.
-//! Every name here is invented. Patients arrive with the patient and consent issue.
+//! Every name here is invented: facilities, staff and patients.
 
+use renrakucho_care::{register_patient, CareError, NewPatient, StaffActor};
 use renrakucho_core::{
-    DisplayName, FacilityCode, FacilityKind, FacilityName, LoginId, Password, Profession, StaffRole,
+    Address, BirthDate, CareLevel, DisplayName, FacilityCode, FacilityKind, FacilityName, KanaName,
+    LoginId, Password, PatientName, PatientProfile, Phone, PrimaryDoctor, Profession, Sex,
+    StaffRole,
 };
 use renrakucho_identity::PasswordHasher;
+use renrakucho_keyring::Keyring;
+use renrakucho_store::audit::Origin;
 use renrakucho_store::{facilities, Database, Scope, StoreError};
 
 use crate::admin::{self, StaffToIssue};
@@ -100,9 +105,66 @@ const NETWORK: &[DemoFacility] = &[
 /// The demo operator's login ID.
 pub const DEMO_OPERATOR: &str = "operator";
 
+/// Patients registered by the clinic (name, reading, date of birth, sex, care level, address,
+/// phone). Invented people at invented addresses; the phone numbers are in the range kept
+/// for fiction (090-0000-xxxx is not assigned).
+const PATIENTS: &[(&str, &str, &str, Sex, CareLevel, &str, &str)] = &[
+    (
+        "阿部 ハル",
+        "アベ ハル",
+        "1936-05-12",
+        Sex::Female,
+        CareLevel::Care3,
+        "仙台市泉区泉中央9丁目1-1",
+        "090-0000-0101",
+    ),
+    (
+        "石川 正雄",
+        "イシカワ マサオ",
+        "1941-11-03",
+        Sex::Male,
+        CareLevel::Care2,
+        "仙台市泉区将監9丁目2-2",
+        "090-0000-0102",
+    ),
+    (
+        "上田 千代",
+        "ウエダ チヨ",
+        "1929-02-20",
+        Sex::Female,
+        CareLevel::Care5,
+        "仙台市泉区七北田9丁目3-3",
+        "090-0000-0103",
+    ),
+    (
+        "遠藤 勇",
+        "エンドウ イサム",
+        "1950-08-30",
+        Sex::Male,
+        CareLevel::Support2,
+        "仙台市泉区寺岡9丁目4-4",
+        "090-0000-0104",
+    ),
+];
+
+/// Why seeding failed.
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Care(#[from] CareError),
+    #[error("demo data is invalid: {0}")]
+    Invalid(String),
+}
+
 /// Seeds the demo network unless it is there already. Returns true when it seeded now.
-pub async fn seed(db: &Database, hasher: &PasswordHasher) -> Result<bool, StoreError> {
-    let parse = |e: renrakucho_core::InvalidValue| StoreError::Misconfigured(e.message);
+pub async fn seed(
+    db: &Database,
+    hasher: &PasswordHasher,
+    keyring: &Keyring,
+) -> Result<bool, DemoError> {
+    let parse = |e: renrakucho_core::InvalidValue| DemoError::Invalid(e.message);
     let first = FacilityCode::parse(NETWORK[0].code).map_err(parse)?;
     let mut tx = db.begin(Scope::Platform).await?;
     let present = facilities::find_by_code(&mut tx, &first).await?.is_some();
@@ -127,8 +189,9 @@ pub async fn seed(db: &Database, hasher: &PasswordHasher) -> Result<bool, StoreE
             place.kind,
         )
         .await?;
+        let mut first_staff = None;
         for (login, name, role, profession) in place.staff {
-            admin::create_staff(
+            let account = admin::create_staff(
                 db,
                 hasher,
                 &facility,
@@ -141,6 +204,32 @@ pub async fn seed(db: &Database, hasher: &PasswordHasher) -> Result<bool, StoreE
                 },
             )
             .await?;
+            first_staff.get_or_insert(account.id);
+        }
+        if place.code == DEMO_SIGN_IN.0 {
+            let who = StaffActor {
+                staff: first_staff.ok_or_else(|| DemoError::Invalid("no clinic staff".into()))?,
+                facility: facility.id,
+            };
+            let today = time::OffsetDateTime::now_utc().date();
+            for (name, kana, born, sex, care_level, address, phone) in PATIENTS {
+                let new = NewPatient {
+                    name: PatientName::parse(name).map_err(parse)?,
+                    kana: KanaName::parse(kana).map_err(parse)?,
+                    profile: PatientProfile {
+                        birth_date: BirthDate::parse(born, today).map_err(parse)?,
+                        sex: *sex,
+                        care_level: *care_level,
+                        address: Some(Address::parse(address).map_err(parse)?),
+                        phone: Some(Phone::parse(phone).map_err(parse)?),
+                        primary_doctor: Some(
+                            PrimaryDoctor::parse("佐藤 健一（泉中央在宅クリニック）")
+                                .map_err(parse)?,
+                        ),
+                    },
+                };
+                register_patient(db, keyring, who, &Origin::default(), new).await?;
+            }
         }
     }
     Ok(true)

@@ -445,6 +445,16 @@ async fn audit_verify_reports_an_intact_log_and_names_an_edited_record() {
     .await
     .unwrap();
     assert!(records > 0);
+    // The demo's patients are there, encrypted: no name is readable in the database.
+    let names: Vec<Vec<u8>> = sqlx::query_scalar("SELECT name_enc || kana_enc FROM patients")
+        .fetch_all(&mut su)
+        .await
+        .unwrap();
+    assert_eq!(names.len(), 4);
+    for stored in &names {
+        assert!(!stored.windows("阿部".len()).any(|w| w == "阿部".as_bytes()));
+        assert!(!stored.windows("アベ".len()).any(|w| w == "アベ".as_bytes()));
+    }
 
     let intact = run(command(&["audit", "verify"])).await;
     assert_eq!(intact.status.code(), Some(0), "{}", describe(&intact));

@@ -19,9 +19,22 @@ pub struct EncryptedColumn<'a> {
     pub owner_column: &'a str,
 }
 
-/// Every encrypted column of the schema. Empty until the first table with patient data
-/// (consent-gated sharing) arrives.
-pub const ENCRYPTED_COLUMNS: &[EncryptedColumn<'static>] = &[];
+const fn patient_column(table: &'static str, column: &'static str) -> EncryptedColumn<'static> {
+    EncryptedColumn {
+        table,
+        column,
+        id_column: "id",
+        owner_kind: OwnerKind::Patient,
+        owner_column: "id",
+    }
+}
+
+/// Every encrypted column of the schema.
+pub const ENCRYPTED_COLUMNS: &[EncryptedColumn<'static>] = &[
+    patient_column("patients", "name_enc"),
+    patient_column("patients", "kana_enc"),
+    patient_column("patients", "profile_enc"),
+];
 
 fn identifier(name: &str) -> Result<&str, StoreError> {
     let valid = !name.is_empty()

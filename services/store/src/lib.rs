@@ -17,6 +17,7 @@ pub mod encrypted;
 mod error;
 pub mod facilities;
 pub mod operators;
+pub mod patients;
 mod scope;
 pub mod staff;
 

@@ -100,6 +100,54 @@ impl TestApp {
         format!("{}{}", self.address, path)
     }
 
+    /// A keyring over this app's master keys (a second process's, with its own cache).
+    pub async fn keyring(&self) -> renrakucho_keyring::Keyring {
+        let keyring = renrakucho_server::keys::open_keyring(&self.settings)
+            .await
+            .expect("the keyring");
+        keyring
+            .prepare(&self.db)
+            .await
+            .expect("preparing the keyring");
+        keyring
+    }
+
+    /// A patient registered by `staff` of their facility, with an ordinary profile.
+    pub async fn seed_patient(
+        &self,
+        staff: &StaffAccount,
+        name: &str,
+        kana: &str,
+    ) -> renrakucho_care::Patient {
+        use renrakucho_core::{
+            BirthDate, CareLevel, KanaName, PatientName, PatientProfile, Phone, Sex,
+        };
+        let today = time::OffsetDateTime::now_utc().date();
+        renrakucho_care::register_patient(
+            &self.db,
+            &self.keyring().await,
+            renrakucho_care::StaffActor {
+                staff: staff.id,
+                facility: staff.facility_id,
+            },
+            &renrakucho_store::audit::Origin::default(),
+            renrakucho_care::NewPatient {
+                name: PatientName::parse(name).expect("a name"),
+                kana: KanaName::parse(kana).expect("a reading"),
+                profile: PatientProfile {
+                    birth_date: BirthDate::parse("1940-01-15", today).expect("a date"),
+                    sex: Sex::Female,
+                    care_level: CareLevel::Care2,
+                    address: None,
+                    phone: Some(Phone::parse("090-0000-9999").expect("a phone")),
+                    primary_doctor: None,
+                },
+            },
+        )
+        .await
+        .expect("registering a patient")
+    }
+
     /// An active facility, registered as the operator would.
     pub async fn seed_facility(&self, code: &str, kind: FacilityKind) -> Facility {
         admin::create_facility(

@@ -1,0 +1,220 @@
+use renrakucho_core::{KanaName, PatientId, PatientName, PatientProfile};
+use renrakucho_keyring::blind_index::normalize_name;
+use renrakucho_keyring::{Binding, KeyOwner, Keyring, OwnerKeys};
+use renrakucho_store::audit::{self, Actor, AuditEvent, Origin, Outcome};
+use renrakucho_store::patients::{self, NewStoredPatient, StoredPatient};
+use renrakucho_store::{Database, Scope, ScopedTx};
+use serde_json::json;
+use time::OffsetDateTime;
+
+use crate::{CareError, StaffActor};
+
+const TABLE: &str = "patients";
+
+/// A patient to register.
+#[derive(Debug, Clone)]
+pub struct NewPatient {
+    pub name: PatientName,
+    pub kana: KanaName,
+    pub profile: PatientProfile,
+}
+
+/// A patient, decrypted for someone allowed to read them.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Patient {
+    pub id: PatientId,
+    pub registering_facility: renrakucho_core::FacilityId,
+    pub name: PatientName,
+    pub kana: KanaName,
+    pub profile: PatientProfile,
+    #[serde(with = "time::serde::rfc3339")]
+    pub registered_at: OffsetDateTime,
+}
+
+/// A line of a patient list or search result.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PatientSummary {
+    pub id: PatientId,
+    pub name: PatientName,
+    pub kana: KanaName,
+}
+
+fn binding(id: PatientId, column: &'static str) -> Binding<'static> {
+    Binding {
+        owner: KeyOwner::Patient(id),
+        table: TABLE,
+        column,
+        row: id.as_uuid(),
+    }
+}
+
+fn actor(a: StaffActor) -> Actor {
+    Actor::Staff(a.staff)
+}
+
+async fn record(
+    tx: &mut ScopedTx,
+    who: StaffActor,
+    origin: &Origin,
+    action: &'static str,
+    patient: Option<PatientId>,
+    details: serde_json::Value,
+) -> Result<(), CareError> {
+    audit::record(
+        tx,
+        AuditEvent {
+            actor: actor(who),
+            action,
+            outcome: Outcome::Success,
+            target: patient.map(|p| ("patient", p.as_uuid())),
+            origin,
+            details,
+        },
+    )
+    .await?;
+    Ok(())
+}
+
+fn text<T: serde::de::DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T, CareError> {
+    serde_json::from_slice(bytes).map_err(|e| CareError::Corrupt(format!("{what}: {e}")))
+}
+
+fn json_bytes<T: serde::Serialize>(value: &T) -> Vec<u8> {
+    serde_json::to_vec(value).expect("domain values serialise")
+}
+
+async fn decrypt_name(
+    keys: &OwnerKeys,
+    tx: &mut ScopedTx,
+    stored: &StoredPatient,
+) -> Result<(PatientName, KanaName), CareError> {
+    let name = keys
+        .decrypt(tx, &binding(stored.id, "name_enc"), &stored.name_enc)
+        .await?;
+    let kana = keys
+        .decrypt(tx, &binding(stored.id, "kana_enc"), &stored.kana_enc)
+        .await?;
+    Ok((text(&name, "name")?, text(&kana, "kana")?))
+}
+
+/// Registers a patient in the actor's facility: fields encrypted with a new key of the
+/// patient's own, name terms for search, audited.
+pub async fn register_patient(
+    db: &Database,
+    keyring: &Keyring,
+    who: StaffActor,
+    origin: &Origin,
+    new: NewPatient,
+) -> Result<Patient, CareError> {
+    let id = PatientId::new();
+    let mut tx = db.begin(Scope::Facility(who.facility)).await?;
+    let keys = keyring.owner_keys(&mut tx, KeyOwner::Patient(id)).await?;
+    let name_enc = keys.encrypt(&binding(id, "name_enc"), &json_bytes(&new.name))?;
+    let kana_enc = keys.encrypt(&binding(id, "kana_enc"), &json_bytes(&new.kana))?;
+    let profile_enc = keys.encrypt(&binding(id, "profile_enc"), &json_bytes(&new.profile))?;
+    patients::insert(
+        &mut tx,
+        &NewStoredPatient {
+            id,
+            registered_by: who.staff,
+            name_enc: &name_enc,
+            kana_enc: &kana_enc,
+            profile_enc: &profile_enc,
+        },
+    )
+    .await?;
+    let mut terms = keyring.name_terms(&mut tx, new.name.as_str()).await?;
+    terms.extend(keyring.name_terms(&mut tx, new.kana.as_str()).await?);
+    patients::set_terms(&mut tx, id, &terms).await?;
+    record(
+        &mut tx,
+        who,
+        origin,
+        "patient.register",
+        Some(id),
+        json!({}),
+    )
+    .await?;
+    let stored = patients::get(&mut tx, id).await?;
+    tx.commit().await?;
+    Ok(Patient {
+        id,
+        registering_facility: who.facility,
+        name: new.name,
+        kana: new.kana,
+        profile: new.profile,
+        registered_at: stored.created_at,
+    })
+}
+
+/// One patient, decrypted; the read is audited.
+pub async fn patient(
+    db: &Database,
+    keyring: &Keyring,
+    who: StaffActor,
+    origin: &Origin,
+    id: PatientId,
+) -> Result<Patient, CareError> {
+    let mut tx = db.begin(Scope::Facility(who.facility)).await?;
+    let stored = patients::get(&mut tx, id).await?;
+    let keys = keyring.owner_keys(&mut tx, KeyOwner::Patient(id)).await?;
+    let (name, kana) = decrypt_name(&keys, &mut tx, &stored).await?;
+    let profile = keys
+        .decrypt(&mut tx, &binding(id, "profile_enc"), &stored.profile_enc)
+        .await?;
+    record(&mut tx, who, origin, "patient.read", Some(id), json!({})).await?;
+    tx.commit().await?;
+    Ok(Patient {
+        id,
+        registering_facility: stored.registering_facility,
+        name,
+        kana,
+        profile: text(&profile, "profile")?,
+        registered_at: stored.created_at,
+    })
+}
+
+/// Patients whose name or reading (whole, family or given name) matches `query` after
+/// normalisation; an empty query lists the newest. Audited with the number found, never the
+/// query (it is a name).
+pub async fn find_patients(
+    db: &Database,
+    keyring: &Keyring,
+    who: StaffActor,
+    origin: &Origin,
+    query: &str,
+    limit: i64,
+) -> Result<Vec<PatientSummary>, CareError> {
+    let mut tx = db.begin(Scope::Facility(who.facility)).await?;
+    let normalized = normalize_name(query);
+    let stored = if normalized.is_empty() {
+        patients::list(&mut tx, limit).await?
+    } else {
+        let term = keyring.name_terms(&mut tx, &normalized).await?;
+        match term.first() {
+            Some(term) => patients::find_by_term(&mut tx, term, limit).await?,
+            None => Vec::new(),
+        }
+    };
+    let mut found = Vec::with_capacity(stored.len());
+    for s in &stored {
+        let keys = keyring.owner_keys(&mut tx, KeyOwner::Patient(s.id)).await?;
+        let (name, kana) = decrypt_name(&keys, &mut tx, s).await?;
+        found.push(PatientSummary {
+            id: s.id,
+            name,
+            kana,
+        });
+    }
+    record(
+        &mut tx,
+        who,
+        origin,
+        "patient.search",
+        None,
+        json!({ "found": found.len(), "by_name": !normalized.is_empty() }),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(found)
+}

@@ -1,0 +1,136 @@
+//! Patients (table `patients`) and their blind-index terms (`patient_name_terms`). Values
+//! arrive and leave encrypted: this module never sees a name.
+
+use renrakucho_core::{FacilityId, PatientId, StaffId};
+use sqlx::FromRow;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::{ScopedTx, StoreError};
+
+/// A patient row as stored: encrypted fields.
+#[derive(Debug, Clone)]
+pub struct StoredPatient {
+    pub id: PatientId,
+    pub registering_facility: FacilityId,
+    pub name_enc: Vec<u8>,
+    pub kana_enc: Vec<u8>,
+    pub profile_enc: Vec<u8>,
+    pub registered_by: StaffId,
+    pub created_at: OffsetDateTime,
+}
+
+#[derive(FromRow)]
+struct Row {
+    id: Uuid,
+    facility_id: Uuid,
+    name_enc: Vec<u8>,
+    kana_enc: Vec<u8>,
+    profile_enc: Vec<u8>,
+    registered_by: Uuid,
+    created_at: OffsetDateTime,
+}
+
+impl From<Row> for StoredPatient {
+    fn from(r: Row) -> Self {
+        Self {
+            id: PatientId::from_uuid(r.id),
+            registering_facility: FacilityId::from_uuid(r.facility_id),
+            name_enc: r.name_enc,
+            kana_enc: r.kana_enc,
+            profile_enc: r.profile_enc,
+            registered_by: StaffId::from_uuid(r.registered_by),
+            created_at: r.created_at,
+        }
+    }
+}
+
+const COLUMNS: &str = "id, facility_id, name_enc, kana_enc, profile_enc, registered_by, created_at";
+
+/// A patient to store, registered by the transaction's facility.
+#[derive(Debug)]
+pub struct NewStoredPatient<'a> {
+    pub id: PatientId,
+    pub registered_by: StaffId,
+    pub name_enc: &'a [u8],
+    pub kana_enc: &'a [u8],
+    pub profile_enc: &'a [u8],
+}
+
+pub async fn insert(tx: &mut ScopedTx, new: &NewStoredPatient<'_>) -> Result<(), StoreError> {
+    let facility = tx.scope().facility().ok_or(StoreError::Forbidden)?;
+    sqlx::query(
+        "INSERT INTO patients (id, facility_id, name_enc, kana_enc, profile_enc, registered_by)
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(new.id.as_uuid())
+    .bind(facility.as_uuid())
+    .bind(new.name_enc)
+    .bind(new.kana_enc)
+    .bind(new.profile_enc)
+    .bind(new.registered_by.as_uuid())
+    .execute(tx.conn())
+    .await?;
+    Ok(())
+}
+
+/// Replaces the patient's search terms.
+pub async fn set_terms(
+    tx: &mut ScopedTx,
+    patient: PatientId,
+    terms: &[Vec<u8>],
+) -> Result<(), StoreError> {
+    let facility = tx.scope().facility().ok_or(StoreError::Forbidden)?;
+    sqlx::query("DELETE FROM patient_name_terms WHERE patient_id = $1")
+        .bind(patient.as_uuid())
+        .execute(tx.conn())
+        .await?;
+    sqlx::query(
+        "INSERT INTO patient_name_terms (patient_id, facility_id, term)
+         SELECT $1, $2, t FROM unnest($3::bytea[]) AS t ON CONFLICT DO NOTHING",
+    )
+    .bind(patient.as_uuid())
+    .bind(facility.as_uuid())
+    .bind(terms)
+    .execute(tx.conn())
+    .await?;
+    Ok(())
+}
+
+/// One patient, if visible in this scope (not visible and not existing are not told apart).
+pub async fn get(tx: &mut ScopedTx, id: PatientId) -> Result<StoredPatient, StoreError> {
+    let row: Row = sqlx::query_as(&format!("SELECT {COLUMNS} FROM patients WHERE id = $1"))
+        .bind(id.as_uuid())
+        .fetch_one(tx.conn())
+        .await?;
+    Ok(row.into())
+}
+
+/// Patients with a name or reading term equal to `term`, newest first.
+pub async fn find_by_term(
+    tx: &mut ScopedTx,
+    term: &[u8],
+    limit: i64,
+) -> Result<Vec<StoredPatient>, StoreError> {
+    let rows: Vec<Row> = sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM patients p
+          WHERE EXISTS (SELECT FROM patient_name_terms t WHERE t.patient_id = p.id AND t.term = $1)
+          ORDER BY p.created_at DESC LIMIT $2"
+    ))
+    .bind(term)
+    .bind(limit)
+    .fetch_all(tx.conn())
+    .await?;
+    Ok(rows.into_iter().map(Into::into).collect())
+}
+
+/// The patients visible in this scope, newest first.
+pub async fn list(tx: &mut ScopedTx, limit: i64) -> Result<Vec<StoredPatient>, StoreError> {
+    let rows: Vec<Row> = sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM patients ORDER BY created_at DESC LIMIT $1"
+    ))
+    .bind(limit)
+    .fetch_all(tx.conn())
+    .await?;
+    Ok(rows.into_iter().map(Into::into).collect())
+}
