@@ -1,0 +1,81 @@
+//! Casbin decisions with 100, 1,000 and 10,000 facilities' care-team relations loaded (five
+//! patients per facility, each shared with two other facilities: 50,000 patients and 150,000
+//! links at the largest). The cost of a decision must not grow with the network.
+//!
+//! `cargo bench -p renrakucho-authz --bench decisions`
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
+use rand::{Rng, SeedableRng};
+use renrakucho_authz::{Action, Authorizer, Role};
+use renrakucho_core::{FacilityId, PatientId, Profession};
+
+const PATIENTS_PER_FACILITY: usize = 5;
+
+struct Network {
+    authz: Authorizer,
+    /// (facility, patient) pairs that are linked, to ask about.
+    links: Vec<(FacilityId, PatientId)>,
+    facilities: Vec<FacilityId>,
+}
+
+fn network(rt: &tokio::runtime::Runtime, facilities: usize) -> Network {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    let ids: Vec<FacilityId> = (0..facilities).map(|_| FacilityId::new()).collect();
+    let mut links = Vec::new();
+    for registering in &ids {
+        for _ in 0..PATIENTS_PER_FACILITY {
+            let patient = PatientId::new();
+            links.push((*registering, patient));
+            for _ in 0..2 {
+                links.push((ids[rng.gen_range(0..ids.len())], patient));
+            }
+        }
+    }
+    let authz = rt.block_on(async {
+        let authz = Authorizer::new().await.unwrap();
+        authz.grant_all(links.iter().copied()).await.unwrap();
+        authz
+    });
+    Network {
+        authz,
+        links,
+        facilities: ids,
+    }
+}
+
+fn bench(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut group = c.benchmark_group("decision");
+    for size in [100, 1_000, 10_000] {
+        let net = network(&rt, size);
+        let doctor = Role::Profession(Profession::Doctor);
+        let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+        group.bench_with_input(BenchmarkId::new("allowed", size), &size, |b, _| {
+            b.iter(|| {
+                let (f, p) = net.links[rng.gen_range(0..net.links.len())];
+                let ok = rt
+                    .block_on(net.authz.allowed(doctor, f, p, Action::NotebookRead))
+                    .unwrap();
+                assert!(ok);
+            })
+        });
+        group.bench_with_input(BenchmarkId::new("denied", size), &size, |b, _| {
+            b.iter(|| {
+                // A facility asking about a patient it does not care for.
+                let (_, p) = net.links[rng.gen_range(0..net.links.len())];
+                let f = net.facilities[rng.gen_range(0..net.facilities.len())];
+                std::hint::black_box(
+                    rt.block_on(net.authz.allowed(doctor, f, p, Action::NotebookRead))
+                        .unwrap(),
+                );
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
