@@ -1,70 +1,142 @@
-//! The web portal in a real browser: Debian's Chromium, headless, at a phone's size, driven
-//! through chromedriver. Sign-in and sign-out through the form, the error a person sees, the
-//! keyboard path, labels and language. With `RENRAKUCHO_SCREENSHOTS=1` the main screens are
-//! saved to `docs/screenshots/`.
+//! The web portal in a real browser: Debian's Chromium, headless, driven through chromedriver,
+//! with a phone's screen (390 × 844 CSS pixels, touch, Japanese). Sign-in and sign-out through
+//! the form, the error a person sees, the keyboard path, labels, language and page width.
+//!
+//! With `RENRAKUCHO_SCREENSHOTS=1` the main screens are saved to `docs/screenshots/`.
+//!
+//! Chromium and chromedriver must be installed (`apt-get install chromium chromium-driver`;
+//! `.ci/run` does it): without them these tests fail, they are never skipped.
 
+use std::future::Future;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
+use fantoccini::actions::{InputSource, KeyAction, KeyActions};
+use fantoccini::elements::Element;
 use fantoccini::key::Key;
+use fantoccini::wd::TimeoutConfiguration;
 use fantoccini::{Client, ClientBuilder, Locator};
 use renrakucho_core::{FacilityKind, Profession, StaffRole};
 use renrakucho_testkit::{spawn_app, TestApp, FIXTURE_PASSWORD};
 use serde_json::{json, Value};
+use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
+/// A phone's viewport in CSS pixels (an iPhone 12–15 class screen).
 const PHONE: (u32, u32) = (390, 844);
+/// The longest any one step may take (page load, an element appearing, a script).
+const PATIENCE: Duration = Duration::from_secs(20);
+/// Starting chromedriver and Chromium, which is slower on a loaded machine.
+const STARTUP: Duration = Duration::from_secs(60);
+const MISSING: &str = "the browser tests need Chromium and chromedriver: install them with \
+                       `apt-get install chromium chromium-driver` (.ci/run installs them)";
+
+const SESSION_COOKIE: &str = "renrakucho_session";
+/// What fixture staff are called, and the fixture facility's code and name.
+const DISPLAY_NAME: &str = "試験 太郎";
+const FACILITY_CODE: &str = "WEB-CLINIC";
+const FACILITY_NAME: &str = "WEB-CLINIC 施設";
+const LOGIN: &str = "sato";
+
+const LOGIN_FORM: &str = "form[action='/login']";
+const LOGOUT_FORM: &str = "form[action='/logout']";
 
 fn find_program(names: &[&str]) -> Option<PathBuf> {
     let path = std::env::var_os("PATH").unwrap_or_default();
-    for name in names {
-        for dir in std::env::split_paths(&path).chain([PathBuf::from("/usr/bin")]) {
-            let candidate = dir.join(name);
-            if candidate.is_file() {
-                return Some(candidate);
-            }
+    names.iter().find_map(|name| {
+        std::env::split_paths(&path)
+            .chain([PathBuf::from("/usr/bin")])
+            .map(|dir| dir.join(name))
+            .find(|candidate| candidate.is_file())
+    })
+}
+
+/// `root` and every process below it, from `/proc` (Linux).
+fn process_tree(root: u32) -> Vec<u32> {
+    let mut parent_of = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        // "pid (comm) state ppid ...": the command may itself hold spaces and parentheses.
+        let ppid = std::fs::read_to_string(entry.path().join("stat"))
+            .ok()
+            .and_then(|stat| {
+                let (_, rest) = stat.rsplit_once(')')?;
+                rest.split_whitespace().nth(1)?.parse::<u32>().ok()
+            });
+        if let Some(ppid) = ppid {
+            parent_of.push((pid, ppid));
         }
     }
-    None
+    let mut tree = vec![root];
+    let mut next = 0;
+    while let Some(&parent) = tree.get(next) {
+        tree.extend(
+            parent_of
+                .iter()
+                .filter(|&&(_, ppid)| ppid == parent)
+                .map(|&(pid, _)| pid),
+        );
+        next += 1;
+    }
+    tree
 }
 
-/// chromedriver and a headless Chromium session; both end when this is dropped or closed.
-struct Browser {
-    client: Client,
-    _driver: Child,
-    _profile: tempfile::TempDir,
+/// chromedriver on a port of its own, with the Chromium it starts.
+///
+/// Closing the WebDriver session ends Chromium; killing chromedriver alone would not (Chromium
+/// outlives it), so dropping this kills chromedriver's whole process tree.
+struct Driver {
+    child: Child,
+    url: String,
+    /// Chromium's `--user-data-dir`, removed when dropped.
+    profile: tempfile::TempDir,
 }
 
-impl Browser {
-    async fn start() -> Self {
-        let missing = "Chromium and chromedriver are needed for the browser tests: \
-                       apt-get install chromium chromium-driver (.ci/run installs them)";
-        let chromium = find_program(&["chromium", "chromium-browser"]).expect(missing);
-        let chromedriver = find_program(&["chromedriver"]).expect(missing);
+impl Driver {
+    async fn start() -> (Self, Client) {
+        let chromium = find_program(&["chromium", "chromium-browser"]).expect(MISSING);
+        let chromedriver = find_program(&["chromedriver"]).expect(MISSING);
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("a free port")
             .port();
-        let driver = Command::new(chromedriver)
+        let mut child = Command::new(&chromedriver)
             .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .kill_on_drop(true)
             .spawn()
-            .expect("starting chromedriver");
-        let url = format!("http://127.0.0.1:{port}");
-        let probe = reqwest::Client::new();
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-        while probe.get(format!("{url}/status")).send().await.is_err() {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "chromedriver did not start"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            .unwrap_or_else(|e| panic!("starting {}: {e}; {MISSING}", chromedriver.display()));
+        // chromedriver says when it listens; after that its output is only drained.
+        let mut lines = BufReader::new(child.stdout.take().expect("chromedriver's stdout")).lines();
+        let ready = async {
+            while let Ok(Some(line)) = lines.next_line().await {
+                if line.contains("started successfully") {
+                    return true;
+                }
+            }
+            false
+        };
+        match tokio::time::timeout(STARTUP, ready).await {
+            Ok(true) => {}
+            Ok(false) => panic!("chromedriver exited before it was ready ({MISSING})"),
+            Err(_) => panic!("chromedriver was not ready within {STARTUP:?}"),
         }
-        let profile = tempfile::tempdir().expect("a profile directory");
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        let driver = Self {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+            profile: tempfile::tempdir().expect("a browser profile directory"),
+        };
         let mut capabilities = serde_json::Map::new();
         capabilities.insert(
             "goog:chromeOptions".into(),
@@ -72,33 +144,104 @@ impl Browser {
                 "binary": chromium,
                 "args": [
                     "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                    "--hide-scrollbars", "--lang=ja",
+                    "--lang=ja",
                     format!("--window-size={},{}", PHONE.0, PHONE.1),
-                    format!("--user-data-dir={}", profile.path().display()),
+                    format!("--user-data-dir={}", driver.profile.path().display()),
                 ],
+                // On Linux `--lang` does not reach the page; this is Accept-Language and
+                // navigator.languages.
+                "prefs": { "intl.accept_languages": "ja,en" },
+                // Headless windows are at least 500 pixels wide, so the phone's screen is
+                // emulated: its width, touch, and the viewport meta tag taking effect.
+                "mobileEmulation": {
+                    "deviceMetrics": {
+                        "width": PHONE.0, "height": PHONE.1, "pixelRatio": 2.0,
+                        "mobile": true, "touch": true,
+                    },
+                },
             }),
         );
-        let client = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
-            .capabilities(capabilities)
-            .connect(&url)
+        let mut builder =
+            ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new());
+        builder.capabilities(capabilities);
+        let connecting = builder.connect(&driver.url);
+        let client = tokio::time::timeout(STARTUP, connecting)
             .await
-            .expect("a Chromium session");
-        Self {
-            client,
-            _driver: driver,
-            _profile: profile,
+            .unwrap_or_else(|_| panic!("Chromium did not start within {STARTUP:?}"))
+            .unwrap_or_else(|e| panic!("starting a Chromium session: {e}"));
+        client
+            .update_timeouts(TimeoutConfiguration::new(
+                Some(PATIENCE),
+                Some(PATIENCE),
+                Some(Duration::ZERO),
+            ))
+            .await
+            .expect("setting the WebDriver timeouts");
+        (driver, client)
+    }
+
+    fn kill_everything(&mut self) {
+        use nix::sys::signal::{kill, Signal};
+        use nix::unistd::Pid;
+        let Some(root) = self.child.id() else {
+            return; // already reaped
+        };
+        for pid in process_tree(root) {
+            let _ = kill(Pid::from_raw(pid as i32), Signal::SIGKILL);
         }
     }
 
-    async fn close(self) {
-        let _ = self.client.close().await;
+    /// Kills chromedriver and anything left under it, and waits for chromedriver to go.
+    async fn stop(mut self) {
+        self.kill_everything();
+        let _ = tokio::time::timeout(PATIENCE, self.child.wait()).await;
     }
+}
 
-    async fn js(&self, script: &str) -> Value {
+impl Drop for Driver {
+    fn drop(&mut self) {
+        self.kill_everything();
+    }
+}
+
+/// Runs `body` in a fresh browser against `app`, then ends the browser session and chromedriver
+/// whether the body passed or panicked (and then panics the same way).
+async fn in_browser<F, Fut>(app: &TestApp, body: F)
+where
+    F: FnOnce(Page) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let (driver, client) = Driver::start().await;
+    let page = Page {
+        client: client.clone(),
+        base: app.address.clone(),
+    };
+    let outcome = tokio::spawn(body(page)).await;
+    let closed = tokio::time::timeout(PATIENCE, client.close()).await;
+    driver.stop().await;
+    if let Err(e) = outcome {
+        match e.try_into_panic() {
+            Ok(panic) => std::panic::resume_unwind(panic),
+            Err(e) => panic!("the browser test did not finish: {e}"),
+        }
+    }
+    closed
+        .expect("closing the browser session timed out")
+        .expect("closing the browser session");
+}
+
+/// The browser as a test drives it, with the app's address.
+struct Page {
+    client: Client,
+    base: String,
+}
+
+impl Page {
+    async fn goto(&self, path: &str) {
         self.client
-            .execute(script, vec![])
+            .goto(&format!("{}{path}", self.base))
             .await
-            .expect("running a script")
+            .unwrap_or_else(|e| panic!("loading {path}: {e}"));
     }
 
     async fn path(&self) -> String {
@@ -110,13 +253,38 @@ impl Browser {
             .to_string()
     }
 
-    async fn wait_for(&self, css: &str) -> fantoccini::elements::Element {
+    async fn js(&self, script: &str) -> Value {
+        self.client
+            .execute(script, vec![])
+            .await
+            .unwrap_or_else(|e| panic!("running {script:?}: {e}"))
+    }
+
+    async fn text(&self) -> String {
+        self.js("return document.body.innerText")
+            .await
+            .as_str()
+            .expect("the page's text")
+            .to_string()
+    }
+
+    async fn wait_for(&self, css: &str) -> Element {
         self.client
             .wait()
-            .at_most(Duration::from_secs(20))
+            .at_most(PATIENCE)
             .for_element(Locator::Css(css))
             .await
-            .unwrap_or_else(|e| panic!("{css} did not appear: {e}"))
+            .unwrap_or_else(|e| {
+                panic!("{css} did not appear within {PATIENCE:?}: {e}");
+            })
+    }
+
+    async fn click(&self, css: &str) {
+        self.wait_for(css)
+            .await
+            .click()
+            .await
+            .unwrap_or_else(|e| panic!("clicking {css}: {e}"));
     }
 
     async fn value_of(&self, id: &str) -> String {
@@ -127,12 +295,107 @@ impl Browser {
             .to_string()
     }
 
-    async fn focused_id(&self) -> String {
-        self.js("return document.activeElement.id || document.activeElement.tagName")
+    /// Presses keys on the keyboard, into whatever has the focus.
+    async fn press(&self, keys: &str) {
+        let actions = keys
+            .chars()
+            .fold(KeyActions::new("keyboard".into()), |a, key| {
+                a.then(KeyAction::Down { value: key })
+                    .then(KeyAction::Up { value: key })
+            });
+        self.client
+            .perform_actions(actions)
+            .await
+            .unwrap_or_else(|e| panic!("pressing keys: {e}"));
+    }
+
+    async fn press_key(&self, key: Key) {
+        self.press(&char::from(key).to_string()).await;
+    }
+
+    /// Shift+Tab.
+    async fn press_back_tab(&self) {
+        let (shift, tab) = (char::from(Key::Shift), char::from(Key::Tab));
+        let actions = KeyActions::new("keyboard".into())
+            .then(KeyAction::Down { value: shift })
+            .then(KeyAction::Down { value: tab })
+            .then(KeyAction::Up { value: tab })
+            .then(KeyAction::Up { value: shift });
+        self.client
+            .perform_actions(actions)
+            .await
+            .expect("pressing Shift+Tab");
+    }
+
+    /// The focused element as a selector: `#id`, `a[href="/"]` or `button[type=submit]`.
+    async fn focused(&self) -> String {
+        let script = r#"
+            const e = document.activeElement;
+            if (!e || e === document.body) return 'body';
+            if (e.id) return '#' + e.id;
+            const tag = e.tagName.toLowerCase();
+            if (e.hasAttribute("href")) return `${tag}[href="${e.getAttribute("href")}"]`;
+            if (e.hasAttribute("type")) return `${tag}[type=${e.getAttribute("type")}]`;
+            return tag;
+        "#;
+        self.js(script)
             .await
             .as_str()
             .unwrap_or_default()
             .to_string()
+    }
+
+    /// Whether the focused element shows it: an outline, on the screen.
+    async fn focus_is_visible(&self) -> bool {
+        let script = r#"
+            const e = document.activeElement, style = getComputedStyle(e);
+            const box = e.getBoundingClientRect();
+            return style.outlineStyle !== "none" && parseFloat(style.outlineWidth) > 0
+                && box.left >= 0 && box.top >= 0 && box.width > 0 && box.height > 0;
+        "#;
+        self.js(script).await == Value::Bool(true)
+    }
+
+    async fn has_session_cookie(&self) -> bool {
+        self.client
+            .get_all_cookies()
+            .await
+            .expect("the browser's cookies")
+            .iter()
+            .any(|c| c.name() == SESSION_COOKIE)
+    }
+
+    /// Types into the sign-in form's fields and clicks the button.
+    async fn sign_in(&self, code: &str, login: &str, password: &str) {
+        for (id, text) in [
+            ("facility_code", code),
+            ("login_id", login),
+            ("password", password),
+        ] {
+            let field = self.wait_for(&format!("#{id}")).await;
+            field.clear().await.expect("clearing a field");
+            field.send_keys(text).await.expect("typing into a field");
+        }
+        self.click(&format!("{LOGIN_FORM} button[type=submit]"))
+            .await;
+    }
+
+    /// The page is laid out for the phone (the viewport meta tag works) and nothing makes it
+    /// wider: no sideways scrolling.
+    async fn assert_fits_the_phone(&self, page: &str) {
+        let widths = self
+            .js("return [window.innerWidth, document.documentElement.scrollWidth]")
+            .await;
+        let (viewport, content) = (widths[0].as_u64(), widths[1].as_u64());
+        assert_eq!(
+            viewport,
+            Some(u64::from(PHONE.0)),
+            "{page}: the layout viewport is not the phone's width"
+        );
+        assert!(
+            content <= viewport,
+            "{page} scrolls sideways on a phone: {content:?} CSS pixels wide in {viewport:?}"
+        );
     }
 
     /// Saves the page when screenshots are asked for (`RENRAKUCHO_SCREENSHOTS=1`).
@@ -141,181 +404,172 @@ impl Browser {
             return;
         }
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/screenshots");
-        std::fs::create_dir_all(&dir).expect("docs/screenshots");
+        std::fs::create_dir_all(&dir).expect("creating docs/screenshots");
         let png = self.client.screenshot().await.expect("a screenshot");
-        std::fs::write(dir.join(format!("{name}.png")), png).expect("saving a screenshot");
-    }
-
-    /// No horizontal scrolling at a phone's width.
-    async fn assert_fits_the_phone(&self, page: &str) {
-        let fits = self
-            .js("return document.documentElement.scrollWidth <= window.innerWidth")
-            .await;
-        assert_eq!(
-            fits,
-            Value::Bool(true),
-            "{page} scrolls sideways on a phone"
-        );
+        let file = dir.join(format!("{name}.png"));
+        std::fs::write(&file, png).unwrap_or_else(|e| panic!("saving {}: {e}", file.display()));
     }
 }
 
 async fn app_with_staff() -> TestApp {
     let app = spawn_app().await;
-    let clinic = app.seed_facility("WEB-CLINIC", FacilityKind::Clinic).await;
-    app.seed_staff(&clinic, "sato", StaffRole::Staff, Profession::Nurse)
+    let clinic = app.seed_facility(FACILITY_CODE, FacilityKind::Clinic).await;
+    app.seed_staff(&clinic, LOGIN, StaffRole::Staff, Profession::Nurse)
         .await;
     app
-}
-
-async fn fill_and_submit(browser: &Browser, code: &str, login: &str, password: &str) {
-    for (id, text) in [
-        ("facility_code", code),
-        ("login_id", login),
-        ("password", password),
-    ] {
-        let field = browser.wait_for(&format!("#{id}")).await;
-        field.clear().await.expect("clearing a field");
-        field.send_keys(text).await.expect("typing");
-    }
-    browser
-        .client
-        .find(Locator::Css("form button[type=submit]"))
-        .await
-        .expect("the sign-in button")
-        .click()
-        .await
-        .expect("clicking sign in");
 }
 
 #[tokio::test]
 async fn staff_sign_in_and_out_through_the_form_on_a_phone() {
     let app = app_with_staff().await;
-    let browser = Browser::start().await;
+    in_browser(&app, |page| async move {
+        page.goto("/").await;
+        page.wait_for(LOGIN_FORM).await;
+        assert_eq!(page.path().await, "/login", "strangers are sent to sign in");
+        assert_eq!(page.js("return document.documentElement.lang").await, "ja");
+        let viewport = page
+            .js("const m = document.querySelector('meta[name=viewport]'); return m && m.content")
+            .await;
+        assert!(
+            viewport
+                .as_str()
+                .is_some_and(|c| c.contains("width=device-width")),
+            "a viewport meta tag for phones: {viewport}"
+        );
+        let unlabelled = page
+            .js(r#"return [...document.querySelectorAll("input:not([type=hidden]), select, textarea")]
+                     .filter(e => e.labels.length === 0 || !e.labels[0].textContent.trim())
+                     .map(e => e.name || e.id || e.outerHTML)"#)
+            .await;
+        assert_eq!(unlabelled, json!([]), "every field has a <label for=…>");
+        page.screenshot("login").await;
 
-    browser.client.goto(&app.url("/")).await.unwrap();
-    browser.wait_for("form[action='/login']").await;
-    assert_eq!(
-        browser.path().await,
-        "/login",
-        "strangers are sent to sign in"
-    );
-    assert_eq!(
-        browser.js("return document.documentElement.lang").await,
-        "ja"
-    );
-    assert_eq!(
-        browser
-            .js("return !!document.querySelector('meta[name=viewport]')")
-            .await,
-        Value::Bool(true)
-    );
-    let unlabelled = browser
-        .js(
-            "return [...document.querySelectorAll('input:not([type=hidden]), select, textarea')]
-                 .filter(e => e.labels.length === 0).map(e => e.name)",
-        )
-        .await;
-    assert_eq!(unlabelled, json!([]), "every field has a label");
-    browser.assert_fits_the_phone("the sign-in page").await;
-    browser.screenshot("login").await;
+        // Facility codes are not case-sensitive; phones often start with a small letter.
+        page.sign_in(&FACILITY_CODE.to_lowercase(), LOGIN, FIXTURE_PASSWORD)
+            .await;
+        page.wait_for(LOGOUT_FORM).await;
+        assert_eq!(page.path().await, "/");
+        let text = page.text().await;
+        assert!(text.contains(DISPLAY_NAME), "the staff member's name: {text}");
+        assert!(text.contains(FACILITY_NAME), "the facility's name: {text}");
+        assert!(page.has_session_cookie().await);
+        page.screenshot("home").await;
 
-    fill_and_submit(&browser, "web-clinic", "sato", FIXTURE_PASSWORD).await;
-    browser.wait_for("form[action='/logout']").await;
-    assert_eq!(browser.path().await, "/");
-    let text = browser.js("return document.body.innerText").await;
-    let text = text.as_str().unwrap();
-    assert!(text.contains("試験 太郎"), "{text}");
-    assert!(text.contains("WEB-CLINIC 施設"), "{text}");
-    browser.assert_fits_the_phone("the home page").await;
-    browser.screenshot("home").await;
-
-    browser
-        .client
-        .find(Locator::Css("form[action='/logout'] button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    browser.wait_for("form[action='/login']").await;
-    browser.client.goto(&app.url("/")).await.unwrap();
-    browser.wait_for("form[action='/login']").await;
-    assert_eq!(browser.path().await, "/login", "signed out for real");
-    browser.close().await;
+        page.click(&format!("{LOGOUT_FORM} button[type=submit]"))
+            .await;
+        page.wait_for(LOGIN_FORM).await;
+        assert_eq!(page.path().await, "/login", "signing out leads to sign in");
+        page.goto("/").await;
+        page.wait_for(LOGIN_FORM).await;
+        assert_eq!(page.path().await, "/login", "signed out for real");
+    })
+    .await;
 }
 
 #[tokio::test]
 async fn a_wrong_password_shows_an_alert_and_keeps_what_was_typed_except_the_password() {
     let app = app_with_staff().await;
-    let browser = Browser::start().await;
-    browser.client.goto(&app.url("/login")).await.unwrap();
-    fill_and_submit(&browser, "WEB-CLINIC", "sato", "not the password").await;
+    in_browser(&app, |page| async move {
+        page.goto("/login").await;
+        page.sign_in(FACILITY_CODE, LOGIN, "not the password").await;
 
-    let alert = browser.wait_for("[role=alert]").await;
-    let message = alert.text().await.unwrap();
-    assert!(
-        message.starts_with("施設コード、ユーザーID、またはパスワードが違います"),
-        "{message}"
-    );
-    assert_eq!(browser.value_of("facility_code").await, "WEB-CLINIC");
-    assert_eq!(browser.value_of("login_id").await, "sato");
-    assert_eq!(
-        browser.value_of("password").await,
-        "",
-        "a password is never sent back"
-    );
-    assert_eq!(
-        browser
-            .js("return document.querySelector('form').getAttribute('aria-describedby')")
-            .await,
-        "login-error"
-    );
-    browser.assert_fits_the_phone("the sign-in error").await;
-    browser.screenshot("login-error").await;
+        let alert = page.wait_for("[role=alert]").await;
+        let message = alert.text().await.expect("the alert's text");
+        assert!(
+            message.starts_with("施設コード、ユーザーID、またはパスワードが違います"),
+            "the alert says what went wrong, in Japanese first: {message}"
+        );
+        assert_eq!(page.value_of("facility_code").await, FACILITY_CODE);
+        assert_eq!(page.value_of("login_id").await, LOGIN);
+        assert_eq!(
+            page.value_of("password").await,
+            "",
+            "a password is never sent back"
+        );
+        assert_eq!(
+            page.js("return document.querySelector('form').getAttribute('aria-describedby')")
+                .await,
+            "login-error",
+            "the form points at the error"
+        );
+        page.screenshot("login-error").await;
 
-    browser.client.goto(&app.url("/")).await.unwrap();
-    browser.wait_for("form[action='/login']").await;
-    assert_eq!(browser.path().await, "/login", "no session after a failure");
-    browser.close().await;
+        assert!(
+            !page.has_session_cookie().await,
+            "no session after a failure"
+        );
+        page.goto("/").await;
+        page.wait_for(LOGIN_FORM).await;
+        assert_eq!(page.path().await, "/login", "no session after a failure");
+    })
+    .await;
 }
 
 #[tokio::test]
 async fn the_form_works_from_the_keyboard_alone() {
     let app = app_with_staff().await;
-    let browser = Browser::start().await;
-    browser.client.goto(&app.url("/login")).await.unwrap();
-    browser.wait_for("#facility_code").await;
-    browser
-        .js("document.getElementById('facility_code').focus()")
-        .await;
+    in_browser(&app, |page| async move {
+        page.goto("/login").await;
+        page.wait_for(LOGIN_FORM).await;
+        assert_eq!(page.focused().await, "body", "nothing is focused at first");
 
-    let tab: char = Key::Tab.into();
-    let order = ["login_id", "password", "BUTTON"];
-    let typed = [Some("WEB-CLINIC"), Some("sato"), Some(FIXTURE_PASSWORD)];
-    assert_eq!(browser.focused_id().await, "facility_code");
-    for (expected, text) in order.iter().zip(typed) {
-        let field = browser.client.active_element().await.unwrap();
-        if let Some(text) = text {
-            field.send_keys(text).await.unwrap();
+        // From the top of the page: the skip link, the home link, then the form in order,
+        // typing into each field on the way.
+        let stops = [
+            ("a[href=\"#main\"]", None),
+            ("a[href=\"/\"]", None),
+            ("#facility_code", Some(FACILITY_CODE)),
+            ("#login_id", Some(LOGIN)),
+            ("#password", Some(FIXTURE_PASSWORD)),
+            ("button[type=submit]", None),
+        ];
+        for (expected, typed) in stops {
+            page.press_key(Key::Tab).await;
+            assert_eq!(page.focused().await, expected, "tab order");
+            assert!(
+                page.focus_is_visible().await,
+                "{expected} shows that it has the focus"
+            );
+            if let Some(text) = typed {
+                page.press(text).await;
+            }
         }
-        field.send_keys(&tab.to_string()).await.unwrap();
-        assert_eq!(&browser.focused_id().await, expected, "tab order");
-    }
+        assert_eq!(
+            page.js("return document.activeElement.form?.getAttribute('action')")
+                .await,
+            "/login",
+            "the button is the sign-in form's"
+        );
+        assert_eq!(page.value_of("facility_code").await, FACILITY_CODE);
+        assert_eq!(page.value_of("login_id").await, LOGIN);
 
-    // Back to the password field and press Enter there.
-    browser
-        .js("document.getElementById('password').focus()")
-        .await;
-    let enter: char = Key::Enter.into();
-    browser
-        .client
-        .active_element()
-        .await
-        .unwrap()
-        .send_keys(&enter.to_string())
-        .await
-        .unwrap();
-    browser.wait_for("form[action='/logout']").await;
-    assert_eq!(browser.path().await, "/");
-    browser.close().await;
+        // Back to the password and Enter there.
+        page.press_back_tab().await;
+        assert_eq!(page.focused().await, "#password", "Shift+Tab goes back");
+        page.press_key(Key::Enter).await;
+        page.wait_for(LOGOUT_FORM).await;
+        assert_eq!(page.path().await, "/");
+        let text = page.text().await;
+        assert!(text.contains(DISPLAY_NAME), "signed in: {text}");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn no_page_scrolls_sideways_on_a_phone() {
+    let app = app_with_staff().await;
+    in_browser(&app, |page| async move {
+        page.goto("/login").await;
+        page.wait_for(LOGIN_FORM).await;
+        page.assert_fits_the_phone("the sign-in page").await;
+
+        page.sign_in(FACILITY_CODE, LOGIN, "not the password").await;
+        page.wait_for("[role=alert]").await;
+        page.assert_fits_the_phone("the sign-in error").await;
+
+        page.sign_in(FACILITY_CODE, LOGIN, FIXTURE_PASSWORD).await;
+        page.wait_for(LOGOUT_FORM).await;
+        page.assert_fits_the_phone("the home page").await;
+    })
+    .await;
 }

@@ -37,8 +37,25 @@ async fn network() -> Network {
             .await;
         app.seed_staff(facility, "bob", StaffRole::Staff, Profession::Nurse)
             .await;
-        // The same patient name in both, too (with a data key and search terms each).
-        app.seed_patient(&alice, "山田 花子", "ヤマダ ハナコ").await;
+        // The same patient name in both, too (with a data key, search terms, the registering
+        // membership and a consent each).
+        let patient = app.seed_patient(&alice, "山田 花子", "ヤマダ ハナコ").await;
+        renrakucho_care::record_consent(
+            &app.db,
+            &app.keyring().await,
+            renrakucho_care::StaffActor {
+                staff: alice.id,
+                facility: alice.facility_id,
+            },
+            &renrakucho_store::audit::Origin::default(),
+            patient.id,
+            renrakucho_care::ConsentForm {
+                signer: renrakucho_care::Signer::Patient,
+                signed_on: time::macros::date!(2026 - 11 - 01),
+            },
+        )
+        .await
+        .unwrap();
     }
     // The network's blind-index key (no facility's) was created when the server started.
     Network { app, a, b }
@@ -258,6 +275,17 @@ fn insert_into(table: &str) -> Option<&'static str> {
         "public.patient_name_terms" => {
             "INSERT INTO patient_name_terms (patient_id, facility_id, term)
              VALUES (gen_random_uuid(), $1, sha256('x'))"
+        }
+        "public.care_team_members" => {
+            "INSERT INTO care_team_members (patient_id, registering_facility_id, facility_id,
+                                            role, status)
+             VALUES (gen_random_uuid(), $1, $1, 'registering', 'active')"
+        }
+        "public.consents" => {
+            "INSERT INTO consents (id, patient_id, registering_facility_id, facility_id, signer,
+                                   details_enc, signed_on, recorded_by)
+             VALUES (gen_random_uuid(), gen_random_uuid(), $1, $1, 'patient', '\\x00',
+                     '2026-11-01', gen_random_uuid())"
         }
         "public.audit_log" => {
             "INSERT INTO audit_log (facility_id, actor_kind, action, outcome, prev_hash, hash)

@@ -10,4 +10,5 @@ mod keyring;
 mod kms;
 mod patients;
 mod sessions;
+mod sharing;
 mod sign_in;

@@ -178,6 +178,24 @@ impl Authorizer {
         Ok(())
     }
 
+    /// Replaces everything known about who may see `patient` (after a change announced by any
+    /// server process).
+    pub async fn replace_patient(
+        &self,
+        patient: PatientId,
+        facilities: impl IntoIterator<Item = FacilityId>,
+    ) -> Result<(), AuthzError> {
+        let rules: Vec<Vec<String>> = facilities.into_iter().map(|f| link(f, patient)).collect();
+        let mut enforcer = self.enforcer.write().await;
+        enforcer
+            .remove_filtered_grouping_policy(2, vec![patient_key(patient)])
+            .await?;
+        if !rules.is_empty() {
+            enforcer.add_grouping_policies(rules).await?;
+        }
+        Ok(())
+    }
+
     /// The facility may now see the patient (registration, an accepted invitation with
     /// consent on file).
     pub async fn grant(&self, facility: FacilityId, patient: PatientId) -> Result<(), AuthzError> {

@@ -2,8 +2,13 @@
 //! encrypted with the patient's own key, found by name through the blind index. Every read and
 //! change is audited in its own transaction. No HTTP here: handlers call these functions.
 
+mod care_team;
 mod patients;
 
+pub use care_team::{
+    accept_invitation, access_links, care_team_of, invite, leave, record_consent, remove_member,
+    withdraw_consent, ConsentForm, Signer,
+};
 pub use patients::{find_patients, patient, register_patient, NewPatient, Patient, PatientSummary};
 
 use renrakucho_core::{FacilityId, StaffId};

@@ -123,6 +123,8 @@ pub async fn register_patient(
         },
     )
     .await?;
+    renrakucho_store::care_team::add_registering(&mut tx, id).await?;
+    renrakucho_store::care_team::notify_access_changed(&mut tx, id).await?;
     let mut terms = keyring.name_terms(&mut tx, new.name.as_str()).await?;
     terms.extend(keyring.name_terms(&mut tx, new.kana.as_str()).await?);
     patients::set_terms(&mut tx, id, &terms).await?;

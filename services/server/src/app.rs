@@ -41,6 +41,8 @@ pub enum BuildError {
     Database(#[from] renrakucho_store::StoreError),
     #[error("the keyring could not start: {0}")]
     Keyring(#[from] renrakucho_keyring::KeyringError),
+    #[error("the authorizer could not load: {0}")]
+    Authorization(String),
     #[error("invalid password hashing parameters: {0}")]
     Hasher(String),
     #[error("could not listen on {addr}: {source}")]
@@ -60,7 +62,11 @@ impl Application {
         let throttle = SignInThrottle::new(settings.throttle());
         let keyring = crate::keys::open_keyring(settings).await?;
         keyring.prepare(&db).await?;
+        let authz = crate::access::load(&db)
+            .await
+            .map_err(|e| BuildError::Authorization(e.to_string()))?;
         let state = AppState {
+            authz,
             auth: Authenticator::new(db.clone(), hasher, throttle),
             keyring,
             db,
@@ -99,6 +105,11 @@ impl Application {
         &self.state.db
     }
 
+    /// The server's authorizer (its decisions follow the database).
+    pub fn authorizer(&self) -> &std::sync::Arc<renrakucho_authz::Authorizer> {
+        &self.state.authz
+    }
+
     /// The server's keyring, for commands that run next to the server (demo data).
     pub fn keyring(&self) -> &renrakucho_keyring::Keyring {
         &self.state.keyring
@@ -111,6 +122,10 @@ impl Application {
     ) -> std::io::Result<()> {
         let housekeeping = tokio::spawn(housekeeping(self.state.clone()));
         let key_changes = tokio::spawn(follow_key_changes(self.state.clone()));
+        let access_changes = tokio::spawn(crate::access::follow(
+            self.state.db.clone(),
+            self.state.authz.clone(),
+        ));
         let result = axum::serve(
             self.listener,
             self.router
@@ -120,6 +135,7 @@ impl Application {
         .await;
         housekeeping.abort();
         key_changes.abort();
+        access_changes.abort();
         self.state.db.close().await;
         result
     }

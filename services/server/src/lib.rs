@@ -1,6 +1,7 @@
 //! The Renrakucho server: HTTP API and portal pages over the storage, identity and domain
 //! crates, and the `renrakucho` command line. `main.rs` only calls [`cli::main`].
 
+pub mod access;
 pub mod admin;
 pub mod app;
 pub mod cli;

@@ -1,5 +1,8 @@
 use std::time::Duration;
 
+use std::sync::Arc;
+
+use renrakucho_authz::Authorizer;
 use renrakucho_identity::Authenticator;
 use renrakucho_keyring::Keyring;
 use renrakucho_store::Database;
@@ -11,6 +14,8 @@ pub struct AppState {
     pub auth: Authenticator,
     /// Envelope encryption of patient data (one per process, with its cache of keys).
     pub keyring: Keyring,
+    /// Who may do what to which patient (Casbin), kept in step with the database.
+    pub authz: Arc<Authorizer>,
     pub sessions: SessionPolicy,
 }
 

@@ -34,6 +34,13 @@ pub const ENCRYPTED_COLUMNS: &[EncryptedColumn<'static>] = &[
     patient_column("patients", "name_enc"),
     patient_column("patients", "kana_enc"),
     patient_column("patients", "profile_enc"),
+    EncryptedColumn {
+        table: "consents",
+        column: "details_enc",
+        id_column: "id",
+        owner_kind: OwnerKind::Patient,
+        owner_column: "patient_id",
+    },
 ];
 
 fn identifier(name: &str) -> Result<&str, StoreError> {

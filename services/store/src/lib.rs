@@ -11,6 +11,8 @@
 
 pub mod audit;
 mod bootstrap;
+pub mod care_team;
+pub mod consents;
 pub mod data_keys;
 mod database;
 pub mod encrypted;

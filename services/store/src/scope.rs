@@ -12,6 +12,9 @@ pub enum Scope {
     /// creating the network's blind-index key: wrapped keys only, no tenant data. Its audit
     /// records go to the platform's chain.
     KeyMaintenance,
+    /// Loading who may see which patient into the authorizer: care-team memberships and
+    /// consent status (IDs and states), nothing of the patients themselves.
+    AccessSync,
 }
 
 impl Scope {
@@ -29,6 +32,9 @@ impl Scope {
             Scope::KeyMaintenance => {
                 "BEGIN; SELECT set_config('renrakucho.key_maintenance', 'on', true)".to_string()
             }
+            Scope::AccessSync => {
+                "BEGIN; SELECT set_config('renrakucho.access_sync', 'on', true)".to_string()
+            }
         }
     }
 
@@ -36,7 +42,7 @@ impl Scope {
     pub fn facility(self) -> Option<FacilityId> {
         match self {
             Scope::Facility(id) => Some(id),
-            Scope::Platform | Scope::KeyMaintenance => None,
+            Scope::Platform | Scope::KeyMaintenance | Scope::AccessSync => None,
         }
     }
 }

@@ -25,6 +25,8 @@ pub struct TestApp {
     pub database: TestDatabase,
     pub client: reqwest::Client,
     pub settings: Settings,
+    /// The running server's authorizer (Casbin), to compare its decisions with the database.
+    pub authz: std::sync::Arc<renrakucho_authz::Authorizer>,
     hasher: PasswordHasher,
     shutdown: Option<oneshot::Sender<()>>,
 }
@@ -58,6 +60,7 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
         .await
         .expect("building the application");
     let addr = app.local_addr();
+    let authz = app.authorizer().clone();
     let (tx, rx) = oneshot::channel::<()>();
     tokio::spawn(app.run_until(async {
         let _ = rx.await;
@@ -78,6 +81,7 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
         database,
         client: new_client(),
         settings,
+        authz,
         hasher,
         shutdown: Some(tx),
     }
