@@ -430,6 +430,8 @@ async fn audit_verify_reports_an_intact_log_and_names_an_edited_record() {
     let envs = [
         ("DATABASE_URL", db.owner_url()),
         ("RENRAKUCHO_RUNTIME_DATABASE_URL", db.runtime_url()),
+        // The demo's patients need a master key: keep it in the scratch directory.
+        ("RENRAKUCHO_DATA_DIR", text(&scratch.data_dir())),
     ];
     let command = |args: &[&str]| renrakucho(&scratch.path, args, &envs);
 

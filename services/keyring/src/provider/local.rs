@@ -139,8 +139,13 @@ impl LocalMasterKeys {
     /// (the zero-configuration default). Refuses keys that others can read.
     pub fn open_dir(dir: &Path) -> Result<Self, KeyringError> {
         if !dir.exists() {
+            // Parents with the usual mode (the data directory must stay traversable for the
+            // private PostgreSQL's `postgres` user); the key directory itself private.
+            if let Some(parent) = dir.parent() {
+                fs::create_dir_all(parent)
+                    .map_err(|e| fail(format!("creating {}: {e}", parent.display())))?;
+            }
             fs::DirBuilder::new()
-                .recursive(true)
                 .mode(0o700)
                 .create(dir)
                 .map_err(|e| fail(format!("creating {}: {e}", dir.display())))?;
