@@ -22,10 +22,30 @@ const WITHOUT_RLS: &[(&str, &str)] = &[
 ];
 
 /// SECURITY DEFINER functions allowed, and why.
-const SECURITY_DEFINER: &[(&str, &str)] = &[(
-    "public.facility_for_sign_in",
-    "sign-in names a facility by its public code before any tenant context exists",
-)];
+const SECURITY_DEFINER: &[(&str, &str)] = &[
+    (
+        "public.facility_for_sign_in",
+        "sign-in names a facility by its public code before any tenant context exists",
+    ),
+    (
+        "public.facility_directory",
+        "the public directory of participating facilities (第16条): code, name and kind only",
+    ),
+    (
+        "public.refresh_patient_access",
+        "derives a patient's relation rows from every facility's memberships, consents and \
+         emergency grants; the runtime role cannot write patient_access itself",
+    ),
+    (
+        "public.patient_access_changed",
+        "the trigger that calls refresh_patient_access on every such change",
+    ),
+    (
+        "public.erase_patient",
+        "carries out a recorded deletion request (第12条2–3) across every facility's rows, \
+         only for a facility that shares the patient and has a pending request",
+    ),
+];
 
 /// The schemas the application's migrations create objects in (everything but PostgreSQL's).
 const OUR_SCHEMAS: &str = "n.nspname NOT IN ('pg_catalog', 'information_schema') \

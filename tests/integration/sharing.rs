@@ -1,13 +1,14 @@
-//! Consent-gated sharing, both layers: for every role × relation of the facility to the patient
-//! × consent state × action, Casbin's decision and what the database shows the runtime role
-//! must both match the table written out here.
+//! Consent-gated sharing, both layers. For every role × relation of the facility to the patient
+//! × consent state × action, Casbin's decision and what the database lets the runtime role do
+//! must both match the tables written out here; then the flows (consent withdrawn, members
+//! joining, leaving and removed, several server processes) and the database's own guards.
 
 use std::time::Duration;
 
 use renrakucho_authz::{Action, Role};
 use renrakucho_care::{
-    accept_invitation, invite, leave, record_consent, withdraw_consent, ConsentForm, Signer,
-    StaffActor,
+    accept_invitation, invite, leave, record_consent, withdraw_consent, ConsentForm, ConsentScope,
+    Signer, StaffActor,
 };
 use renrakucho_core::{FacilityKind, PatientId, Profession, StaffRole};
 use renrakucho_store::audit::Origin;
@@ -15,80 +16,9 @@ use renrakucho_store::facilities::Facility;
 use renrakucho_store::staff::StaffAccount;
 use renrakucho_store::Scope;
 use renrakucho_testkit::{spawn_app, TestApp};
+use sqlx::{ConnectOptions, PgConnection};
 
-/// What each role may do to a patient its facility may see: `policies/policy.csv`, restated
-/// independently so that a change to either shows up here.
-fn role_may(role: Role, action: Action) -> bool {
-    use Action::*;
-    let actions: &[Action] = match role {
-        Role::Profession(Profession::Doctor) | Role::Profession(Profession::Nurse) => &[
-            PatientRead,
-            PatientRegister,
-            PatientUpdate,
-            ConsentRead,
-            ConsentRecord,
-            ConsentWithdraw,
-            CareTeamRead,
-            CareTeamInvite,
-            NotebookRead,
-            NotebookWrite,
-            DeletionRecord,
-            EmergencyOpen,
-        ],
-        Role::Profession(Profession::Dentist) => &[
-            PatientRead,
-            ConsentRead,
-            CareTeamRead,
-            CareTeamInvite,
-            NotebookRead,
-            NotebookWrite,
-            DeletionRecord,
-            EmergencyOpen,
-        ],
-        Role::Profession(Profession::Pharmacist) => &[
-            PatientRead,
-            ConsentRead,
-            CareTeamRead,
-            NotebookRead,
-            NotebookWrite,
-            DeletionRecord,
-        ],
-        Role::Profession(Profession::CareManager) => &[
-            PatientRead,
-            PatientRegister,
-            PatientUpdate,
-            ConsentRead,
-            ConsentRecord,
-            ConsentWithdraw,
-            CareTeamRead,
-            CareTeamInvite,
-            NotebookRead,
-            NotebookWrite,
-            DeletionRecord,
-        ],
-        Role::Profession(Profession::CareWorker) | Role::Profession(Profession::Therapist) => {
-            &[PatientRead, CareTeamRead, NotebookRead, NotebookWrite]
-        }
-        Role::Profession(Profession::Clerk) => &[
-            PatientRead,
-            PatientRegister,
-            PatientUpdate,
-            ConsentRead,
-            ConsentRecord,
-            CareTeamRead,
-        ],
-        Role::Profession(Profession::Other) => &[],
-        Role::FacilityAdmin => &[
-            CareTeamRead,
-            CareTeamAccept,
-            CareTeamLeave,
-            CareTeamRemove,
-            CareTeamInvite,
-        ],
-    };
-    actions.contains(&action)
-}
-
+/// A facility's relation to a patient, as the test sets it up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Relation {
     Registering,
@@ -96,6 +26,8 @@ enum Relation {
     InvitedNotAccepted,
     FormerMember,
     Unrelated,
+    /// Unrelated, with an open emergency grant.
+    Emergency,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -105,10 +37,131 @@ enum Consent {
     None,
 }
 
-/// The rule: the registering facility always; an active member while consent is on file.
-fn may_see(relation: Relation, consent: Consent) -> bool {
-    relation == Relation::Registering
-        || (relation == Relation::ActiveMember && consent == Consent::Active)
+/// The relations (policies/model.conf) a facility holds: the rule, written out.
+fn held(relation: Relation, consent: Consent) -> &'static [&'static str] {
+    match (relation, consent) {
+        (Relation::Registering, _) => &["registering", "sharing"],
+        (Relation::ActiveMember, Consent::Active) => &["member", "sharing"],
+        (Relation::ActiveMember, _) => &["member"],
+        (Relation::InvitedNotAccepted, _) => &["invited"],
+        (Relation::FormerMember | Relation::Unrelated, _) => &[],
+        (Relation::Emergency, _) => &["emergency"],
+    }
+}
+
+/// What each role may do and through which relation: `policies/policy.csv`, restated
+/// independently so that a change to either shows up here.
+fn grants(role: Role) -> Vec<(Action, &'static str)> {
+    use Action::*;
+    let clinical = vec![
+        (PatientRegister, "anyone"),
+        (PatientRead, "sharing"),
+        (PatientRead, "emergency"),
+        (PatientUpdate, "registering"),
+        (ConsentRead, "sharing"),
+        (ConsentRecord, "registering"),
+        (ConsentRecord, "member"),
+        (ConsentWithdraw, "sharing"),
+        (CareTeamRead, "sharing"),
+        (CareTeamRead, "emergency"),
+        (CareTeamInvite, "sharing"),
+        (NotebookRead, "sharing"),
+        (NotebookRead, "emergency"),
+        (NotebookWrite, "sharing"),
+        (DeletionRecord, "sharing"),
+        (EmergencyOpen, "anyone"),
+    ];
+    match role {
+        Role::Profession(Profession::Doctor) | Role::Profession(Profession::Nurse) => clinical,
+        Role::Profession(Profession::Dentist) => clinical
+            .into_iter()
+            .filter(|(a, _)| {
+                !matches!(
+                    a,
+                    PatientRegister | PatientUpdate | ConsentRecord | ConsentWithdraw
+                )
+            })
+            .collect(),
+        Role::Profession(Profession::Pharmacist) => vec![
+            (PatientRead, "sharing"),
+            (ConsentRead, "sharing"),
+            (CareTeamRead, "sharing"),
+            (NotebookRead, "sharing"),
+            (NotebookWrite, "sharing"),
+            (DeletionRecord, "sharing"),
+        ],
+        Role::Profession(Profession::CareManager) => vec![
+            (PatientRegister, "anyone"),
+            (PatientRead, "sharing"),
+            (PatientUpdate, "registering"),
+            (ConsentRead, "sharing"),
+            (ConsentRecord, "registering"),
+            (ConsentRecord, "member"),
+            (ConsentWithdraw, "sharing"),
+            (CareTeamRead, "sharing"),
+            (CareTeamInvite, "sharing"),
+            (NotebookRead, "sharing"),
+            (NotebookWrite, "sharing"),
+            (DeletionRecord, "sharing"),
+        ],
+        Role::Profession(Profession::CareWorker) | Role::Profession(Profession::Therapist) => vec![
+            (PatientRead, "sharing"),
+            (CareTeamRead, "sharing"),
+            (NotebookRead, "sharing"),
+            (NotebookWrite, "sharing"),
+        ],
+        Role::Profession(Profession::Clerk) => vec![
+            (PatientRegister, "anyone"),
+            (PatientRead, "sharing"),
+            (PatientUpdate, "registering"),
+            (ConsentRead, "sharing"),
+            (ConsentRecord, "registering"),
+            (ConsentRecord, "member"),
+            (CareTeamRead, "sharing"),
+        ],
+        Role::Profession(Profession::Other) => vec![],
+        Role::FacilityAdmin => vec![
+            (CareTeamRead, "sharing"),
+            (CareTeamInvite, "sharing"),
+            (CareTeamAccept, "invited"),
+            (CareTeamLeave, "member"),
+            (CareTeamRemove, "registering"),
+        ],
+        Role::CareTeamAcceptor => vec![(CareTeamAccept, "invited")],
+    }
+}
+
+/// What the database lets a facility in `relation` do, whatever the person's role: the row-level
+/// security rules, written out.
+fn database_allows(relation: Relation, consent: Consent, action: Action) -> bool {
+    use Action::*;
+    let rel = held(relation, consent);
+    let has = |r: &str| rel.contains(&r);
+    match action {
+        PatientRegister | EmergencyOpen => true,
+        PatientRead | NotebookRead => has("sharing") || has("emergency"),
+        PatientUpdate => has("registering"),
+        // A facility that sees the patient in an emergency does not see consents; where none
+        // was ever recorded there is nothing to hide, and the database cannot show otherwise.
+        ConsentRead | ConsentWithdraw => {
+            has("sharing") || (consent == Consent::None && has("emergency"))
+        }
+        CareTeamInvite | NotebookWrite | DeletionRecord => has("sharing"),
+        ConsentRecord => has("registering") || has("member"),
+        CareTeamRead => has("sharing") || has("emergency"),
+        CareTeamAccept => has("invited"),
+        CareTeamLeave => has("member"),
+        CareTeamRemove => has("registering"),
+    }
+}
+
+/// Casbin's expected decision: some relation the facility holds (or none needed) carries a
+/// grant of the role for the action.
+fn casbin_allows(role: Role, relation: Relation, consent: Consent, action: Action) -> bool {
+    let rel = held(relation, consent);
+    grants(role)
+        .iter()
+        .any(|(a, via)| *a == action && (*via == "anyone" || rel.contains(via)))
 }
 
 struct Place {
@@ -136,39 +189,196 @@ async fn place(app: &TestApp, code: &str, kind: FacilityKind) -> Place {
     Place { facility, admin }
 }
 
-async fn db_sees(app: &TestApp, facility: &Facility, patient: PatientId) -> bool {
-    let mut tx = app.db.begin(Scope::Facility(facility.id)).await.unwrap();
-    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM patients WHERE id = $1")
-        .bind(patient.as_uuid())
-        .fetch_one(tx.raw_connection_for_tests())
+fn form(signer: Signer) -> ConsentForm {
+    ConsentForm {
+        signer,
+        signed_on: time::macros::date!(2026 - 11 - 01),
+        scope: ConsentScope::standard(),
+    }
+}
+
+async fn superuser(app: &TestApp) -> PgConnection {
+    app.database.superuser_options().connect().await.unwrap()
+}
+
+/// Runs `sql` (with `$1` = the patient) in a savepoint and rolls it back: whether the database
+/// let it through, and how many rows it touched or counted.
+async fn attempt(conn: &mut PgConnection, sql: &str, patient: PatientId) -> Option<i64> {
+    sqlx::raw_sql("SAVEPOINT probe")
+        .execute(&mut *conn)
         .await
         .unwrap();
-    // The patient's data key and search terms follow the same rule.
-    let keys: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM data_keys WHERE owner_kind = 'patient' AND owner_id = $1",
-    )
-    .bind(patient.as_uuid())
-    .fetch_one(tx.raw_connection_for_tests())
-    .await
-    .unwrap();
-    let terms: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM patient_name_terms WHERE patient_id = $1")
+    let result = if sql.trim_start().starts_with("SELECT") {
+        sqlx::query_scalar::<_, i64>(sql)
             .bind(patient.as_uuid())
-            .fetch_one(tx.raw_connection_for_tests())
+            .fetch_one(&mut *conn)
+            .await
+    } else {
+        sqlx::query(sql)
+            .bind(patient.as_uuid())
+            .execute(&mut *conn)
+            .await
+            .map(|done| done.rows_affected() as i64)
+    };
+    sqlx::raw_sql("ROLLBACK TO SAVEPOINT probe")
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    match result {
+        Ok(n) => Some(n),
+        Err(e) => {
+            let code = e
+                .as_database_error()
+                .and_then(|d| d.code())
+                .map(|c| c.to_string());
+            // Refused by a policy or a guard (42501), or by the lack of anything to act on.
+            assert!(
+                matches!(code.as_deref(), Some("42501")),
+                "{sql}: unexpected error {e}"
+            );
+            None
+        }
+    }
+}
+
+/// How many rows of `table` exist for the patient, whoever may see them.
+async fn total(su: &mut PgConnection, table: &str, column: &str, patient: PatientId) -> i64 {
+    sqlx::query_scalar(&format!("SELECT count(*) FROM {table} WHERE {column} = $1"))
+        .bind(patient.as_uuid())
+        .fetch_one(su)
+        .await
+        .unwrap()
+}
+
+/// What the database lets `facility` do to `patient`, action by action, each probe in a
+/// savepoint that is rolled back. `spare` is a facility in no care team (to invite), `other`
+/// the facility whose membership a removal aims at.
+async fn database_decisions(
+    app: &TestApp,
+    facility: &Place,
+    patient: PatientId,
+    spare: &Facility,
+    other: &Facility,
+) -> Vec<(Action, bool)> {
+    let mut su = superuser(app).await;
+    let consents = total(&mut su, "consents", "patient_id", patient).await;
+    let members = total(&mut su, "care_team_members", "patient_id", patient).await;
+    let registering: uuid::Uuid =
+        sqlx::query_scalar("SELECT facility_id FROM patients WHERE id = $1")
+            .bind(patient.as_uuid())
+            .fetch_one(&mut su)
             .await
             .unwrap();
-    assert_eq!((keys > 0), (n > 0), "data keys follow the patient");
-    assert_eq!((terms > 0), (n > 0), "search terms follow the patient");
-    n == 1
+
+    let mut tx = app
+        .db
+        .begin(Scope::Facility(facility.facility.id))
+        .await
+        .unwrap();
+    let conn = tx.raw_connection_for_tests();
+    let me = facility.facility.id.as_uuid();
+    let staff = facility.admin.id.as_uuid();
+    let visible =
+        attempt(conn, "SELECT count(*) FROM patients WHERE id = $1", patient).await == Some(1);
+    // Search terms (for finding patients the facility shares) never show without the patient.
+    let terms = attempt(
+        conn,
+        "SELECT count(*) FROM patient_name_terms WHERE patient_id = $1",
+        patient,
+    )
+    .await;
+    assert!(
+        terms.unwrap_or(0) == 0 || visible,
+        "search terms are never visible without the patient"
+    );
+
+    let mut decisions = Vec::new();
+    for action in Action::ALL {
+        let sql = match action {
+            Action::PatientRegister => format!(
+                "INSERT INTO patients (id, facility_id, name_enc, kana_enc, profile_enc,
+                                       registered_by)
+                 SELECT gen_random_uuid(), '{me}', '\\x00', '\\x00', '\\x00', '{staff}'
+                  WHERE $1::uuid IS NOT NULL"
+            ),
+            Action::PatientRead | Action::NotebookRead => {
+                "SELECT count(*) FROM patients WHERE id = $1".into()
+            }
+            Action::PatientUpdate => "UPDATE patients SET updated_at = now() WHERE id = $1".into(),
+            Action::ConsentRead => "SELECT count(*) FROM consents WHERE patient_id = $1".into(),
+            Action::ConsentRecord => format!(
+                "INSERT INTO consents (id, patient_id, registering_facility_id, facility_id,
+                                       signer, details_enc, signed_on, recorded_by)
+                 VALUES (gen_random_uuid(), $1, '{registering}', '{me}', 'patient', '\\x00',
+                         '2026-11-20', '{staff}')"
+            ),
+            Action::ConsentWithdraw => {
+                "SELECT count(*) FROM (SELECT FROM consents WHERE patient_id = $1 FOR UPDATE) c"
+                    .into()
+            }
+            Action::CareTeamRead => {
+                "SELECT count(*) FROM care_team_members WHERE patient_id = $1".into()
+            }
+            Action::CareTeamInvite => format!(
+                "INSERT INTO care_team_members (patient_id, registering_facility_id, facility_id,
+                                                role, status, invited_by)
+                 VALUES ($1, '{registering}', '{}', 'member', 'invited', '{staff}')",
+                spare.id.as_uuid()
+            ),
+            Action::CareTeamAccept => format!(
+                "UPDATE care_team_members SET status = 'active', joined_at = now()
+                  WHERE patient_id = $1 AND facility_id = '{me}' AND status = 'invited'"
+            ),
+            Action::CareTeamLeave => format!(
+                "UPDATE care_team_members SET status = 'left', ended_at = now()
+                  WHERE patient_id = $1 AND facility_id = '{me}' AND status = 'active'"
+            ),
+            Action::CareTeamRemove => format!(
+                "UPDATE care_team_members SET status = 'removed', ended_at = now()
+                  WHERE patient_id = $1 AND facility_id = '{}'
+                    AND status IN ('active', 'invited')",
+                other.id.as_uuid()
+            ),
+            Action::NotebookWrite => {
+                // Writing shares the rule of every patient-data write: sharing. (The notebook's
+                // own tables check it the same way.)
+                "SELECT count(*) FROM patient_access
+                  WHERE patient_id = $1 AND relation = 'sharing'"
+                    .into()
+            }
+            Action::DeletionRecord => format!(
+                "INSERT INTO deletion_requests (id, facility_id, patient_id, requested_by)
+                 VALUES (gen_random_uuid(), '{me}', $1, '{staff}')"
+            ),
+            Action::EmergencyOpen => format!(
+                "INSERT INTO emergency_grants (id, facility_id, patient_id, opened_by, reason_enc,
+                                               expires_at)
+                 VALUES (gen_random_uuid(), '{me}', $1, '{staff}', '\\x00',
+                         now() + interval '1 hour')"
+            ),
+        };
+        let outcome = attempt(conn, &sql, patient).await;
+        let allowed = match action {
+            // Seeing the patient and every one of their consents (or care-team rows).
+            Action::ConsentRead | Action::ConsentWithdraw => visible && outcome == Some(consents),
+            Action::CareTeamRead => visible && outcome == Some(members),
+            Action::PatientRead | Action::NotebookRead => outcome == Some(1),
+            Action::NotebookWrite => outcome == Some(1),
+            _ => outcome == Some(1),
+        };
+        decisions.push((*action, allowed));
+    }
+    tx.commit().await.unwrap();
+    decisions
 }
 
 /// Waits (bounded) until the running server's authorizer has applied the announced changes.
 async fn settled(app: &TestApp, facility: &Facility, patient: PatientId, expected: bool) {
-    let doctor = Role::Profession(Profession::Doctor);
-    for _ in 0..100 {
+    let everyone = Role::all();
+    for _ in 0..200 {
         let now = app
             .authz
-            .allowed(doctor, facility.id, patient, Action::PatientRead)
+            .allowed(&everyone, facility.id, patient, Action::PatientRead)
             .await
             .unwrap();
         if now == expected {
@@ -176,7 +386,7 @@ async fn settled(app: &TestApp, facility: &Facility, patient: PatientId, expecte
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    panic!("the authorizer did not follow the database within a second");
+    panic!("the authorizer did not follow the database within two seconds");
 }
 
 #[tokio::test]
@@ -189,12 +399,15 @@ async fn casbin_and_row_level_security_agree_on_every_cell() {
     let invited = place(&app, "SHR-INV", FacilityKind::Pharmacy).await;
     let former = place(&app, "SHR-OLD", FacilityKind::CareManagementOffice).await;
     let unrelated = place(&app, "SHR-UNR", FacilityKind::Hospital).await;
+    let emergency = place(&app, "SHR-EMG", FacilityKind::Hospital).await;
+    let spare = app.seed_facility("SHR-NEW", FacilityKind::Clinic).await;
     let places = [
         (Relation::Registering, &registering),
         (Relation::ActiveMember, &member),
         (Relation::InvitedNotAccepted, &invited),
         (Relation::FormerMember, &former),
         (Relation::Unrelated, &unrelated),
+        (Relation::Emergency, &emergency),
     ];
 
     let mut patients = Vec::new();
@@ -209,19 +422,22 @@ async fn casbin_and_row_level_security_agree_on_every_cell() {
             .id;
         let by_registering = actor(&registering.admin);
         if consent != Consent::None {
-            let form = ConsentForm {
-                signer: Signer::Family {
-                    name: "試験 花子".into(),
-                    relation: "長女".into(),
-                },
-                signed_on: time::macros::date!(2026 - 11 - 01),
-            };
-            record_consent(&app.db, &keyring, by_registering, &origin, p, form)
-                .await
-                .unwrap();
+            let signer = Signer::family("試験 花子", "長女").unwrap();
+            record_consent(
+                &app.db,
+                &keyring,
+                &app.files,
+                by_registering,
+                &origin,
+                p,
+                form(signer),
+                None,
+            )
+            .await
+            .unwrap();
         }
         for m in [&member, &invited, &former] {
-            invite(&app.db, by_registering, &origin, p, m.facility.id)
+            invite(&app.db, by_registering, &origin, p, &m.facility.code)
                 .await
                 .unwrap();
         }
@@ -239,45 +455,69 @@ async fn casbin_and_row_level_security_agree_on_every_cell() {
                 .await
                 .unwrap();
         }
+        // An open emergency grant for the hospital (through the application, which checks the
+        // date of birth; the fixture patient was born on 1940-01-15).
+        let opened = app
+            .client_for(&emergency.facility, "admin")
+            .await
+            .post(app.url("/api/v1/emergency-access"))
+            .json(&serde_json::json!({
+                "patient_id": p.as_uuid(),
+                "birth_date": "1940-01-15",
+                "reason": "救急搬送時に既往歴と服薬を確認するため",
+            }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(opened.status(), 201, "{}", opened.text().await.unwrap());
         patients.push((consent, p));
     }
-    // The last change of each patient is visible to the server's authorizer.
+    // The last change of each patient has reached the server's authorizer.
     for (consent, p) in &patients {
-        settled(
-            &app,
-            &member.facility,
-            *p,
-            may_see(Relation::ActiveMember, *consent),
-        )
-        .await;
+        settled(&app, &member.facility, *p, *consent == Consent::Active).await;
+        settled(&app, &emergency.facility, *p, true).await;
     }
 
-    let roles: Vec<Role> = Profession::ALL
-        .iter()
-        .map(|p| Role::Profession(*p))
-        .chain([Role::FacilityAdmin])
-        .collect();
+    let roles = Role::all();
     let mut cells = 0;
     for (relation, place) in places {
         for (consent, patient) in &patients {
-            let visible = may_see(relation, *consent);
-            assert_eq!(
-                db_sees(&app, &place.facility, *patient).await,
-                visible,
-                "database: {relation:?}, consent {consent:?}"
-            );
+            // Removal aims at another facility's membership: the invited one's, or (for the
+            // invited facility itself) the member's.
+            let other = if relation == Relation::InvitedNotAccepted {
+                &member.facility
+            } else {
+                &invited.facility
+            };
+            let database = database_decisions(&app, place, *patient, &spare, other).await;
+            for (action, allowed) in &database {
+                assert_eq!(
+                    *allowed,
+                    database_allows(relation, *consent, *action),
+                    "database: {} by a {relation:?} facility, consent {consent:?}",
+                    action.as_str()
+                );
+            }
             for role in &roles {
                 for action in Action::ALL {
-                    let expected = visible && role_may(*role, *action);
                     let decided = app
                         .authz
-                        .allowed(*role, place.facility.id, *patient, *action)
+                        .allowed(&[*role], place.facility.id, *patient, *action)
                         .await
                         .unwrap();
+                    let expected = casbin_allows(*role, relation, *consent, *action);
                     assert_eq!(
                         decided,
                         expected,
-                        "casbin: {role:?} {} in a {relation:?} facility, consent {consent:?}",
+                        "casbin: {} {} in a {relation:?} facility, consent {consent:?}",
+                        role.as_str(),
+                        action.as_str()
+                    );
+                    // The application never allows what the database refuses.
+                    assert!(
+                        !decided || database.iter().any(|(a, allowed)| a == action && *allowed),
+                        "casbin allows {} {} where the database refuses",
+                        role.as_str(),
                         action.as_str()
                     );
                     cells += 1;
@@ -285,7 +525,7 @@ async fn casbin_and_row_level_security_agree_on_every_cell() {
             }
         }
     }
-    assert_eq!(cells, 5 * 3 * roles.len() * Action::ALL.len());
+    assert_eq!(cells, places.len() * 3 * roles.len() * Action::ALL.len());
 }
 
 #[tokio::test]
@@ -295,6 +535,7 @@ async fn withdrawing_consent_cuts_every_facility_but_the_registering_one_at_once
     let keyring = app.keyring().await;
     let registering = place(&app, "WDR-REG", FacilityKind::Clinic).await;
     let member = place(&app, "WDR-MEM", FacilityKind::Pharmacy).await;
+    let late = place(&app, "WDR-LATE", FacilityKind::VisitingNurseStation).await;
     let p = app
         .seed_patient(&registering.admin, "撤回 太郎", "テッカイ タロウ")
         .await
@@ -304,42 +545,249 @@ async fn withdrawing_consent_cuts_every_facility_but_the_registering_one_at_once
         actor(&registering.admin),
         &origin,
         p,
-        member.facility.id,
+        &member.facility.code,
     )
     .await
     .unwrap();
     accept_invitation(&app.db, actor(&member.admin), &origin, p)
         .await
         .unwrap();
-    assert!(!db_sees(&app, &member.facility, p).await, "no consent yet");
     settled(&app, &member.facility, p, false).await;
+    let member_client = app.client_for(&member.facility, "admin").await;
+    let url = app.url(&format!("/api/v1/patients/{}", p.as_uuid()));
+    let seen = member_client.get(&url).send().await.unwrap();
+    assert_eq!(seen.status(), 404, "no consent yet: not even its existence");
 
-    // Consent on file: the member sees the patient, in both layers; consent is not asked again
-    // of a facility joining later.
+    // The member collected the signed form itself: recording it opens the notebook to the team.
     record_consent(
         &app.db,
         &keyring,
-        actor(&registering.admin),
+        &app.files,
+        actor(&member.admin),
         &origin,
         p,
-        ConsentForm {
-            signer: Signer::Patient,
-            signed_on: time::macros::date!(2026 - 11 - 20),
-        },
+        form(Signer::Patient),
+        None,
     )
     .await
     .unwrap();
-    assert!(db_sees(&app, &member.facility, p).await);
     settled(&app, &member.facility, p, true).await;
+    assert_eq!(member_client.get(&url).send().await.unwrap().status(), 200);
+
+    // A facility joining later reuses the consent on file: no new form (第12条 ただし書き).
+    invite(
+        &app.db,
+        actor(&member.admin),
+        &origin,
+        p,
+        &late.facility.code,
+    )
+    .await
+    .unwrap();
+    accept_invitation(&app.db, actor(&late.admin), &origin, p)
+        .await
+        .unwrap();
+    settled(&app, &late.facility, p, true).await;
 
     withdraw_consent(&app.db, actor(&registering.admin), &origin, p)
         .await
         .unwrap();
-    assert!(
-        !db_sees(&app, &member.facility, p).await,
-        "at once in the database"
-    );
+    // At once in the database, and as soon as the announcement arrives in the authorizer.
+    let mut tx = app
+        .db
+        .begin(Scope::Facility(member.facility.id))
+        .await
+        .unwrap();
+    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM patients WHERE id = $1")
+        .bind(p.as_uuid())
+        .fetch_one(tx.raw_connection_for_tests())
+        .await
+        .unwrap();
+    assert_eq!(n, 0);
+    drop(tx);
     settled(&app, &member.facility, p, false).await;
-    assert!(db_sees(&app, &registering.facility, p).await);
+    settled(&app, &late.facility, p, false).await;
     settled(&app, &registering.facility, p, true).await;
+    assert_eq!(member_client.get(&url).send().await.unwrap().status(), 404);
+    // Withdrawing again is a clear conflict, not a silent success.
+    let again = withdraw_consent(&app.db, actor(&registering.admin), &origin, p).await;
+    assert!(matches!(
+        again,
+        Err(renrakucho_care::CareError::Conflict(_))
+    ));
+}
+
+#[tokio::test]
+async fn the_database_guards_membership_moves_and_withdrawn_consent() {
+    let app = spawn_app().await;
+    let origin = Origin::default();
+    let keyring = app.keyring().await;
+    let registering = place(&app, "GRD-REG", FacilityKind::Clinic).await;
+    let member = place(&app, "GRD-MEM", FacilityKind::Pharmacy).await;
+    let p = app
+        .seed_patient(&registering.admin, "守り 花子", "マモリ ハナコ")
+        .await
+        .id;
+    record_consent(
+        &app.db,
+        &keyring,
+        &app.files,
+        actor(&registering.admin),
+        &origin,
+        p,
+        form(Signer::Patient),
+        None,
+    )
+    .await
+    .unwrap();
+    invite(
+        &app.db,
+        actor(&registering.admin),
+        &origin,
+        p,
+        &member.facility.code,
+    )
+    .await
+    .unwrap();
+    accept_invitation(&app.db, actor(&member.admin), &origin, p)
+        .await
+        .unwrap();
+    leave(&app.db, actor(&member.admin), &origin, p)
+        .await
+        .unwrap();
+
+    let forbidden = |sql: &'static str, facility: renrakucho_core::FacilityId| {
+        let db = app.db.clone();
+        async move {
+            let mut tx = db.begin(Scope::Facility(facility)).await.unwrap();
+            let result = sqlx::query(sql)
+                .bind(p.as_uuid())
+                .execute(tx.raw_connection_for_tests())
+                .await;
+            match result {
+                Ok(done) => done.rows_affected() == 0,
+                Err(e) => e.as_database_error().and_then(|d| d.code()).as_deref() == Some("42501"),
+            }
+        }
+    };
+    // A former member cannot let itself back in; the registering facility cannot accept on a
+    // facility's behalf; nobody un-withdraws a consent or moves the registering facility out.
+    assert!(
+        forbidden(
+            "UPDATE care_team_members SET status = 'active' WHERE patient_id = $1",
+            member.facility.id
+        )
+        .await
+    );
+    assert!(
+        forbidden(
+            "UPDATE care_team_members SET status = 'active'
+              WHERE patient_id = $1 AND role = 'member'",
+            registering.facility.id
+        )
+        .await
+    );
+    assert!(
+        forbidden(
+            "UPDATE care_team_members SET status = 'left' WHERE patient_id = $1 AND role = 'registering'",
+            registering.facility.id
+        )
+        .await
+    );
+    withdraw_consent(&app.db, actor(&registering.admin), &origin, p)
+        .await
+        .unwrap();
+    assert!(
+        forbidden(
+            "UPDATE consents SET withdrawn_at = NULL, withdrawn_by = NULL,
+                                 withdrawn_by_facility = NULL WHERE patient_id = $1",
+            registering.facility.id
+        )
+        .await
+    );
+    // The runtime role writes no relation row itself.
+    assert!(
+        forbidden(
+            "INSERT INTO patient_access (facility_id, patient_id, relation)
+             SELECT facility_id, $1, 'sharing' FROM care_team_members LIMIT 1",
+            member.facility.id
+        )
+        .await
+    );
+}
+
+#[tokio::test]
+async fn a_change_reaches_every_server_process() {
+    // Two servers on one database: a change made through one is followed by the other's
+    // authorizer (PostgreSQL LISTEN/NOTIFY), without a reload.
+    let app = spawn_app().await;
+    let second =
+        renrakucho_server::Application::build(&app.settings, app.database.runtime_options())
+            .await
+            .unwrap();
+    let other = second.authorizer().clone();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(second.run_until(async {
+        let _ = stopped.await;
+    }));
+    let origin = Origin::default();
+    let registering = place(&app, "TWO-REG", FacilityKind::Clinic).await;
+    let member = place(&app, "TWO-MEM", FacilityKind::Pharmacy).await;
+    let p = app
+        .seed_patient(&registering.admin, "二重 一郎", "ニジュウ イチロウ")
+        .await
+        .id;
+    record_consent(
+        &app.db,
+        &app.keyring().await,
+        &app.files,
+        actor(&registering.admin),
+        &origin,
+        p,
+        form(Signer::Patient),
+        None,
+    )
+    .await
+    .unwrap();
+    invite(
+        &app.db,
+        actor(&registering.admin),
+        &origin,
+        p,
+        &member.facility.code,
+    )
+    .await
+    .unwrap();
+    accept_invitation(&app.db, actor(&member.admin), &origin, p)
+        .await
+        .unwrap();
+    let pharmacist = [Role::Profession(Profession::Pharmacist)];
+    let mut seen = false;
+    for _ in 0..200 {
+        seen = other
+            .allowed(&pharmacist, member.facility.id, p, Action::NotebookRead)
+            .await
+            .unwrap();
+        if seen {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(seen, "the second process did not follow within two seconds");
+    leave(&app.db, actor(&member.admin), &origin, p)
+        .await
+        .unwrap();
+    let mut gone = false;
+    for _ in 0..200 {
+        gone = !other
+            .allowed(&pharmacist, member.facility.id, p, Action::NotebookRead)
+            .await
+            .unwrap();
+        if gone {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(gone, "the second process did not follow the departure");
+    let _ = stop.send(());
 }

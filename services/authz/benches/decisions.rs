@@ -1,12 +1,12 @@
 //! Casbin decisions with 100, 1,000 and 10,000 facilities' care-team relations loaded (five
-//! patients per facility, each shared with two other facilities: 50,000 patients and 150,000
-//! links at the largest). The cost of a decision must not grow with the network.
+//! patients per facility, each shared with two other facilities: 50,000 patients and 300,000
+//! relation links at the largest). The cost of a decision must not grow with the network.
 //!
 //! `cargo bench -p renrakucho-authz --bench decisions`
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use rand::{Rng, SeedableRng};
-use renrakucho_authz::{Action, Authorizer, Role};
+use renrakucho_authz::{Action, Authorizer, Link, Relation, Role};
 use renrakucho_core::{FacilityId, PatientId, Profession};
 
 const PATIENTS_PER_FACILITY: usize = 5;
@@ -22,18 +22,29 @@ fn network(rt: &tokio::runtime::Runtime, facilities: usize) -> Network {
     let mut rng = rand::rngs::StdRng::seed_from_u64(7);
     let ids: Vec<FacilityId> = (0..facilities).map(|_| FacilityId::new()).collect();
     let mut links = Vec::new();
+    let mut relations = Vec::new();
+    let link = |facility, relation| Link {
+        facility,
+        relation,
+        expires_at: None,
+    };
     for registering in &ids {
         for _ in 0..PATIENTS_PER_FACILITY {
             let patient = PatientId::new();
             links.push((*registering, patient));
+            relations.push((patient, link(*registering, Relation::Registering)));
+            relations.push((patient, link(*registering, Relation::Sharing)));
             for _ in 0..2 {
-                links.push((ids[rng.gen_range(0..ids.len())], patient));
+                let member = ids[rng.gen_range(0..ids.len())];
+                links.push((member, patient));
+                relations.push((patient, link(member, Relation::Member)));
+                relations.push((patient, link(member, Relation::Sharing)));
             }
         }
     }
     let authz = rt.block_on(async {
         let authz = Authorizer::new().await.unwrap();
-        authz.grant_all(links.iter().copied()).await.unwrap();
+        authz.load(relations).await.unwrap();
         authz
     });
     Network {
@@ -51,13 +62,13 @@ fn bench(c: &mut Criterion) {
     let mut group = c.benchmark_group("decision");
     for size in [100, 1_000, 10_000] {
         let net = network(&rt, size);
-        let doctor = Role::Profession(Profession::Doctor);
+        let doctor = [Role::Profession(Profession::Doctor)];
         let mut rng = rand::rngs::StdRng::seed_from_u64(11);
         group.bench_with_input(BenchmarkId::new("allowed", size), &size, |b, _| {
             b.iter(|| {
                 let (f, p) = net.links[rng.gen_range(0..net.links.len())];
                 let ok = rt
-                    .block_on(net.authz.allowed(doctor, f, p, Action::NotebookRead))
+                    .block_on(net.authz.allowed(&doctor, f, p, Action::NotebookRead))
                     .unwrap();
                 assert!(ok);
             })
@@ -68,7 +79,7 @@ fn bench(c: &mut Criterion) {
                 let (_, p) = net.links[rng.gen_range(0..net.links.len())];
                 let f = net.facilities[rng.gen_range(0..net.facilities.len())];
                 std::hint::black_box(
-                    rt.block_on(net.authz.allowed(doctor, f, p, Action::NotebookRead))
+                    rt.block_on(net.authz.allowed(&doctor, f, p, Action::NotebookRead))
                         .unwrap(),
                 );
             })

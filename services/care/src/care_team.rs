@@ -1,171 +1,198 @@
-//! Consent (同意書, 第12条) and the care team: who may see a patient. Every change is audited
-//! and announced (NOTIFY) in its transaction, so every server process updates its authorizer.
+//! The care team: the facilities caring for a patient. A facility sharing the patient invites
+//! another; that facility's administrator (or staff it allows) accepts or declines; a member
+//! leaves; the registering facility removes members, cancels invitations and invites former
+//! members again. The database derives who may see the patient from these rows and announces
+//! every change, so every server process's authorizer follows.
 
-use renrakucho_core::{FacilityId, PatientId};
-use renrakucho_keyring::{Binding, KeyOwner, Keyring};
-use renrakucho_store::audit::{self, Actor, AuditEvent, Origin, Outcome};
-use renrakucho_store::care_team::{self, MemberStatus, Membership};
-use renrakucho_store::consents::{self, NewConsent};
+use renrakucho_core::{FacilityId, FacilityKind, PatientId};
+use renrakucho_store::audit::Origin;
+use renrakucho_store::care_team::{self, AccessRow, MemberStatus, Membership};
+use renrakucho_store::facilities::{self, DirectoryEntry};
 use renrakucho_store::{patients, Database, Scope, ScopedTx};
+use serde::Serialize;
 use serde_json::json;
-use time::Date;
-use uuid::Uuid;
+use time::OffsetDateTime;
 
+use crate::audit::record;
 use crate::{CareError, StaffActor};
 
-/// Who signed the consent form.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum Signer {
-    /// The patient.
-    Patient,
-    /// A family member, when the patient is a minor or cannot consent (第12条).
-    Family { name: String, relation: String },
+/// A facility in a patient's care team, named from the public directory.
+#[derive(Debug, Clone, Serialize)]
+pub struct TeamMember {
+    pub facility: FacilityId,
+    /// Code, name and kind; `None` if the facility is no longer active.
+    pub code: Option<String>,
+    pub name: Option<String>,
+    pub kind: Option<FacilityKind>,
+    pub registering: bool,
+    pub status: &'static str,
+    pub status_ja: &'static str,
+    #[serde(with = "time::serde::rfc3339")]
+    pub invited_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub joined_at: Option<OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub ended_at: Option<OffsetDateTime>,
 }
 
-/// A signed consent form to record.
-#[derive(Debug, Clone)]
-pub struct ConsentForm {
-    pub signer: Signer,
-    pub signed_on: Date,
+/// An invitation waiting for the actor's facility.
+#[derive(Debug, Clone, Serialize)]
+pub struct Invitation {
+    pub patient: PatientId,
+    /// The facility that registered the patient.
+    pub registering_facility: FacilityId,
+    pub registering_facility_name: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub invited_at: OffsetDateTime,
 }
 
-async fn record(
-    tx: &mut ScopedTx,
-    who: StaffActor,
-    origin: &Origin,
-    action: &'static str,
-    patient: PatientId,
-    details: serde_json::Value,
-) -> Result<(), CareError> {
-    audit::record(
-        tx,
-        AuditEvent {
-            actor: Actor::Staff(who.staff),
-            action,
-            outcome: Outcome::Success,
-            target: Some(("patient", patient.as_uuid())),
-            origin,
-            details,
-        },
-    )
-    .await?;
-    Ok(())
+async fn named(tx: &mut ScopedTx, members: Vec<Membership>) -> Result<Vec<TeamMember>, CareError> {
+    let ids: Vec<FacilityId> = members.iter().map(|m| m.facility).collect();
+    let directory = facilities::directory(tx, Some(&ids), None).await?;
+    let find = |id: FacilityId| directory.iter().find(|d| d.id == id);
+    Ok(members
+        .into_iter()
+        .map(|m| {
+            let entry = find(m.facility);
+            TeamMember {
+                facility: m.facility,
+                code: entry.map(|e| e.code.clone()),
+                name: entry.map(|e| e.name.clone()),
+                kind: entry.map(|e| e.kind),
+                registering: m.registering,
+                status: m.status.as_str(),
+                status_ja: m.status.label_ja(),
+                invited_at: m.invited_at,
+                joined_at: m.joined_at,
+                ended_at: m.ended_at,
+            }
+        })
+        .collect())
 }
 
-/// Records a signed consent: from then on, active care-team members see the patient.
-pub async fn record_consent(
-    db: &Database,
-    keyring: &Keyring,
-    who: StaffActor,
-    origin: &Origin,
-    patient: PatientId,
-    form: ConsentForm,
-) -> Result<(), CareError> {
-    let mut tx = db.begin(Scope::Facility(who.facility)).await?;
-    let stored = patients::get(&mut tx, patient).await?;
-    let id = Uuid::now_v7();
-    let details = serde_json::to_vec(&form.signer).expect("a signer serialises");
-    let details_enc = keyring
-        .encrypt(
-            &mut tx,
-            &Binding {
-                owner: KeyOwner::Patient(patient),
-                table: "consents",
-                column: "details_enc",
-                row: id,
-            },
-            &details,
-        )
-        .await?;
-    let signer = match form.signer {
-        Signer::Patient => "patient",
-        Signer::Family { .. } => "family",
-    };
-    consents::insert(
-        &mut tx,
-        &NewConsent {
-            id,
-            patient,
-            registering_facility: stored.registering_facility,
-            signer,
-            details_enc: &details_enc,
-            signed_on: form.signed_on,
-            recorded_by: who.staff,
-        },
-    )
-    .await?;
-    care_team::notify_access_changed(&mut tx, patient).await?;
-    record(
-        &mut tx,
-        who,
-        origin,
-        "consent.record",
-        patient,
-        json!({ "signer": signer }),
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(())
-}
-
-/// Withdraws the consent: every facility but the registering one loses access at once.
-pub async fn withdraw_consent(
+/// The care team, for a facility that sees the patient; the read is audited.
+pub async fn care_team_of(
     db: &Database,
     who: StaffActor,
     origin: &Origin,
     patient: PatientId,
-) -> Result<(), CareError> {
+) -> Result<Vec<TeamMember>, CareError> {
     let mut tx = db.begin(Scope::Facility(who.facility)).await?;
     patients::get(&mut tx, patient).await?;
-    let withdrawn = consents::withdraw_all(&mut tx, patient, who.staff).await?;
-    if withdrawn == 0 {
-        return Err(CareError::NotFound);
-    }
-    care_team::notify_access_changed(&mut tx, patient).await?;
+    let members = care_team::of_patient(&mut tx, patient).await?;
+    let team = named(&mut tx, members).await?;
     record(
         &mut tx,
         who,
         origin,
-        "consent.withdraw",
-        patient,
-        json!({ "consents": withdrawn }),
+        "care_team.read",
+        Some(("patient", patient.as_uuid())),
+        json!({ "members": team.len() }),
     )
     .await?;
     tx.commit().await?;
-    Ok(())
+    Ok(team)
 }
 
-/// Invites another facility into the patient's care team (by the registering facility or an
-/// active member). Consent already on file is reused: no new form (第12条 ただし書き).
+/// Invites the facility with `code` into the patient's care team. Consent already on file is
+/// reused: the facility sees the patient as soon as it accepts (第12条 ただし書き).
 pub async fn invite(
     db: &Database,
     who: StaffActor,
     origin: &Origin,
     patient: PatientId,
-    facility: FacilityId,
-) -> Result<(), CareError> {
+    code: &str,
+) -> Result<TeamMember, CareError> {
     let mut tx = db.begin(Scope::Facility(who.facility)).await?;
     let stored = patients::get(&mut tx, patient).await?;
-    care_team::invite(
-        &mut tx,
-        patient,
-        stored.registering_facility,
-        facility,
-        who.staff,
-    )
-    .await?;
+    let target: DirectoryEntry = facilities::directory(&mut tx, None, Some(code))
+        .await?
+        .into_iter()
+        .next()
+        .ok_or_else(|| {
+            CareError::Conflict(
+                "その施設コードの参加施設はありません / no participating facility has that code"
+                    .into(),
+            )
+        })?;
+    if target.id == who.facility {
+        return Err(CareError::Conflict(
+            "自施設を招待することはできません / a facility cannot invite itself".into(),
+        ));
+    }
+    let existing = care_team::of_patient(&mut tx, patient)
+        .await?
+        .into_iter()
+        .find(|m| m.facility == target.id);
+    match existing.map(|m| m.status) {
+        None => {
+            care_team::invite(
+                &mut tx,
+                patient,
+                stored.registering_facility,
+                target.id,
+                who.staff,
+            )
+            .await?
+        }
+        Some(MemberStatus::Active) => {
+            return Err(CareError::Conflict(
+                "この施設はすでにケアチームに参加しています / this facility is already in the care team".into(),
+            ))
+        }
+        Some(MemberStatus::Invited) => {
+            return Err(CareError::Conflict(
+                "この施設はすでに招待中です / this facility has already been invited".into(),
+            ))
+        }
+        Some(_) if stored.registering_facility != who.facility => {
+            return Err(CareError::Conflict(
+                "以前参加していた施設の再招待は、対象者を登録した施設が行います / only the registering facility can invite a former member again".into(),
+            ))
+        }
+        Some(_) => care_team::invite_again(&mut tx, patient, target.id, who.staff).await?,
+    }
     record(
         &mut tx,
         who,
         origin,
         "care_team.invite",
-        patient,
-        json!({ "facility": facility.as_uuid() }),
+        Some(("patient", patient.as_uuid())),
+        json!({ "facility": target.id.as_uuid() }),
     )
     .await?;
+    let member = care_team::of_patient(&mut tx, patient)
+        .await?
+        .into_iter()
+        .filter(|m| m.facility == target.id)
+        .collect();
+    let member = named(&mut tx, member).await?.into_iter().next();
     tx.commit().await?;
-    Ok(())
+    member.ok_or(CareError::NotFound)
+}
+
+/// Invitations waiting for the actor's facility.
+pub async fn pending_invitations(
+    db: &Database,
+    who: StaffActor,
+) -> Result<Vec<Invitation>, CareError> {
+    let mut tx = db.begin(Scope::Facility(who.facility)).await?;
+    let pending = care_team::pending_invitations(&mut tx).await?;
+    let ids: Vec<FacilityId> = pending.iter().map(|m| m.registering_facility).collect();
+    let directory = facilities::directory(&mut tx, Some(&ids), None).await?;
+    tx.commit().await?;
+    Ok(pending
+        .into_iter()
+        .map(|m| Invitation {
+            patient: m.patient,
+            registering_facility: m.registering_facility,
+            registering_facility_name: directory
+                .iter()
+                .find(|d| d.id == m.registering_facility)
+                .map(|d| d.name.clone()),
+            invited_at: m.invited_at,
+        })
+        .collect())
 }
 
 async fn change_own(
@@ -178,14 +205,21 @@ async fn change_own(
     action: &'static str,
 ) -> Result<(), CareError> {
     let mut tx = db.begin(Scope::Facility(who.facility)).await?;
-    care_team::set_own_status(&mut tx, patient, from, to).await?;
-    care_team::notify_access_changed(&mut tx, patient).await?;
-    record(&mut tx, who, origin, action, patient, json!({})).await?;
+    care_team::set_status(&mut tx, patient, who.facility, from, to).await?;
+    record(
+        &mut tx,
+        who,
+        origin,
+        action,
+        Some(("patient", patient.as_uuid())),
+        json!({}),
+    )
+    .await?;
     tx.commit().await?;
     Ok(())
 }
 
-/// The invited facility accepts (its administrator, or staff it allows).
+/// The invited facility accepts: from now on it sees the patient, if consent is on file.
 pub async fn accept_invitation(
     db: &Database,
     who: StaffActor,
@@ -204,7 +238,26 @@ pub async fn accept_invitation(
     .await
 }
 
-/// The facility leaves the care team.
+/// The invited facility declines.
+pub async fn decline_invitation(
+    db: &Database,
+    who: StaffActor,
+    origin: &Origin,
+    patient: PatientId,
+) -> Result<(), CareError> {
+    change_own(
+        db,
+        who,
+        origin,
+        patient,
+        MemberStatus::Invited,
+        MemberStatus::Declined,
+        "care_team.decline",
+    )
+    .await
+}
+
+/// The facility leaves the care team (the registering facility cannot).
 pub async fn leave(
     db: &Database,
     who: StaffActor,
@@ -223,7 +276,7 @@ pub async fn leave(
     .await
 }
 
-/// The registering facility removes a member.
+/// The registering facility removes a member, or cancels an invitation.
 pub async fn remove_member(
     db: &Database,
     who: StaffActor,
@@ -236,47 +289,68 @@ pub async fn remove_member(
     if stored.registering_facility != who.facility {
         return Err(CareError::NotFound);
     }
+    let current = care_team::of_patient(&mut tx, patient)
+        .await?
+        .into_iter()
+        .find(|m| m.facility == facility && !m.registering)
+        .ok_or(CareError::NotFound)?;
+    if !matches!(current.status, MemberStatus::Active | MemberStatus::Invited) {
+        return Err(CareError::Conflict(
+            "この施設は現在ケアチームに参加していません / this facility is not in the care team now".into(),
+        ));
+    }
     care_team::set_status(
         &mut tx,
         patient,
         facility,
-        MemberStatus::Active,
+        current.status,
         MemberStatus::Removed,
     )
     .await?;
-    care_team::notify_access_changed(&mut tx, patient).await?;
     record(
         &mut tx,
         who,
         origin,
         "care_team.remove",
-        patient,
-        json!({ "facility": facility.as_uuid() }),
+        Some(("patient", patient.as_uuid())),
+        json!({ "facility": facility.as_uuid(), "was": current.status.as_str() }),
     )
     .await?;
     tx.commit().await?;
     Ok(())
 }
 
-/// The care team as the actor's facility sees it.
-pub async fn care_team_of(
+/// The relations the facility holds to the patient now (`registering`, `member`, `invited`,
+/// `sharing`, `emergency`): nothing for a patient it has nothing to do with.
+pub async fn relations_to(
     db: &Database,
-    who: StaffActor,
+    facility: FacilityId,
     patient: PatientId,
-) -> Result<Vec<Membership>, CareError> {
-    let mut tx = db.begin(Scope::Facility(who.facility)).await?;
-    let members = care_team::of_patient(&mut tx, patient).await?;
+) -> Result<Vec<String>, CareError> {
+    let mut tx = db.begin(Scope::Facility(facility)).await?;
+    let relations = care_team::own_relations(&mut tx, patient).await?;
     tx.commit().await?;
-    Ok(members)
+    Ok(relations)
 }
 
-/// Who may see which patient (all patients, or one), for the authorizer.
-pub async fn access_links(
+/// Every facility's relations to patients (all, or one patient's), for the authorizer.
+pub async fn access_rows(
     db: &Database,
     patient: Option<PatientId>,
-) -> Result<Vec<(FacilityId, PatientId)>, CareError> {
+) -> Result<Vec<AccessRow>, CareError> {
     let mut tx = db.begin(Scope::AccessSync).await?;
-    let links = care_team::access_links(&mut tx, patient).await?;
+    let rows = care_team::access_rows(&mut tx, patient).await?;
     tx.commit().await?;
-    Ok(links)
+    Ok(rows)
+}
+
+/// The public directory of participating facilities (第16条).
+pub async fn directory(
+    db: &Database,
+    facility: FacilityId,
+) -> Result<Vec<DirectoryEntry>, CareError> {
+    let mut tx = db.begin(Scope::Facility(facility)).await?;
+    let entries = facilities::directory(&mut tx, None, None).await?;
+    tx.commit().await?;
+    Ok(entries)
 }

@@ -1,17 +1,37 @@
-//! The care domain: patients (対象者) registered by a facility, their personal fields
-//! encrypted with the patient's own key, found by name through the blind index. Every read and
-//! change is audited in its own transaction. No HTTP here: handlers call these functions.
+//! The care domain: patients (対象者) registered by a facility, their consent (同意書), their care
+//! team, emergency access and deletion requests. Personal fields are encrypted with the
+//! patient's own key and names are found through the blind index. Every read and change is
+//! audited in the transaction that does it. No HTTP and no authorization policy here: the server
+//! asks the authorizer first, and the database's row-level security has the last word.
 
+mod admin;
+mod audit;
 mod care_team;
+mod consent;
+mod deletion;
+mod emergency;
 mod patients;
 
+pub use admin::{facility_audit, set_may_accept_invitations};
 pub use care_team::{
-    accept_invitation, access_links, care_team_of, invite, leave, record_consent, remove_member,
-    withdraw_consent, ConsentForm, Signer,
+    accept_invitation, access_rows, care_team_of, decline_invitation, directory, invite, leave,
+    pending_invitations, relations_to, remove_member, Invitation, TeamMember,
 };
-pub use patients::{find_patients, patient, register_patient, NewPatient, Patient, PatientSummary};
+pub use consent::{
+    consent_scan, consents_of, record_consent, withdraw_consent, Consent, ConsentForm,
+    ConsentScope, NewScan, Signer,
+};
+pub use deletion::{request_deletion, Erasure};
+pub use emergency::{
+    emergency_grants, end_emergency, open_emergency, review_emergency, EmergencyGrant,
+    EmergencyReason, EmergencyRequest,
+};
+pub use patients::{
+    find_patients, patient, register_patient, update_patient, NewPatient, Patient, PatientSummary,
+};
 
-use renrakucho_core::{FacilityId, StaffId};
+use renrakucho_core::{FacilityId, InvalidValue, StaffId};
+use renrakucho_files::FileError;
 use renrakucho_keyring::KeyringError;
 use renrakucho_store::StoreError;
 
@@ -25,11 +45,21 @@ pub struct StaffActor {
 /// What can go wrong in the care domain.
 #[derive(Debug, thiserror::Error)]
 pub enum CareError {
-    /// No such patient, or not one this facility may see (never told apart).
+    /// No such patient (or consent, grant, invitation), or not one this facility may see:
+    /// never told apart.
     #[error("not found")]
     NotFound,
+    /// The request is well-formed but cannot be done in the current state; the message says
+    /// why in words a person understands (Japanese, then English).
+    #[error("{0}")]
+    Conflict(String),
+    /// A value from outside is not acceptable.
+    #[error(transparent)]
+    Invalid(#[from] InvalidValue),
     #[error(transparent)]
     Keyring(#[from] KeyringError),
+    #[error(transparent)]
+    Files(#[from] FileError),
     #[error(transparent)]
     Store(StoreError),
     /// A stored record that does not parse (written by an incompatible version).
@@ -40,7 +70,7 @@ pub enum CareError {
 impl From<StoreError> for CareError {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::NotFound => CareError::NotFound,
+            StoreError::NotFound | StoreError::MissingReference { .. } => CareError::NotFound,
             e => CareError::Store(e),
         }
     }

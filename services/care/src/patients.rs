@@ -1,7 +1,7 @@
 use renrakucho_core::{KanaName, PatientId, PatientName, PatientProfile};
 use renrakucho_keyring::blind_index::normalize_name;
 use renrakucho_keyring::{Binding, KeyOwner, Keyring, OwnerKeys};
-use renrakucho_store::audit::{self, Actor, AuditEvent, Origin, Outcome};
+use renrakucho_store::audit::Origin;
 use renrakucho_store::patients::{self, NewStoredPatient, StoredPatient};
 use renrakucho_store::{Database, Scope, ScopedTx};
 use serde_json::json;
@@ -39,17 +39,13 @@ pub struct PatientSummary {
     pub kana: KanaName,
 }
 
-fn binding(id: PatientId, column: &'static str) -> Binding<'static> {
+pub(crate) fn binding(id: PatientId, column: &'static str) -> Binding<'static> {
     Binding {
         owner: KeyOwner::Patient(id),
         table: TABLE,
         column,
         row: id.as_uuid(),
     }
-}
-
-fn actor(a: StaffActor) -> Actor {
-    Actor::Staff(a.staff)
 }
 
 async fn record(
@@ -60,30 +56,29 @@ async fn record(
     patient: Option<PatientId>,
     details: serde_json::Value,
 ) -> Result<(), CareError> {
-    audit::record(
+    crate::audit::record(
         tx,
-        AuditEvent {
-            actor: actor(who),
-            action,
-            outcome: Outcome::Success,
-            target: patient.map(|p| ("patient", p.as_uuid())),
-            origin,
-            details,
-        },
+        who,
+        origin,
+        action,
+        patient.map(|p| ("patient", p.as_uuid())),
+        details,
     )
-    .await?;
-    Ok(())
+    .await
 }
 
-fn text<T: serde::de::DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T, CareError> {
+pub(crate) fn text<T: serde::de::DeserializeOwned>(
+    bytes: &[u8],
+    what: &str,
+) -> Result<T, CareError> {
     serde_json::from_slice(bytes).map_err(|e| CareError::Corrupt(format!("{what}: {e}")))
 }
 
-fn json_bytes<T: serde::Serialize>(value: &T) -> Vec<u8> {
+pub(crate) fn json_bytes<T: serde::Serialize>(value: &T) -> Vec<u8> {
     serde_json::to_vec(value).expect("domain values serialise")
 }
 
-async fn decrypt_name(
+pub(crate) async fn decrypt_name(
     keys: &OwnerKeys,
     tx: &mut ScopedTx,
     stored: &StoredPatient,
@@ -123,8 +118,8 @@ pub async fn register_patient(
         },
     )
     .await?;
+    // The registering membership: the database derives the facility's access from it.
     renrakucho_store::care_team::add_registering(&mut tx, id).await?;
-    renrakucho_store::care_team::notify_access_changed(&mut tx, id).await?;
     let mut terms = keyring.name_terms(&mut tx, new.name.as_str()).await?;
     terms.extend(keyring.name_terms(&mut tx, new.kana.as_str()).await?);
     patients::set_terms(&mut tx, id, &terms).await?;
@@ -219,4 +214,64 @@ pub async fn find_patients(
     .await?;
     tx.commit().await?;
     Ok(found)
+}
+
+/// Corrects the registration (the registering facility): every field replaced, name terms
+/// renewed, audited with the names of the fields that changed (never their values).
+pub async fn update_patient(
+    db: &Database,
+    keyring: &Keyring,
+    who: StaffActor,
+    origin: &Origin,
+    id: PatientId,
+    new: NewPatient,
+) -> Result<Patient, CareError> {
+    let mut tx = db.begin(Scope::Facility(who.facility)).await?;
+    let stored = patients::get(&mut tx, id).await?;
+    if stored.registering_facility != who.facility {
+        return Err(CareError::NotFound);
+    }
+    let keys = keyring.owner_keys(&mut tx, KeyOwner::Patient(id)).await?;
+    let (old_name, old_kana) = decrypt_name(&keys, &mut tx, &stored).await?;
+    let old_profile: PatientProfile = text(
+        &keys
+            .decrypt(&mut tx, &binding(id, "profile_enc"), &stored.profile_enc)
+            .await?,
+        "profile",
+    )?;
+    let mut changed = Vec::new();
+    if old_name != new.name {
+        changed.push("name");
+    }
+    if old_kana != new.kana {
+        changed.push("kana");
+    }
+    if old_profile != new.profile {
+        changed.push("profile");
+    }
+    let name_enc = keys.encrypt(&binding(id, "name_enc"), &json_bytes(&new.name))?;
+    let kana_enc = keys.encrypt(&binding(id, "kana_enc"), &json_bytes(&new.kana))?;
+    let profile_enc = keys.encrypt(&binding(id, "profile_enc"), &json_bytes(&new.profile))?;
+    patients::update(&mut tx, id, &name_enc, &kana_enc, &profile_enc).await?;
+    let mut terms = keyring.name_terms(&mut tx, new.name.as_str()).await?;
+    terms.extend(keyring.name_terms(&mut tx, new.kana.as_str()).await?);
+    patients::set_terms(&mut tx, id, &terms).await?;
+    record(
+        &mut tx,
+        who,
+        origin,
+        "patient.update",
+        Some(id),
+        json!({ "changed": changed }),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Patient {
+        id,
+        registering_facility: who.facility,
+        name: new.name,
+        kana: new.kana,
+        profile: new.profile,
+        registered_at: stored.created_at,
+    })
 }

@@ -82,3 +82,10 @@ macro_rules! string_enum {
         }
     };
 }
+
+// Dates in the API as `YYYY-MM-DD`: `#[serde(with = "renrakucho_core::date_format")]`.
+time::serde::format_description!(
+    pub date_format,
+    Date,
+    "[year]-[month]-[day]"
+);

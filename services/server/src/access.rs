@@ -1,77 +1,180 @@
-//! Keeps the authorizer (Casbin) in step with the database, which is the source of truth for
-//! who may see which patient: everything at start, then one patient at a time as changes are
-//! announced on `renrakucho_access_changes` by any server process.
+//! Authorization in the server: the authorizer (Casbin) loaded from the database's relation
+//! rows at start and kept in step, one patient at a time, as any server process's changes are
+//! announced on `renrakucho_access_changes`; and the one check every handler makes before it
+//! touches patient data.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use renrakucho_authz::Authorizer;
-use renrakucho_core::PatientId;
-use renrakucho_store::care_team::ACCESS_CHANGES_CHANNEL;
+use renrakucho_authz::{Action, Authorizer, Link, Relation, Role};
+use renrakucho_care::StaffActor;
+use renrakucho_core::{PatientId, StaffRole};
+use renrakucho_identity::Principal;
+use renrakucho_store::care_team::{AccessRow, ACCESS_CHANGES_CHANNEL};
 use renrakucho_store::Database;
 
-/// An authorizer loaded with every current link.
+use crate::error::ApiError;
+use crate::session::SignedIn;
+use crate::state::AppState;
+
+fn link(row: &AccessRow) -> Option<Link> {
+    let relation = Relation::parse(&row.relation)?;
+    Some(Link {
+        facility: row.facility,
+        relation,
+        expires_at: row.expires_at,
+    })
+}
+
+/// An authorizer loaded with every current relation.
 pub async fn load(db: &Database) -> Result<Arc<Authorizer>, anyhow::Error> {
     let authz = Authorizer::new().await?;
-    authz
-        .grant_all(renrakucho_care::access_links(db, None).await?)
-        .await?;
+    reload(db, &authz).await?;
     Ok(Arc::new(authz))
 }
 
-/// Reloads one patient's links.
+async fn reload(db: &Database, authz: &Authorizer) -> Result<(), anyhow::Error> {
+    let rows = renrakucho_care::access_rows(db, None).await?;
+    authz
+        .load(rows.iter().filter_map(|r| Some((r.patient, link(r)?))))
+        .await?;
+    Ok(())
+}
+
+/// Reloads one patient's relations (an empty list when the patient was erased).
 pub async fn refresh(
     db: &Database,
     authz: &Authorizer,
     patient: PatientId,
 ) -> Result<(), anyhow::Error> {
-    let links = renrakucho_care::access_links(db, Some(patient)).await?;
-    authz
-        .replace_patient(patient, links.into_iter().map(|(f, _)| f))
-        .await?;
+    let rows = renrakucho_care::access_rows(db, Some(patient)).await?;
+    let links: Vec<Link> = rows.iter().filter_map(link).collect();
+    authz.replace_patient(patient, &links).await?;
     Ok(())
 }
 
-/// Follows announced changes until the task is stopped; after a lost connection it reloads
+/// Follows announced changes until the task is stopped. After a lost connection it reloads
 /// everything, since notifications sent meanwhile are gone.
 pub async fn follow(db: Database, authz: Arc<Authorizer>) {
     loop {
         match db.listen(ACCESS_CHANGES_CHANNEL).await {
-            Ok(mut listener) => loop {
-                match listener.recv().await {
-                    Ok(n) => match n.payload().parse() {
-                        Ok(id) => {
-                            if let Err(e) = refresh(&db, &authz, PatientId::from_uuid(id)).await {
-                                tracing::error!(error = %e, "refreshing a patient's access failed");
+            Ok(mut listener) => {
+                // Changes made between the start-up load and LISTEN would otherwise be missed.
+                if let Err(e) = reload(&db, &authz).await {
+                    tracing::error!(error = %e, "reloading access failed");
+                }
+                loop {
+                    match listener.recv().await {
+                        Ok(n) => match n.payload().parse() {
+                            Ok(id) => {
+                                if let Err(e) = refresh(&db, &authz, PatientId::from_uuid(id)).await
+                                {
+                                    tracing::error!(error = %e, "refreshing a patient's access failed");
+                                }
                             }
+                            Err(_) => tracing::warn!("ignoring a malformed access notification"),
+                        },
+                        Err(e) => {
+                            tracing::warn!(error = %e, "access notifications interrupted");
+                            break;
                         }
-                        Err(_) => tracing::warn!("ignoring a malformed access notification"),
-                    },
-                    Err(e) => {
-                        tracing::warn!(error = %e, "access notifications interrupted");
-                        break;
-                    }
-                }
-            },
-            Err(e) => tracing::warn!(error = %e, "cannot listen for access changes"),
-        }
-        tokio::time::sleep(Duration::from_secs(2)).await;
-        match renrakucho_care::access_links(&db, None).await {
-            Ok(links) => {
-                // Rebuild from scratch: a fresh authorizer swapped in would need a lock of its
-                // own; replacing per patient keeps decisions flowing meanwhile.
-                let mut by_patient: std::collections::HashMap<PatientId, Vec<_>> =
-                    std::collections::HashMap::new();
-                for (f, p) in links {
-                    by_patient.entry(p).or_default().push(f);
-                }
-                for (p, facilities) in by_patient {
-                    if let Err(e) = authz.replace_patient(p, facilities).await {
-                        tracing::error!(error = %e, "reloading access failed");
                     }
                 }
             }
-            Err(e) => tracing::warn!(error = %e, "reloading access failed"),
+            Err(e) => tracing::warn!(error = %e, "cannot listen for access changes"),
         }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+}
+
+/// The roles a signed-in staff member holds.
+pub fn roles(signed_in: &SignedIn) -> Vec<Role> {
+    let mut roles = Vec::with_capacity(3);
+    if let Some(p) = signed_in.who.profession {
+        roles.push(Role::Profession(p));
+    }
+    if signed_in.who.role == Some(StaffRole::FacilityAdmin) {
+        roles.push(Role::FacilityAdmin);
+    }
+    if signed_in.who.may_accept_invitations {
+        roles.push(Role::CareTeamAcceptor);
+    }
+    roles
+}
+
+/// The staff member acting, or 403 for a platform operator (who never touches patient data).
+pub fn staff(signed_in: &SignedIn) -> Result<StaffActor, ApiError> {
+    match signed_in.principal {
+        Principal::Staff { id, facility } => Ok(StaffActor {
+            staff: id,
+            facility,
+        }),
+        Principal::Operator { .. } => Err(ApiError::forbidden(
+            "運用者は患者情報を扱えません / platform operators have no access to patient data",
+        )),
+    }
+}
+
+/// The check before touching a patient's data: the staff member's roles must allow `action`
+/// through their facility's relation to the patient. A facility that has nothing to do with the
+/// patient gets the same 404 as for a patient that does not exist; one that sees the patient
+/// but whose person may not do this gets 403.
+pub async fn authorize(
+    state: &AppState,
+    signed_in: &SignedIn,
+    patient: PatientId,
+    action: Action,
+) -> Result<StaffActor, ApiError> {
+    let actor = staff(signed_in)?;
+    let roles = roles(signed_in);
+    let allowed = state
+        .authz
+        .allowed(&roles, actor.facility, patient, action)
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "authorization failed");
+            ApiError::internal()
+        })?;
+    if allowed {
+        return Ok(actor);
+    }
+    let sees = state
+        .authz
+        .allowed(&Role::all(), actor.facility, patient, Action::PatientRead)
+        .await
+        .unwrap_or(false)
+        || state
+            .authz
+            .allowed(
+                &Role::all(),
+                actor.facility,
+                patient,
+                Action::CareTeamAccept,
+            )
+            .await
+            .unwrap_or(false);
+    tracing::info!(action = action.as_str(), "authorization denied");
+    if sees {
+        Err(ApiError::forbidden(
+            "この操作を行う権限がありません / you are not allowed to do this",
+        ))
+    } else {
+        Err(ApiError::not_found())
+    }
+}
+
+/// The check for acts without a patient yet (registering one, asking for emergency access).
+pub async fn authorize_any(
+    state: &AppState,
+    signed_in: &SignedIn,
+    action: Action,
+) -> Result<StaffActor, ApiError> {
+    let actor = staff(signed_in)?;
+    if state.authz.roles_may(&roles(signed_in), action).await {
+        Ok(actor)
+    } else {
+        Err(ApiError::forbidden(
+            "この操作を行う権限がありません / you are not allowed to do this",
+        ))
     }
 }

@@ -22,7 +22,7 @@ use tower_sessions_sqlx_store::PostgresStore;
 use crate::config::Settings;
 use crate::error::attach_request_id;
 use crate::routes;
-use crate::state::{AppState, SessionPolicy};
+use crate::state::{AppState, CarePolicy, SessionPolicy};
 
 /// The name of the session cookie.
 pub const SESSION_COOKIE: &str = "renrakucho_session";
@@ -41,6 +41,8 @@ pub enum BuildError {
     Database(#[from] renrakucho_store::StoreError),
     #[error("the keyring could not start: {0}")]
     Keyring(#[from] renrakucho_keyring::KeyringError),
+    #[error("the file store could not open: {0}")]
+    Files(#[from] renrakucho_files::FileError),
     #[error("the authorizer could not load: {0}")]
     Authorization(String),
     #[error("invalid password hashing parameters: {0}")]
@@ -65,14 +67,20 @@ impl Application {
         let authz = crate::access::load(&db)
             .await
             .map_err(|e| BuildError::Authorization(e.to_string()))?;
+        let files = renrakucho_files::FileStore::local(&settings.files_dir())?;
         let state = AppState {
             authz,
             auth: Authenticator::new(db.clone(), hasher, throttle),
             keyring,
+            files,
             db,
             sessions: SessionPolicy {
                 idle_timeout: settings.session_idle_timeout,
                 max_lifetime: settings.session_max_lifetime,
+            },
+            care: CarePolicy {
+                upload_limit_bytes: settings.upload_limit_bytes as usize,
+                emergency_access: settings.emergency_access_duration,
             },
         };
         let router = router(state.clone(), settings.secure_cookies());
@@ -108,6 +116,11 @@ impl Application {
     /// The server's authorizer (its decisions follow the database).
     pub fn authorizer(&self) -> &std::sync::Arc<renrakucho_authz::Authorizer> {
         &self.state.authz
+    }
+
+    /// The server's file store.
+    pub fn files(&self) -> &renrakucho_files::FileStore {
+        &self.state.files
     }
 
     /// The server's keyring, for commands that run next to the server (demo data).

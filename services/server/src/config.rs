@@ -85,6 +85,13 @@ pub struct Settings {
     /// …each for at most this long.
     #[serde(with = "humantime_serde")]
     pub key_cache_max_age: Duration,
+    /// Where encrypted files (consent scans, attachments) are kept (default `<data_dir>/files`).
+    pub files_dir: Option<PathBuf>,
+    /// The largest file accepted, in bytes (default 20 MiB).
+    pub upload_limit_bytes: u64,
+    /// How long an emergency (break-glass) grant opens a notebook (default 24 h, at most 72 h).
+    #[serde(with = "humantime_serde")]
+    pub emergency_access_duration: Duration,
 }
 
 /// Where the master key lives.
@@ -123,6 +130,9 @@ impl Default for Settings {
             aws_region: None,
             key_cache_capacity: 10_000,
             key_cache_max_age: Duration::from_secs(300),
+            files_dir: None,
+            upload_limit_bytes: 20 * 1024 * 1024,
+            emergency_access_duration: Duration::from_secs(24 * 60 * 60),
         }
     }
 }
@@ -198,6 +208,23 @@ impl Settings {
         if self.key_cache_max_age.is_zero() {
             return Err(zero("key_cache_max_age"));
         }
+        if self.upload_limit_bytes == 0 {
+            return Err(zero("upload_limit_bytes"));
+        }
+        if self.upload_limit_bytes > 100 * 1024 * 1024 {
+            return Err(ConfigError(
+                "RENRAKUCHO_UPLOAD_LIMIT_BYTES: at most 104857600 (100 MiB); files are encrypted in memory"
+                    .into(),
+            ));
+        }
+        if self.emergency_access_duration < Duration::from_secs(60)
+            || self.emergency_access_duration > Duration::from_secs(72 * 60 * 60)
+        {
+            return Err(ConfigError(
+                "RENRAKUCHO_EMERGENCY_ACCESS_DURATION: between 1 minute and 72 hours (e.g. 24h)"
+                    .into(),
+            ));
+        }
         if self.key_provider == KeyProvider::AwsKms && self.aws_kms_key_id.is_none() {
             return Err(ConfigError(
                 "RENRAKUCHO_AWS_KMS_KEY_ID: required when RENRAKUCHO_KEY_PROVIDER is aws-kms"
@@ -262,6 +289,12 @@ impl Settings {
         dirs::data_dir()
             .unwrap_or_else(|| PathBuf::from(".renrakucho"))
             .join("renrakucho")
+    }
+
+    pub fn files_dir(&self) -> PathBuf {
+        self.files_dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir().join("files"))
     }
 
     pub fn throttle(&self) -> ThrottleConfig {

@@ -68,6 +68,14 @@ impl ApiError {
         )
     }
 
+    pub fn forbidden(message: &str) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "forbidden", message)
+    }
+
+    pub fn conflict(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, "conflict", message)
+    }
+
     pub fn internal() -> Self {
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -106,6 +114,10 @@ impl From<StoreError> for ApiError {
                     "同じ内容がすでに登録されています / this already exists",
                 )
             }
+            StoreError::MissingReference { constraint } => {
+                tracing::info!(%constraint, "a reference to something that does not exist");
+                Self::not_found()
+            }
             StoreError::Forbidden => {
                 tracing::warn!("a write was refused by row-level security");
                 Self::not_found()
@@ -138,6 +150,44 @@ impl From<renrakucho_keyring::KeyringError> for ApiError {
             // Names the table, column and row; never the content.
             e => {
                 tracing::error!(error = %e, "encrypted data could not be used");
+                Self::internal()
+            }
+        }
+    }
+}
+
+impl From<renrakucho_files::FileError> for ApiError {
+    fn from(e: renrakucho_files::FileError) -> Self {
+        use renrakucho_files::FileError;
+        match e {
+            FileError::NotFound(_) => {
+                tracing::error!(error = %e, "a stored file is missing");
+                Self::internal()
+            }
+            FileError::Unavailable(_) => {
+                tracing::error!(error = %e, "file store unavailable");
+                Self::unavailable()
+            }
+            e => {
+                tracing::error!(error = %e, "file store error");
+                Self::internal()
+            }
+        }
+    }
+}
+
+impl From<renrakucho_care::CareError> for ApiError {
+    fn from(e: renrakucho_care::CareError) -> Self {
+        use renrakucho_care::CareError;
+        match e {
+            CareError::NotFound => Self::not_found(),
+            CareError::Conflict(message) => Self::conflict(message),
+            CareError::Invalid(v) => v.into(),
+            CareError::Keyring(e) => e.into(),
+            CareError::Files(e) => e.into(),
+            CareError::Store(e) => e.into(),
+            CareError::Corrupt(what) => {
+                tracing::error!(%what, "a stored record could not be read");
                 Self::internal()
             }
         }

@@ -29,6 +29,8 @@ pub struct WhoAmI {
     pub profession: Option<Profession>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub facility: Option<FacilitySummary>,
+    /// The facility admin lets this person accept care-team invitations for the facility.
+    pub may_accept_invitations: bool,
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -113,6 +115,7 @@ pub async fn current(state: &AppState, session: &Session) -> Result<Option<Signe
                     name: place.name,
                     kind: place.kind,
                 }),
+                may_accept_invitations: account.may_accept_invitations,
             }
         }
         Principal::Operator { id } => {
@@ -135,6 +138,7 @@ pub async fn current(state: &AppState, session: &Session) -> Result<Option<Signe
                 role: None,
                 profession: None,
                 facility: None,
+                may_accept_invitations: false,
             }
         }
     };

@@ -1,8 +1,8 @@
+use std::sync::Arc;
 use std::time::Duration;
 
-use std::sync::Arc;
-
 use renrakucho_authz::Authorizer;
+use renrakucho_files::FileStore;
 use renrakucho_identity::Authenticator;
 use renrakucho_keyring::Keyring;
 use renrakucho_store::Database;
@@ -16,7 +16,19 @@ pub struct AppState {
     pub keyring: Keyring,
     /// Who may do what to which patient (Casbin), kept in step with the database.
     pub authz: Arc<Authorizer>,
+    /// Encrypted files (consent scans, attachments).
+    pub files: FileStore,
     pub sessions: SessionPolicy,
+    pub care: CarePolicy,
+}
+
+/// Settings of the care domain that handlers apply.
+#[derive(Debug, Clone, Copy)]
+pub struct CarePolicy {
+    /// The largest file accepted.
+    pub upload_limit_bytes: usize,
+    /// How long an emergency grant lasts.
+    pub emergency_access: Duration,
 }
 
 /// How long a session lives (第23条: unattended terminals are signed out).

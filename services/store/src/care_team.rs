@@ -1,7 +1,9 @@
 //! Care-team memberships (table `care_team_members`), the registering facility included, and
-//! the access relation they imply together with consent.
+//! the relation rows they imply (`patient_access`, derived by the database itself whenever a
+//! membership, a consent or an emergency grant changes).
 
 use renrakucho_core::{FacilityId, PatientId, StaffId};
+use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::{ScopedTx, StoreError};
@@ -11,6 +13,7 @@ use crate::{ScopedTx, StoreError};
 pub enum MemberStatus {
     Invited,
     Active,
+    Declined,
     Left,
     Removed,
 }
@@ -20,8 +23,20 @@ impl MemberStatus {
         match self {
             MemberStatus::Invited => "invited",
             MemberStatus::Active => "active",
+            MemberStatus::Declined => "declined",
             MemberStatus::Left => "left",
             MemberStatus::Removed => "removed",
+        }
+    }
+
+    /// The Japanese label shown in the portal.
+    pub fn label_ja(self) -> &'static str {
+        match self {
+            MemberStatus::Invited => "招待中",
+            MemberStatus::Active => "参加中",
+            MemberStatus::Declined => "辞退",
+            MemberStatus::Left => "離脱",
+            MemberStatus::Removed => "除外",
         }
     }
 
@@ -29,6 +44,7 @@ impl MemberStatus {
         Ok(match s {
             "invited" => MemberStatus::Invited,
             "active" => MemberStatus::Active,
+            "declined" => MemberStatus::Declined,
             "left" => MemberStatus::Left,
             "removed" => MemberStatus::Removed,
             other => {
@@ -48,21 +64,39 @@ pub struct Membership {
     pub facility: FacilityId,
     pub registering: bool,
     pub status: MemberStatus,
+    pub invited_at: OffsetDateTime,
+    pub joined_at: Option<OffsetDateTime>,
+    pub ended_at: Option<OffsetDateTime>,
 }
 
-type Row = (Uuid, Uuid, Uuid, String, String);
+#[derive(sqlx::FromRow)]
+struct Row {
+    patient_id: Uuid,
+    registering_facility_id: Uuid,
+    facility_id: Uuid,
+    role: String,
+    status: String,
+    invited_at: OffsetDateTime,
+    joined_at: Option<OffsetDateTime>,
+    ended_at: Option<OffsetDateTime>,
+}
 
 fn membership(r: Row) -> Result<Membership, StoreError> {
     Ok(Membership {
-        patient: PatientId::from_uuid(r.0),
-        registering_facility: FacilityId::from_uuid(r.1),
-        facility: FacilityId::from_uuid(r.2),
-        registering: r.3 == "registering",
-        status: MemberStatus::parse(&r.4)?,
+        patient: PatientId::from_uuid(r.patient_id),
+        registering_facility: FacilityId::from_uuid(r.registering_facility_id),
+        facility: FacilityId::from_uuid(r.facility_id),
+        registering: r.role == "registering",
+        status: MemberStatus::parse(&r.status)?,
+        invited_at: r.invited_at,
+        joined_at: r.joined_at,
+        ended_at: r.ended_at,
     })
 }
 
-const COLUMNS: &str = "patient_id, registering_facility_id, facility_id, role, status";
+const COLUMNS: &str =
+    "patient_id, registering_facility_id, facility_id, role, status, invited_at, \
+                       joined_at, ended_at";
 
 /// The registering facility's own row, written with the patient.
 pub async fn add_registering(tx: &mut ScopedTx, patient: PatientId) -> Result<(), StoreError> {
@@ -79,7 +113,7 @@ pub async fn add_registering(tx: &mut ScopedTx, patient: PatientId) -> Result<()
     Ok(())
 }
 
-/// Invites `facility` (or invites it again after it left or was removed).
+/// Invites a facility that has never been in the team.
 pub async fn invite(
     tx: &mut ScopedTx,
     patient: PatientId,
@@ -90,11 +124,7 @@ pub async fn invite(
     sqlx::query(
         "INSERT INTO care_team_members (patient_id, registering_facility_id, facility_id, role,
                                         status, invited_by)
-         VALUES ($1, $2, $3, 'member', 'invited', $4)
-         ON CONFLICT (patient_id, facility_id) DO UPDATE
-            SET status = 'invited', invited_by = $4, invited_at = now(), joined_at = NULL,
-                ended_at = NULL
-          WHERE care_team_members.status IN ('left', 'removed')",
+         VALUES ($1, $2, $3, 'member', 'invited', $4)",
     )
     .bind(patient.as_uuid())
     .bind(registering_facility.as_uuid())
@@ -105,19 +135,33 @@ pub async fn invite(
     Ok(())
 }
 
-/// Moves the transaction's facility's membership from `from` to `to`. `NotFound` when it is
-/// not in state `from`.
-pub async fn set_own_status(
+/// Invites again a facility that declined, left or was removed (the registering facility).
+pub async fn invite_again(
     tx: &mut ScopedTx,
     patient: PatientId,
-    from: MemberStatus,
-    to: MemberStatus,
+    facility: FacilityId,
+    by: StaffId,
 ) -> Result<(), StoreError> {
-    let facility = tx.scope().facility().ok_or(StoreError::Forbidden)?;
-    set_status(tx, patient, facility, from, to).await
+    let done = sqlx::query(
+        "UPDATE care_team_members
+            SET status = 'invited', invited_by = $3, invited_at = now(), joined_at = NULL,
+                ended_at = NULL
+          WHERE patient_id = $1 AND facility_id = $2 AND status IN ('declined', 'left', 'removed')",
+    )
+    .bind(patient.as_uuid())
+    .bind(facility.as_uuid())
+    .bind(by.as_uuid())
+    .execute(tx.conn())
+    .await?;
+    if done.rows_affected() == 1 {
+        Ok(())
+    } else {
+        Err(StoreError::NotFound)
+    }
 }
 
-/// Moves a facility's membership from `from` to `to` (the registering facility removing one).
+/// Moves a facility's membership from `from` to `to`; `NotFound` when it is not in state
+/// `from` (or not visible). Which moves are allowed to whom, the database decides (a trigger).
 pub async fn set_status(
     tx: &mut ScopedTx,
     patient: PatientId,
@@ -129,7 +173,8 @@ pub async fn set_status(
         "UPDATE care_team_members
             SET status = $4,
                 joined_at = CASE WHEN $4 = 'active' THEN now() ELSE joined_at END,
-                ended_at = CASE WHEN $4 IN ('left', 'removed') THEN now() ELSE ended_at END
+                ended_at = CASE WHEN $4 IN ('declined', 'left', 'removed') THEN now()
+                                ELSE ended_at END
           WHERE patient_id = $1 AND facility_id = $2 AND status = $3 AND role = 'member'",
     )
     .bind(patient.as_uuid())
@@ -145,13 +190,15 @@ pub async fn set_status(
     }
 }
 
-/// The memberships visible in this scope for one patient.
+/// The memberships of one patient visible in this scope: the whole team to a facility sharing
+/// the patient (or holding an emergency grant), only its own row to anyone else.
 pub async fn of_patient(
     tx: &mut ScopedTx,
     patient: PatientId,
 ) -> Result<Vec<Membership>, StoreError> {
     let rows: Vec<Row> = sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM care_team_members WHERE patient_id = $1 ORDER BY invited_at"
+        "SELECT {COLUMNS} FROM care_team_members WHERE patient_id = $1
+          ORDER BY role DESC, invited_at"
     ))
     .bind(patient.as_uuid())
     .fetch_all(tx.conn())
@@ -159,41 +206,85 @@ pub async fn of_patient(
     rows.into_iter().map(membership).collect()
 }
 
-/// Who may see which patient (access-sync scope): the registering facility, and active members
-/// while consent is on file. `patient` narrows it to one patient.
-pub async fn access_links(
+/// The transaction's facility's own membership of a patient, if any.
+pub async fn own(tx: &mut ScopedTx, patient: PatientId) -> Result<Option<Membership>, StoreError> {
+    let facility = tx.scope().facility().ok_or(StoreError::Forbidden)?;
+    let row: Option<Row> = sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM care_team_members WHERE patient_id = $1 AND facility_id = $2"
+    ))
+    .bind(patient.as_uuid())
+    .bind(facility.as_uuid())
+    .fetch_optional(tx.conn())
+    .await?;
+    row.map(membership).transpose()
+}
+
+/// Invitations waiting for the transaction's facility, newest first.
+pub async fn pending_invitations(tx: &mut ScopedTx) -> Result<Vec<Membership>, StoreError> {
+    let facility = tx.scope().facility().ok_or(StoreError::Forbidden)?;
+    let rows: Vec<Row> = sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM care_team_members
+          WHERE facility_id = $1 AND status = 'invited' ORDER BY invited_at DESC"
+    ))
+    .bind(facility.as_uuid())
+    .fetch_all(tx.conn())
+    .await?;
+    rows.into_iter().map(membership).collect()
+}
+
+/// One relation row of `patient_access`, as the authorizer loads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessRow {
+    pub patient: PatientId,
+    pub facility: FacilityId,
+    /// `registering`, `member`, `invited`, `sharing` or `emergency`.
+    pub relation: String,
+    pub expires_at: Option<OffsetDateTime>,
+}
+
+/// The relation rows (access-sync scope): all of them, or one patient's. Expired emergency
+/// rows are left out.
+pub async fn access_rows(
     tx: &mut ScopedTx,
     patient: Option<PatientId>,
-) -> Result<Vec<(FacilityId, PatientId)>, StoreError> {
-    let rows: Vec<(Uuid, Uuid)> = sqlx::query_as(
-        "SELECT m.facility_id, m.patient_id FROM care_team_members m
-          WHERE ($1::uuid IS NULL OR m.patient_id = $1)
-            AND m.status = 'active'
-            AND (m.role = 'registering'
-                 OR EXISTS (SELECT FROM consents c
-                             WHERE c.patient_id = m.patient_id AND c.withdrawn_at IS NULL))",
+) -> Result<Vec<AccessRow>, StoreError> {
+    let rows: Vec<(Uuid, Uuid, String, Option<OffsetDateTime>)> = sqlx::query_as(
+        "SELECT patient_id, facility_id, relation, expires_at FROM patient_access
+          WHERE ($1::uuid IS NULL OR patient_id = $1)
+            AND (expires_at IS NULL OR expires_at > now())",
     )
     .bind(patient.map(|p| p.as_uuid()))
     .fetch_all(tx.conn())
     .await?;
     Ok(rows
         .into_iter()
-        .map(|(f, p)| (FacilityId::from_uuid(f), PatientId::from_uuid(p)))
+        .map(|(p, f, relation, expires_at)| AccessRow {
+            patient: PatientId::from_uuid(p),
+            facility: FacilityId::from_uuid(f),
+            relation,
+            expires_at,
+        })
         .collect())
 }
 
-/// The LISTEN/NOTIFY channel on which access changes are announced; payload: the patient ID.
-pub const ACCESS_CHANGES_CHANNEL: &str = "renrakucho_access_changes";
-
-/// Announces (at commit) that who may see `patient` changed.
-pub async fn notify_access_changed(
+/// The relations the transaction's facility holds to a patient now.
+pub async fn own_relations(
     tx: &mut ScopedTx,
     patient: PatientId,
-) -> Result<(), StoreError> {
-    sqlx::query("SELECT pg_notify($1, $2)")
-        .bind(ACCESS_CHANGES_CHANNEL)
-        .bind(patient.as_uuid().to_string())
-        .execute(tx.conn())
-        .await?;
-    Ok(())
+) -> Result<Vec<String>, StoreError> {
+    let facility = tx.scope().facility().ok_or(StoreError::Forbidden)?;
+    Ok(sqlx::query_scalar(
+        "SELECT relation FROM patient_access
+          WHERE facility_id = $1 AND patient_id = $2
+            AND (expires_at IS NULL OR expires_at > now())
+          ORDER BY relation",
+    )
+    .bind(facility.as_uuid())
+    .bind(patient.as_uuid())
+    .fetch_all(tx.conn())
+    .await?)
 }
+
+/// The LISTEN/NOTIFY channel on which access changes are announced (by the database, when it
+/// recomputes a patient's relation rows); payload: the patient ID.
+pub const ACCESS_CHANGES_CHANNEL: &str = "renrakucho_access_changes";

@@ -1,11 +1,21 @@
-//! Consents (table `consents`): recorded with the signer's details encrypted, withdrawn but
-//! never deleted.
+//! Consents (table `consents`): recorded with the signer's details and scope encrypted and the
+//! scan of the signed form named (the file itself is an encrypted object); withdrawn, never
+//! deleted (except by a patient's deletion request, with everything else).
 
 use renrakucho_core::{FacilityId, PatientId, StaffId};
-use time::Date;
+use time::{Date, OffsetDateTime};
 use uuid::Uuid;
 
 use crate::{ScopedTx, StoreError};
+
+/// The stored scan of a signed consent form.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScanRef {
+    /// The object's name in the file store.
+    pub object: String,
+    pub media_type: String,
+    pub size: i64,
+}
 
 /// A consent to record, collected by the transaction's facility.
 #[derive(Debug)]
@@ -17,6 +27,7 @@ pub struct NewConsent<'a> {
     pub signer: &'static str,
     pub details_enc: &'a [u8],
     pub signed_on: Date,
+    pub scan: Option<&'a ScanRef>,
     pub recorded_by: StaffId,
 }
 
@@ -24,8 +35,9 @@ pub async fn insert(tx: &mut ScopedTx, new: &NewConsent<'_>) -> Result<(), Store
     let facility = tx.scope().facility().ok_or(StoreError::Forbidden)?;
     sqlx::query(
         "INSERT INTO consents (id, patient_id, registering_facility_id, facility_id, signer,
-                               details_enc, signed_on, recorded_by)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                               details_enc, signed_on, scan_object, scan_media_type, scan_size,
+                               recorded_by)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
     )
     .bind(new.id)
     .bind(new.patient.as_uuid())
@@ -34,10 +46,107 @@ pub async fn insert(tx: &mut ScopedTx, new: &NewConsent<'_>) -> Result<(), Store
     .bind(new.signer)
     .bind(new.details_enc)
     .bind(new.signed_on)
+    .bind(new.scan.map(|s| s.object.as_str()))
+    .bind(new.scan.map(|s| s.media_type.as_str()))
+    .bind(new.scan.map(|s| s.size))
     .bind(new.recorded_by.as_uuid())
     .execute(tx.conn())
     .await?;
     Ok(())
+}
+
+/// A consent as stored: the details still encrypted.
+#[derive(Debug, Clone)]
+pub struct StoredConsent {
+    pub id: Uuid,
+    pub patient: PatientId,
+    /// The facility that collected the form.
+    pub facility: FacilityId,
+    pub signer: String,
+    pub details_enc: Vec<u8>,
+    pub signed_on: Date,
+    pub scan: Option<ScanRef>,
+    pub recorded_by: StaffId,
+    pub recorded_at: OffsetDateTime,
+    pub withdrawn_at: Option<OffsetDateTime>,
+    pub withdrawn_by_facility: Option<FacilityId>,
+}
+
+#[derive(sqlx::FromRow)]
+struct Row {
+    id: Uuid,
+    patient_id: Uuid,
+    facility_id: Uuid,
+    signer: String,
+    details_enc: Vec<u8>,
+    signed_on: Date,
+    scan_object: Option<String>,
+    scan_media_type: Option<String>,
+    scan_size: Option<i64>,
+    recorded_by: Uuid,
+    recorded_at: OffsetDateTime,
+    withdrawn_at: Option<OffsetDateTime>,
+    withdrawn_by_facility: Option<Uuid>,
+}
+
+impl From<Row> for StoredConsent {
+    fn from(r: Row) -> Self {
+        let scan = match (r.scan_object, r.scan_media_type, r.scan_size) {
+            (Some(object), Some(media_type), Some(size)) => Some(ScanRef {
+                object,
+                media_type,
+                size,
+            }),
+            _ => None,
+        };
+        Self {
+            id: r.id,
+            patient: PatientId::from_uuid(r.patient_id),
+            facility: FacilityId::from_uuid(r.facility_id),
+            signer: r.signer,
+            details_enc: r.details_enc,
+            signed_on: r.signed_on,
+            scan,
+            recorded_by: StaffId::from_uuid(r.recorded_by),
+            recorded_at: r.recorded_at,
+            withdrawn_at: r.withdrawn_at,
+            withdrawn_by_facility: r.withdrawn_by_facility.map(FacilityId::from_uuid),
+        }
+    }
+}
+
+const COLUMNS: &str = "id, patient_id, facility_id, signer, details_enc, signed_on, scan_object, \
+                       scan_media_type, scan_size, recorded_by, recorded_at, withdrawn_at, \
+                       withdrawn_by_facility";
+
+/// The patient's consents visible in this scope, newest first.
+pub async fn of_patient(
+    tx: &mut ScopedTx,
+    patient: PatientId,
+) -> Result<Vec<StoredConsent>, StoreError> {
+    let rows: Vec<Row> = sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM consents WHERE patient_id = $1 ORDER BY recorded_at DESC"
+    ))
+    .bind(patient.as_uuid())
+    .fetch_all(tx.conn())
+    .await?;
+    Ok(rows.into_iter().map(Into::into).collect())
+}
+
+/// One consent of a patient, if visible.
+pub async fn get(
+    tx: &mut ScopedTx,
+    patient: PatientId,
+    id: Uuid,
+) -> Result<StoredConsent, StoreError> {
+    let row: Row = sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM consents WHERE patient_id = $1 AND id = $2"
+    ))
+    .bind(patient.as_uuid())
+    .bind(id)
+    .fetch_one(tx.conn())
+    .await?;
+    Ok(row.into())
 }
 
 /// Whether a consent is on file (not withdrawn) for the patient, as this scope sees it.
@@ -56,12 +165,14 @@ pub async fn withdraw_all(
     patient: PatientId,
     by: StaffId,
 ) -> Result<u64, StoreError> {
+    let facility = tx.scope().facility().ok_or(StoreError::Forbidden)?;
     let done = sqlx::query(
-        "UPDATE consents SET withdrawn_at = now(), withdrawn_by = $2
+        "UPDATE consents SET withdrawn_at = now(), withdrawn_by = $2, withdrawn_by_facility = $3
           WHERE patient_id = $1 AND withdrawn_at IS NULL",
     )
     .bind(patient.as_uuid())
     .bind(by.as_uuid())
+    .bind(facility.as_uuid())
     .execute(tx.conn())
     .await?;
     Ok(done.rows_affected())

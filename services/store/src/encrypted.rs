@@ -35,6 +35,13 @@ pub const ENCRYPTED_COLUMNS: &[EncryptedColumn<'static>] = &[
     patient_column("patients", "kana_enc"),
     patient_column("patients", "profile_enc"),
     EncryptedColumn {
+        table: "emergency_grants",
+        column: "reason_enc",
+        id_column: "id",
+        owner_kind: OwnerKind::Patient,
+        owner_column: "patient_id",
+    },
+    EncryptedColumn {
         table: "consents",
         column: "details_enc",
         id_column: "id",

@@ -7,6 +7,9 @@ pub enum StoreError {
     /// The row does not exist, or is not visible in this scope (the two are not told apart).
     #[error("not found")]
     NotFound,
+    /// A reference to a row that does not exist (a foreign key, SQLSTATE 23503).
+    #[error("missing reference on {constraint}")]
+    MissingReference { constraint: String },
     /// Row-level security refused a write into another scope (SQLSTATE 42501).
     #[error("refused by row-level security")]
     Forbidden,
@@ -31,8 +34,16 @@ impl From<sqlx::Error> for StoreError {
                     constraint: db.constraint().unwrap_or("unique").to_string(),
                 };
             }
-            if db.code().as_deref() == Some("42501") {
-                return StoreError::Forbidden;
+            match db.code().as_deref() {
+                Some("42501") => return StoreError::Forbidden,
+                // no_data_found, raised by our functions for "nothing to act on".
+                Some("P0002") => return StoreError::NotFound,
+                Some("23503") => {
+                    return StoreError::MissingReference {
+                        constraint: db.constraint().unwrap_or("foreign key").to_string(),
+                    }
+                }
+                _ => {}
             }
         }
         StoreError::Database(err)

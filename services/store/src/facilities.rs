@@ -122,3 +122,38 @@ pub async fn for_sign_in(
     row.map(|(id, status)| Ok((FacilityId::from_uuid(id), decode("status", &status)?)))
         .transpose()
 }
+
+/// A facility as the public directory shows it (第16条).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct DirectoryEntry {
+    pub id: FacilityId,
+    pub code: String,
+    pub name: String,
+    pub kind: FacilityKind,
+}
+
+/// Active facilities from the public directory: the ones named by `ids`, the one with `code`,
+/// or (both `None`) all of them. Usable in any scope.
+pub async fn directory(
+    tx: &mut ScopedTx,
+    ids: Option<&[FacilityId]>,
+    code: Option<&str>,
+) -> Result<Vec<DirectoryEntry>, StoreError> {
+    let ids: Option<Vec<Uuid>> = ids.map(|ids| ids.iter().map(|i| i.as_uuid()).collect());
+    let rows: Vec<(Uuid, String, String, String)> =
+        sqlx::query_as("SELECT id, code, name, kind FROM facility_directory($1, $2)")
+            .bind(ids)
+            .bind(code)
+            .fetch_all(tx.conn())
+            .await?;
+    rows.into_iter()
+        .map(|(id, code, name, kind)| {
+            Ok(DirectoryEntry {
+                id: FacilityId::from_uuid(id),
+                code,
+                name,
+                kind: decode("kind", &kind)?,
+            })
+        })
+        .collect()
+}

@@ -15,6 +15,8 @@ pub mod care_team;
 pub mod consents;
 pub mod data_keys;
 mod database;
+pub mod deletions;
+pub mod emergency;
 pub mod encrypted;
 mod error;
 pub mod facilities;

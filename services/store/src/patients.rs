@@ -134,3 +134,28 @@ pub async fn list(tx: &mut ScopedTx, limit: i64) -> Result<Vec<StoredPatient>, S
     .await?;
     Ok(rows.into_iter().map(Into::into).collect())
 }
+
+/// Replaces the encrypted fields (the registering facility).
+pub async fn update(
+    tx: &mut ScopedTx,
+    id: PatientId,
+    name_enc: &[u8],
+    kana_enc: &[u8],
+    profile_enc: &[u8],
+) -> Result<(), StoreError> {
+    let done = sqlx::query(
+        "UPDATE patients SET name_enc = $2, kana_enc = $3, profile_enc = $4, updated_at = now()
+          WHERE id = $1",
+    )
+    .bind(id.as_uuid())
+    .bind(name_enc)
+    .bind(kana_enc)
+    .bind(profile_enc)
+    .execute(tx.conn())
+    .await?;
+    if done.rows_affected() == 1 {
+        Ok(())
+    } else {
+        Err(StoreError::NotFound)
+    }
+}

@@ -19,6 +19,8 @@ pub struct StaffAccount {
     pub role: StaffRole,
     pub profession: Profession,
     pub status: StaffStatus,
+    /// The facility admin lets this person accept care-team invitations for the facility.
+    pub may_accept_invitations: bool,
     #[serde(with = "time::serde::rfc3339")]
     pub password_changed_at: OffsetDateTime,
 }
@@ -39,6 +41,7 @@ struct Row {
     role: String,
     profession: String,
     status: String,
+    may_accept_invitations: bool,
     password_changed_at: OffsetDateTime,
     password_hash: String,
 }
@@ -54,6 +57,7 @@ impl Row {
                 role: decode("role", &self.role)?,
                 profession: decode("profession", &self.profession)?,
                 status: decode("status", &self.status)?,
+                may_accept_invitations: self.may_accept_invitations,
                 password_changed_at: self.password_changed_at,
             },
             password_hash: self.password_hash,
@@ -62,7 +66,7 @@ impl Row {
 }
 
 const COLUMNS: &str = "id, facility_id, login_id, display_name, role, profession, status, \
-                       password_changed_at, password_hash";
+                       may_accept_invitations, password_changed_at, password_hash";
 
 /// A staff account to create in the transaction's facility.
 #[derive(Debug, Clone)]
@@ -158,4 +162,24 @@ pub async fn count(tx: &mut ScopedTx) -> Result<i64, StoreError> {
     Ok(sqlx::query_scalar("SELECT count(*) FROM staff_accounts")
         .fetch_one(tx.conn())
         .await?)
+}
+
+/// Lets a staff member accept care-team invitations for the facility, or stops it.
+pub async fn set_may_accept_invitations(
+    tx: &mut ScopedTx,
+    id: StaffId,
+    allowed: bool,
+) -> Result<(), StoreError> {
+    let done = sqlx::query(
+        "UPDATE staff_accounts SET may_accept_invitations = $2, updated_at = now() WHERE id = $1",
+    )
+    .bind(id.as_uuid())
+    .bind(allowed)
+    .execute(tx.conn())
+    .await?;
+    if done.rows_affected() == 1 {
+        Ok(())
+    } else {
+        Err(StoreError::NotFound)
+    }
 }

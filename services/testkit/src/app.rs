@@ -27,7 +27,10 @@ pub struct TestApp {
     pub settings: Settings,
     /// The running server's authorizer (Casbin), to compare its decisions with the database.
     pub authz: std::sync::Arc<renrakucho_authz::Authorizer>,
+    /// The server's file store (a directory of the test's own).
+    pub files: renrakucho_files::FileStore,
     hasher: PasswordHasher,
+    _scratch: tempfile::TempDir,
     shutdown: Option<oneshot::Sender<()>>,
 }
 
@@ -54,13 +57,16 @@ pub async fn spawn_app() -> TestApp {
 /// Like [`spawn_app`], with settings adjusted first (short timeouts, tight throttles).
 pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
     let database = TestDatabase::create().await;
+    let scratch = tempfile::tempdir().expect("a scratch directory");
     let mut settings = test_settings();
+    settings.files_dir = Some(scratch.path().join("files"));
     adjust(&mut settings);
     let app = Application::build(&settings, database.runtime_options())
         .await
         .expect("building the application");
     let addr = app.local_addr();
     let authz = app.authorizer().clone();
+    let files = app.files().clone();
     let (tx, rx) = oneshot::channel::<()>();
     tokio::spawn(app.run_until(async {
         let _ = rx.await;
@@ -82,7 +88,9 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
         client: new_client(),
         settings,
         authz,
+        files,
         hasher,
+        _scratch: scratch,
         shutdown: Some(tx),
     }
 }
@@ -228,6 +236,21 @@ impl TestApp {
             .send()
             .await
             .expect("sign-in request")
+    }
+
+    /// A new client signed in as `login` of `facility` (fixture password).
+    pub async fn client_for(&self, facility: &Facility, login: &str) -> reqwest::Client {
+        let client = new_client();
+        let response = self
+            .sign_in_with(&client, Some(&facility.code), login, FIXTURE_PASSWORD)
+            .await;
+        assert_eq!(
+            response.status(),
+            200,
+            "signing in {login} of {}",
+            facility.code
+        );
+        client
     }
 
     pub async fn me(&self) -> reqwest::Response {

@@ -1,17 +1,21 @@
 //! The HTTP surface: one router per area, merged over one state.
 
+pub mod admin;
 pub mod auth;
+pub mod emergency;
 pub mod health;
 pub mod openapi;
+pub mod patients;
 pub mod portal;
 
 use std::net::SocketAddr;
 
+use axum::extract::DefaultBodyLimit;
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
 use axum::http::Uri;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post, put};
 use axum::Router;
 use renrakucho_store::audit::Origin;
 
@@ -24,6 +28,48 @@ pub fn api() -> Router<AppState> {
         .route("/auth/sign-in", post(auth::sign_in))
         .route("/auth/sign-out", post(auth::sign_out))
         .route("/me", get(auth::me))
+        .route("/patients", get(patients::list).post(patients::register))
+        .route("/patients/{id}", get(patients::show).put(patients::update))
+        .route(
+            "/patients/{id}/consents",
+            get(patients::consents)
+                .post(patients::record_consent)
+                // A scan in base64: a third larger than the file.
+                .layer(DefaultBodyLimit::max(30 * 1024 * 1024)),
+        )
+        .route(
+            "/patients/{id}/consents/withdraw",
+            post(patients::withdraw_consent),
+        )
+        .route(
+            "/patients/{id}/consents/{consent}/scan",
+            get(patients::consent_scan),
+        )
+        .route(
+            "/patients/{id}/care-team",
+            get(patients::care_team).post(patients::invite),
+        )
+        .route("/patients/{id}/care-team/accept", post(patients::accept))
+        .route("/patients/{id}/care-team/decline", post(patients::decline))
+        .route("/patients/{id}/care-team/leave", post(patients::leave))
+        .route(
+            "/patients/{id}/care-team/{facility}",
+            delete(patients::remove),
+        )
+        .route("/patients/{id}/deletion", post(patients::request_deletion))
+        .route("/invitations", get(patients::invitations))
+        .route("/facilities", get(patients::directory))
+        .route(
+            "/emergency-access",
+            get(emergency::list).post(emergency::open),
+        )
+        .route("/emergency-access/{id}/end", post(emergency::end))
+        .route("/emergency-access/{id}/review", post(emergency::review))
+        .route("/audit", get(admin::audit_log))
+        .route(
+            "/staff/{id}/may-accept-invitations",
+            put(admin::set_may_accept_invitations),
+        )
         .route("/openapi.json", get(openapi::document))
         .fallback(api_not_found)
 }

@@ -1,0 +1,74 @@
+//! A patient's deletion request (第12条2–3): recorded by a staff member of a facility sharing
+//! the patient and carried out at once, in one transaction: every row about the patient, in
+//! every facility, removed; the patient's data keys destroyed (crypto-shredding), which makes
+//! any copy left in a backup unreadable; the stored files removed after the commit. What
+//! remains is the request (IDs, times, counts) and audit records without personal data.
+
+use renrakucho_core::PatientId;
+use renrakucho_files::FileStore;
+use renrakucho_keyring::{KeyOwner, Keyring};
+use renrakucho_store::audit::{Actor, Origin};
+use renrakucho_store::{consents, deletions, patients, Database, Scope};
+use serde::Serialize;
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::audit::record;
+use crate::{CareError, StaffActor};
+
+/// What a deletion request removed.
+#[derive(Debug, Clone, Serialize)]
+pub struct Erasure {
+    pub request: Uuid,
+    /// Rows removed per kind, and data key versions destroyed.
+    pub erased: serde_json::Value,
+}
+
+/// Records the patient's deletion request and carries it out.
+pub async fn request_deletion(
+    db: &Database,
+    keyring: &Keyring,
+    files: &FileStore,
+    who: StaffActor,
+    origin: &Origin,
+    patient: PatientId,
+) -> Result<Erasure, CareError> {
+    let mut tx = db.begin(Scope::Facility(who.facility)).await?;
+    patients::get(&mut tx, patient).await?;
+    let scans: Vec<String> = consents::of_patient(&mut tx, patient)
+        .await?
+        .into_iter()
+        .filter_map(|c| c.scan.map(|s| s.object))
+        .collect();
+    let request = Uuid::now_v7();
+    deletions::record(&mut tx, request, patient, who.staff).await?;
+    let mut erased = deletions::erase(&mut tx, patient).await?;
+    let versions = keyring
+        .destroy(
+            &mut tx,
+            KeyOwner::Patient(patient),
+            Actor::Staff(who.staff),
+            origin,
+        )
+        .await?;
+    erased["data_key_versions"] = json!(versions);
+    erased["files"] = json!(scans.len());
+    deletions::complete(&mut tx, request, &erased).await?;
+    record(
+        &mut tx,
+        who,
+        origin,
+        "patient.erase",
+        Some(("patient", patient.as_uuid())),
+        json!({ "request": request, "erased": erased }),
+    )
+    .await?;
+    tx.commit().await?;
+    // The files are unreadable already (their key is gone); remove them too.
+    for object in scans {
+        if let Err(e) = files.delete(&object).await {
+            tracing::warn!(error = %e, "an erased patient's file could not be removed");
+        }
+    }
+    Ok(Erasure { request, erased })
+}

@@ -1,0 +1,221 @@
+//! Where encrypted files are kept (scans of consent forms, notebook attachments), behind one
+//! interface: [`FileStore`] over `object_store`, a local directory by default. Files arrive
+//! here already encrypted by the keyring and leave encrypted; this crate never sees content in
+//! the clear, and object names carry IDs only.
+//!
+//! [`sniff`] tells what a file is from its first bytes, never from its name.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use object_store::local::LocalFileSystem;
+use object_store::path::Path as ObjectPath;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+
+/// What went wrong with a stored file. Messages name the object, never its content.
+#[derive(Debug, thiserror::Error)]
+pub enum FileError {
+    #[error("no such file: {0}")]
+    NotFound(String),
+    /// The store could not be reached or refused the operation (the server answers 503).
+    #[error("the file store is unavailable: {0}")]
+    Unavailable(String),
+    #[error("invalid file name {0:?}")]
+    InvalidName(String),
+    #[error("the file store is misconfigured: {0}")]
+    Misconfigured(String),
+}
+
+fn classify(name: &str, e: object_store::Error) -> FileError {
+    match e {
+        object_store::Error::NotFound { .. } => FileError::NotFound(name.to_string()),
+        other => FileError::Unavailable(format!("{name}: {other}")),
+    }
+}
+
+/// The file store of one server process.
+#[derive(Clone)]
+pub struct FileStore {
+    inner: Arc<dyn ObjectStore>,
+    description: String,
+}
+
+impl std::fmt::Debug for FileStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FileStore")
+            .field("at", &self.description)
+            .finish()
+    }
+}
+
+impl FileStore {
+    /// Files in a local directory, created (mode 0700) when missing.
+    pub fn local(dir: &Path) -> Result<Self, FileError> {
+        use std::os::unix::fs::DirBuilderExt;
+        if !dir.exists() {
+            if let Some(parent) = dir.parent() {
+                std::fs::create_dir_all(parent).map_err(|e| {
+                    FileError::Misconfigured(format!("creating {}: {e}", parent.display()))
+                })?;
+            }
+            std::fs::DirBuilder::new()
+                .mode(0o700)
+                .create(dir)
+                .map_err(|e| {
+                    FileError::Misconfigured(format!("creating {}: {e}", dir.display()))
+                })?;
+        }
+        let store = LocalFileSystem::new_with_prefix(dir)
+            .map_err(|e| FileError::Misconfigured(format!("{}: {e}", dir.display())))?;
+        Ok(Self::new(
+            Arc::new(store),
+            format!("directory {}", dir.display()),
+        ))
+    }
+
+    /// Any object store (S3 and friends are configured by the server).
+    pub fn new(inner: Arc<dyn ObjectStore>, description: String) -> Self {
+        Self { inner, description }
+    }
+
+    fn path(name: &str) -> Result<ObjectPath, FileError> {
+        let ok = !name.is_empty()
+            && name.len() <= 200
+            && name.split('/').all(|part| {
+                !part.is_empty()
+                    && part
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+                    && part != "."
+                    && part != ".."
+            });
+        if !ok {
+            return Err(FileError::InvalidName(name.to_string()));
+        }
+        ObjectPath::parse(name).map_err(|_| FileError::InvalidName(name.to_string()))
+    }
+
+    /// Stores `bytes` under `name` (atomically: readers see all or nothing).
+    pub async fn put(&self, name: &str, bytes: Vec<u8>) -> Result<(), FileError> {
+        let path = Self::path(name)?;
+        self.inner
+            .put(&path, PutPayload::from(bytes))
+            .await
+            .map_err(|e| classify(name, e))?;
+        Ok(())
+    }
+
+    pub async fn get(&self, name: &str) -> Result<Vec<u8>, FileError> {
+        let path = Self::path(name)?;
+        let found = self.inner.get(&path).await.map_err(|e| classify(name, e))?;
+        let bytes = found.bytes().await.map_err(|e| classify(name, e))?;
+        Ok(bytes.to_vec())
+    }
+
+    /// Removes `name`; a file that is already gone is not an error.
+    pub async fn delete(&self, name: &str) -> Result<(), FileError> {
+        let path = Self::path(name)?;
+        match self.inner.delete(&path).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(classify(name, e)),
+        }
+    }
+}
+
+/// A kind of file the network accepts, told from its content.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MediaKind {
+    Pdf,
+    Jpeg,
+    Png,
+    Heic,
+}
+
+impl MediaKind {
+    pub fn media_type(self) -> &'static str {
+        match self {
+            MediaKind::Pdf => "application/pdf",
+            MediaKind::Jpeg => "image/jpeg",
+            MediaKind::Png => "image/png",
+            MediaKind::Heic => "image/heic",
+        }
+    }
+
+    pub fn extension(self) -> &'static str {
+        match self {
+            MediaKind::Pdf => "pdf",
+            MediaKind::Jpeg => "jpg",
+            MediaKind::Png => "png",
+            MediaKind::Heic => "heic",
+        }
+    }
+
+    pub fn parse(media_type: &str) -> Option<Self> {
+        [
+            MediaKind::Pdf,
+            MediaKind::Jpeg,
+            MediaKind::Png,
+            MediaKind::Heic,
+        ]
+        .into_iter()
+        .find(|k| k.media_type() == media_type)
+    }
+}
+
+/// What the bytes are, from their signature; `None` for anything not accepted.
+pub fn sniff(bytes: &[u8]) -> Option<MediaKind> {
+    match infer::get(bytes)?.mime_type() {
+        "application/pdf" => Some(MediaKind::Pdf),
+        "image/jpeg" => Some(MediaKind::Jpeg),
+        "image/png" => Some(MediaKind::Png),
+        "image/heif" | "image/heic" => Some(MediaKind::Heic),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_local_store_keeps_removes_and_refuses_odd_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FileStore::local(&dir.path().join("files")).unwrap();
+        store
+            .put("consents/abc/1", b"sealed".to_vec())
+            .await
+            .unwrap();
+        assert_eq!(store.get("consents/abc/1").await.unwrap(), b"sealed");
+        store.delete("consents/abc/1").await.unwrap();
+        store.delete("consents/abc/1").await.unwrap();
+        assert!(matches!(
+            store.get("consents/abc/1").await,
+            Err(FileError::NotFound(_))
+        ));
+        for bad in ["", "../etc/passwd", "a//b", "a/../b", "名前", "a b"] {
+            assert!(matches!(
+                store.put(bad, vec![1]).await,
+                Err(FileError::InvalidName(_))
+            ));
+        }
+    }
+
+    #[test]
+    fn content_decides_the_kind_not_the_name() {
+        assert_eq!(
+            sniff(b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n"),
+            Some(MediaKind::Pdf)
+        );
+        assert_eq!(
+            sniff(&[0x89, b'P', b'N', b'G', 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 0x0d]),
+            Some(MediaKind::Png)
+        );
+        assert_eq!(
+            sniff(&[0xff, 0xd8, 0xff, 0xe0, 0, 0x10, b'J', b'F']),
+            Some(MediaKind::Jpeg)
+        );
+        assert_eq!(sniff(b"<html><script>alert(1)</script>"), None);
+        assert_eq!(sniff(b"MZ\x90\x00"), None);
+        assert_eq!(sniff(b""), None);
+    }
+}

@@ -1,0 +1,111 @@
+//! A facility administrator's endpoints under `/api/v1`: the facility's audit log, and which
+//! staff may accept care-team invitations.
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::Json;
+use renrakucho_care::StaffActor;
+use renrakucho_core::{StaffId, StaffRole};
+use renrakucho_store::audit::AuditRecord;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use super::RequestOrigin;
+use crate::access::staff;
+use crate::error::{ApiError, ApiJson, ErrorBody};
+use crate::session::SignedIn;
+use crate::state::AppState;
+
+/// The signed-in facility administrator, or 403.
+pub fn facility_admin(signed_in: &SignedIn) -> Result<StaffActor, ApiError> {
+    let who = staff(signed_in)?;
+    if signed_in.who.role == Some(StaffRole::FacilityAdmin) {
+        Ok(who)
+    } else {
+        Err(ApiError::forbidden(
+            "施設管理者のみが行えます / only the facility administrator can do this",
+        ))
+    }
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct AuditQuery {
+    /// At most this many records, newest first (1–1000, default 100).
+    pub limit: Option<i64>,
+}
+
+/// An audit record of the facility's chain.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuditView {
+    pub seq: i64,
+    #[serde(with = "time::serde::rfc3339")]
+    pub occurred_at: OffsetDateTime,
+    pub actor_kind: String,
+    pub actor_id: Option<Uuid>,
+    pub action: String,
+    pub outcome: String,
+    pub target_kind: Option<String>,
+    pub target_id: Option<Uuid>,
+    pub request_id: Option<String>,
+    #[schema(value_type = Object)]
+    pub details: serde_json::Value,
+}
+
+impl From<AuditRecord> for AuditView {
+    fn from(r: AuditRecord) -> Self {
+        Self {
+            seq: r.seq,
+            occurred_at: r.occurred_at,
+            actor_kind: r.actor_kind,
+            actor_id: r.actor_id,
+            action: r.action,
+            outcome: r.outcome,
+            target_kind: r.target_kind,
+            target_id: r.target_id,
+            request_id: r.request_id,
+            details: r.details,
+        }
+    }
+}
+
+/// The facility's audit log: who did what, when, from where (facility administrators).
+#[utoipa::path(get, path = "/api/v1/audit", tag = "admin", params(AuditQuery),
+    responses((status = 200, body = [AuditView]), (status = 403, body = ErrorBody)))]
+pub async fn audit_log(
+    State(state): State<AppState>,
+    RequestOrigin(origin): RequestOrigin,
+    signed_in: SignedIn,
+    Query(query): Query<AuditQuery>,
+) -> Result<Json<Vec<AuditView>>, ApiError> {
+    let admin = facility_admin(&signed_in)?;
+    let limit = query.limit.unwrap_or(100).clamp(1, 1000);
+    let records = renrakucho_care::facility_audit(&state.db, admin, &origin, limit).await?;
+    Ok(Json(records.into_iter().map(Into::into).collect()))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct AcceptPermissionBody {
+    pub allowed: bool,
+}
+
+/// Lets a staff member accept care-team invitations for the facility, or stops it.
+#[utoipa::path(put, path = "/api/v1/staff/{id}/may-accept-invitations", tag = "admin",
+    request_body = AcceptPermissionBody,
+    responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn set_may_accept_invitations(
+    State(state): State<AppState>,
+    RequestOrigin(origin): RequestOrigin,
+    signed_in: SignedIn,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<AcceptPermissionBody>,
+) -> Result<StatusCode, ApiError> {
+    let admin = facility_admin(&signed_in)?;
+    let member = Uuid::parse_str(&id)
+        .map(StaffId::from_uuid)
+        .map_err(|_| ApiError::not_found())?;
+    renrakucho_care::set_may_accept_invitations(&state.db, admin, &origin, member, body.allowed)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,169 @@
+//! Emergency (break-glass) access and its review, as JSON under `/api/v1`.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use renrakucho_authz::Action;
+use renrakucho_care::{EmergencyGrant, EmergencyReason, EmergencyRequest};
+use renrakucho_core::{BirthDate, InvalidValue, PatientId, StaffRole};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::RequestOrigin;
+use crate::access::{authorize_any, staff};
+use crate::error::{ApiError, ApiJson, ErrorBody};
+use crate::session::SignedIn;
+use crate::state::AppState;
+
+/// A request to open a notebook in an emergency.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct EmergencyBody {
+    /// The ID on the patient's card.
+    pub patient_id: String,
+    /// The patient's date of birth, YYYY-MM-DD: confirms the ID.
+    pub birth_date: String,
+    /// Why (10–500 characters).
+    pub reason: String,
+}
+
+impl EmergencyBody {
+    pub fn parse(&self, duration: std::time::Duration) -> Result<EmergencyRequest, InvalidValue> {
+        let patient = Uuid::parse_str(self.patient_id.trim())
+            .map(PatientId::from_uuid)
+            .map_err(|_| {
+                InvalidValue::new(
+                    "patient_id",
+                    "対象者IDの形式が正しくありません（連絡帳カードのIDを入力してください） / the patient ID is not in the right form (use the ID on the patient's card)",
+                )
+            })?;
+        let today = OffsetDateTime::now_utc()
+            .to_offset(time::macros::offset!(+9))
+            .date();
+        Ok(EmergencyRequest {
+            patient,
+            birth_date: BirthDate::parse(&self.birth_date, today)?,
+            reason: EmergencyReason::parse(&self.reason)?,
+            duration: time::Duration::try_from(duration).unwrap_or(time::Duration::DAY),
+        })
+    }
+}
+
+/// An emergency grant as shown.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct GrantView {
+    pub id: Uuid,
+    pub patient: Uuid,
+    pub facility: Uuid,
+    pub facility_name: Option<String>,
+    pub opened_by: Uuid,
+    pub reason: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub opened_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub ended_at: Option<OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub reviewed_at: Option<OffsetDateTime>,
+    /// Still opens the notebook.
+    pub open: bool,
+    /// Opened by the signed-in person's facility (otherwise: on one of its patients).
+    pub ours: bool,
+}
+
+impl From<EmergencyGrant> for GrantView {
+    fn from(g: EmergencyGrant) -> Self {
+        Self {
+            id: g.id,
+            patient: g.patient.as_uuid(),
+            facility: g.facility.as_uuid(),
+            facility_name: g.facility_name,
+            opened_by: g.opened_by.as_uuid(),
+            reason: g.reason,
+            opened_at: g.opened_at,
+            expires_at: g.expires_at,
+            ended_at: g.ended_at,
+            reviewed_at: g.reviewed_at,
+            open: g.open,
+            ours: g.ours,
+        }
+    }
+}
+
+/// Opens a patient's notebook read-only for a limited time (a doctor or nurse outside the care
+/// team). The care team sees the grant at once; it ends by itself.
+#[utoipa::path(post, path = "/api/v1/emergency-access", tag = "emergency",
+    request_body = EmergencyBody,
+    responses((status = 201, body = GrantView),
+              (status = 404, description = "No patient with this ID and date of birth", body = ErrorBody),
+              (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn open(
+    State(state): State<AppState>,
+    RequestOrigin(origin): RequestOrigin,
+    signed_in: SignedIn,
+    ApiJson(body): ApiJson<EmergencyBody>,
+) -> Result<(StatusCode, Json<GrantView>), ApiError> {
+    let who = authorize_any(&state, &signed_in, Action::EmergencyOpen).await?;
+    let request = body.parse(state.care.emergency_access)?;
+    let grant =
+        renrakucho_care::open_emergency(&state.db, &state.keyring, who, &origin, request).await?;
+    // This process's authorizer follows at once; the others on the announcement.
+    if let Err(e) = crate::access::refresh(&state.db, &state.authz, grant.patient).await {
+        tracing::warn!(error = %e, "refreshing access after an emergency grant failed");
+    }
+    Ok((StatusCode::CREATED, Json(grant.into())))
+}
+
+/// Emergency grants opened by the facility, and those on its patients (to review).
+#[utoipa::path(get, path = "/api/v1/emergency-access", tag = "emergency",
+    responses((status = 200, body = [GrantView]), (status = 401, body = ErrorBody)))]
+pub async fn list(
+    State(state): State<AppState>,
+    RequestOrigin(origin): RequestOrigin,
+    signed_in: SignedIn,
+) -> Result<Json<Vec<GrantView>>, ApiError> {
+    let who = staff(&signed_in)?;
+    let grants =
+        renrakucho_care::emergency_grants(&state.db, &state.keyring, who, &origin, 200).await?;
+    Ok(Json(grants.into_iter().map(Into::into).collect()))
+}
+
+fn grant_id(raw: &str) -> Result<Uuid, ApiError> {
+    Uuid::parse_str(raw).map_err(|_| ApiError::not_found())
+}
+
+/// Ends the facility's own grant early.
+#[utoipa::path(post, path = "/api/v1/emergency-access/{id}/end", tag = "emergency",
+    responses((status = 204), (status = 404, body = ErrorBody)))]
+pub async fn end(
+    State(state): State<AppState>,
+    RequestOrigin(origin): RequestOrigin,
+    signed_in: SignedIn,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let who = staff(&signed_in)?;
+    renrakucho_care::end_emergency(&state.db, who, &origin, grant_id(&id)?).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Marks a grant on one of the facility's patients as reviewed (facility administrators).
+#[utoipa::path(post, path = "/api/v1/emergency-access/{id}/review", tag = "emergency",
+    responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+              (status = 409, body = ErrorBody)))]
+pub async fn review(
+    State(state): State<AppState>,
+    RequestOrigin(origin): RequestOrigin,
+    signed_in: SignedIn,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let who = staff(&signed_in)?;
+    if signed_in.who.role != Some(StaffRole::FacilityAdmin) {
+        return Err(ApiError::forbidden(
+            "緊急閲覧の確認は施設管理者が行います / facility administrators review emergency access",
+        ));
+    }
+    renrakucho_care::review_emergency(&state.db, who, &origin, grant_id(&id)?).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
