@@ -409,9 +409,11 @@ async fn html(response: reqwest::Response) -> String {
 }
 
 async fn post_login(app: &TestApp, code: &str, login: &str, password: &str) -> reqwest::Response {
+    let token = app.form_token(&app.client, "/login").await;
     app.client
         .post(app.url("/login"))
         .form(&[
+            ("authenticity_token", token.as_str()),
             ("facility_code", code),
             ("login_id", login),
             ("password", password),
@@ -464,7 +466,18 @@ async fn the_portal_signs_in_shows_the_name_and_signs_out() {
     let login_page = app.client.get(app.url("/login")).send().await.unwrap();
     assert_redirect(&login_page, "/");
 
-    let logout = app.client.post(app.url("/logout")).send().await.unwrap();
+    // Signing out is a form too: without its token nothing happens.
+    let forged = app.client.post(app.url("/logout")).send().await.unwrap();
+    assert!(forged.status().is_client_error(), "{}", forged.status());
+    assert_eq!(stored_sessions(&app, &id).await, 1);
+    let token = app.form_token(&app.client, "/").await;
+    let logout = app
+        .client
+        .post(app.url("/logout"))
+        .form(&[("authenticity_token", token.as_str())])
+        .send()
+        .await
+        .unwrap();
     assert_redirect(&logout, "/login");
     let home = app.client.get(app.url("/")).send().await.unwrap();
     assert_redirect(&home, "/login");
@@ -510,4 +523,42 @@ async fn the_portal_re_renders_the_form_after_bad_credentials() {
     }
     let home = app.client.get(app.url("/")).send().await.unwrap();
     assert_redirect(&home, "/login");
+}
+
+#[tokio::test]
+async fn portal_forms_refuse_a_missing_or_foreign_csrf_token() {
+    let app = spawn_app().await;
+    clinic(&app, "PORTAL-3", &["alice"]).await;
+    let credentials = [
+        ("facility_code", "PORTAL-3"),
+        ("login_id", "alice"),
+        ("password", FIXTURE_PASSWORD),
+    ];
+    // No token at all.
+    let bare = app
+        .client
+        .post(app.url("/login"))
+        .form(&credentials)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bare.status(), StatusCode::FORBIDDEN);
+    assert!(session_cookie(&bare).is_none());
+    assert!(html(bare).await.contains("フォームの有効期限が切れたか"));
+    // A token taken from another browser (another cookie): a cross-site forgery's best try.
+    let attacker = renrakucho_testkit::new_client();
+    let stolen = app.form_token(&attacker, "/login").await;
+    let _ = app.form_token(&app.client, "/login").await;
+    let mut form = vec![("authenticity_token", stolen.as_str())];
+    form.extend(credentials);
+    let forged = app
+        .client
+        .post(app.url("/login"))
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), StatusCode::FORBIDDEN);
+    assert!(session_cookie(&forged).is_none());
+    assert_eq!(app.me().await.status(), StatusCode::UNAUTHORIZED);
 }

@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::http::{header, HeaderValue, Request};
+use axum::extract::DefaultBodyLimit;
 use axum::middleware;
 use axum::routing::{get, post};
 use axum::Router;
@@ -41,6 +42,8 @@ pub enum BuildError {
     Database(#[from] renrakucho_store::StoreError),
     #[error("the keyring could not start: {0}")]
     Keyring(#[from] renrakucho_keyring::KeyringError),
+    #[error("{0}")]
+    Config(crate::config::ConfigError),
     #[error("the file store could not open: {0}")]
     Files(#[from] renrakucho_files::FileError),
     #[error("the authorizer could not load: {0}")]
@@ -68,6 +71,7 @@ impl Application {
             .await
             .map_err(|e| BuildError::Authorization(e.to_string()))?;
         let files = renrakucho_files::FileStore::local(&settings.files_dir())?;
+        let csrf = crate::csrf::config(settings).map_err(BuildError::Config)?;
         let state = AppState {
             authz,
             auth: Authenticator::new(db.clone(), hasher, throttle),
@@ -82,6 +86,7 @@ impl Application {
                 upload_limit_bytes: settings.upload_limit_bytes as usize,
                 emergency_access: settings.emergency_access_duration,
             },
+            csrf,
         };
         let router = router(state.clone(), settings.secure_cookies());
         let listener =
@@ -184,6 +189,60 @@ fn router(state: AppState, secure_cookies: bool) -> Router {
             get(routes::portal::login_page).post(routes::portal::login_submit),
         )
         .route("/logout", post(routes::portal::logout))
+        .route("/patients", get(routes::pages::patients))
+        .route(
+            "/patients/new",
+            get(routes::pages::new_patient).post(routes::pages::create_patient),
+        )
+        .route("/patients/{id}", get(routes::pages::show_patient))
+        .route(
+            "/patients/{id}/edit",
+            get(routes::pages::edit_patient).post(routes::pages::update_patient),
+        )
+        .route(
+            "/patients/{id}/consents",
+            post(routes::pages::record_consent).layer(DefaultBodyLimit::max(
+                state.care.upload_limit_bytes + 1024 * 1024,
+            )),
+        )
+        .route(
+            "/patients/{id}/consents/withdraw",
+            post(routes::pages::withdraw_consent),
+        )
+        .route(
+            "/patients/{id}/consents/{consent}/scan",
+            get(routes::pages::consent_scan),
+        )
+        .route(
+            "/patients/{id}/care-team/invite",
+            post(routes::pages::invite),
+        )
+        .route(
+            "/patients/{id}/care-team/leave",
+            post(routes::pages::leave),
+        )
+        .route(
+            "/patients/{id}/care-team/{facility}/remove",
+            post(routes::pages::remove_member),
+        )
+        .route(
+            "/patients/{id}/deletion",
+            post(routes::pages::request_deletion),
+        )
+        .route("/invitations", get(routes::pages::invitations))
+        .route(
+            "/invitations/{id}/{answer}",
+            post(routes::pages::answer_invitation),
+        )
+        .route(
+            "/emergency",
+            get(routes::pages::emergency).post(routes::pages::open_emergency),
+        )
+        .route(
+            "/emergency/{id}/{what}",
+            post(routes::pages::close_or_review_emergency),
+        )
+        .route("/audit", get(routes::pages::audit))
         .route("/static/style.css", get(routes::portal::stylesheet));
 
     let trace = TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {

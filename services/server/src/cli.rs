@@ -264,7 +264,10 @@ async fn serve_with(
 ) -> Result<(), Failure> {
     let app = Application::build(settings, databases.runtime.clone())
         .await
-        .map_err(Failure::runtime)?;
+        .map_err(|e| match e {
+            crate::app::BuildError::Config(e) => Failure::config(e),
+            e => Failure::runtime(e),
+        })?;
     if with_demo {
         let seeded = demo::seed(app.database(), &hasher(settings)?, app.keyring())
             .await

@@ -85,6 +85,10 @@ pub struct Settings {
     /// …each for at most this long.
     #[serde(with = "humantime_serde")]
     pub key_cache_max_age: Duration,
+    /// The secret behind the portal's CSRF tokens (base64, at least 32 bytes). Several server
+    /// processes behind one address need the same one; unset, it is generated on first run
+    /// into `<data_dir>/csrf.secret` (mode 0600).
+    pub csrf_secret: Option<Secret>,
     /// Where encrypted files (consent scans, attachments) are kept (default `<data_dir>/files`).
     pub files_dir: Option<PathBuf>,
     /// The largest file accepted, in bytes (default 20 MiB).
@@ -130,6 +134,7 @@ impl Default for Settings {
             aws_region: None,
             key_cache_capacity: 10_000,
             key_cache_max_age: Duration::from_secs(300),
+            csrf_secret: None,
             files_dir: None,
             upload_limit_bytes: 20 * 1024 * 1024,
             emergency_access_duration: Duration::from_secs(24 * 60 * 60),

@@ -20,6 +20,8 @@ pub struct AppState {
     pub files: FileStore,
     pub sessions: SessionPolicy,
     pub care: CarePolicy,
+    /// The portal forms' CSRF protection.
+    pub csrf: axum_csrf::CsrfConfig,
 }
 
 /// Settings of the care domain that handlers apply.

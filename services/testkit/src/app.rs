@@ -41,10 +41,15 @@ pub fn test_settings() -> Settings {
     use rand::RngCore;
     let mut key = [0u8; 32];
     rand::rngs::OsRng.fill_bytes(&mut key);
+    let mut csrf = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut csrf);
     Settings {
         listen: "127.0.0.1:0".parse().expect("an address"),
         master_key: Some(Secret::new(
             base64::engine::general_purpose::STANDARD.encode(key),
+        )),
+        csrf_secret: Some(Secret::new(
+            base64::engine::general_purpose::STANDARD.encode(csrf),
         )),
         ..Settings::default()
     }
@@ -251,6 +256,26 @@ impl TestApp {
             facility.code
         );
         client
+    }
+
+    /// The CSRF token of the form on the portal page at `path`, as `client` sees it (the
+    /// page sets the matching cookie in the client).
+    pub async fn form_token(&self, client: &reqwest::Client, path: &str) -> String {
+        let page = client
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("a page")
+            .text()
+            .await
+            .expect("a page body");
+        let marker = r#"name="authenticity_token" value=""#;
+        let start = page
+            .find(marker)
+            .unwrap_or_else(|| panic!("no form token on {path}"))
+            + marker.len();
+        let end = page[start..].find('"').expect("the token ends") + start;
+        page[start..end].to_string()
     }
 
     pub async fn me(&self) -> reqwest::Response {

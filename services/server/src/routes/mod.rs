@@ -5,6 +5,7 @@ pub mod auth;
 pub mod emergency;
 pub mod health;
 pub mod openapi;
+pub mod pages;
 pub mod patients;
 pub mod portal;
 

@@ -1,0 +1,96 @@
+//! CSRF protection of the portal's forms (axum_csrf: a token in an encrypted cookie, its HMAC
+//! in every form). The key and salt come from one deployment secret, so that every server
+//! process accepts the forms any of them rendered.
+
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+
+use axum::extract::FromRef;
+use axum_csrf::{CsrfConfig, Key, SameSite};
+use base64::Engine;
+use sha2::{Digest, Sha256, Sha512};
+
+use crate::config::{ConfigError, Settings};
+use crate::state::AppState;
+
+impl FromRef<AppState> for CsrfConfig {
+    fn from_ref(state: &AppState) -> Self {
+        state.csrf.clone()
+    }
+}
+
+/// The name of the form field carrying the token.
+pub const FIELD: &str = "authenticity_token";
+
+fn secret_from_file(path: &Path) -> Result<Vec<u8>, ConfigError> {
+    use std::os::unix::fs::PermissionsExt;
+    match std::fs::read_to_string(path) {
+        Ok(text) => {
+            let mode = std::fs::metadata(path)
+                .map_err(|e| ConfigError(format!("{}: {e}", path.display())))?
+                .permissions()
+                .mode();
+            if mode & 0o077 != 0 {
+                return Err(ConfigError(format!(
+                    "{} is readable by others (mode {:o}): chmod 600 it",
+                    path.display(),
+                    mode & 0o777
+                )));
+            }
+            base64::engine::general_purpose::STANDARD
+                .decode(text.trim())
+                .map_err(|_| ConfigError(format!("{}: not base64", path.display())))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let mut secret = vec![0u8; 32];
+            rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut secret);
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir)
+                    .map_err(|e| ConfigError(format!("{}: {e}", dir.display())))?;
+            }
+            let mut file = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(path)
+                .map_err(|e| ConfigError(format!("{}: {e}", path.display())))?;
+            file.write_all(base64::engine::general_purpose::STANDARD.encode(&secret).as_bytes())
+                .map_err(|e| ConfigError(format!("{}: {e}", path.display())))?;
+            Ok(secret)
+        }
+        Err(e) => Err(ConfigError(format!("{}: {e}", path.display()))),
+    }
+}
+
+/// The CSRF configuration for these settings.
+pub fn config(settings: &Settings) -> Result<CsrfConfig, ConfigError> {
+    let secret = match &settings.csrf_secret {
+        Some(s) => base64::engine::general_purpose::STANDARD
+            .decode(s.expose().trim())
+            .map_err(|_| ConfigError("RENRAKUCHO_CSRF_SECRET: not base64".into()))?,
+        None => secret_from_file(&settings.data_dir().join("csrf.secret"))?,
+    };
+    if secret.len() < 32 {
+        return Err(ConfigError(
+            "RENRAKUCHO_CSRF_SECRET: at least 32 bytes (base64 of 32 random bytes)".into(),
+        ));
+    }
+    let key = Sha512::new()
+        .chain_update(b"renrakucho csrf cookie key\0")
+        .chain_update(&secret)
+        .finalize();
+    let salt = Sha256::new()
+        .chain_update(b"renrakucho csrf salt\0")
+        .chain_update(&secret)
+        .finalize();
+    let salt: String = salt.iter().map(|b| format!("{b:02x}")).collect();
+    Ok(CsrfConfig::default()
+        .with_key(Some(Key::from(&key)))
+        .with_salt(salt)
+        .with_cookie_name("renrakucho_csrf")
+        .with_cookie_same_site(SameSite::Strict)
+        .with_http_only(true)
+        .with_secure(settings.secure_cookies())
+        .with_lifetime(time::Duration::hours(12)))
+}
