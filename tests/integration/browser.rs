@@ -573,3 +573,156 @@ async fn no_page_scrolls_sideways_on_a_phone() {
     })
     .await;
 }
+
+/// Every visible field has a label, and nothing scrolls sideways.
+async fn assert_accessible_on_a_phone(page: &Page, name: &str) {
+    let unlabelled = page
+        .js(
+            r#"return [...document.querySelectorAll("input:not([type=hidden]), select, textarea")]
+                 .filter(e => e.labels.length === 0 || !e.labels[0].textContent.trim())
+                 .map(e => e.name || e.id || e.outerHTML)"#,
+        )
+        .await;
+    assert_eq!(
+        unlabelled,
+        json!([]),
+        "{name}: every field has a <label for=…>"
+    );
+    page.assert_fits_the_phone(name).await;
+}
+
+/// A small real PNG (1×1, white), for the consent scan.
+const PNG: &[u8] = &[
+    0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x48, 0x44, 0x52,
+    0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x01, 0x08, 0x02, 0x00, 0x00, 0x00, 0x90, 0x77, 0x53,
+    0xde, 0x00, 0x00, 0x00, 0x0c, 0x49, 0x44, 0x41, 0x54, 0x08, 0xd7, 0x63, 0xf8, 0xff, 0xff, 0x3f,
+    0x00, 0x05, 0xfe, 0x02, 0xfe, 0xdc, 0xcc, 0x59, 0xe7, 0x00, 0x00, 0x00, 0x00, 0x49, 0x45, 0x4e,
+    0x44, 0xae, 0x42, 0x60, 0x82,
+];
+
+#[tokio::test]
+async fn consent_and_care_team_through_the_portal_on_a_phone() {
+    let app = spawn_app().await;
+    let clinic = app.seed_facility(FACILITY_CODE, FacilityKind::Clinic).await;
+    let doctor = app
+        .seed_staff(&clinic, LOGIN, StaffRole::FacilityAdmin, Profession::Doctor)
+        .await;
+    let station = app
+        .seed_facility("WEB-NURSE", FacilityKind::VisitingNurseStation)
+        .await;
+    app.seed_staff(
+        &station,
+        "tanaka",
+        StaffRole::FacilityAdmin,
+        Profession::Nurse,
+    )
+    .await;
+    let patient = app
+        .seed_patient(&doctor, "連絡 花子", "レンラク ハナコ")
+        .await;
+    let scan_dir = tempfile::tempdir().unwrap();
+    let scan = scan_dir.path().join("consent.png");
+    std::fs::write(&scan, PNG).unwrap();
+    let scan = scan.to_string_lossy().to_string();
+    let patient_path = format!("/patients/{}", patient.id.as_uuid());
+
+    in_browser(&app, move |page| async move {
+        page.goto("/login").await;
+        page.sign_in(FACILITY_CODE, LOGIN, FIXTURE_PASSWORD).await;
+        page.wait_for(LOGOUT_FORM).await;
+
+        page.click("a[href='/patients']").await;
+        page.wait_for("form[role=search]").await;
+        assert!(page.text().await.contains("連絡 花子"));
+        assert_accessible_on_a_phone(&page, "the patient list").await;
+        page.screenshot("patients").await;
+
+        // Search by reading, in hiragana, finds her.
+        let q = page.wait_for("#q").await;
+        q.send_keys("れんらく").await.unwrap();
+        page.click("form[role=search] button[type=submit]").await;
+        page.wait_for(&format!("a[href='{patient_path}']")).await;
+        page.click(&format!("a[href='{patient_path}']")).await;
+        page.wait_for("#profile-heading").await;
+        assert!(page.text().await.contains("同意書は登録されていません"));
+
+        // Record the signed consent with its scan.
+        page.click("details.card summary").await;
+        page.click("#signer_family").await;
+        page.wait_for("#signer_name")
+            .await
+            .send_keys("連絡 一郎")
+            .await
+            .unwrap();
+        page.wait_for("#signer_relation")
+            .await
+            .send_keys("長男")
+            .await
+            .unwrap();
+        page.wait_for("#scan").await.send_keys(&scan).await.unwrap();
+        page.click(&format!(
+            "form[action='{patient_path}/consents'] button[type=submit]"
+        ))
+        .await;
+        page.wait_for("[role=status]").await;
+        let text = page.text().await;
+        assert!(text.contains("同意書を登録しました"), "{text}");
+        assert!(text.contains("家族（長男）連絡 一郎"), "{text}");
+        page.wait_for(&format!("a[href^='{patient_path}/consents/']"))
+            .await;
+
+        // Invite the nurse station from the directory.
+        let select = page.wait_for("#facility_code").await;
+        select
+            .select_by_value("WEB-NURSE")
+            .await
+            .expect("choosing the nurse station");
+        page.click(&format!(
+            "form[action='{patient_path}/care-team/invite'] button[type=submit]"
+        ))
+        .await;
+        page.wait_for("[role=status]").await;
+        assert!(page.text().await.contains("招待中"));
+        assert_accessible_on_a_phone(&page, "the patient page").await;
+        page.screenshot("patient").await;
+
+        page.goto("/emergency").await;
+        page.wait_for("#reason").await;
+        assert_accessible_on_a_phone(&page, "the emergency page").await;
+        page.screenshot("emergency").await;
+
+        page.goto("/").await;
+        page.click(&format!("{LOGOUT_FORM} button[type=submit]"))
+            .await;
+        page.wait_for(LOGIN_FORM).await;
+
+        // The nurse station's administrator is told, accepts, and sees the patient.
+        page.sign_in("WEB-NURSE", "tanaka", FIXTURE_PASSWORD).await;
+        page.wait_for(LOGOUT_FORM).await;
+        assert!(page
+            .text()
+            .await
+            .contains("ケアチームへの招待が1件あります"));
+        page.click("a[href='/invitations']").await;
+        page.wait_for("form[action$='/accept']").await;
+        assert_accessible_on_a_phone(&page, "the invitations page").await;
+        page.screenshot("invitations").await;
+        page.click("form[action$='/accept'] button[type=submit]")
+            .await;
+        page.wait_for("[role=status]").await;
+        assert!(page.text().await.contains("承諾しました"));
+        // The authorizer follows the database's announcement within moments.
+        let mut seen = false;
+        for _ in 0..50 {
+            page.goto(&patient_path).await;
+            if page.text().await.contains("連絡 花子") {
+                seen = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(seen, "the accepted member sees the patient");
+        assert!(page.text().await.contains("家族（長男）連絡 一郎"));
+    })
+    .await;
+}

@@ -4,8 +4,8 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use axum::http::{header, HeaderValue, Request};
 use axum::extract::DefaultBodyLimit;
+use axum::http::{header, HeaderValue, Request};
 use axum::middleware;
 use axum::routing::{get, post};
 use axum::Router;
@@ -217,10 +217,7 @@ fn router(state: AppState, secure_cookies: bool) -> Router {
             "/patients/{id}/care-team/invite",
             post(routes::pages::invite),
         )
-        .route(
-            "/patients/{id}/care-team/leave",
-            post(routes::pages::leave),
-        )
+        .route("/patients/{id}/care-team/leave", post(routes::pages::leave))
         .route(
             "/patients/{id}/care-team/{facility}/remove",
             post(routes::pages::remove_member),

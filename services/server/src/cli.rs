@@ -269,9 +269,14 @@ async fn serve_with(
             e => Failure::runtime(e),
         })?;
     if with_demo {
-        let seeded = demo::seed(app.database(), &hasher(settings)?, app.keyring())
-            .await
-            .map_err(Failure::runtime)?;
+        let seeded = demo::seed(
+            app.database(),
+            &hasher(settings)?,
+            app.keyring(),
+            app.files(),
+        )
+        .await
+        .map_err(Failure::runtime)?;
         if seeded {
             tracing::info!("demo network seeded");
         }
@@ -461,7 +466,9 @@ async fn seed_demo(db: Database, settings: &Settings) -> Result<(), Failure> {
         .await
         .map_err(Failure::runtime)?;
     keyring.prepare(&db).await.map_err(Failure::runtime)?;
-    let seeded = demo::seed(&db, &hasher(settings)?, &keyring)
+    let files =
+        renrakucho_files::FileStore::local(&settings.files_dir()).map_err(Failure::runtime)?;
+    let seeded = demo::seed(&db, &hasher(settings)?, &keyring, &files)
         .await
         .map_err(Failure::runtime)?;
     if seeded {

@@ -55,8 +55,12 @@ fn secret_from_file(path: &Path) -> Result<Vec<u8>, ConfigError> {
                 .mode(0o600)
                 .open(path)
                 .map_err(|e| ConfigError(format!("{}: {e}", path.display())))?;
-            file.write_all(base64::engine::general_purpose::STANDARD.encode(&secret).as_bytes())
-                .map_err(|e| ConfigError(format!("{}: {e}", path.display())))?;
+            file.write_all(
+                base64::engine::general_purpose::STANDARD
+                    .encode(&secret)
+                    .as_bytes(),
+            )
+            .map_err(|e| ConfigError(format!("{}: {e}", path.display())))?;
             Ok(secret)
         }
         Err(e) => Err(ConfigError(format!("{}: {e}", path.display()))),

@@ -1,12 +1,16 @@
 //! Demo data: a small fictional network in Izumi ward, so a newcomer can sign in at once.
 //! Every name here is invented: facilities, staff and patients.
 
-use renrakucho_care::{register_patient, CareError, NewPatient, StaffActor};
+use renrakucho_care::{
+    accept_invitation, invite, record_consent, register_patient, CareError, ConsentForm,
+    ConsentScope, NewPatient, Signer, StaffActor,
+};
 use renrakucho_core::{
     Address, BirthDate, CareLevel, DisplayName, FacilityCode, FacilityKind, FacilityName, KanaName,
     LoginId, Password, PatientName, PatientProfile, Phone, PrimaryDoctor, Profession, Sex,
     StaffRole,
 };
+use renrakucho_files::FileStore;
 use renrakucho_identity::PasswordHasher;
 use renrakucho_keyring::Keyring;
 use renrakucho_store::audit::Origin;
@@ -163,6 +167,7 @@ pub async fn seed(
     db: &Database,
     hasher: &PasswordHasher,
     keyring: &Keyring,
+    files: &FileStore,
 ) -> Result<bool, DemoError> {
     let parse = |e: renrakucho_core::InvalidValue| DemoError::Invalid(e.message);
     let first = FacilityCode::parse(NETWORK[0].code).map_err(parse)?;
@@ -181,6 +186,9 @@ pub async fn seed(
         &password,
     )
     .await?;
+    // Each facility's administrator (the first account), to act in the care teams below.
+    let mut admins = Vec::new();
+    let mut registered = Vec::new();
     for place in NETWORK {
         let facility = admin::create_facility(
             db,
@@ -206,6 +214,11 @@ pub async fn seed(
             .await?;
             first_staff.get_or_insert(account.id);
         }
+        admins.push(StaffActor {
+            staff: first_staff
+                .ok_or_else(|| DemoError::Invalid("a facility without staff".into()))?,
+            facility: facility.id,
+        });
         if place.code == DEMO_SIGN_IN.0 {
             let who = StaffActor {
                 staff: first_staff.ok_or_else(|| DemoError::Invalid("no clinic staff".into()))?,
@@ -228,9 +241,47 @@ pub async fn seed(
                         ),
                     },
                 };
-                register_patient(db, keyring, who, &Origin::default(), new).await?;
+                let patient = register_patient(db, keyring, who, &Origin::default(), new).await?;
+                registered.push(patient.id);
             }
         }
     }
+    care_teams(db, keyring, files, &admins, &registered).await?;
     Ok(true)
+}
+
+/// The clinic's first three patients have signed consent and a care team (the nurse station,
+/// the pharmacy, the care office); the care office has not yet answered its invitation for the
+/// second. The fourth has no consent: only the clinic sees them.
+async fn care_teams(
+    db: &Database,
+    keyring: &Keyring,
+    files: &FileStore,
+    admins: &[StaffActor],
+    patients: &[renrakucho_core::PatientId],
+) -> Result<(), DemoError> {
+    let origin = Origin::default();
+    let code = |i: usize| NETWORK[i].code;
+    let (clinic, pharmacy, nurse, care) = (admins[0], admins[1], admins[2], admins[3]);
+    let signed_on = time::OffsetDateTime::now_utc().date() - time::Duration::days(30);
+    for (n, patient) in patients.iter().take(3).enumerate() {
+        let signer = if n == 2 {
+            Signer::family("上田 和夫", "長男").map_err(|e| DemoError::Invalid(e.message))?
+        } else {
+            Signer::Patient
+        };
+        let form = ConsentForm {
+            signer,
+            signed_on,
+            scope: ConsentScope::standard(),
+        };
+        record_consent(db, keyring, files, clinic, &origin, *patient, form, None).await?;
+        for (member, index) in [(nurse, 2), (pharmacy, 1), (care, 3)] {
+            invite(db, clinic, &origin, *patient, code(index)).await?;
+            if !(n == 1 && index == 3) {
+                accept_invitation(db, member, &origin, *patient).await?;
+            }
+        }
+    }
+    Ok(())
 }

@@ -35,7 +35,12 @@ impl FromRequestParts<AppState> for PageUser {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
         let session = tower_sessions::Session::from_request_parts(parts, state)
             .await
-            .map_err(|_| error_page(StatusCode::INTERNAL_SERVER_ERROR, &ApiError::internal().message))?;
+            .map_err(|_| {
+                error_page(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    &ApiError::internal().message,
+                )
+            })?;
         match session::current(state, &session).await {
             Ok(Some(signed_in)) => Ok(PageUser(signed_in)),
             Ok(None) => Err(Redirect::to("/login").into_response()),
@@ -112,13 +117,19 @@ pub async fn patients(
         Ok(who) => who,
         Err(e) => return failed(e),
     };
-    let found =
-        match renrakucho_care::find_patients(&state.db, &state.keyring, who, &origin, &query.q, 100)
-            .await
-        {
-            Ok(found) => found,
-            Err(e) => return failed(e),
-        };
+    let found = match renrakucho_care::find_patients(
+        &state.db,
+        &state.keyring,
+        who,
+        &origin,
+        &query.q,
+        100,
+    )
+    .await
+    {
+        Ok(found) => found,
+        Err(e) => return failed(e),
+    };
     let may_register = state
         .authz
         .roles_may(&roles(&user), Action::PatientRegister)
@@ -211,7 +222,10 @@ fn form_page(
             token: authenticity(token),
             error: error.map(|e| e.message),
             form,
-            sexes: Sex::ALL.iter().map(|s| (s.as_str(), s.label_ja())).collect(),
+            sexes: Sex::ALL
+                .iter()
+                .map(|s| (s.as_str(), s.label_ja()))
+                .collect(),
             care_levels: CareLevel::ALL
                 .iter()
                 .map(|c| (c.as_str(), c.label_ja()))
@@ -254,13 +268,28 @@ pub async fn create_patient(
     let new = match form.body().parse() {
         Ok(new) => new,
         Err(e) => {
-            return form_page(&user, &token, "/patients/new".into(), false, form, Some(e.into()))
+            return form_page(
+                &user,
+                &token,
+                "/patients/new".into(),
+                false,
+                form,
+                Some(e.into()),
+            )
         }
     };
     match renrakucho_care::register_patient(&state.db, &state.keyring, who, &origin, new).await {
-        Ok(p) => Redirect::to(&format!("/patients/{}?done=registered", p.id.as_uuid()))
-            .into_response(),
-        Err(e) => form_page(&user, &token, "/patients/new".into(), false, form, Some(e.into())),
+        Ok(p) => {
+            Redirect::to(&format!("/patients/{}?done=registered", p.id.as_uuid())).into_response()
+        }
+        Err(e) => form_page(
+            &user,
+            &token,
+            "/patients/new".into(),
+            false,
+            form,
+            Some(e.into()),
+        ),
     }
 }
 
@@ -328,8 +357,7 @@ pub async fn update_patient(
         Ok(new) => new,
         Err(e) => return form_page(&user, &token, action, true, form, Some(e.into())),
     };
-    match renrakucho_care::update_patient(&state.db, &state.keyring, who, &origin, id, new).await
-    {
+    match renrakucho_care::update_patient(&state.db, &state.keyring, who, &origin, id, new).await {
         Ok(_) => Redirect::to(&format!("/patients/{}?done=updated", id.as_uuid())).into_response(),
         Err(e) => form_page(&user, &token, action, true, form, Some(e.into())),
     }
@@ -1033,12 +1061,18 @@ async fn emergency_page(
         Ok(who) => who,
         Err(e) => return failed(e),
     };
-    let grants =
-        match renrakucho_care::emergency_grants(&state.db, &state.keyring, who, origin, 100).await
-        {
-            Ok(g) => g,
-            Err(e) => return failed(e),
-        };
+    let grants = match renrakucho_care::emergency_grants(
+        &state.db,
+        &state.keyring,
+        who,
+        origin,
+        100,
+    )
+    .await
+    {
+        Ok(g) => g,
+        Err(e) => return failed(e),
+    };
     let may_open = state
         .authz
         .roles_may(&roles(user), Action::EmergencyOpen)
@@ -1082,7 +1116,16 @@ pub async fn emergency(
         Some("reviewed") => Some("確認済みにしました / Marked reviewed"),
         _ => None,
     };
-    emergency_page(&state, &origin, &user, &token, done, None, EmergencyForm::default()).await
+    emergency_page(
+        &state,
+        &origin,
+        &user,
+        &token,
+        done,
+        None,
+        EmergencyForm::default(),
+    )
+    .await
 }
 
 pub async fn open_emergency(
@@ -1164,8 +1207,16 @@ pub async fn close_or_review_emergency(
     match result {
         Ok(done) => Redirect::to(&format!("/emergency?done={done}")).into_response(),
         Err(e) => {
-            emergency_page(&state, &origin, &user, &token, None, Some(e), EmergencyForm::default())
-                .await
+            emergency_page(
+                &state,
+                &origin,
+                &user,
+                &token,
+                None,
+                Some(e),
+                EmergencyForm::default(),
+            )
+            .await
         }
     }
 }

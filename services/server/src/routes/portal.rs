@@ -5,10 +5,10 @@ use askama::Template;
 use axum::extract::{Form, State};
 use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum_csrf::CsrfToken;
 use renrakucho_core::Password;
 use renrakucho_identity::SignInRequest;
 use serde::Deserialize;
-use axum_csrf::CsrfToken;
 use tower_sessions::Session;
 
 use super::RequestOrigin;
