@@ -279,6 +279,25 @@ impl Page {
             })
     }
 
+    /// Waits until the page's text contains `needle` (after a form is sent, the old page may
+    /// still be showing for a moment).
+    async fn wait_for_text(&self, needle: &str) {
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        loop {
+            let text = self
+                .js("return document.body ? document.body.innerText : ''")
+                .await;
+            if text.as_str().is_some_and(|t| t.contains(needle)) {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{needle:?} did not appear within {PATIENCE:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     async fn click(&self, css: &str) {
         self.wait_for(css)
             .await
@@ -641,7 +660,12 @@ async fn consent_and_care_team_through_the_portal_on_a_phone() {
         let q = page.wait_for("#q").await;
         q.send_keys("れんらく").await.unwrap();
         page.click("form[role=search] button[type=submit]").await;
-        page.wait_for(&format!("a[href='{patient_path}']")).await;
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        while !page.client.current_url().await.unwrap().as_str().contains("q=") {
+            assert!(tokio::time::Instant::now() < deadline, "the search did not run");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        page.wait_for_text("連絡 花子").await;
         page.click(&format!("a[href='{patient_path}']")).await;
         page.wait_for("#profile-heading").await;
         assert!(page.text().await.contains("同意書は登録されていません"));
@@ -664,9 +688,8 @@ async fn consent_and_care_team_through_the_portal_on_a_phone() {
             "form[action='{patient_path}/consents'] button[type=submit]"
         ))
         .await;
-        page.wait_for("[role=status]").await;
+        page.wait_for_text("同意書を登録しました").await;
         let text = page.text().await;
-        assert!(text.contains("同意書を登録しました"), "{text}");
         assert!(text.contains("家族（長男）連絡 一郎"), "{text}");
         page.wait_for(&format!("a[href^='{patient_path}/consents/']"))
             .await;
@@ -681,7 +704,7 @@ async fn consent_and_care_team_through_the_portal_on_a_phone() {
             "form[action='{patient_path}/care-team/invite'] button[type=submit]"
         ))
         .await;
-        page.wait_for("[role=status]").await;
+        page.wait_for_text("招待しました").await;
         assert!(page.text().await.contains("招待中"));
         assert_accessible_on_a_phone(&page, "the patient page").await;
         page.screenshot("patient").await;
@@ -709,8 +732,7 @@ async fn consent_and_care_team_through_the_portal_on_a_phone() {
         page.screenshot("invitations").await;
         page.click("form[action$='/accept'] button[type=submit]")
             .await;
-        page.wait_for("[role=status]").await;
-        assert!(page.text().await.contains("承諾しました"));
+        page.wait_for_text("承諾しました").await;
         // The authorizer follows the database's announcement within moments.
         let mut seen = false;
         for _ in 0..50 {
