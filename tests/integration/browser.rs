@@ -610,15 +610,6 @@ async fn assert_accessible_on_a_phone(page: &Page, name: &str) {
     page.assert_fits_the_phone(name).await;
 }
 
-/// A small real PNG (1×1, white), for the consent scan.
-const PNG: &[u8] = &[
-    0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x48, 0x44, 0x52,
-    0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x01, 0x08, 0x02, 0x00, 0x00, 0x00, 0x90, 0x77, 0x53,
-    0xde, 0x00, 0x00, 0x00, 0x0c, 0x49, 0x44, 0x41, 0x54, 0x08, 0xd7, 0x63, 0xf8, 0xff, 0xff, 0x3f,
-    0x00, 0x05, 0xfe, 0x02, 0xfe, 0xdc, 0xcc, 0x59, 0xe7, 0x00, 0x00, 0x00, 0x00, 0x49, 0x45, 0x4e,
-    0x44, 0xae, 0x42, 0x60, 0x82,
-];
-
 #[tokio::test]
 async fn consent_and_care_team_through_the_portal_on_a_phone() {
     let app = spawn_app().await;
@@ -641,7 +632,7 @@ async fn consent_and_care_team_through_the_portal_on_a_phone() {
         .await;
     let scan_dir = tempfile::tempdir().unwrap();
     let scan = scan_dir.path().join("consent.png");
-    std::fs::write(&scan, PNG).unwrap();
+    std::fs::write(&scan, renrakucho_testkit::PNG_1X1).unwrap();
     let scan = scan.to_string_lossy().to_string();
     let patient_path = format!("/patients/{}", patient.id.as_uuid());
 
@@ -661,8 +652,18 @@ async fn consent_and_care_team_through_the_portal_on_a_phone() {
         q.send_keys("れんらく").await.unwrap();
         page.click("form[role=search] button[type=submit]").await;
         let deadline = tokio::time::Instant::now() + PATIENCE;
-        while !page.client.current_url().await.unwrap().as_str().contains("q=") {
-            assert!(tokio::time::Instant::now() < deadline, "the search did not run");
+        while !page
+            .client
+            .current_url()
+            .await
+            .unwrap()
+            .as_str()
+            .contains("q=")
+        {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the search did not run"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         page.wait_for_text("連絡 花子").await;

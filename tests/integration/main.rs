@@ -11,4 +11,5 @@ mod kms;
 mod patients;
 mod sessions;
 mod sharing;
+mod sharing_http;
 mod sign_in;

@@ -138,21 +138,21 @@ pub async fn authorize(
     if allowed {
         return Ok(actor);
     }
+    // Whether the facility knows of the patient: it sees them, or (for answering an
+    // invitation only) it holds the invitation. An invited facility asking for the patient's
+    // data gets the same 404 as anyone else: the invitation names the patient, nothing more.
+    let everyone = Role::all();
     let sees = state
         .authz
-        .allowed(&Role::all(), actor.facility, patient, Action::PatientRead)
+        .allowed(&everyone, actor.facility, patient, Action::PatientRead)
         .await
         .unwrap_or(false)
-        || state
-            .authz
-            .allowed(
-                &Role::all(),
-                actor.facility,
-                patient,
-                Action::CareTeamAccept,
-            )
-            .await
-            .unwrap_or(false);
+        || (action == Action::CareTeamAccept
+            && state
+                .authz
+                .allowed(&everyone, actor.facility, patient, Action::CareTeamAccept)
+                .await
+                .unwrap_or(false));
     tracing::info!(action = action.as_str(), "authorization denied");
     if sees {
         Err(ApiError::forbidden(
