@@ -192,7 +192,13 @@ fn bench(c: &mut Criterion) {
         })
     });
     group.finish();
-    authz.clear();
+    // Connections and servers close inside the runtime they belong to.
+    rt.block_on(async move {
+        authz.clear();
+        drop(listener);
+        drop(notifier);
+        drop(app);
+    });
 }
 
 criterion_group!(benches, bench);

@@ -59,9 +59,9 @@ fn failed(e: impl Into<ApiError>) -> Response {
     error_page(e.status, &e.message)
 }
 
-/// The form's CSRF token, or the page that says the form has expired.
-fn check(token: &CsrfToken, given: &str) -> Result<(), Response> {
-    token.verify(given).map_err(|_| {
+/// The page that says the form has expired, unless the form's CSRF token verifies.
+fn rejected(token: &CsrfToken, given: &str) -> Option<Response> {
+    token.verify(given).err().map(|_| {
         error_page(
             StatusCode::FORBIDDEN,
             "フォームの有効期限が切れたか、不正な送信です。ページを開き直してもう一度お試しください / the form has expired or was not sent from this site; reload the page and try again",
@@ -258,7 +258,7 @@ pub async fn create_patient(
     token: CsrfToken,
     Form(form): Form<PatientFields>,
 ) -> Response {
-    if let Err(page) = check(&token, &form.authenticity_token) {
+    if let Some(page) = rejected(&token, &form.authenticity_token) {
         return page;
     }
     let who = match authorize_any(&state, &user, Action::PatientRegister).await {
@@ -341,7 +341,7 @@ pub async fn update_patient(
     Path(id): Path<String>,
     Form(form): Form<PatientFields>,
 ) -> Response {
-    if let Err(page) = check(&token, &form.authenticity_token) {
+    if let Some(page) = rejected(&token, &form.authenticity_token) {
         return page;
     }
     let id = match patient_id(&id) {
@@ -684,7 +684,7 @@ pub async fn record_consent(
         }
     }
     let get = |k: &str| fields.get(k).map(String::as_str).unwrap_or_default();
-    if let Err(page) = check(&token, get("authenticity_token")) {
+    if let Some(page) = rejected(&token, get("authenticity_token")) {
         return page;
     }
     let result = async {
@@ -760,7 +760,7 @@ pub async fn withdraw_consent(
     Path(id): Path<String>,
     Form(form): Form<TokenOnly>,
 ) -> Response {
-    if let Err(page) = check(&token, &form.authenticity_token) {
+    if let Some(page) = rejected(&token, &form.authenticity_token) {
         return page;
     }
     let result = async {
@@ -789,7 +789,7 @@ pub async fn invite(
     Path(id): Path<String>,
     Form(form): Form<InviteForm>,
 ) -> Response {
-    if let Err(page) = check(&token, &form.authenticity_token) {
+    if let Some(page) = rejected(&token, &form.authenticity_token) {
         return page;
     }
     let result = async {
@@ -817,7 +817,7 @@ pub async fn remove_member(
     Path((id, facility)): Path<(String, String)>,
     Form(form): Form<TokenOnly>,
 ) -> Response {
-    if let Err(page) = check(&token, &form.authenticity_token) {
+    if let Some(page) = rejected(&token, &form.authenticity_token) {
         return page;
     }
     let result = async {
@@ -841,7 +841,7 @@ pub async fn leave(
     Path(id): Path<String>,
     Form(form): Form<TokenOnly>,
 ) -> Response {
-    if let Err(page) = check(&token, &form.authenticity_token) {
+    if let Some(page) = rejected(&token, &form.authenticity_token) {
         return page;
     }
     let result = async {
@@ -873,7 +873,7 @@ pub async fn request_deletion(
     Path(id): Path<String>,
     Form(form): Form<ConfirmForm>,
 ) -> Response {
-    if let Err(page) = check(&token, &form.authenticity_token) {
+    if let Some(page) = rejected(&token, &form.authenticity_token) {
         return page;
     }
     let result = async {
@@ -983,7 +983,7 @@ pub async fn answer_invitation(
     Path((id, answer)): Path<(String, String)>,
     Form(form): Form<TokenOnly>,
 ) -> Response {
-    if let Err(page) = check(&token, &form.authenticity_token) {
+    if let Some(page) = rejected(&token, &form.authenticity_token) {
         return page;
     }
     let result = async {
@@ -1135,7 +1135,7 @@ pub async fn open_emergency(
     token: CsrfToken,
     Form(form): Form<EmergencyForm>,
 ) -> Response {
-    if let Err(page) = check(&token, &form.authenticity_token) {
+    if let Some(page) = rejected(&token, &form.authenticity_token) {
         return page;
     }
     let result = async {
@@ -1182,7 +1182,7 @@ pub async fn close_or_review_emergency(
     Path((id, what)): Path<(String, String)>,
     Form(form): Form<TokenOnly>,
 ) -> Response {
-    if let Err(page) = check(&token, &form.authenticity_token) {
+    if let Some(page) = rejected(&token, &form.authenticity_token) {
         return page;
     }
     let result = async {
