@@ -41,6 +41,15 @@ const SECURITY_DEFINER: &[(&str, &str)] = &[
         "the trigger that calls refresh_patient_access on every such change",
     ),
     (
+        "public.encrypted_values",
+        "re-encryption reads every encrypted value of one patient, for the registering \
+         facility only, over a fixed list of columns",
+    ),
+    (
+        "public.reencrypt_value",
+        "re-encryption replaces one such value, under the same conditions",
+    ),
+    (
         "public.erase_patient",
         "carries out a recorded deletion request (第12条2–3) across every facility's rows, \
          only for a facility that shares the patient and has a pending request",
@@ -256,9 +265,10 @@ async fn schema_problems(conn: &mut PgConnection) -> Vec<String> {
         let fine = match privilege.as_str() {
             "UPDATE" => table != "public.audit_log",
             // Sessions end; search terms are derived rows, replaced when a name changes.
+            // Preferences (a muted patient), not records.
             "DELETE" => matches!(
                 table.as_str(),
-                "tower_sessions.session" | "public.patient_name_terms"
+                "tower_sessions.session" | "public.patient_name_terms" | "public.patient_mutes"
             ),
             _ => false,
         };
@@ -277,6 +287,38 @@ async fn schema_problems(conn: &mut PgConnection) -> Vec<String> {
         problems.push(format!(
             "the runtime role may pass on {grantable} privileges"
         ));
+    }
+
+    // Every patient column the application encrypts is one the database's re-encryption knows,
+    // and the other way round.
+    let known: Vec<String> = sqlx::query_scalar(
+        "SELECT c.table_name || '.' || c.column_name
+           FROM information_schema.columns c
+          WHERE c.table_schema = 'public' AND c.data_type = 'bytea'
+            AND encrypted_column_owner(c.table_name, c.column_name) IS NOT NULL
+          ORDER BY 1",
+    )
+    .fetch_all(&mut *conn)
+    .await
+    .unwrap_or_default();
+    let ours: Vec<String> = renrakucho_store::encrypted::ENCRYPTED_COLUMNS
+        .iter()
+        .filter(|c| c.owner_kind == renrakucho_store::data_keys::OwnerKind::Patient)
+        .map(|c| format!("{}.{}", c.table, c.column))
+        .collect();
+    for column in &ours {
+        if !known.contains(column) {
+            problems.push(format!(
+                "{column}: encrypted by the application but unknown to encrypted_column_owner()"
+            ));
+        }
+    }
+    for column in &known {
+        if !ours.contains(column) {
+            problems.push(format!(
+                "{column}: known to encrypted_column_owner() but not in ENCRYPTED_COLUMNS"
+            ));
+        }
     }
 
     problems

@@ -25,6 +25,8 @@ async fn network() -> Network {
     let app = spawn_app().await;
     let a = app.seed_facility("ISO-A", FacilityKind::Clinic).await;
     let b = app.seed_facility("ISO-B", FacilityKind::Pharmacy).await;
+    // A third facility that both ask for support (its rows are neither A's nor B's).
+    let c = app.seed_facility("ISO-C", FacilityKind::Hospital).await;
     for facility in [&a, &b] {
         // The same login IDs in both: per-facility uniqueness is part of the design.
         let alice = app
@@ -35,7 +37,8 @@ async fn network() -> Network {
                 Profession::Doctor,
             )
             .await;
-        app.seed_staff(facility, "bob", StaffRole::Staff, Profession::Nurse)
+        let bob = app
+            .seed_staff(facility, "bob", StaffRole::Staff, Profession::Nurse)
             .await;
         // The same patient name in both, too (with a data key, search terms, the registering
         // membership and a consent each).
@@ -56,6 +59,87 @@ async fn network() -> Network {
                 scope: renrakucho_care::ConsentScope::standard(),
             },
             None,
+        )
+        .await
+        .unwrap();
+        // The notebook: an entry with a photo, read by a colleague; someone's notification
+        // settings and a muted patient; a support request to the third facility.
+        let keyring = app.keyring().await;
+        let origin = renrakucho_store::audit::Origin::default();
+        let author =
+            |staff: &renrakucho_store::staff::StaffAccount, profession| renrakucho_care::Author {
+                actor: renrakucho_care::StaffActor {
+                    staff: staff.id,
+                    facility: staff.facility_id,
+                },
+                name: "試験 太郎".into(),
+                profession,
+                facility_admin: false,
+            };
+        let alice_writes = author(&alice, Profession::Doctor);
+        let photo = renrakucho_care::upload_attachment(
+            &app.db,
+            &keyring,
+            &app.files,
+            alice_writes.actor,
+            &origin,
+            patient.id,
+            "写真.png",
+            renrakucho_testkit::PNG_1X1.to_vec(),
+            1 << 20,
+        )
+        .await
+        .unwrap();
+        let entry = renrakucho_care::post_entry(
+            &app.db,
+            &keyring,
+            &alice_writes,
+            &origin,
+            patient.id,
+            renrakucho_care::NewEntryInput {
+                content: renrakucho_care::EntryContent {
+                    category: renrakucho_core::Category::Treatment,
+                    priority: renrakucho_core::Priority::Urgent,
+                    body: renrakucho_core::EntryBody::parse("発熱あり。").unwrap(),
+                    vitals: None,
+                    mentions: vec![],
+                },
+                reply_to: None,
+                attachments: vec![photo.id],
+            },
+        )
+        .await
+        .unwrap();
+        renrakucho_care::mark_read(
+            &app.db,
+            &author(&bob, Profession::Nurse),
+            patient.id,
+            &[entry.id],
+        )
+        .await
+        .unwrap();
+        let prefs =
+            renrakucho_care::preferences(Some("alice@example.jp"), "info", 22, 7, true, 7).unwrap();
+        renrakucho_care::save_preferences(&app.db, alice_writes.actor, &origin, &prefs)
+            .await
+            .unwrap();
+        renrakucho_care::set_muted(&app.db, alice_writes.actor, &origin, patient.id, true)
+            .await
+            .unwrap();
+        renrakucho_care::send_support_request(
+            &app.db,
+            &keyring,
+            &alice_writes,
+            &origin,
+            patient.id,
+            renrakucho_care::NewSupportRequest {
+                to_code: c.code.clone(),
+                kind: renrakucho_core::SupportKind::Information,
+                question: "既往歴を教えてください".into(),
+                summary: "80代女性".into(),
+                entries: vec![entry.id],
+                attachments: vec![photo.id],
+            },
         )
         .await
         .unwrap();
@@ -274,7 +358,7 @@ async fn truncate_is_denied_on_every_table() {
         .fetch_one(&mut su)
         .await
         .unwrap();
-    assert_eq!(facilities, 2);
+    assert_eq!(facilities, 3, "A, B and the facility both ask for support");
 }
 
 /// A row for each facility-owned table, written into facility `into` (SQL with `$1` = that
@@ -329,6 +413,48 @@ fn insert_into(table: &str) -> Option<&'static str> {
             "INSERT INTO deletion_requests (id, facility_id, patient_id, requested_by)
              VALUES (gen_random_uuid(), $1, (SELECT id FROM patients LIMIT 1),
                      (SELECT id FROM staff_accounts LIMIT 1))"
+        }
+        "public.entries" => {
+            "INSERT INTO entries (id, patient_id, facility_id, author_id, author_name,
+                                  author_profession, category, priority, body_enc)
+             VALUES (gen_random_uuid(), (SELECT id FROM patients LIMIT 1), $1,
+                     (SELECT id FROM staff_accounts LIMIT 1), '侵入', 'doctor', 'other', 'info',
+                     '\\x00')"
+        }
+        "public.entry_versions" => {
+            "INSERT INTO entry_versions (id, entry_id, version, patient_id, facility_id, edited_by,
+                                         edited_by_name, category, priority, body_enc)
+             VALUES (gen_random_uuid(), gen_random_uuid(), 2, gen_random_uuid(), $1,
+                     gen_random_uuid(), '侵入', 'other', 'info', '\\x00')"
+        }
+        "public.attachments" => {
+            "INSERT INTO attachments (id, patient_id, facility_id, uploaded_by, media_type, size,
+                                      file_name_enc, object)
+             VALUES (gen_random_uuid(), (SELECT id FROM patients LIMIT 1), $1,
+                     (SELECT id FROM staff_accounts LIMIT 1), 'image/png', 1, '\\x00', 'x')"
+        }
+        "public.entry_reads" => {
+            "INSERT INTO entry_reads (entry_id, patient_id, staff_id, facility_id, reader_name,
+                                      reader_profession)
+             VALUES (gen_random_uuid(), gen_random_uuid(), gen_random_uuid(), $1, '侵入', 'doctor')"
+        }
+        "public.support_requests" => {
+            "INSERT INTO support_requests (id, patient_id, facility_id, to_facility_id, kind,
+                                           requested_by, question_enc, summary_enc)
+             VALUES (gen_random_uuid(), (SELECT id FROM patients LIMIT 1), $1,
+                     gen_random_uuid(), 'information', gen_random_uuid(), '\\x00', '\\x00')"
+        }
+        "public.support_request_items" => {
+            "INSERT INTO support_request_items (request_id, patient_id, facility_id, entry_id)
+             VALUES (gen_random_uuid(), gen_random_uuid(), $1, gen_random_uuid())"
+        }
+        "public.notification_settings" => {
+            "INSERT INTO notification_settings (staff_id, facility_id)
+             VALUES (gen_random_uuid(), $1)"
+        }
+        "public.patient_mutes" => {
+            "INSERT INTO patient_mutes (staff_id, patient_id, facility_id)
+             VALUES (gen_random_uuid(), (SELECT id FROM patients LIMIT 1), $1)"
         }
         "public.audit_log" => {
             "INSERT INTO audit_log (facility_id, actor_kind, action, outcome, prev_hash, hash)
@@ -668,7 +794,7 @@ async fn platform_scope_sees_tenants_and_operators_but_no_staff() {
 
     assert_eq!(
         count_in(db, Scope::Platform, "SELECT count(*) FROM facilities").await,
-        2
+        3
     );
     assert_eq!(
         count_in(
@@ -734,7 +860,7 @@ async fn the_sign_in_lookup_restores_the_callers_scope() {
             .fetch_one(&mut *c)
             .await
             .unwrap();
-        let expected = if scope == Scope::Platform { 2 } else { 1 };
+        let expected = if scope == Scope::Platform { 3 } else { 1 };
         assert_eq!(facilities, expected, "{scope:?}");
     }
 }

@@ -28,6 +28,8 @@ enum Relation {
     Unrelated,
     /// Unrelated, with an open emergency grant.
     Emergency,
+    /// Asked for support in an open request (possible only with consent on file).
+    Support,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,12 +42,15 @@ enum Consent {
 /// The relations (policies/model.conf) a facility holds: the rule, written out.
 fn held(relation: Relation, consent: Consent) -> &'static [&'static str] {
     match (relation, consent) {
+        (Relation::Registering, Consent::Active) => &["registering", "sharing", "consented"],
         (Relation::Registering, _) => &["registering", "sharing"],
-        (Relation::ActiveMember, Consent::Active) => &["member", "sharing"],
+        (Relation::ActiveMember, Consent::Active) => &["member", "sharing", "consented"],
         (Relation::ActiveMember, _) => &["member"],
         (Relation::InvitedNotAccepted, _) => &["invited"],
         (Relation::FormerMember | Relation::Unrelated, _) => &[],
         (Relation::Emergency, _) => &["emergency"],
+        (Relation::Support, Consent::Active) => &["support"],
+        (Relation::Support, _) => &[],
     }
 }
 
@@ -70,6 +75,8 @@ fn grants(role: Role) -> Vec<(Action, &'static str)> {
         (NotebookWrite, "sharing"),
         (DeletionRecord, "sharing"),
         (EmergencyOpen, "anyone"),
+        (SupportRequest, "consented"),
+        (SupportAnswer, "support"),
     ];
     match role {
         Role::Profession(Profession::Doctor) | Role::Profession(Profession::Nurse) => clinical,
@@ -89,6 +96,8 @@ fn grants(role: Role) -> Vec<(Action, &'static str)> {
             (NotebookRead, "sharing"),
             (NotebookWrite, "sharing"),
             (DeletionRecord, "sharing"),
+            (SupportRequest, "consented"),
+            (SupportAnswer, "support"),
         ],
         Role::Profession(Profession::CareManager) => vec![
             (PatientRegister, "anyone"),
@@ -103,6 +112,8 @@ fn grants(role: Role) -> Vec<(Action, &'static str)> {
             (NotebookRead, "sharing"),
             (NotebookWrite, "sharing"),
             (DeletionRecord, "sharing"),
+            (SupportRequest, "consented"),
+            (SupportAnswer, "support"),
         ],
         Role::Profession(Profession::CareWorker) | Role::Profession(Profession::Therapist) => vec![
             (PatientRead, "sharing"),
@@ -147,6 +158,8 @@ fn database_allows(relation: Relation, consent: Consent, action: Action) -> bool
             has("sharing") || (consent == Consent::None && has("emergency"))
         }
         CareTeamInvite | NotebookWrite | DeletionRecord => has("sharing"),
+        SupportRequest => has("consented"),
+        SupportAnswer => has("support"),
         ConsentRecord => has("registering") || has("member"),
         CareTeamRead => has("sharing") || has("emergency"),
         CareTeamAccept => has("invited"),
@@ -263,6 +276,7 @@ async fn database_decisions(
     let mut su = superuser(app).await;
     let consents = total(&mut su, "consents", "patient_id", patient).await;
     let members = total(&mut su, "care_team_members", "patient_id", patient).await;
+    let entries = total(&mut su, "entries", "patient_id", patient).await;
     let registering: uuid::Uuid =
         sqlx::query_scalar("SELECT facility_id FROM patients WHERE id = $1")
             .bind(patient.as_uuid())
@@ -301,9 +315,8 @@ async fn database_decisions(
                  SELECT gen_random_uuid(), '{me}', '\\x00', '\\x00', '\\x00', '{staff}'
                   WHERE $1::uuid IS NOT NULL"
             ),
-            Action::PatientRead | Action::NotebookRead => {
-                "SELECT count(*) FROM patients WHERE id = $1".into()
-            }
+            Action::PatientRead => "SELECT count(*) FROM patients WHERE id = $1".into(),
+            Action::NotebookRead => "SELECT count(*) FROM entries WHERE patient_id = $1".into(),
             Action::PatientUpdate => "UPDATE patients SET updated_at = now() WHERE id = $1".into(),
             Action::ConsentRead => "SELECT count(*) FROM consents WHERE patient_id = $1".into(),
             Action::ConsentRecord => format!(
@@ -339,13 +352,23 @@ async fn database_decisions(
                     AND status IN ('active', 'invited')",
                 other.id.as_uuid()
             ),
-            Action::NotebookWrite => {
-                // Writing shares the rule of every patient-data write: sharing. (The notebook's
-                // own tables check it the same way.)
-                "SELECT count(*) FROM patient_access
-                  WHERE patient_id = $1 AND relation = 'sharing'"
-                    .into()
-            }
+            Action::NotebookWrite => format!(
+                "INSERT INTO entries (id, patient_id, facility_id, author_id, author_name,
+                                      author_profession, category, priority, body_enc)
+                 VALUES (gen_random_uuid(), $1, '{me}', '{staff}', '試験', 'doctor', 'other',
+                         'info', '\\x00')"
+            ),
+            Action::SupportRequest => format!(
+                "INSERT INTO support_requests (id, patient_id, facility_id, to_facility_id, kind,
+                                               requested_by, question_enc, summary_enc)
+                 VALUES (gen_random_uuid(), $1, '{me}', '{}', 'information', '{staff}',
+                         '\\x00', '\\x00')",
+                spare.id.as_uuid()
+            ),
+            Action::SupportAnswer => format!(
+                "UPDATE support_requests SET status = 'accepted'
+                  WHERE patient_id = $1 AND to_facility_id = '{me}' AND status = 'requested'"
+            ),
             Action::DeletionRecord => format!(
                 "INSERT INTO deletion_requests (id, facility_id, patient_id, requested_by)
                  VALUES (gen_random_uuid(), '{me}', $1, '{staff}')"
@@ -362,8 +385,8 @@ async fn database_decisions(
             // Seeing the patient and every one of their consents (or care-team rows).
             Action::ConsentRead | Action::ConsentWithdraw => visible && outcome == Some(consents),
             Action::CareTeamRead => visible && outcome == Some(members),
-            Action::PatientRead | Action::NotebookRead => outcome == Some(1),
-            Action::NotebookWrite => outcome == Some(1),
+            // Every entry of the notebook, not just some shared in a request.
+            Action::NotebookRead => entries > 0 && outcome == Some(entries),
             _ => outcome == Some(1),
         };
         decisions.push((*action, allowed));
@@ -400,6 +423,7 @@ async fn casbin_and_row_level_security_agree_on_every_cell() {
     let former = place(&app, "SHR-OLD", FacilityKind::CareManagementOffice).await;
     let unrelated = place(&app, "SHR-UNR", FacilityKind::Hospital).await;
     let emergency = place(&app, "SHR-EMG", FacilityKind::Hospital).await;
+    let support = place(&app, "SHR-SUP", FacilityKind::Hospital).await;
     let spare = app.seed_facility("SHR-NEW", FacilityKind::Clinic).await;
     let places = [
         (Relation::Registering, &registering),
@@ -408,6 +432,7 @@ async fn casbin_and_row_level_security_agree_on_every_cell() {
         (Relation::FormerMember, &former),
         (Relation::Unrelated, &unrelated),
         (Relation::Emergency, &emergency),
+        (Relation::Support, &support),
     ];
 
     let mut patients = Vec::new();
@@ -454,6 +479,53 @@ async fn casbin_and_row_level_security_agree_on_every_cell() {
             withdraw_consent(&app.db, by_registering, &origin, p)
                 .await
                 .unwrap();
+        }
+        // An entry on every notebook, and (where consent allows sending anything) a support
+        // request to the other hospital that shares none of them.
+        let author = renrakucho_care::Author {
+            actor: by_registering,
+            name: "試験 太郎".into(),
+            profession: Profession::Doctor,
+            facility_admin: true,
+        };
+        renrakucho_care::post_entry(
+            &app.db,
+            &keyring,
+            &author,
+            &origin,
+            p,
+            renrakucho_care::NewEntryInput {
+                content: renrakucho_care::EntryContent {
+                    category: renrakucho_core::Category::Treatment,
+                    priority: renrakucho_core::Priority::Info,
+                    body: renrakucho_core::EntryBody::parse("訪問診療。著変なし。").unwrap(),
+                    vitals: None,
+                    mentions: vec![],
+                },
+                reply_to: None,
+                attachments: vec![],
+            },
+        )
+        .await
+        .unwrap();
+        if consent == Consent::Active {
+            renrakucho_care::send_support_request(
+                &app.db,
+                &keyring,
+                &author,
+                &origin,
+                p,
+                renrakucho_care::NewSupportRequest {
+                    to_code: support.facility.code.clone(),
+                    kind: renrakucho_core::SupportKind::SecondOpinion,
+                    question: "皮膚の所見について意見をいただけますか".into(),
+                    summary: "80代女性".into(),
+                    entries: vec![],
+                    attachments: vec![],
+                },
+            )
+            .await
+            .unwrap();
         }
         // An open emergency grant for the hospital (through the application, which checks the
         // date of birth; the fixture patient was born on 1940-01-15).

@@ -67,6 +67,8 @@ pub enum Action {
     NotebookWrite,
     DeletionRecord,
     EmergencyOpen,
+    SupportRequest,
+    SupportAnswer,
 }
 
 impl Action {
@@ -86,6 +88,8 @@ impl Action {
         Action::NotebookWrite,
         Action::DeletionRecord,
         Action::EmergencyOpen,
+        Action::SupportRequest,
+        Action::SupportAnswer,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -105,6 +109,8 @@ impl Action {
             Action::NotebookWrite => "notebook.write",
             Action::DeletionRecord => "deletion.record",
             Action::EmergencyOpen => "emergency.open",
+            Action::SupportRequest => "support.request",
+            Action::SupportAnswer => "support.answer",
         }
     }
 }
@@ -116,7 +122,9 @@ pub enum Relation {
     Member,
     Invited,
     Sharing,
+    Consented,
     Emergency,
+    Support,
 }
 
 impl Relation {
@@ -125,7 +133,9 @@ impl Relation {
         Relation::Member,
         Relation::Invited,
         Relation::Sharing,
+        Relation::Consented,
         Relation::Emergency,
+        Relation::Support,
     ];
 
     /// The spelling in the policy file and in the database.
@@ -135,7 +145,9 @@ impl Relation {
             Relation::Member => "member",
             Relation::Invited => "invited",
             Relation::Sharing => "sharing",
+            Relation::Consented => "consented",
             Relation::Emergency => "emergency",
+            Relation::Support => "support",
         }
     }
 

@@ -8,7 +8,7 @@ use renrakucho_core::PatientId;
 use renrakucho_files::FileStore;
 use renrakucho_keyring::{KeyOwner, Keyring};
 use renrakucho_store::audit::{Actor, Origin};
-use renrakucho_store::{consents, deletions, patients, Database, Scope};
+use renrakucho_store::{attachments, consents, deletions, patients, Database, Scope};
 use serde::Serialize;
 use serde_json::json;
 use uuid::Uuid;
@@ -35,11 +35,12 @@ pub async fn request_deletion(
 ) -> Result<Erasure, CareError> {
     let mut tx = db.begin(Scope::Facility(who.facility)).await?;
     patients::get(&mut tx, patient).await?;
-    let scans: Vec<String> = consents::of_patient(&mut tx, patient)
+    let mut scans: Vec<String> = consents::of_patient(&mut tx, patient)
         .await?
         .into_iter()
         .filter_map(|c| c.scan.map(|s| s.object))
         .collect();
+    scans.extend(attachments::objects_of_patient(&mut tx, patient).await?);
     let request = Uuid::now_v7();
     deletions::record(&mut tx, request, patient, who.staff).await?;
     let mut erased = deletions::erase(&mut tx, patient).await?;

@@ -5,14 +5,19 @@
 //! asks the authorizer first, and the database's row-level security has the last word.
 
 mod admin;
+mod attachments;
 mod audit;
 mod care_team;
 mod consent;
 mod deletion;
 mod emergency;
+mod notebook;
+mod notifications;
 mod patients;
+mod support;
 
 pub use admin::{facility_audit, set_may_accept_invitations};
+pub use attachments::{attachment_content, upload_attachment, Download, Uploaded};
 pub use care_team::{
     accept_invitation, access_rows, care_team_of, decline_invitation, directory, invite, leave,
     pending_invitations, relations_to, remove_member, Invitation, TeamMember,
@@ -26,8 +31,22 @@ pub use emergency::{
     emergency_grants, end_emergency, open_emergency, review_emergency, EmergencyGrant,
     EmergencyReason, EmergencyRequest,
 };
+pub use notebook::{
+    decode_cursor, edit_entry, entry_detail, mark_read, post_entry, search_notebook, timeline,
+    unread, withdraw_entry, AttachmentLine, Author, EditResult, EntryContent, EntryDetail,
+    EntryView, NewEntryInput, ReaderView, TimelinePage, UnreadLine, VersionView,
+};
+pub use notifications::{
+    digest_counts, digest_sent, digests_due, feed, in_quiet_hours, preferences, preferences_of,
+    reaches, save_preferences, set_muted, DigestCounts, DigestDue, Notification, Preferences,
+};
 pub use patients::{
     find_patients, patient, register_patient, update_patient, NewPatient, Patient, PatientSummary,
+};
+pub use support::{
+    answer_support_request, close_support_request, respond_to_support_request,
+    send_support_request, support_request, support_requests, NewSupportRequest, SupportDetail,
+    SupportLine,
 };
 
 use renrakucho_core::{FacilityId, InvalidValue, StaffId};
@@ -53,6 +72,9 @@ pub enum CareError {
     /// why in words a person understands (Japanese, then English).
     #[error("{0}")]
     Conflict(String),
+    /// The person may not do this to something their facility may see (the message says why).
+    #[error("{0}")]
+    Forbidden(String),
     /// A value from outside is not acceptable.
     #[error(transparent)]
     Invalid(#[from] InvalidValue),

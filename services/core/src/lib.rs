@@ -6,11 +6,13 @@
 
 pub mod facility;
 pub mod ids;
+pub mod notebook;
 pub mod patient;
 pub mod staff;
 
 pub use facility::{FacilityCode, FacilityKind, FacilityName, FacilityStatus};
 pub use ids::{FacilityId, OperatorId, PatientId, StaffId};
+pub use notebook::{Category, EntryBody, Priority, Reason, SupportKind, Vitals, VitalsInput};
 pub use patient::{
     Address, BirthDate, CareLevel, KanaName, PatientName, PatientProfile, Phone, PrimaryDoctor, Sex,
 };

@@ -5,6 +5,8 @@
 //!
 //! [`sniff`] tells what a file is from its first bytes, never from its name.
 
+pub mod media;
+
 use std::path::Path;
 use std::sync::Arc;
 
@@ -31,6 +33,17 @@ fn classify(name: &str, e: object_store::Error) -> FileError {
         object_store::Error::NotFound { .. } => FileError::NotFound(name.to_string()),
         other => FileError::Unavailable(format!("{name}: {other}")),
     }
+}
+
+/// Where an S3 (or S3-compatible) bucket is.
+#[derive(Debug, Clone)]
+pub struct S3Config {
+    pub bucket: String,
+    pub region: String,
+    /// Another endpoint than AWS's (an S3-compatible service, a VPC endpoint, an emulator).
+    pub endpoint: Option<String>,
+    pub access_key_id: Option<String>,
+    pub secret_access_key: Option<String>,
 }
 
 /// The file store of one server process.
@@ -70,6 +83,31 @@ impl FileStore {
         Ok(Self::new(
             Arc::new(store),
             format!("directory {}", dir.display()),
+        ))
+    }
+
+    /// Files in an S3 bucket (AWS, or any S3-compatible service at `endpoint`). Credentials
+    /// come from the usual AWS environment (`AWS_ACCESS_KEY_ID`, …) when not given.
+    pub fn s3(config: &S3Config) -> Result<Self, FileError> {
+        let mut builder = object_store::aws::AmazonS3Builder::from_env()
+            .with_bucket_name(&config.bucket)
+            .with_region(&config.region);
+        if let Some(endpoint) = &config.endpoint {
+            builder = builder
+                .with_endpoint(endpoint)
+                .with_allow_http(endpoint.starts_with("http://"));
+        }
+        if let (Some(id), Some(secret)) = (&config.access_key_id, &config.secret_access_key) {
+            builder = builder
+                .with_access_key_id(id)
+                .with_secret_access_key(secret);
+        }
+        let store = builder
+            .build()
+            .map_err(|e| FileError::Misconfigured(format!("S3 bucket {}: {e}", config.bucket)))?;
+        Ok(Self::new(
+            Arc::new(store),
+            format!("S3 bucket {}", config.bucket),
         ))
     }
 

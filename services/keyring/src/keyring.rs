@@ -376,7 +376,9 @@ impl Keyring {
                     row,
                 };
                 if let Some(moved) = self.reencrypt(&mut tx, &binding, &value).await? {
-                    if encrypted::replace_value(&mut tx, column, row, &value, &moved).await? {
+                    if encrypted::replace_value(&mut tx, column, owner.id(), row, &value, &moved)
+                        .await?
+                    {
                         report.moved += 1;
                     }
                 }

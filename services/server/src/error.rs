@@ -182,6 +182,7 @@ impl From<renrakucho_care::CareError> for ApiError {
         match e {
             CareError::NotFound => Self::not_found(),
             CareError::Conflict(message) => Self::conflict(message),
+            CareError::Forbidden(message) => Self::forbidden(&message),
             CareError::Invalid(v) => v.into(),
             CareError::Keyring(e) => e.into(),
             CareError::Files(e) => e.into(),

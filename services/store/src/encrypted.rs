@@ -29,26 +29,34 @@ const fn patient_column(table: &'static str, column: &'static str) -> EncryptedC
     }
 }
 
-/// Every encrypted column of the schema.
+/// Every encrypted column of the schema. The database's `encrypted_column_owner()` lists the
+/// patient columns too, and the catalog test checks that the two agree.
 pub const ENCRYPTED_COLUMNS: &[EncryptedColumn<'static>] = &[
     patient_column("patients", "name_enc"),
     patient_column("patients", "kana_enc"),
     patient_column("patients", "profile_enc"),
-    EncryptedColumn {
-        table: "emergency_grants",
-        column: "reason_enc",
-        id_column: "id",
-        owner_kind: OwnerKind::Patient,
-        owner_column: "patient_id",
-    },
-    EncryptedColumn {
-        table: "consents",
-        column: "details_enc",
-        id_column: "id",
-        owner_kind: OwnerKind::Patient,
-        owner_column: "patient_id",
-    },
+    of_patient("consents", "details_enc"),
+    of_patient("emergency_grants", "reason_enc"),
+    of_patient("entries", "body_enc"),
+    of_patient("entries", "vitals_enc"),
+    of_patient("entries", "withdrawal_reason_enc"),
+    of_patient("entry_versions", "body_enc"),
+    of_patient("entry_versions", "vitals_enc"),
+    of_patient("attachments", "file_name_enc"),
+    of_patient("support_requests", "question_enc"),
+    of_patient("support_requests", "summary_enc"),
+    of_patient("support_requests", "answer_enc"),
 ];
+
+const fn of_patient(table: &'static str, column: &'static str) -> EncryptedColumn<'static> {
+    EncryptedColumn {
+        table,
+        column,
+        id_column: "id",
+        owner_kind: OwnerKind::Patient,
+        owner_column: "patient_id",
+    }
+}
 
 fn identifier(name: &str) -> Result<&str, StoreError> {
     let valid = !name.is_empty()
@@ -65,12 +73,24 @@ fn identifier(name: &str) -> Result<&str, StoreError> {
     }
 }
 
-/// The owner's values in `column` (row ID and value), as the transaction's scope sees them.
+/// The owner's values in `column` (row ID and value). Patient values are read through the
+/// database's `encrypted_values()`, which the registering facility (holding the patient's keys)
+/// may call for every row of its patient, whichever facility wrote it.
 pub async fn values_of(
     tx: &mut ScopedTx,
     column: &EncryptedColumn<'_>,
     owner: Uuid,
 ) -> Result<Vec<(Uuid, Vec<u8>)>, StoreError> {
+    if column.owner_kind == OwnerKind::Patient {
+        return Ok(
+            sqlx::query_as("SELECT row_id, value FROM encrypted_values($1, $2, $3)")
+                .bind(identifier(column.table)?)
+                .bind(identifier(column.column)?)
+                .bind(owner)
+                .fetch_all(tx.conn())
+                .await?,
+        );
+    }
     let sql = format!(
         "SELECT {id}, {col} FROM {table} WHERE {owner} = $1 AND {col} IS NOT NULL ORDER BY {id}",
         id = identifier(column.id_column)?,
@@ -89,10 +109,24 @@ pub async fn values_of(
 pub async fn replace_value(
     tx: &mut ScopedTx,
     column: &EncryptedColumn<'_>,
+    owner: Uuid,
     row: Uuid,
     old: &[u8],
     new: &[u8],
 ) -> Result<bool, StoreError> {
+    if column.owner_kind == OwnerKind::Patient {
+        return Ok(
+            sqlx::query_scalar("SELECT reencrypt_value($1, $2, $3, $4, $5, $6)")
+                .bind(identifier(column.table)?)
+                .bind(identifier(column.column)?)
+                .bind(owner)
+                .bind(row)
+                .bind(old)
+                .bind(new)
+                .fetch_one(tx.conn())
+                .await?,
+        );
+    }
     let sql = format!(
         "UPDATE {table} SET {col} = $3 WHERE {id} = $1 AND {col} = $2",
         id = identifier(column.id_column)?,

@@ -9,6 +9,7 @@
 //! SQL lives here, one module per aggregate ([`facilities`], [`staff`], [`operators`],
 //! [`data_keys`], [`audit`]); migrations are embedded from `../../migrations` and run by the binary.
 
+pub mod attachments;
 pub mod audit;
 mod bootstrap;
 pub mod care_team;
@@ -20,10 +21,13 @@ pub mod emergency;
 pub mod encrypted;
 mod error;
 pub mod facilities;
+pub mod notebook;
+pub mod notifications;
 pub mod operators;
 pub mod patients;
 mod scope;
 pub mod staff;
+pub mod support;
 
 pub use bootstrap::{
     check_runtime_role, create_runtime_login, migrator, provision_cluster, run_migrations,

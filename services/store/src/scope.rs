@@ -15,6 +15,9 @@ pub enum Scope {
     /// Loading who may see which patient into the authorizer: care-team memberships and
     /// consent status (IDs and states), nothing of the patients themselves.
     AccessSync,
+    /// The daily digest job: reads every facility's notification settings (who wants a digest,
+    /// where, when), nothing else.
+    Digest,
 }
 
 impl Scope {
@@ -35,6 +38,9 @@ impl Scope {
             Scope::AccessSync => {
                 "BEGIN; SELECT set_config('renrakucho.access_sync', 'on', true)".to_string()
             }
+            Scope::Digest => {
+                "BEGIN; SELECT set_config('renrakucho.digest', 'on', true)".to_string()
+            }
         }
     }
 
@@ -42,7 +48,7 @@ impl Scope {
     pub fn facility(self) -> Option<FacilityId> {
         match self {
             Scope::Facility(id) => Some(id),
-            Scope::Platform | Scope::KeyMaintenance | Scope::AccessSync => None,
+            Scope::Platform | Scope::KeyMaintenance | Scope::AccessSync | Scope::Digest => None,
         }
     }
 }

@@ -1,0 +1,842 @@
+//! The contact notebook (連絡帳): entries on a patient's timeline, replies, mentions, edits that
+//! keep every version, withdrawal with a reason, read receipts, a search within one patient's
+//! notebook. Bodies, vitals and reasons are encrypted with the patient's key; every read and
+//! change is audited in its transaction.
+
+use std::collections::HashMap;
+
+use renrakucho_core::{
+    Category, EntryBody, FacilityId, InvalidValue, PatientId, Priority, Profession, Reason,
+    StaffId, Vitals,
+};
+use renrakucho_keyring::{Binding, KeyOwner, Keyring, OwnerKeys};
+use renrakucho_store::audit::Origin;
+use renrakucho_store::notebook::{
+    self, Cursor, Edit, EditOutcome, NewEntry, StoredEntry, TimelineFilter,
+};
+use renrakucho_store::{attachments, care_team, facilities, patients, Database, Scope, ScopedTx};
+use serde::Serialize;
+use serde_json::json;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::audit::record;
+use crate::{CareError, StaffActor};
+
+/// Who writes: the staff member, as the care team will see them.
+#[derive(Debug, Clone)]
+pub struct Author {
+    pub actor: StaffActor,
+    pub name: String,
+    pub profession: Profession,
+    /// The facility's administrator may edit and withdraw its staff's entries.
+    pub facility_admin: bool,
+}
+
+/// What an entry says.
+#[derive(Debug, Clone)]
+pub struct EntryContent {
+    pub category: Category,
+    pub priority: Priority,
+    pub body: EntryBody,
+    pub vitals: Option<Vitals>,
+    /// Care-team facilities called to attention.
+    pub mentions: Vec<FacilityId>,
+}
+
+/// A new entry: its content, what it answers, the files uploaded for it.
+#[derive(Debug, Clone)]
+pub struct NewEntryInput {
+    pub content: EntryContent,
+    pub reply_to: Option<Uuid>,
+    pub attachments: Vec<Uuid>,
+}
+
+/// A file of an entry, as listed.
+#[derive(Debug, Clone, Serialize)]
+pub struct AttachmentLine {
+    pub id: Uuid,
+    pub file_name: String,
+    pub media_type: String,
+    pub size: i64,
+    pub has_thumbnail: bool,
+}
+
+/// An entry as the care team reads it.
+#[derive(Debug, Clone, Serialize)]
+pub struct EntryView {
+    pub id: Uuid,
+    pub patient: PatientId,
+    pub facility: FacilityId,
+    pub facility_name: Option<String>,
+    pub author: StaffId,
+    pub author_name: String,
+    pub author_profession: String,
+    pub category: Category,
+    pub priority: Priority,
+    pub body: String,
+    pub vitals: Option<Vitals>,
+    pub reply_to: Option<Uuid>,
+    pub mentions: Vec<FacilityId>,
+    pub version: i32,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+    pub attachments: Vec<AttachmentLine>,
+    /// Whether the reading person has read it (their own entries count as read).
+    pub read: bool,
+    /// Withdrawn entries appear only in an entry's history.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub withdrawn_at: Option<OffsetDateTime>,
+    pub withdrawal_reason: Option<String>,
+}
+
+/// One page of a timeline, and where the next one starts.
+#[derive(Debug, Clone, Serialize)]
+pub struct TimelinePage {
+    pub entries: Vec<EntryView>,
+    /// Pass back to get the next (older) page; `None` at the end.
+    pub next: Option<String>,
+}
+
+/// A version of an entry, for its history.
+#[derive(Debug, Clone, Serialize)]
+pub struct VersionView {
+    pub version: i32,
+    pub editor_name: String,
+    pub editor_facility: FacilityId,
+    #[serde(with = "time::serde::rfc3339")]
+    pub edited_at: OffsetDateTime,
+    pub category: String,
+    pub priority: String,
+    pub body: String,
+    pub vitals: Option<Vitals>,
+}
+
+/// Someone who read an entry.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReaderView {
+    pub name: String,
+    pub profession: String,
+    pub facility: FacilityId,
+    pub facility_name: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub read_at: OffsetDateTime,
+}
+
+/// An entry with its history, replies and readers.
+#[derive(Debug, Clone, Serialize)]
+pub struct EntryDetail {
+    pub entry: EntryView,
+    pub versions: Vec<VersionView>,
+    pub replies: Vec<EntryView>,
+    pub read_by: Vec<ReaderView>,
+}
+
+/// The cursor of a page: opaque to clients.
+fn encode_cursor(c: Cursor) -> String {
+    format!(
+        "{}_{}",
+        c.created_at.unix_timestamp_nanos() / 1000,
+        c.id.simple()
+    )
+}
+
+/// Reads a cursor passed back by a client; anything else is a clear 422.
+pub fn decode_cursor(raw: &str) -> Result<Cursor, InvalidValue> {
+    let bad = || {
+        InvalidValue::new(
+            "cursor",
+            "ページの指定が正しくありません / invalid page cursor",
+        )
+    };
+    let (micros, id) = raw.split_once('_').ok_or_else(bad)?;
+    let micros: i128 = micros.parse().map_err(|_| bad())?;
+    let created_at = OffsetDateTime::from_unix_timestamp_nanos(micros * 1000).map_err(|_| bad())?;
+    let id = Uuid::parse_str(id).map_err(|_| bad())?;
+    Ok(Cursor { created_at, id })
+}
+
+pub(crate) fn body_binding(patient: PatientId, table: &'static str, row: Uuid) -> Binding<'static> {
+    Binding {
+        owner: KeyOwner::Patient(patient),
+        table,
+        column: "body_enc",
+        row,
+    }
+}
+
+fn vitals_binding(patient: PatientId, table: &'static str, row: Uuid) -> Binding<'static> {
+    Binding {
+        owner: KeyOwner::Patient(patient),
+        table,
+        column: "vitals_enc",
+        row,
+    }
+}
+
+fn reason_binding(patient: PatientId, row: Uuid) -> Binding<'static> {
+    Binding {
+        owner: KeyOwner::Patient(patient),
+        table: "entries",
+        column: "withdrawal_reason_enc",
+        row,
+    }
+}
+
+pub(crate) fn file_name_binding(patient: PatientId, row: Uuid) -> Binding<'static> {
+    Binding {
+        owner: KeyOwner::Patient(patient),
+        table: "attachments",
+        column: "file_name_enc",
+        row,
+    }
+}
+
+fn corrupt(what: &str, e: impl std::fmt::Display) -> CareError {
+    CareError::Corrupt(format!("{what}: {e}"))
+}
+
+fn utf8(bytes: Vec<u8>, what: &str) -> Result<String, CareError> {
+    String::from_utf8(bytes).map_err(|e| corrupt(what, e))
+}
+
+/// Decrypts stored entries for people who may read them, with their files and read marks.
+pub(crate) async fn views(
+    tx: &mut ScopedTx,
+    keys: &OwnerKeys,
+    reader: StaffId,
+    stored: Vec<StoredEntry>,
+) -> Result<Vec<EntryView>, CareError> {
+    let ids: Vec<Uuid> = stored.iter().map(|e| e.id).collect();
+    let files = attachments::of_entries(tx, &ids).await?;
+    let read: std::collections::HashSet<Uuid> = notebook::read_by(tx, reader, &ids)
+        .await?
+        .into_iter()
+        .collect();
+    let facility_ids: Vec<FacilityId> = stored
+        .iter()
+        .map(|e| FacilityId::from_uuid(e.facility_id))
+        .collect();
+    let directory = facilities::directory(tx, Some(&facility_ids), None).await?;
+    let mut by_entry: HashMap<Uuid, Vec<AttachmentLine>> = HashMap::new();
+    for f in files {
+        let Some(entry) = f.entry_id else { continue };
+        let patient = PatientId::from_uuid(f.patient_id);
+        let name = keys
+            .decrypt(tx, &file_name_binding(patient, f.id), &f.file_name_enc)
+            .await?;
+        by_entry.entry(entry).or_default().push(AttachmentLine {
+            id: f.id,
+            file_name: utf8(name, "file name")?,
+            media_type: f.media_type,
+            size: f.size,
+            has_thumbnail: f.thumbnail.is_some(),
+        });
+    }
+    let mut out = Vec::with_capacity(stored.len());
+    for e in stored {
+        let patient = PatientId::from_uuid(e.patient_id);
+        let body = keys
+            .decrypt(tx, &body_binding(patient, "entries", e.id), &e.body_enc)
+            .await?;
+        let vitals = match &e.vitals_enc {
+            Some(v) => Some(
+                serde_json::from_slice::<Vitals>(
+                    &keys
+                        .decrypt(tx, &vitals_binding(patient, "entries", e.id), v)
+                        .await?,
+                )
+                .map_err(|err| corrupt("vitals", err))?,
+            ),
+            None => None,
+        };
+        let withdrawal_reason = match &e.withdrawal_reason_enc {
+            Some(r) => Some(utf8(
+                keys.decrypt(tx, &reason_binding(patient, e.id), r).await?,
+                "reason",
+            )?),
+            None => None,
+        };
+        out.push(EntryView {
+            id: e.id,
+            patient,
+            facility: FacilityId::from_uuid(e.facility_id),
+            facility_name: directory
+                .iter()
+                .find(|d| d.id.as_uuid() == e.facility_id)
+                .map(|d| d.name.clone()),
+            author: StaffId::from_uuid(e.author_id),
+            author_name: e.author_name,
+            author_profession: e.author_profession,
+            category: e.category.parse().map_err(|err| corrupt("category", err))?,
+            priority: e.priority.parse().map_err(|err| corrupt("priority", err))?,
+            body: utf8(body, "body")?,
+            vitals,
+            reply_to: e.reply_to,
+            mentions: e.mentions.into_iter().map(FacilityId::from_uuid).collect(),
+            version: e.version,
+            created_at: e.created_at,
+            updated_at: e.updated_at,
+            attachments: by_entry.remove(&e.id).unwrap_or_default(),
+            read: read.contains(&e.id) || e.author_id == reader.as_uuid(),
+            withdrawn_at: e.withdrawn_at,
+            withdrawal_reason,
+        });
+    }
+    Ok(out)
+}
+
+/// Mentions must name facilities of the care team that share the patient.
+async fn check_mentions(
+    tx: &mut ScopedTx,
+    patient: PatientId,
+    mentions: &[FacilityId],
+) -> Result<Vec<Uuid>, CareError> {
+    if mentions.is_empty() {
+        return Ok(Vec::new());
+    }
+    let team = care_team::of_patient(tx, patient).await?;
+    let mut out = Vec::with_capacity(mentions.len());
+    for m in mentions {
+        let member = team
+            .iter()
+            .any(|t| t.facility == *m && t.status == care_team::MemberStatus::Active);
+        if !member {
+            return Err(InvalidValue::new(
+                "mentions",
+                "ケアチームに参加している施設だけを指定できます / only facilities of the care team can be mentioned",
+            )
+            .into());
+        }
+        if !out.contains(&m.as_uuid()) {
+            out.push(m.as_uuid());
+        }
+    }
+    Ok(out)
+}
+
+fn vitals_for(content: &EntryContent) -> Result<Option<Vec<u8>>, CareError> {
+    if content.category == Category::Vitals && content.vitals.is_none() {
+        return Err(InvalidValue::new(
+            "vitals",
+            "「バイタル」の記録にはバイタル値を1つ以上入力してください / a vitals entry needs at least one vital sign",
+        )
+        .into());
+    }
+    Ok(content
+        .vitals
+        .as_ref()
+        .map(|v| serde_json::to_vec(v).expect("vitals serialise")))
+}
+
+/// Posts an entry (or a reply) on the patient's notebook, with the files uploaded for it.
+pub async fn post_entry(
+    db: &Database,
+    keyring: &Keyring,
+    who: &Author,
+    origin: &Origin,
+    patient: PatientId,
+    input: NewEntryInput,
+) -> Result<EntryView, CareError> {
+    let mut tx = db.begin(Scope::Facility(who.actor.facility)).await?;
+    patients::get(&mut tx, patient).await?;
+    if let Some(parent) = input.reply_to {
+        // A reply answers an entry of the same patient (the foreign key says so too).
+        let parent = notebook::get(&mut tx, patient, parent).await.map_err(|e| match e {
+            renrakucho_store::StoreError::NotFound => CareError::from(InvalidValue::new(
+                "reply_to",
+                "返信先の記録がこの対象者の連絡帳にありません / the entry replied to is not in this patient's notebook",
+            )),
+            e => e.into(),
+        })?;
+        if parent.withdrawn_at.is_some() {
+            return Err(CareError::Conflict(
+                "取り下げられた記録には返信できません / the entry replied to was withdrawn".into(),
+            ));
+        }
+    }
+    let mentions = check_mentions(&mut tx, patient, &input.content.mentions).await?;
+    let vitals = vitals_for(&input.content)?;
+    let keys = keyring
+        .owner_keys(&mut tx, KeyOwner::Patient(patient))
+        .await?;
+    let id = Uuid::now_v7();
+    let version_id = Uuid::now_v7();
+    let body = input.content.body.as_str().as_bytes();
+    let body_enc = keys.encrypt(&body_binding(patient, "entries", id), body)?;
+    let version_body_enc =
+        keys.encrypt(&body_binding(patient, "entry_versions", version_id), body)?;
+    let vitals_enc = match &vitals {
+        Some(v) => Some(keys.encrypt(&vitals_binding(patient, "entries", id), v)?),
+        None => None,
+    };
+    let version_vitals_enc = match &vitals {
+        Some(v) => Some(keys.encrypt(&vitals_binding(patient, "entry_versions", version_id), v)?),
+        None => None,
+    };
+    notebook::insert(
+        &mut tx,
+        &NewEntry {
+            id,
+            version_id,
+            patient,
+            author: who.actor.staff,
+            author_name: &who.name,
+            author_profession: who.profession.as_str(),
+            category: input.content.category.as_str(),
+            priority: input.content.priority.as_str(),
+            reply_to: input.reply_to,
+            mentions: &mentions,
+            body_enc: &body_enc,
+            vitals_enc: vitals_enc.as_deref(),
+            version_body_enc: &version_body_enc,
+            version_vitals_enc: version_vitals_enc.as_deref(),
+        },
+    )
+    .await?;
+    if !input.attachments.is_empty() {
+        let attached = attachments::attach(&mut tx, patient, id, &input.attachments).await?;
+        if attached != input.attachments.len() as u64 {
+            return Err(InvalidValue::new(
+                "attachments",
+                "添付ファイルが見つからないか、すでに別の記録に添付されています / an attachment was not found or is already attached",
+            )
+            .into());
+        }
+    }
+    record(
+        &mut tx,
+        who.actor,
+        origin,
+        "entry.post",
+        Some(("patient", patient.as_uuid())),
+        json!({
+            "entry": id,
+            "category": input.content.category.as_str(),
+            "priority": input.content.priority.as_str(),
+            "reply_to": input.reply_to,
+            "attachments": input.attachments.len(),
+        }),
+    )
+    .await?;
+    let stored = notebook::get(&mut tx, patient, id).await?;
+    let view = views(&mut tx, &keys, who.actor.staff, vec![stored])
+        .await?
+        .pop()
+        .ok_or(CareError::NotFound)?;
+    tx.commit().await?;
+    Ok(view)
+}
+
+/// A page of the patient's timeline (newest first, withdrawn entries left out); the read is
+/// audited.
+#[allow(clippy::too_many_arguments)]
+pub async fn timeline(
+    db: &Database,
+    keyring: &Keyring,
+    who: StaffActor,
+    origin: &Origin,
+    patient: PatientId,
+    filter: &TimelineFilter,
+    after: Option<Cursor>,
+    limit: i64,
+) -> Result<TimelinePage, CareError> {
+    let limit = limit.clamp(1, 100);
+    let mut tx = db.begin(Scope::Facility(who.facility)).await?;
+    let stored = notebook::timeline(&mut tx, patient, filter, after, limit + 1).await?;
+    if stored.is_empty() {
+        // No entries, or no such patient here: tell them apart without saying why.
+        patients::get(&mut tx, patient).await?;
+    }
+    let more = stored.len() as i64 > limit;
+    let page: Vec<StoredEntry> = stored.into_iter().take(limit as usize).collect();
+    let next = if more {
+        page.last().map(|e| {
+            encode_cursor(Cursor {
+                created_at: e.created_at,
+                id: e.id,
+            })
+        })
+    } else {
+        None
+    };
+    let keys = keyring
+        .owner_keys(&mut tx, KeyOwner::Patient(patient))
+        .await?;
+    let entries = views(&mut tx, &keys, who.staff, page).await?;
+    record(
+        &mut tx,
+        who,
+        origin,
+        "notebook.read",
+        Some(("patient", patient.as_uuid())),
+        json!({ "entries": entries.len() }),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(TimelinePage { entries, next })
+}
+
+/// One entry with every version, its replies and who read it; audited.
+pub async fn entry_detail(
+    db: &Database,
+    keyring: &Keyring,
+    who: StaffActor,
+    origin: &Origin,
+    patient: PatientId,
+    id: Uuid,
+) -> Result<EntryDetail, CareError> {
+    let mut tx = db.begin(Scope::Facility(who.facility)).await?;
+    let stored = notebook::get(&mut tx, patient, id).await?;
+    let keys = keyring
+        .owner_keys(&mut tx, KeyOwner::Patient(patient))
+        .await?;
+    let entry = views(&mut tx, &keys, who.staff, vec![stored])
+        .await?
+        .pop()
+        .ok_or(CareError::NotFound)?;
+    let mut versions = Vec::new();
+    for v in notebook::versions(&mut tx, patient, id).await? {
+        let body = keys
+            .decrypt(
+                &mut tx,
+                &body_binding(patient, "entry_versions", v.id),
+                &v.body_enc,
+            )
+            .await?;
+        let vitals = match &v.vitals_enc {
+            Some(enc) => Some(
+                serde_json::from_slice::<Vitals>(
+                    &keys
+                        .decrypt(
+                            &mut tx,
+                            &vitals_binding(patient, "entry_versions", v.id),
+                            enc,
+                        )
+                        .await?,
+                )
+                .map_err(|e| corrupt("vitals", e))?,
+            ),
+            None => None,
+        };
+        versions.push(VersionView {
+            version: v.version,
+            editor_name: v.edited_by_name,
+            editor_facility: FacilityId::from_uuid(v.facility_id),
+            edited_at: v.edited_at,
+            category: v.category,
+            priority: v.priority,
+            body: utf8(body, "body")?,
+            vitals,
+        });
+    }
+    let replies = notebook::replies(&mut tx, patient, id).await?;
+    let replies = views(&mut tx, &keys, who.staff, replies).await?;
+    let readers = notebook::readers(&mut tx, &[id]).await?;
+    let reader_facilities: Vec<FacilityId> = readers
+        .iter()
+        .map(|r| FacilityId::from_uuid(r.facility_id))
+        .collect();
+    let directory = facilities::directory(&mut tx, Some(&reader_facilities), None).await?;
+    let read_by = readers
+        .into_iter()
+        .map(|r| ReaderView {
+            facility_name: directory
+                .iter()
+                .find(|d| d.id.as_uuid() == r.facility_id)
+                .map(|d| d.name.clone()),
+            name: r.reader_name,
+            profession: r.reader_profession,
+            facility: FacilityId::from_uuid(r.facility_id),
+            read_at: r.read_at,
+        })
+        .collect();
+    record(
+        &mut tx,
+        who,
+        origin,
+        "entry.read",
+        Some(("patient", patient.as_uuid())),
+        json!({ "entry": id, "versions": versions.len() }),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(EntryDetail {
+        entry,
+        versions,
+        replies,
+        read_by,
+    })
+}
+
+/// Whether this person may change the entry: its author, or the author's facility admin.
+fn may_change(who: &Author, entry: &StoredEntry) -> bool {
+    entry.author_id == who.actor.staff.as_uuid()
+        || (who.facility_admin && entry.facility_id == who.actor.facility.as_uuid())
+}
+
+/// What an edit did.
+#[derive(Debug, Clone)]
+pub enum EditResult {
+    Saved(EntryView),
+    /// Someone else saved a version first: nothing was changed; this is the current entry.
+    Stale(Box<EntryView>),
+}
+
+/// Saves an edit as the next version, if `expected_version` is still the current one.
+pub async fn edit_entry(
+    db: &Database,
+    keyring: &Keyring,
+    who: &Author,
+    origin: &Origin,
+    patient: PatientId,
+    id: Uuid,
+    expected_version: i32,
+    content: EntryContent,
+) -> Result<EditResult, CareError> {
+    let mut tx = db.begin(Scope::Facility(who.actor.facility)).await?;
+    let stored = notebook::get(&mut tx, patient, id).await?;
+    if !may_change(who, &stored) {
+        return Err(CareError::Forbidden(
+            "記録を修正できるのは記録者本人か、その施設の管理者です / only the author or their facility administrator can edit an entry".into(),
+        ));
+    }
+    if stored.withdrawn_at.is_some() {
+        return Err(CareError::Conflict(
+            "取り下げられた記録は修正できません / a withdrawn entry cannot be edited".into(),
+        ));
+    }
+    let mentions = check_mentions(&mut tx, patient, &content.mentions).await?;
+    let vitals = vitals_for(&content)?;
+    let keys = keyring
+        .owner_keys(&mut tx, KeyOwner::Patient(patient))
+        .await?;
+    let version_id = Uuid::now_v7();
+    let body = content.body.as_str().as_bytes();
+    let body_enc = keys.encrypt(&body_binding(patient, "entries", id), body)?;
+    let version_body_enc =
+        keys.encrypt(&body_binding(patient, "entry_versions", version_id), body)?;
+    let vitals_enc = match &vitals {
+        Some(v) => Some(keys.encrypt(&vitals_binding(patient, "entries", id), v)?),
+        None => None,
+    };
+    let version_vitals_enc = match &vitals {
+        Some(v) => Some(keys.encrypt(&vitals_binding(patient, "entry_versions", version_id), v)?),
+        None => None,
+    };
+    let outcome = notebook::edit(
+        &mut tx,
+        &Edit {
+            id,
+            version_id,
+            patient,
+            expected_version,
+            editor: who.actor.staff,
+            editor_name: &who.name,
+            category: content.category.as_str(),
+            priority: content.priority.as_str(),
+            mentions: &mentions,
+            body_enc: &body_enc,
+            vitals_enc: vitals_enc.as_deref(),
+            version_body_enc: &version_body_enc,
+            version_vitals_enc: version_vitals_enc.as_deref(),
+        },
+    )
+    .await?;
+    let current = notebook::get(&mut tx, patient, id).await?;
+    let view = views(&mut tx, &keys, who.actor.staff, vec![current])
+        .await?
+        .pop()
+        .ok_or(CareError::NotFound)?;
+    match outcome {
+        EditOutcome::Saved { version } => {
+            record(
+                &mut tx,
+                who.actor,
+                origin,
+                "entry.edit",
+                Some(("patient", patient.as_uuid())),
+                json!({ "entry": id, "version": version }),
+            )
+            .await?;
+            tx.commit().await?;
+            Ok(EditResult::Saved(view))
+        }
+        EditOutcome::Stale { current } => {
+            // Nothing changed; the read of the current version is audited.
+            record(
+                &mut tx,
+                who.actor,
+                origin,
+                "entry.edit_refused",
+                Some(("patient", patient.as_uuid())),
+                json!({ "entry": id, "expected": expected_version, "current": current }),
+            )
+            .await?;
+            tx.commit().await?;
+            Ok(EditResult::Stale(Box::new(view)))
+        }
+    }
+}
+
+/// Withdraws an entry with a reason: hidden from the timeline, kept in its history.
+pub async fn withdraw_entry(
+    db: &Database,
+    keyring: &Keyring,
+    who: &Author,
+    origin: &Origin,
+    patient: PatientId,
+    id: Uuid,
+    reason: Reason,
+) -> Result<(), CareError> {
+    let mut tx = db.begin(Scope::Facility(who.actor.facility)).await?;
+    let stored = notebook::get(&mut tx, patient, id).await?;
+    if !may_change(who, &stored) {
+        return Err(CareError::Forbidden(
+            "記録を取り下げられるのは記録者本人か、その施設の管理者です / only the author or their facility administrator can withdraw an entry".into(),
+        ));
+    }
+    if stored.withdrawn_at.is_some() {
+        return Err(CareError::Conflict(
+            "この記録はすでに取り下げられています / the entry was already withdrawn".into(),
+        ));
+    }
+    let reason_enc = keyring
+        .encrypt(
+            &mut tx,
+            &reason_binding(patient, id),
+            reason.as_str().as_bytes(),
+        )
+        .await?;
+    notebook::withdraw(&mut tx, patient, id, who.actor.staff, &reason_enc).await?;
+    record(
+        &mut tx,
+        who.actor,
+        origin,
+        "entry.withdraw",
+        Some(("patient", patient.as_uuid())),
+        json!({ "entry": id }),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+fn normalized(text: &str) -> String {
+    use unicode_normalization::UnicodeNormalization;
+    text.nfkc()
+        .flat_map(char::to_lowercase)
+        .map(|c| match c {
+            // Katakana to hiragana, so either spelling finds the other.
+            'ァ'..='ヶ' => char::from_u32(c as u32 - 0x60).unwrap_or(c),
+            c => c,
+        })
+        .filter(|c| !c.is_whitespace())
+        .collect()
+}
+
+/// Entries of one patient whose text (or vitals summary) contains `query`, newest first. The
+/// bodies are encrypted, so the search runs here over the decrypted notebook; audited with the
+/// number found, never the query.
+pub async fn search_notebook(
+    db: &Database,
+    keyring: &Keyring,
+    who: StaffActor,
+    origin: &Origin,
+    patient: PatientId,
+    query: &str,
+    limit: usize,
+) -> Result<Vec<EntryView>, CareError> {
+    let needle = normalized(query);
+    if needle.chars().count() < 1 {
+        return Err(InvalidValue::new(
+            "q",
+            "検索する言葉を入力してください / enter something to search for",
+        )
+        .into());
+    }
+    let mut tx = db.begin(Scope::Facility(who.facility)).await?;
+    patients::get(&mut tx, patient).await?;
+    let keys = keyring
+        .owner_keys(&mut tx, KeyOwner::Patient(patient))
+        .await?;
+    let mut found = Vec::new();
+    for e in notebook::all(&mut tx, patient).await?.into_iter().rev() {
+        if e.withdrawn_at.is_some() {
+            continue;
+        }
+        let pid = PatientId::from_uuid(e.patient_id);
+        let body = keys
+            .decrypt(&mut tx, &body_binding(pid, "entries", e.id), &e.body_enc)
+            .await?;
+        let body = utf8(body, "body")?;
+        if normalized(&body).contains(&needle) {
+            found.push(e);
+            if found.len() >= limit {
+                break;
+            }
+        }
+    }
+    let entries = views(&mut tx, &keys, who.staff, found).await?;
+    record(
+        &mut tx,
+        who,
+        origin,
+        "notebook.search",
+        Some(("patient", patient.as_uuid())),
+        json!({ "found": entries.len() }),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(entries)
+}
+
+/// Marks entries as read by the person (read receipts).
+pub async fn mark_read(
+    db: &Database,
+    who: &Author,
+    patient: PatientId,
+    entries: &[Uuid],
+) -> Result<u64, CareError> {
+    let mut tx = db.begin(Scope::Facility(who.actor.facility)).await?;
+    let n = notebook::mark_read(
+        &mut tx,
+        patient,
+        entries,
+        who.actor.staff,
+        &who.name,
+        who.profession.as_str(),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(n)
+}
+
+/// Unread entries per patient for one person, urgent first.
+#[derive(Debug, Clone, Serialize)]
+pub struct UnreadLine {
+    pub patient: PatientId,
+    pub urgent: i64,
+    pub reply_requested: i64,
+    pub total: i64,
+    #[serde(with = "time::serde::rfc3339")]
+    pub newest: OffsetDateTime,
+}
+
+pub async fn unread(db: &Database, who: StaffActor) -> Result<Vec<UnreadLine>, CareError> {
+    let mut tx = db.begin(Scope::Facility(who.facility)).await?;
+    let rows = notebook::unread(&mut tx, who.staff).await?;
+    tx.commit().await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| UnreadLine {
+            patient: PatientId::from_uuid(r.patient_id),
+            urgent: r.urgent,
+            reply_requested: r.reply_requested,
+            total: r.total,
+            newest: r.newest,
+        })
+        .collect())
+}

@@ -1,0 +1,430 @@
+//! Support requests (支援依頼, 第13–14条): a staff member asks another facility, in the care team
+//! or outside it, for a remote diagnosis, a second opinion or information, sending the entries
+//! and files they choose and a summary of the patient they write themselves. Outside the care
+//! team this needs the patient's consent on file. The asked facility accepts or declines and
+//! answers; the answer is kept with the request; the asking facility decides what to do with it
+//! (第14条) and closes the request.
+
+use renrakucho_core::{FacilityId, InvalidValue, PatientId, SupportKind};
+use renrakucho_keyring::{Binding, KeyOwner, Keyring};
+use renrakucho_store::audit::Origin;
+use renrakucho_store::support::{self, NewRequest, StoredRequest};
+use renrakucho_store::{attachments, consents, facilities, notebook, patients, Database, Scope};
+use serde::Serialize;
+use serde_json::json;
+use time::OffsetDateTime;
+use unicode_normalization::UnicodeNormalization;
+use uuid::Uuid;
+
+use crate::audit::record;
+use crate::notebook::{views, Author, EntryView};
+use crate::{CareError, StaffActor};
+
+fn text(raw: &str, field: &'static str, max: usize, what: &str) -> Result<String, InvalidValue> {
+    let t: String = raw
+        .nfkc()
+        .filter(|c| !c.is_control() || *c == '\n')
+        .collect::<String>()
+        .trim()
+        .to_string();
+    let n = t.chars().count();
+    if n == 0 || n > max {
+        return Err(InvalidValue::new(
+            field,
+            format!(
+                "{what}を1〜{max}文字で入力してください / {field} must be 1 to {max} characters"
+            ),
+        ));
+    }
+    Ok(t)
+}
+
+/// A support request to send.
+#[derive(Debug, Clone)]
+pub struct NewSupportRequest {
+    /// The asked facility's code (from the directory).
+    pub to_code: String,
+    pub kind: SupportKind,
+    pub question: String,
+    /// What the asked facility learns about the patient (written by the asker: age, sex,
+    /// history… the name only if they choose to).
+    pub summary: String,
+    pub entries: Vec<Uuid>,
+    pub attachments: Vec<Uuid>,
+}
+
+fn binding(patient: PatientId, column: &'static str, id: Uuid) -> Binding<'static> {
+    Binding {
+        owner: KeyOwner::Patient(patient),
+        table: "support_requests",
+        column,
+        row: id,
+    }
+}
+
+/// Sends a support request.
+pub async fn send_support_request(
+    db: &Database,
+    keyring: &Keyring,
+    who: &Author,
+    origin: &Origin,
+    patient: PatientId,
+    new: NewSupportRequest,
+) -> Result<Uuid, CareError> {
+    let question = text(&new.question, "question", 2000, "依頼内容")?;
+    let summary = text(&new.summary, "summary", 2000, "対象者の概要")?;
+    if new.entries.len() + new.attachments.len() > 50 {
+        return Err(InvalidValue::new(
+            "entries",
+            "共有する記録とファイルは合わせて50件までです / at most 50 entries and files",
+        )
+        .into());
+    }
+    let mut tx = db.begin(Scope::Facility(who.actor.facility)).await?;
+    patients::get(&mut tx, patient).await?;
+    let to = facilities::directory(&mut tx, None, Some(new.to_code.trim()))
+        .await?
+        .into_iter()
+        .next()
+        .ok_or_else(|| {
+            CareError::Conflict(
+                "その施設コードの参加施設はありません / no participating facility has that code"
+                    .into(),
+            )
+        })?;
+    if to.id == who.actor.facility {
+        return Err(CareError::Conflict(
+            "自施設には依頼できません / a facility cannot ask itself".into(),
+        ));
+    }
+    if !consents::is_on_file(&mut tx, patient).await? {
+        return Err(CareError::Conflict(
+            "同意書が登録されていないため、他施設に情報を送れません（第12条） / without the patient's consent on file nothing can be sent to another facility".into(),
+        ));
+    }
+    for e in &new.entries {
+        let entry = notebook::get(&mut tx, patient, *e).await.map_err(|_| {
+            CareError::from(InvalidValue::new(
+                "entries",
+                "共有する記録がこの対象者の連絡帳にありません / an entry to share is not in this patient's notebook",
+            ))
+        })?;
+        if entry.withdrawn_at.is_some() {
+            return Err(InvalidValue::new(
+                "entries",
+                "取り下げられた記録は共有できません / a withdrawn entry cannot be shared",
+            )
+            .into());
+        }
+    }
+    for a in &new.attachments {
+        let file = attachments::get(&mut tx, patient, *a).await.map_err(|_| {
+            CareError::from(InvalidValue::new(
+                "attachments",
+                "共有するファイルがこの対象者の連絡帳にありません / a file to share is not in this patient's notebook",
+            ))
+        })?;
+        if file.entry_id.is_none() {
+            return Err(InvalidValue::new(
+                "attachments",
+                "記録に添付されたファイルだけを共有できます / only files attached to an entry can be shared",
+            )
+            .into());
+        }
+    }
+    let id = Uuid::now_v7();
+    let keys = keyring
+        .owner_keys(&mut tx, KeyOwner::Patient(patient))
+        .await?;
+    let question_enc = keys.encrypt(&binding(patient, "question_enc", id), question.as_bytes())?;
+    let summary_enc = keys.encrypt(&binding(patient, "summary_enc", id), summary.as_bytes())?;
+    support::insert(
+        &mut tx,
+        &NewRequest {
+            id,
+            patient,
+            to: to.id,
+            kind: new.kind.as_str(),
+            requested_by: who.actor.staff,
+            question_enc: &question_enc,
+            summary_enc: &summary_enc,
+            entries: &new.entries,
+            attachments: &new.attachments,
+        },
+    )
+    .await?;
+    record(
+        &mut tx,
+        who.actor,
+        origin,
+        "support.request",
+        Some(("patient", patient.as_uuid())),
+        json!({ "request": id, "to": to.id.as_uuid(), "kind": new.kind.as_str(),
+                "entries": new.entries.len(), "attachments": new.attachments.len() }),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(id)
+}
+
+/// A request in a list.
+#[derive(Debug, Clone, Serialize)]
+pub struct SupportLine {
+    pub id: Uuid,
+    pub patient: PatientId,
+    pub from: FacilityId,
+    pub from_name: Option<String>,
+    pub to: FacilityId,
+    pub to_name: Option<String>,
+    pub kind: SupportKind,
+    pub status: String,
+    /// Sent by the asking person's facility (otherwise: received).
+    pub sent: bool,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+}
+
+/// A request with what it says and what it shares.
+#[derive(Debug, Clone, Serialize)]
+pub struct SupportDetail {
+    pub line: SupportLine,
+    pub question: String,
+    pub summary: String,
+    pub answer: Option<String>,
+    pub answered_by_name: Option<String>,
+    pub entries: Vec<EntryView>,
+}
+
+async fn lines(
+    tx: &mut renrakucho_store::ScopedTx,
+    me: FacilityId,
+    stored: &[StoredRequest],
+) -> Result<Vec<SupportLine>, CareError> {
+    let mut ids: Vec<FacilityId> = stored
+        .iter()
+        .flat_map(|r| [r.facility_id, r.to_facility_id])
+        .map(FacilityId::from_uuid)
+        .collect();
+    ids.dedup();
+    let directory = facilities::directory(tx, Some(&ids), None).await?;
+    let name = |id: Uuid| {
+        directory
+            .iter()
+            .find(|d| d.id.as_uuid() == id)
+            .map(|d| d.name.clone())
+    };
+    stored
+        .iter()
+        .map(|r| {
+            Ok(SupportLine {
+                id: r.id,
+                patient: PatientId::from_uuid(r.patient_id),
+                from: FacilityId::from_uuid(r.facility_id),
+                from_name: name(r.facility_id),
+                to: FacilityId::from_uuid(r.to_facility_id),
+                to_name: name(r.to_facility_id),
+                kind: r
+                    .kind
+                    .parse()
+                    .map_err(|e| CareError::Corrupt(format!("support kind: {e}")))?,
+                status: r.status.clone(),
+                sent: r.facility_id == me.as_uuid(),
+                created_at: r.created_at,
+                updated_at: r.updated_at,
+            })
+        })
+        .collect()
+}
+
+/// Requests the facility sent or received, newest first (no patient data: kinds, states,
+/// facilities).
+pub async fn support_requests(
+    db: &Database,
+    who: StaffActor,
+) -> Result<Vec<SupportLine>, CareError> {
+    let mut tx = db.begin(Scope::Facility(who.facility)).await?;
+    let stored = support::visible(&mut tx, 200).await?;
+    let out = lines(&mut tx, who.facility, &stored).await?;
+    tx.commit().await?;
+    Ok(out)
+}
+
+/// One request, decrypted, with the entries it shares; audited.
+pub async fn support_request(
+    db: &Database,
+    keyring: &Keyring,
+    who: StaffActor,
+    origin: &Origin,
+    id: Uuid,
+) -> Result<SupportDetail, CareError> {
+    let mut tx = db.begin(Scope::Facility(who.facility)).await?;
+    let stored = support::get(&mut tx, id).await?;
+    let patient = PatientId::from_uuid(stored.patient_id);
+    let keys = keyring
+        .owner_keys(&mut tx, KeyOwner::Patient(patient))
+        .await?;
+    let open = |column, value: &[u8]| {
+        let b = binding(patient, column, id);
+        let value = value.to_vec();
+        let keys = &keys;
+        async move { (b, value, keys) }
+    };
+    let (b, v, k) = open("question_enc", &stored.question_enc).await;
+    let question = String::from_utf8(k.decrypt(&mut tx, &b, &v).await?)
+        .map_err(|e| CareError::Corrupt(format!("question: {e}")))?;
+    let (b, v, k) = open("summary_enc", &stored.summary_enc).await;
+    let summary = String::from_utf8(k.decrypt(&mut tx, &b, &v).await?)
+        .map_err(|e| CareError::Corrupt(format!("summary: {e}")))?;
+    let answer = match &stored.answer_enc {
+        Some(a) => Some(
+            String::from_utf8(
+                keys.decrypt(&mut tx, &binding(patient, "answer_enc", id), a)
+                    .await?,
+            )
+            .map_err(|e| CareError::Corrupt(format!("answer: {e}")))?,
+        ),
+        None => None,
+    };
+    let (entry_ids, _) = support::items(&mut tx, id).await?;
+    let mut shared = Vec::new();
+    for e in entry_ids {
+        if let Ok(entry) = notebook::get(&mut tx, patient, e).await {
+            shared.push(entry);
+        }
+    }
+    let entries = views(&mut tx, &keys, who.staff, shared).await?;
+    let line = lines(&mut tx, who.facility, std::slice::from_ref(&stored))
+        .await?
+        .pop()
+        .ok_or(CareError::NotFound)?;
+    record(
+        &mut tx,
+        who,
+        origin,
+        "support.read",
+        Some(("patient", patient.as_uuid())),
+        json!({ "request": id }),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(SupportDetail {
+        line,
+        question,
+        summary,
+        answer,
+        answered_by_name: stored.answered_by_name,
+        entries,
+    })
+}
+
+/// The asked facility accepts (`true`) or declines the request.
+pub async fn respond_to_support_request(
+    db: &Database,
+    who: StaffActor,
+    origin: &Origin,
+    id: Uuid,
+    accept: bool,
+) -> Result<(), CareError> {
+    let mut tx = db.begin(Scope::Facility(who.facility)).await?;
+    let stored = support::get(&mut tx, id).await?;
+    if stored.to_facility_id != who.facility.as_uuid() {
+        return Err(CareError::NotFound);
+    }
+    if stored.status != "requested" {
+        return Err(CareError::Conflict(
+            "この依頼にはすでに回答済みです / this request was already answered".into(),
+        ));
+    }
+    let to = if accept { "accepted" } else { "declined" };
+    support::set_status(&mut tx, id, "requested", to).await?;
+    record(
+        &mut tx,
+        who,
+        origin,
+        if accept {
+            "support.accept"
+        } else {
+            "support.decline"
+        },
+        Some(("patient", stored.patient_id)),
+        json!({ "request": id }),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// The asked facility answers an accepted request.
+pub async fn answer_support_request(
+    db: &Database,
+    keyring: &Keyring,
+    who: &Author,
+    origin: &Origin,
+    id: Uuid,
+    answer: &str,
+) -> Result<(), CareError> {
+    let answer = text(answer, "answer", 5000, "回答")?;
+    let mut tx = db.begin(Scope::Facility(who.actor.facility)).await?;
+    let stored = support::get(&mut tx, id).await?;
+    if stored.to_facility_id != who.actor.facility.as_uuid() {
+        return Err(CareError::NotFound);
+    }
+    if stored.status != "accepted" {
+        return Err(CareError::Conflict(
+            "回答できるのは受諾した依頼だけです / only an accepted request can be answered".into(),
+        ));
+    }
+    let patient = PatientId::from_uuid(stored.patient_id);
+    let keys = keyring
+        .owner_keys(&mut tx, KeyOwner::Patient(patient))
+        .await?;
+    let answer_enc = keys.encrypt(&binding(patient, "answer_enc", id), answer.as_bytes())?;
+    support::answer(&mut tx, id, who.actor.staff, &who.name, &answer_enc).await?;
+    record(
+        &mut tx,
+        who.actor,
+        origin,
+        "support.answer",
+        Some(("patient", patient.as_uuid())),
+        json!({ "request": id }),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// The asking facility closes its request (whatever state it is in, short of closed).
+pub async fn close_support_request(
+    db: &Database,
+    who: StaffActor,
+    origin: &Origin,
+    id: Uuid,
+) -> Result<(), CareError> {
+    let mut tx = db.begin(Scope::Facility(who.facility)).await?;
+    let stored = support::get(&mut tx, id).await?;
+    if stored.facility_id != who.facility.as_uuid() {
+        return Err(CareError::NotFound);
+    }
+    if !matches!(
+        stored.status.as_str(),
+        "requested" | "accepted" | "answered"
+    ) {
+        return Err(CareError::Conflict(
+            "この依頼はすでに終了しています / this request has already ended".into(),
+        ));
+    }
+    support::set_status(&mut tx, id, &stored.status, "closed").await?;
+    record(
+        &mut tx,
+        who,
+        origin,
+        "support.close",
+        Some(("patient", stored.patient_id)),
+        json!({ "request": id }),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}

@@ -1,0 +1,132 @@
+//! Each person's notification settings (`notification_settings`) and muted patients
+//! (`patient_mutes`).
+
+use renrakucho_core::{PatientId, StaffId};
+use sqlx::FromRow;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::{Database, Scope, ScopedTx, StoreError};
+
+#[derive(Debug, Clone, PartialEq, Eq, FromRow)]
+pub struct Settings {
+    pub staff_id: Uuid,
+    pub facility_id: Uuid,
+    pub email: Option<String>,
+    pub live_level: String,
+    pub quiet_start: i16,
+    pub quiet_end: i16,
+    pub digest_enabled: bool,
+    pub digest_hour: i16,
+    pub last_digest_at: Option<OffsetDateTime>,
+}
+
+const COLUMNS: &str = "staff_id, facility_id, email, live_level, quiet_start, quiet_end, \
+                       digest_enabled, digest_hour, last_digest_at";
+
+/// The person's settings, if they ever saved any.
+pub async fn get(tx: &mut ScopedTx, staff: StaffId) -> Result<Option<Settings>, StoreError> {
+    Ok(sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM notification_settings WHERE staff_id = $1"
+    ))
+    .bind(staff.as_uuid())
+    .fetch_optional(tx.conn())
+    .await?)
+}
+
+/// Saves the person's settings (the transaction's facility is theirs).
+#[allow(clippy::too_many_arguments)]
+pub async fn save(
+    tx: &mut ScopedTx,
+    staff: StaffId,
+    email: Option<&str>,
+    live_level: &str,
+    quiet_start: i16,
+    quiet_end: i16,
+    digest_enabled: bool,
+    digest_hour: i16,
+) -> Result<(), StoreError> {
+    let facility = tx.scope().facility().ok_or(StoreError::Forbidden)?;
+    sqlx::query(
+        "INSERT INTO notification_settings (staff_id, facility_id, email, live_level,
+                                            quiet_start, quiet_end, digest_enabled, digest_hour)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+         ON CONFLICT (staff_id) DO UPDATE
+            SET email = $3, live_level = $4, quiet_start = $5, quiet_end = $6,
+                digest_enabled = $7, digest_hour = $8",
+    )
+    .bind(staff.as_uuid())
+    .bind(facility.as_uuid())
+    .bind(email)
+    .bind(live_level)
+    .bind(quiet_start)
+    .bind(quiet_end)
+    .bind(digest_enabled)
+    .bind(digest_hour)
+    .execute(tx.conn())
+    .await?;
+    Ok(())
+}
+
+pub async fn mute(tx: &mut ScopedTx, staff: StaffId, patient: PatientId) -> Result<(), StoreError> {
+    let facility = tx.scope().facility().ok_or(StoreError::Forbidden)?;
+    sqlx::query(
+        "INSERT INTO patient_mutes (staff_id, patient_id, facility_id) VALUES ($1, $2, $3)
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(staff.as_uuid())
+    .bind(patient.as_uuid())
+    .bind(facility.as_uuid())
+    .execute(tx.conn())
+    .await?;
+    Ok(())
+}
+
+pub async fn unmute(
+    tx: &mut ScopedTx,
+    staff: StaffId,
+    patient: PatientId,
+) -> Result<(), StoreError> {
+    sqlx::query("DELETE FROM patient_mutes WHERE staff_id = $1 AND patient_id = $2")
+        .bind(staff.as_uuid())
+        .bind(patient.as_uuid())
+        .execute(tx.conn())
+        .await?;
+    Ok(())
+}
+
+pub async fn muted(tx: &mut ScopedTx, staff: StaffId) -> Result<Vec<Uuid>, StoreError> {
+    Ok(
+        sqlx::query_scalar("SELECT patient_id FROM patient_mutes WHERE staff_id = $1")
+            .bind(staff.as_uuid())
+            .fetch_all(tx.conn())
+            .await?,
+    )
+}
+
+/// Everyone with a daily digest switched on (the digest job's own scope: settings only).
+pub async fn digest_subscribers(db: &Database) -> Result<Vec<Settings>, StoreError> {
+    let mut tx = db.begin(Scope::Digest).await?;
+    let rows = sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM notification_settings
+          WHERE digest_enabled AND email IS NOT NULL"
+    ))
+    .fetch_all(tx.conn())
+    .await?;
+    tx.commit().await?;
+    Ok(rows)
+}
+
+/// Records that the person's digest went out (in their facility's scope).
+pub async fn digest_sent(
+    tx: &mut ScopedTx,
+    staff: StaffId,
+    at: OffsetDateTime,
+) -> Result<(), StoreError> {
+    sqlx::query("UPDATE notification_settings SET last_digest_at = $2 WHERE staff_id = $1")
+        .bind(staff.as_uuid())
+        .bind(at)
+        .execute(tx.conn())
+        .await?;
+    Ok(())
+}
