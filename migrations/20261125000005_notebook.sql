@@ -531,7 +531,9 @@ CREATE FUNCTION entries_announce() RETURNS trigger
         PERFORM pg_notify('renrakucho_events', json_build_object(
             'kind', 'entry', 'patient', NEW.patient_id, 'entry', NEW.id,
             'facility', NEW.facility_id, 'author', NEW.author_id, 'priority', NEW.priority,
-            'reply_to', NEW.reply_to, 'mentions', NEW.mentions)::text);
+            'reply_to', NEW.reply_to,
+            'reply_to_author', (SELECT p.author_id FROM public.entries p WHERE p.id = NEW.reply_to),
+            'mentions', NEW.mentions)::text);
         RETURN NULL;
     END
     $$;

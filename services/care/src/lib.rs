@@ -11,6 +11,7 @@ mod care_team;
 mod consent;
 mod deletion;
 mod emergency;
+mod export;
 mod notebook;
 mod notifications;
 mod patients;
@@ -31,6 +32,7 @@ pub use emergency::{
     emergency_grants, end_emergency, open_emergency, review_emergency, EmergencyGrant,
     EmergencyReason, EmergencyRequest,
 };
+pub use export::{export_notebook, ExportedEntry, ExportedPatient, NotebookCopy};
 pub use notebook::{
     decode_cursor, edit_entry, entry_detail, mark_read, post_entry, search_notebook, timeline,
     unread, withdraw_entry, AttachmentLine, Author, EditResult, EntryContent, EntryDetail,

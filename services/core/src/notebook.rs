@@ -48,6 +48,15 @@ impl Priority {
             Priority::Info => 0,
         }
     }
+
+    /// The more pressing of the two.
+    pub fn max_rank(self, other: Priority) -> Priority {
+        if other.rank() > self.rank() {
+            other
+        } else {
+            self
+        }
+    }
 }
 
 fn clean(raw: &str) -> String {

@@ -178,3 +178,18 @@ pub async fn authorize_any(
         ))
     }
 }
+
+/// The staff member as an author of notebook entries (name and profession as the care team
+/// sees them).
+pub fn author(signed_in: &SignedIn) -> Result<renrakucho_care::Author, ApiError> {
+    let actor = staff(signed_in)?;
+    Ok(renrakucho_care::Author {
+        actor,
+        name: signed_in.who.display_name.clone(),
+        profession: signed_in
+            .who
+            .profession
+            .unwrap_or(renrakucho_core::Profession::Other),
+        facility_admin: signed_in.who.role == Some(StaffRole::FacilityAdmin),
+    })
+}

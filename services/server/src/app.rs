@@ -87,6 +87,13 @@ impl Application {
                 emergency_access: settings.emergency_access_duration,
             },
             csrf,
+            events: crate::events::Events::new(),
+            mailer: crate::mail::Mailer::from_settings(settings).map_err(BuildError::Config)?,
+            public_url: settings
+                .public_url
+                .as_ref()
+                .map(|u| u.to_string())
+                .unwrap_or_else(|| format!("http://{}", settings.listen)),
         };
         let router = router(state.clone(), settings.secure_cookies());
         let listener =
@@ -144,6 +151,8 @@ impl Application {
             self.state.db.clone(),
             self.state.authz.clone(),
         ));
+        let events = tokio::spawn(self.state.events.clone().follow(self.state.db.clone()));
+        let digests = tokio::spawn(digests(self.state.clone()));
         let result = axum::serve(
             self.listener,
             self.router
@@ -154,8 +163,31 @@ impl Application {
         housekeeping.abort();
         key_changes.abort();
         access_changes.abort();
+        events.abort();
+        digests.abort();
         self.state.db.close().await;
         result
+    }
+}
+
+/// Sends the daily digests that are due, every five minutes (when e-mail is configured).
+async fn digests(state: AppState) {
+    let Some(mailer) = state.mailer.clone() else {
+        return;
+    };
+    let mut tick = tokio::time::interval(Duration::from_secs(300));
+    loop {
+        tick.tick().await;
+        let sent = crate::digest::send_due(
+            &state.db,
+            &mailer,
+            &state.public_url,
+            time::OffsetDateTime::now_utc(),
+        )
+        .await;
+        if sent > 0 {
+            tracing::info!(sent, "daily digests sent");
+        }
     }
 }
 

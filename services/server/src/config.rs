@@ -85,6 +85,11 @@ pub struct Settings {
     /// …each for at most this long.
     #[serde(with = "humantime_serde")]
     pub key_cache_max_age: Duration,
+    /// Where daily digests are sent from: `smtp://host:port` (plain, for a local relay),
+    /// `smtp://user:password@host:587` (STARTTLS) or `smtps://…` (TLS). Unset: no e-mail.
+    pub smtp_url: Option<Secret>,
+    /// The digest's sender address.
+    pub mail_from: String,
     /// The secret behind the portal's CSRF tokens (base64, at least 32 bytes). Several server
     /// processes behind one address need the same one; unset, it is generated on first run
     /// into `<data_dir>/csrf.secret` (mode 0600).
@@ -134,6 +139,8 @@ impl Default for Settings {
             aws_region: None,
             key_cache_capacity: 10_000,
             key_cache_max_age: Duration::from_secs(300),
+            smtp_url: None,
+            mail_from: "renrakucho@localhost".into(),
             csrf_secret: None,
             files_dir: None,
             upload_limit_bytes: 20 * 1024 * 1024,
@@ -212,6 +219,18 @@ impl Settings {
         }
         if self.key_cache_max_age.is_zero() {
             return Err(zero("key_cache_max_age"));
+        }
+        if !self.mail_from.contains('@') || self.mail_from.chars().any(char::is_whitespace) {
+            return Err(ConfigError(
+                "RENRAKUCHO_MAIL_FROM: an e-mail address (e.g. renrakucho@example.jp)".into(),
+            ));
+        }
+        if let Some(url) = &self.smtp_url {
+            if !(url.expose().starts_with("smtp://") || url.expose().starts_with("smtps://")) {
+                return Err(ConfigError(
+                    "RENRAKUCHO_SMTP_URL: must start with smtp:// or smtps://".into(),
+                ));
+            }
         }
         if self.upload_limit_bytes == 0 {
             return Err(zero("upload_limit_bytes"));

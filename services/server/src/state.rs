@@ -22,6 +22,12 @@ pub struct AppState {
     pub care: CarePolicy,
     /// The portal forms' CSRF protection.
     pub csrf: axum_csrf::CsrfConfig,
+    /// Announced events (new entries, requests, invitations), for live notifications.
+    pub events: crate::events::Events,
+    /// E-mail (daily digests), when an SMTP server is configured.
+    pub mailer: Option<crate::mail::Mailer>,
+    /// The address people reach the portal at (links in e-mails).
+    pub public_url: String,
 }
 
 /// Settings of the care domain that handlers apply.

@@ -4,6 +4,7 @@ pub mod admin;
 pub mod auth;
 pub mod emergency;
 pub mod health;
+pub mod notebook;
 pub mod openapi;
 pub mod pages;
 pub mod patients;
@@ -66,6 +67,43 @@ pub fn api() -> Router<AppState> {
         )
         .route("/emergency-access/{id}/end", post(emergency::end))
         .route("/emergency-access/{id}/review", post(emergency::review))
+        .route(
+            "/patients/{id}/entries",
+            get(notebook::timeline).post(notebook::post),
+        )
+        .route("/patients/{id}/entries/read", post(notebook::mark_read))
+        .route("/patients/{id}/entries/search", get(notebook::search))
+        .route(
+            "/patients/{id}/entries/{entry}",
+            get(notebook::detail).put(notebook::edit),
+        )
+        .route(
+            "/patients/{id}/entries/{entry}/withdraw",
+            post(notebook::withdraw),
+        )
+        .route(
+            "/patients/{id}/attachments",
+            post(notebook::upload).layer(DefaultBodyLimit::max(101 * 1024 * 1024)),
+        )
+        .route(
+            "/patients/{id}/attachments/{attachment}",
+            get(notebook::attachment),
+        )
+        .route(
+            "/patients/{id}/attachments/{attachment}/thumbnail",
+            get(notebook::thumbnail),
+        )
+        .route("/patients/{id}/export.json", get(notebook::export_json))
+        .route("/patients/{id}/export.pdf", get(notebook::export_pdf))
+        .route(
+            "/patients/{id}/support-requests",
+            post(notebook::send_support),
+        )
+        .route("/support-requests", get(notebook::support_list))
+        .route("/support-requests/{id}", get(notebook::support_detail))
+        .route("/support-requests/{id}/{step}", post(notebook::support_step))
+        .route("/unread", get(notebook::unread))
+        .route("/events", get(crate::events::stream))
         .route("/audit", get(admin::audit_log))
         .route(
             "/staff/{id}/may-accept-invitations",

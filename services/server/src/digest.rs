@@ -1,0 +1,69 @@
+//! The daily e-mail digest (第23条 aside, notifications must not drown people): for each person
+//! who asked for one, once a day at their hour, the number of unread entries (urgent and
+//! reply-requested counted apart), invitations and support requests, and a link. Never a name,
+//! never a word of an entry.
+
+use renrakucho_care::DigestCounts;
+use renrakucho_store::Database;
+use time::OffsetDateTime;
+
+use crate::mail::Mailer;
+
+/// The digest's text.
+pub fn text(counts: &DigestCounts, link: &str) -> String {
+    format!(
+        "連絡帳からのお知らせです。\n\n\
+         未読の記録: {total}件（至急 {urgent}件・要返信 {reply}件、対象者 {patients}名）\n\
+         ケアチームへの招待: {invitations}件\n\
+         支援依頼: {support}件\n\n\
+         内容は連絡帳で確認してください: {link}\n\n\
+         このメールには対象者の情報は含まれていません。配信の設定は連絡帳の「通知設定」で変更できます。\n\n\
+         ---\n\
+         Renrakucho: {total} unread entries ({urgent} urgent, {reply} reply requested, \
+         {patients} patients), {invitations} invitations, {support} support requests.\n\
+         Read them in Renrakucho: {link}\n",
+        total = counts.unread_total,
+        urgent = counts.unread_urgent,
+        reply = counts.unread_reply_requested,
+        patients = counts.patients_with_unread,
+        invitations = counts.invitations,
+        support = counts.support_requests,
+    )
+}
+
+/// Sends every digest due at `now`; returns how many went out. A failure for one person is
+/// logged (without the address) and retried at the next round.
+pub async fn send_due(db: &Database, mailer: &Mailer, base_url: &str, now: OffsetDateTime) -> usize {
+    let due = match renrakucho_care::digests_due(db, now).await {
+        Ok(due) => due,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not list the digests due");
+            return 0;
+        }
+    };
+    let mut sent = 0;
+    for d in due {
+        let counts = match renrakucho_care::digest_counts(db, d.who).await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not count a digest");
+                continue;
+            }
+        };
+        let link = format!("{}/", base_url.trim_end_matches('/'));
+        let subject = if counts.unread_urgent > 0 {
+            "【連絡帳】至急の未読があります / urgent unread entries"
+        } else {
+            "【連絡帳】本日のお知らせ / today's digest"
+        };
+        if let Err(e) = mailer.send(&d.email, subject, text(&counts, &link)).await {
+            tracing::warn!(error = %e, "a digest could not be sent");
+            continue;
+        }
+        if let Err(e) = renrakucho_care::digest_sent(db, d.who, &counts, now).await {
+            tracing::warn!(error = %e, "a digest was sent but not recorded");
+        }
+        sent += 1;
+    }
+    sent
+}

@@ -1,0 +1,243 @@
+//! Live notifications: every server process listens on `renrakucho_events` (new entries,
+//! support requests, invitations: IDs and kinds only, announced by the database) and passes
+//! each event to the people it concerns, over server-sent events. Who it concerns is decided
+//! here with the authorizer and the person's preferences (level, quiet hours, muted patients;
+//! urgent ones always); the message says what happened and where, never what was written.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use futures_util::Stream;
+use renrakucho_authz::{Action, Authorizer};
+use renrakucho_care::{Preferences, StaffActor};
+use renrakucho_core::{PatientId, Priority};
+use renrakucho_store::notebook::EVENTS_CHANNEL;
+use renrakucho_store::Database;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use tokio::sync::broadcast;
+use tokio_stream::StreamExt;
+use uuid::Uuid;
+
+use crate::access::{roles, staff};
+use crate::error::ApiError;
+use crate::session::SignedIn;
+use crate::state::AppState;
+
+/// An event as the database announces it.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Announced {
+    pub kind: String,
+    pub patient: Uuid,
+    #[serde(default)]
+    pub entry: Option<Uuid>,
+    #[serde(default)]
+    pub request: Option<Uuid>,
+    #[serde(default)]
+    pub facility: Option<Uuid>,
+    #[serde(default)]
+    pub author: Option<Uuid>,
+    #[serde(default)]
+    pub priority: Option<String>,
+    #[serde(default)]
+    pub reply_to_author: Option<Uuid>,
+    #[serde(default)]
+    pub mentions: Option<Vec<Uuid>>,
+    #[serde(default)]
+    pub to: Option<Uuid>,
+    #[serde(default)]
+    pub status: Option<String>,
+}
+
+/// What a person is told.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Live {
+    /// `entry`, `reply`, `mention`, `invitation`, `support`, `answer`
+    pub kind: &'static str,
+    pub patient: Uuid,
+    pub entry: Option<Uuid>,
+    pub request: Option<Uuid>,
+    pub priority: Priority,
+    /// Where to look, in the portal.
+    pub link: String,
+}
+
+/// The process's feed of announced events.
+#[derive(Clone)]
+pub struct Events {
+    sender: broadcast::Sender<Announced>,
+}
+
+impl Default for Events {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Events {
+    pub fn new() -> Self {
+        Self {
+            sender: broadcast::channel(1024).0,
+        }
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<Announced> {
+        self.sender.subscribe()
+    }
+
+    /// Listens until stopped, reconnecting when the connection drops.
+    pub async fn follow(self, db: Database) {
+        loop {
+            match db.listen(EVENTS_CHANNEL).await {
+                Ok(mut listener) => loop {
+                    match listener.recv().await {
+                        Ok(n) => match serde_json::from_str::<Announced>(n.payload()) {
+                            Ok(event) => {
+                                let _ = self.sender.send(event);
+                            }
+                            Err(_) => tracing::warn!("ignoring a malformed event"),
+                        },
+                        Err(e) => {
+                            tracing::warn!(error = %e, "events interrupted");
+                            break;
+                        }
+                    }
+                },
+                Err(e) => tracing::warn!(error = %e, "cannot listen for events"),
+            }
+            tokio::time::sleep(Duration::from_secs(2)).await;
+        }
+    }
+}
+
+/// Whether (and how) an announced event reaches this person.
+pub async fn concerning(
+    authz: &Authorizer,
+    person_roles: &[renrakucho_authz::Role],
+    who: StaffActor,
+    prefs: &Preferences,
+    event: &Announced,
+    now: OffsetDateTime,
+) -> Option<Live> {
+    let patient = PatientId::from_uuid(event.patient);
+    let me = who.facility.as_uuid();
+    let link = format!("/patients/{}", event.patient);
+    match event.kind.as_str() {
+        "entry" => {
+            if event.author == Some(who.staff.as_uuid()) {
+                return None;
+            }
+            let sees = authz
+                .allowed(person_roles, who.facility, patient, Action::NotebookRead)
+                .await
+                .unwrap_or(false);
+            if !sees {
+                return None;
+            }
+            let priority: Priority = event
+                .priority
+                .as_deref()
+                .and_then(|p| p.parse().ok())
+                .unwrap_or(Priority::Info);
+            let (kind, effective) = if event.reply_to_author == Some(who.staff.as_uuid()) {
+                ("reply", priority.max_rank(Priority::ReplyRequested))
+            } else if event.mentions.as_ref().is_some_and(|m| m.contains(&me)) {
+                ("mention", priority.max_rank(Priority::ReplyRequested))
+            } else {
+                ("entry", priority)
+            };
+            renrakucho_care::reaches(prefs, effective, patient, now).then(|| Live {
+                kind,
+                patient: event.patient,
+                entry: event.entry,
+                request: None,
+                priority: effective,
+                link: match event.entry {
+                    Some(e) => format!("/patients/{}/entries/{e}", event.patient),
+                    None => link.clone(),
+                },
+            })
+        }
+        "invitation" if event.to == Some(me) => renrakucho_care::reaches(
+            prefs,
+            Priority::ReplyRequested,
+            patient,
+            now,
+        )
+        .then(|| Live {
+            kind: "invitation",
+            patient: event.patient,
+            entry: None,
+            request: None,
+            priority: Priority::ReplyRequested,
+            link: "/invitations".into(),
+        }),
+        "support" => {
+            let status = event.status.as_deref().unwrap_or_default();
+            let (kind, ours) = if event.to == Some(me) && status == "requested" {
+                ("support", true)
+            } else if event.facility == Some(me) && status == "answered" {
+                ("answer", true)
+            } else {
+                ("support", false)
+            };
+            (ours && renrakucho_care::reaches(prefs, Priority::ReplyRequested, patient, now)).then(
+                || Live {
+                    kind,
+                    patient: event.patient,
+                    entry: None,
+                    request: event.request,
+                    priority: Priority::ReplyRequested,
+                    link: match event.request {
+                        Some(r) => format!("/support/{r}"),
+                        None => "/support".into(),
+                    },
+                },
+            )
+        }
+        _ => None,
+    }
+}
+
+/// `GET /api/v1/events`: the signed-in person's live notifications, as server-sent events
+/// (`event: notification`, data JSON `{kind, patient, entry, request, priority, link}`).
+pub async fn stream(
+    State(state): State<AppState>,
+    signed_in: SignedIn,
+) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
+    let who = staff(&signed_in)?;
+    let person_roles = roles(&signed_in);
+    let receiver = state.events.subscribe();
+    let db = state.db.clone();
+    let authz = state.authz.clone();
+    let prefs = renrakucho_care::preferences_of(&db, who).await?;
+    let prefs = std::sync::Arc::new(tokio::sync::RwLock::new((prefs, OffsetDateTime::now_utc())));
+    let stream = tokio_stream::wrappers::BroadcastStream::new(receiver)
+        .filter_map(|r| r.ok())
+        .then(move |event| {
+            let (db, authz, prefs, person_roles) =
+                (db.clone(), authz.clone(), prefs.clone(), person_roles.clone());
+            async move {
+                let now = OffsetDateTime::now_utc();
+                // Preferences change rarely: read again at most once a minute.
+                let stale = now - prefs.read().await.1 > time::Duration::minutes(1);
+                if stale {
+                    if let Ok(fresh) = renrakucho_care::preferences_of(&db, who).await {
+                        *prefs.write().await = (fresh, now);
+                    }
+                }
+                let current = prefs.read().await.0.clone();
+                concerning(&authz, &person_roles, who, &current, &event, now).await
+            }
+        })
+        .filter_map(|live| live)
+        .map(|live| {
+            Ok(SseEvent::default()
+                .event("notification")
+                .json_data(&live)
+                .unwrap_or_else(|_| SseEvent::default().comment("unserialisable")))
+        });
+    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(20))))
+}

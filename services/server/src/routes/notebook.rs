@@ -1,0 +1,853 @@
+//! The contact notebook as JSON under `/api/v1`: timeline, entries and their history, replies,
+//! edits with optimistic concurrency, withdrawal, read receipts, search, attachments, export,
+//! unread counts; and support requests between facilities. Every handler asks the authorizer
+//! first; row-level security applies underneath.
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use renrakucho_authz::Action;
+use renrakucho_care::{
+    EditResult, EntryContent, EntryDetail, EntryView, NewEntryInput, NewSupportRequest,
+    SupportDetail, SupportLine, TimelinePage, UnreadLine, Uploaded,
+};
+use renrakucho_core::{
+    Category, EntryBody, FacilityId, InvalidValue, Priority, Reason, SupportKind, VitalsInput,
+};
+use renrakucho_store::notebook::TimelineFilter;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use super::patients::{download, patient_id, too_large};
+use super::RequestOrigin;
+use crate::access::{authorize, author, staff};
+use crate::error::{ApiError, ApiJson, ErrorBody};
+use crate::session::SignedIn;
+use crate::state::AppState;
+
+fn id_of(raw: &str) -> Result<Uuid, ApiError> {
+    Uuid::parse_str(raw).map_err(|_| ApiError::not_found())
+}
+
+/// What an entry says, as sent.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct ContentBody {
+    /// instruction, treatment, support, complaint, vitals, medication, notice, other
+    pub category: String,
+    /// urgent (至急), reply_requested (要返信), info (参考)
+    #[serde(default = "info")]
+    pub priority: String,
+    pub body: String,
+    /// Each measurement with its unit: `{"temperature": {"value": 36.8, "unit": "℃"}, …}`
+    /// (temperature ℃, systolic/diastolic mmHg, pulse bpm, spo2 %, weight kg).
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub vitals: Option<serde_json::Value>,
+    /// Care-team facilities to call to attention.
+    #[serde(default)]
+    pub mentions: Vec<Uuid>,
+}
+
+fn info() -> String {
+    "info".into()
+}
+
+impl ContentBody {
+    /// The content, checked (categories, priorities, text, vitals with units and ranges).
+    pub fn parse(&self) -> Result<EntryContent, InvalidValue> {
+        let category: Category = self.category.parse().map_err(|_| {
+            InvalidValue::new(
+                "category",
+                format!(
+                    "「{}」は記録の種類として使えません / unknown category",
+                    self.category
+                ),
+            )
+        })?;
+        let priority: Priority = self.priority.parse().map_err(|_| {
+            InvalidValue::new("priority", "重要度は至急・要返信・参考のいずれかです / unknown priority")
+        })?;
+        let vitals = match &self.vitals {
+            None | Some(serde_json::Value::Null) => None,
+            Some(v) => {
+                let input: VitalsInput<'_> = VitalsInput::deserialize(v).map_err(|_| {
+                    InvalidValue::new(
+                        "vitals",
+                        "バイタルは値と単位の組で送ってください（例: {\"temperature\": {\"value\": 36.8, \"unit\": \"℃\"}}） / each vital sign is a value with its unit",
+                    )
+                })?;
+                Some(input.parse()?)
+            }
+        };
+        Ok(EntryContent {
+            category,
+            priority,
+            body: EntryBody::parse(&self.body)?,
+            vitals,
+            mentions: self.mentions.iter().copied().map(FacilityId::from_uuid).collect(),
+        })
+    }
+}
+
+/// A new entry or reply.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct EntryBodyIn {
+    #[serde(flatten)]
+    pub content: ContentBody,
+    /// The entry this answers (same patient).
+    #[serde(default)]
+    pub reply_to: Option<Uuid>,
+    /// Files uploaded before (`POST …/attachments`), to attach.
+    #[serde(default)]
+    pub attachments: Vec<Uuid>,
+}
+
+/// An edit: the version it starts from, and the new content.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct EditBody {
+    pub expected_version: i32,
+    #[serde(flatten)]
+    pub content: ContentBody,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct WithdrawBody {
+    pub reason: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct ReadBody {
+    pub entries: Vec<Uuid>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Marked {
+    pub marked: u64,
+}
+
+/// The shape of an entry in the API (the care domain's view, documented here).
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Entry)]
+pub struct EntrySchema {
+    pub id: Uuid,
+    pub patient: Uuid,
+    pub facility: Uuid,
+    pub facility_name: Option<String>,
+    pub author: Uuid,
+    pub author_name: String,
+    pub author_profession: String,
+    pub category: String,
+    pub priority: String,
+    pub body: String,
+    #[schema(value_type = Option<Object>)]
+    pub vitals: Option<serde_json::Value>,
+    pub reply_to: Option<Uuid>,
+    pub mentions: Vec<Uuid>,
+    pub version: i32,
+    pub created_at: String,
+    pub updated_at: String,
+    #[schema(value_type = Vec<Object>)]
+    pub attachments: Vec<serde_json::Value>,
+    pub read: bool,
+    pub withdrawn_at: Option<String>,
+    pub withdrawal_reason: Option<String>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct TimelineQuery {
+    /// Comma-separated categories.
+    #[serde(default)]
+    pub category: Option<String>,
+    /// Only entries of this facility.
+    #[serde(default)]
+    pub facility: Option<Uuid>,
+    /// Only urgent entries.
+    #[serde(default)]
+    pub urgent: Option<bool>,
+    /// From this date (YYYY-MM-DD, Japan time), inclusive.
+    #[serde(default)]
+    pub from: Option<String>,
+    /// Until this date (YYYY-MM-DD, Japan time), inclusive.
+    #[serde(default)]
+    pub until: Option<String>,
+    /// The `next` of the previous page.
+    #[serde(default)]
+    pub cursor: Option<String>,
+    /// 1–100, default 50.
+    #[serde(default)]
+    pub limit: Option<i64>,
+}
+
+fn day(raw: &str, field: &'static str) -> Result<time::Date, InvalidValue> {
+    let format = time::macros::format_description!("[year]-[month]-[day]");
+    time::Date::parse(raw.trim(), format).map_err(|_| {
+        InvalidValue::new(field, "日付は YYYY-MM-DD で指定してください / dates are YYYY-MM-DD")
+    })
+}
+
+impl TimelineQuery {
+    /// The filter and the cursor, checked.
+    pub fn parse(
+        &self,
+    ) -> Result<(TimelineFilter, Option<renrakucho_store::notebook::Cursor>), InvalidValue> {
+        let jst = time::macros::offset!(+9);
+        let mut categories = Vec::new();
+        for c in self
+            .category
+            .as_deref()
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+        {
+            let parsed: Category = c.parse().map_err(|_| {
+                InvalidValue::new("category", format!("「{c}」は記録の種類として使えません / unknown category"))
+            })?;
+            categories.push(parsed.as_str().to_string());
+        }
+        let from = match self.from.as_deref().filter(|s| !s.is_empty()) {
+            Some(d) => Some(day(d, "from")?.midnight().assume_offset(jst)),
+            None => None,
+        };
+        let until = match self.until.as_deref().filter(|s| !s.is_empty()) {
+            Some(d) => Some(
+                (day(d, "until")? + time::Duration::days(1))
+                    .midnight()
+                    .assume_offset(jst),
+            ),
+            None => None,
+        };
+        if let (Some(f), Some(u)) = (from, until) {
+            if f >= u {
+                return Err(InvalidValue::new(
+                    "until",
+                    "終了日は開始日以降にしてください / the end date is before the start",
+                ));
+            }
+        }
+        let cursor = match self.cursor.as_deref().filter(|s| !s.is_empty()) {
+            Some(c) => Some(renrakucho_care::decode_cursor(c)?),
+            None => None,
+        };
+        Ok((
+            TimelineFilter {
+                categories,
+                facility: self.facility.map(FacilityId::from_uuid),
+                urgent_only: self.urgent.unwrap_or(false),
+                from,
+                until,
+            },
+            cursor,
+        ))
+    }
+}
+
+/// A page of the patient's timeline, newest first, withdrawn entries left out.
+#[utoipa::path(get, path = "/api/v1/patients/{id}/entries", tag = "notebook",
+    params(TimelineQuery),
+    responses((status = 200, description = "`{entries: [Entry], next: cursor?}`"),
+              (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn timeline(
+    State(state): State<AppState>,
+    RequestOrigin(origin): RequestOrigin,
+    signed_in: SignedIn,
+    Path(id): Path<String>,
+    Query(query): Query<TimelineQuery>,
+) -> Result<Json<TimelinePage>, ApiError> {
+    let patient = patient_id(&id)?;
+    let who = authorize(&state, &signed_in, patient, Action::NotebookRead).await?;
+    let (filter, cursor) = query.parse()?;
+    let page = renrakucho_care::timeline(
+        &state.db,
+        &state.keyring,
+        who,
+        &origin,
+        patient,
+        &filter,
+        cursor,
+        query.limit.unwrap_or(50),
+    )
+    .await?;
+    Ok(Json(page))
+}
+
+/// Posts an entry or a reply.
+#[utoipa::path(post, path = "/api/v1/patients/{id}/entries", tag = "notebook",
+    request_body = EntryBodyIn,
+    responses((status = 201, body = EntrySchema), (status = 404, body = ErrorBody),
+              (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn post(
+    State(state): State<AppState>,
+    RequestOrigin(origin): RequestOrigin,
+    signed_in: SignedIn,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<EntryBodyIn>,
+) -> Result<(StatusCode, Json<EntryView>), ApiError> {
+    let patient = patient_id(&id)?;
+    authorize(&state, &signed_in, patient, Action::NotebookWrite).await?;
+    let who = author(&signed_in)?;
+    let input = NewEntryInput {
+        content: body.content.parse()?,
+        reply_to: body.reply_to,
+        attachments: body.attachments,
+    };
+    let entry =
+        renrakucho_care::post_entry(&state.db, &state.keyring, &who, &origin, patient, input)
+            .await?;
+    Ok((StatusCode::CREATED, Json(entry)))
+}
+
+/// One entry with every version, its replies and who read it.
+#[utoipa::path(get, path = "/api/v1/patients/{id}/entries/{entry}", tag = "notebook",
+    responses((status = 200, description = "`{entry, versions, replies, read_by}`"),
+              (status = 404, body = ErrorBody)))]
+pub async fn detail(
+    State(state): State<AppState>,
+    RequestOrigin(origin): RequestOrigin,
+    signed_in: SignedIn,
+    Path((id, entry)): Path<(String, String)>,
+) -> Result<Json<EntryDetail>, ApiError> {
+    let patient = patient_id(&id)?;
+    let entry = id_of(&entry)?;
+    let who = authorize(&state, &signed_in, patient, Action::NotebookRead).await?;
+    Ok(Json(
+        renrakucho_care::entry_detail(&state.db, &state.keyring, who, &origin, patient, entry)
+            .await?,
+    ))
+}
+
+/// The answer to a stale edit: nothing was changed, here is the current entry.
+#[derive(Debug, Serialize)]
+struct StaleEdit {
+    error: crate::error::ErrorDetail,
+    current: EntryView,
+}
+
+/// Saves an edit as the next version. If someone saved another version since
+/// `expected_version`, nothing is changed and the answer is 409 with the current entry.
+#[utoipa::path(put, path = "/api/v1/patients/{id}/entries/{entry}", tag = "notebook",
+    request_body = EditBody,
+    responses((status = 200, body = EntrySchema),
+              (status = 409, description = "A newer version exists: `{error, current: Entry}`"),
+              (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+              (status = 422, body = ErrorBody)))]
+pub async fn edit(
+    State(state): State<AppState>,
+    RequestOrigin(origin): RequestOrigin,
+    signed_in: SignedIn,
+    headers: HeaderMap,
+    Path((id, entry)): Path<(String, String)>,
+    ApiJson(body): ApiJson<EditBody>,
+) -> Result<Response, ApiError> {
+    let patient = patient_id(&id)?;
+    let entry = id_of(&entry)?;
+    authorize(&state, &signed_in, patient, Action::NotebookWrite).await?;
+    let who = author(&signed_in)?;
+    let content = body.content.parse()?;
+    match renrakucho_care::edit_entry(
+        &state.db,
+        &state.keyring,
+        &who,
+        &origin,
+        patient,
+        entry,
+        body.expected_version,
+        content,
+    )
+    .await?
+    {
+        EditResult::Saved(view) => Ok(Json(view).into_response()),
+        EditResult::Stale(current) => {
+            let request_id = headers
+                .get("x-request-id")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string);
+            let body = StaleEdit {
+                error: crate::error::ErrorDetail {
+                    code: "stale_version".into(),
+                    message: format!(
+                        "この記録は他の人が先に修正しました（現在の版: {}）。内容を確認してからもう一度修正してください / someone saved version {} first: check it and edit again",
+                        current.version, current.version
+                    ),
+                    request_id,
+                    field: Some("expected_version".into()),
+                },
+                current: *current,
+            };
+            Ok((StatusCode::CONFLICT, Json(body)).into_response())
+        }
+    }
+}
+
+/// Withdraws an entry with a reason: hidden from the timeline, kept in its history.
+#[utoipa::path(post, path = "/api/v1/patients/{id}/entries/{entry}/withdraw", tag = "notebook",
+    request_body = WithdrawBody,
+    responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+              (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn withdraw(
+    State(state): State<AppState>,
+    RequestOrigin(origin): RequestOrigin,
+    signed_in: SignedIn,
+    Path((id, entry)): Path<(String, String)>,
+    ApiJson(body): ApiJson<WithdrawBody>,
+) -> Result<StatusCode, ApiError> {
+    let patient = patient_id(&id)?;
+    let entry = id_of(&entry)?;
+    authorize(&state, &signed_in, patient, Action::NotebookWrite).await?;
+    let who = author(&signed_in)?;
+    let reason = Reason::parse(&body.reason)?;
+    renrakucho_care::withdraw_entry(&state.db, &state.keyring, &who, &origin, patient, entry, reason)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Marks entries as read by the signed-in person.
+#[utoipa::path(post, path = "/api/v1/patients/{id}/entries/read", tag = "notebook",
+    request_body = ReadBody,
+    responses((status = 200, body = Marked), (status = 404, body = ErrorBody)))]
+pub async fn mark_read(
+    State(state): State<AppState>,
+    signed_in: SignedIn,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<ReadBody>,
+) -> Result<Json<Marked>, ApiError> {
+    let patient = patient_id(&id)?;
+    authorize(&state, &signed_in, patient, Action::NotebookRead).await?;
+    let who = author(&signed_in)?;
+    if body.entries.len() > 500 {
+        return Err(InvalidValue::new("entries", "一度に500件までです / at most 500 at a time").into());
+    }
+    let marked = renrakucho_care::mark_read(&state.db, &who, patient, &body.entries).await?;
+    Ok(Json(Marked { marked }))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct SearchQuery {
+    pub q: String,
+}
+
+/// Entries of this patient's notebook containing the words (newest first, at most 100).
+#[utoipa::path(get, path = "/api/v1/patients/{id}/entries/search", tag = "notebook",
+    params(SearchQuery),
+    responses((status = 200, body = [EntrySchema]), (status = 404, body = ErrorBody),
+              (status = 422, body = ErrorBody)))]
+pub async fn search(
+    State(state): State<AppState>,
+    RequestOrigin(origin): RequestOrigin,
+    signed_in: SignedIn,
+    Path(id): Path<String>,
+    Query(query): Query<SearchQuery>,
+) -> Result<Json<Vec<EntryView>>, ApiError> {
+    let patient = patient_id(&id)?;
+    let who = authorize(&state, &signed_in, patient, Action::NotebookRead).await?;
+    Ok(Json(
+        renrakucho_care::search_notebook(
+            &state.db,
+            &state.keyring,
+            who,
+            &origin,
+            patient,
+            &query.q,
+            100,
+        )
+        .await?,
+    ))
+}
+
+/// Uploads a file for an entry (the body is the file itself; its name in `X-File-Name`,
+/// percent-encoded). Photos are checked, cleaned of their metadata (location included) and
+/// turned upright; PDFs are checked. The file is attached when an entry naming it is posted.
+#[utoipa::path(post, path = "/api/v1/patients/{id}/attachments", tag = "notebook",
+    request_body(content = Vec<u8>, content_type = "application/octet-stream"),
+    responses((status = 201, description = "`{id, file_name, media_type, size, has_thumbnail}`"),
+              (status = 404, body = ErrorBody), (status = 413, body = ErrorBody),
+              (status = 422, body = ErrorBody)))]
+pub async fn upload(
+    State(state): State<AppState>,
+    RequestOrigin(origin): RequestOrigin,
+    signed_in: SignedIn,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<(StatusCode, Json<Uploaded>), ApiError> {
+    let patient = patient_id(&id)?;
+    let who = authorize(&state, &signed_in, patient, Action::NotebookWrite).await?;
+    // A form or text body is what another site could make a browser send: refused, so that
+    // uploads need a type that only this site's scripts or API clients send.
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    if content_type.is_empty()
+        || content_type.starts_with("multipart/form-data")
+        || content_type.starts_with("application/x-www-form-urlencoded")
+        || content_type.starts_with("text/plain")
+    {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "ファイルは本文にそのまま、Content-Type を付けて送ってください / send the file itself as the body, with its Content-Type",
+        ));
+    }
+    if body.len() > state.care.upload_limit_bytes {
+        return Err(too_large(state.care.upload_limit_bytes));
+    }
+    let name = headers
+        .get("x-file-name")
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            percent_encoding::percent_decode_str(v)
+                .decode_utf8_lossy()
+                .to_string()
+        })
+        .unwrap_or_default();
+    let uploaded = renrakucho_care::upload_attachment(
+        &state.db,
+        &state.keyring,
+        &state.files,
+        who,
+        &origin,
+        patient,
+        &name,
+        body.to_vec(),
+        state.care.upload_limit_bytes,
+    )
+    .await?;
+    Ok((StatusCode::CREATED, Json(uploaded)))
+}
+
+/// `attachment; filename="attachment-<id>.<ext>"; filename*=UTF-8''<name>`
+pub fn attachment_disposition(id: Uuid, media_type: &str, name: &str) -> HeaderValue {
+    let extension = renrakucho_files::MediaKind::parse(media_type)
+        .map(|k| k.extension())
+        .unwrap_or("bin");
+    let encoded =
+        percent_encoding::utf8_percent_encode(name, percent_encoding::NON_ALPHANUMERIC).to_string();
+    HeaderValue::from_str(&format!(
+        "attachment; filename=\"attachment-{id}.{extension}\"; filename*=UTF-8''{encoded}"
+    ))
+    .unwrap_or(HeaderValue::from_static("attachment"))
+}
+
+async fn send_file(
+    state: &AppState,
+    origin: &renrakucho_store::audit::Origin,
+    signed_in: &SignedIn,
+    id: &str,
+    attachment: &str,
+    thumbnail: bool,
+) -> Result<Response, ApiError> {
+    let patient = patient_id(id)?;
+    let attachment = id_of(attachment)?;
+    // The care team reads the notebook's files; a facility asked for support reads the files
+    // its request names (row-level security decides which).
+    let who = match authorize(state, signed_in, patient, Action::NotebookRead).await {
+        Ok(who) => who,
+        Err(e) => authorize(state, signed_in, patient, Action::SupportAnswer)
+            .await
+            .map_err(|_| e)?,
+    };
+    let file = renrakucho_care::attachment_content(
+        &state.db,
+        &state.keyring,
+        &state.files,
+        who,
+        origin,
+        patient,
+        attachment,
+        thumbnail,
+    )
+    .await?;
+    let mut response = download(&file.media_type, "file", file.bytes);
+    response.headers_mut().insert(
+        header::CONTENT_DISPOSITION,
+        if thumbnail {
+            HeaderValue::from_static("inline")
+        } else {
+            attachment_disposition(attachment, &file.media_type, &file.file_name)
+        },
+    );
+    Ok(response)
+}
+
+/// A file of the notebook, as an attachment (never shown inline, never sniffed).
+#[utoipa::path(get, path = "/api/v1/patients/{id}/attachments/{attachment}", tag = "notebook",
+    responses((status = 200, description = "The file"), (status = 404, body = ErrorBody)))]
+pub async fn attachment(
+    State(state): State<AppState>,
+    RequestOrigin(origin): RequestOrigin,
+    signed_in: SignedIn,
+    Path((id, attachment)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    send_file(&state, &origin, &signed_in, &id, &attachment, false).await
+}
+
+/// A photo's thumbnail (JPEG, longest side 320 px).
+#[utoipa::path(get, path = "/api/v1/patients/{id}/attachments/{attachment}/thumbnail",
+    tag = "notebook",
+    responses((status = 200, description = "image/jpeg"), (status = 404, body = ErrorBody)))]
+pub async fn thumbnail(
+    State(state): State<AppState>,
+    RequestOrigin(origin): RequestOrigin,
+    signed_in: SignedIn,
+    Path((id, attachment)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    send_file(&state, &origin, &signed_in, &id, &attachment, true).await
+}
+
+/// The whole notebook as JSON, every version included: a reference copy for the facility's
+/// own records (第15条).
+#[utoipa::path(get, path = "/api/v1/patients/{id}/export.json", tag = "notebook",
+    responses((status = 200, description = "The notebook as JSON, as an attachment"),
+              (status = 404, body = ErrorBody)))]
+pub async fn export_json(
+    State(state): State<AppState>,
+    RequestOrigin(origin): RequestOrigin,
+    signed_in: SignedIn,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let patient = patient_id(&id)?;
+    let who = authorize(&state, &signed_in, patient, Action::NotebookRead).await?;
+    let copy = renrakucho_care::export_notebook(
+        &state.db,
+        &state.keyring,
+        who,
+        &origin,
+        patient,
+        "json",
+    )
+    .await?;
+    let bytes = serde_json::to_vec_pretty(&copy).map_err(|_| ApiError::internal())?;
+    Ok(download(
+        "application/json",
+        &format!("notebook-{}.json", patient.as_uuid()),
+        bytes,
+    ))
+}
+
+/// The notebook as a PDF (Japanese font from the machine, `RENRAKUCHO_PDF_FONT` to choose).
+#[utoipa::path(get, path = "/api/v1/patients/{id}/export.pdf", tag = "notebook",
+    responses((status = 200, description = "The notebook as a PDF, as an attachment"),
+              (status = 404, body = ErrorBody),
+              (status = 503, description = "No Japanese font installed", body = ErrorBody)))]
+pub async fn export_pdf(
+    State(state): State<AppState>,
+    RequestOrigin(origin): RequestOrigin,
+    signed_in: SignedIn,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let patient = patient_id(&id)?;
+    let who = authorize(&state, &signed_in, patient, Action::NotebookRead).await?;
+    let font = crate::export::font().map_err(|message| {
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "no_pdf_font", message)
+    })?;
+    let copy = renrakucho_care::export_notebook(
+        &state.db,
+        &state.keyring,
+        who,
+        &origin,
+        patient,
+        "pdf",
+    )
+    .await?;
+    let by = format!(
+        "{} {}",
+        signed_in
+            .who
+            .facility
+            .as_ref()
+            .map(|f| f.name.as_str())
+            .unwrap_or_default(),
+        signed_in.who.display_name
+    );
+    let bytes = crate::export::pdf(copy, by, font).await?;
+    Ok(download(
+        "application/pdf",
+        &format!("notebook-{}.pdf", patient.as_uuid()),
+        bytes,
+    ))
+}
+
+/// The signed-in person's unread entries per patient, urgent first.
+#[utoipa::path(get, path = "/api/v1/unread", tag = "notebook",
+    responses((status = 200, description = "`[{patient, urgent, reply_requested, total, newest}]`")))]
+pub async fn unread(
+    State(state): State<AppState>,
+    signed_in: SignedIn,
+) -> Result<Json<Vec<UnreadLine>>, ApiError> {
+    let who = staff(&signed_in)?;
+    Ok(Json(renrakucho_care::unread(&state.db, who).await?))
+}
+
+/// A support request to send.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct SupportBody {
+    /// The asked facility's code.
+    pub to: String,
+    /// remote_diagnosis, second_opinion, information
+    pub kind: String,
+    pub question: String,
+    /// What the asked facility learns about the patient (you choose what to say).
+    pub summary: String,
+    #[serde(default)]
+    pub entries: Vec<Uuid>,
+    #[serde(default)]
+    pub attachments: Vec<Uuid>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CreatedId {
+    pub id: Uuid,
+}
+
+/// Asks another facility for a remote diagnosis, a second opinion or information, sending the
+/// chosen entries and files (第13条). Outside the care team, only with consent on file.
+#[utoipa::path(post, path = "/api/v1/patients/{id}/support-requests", tag = "support",
+    request_body = SupportBody,
+    responses((status = 201, body = CreatedId), (status = 404, body = ErrorBody),
+              (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn send_support(
+    State(state): State<AppState>,
+    RequestOrigin(origin): RequestOrigin,
+    signed_in: SignedIn,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<SupportBody>,
+) -> Result<(StatusCode, Json<CreatedId>), ApiError> {
+    let patient = patient_id(&id)?;
+    authorize(&state, &signed_in, patient, Action::NotebookRead).await?;
+    authorize(&state, &signed_in, patient, Action::SupportRequest)
+        .await
+        .map_err(|e| {
+            if e.status == StatusCode::FORBIDDEN || e.status == StatusCode::NOT_FOUND {
+                ApiError::conflict(
+                    "同意書が登録されていないか、依頼する権限がありません（第12条・第13条） / without consent on file, or without the right, nothing can be sent to another facility",
+                )
+            } else {
+                e
+            }
+        })?;
+    let who = author(&signed_in)?;
+    let kind: SupportKind = body.kind.parse().map_err(|_| {
+        InvalidValue::new(
+            "kind",
+            "依頼の種類は遠隔診断・セカンドオピニオン・情報提供のいずれかです / unknown kind",
+        )
+    })?;
+    let id = renrakucho_care::send_support_request(
+        &state.db,
+        &state.keyring,
+        &who,
+        &origin,
+        patient,
+        NewSupportRequest {
+            to_code: body.to,
+            kind,
+            question: body.question,
+            summary: body.summary,
+            entries: body.entries,
+            attachments: body.attachments,
+        },
+    )
+    .await?;
+    Ok((StatusCode::CREATED, Json(CreatedId { id })))
+}
+
+/// Requests the facility sent or received, newest first.
+#[utoipa::path(get, path = "/api/v1/support-requests", tag = "support",
+    responses((status = 200, description = "`[{id, patient, from, to, kind, status, sent, …}]`")))]
+pub async fn support_list(
+    State(state): State<AppState>,
+    signed_in: SignedIn,
+) -> Result<Json<Vec<SupportLine>>, ApiError> {
+    let who = staff(&signed_in)?;
+    Ok(Json(renrakucho_care::support_requests(&state.db, who).await?))
+}
+
+async fn support_actor(
+    state: &AppState,
+    signed_in: &SignedIn,
+    id: Uuid,
+) -> Result<(renrakucho_care::StaffActor, SupportLine), ApiError> {
+    let who = staff(signed_in)?;
+    let line = renrakucho_care::support_requests(&state.db, who)
+        .await?
+        .into_iter()
+        .find(|l| l.id == id)
+        .ok_or_else(ApiError::not_found)?;
+    let action = if line.sent {
+        Action::SupportRequest
+    } else {
+        Action::SupportAnswer
+    };
+    // The asking side needs the right to ask (consent may have gone since: it may still read
+    // and close its request through its care-team reading right).
+    if line.sent {
+        authorize(state, signed_in, line.patient, Action::NotebookRead).await?;
+    } else {
+        authorize(state, signed_in, line.patient, action).await?;
+    }
+    Ok((who, line))
+}
+
+/// One request: question, summary, answer, and the entries it shares.
+#[utoipa::path(get, path = "/api/v1/support-requests/{id}", tag = "support",
+    responses((status = 200, description = "`{line, question, summary, answer, entries}`"),
+              (status = 404, body = ErrorBody)))]
+pub async fn support_detail(
+    State(state): State<AppState>,
+    RequestOrigin(origin): RequestOrigin,
+    signed_in: SignedIn,
+    Path(id): Path<String>,
+) -> Result<Json<SupportDetail>, ApiError> {
+    let id = id_of(&id)?;
+    let (who, _) = support_actor(&state, &signed_in, id).await?;
+    Ok(Json(
+        renrakucho_care::support_request(&state.db, &state.keyring, who, &origin, id).await?,
+    ))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct AnswerBody {
+    pub answer: String,
+}
+
+/// Accepts, declines, answers (the asked facility) or closes (the asking facility) a request.
+#[utoipa::path(post, path = "/api/v1/support-requests/{id}/{step}", tag = "support",
+    params(("step" = String, Path, description = "accept, decline, answer (body `{answer}`) or close")),
+    responses((status = 204), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
+              (status = 422, body = ErrorBody)))]
+pub async fn support_step(
+    State(state): State<AppState>,
+    RequestOrigin(origin): RequestOrigin,
+    signed_in: SignedIn,
+    Path((id, step)): Path<(String, String)>,
+    body: Option<Json<AnswerBody>>,
+) -> Result<StatusCode, ApiError> {
+    let id = id_of(&id)?;
+    let (who, line) = support_actor(&state, &signed_in, id).await?;
+    match (step.as_str(), line.sent) {
+        ("accept", false) | ("decline", false) => {
+            renrakucho_care::respond_to_support_request(&state.db, who, &origin, id, step == "accept")
+                .await?
+        }
+        ("answer", false) => {
+            let answer = body.map(|b| b.0.answer).unwrap_or_default();
+            renrakucho_care::answer_support_request(
+                &state.db,
+                &state.keyring,
+                &author(&signed_in)?,
+                &origin,
+                id,
+                &answer,
+            )
+            .await?
+        }
+        ("close", true) => renrakucho_care::close_support_request(&state.db, who, &origin, id).await?,
+        _ => return Err(ApiError::not_found()),
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
