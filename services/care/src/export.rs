@@ -56,7 +56,9 @@ pub async fn export_notebook(
 ) -> Result<NotebookCopy, CareError> {
     let mut tx = db.begin(Scope::Facility(who.facility)).await?;
     let stored = patients::get(&mut tx, patient).await?;
-    let keys = keyring.owner_keys(&mut tx, KeyOwner::Patient(patient)).await?;
+    let keys = keyring
+        .owner_keys(&mut tx, KeyOwner::Patient(patient))
+        .await?;
     let (name, kana) = decrypt_name(&keys, &mut tx, &stored).await?;
     let profile: renrakucho_core::PatientProfile = text(
         &keys
@@ -75,7 +77,11 @@ pub async fn export_notebook(
         let mut versions = Vec::new();
         for v in notebook::versions(&mut tx, patient, entry.id).await? {
             let body = keys
-                .decrypt(&mut tx, &body_binding(patient, "entry_versions", v.id), &v.body_enc)
+                .decrypt(
+                    &mut tx,
+                    &body_binding(patient, "entry_versions", v.id),
+                    &v.body_enc,
+                )
                 .await?;
             versions.push(VersionView {
                 version: v.version,

@@ -70,7 +70,7 @@ impl Application {
         let authz = crate::access::load(&db)
             .await
             .map_err(|e| BuildError::Authorization(e.to_string()))?;
-        let files = renrakucho_files::FileStore::local(&settings.files_dir())?;
+        let files = settings.file_store()?;
         let csrf = crate::csrf::config(settings).map_err(BuildError::Config)?;
         let state = AppState {
             authz,
@@ -272,6 +272,49 @@ fn router(state: AppState, secure_cookies: bool) -> Router {
             post(routes::pages::close_or_review_emergency),
         )
         .route("/audit", get(routes::pages::audit))
+        .route(
+            "/patients/{id}/notebook",
+            get(routes::notebook_pages::notebook)
+                .post(routes::notebook_pages::post)
+                .layer(DefaultBodyLimit::max(
+                    4 * state.care.upload_limit_bytes + 1024 * 1024,
+                )),
+        )
+        .route(
+            "/patients/{id}/notebook/search",
+            get(routes::notebook_pages::search),
+        )
+        .route(
+            "/patients/{id}/entries/{entry}",
+            get(routes::notebook_pages::entry),
+        )
+        .route(
+            "/patients/{id}/entries/{entry}/edit",
+            post(routes::notebook_pages::edit),
+        )
+        .route(
+            "/patients/{id}/entries/{entry}/withdraw",
+            post(routes::notebook_pages::withdraw),
+        )
+        .route(
+            "/patients/{id}/entries/{entry}/support",
+            post(routes::notebook_pages::request_support),
+        )
+        .route(
+            "/notifications",
+            get(routes::notebook_pages::notifications)
+                .post(routes::notebook_pages::save_notifications),
+        )
+        .route("/support", get(routes::notebook_pages::support_list))
+        .route(
+            "/support/{id}",
+            get(routes::notebook_pages::support_request),
+        )
+        .route(
+            "/support/{id}/{step}",
+            post(routes::notebook_pages::support_step),
+        )
+        .route("/static/live.js", get(routes::portal::live_script))
         .route("/static/style.css", get(routes::portal::stylesheet));
 
     let trace = TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {

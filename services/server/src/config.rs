@@ -94,6 +94,13 @@ pub struct Settings {
     /// processes behind one address need the same one; unset, it is generated on first run
     /// into `<data_dir>/csrf.secret` (mode 0600).
     pub csrf_secret: Option<Secret>,
+    /// Where encrypted files are kept: `local` (a directory, `files_dir`) or `s3`.
+    pub file_store: FileStoreKind,
+    /// The S3 bucket, region and (for S3-compatible services) endpoint with `file_store = s3`;
+    /// credentials from the usual AWS environment.
+    pub s3_bucket: Option<String>,
+    pub s3_region: Option<String>,
+    pub s3_endpoint: Option<String>,
     /// Where encrypted files (consent scans, attachments) are kept (default `<data_dir>/files`).
     pub files_dir: Option<PathBuf>,
     /// The largest file accepted, in bytes (default 20 MiB).
@@ -101,6 +108,14 @@ pub struct Settings {
     /// How long an emergency (break-glass) grant opens a notebook (default 24 h, at most 72 h).
     #[serde(with = "humantime_serde")]
     pub emergency_access_duration: Duration,
+}
+
+/// Where encrypted files live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FileStoreKind {
+    Local,
+    S3,
 }
 
 /// Where the master key lives.
@@ -142,6 +157,10 @@ impl Default for Settings {
             smtp_url: None,
             mail_from: "renrakucho@localhost".into(),
             csrf_secret: None,
+            file_store: FileStoreKind::Local,
+            s3_bucket: None,
+            s3_region: None,
+            s3_endpoint: None,
             files_dir: None,
             upload_limit_bytes: 20 * 1024 * 1024,
             emergency_access_duration: Duration::from_secs(24 * 60 * 60),
@@ -232,6 +251,11 @@ impl Settings {
                 ));
             }
         }
+        if self.file_store == FileStoreKind::S3 && self.s3_bucket.is_none() {
+            return Err(ConfigError(
+                "RENRAKUCHO_S3_BUCKET: required when RENRAKUCHO_FILE_STORE is s3".into(),
+            ));
+        }
         if self.upload_limit_bytes == 0 {
             return Err(zero("upload_limit_bytes"));
         }
@@ -313,6 +337,23 @@ impl Settings {
         dirs::data_dir()
             .unwrap_or_else(|| PathBuf::from(".renrakucho"))
             .join("renrakucho")
+    }
+
+    /// The file store these settings name.
+    pub fn file_store(&self) -> Result<renrakucho_files::FileStore, renrakucho_files::FileError> {
+        match self.file_store {
+            FileStoreKind::Local => renrakucho_files::FileStore::local(&self.files_dir()),
+            FileStoreKind::S3 => renrakucho_files::FileStore::s3(&renrakucho_files::S3Config {
+                bucket: self.s3_bucket.clone().unwrap_or_default(),
+                region: self
+                    .s3_region
+                    .clone()
+                    .unwrap_or_else(|| "ap-northeast-1".into()),
+                endpoint: self.s3_endpoint.clone(),
+                access_key_id: None,
+                secret_access_key: None,
+            }),
+        }
     }
 
     pub fn files_dir(&self) -> PathBuf {

@@ -33,7 +33,12 @@ pub fn text(counts: &DigestCounts, link: &str) -> String {
 
 /// Sends every digest due at `now`; returns how many went out. A failure for one person is
 /// logged (without the address) and retried at the next round.
-pub async fn send_due(db: &Database, mailer: &Mailer, base_url: &str, now: OffsetDateTime) -> usize {
+pub async fn send_due(
+    db: &Database,
+    mailer: &Mailer,
+    base_url: &str,
+    now: OffsetDateTime,
+) -> usize {
     let due = match renrakucho_care::digests_due(db, now).await {
         Ok(due) => due,
         Err(e) => {

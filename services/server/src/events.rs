@@ -160,20 +160,16 @@ pub async fn concerning(
                 },
             })
         }
-        "invitation" if event.to == Some(me) => renrakucho_care::reaches(
-            prefs,
-            Priority::ReplyRequested,
-            patient,
-            now,
-        )
-        .then(|| Live {
-            kind: "invitation",
-            patient: event.patient,
-            entry: None,
-            request: None,
-            priority: Priority::ReplyRequested,
-            link: "/invitations".into(),
-        }),
+        "invitation" if event.to == Some(me) => {
+            renrakucho_care::reaches(prefs, Priority::ReplyRequested, patient, now).then(|| Live {
+                kind: "invitation",
+                patient: event.patient,
+                entry: None,
+                request: None,
+                priority: Priority::ReplyRequested,
+                link: "/invitations".into(),
+            })
+        }
         "support" => {
             let status = event.status.as_deref().unwrap_or_default();
             let (kind, ours) = if event.to == Some(me) && status == "requested" {
@@ -217,8 +213,12 @@ pub async fn stream(
     let stream = tokio_stream::wrappers::BroadcastStream::new(receiver)
         .filter_map(|r| r.ok())
         .then(move |event| {
-            let (db, authz, prefs, person_roles) =
-                (db.clone(), authz.clone(), prefs.clone(), person_roles.clone());
+            let (db, authz, prefs, person_roles) = (
+                db.clone(),
+                authz.clone(),
+                prefs.clone(),
+                person_roles.clone(),
+            );
             async move {
                 let now = OffsetDateTime::now_utc();
                 // Preferences change rarely: read again at most once a minute.

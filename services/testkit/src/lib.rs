@@ -8,10 +8,12 @@
 mod app;
 mod database;
 mod kms;
+mod smtp;
 
 pub use app::{new_client, spawn_app, spawn_app_with, test_settings, TestApp, FIXTURE_PASSWORD};
 pub use database::{TestDatabase, RUNTIME_PASSWORD};
 pub use kms::{KmsEmulator, KMS_ACCESS_KEY, KMS_REGION, KMS_SECRET_KEY};
+pub use smtp::SmtpSink;
 
 /// A small real PNG (1×1, white): a consent scan or a photo in tests.
 pub const PNG_1X1: &[u8] = &[

@@ -5,6 +5,7 @@ pub mod auth;
 pub mod emergency;
 pub mod health;
 pub mod notebook;
+pub mod notebook_pages;
 pub mod openapi;
 pub mod pages;
 pub mod patients;
@@ -101,9 +102,18 @@ pub fn api() -> Router<AppState> {
         )
         .route("/support-requests", get(notebook::support_list))
         .route("/support-requests/{id}", get(notebook::support_detail))
-        .route("/support-requests/{id}/{step}", post(notebook::support_step))
+        .route(
+            "/support-requests/{id}/{step}",
+            post(notebook::support_step),
+        )
         .route("/unread", get(notebook::unread))
         .route("/events", get(crate::events::stream))
+        .route("/notifications", get(notebook::notifications))
+        .route(
+            "/notifications/settings",
+            get(notebook::preferences).put(notebook::save_preferences),
+        )
+        .route("/patients/{id}/mute", put(notebook::mute))
         .route("/audit", get(admin::audit_log))
         .route(
             "/staff/{id}/may-accept-invitations",

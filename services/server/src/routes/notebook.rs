@@ -23,7 +23,7 @@ use uuid::Uuid;
 
 use super::patients::{download, patient_id, too_large};
 use super::RequestOrigin;
-use crate::access::{authorize, author, staff};
+use crate::access::{author, authorize, staff};
 use crate::error::{ApiError, ApiJson, ErrorBody};
 use crate::session::SignedIn;
 use crate::state::AppState;
@@ -68,7 +68,10 @@ impl ContentBody {
             )
         })?;
         let priority: Priority = self.priority.parse().map_err(|_| {
-            InvalidValue::new("priority", "重要度は至急・要返信・参考のいずれかです / unknown priority")
+            InvalidValue::new(
+                "priority",
+                "重要度は至急・要返信・参考のいずれかです / unknown priority",
+            )
         })?;
         let vitals = match &self.vitals {
             None | Some(serde_json::Value::Null) => None,
@@ -87,7 +90,12 @@ impl ContentBody {
             priority,
             body: EntryBody::parse(&self.body)?,
             vitals,
-            mentions: self.mentions.iter().copied().map(FacilityId::from_uuid).collect(),
+            mentions: self
+                .mentions
+                .iter()
+                .copied()
+                .map(FacilityId::from_uuid)
+                .collect(),
         })
     }
 }
@@ -184,7 +192,10 @@ pub struct TimelineQuery {
 fn day(raw: &str, field: &'static str) -> Result<time::Date, InvalidValue> {
     let format = time::macros::format_description!("[year]-[month]-[day]");
     time::Date::parse(raw.trim(), format).map_err(|_| {
-        InvalidValue::new(field, "日付は YYYY-MM-DD で指定してください / dates are YYYY-MM-DD")
+        InvalidValue::new(
+            field,
+            "日付は YYYY-MM-DD で指定してください / dates are YYYY-MM-DD",
+        )
     })
 }
 
@@ -204,7 +215,10 @@ impl TimelineQuery {
             .filter(|c| !c.is_empty())
         {
             let parsed: Category = c.parse().map_err(|_| {
-                InvalidValue::new("category", format!("「{c}」は記録の種類として使えません / unknown category"))
+                InvalidValue::new(
+                    "category",
+                    format!("「{c}」は記録の種類として使えません / unknown category"),
+                )
             })?;
             categories.push(parsed.as_str().to_string());
         }
@@ -399,8 +413,16 @@ pub async fn withdraw(
     authorize(&state, &signed_in, patient, Action::NotebookWrite).await?;
     let who = author(&signed_in)?;
     let reason = Reason::parse(&body.reason)?;
-    renrakucho_care::withdraw_entry(&state.db, &state.keyring, &who, &origin, patient, entry, reason)
-        .await?;
+    renrakucho_care::withdraw_entry(
+        &state.db,
+        &state.keyring,
+        &who,
+        &origin,
+        patient,
+        entry,
+        reason,
+    )
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -418,7 +440,9 @@ pub async fn mark_read(
     authorize(&state, &signed_in, patient, Action::NotebookRead).await?;
     let who = author(&signed_in)?;
     if body.entries.len() > 500 {
-        return Err(InvalidValue::new("entries", "一度に500件までです / at most 500 at a time").into());
+        return Err(
+            InvalidValue::new("entries", "一度に500件までです / at most 500 at a time").into(),
+        );
     }
     let marked = renrakucho_care::mark_read(&state.db, &who, patient, &body.entries).await?;
     Ok(Json(Marked { marked }))
@@ -611,15 +635,9 @@ pub async fn export_json(
 ) -> Result<Response, ApiError> {
     let patient = patient_id(&id)?;
     let who = authorize(&state, &signed_in, patient, Action::NotebookRead).await?;
-    let copy = renrakucho_care::export_notebook(
-        &state.db,
-        &state.keyring,
-        who,
-        &origin,
-        patient,
-        "json",
-    )
-    .await?;
+    let copy =
+        renrakucho_care::export_notebook(&state.db, &state.keyring, who, &origin, patient, "json")
+            .await?;
     let bytes = serde_json::to_vec_pretty(&copy).map_err(|_| ApiError::internal())?;
     Ok(download(
         "application/json",
@@ -644,15 +662,9 @@ pub async fn export_pdf(
     let font = crate::export::font().map_err(|message| {
         ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "no_pdf_font", message)
     })?;
-    let copy = renrakucho_care::export_notebook(
-        &state.db,
-        &state.keyring,
-        who,
-        &origin,
-        patient,
-        "pdf",
-    )
-    .await?;
+    let copy =
+        renrakucho_care::export_notebook(&state.db, &state.keyring, who, &origin, patient, "pdf")
+            .await?;
     let by = format!(
         "{} {}",
         signed_in
@@ -763,7 +775,9 @@ pub async fn support_list(
     signed_in: SignedIn,
 ) -> Result<Json<Vec<SupportLine>>, ApiError> {
     let who = staff(&signed_in)?;
-    Ok(Json(renrakucho_care::support_requests(&state.db, who).await?))
+    Ok(Json(
+        renrakucho_care::support_requests(&state.db, who).await?,
+    ))
 }
 
 async fn support_actor(
@@ -830,8 +844,14 @@ pub async fn support_step(
     let (who, line) = support_actor(&state, &signed_in, id).await?;
     match (step.as_str(), line.sent) {
         ("accept", false) | ("decline", false) => {
-            renrakucho_care::respond_to_support_request(&state.db, who, &origin, id, step == "accept")
-                .await?
+            renrakucho_care::respond_to_support_request(
+                &state.db,
+                who,
+                &origin,
+                id,
+                step == "accept",
+            )
+            .await?
         }
         ("answer", false) => {
             let answer = body.map(|b| b.0.answer).unwrap_or_default();
@@ -845,9 +865,115 @@ pub async fn support_step(
             )
             .await?
         }
-        ("close", true) => renrakucho_care::close_support_request(&state.db, who, &origin, id).await?,
+        ("close", true) => {
+            renrakucho_care::close_support_request(&state.db, who, &origin, id).await?
+        }
         _ => return Err(ApiError::not_found()),
     }
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// The signed-in person's notifications over the last `days` (default 7): replies to their
+/// entries, mentions of their facility, entries on shared patients at their level, invitations
+/// and support requests. IDs and kinds only.
+#[utoipa::path(get, path = "/api/v1/notifications", tag = "notifications",
+    params(("days" = Option<i64>, Query, description = "1–30, default 7")),
+    responses((status = 200, description = "`[{kind, patient, entry, request, priority, from, at, read}]`")))]
+pub async fn notifications(
+    State(state): State<AppState>,
+    RequestOrigin(origin): RequestOrigin,
+    signed_in: SignedIn,
+    Query(query): Query<std::collections::HashMap<String, String>>,
+) -> Result<Json<Vec<renrakucho_care::Notification>>, ApiError> {
+    let who = staff(&signed_in)?;
+    let days = query
+        .get("days")
+        .map(|d| {
+            d.parse::<i64>()
+                .map_err(|_| InvalidValue::new("days", "日数は1〜30です / days must be 1 to 30"))
+        })
+        .transpose()?
+        .unwrap_or(7);
+    Ok(Json(
+        renrakucho_care::feed(&state.db, who, &origin, days).await?,
+    ))
+}
+
+/// Notification preferences as sent.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct PreferencesBody {
+    #[serde(default)]
+    pub email: Option<String>,
+    /// urgent, reply_requested or info: live notifications from this level up.
+    pub live_level: String,
+    /// Quiet hours, Japan time (0–23; equal: none). Urgent ones come through.
+    #[serde(default)]
+    pub quiet_start: i64,
+    #[serde(default)]
+    pub quiet_end: i64,
+    #[serde(default)]
+    pub digest_enabled: bool,
+    #[serde(default = "seven")]
+    pub digest_hour: i64,
+}
+
+fn seven() -> i64 {
+    7
+}
+
+/// The signed-in person's notification preferences.
+#[utoipa::path(get, path = "/api/v1/notifications/settings", tag = "notifications",
+    responses((status = 200, description = "`{email, live_level, quiet_start, quiet_end, digest_enabled, digest_hour, muted}`")))]
+pub async fn preferences(
+    State(state): State<AppState>,
+    signed_in: SignedIn,
+) -> Result<Json<renrakucho_care::Preferences>, ApiError> {
+    let who = staff(&signed_in)?;
+    Ok(Json(renrakucho_care::preferences_of(&state.db, who).await?))
+}
+
+/// Saves the signed-in person's notification preferences.
+#[utoipa::path(put, path = "/api/v1/notifications/settings", tag = "notifications",
+    request_body = PreferencesBody,
+    responses((status = 204), (status = 422, body = ErrorBody)))]
+pub async fn save_preferences(
+    State(state): State<AppState>,
+    RequestOrigin(origin): RequestOrigin,
+    signed_in: SignedIn,
+    ApiJson(body): ApiJson<PreferencesBody>,
+) -> Result<StatusCode, ApiError> {
+    let who = staff(&signed_in)?;
+    let prefs = renrakucho_care::preferences(
+        body.email.as_deref(),
+        &body.live_level,
+        body.quiet_start,
+        body.quiet_end,
+        body.digest_enabled,
+        body.digest_hour,
+    )?;
+    renrakucho_care::save_preferences(&state.db, who, &origin, &prefs).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct MuteBody {
+    pub muted: bool,
+}
+
+/// Mutes (or unmutes) a patient's notifications for the signed-in person; urgent entries still
+/// come through.
+#[utoipa::path(put, path = "/api/v1/patients/{id}/mute", tag = "notifications",
+    request_body = MuteBody,
+    responses((status = 204), (status = 404, body = ErrorBody)))]
+pub async fn mute(
+    State(state): State<AppState>,
+    RequestOrigin(origin): RequestOrigin,
+    signed_in: SignedIn,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<MuteBody>,
+) -> Result<StatusCode, ApiError> {
+    let patient = patient_id(&id)?;
+    let who = authorize(&state, &signed_in, patient, Action::NotebookRead).await?;
+    renrakucho_care::set_muted(&state.db, who, &origin, patient, body.muted).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

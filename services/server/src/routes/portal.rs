@@ -72,6 +72,16 @@ pub async fn stylesheet() -> impl IntoResponse {
     )
 }
 
+pub async fn live_script() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        include_str!("../../static/live.js"),
+    )
+}
+
 pub async fn home(
     State(state): State<AppState>,
     RequestOrigin(origin): RequestOrigin,

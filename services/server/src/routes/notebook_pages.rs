@@ -1,0 +1,1361 @@
+//! The portal's notebook pages: a patient's timeline with the form to write (photos and PDFs
+//! included), an entry with its replies, readers and history (edit, withdraw), notifications
+//! and their settings, support requests. Same authorization and domain calls as the JSON API.
+
+use askama::Template;
+use axum::extract::{Multipart, Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::Form;
+use axum_csrf::CsrfToken;
+use renrakucho_authz::{Action, Role};
+use renrakucho_care::{EntryContent, EntryView, NewEntryInput};
+use renrakucho_core::{
+    Category, EntryBody, FacilityId, InvalidValue, Priority, Reason, StaffRole, VitalsInput,
+};
+use serde::Deserialize;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::notebook::TimelineQuery;
+use super::pages::PageUser;
+use super::patients::patient_id;
+use super::portal::{error_page, render};
+use super::RequestOrigin;
+use crate::access::{author, authorize, roles, staff};
+use crate::error::ApiError;
+use crate::session::SignedIn;
+use crate::state::AppState;
+
+fn failed(e: impl Into<ApiError>) -> Response {
+    let e = e.into();
+    error_page(e.status, &e.message)
+}
+
+fn rejected(token: &CsrfToken, given: &str) -> Option<Response> {
+    token.verify(given).err().map(|_| {
+        error_page(
+            StatusCode::FORBIDDEN,
+            "フォームの有効期限が切れたか、不正な送信です。ページを開き直してもう一度お試しください / the form has expired or was not sent from this site; reload the page and try again",
+        )
+    })
+}
+
+fn local(t: OffsetDateTime) -> String {
+    let f = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]");
+    t.to_offset(time::macros::offset!(+9))
+        .format(&f)
+        .unwrap_or_default()
+}
+
+fn is_admin(user: &SignedIn) -> bool {
+    user.who.role == Some(StaffRole::FacilityAdmin)
+}
+
+fn size(bytes: i64) -> String {
+    if bytes >= 1024 * 1024 {
+        format!("{:.1} MB", bytes as f64 / 1024.0 / 1024.0)
+    } else {
+        format!("{} KB", (bytes + 1023) / 1024)
+    }
+}
+
+struct AttachmentCard {
+    thumbnail: bool,
+    thumbnail_url: String,
+    url: String,
+    name: String,
+    size: String,
+}
+
+/// An entry as a card on a page.
+struct EntryCard {
+    category: &'static str,
+    priority: &'static str,
+    priority_class: &'static str,
+    urgent: bool,
+    read: bool,
+    at: String,
+    author: String,
+    reply_to: Option<String>,
+    body: String,
+    vitals: Option<String>,
+    attachments: Vec<AttachmentCard>,
+    link: String,
+    edited: bool,
+}
+
+fn card(e: &EntryView) -> EntryCard {
+    let patient = e.patient.as_uuid();
+    EntryCard {
+        category: e.category.label_ja(),
+        priority: e.priority.label_ja(),
+        priority_class: match e.priority {
+            Priority::Urgent => "urgent",
+            Priority::ReplyRequested => "reply",
+            Priority::Info => "",
+        },
+        urgent: e.priority == Priority::Urgent,
+        read: e.read,
+        at: local(e.created_at),
+        author: format!(
+            "{}（{}）{}",
+            e.author_name,
+            e.author_profession
+                .parse::<renrakucho_core::Profession>()
+                .map(|p| p.label_ja())
+                .unwrap_or_default(),
+            e.facility_name.clone().unwrap_or_default()
+        ),
+        reply_to: e
+            .reply_to
+            .map(|r| format!("/patients/{patient}/entries/{r}")),
+        body: e.body.clone(),
+        vitals: e.vitals.map(|v| v.summary()),
+        attachments: e
+            .attachments
+            .iter()
+            .map(|a| AttachmentCard {
+                thumbnail: a.has_thumbnail,
+                thumbnail_url: format!("/api/v1/patients/{patient}/attachments/{}/thumbnail", a.id),
+                url: format!("/api/v1/patients/{patient}/attachments/{}", a.id),
+                name: a.file_name.clone(),
+                size: size(a.size),
+            })
+            .collect(),
+        link: format!("/patients/{patient}/entries/{}", e.id),
+        edited: e.version > 1,
+    }
+}
+
+/// What the write form held (kept when it comes back with an error).
+#[derive(Default, Clone)]
+struct WriteForm {
+    category: String,
+    priority: String,
+    body: String,
+    temperature: String,
+    systolic: String,
+    diastolic: String,
+    pulse: String,
+    spo2: String,
+    weight: String,
+}
+
+#[derive(Template)]
+#[template(path = "notebook.html")]
+struct NotebookPage {
+    admin: bool,
+    token: String,
+    done: Option<&'static str>,
+    error: Option<String>,
+    patient_id: String,
+    patient_name: String,
+    may_write: bool,
+    form: WriteForm,
+    categories: Vec<(&'static str, &'static str)>,
+    priorities: Vec<(&'static str, &'static str)>,
+    team: Vec<(String, String)>,
+    upload_limit_mb: usize,
+    filter_category: String,
+    filter_urgent: bool,
+    filter_from: String,
+    filter_until: String,
+    query: String,
+    entries: Vec<EntryCard>,
+    next: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+pub struct NotebookQuery {
+    #[serde(default)]
+    category: Option<String>,
+    #[serde(default)]
+    urgent: Option<bool>,
+    #[serde(default)]
+    from: Option<String>,
+    #[serde(default)]
+    until: Option<String>,
+    #[serde(default)]
+    cursor: Option<String>,
+    #[serde(default)]
+    done: Option<String>,
+    #[serde(default)]
+    q: Option<String>,
+}
+
+fn done_message(key: Option<&str>) -> Option<&'static str> {
+    Some(match key? {
+        "posted" => "記録しました / Posted",
+        "edited" => "修正しました（新しい版として保存） / Saved as a new version",
+        "withdrawn" => "取り下げました / Withdrawn",
+        _ => return None,
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn notebook_page(
+    state: &AppState,
+    origin: &renrakucho_store::audit::Origin,
+    user: &SignedIn,
+    token: &CsrfToken,
+    raw_id: &str,
+    query: NotebookQuery,
+    search: bool,
+    form: WriteForm,
+    error: Option<ApiError>,
+) -> Response {
+    let patient = match patient_id(raw_id) {
+        Ok(p) => p,
+        Err(e) => return failed(e),
+    };
+    let who = match authorize(state, user, patient, Action::NotebookRead).await {
+        Ok(who) => who,
+        Err(e) => return failed(e),
+    };
+    let person = roles(user);
+    let may_write = state
+        .authz
+        .allowed(&person, who.facility, patient, Action::NotebookWrite)
+        .await
+        .unwrap_or(false);
+    let name = match renrakucho_care::patient(&state.db, &state.keyring, who, origin, patient).await
+    {
+        Ok(p) => p.name.as_str().to_string(),
+        Err(e) => return failed(e),
+    };
+    let (entries, next) = if search {
+        let q = query.q.clone().unwrap_or_default();
+        match renrakucho_care::search_notebook(
+            &state.db,
+            &state.keyring,
+            who,
+            origin,
+            patient,
+            &q,
+            100,
+        )
+        .await
+        {
+            Ok(found) => (found, None),
+            Err(e) => return failed(e),
+        }
+    } else {
+        let api_query = TimelineQuery {
+            category: query.category.clone(),
+            facility: None,
+            urgent: query.urgent,
+            from: query.from.clone(),
+            until: query.until.clone(),
+            cursor: query.cursor.clone(),
+            limit: Some(50),
+        };
+        let (filter, cursor) = match api_query.parse() {
+            Ok(parsed) => parsed,
+            Err(e) => return failed(e),
+        };
+        match renrakucho_care::timeline(
+            &state.db,
+            &state.keyring,
+            who,
+            origin,
+            patient,
+            &filter,
+            cursor,
+            50,
+        )
+        .await
+        {
+            Ok(page) => {
+                let next = page.next.map(|c| {
+                    let mut link = format!("/patients/{}/notebook?cursor={c}", patient.as_uuid());
+                    if let Some(cat) = &query.category {
+                        link.push_str(&format!("&category={cat}"));
+                    }
+                    if query.urgent == Some(true) {
+                        link.push_str("&urgent=true");
+                    }
+                    for (k, v) in [("from", &query.from), ("until", &query.until)] {
+                        if let Some(v) = v {
+                            link.push_str(&format!("&{k}={v}"));
+                        }
+                    }
+                    link
+                });
+                (page.entries, next)
+            }
+            Err(e) => return failed(e),
+        }
+    };
+    // Shown is read: the person's read receipts.
+    if let Ok(me) = author(user) {
+        let unread: Vec<Uuid> = entries.iter().filter(|e| !e.read).map(|e| e.id).collect();
+        if let Err(e) = renrakucho_care::mark_read(&state.db, &me, patient, &unread).await {
+            tracing::warn!(error = %e, "could not record read receipts");
+        }
+    }
+    let team = if may_write {
+        renrakucho_care::care_team_of(&state.db, who, origin, patient)
+            .await
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|m| m.status == "active" && m.facility != who.facility)
+            .map(|m| (m.facility.as_uuid().to_string(), m.name.unwrap_or_default()))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let status = error.as_ref().map(|e| e.status).unwrap_or(StatusCode::OK);
+    let form = WriteForm {
+        category: if form.category.is_empty() {
+            "treatment".into()
+        } else {
+            form.category
+        },
+        priority: if form.priority.is_empty() {
+            "info".into()
+        } else {
+            form.priority
+        },
+        ..form
+    };
+    let page = NotebookPage {
+        admin: is_admin(user),
+        token: token.authenticity_token().unwrap_or_default(),
+        done: done_message(query.done.as_deref()),
+        error: error.map(|e| e.message),
+        patient_id: patient.as_uuid().to_string(),
+        patient_name: name,
+        may_write,
+        form,
+        categories: Category::ALL
+            .iter()
+            .map(|c| (c.as_str(), c.label_ja()))
+            .collect(),
+        priorities: Priority::ALL
+            .iter()
+            .map(|p| (p.as_str(), p.label_ja()))
+            .collect(),
+        team,
+        upload_limit_mb: state.care.upload_limit_bytes / (1024 * 1024),
+        filter_category: query.category.clone().unwrap_or_default(),
+        filter_urgent: query.urgent.unwrap_or(false),
+        filter_from: query.from.clone().unwrap_or_default(),
+        filter_until: query.until.clone().unwrap_or_default(),
+        query: query.q.clone().unwrap_or_default(),
+        entries: entries.iter().map(card).collect(),
+        next,
+    };
+    (token.clone(), render(status, &page)).into_response()
+}
+
+pub async fn notebook(
+    State(state): State<AppState>,
+    RequestOrigin(origin): RequestOrigin,
+    PageUser(user): PageUser,
+    token: CsrfToken,
+    Path(id): Path<String>,
+    Query(query): Query<NotebookQuery>,
+) -> Response {
+    notebook_page(
+        &state,
+        &origin,
+        &user,
+        &token,
+        &id,
+        query,
+        false,
+        WriteForm::default(),
+        None,
+    )
+    .await
+}
+
+pub async fn search(
+    State(state): State<AppState>,
+    RequestOrigin(origin): RequestOrigin,
+    PageUser(user): PageUser,
+    token: CsrfToken,
+    Path(id): Path<String>,
+    Query(query): Query<NotebookQuery>,
+) -> Response {
+    notebook_page(
+        &state,
+        &origin,
+        &user,
+        &token,
+        &id,
+        query,
+        true,
+        WriteForm::default(),
+        None,
+    )
+    .await
+}
+
+fn measured<'a>(
+    raw: &'a str,
+    unit: &'a str,
+    field: &'static str,
+) -> Result<Option<renrakucho_core::notebook::Measured<'a>>, InvalidValue> {
+    let raw = raw.trim();
+    if raw.is_empty() {
+        return Ok(None);
+    }
+    let value: f64 = raw
+        .chars()
+        .map(|c| match c {
+            '０'..='９' => char::from_u32(c as u32 - '０' as u32 + '0' as u32).unwrap_or(c),
+            '．' => '.',
+            c => c,
+        })
+        .collect::<String>()
+        .parse()
+        .map_err(|_| InvalidValue::new(field, "数値で入力してください / enter a number"))?;
+    Ok(Some(renrakucho_core::notebook::Measured { value, unit }))
+}
+
+fn vitals_from(form: &WriteForm) -> Result<Option<renrakucho_core::Vitals>, InvalidValue> {
+    let input = VitalsInput {
+        temperature: measured(&form.temperature, "℃", "temperature")?,
+        systolic: measured(&form.systolic, "mmHg", "systolic")?,
+        diastolic: measured(&form.diastolic, "mmHg", "diastolic")?,
+        pulse: measured(&form.pulse, "bpm", "pulse")?,
+        spo2: measured(&form.spo2, "%", "spo2")?,
+        weight: measured(&form.weight, "kg", "weight")?,
+    };
+    let any = input.temperature.is_some()
+        || input.systolic.is_some()
+        || input.diastolic.is_some()
+        || input.pulse.is_some()
+        || input.spo2.is_some()
+        || input.weight.is_some();
+    if any {
+        input.parse().map(Some)
+    } else {
+        Ok(None)
+    }
+}
+
+/// Posts an entry (or a reply) from the multipart form, with its files.
+pub async fn post(
+    State(state): State<AppState>,
+    RequestOrigin(origin): RequestOrigin,
+    PageUser(user): PageUser,
+    token: CsrfToken,
+    Path(id): Path<String>,
+    mut multipart: Multipart,
+) -> Response {
+    let limit = state.care.upload_limit_bytes;
+    let mut fields: Vec<(String, String)> = Vec::new();
+    let mut files: Vec<(String, Vec<u8>)> = Vec::new();
+    loop {
+        let field = match multipart.next_field().await {
+            Ok(Some(f)) => f,
+            Ok(None) => break,
+            Err(_) => return failed(super::patients::too_large(limit)),
+        };
+        let name = field.name().unwrap_or_default().to_string();
+        if name == "files" {
+            let file_name = field.file_name().unwrap_or_default().to_string();
+            match field.bytes().await {
+                Ok(b) if b.len() > limit => return failed(super::patients::too_large(limit)),
+                Ok(b) if !b.is_empty() => files.push((file_name, b.to_vec())),
+                Ok(_) => {}
+                Err(_) => return failed(super::patients::too_large(limit)),
+            }
+        } else if let Ok(text) = field.text().await {
+            fields.push((name, text));
+        }
+    }
+    let get = |k: &str| {
+        fields
+            .iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
+    if let Some(page) = rejected(&token, &get("authenticity_token")) {
+        return page;
+    }
+    let form = WriteForm {
+        category: get("category"),
+        priority: get("priority"),
+        body: get("body"),
+        temperature: get("temperature"),
+        systolic: get("systolic"),
+        diastolic: get("diastolic"),
+        pulse: get("pulse"),
+        spo2: get("spo2"),
+        weight: get("weight"),
+    };
+    let reply_to = get("reply_to");
+    let result = async {
+        let patient = patient_id(&id)?;
+        let who = authorize(&state, &user, patient, Action::NotebookWrite).await?;
+        let me = author(&user)?;
+        let content = EntryContent {
+            category: form.category.parse().map_err(|_| {
+                InvalidValue::new("category", "記録の種類を選んでください / choose a category")
+            })?,
+            priority: form.priority.parse().map_err(|_| {
+                InvalidValue::new("priority", "重要度を選んでください / choose a priority")
+            })?,
+            body: EntryBody::parse(&form.body)?,
+            vitals: vitals_from(&form)?,
+            mentions: fields
+                .iter()
+                .filter(|(n, _)| n == "mentions")
+                .filter_map(|(_, v)| Uuid::parse_str(v).ok())
+                .map(FacilityId::from_uuid)
+                .collect(),
+        };
+        let reply_to = if reply_to.is_empty() {
+            None
+        } else {
+            Some(Uuid::parse_str(&reply_to).map_err(|_| ApiError::not_found())?)
+        };
+        let mut attachments = Vec::new();
+        for (name, bytes) in files {
+            let uploaded = renrakucho_care::upload_attachment(
+                &state.db,
+                &state.keyring,
+                &state.files,
+                who,
+                &origin,
+                patient,
+                &name,
+                bytes,
+                limit,
+            )
+            .await?;
+            attachments.push(uploaded.id);
+        }
+        renrakucho_care::post_entry(
+            &state.db,
+            &state.keyring,
+            &me,
+            &origin,
+            patient,
+            NewEntryInput {
+                content,
+                reply_to,
+                attachments,
+            },
+        )
+        .await?;
+        Ok::<_, ApiError>((patient, reply_to))
+    }
+    .await;
+    match result {
+        Ok((patient, Some(parent))) => Redirect::to(&format!(
+            "/patients/{}/entries/{parent}?done=replied",
+            patient.as_uuid()
+        ))
+        .into_response(),
+        Ok((patient, None)) => Redirect::to(&format!(
+            "/patients/{}/notebook?done=posted",
+            patient.as_uuid()
+        ))
+        .into_response(),
+        Err(e) if e.status == StatusCode::NOT_FOUND || e.status == StatusCode::FORBIDDEN => {
+            failed(e)
+        }
+        Err(e) => {
+            let status = e.status;
+            let mut page = notebook_page(
+                &state,
+                &origin,
+                &user,
+                &token,
+                &id,
+                NotebookQuery::default(),
+                false,
+                form,
+                Some(e),
+            )
+            .await;
+            if page.status().is_success() {
+                *page.status_mut() = status;
+            }
+            page
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "entry.html")]
+struct EntryPage {
+    admin: bool,
+    token: String,
+    done: Option<&'static str>,
+    error: Option<String>,
+    patient_id: String,
+    entry_id: String,
+    main: Vec<EntryCard>,
+    replies: Vec<EntryCard>,
+    read_by: Vec<String>,
+    versions: Vec<VersionLine>,
+    withdrawn: bool,
+    withdrawal_reason: String,
+    may_write: bool,
+    may_change: bool,
+    may_support: bool,
+    directory: Vec<(String, String)>,
+    version: i32,
+    category: String,
+    priority: String,
+    body: String,
+}
+
+struct VersionLine {
+    version: i32,
+    at: String,
+    editor: String,
+    body: String,
+}
+
+#[derive(Deserialize, Default)]
+pub struct DoneQuery {
+    #[serde(default)]
+    done: Option<String>,
+}
+
+async fn entry_page(
+    state: &AppState,
+    origin: &renrakucho_store::audit::Origin,
+    user: &SignedIn,
+    token: &CsrfToken,
+    raw_patient: &str,
+    raw_entry: &str,
+    done: Option<&'static str>,
+    error: Option<ApiError>,
+) -> Response {
+    let result = async {
+        let patient = patient_id(raw_patient)?;
+        let entry = Uuid::parse_str(raw_entry).map_err(|_| ApiError::not_found())?;
+        let who = authorize(state, user, patient, Action::NotebookRead).await?;
+        let detail =
+            renrakucho_care::entry_detail(&state.db, &state.keyring, who, origin, patient, entry)
+                .await?;
+        Ok::<_, ApiError>((patient, who, detail))
+    }
+    .await;
+    let (patient, who, detail) = match result {
+        Ok(r) => r,
+        Err(e) => return failed(e),
+    };
+    if let Ok(me) = author(user) {
+        let mut ids = vec![detail.entry.id];
+        ids.extend(detail.replies.iter().map(|r| r.id));
+        let _ = renrakucho_care::mark_read(&state.db, &me, patient, &ids).await;
+    }
+    let person = roles(user);
+    let may_write = state
+        .authz
+        .allowed(&person, who.facility, patient, Action::NotebookWrite)
+        .await
+        .unwrap_or(false);
+    let may_change = may_write
+        && (detail.entry.author == who.staff
+            || (is_admin(user) && detail.entry.facility == who.facility));
+    let may_support = state
+        .authz
+        .allowed(&person, who.facility, patient, Action::SupportRequest)
+        .await
+        .unwrap_or(false);
+    let directory = if may_support {
+        renrakucho_care::directory(&state.db, who.facility)
+            .await
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|d| d.id != who.facility)
+            .map(|d| (d.code, format!("{}（{}）", d.name, d.kind.label_ja())))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let status = error.as_ref().map(|e| e.status).unwrap_or(StatusCode::OK);
+    let page = EntryPage {
+        may_support,
+        directory,
+        admin: is_admin(user),
+        token: token.authenticity_token().unwrap_or_default(),
+        done,
+        error: error.map(|e| e.message),
+        patient_id: patient.as_uuid().to_string(),
+        entry_id: detail.entry.id.to_string(),
+        main: vec![card(&detail.entry)],
+        replies: detail.replies.iter().map(card).collect(),
+        read_by: detail
+            .read_by
+            .iter()
+            .map(|r| {
+                format!(
+                    "{}（{}）{} ・ {}",
+                    r.name,
+                    r.profession
+                        .parse::<renrakucho_core::Profession>()
+                        .map(|p| p.label_ja())
+                        .unwrap_or_default(),
+                    r.facility_name.clone().unwrap_or_default(),
+                    local(r.read_at)
+                )
+            })
+            .collect(),
+        versions: detail
+            .versions
+            .iter()
+            .map(|v| VersionLine {
+                version: v.version,
+                at: local(v.edited_at),
+                editor: v.editor_name.clone(),
+                body: v.body.clone(),
+            })
+            .collect(),
+        withdrawn: detail.entry.withdrawn_at.is_some(),
+        withdrawal_reason: detail.entry.withdrawal_reason.clone().unwrap_or_default(),
+        may_write,
+        may_change,
+        version: detail.entry.version,
+        category: detail.entry.category.as_str().to_string(),
+        priority: detail.entry.priority.as_str().to_string(),
+        body: detail.entry.body.clone(),
+    };
+    (token.clone(), render(status, &page)).into_response()
+}
+
+pub async fn entry(
+    State(state): State<AppState>,
+    RequestOrigin(origin): RequestOrigin,
+    PageUser(user): PageUser,
+    token: CsrfToken,
+    Path((id, entry)): Path<(String, String)>,
+    Query(query): Query<DoneQuery>,
+) -> Response {
+    let done = match query.done.as_deref() {
+        Some("replied") => Some("返信しました / Replied"),
+        Some("edited") => Some("修正しました（新しい版として保存） / Saved as a new version"),
+        _ => None,
+    };
+    entry_page(&state, &origin, &user, &token, &id, &entry, done, None).await
+}
+
+#[derive(Deserialize)]
+pub struct EditForm {
+    #[serde(default)]
+    authenticity_token: String,
+    expected_version: i32,
+    category: String,
+    priority: String,
+    body: String,
+}
+
+pub async fn edit(
+    State(state): State<AppState>,
+    RequestOrigin(origin): RequestOrigin,
+    PageUser(user): PageUser,
+    token: CsrfToken,
+    Path((id, entry)): Path<(String, String)>,
+    Form(form): Form<EditForm>,
+) -> Response {
+    if let Some(page) = rejected(&token, &form.authenticity_token) {
+        return page;
+    }
+    let result = async {
+        let patient = patient_id(&id)?;
+        let entry_id = Uuid::parse_str(&entry).map_err(|_| ApiError::not_found())?;
+        authorize(&state, &user, patient, Action::NotebookWrite).await?;
+        let me = author(&user)?;
+        // The page edits the text; what else the entry said stays as it was.
+        let detail = renrakucho_care::entry_detail(
+            &state.db,
+            &state.keyring,
+            me.actor,
+            &origin,
+            patient,
+            entry_id,
+        )
+        .await?;
+        let content = EntryContent {
+            category: form.category.parse().map_err(|_| ApiError::not_found())?,
+            priority: form.priority.parse().map_err(|_| ApiError::not_found())?,
+            body: EntryBody::parse(&form.body)?,
+            vitals: detail.entry.vitals,
+            mentions: detail.entry.mentions.clone(),
+        };
+        match renrakucho_care::edit_entry(
+            &state.db,
+            &state.keyring,
+            &me,
+            &origin,
+            patient,
+            entry_id,
+            form.expected_version,
+            content,
+        )
+        .await?
+        {
+            renrakucho_care::EditResult::Saved(_) => Ok(()),
+            renrakucho_care::EditResult::Stale(current) => Err(ApiError::conflict(format!(
+                "この記録は他の人が先に修正しました（現在 第{}版）。下の最新の内容を確認してから、もう一度修正してください。あなたの入力: 「{}」 / someone saved a newer version first; your text is shown here so nothing is lost",
+                current.version, form.body
+            ))),
+        }
+    }
+    .await;
+    match result {
+        Ok(()) => {
+            Redirect::to(&format!("/patients/{id}/entries/{entry}?done=edited")).into_response()
+        }
+        Err(e) if e.status == StatusCode::NOT_FOUND || e.status == StatusCode::FORBIDDEN => {
+            failed(e)
+        }
+        Err(e) => entry_page(&state, &origin, &user, &token, &id, &entry, None, Some(e)).await,
+    }
+}
+
+#[derive(Deserialize)]
+pub struct WithdrawForm {
+    #[serde(default)]
+    authenticity_token: String,
+    #[serde(default)]
+    reason: String,
+}
+
+pub async fn withdraw(
+    State(state): State<AppState>,
+    RequestOrigin(origin): RequestOrigin,
+    PageUser(user): PageUser,
+    token: CsrfToken,
+    Path((id, entry)): Path<(String, String)>,
+    Form(form): Form<WithdrawForm>,
+) -> Response {
+    if let Some(page) = rejected(&token, &form.authenticity_token) {
+        return page;
+    }
+    let result = async {
+        let patient = patient_id(&id)?;
+        let entry_id = Uuid::parse_str(&entry).map_err(|_| ApiError::not_found())?;
+        authorize(&state, &user, patient, Action::NotebookWrite).await?;
+        let me = author(&user)?;
+        let reason = Reason::parse(&form.reason)?;
+        renrakucho_care::withdraw_entry(
+            &state.db,
+            &state.keyring,
+            &me,
+            &origin,
+            patient,
+            entry_id,
+            reason,
+        )
+        .await?;
+        Ok::<_, ApiError>(())
+    }
+    .await;
+    match result {
+        Ok(()) => Redirect::to(&format!("/patients/{id}/notebook?done=withdrawn")).into_response(),
+        Err(e) if e.status == StatusCode::NOT_FOUND || e.status == StatusCode::FORBIDDEN => {
+            failed(e)
+        }
+        Err(e) => entry_page(&state, &origin, &user, &token, &id, &entry, None, Some(e)).await,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Notifications.
+
+struct NotificationLine {
+    priority: &'static str,
+    priority_class: &'static str,
+    urgent: bool,
+    kind: &'static str,
+    read: bool,
+    at: String,
+    link: String,
+    what: String,
+}
+
+#[derive(Template)]
+#[template(path = "notifications.html")]
+struct NotificationsPage {
+    admin: bool,
+    token: String,
+    done: Option<&'static str>,
+    error: Option<String>,
+    items: Vec<NotificationLine>,
+    levels: Vec<(&'static str, &'static str)>,
+    live_level: String,
+    quiet_start: u8,
+    quiet_end: u8,
+    email: String,
+    digest_enabled: bool,
+    digest_hour: u8,
+}
+
+async fn notifications_page(
+    state: &AppState,
+    origin: &renrakucho_store::audit::Origin,
+    user: &SignedIn,
+    token: &CsrfToken,
+    done: Option<&'static str>,
+    error: Option<ApiError>,
+) -> Response {
+    let who = match staff(user) {
+        Ok(w) => w,
+        Err(e) => return failed(e),
+    };
+    let prefs = match renrakucho_care::preferences_of(&state.db, who).await {
+        Ok(p) => p,
+        Err(e) => return failed(e),
+    };
+    let feed = match renrakucho_care::feed(&state.db, who, origin, 7).await {
+        Ok(f) => f,
+        Err(e) => return failed(e),
+    };
+    // Patients' names for the lines the person may read.
+    let mut names = std::collections::HashMap::new();
+    for n in &feed {
+        if names.contains_key(&n.patient) {
+            continue;
+        }
+        let sees = state
+            .authz
+            .allowed(&Role::all(), who.facility, n.patient, Action::PatientRead)
+            .await
+            .unwrap_or(false);
+        if sees {
+            if let Ok(p) =
+                renrakucho_care::patient(&state.db, &state.keyring, who, origin, n.patient).await
+            {
+                names.insert(n.patient, p.name.as_str().to_string());
+            }
+        }
+    }
+    let status = error.as_ref().map(|e| e.status).unwrap_or(StatusCode::OK);
+    let page = NotificationsPage {
+        admin: is_admin(user),
+        token: token.authenticity_token().unwrap_or_default(),
+        done,
+        error: error.map(|e| e.message),
+        items: feed
+            .iter()
+            .map(|n| {
+                let patient = n.patient.as_uuid();
+                let name = names
+                    .get(&n.patient)
+                    .cloned()
+                    .unwrap_or_else(|| "対象者".into());
+                NotificationLine {
+                    priority: n.priority.label_ja(),
+                    priority_class: match n.priority {
+                        Priority::Urgent => "urgent",
+                        Priority::ReplyRequested => "reply",
+                        Priority::Info => "",
+                    },
+                    urgent: n.priority == Priority::Urgent,
+                    kind: match n.kind {
+                        "reply" => "返信",
+                        "mention" => "自施設あて",
+                        "invitation" => "招待",
+                        "support" => "支援依頼",
+                        _ => "記録",
+                    },
+                    read: n.read,
+                    at: local(n.at),
+                    link: match (n.kind, n.entry, n.request) {
+                        ("invitation", _, _) => "/invitations".into(),
+                        (_, _, Some(r)) => format!("/support/{r}"),
+                        (_, Some(e), _) => format!("/patients/{patient}/entries/{e}"),
+                        _ => format!("/patients/{patient}"),
+                    },
+                    what: match n.kind {
+                        "invitation" => "ケアチームへの招待 / invitation".into(),
+                        "support" => "支援依頼 / support request".into(),
+                        _ => format!("{name} の連絡帳"),
+                    },
+                }
+            })
+            .collect(),
+        levels: vec![
+            ("info", "すべて（参考・要返信・至急） / everything"),
+            (
+                "reply_requested",
+                "要返信と至急 / reply requested and urgent",
+            ),
+            ("urgent", "至急のみ / urgent only"),
+        ],
+        live_level: prefs.live_level.as_str().to_string(),
+        quiet_start: prefs.quiet_start,
+        quiet_end: prefs.quiet_end,
+        email: prefs.email.clone().unwrap_or_default(),
+        digest_enabled: prefs.digest_enabled,
+        digest_hour: prefs.digest_hour,
+    };
+    (token.clone(), render(status, &page)).into_response()
+}
+
+pub async fn notifications(
+    State(state): State<AppState>,
+    RequestOrigin(origin): RequestOrigin,
+    PageUser(user): PageUser,
+    token: CsrfToken,
+    Query(query): Query<DoneQuery>,
+) -> Response {
+    let done = (query.done.as_deref() == Some("saved")).then_some("保存しました / Saved");
+    notifications_page(&state, &origin, &user, &token, done, None).await
+}
+
+#[derive(Deserialize)]
+pub struct SettingsForm {
+    #[serde(default)]
+    authenticity_token: String,
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    live_level: String,
+    #[serde(default)]
+    quiet_start: String,
+    #[serde(default)]
+    quiet_end: String,
+    #[serde(default)]
+    digest_enabled: Option<String>,
+    #[serde(default)]
+    digest_hour: String,
+}
+
+pub async fn save_notifications(
+    State(state): State<AppState>,
+    RequestOrigin(origin): RequestOrigin,
+    PageUser(user): PageUser,
+    token: CsrfToken,
+    Form(form): Form<SettingsForm>,
+) -> Response {
+    if let Some(page) = rejected(&token, &form.authenticity_token) {
+        return page;
+    }
+    let hour = |raw: &str, field: &'static str| {
+        raw.trim().parse::<i64>().map_err(|_| {
+            InvalidValue::new(
+                field,
+                "時刻は0〜23時で指定してください / an hour from 0 to 23",
+            )
+        })
+    };
+    let result = async {
+        let who = staff(&user)?;
+        let prefs = renrakucho_care::preferences(
+            Some(form.email.as_str()),
+            &form.live_level,
+            hour(&form.quiet_start, "quiet_start")?,
+            hour(&form.quiet_end, "quiet_end")?,
+            form.digest_enabled.is_some(),
+            hour(&form.digest_hour, "digest_hour")?,
+        )?;
+        renrakucho_care::save_preferences(&state.db, who, &origin, &prefs).await?;
+        Ok::<_, ApiError>(())
+    }
+    .await;
+    match result {
+        Ok(()) => Redirect::to("/notifications?done=saved").into_response(),
+        Err(e) => notifications_page(&state, &origin, &user, &token, None, Some(e)).await,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Support requests.
+
+struct SupportListLine {
+    id: String,
+    status: &'static str,
+    kind: &'static str,
+    at: String,
+    between: String,
+}
+
+fn status_ja(s: &str) -> &'static str {
+    match s {
+        "requested" => "依頼中",
+        "accepted" => "受諾",
+        "declined" => "辞退",
+        "answered" => "回答済み",
+        "closed" => "終了",
+        _ => "—",
+    }
+}
+
+#[derive(Template)]
+#[template(path = "support.html")]
+struct SupportPage {
+    admin: bool,
+    done: Option<&'static str>,
+    lines: Vec<SupportListLine>,
+}
+
+pub async fn support_list(State(state): State<AppState>, PageUser(user): PageUser) -> Response {
+    let who = match staff(&user) {
+        Ok(w) => w,
+        Err(e) => return failed(e),
+    };
+    match renrakucho_care::support_requests(&state.db, who).await {
+        Ok(lines) => render(
+            StatusCode::OK,
+            &SupportPage {
+                admin: is_admin(&user),
+                done: None,
+                lines: lines
+                    .iter()
+                    .map(|l| SupportListLine {
+                        id: l.id.to_string(),
+                        status: status_ja(&l.status),
+                        kind: l.kind.label_ja(),
+                        at: local(l.created_at),
+                        between: format!(
+                            "{} → {}",
+                            l.from_name.clone().unwrap_or_default(),
+                            l.to_name.clone().unwrap_or_default()
+                        ),
+                    })
+                    .collect(),
+            },
+        ),
+        Err(e) => failed(e),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "support_request.html")]
+struct SupportRequestPage {
+    admin: bool,
+    token: String,
+    done: Option<&'static str>,
+    error: Option<String>,
+    id: String,
+    kind: &'static str,
+    status: &'static str,
+    status_code: String,
+    between: String,
+    summary: String,
+    question: String,
+    answer: Option<String>,
+    sent: bool,
+    entries: Vec<EntryCard>,
+}
+
+async fn support_page(
+    state: &AppState,
+    origin: &renrakucho_store::audit::Origin,
+    user: &SignedIn,
+    token: &CsrfToken,
+    raw_id: &str,
+    done: Option<&'static str>,
+    error: Option<ApiError>,
+) -> Response {
+    let result = async {
+        let id = Uuid::parse_str(raw_id).map_err(|_| ApiError::not_found())?;
+        let who = staff(user)?;
+        let line = renrakucho_care::support_requests(&state.db, who)
+            .await?
+            .into_iter()
+            .find(|l| l.id == id)
+            .ok_or_else(ApiError::not_found)?;
+        let action = if line.sent {
+            Action::NotebookRead
+        } else {
+            Action::SupportAnswer
+        };
+        authorize(state, user, line.patient, action).await?;
+        let detail =
+            renrakucho_care::support_request(&state.db, &state.keyring, who, origin, id).await?;
+        Ok::<_, ApiError>(detail)
+    }
+    .await;
+    let detail = match result {
+        Ok(d) => d,
+        Err(e) => return failed(e),
+    };
+    let status = error.as_ref().map(|e| e.status).unwrap_or(StatusCode::OK);
+    let page = SupportRequestPage {
+        admin: is_admin(user),
+        token: token.authenticity_token().unwrap_or_default(),
+        done,
+        error: error.map(|e| e.message),
+        id: detail.line.id.to_string(),
+        kind: detail.line.kind.label_ja(),
+        status: status_ja(&detail.line.status),
+        status_code: detail.line.status.clone(),
+        between: format!(
+            "{} → {}",
+            detail.line.from_name.clone().unwrap_or_default(),
+            detail.line.to_name.clone().unwrap_or_default()
+        ),
+        summary: detail.summary.clone(),
+        question: detail.question.clone(),
+        answer: detail.answer.clone(),
+        sent: detail.line.sent,
+        entries: detail.entries.iter().map(card).collect(),
+    };
+    (token.clone(), render(status, &page)).into_response()
+}
+
+pub async fn support_request(
+    State(state): State<AppState>,
+    RequestOrigin(origin): RequestOrigin,
+    PageUser(user): PageUser,
+    token: CsrfToken,
+    Path(id): Path<String>,
+    Query(query): Query<DoneQuery>,
+) -> Response {
+    let done = query.done.as_deref().map(|_| "更新しました / Updated");
+    support_page(&state, &origin, &user, &token, &id, done, None).await
+}
+
+#[derive(Deserialize)]
+pub struct SupportStepForm {
+    #[serde(default)]
+    authenticity_token: String,
+    #[serde(default)]
+    answer: String,
+}
+
+pub async fn support_step(
+    State(state): State<AppState>,
+    RequestOrigin(origin): RequestOrigin,
+    PageUser(user): PageUser,
+    token: CsrfToken,
+    Path((id, step)): Path<(String, String)>,
+    Form(form): Form<SupportStepForm>,
+) -> Response {
+    if let Some(page) = rejected(&token, &form.authenticity_token) {
+        return page;
+    }
+    let result = async {
+        let request = Uuid::parse_str(&id).map_err(|_| ApiError::not_found())?;
+        let who = staff(&user)?;
+        let line = renrakucho_care::support_requests(&state.db, who)
+            .await?
+            .into_iter()
+            .find(|l| l.id == request)
+            .ok_or_else(ApiError::not_found)?;
+        if !line.sent {
+            authorize(&state, &user, line.patient, Action::SupportAnswer).await?;
+        }
+        match (step.as_str(), line.sent) {
+            ("accept", false) | ("decline", false) => {
+                renrakucho_care::respond_to_support_request(
+                    &state.db,
+                    who,
+                    &origin,
+                    request,
+                    step == "accept",
+                )
+                .await?
+            }
+            ("answer", false) => {
+                renrakucho_care::answer_support_request(
+                    &state.db,
+                    &state.keyring,
+                    &author(&user)?,
+                    &origin,
+                    request,
+                    &form.answer,
+                )
+                .await?
+            }
+            ("close", true) => {
+                renrakucho_care::close_support_request(&state.db, who, &origin, request).await?
+            }
+            _ => return Err(ApiError::not_found()),
+        }
+        Ok::<_, ApiError>(())
+    }
+    .await;
+    match result {
+        Ok(()) => Redirect::to(&format!("/support/{id}?done=1")).into_response(),
+        Err(e) if e.status == StatusCode::NOT_FOUND || e.status == StatusCode::FORBIDDEN => {
+            failed(e)
+        }
+        Err(e) => support_page(&state, &origin, &user, &token, &id, None, Some(e)).await,
+    }
+}
+
+#[derive(Deserialize)]
+pub struct SupportForm {
+    #[serde(default)]
+    authenticity_token: String,
+    #[serde(default)]
+    to: String,
+    #[serde(default)]
+    kind: String,
+    #[serde(default)]
+    summary: String,
+    #[serde(default)]
+    question: String,
+}
+
+/// Sends a support request with this entry and its files.
+pub async fn request_support(
+    State(state): State<AppState>,
+    RequestOrigin(origin): RequestOrigin,
+    PageUser(user): PageUser,
+    token: CsrfToken,
+    Path((id, entry)): Path<(String, String)>,
+    Form(form): Form<SupportForm>,
+) -> Response {
+    if let Some(page) = rejected(&token, &form.authenticity_token) {
+        return page;
+    }
+    let result = async {
+        let patient = patient_id(&id)?;
+        let entry_id = Uuid::parse_str(&entry).map_err(|_| ApiError::not_found())?;
+        authorize(&state, &user, patient, Action::NotebookRead).await?;
+        authorize(&state, &user, patient, Action::SupportRequest)
+            .await
+            .map_err(|_| {
+                ApiError::conflict(
+                    "同意書が登録されていないか、依頼する権限がありません（第12条・第13条） / without consent on file, or without the right, nothing can be sent to another facility",
+                )
+            })?;
+        let me = author(&user)?;
+        if form.to.trim().is_empty() {
+            return Err(InvalidValue::new("to", "依頼先を選んでください / choose a facility").into());
+        }
+        let detail = renrakucho_care::entry_detail(
+            &state.db,
+            &state.keyring,
+            me.actor,
+            &origin,
+            patient,
+            entry_id,
+        )
+        .await?;
+        let kind = form.kind.parse().map_err(|_| {
+            InvalidValue::new("kind", "依頼の種類を選んでください / choose a kind")
+        })?;
+        let request = renrakucho_care::send_support_request(
+            &state.db,
+            &state.keyring,
+            &me,
+            &origin,
+            patient,
+            renrakucho_care::NewSupportRequest {
+                to_code: form.to.clone(),
+                kind,
+                question: form.question.clone(),
+                summary: form.summary.clone(),
+                entries: vec![entry_id],
+                attachments: detail.entry.attachments.iter().map(|a| a.id).collect(),
+            },
+        )
+        .await?;
+        Ok::<_, ApiError>(request)
+    }
+    .await;
+    match result {
+        Ok(request) => Redirect::to(&format!("/support/{request}?done=sent")).into_response(),
+        Err(e) if e.status == StatusCode::NOT_FOUND || e.status == StatusCode::FORBIDDEN => {
+            failed(e)
+        }
+        Err(e) => entry_page(&state, &origin, &user, &token, &id, &entry, None, Some(e)).await,
+    }
+}
