@@ -749,3 +749,88 @@ async fn consent_and_care_team_through_the_portal_on_a_phone() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn writing_the_notebook_with_a_photo_replying_and_editing_on_a_phone() {
+    let app = spawn_app().await;
+    let clinic = app.seed_facility(FACILITY_CODE, FacilityKind::Clinic).await;
+    let doctor = app
+        .seed_staff(&clinic, LOGIN, StaffRole::FacilityAdmin, Profession::Doctor)
+        .await;
+    let patient = app
+        .seed_patient(&doctor, "記録 太郎", "キロク タロウ")
+        .await;
+    let scan_dir = tempfile::tempdir().unwrap();
+    let photo = scan_dir.path().join("傷の写真.png");
+    std::fs::write(&photo, renrakucho_testkit::PNG_1X1).unwrap();
+    let photo = photo.to_string_lossy().to_string();
+    let notebook = format!("/patients/{}/notebook", patient.id.as_uuid());
+
+    in_browser(&app, move |page| async move {
+        page.goto("/login").await;
+        page.sign_in(FACILITY_CODE, LOGIN, FIXTURE_PASSWORD).await;
+        page.wait_for(LOGOUT_FORM).await;
+        page.goto(&notebook).await;
+        page.wait_for_text("記録はありません").await;
+
+        page.click("details.card summary").await;
+        page.wait_for("#category")
+            .await
+            .select_by_value("vitals")
+            .await
+            .unwrap();
+        page.click("#priority_urgent").await;
+        page.wait_for("#body")
+            .await
+            .send_keys("夕方から37.8度の発熱。水分はとれている。")
+            .await
+            .unwrap();
+        page.js("document.querySelectorAll('details').forEach(d => d.open = true)")
+            .await;
+        for (id, value) in [("temperature", "37.8"), ("systolic", "130"), ("diastolic", "80")] {
+            page.wait_for(&format!("#{id}")).await.send_keys(value).await.unwrap();
+        }
+        page.wait_for("#files").await.send_keys(&photo).await.unwrap();
+        assert_accessible_on_a_phone(&page, "the notebook with its form open").await;
+        page.click(&format!("form[action='{notebook}'] button[type=submit]")).await;
+        page.wait_for_text("記録しました").await;
+        let text = page.text().await;
+        assert!(text.contains("至急"), "{text}");
+        assert!(text.contains("体温 37.8℃ / 血圧 130/80 mmHg"), "{text}");
+        assert!(text.contains("傷の写真.png"), "{text}");
+        // The thumbnail is served and is a real image.
+        let loaded = page
+            .js("const i = document.querySelector('img.thumb'); return i && i.complete && i.naturalWidth > 0")
+            .await;
+        assert_eq!(loaded, json!(true), "the photo's thumbnail loads");
+        assert_accessible_on_a_phone(&page, "the notebook").await;
+        page.screenshot("notebook").await;
+
+        // Reply, then correct the entry: a second version, the first kept.
+        page.click("a[href*='/entries/']").await;
+        page.wait_for("#reply_body").await.send_keys("了解しました。明朝訪問します。").await.unwrap();
+        page.click("form textarea#reply_body ~ button, form:has(#reply_body) button[type=submit]").await;
+        page.wait_for_text("返信しました").await;
+        page.js("document.querySelectorAll('details').forEach(d => d.open = true)")
+            .await;
+        let edit = page.wait_for("#edit_body").await;
+        edit.clear().await.unwrap();
+        edit.send_keys("夕方から37.8度の発熱。水分はとれている。解熱剤は未使用。")
+            .await
+            .unwrap();
+        page.click("form[action$='/edit'] button[type=submit]").await;
+        page.wait_for_text("修正しました").await;
+        let text = page.text().await;
+        assert!(text.contains("第2版"), "{text}");
+        assert!(text.contains("第1版"), "{text}");
+        assert!(text.contains("了解しました。明朝訪問します。"), "{text}");
+        assert_accessible_on_a_phone(&page, "an entry").await;
+        page.screenshot("entry").await;
+
+        page.goto("/notifications").await;
+        page.wait_for("#live_level").await;
+        assert_accessible_on_a_phone(&page, "the notifications page").await;
+        page.screenshot("notifications").await;
+    })
+    .await;
+}

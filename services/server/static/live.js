@@ -13,6 +13,8 @@
     answer: "支援依頼に回答がありました / an answer to your request"
   };
   var source = new EventSource("/api/v1/events");
+  // Leaving the page ends the stream at once (browsers keep only a few connections per site).
+  window.addEventListener("pagehide", function () { source.close(); });
   source.addEventListener("notification", function (event) {
     var n = JSON.parse(event.data);
     var link = document.createElement("a");
