@@ -8,15 +8,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use renrakucho_core::{FacilityKind, PatientId};
+use renrakucho_core::{FacilityKind, PatientId, Profession, StaffRole};
 use renrakucho_keyring::provider::{KeyBytes, WrapContext};
 use renrakucho_keyring::{
     Binding, CacheSettings, Header, KeyOwner, Keyring, KeyringError, LocalMasterKeys,
     MasterKeyProvider, MasterKeys, Problem,
 };
 use renrakucho_store::audit::{Actor, Origin};
-use renrakucho_store::data_keys::OwnerKind;
-use renrakucho_store::encrypted::EncryptedColumn;
 use renrakucho_store::facilities::Facility;
 use renrakucho_store::{Database, Scope};
 use renrakucho_testkit::{spawn_app_with, TestApp, TestDatabase};
@@ -695,116 +693,187 @@ async fn the_key_table_is_isolated_like_every_facility_table() {
 
 #[tokio::test]
 async fn reencryption_moves_every_stored_value_of_an_owner_to_the_newest_key() {
+    // Real tables: a patient's registration, consent, notebook entries (one written by another
+    // facility of the care team, one withdrawn) and their versions; another patient untouched.
     let f = fixture().await;
-    let sa = Scope::Facility(f.a.id);
-    // A table holding encrypted values, as later tables will (created as the owner would).
-    let mut owner = f.app.database.owner_options().connect().await.unwrap();
-    sqlx::raw_sql(
-        "CREATE TABLE notes (id uuid PRIMARY KEY, facility_id uuid NOT NULL,
-                             patient_id uuid NOT NULL, body bytea);
-         ALTER TABLE notes ENABLE ROW LEVEL SECURITY;
-         ALTER TABLE notes FORCE ROW LEVEL SECURITY;
-         CREATE POLICY notes_own ON notes
-             USING (facility_id = (SELECT current_facility_id()))
-             WITH CHECK (facility_id = (SELECT current_facility_id()));
-         GRANT SELECT, INSERT, UPDATE ON notes TO renrakucho_runtime;",
+    let origin = Origin::default();
+    let doctor = f
+        .app
+        .seed_staff(&f.a, "doctor", StaffRole::FacilityAdmin, Profession::Doctor)
+        .await;
+    let nurse = f
+        .app
+        .seed_staff(&f.b, "nurse", StaffRole::FacilityAdmin, Profession::Nurse)
+        .await;
+    let actor = |s: &renrakucho_store::staff::StaffAccount| renrakucho_care::StaffActor {
+        staff: s.id,
+        facility: s.facility_id,
+    };
+    let writer = |s: &renrakucho_store::staff::StaffAccount, profession| renrakucho_care::Author {
+        actor: actor(s),
+        name: "試験 太郎".into(),
+        profession,
+        facility_admin: true,
+    };
+    let patient = f
+        .app
+        .seed_patient(&doctor, "鍵替 花子", "カギカエ ハナコ")
+        .await
+        .id;
+    let other = f
+        .app
+        .seed_patient(&doctor, "別人 次郎", "ベツジン ジロウ")
+        .await
+        .id;
+    renrakucho_care::record_consent(
+        &f.app.db,
+        &f.keyring,
+        &f.app.files,
+        actor(&doctor),
+        &origin,
+        patient,
+        renrakucho_care::ConsentForm {
+            signer: renrakucho_care::Signer::Patient,
+            signed_on: time::macros::date!(2026 - 11 - 01),
+            scope: renrakucho_care::ConsentScope::standard(),
+        },
+        None,
     )
-    .execute(&mut owner)
     .await
     .unwrap();
-    let column = EncryptedColumn {
-        table: "notes",
-        column: "body",
-        id_column: "id",
-        owner_kind: OwnerKind::Patient,
-        owner_column: "patient_id",
-    };
-    let patient = KeyOwner::Patient(PatientId::new());
-    let other = KeyOwner::Patient(PatientId::new());
-    let mut tx = f.app.db.begin(sa).await.unwrap();
-    for (who, n) in [(patient, 6), (other, 2)] {
-        for i in 0..n {
-            let row = Uuid::now_v7();
-            let b = Binding {
-                owner: who,
-                table: "notes",
-                column: "body",
-                row,
-            };
-            let value = f
-                .keyring
-                .encrypt(&mut tx, &b, format!("経過{i}").as_bytes())
-                .await
-                .unwrap();
-            sqlx::query("INSERT INTO notes VALUES ($1, $2, $3, $4)")
-                .bind(row)
-                .bind(f.a.id.as_uuid())
-                .bind(who.id())
-                .bind(value)
-                .execute(tx.raw_connection_for_tests())
-                .await
-                .unwrap();
+    renrakucho_care::invite(&f.app.db, actor(&doctor), &origin, patient, &f.b.code)
+        .await
+        .unwrap();
+    renrakucho_care::accept_invitation(&f.app.db, actor(&nurse), &origin, patient)
+        .await
+        .unwrap();
+    let post = |who: renrakucho_care::Author, p: PatientId, text: &'static str| {
+        let db = f.app.db.clone();
+        let keyring = f.keyring.clone();
+        async move {
+            renrakucho_care::post_entry(
+                &db,
+                &keyring,
+                &who,
+                &Origin::default(),
+                p,
+                renrakucho_care::NewEntryInput {
+                    content: renrakucho_care::EntryContent {
+                        category: renrakucho_core::Category::Treatment,
+                        priority: renrakucho_core::Priority::Info,
+                        body: renrakucho_core::EntryBody::parse(text).unwrap(),
+                        vitals: None,
+                        mentions: vec![],
+                    },
+                    reply_to: None,
+                    attachments: vec![],
+                },
+            )
+            .await
+            .unwrap()
+            .id
         }
+    };
+    let mut ours = Vec::new();
+    for text in ["経過一", "経過二", "経過三"] {
+        ours.push(post(writer(&doctor, Profession::Doctor), patient, text).await);
     }
+    post(writer(&nurse, Profession::Nurse), patient, "訪問看護の経過").await;
+    post(writer(&doctor, Profession::Doctor), other, "別の人の経過").await;
+    renrakucho_care::withdraw_entry(
+        &f.app.db,
+        &f.keyring,
+        &writer(&doctor, Profession::Doctor),
+        &origin,
+        patient,
+        ours[0],
+        renrakucho_core::Reason::parse("記載誤りのため").unwrap(),
+    )
+    .await
+    .unwrap();
+
+    // A new key version for the patient (the registering facility holds the keys).
+    let owner = KeyOwner::Patient(patient);
+    let mut tx = f.app.db.begin(Scope::Facility(f.a.id)).await.unwrap();
     f.keyring
-        .rotate_data_key(&mut tx, patient, Actor::System, &Origin::default())
+        .rotate_data_key(&mut tx, owner, Actor::System, &origin)
         .await
         .unwrap();
     tx.commit().await.unwrap();
 
+    let columns = renrakucho_store::encrypted::ENCRYPTED_COLUMNS;
     let report = f
         .keyring
-        .reencrypt_owner(
-            &f.app.db,
-            patient,
-            &[column],
-            Actor::System,
-            &Origin::default(),
-        )
+        .reencrypt_owner(&f.app.db, owner, columns, Actor::System, &origin)
         .await
         .unwrap();
-    assert_eq!((report.values, report.moved), (6, 6));
+    // Name, reading, profile; the consent; four bodies and a withdrawal reason; four versions.
+    assert_eq!((report.values, report.moved), (13, 13), "{report:?}");
     let again = f
         .keyring
-        .reencrypt_owner(
+        .reencrypt_owner(&f.app.db, owner, columns, Actor::System, &origin)
+        .await
+        .unwrap();
+    assert_eq!((again.values, again.moved), (13, 0), "nothing left to move");
+
+    // Every stored value of the patient is under version 2, the other patient's under 1.
+    let mut su = f.su().await;
+    let stored: Vec<(Uuid, Vec<u8>)> = sqlx::query_as(
+        "SELECT patient_id, body_enc FROM entries
+         UNION ALL SELECT patient_id, body_enc FROM entry_versions
+         UNION ALL SELECT patient_id, details_enc FROM consents
+         UNION ALL SELECT patient_id, withdrawal_reason_enc FROM entries
+                    WHERE withdrawal_reason_enc IS NOT NULL
+         UNION ALL SELECT id, name_enc FROM patients",
+    )
+    .fetch_all(&mut su)
+    .await
+    .unwrap();
+    // Entries and versions (4 of the patient's, 1 of the other), the consent, the reason, names.
+    assert_eq!(stored.len(), 5 + 5 + 1 + 1 + 2, "every value was looked at");
+    for (who, value) in stored {
+        let expected = if who == patient.as_uuid() { 2 } else { 1 };
+        assert_eq!(Header::parse(&value).unwrap().key_version, expected);
+    }
+    // And everything still reads, in both facilities.
+    for facility in [&f.a, &f.b] {
+        let who = if facility.id == f.a.id {
+            actor(&doctor)
+        } else {
+            actor(&nurse)
+        };
+        let page = renrakucho_care::timeline(
             &f.app.db,
+            &f.keyring,
+            who,
+            &origin,
             patient,
-            &[column],
-            Actor::System,
-            &Origin::default(),
+            &Default::default(),
+            None,
+            50,
         )
         .await
         .unwrap();
-    assert_eq!((again.values, again.moved), (6, 0), "nothing left to move");
-
-    let mut tx = f.app.db.begin(sa).await.unwrap();
-    let rows: Vec<(Uuid, Uuid, Vec<u8>)> =
-        sqlx::query_as("SELECT id, patient_id, body FROM notes ORDER BY id")
-            .fetch_all(tx.raw_connection_for_tests())
-            .await
-            .unwrap();
-    for (row, who, value) in rows {
-        let owner = KeyOwner::Patient(PatientId::from_uuid(who));
-        let expected_version = if owner == patient { 2 } else { 1 };
-        assert_eq!(Header::parse(&value).unwrap().key_version, expected_version);
-        let b = Binding {
-            owner,
-            table: "notes",
-            column: "body",
-            row,
-        };
-        let text = f.keyring.decrypt(&mut tx, &b, &value).await.unwrap();
-        assert!(String::from_utf8(text.to_vec())
-            .unwrap()
-            .starts_with("経過"));
+        assert_eq!(
+            page.entries.len(),
+            3,
+            "withdrawn entries stay out of the timeline"
+        );
+        let detail =
+            renrakucho_care::entry_detail(&f.app.db, &f.keyring, who, &origin, patient, ours[0])
+                .await
+                .unwrap();
+        assert_eq!(
+            detail.entry.withdrawal_reason.as_deref(),
+            Some("記載誤りのため")
+        );
+        assert_eq!(detail.versions[0].body, "経過一");
     }
-    drop(tx);
-    let mut su = f.su().await;
     let audited: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM audit_log WHERE action = 'data_key.reencrypt' AND target_id = $1
             AND facility_id = $2",
     )
-    .bind(patient.id())
+    .bind(patient.as_uuid())
     .bind(f.a.id.as_uuid())
     .fetch_one(&mut su)
     .await

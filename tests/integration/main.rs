@@ -8,6 +8,7 @@ mod catalog;
 mod isolation;
 mod keyring;
 mod kms;
+mod notebook_http;
 mod patients;
 mod sessions;
 mod sharing;

@@ -83,6 +83,21 @@ pub async fn export_notebook(
                     &v.body_enc,
                 )
                 .await?;
+            let vitals = match &v.vitals_enc {
+                Some(enc) => Some(
+                    serde_json::from_slice::<renrakucho_core::Vitals>(
+                        &keys
+                            .decrypt(
+                                &mut tx,
+                                &crate::notebook::vitals_binding(patient, "entry_versions", v.id),
+                                enc,
+                            )
+                            .await?,
+                    )
+                    .map_err(|e| CareError::Corrupt(format!("vitals: {e}")))?,
+                ),
+                None => None,
+            };
             versions.push(VersionView {
                 version: v.version,
                 editor_name: v.edited_by_name,
@@ -92,7 +107,7 @@ pub async fn export_notebook(
                 priority: v.priority,
                 body: String::from_utf8(body)
                     .map_err(|e| CareError::Corrupt(format!("body: {e}")))?,
-                vitals: None,
+                vitals,
             });
         }
         out.push(ExportedEntry { entry, versions });

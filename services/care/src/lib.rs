@@ -10,6 +10,7 @@ mod audit;
 mod care_team;
 mod consent;
 mod deletion;
+mod directory;
 mod emergency;
 mod export;
 mod notebook;

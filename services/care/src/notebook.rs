@@ -14,7 +14,7 @@ use renrakucho_store::audit::Origin;
 use renrakucho_store::notebook::{
     self, Cursor, Edit, EditOutcome, NewEntry, StoredEntry, TimelineFilter,
 };
-use renrakucho_store::{attachments, care_team, facilities, patients, Database, Scope, ScopedTx};
+use renrakucho_store::{attachments, care_team, patients, Database, Scope, ScopedTx};
 use serde::Serialize;
 use serde_json::json;
 use time::OffsetDateTime;
@@ -153,7 +153,13 @@ pub fn decode_cursor(raw: &str) -> Result<Cursor, InvalidValue> {
     };
     let (micros, id) = raw.split_once('_').ok_or_else(bad)?;
     let micros: i128 = micros.parse().map_err(|_| bad())?;
-    let created_at = OffsetDateTime::from_unix_timestamp_nanos(micros * 1000).map_err(|_| bad())?;
+    let nanos = micros.checked_mul(1000).ok_or_else(bad)?;
+    let created_at = OffsetDateTime::from_unix_timestamp_nanos(nanos).map_err(|_| bad())?;
+    // A cursor names an entry's time: never before the network existed, never in the future.
+    let now = OffsetDateTime::now_utc();
+    if created_at.year() < 2000 || created_at > now + time::Duration::days(1) {
+        return Err(bad());
+    }
     let id = Uuid::parse_str(id).map_err(|_| bad())?;
     Ok(Cursor { created_at, id })
 }
@@ -167,7 +173,11 @@ pub(crate) fn body_binding(patient: PatientId, table: &'static str, row: Uuid) -
     }
 }
 
-fn vitals_binding(patient: PatientId, table: &'static str, row: Uuid) -> Binding<'static> {
+pub(crate) fn vitals_binding(
+    patient: PatientId,
+    table: &'static str,
+    row: Uuid,
+) -> Binding<'static> {
     Binding {
         owner: KeyOwner::Patient(patient),
         table,
@@ -202,7 +212,17 @@ fn utf8(bytes: Vec<u8>, what: &str) -> Result<String, CareError> {
     String::from_utf8(bytes).map_err(|e| corrupt(what, e))
 }
 
-/// Decrypts stored entries for people who may read them, with their files and read marks.
+/// What a page already knows of an entry besides the entry: whether the reader read it, its
+/// files (names still encrypted).
+pub(crate) struct Extras {
+    read: bool,
+    files: Vec<FileRow>,
+}
+
+/// A file of an entry before decryption: ID, media type, size, thumbnail?, encrypted name.
+type FileRow = (Uuid, String, i64, bool, Vec<u8>);
+
+/// Decrypts stored entries for people who may read them, fetching their files and read marks.
 pub(crate) async fn views(
     tx: &mut ScopedTx,
     keys: &OwnerKeys,
@@ -215,28 +235,72 @@ pub(crate) async fn views(
         .await?
         .into_iter()
         .collect();
-    let facility_ids: Vec<FacilityId> = stored
-        .iter()
-        .map(|e| FacilityId::from_uuid(e.facility_id))
-        .collect();
-    let directory = facilities::directory(tx, Some(&facility_ids), None).await?;
-    let mut by_entry: HashMap<Uuid, Vec<AttachmentLine>> = HashMap::new();
+    let mut by_entry: HashMap<Uuid, Vec<FileRow>> = HashMap::new();
     for f in files {
-        let Some(entry) = f.entry_id else { continue };
-        let patient = PatientId::from_uuid(f.patient_id);
-        let name = keys
-            .decrypt(tx, &file_name_binding(patient, f.id), &f.file_name_enc)
-            .await?;
-        by_entry.entry(entry).or_default().push(AttachmentLine {
-            id: f.id,
-            file_name: utf8(name, "file name")?,
-            media_type: f.media_type,
-            size: f.size,
-            has_thumbnail: f.thumbnail.is_some(),
-        });
+        if let Some(entry) = f.entry_id {
+            by_entry.entry(entry).or_default().push((
+                f.id,
+                f.media_type,
+                f.size,
+                f.thumbnail.is_some(),
+                f.file_name_enc,
+            ));
+        }
     }
-    let mut out = Vec::with_capacity(stored.len());
-    for e in stored {
+    let rows = stored
+        .into_iter()
+        .map(|e| {
+            let extras = Extras {
+                read: read.contains(&e.id),
+                files: by_entry.remove(&e.id).unwrap_or_default(),
+            };
+            (e, extras)
+        })
+        .collect();
+    build_views(tx, keys, reader, rows).await
+}
+
+/// Decrypts a timeline page (read marks and files came with it).
+async fn page_views(
+    tx: &mut ScopedTx,
+    keys: &OwnerKeys,
+    reader: StaffId,
+    rows: Vec<notebook::PageRow>,
+) -> Result<Vec<EntryView>, CareError> {
+    use base64::Engine;
+    let mut out = Vec::with_capacity(rows.len());
+    for r in rows {
+        let mut files = Vec::with_capacity(r.files.0.len());
+        for f in r.files.0 {
+            let name = base64::engine::general_purpose::STANDARD
+                .decode(&f.name)
+                .map_err(|e| corrupt("file name", e))?;
+            files.push((f.id, f.media_type, f.size, f.thumbnail, name));
+        }
+        out.push((
+            r.entry,
+            Extras {
+                read: r.read,
+                files,
+            },
+        ));
+    }
+    build_views(tx, keys, reader, out).await
+}
+
+async fn build_views(
+    tx: &mut ScopedTx,
+    keys: &OwnerKeys,
+    reader: StaffId,
+    rows: Vec<(StoredEntry, Extras)>,
+) -> Result<Vec<EntryView>, CareError> {
+    let facility_ids: Vec<FacilityId> = rows
+        .iter()
+        .map(|(e, _)| FacilityId::from_uuid(e.facility_id))
+        .collect();
+    let names = crate::directory::names(tx, &facility_ids).await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for (e, extras) in rows {
         let patient = PatientId::from_uuid(e.patient_id);
         let body = keys
             .decrypt(tx, &body_binding(patient, "entries", e.id), &e.body_enc)
@@ -259,14 +323,24 @@ pub(crate) async fn views(
             )?),
             None => None,
         };
+        let mut attachments = Vec::with_capacity(extras.files.len());
+        for (id, media_type, size, has_thumbnail, name_enc) in extras.files {
+            let name = keys
+                .decrypt(tx, &file_name_binding(patient, id), &name_enc)
+                .await?;
+            attachments.push(AttachmentLine {
+                id,
+                file_name: utf8(name, "file name")?,
+                media_type,
+                size,
+                has_thumbnail,
+            });
+        }
         out.push(EntryView {
             id: e.id,
             patient,
             facility: FacilityId::from_uuid(e.facility_id),
-            facility_name: directory
-                .iter()
-                .find(|d| d.id.as_uuid() == e.facility_id)
-                .map(|d| d.name.clone()),
+            facility_name: names.get(&FacilityId::from_uuid(e.facility_id)).cloned(),
             author: StaffId::from_uuid(e.author_id),
             author_name: e.author_name,
             author_profession: e.author_profession,
@@ -279,8 +353,8 @@ pub(crate) async fn views(
             version: e.version,
             created_at: e.created_at,
             updated_at: e.updated_at,
-            attachments: by_entry.remove(&e.id).unwrap_or_default(),
-            read: read.contains(&e.id) || e.author_id == reader.as_uuid(),
+            attachments,
+            read: extras.read || e.author_id == reader.as_uuid(),
             withdrawn_at: e.withdrawn_at,
             withdrawal_reason,
         });
@@ -341,7 +415,8 @@ pub async fn post_entry(
     input: NewEntryInput,
 ) -> Result<EntryView, CareError> {
     let mut tx = db.begin(Scope::Facility(who.actor.facility)).await?;
-    patients::get(&mut tx, patient).await?;
+    // The patient's visibility is checked by the key lookup below and by the insert's policy
+    // (a facility that does not share the patient can neither read the key nor write).
     if let Some(parent) = input.reply_to {
         // A reply answers an entry of the same patient (the foreign key says so too).
         let parent = notebook::get(&mut tx, patient, parent).await.map_err(|e| match e {
@@ -376,7 +451,7 @@ pub async fn post_entry(
         Some(v) => Some(keys.encrypt(&vitals_binding(patient, "entry_versions", version_id), v)?),
         None => None,
     };
-    notebook::insert(
+    let created_at = notebook::insert(
         &mut tx,
         &NewEntry {
             id,
@@ -421,11 +496,42 @@ pub async fn post_entry(
         }),
     )
     .await?;
-    let stored = notebook::get(&mut tx, patient, id).await?;
-    let view = views(&mut tx, &keys, who.actor.staff, vec![stored])
+    // Everything the view shows is known here: no second read.
+    let attachments = if input.attachments.is_empty() {
+        Vec::new()
+    } else {
+        let stored = notebook::get(&mut tx, patient, id).await?;
+        views(&mut tx, &keys, who.actor.staff, vec![stored])
+            .await?
+            .pop()
+            .map(|v| v.attachments)
+            .unwrap_or_default()
+    };
+    let facility_name = crate::directory::names(&mut tx, &[who.actor.facility])
         .await?
-        .pop()
-        .ok_or(CareError::NotFound)?;
+        .remove(&who.actor.facility);
+    let view = EntryView {
+        id,
+        patient,
+        facility: who.actor.facility,
+        facility_name,
+        author: who.actor.staff,
+        author_name: who.name.clone(),
+        author_profession: who.profession.as_str().to_string(),
+        category: input.content.category,
+        priority: input.content.priority,
+        body: input.content.body.as_str().to_string(),
+        vitals: input.content.vitals,
+        reply_to: input.reply_to,
+        mentions: mentions.into_iter().map(FacilityId::from_uuid).collect(),
+        version: 1,
+        created_at,
+        updated_at: created_at,
+        attachments,
+        read: true,
+        withdrawn_at: None,
+        withdrawal_reason: None,
+    };
     tx.commit().await?;
     Ok(view)
 }
@@ -445,18 +551,18 @@ pub async fn timeline(
 ) -> Result<TimelinePage, CareError> {
     let limit = limit.clamp(1, 100);
     let mut tx = db.begin(Scope::Facility(who.facility)).await?;
-    let stored = notebook::timeline(&mut tx, patient, filter, after, limit + 1).await?;
+    let stored = notebook::timeline(&mut tx, patient, who.staff, filter, after, limit + 1).await?;
     if stored.is_empty() {
         // No entries, or no such patient here: tell them apart without saying why.
         patients::get(&mut tx, patient).await?;
     }
     let more = stored.len() as i64 > limit;
-    let page: Vec<StoredEntry> = stored.into_iter().take(limit as usize).collect();
+    let page: Vec<notebook::PageRow> = stored.into_iter().take(limit as usize).collect();
     let next = if more {
-        page.last().map(|e| {
+        page.last().map(|r| {
             encode_cursor(Cursor {
-                created_at: e.created_at,
-                id: e.id,
+                created_at: r.entry.created_at,
+                id: r.entry.id,
             })
         })
     } else {
@@ -465,7 +571,7 @@ pub async fn timeline(
     let keys = keyring
         .owner_keys(&mut tx, KeyOwner::Patient(patient))
         .await?;
-    let entries = views(&mut tx, &keys, who.staff, page).await?;
+    let entries = page_views(&mut tx, &keys, who.staff, page).await?;
     record(
         &mut tx,
         who,
@@ -539,14 +645,11 @@ pub async fn entry_detail(
         .iter()
         .map(|r| FacilityId::from_uuid(r.facility_id))
         .collect();
-    let directory = facilities::directory(&mut tx, Some(&reader_facilities), None).await?;
+    let names = crate::directory::names(&mut tx, &reader_facilities).await?;
     let read_by = readers
         .into_iter()
         .map(|r| ReaderView {
-            facility_name: directory
-                .iter()
-                .find(|d| d.id.as_uuid() == r.facility_id)
-                .map(|d| d.name.clone()),
+            facility_name: names.get(&FacilityId::from_uuid(r.facility_id)).cloned(),
             name: r.reader_name,
             profession: r.reader_profession,
             facility: FacilityId::from_uuid(r.facility_id),
@@ -580,12 +683,13 @@ fn may_change(who: &Author, entry: &StoredEntry) -> bool {
 /// What an edit did.
 #[derive(Debug, Clone)]
 pub enum EditResult {
-    Saved(EntryView),
+    Saved(Box<EntryView>),
     /// Someone else saved a version first: nothing was changed; this is the current entry.
     Stale(Box<EntryView>),
 }
 
 /// Saves an edit as the next version, if `expected_version` is still the current one.
+#[allow(clippy::too_many_arguments)]
 pub async fn edit_entry(
     db: &Database,
     keyring: &Keyring,
@@ -662,7 +766,7 @@ pub async fn edit_entry(
             )
             .await?;
             tx.commit().await?;
-            Ok(EditResult::Saved(view))
+            Ok(EditResult::Saved(Box::new(view)))
         }
         EditOutcome::Stale { current } => {
             // Nothing changed; the read of the current version is audited.
@@ -772,7 +876,17 @@ pub async fn search_notebook(
             .decrypt(&mut tx, &body_binding(pid, "entries", e.id), &e.body_enc)
             .await?;
         let body = utf8(body, "body")?;
-        if normalized(&body).contains(&needle) {
+        let vitals = match &e.vitals_enc {
+            Some(v) => serde_json::from_slice::<Vitals>(
+                &keys
+                    .decrypt(&mut tx, &vitals_binding(pid, "entries", e.id), v)
+                    .await?,
+            )
+            .map(|v| v.summary())
+            .unwrap_or_default(),
+            None => String::new(),
+        };
+        if normalized(&body).contains(&needle) || normalized(&vitals).contains(&needle) {
             found.push(e);
             if found.len() >= limit {
                 break;

@@ -303,7 +303,7 @@ pub async fn feed(
             });
         }
     }
-    out.sort_by(|a, b| b.at.cmp(&a.at));
+    out.sort_by_key(|n| std::cmp::Reverse(n.at));
     record(
         &mut tx,
         who,

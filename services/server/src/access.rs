@@ -193,3 +193,12 @@ pub fn author(signed_in: &SignedIn) -> Result<renrakucho_care::Author, ApiError>
         facility_admin: signed_in.who.role == Some(StaffRole::FacilityAdmin),
     })
 }
+
+/// After a change of who may see `patient` made by this request: this process's authorizer
+/// follows at once (the others on the database's announcement), so the person's next request
+/// already sees the change.
+pub async fn changed(state: &AppState, patient: PatientId) {
+    if let Err(e) = refresh(&state.db, &state.authz, patient).await {
+        tracing::warn!(error = %e, "refreshing a patient's access failed");
+    }
+}

@@ -125,18 +125,55 @@ pub struct Cursor {
     pub id: Uuid,
 }
 
+/// A file of an entry, as a page lists it (its name still encrypted).
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct PageFile {
+    pub id: Uuid,
+    pub media_type: String,
+    pub size: i64,
+    pub thumbnail: bool,
+    /// The encrypted name, base64.
+    pub name: String,
+}
+
+/// An entry of a timeline page, with the reader's read mark and the entry's files, in one row:
+/// a page is one round trip.
+#[derive(Debug, Clone, FromRow)]
+pub struct PageRow {
+    #[sqlx(flatten)]
+    pub entry: StoredEntry,
+    pub read: bool,
+    pub files: sqlx::types::Json<Vec<PageFile>>,
+}
+
 /// A page of the timeline: not withdrawn, newest first, older than `after`, keyset-paginated
-/// on (created_at, id) so that every page costs the same.
+/// on (created_at, id) so that every page costs the same; each entry with whether `reader`
+/// read it and its files.
 pub async fn timeline(
     tx: &mut ScopedTx,
     patient: PatientId,
+    reader: StaffId,
     filter: &TimelineFilter,
     after: Option<Cursor>,
     limit: i64,
-) -> Result<Vec<StoredEntry>, StoreError> {
+) -> Result<Vec<PageRow>, StoreError> {
     let mut q: QueryBuilder<Postgres> = QueryBuilder::new(format!(
-        "SELECT {COLUMNS} FROM entries WHERE withdrawn_at IS NULL AND patient_id = "
+        "SELECT {COLUMNS},
+                EXISTS (SELECT FROM entry_reads r
+                         WHERE r.entry_id = entries.id AND r.staff_id = "
     ));
+    q.push_bind(reader.as_uuid());
+    q.push(
+        ") AS read,
+                (SELECT coalesce(json_agg(json_build_object(
+                            'id', a.id, 'media_type', a.media_type, 'size', a.size,
+                            'thumbnail', a.thumbnail IS NOT NULL,
+                            'name', translate(encode(a.file_name_enc, 'base64'), E'\\n', ''))
+                            ORDER BY a.created_at),
+                         '[]'::json)
+                   FROM attachments a WHERE a.entry_id = entries.id) AS files
+           FROM entries WHERE withdrawn_at IS NULL AND patient_id = ",
+    );
     q.push_bind(patient.as_uuid());
     if let Some(c) = after {
         q.push(" AND (created_at, id) < (")

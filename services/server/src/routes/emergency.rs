@@ -144,7 +144,9 @@ pub async fn end(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let who = staff(&signed_in)?;
-    renrakucho_care::end_emergency(&state.db, who, &origin, grant_id(&id)?).await?;
+    let grant = grant_id(&id)?;
+    renrakucho_care::end_emergency(&state.db, who, &origin, grant).await?;
+    // The patient is not named here: every process follows the database's announcement.
     Ok(StatusCode::NO_CONTENT)
 }
 

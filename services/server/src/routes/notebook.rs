@@ -373,7 +373,7 @@ pub async fn edit(
     )
     .await?
     {
-        EditResult::Saved(view) => Ok(Json(view).into_response()),
+        EditResult::Saved(view) => Ok(Json(*view).into_response()),
         EditResult::Stale(current) => {
             let request_id = headers
                 .get("x-request-id")
@@ -764,6 +764,7 @@ pub async fn send_support(
         },
     )
     .await?;
+    crate::access::changed(&state, patient).await;
     Ok((StatusCode::CREATED, Json(CreatedId { id })))
 }
 
@@ -870,6 +871,7 @@ pub async fn support_step(
         }
         _ => return Err(ApiError::not_found()),
     }
+    crate::access::changed(&state, line.patient).await;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -621,6 +621,7 @@ pub struct DoneQuery {
     done: Option<String>,
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn entry_page(
     state: &AppState,
     origin: &renrakucho_store::audit::Origin,
@@ -1267,6 +1268,7 @@ pub async fn support_step(
             }
             _ => return Err(ApiError::not_found()),
         }
+        crate::access::changed(&state, line.patient).await;
         Ok::<_, ApiError>(())
     }
     .await;
@@ -1352,7 +1354,12 @@ pub async fn request_support(
     }
     .await;
     match result {
-        Ok(request) => Redirect::to(&format!("/support/{request}?done=sent")).into_response(),
+        Ok(request) => {
+            if let Ok(patient) = patient_id(&id) {
+                crate::access::changed(&state, patient).await;
+            }
+            Redirect::to(&format!("/support/{request}?done=sent")).into_response()
+        }
         Err(e) if e.status == StatusCode::NOT_FOUND || e.status == StatusCode::FORBIDDEN => {
             failed(e)
         }

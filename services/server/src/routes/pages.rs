@@ -626,7 +626,12 @@ async fn after(
     result: Result<&'static str, ApiError>,
 ) -> Response {
     match result {
-        Ok(done) => Redirect::to(&format!("/patients/{id}?done={done}")).into_response(),
+        Ok(done) => {
+            if let Ok(patient) = patient_id(id) {
+                crate::access::changed(state, patient).await;
+            }
+            Redirect::to(&format!("/patients/{id}?done={done}")).into_response()
+        }
         Err(e) if e.status == StatusCode::NOT_FOUND || e.status == StatusCode::FORBIDDEN => {
             failed(e)
         }
@@ -852,7 +857,12 @@ pub async fn leave(
     }
     .await;
     match result {
-        Ok(()) => Redirect::to("/patients").into_response(),
+        Ok(()) => {
+            if let Ok(patient) = patient_id(&id) {
+                crate::access::changed(&state, patient).await;
+            }
+            Redirect::to("/patients").into_response()
+        }
         Err(e) => after(&state, &origin, &user, &token, &id, Err(e)).await,
     }
 }
@@ -898,7 +908,12 @@ pub async fn request_deletion(
     }
     .await;
     match result {
-        Ok(()) => Redirect::to("/patients").into_response(),
+        Ok(()) => {
+            if let Ok(patient) = patient_id(&id) {
+                crate::access::changed(&state, patient).await;
+            }
+            Redirect::to("/patients").into_response()
+        }
         Err(e) => after(&state, &origin, &user, &token, &id, Err(e)).await,
     }
 }
@@ -1003,7 +1018,12 @@ pub async fn answer_invitation(
     }
     .await;
     match result {
-        Ok(done) => Redirect::to(&format!("/invitations?done={done}")).into_response(),
+        Ok(done) => {
+            if let Ok(patient) = patient_id(&id) {
+                crate::access::changed(&state, patient).await;
+            }
+            Redirect::to(&format!("/invitations?done={done}")).into_response()
+        }
         Err(e) => invitations_page(&state, &user, &token, None, Some(e)).await,
     }
 }

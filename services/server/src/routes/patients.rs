@@ -197,6 +197,7 @@ pub async fn register(
     let new = body.parse()?;
     let patient =
         renrakucho_care::register_patient(&state.db, &state.keyring, who, &origin, new).await?;
+    crate::access::changed(&state, patient.id).await;
     Ok((StatusCode::CREATED, Json(patient.into())))
 }
 
@@ -331,6 +332,7 @@ pub async fn record_consent(
         scan,
     )
     .await?;
+    crate::access::changed(&state, id).await;
     Ok((StatusCode::CREATED, Json(Created { id: consent })))
 }
 
@@ -466,6 +468,7 @@ pub async fn withdraw_consent(
     let id = patient_id(&id)?;
     let who = authorize(&state, &signed_in, id, Action::ConsentWithdraw).await?;
     renrakucho_care::withdraw_consent(&state.db, who, &origin, id).await?;
+    crate::access::changed(&state, id).await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -540,6 +543,7 @@ pub async fn invite(
     let who = authorize(&state, &signed_in, id, Action::CareTeamInvite).await?;
     let member =
         renrakucho_care::invite(&state.db, who, &origin, id, body.facility_code.trim()).await?;
+    crate::access::changed(&state, id).await;
     Ok((StatusCode::CREATED, Json(member.into())))
 }
 
@@ -556,6 +560,7 @@ pub async fn accept(
     let id = patient_id(&id)?;
     let who = authorize(&state, &signed_in, id, Action::CareTeamAccept).await?;
     renrakucho_care::accept_invitation(&state.db, who, &origin, id).await?;
+    crate::access::changed(&state, id).await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -571,6 +576,7 @@ pub async fn decline(
     let id = patient_id(&id)?;
     let who = authorize(&state, &signed_in, id, Action::CareTeamAccept).await?;
     renrakucho_care::decline_invitation(&state.db, who, &origin, id).await?;
+    crate::access::changed(&state, id).await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -586,6 +592,7 @@ pub async fn leave(
     let id = patient_id(&id)?;
     let who = authorize(&state, &signed_in, id, Action::CareTeamLeave).await?;
     renrakucho_care::leave(&state.db, who, &origin, id).await?;
+    crate::access::changed(&state, id).await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -604,6 +611,7 @@ pub async fn remove(
         .map_err(|_| ApiError::not_found())?;
     let who = authorize(&state, &signed_in, id, Action::CareTeamRemove).await?;
     renrakucho_care::remove_member(&state.db, who, &origin, id, facility).await?;
+    crate::access::changed(&state, id).await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -684,6 +692,7 @@ pub async fn request_deletion(
         id,
     )
     .await?;
+    crate::access::changed(&state, id).await;
     Ok(Json(ErasureView {
         request: erasure.request,
         erased: erasure.erased,

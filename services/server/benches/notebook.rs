@@ -1,0 +1,201 @@
+//! The notebook's two everyday operations against the same statements issued raw, in the same
+//! run, on the same database: reading a page of 50 entries from a patient with 2,000 (authorized
+//! by Casbin, filtered by row-level security, decrypted, audited) next to the bare SELECT of the
+//! same rows (no RLS, no decryption, no authorization); and posting an entry next to the bare
+//! INSERT.
+//!
+//! `cargo bench -p renrakucho-server --bench notebook`
+
+use std::time::Duration;
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use renrakucho_authz::{Action, Role};
+use renrakucho_care::{Author, EntryContent, NewEntryInput, StaffActor};
+use renrakucho_core::{Category, EntryBody, FacilityKind, Priority, Profession, StaffRole};
+use renrakucho_store::audit::Origin;
+use renrakucho_store::notebook::TimelineFilter;
+use renrakucho_testkit::spawn_app;
+use sqlx::postgres::PgPoolOptions;
+
+const ENTRIES: usize = 2000;
+const PAGE: i64 = 50;
+
+fn body(n: usize) -> String {
+    // About 1 KiB of Japanese text (3 bytes a character).
+    let line = format!("{n}回目の訪問。体温37.2度、血圧128/76。食事は半分ほど摂取。服薬確認済み。");
+    line.repeat(1024 / line.len() + 1)
+}
+
+fn bench(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (app, keyring, author, patient) = rt.block_on(async {
+        let app = spawn_app().await;
+        let clinic = app.seed_facility("BENCH-NB", FacilityKind::Clinic).await;
+        let doctor = app
+            .seed_staff(
+                &clinic,
+                "doctor",
+                StaffRole::FacilityAdmin,
+                Profession::Doctor,
+            )
+            .await;
+        let patient = app
+            .seed_patient(&doctor, "性能 測子", "セイノウ ハカコ")
+            .await
+            .id;
+        let keyring = app.keyring().await;
+        let author = Author {
+            actor: StaffActor {
+                staff: doctor.id,
+                facility: doctor.facility_id,
+            },
+            name: "性能 医師".into(),
+            profession: Profession::Doctor,
+            facility_admin: true,
+        };
+        for n in 0..ENTRIES {
+            renrakucho_care::post_entry(
+                &app.db,
+                &keyring,
+                &author,
+                &Origin::default(),
+                patient,
+                NewEntryInput {
+                    content: EntryContent {
+                        category: Category::Treatment,
+                        priority: Priority::Info,
+                        body: EntryBody::parse(&body(n)).unwrap(),
+                        vitals: None,
+                        mentions: vec![],
+                    },
+                    reply_to: None,
+                    attachments: vec![],
+                },
+            )
+            .await
+            .unwrap();
+        }
+        (app, keyring, author, patient)
+    });
+    // The raw side: the same database, a pool of the same size, no row-level security.
+    let raw = rt.block_on(async {
+        PgPoolOptions::new()
+            .max_connections(app.settings.database_max_connections)
+            .connect_with(app.database.superuser_options())
+            .await
+            .unwrap()
+    });
+    // Fresh statistics, as a database in service has (autovacuum keeps them).
+    rt.block_on(async {
+        sqlx::query("ANALYZE").execute(&raw).await.unwrap();
+    });
+    let origin = Origin::default();
+    let roles = [Role::Profession(Profession::Doctor), Role::FacilityAdmin];
+    let filter = TimelineFilter::default();
+
+    let mut group = c.benchmark_group("notebook");
+    group.sample_size(50);
+    group.measurement_time(Duration::from_secs(15));
+    group.bench_function("read_page_raw_select", |b| {
+        b.to_async(&rt).iter(|| async {
+            let rows: Vec<(uuid::Uuid, Vec<u8>)> = sqlx::query_as(
+                "SELECT id, body_enc FROM entries
+                  WHERE withdrawn_at IS NULL AND patient_id = $1
+                  ORDER BY created_at DESC, id DESC LIMIT $2",
+            )
+            .bind(patient.as_uuid())
+            .bind(PAGE)
+            .fetch_all(&raw)
+            .await
+            .unwrap();
+            assert_eq!(rows.len() as i64, PAGE);
+        })
+    });
+    group.bench_function("read_page_authorized_rls_decrypted_audited", |b| {
+        b.to_async(&rt).iter(|| async {
+            assert!(app
+                .authz
+                .allowed(&roles, author.actor.facility, patient, Action::NotebookRead)
+                .await
+                .unwrap());
+            let page = renrakucho_care::timeline(
+                &app.db,
+                &keyring,
+                author.actor,
+                &origin,
+                patient,
+                &filter,
+                None,
+                PAGE,
+            )
+            .await
+            .unwrap();
+            assert_eq!(page.entries.len() as i64, PAGE);
+        })
+    });
+    let sealed = body(0).into_bytes();
+    group.bench_function("post_raw_insert", |b| {
+        b.to_async(&rt).iter(|| async {
+            sqlx::query(
+                "INSERT INTO entries (id, patient_id, facility_id, author_id, author_name,
+                                      author_profession, category, priority, body_enc)
+                 VALUES ($1, $2, $3, $4, '性能 医師', 'doctor', 'treatment', 'info', $5)",
+            )
+            .bind(uuid::Uuid::now_v7())
+            .bind(patient.as_uuid())
+            .bind(author.actor.facility.as_uuid())
+            .bind(author.actor.staff.as_uuid())
+            .bind(&sealed)
+            .execute(&raw)
+            .await
+            .unwrap();
+        })
+    });
+    group.bench_function("post_authorized_rls_encrypted_audited", |b| {
+        b.to_async(&rt).iter(|| async {
+            assert!(app
+                .authz
+                .allowed(
+                    &roles,
+                    author.actor.facility,
+                    patient,
+                    Action::NotebookWrite
+                )
+                .await
+                .unwrap());
+            renrakucho_care::post_entry(
+                &app.db,
+                &keyring,
+                &author,
+                &origin,
+                patient,
+                NewEntryInput {
+                    content: EntryContent {
+                        category: Category::Treatment,
+                        priority: Priority::Info,
+                        body: EntryBody::parse(&body(1)).unwrap(),
+                        vitals: None,
+                        mentions: vec![],
+                    },
+                    reply_to: None,
+                    attachments: vec![],
+                },
+            )
+            .await
+            .unwrap();
+        })
+    });
+    group.finish();
+    rt.block_on(async move {
+        raw.close().await;
+        drop(keyring);
+        drop(app);
+    });
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
