@@ -3323,3 +3323,51 @@ async fn a_patient_registered_through_the_api_has_a_notebook_at_once() {
         "posts answered 404 right after registering (of 100)"
     );
 }
+
+#[tokio::test]
+async fn a_live_notification_reaches_people_connected_to_another_server_process() {
+    // Two servers on one database: the doctor writes through the first, the nurse listens on the
+    // second; the database's announcement carries the event across.
+    let app = spawn_app().await;
+    let net = network(&app).await;
+    let second =
+        renrakucho_server::Application::build(&app.settings, app.database.runtime_options())
+            .await
+            .unwrap();
+    let second_url = format!("http://{}", second.local_addr());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(second.run_until(async {
+        let _ = stopped.await;
+    }));
+    // Sessions live in the database: the nurse's cookie works on either server.
+    let response = net
+        .member_c
+        .get(format!("{second_url}/api/v1/events"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let mut live = Live {
+        response,
+        buffer: Vec::new(),
+        raw: Vec::new(),
+    };
+    let entry = note(
+        &app,
+        &net.doctor_c,
+        net.patient,
+        "treatment",
+        "urgent",
+        "至急の連絡です",
+    )
+    .await;
+    let event = live
+        .next(Duration::from_secs(5))
+        .await
+        .expect("the second server passes the event on within five seconds");
+    assert_eq!(event["kind"], "entry");
+    assert_eq!(event["priority"], "urgent");
+    assert_eq!(event["entry"], entry.as_str());
+    assert!(!String::from_utf8_lossy(&live.raw).contains("至急の連絡です"));
+    let _ = stop.send(());
+}

@@ -115,6 +115,29 @@ fn bench(c: &mut Criterion) {
             assert_eq!(rows.len() as i64, PAGE);
         })
     });
+    // The same SELECT in a tenant transaction as the runtime role: what the transaction and
+    // row-level security alone cost.
+    group.bench_function("read_page_tenant_transaction_rls", |b| {
+        b.to_async(&rt).iter(|| async {
+            let mut tx = app
+                .db
+                .begin(renrakucho_store::Scope::Facility(author.actor.facility))
+                .await
+                .unwrap();
+            let rows: Vec<(uuid::Uuid, Vec<u8>)> = sqlx::query_as(
+                "SELECT id, body_enc FROM entries
+                  WHERE withdrawn_at IS NULL AND patient_id = $1
+                  ORDER BY created_at DESC, id DESC LIMIT $2",
+            )
+            .bind(patient.as_uuid())
+            .bind(PAGE)
+            .fetch_all(tx.raw_connection_for_tests())
+            .await
+            .unwrap();
+            tx.commit().await.unwrap();
+            assert_eq!(rows.len() as i64, PAGE);
+        })
+    });
     group.bench_function("read_page_authorized_rls_decrypted_audited", |b| {
         b.to_async(&rt).iter(|| async {
             assert!(app
