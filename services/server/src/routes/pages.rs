@@ -97,8 +97,17 @@ fn today() -> String {
 struct PatientsPage {
     admin: bool,
     query: String,
-    patients: Vec<super::patients::PatientLine>,
+    patients: Vec<PatientListLine>,
     may_register: bool,
+}
+
+/// A patient in the list, with the person's unread entries (urgent ones apart).
+struct PatientListLine {
+    id: String,
+    name: String,
+    kana: String,
+    unread: i64,
+    urgent: i64,
 }
 
 #[derive(Deserialize)]
@@ -134,19 +143,35 @@ pub async fn patients(
         .authz
         .roles_may(&roles(&user), Action::PatientRegister)
         .await;
+    let unread = renrakucho_care::unread(&state.db, who)
+        .await
+        .unwrap_or_default();
+    let mut patients: Vec<PatientListLine> = found
+        .into_iter()
+        .map(|p| {
+            let u = unread.iter().find(|u| u.patient == p.id);
+            PatientListLine {
+                id: p.id.as_uuid().to_string(),
+                name: p.name.as_str().to_string(),
+                kana: p.kana.as_str().to_string(),
+                unread: u.map(|u| u.total).unwrap_or(0),
+                urgent: u.map(|u| u.urgent).unwrap_or(0),
+            }
+        })
+        .collect();
+    // Urgent unread first, then any unread, then the rest as found.
+    patients.sort_by_key(|p| {
+        (
+            std::cmp::Reverse(p.urgent),
+            std::cmp::Reverse(p.unread.min(1)),
+        )
+    });
     render(
         StatusCode::OK,
         &PatientsPage {
             admin: is_admin(&user),
             query: query.q,
-            patients: found
-                .into_iter()
-                .map(|p| super::patients::PatientLine {
-                    id: p.id.as_uuid(),
-                    name: p.name.as_str().to_string(),
-                    kana: p.kana.as_str().to_string(),
-                })
-                .collect(),
+            patients,
             may_register,
         },
     )
