@@ -383,15 +383,17 @@ CREATE POLICY deletion_requests_complete ON deletion_requests FOR UPDATE
 GRANT SELECT, INSERT ON deletion_requests TO renrakucho_runtime;
 GRANT UPDATE (completed_at, erased) ON deletion_requests TO renrakucho_runtime;
 
--- Whether the transaction's facility has recorded a deletion request for the patient that is
--- being carried out now.
+-- Whether the transaction's facility is carrying out a deletion request for the patient now:
+-- recorded in this very transaction (its xmin) and not completed. A request left behind by an
+-- earlier transaction gives no power over the patient's keys later.
 CREATE FUNCTION erasing(p_patient uuid) RETURNS boolean
     LANGUAGE sql STABLE
     AS $$
         SELECT EXISTS (SELECT FROM public.deletion_requests d
                         WHERE d.patient_id = p_patient
                           AND d.facility_id = (SELECT public.current_facility_id())
-                          AND d.completed_at IS NULL)
+                          AND d.completed_at IS NULL
+                          AND d.xmin = pg_current_xact_id()::xid)
     $$;
 
 -- Visibility of the patient's own rows follows the relation.

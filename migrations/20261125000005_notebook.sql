@@ -42,6 +42,7 @@ CREATE TABLE entries (
     withdrawn_by           uuid,
     withdrawal_reason_enc  bytea,
     UNIQUE (patient_id, id),
+    UNIQUE (id, facility_id),
     FOREIGN KEY (patient_id, reply_to) REFERENCES entries (patient_id, id),
     FOREIGN KEY (facility_id, author_id) REFERENCES staff_accounts (facility_id, id),
     CHECK ((withdrawn_at IS NULL) = (withdrawal_reason_enc IS NULL)
@@ -71,6 +72,8 @@ CREATE TABLE entry_versions (
     vitals_enc   bytea,
     PRIMARY KEY (entry_id, version),
     FOREIGN KEY (patient_id, entry_id) REFERENCES entries (patient_id, id),
+    -- A version is written by the entry's own facility (only it edits the entry).
+    FOREIGN KEY (entry_id, facility_id) REFERENCES entries (id, facility_id),
     FOREIGN KEY (facility_id, edited_by) REFERENCES staff_accounts (facility_id, id)
 );
 CREATE INDEX entry_versions_facility ON entry_versions (facility_id);
@@ -94,6 +97,7 @@ CREATE TABLE attachments (
     width          integer,
     height         integer,
     created_at     timestamptz NOT NULL DEFAULT now(),
+    UNIQUE (patient_id, id),
     FOREIGN KEY (patient_id, entry_id) REFERENCES entries (patient_id, id),
     FOREIGN KEY (facility_id, uploaded_by) REFERENCES staff_accounts (facility_id, id)
 );
@@ -154,9 +158,10 @@ CREATE TABLE support_request_items (
     -- The asking facility.
     facility_id   uuid NOT NULL REFERENCES facilities (id),
     entry_id      uuid,
-    attachment_id uuid REFERENCES attachments (id),
+    attachment_id uuid,
     CHECK ((entry_id IS NULL) <> (attachment_id IS NULL)),
     FOREIGN KEY (patient_id, entry_id) REFERENCES entries (patient_id, id),
+    FOREIGN KEY (patient_id, attachment_id) REFERENCES attachments (patient_id, id),
     UNIQUE (request_id, entry_id),
     UNIQUE (request_id, attachment_id)
 );
@@ -220,11 +225,16 @@ CREATE FUNCTION reencrypt_target() RETURNS uuid
     LANGUAGE sql STABLE PARALLEL SAFE
     AS $$ SELECT nullif(current_setting('renrakucho.reencrypt_patient', true), '')::uuid $$;
 
--- True inside reencrypt_value() for this patient: the owner (current_user) acting for the
--- runtime login (session_user). The runtime role alone can never make it true.
+-- True inside reencrypt_value() for this patient: the tables' owner is the current user (it
+-- runs SECURITY DEFINER) and the setting names the patient. The runtime role can set the
+-- setting, and SET ROLE to its group, but never become the owner.
 CREATE FUNCTION reencrypting(p_patient uuid) RETURNS boolean
     LANGUAGE sql STABLE
-    AS $$ SELECT current_user <> session_user AND public.reencrypt_target() = p_patient $$;
+    AS $$
+        SELECT public.reencrypt_target() = p_patient
+           AND current_user::regrole::oid = (SELECT c.relowner FROM pg_catalog.pg_class c
+                                              WHERE c.oid = 'public.patients'::regclass)
+    $$;
 
 CREATE FUNCTION encrypted_column_owner(p_table text, p_column text) RETURNS text
     LANGUAGE sql IMMUTABLE
@@ -697,3 +707,47 @@ CREATE OR REPLACE FUNCTION emergency_grants_guard() RETURNS trigger
         RETURN NEW;
     END
     $$;
+
+-- Data keys: a patient's key is created (version 1) at registration; a later version only by the
+-- registering facility, which holds the keys; a key is never inserted already destroyed; key
+-- maintenance (re-wrapping under a new master key) re-wraps and does nothing else.
+CREATE POLICY data_keys_creation ON data_keys AS RESTRICTIVE FOR INSERT
+    WITH CHECK (wrapped IS NOT NULL
+                AND (owner_kind <> 'patient' OR version = 1
+                     OR has_access(owner_id, 'registering')));
+
+CREATE OR REPLACE FUNCTION data_keys_guard() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+    BEGIN
+        IF NEW.owner_kind IS DISTINCT FROM OLD.owner_kind
+           OR NEW.owner_id IS DISTINCT FROM OLD.owner_id
+           OR NEW.version IS DISTINCT FROM OLD.version
+           OR NEW.facility_id IS DISTINCT FROM OLD.facility_id
+           OR NEW.created_at IS DISTINCT FROM OLD.created_at THEN
+            RAISE EXCEPTION 'a data key''s identity cannot change' USING ERRCODE = '23514';
+        END IF;
+        IF OLD.wrapped IS NULL AND NEW.wrapped IS NOT NULL THEN
+            RAISE EXCEPTION 'a destroyed data key cannot be restored' USING ERRCODE = '23514';
+        END IF;
+        IF public.in_key_maintenance() AND NEW.wrapped IS NULL THEN
+            RAISE EXCEPTION 'key maintenance re-wraps keys; it does not destroy them'
+                USING ERRCODE = '42501';
+        END IF;
+        RETURN NEW;
+    END
+    $$;
+
+CREATE FUNCTION data_keys_no_maintenance_insert() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+    BEGIN
+        IF public.in_key_maintenance() AND NEW.owner_kind <> 'blind_index' THEN
+            RAISE EXCEPTION 'key maintenance re-wraps keys; it does not create them'
+                USING ERRCODE = '42501';
+        END IF;
+        RETURN NEW;
+    END
+    $$;
+CREATE TRIGGER data_keys_no_maintenance_insert BEFORE INSERT ON data_keys
+    FOR EACH ROW EXECUTE FUNCTION data_keys_no_maintenance_insert();

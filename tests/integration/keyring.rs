@@ -113,6 +113,22 @@ async fn fixture() -> Fixture {
     fixture_with(CacheSettings::default()).await
 }
 
+/// A patient registered in facility A (its key, version 1, created by the registration): the
+/// database lets only the registering facility start a newer version.
+async fn registered(f: &Fixture) -> KeyOwner {
+    let login = format!("reg{}", &Uuid::now_v7().simple().to_string()[24..]);
+    let nurse = f
+        .app
+        .seed_staff(&f.a, &login, StaffRole::Staff, Profession::Nurse)
+        .await;
+    KeyOwner::Patient(
+        f.app
+            .seed_patient(&nurse, "鍵 花子", "カギ ハナコ")
+            .await
+            .id,
+    )
+}
+
 fn name_of(owner: KeyOwner, row: Uuid) -> Binding<'static> {
     Binding {
         owner,
@@ -286,7 +302,7 @@ async fn altered_truncated_and_unknown_version_values_are_typed_errors() {
 async fn a_rotated_data_key_writes_new_values_and_old_ones_move_forward() {
     let f = fixture().await;
     let sa = Scope::Facility(f.a.id);
-    let owner = KeyOwner::Patient(PatientId::new());
+    let owner = registered(&f).await;
     let rows: Vec<Uuid> = (0..5).map(|_| Uuid::now_v7()).collect();
     let mut values = Vec::new();
     for (i, row) in rows.iter().enumerate() {
@@ -468,7 +484,7 @@ async fn master_key_rotation_rewraps_online_resumes_after_a_crash_and_retires_th
 async fn shredding_a_patient_makes_every_value_unreadable_and_leaves_others_alone() {
     let f = fixture().await;
     let sa = Scope::Facility(f.a.id);
-    let gone = KeyOwner::Patient(PatientId::new());
+    let gone = registered(&f).await;
     let kept = KeyOwner::Patient(PatientId::new());
     let mut gone_values = Vec::new();
     for i in 0..4 {

@@ -2904,6 +2904,54 @@ impl Live {
     }
 }
 
+impl Live {
+    /// Whether the stream ends within `wait` (events and keep-alives before the end are
+    /// skipped).
+    async fn ends_within(&mut self, wait: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match tokio::time::timeout(left, self.response.chunk()).await {
+                Err(_) => return false,
+                Ok(Ok(Some(_))) => continue,
+                Ok(Ok(None)) | Ok(Err(_)) => return true,
+            }
+        }
+    }
+}
+
+/// Signing out (here, in the same browser; equally in another tab) stops the live
+/// notifications of that session: an open stream does not outlive its session.
+#[tokio::test]
+async fn the_event_stream_ends_when_its_session_is_signed_out() {
+    // A short idle timeout: the stream checks its session every two seconds.
+    let app = spawn_app_with(|s| {
+        s.session_idle_timeout = Duration::from_secs(8);
+    })
+    .await;
+    let clinic = app.seed_facility("SSE-END", FacilityKind::Clinic).await;
+    app.seed_staff(&clinic, "nurse", StaffRole::Staff, Profession::Nurse)
+        .await;
+    let client = app.client_for(&clinic, "nurse").await;
+    let mut live = Live::open(&app, &client).await;
+    assert!(
+        !live.ends_within(Duration::from_secs(3)).await,
+        "the stream stays open while the session is good"
+    );
+    let response = client
+        .post(app.url("/api/v1/auth/sign-out"))
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_success(), "signing out");
+    assert!(
+        live.ends_within(Duration::from_secs(8)).await,
+        "the stream ends after signing out"
+    );
+    let again = client.get(app.url("/api/v1/events")).send().await.unwrap();
+    assert_eq!(again.status(), 401, "and cannot be opened again");
+}
+
 #[tokio::test]
 async fn live_notifications_arrive_without_content_and_quiet_hours_hold_back_all_but_urgent() {
     let app = spawn_app().await;

@@ -788,6 +788,190 @@ async fn the_database_guards_membership_moves_and_withdrawn_consent() {
     );
 }
 
+/// The outcome of `statements` run in order in one transaction of `scope` (`$1` = the
+/// patient), rolled back: rows touched by the last one, or the SQLSTATE of the first failure.
+async fn outcome(
+    app: &TestApp,
+    scope: Scope,
+    statements: &[&str],
+    patient: PatientId,
+) -> Result<u64, String> {
+    let mut tx = app.db.begin(scope).await.unwrap();
+    let mut touched = 0;
+    for sql in statements {
+        let query = sqlx::query(sql);
+        let query = if sql.contains("$1") {
+            query.bind(patient.as_uuid())
+        } else {
+            query
+        };
+        match query.execute(tx.raw_connection_for_tests()).await {
+            Ok(done) => touched = done.rows_affected(),
+            Err(e) => {
+                return Err(e
+                    .as_database_error()
+                    .and_then(|d| d.code())
+                    .map(|c| c.to_string())
+                    .unwrap_or_else(|| e.to_string()))
+            }
+        }
+    }
+    Ok(touched)
+}
+
+/// The patient's keys and rows answer to a deletion request only in the transaction that
+/// records it; no facility but the registering one starts a new key version; key maintenance
+/// re-wraps and does nothing else; and the re-encryption exemption belongs to the tables'
+/// owner alone (the runtime role switching to its group role does not get it).
+#[tokio::test]
+async fn the_database_guards_keys_erasure_and_reencryption() {
+    let app = spawn_app().await;
+    let origin = Origin::default();
+    let keyring = app.keyring().await;
+    let registering = place(&app, "KGD-REG", FacilityKind::Clinic).await;
+    let member = place(&app, "KGD-MEM", FacilityKind::Pharmacy).await;
+    let p = app
+        .seed_patient(&registering.admin, "鍵守 花子", "カギモリ ハナコ")
+        .await
+        .id;
+    record_consent(
+        &app.db,
+        &keyring,
+        &app.files,
+        actor(&registering.admin),
+        &origin,
+        p,
+        form(Signer::Patient),
+        None,
+    )
+    .await
+    .unwrap();
+    invite(
+        &app.db,
+        actor(&registering.admin),
+        &origin,
+        p,
+        &member.facility.code,
+    )
+    .await
+    .unwrap();
+    accept_invitation(&app.db, actor(&member.admin), &origin, p)
+        .await
+        .unwrap();
+    let at_member = Scope::Facility(member.facility.id);
+    let at_registering = Scope::Facility(registering.facility.id);
+    let request = format!(
+        "INSERT INTO deletion_requests (id, facility_id, patient_id, requested_by)
+         VALUES (gen_random_uuid(), '{}', $1, '{}')",
+        member.facility.id.as_uuid(),
+        member.admin.id.as_uuid()
+    );
+    let destroy = "UPDATE data_keys SET wrapped = NULL, destroyed_at = now()
+                    WHERE owner_kind = 'patient' AND owner_id = $1";
+
+    // In the transaction that records the request, the member may carry it out (the
+    // application does exactly this, then destroys the keys)…
+    assert_eq!(
+        outcome(&app, at_member, &[&request, "SELECT erase_patient($1)"], p).await,
+        Ok(1)
+    );
+    // …but a request left behind by an earlier transaction gives no power later.
+    let mut tx = app.db.begin(at_member).await.unwrap();
+    sqlx::query(&request)
+        .bind(p.as_uuid())
+        .execute(tx.raw_connection_for_tests())
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(
+        outcome(&app, at_member, &["SELECT erase_patient($1)"], p).await,
+        Err("P0002".into())
+    );
+    // The member reads the key (to store a consent form it collected) but may not destroy it.
+    assert_eq!(
+        outcome(&app, at_member, &[destroy], p).await,
+        Err("42501".into())
+    );
+
+    // A new version of the patient's key: the registering facility only; never born destroyed.
+    let new_key = |facility: &Facility, version: i32, wrapped: &str| {
+        format!(
+            "INSERT INTO data_keys (owner_kind, owner_id, version, facility_id, master_key_id,
+                                    wrapped, destroyed_at)
+             VALUES ('patient', $1, {version}, '{}', 'local:test', {wrapped})",
+            facility.id.as_uuid()
+        )
+    };
+    assert_eq!(
+        outcome(
+            &app,
+            at_member,
+            &[&new_key(&member.facility, 9, "'\\x00', NULL")],
+            p
+        )
+        .await,
+        Err("42501".into())
+    );
+    assert_eq!(
+        outcome(
+            &app,
+            at_registering,
+            &[&new_key(&registering.facility, 9, "NULL, now()")],
+            p
+        )
+        .await,
+        Err("42501".into())
+    );
+    assert_eq!(
+        outcome(
+            &app,
+            at_registering,
+            &[&new_key(&registering.facility, 9, "'\\x00', NULL")],
+            p
+        )
+        .await,
+        Ok(1)
+    );
+
+    // Key maintenance re-wraps; it neither destroys nor creates a patient's key.
+    assert_eq!(
+        outcome(&app, Scope::KeyMaintenance, &[destroy], p).await,
+        Err("42501".into())
+    );
+    assert_eq!(
+        outcome(
+            &app,
+            Scope::KeyMaintenance,
+            &[&new_key(&registering.facility, 9, "'\\x00', NULL")],
+            p
+        )
+        .await,
+        Err("42501".into())
+    );
+
+    // A withdrawn consent stays withdrawn, even for a runtime session that switches to its
+    // group role and names the patient as if re-encrypting.
+    withdraw_consent(&app.db, actor(&registering.admin), &origin, p)
+        .await
+        .unwrap();
+    assert_eq!(
+        outcome(
+            &app,
+            at_registering,
+            &[
+                "SET LOCAL ROLE renrakucho_runtime",
+                "SELECT set_config('renrakucho.reencrypt_patient', $1::text, true)",
+                "UPDATE consents SET withdrawn_at = NULL, withdrawn_by = NULL,
+                                     withdrawn_by_facility = NULL
+                  WHERE patient_id = $1",
+            ],
+            p
+        )
+        .await,
+        Err("42501".into())
+    );
+}
+
 #[tokio::test]
 async fn a_change_reaches_every_server_process() {
     // Two servers on one database: a change made through one is followed by the other's

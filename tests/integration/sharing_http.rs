@@ -801,6 +801,8 @@ async fn emergency_access_is_confirmed_by_birth_date_read_only_reviewed_and_ende
         .await;
     app.seed_staff(&reg, "admin", StaffRole::FacilityAdmin, Profession::Doctor)
         .await;
+    app.seed_staff(&reg, "clerk", StaffRole::Staff, Profession::Clerk)
+        .await;
     app.seed_staff(&hospital, "doctor", StaffRole::Staff, Profession::Doctor)
         .await;
     app.seed_staff(
@@ -912,6 +914,32 @@ async fn emergency_access_is_confirmed_by_birth_date_read_only_reviewed_and_ende
     assert_eq!(seen["ours"], false);
     assert_eq!(seen["open"], true);
     assert_eq!(seen["facility"], hospital.id.as_uuid().to_string());
+    // The reason is clinical: not for the registering facility's clerk, nor for the
+    // hospital's pharmacist (who may not read the notebook through the grant); the
+    // administrator who reviews reads it.
+    let reason_for = |client: reqwest::Client| {
+        let url = open_url.clone();
+        let id = grant_id.clone();
+        async move {
+            let grants = json_of(client.get(&url).send().await.unwrap()).await;
+            grants
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|g| g["id"] == id.as_str())
+                .expect("the grant is listed")["reason"]
+                .clone()
+        }
+    };
+    assert!(reason_for(app.client_for(&reg, "clerk").await)
+        .await
+        .is_null());
+    assert!(reason_for(pharmacist.clone()).await.is_null());
+    assert_eq!(
+        reason_for(app.client_for(&reg, "admin").await).await,
+        REASON
+    );
+    assert_eq!(reason_for(er.clone()).await, REASON);
     let review_url = app.url(&format!("/api/v1/emergency-access/{grant_id}/review"));
     let response = reg_client.post(&review_url).send().await.unwrap();
     forbidden(response, "a doctor reviewing (administrators do)").await;
@@ -922,7 +950,13 @@ async fn emergency_access_is_confirmed_by_birth_date_read_only_reviewed_and_ende
     let twice = failure(response).await;
     assert_eq!((twice.status, twice.code.as_str()), (409, "conflict"));
 
-    // The hospital ends its grant: the notebook closes.
+    // The hospital ends its grant (a doctor, not the pharmacist): the notebook closes.
+    let response = pharmacist
+        .post(app.url(&format!("/api/v1/emergency-access/{grant_id}/end")))
+        .send()
+        .await
+        .unwrap();
+    forbidden(response, "a pharmacist ending the doctor's grant").await;
     let response = er
         .post(app.url(&format!("/api/v1/emergency-access/{grant_id}/end")))
         .send()

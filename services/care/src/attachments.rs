@@ -218,8 +218,7 @@ pub async fn attachment_content(
         } else {
             stored.media_type
         },
-        file_name: String::from_utf8(name)
-            .map_err(|e| CareError::Corrupt(format!("file name: {e}")))?,
+        file_name: String::from_utf8(name).map_err(|e| CareError::corrupt("file name", e))?,
         bytes,
     })
 }

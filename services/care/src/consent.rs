@@ -301,7 +301,7 @@ pub async fn consents_of(
 
 fn decoded(c: StoredConsent, plain: &[u8]) -> Result<Consent, CareError> {
     let details: Details = serde_json::from_slice(plain)
-        .map_err(|e| CareError::Corrupt(format!("consent {}: {e}", c.id)))?;
+        .map_err(|e| CareError::corrupt(format_args!("consent {}", c.id), e))?;
     Ok(Consent {
         id: c.id,
         signer: details.signer,

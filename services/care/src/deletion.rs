@@ -65,10 +65,12 @@ pub async fn request_deletion(
     )
     .await?;
     tx.commit().await?;
-    // The files are unreadable already (their key is gone); remove them too.
-    for object in scans {
-        if let Err(e) = files.delete(&object).await {
-            tracing::warn!(error = %e, "an erased patient's file could not be removed");
+    // The files are unreadable already (their key is gone); remove them too: every file in
+    // the patient's folders, not only those this facility could see.
+    for folder in ["consents", "attachments"] {
+        let prefix = format!("{folder}/{}", patient.as_uuid());
+        if let Err(e) = files.delete_prefix(&prefix).await {
+            tracing::warn!(error = %e, folder, "an erased patient's files could not be removed");
         }
     }
     Ok(Erasure { request, erased })

@@ -190,15 +190,21 @@ async fn try_open(
     })
 }
 
-/// The grants the actor's facility opened and those on patients it shares, newest first, with
-/// the reasons it may read. Audited (reasons are about patients).
-pub async fn emergency_grants(
+/// The grants the actor's facility opened and those on patients it shares, newest first.
+/// A reason (clinical context about the patient) is decrypted only where the key is (the care
+/// team; the opening facility while its grant is open) and `may_read_reason(patient, ours)`
+/// says this person may read it. Audited (the list names patients).
+pub async fn emergency_grants<Allowed>(
     db: &Database,
     keyring: &Keyring,
     who: StaffActor,
     origin: &Origin,
     limit: i64,
-) -> Result<Vec<EmergencyGrant>, CareError> {
+    may_read_reason: impl Fn(PatientId, bool) -> Allowed,
+) -> Result<Vec<EmergencyGrant>, CareError>
+where
+    Allowed: std::future::Future<Output = bool>,
+{
     let mut tx = db.begin(Scope::Facility(who.facility)).await?;
     let stored: Vec<StoredGrant> = emergency::visible(&mut tx, limit).await?;
     let ids: Vec<FacilityId> = stored.iter().map(|g| g.facility).collect();
@@ -208,12 +214,15 @@ pub async fn emergency_grants(
     for g in stored {
         // Readable where the patient's key is: to the care team, and to the opening facility
         // while the grant is open.
+        let ours = g.facility == who.facility;
         let reason = match &g.reason_enc {
-            Some(sealed) if g.facility != who.facility || g.is_open(now) => keyring
-                .decrypt(&mut tx, &reason_binding(g.patient, g.id), sealed)
-                .await
-                .ok()
-                .and_then(|b| String::from_utf8(b).ok()),
+            Some(sealed) if (!ours || g.is_open(now)) && may_read_reason(g.patient, ours).await => {
+                keyring
+                    .decrypt(&mut tx, &reason_binding(g.patient, g.id), sealed)
+                    .await
+                    .ok()
+                    .and_then(|b| String::from_utf8(b).ok())
+            }
             _ => None,
         };
         grants.push(EmergencyGrant {
@@ -231,7 +240,7 @@ pub async fn emergency_grants(
             ended_at: g.ended_at,
             reviewed_at: g.reviewed_at,
             open: g.is_open(now),
-            ours: g.facility == who.facility,
+            ours,
         });
     }
     record(

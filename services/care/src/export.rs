@@ -94,7 +94,7 @@ pub async fn export_notebook(
                             )
                             .await?,
                     )
-                    .map_err(|e| CareError::Corrupt(format!("vitals: {e}")))?,
+                    .map_err(|e| CareError::corrupt("vitals", e))?,
                 ),
                 None => None,
             };
@@ -105,8 +105,7 @@ pub async fn export_notebook(
                 edited_at: v.edited_at,
                 category: v.category,
                 priority: v.priority,
-                body: String::from_utf8(body)
-                    .map_err(|e| CareError::Corrupt(format!("body: {e}")))?,
+                body: String::from_utf8(body).map_err(|e| CareError::corrupt("body", e))?,
                 vitals,
             });
         }

@@ -92,6 +92,17 @@ pub enum CareError {
     Corrupt(String),
 }
 
+impl CareError {
+    /// A stored value that does not decode. The message keeps the field and the kind of fault
+    /// only: a parser's own message may quote the decrypted text, which must not reach a log.
+    pub(crate) fn corrupt<E>(what: impl std::fmt::Display, _cause: E) -> Self {
+        CareError::Corrupt(format!(
+            "{what} does not decode ({})",
+            std::any::type_name::<E>()
+        ))
+    }
+}
+
 impl From<StoreError> for CareError {
     fn from(e: StoreError) -> Self {
         match e {

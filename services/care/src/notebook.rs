@@ -204,8 +204,8 @@ pub(crate) fn file_name_binding(patient: PatientId, row: Uuid) -> Binding<'stati
     }
 }
 
-fn corrupt(what: &str, e: impl std::fmt::Display) -> CareError {
-    CareError::Corrupt(format!("{what}: {e}"))
+fn corrupt<E>(what: &str, e: E) -> CareError {
+    CareError::corrupt(what, e)
 }
 
 fn utf8(bytes: Vec<u8>, what: &str) -> Result<String, CareError> {

@@ -71,7 +71,7 @@ pub(crate) fn text<T: serde::de::DeserializeOwned>(
     bytes: &[u8],
     what: &str,
 ) -> Result<T, CareError> {
-    serde_json::from_slice(bytes).map_err(|e| CareError::Corrupt(format!("{what}: {e}")))
+    serde_json::from_slice(bytes).map_err(|e| CareError::corrupt(what, e))
 }
 
 pub(crate) fn json_bytes<T: serde::Serialize>(value: &T) -> Vec<u8> {

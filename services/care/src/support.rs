@@ -228,7 +228,7 @@ async fn lines(
                 kind: r
                     .kind
                     .parse()
-                    .map_err(|e| CareError::Corrupt(format!("support kind: {e}")))?,
+                    .map_err(|e| CareError::corrupt("support kind", e))?,
                 status: r.status.clone(),
                 sent: r.facility_id == me.as_uuid(),
                 created_at: r.created_at,
@@ -273,17 +273,17 @@ pub async fn support_request(
     };
     let (b, v, k) = open("question_enc", &stored.question_enc).await;
     let question = String::from_utf8(k.decrypt(&mut tx, &b, &v).await?)
-        .map_err(|e| CareError::Corrupt(format!("question: {e}")))?;
+        .map_err(|e| CareError::corrupt("question", e))?;
     let (b, v, k) = open("summary_enc", &stored.summary_enc).await;
     let summary = String::from_utf8(k.decrypt(&mut tx, &b, &v).await?)
-        .map_err(|e| CareError::Corrupt(format!("summary: {e}")))?;
+        .map_err(|e| CareError::corrupt("summary", e))?;
     let answer = match &stored.answer_enc {
         Some(a) => Some(
             String::from_utf8(
                 keys.decrypt(&mut tx, &binding(patient, "answer_enc", id), a)
                     .await?,
             )
-            .map_err(|e| CareError::Corrupt(format!("answer: {e}")))?,
+            .map_err(|e| CareError::corrupt("answer", e))?,
         ),
         None => None,
     };

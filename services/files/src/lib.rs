@@ -158,6 +158,27 @@ impl FileStore {
             Err(e) => Err(classify(name, e)),
         }
     }
+
+    /// Removes every file whose name starts with the folder `prefix` (`attachments/<id>`):
+    /// all of a patient's files, whoever uploaded them. Returns how many were removed.
+    pub async fn delete_prefix(&self, prefix: &str) -> Result<usize, FileError> {
+        use futures_util::TryStreamExt;
+        let path = Self::path(prefix)?;
+        let found: Vec<ObjectPath> = self
+            .inner
+            .list(Some(&path))
+            .map_ok(|meta| meta.location)
+            .try_collect()
+            .await
+            .map_err(|e| classify(prefix, e))?;
+        for location in &found {
+            match self.inner.delete(location).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(classify(location.as_ref(), e)),
+            }
+        }
+        Ok(found.len())
+    }
 }
 
 /// A kind of file the network accepts, told from its content.
@@ -230,6 +251,17 @@ mod tests {
             store.get("consents/abc/1").await,
             Err(FileError::NotFound(_))
         ));
+        for name in [
+            "attachments/p1/a",
+            "attachments/p1/a.thumb",
+            "attachments/p2/b",
+        ] {
+            store.put(name, vec![1]).await.unwrap();
+        }
+        assert_eq!(store.delete_prefix("attachments/p1").await.unwrap(), 2);
+        assert!(store.get("attachments/p1/a").await.is_err());
+        assert_eq!(store.get("attachments/p2/b").await.unwrap(), vec![1]);
+        assert_eq!(store.delete_prefix("attachments/p1").await.unwrap(), 0);
         for bad in ["", "../etc/passwd", "a//b", "a/../b", "名前", "a b"] {
             assert!(matches!(
                 store.put(bad, vec![1]).await,

@@ -163,6 +163,62 @@ pub async fn authorize(
     }
 }
 
+/// Who may read the reason given for an emergency grant: those who may read the patient's
+/// notebook now (the opener's colleagues only while the grant is open), and the care team's
+/// facility administrators, who review the grants.
+#[derive(Clone)]
+pub struct EmergencyReasonReader {
+    authz: Arc<Authorizer>,
+    roles: Vec<Role>,
+    facility: Option<renrakucho_core::FacilityId>,
+    admin: bool,
+}
+
+impl EmergencyReasonReader {
+    pub fn new(state: &AppState, signed_in: &SignedIn) -> Self {
+        Self {
+            authz: state.authz.clone(),
+            roles: roles(signed_in),
+            facility: staff(signed_in).ok().map(|a| a.facility),
+            admin: signed_in.who.role == Some(StaffRole::FacilityAdmin),
+        }
+    }
+
+    /// Whether the reason of a grant on `patient` (opened by this facility: `ours`) is shown.
+    pub fn may_read(
+        &self,
+        patient: PatientId,
+        ours: bool,
+    ) -> impl std::future::Future<Output = bool> + Send + 'static {
+        let reader = self.clone();
+        async move {
+            let Some(facility) = reader.facility else {
+                return false;
+            };
+            if !ours && reader.admin {
+                return true;
+            }
+            reader
+                .authz
+                .allowed(&reader.roles, facility, patient, Action::NotebookRead)
+                .await
+                .unwrap_or(false)
+        }
+    }
+}
+
+/// The check before ending one of the facility's emergency grants early: those who may open
+/// one, and the facility's administrators.
+pub async fn authorize_emergency_end(
+    state: &AppState,
+    signed_in: &SignedIn,
+) -> Result<StaffActor, ApiError> {
+    if signed_in.who.role == Some(StaffRole::FacilityAdmin) {
+        return staff(signed_in);
+    }
+    authorize_any(state, signed_in, Action::EmergencyOpen).await
+}
+
 /// The check for acts without a patient yet (registering one, asking for emergency access).
 pub async fn authorize_any(
     state: &AppState,

@@ -199,11 +199,28 @@ pub async fn concerning(
 
 /// `GET /api/v1/events`: the signed-in person's live notifications, as server-sent events
 /// (`event: notification`, data JSON `{kind, patient, entry, request, priority, link}`).
+/// The stream ends when the session stops being good (signed out elsewhere, idle, account
+/// suspended): the page then finds itself signed out.
 pub async fn stream(
     State(state): State<AppState>,
+    session: tower_sessions::Session,
     signed_in: SignedIn,
 ) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
     let who = staff(&signed_in)?;
+    let session_id = session.id().ok_or_else(ApiError::unauthenticated)?;
+    let watcher = state.clone();
+    let session_ended = async move {
+        let mut every = tokio::time::interval(watcher.sessions.recheck_every());
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        every.tick().await;
+        loop {
+            every.tick().await;
+            if !crate::session::still_valid(&watcher, session_id).await {
+                tracing::info!("live notifications ended: the session is no longer valid");
+                return;
+            }
+        }
+    };
     let person_roles = roles(&signed_in);
     let receiver = state.events.subscribe();
     let db = state.db.clone();
@@ -232,12 +249,12 @@ pub async fn stream(
                 concerning(&authz, &person_roles, who, &current, &event, now).await
             }
         })
-        .filter_map(|live| live)
-        .map(|live| {
-            Ok(SseEvent::default()
-                .event("notification")
-                .json_data(&live)
-                .unwrap_or_else(|_| SseEvent::default().comment("unserialisable")))
-        });
+        .filter_map(|live| live);
+    let stream = futures_util::StreamExt::take_until(stream, session_ended).map(|live| {
+        Ok(SseEvent::default()
+            .event("notification")
+            .json_data(&live)
+            .unwrap_or_else(|_| SseEvent::default().comment("unserialisable")))
+    });
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(20))))
 }

@@ -77,10 +77,53 @@ pub async fn current(state: &AppState, session: &Session) -> Result<Option<Signe
     };
     let t = now();
     let policy = state.sessions;
+    let Some(who) = check(state, &record, t).await? else {
+        session.flush().await?;
+        return Ok(None);
+    };
+    if t - record.last_seen_at >= policy.renew_every().as_secs() as i64 {
+        record.last_seen_at = t;
+        session.insert(SESSION_KEY, record).await?;
+    }
+    Ok(Some(SignedIn {
+        principal: record.principal,
+        who,
+    }))
+}
+
+/// Whether the session `id` is still good, read again from the store. A long-lived response
+/// (the live notifications) asks from time to time: signing out in another tab, an idle or too
+/// old session, a suspended account or facility end it.
+pub async fn still_valid(state: &AppState, id: tower_sessions::session::Id) -> bool {
+    use tower_sessions::SessionStore;
+    let store = tower_sessions_sqlx_store::PostgresStore::new(state.db.session_pool());
+    let Ok(Some(stored)) = store.load(&id).await else {
+        return false;
+    };
+    if stored.expiry_date <= OffsetDateTime::now_utc() {
+        return false;
+    }
+    let Some(record) = stored
+        .data
+        .get(SESSION_KEY)
+        .and_then(|v| serde_json::from_value::<SessionRecord>(v.clone()).ok())
+    else {
+        return false;
+    };
+    matches!(check(state, &record, now()).await, Ok(Some(_)))
+}
+
+/// The one decision on a session record at time `t`: `None` when it has expired or its account
+/// or facility may no longer sign in.
+async fn check(
+    state: &AppState,
+    record: &SessionRecord,
+    t: i64,
+) -> Result<Option<WhoAmI>, ApiError> {
+    let policy = state.sessions;
     let idle = t - record.last_seen_at > policy.idle_timeout.as_secs() as i64;
     let too_old = t - record.signed_in_at > policy.max_lifetime.as_secs() as i64;
     if idle || too_old {
-        session.flush().await?;
         return Ok(None);
     }
     let who = match record.principal {
@@ -92,14 +135,10 @@ pub async fn current(state: &AppState, session: &Session) -> Result<Option<Signe
             let (account, place) = match (account, place) {
                 (Ok(a), Ok(p)) => (a, p),
                 (Err(renrakucho_store::StoreError::NotFound), _)
-                | (_, Err(renrakucho_store::StoreError::NotFound)) => {
-                    session.flush().await?;
-                    return Ok(None);
-                }
+                | (_, Err(renrakucho_store::StoreError::NotFound)) => return Ok(None),
                 (Err(e), _) | (_, Err(e)) => return Err(e.into()),
             };
             if account.status != StaffStatus::Active || !place.status.allows_sign_in() {
-                session.flush().await?;
                 return Ok(None);
             }
             WhoAmI {
@@ -124,10 +163,7 @@ pub async fn current(state: &AppState, session: &Session) -> Result<Option<Signe
             tx.commit().await?;
             let operator = match operator {
                 Ok(o) if o.status == StaffStatus::Active => o,
-                Ok(_) | Err(renrakucho_store::StoreError::NotFound) => {
-                    session.flush().await?;
-                    return Ok(None);
-                }
+                Ok(_) | Err(renrakucho_store::StoreError::NotFound) => return Ok(None),
                 Err(e) => return Err(e.into()),
             };
             WhoAmI {
@@ -142,14 +178,7 @@ pub async fn current(state: &AppState, session: &Session) -> Result<Option<Signe
             }
         }
     };
-    if t - record.last_seen_at >= policy.renew_every().as_secs() as i64 {
-        record.last_seen_at = t;
-        session.insert(SESSION_KEY, record).await?;
-    }
-    Ok(Some(SignedIn {
-        principal: record.principal,
-        who,
-    }))
+    Ok(Some(who))
 }
 
 impl FromRequestParts<AppState> for SignedIn {

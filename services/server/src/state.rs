@@ -52,4 +52,10 @@ impl SessionPolicy {
     pub fn renew_every(&self) -> Duration {
         (self.idle_timeout / 2).min(Duration::from_secs(60))
     }
+
+    /// How often a long-lived response (the live notifications) checks that its session is
+    /// still good: a signed-out or idle session stops receiving within this.
+    pub fn recheck_every(&self) -> Duration {
+        (self.idle_timeout / 4).clamp(Duration::from_secs(1), Duration::from_secs(30))
+    }
 }

@@ -125,8 +125,16 @@ pub async fn list(
     signed_in: SignedIn,
 ) -> Result<Json<Vec<GrantView>>, ApiError> {
     let who = staff(&signed_in)?;
-    let grants =
-        renrakucho_care::emergency_grants(&state.db, &state.keyring, who, &origin, 200).await?;
+    let reader = crate::access::EmergencyReasonReader::new(&state, &signed_in);
+    let grants = renrakucho_care::emergency_grants(
+        &state.db,
+        &state.keyring,
+        who,
+        &origin,
+        200,
+        |patient, ours| reader.may_read(patient, ours),
+    )
+    .await?;
     Ok(Json(grants.into_iter().map(Into::into).collect()))
 }
 
@@ -143,7 +151,7 @@ pub async fn end(
     signed_in: SignedIn,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let who = staff(&signed_in)?;
+    let who = crate::access::authorize_emergency_end(&state, &signed_in).await?;
     let grant = grant_id(&id)?;
     renrakucho_care::end_emergency(&state.db, who, &origin, grant).await?;
     // The patient is not named here: every process follows the database's announcement.

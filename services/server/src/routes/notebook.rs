@@ -781,7 +781,9 @@ pub async fn support_list(
     ))
 }
 
-async fn support_actor(
+/// The check before acting on a support request: the asked facility's person must be allowed
+/// to answer; the asking facility's must still read the patient's notebook.
+pub(crate) async fn support_actor(
     state: &AppState,
     signed_in: &SignedIn,
     id: Uuid,
@@ -792,18 +794,14 @@ async fn support_actor(
         .into_iter()
         .find(|l| l.id == id)
         .ok_or_else(ApiError::not_found)?;
+    // The asking side no longer needs the right to ask (consent may have gone since): it may
+    // still read and close its request through its care-team reading right.
     let action = if line.sent {
-        Action::SupportRequest
+        Action::NotebookRead
     } else {
         Action::SupportAnswer
     };
-    // The asking side needs the right to ask (consent may have gone since: it may still read
-    // and close its request through its care-team reading right).
-    if line.sent {
-        authorize(state, signed_in, line.patient, Action::NotebookRead).await?;
-    } else {
-        authorize(state, signed_in, line.patient, action).await?;
-    }
+    authorize(state, signed_in, line.patient, action).await?;
     Ok((who, line))
 }
 

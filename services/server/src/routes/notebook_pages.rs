@@ -8,7 +8,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
 use axum_csrf::CsrfToken;
-use renrakucho_authz::{Action, Role};
+use renrakucho_authz::Action;
 use renrakucho_care::{EntryContent, EntryView, NewEntryInput};
 use renrakucho_core::{
     Category, EntryBody, FacilityId, InvalidValue, Priority, Reason, StaffRole, VitalsInput,
@@ -922,7 +922,7 @@ async fn notifications_page(
         }
         let sees = state
             .authz
-            .allowed(&Role::all(), who.facility, n.patient, Action::PatientRead)
+            .allowed(&roles(user), who.facility, n.patient, Action::PatientRead)
             .await
             .unwrap_or(false);
         if sees {
@@ -1154,18 +1154,7 @@ async fn support_page(
 ) -> Response {
     let result = async {
         let id = Uuid::parse_str(raw_id).map_err(|_| ApiError::not_found())?;
-        let who = staff(user)?;
-        let line = renrakucho_care::support_requests(&state.db, who)
-            .await?
-            .into_iter()
-            .find(|l| l.id == id)
-            .ok_or_else(ApiError::not_found)?;
-        let action = if line.sent {
-            Action::NotebookRead
-        } else {
-            Action::SupportAnswer
-        };
-        authorize(state, user, line.patient, action).await?;
+        let (who, _) = super::notebook::support_actor(state, user, id).await?;
         let detail =
             renrakucho_care::support_request(&state.db, &state.keyring, who, origin, id).await?;
         Ok::<_, ApiError>(detail)
@@ -1232,15 +1221,7 @@ pub async fn support_step(
     }
     let result = async {
         let request = Uuid::parse_str(&id).map_err(|_| ApiError::not_found())?;
-        let who = staff(&user)?;
-        let line = renrakucho_care::support_requests(&state.db, who)
-            .await?
-            .into_iter()
-            .find(|l| l.id == request)
-            .ok_or_else(ApiError::not_found)?;
-        if !line.sent {
-            authorize(&state, &user, line.patient, Action::SupportAnswer).await?;
-        }
+        let (who, line) = super::notebook::support_actor(&state, &user, request).await?;
         match (step.as_str(), line.sent) {
             ("accept", false) | ("decline", false) => {
                 renrakucho_care::respond_to_support_request(

@@ -305,6 +305,7 @@ pub async fn create_patient(
     };
     match renrakucho_care::register_patient(&state.db, &state.keyring, who, &origin, new).await {
         Ok(p) => {
+            crate::access::changed(&state, p.id).await;
             Redirect::to(&format!("/patients/{}?done=registered", p.id.as_uuid())).into_response()
         }
         Err(e) => form_page(
@@ -550,17 +551,19 @@ async fn patient_page(
     {
         None
     } else {
-        renrakucho_care::emergency_grants(&state.db, &state.keyring, who, origin, 50)
-            .await
-            .ok()
-            .and_then(|grants| {
-                grants
-                    .into_iter()
-                    .filter(|g| g.ours && g.open && g.patient == id)
-                    .map(|g| g.expires_at)
-                    .max()
-            })
-            .map(local)
+        renrakucho_care::emergency_grants(&state.db, &state.keyring, who, origin, 50, |_, _| {
+            std::future::ready(false)
+        })
+        .await
+        .ok()
+        .and_then(|grants| {
+            grants
+                .into_iter()
+                .filter(|g| g.ours && g.open && g.patient == id)
+                .map(|g| g.expires_at)
+                .max()
+        })
+        .map(local)
     };
     let view = PatientView::from(patient.clone());
     let page = PatientPage {
@@ -1106,12 +1109,14 @@ async fn emergency_page(
         Ok(who) => who,
         Err(e) => return failed(e),
     };
+    let reader = crate::access::EmergencyReasonReader::new(state, user);
     let grants = match renrakucho_care::emergency_grants(
         &state.db,
         &state.keyring,
         who,
         origin,
         100,
+        |patient, ours| reader.may_read(patient, ours),
     )
     .await
     {
@@ -1235,6 +1240,7 @@ pub async fn close_or_review_emergency(
         let grant = uuid::Uuid::parse_str(&id).map_err(|_| ApiError::not_found())?;
         match what.as_str() {
             "end" => {
+                let who = crate::access::authorize_emergency_end(&state, &user).await?;
                 renrakucho_care::end_emergency(&state.db, who, &origin, grant).await?;
                 Ok("ended")
             }

@@ -101,15 +101,21 @@ pub async fn home(
                 .await
                 .map(|i| i.len())
                 .unwrap_or(0);
-            let unreviewed =
-                renrakucho_care::emergency_grants(&state.db, &state.keyring, who, &origin, 200)
-                    .await
-                    .map(|g| {
-                        g.iter()
-                            .filter(|g| !g.ours && g.reviewed_at.is_none())
-                            .count()
-                    })
-                    .unwrap_or(0);
+            let unreviewed = renrakucho_care::emergency_grants(
+                &state.db,
+                &state.keyring,
+                who,
+                &origin,
+                200,
+                |_, _| std::future::ready(false),
+            )
+            .await
+            .map(|g| {
+                g.iter()
+                    .filter(|g| !g.ours && g.reviewed_at.is_none())
+                    .count()
+            })
+            .unwrap_or(0);
             (invitations, unreviewed)
         }
         Err(_) => (0, 0),
