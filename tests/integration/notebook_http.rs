@@ -1169,6 +1169,28 @@ async fn edits_keep_every_version_stale_ones_are_refused_and_withdrawal_hides_an
         detail(&app, &net.doctor_c, p, &doctors).await["entry"]["version"],
         1
     );
+    // Each refusal is in the audit log of the facility that tried.
+    let refused = |records: &[Value], action: &str| {
+        records
+            .iter()
+            .filter(|r| {
+                r["action"] == action && r["outcome"] == "denied" && r["target_id"] == p.to_string()
+            })
+            .count()
+    };
+    let station = audit_of(&app, &net.station_admin_c).await;
+    assert_eq!(
+        refused(&station, "entry.edit"),
+        2,
+        "the station's two edits"
+    );
+    assert_eq!(
+        refused(&station, "entry.withdraw"),
+        1,
+        "the station's withdrawal"
+    );
+    let clinic = audit_of(&app, &net.doctor_c).await;
+    assert_eq!(refused(&clinic, "entry.edit"), 1, "the clinic nurse's edit");
 
     // The clinic's administrator edits its nurse's entry.
     let response = edit(
@@ -3297,6 +3319,29 @@ async fn an_unrelated_facility_gets_the_same_404_from_every_notebook_endpoint() 
         .await;
         assert_eq!(failure(response).await, not_found(), "uploading");
     }
+
+    // Every attempt is in the hospital's own audit log, refused, the same for the patient it
+    // does not care for and for an ID that names nobody.
+    let mut tx = app
+        .db
+        .begin(renrakucho_store::Scope::Facility(net.hospital.id))
+        .await
+        .unwrap();
+    let refusals: Vec<(Uuid, i64)> = sqlx::query_as(
+        "SELECT target_id, count(*) FROM audit_log
+          WHERE action = 'access.refused' AND outcome = 'denied'
+          GROUP BY target_id",
+    )
+    .fetch_all(tx.raw_connection_for_tests())
+    .await
+    .unwrap();
+    drop(tx);
+    assert_eq!(refusals.len(), 2, "{refusals:?}");
+    assert!(refusals.iter().any(|(id, _)| *id == p));
+    assert_eq!(
+        refusals[0].1, refusals[1].1,
+        "a real patient and no patient leave the same trace"
+    );
 
     // Nothing the hospital tried changed anything.
     assert_eq!(

@@ -15,12 +15,48 @@ pub(crate) async fn record(
     target: Option<(&'static str, uuid::Uuid)>,
     details: serde_json::Value,
 ) -> Result<(), CareError> {
+    write(tx, who, origin, action, Outcome::Success, target, details).await
+}
+
+/// Records an attempt on patient data that was refused (nothing was changed), then commits
+/// the transaction so the record stays while the caller returns the refusal.
+pub(crate) async fn refused(
+    mut tx: ScopedTx,
+    who: StaffActor,
+    origin: &Origin,
+    action: &'static str,
+    target: Option<(&'static str, uuid::Uuid)>,
+    details: serde_json::Value,
+) -> Result<(), CareError> {
+    write(
+        &mut tx,
+        who,
+        origin,
+        action,
+        Outcome::Denied,
+        target,
+        details,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+async fn write(
+    tx: &mut ScopedTx,
+    who: StaffActor,
+    origin: &Origin,
+    action: &'static str,
+    outcome: Outcome,
+    target: Option<(&'static str, uuid::Uuid)>,
+    details: serde_json::Value,
+) -> Result<(), CareError> {
     audit::record(
         tx,
         AuditEvent {
             actor: Actor::Staff(who.staff),
             action,
-            outcome: Outcome::Success,
+            outcome,
             target,
             origin,
             details,

@@ -20,7 +20,7 @@ use serde_json::json;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::audit::record;
+use crate::audit::{record, refused};
 use crate::{CareError, StaffActor};
 
 /// Who writes: the staff member, as the care team will see them.
@@ -703,6 +703,15 @@ pub async fn edit_entry(
     let mut tx = db.begin(Scope::Facility(who.actor.facility)).await?;
     let stored = notebook::get(&mut tx, patient, id).await?;
     if !may_change(who, &stored) {
+        refused(
+            tx,
+            who.actor,
+            origin,
+            "entry.edit",
+            Some(("patient", patient.as_uuid())),
+            json!({ "entry": id, "why": "not_author" }),
+        )
+        .await?;
         return Err(CareError::Forbidden(
             "記録を修正できるのは記録者本人か、その施設の管理者です / only the author or their facility administrator can edit an entry".into(),
         ));
@@ -798,6 +807,15 @@ pub async fn withdraw_entry(
     let mut tx = db.begin(Scope::Facility(who.actor.facility)).await?;
     let stored = notebook::get(&mut tx, patient, id).await?;
     if !may_change(who, &stored) {
+        refused(
+            tx,
+            who.actor,
+            origin,
+            "entry.withdraw",
+            Some(("patient", patient.as_uuid())),
+            json!({ "entry": id, "why": "not_author" }),
+        )
+        .await?;
         return Err(CareError::Forbidden(
             "記録を取り下げられるのは記録者本人か、その施設の管理者です / only the author or their facility administrator can withdraw an entry".into(),
         ));

@@ -154,12 +154,49 @@ pub async fn authorize(
                 .await
                 .unwrap_or(false));
     tracing::info!(action = action.as_str(), "authorization denied");
+    record_refusal(state, signed_in, actor, patient, action).await;
     if sees {
         Err(ApiError::forbidden(
             "この操作を行う権限がありません / you are not allowed to do this",
         ))
     } else {
         Err(ApiError::not_found())
+    }
+}
+
+/// Writes the refusal into the acting facility's audit chain. The patient ID is the one the
+/// request named (the facility's own chain, so nothing is revealed); whether such a patient
+/// exists is not recorded. A failure to write is logged and the refusal still stands.
+async fn record_refusal(
+    state: &AppState,
+    signed_in: &SignedIn,
+    actor: StaffActor,
+    patient: PatientId,
+    action: Action,
+) {
+    use renrakucho_store::audit::{self, Actor, AuditEvent, Outcome};
+    let written = async {
+        let mut tx = state
+            .db
+            .begin(renrakucho_store::Scope::Facility(actor.facility))
+            .await?;
+        audit::record(
+            &mut tx,
+            AuditEvent {
+                actor: Actor::Staff(actor.staff),
+                action: "access.refused",
+                outcome: Outcome::Denied,
+                target: Some(("patient", patient.as_uuid())),
+                origin: &signed_in.origin,
+                details: serde_json::json!({ "action": action.as_str() }),
+            },
+        )
+        .await?;
+        tx.commit().await
+    }
+    .await;
+    if let Err(e) = written {
+        tracing::error!(error = %e, "the refusal could not be audited");
     }
 }
 

@@ -5,6 +5,7 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use renrakucho_core::{FacilityKind, Profession, StaffRole, StaffStatus};
 use renrakucho_identity::{Principal, SessionRecord, SESSION_KEY};
+use renrakucho_store::audit::Origin;
 use renrakucho_store::{facilities, operators, staff, Scope};
 use serde::Serialize;
 use time::OffsetDateTime;
@@ -46,6 +47,8 @@ pub struct FacilitySummary {
 pub struct SignedIn {
     pub principal: Principal,
     pub who: WhoAmI,
+    /// Where this request came from, for the audit records it causes (refusals included).
+    pub origin: Origin,
 }
 
 fn now() -> i64 {
@@ -88,6 +91,7 @@ pub async fn current(state: &AppState, session: &Session) -> Result<Option<Signe
     Ok(Some(SignedIn {
         principal: record.principal,
         who,
+        origin: Origin::default(),
     }))
 }
 
@@ -188,8 +192,14 @@ impl FromRequestParts<AppState> for SignedIn {
         let session = Session::from_request_parts(parts, state)
             .await
             .map_err(|_| ApiError::internal())?;
-        current(state, &session)
+        let crate::routes::RequestOrigin(origin) =
+            crate::routes::RequestOrigin::from_request_parts(parts, state)
+                .await
+                .map_err(|_| ApiError::internal())?;
+        let mut signed_in = current(state, &session)
             .await?
-            .ok_or_else(ApiError::unauthenticated)
+            .ok_or_else(ApiError::unauthenticated)?;
+        signed_in.origin = origin;
+        Ok(signed_in)
     }
 }

@@ -41,8 +41,13 @@ impl FromRequestParts<AppState> for PageUser {
                     &ApiError::internal().message,
                 )
             })?;
+        let super::RequestOrigin(origin) =
+            super::RequestOrigin::from_request_parts(parts, state).await?;
         match session::current(state, &session).await {
-            Ok(Some(signed_in)) => Ok(PageUser(signed_in)),
+            Ok(Some(mut signed_in)) => {
+                signed_in.origin = origin;
+                Ok(PageUser(signed_in))
+            }
             Ok(None) => Err(Redirect::to("/login").into_response()),
             Err(e) => Err(error_page(e.status, &e.message)),
         }
