@@ -3079,6 +3079,32 @@ async fn live_notifications_arrive_without_content_and_quiet_hours_hold_back_all
     assert_eq!(event["entry"], urgent.as_str());
     assert_eq!(event["priority"], "urgent");
     assert!(outsider.next(Duration::from_millis(300)).await.is_none());
+
+    // The hospital's doctor opens the notebook in an emergency: the care team hears of it at
+    // once, through quiet hours, without the reason; the hospital is not told of itself.
+    let reason = "救急搬送。意識障害あり、服薬歴の確認が必要";
+    let response = net
+        .outsider_c
+        .post(app.url("/api/v1/emergency-access"))
+        .json(&json!({ "patient_id": p, "birth_date": "1940-01-15", "reason": reason }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201, "emergency access opened");
+    let event = live
+        .next(Duration::from_secs(5))
+        .await
+        .expect("emergency access is announced through quiet hours");
+    assert_eq!(
+        (&event["kind"], &event["priority"], &event["link"]),
+        (&json!("emergency"), &json!("urgent"), &json!("/emergency"))
+    );
+    assert_eq!(event["patient"], p.to_string());
+    assert!(!contains(&live.raw, "救急搬送".as_bytes()), "no reason");
+    assert!(
+        outsider.next(Duration::from_millis(500)).await.is_none(),
+        "the opener is not told of its own access"
+    );
 }
 
 /// The text of a plain-text message as the sink stored it (base64 or quoted-printable undone).

@@ -1,6 +1,7 @@
 //! Live notifications: every server process listens on `renrakucho_events` (new entries,
-//! support requests, invitations: IDs and kinds only, announced by the database) and passes
-//! each event to the people it concerns, over server-sent events. Who it concerns is decided
+//! support requests, invitations, emergency access: IDs and kinds only, announced by the
+//! database) and passes each event to the people it concerns, over server-sent events. Who it
+//! concerns is decided
 //! here with the authorizer and the person's preferences (level, quiet hours, muted patients;
 //! urgent ones always); the message says what happened and where, never what was written.
 
@@ -54,7 +55,7 @@ pub struct Announced {
 /// What a person is told.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Live {
-    /// `entry`, `reply`, `mention`, `invitation`, `support`, `answer`
+    /// `entry`, `reply`, `mention`, `invitation`, `support`, `answer`, `emergency`
     pub kind: &'static str,
     pub patient: Uuid,
     pub entry: Option<Uuid>,
@@ -192,6 +193,22 @@ pub async fn concerning(
                     },
                 },
             )
+        }
+        // Break-glass access by another facility: everyone of the care team who sees the
+        // patient is told at once, whatever their quiet hours or mutes (ADR 0010).
+        "emergency" if event.facility.is_some_and(|f| f != me) => {
+            let sees = authz
+                .allowed(person_roles, who.facility, patient, Action::PatientRead)
+                .await
+                .unwrap_or(false);
+            sees.then(|| Live {
+                kind: "emergency",
+                patient: event.patient,
+                entry: None,
+                request: None,
+                priority: Priority::Urgent,
+                link: "/emergency".into(),
+            })
         }
         _ => None,
     }

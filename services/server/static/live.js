@@ -10,7 +10,8 @@
     mention: "自施設あての記録があります / your facility was mentioned",
     invitation: "ケアチームへの招待があります / a care-team invitation",
     support: "支援依頼が届きました / a support request",
-    answer: "支援依頼に回答がありました / an answer to your request"
+    answer: "支援依頼に回答がありました / an answer to your request",
+    emergency: "他施設が緊急アクセスを開始しました / another facility opened emergency access"
   };
   var source = new EventSource("/api/v1/events");
   // Leaving the page ends the stream at once (browsers keep only a few connections per site).
