@@ -113,6 +113,7 @@ async fn network() -> Network {
         renrakucho_care::mark_read(
             &app.db,
             &author(&bob, Profession::Nurse),
+            &origin,
             patient.id,
             &[entry.id],
         )

@@ -1369,6 +1369,14 @@ async fn read_receipts_name_the_reader_and_unread_counts_put_urgent_first() {
         0,
         "reading again changes nothing"
     );
+    // The receipt is on the station's record once: the second marking changed nothing.
+    let receipts: Vec<Value> = audit_of(&app, &net.station_admin_c)
+        .await
+        .into_iter()
+        .filter(|r| r["action"] == "entry.mark_read" && r["target_id"] == p1.to_string())
+        .collect();
+    assert_eq!(receipts.len(), 1, "{receipts:?}");
+    assert_eq!(receipts[0]["details"]["entries"], 2);
     let shown = detail(&app, &net.doctor_c, p1, &b).await;
     let readers = shown["read_by"].as_array().unwrap();
     assert_eq!(readers.len(), 1);

@@ -929,9 +929,13 @@ pub async fn search_notebook(
 pub async fn mark_read(
     db: &Database,
     who: &Author,
+    origin: &Origin,
     patient: PatientId,
     entries: &[Uuid],
 ) -> Result<u64, CareError> {
+    if entries.is_empty() {
+        return Ok(0);
+    }
     let mut tx = db.begin(Scope::Facility(who.actor.facility)).await?;
     let n = notebook::mark_read(
         &mut tx,
@@ -942,6 +946,18 @@ pub async fn mark_read(
         who.profession.as_str(),
     )
     .await?;
+    // A read receipt is a change others see ("read by"): recorded when one was added.
+    if n > 0 {
+        record(
+            &mut tx,
+            who.actor,
+            origin,
+            "entry.mark_read",
+            Some(("patient", patient.as_uuid())),
+            json!({ "entries": n }),
+        )
+        .await?;
+    }
     tx.commit().await?;
     Ok(n)
 }

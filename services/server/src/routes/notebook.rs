@@ -444,7 +444,9 @@ pub async fn mark_read(
             InvalidValue::new("entries", "一度に500件までです / at most 500 at a time").into(),
         );
     }
-    let marked = renrakucho_care::mark_read(&state.db, &who, patient, &body.entries).await?;
+    let marked =
+        renrakucho_care::mark_read(&state.db, &who, &signed_in.origin, patient, &body.entries)
+            .await?;
     Ok(Json(Marked { marked }))
 }
 

@@ -290,7 +290,9 @@ async fn notebook_page(
     // Shown is read: the person's read receipts.
     if let Ok(me) = author(user) {
         let unread: Vec<Uuid> = entries.iter().filter(|e| !e.read).map(|e| e.id).collect();
-        if let Err(e) = renrakucho_care::mark_read(&state.db, &me, patient, &unread).await {
+        if let Err(e) =
+            renrakucho_care::mark_read(&state.db, &me, &user.origin, patient, &unread).await
+        {
             tracing::warn!(error = %e, "could not record read receipts");
         }
     }
@@ -649,7 +651,11 @@ async fn entry_page(
     if let Ok(me) = author(user) {
         let mut ids = vec![detail.entry.id];
         ids.extend(detail.replies.iter().map(|r| r.id));
-        let _ = renrakucho_care::mark_read(&state.db, &me, patient, &ids).await;
+        if let Err(e) =
+            renrakucho_care::mark_read(&state.db, &me, &user.origin, patient, &ids).await
+        {
+            tracing::warn!(error = %e, "could not record read receipts");
+        }
     }
     let person = roles(user);
     let may_write = state
