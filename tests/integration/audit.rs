@@ -10,8 +10,10 @@ use renrakucho_store::facilities::Facility;
 use renrakucho_store::{Database, Scope};
 use renrakucho_testkit::{spawn_app, TestApp};
 use serde_json::json;
-use sqlx::{ConnectOptions, Connection, PgConnection};
+use sqlx::{Connection, PgConnection};
 use tokio::sync::Barrier;
+
+use crate::support::superuser;
 
 const ZERO_HASH: [u8; 32] = [0; 32];
 
@@ -21,11 +23,6 @@ struct Link {
     seq: i64,
     prev_hash: Vec<u8>,
     hash: Vec<u8>,
-}
-
-/// A superuser connection: plays the attacker with full database access (bypasses RLS).
-async fn superuser(app: &TestApp) -> PgConnection {
-    app.database.superuser_options().connect().await.unwrap()
 }
 
 fn scope_of(facility: Option<&Facility>) -> Scope {

@@ -14,6 +14,8 @@ use renrakucho_store::{Database, Scope};
 use renrakucho_testkit::{spawn_app, TestApp};
 use sqlx::{ConnectOptions, Connection, PgConnection};
 
+use crate::support::superuser;
+
 /// Two facilities, each with two staff accounts and audit records of its own.
 struct Network {
     app: TestApp,
@@ -179,10 +181,6 @@ async fn network() -> Network {
 struct OwnedTable {
     name: String,
     column: String,
-}
-
-async fn superuser(app: &TestApp) -> PgConnection {
-    app.database.superuser_options().connect().await.unwrap()
 }
 
 /// Every facility-owned table in the application's schemas, from the catalog.

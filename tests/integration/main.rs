@@ -14,3 +14,4 @@ mod sessions;
 mod sharing;
 mod sharing_http;
 mod sign_in;
+mod support;

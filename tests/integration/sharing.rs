@@ -16,7 +16,9 @@ use renrakucho_store::facilities::Facility;
 use renrakucho_store::staff::StaffAccount;
 use renrakucho_store::Scope;
 use renrakucho_testkit::{spawn_app, TestApp};
-use sqlx::{ConnectOptions, PgConnection};
+use sqlx::PgConnection;
+
+use crate::support::superuser;
 
 /// A facility's relation to a patient, as the test sets it up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -208,10 +210,6 @@ fn form(signer: Signer) -> ConsentForm {
         signed_on: time::macros::date!(2026 - 11 - 01),
         scope: ConsentScope::standard(),
     }
-}
-
-async fn superuser(app: &TestApp) -> PgConnection {
-    app.database.superuser_options().connect().await.unwrap()
 }
 
 /// Runs `sql` (with `$1` = the patient) in a savepoint and rolls it back: whether the database

@@ -3,17 +3,15 @@
 //! scans, stored encrypted and sent back as attachments; roles are checked; invitations,
 //! emergency access and deletion requests work end to end and leave nothing behind.
 
-use std::path::PathBuf;
-use std::time::Duration;
-
-use renrakucho_authz::{Action, Role};
-use renrakucho_core::{FacilityKind, PatientId, Profession, StaffRole};
+use renrakucho_authz::Action;
+use renrakucho_core::{FacilityKind, Profession, StaffRole};
 use renrakucho_store::facilities::Facility;
 use renrakucho_testkit::{new_client, spawn_app, TestApp, FIXTURE_PASSWORD};
-use reqwest::{Client, Method, Response};
+use reqwest::{Client, Method};
 use serde_json::{json, Value};
-use sqlx::{ConnectOptions, PgConnection};
 use uuid::Uuid;
+
+use crate::support::*;
 
 /// The signing date of the fixture consents.
 const SIGNED_ON: &str = "2026-11-01";
@@ -22,59 +20,6 @@ const SCOPE: &str = "在宅医療のため、ケアチームの施設間で連�
 const REASON: &str = "救急搬送時に既往歴と服薬内容を確認するため";
 /// The fixture patients' date of birth (`TestApp::seed_patient`).
 const BIRTH_DATE: &str = "1940-01-15";
-
-/// A JSON error as the client sees it (the request ID aside, which differs every time).
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Failure {
-    status: u16,
-    code: String,
-    message: String,
-    field: Option<String>,
-}
-
-async fn failure(response: Response) -> Failure {
-    let status = response.status().as_u16();
-    let body: Value = response.json().await.expect("a JSON error body");
-    let error = &body["error"];
-    Failure {
-        status,
-        code: error["code"].as_str().unwrap_or_default().to_string(),
-        message: error["message"].as_str().unwrap_or_default().to_string(),
-        field: error["field"].as_str().map(str::to_string),
-    }
-}
-
-fn not_found() -> Failure {
-    Failure {
-        status: 404,
-        code: "not_found".into(),
-        message: "見つかりません / not found".into(),
-        field: None,
-    }
-}
-
-/// Asserts a 422 naming `field`.
-async fn invalid(response: Response, field: &str, what: &str) {
-    let f = failure(response).await;
-    assert_eq!(f.status, 422, "{what}");
-    assert_eq!(f.code, "validation", "{what}");
-    assert_eq!(f.field.as_deref(), Some(field), "{what}");
-    assert!(!f.message.is_empty(), "{what}: a message for people");
-}
-
-/// Asserts a 403 `forbidden`.
-async fn forbidden(response: Response, what: &str) {
-    let f = failure(response).await;
-    assert_eq!((f.status, f.code.as_str()), (403, "forbidden"), "{what}");
-}
-
-async fn json_of(response: Response) -> Value {
-    response.json().await.expect("a JSON body")
-}
-
-fn patient_url(app: &TestApp, patient: impl std::fmt::Display, rest: &str) -> String {
-    app.url(&format!("/api/v1/patients/{patient}{rest}"))
-}
 
 fn base64(bytes: &[u8]) -> String {
     use base64::Engine;
@@ -125,46 +70,6 @@ fn patient_body(name: &str) -> Value {
     })
 }
 
-async fn status_of(client: &Client, url: &str) -> u16 {
-    client.get(url).send().await.unwrap().status().as_u16()
-}
-
-/// Polls `url` until it answers `status`: the authorizer follows the database's announcement,
-/// so a change made by another request shows within moments.
-async fn eventually(client: &Client, url: &str, status: u16) {
-    for _ in 0..150 {
-        if status_of(client, url).await == status {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("{url} did not answer {status} within three seconds");
-}
-
-/// Waits (bounded) until the server's authorizer lets some role of `facility` do `action`
-/// (or no longer does).
-async fn authorizer_follows(
-    app: &TestApp,
-    facility: &Facility,
-    patient: Uuid,
-    action: Action,
-    expected: bool,
-) {
-    let patient = PatientId::from_uuid(patient);
-    for _ in 0..200 {
-        let now = app
-            .authz
-            .allowed(&Role::all(), facility.id, patient, action)
-            .await
-            .unwrap();
-        if now == expected {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("the authorizer did not follow the database within two seconds");
-}
-
 /// The patient IDs a list answers.
 async fn listed(app: &TestApp, client: &Client, q: &str) -> Vec<String> {
     let response = client
@@ -181,45 +86,6 @@ async fn listed(app: &TestApp, client: &Client, q: &str) -> Vec<String> {
         .iter()
         .map(|p| p["id"].as_str().unwrap_or_default().to_string())
         .collect()
-}
-
-/// Every file in the server's file store.
-fn stored_files(app: &TestApp) -> Vec<PathBuf> {
-    let mut found = Vec::new();
-    let mut dirs = vec![app.settings.files_dir()];
-    while let Some(dir) = dirs.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        for entry in entries {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                dirs.push(path);
-            } else {
-                found.push(path);
-            }
-        }
-    }
-    found
-}
-
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    haystack.windows(needle.len()).any(|w| w == needle)
-}
-
-async fn superuser(app: &TestApp) -> PgConnection {
-    app.database.superuser_options().connect().await.unwrap()
-}
-
-/// The facility's audit records, newest first, as its administrator reads them.
-async fn audit_of(app: &TestApp, admin: &Client) -> Vec<Value> {
-    let response = admin
-        .get(app.url("/api/v1/audit?limit=1000"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200, "reading the audit log");
-    json_of(response).await.as_array().expect("a list").clone()
 }
 
 /// Every patient endpoint a facility might try with someone's patient ID.

@@ -6,7 +6,7 @@
 
 use renrakucho_core::{BirthDate, FacilityId, InvalidValue, PatientId, PatientProfile, StaffId};
 use renrakucho_keyring::{Binding, KeyOwner, Keyring};
-use renrakucho_store::audit::{self, Actor, AuditEvent, Origin, Outcome};
+use renrakucho_store::audit::Origin;
 use renrakucho_store::emergency::{self, StoredGrant};
 use renrakucho_store::{care_team, facilities, patients, Database, Scope};
 use serde::Serialize;
@@ -15,7 +15,7 @@ use time::OffsetDateTime;
 use unicode_normalization::UnicodeNormalization;
 use uuid::Uuid;
 
-use crate::audit::record;
+use crate::audit::{record, refused};
 use crate::patients::{binding, text};
 use crate::{CareError, StaffActor};
 
@@ -100,20 +100,15 @@ pub async fn open_emergency(
 ) -> Result<EmergencyGrant, CareError> {
     let opened = try_open(db, keyring, who, origin, &request).await;
     if let Err(CareError::NotFound) = opened {
-        let mut tx = db.begin(Scope::Facility(who.facility)).await?;
-        audit::record(
-            &mut tx,
-            AuditEvent {
-                actor: Actor::Staff(who.staff),
-                action: "emergency.open",
-                outcome: Outcome::Denied,
-                target: Some(("patient", request.patient.as_uuid())),
-                origin,
-                details: json!({ "why": "no patient with this ID and date of birth" }),
-            },
+        refused(
+            db.begin(Scope::Facility(who.facility)).await?,
+            who,
+            origin,
+            "emergency.open",
+            Some(("patient", request.patient.as_uuid())),
+            json!({ "why": "no patient with this ID and date of birth" }),
         )
         .await?;
-        tx.commit().await?;
     }
     opened
 }

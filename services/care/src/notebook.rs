@@ -204,12 +204,8 @@ pub(crate) fn file_name_binding(patient: PatientId, row: Uuid) -> Binding<'stati
     }
 }
 
-fn corrupt<E>(what: &str, e: E) -> CareError {
-    CareError::corrupt(what, e)
-}
-
 fn utf8(bytes: Vec<u8>, what: &str) -> Result<String, CareError> {
-    String::from_utf8(bytes).map_err(|e| corrupt(what, e))
+    String::from_utf8(bytes).map_err(|e| CareError::corrupt(what, e))
 }
 
 /// What a page already knows of an entry besides the entry: whether the reader read it, its
@@ -274,7 +270,7 @@ async fn page_views(
         for f in r.files.0 {
             let name = base64::engine::general_purpose::STANDARD
                 .decode(&f.name)
-                .map_err(|e| corrupt("file name", e))?;
+                .map_err(|e| CareError::corrupt("file name", e))?;
             files.push((f.id, f.media_type, f.size, f.thumbnail, name));
         }
         out.push((
@@ -312,7 +308,7 @@ async fn build_views(
                         .decrypt(tx, &vitals_binding(patient, "entries", e.id), v)
                         .await?,
                 )
-                .map_err(|err| corrupt("vitals", err))?,
+                .map_err(|err| CareError::corrupt("vitals", err))?,
             ),
             None => None,
         };
@@ -344,8 +340,14 @@ async fn build_views(
             author: StaffId::from_uuid(e.author_id),
             author_name: e.author_name,
             author_profession: e.author_profession,
-            category: e.category.parse().map_err(|err| corrupt("category", err))?,
-            priority: e.priority.parse().map_err(|err| corrupt("priority", err))?,
+            category: e
+                .category
+                .parse()
+                .map_err(|err| CareError::corrupt("category", err))?,
+            priority: e
+                .priority
+                .parse()
+                .map_err(|err| CareError::corrupt("priority", err))?,
             body: utf8(body, "body")?,
             vitals,
             reply_to: e.reply_to,
@@ -623,7 +625,7 @@ pub async fn entry_detail(
                         )
                         .await?,
                 )
-                .map_err(|e| corrupt("vitals", e))?,
+                .map_err(|e| CareError::corrupt("vitals", e))?,
             ),
             None => None,
         };

@@ -18,7 +18,6 @@ use tower_http::trace::TraceLayer;
 use tower_sessions::cookie::SameSite;
 use tower_sessions::session_store::ExpiredDeletion;
 use tower_sessions::{Expiry, SessionManagerLayer};
-use tower_sessions_sqlx_store::PostgresStore;
 
 use crate::config::Settings;
 use crate::error::attach_request_id;
@@ -193,7 +192,7 @@ async fn digests(state: AppState) {
 
 /// Deletes expired sessions and forgets recovered throttle keys, every five minutes.
 async fn housekeeping(state: AppState) {
-    let store = PostgresStore::new(state.db.session_pool());
+    let store = crate::session::store(&state);
     let mut tick = tokio::time::interval(Duration::from_secs(300));
     loop {
         tick.tick().await;
@@ -206,7 +205,7 @@ async fn housekeeping(state: AppState) {
 
 fn router(state: AppState, secure_cookies: bool) -> Router {
     let idle = time::Duration::seconds(state.sessions.idle_timeout.as_secs() as i64);
-    let sessions = SessionManagerLayer::new(PostgresStore::new(state.db.session_pool()))
+    let sessions = SessionManagerLayer::new(crate::session::store(&state))
         .with_name(SESSION_COOKIE)
         .with_secure(secure_cookies)
         .with_http_only(true)

@@ -55,6 +55,11 @@ fn now() -> i64 {
     OffsetDateTime::now_utc().unix_timestamp()
 }
 
+/// Where sessions live: the `tower_sessions` table, through the session pool.
+pub fn store(state: &AppState) -> tower_sessions_sqlx_store::PostgresStore {
+    tower_sessions_sqlx_store::PostgresStore::new(state.db.session_pool())
+}
+
 /// Starts a session for `principal`, under a new session ID (no fixation).
 pub async fn start(session: &Session, principal: Principal) -> Result<(), ApiError> {
     session.cycle_id().await?;
@@ -100,8 +105,7 @@ pub async fn current(state: &AppState, session: &Session) -> Result<Option<Signe
 /// old session, a suspended account or facility end it.
 pub async fn still_valid(state: &AppState, id: tower_sessions::session::Id) -> bool {
     use tower_sessions::SessionStore;
-    let store = tower_sessions_sqlx_store::PostgresStore::new(state.db.session_pool());
-    let Ok(Some(stored)) = store.load(&id).await else {
+    let Ok(Some(stored)) = store(state).load(&id).await else {
         return false;
     };
     if stored.expiry_date <= OffsetDateTime::now_utc() {
