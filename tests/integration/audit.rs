@@ -306,7 +306,7 @@ async fn concurrent_writers_leave_gapless_valid_chains() {
     let app = spawn_app().await;
     let facility = app.seed_facility("BUSY-1", FacilityKind::Hospital).await;
     // Enough connections for every writer to hold its transaction open at once.
-    let db = Database::connect(app.database.runtime_options(), 30)
+    let db = Database::connect(&app.database.connections(), 30)
         .await
         .unwrap();
     let writers: Vec<Scope> = (0..20)

@@ -545,7 +545,7 @@ async fn without_a_context_nothing_is_visible_whether_the_setting_is_null_or_emp
     let net = network().await;
     // One connection, so that the second round runs where a transaction-local setting was
     // used before (current_setting then returns '' instead of NULL).
-    let db = Database::connect(net.app.database.runtime_options(), 1)
+    let db = Database::connect(&net.app.database.connections(), 1)
         .await
         .unwrap();
     let a = net.a.id;
@@ -564,9 +564,10 @@ async fn without_a_context_nothing_is_visible_whether_the_setting_is_null_or_emp
     let tables = facility_owned_tables(&mut su).await;
 
     for round in ["never set (NULL)", "set earlier on this connection ('')"] {
-        let mut conn = db.session_pool().acquire().await.unwrap();
+        let mut pooled = db.connection().await.unwrap();
+        let conn = pooled.raw_connection_for_tests();
         let setting: Option<String> =
-            sqlx::query_scalar("SELECT current_setting('renrakucho.facility_id', true)")
+            sqlx::query_scalar("SELECT current_setting('renrakucho.context', true)")
                 .fetch_one(&mut *conn)
                 .await
                 .unwrap();
@@ -590,7 +591,7 @@ async fn without_a_context_nothing_is_visible_whether_the_setting_is_null_or_emp
                 .unwrap();
             assert_eq!(n, 0, "{table} shows rows with no context, {round}");
         }
-        drop(conn);
+        pooled.done();
         use_a_context(&db).await;
     }
 }
@@ -613,7 +614,7 @@ async fn a_malformed_context_fails_the_query_instead_of_widening_it() {
 #[tokio::test]
 async fn a_pooled_connection_serving_a_then_b_sees_only_b() {
     let net = network().await;
-    let db = Database::connect(net.app.database.runtime_options(), 1)
+    let db = Database::connect(&net.app.database.connections(), 1)
         .await
         .unwrap();
     let backend_and_facilities = |scope: Scope, end: &'static str| {
@@ -653,7 +654,8 @@ async fn a_pooled_connection_serving_a_then_b_sees_only_b() {
         assert_eq!(seen_a, vec![net.a.id.as_uuid()], "after B, ended by {end}");
     }
     // And outside any scoped transaction, the connection carries no tenant at all.
-    let mut conn = db.session_pool().acquire().await.unwrap();
+    let mut pooled = db.connection().await.unwrap();
+    let conn = pooled.raw_connection_for_tests();
     let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
         .fetch_one(&mut *conn)
         .await

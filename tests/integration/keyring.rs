@@ -601,7 +601,7 @@ async fn shredding_a_patient_makes_every_value_unreadable_and_leaves_others_alon
             .await
             .unwrap();
     }
-    let restored_db = Database::connect(restored.runtime_options(), 2)
+    let restored_db = Database::connect(&restored.connections(), 2)
         .await
         .unwrap();
     let reader = f.restarted();

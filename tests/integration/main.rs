@@ -3,7 +3,9 @@
 
 mod api;
 mod audit;
+mod boundary;
 mod browser;
+mod cancellation;
 mod catalog;
 mod isolation;
 mod keyring;

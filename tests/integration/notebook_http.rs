@@ -3326,7 +3326,7 @@ async fn a_live_notification_reaches_people_connected_to_another_server_process(
     let app = spawn_app().await;
     let net = network(&app).await;
     let second =
-        renrakucho_server::Application::build(&app.settings, app.database.runtime_options())
+        renrakucho_server::Application::build(&app.settings, &app.database.connections())
             .await
             .unwrap();
     let second_url = format!("http://{}", second.local_addr());

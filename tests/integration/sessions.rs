@@ -90,11 +90,15 @@ async fn status_with_cookie(app: &TestApp, session: &str) -> StatusCode {
     me_with_cookie(app, session).await.status()
 }
 
-/// Session records stored under `id`, counted as the runtime role (the table has no RLS).
+/// Session records stored for the cookie value `id` (under its SHA-256), counted as a superuser
+/// (the web role cannot read the table at all).
 async fn stored_sessions(app: &TestApp, id: &str) -> i64 {
-    sqlx::query_scalar("SELECT count(*) FROM tower_sessions.session WHERE id = $1")
-        .bind(id)
-        .fetch_one(&app.db.session_pool())
+    let mut su = sqlx::ConnectOptions::connect(&app.database.superuser_options())
+        .await
+        .unwrap();
+    sqlx::query_scalar("SELECT count(*) FROM private.sessions WHERE id_hash = $1")
+        .bind(renrakucho_store::sessions::stored_id(id))
+        .fetch_one(&mut su)
         .await
         .unwrap()
 }

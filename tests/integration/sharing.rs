@@ -976,7 +976,7 @@ async fn a_change_reaches_every_server_process() {
     // authorizer (PostgreSQL LISTEN/NOTIFY), without a reload.
     let app = spawn_app().await;
     let second =
-        renrakucho_server::Application::build(&app.settings, app.database.runtime_options())
+        renrakucho_server::Application::build(&app.settings, &app.database.connections())
             .await
             .unwrap();
     let other = second.authorizer().clone();

@@ -7,7 +7,8 @@
 
 pub mod media;
 
-use std::path::Path;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use object_store::local::LocalFileSystem;
@@ -26,6 +27,13 @@ pub enum FileError {
     InvalidName(String),
     #[error("the file store is misconfigured: {0}")]
     Misconfigured(String),
+    /// The local directory could be read by other system users: scans and attachments are
+    /// encrypted, but their names and sizes are not, and a copy invites offline attacks.
+    #[error(
+        "the file store directory {dir} is accessible to other users (mode {mode:o}); \
+         run `chmod 700 {dir}` and check who may have copied it"
+    )]
+    NotPrivate { dir: PathBuf, mode: u32 },
 }
 
 fn classify(name: &str, e: object_store::Error) -> FileError {
@@ -33,6 +41,21 @@ fn classify(name: &str, e: object_store::Error) -> FileError {
         object_store::Error::NotFound { .. } => FileError::NotFound(name.to_string()),
         other => FileError::Unavailable(format!("{name}: {other}")),
     }
+}
+
+/// Refuses a local store directory that anyone but its owner may list, enter or write.
+fn check_private(dir: &Path) -> Result<(), FileError> {
+    let mode = std::fs::metadata(dir)
+        .map_err(|e| FileError::Misconfigured(format!("{}: {e}", dir.display())))?
+        .permissions()
+        .mode();
+    if mode & 0o077 != 0 {
+        return Err(FileError::NotPrivate {
+            dir: dir.to_path_buf(),
+            mode: mode & 0o777,
+        });
+    }
+    Ok(())
 }
 
 /// Where an S3 (or S3-compatible) bucket is.
@@ -62,7 +85,9 @@ impl std::fmt::Debug for FileStore {
 }
 
 impl FileStore {
-    /// Files in a local directory, created (mode 0700) when missing.
+    /// Files in a local directory, created (mode 0700) when missing; refused when other users
+    /// may enter it. Its parents get the usual mode, never 0700: the data directory must stay
+    /// traversable for the private PostgreSQL's `postgres` user.
     pub fn local(dir: &Path) -> Result<Self, FileError> {
         use std::os::unix::fs::DirBuilderExt;
         if !dir.exists() {
@@ -78,6 +103,7 @@ impl FileStore {
                     FileError::Misconfigured(format!("creating {}: {e}", dir.display()))
                 })?;
         }
+        check_private(dir)?;
         let store = LocalFileSystem::new_with_prefix(dir)
             .map_err(|e| FileError::Misconfigured(format!("{}: {e}", dir.display())))?;
         Ok(Self::new(
@@ -268,6 +294,63 @@ mod tests {
                 Err(FileError::InvalidName(_))
             ));
         }
+    }
+
+    #[test]
+    fn a_local_store_is_private_but_its_parents_are_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        std::fs::create_dir(&data).unwrap();
+        std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o711)).unwrap();
+        let files = data.join("nested").join("files");
+        FileStore::local(&files).unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&files), 0o700);
+        // Parents are left alone (the `postgres` user must still traverse the data directory).
+        assert_eq!(mode(&data), 0o711);
+        // Opening it again is fine.
+        FileStore::local(&files).unwrap();
+    }
+
+    #[test]
+    fn a_local_store_others_may_enter_is_refused_with_the_fix() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = dir.path().join("files");
+        FileStore::local(&files).unwrap();
+        for exposed in [0o755, 0o750, 0o711, 0o701, 0o720] {
+            std::fs::set_permissions(&files, std::fs::Permissions::from_mode(exposed)).unwrap();
+            let error = FileStore::local(&files).unwrap_err();
+            assert!(
+                matches!(&error, FileError::NotPrivate { dir, mode } if dir == &files && *mode == exposed),
+                "{error:?}"
+            );
+            let message = error.to_string();
+            assert!(
+                message.contains(&format!("chmod 700 {}", files.display())),
+                "{message}"
+            );
+        }
+        std::fs::set_permissions(&files, std::fs::Permissions::from_mode(0o700)).unwrap();
+        FileStore::local(&files).unwrap();
+    }
+
+    #[test]
+    fn an_existing_directory_is_checked_not_changed() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = dir.path().join("files");
+        std::fs::create_dir(&files).unwrap();
+        std::fs::set_permissions(&files, std::fs::Permissions::from_mode(0o755)).unwrap();
+        assert!(matches!(
+            FileStore::local(&files),
+            Err(FileError::NotPrivate { .. })
+        ));
+        let mode = std::fs::metadata(&files).unwrap().permissions().mode() & 0o777;
+        assert_eq!(
+            mode, 0o755,
+            "the operator fixes it; we do not chmod behind their back"
+        );
+        std::fs::set_permissions(&files, std::fs::Permissions::from_mode(0o700)).unwrap();
+        FileStore::local(&files).unwrap();
     }
 
     #[test]

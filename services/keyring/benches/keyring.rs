@@ -27,7 +27,7 @@ fn bench(c: &mut Criterion) {
         .unwrap();
     let test_db = rt.block_on(TestDatabase::create());
     let db = rt
-        .block_on(Database::connect(test_db.runtime_options(), 2))
+        .block_on(Database::connect(&test_db.connections(), 2))
         .unwrap();
     let keys_dir = tempfile::tempdir().unwrap();
     let local = LocalMasterKeys::open_dir(&keys_dir.path().join("keys")).unwrap();

@@ -14,6 +14,7 @@ use renrakucho_core::FacilityId;
 use renrakucho_store::audit::{self, Actor, AuditEvent, Origin, Outcome};
 use renrakucho_store::data_keys::{self, NewKey, OwnerKind, StoredKey};
 use renrakucho_store::encrypted::{self, EncryptedColumn};
+use renrakucho_store::announcements::{self, Announcements};
 use renrakucho_store::{Database, Scope, ScopedTx, StoreError};
 use serde_json::json;
 use uuid::Uuid;
@@ -347,9 +348,11 @@ impl Keyring {
         )))
     }
 
-    /// Moves every value of `owner` in `columns` to the owner's newest key version, in the
-    /// scope of the facility that holds the owner's keys, audited there. Values changed
-    /// meanwhile by someone else are left to them (they were written with the newest key).
+    /// Moves every value of `owner` in `columns` to the owner's newest key version, as key
+    /// maintenance (which reads wrapped keys and ciphertexts, and writes ciphertexts only through
+    /// `reencrypt_value`), audited in the platform's chain. Values changed meanwhile by someone
+    /// else are left to them (they were written with the newest key). An entry's earlier
+    /// versions are history and keep the key version they were written with.
     pub async fn reencrypt_owner(
         &self,
         db: &Database,
@@ -358,13 +361,7 @@ impl Keyring {
         actor: Actor,
         origin: &Origin,
     ) -> Result<ReencryptReport, KeyringError> {
-        let mut maintenance = db.begin(Scope::KeyMaintenance).await?;
-        let facility = data_keys::facility_of(&mut maintenance, owner.kind(), owner.id())
-            .await?
-            .ok_or(KeyringError::Store(StoreError::NotFound))?;
-        maintenance.commit().await?;
-
-        let mut tx = db.begin(Scope::Facility(facility)).await?;
+        let mut tx = db.begin(Scope::KeyMaintenance).await?;
         let mut report = ReencryptReport::default();
         for column in columns.iter().filter(|c| c.owner_kind == owner.kind()) {
             for (row, value) in encrypted::values_of(&mut tx, column, owner.id()).await? {
@@ -439,8 +436,8 @@ impl Keyring {
         Ok(destroyed)
     }
 
-    /// After an owner's keys changed: tell every server process (at commit), audit it in the
-    /// same transaction, and drop this process's cached copies.
+    /// After an owner's keys changed: audit it in the same transaction and drop this process's
+    /// cached copies (the database announces the change to every server process at commit).
     async fn keys_changed(
         &self,
         tx: &mut ScopedTx,
@@ -451,7 +448,6 @@ impl Keyring {
         details: serde_json::Value,
     ) -> Result<(), KeyringError> {
         let kind = owner.kind();
-        data_keys::notify_changed(tx, kind, owner.id()).await?;
         audit::record(
             tx,
             AuditEvent {
@@ -500,10 +496,17 @@ impl Keyring {
             }
             for key in &keys {
                 let bytes = self.unwrap_stored(key).await?;
-                let (id, wrapped) = self
-                    .master
-                    .wrap(&bytes, &context(key.owner_kind, key.owner_id, key.version))
-                    .await?;
+                let wrap_context = context(key.owner_kind, key.owner_id, key.version);
+                let (id, wrapped) = self.master.wrap(&bytes, &wrap_context).await?;
+                // Never replace a working wrap with one that does not give the key back: a
+                // master key that encrypts but cannot decrypt would lose every value for good.
+                let back = self.master.unwrap(&id, &wrapped, &wrap_context).await?;
+                if back.as_slice() != bytes.as_slice() {
+                    return Err(KeyringError::MasterKey(format!(
+                        "the new wrap under {id} does not unwrap to the same key; nothing was \
+                         re-wrapped in this batch"
+                    )));
+                }
                 data_keys::set_wrapping(&mut tx, key, &id, &wrapped).await?;
             }
             audit::record(
@@ -532,13 +535,13 @@ impl Keyring {
         Ok(counts)
     }
 
-    /// Drops cached keys of owners whose keys changed in any server process, as announced by
-    /// [`data_keys::notify_changed`]. Runs until the database goes away.
+    /// Drops cached keys of owners whose keys changed in any server process, as the database
+    /// announces them (a new version, a destroyed key). Runs until the connection goes away.
     pub async fn follow_key_changes(self, db: Database) -> Result<(), KeyringError> {
-        let mut listener = db.listen(data_keys::KEY_CHANGES_CHANNEL).await?;
+        let mut listener = Announcements::listen(&db, announcements::KEY_CHANGES).await?;
         loop {
-            let notification = listener.recv().await.map_err(StoreError::from)?;
-            if let Some((kind, owner)) = data_keys::parse_change(notification.payload()) {
+            let payload = listener.recv().await?;
+            if let Some((kind, owner)) = data_keys::parse_change(&payload) {
                 self.forget(kind, owner);
             }
         }

@@ -5,13 +5,20 @@
 //! `postgres` refuse to run as root; when we are root they run as the `postgres` system user,
 //! which then owns the cluster's files.
 //!
+//! Reaching the socket is not enough to get in: every role logs in with a password (SCRAM), so
+//! another program running as our user or as `postgres` cannot connect as superuser. The
+//! superuser's password is generated when the cluster is made and kept in [`PASSWORD_FILE`] in
+//! the cluster's directory (mode 0600, ours: the server never reads it). A cluster made by an
+//! earlier version, which trusted the socket, gets a password and our `pg_hba.conf` at its next
+//! start.
+//!
 //! One process at a time: [`LocalCluster::start`] takes an exclusive lock on the directory and a
 //! second server on the same directory fails with [`ClusterError::InUse`] instead of touching a
 //! running cluster. A watchdog stops the cluster when our process goes away, even on `kill -9`.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Seek, Write};
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -22,6 +29,51 @@ pub const SUPERUSER: &str = "postgres";
 pub const SOCKET_PORT: u16 = 5432;
 /// Unix socket paths are limited to 107 bytes by the kernel.
 const MAX_SOCKET_PATH: usize = 107;
+/// The file in the cluster's directory holding the superuser's password (one line, mode 0600,
+/// owned by the user running Renrakucho).
+pub const PASSWORD_FILE: &str = "superuser.password";
+/// Length of a generated password: letters and digits, about 190 bits.
+const PASSWORD_LEN: usize = 32;
+/// Our `pg_hba.conf`, written over the one `initdb` makes (and over a trusting one left by an
+/// earlier version).
+const PG_HBA: &str = "\
+# Written by Renrakucho; replaced at every start if it differs.
+# The cluster listens on a Unix socket only (no TCP), so only `local` lines. Every role
+# logs in with a password: whoever can reach the socket (a program running as the same system
+# user, or as `postgres`) must not get in as superuser on that alone. The superuser's password
+# is in the cluster's directory, next to pgdata, readable by Renrakucho's user only.
+local all all scram-sha-256
+";
+
+/// A password, kept out of `Debug` output and logs.
+struct Password(String);
+
+impl std::fmt::Debug for Password {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("**redacted**")
+    }
+}
+
+impl Password {
+    fn generate() -> Self {
+        use rand::Rng;
+        let text = rand::rngs::OsRng
+            .sample_iter(&rand::distributions::Alphanumeric)
+            .take(PASSWORD_LEN)
+            .map(char::from)
+            .collect();
+        Self(text)
+    }
+
+    /// Only letters and digits: the password goes into SQL (single-user mode) and a pwfile.
+    fn parse(text: &str) -> Option<Self> {
+        let text = text.trim();
+        let plain = !text.is_empty()
+            && text.len() <= 256
+            && text.bytes().all(|b| b.is_ascii_alphanumeric());
+        plain.then(|| Self(text.to_string()))
+    }
+}
 
 /// Why the private cluster could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -55,6 +107,16 @@ pub enum ClusterError {
     PathTooLong { dir: PathBuf, max: usize },
     #[error("the data directory path {0} contains a quote or a newline; choose a plain path")]
     UnsafePath(PathBuf),
+    #[error(
+        "{path} holds the private PostgreSQL's superuser password but other users may read it \
+         (mode {mode:o}); run `chmod 600 {path}` and check who may have copied it"
+    )]
+    PasswordFileExposed { path: PathBuf, mode: u32 },
+    #[error(
+        "{path} does not hold a usable password (one line of letters and digits); remove it \
+         and a new password is set at the next start"
+    )]
+    BadPasswordFile { path: PathBuf },
     #[error("{what} failed ({status}); see {log}")]
     CommandFailed {
         what: &'static str,
@@ -194,19 +256,25 @@ impl RunAs {
 }
 
 /// A running private cluster. Stop it with [`LocalCluster::stop`]; if the process dies
-/// instead, the watchdog stops PostgreSQL within a second.
+/// instead, the watchdog stops PostgreSQL within a second. Its `Debug` output leaves out the
+/// password.
 #[derive(Debug)]
 pub struct LocalCluster {
     dir: PathBuf,
     pgdata: PathBuf,
     binaries: Binaries,
     run_as: RunAs,
+    password: Password,
     _lock: File,
 }
 
 impl LocalCluster {
     /// Starts (creating on first use) the cluster kept in `dir`. Blocking: call it from
     /// `spawn_blocking` in async code.
+    ///
+    /// A cluster made by an earlier version (trusting its socket, no [`PASSWORD_FILE`]) is
+    /// secured first: stopped if it was left running, given a new superuser password in
+    /// single-user mode, and our `pg_hba.conf`. Refuses a password file others may read.
     pub fn start(dir: &Path) -> Result<Self, ClusterError> {
         let binaries = Binaries::find_or_install()?;
         let run_as = RunAs::detect()?;
@@ -228,17 +296,20 @@ impl LocalCluster {
             });
         }
         let lock = take_lock(&dir)?;
-        if let RunAs::Postgres { .. } = run_as {
-            check_traversable(&dir)?;
-        }
+        restrict_dir(&dir, &run_as)?;
+        let password_file = dir.join(PASSWORD_FILE);
+        let stored = read_password(&password_file)?;
+        let new_password = stored.is_none();
         let cluster = Self {
             dir,
             pgdata,
             binaries,
             run_as,
+            password: stored.unwrap_or_else(Password::generate),
             _lock: lock,
         };
-        cluster.init_if_needed()?;
+        cluster.touch_log()?;
+        cluster.prepare(new_password)?;
         cluster.start_server()?;
         cluster.spawn_watchdog(false)?;
         Ok(cluster)
@@ -262,14 +333,63 @@ impl LocalCluster {
         &self.dir
     }
 
+    /// The password of [`SUPERUSER`]: the cluster asks every role for one, even on its socket.
+    pub fn superuser_password(&self) -> &str {
+        &self.password.0
+    }
+
+    fn password_file(&self) -> PathBuf {
+        self.dir.join(PASSWORD_FILE)
+    }
+
+    fn hba_file(&self) -> PathBuf {
+        self.pgdata.join("pg_hba.conf")
+    }
+
     fn log_file(&self) -> PathBuf {
         self.dir.join("postgresql.log")
     }
 
-    fn init_if_needed(&self) -> Result<(), ClusterError> {
-        if self.pgdata.join("PG_VERSION").is_file() {
-            return Ok(());
+    /// Makes the cluster on first use, or secures one that is not yet as we want it. The order
+    /// survives a crash at any step: the password is set (initdb, single-user mode) before it
+    /// is written to the password file, and `pg_hba.conf` is written last, so a start that
+    /// finds the file missing, or `pg_hba.conf` not ours, sets the password again.
+    fn prepare(&self, new_password: bool) -> Result<(), ClusterError> {
+        let hba_is_ours = fs::read_to_string(self.hba_file()).ok().as_deref() == Some(PG_HBA);
+        if !self.pgdata.join("PG_VERSION").is_file() {
+            self.init()?;
+        } else if new_password || !hba_is_ours {
+            if hba_is_ours {
+                tracing::warn!(
+                    file = %self.password_file().display(),
+                    "the private PostgreSQL's password file is missing: setting a new superuser password"
+                );
+            } else {
+                tracing::warn!(
+                    "securing a private PostgreSQL made by an earlier version: a superuser \
+                     password, and password logins instead of trusting the socket"
+                );
+            }
+            if self.is_running()? {
+                // Single-user mode needs the server stopped; we hold the directory lock, so
+                // it is ours (left running by a killed server of ours).
+                tracing::warn!(
+                    "stopping a PostgreSQL left running by a previous server to secure it"
+                );
+                self.pg_ctl_stop()?;
+            }
+            self.set_password_single_user()?;
         }
+        if new_password {
+            write_private(&self.dir, PASSWORD_FILE, &format!("{}\n", self.password.0))?;
+        }
+        if !hba_is_ours {
+            self.write_hba()?;
+        }
+        Ok(())
+    }
+
+    fn init(&self) -> Result<(), ClusterError> {
         if self.pgdata.exists() {
             // A half-made cluster from an interrupted first run: start over.
             fs::remove_dir_all(&self.pgdata).map_err(io("removing an incomplete cluster"))?;
@@ -278,8 +398,12 @@ impl LocalCluster {
         fs::set_permissions(&self.pgdata, fs::Permissions::from_mode(0o700))
             .map_err(io("restricting the cluster directory"))?;
         self.give_to_runner(&self.pgdata)?;
-        self.touch_log()?;
         tracing::info!(dir = %self.pgdata.display(), "creating a private PostgreSQL cluster");
+        // initdb reads the superuser's password from a file; it must be readable by the user
+        // initdb runs as, and lives only as long as initdb runs.
+        let pwfile = TemporaryFile::new(self.dir.join(".initdb-pwfile"));
+        pwfile.write(&format!("{}\n", self.password.0))?;
+        self.give_to_runner(pwfile.path())?;
         let status = self
             .run_as
             .command(&self.binaries.tool("initdb"))
@@ -289,15 +413,18 @@ impl LocalCluster {
             .args([
                 "-U",
                 SUPERUSER,
-                "--auth=trust",
+                "--auth-local=scram-sha-256",
+                "--auth-host=scram-sha-256",
                 "--encoding=UTF8",
                 "--no-locale",
                 "--no-instructions",
             ])
+            .arg(format!("--pwfile={}", pwfile.path().display()))
             .stdout(self.log_handle()?)
             .stderr(self.log_handle()?)
             .status()
             .map_err(io("running initdb"))?;
+        drop(pwfile);
         if !status.success() {
             return Err(ClusterError::CommandFailed {
                 what: "initdb",
@@ -308,8 +435,69 @@ impl LocalCluster {
         Ok(())
     }
 
-    fn start_server(&self) -> Result<(), ClusterError> {
-        let running = self
+    /// Sets the superuser's password with the server stopped, in single-user mode: works
+    /// whatever `pg_hba.conf` says and whatever the old password was.
+    fn set_password_single_user(&self) -> Result<(), ClusterError> {
+        let mut child = self
+            .run_as
+            .command(&self.binaries.tool("postgres"))
+            .current_dir(&self.dir)
+            .arg("--single")
+            .arg("-D")
+            .arg(&self.pgdata)
+            // An error ends the backend with a failure status; the statement (which holds
+            // the password) is never written to the log, whatever postgresql.conf says.
+            .args([
+                "-c",
+                "exit_on_error=on",
+                "-c",
+                "log_min_error_statement=panic",
+                "-c",
+                "log_statement=none",
+                "-c",
+                "log_min_duration_statement=-1",
+                "-c",
+                "password_encryption=scram-sha-256",
+                "postgres",
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(self.log_handle()?)
+            .spawn()
+            .map_err(io("running PostgreSQL in single-user mode"))?;
+        let statement = format!("ALTER ROLE {SUPERUSER} PASSWORD '{}';\n", self.password.0);
+        let written = child
+            .stdin
+            .take()
+            .expect("stdin is piped")
+            .write_all(statement.as_bytes());
+        let status = child
+            .wait()
+            .map_err(io("running PostgreSQL in single-user mode"))?;
+        written.map_err(io("setting the superuser password in single-user mode"))?;
+        if !status.success() {
+            return Err(ClusterError::CommandFailed {
+                what: "setting the superuser password in single-user mode",
+                status: status.to_string(),
+                log: self.log_file(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Writes our `pg_hba.conf` (atomically, readable by the server only).
+    fn write_hba(&self) -> Result<(), ClusterError> {
+        let target = self.hba_file();
+        let temporary = TemporaryFile::new(self.pgdata.join(".pg_hba.conf.renrakucho"));
+        temporary.write(PG_HBA)?;
+        self.give_to_runner(temporary.path())?;
+        fs::rename(temporary.path(), &target)
+            .map_err(io(format!("replacing {}", target.display())))?;
+        Ok(())
+    }
+
+    fn is_running(&self) -> Result<bool, ClusterError> {
+        Ok(self
             .run_as
             .command(&self.binaries.tool("pg_ctl"))
             .current_dir(&self.dir)
@@ -320,8 +508,11 @@ impl LocalCluster {
             .stderr(Stdio::null())
             .status()
             .map_err(io("running pg_ctl status"))?
-            .success();
-        if running {
+            .success())
+    }
+
+    fn start_server(&self) -> Result<(), ClusterError> {
+        if self.is_running()? {
             // Left behind by a previous server of ours that was killed before its watchdog
             // ran; we hold the directory lock, so it is ours to adopt.
             tracing::warn!("adopting a PostgreSQL left running by a previous server");
@@ -329,8 +520,10 @@ impl LocalCluster {
         }
         self.touch_log()?;
         // `-h ''`: no TCP at all; `-k`: the socket lives in the cluster directory only.
+        // Passwords set later (other roles) are stored as SCRAM, which `pg_hba.conf` asks for.
         let options = format!(
-            "-h '' -k '{}' -p {SOCKET_PORT} -c unix_socket_permissions=0700",
+            "-h '' -k '{}' -p {SOCKET_PORT} -c unix_socket_permissions=0700 \
+             -c password_encryption=scram-sha-256",
             self.pgdata.display()
         );
         let status = self
@@ -396,6 +589,12 @@ impl LocalCluster {
 
     /// Stops PostgreSQL (fast shutdown: open transactions roll back, committed data is safe).
     pub fn stop(self) -> Result<(), ClusterError> {
+        self.pg_ctl_stop()?;
+        tracing::info!("private PostgreSQL stopped");
+        Ok(())
+    }
+
+    fn pg_ctl_stop(&self) -> Result<(), ClusterError> {
         let status = self
             .run_as
             .command(&self.binaries.tool("pg_ctl"))
@@ -415,17 +614,32 @@ impl LocalCluster {
                 log: self.log_file(),
             });
         }
-        tracing::info!("private PostgreSQL stopped");
         Ok(())
     }
 
+    /// Creates the log (mode 0600: it may hold statements and role names), or makes an existing
+    /// one private again.
     fn touch_log(&self) -> Result<(), ClusterError> {
         let log = self.log_file();
-        OpenOptions::new()
+        let file = OpenOptions::new()
             .create(true)
             .append(true)
+            .mode(0o600)
             .open(&log)
             .map_err(io("creating the PostgreSQL log"))?;
+        let mode = file
+            .metadata()
+            .map_err(io(format!("inspecting {}", log.display())))?
+            .mode();
+        if mode & 0o077 != 0 {
+            tracing::warn!(
+                log = %log.display(),
+                mode = format!("{:o}", mode & 0o777),
+                "the PostgreSQL log was readable by other users: restricting it to mode 0600"
+            );
+            file.set_permissions(fs::Permissions::from_mode(0o600))
+                .map_err(io(format!("restricting {}", log.display())))?;
+        }
         self.give_to_runner(&log)
     }
 
@@ -476,22 +690,99 @@ fn take_lock(dir: &Path) -> Result<File, ClusterError> {
     }
 }
 
-/// The `postgres` user must be able to walk down to the directory.
-fn check_traversable(dir: &Path) -> Result<(), ClusterError> {
-    for ancestor in dir.ancestors().skip(1) {
-        let meta =
-            fs::metadata(ancestor).map_err(io(format!("inspecting {}", ancestor.display())))?;
-        if meta.mode() & 0o001 == 0 {
-            return Err(ClusterError::Unreachable {
-                dir: dir.to_path_buf(),
-            });
+/// The cluster's directory is ours: nobody else may list or write it. When PostgreSQL runs as
+/// the `postgres` user, that user must still walk down to it and through it (mode 0711);
+/// otherwise 0700.
+fn restrict_dir(dir: &Path, run_as: &RunAs) -> Result<(), ClusterError> {
+    let wanted = match run_as {
+        RunAs::Me => 0o700,
+        RunAs::Postgres { .. } => {
+            for ancestor in dir.ancestors().skip(1) {
+                let meta = fs::metadata(ancestor)
+                    .map_err(io(format!("inspecting {}", ancestor.display())))?;
+                if meta.mode() & 0o001 == 0 {
+                    return Err(ClusterError::Unreachable {
+                        dir: dir.to_path_buf(),
+                    });
+                }
+            }
+            0o711
         }
-    }
-    let meta = fs::metadata(dir).map_err(io(format!("inspecting {}", dir.display())))?;
-    if meta.mode() & 0o001 == 0 {
-        fs::set_permissions(dir, fs::Permissions::from_mode(meta.mode() | 0o711)).map_err(io(
-            format!("opening {} to the postgres user", dir.display()),
-        ))?;
+    };
+    let mode = fs::metadata(dir)
+        .map_err(io(format!("inspecting {}", dir.display())))?
+        .mode();
+    if mode & 0o7777 != wanted {
+        fs::set_permissions(dir, fs::Permissions::from_mode(wanted))
+            .map_err(io(format!("restricting {}", dir.display())))?;
     }
     Ok(())
 }
+
+/// The stored superuser password, if there is one. Refuses a file others may read, like the
+/// master key files: the password opens every database in the cluster.
+fn read_password(path: &Path) -> Result<Option<Password>, ClusterError> {
+    let meta = match fs::metadata(path) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io(format!("inspecting {}", path.display()))(e)),
+    };
+    if meta.mode() & 0o077 != 0 {
+        return Err(ClusterError::PasswordFileExposed {
+            path: path.to_path_buf(),
+            mode: meta.mode() & 0o777,
+        });
+    }
+    let text = fs::read_to_string(path).map_err(io(format!("reading {}", path.display())))?;
+    Password::parse(&text)
+        .map(Some)
+        .ok_or_else(|| ClusterError::BadPasswordFile {
+            path: path.to_path_buf(),
+        })
+}
+
+/// Writes `contents` to `dir/name` atomically with mode 0600, owned by us.
+fn write_private(dir: &Path, name: &str, contents: &str) -> Result<(), ClusterError> {
+    let target = dir.join(name);
+    let temporary = TemporaryFile::new(dir.join(format!(".{name}.{}", std::process::id())));
+    temporary.write(contents)?;
+    fs::rename(temporary.path(), &target).map_err(io(format!("writing {}", target.display())))?;
+    Ok(())
+}
+
+/// A file of mode 0600, removed when dropped (after a rename, there is nothing left to remove).
+struct TemporaryFile(PathBuf);
+
+impl TemporaryFile {
+    fn new(path: PathBuf) -> Self {
+        Self(path)
+    }
+
+    fn path(&self) -> &Path {
+        &self.0
+    }
+
+    fn write(&self, contents: &str) -> Result<(), ClusterError> {
+        let context = || format!("writing {}", self.0.display());
+        // A leftover from an interrupted run: ours (the directory is closed to others).
+        let _ = fs::remove_file(&self.0);
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&self.0)
+            .map_err(io(context()))?;
+        file.write_all(contents.as_bytes()).map_err(io(context()))?;
+        file.sync_all().map_err(io(context()))?;
+        Ok(())
+    }
+}
+
+impl Drop for TemporaryFile {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.0);
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -67,7 +67,7 @@ fn bench(c: &mut Criterion) {
         let mut authz = vec![app.authz.clone()];
         let mut servers = Vec::new();
         for _ in 1..INSTANCES {
-            let server = Application::build(&app.settings, app.database.runtime_options())
+            let server = Application::build(&app.settings, &app.database.connections())
                 .await
                 .unwrap();
             authz.push(server.authorizer().clone());

@@ -10,7 +10,8 @@ use renrakucho_authz::{Action, Authorizer, Link, Relation, Role};
 use renrakucho_care::StaffActor;
 use renrakucho_core::{PatientId, StaffRole};
 use renrakucho_identity::Principal;
-use renrakucho_store::care_team::{AccessRow, ACCESS_CHANGES_CHANNEL};
+use renrakucho_store::announcements::{self, Announcements};
+use renrakucho_store::care_team::AccessRow;
 use renrakucho_store::Database;
 
 use crate::error::ApiError;
@@ -57,7 +58,7 @@ pub async fn refresh(
 /// everything, since notifications sent meanwhile are gone.
 pub async fn follow(db: Database, authz: Arc<Authorizer>) {
     loop {
-        match db.listen(ACCESS_CHANGES_CHANNEL).await {
+        match Announcements::listen(&db, announcements::ACCESS_CHANGES).await {
             Ok(mut listener) => {
                 // Changes made between the start-up load and LISTEN would otherwise be missed.
                 if let Err(e) = reload(&db, &authz).await {
@@ -65,7 +66,7 @@ pub async fn follow(db: Database, authz: Arc<Authorizer>) {
                 }
                 loop {
                     match listener.recv().await {
-                        Ok(n) => match n.payload().parse() {
+                        Ok(payload) => match payload["patient"].as_str().unwrap_or("").parse() {
                             Ok(id) => {
                                 if let Err(e) = refresh(&db, &authz, PatientId::from_uuid(id)).await
                                 {

@@ -10,13 +10,12 @@ use axum::middleware;
 use axum::routing::{get, post};
 use axum::Router;
 use renrakucho_identity::{Authenticator, PasswordHasher, SignInThrottle};
-use renrakucho_store::{Database, PgConnectOptions};
+use renrakucho_store::{Connections, Database};
 use tokio::net::TcpListener;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 use tower_sessions::cookie::SameSite;
-use tower_sessions::session_store::ExpiredDeletion;
 use tower_sessions::{Expiry, SessionManagerLayer};
 
 use crate::config::Settings;
@@ -57,10 +56,11 @@ pub enum BuildError {
 }
 
 impl Application {
-    /// Connects the runtime pool, builds the routes and binds `settings.listen` (port 0 picks
-    /// a free port, as the tests do).
-    pub async fn build(settings: &Settings, runtime: PgConnectOptions) -> Result<Self, BuildError> {
-        let db = Database::connect(runtime, settings.database_max_connections).await?;
+    /// Connects the pools (the web pool as the runtime role, the privileged ones as the owner,
+    /// each SET ROLE to its scope's role), builds the routes and binds `settings.listen` (port 0
+    /// picks a free port, as the tests do).
+    pub async fn build(settings: &Settings, connections: &Connections) -> Result<Self, BuildError> {
+        let db = Database::connect(connections, settings.database_max_connections).await?;
         let hasher = PasswordHasher::new(settings.password_params())
             .map_err(|e| BuildError::Hasher(e.to_string()))?;
         let throttle = SignInThrottle::new(settings.throttle());
@@ -190,14 +190,20 @@ async fn digests(state: AppState) {
     }
 }
 
-/// Deletes expired sessions and forgets recovered throttle keys, every five minutes.
+/// Deletes expired sessions and announcements every process has read, and forgets recovered
+/// throttle keys, every five minutes.
 async fn housekeeping(state: AppState) {
-    let store = crate::session::store(&state);
     let mut tick = tokio::time::interval(Duration::from_secs(300));
     loop {
         tick.tick().await;
-        if let Err(e) = store.delete_expired().await {
+        if let Err(e) = renrakucho_store::sessions::delete_expired(&state.db).await {
             tracing::warn!(error = %e, "could not delete expired sessions");
+        }
+        let read_long_ago = Duration::from_secs(600);
+        if let Err(e) =
+            renrakucho_store::announcements::forget_older_than(&state.db, read_long_ago).await
+        {
+            tracing::warn!(error = %e, "could not delete old announcements");
         }
         state.auth.throttle().prune();
     }
@@ -356,10 +362,25 @@ fn router(state: AppState, secure_cookies: bool) -> Router {
             header::CACHE_CONTROL,
             HeaderValue::from_static("no-store"),
         ))
+        .layer(middleware::from_fn(run_to_completion))
         .layer(trace)
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
         .with_state(state)
+}
+
+/// Runs each request to its end on a task of its own, whether or not its client waits for the
+/// answer. A request dropped halfway (the client went away) would otherwise cut its database
+/// work short at any point — mid-BEGIN, mid-query, mid-COMMIT — and leave it to the pool to find
+/// out; this way every transaction ends as written (docs/adr/0013-database-boundary.md).
+async fn run_to_completion(request: axum::extract::Request, next: middleware::Next) -> axum::response::Response {
+    match tokio::spawn(next.run(request)).await {
+        Ok(response) => response,
+        Err(e) => {
+            tracing::error!(error = %e, "a request's task failed");
+            axum::response::IntoResponse::into_response(crate::error::ApiError::internal())
+        }
+    }
 }
 
 /// Keeps this process's cache of unwrapped keys in step with key changes made by any process

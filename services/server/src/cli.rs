@@ -234,7 +234,7 @@ where
     Fut: std::future::Future<Output = Result<(), Failure>>,
 {
     let databases = prepare(settings).await?;
-    let result = match Database::connect(databases.runtime.clone(), 2).await {
+    let result = match Database::connect(&databases.connections(), 2).await {
         Ok(db) => {
             let r = task(db.clone()).await;
             db.close().await;
@@ -262,7 +262,7 @@ async fn serve_with(
     databases: &Databases,
     with_demo: bool,
 ) -> Result<(), Failure> {
-    let app = Application::build(settings, databases.runtime.clone())
+    let app = Application::build(settings, &databases.connections())
         .await
         .map_err(|e| match e {
             crate::app::BuildError::Config(e) => Failure::config(e),

@@ -295,6 +295,15 @@ impl Settings {
                     .into(),
             ));
         }
+        if self.database_url.is_none() && self.runtime_database_url.is_some() {
+            return Err(ConfigError(
+                "DATABASE_URL: required when RENRAKUCHO_RUNTIME_DATABASE_URL is set. Without \
+                 DATABASE_URL the server starts a private PostgreSQL of its own and would ignore \
+                 the runtime URL; set DATABASE_URL to the owner of the same database (it runs \
+                 the migrations), or unset RENRAKUCHO_RUNTIME_DATABASE_URL"
+                    .into(),
+            ));
+        }
         for (name, url) in [
             ("DATABASE_URL", &self.database_url),
             (

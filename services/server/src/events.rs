@@ -1,6 +1,6 @@
 //! Live notifications: every server process listens on `renrakucho_events` (new entries,
 //! support requests, invitations, emergency access: IDs and kinds only, announced by the
-//! database) and passes each event to the people it concerns, over server-sent events. Who it
+//! database through `private.announcements`) and passes each event to the people it concerns, over server-sent events. Who it
 //! concerns is decided
 //! here with the authorizer and the person's preferences (level, quiet hours, muted patients;
 //! urgent ones always); the message says what happened and where, never what was written.
@@ -14,7 +14,7 @@ use futures_util::Stream;
 use renrakucho_authz::{Action, Authorizer};
 use renrakucho_care::{Preferences, StaffActor};
 use renrakucho_core::{PatientId, Priority};
-use renrakucho_store::notebook::EVENTS_CHANNEL;
+use renrakucho_store::announcements::{self, Announcements};
 use renrakucho_store::Database;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -91,10 +91,10 @@ impl Events {
     /// Listens until stopped, reconnecting when the connection drops.
     pub async fn follow(self, db: Database) {
         loop {
-            match db.listen(EVENTS_CHANNEL).await {
+            match Announcements::listen(&db, announcements::EVENTS).await {
                 Ok(mut listener) => loop {
                     match listener.recv().await {
-                        Ok(n) => match serde_json::from_str::<Announced>(n.payload()) {
+                        Ok(payload) => match serde_json::from_value::<Announced>(payload) {
                             Ok(event) => {
                                 let _ = self.sender.send(event);
                             }
@@ -232,7 +232,14 @@ pub async fn stream(
         every.tick().await;
         loop {
             every.tick().await;
-            if !crate::session::still_valid(&watcher, session_id).await {
+            // On a task of its own: a client going away mid-check does not cut a query short.
+            let state = watcher.clone();
+            let valid = tokio::spawn(async move {
+                crate::session::still_valid(&state, session_id).await
+            })
+            .await
+            .unwrap_or(false);
+            if !valid {
                 tracing::info!("live notifications ended: the session is no longer valid");
                 return;
             }
@@ -258,7 +265,10 @@ pub async fn stream(
                 // Preferences change rarely: read again at most once a minute.
                 let stale = now - prefs.read().await.1 > time::Duration::minutes(1);
                 if stale {
-                    if let Ok(fresh) = renrakucho_care::preferences_of(&db, who).await {
+                    let reading = tokio::spawn(async move {
+                        renrakucho_care::preferences_of(&db, who).await
+                    });
+                    if let Ok(Ok(fresh)) = reading.await {
                         *prefs.write().await = (fresh, now);
                     }
                 }

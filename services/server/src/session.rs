@@ -6,7 +6,8 @@ use axum::http::request::Parts;
 use renrakucho_core::{FacilityKind, Profession, StaffRole, StaffStatus};
 use renrakucho_identity::{Principal, SessionRecord, SESSION_KEY};
 use renrakucho_store::audit::Origin;
-use renrakucho_store::{facilities, operators, staff, Scope};
+use renrakucho_store::{facilities, operators, sessions, staff, Scope};
+use tower_sessions::session::Record;
 use serde::Serialize;
 use time::OffsetDateTime;
 use tower_sessions::Session;
@@ -55,9 +56,87 @@ fn now() -> i64 {
     OffsetDateTime::now_utc().unix_timestamp()
 }
 
-/// Where sessions live: the `tower_sessions` table, through the session pool.
-pub fn store(state: &AppState) -> tower_sessions_sqlx_store::PostgresStore {
-    tower_sessions_sqlx_store::PostgresStore::new(state.db.session_pool())
+/// Where sessions live: `private.sessions`, under the SHA-256 of each session ID, each record
+/// sealed with the server's session key (the store crate's `sessions` module). The web role
+/// reaches a record only with its cookie value, and cannot write one this server accepts.
+#[derive(Clone)]
+pub struct SessionStore {
+    db: renrakucho_store::Database,
+}
+
+impl std::fmt::Debug for SessionStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SessionStore")
+    }
+}
+
+fn backend(e: renrakucho_store::StoreError) -> tower_sessions::session_store::Error {
+    tower_sessions::session_store::Error::Backend(e.to_string())
+}
+
+fn encode(record: &Record) -> Result<Vec<u8>, tower_sessions::session_store::Error> {
+    serde_json::to_vec(record)
+        .map_err(|e| tower_sessions::session_store::Error::Encode(e.to_string()))
+}
+
+#[async_trait::async_trait]
+impl tower_sessions::SessionStore for SessionStore {
+    async fn create(&self, record: &mut Record) -> tower_sessions::session_store::Result<()> {
+        loop {
+            let bytes = encode(record)?;
+            let id = record.id.to_string();
+            if sessions::create(&self.db, &id, &bytes, record.expiry_date)
+                .await
+                .map_err(backend)?
+            {
+                return Ok(());
+            }
+            // 128 random bits collided: draw again.
+            record.id = tower_sessions::session::Id::default();
+        }
+    }
+
+    async fn save(&self, record: &Record) -> tower_sessions::session_store::Result<()> {
+        sessions::save(
+            &self.db,
+            &record.id.to_string(),
+            &encode(record)?,
+            record.expiry_date,
+        )
+        .await
+        .map_err(backend)
+    }
+
+    async fn load(
+        &self,
+        id: &tower_sessions::session::Id,
+    ) -> tower_sessions::session_store::Result<Option<Record>> {
+        let Some(bytes) = sessions::load(&self.db, &id.to_string())
+            .await
+            .map_err(backend)?
+        else {
+            return Ok(None);
+        };
+        let record: Record = serde_json::from_slice(&bytes)
+            .map_err(|e| tower_sessions::session_store::Error::Decode(e.to_string()))?;
+        Ok((record.id == *id).then_some(record))
+    }
+
+    async fn delete(
+        &self,
+        id: &tower_sessions::session::Id,
+    ) -> tower_sessions::session_store::Result<()> {
+        sessions::delete(&self.db, &id.to_string())
+            .await
+            .map_err(backend)
+    }
+}
+
+/// The session store of this server's database.
+pub fn store(state: &AppState) -> SessionStore {
+    SessionStore {
+        db: state.db.clone(),
+    }
 }
 
 /// Starts a session for `principal`, under a new session ID (no fixation).

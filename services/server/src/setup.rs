@@ -26,11 +26,19 @@ pub enum SetupError {
     Cluster(#[from] ClusterError),
     #[error("database setup failed: {0}")]
     Store(#[from] StoreError),
-    #[error("refusing to run: {}. The runtime role must be NOSUPERUSER, NOBYPASSRLS, own nothing and not be a member of the owner, or row-level security would not isolate facilities", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    #[error("refusing to run: {}. The runtime role must be NOSUPERUSER and NOBYPASSRLS, own and create nothing, be no member of the owner, a superuser, a BYPASSRLS or a privileged role, and start with no settings that change what it sees, or row-level security would not isolate facilities (docs/adr/0013-database-boundary.md)", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
     UnsafeRuntimeRole(Vec<RuntimeRoleProblem>),
 }
 
 impl Databases {
+    /// The owner's and the runtime role's connections, for [`renrakucho_store::Database`].
+    pub fn connections(&self) -> renrakucho_store::Connections {
+        renrakucho_store::Connections {
+            owner: self.owner.clone(),
+            runtime: self.runtime.clone(),
+        }
+    }
+
     /// Stops the private cluster, if we started one.
     pub async fn shutdown(self) {
         if let Some(cluster) = self.cluster {
@@ -43,14 +51,28 @@ impl Databases {
     }
 }
 
-/// Options for a role on the private cluster's socket.
-pub fn socket_options(cluster: &LocalCluster, user: &str, database: &str) -> PgConnectOptions {
+/// Options for a role on the private cluster's socket, which asks every role for its password
+/// (scram-sha-256).
+pub fn socket_options(
+    cluster: &LocalCluster,
+    user: &str,
+    password: &str,
+    database: &str,
+) -> PgConnectOptions {
     PgConnectOptions::new()
         .socket(cluster.socket_dir())
         .port(renrakucho_pgcluster::SOCKET_PORT)
         .username(user)
+        .password(password)
         .database(database)
         .application_name("renrakucho")
+}
+
+/// A fresh password for a role of the private cluster: set at every start and kept only in this
+/// process's memory (the data directory holds only the superuser's).
+fn fresh_password() -> String {
+    use rand::distributions::{Alphanumeric, DistString};
+    Alphanumeric.sample_string(&mut rand::rngs::OsRng, 32)
 }
 
 /// Makes the database ready: starts the private cluster if needed, provisions it, migrates,
@@ -58,6 +80,7 @@ pub fn socket_options(cluster: &LocalCluster, user: &str, database: &str) -> PgC
 /// external database when the owner may (returning its generated password).
 pub async fn prepare(settings: &Settings) -> Result<Databases, SetupError> {
     let roles = RoleNames::default();
+    let mut runtime_password = None;
     let databases = match (&settings.database_url, &settings.runtime_database_url) {
         (Some(owner), Some(runtime)) => Databases {
             owner: owner.expose().parse().map_err(StoreError::Database)?,
@@ -72,10 +95,15 @@ pub async fn prepare(settings: &Settings) -> Result<Databases, SetupError> {
                     context: "starting the private cluster".into(),
                     source: std::io::Error::other(e.to_string()),
                 })??;
-            let superuser = socket_options(&cluster, SUPERUSER, "postgres");
-            provision_cluster(&superuser, PRIVATE_DATABASE, &roles, None).await?;
-            let owner = socket_options(&cluster, &roles.owner, PRIVATE_DATABASE);
-            let runtime = socket_options(&cluster, &roles.runtime, PRIVATE_DATABASE);
+            let superuser =
+                socket_options(&cluster, SUPERUSER, cluster.superuser_password(), "postgres");
+            let owner_password = fresh_password();
+            provision_cluster(&superuser, PRIVATE_DATABASE, &roles, Some(&owner_password))
+                .await?;
+            let owner = socket_options(&cluster, &roles.owner, &owner_password, PRIVATE_DATABASE);
+            let password = fresh_password();
+            let runtime = socket_options(&cluster, &roles.runtime, &password, PRIVATE_DATABASE);
+            runtime_password = Some(password);
             Databases {
                 owner,
                 runtime,
@@ -83,17 +111,23 @@ pub async fn prepare(settings: &Settings) -> Result<Databases, SetupError> {
             }
         }
     };
-    if let Err(e) = finish(&databases, &roles).await {
+    if let Err(e) = finish(&databases, &roles, runtime_password.as_deref()).await {
         databases.shutdown().await;
         return Err(e);
     }
     Ok(databases)
 }
 
-async fn finish(databases: &Databases, roles: &RoleNames) -> Result<(), SetupError> {
+/// Migrates, creates the runtime login on the private cluster (with this start's password), and
+/// checks the runtime role.
+async fn finish(
+    databases: &Databases,
+    roles: &RoleNames,
+    runtime_password: Option<&str>,
+) -> Result<(), SetupError> {
     run_migrations(&databases.owner).await?;
-    if databases.cluster.is_some() {
-        create_runtime_login(&databases.owner, &roles.runtime, None).await?;
+    if let Some(password) = runtime_password {
+        create_runtime_login(&databases.owner, &roles.runtime, Some(password)).await?;
     }
     let problems = check_runtime_role(&databases.runtime).await?;
     if !problems.is_empty() {

@@ -126,11 +126,32 @@ pub async fn provision_cluster(
     Ok(())
 }
 
-/// Applies the embedded migrations as the owner. Safe to run from several processes at once
-/// (sqlx takes an advisory lock).
+/// Applies the embedded migrations as the owner, then [`harden_database`]. Safe to run from
+/// several processes at once (sqlx takes an advisory lock).
 pub async fn run_migrations(owner: &PgConnectOptions) -> Result<(), StoreError> {
     let mut conn = owner.connect().await?;
     MIGRATOR.run(&mut conn).await?;
+    conn.close().await?;
+    harden_database(owner).await
+}
+
+/// What the migrations cannot do because it belongs to the database, not the schema (a copy of
+/// a database does not carry it): no temporary objects for anyone but the owner, so nothing a
+/// session creates can stand in for a table another request on the same connection uses.
+/// Effective when the owner owns the database (as provisioned here); otherwise
+/// [`check_runtime_role`] names the fix.
+pub async fn harden_database(owner: &PgConnectOptions) -> Result<(), StoreError> {
+    let mut conn = owner.connect().await?;
+    sqlx::raw_sql(
+        "DO $$ BEGIN
+             IF (SELECT datdba FROM pg_database WHERE datname = current_database())
+                = (SELECT oid FROM pg_roles WHERE rolname = current_user) THEN
+                 EXECUTE format('REVOKE TEMPORARY ON DATABASE %I FROM PUBLIC', current_database());
+             END IF;
+         END $$",
+    )
+    .execute(&mut conn)
+    .await?;
     conn.close().await?;
     Ok(())
 }
@@ -187,6 +208,17 @@ pub enum RuntimeRoleProblem {
     OwnsObjects(i64),
     MemberOfOwner(String),
     NotInRuntimeGroup,
+    /// Member of a role that is a superuser or bypasses RLS (SET ROLE would give it that).
+    MemberOfPowerfulRole(String),
+    /// Member of a privileged role of this schema (platform, key maintenance, …).
+    MemberOfPrivilegedRole(String),
+    /// A setting the role or database carries (`ALTER ROLE … SET`), with the command that
+    /// removes it.
+    Setting { setting: String, fix: String },
+    /// May create temporary tables in the database.
+    MayCreateTemporaryTables(String),
+    /// May create objects in a schema.
+    MayCreateIn(String),
 }
 
 impl std::fmt::Display for RuntimeRoleProblem {
@@ -201,13 +233,60 @@ impl std::fmt::Display for RuntimeRoleProblem {
             Self::NotInRuntimeGroup => {
                 write!(f, "the runtime role is not a member of {RUNTIME_GROUP}")
             }
+            Self::MemberOfPowerfulRole(role) => write!(
+                f,
+                "the runtime role is a member of {role}, which is a superuser or bypasses \
+                 row-level security (REVOKE {role} FROM the runtime role)"
+            ),
+            Self::MemberOfPrivilegedRole(role) => write!(
+                f,
+                "the runtime role is a member of the privileged role {role} \
+                 (REVOKE {role} FROM the runtime role)"
+            ),
+            Self::Setting { setting, fix } => write!(
+                f,
+                "the runtime role starts with the setting {setting}; remove it with `{fix}`"
+            ),
+            Self::MayCreateTemporaryTables(db) => write!(
+                f,
+                "the runtime role may create temporary tables in {db} (as the database's owner: \
+                 REVOKE TEMPORARY ON DATABASE {db} FROM PUBLIC)"
+            ),
+            Self::MayCreateIn(schema) => write!(
+                f,
+                "the runtime role may create objects in schema {schema} \
+                 (REVOKE CREATE ON SCHEMA {schema} FROM PUBLIC)"
+            ),
         }
     }
 }
 
-/// Checks, on the runtime connection, that row-level security really applies to it: not a
-/// superuser, no BYPASSRLS, owns nothing, cannot become the owner. The server refuses to start
-/// otherwise.
+/// The privileged NOLOGIN roles the migrations create (docs/adr/0013-database-boundary.md).
+pub const PRIVILEGED_ROLES: [&str; 5] = [
+    "renrakucho_platform",
+    "renrakucho_key_maintenance",
+    "renrakucho_access_sync",
+    "renrakucho_digest",
+    "renrakucho_listener",
+];
+
+/// Settings a role or database may carry without weakening isolation: limits and reporting.
+const HARMLESS_SETTINGS: [&str; 8] = [
+    "statement_timeout",
+    "lock_timeout",
+    "idle_in_transaction_session_timeout",
+    "idle_session_timeout",
+    "application_name",
+    "work_mem",
+    "temp_buffers",
+    "log_min_duration_statement",
+];
+
+/// Checks, on the runtime connection, that row-level security really applies to it and that it
+/// can reach nothing more: not a superuser, no BYPASSRLS, owns nothing, cannot become the owner,
+/// a superuser, a BYPASSRLS role or a privileged role, starts with no setting that changes what
+/// it sees (`ALTER ROLE … SET`), and can create nothing (no temporary tables either). The server
+/// refuses to start otherwise.
 pub async fn check_runtime_role(
     runtime: &PgConnectOptions,
 ) -> Result<Vec<RuntimeRoleProblem>, StoreError> {
@@ -233,6 +312,52 @@ pub async fn check_runtime_role(
         .bind(RUNTIME_GROUP)
         .fetch_one(&mut conn)
         .await?;
+    let powerful: Vec<String> = sqlx::query_scalar(
+        "SELECT r.rolname::text FROM pg_roles r
+          WHERE (r.rolsuper OR r.rolbypassrls) AND r.rolname <> current_user
+            AND pg_has_role(current_user, r.oid, 'MEMBER')
+          ORDER BY 1",
+    )
+    .fetch_all(&mut conn)
+    .await?;
+    let privileged: Vec<String> = sqlx::query_scalar(
+        "SELECT r.rolname::text FROM pg_roles r
+          WHERE r.rolname = ANY ($1) AND pg_has_role(current_user, r.oid, 'MEMBER')
+          ORDER BY 1",
+    )
+    .bind(&PRIVILEGED_ROLES[..])
+    .fetch_all(&mut conn)
+    .await?;
+    // Role settings for this role (in any database or this one) and database settings for
+    // every role in this database.
+    let settings: Vec<(String, String, bool, bool)> = sqlx::query_as(
+        "SELECT split_part(cfg, '=', 1), cfg, s.setrole <> 0, s.setdatabase <> 0
+           FROM pg_db_role_setting s
+          CROSS JOIN LATERAL unnest(s.setconfig) AS cfg
+          WHERE (s.setrole = (SELECT oid FROM pg_roles WHERE rolname = current_user)
+                 OR s.setrole = 0)
+            AND (s.setdatabase = 0
+                 OR s.setdatabase = (SELECT oid FROM pg_database WHERE datname = current_database()))
+            AND NOT (s.setrole = 0 AND s.setdatabase = 0)
+          ORDER BY 1",
+    )
+    .fetch_all(&mut conn)
+    .await?;
+    let (role, database): (String, String) =
+        sqlx::query_as("SELECT current_user::text, current_database()::text")
+            .fetch_one(&mut conn)
+            .await?;
+    let temporary: bool =
+        sqlx::query_scalar("SELECT has_database_privilege(current_database(), 'TEMPORARY')")
+            .fetch_one(&mut conn)
+            .await?;
+    let creatable: Vec<String> = sqlx::query_scalar(
+        "SELECT nspname::text FROM pg_namespace
+          WHERE has_schema_privilege(oid, 'CREATE') AND nspname !~ '^pg_(toast_)?temp_'
+          ORDER BY 1",
+    )
+    .fetch_all(&mut conn)
+    .await?;
     let mut problems = Vec::new();
     if superuser {
         problems.push(RuntimeRoleProblem::Superuser);
@@ -255,6 +380,27 @@ pub async fn check_runtime_role(
     if !in_group {
         problems.push(RuntimeRoleProblem::NotInRuntimeGroup);
     }
+    problems.extend(powerful.into_iter().map(RuntimeRoleProblem::MemberOfPowerfulRole));
+    problems.extend(
+        privileged
+            .into_iter()
+            .map(RuntimeRoleProblem::MemberOfPrivilegedRole),
+    );
+    for (name, setting, for_role, in_database) in settings {
+        if HARMLESS_SETTINGS.contains(&name.as_str()) {
+            continue;
+        }
+        let fix = match (for_role, in_database) {
+            (true, false) => format!("ALTER ROLE {role} RESET {name}"),
+            (true, true) => format!("ALTER ROLE {role} IN DATABASE {database} RESET {name}"),
+            _ => format!("ALTER DATABASE {database} RESET {name}"),
+        };
+        problems.push(RuntimeRoleProblem::Setting { setting, fix });
+    }
+    if temporary {
+        problems.push(RuntimeRoleProblem::MayCreateTemporaryTables(database));
+    }
+    problems.extend(creatable.into_iter().map(RuntimeRoleProblem::MayCreateIn));
     conn.close().await?;
     Ok(problems)
 }

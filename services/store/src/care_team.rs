@@ -284,7 +284,3 @@ pub async fn own_relations(
     .fetch_all(tx.conn())
     .await?)
 }
-
-/// The LISTEN/NOTIFY channel on which access changes are announced (by the database, when it
-/// recomputes a patient's relation rows); payload: the patient ID.
-pub const ACCESS_CHANGES_CHANNEL: &str = "renrakucho_access_changes";

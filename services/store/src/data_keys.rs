@@ -215,28 +215,12 @@ pub async fn count_by_master_key(tx: &mut ScopedTx) -> Result<Vec<(String, i64)>
     .await?)
 }
 
-/// Wakes the keyring of every server process when an owner's keys change (rotation,
-/// destruction), so their caches drop what they hold. Delivered at commit, not before.
-pub async fn notify_changed(
-    tx: &mut ScopedTx,
-    kind: OwnerKind,
-    owner: Uuid,
-) -> Result<(), StoreError> {
-    sqlx::query("SELECT pg_notify($1, $2)")
-        .bind(KEY_CHANGES_CHANNEL)
-        .bind(format!("{}:{owner}", kind.as_str()))
-        .execute(tx.conn())
-        .await?;
-    Ok(())
-}
-
-/// The LISTEN/NOTIFY channel of [`notify_changed`]; payload `kind:owner-uuid`.
-pub const KEY_CHANGES_CHANNEL: &str = "renrakucho_key_changes";
-
-/// Parses a [`notify_changed`] payload.
-pub fn parse_change(payload: &str) -> Option<(OwnerKind, Uuid)> {
-    let (kind, owner) = payload.split_once(':')?;
-    Some((OwnerKind::parse(kind).ok()?, owner.parse().ok()?))
+/// Parses a key-change announcement (made by the database, `data_keys_announce`, when a key
+/// gets a new version or is destroyed): the owner whose cached keys are stale.
+pub fn parse_change(payload: &serde_json::Value) -> Option<(OwnerKind, Uuid)> {
+    let kind = OwnerKind::parse(payload.get("kind")?.as_str()?).ok()?;
+    let owner = payload.get("owner")?.as_str()?.parse().ok()?;
+    Some((kind, owner))
 }
 
 /// The facility whose scope holds an owner's keys (read in key-maintenance scope).

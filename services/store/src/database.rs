@@ -1,14 +1,40 @@
-use std::time::Duration;
+use std::sync::Arc;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::PgPool;
+use sqlx::{Executor, PgPool, Row};
 
+use crate::keys::{self, ServerKeys};
+use crate::pool::{self, Pool, PoolRole};
+use crate::scope::WebConnection;
 use crate::{Scope, ScopedTx, StoreError};
 
-/// The runtime connection pool, as the role that owns nothing and cannot bypass RLS.
+/// Where the server's connections come from: the owner (migrations, the server's keys, and
+/// the privileged pools, which SET ROLE to their scope's role) and the runtime role (the web
+/// pool, the only one a request's SQL runs in).
+#[derive(Debug, Clone)]
+pub struct Connections {
+    pub owner: PgConnectOptions,
+    pub runtime: PgConnectOptions,
+}
+
+/// The process's connections to the database, one pool per role. [`Database::begin`] opens a
+/// transaction in the pool whose role the scope needs: facility scopes in the web pool, with a
+/// tenant context the database accepts only from this server (docs/adr/0013-database-boundary.md);
+/// privileged scopes in pools of their own.
 #[derive(Clone)]
 pub struct Database {
-    pool: PgPool,
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    web: Pool,
+    platform: Pool,
+    key_maintenance: Pool,
+    access_sync: Pool,
+    digest: Pool,
+    /// LISTEN connections and reading announcements (role renrakucho_listener).
+    listener: PgPool,
+    keys: ServerKeys,
 }
 
 /// What `/readyz` reports.
@@ -22,33 +48,129 @@ pub enum Readiness {
     },
 }
 
+/// Settings every web connection starts with, whatever defaults the role or database carry:
+/// row-level security on, and a search path where no temporary object can stand in for a table.
+fn web_options(runtime: &PgConnectOptions) -> PgConnectOptions {
+    runtime.clone().options([
+        ("row_security", "on"),
+        ("search_path", "pg_catalog,public,pg_temp"),
+        ("default_transaction_read_only", "off"),
+    ])
+}
+
 impl Database {
-    /// Connects the pool. `max_connections` bounds what one server process takes.
-    pub async fn connect(
-        options: PgConnectOptions,
-        max_connections: u32,
-    ) -> Result<Self, StoreError> {
-        let pool = PgPoolOptions::new()
-            .max_connections(max_connections)
-            .acquire_timeout(Duration::from_secs(5))
-            .connect_with(options)
-            .await?;
-        Ok(Self { pool })
+    /// Connects the pools (connections open on first use). `max_web` bounds the web pool; the
+    /// privileged pools are small. Reads the server's keys through the owner, creating them on
+    /// the first start.
+    pub async fn connect(connections: &Connections, max_web: u32) -> Result<Self, StoreError> {
+        let keys = ServerKeys::load_or_create(&connections.owner).await?;
+        let owner = connections.owner.clone();
+        // Privileged work is rarer than requests: half the web pool each (connections open on use).
+        let privileged_max = (max_web as usize / 2).max(2);
+        let privileged = |role| pool::build(owner.clone(), PoolRole::Privileged(role), privileged_max);
+        let listener = PgPoolOptions::new()
+            .max_connections(4)
+            .min_connections(0)
+            .after_connect(|conn, _| {
+                Box::pin(async move {
+                    conn.execute("SET ROLE renrakucho_listener").await?;
+                    Ok(())
+                })
+            })
+            .connect_lazy_with(owner.clone());
+        let db = Self {
+            inner: Arc::new(Inner {
+                web: pool::build(
+                    web_options(&connections.runtime),
+                    PoolRole::Web,
+                    max_web.max(1) as usize,
+                )?,
+                platform: privileged("renrakucho_platform")?,
+                key_maintenance: privileged("renrakucho_key_maintenance")?,
+                access_sync: privileged("renrakucho_access_sync")?,
+                digest: privileged("renrakucho_digest")?,
+                listener,
+                keys,
+            }),
+        };
+        // Fail now, not at the first request, when the runtime role cannot connect.
+        db.connection().await?.done();
+        Ok(db)
     }
 
-    /// Opens a transaction whose tenant context is `scope`, in one round trip.
+    /// Opens a transaction in `scope`, in one round trip: for a facility scope, `BEGIN` and
+    /// `renrakucho_enter(…)` with this server's MAC over the backend, the connection's chain
+    /// value, the facility and the staff member.
     pub async fn begin(&self, scope: Scope) -> Result<ScopedTx, StoreError> {
-        let tx = self.pool.begin_with(scope.begin_statement()).await?;
-        Ok(ScopedTx::new(tx, scope))
+        let facility = match (scope.facility(), scope.role()) {
+            (Some(facility), _) => facility,
+            (None, Some(role)) => {
+                let pool = match scope {
+                    Scope::Platform => &self.inner.platform,
+                    Scope::KeyMaintenance => &self.inner.key_maintenance,
+                    Scope::AccessSync => &self.inner.access_sync,
+                    _ => &self.inner.digest,
+                };
+                let mut conn = pool::get(pool).await?;
+                conn.settled = false;
+                conn.raw.execute("BEGIN").await?;
+                conn.settled = true;
+                return Ok(ScopedTx::new(conn, scope, PoolRole::Privileged(role)));
+            }
+            (None, None) => unreachable!("every scope has a facility or a role"),
+        };
+        let staff = scope.staff().map(|s| s.as_uuid());
+        // A connection whose chain the database no longer recognises (its session was reset
+        // under it) is closed and another one tried.
+        for attempt in 0..3 {
+            let mut conn = pool::get(&self.inner.web).await?;
+            let mac = keys::enter_mac(
+                &self.inner.keys.context,
+                conn.pid,
+                conn.chain,
+                facility.as_uuid(),
+                staff,
+            );
+            // Every value is a number, a formatted UUID or hex digits: nothing to inject.
+            let statement = format!(
+                "BEGIN; SELECT renrakucho_enter({}, {}, '{}', {}, '\\x{}'::bytea)",
+                conn.pid,
+                conn.chain,
+                facility.as_uuid().hyphenated(),
+                staff.map_or("NULL".to_string(), |s| format!("'{}'", s.hyphenated())),
+                hex(&mac),
+            );
+            conn.settled = false;
+            match conn.raw.fetch_one(statement.as_str()).await {
+                Ok(row) => {
+                    conn.chain = row.try_get(0)?;
+                    conn.settled = true;
+                    return Ok(ScopedTx::new(conn, scope, PoolRole::Web));
+                }
+                Err(e) if attempt < 2 && pool::context_refused(&e) => {
+                    tracing::warn!("a web connection's tenant context was refused; closing it");
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        unreachable!("the last attempt returns")
+    }
+
+    /// A web connection for one statement without a tenant (see [`WebConnection`]).
+    pub async fn connection(&self) -> Result<WebConnection, StoreError> {
+        Ok(WebConnection::new(pool::get(&self.inner.web).await?))
     }
 
     /// Database reachable, and exactly this binary's migrations applied.
     pub async fn readiness(&self) -> Result<Readiness, StoreError> {
+        let mut conn = self.connection().await?;
         let applied: i64 = sqlx::query_scalar(
             "SELECT coalesce(max(version), 0) FROM _sqlx_migrations WHERE success",
         )
-        .fetch_one(&self.pool)
+        .fetch_one(conn.conn())
         .await?;
+        conn.done();
         let expected = crate::migrator()
             .iter()
             .map(|m| m.version)
@@ -61,23 +183,38 @@ impl Database {
         }
     }
 
-    pub(crate) fn pool(&self) -> &PgPool {
-        &self.pool
+    pub(crate) fn keys(&self) -> &ServerKeys {
+        &self.inner.keys
     }
 
-    /// The pool, for the session store (tower-sessions), whose table holds no tenant data.
-    pub fn session_pool(&self) -> PgPool {
-        self.pool.clone()
+    pub(crate) fn listener_pool(&self) -> &PgPool {
+        &self.inner.listener
     }
 
-    /// A LISTEN connection on `channel` (cache invalidation across server processes).
-    pub async fn listen(&self, channel: &str) -> Result<sqlx::postgres::PgListener, StoreError> {
-        let mut listener = sqlx::postgres::PgListener::connect_with(&self.pool).await?;
-        listener.listen(channel).await?;
-        Ok(listener)
+    /// How many connections the web pool holds now, and how many of them are idle.
+    pub fn web_pool_size(&self) -> (usize, usize) {
+        let status = self.inner.web.status();
+        (status.size, status.available)
     }
 
     pub async fn close(&self) {
-        self.pool.close().await;
+        for pool in [
+            &self.inner.web,
+            &self.inner.platform,
+            &self.inner.key_maintenance,
+            &self.inner.access_sync,
+            &self.inner.digest,
+        ] {
+            pool::close(pool).await;
+        }
+        self.inner.listener.close().await;
     }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
 }

@@ -29,8 +29,9 @@ const fn patient_column(table: &'static str, column: &'static str) -> EncryptedC
     }
 }
 
-/// Every encrypted column of the schema. The database's `encrypted_column_owner()` lists the
-/// patient columns too, and the catalog test checks that the two agree.
+/// Every encrypted column re-encryption moves to an owner's newest key. The database's
+/// `encrypted_column_owner()` lists the patient columns too, and the catalog test checks that
+/// the two agree.
 pub const ENCRYPTED_COLUMNS: &[EncryptedColumn<'static>] = &[
     patient_column("patients", "name_enc"),
     patient_column("patients", "kana_enc"),
@@ -40,12 +41,17 @@ pub const ENCRYPTED_COLUMNS: &[EncryptedColumn<'static>] = &[
     of_patient("entries", "body_enc"),
     of_patient("entries", "vitals_enc"),
     of_patient("entries", "withdrawal_reason_enc"),
-    of_patient("entry_versions", "body_enc"),
-    of_patient("entry_versions", "vitals_enc"),
     of_patient("attachments", "file_name_enc"),
     of_patient("support_requests", "question_enc"),
     of_patient("support_requests", "summary_enc"),
     of_patient("support_requests", "answer_enc"),
+];
+
+/// Encrypted columns of history, which never changes (第31条): each value keeps the key version
+/// it was written with (versions of a key are never removed but by erasure).
+pub const HISTORY_COLUMNS: &[EncryptedColumn<'static>] = &[
+    of_patient("entry_versions", "body_enc"),
+    of_patient("entry_versions", "vitals_enc"),
 ];
 
 const fn of_patient(table: &'static str, column: &'static str) -> EncryptedColumn<'static> {
@@ -73,9 +79,9 @@ fn identifier(name: &str) -> Result<&str, StoreError> {
     }
 }
 
-/// The owner's values in `column` (row ID and value). Patient values are read through the
-/// database's `encrypted_values()`, which the registering facility (holding the patient's keys)
-/// may call for every row of its patient, whichever facility wrote it.
+/// The owner's values in `column` (row ID and value), in key-maintenance scope. Patient values
+/// are read through the database's `encrypted_values()`, which only key maintenance may call,
+/// for every row of the patient whichever facility wrote it.
 pub async fn values_of(
     tx: &mut ScopedTx,
     column: &EncryptedColumn<'_>,

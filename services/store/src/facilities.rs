@@ -114,11 +114,13 @@ pub async fn for_sign_in(
     db: &Database,
     code: &FacilityCode,
 ) -> Result<Option<(FacilityId, FacilityStatus)>, StoreError> {
+    let mut conn = db.connection().await?;
     let row: Option<(Uuid, String)> =
         sqlx::query_as("SELECT facility_id, status FROM facility_for_sign_in($1)")
             .bind(code.as_str())
-            .fetch_optional(db.pool())
+            .fetch_optional(conn.conn())
             .await?;
+    conn.done();
     row.map(|(id, status)| Ok((FacilityId::from_uuid(id), decode("status", &status)?)))
         .transpose()
 }

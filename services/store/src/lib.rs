@@ -1,14 +1,16 @@
 //! PostgreSQL storage for Renrakucho.
 //!
 //! Every query on tenant data runs inside a [`ScopedTx`], opened by [`Database::begin`] with a
-//! [`Scope`]: the tenant context is set with `set_config(…, true)` in the same round trip as
-//! `BEGIN`, so it lives exactly as long as the transaction and a pooled connection never
-//! carries one request's tenant into the next. The runtime pool is private to this crate, so
-//! there is no other way to reach the data.
+//! [`Scope`]. A facility scope runs as the web role, its tenant context established in the same
+//! round trip as `BEGIN` by `renrakucho_enter`, which accepts it only with this server's MAC
+//! (docs/adr/0013-database-boundary.md); privileged scopes run in pools of their own roles. A
+//! pooled connection never carries one request's transaction or settings into the next. The
+//! pools are private to this crate, so there is no other way to reach the data.
 //!
 //! SQL lives here, one module per aggregate ([`facilities`], [`staff`], [`operators`],
 //! [`data_keys`], [`audit`]); migrations are embedded from `../../migrations` and run by the binary.
 
+pub mod announcements;
 pub mod attachments;
 pub mod audit;
 mod bootstrap;
@@ -20,22 +22,26 @@ pub mod deletions;
 pub mod emergency;
 pub mod encrypted;
 mod error;
+mod keys;
 pub mod facilities;
 pub mod notebook;
 pub mod notifications;
 pub mod operators;
 pub mod patients;
+mod pool;
 mod scope;
+pub mod sessions;
 pub mod staff;
 pub mod support;
 
 pub use bootstrap::{
-    check_runtime_role, create_runtime_login, migrator, provision_cluster, run_migrations,
-    RoleNames, RuntimeRoleProblem, RUNTIME_GROUP,
+    check_runtime_role, create_runtime_login, harden_database, migrator, provision_cluster,
+    run_migrations, RoleNames, RuntimeRoleProblem, PRIVILEGED_ROLES, RUNTIME_GROUP,
 };
-pub use database::{Database, Readiness};
+pub use database::{Connections, Database, Readiness};
 pub use error::StoreError;
-pub use scope::{Scope, ScopedTx};
+pub use keys::ServerKeys;
+pub use scope::{Scope, ScopedTx, WebConnection};
 
 /// Re-exported so callers can build connection options without naming sqlx versions.
 pub use sqlx::postgres::{PgConnectOptions, PgPoolOptions};

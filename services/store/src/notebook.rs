@@ -505,7 +505,3 @@ pub async fn concerning(
     .fetch_all(tx.conn())
     .await?)
 }
-
-/// The LISTEN/NOTIFY channel on which new entries, support requests and invitations are
-/// announced (IDs and kinds only).
-pub const EVENTS_CHANNEL: &str = "renrakucho_events";

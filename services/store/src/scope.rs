@@ -1,88 +1,165 @@
-use renrakucho_core::FacilityId;
-use sqlx::{PgConnection, Postgres, Transaction};
+use renrakucho_core::{FacilityId, StaffId};
+use sqlx::{Executor, PgConnection};
 
-/// Whose data a transaction may see.
+use crate::pool::{Object, PoolRole};
+use crate::StoreError;
+
+/// Whose data a transaction may see, and so which role it runs as.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scope {
-    /// One facility's rows: everything a staff member's request touches.
+    /// One facility's rows, for the facility itself (sign-in, system work): the web role with a
+    /// tenant context the server vouches for.
     Facility(FacilityId),
-    /// Operator work on tenants: facilities and operator accounts, never patient data.
+    /// One facility's rows, acting for one of its staff: audit records in a staff member's name
+    /// must name this one.
+    Staff {
+        facility: FacilityId,
+        staff: StaffId,
+    },
+    /// Operator work on tenants (role renrakucho_platform): facilities and operator accounts,
+    /// the platform's audit chain, never patient data.
     Platform,
-    /// Re-wrapping data keys under a new master key (`renrakucho keys rotate-master`) and
-    /// creating the network's blind-index key: wrapped keys only, no tenant data. Its audit
-    /// records go to the platform's chain.
+    /// Re-wrapping data keys under a new master key, creating the network's blind-index key,
+    /// re-encryption (role renrakucho_key_maintenance): wrapped keys and ciphertexts only.
     KeyMaintenance,
-    /// Loading who may see which patient into the authorizer: care-team memberships and
-    /// consent status (IDs and states), nothing of the patients themselves.
+    /// Loading who may see which patient into the authorizer (role renrakucho_access_sync):
+    /// relation rows (IDs and relation names), nothing of the patients themselves.
     AccessSync,
-    /// The daily digest job: reads every facility's notification settings (who wants a digest,
-    /// where, when), nothing else.
+    /// The daily digest job (role renrakucho_digest): every facility's notification settings.
     Digest,
 }
 
 impl Scope {
-    /// The statement that opens the transaction and sets its context in one round trip.
-    /// The facility ID is a formatted UUID (hex and hyphens only), so nothing can be injected.
-    pub(crate) fn begin_statement(self) -> String {
-        match self {
-            Scope::Facility(id) => format!(
-                "BEGIN; SELECT set_config('renrakucho.facility_id', '{}', true)",
-                id.as_uuid().hyphenated()
-            ),
-            Scope::Platform => {
-                "BEGIN; SELECT set_config('renrakucho.platform', 'on', true)".to_string()
-            }
-            Scope::KeyMaintenance => {
-                "BEGIN; SELECT set_config('renrakucho.key_maintenance', 'on', true)".to_string()
-            }
-            Scope::AccessSync => {
-                "BEGIN; SELECT set_config('renrakucho.access_sync', 'on', true)".to_string()
-            }
-            Scope::Digest => {
-                "BEGIN; SELECT set_config('renrakucho.digest', 'on', true)".to_string()
-            }
-        }
-    }
-
     /// The facility whose audit chain this scope writes to (none for the platform).
     pub fn facility(self) -> Option<FacilityId> {
         match self {
-            Scope::Facility(id) => Some(id),
+            Scope::Facility(id) | Scope::Staff { facility: id, .. } => Some(id),
             Scope::Platform | Scope::KeyMaintenance | Scope::AccessSync | Scope::Digest => None,
+        }
+    }
+
+    /// The staff member the transaction acts for, if any.
+    pub fn staff(self) -> Option<StaffId> {
+        match self {
+            Scope::Staff { staff, .. } => Some(staff),
+            _ => None,
+        }
+    }
+
+    /// The NOLOGIN role a privileged scope runs as (none for the web role's scopes).
+    pub fn role(self) -> Option<&'static str> {
+        match self {
+            Scope::Facility(_) | Scope::Staff { .. } => None,
+            Scope::Platform => Some("renrakucho_platform"),
+            Scope::KeyMaintenance => Some("renrakucho_key_maintenance"),
+            Scope::AccessSync => Some("renrakucho_access_sync"),
+            Scope::Digest => Some("renrakucho_digest"),
         }
     }
 }
 
-/// A transaction with its tenant context set. Dropping it without [`ScopedTx::commit`] rolls
-/// back, and the context goes with it.
+/// What ends a web transaction: the transaction, then everything a statement in it may have
+/// changed for the rest of the session (settings, role, session-level advisory locks), so the
+/// next request starts from the connection's defaults whatever ran in this one.
+const WEB_COMMIT: &str = "COMMIT; RESET ALL; RESET ROLE; SELECT pg_advisory_unlock_all()";
+const WEB_ROLLBACK: &str = "ROLLBACK; RESET ALL; RESET ROLE; SELECT pg_advisory_unlock_all()";
+
+/// A transaction with its scope established. Dropping it without [`ScopedTx::commit`] rolls
+/// back (at once, on a task of its own), and the context goes with it.
 pub struct ScopedTx {
-    tx: Transaction<'static, Postgres>,
+    conn: Option<Object>,
     scope: Scope,
+    role: PoolRole,
 }
 
 impl ScopedTx {
-    pub(crate) fn new(tx: Transaction<'static, Postgres>, scope: Scope) -> Self {
-        Self { tx, scope }
+    pub(crate) fn new(conn: Object, scope: Scope, role: PoolRole) -> Self {
+        Self {
+            conn: Some(conn),
+            scope,
+            role,
+        }
     }
 
     pub fn scope(&self) -> Scope {
         self.scope
     }
 
-    pub async fn commit(self) -> Result<(), crate::StoreError> {
-        self.tx.commit().await?;
+    pub async fn commit(mut self) -> Result<(), StoreError> {
+        let mut conn = self.conn.take().expect("a transaction holds its connection");
+        let statement = match self.role {
+            PoolRole::Web => WEB_COMMIT,
+            PoolRole::Privileged(_) => "COMMIT",
+        };
+        conn.settled = false;
+        conn.raw.execute(statement).await?;
+        conn.settled = true;
         Ok(())
     }
 
     /// The connection, for this crate's repositories only.
     pub(crate) fn conn(&mut self) -> &mut PgConnection {
-        &mut self.tx
+        &mut self
+            .conn
+            .as_mut()
+            .expect("a transaction holds its connection")
+            .raw
     }
 
     /// Raw access for the adversarial isolation tests, which must issue SQL the repositories
     /// never would. Not for application code.
     #[doc(hidden)]
     pub fn raw_connection_for_tests(&mut self) -> &mut PgConnection {
-        &mut self.tx
+        self.conn()
+    }
+}
+
+impl Drop for ScopedTx {
+    fn drop(&mut self) {
+        let Some(mut conn) = self.conn.take() else {
+            return;
+        };
+        let statement = match self.role {
+            PoolRole::Web => WEB_ROLLBACK,
+            PoolRole::Privileged(_) => "ROLLBACK",
+        };
+        // Until the rollback is known to be done, the pool treats the connection as unusable.
+        conn.settled = false;
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                if conn.raw.execute(statement).await.is_ok() {
+                    conn.settled = true;
+                }
+            });
+        }
+    }
+}
+
+/// A web connection for one statement outside any transaction, before a tenant is known (which
+/// facility a sign-in names, sessions, readiness). Call [`WebConnection::done`] once the
+/// statement has completed; a connection dropped before that is closed, not reused.
+pub struct WebConnection {
+    conn: Object,
+}
+
+impl WebConnection {
+    pub(crate) fn new(mut conn: Object) -> Self {
+        conn.settled = false;
+        Self { conn }
+    }
+
+    pub(crate) fn conn(&mut self) -> &mut PgConnection {
+        &mut self.conn.raw
+    }
+
+    /// The statement completed: the connection may serve the next one.
+    pub fn done(mut self) {
+        self.conn.settled = true;
+    }
+
+    /// Raw access for tests that look at a pooled web connection as it is between requests.
+    #[doc(hidden)]
+    pub fn raw_connection_for_tests(&mut self) -> &mut PgConnection {
+        &mut self.conn.raw
     }
 }

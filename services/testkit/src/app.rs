@@ -20,8 +20,11 @@ use crate::TestDatabase;
 pub struct TestApp {
     pub address: String,
     pub addr: SocketAddr,
-    /// The runtime role's pool on the test database (for fixtures and direct checks).
+    /// The database as a second server process has it (web pool as the runtime role, privileged
+    /// pools), for fixtures and direct checks.
     pub db: Database,
+    /// The running server's own connections (its pools, as it uses them).
+    pub server_db: Database,
     pub database: TestDatabase,
     pub client: reqwest::Client,
     pub settings: Settings,
@@ -66,17 +69,18 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
     let mut settings = test_settings();
     settings.files_dir = Some(scratch.path().join("files"));
     adjust(&mut settings);
-    let app = Application::build(&settings, database.runtime_options())
+    let app = Application::build(&settings, &database.connections())
         .await
         .expect("building the application");
     let addr = app.local_addr();
     let authz = app.authorizer().clone();
+    let server_db = app.database().clone();
     let files = app.files().clone();
     let (tx, rx) = oneshot::channel::<()>();
     tokio::spawn(app.run_until(async {
         let _ = rx.await;
     }));
-    let db = Database::connect(database.runtime_options(), 4)
+    let db = Database::connect(&database.connections(), 4)
         .await
         .expect("connecting the fixture pool");
     let hasher = PasswordHasher::new(PasswordParams {
@@ -89,6 +93,7 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
         address: format!("http://{addr}"),
         addr,
         db,
+        server_db,
         database,
         client: new_client(),
         settings,

@@ -2,12 +2,13 @@ use std::sync::OnceLock;
 
 use renrakucho_pgcluster::{LocalCluster, SOCKET_PORT, SUPERUSER};
 use renrakucho_store::{
-    create_runtime_login, provision_cluster, run_migrations, PgConnectOptions, RoleNames,
+    create_runtime_login, harden_database, provision_cluster, run_migrations, Connections,
+    PgConnectOptions, RoleNames,
 };
 use sqlx::{ConnectOptions, Connection};
 
-/// The runtime and owner roles' password in tests (needed when `DATABASE_URL` is a server
-/// that asks for passwords; harmless on the private cluster, which trusts its own socket).
+/// The runtime and owner roles' password in tests (the private cluster asks every role for its
+/// password, as does a server given by `DATABASE_URL`).
 pub const RUNTIME_PASSWORD: &str = "renrakucho-test-only";
 
 struct TestServer {
@@ -48,6 +49,7 @@ fn start_server() -> TestServer {
                 .socket(cluster.socket_dir())
                 .port(SOCKET_PORT)
                 .username(SUPERUSER)
+                .password(cluster.superuser_password())
                 .database("postgres");
             (options, Some(cluster))
         }
@@ -109,7 +111,20 @@ impl TestDatabase {
         .await
         .expect("cloning the template database");
         conn.close().await.ok();
-        Self { name }
+        let database = Self { name };
+        // A clone does not carry the database's privileges: harden it as the server would.
+        harden_database(&database.owner_options())
+            .await
+            .expect("hardening the test database");
+        database
+    }
+
+    /// The owner's and the runtime role's connections, as the server has them.
+    pub fn connections(&self) -> Connections {
+        Connections {
+            owner: self.owner_options(),
+            runtime: self.runtime_options(),
+        }
     }
 
     pub fn name(&self) -> &str {
@@ -136,6 +151,15 @@ impl TestDatabase {
             .username(&server.roles.owner)
             .password(RUNTIME_PASSWORD)
             .database(&self.name)
+    }
+
+    /// The PostgreSQL server's log, when the tests run on their private cluster (not with
+    /// `DATABASE_URL`): tests that must show the server never complained read it.
+    pub fn server_log(&self) -> Option<std::path::PathBuf> {
+        server()
+            ._cluster
+            .as_ref()
+            .map(|c| c.dir().join("postgresql.log"))
     }
 
     /// A superuser, for tests that play an attacker with full database access (tampering
