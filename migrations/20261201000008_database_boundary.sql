@@ -7,8 +7,9 @@
 --
 --   1. The tenant context is accepted only from renrakucho_enter(), with a MAC the server makes
 --      with a key the web role cannot read (private.server_keys), bound to the backend and to a
---      per-connection chain value that only this transaction can match. The policies read it
---      through current_facility_id(), which checks a second MAC bound to the transaction.
+--      per-connection chain value that no other transaction can match. The policies read it
+--      through current_facility_id(), which checks a second MAC, made by the database, bound to
+--      the chain value and the transaction's start.
 --   2. Platform, key maintenance, access sync, digest and announcement reading run as NOLOGIN
 --      roles of their own. The server's privileged pools log in as the owner and SET ROLE to
 --      one of them; the web role is granted none. Their policies ask for the role itself.
@@ -170,8 +171,9 @@ REVOKE ALL ON FUNCTION private.context_message(bytea, bigint, uuid, uuid) FROM P
 
 -- The transaction's context, if it is genuine: `chain:facility:staff:proof` in the setting
 -- renrakucho.context (written by renrakucho_enter), its chain value still the connection's
--- latest and its proof made with the context key. Anything else is no context at all (NULL);
--- a value that is not even shaped like one fails the statement.
+-- latest and its proof made with the context key over the chain value, facility, staff and
+-- the transaction's start (now()), so that it is good in this transaction only. Anything else
+-- is no context at all (NULL); a value not even shaped like one fails the statement.
 CREATE FUNCTION private.context_parts() RETURNS text[]
     LANGUAGE plpgsql STABLE
     SET search_path = pg_catalog, pg_temp
@@ -192,7 +194,8 @@ CREATE FUNCTION private.context_parts() RETURNS text[]
         IF sha256(k.outer_pad || sha256(k.inner_pad || '\x63747832'::bytea
                   || int8send(p[1]::bigint) || uuid_send(p[2]::uuid)
                   || uuid_send(coalesce(nullif(p[3], '')::uuid,
-                                        '00000000-0000-0000-0000-000000000000'::uuid))))
+                                        '00000000-0000-0000-0000-000000000000'::uuid))
+                  || timestamptz_send(now())))
            IS DISTINCT FROM decode(p[4], 'hex') THEN
             RETURN NULL;
         END IF;
@@ -224,7 +227,8 @@ CREATE OR REPLACE FUNCTION public.current_facility_id() RETURNS uuid
         IF sha256(k.outer_pad || sha256(k.inner_pad || '\x63747832'::bytea
                   || int8send(p[1]::bigint) || uuid_send(p[2]::uuid)
                   || uuid_send(coalesce(nullif(p[3], '')::uuid,
-                                        '00000000-0000-0000-0000-000000000000'::uuid))))
+                                        '00000000-0000-0000-0000-000000000000'::uuid))
+                  || timestamptz_send(now())))
            IS DISTINCT FROM decode(p[4], 'hex') THEN
             RETURN NULL;
         END IF;
@@ -279,7 +283,8 @@ CREATE FUNCTION public.renrakucho_enter(p_pid integer, p_chain bigint, p_facilit
         PERFORM set_config('renrakucho.context',
             concat_ws(':', link, p_facility, coalesce(p_staff::text, ''),
                       encode(private.context_mac(private.context_message(
-                          '\x63747832'::bytea, link, p_facility, p_staff)), 'hex')),
+                          '\x63747832'::bytea, link, p_facility, p_staff)
+                          || timestamptz_send(now())), 'hex')),
             true);
         RETURN link;
     END
@@ -297,8 +302,8 @@ GRANT EXECUTE ON FUNCTION public.renrakucho_connection() TO renrakucho_runtime;
 GRANT EXECUTE ON FUNCTION public.renrakucho_enter(integer, bigint, uuid, uuid, bytea)
     TO renrakucho_runtime;
 
--- Relation checks, with the facility passed in: a policy computes `(SELECT
--- current_facility_id())` once per statement and each row costs one index probe.
+-- Whether the facility holds one of the relations to the patient now, for the SECURITY DEFINER
+-- functions (the policies write the same probe out: see "Row-level security" below).
 CREATE FUNCTION public.has_access(p_facility uuid, p_patient uuid, p_relations text[])
     RETURNS boolean
     LANGUAGE sql STABLE PARALLEL SAFE
@@ -332,67 +337,6 @@ CREATE OR REPLACE FUNCTION public.reencrypting(p_patient uuid) RETURNS boolean
            AND CURRENT_USER = (SELECT r.rolname FROM pg_catalog.pg_class c
                                  JOIN pg_catalog.pg_roles r ON r.oid = c.relowner
                                 WHERE c.oid = 'public.patients'::regclass);
-    END;
-
--- Whether the facility was asked, in an open request, to look at this entry or file.
-CREATE FUNCTION public.support_shares(p_facility uuid, p_entry uuid, p_attachment uuid)
-    RETURNS boolean
-    LANGUAGE sql STABLE
-    BEGIN ATOMIC
-        SELECT EXISTS (
-            SELECT FROM public.support_request_items i
-              JOIN public.support_requests r ON r.id = i.request_id
-             WHERE (i.entry_id = p_entry OR i.attachment_id = p_attachment)
-               AND r.to_facility_id = p_facility
-               AND r.status IN ('requested', 'accepted', 'answered'));
-    END;
-
--- What a facility sees of rows that belong to a facility or a patient, with the facility passed
--- in once per statement (the policies below call these with `(SELECT current_facility_id())`).
-CREATE FUNCTION public.own_or_related(p_me uuid, p_facility uuid, p_patient uuid,
-                                      p_relations text[]) RETURNS boolean
-    LANGUAGE sql STABLE
-    BEGIN ATOMIC
-        SELECT p_facility = p_me OR public.has_access(p_me, p_patient, p_relations);
-    END;
-
-CREATE FUNCTION public.sees_entry(p_me uuid, p_patient uuid, p_entry uuid) RETURNS boolean
-    LANGUAGE sql STABLE
-    BEGIN ATOMIC
-        SELECT public.has_access(p_me, p_patient, '{sharing,emergency}')
-            OR (public.has_access(p_me, p_patient, '{support}')
-                AND public.support_shares(p_me, p_entry, NULL));
-    END;
-
-CREATE FUNCTION public.sees_attachment(p_me uuid, p_patient uuid, p_attachment uuid,
-                                       p_entry uuid, p_uploader uuid) RETURNS boolean
-    LANGUAGE sql STABLE
-    BEGIN ATOMIC
-        SELECT (p_entry IS NOT NULL AND public.has_access(p_me, p_patient, '{sharing,emergency}'))
-            OR (p_entry IS NULL AND p_uploader = p_me
-                AND public.has_access(p_me, p_patient, '{sharing}'))
-            OR (public.has_access(p_me, p_patient, '{support}')
-                AND public.support_shares(p_me, NULL, p_attachment));
-    END;
-
-CREATE FUNCTION public.sees_data_key(p_me uuid, p_facility uuid, p_kind text, p_owner uuid)
-    RETURNS boolean
-    LANGUAGE sql STABLE
-    BEGIN ATOMIC
-        SELECT p_facility = p_me
-            OR (p_kind = 'blind_index' AND p_me IS NOT NULL)
-            OR (p_kind = 'patient'
-                AND (public.has_access(p_me, p_owner, '{sharing,member,emergency,support}')
-                     OR public.erasing(p_me, p_owner)));
-    END;
-
-CREATE FUNCTION public.sees_support_item(p_me uuid, p_facility uuid, p_request uuid)
-    RETURNS boolean
-    LANGUAGE sql STABLE
-    BEGIN ATOMIC
-        SELECT p_facility = p_me
-            OR EXISTS (SELECT FROM public.support_requests r
-                        WHERE r.id = p_request AND r.to_facility_id = p_me);
     END;
 
 -- Which encrypted columns re-encryption reaches. entry_versions is not among them: history
@@ -720,7 +664,8 @@ CREATE OR REPLACE FUNCTION public.encrypted_values(p_table text, p_column text, 
         PERFORM set_config('renrakucho.reencrypt_patient', '', true);
     END
     $$;
-REVOKE ALL ON FUNCTION public.encrypted_values(text, text, uuid) FROM PUBLIC;
+-- CREATE OR REPLACE keeps earlier grants: migration 5 granted it to the web role.
+REVOKE ALL ON FUNCTION public.encrypted_values(text, text, uuid) FROM PUBLIC, renrakucho_runtime;
 GRANT EXECUTE ON FUNCTION public.encrypted_values(text, text, uuid) TO renrakucho_key_maintenance;
 
 -- Replaces one value if it is still `p_old`; true when replaced.
@@ -747,7 +692,8 @@ CREATE OR REPLACE FUNCTION public.reencrypt_value(p_table text, p_column text, p
         RETURN n = 1;
     END
     $$;
-REVOKE ALL ON FUNCTION public.reencrypt_value(text, text, uuid, uuid, bytea, bytea) FROM PUBLIC;
+REVOKE ALL ON FUNCTION public.reencrypt_value(text, text, uuid, uuid, bytea, bytea)
+    FROM PUBLIC, renrakucho_runtime;
 GRANT EXECUTE ON FUNCTION public.reencrypt_value(text, text, uuid, uuid, bytea, bytea)
     TO renrakucho_key_maintenance;
 
@@ -1073,6 +1019,11 @@ REVOKE ALL ON FUNCTION public.entries_announce(), public.support_requests_announ
 
 REVOKE ALL ON facilities, platform_operators, audit_log, data_keys FROM renrakucho_runtime;
 GRANT SELECT ON facilities TO renrakucho_runtime;
+-- Identity columns never change: only what a correction or a personnel change touches.
+REVOKE UPDATE ON patients, staff_accounts FROM renrakucho_runtime;
+GRANT UPDATE (name_enc, kana_enc, profile_enc, updated_at) ON patients TO renrakucho_runtime;
+GRANT UPDATE (display_name, role, profession, status, password_hash, password_changed_at,
+              may_accept_invitations, updated_at) ON staff_accounts TO renrakucho_runtime;
 GRANT SELECT, INSERT ON audit_log TO renrakucho_runtime;
 GRANT SELECT, INSERT ON data_keys TO renrakucho_runtime;
 GRANT UPDATE (wrapped, destroyed_at) ON data_keys TO renrakucho_runtime;
@@ -1085,7 +1036,12 @@ GRANT SELECT ON patient_access TO renrakucho_access_sync;
 GRANT SELECT ON notification_settings TO renrakucho_digest;
 
 -- Row-level security, every policy ----------------------------------------------------------------
--- `me` below is `(SELECT current_facility_id())`: the genuine tenant context, once per statement.
+-- `(SELECT current_facility_id())` is the genuine tenant context, computed once per statement (an
+-- initplan). A relation is checked with an EXISTS on patient_access, not has_access(): inside a
+-- function the probe re-runs patient_access's own policy, and so the context's verification, for
+-- every row; written out, each row costs one index probe and the verification runs once.
+-- `OFFSET 0` keeps the planner from turning the EXISTS into a hash of every relation row of the
+-- facility (thousands, to check fifty entries); measured in docs/performance.md.
 
 -- facilities: a facility reads its own row; the platform manages them all; the owner's directory
 -- functions read the public fields.
@@ -1117,15 +1073,36 @@ CREATE POLICY audit_log_platform ON audit_log TO renrakucho_platform, renrakucho
 -- patient's later versions) or the facility itself; destroyed only while erasing; re-wrapped
 -- only by key maintenance (the guard trigger says what may change).
 CREATE POLICY data_keys_read ON data_keys FOR SELECT TO renrakucho_runtime
-    USING (sees_data_key((SELECT current_facility_id()), facility_id, owner_kind, owner_id));
+    USING (facility_id = (SELECT current_facility_id())
+           OR (owner_kind = 'blind_index' AND (SELECT current_facility_id()) IS NOT NULL)
+           OR (owner_kind = 'patient'
+               AND (EXISTS (SELECT FROM patient_access a
+                             WHERE a.facility_id = (SELECT current_facility_id())
+                               AND a.patient_id = data_keys.owner_id
+                               AND a.relation = ANY ('{sharing,member,emergency,support}')
+                               AND (a.expires_at IS NULL OR a.expires_at > now()) OFFSET 0)
+                    OR EXISTS (SELECT FROM deletion_requests d
+                                WHERE d.patient_id = data_keys.owner_id
+                                  AND d.facility_id = (SELECT current_facility_id())
+                                  AND d.completed_at IS NULL AND d.xmin = pg_current_xact_id()::xid OFFSET 0))));
 CREATE POLICY data_keys_create ON data_keys FOR INSERT TO renrakucho_runtime
     WITH CHECK (facility_id = (SELECT current_facility_id())
                 AND wrapped IS NOT NULL AND destroyed_at IS NULL
                 AND (owner_kind <> 'patient' OR version = 1
-                     OR has_access((SELECT current_facility_id()), owner_id, '{registering}')));
+                     OR EXISTS (SELECT FROM patient_access a
+                                 WHERE a.facility_id = (SELECT current_facility_id())
+                                   AND a.patient_id = data_keys.owner_id
+                                   AND a.relation = ANY ('{registering}')
+                                   AND (a.expires_at IS NULL OR a.expires_at > now()) OFFSET 0)));
 CREATE POLICY data_keys_erasure ON data_keys FOR UPDATE TO renrakucho_runtime
-    USING (owner_kind = 'patient' AND erasing((SELECT current_facility_id()), owner_id))
-    WITH CHECK (owner_kind = 'patient' AND erasing((SELECT current_facility_id()), owner_id)
+    USING (owner_kind = 'patient' AND EXISTS (SELECT FROM deletion_requests d
+                                               WHERE d.patient_id = data_keys.owner_id
+                                                 AND d.facility_id = (SELECT current_facility_id())
+                                                 AND d.completed_at IS NULL AND d.xmin = pg_current_xact_id()::xid OFFSET 0))
+    WITH CHECK (owner_kind = 'patient' AND EXISTS (SELECT FROM deletion_requests d
+                                                    WHERE d.patient_id = data_keys.owner_id
+                                                      AND d.facility_id = (SELECT current_facility_id())
+                                                      AND d.completed_at IS NULL AND d.xmin = pg_current_xact_id()::xid OFFSET 0)
                 AND wrapped IS NULL AND destroyed_at IS NOT NULL);
 CREATE POLICY data_keys_maintenance ON data_keys TO renrakucho_key_maintenance
     USING ((SELECT in_key_maintenance()))
@@ -1134,7 +1111,11 @@ CREATE POLICY data_keys_maintenance ON data_keys TO renrakucho_key_maintenance
 -- patients and their name terms: read by the facilities sharing the patient (and an emergency
 -- grant); registered and corrected by the registering facility.
 CREATE POLICY patients_read ON patients FOR SELECT TO renrakucho_runtime
-    USING (has_access((SELECT current_facility_id()), id, '{sharing,emergency}'));
+    USING (EXISTS (SELECT FROM patient_access a
+                    WHERE a.facility_id = (SELECT current_facility_id())
+                      AND a.patient_id = patients.id
+                      AND a.relation = ANY ('{sharing,emergency}')
+                      AND (a.expires_at IS NULL OR a.expires_at > now()) OFFSET 0));
 CREATE POLICY patients_register ON patients FOR INSERT TO renrakucho_runtime
     WITH CHECK (facility_id = (SELECT current_facility_id()));
 CREATE POLICY patients_update ON patients FOR UPDATE TO renrakucho_runtime
@@ -1148,7 +1129,11 @@ CREATE POLICY patients_reencrypt ON patients TO CURRENT_USER
     USING (id = (SELECT reencrypt_target())) WITH CHECK (id = (SELECT reencrypt_target()));
 
 CREATE POLICY patient_name_terms_read ON patient_name_terms FOR SELECT TO renrakucho_runtime
-    USING (has_access((SELECT current_facility_id()), patient_id, '{sharing}'));
+    USING (EXISTS (SELECT FROM patient_access a
+                    WHERE a.facility_id = (SELECT current_facility_id())
+                      AND a.patient_id = patient_name_terms.patient_id
+                      AND a.relation = ANY ('{sharing}')
+                      AND (a.expires_at IS NULL OR a.expires_at > now()) OFFSET 0));
 CREATE POLICY patient_name_terms_write ON patient_name_terms FOR INSERT TO renrakucho_runtime
     WITH CHECK (facility_id = (SELECT current_facility_id()));
 CREATE POLICY patient_name_terms_replace ON patient_name_terms FOR DELETE TO renrakucho_runtime
@@ -1169,30 +1154,59 @@ CREATE POLICY patient_access_maintenance ON patient_access TO CURRENT_USER
 
 -- care_team_members: see migration 4 for who moves a membership where (the trigger).
 CREATE POLICY care_team_members_read ON care_team_members FOR SELECT TO renrakucho_runtime
-    USING (own_or_related((SELECT current_facility_id()), facility_id, patient_id,
-                          '{sharing,emergency}'));
+    USING (facility_id = (SELECT current_facility_id())
+           OR EXISTS (SELECT FROM patient_access a
+                       WHERE a.facility_id = (SELECT current_facility_id())
+                         AND a.patient_id = care_team_members.patient_id
+                         AND a.relation = ANY ('{sharing,emergency}')
+                         AND (a.expires_at IS NULL OR a.expires_at > now()) OFFSET 0));
 CREATE POLICY care_team_members_insert ON care_team_members FOR INSERT TO renrakucho_runtime
     WITH CHECK ((role = 'registering' AND facility_id = (SELECT current_facility_id()))
                 OR (role = 'member' AND status = 'invited'
                     AND facility_id <> (SELECT current_facility_id())
-                    AND has_access((SELECT current_facility_id()), patient_id, '{sharing}')));
+                    AND EXISTS (SELECT FROM patient_access a
+                                 WHERE a.facility_id = (SELECT current_facility_id())
+                                   AND a.patient_id = care_team_members.patient_id
+                                   AND a.relation = ANY ('{sharing}')
+                                   AND (a.expires_at IS NULL OR a.expires_at > now()) OFFSET 0)));
 CREATE POLICY care_team_members_update ON care_team_members FOR UPDATE TO renrakucho_runtime
     USING (facility_id = (SELECT current_facility_id())
-           OR has_access((SELECT current_facility_id()), patient_id, '{registering}'))
+           OR EXISTS (SELECT FROM patient_access a
+                       WHERE a.facility_id = (SELECT current_facility_id())
+                         AND a.patient_id = care_team_members.patient_id
+                         AND a.relation = ANY ('{registering}')
+                         AND (a.expires_at IS NULL OR a.expires_at > now()) OFFSET 0))
     WITH CHECK (facility_id = (SELECT current_facility_id())
-                OR has_access((SELECT current_facility_id()), patient_id, '{registering}'));
+                OR EXISTS (SELECT FROM patient_access a
+                            WHERE a.facility_id = (SELECT current_facility_id())
+                              AND a.patient_id = care_team_members.patient_id
+                              AND a.relation = ANY ('{registering}')
+                              AND (a.expires_at IS NULL OR a.expires_at > now()) OFFSET 0));
 CREATE POLICY care_team_members_maintenance ON care_team_members FOR SELECT TO CURRENT_USER
     USING ((SELECT in_access_maintenance()) OR patient_id = (SELECT erasure_target()));
 CREATE POLICY care_team_members_erasure ON care_team_members FOR DELETE TO CURRENT_USER
     USING (patient_id = (SELECT erasure_target()));
 
 CREATE POLICY consents_read ON consents FOR SELECT TO renrakucho_runtime
-    USING (own_or_related((SELECT current_facility_id()), facility_id, patient_id, '{sharing}'));
+    USING (facility_id = (SELECT current_facility_id())
+           OR EXISTS (SELECT FROM patient_access a
+                       WHERE a.facility_id = (SELECT current_facility_id())
+                         AND a.patient_id = consents.patient_id
+                         AND a.relation = ANY ('{sharing}')
+                         AND (a.expires_at IS NULL OR a.expires_at > now()) OFFSET 0));
 CREATE POLICY consents_insert ON consents FOR INSERT TO renrakucho_runtime
     WITH CHECK (facility_id = (SELECT current_facility_id())
-                AND has_access((SELECT current_facility_id()), patient_id, '{registering,member}'));
+                AND EXISTS (SELECT FROM patient_access a
+                             WHERE a.facility_id = (SELECT current_facility_id())
+                               AND a.patient_id = consents.patient_id
+                               AND a.relation = ANY ('{registering,member}')
+                               AND (a.expires_at IS NULL OR a.expires_at > now()) OFFSET 0));
 CREATE POLICY consents_withdraw ON consents FOR UPDATE TO renrakucho_runtime
-    USING (has_access((SELECT current_facility_id()), patient_id, '{sharing}'))
+    USING (EXISTS (SELECT FROM patient_access a
+                    WHERE a.facility_id = (SELECT current_facility_id())
+                      AND a.patient_id = consents.patient_id
+                      AND a.relation = ANY ('{sharing}')
+                      AND (a.expires_at IS NULL OR a.expires_at > now()) OFFSET 0))
     WITH CHECK (withdrawn_by_facility = (SELECT current_facility_id()));
 CREATE POLICY consents_maintenance ON consents FOR SELECT TO CURRENT_USER
     USING ((SELECT in_access_maintenance()) OR patient_id = (SELECT erasure_target()));
@@ -1203,15 +1217,28 @@ CREATE POLICY consents_reencrypt ON consents TO CURRENT_USER
     WITH CHECK (patient_id = (SELECT reencrypt_target()));
 
 CREATE POLICY emergency_grants_read ON emergency_grants FOR SELECT TO renrakucho_runtime
-    USING (own_or_related((SELECT current_facility_id()), facility_id, patient_id, '{sharing}'));
+    USING (facility_id = (SELECT current_facility_id())
+           OR EXISTS (SELECT FROM patient_access a
+                       WHERE a.facility_id = (SELECT current_facility_id())
+                         AND a.patient_id = emergency_grants.patient_id
+                         AND a.relation = ANY ('{sharing}')
+                         AND (a.expires_at IS NULL OR a.expires_at > now()) OFFSET 0));
 CREATE POLICY emergency_grants_open ON emergency_grants FOR INSERT TO renrakucho_runtime
     WITH CHECK (facility_id = (SELECT current_facility_id()) AND ended_at IS NULL
                 AND reviewed_at IS NULL);
 CREATE POLICY emergency_grants_update ON emergency_grants FOR UPDATE TO renrakucho_runtime
     USING (facility_id = (SELECT current_facility_id())
-           OR has_access((SELECT current_facility_id()), patient_id, '{sharing}'))
+           OR EXISTS (SELECT FROM patient_access a
+                       WHERE a.facility_id = (SELECT current_facility_id())
+                         AND a.patient_id = emergency_grants.patient_id
+                         AND a.relation = ANY ('{sharing}')
+                         AND (a.expires_at IS NULL OR a.expires_at > now()) OFFSET 0))
     WITH CHECK (facility_id = (SELECT current_facility_id())
-                OR (has_access((SELECT current_facility_id()), patient_id, '{sharing}')
+                OR (EXISTS (SELECT FROM patient_access a
+                             WHERE a.facility_id = (SELECT current_facility_id())
+                               AND a.patient_id = emergency_grants.patient_id
+                               AND a.relation = ANY ('{sharing}')
+                               AND (a.expires_at IS NULL OR a.expires_at > now()) OFFSET 0)
                     AND reviewed_by_facility = (SELECT current_facility_id())));
 CREATE POLICY emergency_grants_maintenance ON emergency_grants FOR SELECT TO CURRENT_USER
     USING ((SELECT in_access_maintenance()) OR patient_id = (SELECT erasure_target()));
@@ -1225,7 +1252,11 @@ CREATE POLICY deletion_requests_own ON deletion_requests FOR SELECT TO renrakuch
     USING (facility_id = (SELECT current_facility_id()));
 CREATE POLICY deletion_requests_record ON deletion_requests FOR INSERT TO renrakucho_runtime
     WITH CHECK (facility_id = (SELECT current_facility_id())
-                AND has_access((SELECT current_facility_id()), patient_id, '{sharing}')
+                AND EXISTS (SELECT FROM patient_access a
+                             WHERE a.facility_id = (SELECT current_facility_id())
+                               AND a.patient_id = deletion_requests.patient_id
+                               AND a.relation = ANY ('{sharing}')
+                               AND (a.expires_at IS NULL OR a.expires_at > now()) OFFSET 0)
                 AND completed_at IS NULL);
 CREATE POLICY deletion_requests_complete ON deletion_requests FOR UPDATE TO renrakucho_runtime
     USING (facility_id = (SELECT current_facility_id()) AND completed_at IS NULL)
@@ -1235,15 +1266,41 @@ CREATE POLICY deletion_requests_maintenance ON deletion_requests FOR SELECT TO C
 
 -- The notebook.
 CREATE POLICY entries_read ON entries FOR SELECT TO renrakucho_runtime
-    USING (sees_entry((SELECT current_facility_id()), patient_id, id));
+    USING (EXISTS (SELECT FROM patient_access a
+                    WHERE a.facility_id = (SELECT current_facility_id())
+                      AND a.patient_id = entries.patient_id
+                      AND a.relation = ANY ('{sharing,emergency}')
+                      AND (a.expires_at IS NULL OR a.expires_at > now()) OFFSET 0)
+           OR (EXISTS (SELECT FROM patient_access a
+                        WHERE a.facility_id = (SELECT current_facility_id())
+                          AND a.patient_id = entries.patient_id
+                          AND a.relation = ANY ('{support}')
+                          AND (a.expires_at IS NULL OR a.expires_at > now()) OFFSET 0)
+               AND EXISTS (SELECT FROM support_request_items i
+                              JOIN support_requests r ON r.id = i.request_id
+                            WHERE i.entry_id = entries.id
+                              AND r.to_facility_id = (SELECT current_facility_id())
+                              AND r.status IN ('requested', 'accepted', 'answered') OFFSET 0)));
 CREATE POLICY entries_post ON entries FOR INSERT TO renrakucho_runtime
     WITH CHECK (facility_id = (SELECT current_facility_id())
-                AND has_access((SELECT current_facility_id()), patient_id, '{sharing}'));
+                AND EXISTS (SELECT FROM patient_access a
+                             WHERE a.facility_id = (SELECT current_facility_id())
+                               AND a.patient_id = entries.patient_id
+                               AND a.relation = ANY ('{sharing}')
+                               AND (a.expires_at IS NULL OR a.expires_at > now()) OFFSET 0));
 CREATE POLICY entries_edit ON entries FOR UPDATE TO renrakucho_runtime
     USING (facility_id = (SELECT current_facility_id())
-           AND has_access((SELECT current_facility_id()), patient_id, '{sharing}'))
+           AND EXISTS (SELECT FROM patient_access a
+                        WHERE a.facility_id = (SELECT current_facility_id())
+                          AND a.patient_id = entries.patient_id
+                          AND a.relation = ANY ('{sharing}')
+                          AND (a.expires_at IS NULL OR a.expires_at > now()) OFFSET 0))
     WITH CHECK (facility_id = (SELECT current_facility_id())
-                AND has_access((SELECT current_facility_id()), patient_id, '{sharing}'));
+                AND EXISTS (SELECT FROM patient_access a
+                             WHERE a.facility_id = (SELECT current_facility_id())
+                               AND a.patient_id = entries.patient_id
+                               AND a.relation = ANY ('{sharing}')
+                               AND (a.expires_at IS NULL OR a.expires_at > now()) OFFSET 0));
 CREATE POLICY entries_announce_read ON entries FOR SELECT TO CURRENT_USER
     USING ((SELECT owner_flag('announcing')));
 CREATE POLICY entries_erasure_read ON entries FOR SELECT TO CURRENT_USER
@@ -1255,25 +1312,66 @@ CREATE POLICY entries_reencrypt ON entries TO CURRENT_USER
     WITH CHECK (patient_id = (SELECT reencrypt_target()));
 
 CREATE POLICY entry_versions_read ON entry_versions FOR SELECT TO renrakucho_runtime
-    USING (has_access((SELECT current_facility_id()), patient_id, '{sharing,emergency}'));
+    USING (EXISTS (SELECT FROM patient_access a
+                    WHERE a.facility_id = (SELECT current_facility_id())
+                      AND a.patient_id = entry_versions.patient_id
+                      AND a.relation = ANY ('{sharing,emergency}')
+                      AND (a.expires_at IS NULL OR a.expires_at > now()) OFFSET 0));
 CREATE POLICY entry_versions_write ON entry_versions FOR INSERT TO renrakucho_runtime
     WITH CHECK (facility_id = (SELECT current_facility_id())
-                AND has_access((SELECT current_facility_id()), patient_id, '{sharing}'));
+                AND EXISTS (SELECT FROM patient_access a
+                             WHERE a.facility_id = (SELECT current_facility_id())
+                               AND a.patient_id = entry_versions.patient_id
+                               AND a.relation = ANY ('{sharing}')
+                               AND (a.expires_at IS NULL OR a.expires_at > now()) OFFSET 0));
 CREATE POLICY entry_versions_erasure_read ON entry_versions FOR SELECT TO CURRENT_USER
     USING (patient_id = (SELECT erasure_target()));
 CREATE POLICY entry_versions_erasure ON entry_versions FOR DELETE TO CURRENT_USER
     USING (patient_id = (SELECT erasure_target()));
 
 CREATE POLICY attachments_read ON attachments FOR SELECT TO renrakucho_runtime
-    USING (sees_attachment((SELECT current_facility_id()), patient_id, id, entry_id, facility_id));
+    USING ((entry_id IS NOT NULL
+            AND EXISTS (SELECT FROM patient_access a
+                         WHERE a.facility_id = (SELECT current_facility_id())
+                           AND a.patient_id = attachments.patient_id
+                           AND a.relation = ANY ('{sharing,emergency}')
+                           AND (a.expires_at IS NULL OR a.expires_at > now()) OFFSET 0))
+           OR (entry_id IS NULL AND facility_id = (SELECT current_facility_id())
+               AND EXISTS (SELECT FROM patient_access a
+                            WHERE a.facility_id = (SELECT current_facility_id())
+                              AND a.patient_id = attachments.patient_id
+                              AND a.relation = ANY ('{sharing}')
+                              AND (a.expires_at IS NULL OR a.expires_at > now()) OFFSET 0))
+           OR (EXISTS (SELECT FROM patient_access a
+                        WHERE a.facility_id = (SELECT current_facility_id())
+                          AND a.patient_id = attachments.patient_id
+                          AND a.relation = ANY ('{support}')
+                          AND (a.expires_at IS NULL OR a.expires_at > now()) OFFSET 0)
+               AND EXISTS (SELECT FROM support_request_items i
+                              JOIN support_requests r ON r.id = i.request_id
+                            WHERE i.attachment_id = attachments.id
+                              AND r.to_facility_id = (SELECT current_facility_id())
+                              AND r.status IN ('requested', 'accepted', 'answered') OFFSET 0)));
 CREATE POLICY attachments_upload ON attachments FOR INSERT TO renrakucho_runtime
     WITH CHECK (facility_id = (SELECT current_facility_id()) AND entry_id IS NULL
-                AND has_access((SELECT current_facility_id()), patient_id, '{sharing}'));
+                AND EXISTS (SELECT FROM patient_access a
+                             WHERE a.facility_id = (SELECT current_facility_id())
+                               AND a.patient_id = attachments.patient_id
+                               AND a.relation = ANY ('{sharing}')
+                               AND (a.expires_at IS NULL OR a.expires_at > now()) OFFSET 0));
 CREATE POLICY attachments_attach ON attachments FOR UPDATE TO renrakucho_runtime
     USING (facility_id = (SELECT current_facility_id()) AND entry_id IS NULL
-           AND has_access((SELECT current_facility_id()), patient_id, '{sharing}'))
+           AND EXISTS (SELECT FROM patient_access a
+                        WHERE a.facility_id = (SELECT current_facility_id())
+                          AND a.patient_id = attachments.patient_id
+                          AND a.relation = ANY ('{sharing}')
+                          AND (a.expires_at IS NULL OR a.expires_at > now()) OFFSET 0))
     WITH CHECK (facility_id = (SELECT current_facility_id())
-                AND has_access((SELECT current_facility_id()), patient_id, '{sharing}'));
+                AND EXISTS (SELECT FROM patient_access a
+                             WHERE a.facility_id = (SELECT current_facility_id())
+                               AND a.patient_id = attachments.patient_id
+                               AND a.relation = ANY ('{sharing}')
+                               AND (a.expires_at IS NULL OR a.expires_at > now()) OFFSET 0));
 CREATE POLICY attachments_erasure_read ON attachments FOR SELECT TO CURRENT_USER
     USING (patient_id = (SELECT erasure_target()));
 CREATE POLICY attachments_erasure ON attachments FOR DELETE TO CURRENT_USER
@@ -1283,10 +1381,18 @@ CREATE POLICY attachments_reencrypt ON attachments TO CURRENT_USER
     WITH CHECK (patient_id = (SELECT reencrypt_target()));
 
 CREATE POLICY entry_reads_read ON entry_reads FOR SELECT TO renrakucho_runtime
-    USING (has_access((SELECT current_facility_id()), patient_id, '{sharing,emergency}'));
+    USING (EXISTS (SELECT FROM patient_access a
+                    WHERE a.facility_id = (SELECT current_facility_id())
+                      AND a.patient_id = entry_reads.patient_id
+                      AND a.relation = ANY ('{sharing,emergency}')
+                      AND (a.expires_at IS NULL OR a.expires_at > now()) OFFSET 0));
 CREATE POLICY entry_reads_mark ON entry_reads FOR INSERT TO renrakucho_runtime
     WITH CHECK (facility_id = (SELECT current_facility_id())
-                AND has_access((SELECT current_facility_id()), patient_id, '{sharing,emergency}'));
+                AND EXISTS (SELECT FROM patient_access a
+                             WHERE a.facility_id = (SELECT current_facility_id())
+                               AND a.patient_id = entry_reads.patient_id
+                               AND a.relation = ANY ('{sharing,emergency}')
+                               AND (a.expires_at IS NULL OR a.expires_at > now()) OFFSET 0));
 CREATE POLICY entry_reads_erasure_read ON entry_reads FOR SELECT TO CURRENT_USER
     USING (patient_id = (SELECT erasure_target()));
 CREATE POLICY entry_reads_erasure ON entry_reads FOR DELETE TO CURRENT_USER
@@ -1296,7 +1402,11 @@ CREATE POLICY support_requests_read ON support_requests FOR SELECT TO renrakucho
     USING ((SELECT current_facility_id()) IN (facility_id, to_facility_id));
 CREATE POLICY support_requests_send ON support_requests FOR INSERT TO renrakucho_runtime
     WITH CHECK (facility_id = (SELECT current_facility_id())
-                AND has_access((SELECT current_facility_id()), patient_id, '{consented}')
+                AND EXISTS (SELECT FROM patient_access a
+                             WHERE a.facility_id = (SELECT current_facility_id())
+                               AND a.patient_id = support_requests.patient_id
+                               AND a.relation = ANY ('{consented}')
+                               AND (a.expires_at IS NULL OR a.expires_at > now()) OFFSET 0)
                 AND status = 'requested');
 CREATE POLICY support_requests_move ON support_requests FOR UPDATE TO renrakucho_runtime
     USING ((SELECT current_facility_id()) IN (facility_id, to_facility_id))
@@ -1310,10 +1420,17 @@ CREATE POLICY support_requests_reencrypt ON support_requests TO CURRENT_USER
     WITH CHECK (patient_id = (SELECT reencrypt_target()));
 
 CREATE POLICY support_request_items_read ON support_request_items FOR SELECT TO renrakucho_runtime
-    USING (sees_support_item((SELECT current_facility_id()), facility_id, request_id));
+    USING (facility_id = (SELECT current_facility_id())
+           OR EXISTS (SELECT FROM support_requests r
+                       WHERE r.id = support_request_items.request_id
+                         AND r.to_facility_id = (SELECT current_facility_id())));
 CREATE POLICY support_request_items_add ON support_request_items FOR INSERT TO renrakucho_runtime
     WITH CHECK (facility_id = (SELECT current_facility_id())
-                AND has_access((SELECT current_facility_id()), patient_id, '{consented}')
+                AND EXISTS (SELECT FROM patient_access a
+                             WHERE a.facility_id = (SELECT current_facility_id())
+                               AND a.patient_id = support_request_items.patient_id
+                               AND a.relation = ANY ('{consented}')
+                               AND (a.expires_at IS NULL OR a.expires_at > now()) OFFSET 0)
                 AND EXISTS (SELECT FROM support_requests r
                              WHERE r.id = support_request_items.request_id
                                AND r.facility_id = (SELECT current_facility_id())
@@ -1332,7 +1449,11 @@ CREATE POLICY notification_settings_digest ON notification_settings FOR SELECT
 CREATE POLICY patient_mutes_own ON patient_mutes TO renrakucho_runtime
     USING (facility_id = (SELECT current_facility_id()))
     WITH CHECK (facility_id = (SELECT current_facility_id())
-                AND has_access((SELECT current_facility_id()), patient_id, '{sharing,emergency}'));
+                AND EXISTS (SELECT FROM patient_access a
+                             WHERE a.facility_id = (SELECT current_facility_id())
+                               AND a.patient_id = patient_mutes.patient_id
+                               AND a.relation = ANY ('{sharing,emergency}')
+                               AND (a.expires_at IS NULL OR a.expires_at > now()) OFFSET 0));
 CREATE POLICY patient_mutes_erasure_read ON patient_mutes FOR SELECT TO CURRENT_USER
     USING (patient_id = (SELECT erasure_target()));
 CREATE POLICY patient_mutes_erasure ON patient_mutes FOR DELETE TO CURRENT_USER

@@ -232,6 +232,35 @@ fn sqlstate(result: Result<impl std::fmt::Debug, sqlx::Error>) -> String {
     }
 }
 
+/// The SQLSTATE and message of a refused statement.
+fn refusal(result: Result<impl std::fmt::Debug, sqlx::Error>) -> (String, String) {
+    match result {
+        Ok(v) => panic!("expected an error, got {v:?}"),
+        Err(e) => {
+            let db = e
+                .as_database_error()
+                .unwrap_or_else(|| panic!("not a database error: {e}"));
+            (
+                db.code().map(|c| c.into_owned()).unwrap_or_default(),
+                db.message().to_string(),
+            )
+        }
+    }
+}
+
+/// Like [`count_in`], for a statement that may be refused: its SQLSTATE and message then.
+async fn try_count_in(db: &Database, scope: Scope, sql: &str) -> Result<i64, (String, String)> {
+    let mut tx = db.begin(scope).await.unwrap();
+    let result = sqlx::query_scalar::<_, i64>(sql)
+        .fetch_one(tx.raw_connection_for_tests())
+        .await;
+    drop(tx);
+    match result {
+        Ok(n) => Ok(n),
+        Err(e) => Err(refusal(Err::<i64, _>(e))),
+    }
+}
+
 async fn count_in(db: &Database, scope: Scope, sql: &str) -> i64 {
     let mut tx = db.begin(scope).await.unwrap();
     let n: i64 = sqlx::query_scalar(sql)
@@ -543,7 +572,7 @@ async fn writing_a_row_into_another_facility_is_refused_with_42501() {
 #[tokio::test]
 async fn without_a_context_nothing_is_visible_whether_the_setting_is_null_or_empty() {
     let net = network().await;
-    // One connection, so that the second round runs where a transaction-local setting was
+    // One connection, so that the second round runs where a transaction-local context was
     // used before (current_setting then returns '' instead of NULL).
     let db = Database::connect(&net.app.database.connections(), 1)
         .await
@@ -575,40 +604,209 @@ async fn without_a_context_nothing_is_visible_whether_the_setting_is_null_or_emp
             "never set (NULL)" => assert_eq!(setting, None),
             _ => assert_eq!(setting.as_deref(), Some("")),
         }
-        let context: Option<uuid::Uuid> = sqlx::query_scalar("SELECT current_facility_id()")
-            .fetch_one(&mut *conn)
-            .await
-            .unwrap();
-        assert_eq!(context, None, "{round}");
-        for table in tables
-            .iter()
-            .map(|t| t.name.as_str())
-            .chain(["public.platform_operators"])
-        {
+        let context: (Option<uuid::Uuid>, Option<uuid::Uuid>) =
+            sqlx::query_as("SELECT current_facility_id(), current_staff_id()")
+                .fetch_one(&mut *conn)
+                .await
+                .unwrap();
+        assert_eq!(context, (None, None), "{round}");
+        for table in tables.iter().map(|t| t.name.as_str()) {
             let n: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM {table}"))
                 .fetch_one(&mut *conn)
                 .await
                 .unwrap();
             assert_eq!(n, 0, "{table} shows rows with no context, {round}");
         }
+        // Tables the web role has no privilege on at all: refused outright, whatever the
+        // context (stricter than the zero rows the operators' table used to show).
+        for (table, message) in [
+            (
+                "public.platform_operators",
+                "permission denied for table platform_operators",
+            ),
+            ("private.sessions", "permission denied for schema private"),
+            (
+                "private.server_keys",
+                "permission denied for schema private",
+            ),
+            (
+                "private.announcements",
+                "permission denied for schema private",
+            ),
+        ] {
+            let refused = sqlx::query_scalar::<_, i64>(&format!("SELECT count(*) FROM {table}"))
+                .fetch_one(&mut *conn)
+                .await;
+            assert_eq!(
+                refusal(refused),
+                ("42501".to_string(), message.to_string()),
+                "{table}, {round}"
+            );
+        }
         pooled.done();
         use_a_context(&db).await;
     }
 }
 
+/// What a forged or malformed `renrakucho.context` does: fail the statement (`Err(sqlstate)`)
+/// or count nothing (`Ok(0)`). Never more.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum ContextOutcome {
+    Fails(&'static [&'static str]),
+    NoContext,
+}
+
 #[tokio::test]
 async fn a_malformed_context_fails_the_query_instead_of_widening_it() {
+    // The attacker: any SQL as the web role, with its real credentials, on a connection of its
+    // own, which it prepares as the server does (renrakucho_connection()). It cannot read the
+    // context key, so it can only set the setting to values it makes up or has seen.
     let net = network().await;
+    let a = net.a.id.as_uuid();
+    let b = net.b.id.as_uuid();
     let mut conn = net.app.database.runtime_options().connect().await.unwrap();
+    let (pid, chain): (i32, i64) = sqlx::query_as("SELECT pid, chain FROM renrakucho_connection()")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+
+    // A genuine context of A, as the server's own connection had it in a real transaction.
+    let genuine: String = {
+        let mut tx = net.app.db.begin(Scope::Facility(net.a.id)).await.unwrap();
+        let value: String = sqlx::query_scalar("SELECT current_setting('renrakucho.context')")
+            .fetch_one(tx.raw_connection_for_tests())
+            .await
+            .unwrap();
+        drop(tx);
+        value
+    };
+    let parts: Vec<&str> = genuine.split(':').collect();
+    assert_eq!(parts.len(), 4, "{genuine}");
+    assert_eq!(parts[1], a.to_string());
+    assert_ne!(
+        parts[0],
+        chain.to_string(),
+        "another connection's chain value"
+    );
+    let proof = parts[3];
+    let zeros = "0".repeat(64);
+
+    let cases: Vec<(String, ContextOutcome)> = vec![
+        // The old injection: not shaped like a context at all.
+        ("not-a-uuid' OR true --".into(), ContextOutcome::NoContext),
+        ("".into(), ContextOutcome::NoContext),
+        // Shaped like one, but its parts are not numbers, UUIDs or hex: the statement fails.
+        (
+            format!("{chain}:not-a-uuid' OR true --::{zeros}"),
+            ContextOutcome::Fails(&["22P02"]),
+        ),
+        (format!("x:{a}::{zeros}"), ContextOutcome::Fails(&["22P02"])),
+        (
+            format!("{chain}:{a}::zz"),
+            ContextOutcome::Fails(&["22023", "22P02"]),
+        ),
+        // This connection's chain value and a made-up proof.
+        (format!("{chain}:{a}::{zeros}"), ContextOutcome::NoContext),
+        // A genuine context seen on another connection: its chain value is not this one's.
+        (genuine.clone(), ContextOutcome::NoContext),
+        // …moved to this connection's chain value, or to facility B, its proof no longer fits.
+        (format!("{chain}:{a}::{proof}"), ContextOutcome::NoContext),
+        (
+            format!("{}:{b}::{proof}", parts[0]),
+            ContextOutcome::NoContext,
+        ),
+        (format!("{chain}:{b}::{proof}"), ContextOutcome::NoContext),
+        // A staff member added to a context that had none.
+        (
+            format!("{}:{a}:{}:{proof}", parts[0], uuid::Uuid::new_v4()),
+            ContextOutcome::NoContext,
+        ),
+        // One part too many.
+        (format!("{genuine}:{a}"), ContextOutcome::NoContext),
+    ];
+    for (value, expected) in cases {
+        let mut tx = conn.begin().await.unwrap();
+        sqlx::query("SELECT set_config('renrakucho.context', $1, true)")
+            .bind(&value)
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        let counted = sqlx::query_scalar::<_, i64>("SELECT count(*) FROM staff_accounts")
+            .fetch_one(&mut *tx)
+            .await;
+        match (&expected, counted) {
+            (ContextOutcome::NoContext, Ok(n)) => {
+                assert_eq!(n, 0, "{value:?} shows rows");
+                let context: (Option<uuid::Uuid>, Option<uuid::Uuid>) =
+                    sqlx::query_as("SELECT current_facility_id(), current_staff_id()")
+                        .fetch_one(&mut *tx)
+                        .await
+                        .unwrap();
+                assert_eq!(context, (None, None), "{value:?}");
+            }
+            (ContextOutcome::Fails(codes), Err(e)) => {
+                let code = e
+                    .as_database_error()
+                    .and_then(|d| d.code())
+                    .map(|c| c.into_owned())
+                    .unwrap_or_default();
+                assert!(codes.contains(&code.as_str()), "{value:?}: {e}");
+            }
+            (expected, got) => panic!("{value:?}: expected {expected:?}, got {got:?}"),
+        }
+        tx.rollback().await.unwrap();
+    }
+
+    // The setting the policies used to read means nothing any more.
     let mut tx = conn.begin().await.unwrap();
-    sqlx::query("SELECT set_config('renrakucho.facility_id', 'not-a-uuid'' OR true --', true)")
+    sqlx::query("SELECT set_config('renrakucho.facility_id', $1::text, true)")
+        .bind(a)
         .execute(&mut *tx)
         .await
         .unwrap();
-    let result = sqlx::query_scalar::<_, i64>("SELECT count(*) FROM staff_accounts")
+    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM staff_accounts")
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
+    assert_eq!(n, 0, "renrakucho.facility_id gives no context");
+    tx.rollback().await.unwrap();
+
+    // Nor does renrakucho_enter take a MAC the attacker made up, one for another backend, or
+    // one for a chain value other than the connection's current one.
+    for (who, with_pid, with_chain) in [
+        ("this backend", pid, chain),
+        ("another backend", pid + 1, chain),
+        ("an older chain value", pid, chain - 1),
+    ] {
+        let mut tx = conn.begin().await.unwrap();
+        let entered = sqlx::query_scalar::<_, i64>("SELECT renrakucho_enter($1, $2, $3, NULL, $4)")
+            .bind(with_pid)
+            .bind(with_chain)
+            .bind(a)
+            .bind(vec![0u8; 32])
+            .fetch_one(&mut *tx)
+            .await;
+        assert_eq!(
+            refusal(entered),
+            ("42501".to_string(), "tenant context refused".to_string()),
+            "{who}"
+        );
+        tx.rollback().await.unwrap();
+    }
+
+    // A connection that never drew a chain value cannot check any context: the statement
+    // fails rather than let one through.
+    let mut fresh = net.app.database.runtime_options().connect().await.unwrap();
+    let mut tx = fresh.begin().await.unwrap();
+    sqlx::query("SELECT set_config('renrakucho.context', $1, true)")
+        .bind(&genuine)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    let counted = sqlx::query_scalar::<_, i64>("SELECT count(*) FROM staff_accounts")
         .fetch_one(&mut *tx)
         .await;
-    assert_eq!(sqlstate(result), "22P02", "invalid_text_representation");
+    assert_eq!(sqlstate(counted), "55000", "currval is not yet defined");
 }
 
 #[tokio::test]
@@ -793,6 +991,8 @@ async fn platform_scope_sees_tenants_and_operators_but_no_staff() {
     net.app.seed_operator("operator").await;
     let db = &net.app.db;
 
+    // Platform scope runs as the role renrakucho_platform: facilities, operators and its own
+    // audit chain.
     assert_eq!(
         count_in(db, Scope::Platform, "SELECT count(*) FROM facilities").await,
         3
@@ -807,10 +1007,6 @@ async fn platform_scope_sees_tenants_and_operators_but_no_staff() {
         1
     );
     assert_eq!(
-        count_in(db, Scope::Platform, "SELECT count(*) FROM staff_accounts").await,
-        0
-    );
-    assert_eq!(
         count_in(
             db,
             Scope::Platform,
@@ -822,11 +1018,57 @@ async fn platform_scope_sees_tenants_and_operators_but_no_staff() {
     );
     assert!(count_in(db, Scope::Platform, "SELECT count(*) FROM audit_log").await > 0);
 
+    // Staff and patient data: no privilege at all, so the statement is refused (stricter than
+    // the zero rows a policy used to give), for every facility-owned table but the two above.
+    let mut su = superuser(&net.app).await;
+    let tables = facility_owned_tables(&mut su).await;
+    let mut refused = 0;
+    for table in &tables {
+        if ["public.facilities", "public.audit_log"].contains(&table.name.as_str()) {
+            continue;
+        }
+        let bare = table.name.trim_start_matches("public.");
+        assert_eq!(
+            try_count_in(
+                db,
+                Scope::Platform,
+                &format!("SELECT count(*) FROM {}", table.name)
+            )
+            .await,
+            Err((
+                "42501".to_string(),
+                format!("permission denied for table {bare}")
+            )),
+            "{}",
+            table.name
+        );
+        let any: bool = sqlx::query_scalar(
+            "SELECT has_table_privilege('renrakucho_platform', $1::regclass,
+                    'SELECT, INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER')",
+        )
+        .bind(&table.name)
+        .fetch_one(&mut su)
+        .await
+        .unwrap();
+        assert!(
+            !any,
+            "renrakucho_platform has a privilege on {}",
+            table.name
+        );
+        refused += 1;
+    }
+    assert!(refused >= 15, "the staff and patient tables were all tried");
+
+    // A facility: its own row, no operators (no privilege: refused, stricter than the zero
+    // rows it used to see), none of the platform's chain.
     let a = Scope::Facility(net.a.id);
     assert_eq!(count_in(db, a, "SELECT count(*) FROM facilities").await, 1);
     assert_eq!(
-        count_in(db, a, "SELECT count(*) FROM platform_operators").await,
-        0
+        try_count_in(db, a, "SELECT count(*) FROM platform_operators").await,
+        Err((
+            "42501".to_string(),
+            "permission denied for table platform_operators".to_string()
+        ))
     );
     assert_eq!(
         count_in(
@@ -841,27 +1083,90 @@ async fn platform_scope_sees_tenants_and_operators_but_no_staff() {
 
 #[tokio::test]
 async fn the_sign_in_lookup_restores_the_callers_scope() {
+    // The sign-in lookup and the directory are SECURITY DEFINER functions that read facilities
+    // with an owner-only flag (renrakucho.directory) on, for their own query only. Afterwards
+    // the flag is off whatever the caller had set, and the caller sees what it saw before.
     let net = network().await;
-    for (scope, platform_after) in [(Scope::Facility(net.a.id), ""), (Scope::Platform, "on")] {
-        let mut tx = net.app.db.begin(scope).await.unwrap();
-        let c = tx.raw_connection_for_tests();
-        let found: (uuid::Uuid, String) =
-            sqlx::query_as("SELECT facility_id, status FROM facility_for_sign_in('iso-b')")
-                .fetch_one(&mut *c)
-                .await
-                .unwrap();
-        assert_eq!(found, (net.b.id.as_uuid(), "active".to_string()));
-        let setting: String =
-            sqlx::query_scalar("SELECT coalesce(current_setting('renrakucho.platform', true), '')")
-                .fetch_one(&mut *c)
-                .await
-                .unwrap();
-        assert_eq!(setting, platform_after, "{scope:?}");
-        let facilities: i64 = sqlx::query_scalar("SELECT count(*) FROM facilities")
+
+    let mut tx = net.app.db.begin(Scope::Facility(net.a.id)).await.unwrap();
+    let c = tx.raw_connection_for_tests();
+    // The web role may set the flag itself: it only matters to the owner's policies.
+    sqlx::query("SELECT set_config('renrakucho.directory', 'on', true)")
+        .execute(&mut *c)
+        .await
+        .unwrap();
+    let facilities: i64 = sqlx::query_scalar("SELECT count(*) FROM facilities")
+        .fetch_one(&mut *c)
+        .await
+        .unwrap();
+    assert_eq!(facilities, 1, "a flag set by the web role widens nothing");
+    let found: (uuid::Uuid, String) =
+        sqlx::query_as("SELECT facility_id, status FROM facility_for_sign_in('iso-b')")
             .fetch_one(&mut *c)
             .await
             .unwrap();
-        let expected = if scope == Scope::Platform { 3 } else { 1 };
-        assert_eq!(facilities, expected, "{scope:?}");
-    }
+    assert_eq!(found, (net.b.id.as_uuid(), "active".to_string()));
+    let after: (String, Option<uuid::Uuid>, i64) = sqlx::query_as(
+        "SELECT coalesce(current_setting('renrakucho.directory', true), ''),
+                current_facility_id(), (SELECT count(*) FROM facilities)",
+    )
+    .fetch_one(&mut *c)
+    .await
+    .unwrap();
+    assert_eq!(
+        after,
+        (String::new(), Some(net.a.id.as_uuid()), 1),
+        "no flag left set, the caller's own context, its own facility only"
+    );
+    let directory: Vec<String> =
+        sqlx::query_scalar("SELECT code FROM facility_directory(NULL, NULL) ORDER BY code")
+            .fetch_all(&mut *c)
+            .await
+            .unwrap();
+    assert_eq!(directory, ["ISO-A", "ISO-B", "ISO-C"]);
+    let after: (String, i64) = sqlx::query_as(
+        "SELECT coalesce(current_setting('renrakucho.directory', true), ''),
+                (SELECT count(*) FROM facilities)",
+    )
+    .fetch_one(&mut *c)
+    .await
+    .unwrap();
+    assert_eq!(after, (String::new(), 1), "after the directory too");
+    drop(tx);
+
+    // Sign-in itself runs on a web connection with no tenant at all: the lookup answers, and
+    // leaves nothing behind.
+    let mut pooled = net.app.db.connection().await.unwrap();
+    let c = pooled.raw_connection_for_tests();
+    let found: (uuid::Uuid, String) =
+        sqlx::query_as("SELECT facility_id, status FROM facility_for_sign_in('ISO-A')")
+            .fetch_one(&mut *c)
+            .await
+            .unwrap();
+    assert_eq!(found, (net.a.id.as_uuid(), "active".to_string()));
+    let after: (String, Option<uuid::Uuid>, i64) = sqlx::query_as(
+        "SELECT coalesce(current_setting('renrakucho.directory', true), ''),
+                current_facility_id(), (SELECT count(*) FROM facilities)",
+    )
+    .fetch_one(&mut *c)
+    .await
+    .unwrap();
+    assert_eq!(after, (String::new(), None, 0));
+    pooled.done();
+
+    // Platform scope (its own role) is not granted the web role's lookup: refused (stricter
+    // than before, when it ran there and restored the platform flag).
+    let mut tx = net.app.db.begin(Scope::Platform).await.unwrap();
+    let refused = sqlx::query_as::<_, (uuid::Uuid, String)>(
+        "SELECT facility_id, status FROM facility_for_sign_in('iso-b')",
+    )
+    .fetch_one(tx.raw_connection_for_tests())
+    .await;
+    assert_eq!(
+        refusal(refused),
+        (
+            "42501".to_string(),
+            "permission denied for function facility_for_sign_in".to_string()
+        )
+    );
 }

@@ -16,7 +16,8 @@ use renrakucho_keyring::{
 };
 use renrakucho_store::audit::{Actor, Origin};
 use renrakucho_store::facilities::Facility;
-use renrakucho_store::{Database, Scope};
+use renrakucho_store::staff::StaffAccount;
+use renrakucho_store::{deletions, Database, Scope};
 use renrakucho_testkit::{spawn_app_with, TestApp, TestDatabase};
 use sqlx::{ConnectOptions, PgConnection};
 use uuid::Uuid;
@@ -116,17 +117,36 @@ async fn fixture() -> Fixture {
 /// A patient registered in facility A (its key, version 1, created by the registration): the
 /// database lets only the registering facility start a newer version.
 async fn registered(f: &Fixture) -> KeyOwner {
+    KeyOwner::Patient(registered_by(f).await.0)
+}
+
+/// Like [`registered`], with the staff member of A who registered the patient (who may record
+/// the patient's deletion request).
+async fn registered_by(f: &Fixture) -> (PatientId, StaffAccount) {
     let login = format!("reg{}", &Uuid::now_v7().simple().to_string()[24..]);
     let nurse = f
         .app
         .seed_staff(&f.a, &login, StaffRole::Staff, Profession::Nurse)
         .await;
-    KeyOwner::Patient(
-        f.app
-            .seed_patient(&nurse, "鍵 花子", "カギ ハナコ")
-            .await
-            .id,
+    let patient = f
+        .app
+        .seed_patient(&nurse, "鍵 花子", "カギ ハナコ")
+        .await
+        .id;
+    (patient, nurse)
+}
+
+/// How many versions of the owner's key are still wrapped (not destroyed), as a superuser
+/// sees the table.
+async fn live_versions(su: &mut PgConnection, owner: KeyOwner) -> i64 {
+    sqlx::query_scalar(
+        "SELECT count(*) FROM data_keys WHERE owner_id = $1 AND wrapped IS NOT NULL
+            AND destroyed_at IS NULL",
     )
+    .bind(owner.id())
+    .fetch_one(su)
+    .await
+    .unwrap()
 }
 
 fn name_of(owner: KeyOwner, row: Uuid) -> Binding<'static> {
@@ -484,7 +504,8 @@ async fn master_key_rotation_rewraps_online_resumes_after_a_crash_and_retires_th
 async fn shredding_a_patient_makes_every_value_unreadable_and_leaves_others_alone() {
     let f = fixture().await;
     let sa = Scope::Facility(f.a.id);
-    let gone = registered(&f).await;
+    let (gone_patient, nurse) = registered_by(&f).await;
+    let gone = KeyOwner::Patient(gone_patient);
     let kept = KeyOwner::Patient(PatientId::new());
     let mut gone_values = Vec::new();
     for i in 0..4 {
@@ -524,7 +545,58 @@ async fn shredding_a_patient_makes_every_value_unreadable_and_leaves_others_alon
         .await
         .unwrap();
 
+    // The web role destroys a patient's keys only in the transaction that records the
+    // patient's deletion request: not without one (refused, nothing destroyed)…
     let mut tx = f.app.db.begin(sa).await.unwrap();
+    let refused = f
+        .keyring
+        .destroy(&mut tx, gone, Actor::System, &Origin::default())
+        .await;
+    drop(tx);
+    assert!(
+        matches!(
+            refused,
+            Err(KeyringError::Store(renrakucho_store::StoreError::Forbidden))
+        ),
+        "{refused:?}"
+    );
+    // …nor with one recorded in an earlier transaction.
+    let mut tx = f.app.db.begin(sa).await.unwrap();
+    deletions::record(&mut tx, Uuid::now_v7(), gone_patient, nurse.id)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let mut tx = f.app.db.begin(sa).await.unwrap();
+    let refused = f
+        .keyring
+        .destroy(&mut tx, gone, Actor::System, &Origin::default())
+        .await;
+    drop(tx);
+    assert!(
+        matches!(
+            refused,
+            Err(KeyringError::Store(renrakucho_store::StoreError::Forbidden))
+        ),
+        "{refused:?}"
+    );
+    assert_eq!(
+        live_versions(&mut su, gone).await,
+        2,
+        "nothing was destroyed"
+    );
+    assert_eq!(
+        decrypt(&other_process, &f.app.db, sa, b0, v0)
+            .await
+            .unwrap(),
+        "消す0"
+    );
+
+    // With the request recorded in the same transaction (as the deletion flow does), both
+    // versions go.
+    let mut tx = f.app.db.begin(sa).await.unwrap();
+    deletions::record(&mut tx, Uuid::now_v7(), gone_patient, nurse.id)
+        .await
+        .unwrap();
     let destroyed = f
         .keyring
         .destroy(&mut tx, gone, Actor::System, &Origin::default())
@@ -532,6 +604,7 @@ async fn shredding_a_patient_makes_every_value_unreadable_and_leaves_others_alon
         .unwrap();
     tx.commit().await.unwrap();
     assert_eq!(destroyed, 2, "both versions");
+    assert_eq!(live_versions(&mut su, gone).await, 0);
 
     tokio::time::sleep(Duration::from_millis(300)).await;
     for keyring in [&f.keyring, &other_process, &f.restarted()] {
@@ -601,9 +674,7 @@ async fn shredding_a_patient_makes_every_value_unreadable_and_leaves_others_alon
             .await
             .unwrap();
     }
-    let restored_db = Database::connect(&restored.connections(), 2)
-        .await
-        .unwrap();
+    let restored_db = Database::connect(&restored.connections(), 2).await.unwrap();
     let reader = f.restarted();
     let got = decrypt(&reader, &restored_db, sa, b0, v0).await;
     assert!(
@@ -692,10 +763,19 @@ async fn the_key_table_is_isolated_like_every_facility_table() {
     };
     assert_eq!(count(sa).await, vec!["blind_index", "patient"]);
     assert_eq!(count(sb).await, vec!["blind_index", "patient"]);
-    assert!(
-        count(Scope::Platform).await.is_empty(),
-        "operators see no keys"
+    // Operators see no keys: platform scope has no privilege on the table at all (stricter
+    // than the empty result it used to get).
+    let mut tx = f.app.db.begin(Scope::Platform).await.unwrap();
+    let refused = sqlx::query_scalar::<_, String>("SELECT owner_kind FROM data_keys")
+        .fetch_all(tx.raw_connection_for_tests())
+        .await
+        .expect_err("platform scope reads no keys");
+    let refused = refused.as_database_error().expect("a database error");
+    assert_eq!(
+        (refused.code().as_deref(), refused.message()),
+        (Some("42501"), "permission denied for table data_keys")
     );
+    drop(tx);
 
     // A facility can neither change the network's blind-index key nor destroy B's keys.
     let mut tx = f.app.db.begin(sa).await.unwrap();
@@ -791,10 +871,14 @@ async fn reencryption_moves_every_stored_value_of_an_owner_to_the_newest_key() {
         }
     };
     let mut ours = Vec::new();
+    let mut written = Vec::new();
     for text in ["経過一", "経過二", "経過三"] {
-        ours.push(post(writer(&doctor, Profession::Doctor), patient, text).await);
+        let id = post(writer(&doctor, Profession::Doctor), patient, text).await;
+        ours.push(id);
+        written.push((id, text));
     }
-    post(writer(&nurse, Profession::Nurse), patient, "訪問看護の経過").await;
+    let theirs = post(writer(&nurse, Profession::Nurse), patient, "訪問看護の経過").await;
+    written.push((theirs, "訪問看護の経過"));
     post(writer(&doctor, Profession::Doctor), other, "別の人の経過").await;
     renrakucho_care::withdraw_entry(
         &f.app.db,
@@ -823,34 +907,103 @@ async fn reencryption_moves_every_stored_value_of_an_owner_to_the_newest_key() {
         .reencrypt_owner(&f.app.db, owner, columns, Actor::System, &origin)
         .await
         .unwrap();
-    // Name, reading, profile; the consent; four bodies and a withdrawal reason; four versions.
-    assert_eq!((report.values, report.moved), (13, 13), "{report:?}");
+    // Name, reading, profile; the consent; four bodies and a withdrawal reason. The four
+    // entry versions are history: they are not re-encrypted (HISTORY_COLUMNS).
+    assert_eq!((report.values, report.moved), (9, 9), "{report:?}");
     let again = f
         .keyring
         .reencrypt_owner(&f.app.db, owner, columns, Actor::System, &origin)
         .await
         .unwrap();
-    assert_eq!((again.values, again.moved), (13, 0), "nothing left to move");
+    assert_eq!((again.values, again.moved), (9, 0), "nothing left to move");
 
-    // Every stored value of the patient is under version 2, the other patient's under 1.
+    // Every stored value of the patient is under version 2, the other patient's under 1; every
+    // entry version (history) under the version it was written with, 1.
     let mut su = f.su().await;
-    let stored: Vec<(Uuid, Vec<u8>)> = sqlx::query_as(
-        "SELECT patient_id, body_enc FROM entries
-         UNION ALL SELECT patient_id, body_enc FROM entry_versions
-         UNION ALL SELECT patient_id, details_enc FROM consents
-         UNION ALL SELECT patient_id, withdrawal_reason_enc FROM entries
+    let stored: Vec<(String, Uuid, Vec<u8>)> = sqlx::query_as(
+        "SELECT 'entries', patient_id, body_enc FROM entries
+         UNION ALL SELECT 'entry_versions', patient_id, body_enc FROM entry_versions
+         UNION ALL SELECT 'consents', patient_id, details_enc FROM consents
+         UNION ALL SELECT 'entries', patient_id, withdrawal_reason_enc FROM entries
                     WHERE withdrawal_reason_enc IS NOT NULL
-         UNION ALL SELECT id, name_enc FROM patients",
+         UNION ALL SELECT 'patients', id, name_enc FROM patients",
     )
     .fetch_all(&mut su)
     .await
     .unwrap();
     // Entries and versions (4 of the patient's, 1 of the other), the consent, the reason, names.
     assert_eq!(stored.len(), 5 + 5 + 1 + 1 + 2, "every value was looked at");
-    for (who, value) in stored {
-        let expected = if who == patient.as_uuid() { 2 } else { 1 };
-        assert_eq!(Header::parse(&value).unwrap().key_version, expected);
+    for (table, who, value) in stored {
+        let expected = if who == patient.as_uuid() && table != "entry_versions" {
+            2
+        } else {
+            1
+        };
+        assert_eq!(
+            Header::parse(&value).unwrap().key_version,
+            expected,
+            "{table}"
+        );
     }
+
+    // History never changes: not through re-encryption (entry_versions is no column it knows),
+    // not as key maintenance or the web role (no privilege), and not even for a superuser,
+    // whom row-level security and privileges do not stop (the trigger does).
+    let (version_id, version_body): (Uuid, Vec<u8>) = sqlx::query_as(
+        "SELECT id, body_enc FROM entry_versions WHERE patient_id = $1 ORDER BY id LIMIT 1",
+    )
+    .bind(patient.as_uuid())
+    .fetch_one(&mut su)
+    .await
+    .unwrap();
+    let refused = |result: Result<sqlx::postgres::PgQueryResult, sqlx::Error>| {
+        let e = result.expect_err("entry_versions must not change");
+        let db = e.as_database_error().expect("a database error");
+        (
+            db.code().map(|c| c.into_owned()).unwrap_or_default(),
+            db.message().to_string(),
+        )
+    };
+    let mut tx = f.app.db.begin(Scope::KeyMaintenance).await.unwrap();
+    let attempt = sqlx::query(
+        "SELECT reencrypt_value('entry_versions', 'body_enc', $1, $2, $3, '\\x00'::bytea)",
+    )
+    .bind(patient.as_uuid())
+    .bind(version_id)
+    .bind(&version_body)
+    .execute(tx.raw_connection_for_tests())
+    .await;
+    assert_eq!(
+        refused(attempt),
+        ("42501".into(), "no such encrypted column".into())
+    );
+    drop(tx);
+    for scope in [Scope::KeyMaintenance, Scope::Facility(f.a.id)] {
+        let mut tx = f.app.db.begin(scope).await.unwrap();
+        let attempt = sqlx::query("UPDATE entry_versions SET body_enc = body_enc WHERE id = $1")
+            .bind(version_id)
+            .execute(tx.raw_connection_for_tests())
+            .await;
+        assert_eq!(
+            refused(attempt),
+            (
+                "42501".into(),
+                "permission denied for table entry_versions".into()
+            ),
+            "{scope:?}"
+        );
+    }
+    let attempt = sqlx::query("UPDATE entry_versions SET body_enc = body_enc WHERE id = $1")
+        .bind(version_id)
+        .execute(&mut su)
+        .await;
+    assert_eq!(
+        refused(attempt),
+        (
+            "42501".into(),
+            "an entry's earlier versions do not change".into()
+        )
+    );
     // And everything still reads, in both facilities.
     for facility in [&f.a, &f.b] {
         let who = if facility.id == f.a.id {
@@ -883,16 +1036,25 @@ async fn reencryption_moves_every_stored_value_of_an_owner_to_the_newest_key() {
             detail.entry.withdrawal_reason.as_deref(),
             Some("記載誤りのため")
         );
-        assert_eq!(detail.versions[0].body, "経過一");
+        // Every entry version still decrypts, with the key version it was written with.
+        for (entry, text) in &written {
+            let detail =
+                renrakucho_care::entry_detail(&f.app.db, &f.keyring, who, &origin, patient, *entry)
+                    .await
+                    .unwrap();
+            let bodies: Vec<&str> = detail.versions.iter().map(|v| v.body.as_str()).collect();
+            assert_eq!(bodies, [*text], "{entry}");
+        }
     }
-    let audited: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM audit_log WHERE action = 'data_key.reencrypt' AND target_id = $1
-            AND facility_id = $2",
+    // Re-encryption is key maintenance's work, audited in the platform's chain (before, the
+    // registering facility did it and audited it in its own).
+    let audited: (i64, i64) = sqlx::query_as(
+        "SELECT count(*) FILTER (WHERE facility_id IS NULL), count(*) FROM audit_log
+          WHERE action = 'data_key.reencrypt' AND target_id = $1",
     )
     .bind(patient.as_uuid())
-    .bind(f.a.id.as_uuid())
     .fetch_one(&mut su)
     .await
     .unwrap();
-    assert_eq!(audited, 2);
+    assert_eq!(audited, (2, 2));
 }

@@ -202,13 +202,54 @@ async fn after_shredding_the_patient_cannot_be_read_and_others_can() {
     let gone = app.seed_patient(&nurse, "山田 花子", "ヤマダ ハナコ").await;
     let kept = app.seed_patient(&nurse, "佐々木 一", "ササキ ハジメ").await;
     let keyring = app.keyring().await;
+    let scope = Scope::Facility(nurse.facility_id);
 
-    let mut tx = app
-        .db
-        .begin(Scope::Facility(nurse.facility_id))
+    // Without a deletion request recorded in the same transaction, the registering facility
+    // cannot destroy the patient's key: refused, nothing destroyed, the patient still reads.
+    let mut tx = app.db.begin(scope).await.unwrap();
+    let refused = keyring
+        .destroy(
+            &mut tx,
+            KeyOwner::Patient(gone.id),
+            Actor::Staff(nurse.id),
+            &Origin::default(),
+        )
+        .await;
+    drop(tx);
+    assert!(
+        matches!(
+            refused,
+            Err(KeyringError::Store(renrakucho_store::StoreError::Forbidden))
+        ),
+        "{refused:?}"
+    );
+    let mut su = app.database.superuser_options().connect().await.unwrap();
+    let live: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM data_keys WHERE owner_kind = 'patient' AND owner_id = $1
+            AND wrapped IS NOT NULL",
+    )
+    .bind(gone.id.as_uuid())
+    .fetch_one(&mut su)
+    .await
+    .unwrap();
+    assert_eq!(live, 1, "the key is still there");
+    let still = patient(
+        &app.db,
+        &keyring,
+        actor(&nurse),
+        &Origin::default(),
+        gone.id,
+    )
+    .await
+    .unwrap();
+    assert_eq!(still.name.as_str(), "山田 花子");
+
+    // In the transaction that records the request (as the deletion flow does), it can.
+    let mut tx = app.db.begin(scope).await.unwrap();
+    renrakucho_store::deletions::record(&mut tx, uuid::Uuid::now_v7(), gone.id, nurse.id)
         .await
         .unwrap();
-    keyring
+    let destroyed = keyring
         .destroy(
             &mut tx,
             KeyOwner::Patient(gone.id),
@@ -218,6 +259,7 @@ async fn after_shredding_the_patient_cannot_be_read_and_others_can() {
         .await
         .unwrap();
     tx.commit().await.unwrap();
+    assert_eq!(destroyed, 1);
 
     let read = patient(
         &app.db,

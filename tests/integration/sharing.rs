@@ -819,8 +819,9 @@ async fn outcome(
 
 /// The patient's keys and rows answer to a deletion request only in the transaction that
 /// records it; no facility but the registering one starts a new key version; key maintenance
-/// re-wraps and does nothing else; and the re-encryption exemption belongs to the tables'
-/// owner alone (the runtime role switching to its group role does not get it).
+/// re-wraps (a new wrap always with its master key) and does nothing else; re-encryption is
+/// key maintenance's alone and never reaches history; and the owner-only flags (re-encryption,
+/// erasure) mean nothing to the runtime role, even switched to its group role.
 #[tokio::test]
 async fn the_database_guards_keys_erasure_and_reencryption() {
     let app = spawn_app().await;
@@ -866,12 +867,32 @@ async fn the_database_guards_keys_erasure_and_reencryption() {
     );
     let destroy = "UPDATE data_keys SET wrapped = NULL, destroyed_at = now()
                     WHERE owner_kind = 'patient' AND owner_id = $1";
+    let mut su = superuser(&app).await;
+    let live_keys = "SELECT count(*) FROM data_keys
+                      WHERE owner_kind = 'patient' AND owner_id = $1 AND wrapped IS NOT NULL";
+    let keys_before: i64 = sqlx::query_scalar(live_keys)
+        .bind(p.as_uuid())
+        .fetch_one(&mut su)
+        .await
+        .unwrap();
+    assert_eq!(keys_before, 1);
 
     // In the transaction that records the request, the member may carry it out (the
     // application does exactly this, then destroys the keys)…
     assert_eq!(
         outcome(&app, at_member, &[&request, "SELECT erase_patient($1)"], p).await,
         Ok(1)
+    );
+    assert_eq!(
+        outcome(
+            &app,
+            at_member,
+            &[&request, "SELECT erase_patient($1)", destroy],
+            p
+        )
+        .await,
+        Ok(1),
+        "erasure destroys the key in the request's transaction"
     );
     // …but a request left behind by an earlier transaction gives no power later.
     let mut tx = app.db.begin(at_member).await.unwrap();
@@ -886,10 +907,19 @@ async fn the_database_guards_keys_erasure_and_reencryption() {
         Err("P0002".into())
     );
     // The member reads the key (to store a consent form it collected) but may not destroy it.
-    assert_eq!(
-        outcome(&app, at_member, &[destroy], p).await,
-        Err("42501".into())
-    );
+    // Was: refused with 42501 (the key was visible for UPDATE and the new row failed the
+    // check). Now the key is not visible for UPDATE at all outside erasure, so nothing is
+    // updated: the statement changes no row, and the key is checked to be still there.
+    assert_eq!(outcome(&app, at_member, &[destroy], p).await, Ok(0));
+    // Neither may the registering facility, which holds the keys (stricter: before, it could
+    // destroy them at any time).
+    assert_eq!(outcome(&app, at_registering, &[destroy], p).await, Ok(0));
+    let keys_after: i64 = sqlx::query_scalar(live_keys)
+        .bind(p.as_uuid())
+        .fetch_one(&mut su)
+        .await
+        .unwrap();
+    assert_eq!(keys_after, keys_before, "no key was destroyed");
 
     // A new version of the patient's key: the registering facility only; never born destroyed.
     let new_key = |facility: &Facility, version: i32, wrapped: &str| {
@@ -946,6 +976,96 @@ async fn the_database_guards_keys_erasure_and_reencryption() {
         .await,
         Err("42501".into())
     );
+    // New for the database boundary: nor does it clear a wrap without destroying, and a new
+    // wrap comes with its master key (neither changes alone). Both together is a re-wrap.
+    let rewrap = |set: &str| {
+        format!("UPDATE data_keys SET {set} WHERE owner_kind = 'patient' AND owner_id = $1")
+    };
+    for set in [
+        "wrapped = NULL",
+        "wrapped = '\\x01'",
+        "master_key_id = 'local:elsewhere'",
+    ] {
+        assert_eq!(
+            outcome(&app, Scope::KeyMaintenance, &[&rewrap(set)], p).await,
+            Err("42501".into()),
+            "key maintenance: {set}"
+        );
+    }
+    assert_eq!(
+        outcome(
+            &app,
+            Scope::KeyMaintenance,
+            &[&rewrap(
+                "wrapped = '\\x01', master_key_id = 'local:elsewhere', rewrapped_at = now()"
+            )],
+            p
+        )
+        .await,
+        Ok(1)
+    );
+
+    // Re-encryption is key maintenance's alone: the runtime role may not call its functions at
+    // all (stricter: before, the registering facility called them for its patients), with or
+    // without its group role, and neither may the platform.
+    let reencryption = [
+        "SELECT count(*) FROM encrypted_values('patients', 'name_enc', $1)",
+        "SELECT reencrypt_value('patients', 'name_enc', $1, $1, '\\x00'::bytea, '\\x01'::bytea)",
+    ];
+    for call in reencryption {
+        for (scope, group) in [
+            (at_registering, false),
+            (at_registering, true),
+            (at_member, false),
+            (Scope::Platform, false),
+        ] {
+            let mut statements = Vec::new();
+            if group {
+                statements.push("SET LOCAL ROLE renrakucho_runtime");
+            }
+            statements.push(call);
+            assert_eq!(
+                outcome(&app, scope, &statements, p).await,
+                Err("42501".into()),
+                "{scope:?} (group role: {group}): {call}"
+            );
+        }
+    }
+    // Key maintenance calls them; history (entry_versions) is no column they know.
+    assert_eq!(
+        outcome(&app, Scope::KeyMaintenance, &[reencryption[0]], p).await,
+        Ok(1),
+        "one row: the count of the patient's names"
+    );
+    assert_eq!(
+        outcome(
+            &app,
+            Scope::KeyMaintenance,
+            &["SELECT count(*) FROM encrypted_values('entry_versions', 'body_enc', $1)"],
+            p
+        )
+        .await,
+        Err("42501".into())
+    );
+
+    // The owner-only flags mean nothing to the runtime role: naming the patient as erasure's
+    // target removes nothing (it has no DELETE on the patient's tables).
+    for table in ["entries", "consents", "entry_versions"] {
+        assert_eq!(
+            outcome(
+                &app,
+                at_registering,
+                &[
+                    "SELECT set_config('renrakucho.erasure_patient', $1::text, true)",
+                    &format!("DELETE FROM {table} WHERE patient_id = $1"),
+                ],
+                p
+            )
+            .await,
+            Err("42501".into()),
+            "{table}"
+        );
+    }
 
     // A withdrawn consent stays withdrawn, even for a runtime session that switches to its
     // group role and names the patient as if re-encrypting.
@@ -975,10 +1095,9 @@ async fn a_change_reaches_every_server_process() {
     // Two servers on one database: a change made through one is followed by the other's
     // authorizer (PostgreSQL LISTEN/NOTIFY), without a reload.
     let app = spawn_app().await;
-    let second =
-        renrakucho_server::Application::build(&app.settings, &app.database.connections())
-            .await
-            .unwrap();
+    let second = renrakucho_server::Application::build(&app.settings, &app.database.connections())
+        .await
+        .unwrap();
     let other = second.authorizer().clone();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(second.run_until(async {

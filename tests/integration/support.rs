@@ -147,3 +147,194 @@ pub async fn audit_of(app: &TestApp, admin: &Client) -> Vec<Value> {
     assert_eq!(response.status(), 200, "reading the audit log");
     json_of(response).await.as_array().expect("a list").clone()
 }
+
+// ---------------------------------------------------------------------------------------------
+// A three-facility network (boundary.rs, cancellation.rs): B registers a patient, records the
+// consent and brings C into the care team, both write in the notebook; A has nothing to do with
+// B's patient and a patient of its own. Everything through the HTTP API but the accounts and
+// the patients' registration.
+
+/// The network [`trio`] builds, with a signed-in client per facility administrator.
+pub struct Trio {
+    /// Unrelated to B's patient (the attacker's facility in the boundary tests).
+    pub a: Facility,
+    /// Registers the shared patient.
+    pub b: Facility,
+    /// A member of the care team of B's patient.
+    pub c: Facility,
+    pub a_admin: renrakucho_store::staff::StaffAccount,
+    pub b_admin: renrakucho_store::staff::StaffAccount,
+    pub b_nurse: renrakucho_store::staff::StaffAccount,
+    pub c_admin: renrakucho_store::staff::StaffAccount,
+    pub a_patient: Uuid,
+    pub b_patient: Uuid,
+    pub a_client: Client,
+    pub b_client: Client,
+    pub c_client: Client,
+    /// Entries on B's patient (B's two, C's one) and on A's patient.
+    pub b_entries: Vec<Uuid>,
+    pub a_entries: Vec<Uuid>,
+}
+
+/// Posts a notebook entry over HTTP; its ID.
+pub async fn post_note(
+    app: &TestApp,
+    client: &Client,
+    patient: Uuid,
+    priority: &str,
+    body: &str,
+) -> Uuid {
+    let response = client
+        .post(patient_url(app, patient, "/entries"))
+        .json(&serde_json::json!({ "category": "notice", "priority": priority, "body": body }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201, "posting an entry");
+    let entry = json_of(response).await;
+    Uuid::parse_str(entry["id"].as_str().expect("the entry's ID")).unwrap()
+}
+
+/// Facilities `{prefix}-A`, `-B`, `-C` (`prefix` at most 14 characters).
+pub async fn trio(app: &TestApp, prefix: &str) -> Trio {
+    use renrakucho_core::{FacilityKind, Profession, StaffRole};
+    use serde_json::json;
+    let a = app
+        .seed_facility(&format!("{prefix}-A"), FacilityKind::Pharmacy)
+        .await;
+    let b = app
+        .seed_facility(&format!("{prefix}-B"), FacilityKind::Clinic)
+        .await;
+    let c = app
+        .seed_facility(&format!("{prefix}-C"), FacilityKind::VisitingNurseStation)
+        .await;
+    let a_admin = app
+        .seed_staff(
+            &a,
+            "admin",
+            StaffRole::FacilityAdmin,
+            Profession::Pharmacist,
+        )
+        .await;
+    let b_admin = app
+        .seed_staff(&b, "admin", StaffRole::FacilityAdmin, Profession::Doctor)
+        .await;
+    let b_nurse = app
+        .seed_staff(&b, "nurse", StaffRole::Staff, Profession::Nurse)
+        .await;
+    let c_admin = app
+        .seed_staff(&c, "admin", StaffRole::FacilityAdmin, Profession::Nurse)
+        .await;
+    let b_patient = app
+        .seed_patient(&b_admin, "境界 花子", "キョウカイ ハナコ")
+        .await
+        .id
+        .as_uuid();
+    let a_patient = app
+        .seed_patient(&a_admin, "薬局 次郎", "ヤッキョク ジロウ")
+        .await
+        .id
+        .as_uuid();
+    authorizer_follows(app, &b, b_patient, Action::NotebookWrite, true).await;
+    authorizer_follows(app, &a, a_patient, Action::NotebookWrite, true).await;
+    let a_client = app.client_for(&a, "admin").await;
+    let b_client = app.client_for(&b, "admin").await;
+    let c_client = app.client_for(&c, "admin").await;
+
+    let response = b_client
+        .post(patient_url(app, b_patient, "/consents"))
+        .json(&json!({
+            "signer": { "kind": "family", "name": "境界 和子", "relation": "長女" },
+            "signed_on": "2026-11-01",
+            "scope": "在宅医療のため、ケアチームの施設間で連絡帳を共有すること",
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201, "recording the consent");
+    let response = b_client
+        .post(patient_url(app, b_patient, "/care-team"))
+        .json(&json!({ "facility_code": c.code }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201, "inviting C");
+    authorizer_follows(app, &c, b_patient, Action::CareTeamAccept, true).await;
+    let response = c_client
+        .post(patient_url(app, b_patient, "/care-team/accept"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 204, "C accepts");
+    eventually(&c_client, &patient_url(app, b_patient, "/entries"), 200).await;
+
+    let b_entries = vec![
+        post_note(app, &b_client, b_patient, "info", "境界の記録 その一").await,
+        post_note(app, &b_client, b_patient, "urgent", "境界の記録 その二").await,
+        post_note(app, &c_client, b_patient, "info", "訪問看護の記録").await,
+    ];
+    let a_entries = vec![post_note(app, &a_client, a_patient, "info", "薬局の記録").await];
+    for (client, email) in [
+        (&b_client, "b-admin@clinic.example.jp"),
+        (&a_client, "a-admin@pharmacy.example.jp"),
+    ] {
+        let response = client
+            .put(app.url("/api/v1/notifications/settings"))
+            .json(&json!({ "email": email, "live_level": "info", "digest_enabled": true, "digest_hour": 8 }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 204, "saving notification settings");
+    }
+    Trio {
+        a,
+        b,
+        c,
+        a_admin,
+        b_admin,
+        b_nurse,
+        c_admin,
+        a_patient,
+        b_patient,
+        a_client,
+        b_client,
+        c_client,
+        b_entries,
+        a_entries,
+    }
+}
+
+/// Signs `login` of the facility with code `facility_code` (`None`: an operator) in with the
+/// fixture password from a client without a cookie store; the session cookie's value.
+pub async fn session_cookie_value(
+    app: &TestApp,
+    facility_code: Option<&str>,
+    login: &str,
+) -> String {
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let response = app
+        .sign_in_with(
+            &client,
+            facility_code,
+            login,
+            renrakucho_testkit::FIXTURE_PASSWORD,
+        )
+        .await;
+    assert_eq!(response.status(), 200, "signing in {login}");
+    response
+        .headers()
+        .get_all(reqwest::header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|h| {
+            let first = h.split(';').next()?.trim();
+            first
+                .strip_prefix(renrakucho_server::app::SESSION_COOKIE)?
+                .strip_prefix('=')
+                .map(str::to_string)
+        })
+        .expect("a session cookie")
+}

@@ -3,7 +3,7 @@
 
 use renrakucho_core::StaffId;
 use renrakucho_store::audit::{self, AuditRecord, Origin};
-use renrakucho_store::{staff, Database, Scope};
+use renrakucho_store::{staff, Database};
 use serde_json::json;
 
 use crate::audit::record;
@@ -17,7 +17,7 @@ pub async fn set_may_accept_invitations(
     member: StaffId,
     allowed: bool,
 ) -> Result<(), CareError> {
-    let mut tx = db.begin(Scope::Facility(admin.facility)).await?;
+    let mut tx = db.begin(admin.scope()).await?;
     staff::set_may_accept_invitations(&mut tx, member, allowed).await?;
     record(
         &mut tx,
@@ -39,7 +39,7 @@ pub async fn facility_audit(
     origin: &Origin,
     limit: i64,
 ) -> Result<Vec<AuditRecord>, CareError> {
-    let mut tx = db.begin(Scope::Facility(admin.facility)).await?;
+    let mut tx = db.begin(admin.scope()).await?;
     record(
         &mut tx,
         admin,

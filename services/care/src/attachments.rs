@@ -9,7 +9,7 @@ use renrakucho_files::FileStore;
 use renrakucho_keyring::{Binding, KeyOwner, Keyring};
 use renrakucho_store::attachments::{self, NewAttachment};
 use renrakucho_store::audit::Origin;
-use renrakucho_store::{patients, Database, Scope};
+use renrakucho_store::{patients, Database};
 use serde::Serialize;
 use serde_json::json;
 use tokio::sync::Semaphore;
@@ -94,7 +94,7 @@ pub async fn upload_attachment(
     };
     let name = file_name(raw_name);
     let id = Uuid::now_v7();
-    let mut tx = db.begin(Scope::Facility(who.facility)).await?;
+    let mut tx = db.begin(who.scope()).await?;
     patients::get(&mut tx, patient).await?;
     let keys = keyring
         .owner_keys(&mut tx, KeyOwner::Patient(patient))
@@ -177,7 +177,7 @@ pub async fn attachment_content(
     id: Uuid,
     thumbnail: bool,
 ) -> Result<Download, CareError> {
-    let mut tx = db.begin(Scope::Facility(who.facility)).await?;
+    let mut tx = db.begin(who.scope()).await?;
     let stored = attachments::get(&mut tx, patient, id).await?;
     let object = if thumbnail {
         stored.thumbnail.clone().ok_or(CareError::NotFound)?

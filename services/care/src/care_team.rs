@@ -77,7 +77,7 @@ pub async fn care_team_of(
     origin: &Origin,
     patient: PatientId,
 ) -> Result<Vec<TeamMember>, CareError> {
-    let mut tx = db.begin(Scope::Facility(who.facility)).await?;
+    let mut tx = db.begin(who.scope()).await?;
     patients::get(&mut tx, patient).await?;
     let members = care_team::of_patient(&mut tx, patient).await?;
     let team = named(&mut tx, members).await?;
@@ -103,7 +103,7 @@ pub async fn invite(
     patient: PatientId,
     code: &str,
 ) -> Result<TeamMember, CareError> {
-    let mut tx = db.begin(Scope::Facility(who.facility)).await?;
+    let mut tx = db.begin(who.scope()).await?;
     let stored = patients::get(&mut tx, patient).await?;
     let target: DirectoryEntry = facilities::directory(&mut tx, None, Some(code))
         .await?
@@ -176,7 +176,7 @@ pub async fn pending_invitations(
     db: &Database,
     who: StaffActor,
 ) -> Result<Vec<Invitation>, CareError> {
-    let mut tx = db.begin(Scope::Facility(who.facility)).await?;
+    let mut tx = db.begin(who.scope()).await?;
     let pending = care_team::pending_invitations(&mut tx).await?;
     let ids: Vec<FacilityId> = pending.iter().map(|m| m.registering_facility).collect();
     let directory = facilities::directory(&mut tx, Some(&ids), None).await?;
@@ -204,7 +204,7 @@ async fn change_own(
     to: MemberStatus,
     action: &'static str,
 ) -> Result<(), CareError> {
-    let mut tx = db.begin(Scope::Facility(who.facility)).await?;
+    let mut tx = db.begin(who.scope()).await?;
     care_team::set_status(&mut tx, patient, who.facility, from, to).await?;
     record(
         &mut tx,
@@ -284,7 +284,7 @@ pub async fn remove_member(
     patient: PatientId,
     facility: FacilityId,
 ) -> Result<(), CareError> {
-    let mut tx = db.begin(Scope::Facility(who.facility)).await?;
+    let mut tx = db.begin(who.scope()).await?;
     let stored = patients::get(&mut tx, patient).await?;
     if stored.registering_facility != who.facility {
         return Err(CareError::NotFound);

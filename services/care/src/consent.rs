@@ -7,7 +7,7 @@ use renrakucho_files::{sniff, FileStore, MediaKind};
 use renrakucho_keyring::{Binding, KeyOwner, Keyring};
 use renrakucho_store::audit::Origin;
 use renrakucho_store::consents::{self, NewConsent, ScanRef, StoredConsent};
-use renrakucho_store::{patients, Database, Scope};
+use renrakucho_store::{patients, Database};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use time::{Date, OffsetDateTime};
@@ -199,7 +199,7 @@ pub async fn record_consent(
             }
         },
     };
-    let mut tx = db.begin(Scope::Facility(who.facility)).await?;
+    let mut tx = db.begin(who.scope()).await?;
     // Registering facility or active member (the insert's policy checks it too); the
     // registering facility is named in the membership, which a member without consent sees.
     let membership = renrakucho_store::care_team::own(&mut tx, patient)
@@ -273,7 +273,7 @@ pub async fn consents_of(
     origin: &Origin,
     patient: PatientId,
 ) -> Result<Vec<Consent>, CareError> {
-    let mut tx = db.begin(Scope::Facility(who.facility)).await?;
+    let mut tx = db.begin(who.scope()).await?;
     patients::get(&mut tx, patient).await?;
     let stored = consents::of_patient(&mut tx, patient).await?;
     let keys = keyring
@@ -327,7 +327,7 @@ pub async fn consent_scan(
     patient: PatientId,
     consent: Uuid,
 ) -> Result<(String, Vec<u8>), CareError> {
-    let mut tx = db.begin(Scope::Facility(who.facility)).await?;
+    let mut tx = db.begin(who.scope()).await?;
     patients::get(&mut tx, patient).await?;
     let stored = consents::get(&mut tx, patient, consent).await?;
     let scan = stored.scan.ok_or(CareError::NotFound)?;
@@ -355,7 +355,7 @@ pub async fn withdraw_consent(
     origin: &Origin,
     patient: PatientId,
 ) -> Result<(), CareError> {
-    let mut tx = db.begin(Scope::Facility(who.facility)).await?;
+    let mut tx = db.begin(who.scope()).await?;
     patients::get(&mut tx, patient).await?;
     let withdrawn = consents::withdraw_all(&mut tx, patient, who.staff).await?;
     if withdrawn == 0 {

@@ -8,7 +8,7 @@ use renrakucho_core::PatientId;
 use renrakucho_files::FileStore;
 use renrakucho_keyring::{KeyOwner, Keyring};
 use renrakucho_store::audit::{Actor, Origin};
-use renrakucho_store::{attachments, consents, deletions, patients, Database, Scope};
+use renrakucho_store::{attachments, consents, deletions, patients, Database};
 use serde::Serialize;
 use serde_json::json;
 use uuid::Uuid;
@@ -33,7 +33,7 @@ pub async fn request_deletion(
     origin: &Origin,
     patient: PatientId,
 ) -> Result<Erasure, CareError> {
-    let mut tx = db.begin(Scope::Facility(who.facility)).await?;
+    let mut tx = db.begin(who.scope()).await?;
     patients::get(&mut tx, patient).await?;
     let mut scans: Vec<String> = consents::of_patient(&mut tx, patient)
         .await?

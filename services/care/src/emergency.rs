@@ -8,7 +8,7 @@ use renrakucho_core::{BirthDate, FacilityId, InvalidValue, PatientId, PatientPro
 use renrakucho_keyring::{Binding, KeyOwner, Keyring};
 use renrakucho_store::audit::Origin;
 use renrakucho_store::emergency::{self, StoredGrant};
-use renrakucho_store::{care_team, facilities, patients, Database, Scope};
+use renrakucho_store::{care_team, facilities, patients, Database};
 use serde::Serialize;
 use serde_json::json;
 use time::OffsetDateTime;
@@ -101,7 +101,7 @@ pub async fn open_emergency(
     let opened = try_open(db, keyring, who, origin, &request).await;
     if let Err(CareError::NotFound) = opened {
         refused(
-            db.begin(Scope::Facility(who.facility)).await?,
+            db.begin(who.scope()).await?,
             who,
             origin,
             "emergency.open",
@@ -121,7 +121,7 @@ async fn try_open(
     request: &EmergencyRequest,
 ) -> Result<EmergencyGrant, CareError> {
     let patient = request.patient;
-    let mut tx = db.begin(Scope::Facility(who.facility)).await?;
+    let mut tx = db.begin(who.scope()).await?;
     let relations = care_team::own_relations(&mut tx, patient).await?;
     if relations.iter().any(|r| r == "sharing") {
         return Err(CareError::Conflict(
@@ -200,7 +200,7 @@ pub async fn emergency_grants<Allowed>(
 where
     Allowed: std::future::Future<Output = bool>,
 {
-    let mut tx = db.begin(Scope::Facility(who.facility)).await?;
+    let mut tx = db.begin(who.scope()).await?;
     let stored: Vec<StoredGrant> = emergency::visible(&mut tx, limit).await?;
     let ids: Vec<FacilityId> = stored.iter().map(|g| g.facility).collect();
     let directory = facilities::directory(&mut tx, Some(&ids), None).await?;
@@ -258,7 +258,7 @@ pub async fn end_emergency(
     origin: &Origin,
     grant: Uuid,
 ) -> Result<(), CareError> {
-    let mut tx = db.begin(Scope::Facility(who.facility)).await?;
+    let mut tx = db.begin(who.scope()).await?;
     let stored = emergency::get(&mut tx, grant).await?;
     emergency::end(&mut tx, grant).await?;
     record(
@@ -281,7 +281,7 @@ pub async fn review_emergency(
     origin: &Origin,
     grant: Uuid,
 ) -> Result<(), CareError> {
-    let mut tx = db.begin(Scope::Facility(who.facility)).await?;
+    let mut tx = db.begin(who.scope()).await?;
     let stored = emergency::get(&mut tx, grant).await?;
     if stored.facility == who.facility {
         return Err(CareError::Conflict(

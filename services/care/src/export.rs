@@ -5,7 +5,7 @@
 use renrakucho_core::PatientId;
 use renrakucho_keyring::{KeyOwner, Keyring};
 use renrakucho_store::audit::Origin;
-use renrakucho_store::{notebook, patients, Database, Scope};
+use renrakucho_store::{notebook, patients, Database};
 use serde::Serialize;
 use serde_json::json;
 use time::OffsetDateTime;
@@ -54,7 +54,7 @@ pub async fn export_notebook(
     patient: PatientId,
     format: &'static str,
 ) -> Result<NotebookCopy, CareError> {
-    let mut tx = db.begin(Scope::Facility(who.facility)).await?;
+    let mut tx = db.begin(who.scope()).await?;
     let stored = patients::get(&mut tx, patient).await?;
     let keys = keyring
         .owner_keys(&mut tx, KeyOwner::Patient(patient))

@@ -64,6 +64,17 @@ pub struct StaffActor {
     pub facility: FacilityId,
 }
 
+impl StaffActor {
+    /// The scope of a transaction acting for this person: their facility's rows, and audit
+    /// records in their name only.
+    pub fn scope(&self) -> renrakucho_store::Scope {
+        renrakucho_store::Scope::Staff {
+            facility: self.facility,
+            staff: self.staff,
+        }
+    }
+}
+
 /// What can go wrong in the care domain.
 #[derive(Debug, thiserror::Error)]
 pub enum CareError {

@@ -14,7 +14,7 @@ use renrakucho_store::audit::Origin;
 use renrakucho_store::notebook::{
     self, Cursor, Edit, EditOutcome, NewEntry, StoredEntry, TimelineFilter,
 };
-use renrakucho_store::{attachments, care_team, patients, Database, Scope, ScopedTx};
+use renrakucho_store::{attachments, care_team, patients, Database, ScopedTx};
 use serde::Serialize;
 use serde_json::json;
 use time::OffsetDateTime;
@@ -416,7 +416,7 @@ pub async fn post_entry(
     patient: PatientId,
     input: NewEntryInput,
 ) -> Result<EntryView, CareError> {
-    let mut tx = db.begin(Scope::Facility(who.actor.facility)).await?;
+    let mut tx = db.begin(who.actor.scope()).await?;
     // The patient's visibility is checked by the key lookup below and by the insert's policy
     // (a facility that does not share the patient can neither read the key nor write).
     if let Some(parent) = input.reply_to {
@@ -552,7 +552,7 @@ pub async fn timeline(
     limit: i64,
 ) -> Result<TimelinePage, CareError> {
     let limit = limit.clamp(1, 100);
-    let mut tx = db.begin(Scope::Facility(who.facility)).await?;
+    let mut tx = db.begin(who.scope()).await?;
     let stored = notebook::timeline(&mut tx, patient, who.staff, filter, after, limit + 1).await?;
     if stored.is_empty() {
         // No entries, or no such patient here: tell them apart without saying why.
@@ -596,7 +596,7 @@ pub async fn entry_detail(
     patient: PatientId,
     id: Uuid,
 ) -> Result<EntryDetail, CareError> {
-    let mut tx = db.begin(Scope::Facility(who.facility)).await?;
+    let mut tx = db.begin(who.scope()).await?;
     let stored = notebook::get(&mut tx, patient, id).await?;
     let keys = keyring
         .owner_keys(&mut tx, KeyOwner::Patient(patient))
@@ -702,7 +702,7 @@ pub async fn edit_entry(
     expected_version: i32,
     content: EntryContent,
 ) -> Result<EditResult, CareError> {
-    let mut tx = db.begin(Scope::Facility(who.actor.facility)).await?;
+    let mut tx = db.begin(who.actor.scope()).await?;
     let stored = notebook::get(&mut tx, patient, id).await?;
     if !may_change(who, &stored) {
         refused(
@@ -806,7 +806,7 @@ pub async fn withdraw_entry(
     id: Uuid,
     reason: Reason,
 ) -> Result<(), CareError> {
-    let mut tx = db.begin(Scope::Facility(who.actor.facility)).await?;
+    let mut tx = db.begin(who.actor.scope()).await?;
     let stored = notebook::get(&mut tx, patient, id).await?;
     if !may_change(who, &stored) {
         refused(
@@ -881,7 +881,7 @@ pub async fn search_notebook(
         )
         .into());
     }
-    let mut tx = db.begin(Scope::Facility(who.facility)).await?;
+    let mut tx = db.begin(who.scope()).await?;
     patients::get(&mut tx, patient).await?;
     let keys = keyring
         .owner_keys(&mut tx, KeyOwner::Patient(patient))
@@ -938,7 +938,7 @@ pub async fn mark_read(
     if entries.is_empty() {
         return Ok(0);
     }
-    let mut tx = db.begin(Scope::Facility(who.actor.facility)).await?;
+    let mut tx = db.begin(who.actor.scope()).await?;
     let n = notebook::mark_read(
         &mut tx,
         patient,
@@ -976,7 +976,7 @@ pub struct UnreadLine {
 }
 
 pub async fn unread(db: &Database, who: StaffActor) -> Result<Vec<UnreadLine>, CareError> {
-    let mut tx = db.begin(Scope::Facility(who.facility)).await?;
+    let mut tx = db.begin(who.scope()).await?;
     let rows = notebook::unread(&mut tx, who.staff).await?;
     tx.commit().await?;
     Ok(rows

@@ -8,7 +8,7 @@
 use renrakucho_core::{FacilityId, InvalidValue, PatientId, Priority};
 use renrakucho_store::audit::Origin;
 use renrakucho_store::notifications::{self, Settings};
-use renrakucho_store::{care_team, notebook, support, Database, Scope};
+use renrakucho_store::{care_team, notebook, support, Database};
 use serde::Serialize;
 use serde_json::json;
 use time::{OffsetDateTime, UtcOffset};
@@ -121,7 +121,7 @@ fn from_settings(s: Settings, muted: Vec<Uuid>) -> Preferences {
 
 /// The person's preferences (the defaults until they save some).
 pub async fn preferences_of(db: &Database, who: StaffActor) -> Result<Preferences, CareError> {
-    let mut tx = db.begin(Scope::Facility(who.facility)).await?;
+    let mut tx = db.begin(who.scope()).await?;
     let saved = notifications::get(&mut tx, who.staff).await?;
     let muted = notifications::muted(&mut tx, who.staff).await?;
     tx.commit().await?;
@@ -141,7 +141,7 @@ pub async fn save_preferences(
     origin: &Origin,
     p: &Preferences,
 ) -> Result<(), CareError> {
-    let mut tx = db.begin(Scope::Facility(who.facility)).await?;
+    let mut tx = db.begin(who.scope()).await?;
     notifications::save(
         &mut tx,
         who.staff,
@@ -174,7 +174,7 @@ pub async fn set_muted(
     patient: PatientId,
     muted: bool,
 ) -> Result<(), CareError> {
-    let mut tx = db.begin(Scope::Facility(who.facility)).await?;
+    let mut tx = db.begin(who.scope()).await?;
     renrakucho_store::patients::get(&mut tx, patient).await?;
     if muted {
         notifications::mute(&mut tx, who.staff, patient).await?;
@@ -249,7 +249,7 @@ pub async fn feed(
 ) -> Result<Vec<Notification>, CareError> {
     let prefs = preferences_of(db, who).await?;
     let since = OffsetDateTime::now_utc() - time::Duration::days(days.clamp(1, 30));
-    let mut tx = db.begin(Scope::Facility(who.facility)).await?;
+    let mut tx = db.begin(who.scope()).await?;
     let mut out = Vec::new();
     for c in notebook::concerning(&mut tx, who.staff, since, 500).await? {
         let priority: Priority = c.priority.parse().unwrap_or(Priority::Info);
@@ -330,7 +330,7 @@ pub struct DigestCounts {
 
 /// The counts for one person's digest (in their facility's scope).
 pub async fn digest_counts(db: &Database, who: StaffActor) -> Result<DigestCounts, CareError> {
-    let mut tx = db.begin(Scope::Facility(who.facility)).await?;
+    let mut tx = db.begin(who.scope()).await?;
     let unread = notebook::unread(&mut tx, who.staff).await?;
     let invitations = care_team::pending_invitations(&mut tx).await?.len() as i64;
     let support_requests = support::visible(&mut tx, 200)
@@ -387,7 +387,7 @@ pub async fn digest_sent(
     counts: &DigestCounts,
     at: OffsetDateTime,
 ) -> Result<(), CareError> {
-    let mut tx = db.begin(Scope::Facility(who.facility)).await?;
+    let mut tx = db.begin(who.scope()).await?;
     notifications::digest_sent(&mut tx, who.staff, at).await?;
     renrakucho_store::audit::record(
         &mut tx,

@@ -3,7 +3,7 @@ use renrakucho_keyring::blind_index::normalize_name;
 use renrakucho_keyring::{Binding, KeyOwner, Keyring, OwnerKeys};
 use renrakucho_store::audit::Origin;
 use renrakucho_store::patients::{self, NewStoredPatient, StoredPatient};
-use renrakucho_store::{Database, Scope, ScopedTx};
+use renrakucho_store::{Database, ScopedTx};
 use serde_json::json;
 use time::OffsetDateTime;
 
@@ -102,7 +102,7 @@ pub async fn register_patient(
     new: NewPatient,
 ) -> Result<Patient, CareError> {
     let id = PatientId::new();
-    let mut tx = db.begin(Scope::Facility(who.facility)).await?;
+    let mut tx = db.begin(who.scope()).await?;
     let keys = keyring.owner_keys(&mut tx, KeyOwner::Patient(id)).await?;
     let name_enc = keys.encrypt(&binding(id, "name_enc"), &json_bytes(&new.name))?;
     let kana_enc = keys.encrypt(&binding(id, "kana_enc"), &json_bytes(&new.kana))?;
@@ -152,7 +152,7 @@ pub async fn patient(
     origin: &Origin,
     id: PatientId,
 ) -> Result<Patient, CareError> {
-    let mut tx = db.begin(Scope::Facility(who.facility)).await?;
+    let mut tx = db.begin(who.scope()).await?;
     let stored = patients::get(&mut tx, id).await?;
     let keys = keyring.owner_keys(&mut tx, KeyOwner::Patient(id)).await?;
     let (name, kana) = decrypt_name(&keys, &mut tx, &stored).await?;
@@ -182,7 +182,7 @@ pub async fn find_patients(
     query: &str,
     limit: i64,
 ) -> Result<Vec<PatientSummary>, CareError> {
-    let mut tx = db.begin(Scope::Facility(who.facility)).await?;
+    let mut tx = db.begin(who.scope()).await?;
     let normalized = normalize_name(query);
     let stored = if normalized.is_empty() {
         patients::list(&mut tx, limit).await?
@@ -226,7 +226,7 @@ pub async fn update_patient(
     id: PatientId,
     new: NewPatient,
 ) -> Result<Patient, CareError> {
-    let mut tx = db.begin(Scope::Facility(who.facility)).await?;
+    let mut tx = db.begin(who.scope()).await?;
     let stored = patients::get(&mut tx, id).await?;
     if stored.registering_facility != who.facility {
         return Err(CareError::NotFound);

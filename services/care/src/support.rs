@@ -9,7 +9,7 @@ use renrakucho_core::{FacilityId, InvalidValue, PatientId, SupportKind};
 use renrakucho_keyring::{Binding, KeyOwner, Keyring};
 use renrakucho_store::audit::Origin;
 use renrakucho_store::support::{self, NewRequest, StoredRequest};
-use renrakucho_store::{attachments, consents, facilities, notebook, patients, Database, Scope};
+use renrakucho_store::{attachments, consents, facilities, notebook, patients, Database};
 use serde::Serialize;
 use serde_json::json;
 use time::OffsetDateTime;
@@ -80,7 +80,7 @@ pub async fn send_support_request(
         )
         .into());
     }
-    let mut tx = db.begin(Scope::Facility(who.actor.facility)).await?;
+    let mut tx = db.begin(who.actor.scope()).await?;
     patients::get(&mut tx, patient).await?;
     let to = facilities::directory(&mut tx, None, Some(new.to_code.trim()))
         .await?
@@ -244,7 +244,7 @@ pub async fn support_requests(
     db: &Database,
     who: StaffActor,
 ) -> Result<Vec<SupportLine>, CareError> {
-    let mut tx = db.begin(Scope::Facility(who.facility)).await?;
+    let mut tx = db.begin(who.scope()).await?;
     let stored = support::visible(&mut tx, 200).await?;
     let out = lines(&mut tx, who.facility, &stored).await?;
     tx.commit().await?;
@@ -259,7 +259,7 @@ pub async fn support_request(
     origin: &Origin,
     id: Uuid,
 ) -> Result<SupportDetail, CareError> {
-    let mut tx = db.begin(Scope::Facility(who.facility)).await?;
+    let mut tx = db.begin(who.scope()).await?;
     let stored = support::get(&mut tx, id).await?;
     let patient = PatientId::from_uuid(stored.patient_id);
     let keys = keyring
@@ -327,7 +327,7 @@ pub async fn respond_to_support_request(
     id: Uuid,
     accept: bool,
 ) -> Result<(), CareError> {
-    let mut tx = db.begin(Scope::Facility(who.facility)).await?;
+    let mut tx = db.begin(who.scope()).await?;
     let stored = support::get(&mut tx, id).await?;
     if stored.to_facility_id != who.facility.as_uuid() {
         return Err(CareError::NotFound);
@@ -366,7 +366,7 @@ pub async fn answer_support_request(
     answer: &str,
 ) -> Result<(), CareError> {
     let answer = text(answer, "answer", 5000, "回答")?;
-    let mut tx = db.begin(Scope::Facility(who.actor.facility)).await?;
+    let mut tx = db.begin(who.actor.scope()).await?;
     let stored = support::get(&mut tx, id).await?;
     if stored.to_facility_id != who.actor.facility.as_uuid() {
         return Err(CareError::NotFound);
@@ -402,7 +402,7 @@ pub async fn close_support_request(
     origin: &Origin,
     id: Uuid,
 ) -> Result<(), CareError> {
-    let mut tx = db.begin(Scope::Facility(who.facility)).await?;
+    let mut tx = db.begin(who.scope()).await?;
     let stored = support::get(&mut tx, id).await?;
     if stored.facility_id != who.facility.as_uuid() {
         return Err(CareError::NotFound);

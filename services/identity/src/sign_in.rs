@@ -233,7 +233,13 @@ impl Authenticator {
     /// Records a sign-out in the chain of the principal's scope.
     pub async fn sign_out(&self, principal: Principal, origin: &Origin) -> Result<(), StoreError> {
         let (scope, actor) = match principal {
-            Principal::Staff { id, facility } => (Scope::Facility(facility), Actor::Staff(id)),
+            Principal::Staff { id, facility } => (
+                Scope::Staff {
+                    facility,
+                    staff: id,
+                },
+                Actor::Staff(id),
+            ),
             Principal::Operator { id } => (Scope::Platform, Actor::Operator(id)),
         };
         let mut tx = self.db.begin(scope).await?;

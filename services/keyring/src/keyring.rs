@@ -11,10 +11,10 @@ use std::time::Instant;
 use quick_cache::sync::Cache;
 use rand::RngCore;
 use renrakucho_core::FacilityId;
+use renrakucho_store::announcements::{self, Announcements};
 use renrakucho_store::audit::{self, Actor, AuditEvent, Origin, Outcome};
 use renrakucho_store::data_keys::{self, NewKey, OwnerKind, StoredKey};
 use renrakucho_store::encrypted::{self, EncryptedColumn};
-use renrakucho_store::announcements::{self, Announcements};
 use renrakucho_store::{Database, Scope, ScopedTx, StoreError};
 use serde_json::json;
 use uuid::Uuid;
@@ -422,6 +422,8 @@ impl Keyring {
     /// Crypto-shredding: destroys every version of the owner's key, so every value ever
     /// encrypted for it (here, in replicas and in backups whose master key is retired) can
     /// never be read again. Audited in the same transaction. Returns the versions destroyed.
+    /// The database allows it only in the transaction that records the patient's deletion
+    /// request: a live version left behind means it refused, and so does this.
     pub async fn destroy(
         &self,
         tx: &mut ScopedTx,
@@ -430,6 +432,12 @@ impl Keyring {
         origin: &Origin,
     ) -> Result<u64, KeyringError> {
         let destroyed = data_keys::destroy_all(tx, owner.kind(), owner.id()).await?;
+        if data_keys::newest(tx, owner.kind(), owner.id())
+            .await?
+            .is_some_and(|key| key.wrapped.is_some())
+        {
+            return Err(KeyringError::Store(StoreError::Forbidden));
+        }
         let details = json!({ "versions": destroyed });
         self.keys_changed(tx, owner, "data_key.destroy", actor, origin, details)
             .await?;

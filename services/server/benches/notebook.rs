@@ -213,6 +213,60 @@ fn bench(c: &mut Criterion) {
         })
     });
     group.finish();
+
+    // What the tenant context itself costs (ADR 0013): a transaction that only opens the
+    // context and commits, next to the same shape as before (BEGIN and a transaction-local
+    // setting, COMMIT) on a raw connection; and one verification of the context inside a
+    // statement, next to reading the old unverified setting.
+    let mut context = c.benchmark_group("context");
+    context.sample_size(50);
+    context.measurement_time(Duration::from_secs(10));
+    let scope = renrakucho_store::Scope::Staff {
+        facility: author.actor.facility,
+        staff: author.actor.staff,
+    };
+    context.bench_function("raw_begin_set_config_commit", |b| {
+        b.to_async(&rt).iter(|| async {
+            let mut conn = raw.acquire().await.unwrap();
+            sqlx::Executor::execute(
+                &mut *conn,
+                "BEGIN; SELECT set_config('renrakucho.facility_id', \
+                 '00000000-0000-0000-0000-000000000001', true)",
+            )
+            .await
+            .unwrap();
+            sqlx::Executor::execute(&mut *conn, "COMMIT").await.unwrap();
+        })
+    });
+    context.bench_function("begin_enter_commit_reset", |b| {
+        b.to_async(&rt).iter(|| async {
+            app.db.begin(scope).await.unwrap().commit().await.unwrap();
+        })
+    });
+    let open = tokio::sync::Mutex::new(rt.block_on(app.db.begin(scope)).unwrap());
+    context.bench_function("statement_reading_the_old_setting", |b| {
+        b.to_async(&rt).iter(|| async {
+            let mut tx = open.lock().await;
+            let _: Option<uuid::Uuid> = sqlx::query_scalar(
+                "SELECT nullif(current_setting('renrakucho.facility_id', true), '')::uuid",
+            )
+            .fetch_one(tx.raw_connection_for_tests())
+            .await
+            .unwrap();
+        })
+    });
+    context.bench_function("statement_verifying_the_context", |b| {
+        b.to_async(&rt).iter(|| async {
+            let mut tx = open.lock().await;
+            let facility: Option<uuid::Uuid> = sqlx::query_scalar("SELECT current_facility_id()")
+                .fetch_one(tx.raw_connection_for_tests())
+                .await
+                .unwrap();
+            assert!(facility.is_some());
+        })
+    });
+    context.finish();
+    drop(open);
     rt.block_on(async move {
         raw.close().await;
         drop(keyring);

@@ -177,10 +177,7 @@ async fn record_refusal(
 ) {
     use renrakucho_store::audit::{self, Actor, AuditEvent, Outcome};
     let written = async {
-        let mut tx = state
-            .db
-            .begin(renrakucho_store::Scope::Facility(actor.facility))
-            .await?;
+        let mut tx = state.db.begin(actor.scope()).await?;
         audit::record(
             &mut tx,
             AuditEvent {

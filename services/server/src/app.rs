@@ -373,7 +373,10 @@ fn router(state: AppState, secure_cookies: bool) -> Router {
 /// answer. A request dropped halfway (the client went away) would otherwise cut its database
 /// work short at any point — mid-BEGIN, mid-query, mid-COMMIT — and leave it to the pool to find
 /// out; this way every transaction ends as written (docs/adr/0013-database-boundary.md).
-async fn run_to_completion(request: axum::extract::Request, next: middleware::Next) -> axum::response::Response {
+async fn run_to_completion(
+    request: axum::extract::Request,
+    next: middleware::Next,
+) -> axum::response::Response {
     match tokio::spawn(next.run(request)).await {
         Ok(response) => response,
         Err(e) => {

@@ -234,11 +234,10 @@ pub async fn stream(
             every.tick().await;
             // On a task of its own: a client going away mid-check does not cut a query short.
             let state = watcher.clone();
-            let valid = tokio::spawn(async move {
-                crate::session::still_valid(&state, session_id).await
-            })
-            .await
-            .unwrap_or(false);
+            let valid =
+                tokio::spawn(async move { crate::session::still_valid(&state, session_id).await })
+                    .await
+                    .unwrap_or(false);
             if !valid {
                 tracing::info!("live notifications ended: the session is no longer valid");
                 return;
@@ -265,9 +264,10 @@ pub async fn stream(
                 // Preferences change rarely: read again at most once a minute.
                 let stale = now - prefs.read().await.1 > time::Duration::minutes(1);
                 if stale {
-                    let reading = tokio::spawn(async move {
-                        renrakucho_care::preferences_of(&db, who).await
-                    });
+                    let reading =
+                        tokio::spawn(
+                            async move { renrakucho_care::preferences_of(&db, who).await },
+                        );
                     if let Ok(Ok(fresh)) = reading.await {
                         *prefs.write().await = (fresh, now);
                     }

@@ -7,9 +7,9 @@ use renrakucho_core::{FacilityKind, Profession, StaffRole, StaffStatus};
 use renrakucho_identity::{Principal, SessionRecord, SESSION_KEY};
 use renrakucho_store::audit::Origin;
 use renrakucho_store::{facilities, operators, sessions, staff, Scope};
-use tower_sessions::session::Record;
 use serde::Serialize;
 use time::OffsetDateTime;
+use tower_sessions::session::Record;
 use tower_sessions::Session;
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -215,7 +215,13 @@ async fn check(
     }
     let who = match record.principal {
         Principal::Staff { id, facility } => {
-            let mut tx = state.db.begin(Scope::Facility(facility)).await?;
+            let mut tx = state
+                .db
+                .begin(Scope::Staff {
+                    facility,
+                    staff: id,
+                })
+                .await?;
             let account = staff::get(&mut tx, id).await;
             let place = facilities::get(&mut tx, facility).await;
             tx.commit().await?;

@@ -95,11 +95,14 @@ pub async fn prepare(settings: &Settings) -> Result<Databases, SetupError> {
                     context: "starting the private cluster".into(),
                     source: std::io::Error::other(e.to_string()),
                 })??;
-            let superuser =
-                socket_options(&cluster, SUPERUSER, cluster.superuser_password(), "postgres");
+            let superuser = socket_options(
+                &cluster,
+                SUPERUSER,
+                cluster.superuser_password(),
+                "postgres",
+            );
             let owner_password = fresh_password();
-            provision_cluster(&superuser, PRIVATE_DATABASE, &roles, Some(&owner_password))
-                .await?;
+            provision_cluster(&superuser, PRIVATE_DATABASE, &roles, Some(&owner_password)).await?;
             let owner = socket_options(&cluster, &roles.owner, &owner_password, PRIVATE_DATABASE);
             let password = fresh_password();
             let runtime = socket_options(&cluster, &roles.runtime, &password, PRIVATE_DATABASE);

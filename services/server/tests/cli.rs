@@ -297,6 +297,21 @@ async fn database_url_without_a_runtime_url_exits_2() {
     .await;
 }
 
+/// A runtime URL alone would otherwise be ignored for a private cluster of the server's own: the
+/// operator meant an external database and would silently get another one.
+#[tokio::test]
+async fn a_runtime_url_without_database_url_exits_2_instead_of_starting_a_private_cluster() {
+    assert_config_error(
+        &[],
+        &[(
+            "RENRAKUCHO_RUNTIME_DATABASE_URL",
+            "postgres://renrakucho_app:secret@localhost:5432/renrakucho",
+        )],
+        &["DATABASE_URL", "RENRAKUCHO_RUNTIME_DATABASE_URL"],
+    )
+    .await;
+}
+
 #[tokio::test]
 async fn a_missing_or_invalid_configuration_file_exits_2() {
     let scratch = Scratch::new("toml");

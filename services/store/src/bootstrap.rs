@@ -214,7 +214,10 @@ pub enum RuntimeRoleProblem {
     MemberOfPrivilegedRole(String),
     /// A setting the role or database carries (`ALTER ROLE … SET`), with the command that
     /// removes it.
-    Setting { setting: String, fix: String },
+    Setting {
+        setting: String,
+        fix: String,
+    },
     /// May create temporary tables in the database.
     MayCreateTemporaryTables(String),
     /// May create objects in a schema.
@@ -270,17 +273,10 @@ pub const PRIVILEGED_ROLES: [&str; 5] = [
     "renrakucho_listener",
 ];
 
-/// Settings a role or database may carry without weakening isolation: limits and reporting.
-const HARMLESS_SETTINGS: [&str; 8] = [
-    "statement_timeout",
-    "lock_timeout",
-    "idle_in_transaction_session_timeout",
-    "idle_session_timeout",
-    "application_name",
-    "work_mem",
-    "temp_buffers",
-    "log_min_duration_statement",
-];
+/// The one setting a role or database may carry for the runtime role: every other one either
+/// changes what it sees (`row_security`, `search_path`, …) or can deny service (a
+/// `statement_timeout` of a millisecond), and the server sets what it needs itself.
+const HARMLESS_SETTINGS: [&str; 1] = ["application_name"];
 
 /// Checks, on the runtime connection, that row-level security really applies to it and that it
 /// can reach nothing more: not a superuser, no BYPASSRLS, owns nothing, cannot become the owner,
@@ -290,7 +286,9 @@ const HARMLESS_SETTINGS: [&str; 8] = [
 pub async fn check_runtime_role(
     runtime: &PgConnectOptions,
 ) -> Result<Vec<RuntimeRoleProblem>, StoreError> {
-    let mut conn = runtime.connect().await?;
+    // With the web connections' own startup settings, so that a setting planted on the role
+    // (a statement timeout of a millisecond) cannot stop the check that names it.
+    let mut conn = crate::database::web_options(runtime).connect().await?;
     let (superuser, bypass): (bool, bool) =
         sqlx::query_as("SELECT rolsuper, rolbypassrls FROM pg_roles WHERE rolname = current_user")
             .fetch_one(&mut conn)
@@ -380,7 +378,11 @@ pub async fn check_runtime_role(
     if !in_group {
         problems.push(RuntimeRoleProblem::NotInRuntimeGroup);
     }
-    problems.extend(powerful.into_iter().map(RuntimeRoleProblem::MemberOfPowerfulRole));
+    problems.extend(
+        powerful
+            .into_iter()
+            .map(RuntimeRoleProblem::MemberOfPowerfulRole),
+    );
     problems.extend(
         privileged
             .into_iter()

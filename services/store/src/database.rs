@@ -48,13 +48,19 @@ pub enum Readiness {
     },
 }
 
-/// Settings every web connection starts with, whatever defaults the role or database carry:
-/// row-level security on, and a search path where no temporary object can stand in for a table.
-fn web_options(runtime: &PgConnectOptions) -> PgConnectOptions {
+/// Settings every web connection starts with, whatever defaults the role or database carry (a
+/// connection's startup options outrank them): row-level security on, a search path where no
+/// temporary object can stand in for a table, writable transactions, and no timeouts that a
+/// setting planted on the role could make deny service.
+pub(crate) fn web_options(runtime: &PgConnectOptions) -> PgConnectOptions {
     runtime.clone().options([
         ("row_security", "on"),
         ("search_path", "pg_catalog,public,pg_temp"),
         ("default_transaction_read_only", "off"),
+        ("statement_timeout", "0"),
+        ("lock_timeout", "0"),
+        ("idle_in_transaction_session_timeout", "0"),
+        ("idle_session_timeout", "0"),
     ])
 }
 
@@ -67,7 +73,8 @@ impl Database {
         let owner = connections.owner.clone();
         // Privileged work is rarer than requests: half the web pool each (connections open on use).
         let privileged_max = (max_web as usize / 2).max(2);
-        let privileged = |role| pool::build(owner.clone(), PoolRole::Privileged(role), privileged_max);
+        let privileged =
+            |role| pool::build(owner.clone(), PoolRole::Privileged(role), privileged_max);
         let listener = PgPoolOptions::new()
             .max_connections(4)
             .min_connections(0)
@@ -213,8 +220,10 @@ impl Database {
 
 fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write;
-    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
 }

@@ -1,5 +1,5 @@
 use renrakucho_core::{FacilityId, StaffId};
-use sqlx::{Executor, PgConnection};
+use sqlx::{Connection, Executor, PgConnection, Row};
 
 use crate::pool::{Object, PoolRole};
 use crate::StoreError;
@@ -60,9 +60,37 @@ impl Scope {
 
 /// What ends a web transaction: the transaction, then everything a statement in it may have
 /// changed for the rest of the session (settings, role, session-level advisory locks), so the
-/// next request starts from the connection's defaults whatever ran in this one.
-const WEB_COMMIT: &str = "COMMIT; RESET ALL; RESET ROLE; SELECT pg_advisory_unlock_all()";
-const WEB_ROLLBACK: &str = "ROLLBACK; RESET ALL; RESET ROLE; SELECT pg_advisory_unlock_all()";
+/// next request starts from the connection's defaults whatever ran in this one; and a count of
+/// the session's prepared statements. sqlx keeps its statements prepared under fixed names: a
+/// statement that SQL prepared (`PREPARE`, e.g. one planted under sqlx's name after a
+/// `DEALLOCATE`) would run in the next request's context. A connection with one is closed.
+const WEB_COMMIT: &str = "COMMIT; RESET ALL; RESET ROLE; \
+     SELECT pg_advisory_unlock_all(), count(*) FILTER (WHERE from_sql), \
+            count(*) FILTER (WHERE NOT from_sql) \
+       FROM pg_prepared_statements";
+const WEB_ROLLBACK: &str = "ROLLBACK; RESET ALL; RESET ROLE; \
+     SELECT pg_advisory_unlock_all(), count(*) FILTER (WHERE from_sql), \
+            count(*) FILTER (WHERE NOT from_sql) \
+       FROM pg_prepared_statements";
+
+/// Ends a transaction with `statement`; true when the connection may serve another request.
+async fn end(conn: &mut Object, role: PoolRole, statement: &str) -> Result<bool, StoreError> {
+    if let PoolRole::Privileged(_) = role {
+        conn.raw.execute(statement).await?;
+        return Ok(true);
+    }
+    let row = conn.raw.fetch_one(statement).await?;
+    let planted: i64 = row.try_get(1)?;
+    let prepared: i64 = row.try_get(2)?;
+    let clean = planted == 0 && prepared == conn.raw.cached_statements_size() as i64;
+    if !clean {
+        tracing::warn!(
+            planted,
+            "a web connection's prepared statements were changed by SQL; closing it"
+        );
+    }
+    Ok(clean)
+}
 
 /// A transaction with its scope established. Dropping it without [`ScopedTx::commit`] rolls
 /// back (at once, on a task of its own), and the context goes with it.
@@ -86,14 +114,16 @@ impl ScopedTx {
     }
 
     pub async fn commit(mut self) -> Result<(), StoreError> {
-        let mut conn = self.conn.take().expect("a transaction holds its connection");
+        let mut conn = self
+            .conn
+            .take()
+            .expect("a transaction holds its connection");
         let statement = match self.role {
             PoolRole::Web => WEB_COMMIT,
             PoolRole::Privileged(_) => "COMMIT",
         };
         conn.settled = false;
-        conn.raw.execute(statement).await?;
-        conn.settled = true;
+        conn.settled = end(&mut conn, self.role, statement).await?;
         Ok(())
     }
 
@@ -125,11 +155,10 @@ impl Drop for ScopedTx {
         };
         // Until the rollback is known to be done, the pool treats the connection as unusable.
         conn.settled = false;
+        let role = self.role;
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             runtime.spawn(async move {
-                if conn.raw.execute(statement).await.is_ok() {
-                    conn.settled = true;
-                }
+                conn.settled = end(&mut conn, role, statement).await.unwrap_or(false);
             });
         }
     }
