@@ -149,25 +149,12 @@ CREATE TABLE private.server_keys (
 -- moves, and which a rollback does not undo).
 CREATE SEQUENCE private.context_chain;
 
--- HMAC-SHA-256 with the context key (RFC 2104, the pads precomputed by the server).
-CREATE FUNCTION private.context_mac(p_message bytea) RETURNS bytea
-    LANGUAGE sql STABLE
-    BEGIN ATOMIC
-        SELECT sha256(k.outer_pad || sha256(k.inner_pad || p_message))
-          FROM private.server_keys k
-         WHERE k.purpose = 'context';
-    END;
-REVOKE ALL ON FUNCTION private.context_mac(bytea) FROM PUBLIC;
-
--- What a context's MACs cover: a label, the chain value, the facility and the staff member.
-CREATE FUNCTION private.context_message(p_label bytea, p_chain bigint, p_facility uuid,
-                                        p_staff uuid) RETURNS bytea
-    LANGUAGE sql IMMUTABLE
-    BEGIN ATOMIC
-        SELECT p_label || int8send(p_chain) || uuid_send(p_facility)
-               || uuid_send(coalesce(p_staff, '00000000-0000-0000-0000-000000000000'::uuid));
-    END;
-REVOKE ALL ON FUNCTION private.context_message(bytea, bigint, uuid, uuid) FROM PUBLIC;
+-- The MACs below are HMAC-SHA-256 with the context key (RFC 2104, the pads precomputed by the
+-- server): sha256(outer_pad || sha256(inner_pad || message)). Each message is a label, the chain
+-- value (int8send), the facility and the staff member (uuid_send, zeros for none): 'ctx1' with the
+-- backend's process ID first, from the server; 'ctx2' with the transaction's start last, from
+-- the database. Written out in each function rather than in helpers: a SQL helper is planned
+-- anew at each statement's first call, which these functions pay on every request.
 
 -- The transaction's context, if it is genuine: `chain:facility:staff:proof` in the setting
 -- renrakucho.context (written by renrakucho_enter), its chain value still the connection's
@@ -204,35 +191,14 @@ CREATE FUNCTION private.context_parts() RETURNS text[]
     $$;
 REVOKE ALL ON FUNCTION private.context_parts() FROM PUBLIC;
 
--- The facility (tenant) of the transaction, or NULL. Policies call it once per statement,
--- `(SELECT current_facility_id())`; it is private.context_parts() written out, because it is
--- the one function every statement pays for (about 8 µs, measured in docs/performance.md).
+-- The facility (tenant) of the transaction, or NULL. Policies call it once per statement:
+-- `(SELECT current_facility_id())`.
 CREATE OR REPLACE FUNCTION public.current_facility_id() RETURNS uuid
     LANGUAGE plpgsql STABLE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
     AS $$
-    DECLARE
-        c text := current_setting('renrakucho.context', true);
-        p text[];
-        k record;
     BEGIN
-        IF c IS NULL OR c = '' THEN
-            RETURN NULL;
-        END IF;
-        p := string_to_array(c, ':');
-        IF cardinality(p) <> 4 OR p[1]::bigint <> currval('private.context_chain') THEN
-            RETURN NULL;
-        END IF;
-        SELECT s.inner_pad, s.outer_pad INTO k FROM private.server_keys s WHERE s.purpose = 'context';
-        IF sha256(k.outer_pad || sha256(k.inner_pad || '\x63747832'::bytea
-                  || int8send(p[1]::bigint) || uuid_send(p[2]::uuid)
-                  || uuid_send(coalesce(nullif(p[3], '')::uuid,
-                                        '00000000-0000-0000-0000-000000000000'::uuid))
-                  || timestamptz_send(now())))
-           IS DISTINCT FROM decode(p[4], 'hex') THEN
-            RETURN NULL;
-        END IF;
-        RETURN p[2]::uuid;
+        RETURN (private.context_parts())[2]::uuid;
     END
     $$;
 
@@ -264,27 +230,31 @@ CREATE FUNCTION public.renrakucho_enter(p_pid integer, p_chain bigint, p_facilit
     SET search_path = pg_catalog, pg_temp
     AS $$
     DECLARE
-        link bigint;
+        nobody constant uuid := '00000000-0000-0000-0000-000000000000';
+        link   bigint;
+        k      record;
     BEGIN
         IF private.context_parts() IS NOT NULL THEN
             -- A BEGIN that did not start a transaction: the connection still holds an earlier
             -- one. Refuse rather than inherit it.
             RAISE EXCEPTION 'this transaction already has a tenant context' USING ERRCODE = '25001';
         END IF;
+        SELECT s.inner_pad, s.outer_pad INTO k FROM private.server_keys s WHERE s.purpose = 'context';
         IF p_pid IS DISTINCT FROM pg_backend_pid()
            OR p_facility IS NULL
            OR p_chain IS DISTINCT FROM currval('private.context_chain')
-           OR p_mac IS DISTINCT FROM private.context_mac(
-                  '\x63747831'::bytea || int4send(p_pid)
-                  || private.context_message(''::bytea, p_chain, p_facility, p_staff)) THEN
+           OR p_mac IS DISTINCT FROM sha256(k.outer_pad || sha256(k.inner_pad
+                  || '\x63747831'::bytea || int4send(p_pid) || int8send(p_chain)
+                  || uuid_send(p_facility) || uuid_send(coalesce(p_staff, nobody)))) THEN
             RAISE EXCEPTION 'tenant context refused' USING ERRCODE = '42501';
         END IF;
         link := nextval('private.context_chain');
         PERFORM set_config('renrakucho.context',
             concat_ws(':', link, p_facility, coalesce(p_staff::text, ''),
-                      encode(private.context_mac(private.context_message(
-                          '\x63747832'::bytea, link, p_facility, p_staff)
-                          || timestamptz_send(now())), 'hex')),
+                      encode(sha256(k.outer_pad || sha256(k.inner_pad
+                          || '\x63747832'::bytea || int8send(link) || uuid_send(p_facility)
+                          || uuid_send(coalesce(p_staff, nobody)) || timestamptz_send(now()))),
+                             'hex')),
             true);
         RETURN link;
     END

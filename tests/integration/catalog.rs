@@ -189,8 +189,6 @@ const CONTEXT_READERS: &[&str] = &[RUNTIME, PLATFORM, KEY_MAINTENANCE, ACCESS_SY
 #[rustfmt::skip]
 const FUNCTIONS: &[(&str, &str, &[&str])] = &[
     ("private.announce(text, jsonb)", PINNED, NOBODY),
-    ("private.context_mac(bytea)", SQL_BODY, NOBODY),
-    ("private.context_message(bytea, bigint, uuid, uuid)", SQL_BODY, NOBODY),
     ("private.context_parts()", PINNED, NOBODY),
     ("private.definer_flags(text)", PINNED, NOBODY),
     ("public.audit_log_link()", PINNED_PUBLIC, PUBLIC),
@@ -1129,7 +1127,7 @@ async fn the_catalog_checks_notice_each_planted_fault() {
          GRANT UPDATE ON SEQUENCE private.context_chain TO renrakucho_runtime;
          GRANT USAGE ON SCHEMA private TO renrakucho_runtime;
          GRANT SELECT ON private.server_keys TO renrakucho_runtime;
-         GRANT EXECUTE ON FUNCTION private.context_mac(bytea) TO renrakucho_runtime;
+         GRANT EXECUTE ON FUNCTION private.context_parts() TO renrakucho_runtime;
          GRANT TEMPORARY ON DATABASE {database} TO renrakucho_runtime;
          GRANT CREATE ON SCHEMA public TO renrakucho_runtime;
          GRANT SELECT ON platform_operators TO renrakucho_app;
@@ -1225,7 +1223,7 @@ async fn the_catalog_checks_notice_each_planted_fault() {
              (pg_temp is searched first)",
             "public.unpinned_trigger(): neither pins search_path nor has a SQL-standard body",
             "public.flagless(): SECURITY DEFINER without private.definer_flags(…)",
-            "private.context_mac(bytea): INVOKER, search_path (SQL-standard body), EXECUTE by \
+            "private.context_parts(): INVOKER, search_path pg_catalog, pg_temp, EXECUTE by \
              renrakucho_runtime: function not on the expected list",
         ],
     );
@@ -1256,7 +1254,7 @@ async fn the_catalog_checks_notice_each_planted_fault() {
             "private.server_keys: SELECT: renrakucho_runtime has privileges in schema private",
             "private.context_chain: UPDATE: renrakucho_runtime has privileges in schema \
              private",
-            "private.context_mac(bytea): renrakucho_runtime may execute it",
+            "private.context_parts(): renrakucho_runtime may execute it",
         ],
     );
     noticed(
@@ -1292,7 +1290,7 @@ async fn the_catalog_checks_notice_each_planted_fault() {
         "deletion_requests",
         "context_chain",
         "server_keys",
-        "context_mac",
+        "context_parts",
         "schema private",
         "temporary tables",
         "schema public",

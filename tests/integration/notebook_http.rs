@@ -3325,10 +3325,9 @@ async fn a_live_notification_reaches_people_connected_to_another_server_process(
     // second; the database's announcement carries the event across.
     let app = spawn_app().await;
     let net = network(&app).await;
-    let second =
-        renrakucho_server::Application::build(&app.settings, &app.database.connections())
-            .await
-            .unwrap();
+    let second = renrakucho_server::Application::build(&app.settings, &app.database.connections())
+        .await
+        .unwrap();
     let second_url = format!("http://{}", second.local_addr());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(second.run_until(async {

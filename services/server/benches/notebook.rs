@@ -2,7 +2,8 @@
 //! run, on the same database: reading a page of 50 entries from a patient with 2,000 (authorized
 //! by Casbin, filtered by row-level security, decrypted, audited) next to the bare SELECT of the
 //! same rows (no RLS, no decryption, no authorization); and posting an entry next to the bare
-//! INSERT.
+//! INSERT. A second group measures the tenant context itself (ADR 0013): a transaction that only
+//! enters it, next to plain ones, and one statement verifying it, next to one reading a setting.
 //!
 //! `cargo bench -p renrakucho-server --bench notebook`
 
@@ -236,6 +237,19 @@ fn bench(c: &mut Criterion) {
             .await
             .unwrap();
             sqlx::Executor::execute(&mut *conn, "COMMIT").await.unwrap();
+        })
+    });
+    // The same two round trips through this crate's pool, as a privileged role (plain BEGIN and
+    // COMMIT): what the pool itself costs next to the raw one.
+    context.bench_function("pool_begin_commit_privileged", |b| {
+        b.to_async(&rt).iter(|| async {
+            app.db
+                .begin(renrakucho_store::Scope::Platform)
+                .await
+                .unwrap()
+                .commit()
+                .await
+                .unwrap();
         })
     });
     context.bench_function("begin_enter_commit_reset", |b| {
