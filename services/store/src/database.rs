@@ -7,6 +7,7 @@ use crate::keys::{self, ServerKeys};
 use crate::pool::{self, Pool, PoolRole};
 use crate::scope::WebConnection;
 use crate::{Scope, ScopedTx, StoreError};
+use renrakucho_core::{FacilityId, StaffId};
 
 /// Where the server's connections come from: the owner (migrations, the server's keys, and
 /// the privileged pools, which SET ROLE to their scope's role) and the runtime role (the web
@@ -65,9 +66,9 @@ pub(crate) fn web_options(runtime: &PgConnectOptions) -> PgConnectOptions {
 }
 
 impl Database {
-    /// Connects the pools (connections open on first use). `max_web` bounds the web pool; the
-    /// privileged pools are small. Reads the server's keys through the owner, creating them on
-    /// the first start.
+    /// Connects the pools (connections open on first use). `max_web` bounds the web pool; each
+    /// privileged pool may open half as many. Reads the server's keys through the owner,
+    /// creating them on the first start.
     pub async fn connect(connections: &Connections, max_web: u32) -> Result<Self, StoreError> {
         let keys = ServerKeys::load_or_create(&connections.owner).await?;
         let owner = connections.owner.clone();
@@ -107,29 +108,39 @@ impl Database {
 
     /// Opens a transaction in `scope`, in one round trip: for a facility scope, `BEGIN` and
     /// `renrakucho_enter(…)` with this server's MAC over the backend, the connection's chain
-    /// value, the facility and the staff member.
+    /// value, the facility and the staff member; for a privileged scope, `BEGIN` in its role's
+    /// pool.
     pub async fn begin(&self, scope: Scope) -> Result<ScopedTx, StoreError> {
-        let facility = match (scope.facility(), scope.role()) {
-            (Some(facility), _) => facility,
-            (None, Some(role)) => {
-                let pool = match scope {
-                    Scope::Platform => &self.inner.platform,
-                    Scope::KeyMaintenance => &self.inner.key_maintenance,
-                    Scope::AccessSync => &self.inner.access_sync,
-                    _ => &self.inner.digest,
-                };
-                let mut conn = pool::get(pool).await?;
-                conn.settled = false;
-                conn.raw.execute("BEGIN").await?;
-                conn.settled = true;
-                return Ok(ScopedTx::new(conn, scope, PoolRole::Privileged(role)));
+        let pool = match scope {
+            Scope::Facility(facility) => return self.begin_web(scope, facility, None).await,
+            Scope::Staff { facility, staff } => {
+                return self.begin_web(scope, facility, Some(staff)).await
             }
-            (None, None) => unreachable!("every scope has a facility or a role"),
+            Scope::Platform => &self.inner.platform,
+            Scope::KeyMaintenance => &self.inner.key_maintenance,
+            Scope::AccessSync => &self.inner.access_sync,
+            Scope::Digest => &self.inner.digest,
         };
-        let staff = scope.staff().map(|s| s.as_uuid());
+        let role = scope.role().expect("a privileged scope names its role");
+        let mut conn = pool::get(pool).await?;
+        conn.settled = false;
+        conn.raw.execute("BEGIN").await?;
+        conn.settled = true;
+        Ok(ScopedTx::new(conn, scope, PoolRole::Privileged(role)))
+    }
+
+    async fn begin_web(
+        &self,
+        scope: Scope,
+        facility: FacilityId,
+        staff: Option<StaffId>,
+    ) -> Result<ScopedTx, StoreError> {
+        let staff = staff.map(|s| s.as_uuid());
         // A connection whose chain the database no longer recognises (its session was reset
         // under it) is closed and another one tried.
-        for attempt in 0..3 {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
             let mut conn = pool::get(&self.inner.web).await?;
             let mac = keys::enter_mac(
                 &self.inner.keys.context,
@@ -154,14 +165,12 @@ impl Database {
                     conn.settled = true;
                     return Ok(ScopedTx::new(conn, scope, PoolRole::Web));
                 }
-                Err(e) if attempt < 2 && pool::context_refused(&e) => {
+                Err(e) if attempt < 3 && pool::context_refused(&e) => {
                     tracing::warn!("a web connection's tenant context was refused; closing it");
-                    continue;
                 }
                 Err(e) => return Err(e.into()),
             }
         }
-        unreachable!("the last attempt returns")
     }
 
     /// A web connection for one statement without a tenant (see [`WebConnection`]).
