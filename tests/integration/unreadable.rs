@@ -133,7 +133,7 @@ async fn one_corrupt_value_leaves_every_listing_working_with_a_marker() {
         .b_client
         .put(patient_url(&app, p, &format!("/entries/{}", t.b_entries[0])))
         .json(&json!({ "expected_version": 1, "category": "notice", "priority": "info",
-                       "body": "境界の記録 その一（修正）" }))
+                       "body": "境界の記録 その一(修正)" }))
         .send()
         .await
         .unwrap();
@@ -239,7 +239,7 @@ async fn one_corrupt_value_leaves_every_listing_working_with_a_marker() {
             .collect();
         assert_eq!(
             bodies,
-            ["境界の記録 その四", "訪問看護の記録", "境界の記録 その一（修正）"],
+            ["境界の記録 その四", "訪問看護の記録", "境界の記録 その一(修正)"],
             "{who}: the other entries intact"
         );
         let html = get_html(client, &app.url(&format!("/patients/{p}/notebook"))).await;
@@ -260,7 +260,7 @@ async fn one_corrupt_value_leaves_every_listing_working_with_a_marker() {
             .as_array()
             .unwrap()
             .iter()
-            .any(|e| e["body"] == "境界の記録 その一（修正）"),
+            .any(|e| e["body"] == "境界の記録 その一(修正)"),
         "{found}"
     );
     let html = get_html(
@@ -278,13 +278,13 @@ async fn one_corrupt_value_leaves_every_listing_working_with_a_marker() {
         &patient_url(&app, p, &format!("/entries/{}", t.b_entries[0])),
     )
     .await;
-    assert_eq!(detail["entry"]["body"], "境界の記録 その一（修正）");
+    assert_eq!(detail["entry"]["body"], "境界の記録 その一(修正)");
     assert_eq!(
         unreadable_ids(&detail["versions"]),
         [first_version.to_string()]
     );
     assert_eq!(
-        detail["versions"][1]["body"], "境界の記録 その一（修正）",
+        detail["versions"][1]["body"], "境界の記録 その一(修正)",
         "the current version intact"
     );
     assert_eq!(unreadable_ids(&detail["replies"]), [reply.to_string()]);
