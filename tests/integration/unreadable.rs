@@ -23,7 +23,11 @@ async fn flip(su: &mut PgConnection, table: &str, column: &str, id: Uuid) {
           WHERE id = $1"
     );
     let done = sqlx::query(&sql).bind(id).execute(&mut *su).await.unwrap();
-    assert_eq!(done.rows_affected(), 1, "{table}.{column} of {id} corrupted");
+    assert_eq!(
+        done.rows_affected(),
+        1,
+        "{table}.{column} of {id} corrupted"
+    );
 }
 
 /// Puts `from`'s value of `table.column` into row `to` (a valid ciphertext, in the wrong row).
@@ -83,7 +87,10 @@ fn unreadable_ids(items: &Value) -> Vec<String> {
 /// The portal shows the marker, in both languages, with the item's ID.
 fn assert_marker(html: &str, id: impl std::fmt::Display, what: &str) {
     assert!(html.contains("判読できない記録"), "{what}: the marker");
-    assert!(html.contains("unreadable record"), "{what}: the marker in English");
+    assert!(
+        html.contains("unreadable record"),
+        "{what}: the marker in English"
+    );
     assert!(
         html.contains(&format!("<code>{id}</code>")),
         "{what}: the item's ID"
@@ -131,9 +138,15 @@ async fn one_corrupt_value_leaves_every_listing_working_with_a_marker() {
         .as_uuid();
     let response = t
         .b_client
-        .put(patient_url(&app, p, &format!("/entries/{}", t.b_entries[0])))
-        .json(&json!({ "expected_version": 1, "category": "notice", "priority": "info",
-                       "body": "境界の記録 その一(修正)" }))
+        .put(patient_url(
+            &app,
+            p,
+            &format!("/entries/{}", t.b_entries[0]),
+        ))
+        .json(
+            &json!({ "expected_version": 1, "category": "notice", "priority": "info",
+                       "body": "境界の記録 その一(修正)" }),
+        )
         .send()
         .await
         .unwrap();
@@ -141,8 +154,10 @@ async fn one_corrupt_value_leaves_every_listing_working_with_a_marker() {
     let response = t
         .c_client
         .post(patient_url(&app, p, "/entries"))
-        .json(&json!({ "category": "notice", "priority": "info", "body": "境界の返信",
-                       "reply_to": t.b_entries[0] }))
+        .json(
+            &json!({ "category": "notice", "priority": "info", "body": "境界の返信",
+                       "reply_to": t.b_entries[0] }),
+        )
         .send()
         .await
         .unwrap();
@@ -207,7 +222,11 @@ async fn one_corrupt_value_leaves_every_listing_working_with_a_marker() {
         &app.url("/api/v1/patients?q=%E3%83%8F%E3%82%BD%E3%83%B3"),
     )
     .await;
-    assert_eq!(unreadable_ids(&found), [broken_patient.to_string()], "by name");
+    assert_eq!(
+        unreadable_ids(&found),
+        [broken_patient.to_string()],
+        "by name"
+    );
     let html = get_html(&t.b_client, &app.url("/patients")).await;
     assert_marker(&html, broken_patient, "the patient list");
     assert!(html.contains("境界 花子"), "the other patient is shown");
@@ -239,12 +258,19 @@ async fn one_corrupt_value_leaves_every_listing_working_with_a_marker() {
             .collect();
         assert_eq!(
             bodies,
-            ["境界の記録 その四", "訪問看護の記録", "境界の記録 その一(修正)"],
+            [
+                "境界の記録 その四",
+                "訪問看護の記録",
+                "境界の記録 その一(修正)"
+            ],
             "{who}: the other entries intact"
         );
         let html = get_html(client, &app.url(&format!("/patients/{p}/notebook"))).await;
         assert_marker(&html, broken_entry, &format!("{who}'s notebook page"));
-        assert!(html.contains("訪問看護の記録"), "{who}: the other entries shown");
+        assert!(
+            html.contains("訪問看護の記録"),
+            "{who}: the other entries shown"
+        );
     }
 
     // The notebook search: the unsearchable entry is listed as unreadable, the matches intact.
@@ -327,10 +353,17 @@ async fn one_corrupt_value_leaves_every_listing_working_with_a_marker() {
         if format == "pdf" && f.code == "no_pdf_font" {
             continue;
         }
-        assert_eq!((f.status, f.code.as_str()), (409, "conflict"), "{format}: {f:?}");
+        assert_eq!(
+            (f.status, f.code.as_str()),
+            (409, "conflict"),
+            "{format}: {f:?}"
+        );
         assert!(f.message.starts_with("判読できない記録があるため"), "{f:?}");
         for id in [broken_entry, reply, first_version] {
-            assert!(f.message.contains(&id.to_string()), "{format} names {id}: {f:?}");
+            assert!(
+                f.message.contains(&id.to_string()),
+                "{format} names {id}: {f:?}"
+            );
         }
     }
 
@@ -347,7 +380,10 @@ async fn one_corrupt_value_leaves_every_listing_working_with_a_marker() {
         .iter()
         .map(|v| v.as_str().unwrap())
         .collect();
-    assert!(audited.contains(&broken_entry.to_string().as_str()), "{read}");
+    assert!(
+        audited.contains(&broken_entry.to_string().as_str()),
+        "{read}"
+    );
     let search = b_audit
         .iter()
         .find(|r| r["action"] == "patient.search")

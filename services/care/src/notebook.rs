@@ -709,7 +709,11 @@ pub(crate) async fn version_view(
     v: notebook::StoredVersion,
 ) -> Result<VersionView, CareError> {
     let body = keys
-        .decrypt(tx, &body_binding(patient, "entry_versions", v.id), &v.body_enc)
+        .decrypt(
+            tx,
+            &body_binding(patient, "entry_versions", v.id),
+            &v.body_enc,
+        )
         .await?;
     let vitals = match &v.vitals_enc {
         Some(enc) => Some(
@@ -965,7 +969,10 @@ pub async fn search_notebook(
             break;
         }
     }
-    let matches = found.iter().filter_map(|f| f.as_ref().ok().cloned()).collect();
+    let matches = found
+        .iter()
+        .filter_map(|f| f.as_ref().ok().cloned())
+        .collect();
     let mut views = views(&mut tx, &keys, who.staff, matches).await?.into_iter();
     let entries: Vec<Listed<EntryView>> = found
         .into_iter()

@@ -216,7 +216,10 @@ mod tests {
             Problem::UnsupportedFormat(7),
             Problem::KeyDestroyed,
         ] {
-            assert!(integrity_failure(&undecryptable(problem)).is_some(), "{problem}");
+            assert!(
+                integrity_failure(&undecryptable(problem)).is_some(),
+                "{problem}"
+            );
         }
         for other in [
             CareError::Keyring(KeyringError::ProviderUnavailable("timeout".into())),
@@ -240,7 +243,8 @@ mod tests {
     #[test]
     fn a_marker_is_its_id_and_the_flag() {
         let id = Uuid::now_v7();
-        let listed: Vec<Listed<u8>> = vec![Listed::Readable(1), Listed::Unreadable(Unreadable::new(id))];
+        let listed: Vec<Listed<u8>> =
+            vec![Listed::Readable(1), Listed::Unreadable(Unreadable::new(id))];
         assert_eq!(
             serde_json::to_value(&listed).unwrap(),
             json!([1, { "id": id, "unreadable": true }])

@@ -169,7 +169,7 @@ pub struct EntrySchema {
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(untagged)]
 pub enum EntryListItem {
-    Entry(EntrySchema),
+    Entry(Box<EntrySchema>),
     Unreadable(super::patients::UnreadableSchema),
 }
 

@@ -672,7 +672,13 @@ async fn entry_page(
     };
     if let Ok(me) = author(user) {
         let mut ids = vec![detail.entry.id];
-        ids.extend(detail.replies.iter().filter_map(Listed::readable).map(|r| r.id));
+        ids.extend(
+            detail
+                .replies
+                .iter()
+                .filter_map(Listed::readable)
+                .map(|r| r.id),
+        );
         if let Err(e) =
             renrakucho_care::mark_read(&state.db, &me, &user.origin, patient, &ids).await
         {

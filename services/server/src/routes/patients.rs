@@ -10,9 +10,7 @@ use axum::response::Response;
 use axum::Json;
 use base64::Engine;
 use renrakucho_authz::Action;
-use renrakucho_care::{
-    ConsentForm, ConsentScope, Listed, NewPatient, NewScan, Signer, TeamMember,
-};
+use renrakucho_care::{ConsentForm, ConsentScope, Listed, NewPatient, NewScan, Signer, TeamMember};
 use renrakucho_core::{
     Address, BirthDate, CareLevel, FacilityId, InvalidValue, KanaName, PatientId, PatientName,
     PatientProfile, Phone, PrimaryDoctor, Sex,
@@ -171,7 +169,7 @@ pub enum PatientListItem {
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(untagged)]
 pub enum ConsentListItem {
-    Consent(ConsentView),
+    Consent(Box<ConsentView>),
     Unreadable(UnreadableSchema),
 }
 
