@@ -57,7 +57,9 @@ pub enum Action {
     PatientUpdate,
     ConsentRead,
     ConsentRecord,
+    ConsentRenew,
     ConsentWithdraw,
+    ConsentChanges,
     CareTeamRead,
     CareTeamInvite,
     CareTeamAccept,
@@ -78,7 +80,9 @@ impl Action {
         Action::PatientUpdate,
         Action::ConsentRead,
         Action::ConsentRecord,
+        Action::ConsentRenew,
         Action::ConsentWithdraw,
+        Action::ConsentChanges,
         Action::CareTeamRead,
         Action::CareTeamInvite,
         Action::CareTeamAccept,
@@ -99,7 +103,9 @@ impl Action {
             Action::PatientUpdate => "patient.update",
             Action::ConsentRead => "consent.read",
             Action::ConsentRecord => "consent.record",
+            Action::ConsentRenew => "consent.renew",
             Action::ConsentWithdraw => "consent.withdraw",
+            Action::ConsentChanges => "consent.changes",
             Action::CareTeamRead => "care_team.read",
             Action::CareTeamInvite => "care_team.invite",
             Action::CareTeamAccept => "care_team.accept",
@@ -125,6 +131,10 @@ pub enum Relation {
     Consented,
     Emergency,
     Support,
+    /// An active facility of the care team while the consent is not withdrawn: may record one.
+    Collecting,
+    /// An active facility of the care team while the consent is withdrawn (renewal is due).
+    Withdrawn,
 }
 
 impl Relation {
@@ -136,6 +146,8 @@ impl Relation {
         Relation::Consented,
         Relation::Emergency,
         Relation::Support,
+        Relation::Collecting,
+        Relation::Withdrawn,
     ];
 
     /// The spelling in the policy file and in the database.
@@ -148,6 +160,8 @@ impl Relation {
             Relation::Consented => "consented",
             Relation::Emergency => "emergency",
             Relation::Support => "support",
+            Relation::Collecting => "collecting",
+            Relation::Withdrawn => "withdrawn",
         }
     }
 

@@ -1001,6 +1001,9 @@ async fn notifications_page(
                         "mention" => "自施設あて",
                         "invitation" => "招待",
                         "support" => "支援依頼",
+                        "consent_recorded" => "同意",
+                        "consent_renewed" => "再同意",
+                        "consent_withdrawn" => "同意撤回",
                         _ => "記録",
                     },
                     read: n.read,
@@ -1014,6 +1017,16 @@ async fn notifications_page(
                     what: match n.kind {
                         "invitation" => "ケアチームへの招待 / invitation".into(),
                         "support" => "支援依頼 / support request".into(),
+                        // A facility that no longer shares the patient sees no name.
+                        "consent_recorded" => "同意書が登録されました / a consent was recorded".into(),
+                        "consent_renewed" => {
+                            "再同意が登録され、連絡帳を再び閲覧できます / consent renewed: the notebook is shared again"
+                                .into()
+                        }
+                        "consent_withdrawn" => {
+                            "同意が撤回され、連絡帳の共有が止まりました / consent withdrawn: sharing stopped"
+                                .into()
+                        }
                         _ => format!("{name} の連絡帳"),
                     },
                 }

@@ -63,6 +63,8 @@ use crate::session::{FacilitySummary, WhoAmI};
         super::notebook::mute,
         super::admin::audit_log,
         super::admin::set_may_accept_invitations,
+        super::platform::alerts,
+        super::platform::acknowledge,
     ),
     components(schemas(
         ErrorBody,
@@ -81,6 +83,7 @@ use crate::session::{FacilitySummary, WhoAmI};
         super::patients::ConsentBody,
         super::patients::ConsentView,
         super::patients::Created,
+        super::patients::RecordedConsent,
         super::patients::MemberView,
         super::patients::InviteBody,
         super::patients::InvitationView,
@@ -103,6 +106,7 @@ use crate::session::{FacilitySummary, WhoAmI};
         super::notebook::MuteBody,
         super::admin::AuditView,
         super::admin::AcceptPermissionBody,
+        super::platform::AlertView,
     ))
 )]
 pub struct ApiDoc;
