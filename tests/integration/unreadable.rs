@@ -241,6 +241,16 @@ async fn one_corrupt_value_leaves_every_listing_working_with_a_marker() {
     assert!(f.message.starts_with("この記録は判読できません"), "{f:?}");
     assert!(f.message.contains(&broken_patient.to_string()), "{f:?}");
 
+    let html = get_html(
+        &t.b_client,
+        &app.url(&format!("/patients/{broken_patient}/notebook")),
+    )
+    .await;
+    assert!(
+        html.contains("判読できない氏名 / unreadable name"),
+        "the notebook of a patient whose name is unreadable still opens"
+    );
+
     // The timeline, in both facilities that share the patient, JSON and portal.
     for (client, who) in [(&t.b_client, "B"), (&t.c_client, "C")] {
         let page = get_json(client, &patient_url(&app, p, "/entries")).await;

@@ -233,10 +233,14 @@ async fn notebook_page(
         .allowed(&person, who.facility, patient, Action::NotebookWrite)
         .await
         .unwrap_or(false);
+    // A name that fails its integrity check does not hide the notebook (ADR 0017).
     let name = match renrakucho_care::patient(&state.db, &state.keyring, who, origin, patient).await
     {
         Ok(p) => p.name.as_str().to_string(),
-        Err(e) => return failed(e),
+        Err(e) => match ApiError::from(e) {
+            e if e.code == "unreadable" => "判読できない氏名 / unreadable name".to_string(),
+            e => return failed(e),
+        },
     };
     let (entries, next) = if search {
         let q = query.q.clone().unwrap_or_default();
