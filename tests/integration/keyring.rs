@@ -1042,7 +1042,11 @@ async fn reencryption_moves_every_stored_value_of_an_owner_to_the_newest_key() {
                 renrakucho_care::entry_detail(&f.app.db, &f.keyring, who, &origin, patient, *entry)
                     .await
                     .unwrap();
-            let bodies: Vec<&str> = detail.versions.iter().map(|v| v.body.as_str()).collect();
+            let bodies: Vec<&str> = detail
+                .versions
+                .iter()
+                .map(|v| v.readable().expect("readable").body.as_str())
+                .collect();
             assert_eq!(bodies, [*text], "{entry}");
         }
     }

@@ -19,3 +19,4 @@ mod sharing;
 mod sharing_http;
 mod sign_in;
 mod support;
+mod unreadable;

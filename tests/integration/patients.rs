@@ -86,7 +86,7 @@ async fn patients_are_found_by_any_spelling_of_the_name_or_reading() {
                 .await
                 .unwrap()
                 .into_iter()
-                .map(|p| p.id)
+                .map(|p| p.into_readable().expect("readable").id)
                 .collect();
             ids.sort();
             ids

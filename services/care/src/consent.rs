@@ -356,14 +356,15 @@ fn refusal(e: renrakucho_store::StoreError) -> CareError {
     }
 }
 
-/// The patient's consents, decrypted; the read is audited.
+/// The patient's consents, decrypted (one whose details fail their integrity check is listed
+/// as unreadable); the read is audited.
 pub async fn consents_of(
     db: &Database,
     keyring: &Keyring,
     who: StaffActor,
     origin: &Origin,
     patient: PatientId,
-) -> Result<Vec<Consent>, CareError> {
+) -> Result<Vec<crate::Listed<Consent>>, CareError> {
     let mut tx = db.begin(who.scope()).await?;
     patients::get(&mut tx, patient).await?;
     let stored = consents::of_patient(&mut tx, patient).await?;
@@ -372,10 +373,15 @@ pub async fn consents_of(
         .await?;
     let mut found = Vec::with_capacity(stored.len());
     for c in stored {
+        let id = c.id;
         let plain = keys
             .decrypt(&mut tx, &details_binding(patient, c.id), &c.details_enc)
-            .await?;
-        found.push(decoded(c, &plain)?);
+            .await;
+        let consent = match plain {
+            Ok(plain) => Ok(decoded(c, &plain)?),
+            Err(e) => Err(e.into()),
+        };
+        found.push(crate::unreadable::item(&mut tx, id, consent).await?);
     }
     record(
         &mut tx,
@@ -383,7 +389,7 @@ pub async fn consents_of(
         origin,
         "consent.read",
         Some(("patient", patient.as_uuid())),
-        json!({ "consents": found.len() }),
+        json!({ "consents": found.len(), "unreadable": crate::unreadable::ids(&found) }),
     )
     .await?;
     tx.commit().await?;

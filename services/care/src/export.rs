@@ -9,10 +9,12 @@ use renrakucho_store::{notebook, patients, Database};
 use serde::Serialize;
 use serde_json::json;
 use time::OffsetDateTime;
+use uuid::Uuid;
 
-use crate::audit::record;
-use crate::notebook::{body_binding, views, EntryView, VersionView};
+use crate::audit::{record, refused};
+use crate::notebook::{version_view, views, EntryView, VersionView};
 use crate::patients::{decrypt_name, text};
+use crate::unreadable::{self, Listed};
 use crate::{CareError, StaffActor};
 
 /// The patient as the copy names them.
@@ -45,7 +47,9 @@ pub struct NotebookCopy {
     pub entries: Vec<ExportedEntry>,
 }
 
-/// The notebook's full copy; the export is audited with its format (`json` or `pdf`).
+/// The notebook's full copy; the export is audited with its format (`json` or `pdf`). When a
+/// value fails its integrity check no copy is made: the refusal (409) names every unreadable
+/// item (patient, entry or entry version ID), is audited and alerts the platform operators.
 pub async fn export_notebook(
     db: &Database,
     keyring: &Keyring,
@@ -59,58 +63,68 @@ pub async fn export_notebook(
     let keys = keyring
         .owner_keys(&mut tx, KeyOwner::Patient(patient))
         .await?;
-    let (name, kana) = decrypt_name(&keys, &mut tx, &stored).await?;
-    let profile: renrakucho_core::PatientProfile = text(
-        &keys
-            .decrypt(
-                &mut tx,
-                &crate::patients::binding(patient, "profile_enc"),
-                &stored.profile_enc,
-            )
-            .await?,
-        "profile",
-    )?;
+    // A copy is complete or not made: every value is decrypted, and the IDs of those that fail
+    // their integrity check are gathered to name them all in the refusal.
+    let mut broken = Vec::new();
+    let head = async {
+        let (name, kana) = decrypt_name(&keys, &mut tx, &stored).await?;
+        let profile: renrakucho_core::PatientProfile = text(
+            &keys
+                .decrypt(
+                    &mut tx,
+                    &crate::patients::binding(patient, "profile_enc"),
+                    &stored.profile_enc,
+                )
+                .await?,
+            "profile",
+        )?;
+        Ok::<_, CareError>((name, kana, profile))
+    }
+    .await;
+    let head = unreadable::item(&mut tx, patient.as_uuid(), head).await?;
+    broken.extend(head.unreadable_id());
     let all = notebook::all(&mut tx, patient).await?;
     let entries = views(&mut tx, &keys, who.staff, all).await?;
     let mut out = Vec::with_capacity(entries.len());
     for entry in entries {
+        let entry = match entry {
+            Listed::Readable(entry) => entry,
+            Listed::Unreadable(u) => {
+                broken.push(u.id);
+                continue;
+            }
+        };
         let mut versions = Vec::new();
         for v in notebook::versions(&mut tx, patient, entry.id).await? {
-            let body = keys
-                .decrypt(
-                    &mut tx,
-                    &body_binding(patient, "entry_versions", v.id),
-                    &v.body_enc,
-                )
-                .await?;
-            let vitals = match &v.vitals_enc {
-                Some(enc) => Some(
-                    serde_json::from_slice::<renrakucho_core::Vitals>(
-                        &keys
-                            .decrypt(
-                                &mut tx,
-                                &crate::notebook::vitals_binding(patient, "entry_versions", v.id),
-                                enc,
-                            )
-                            .await?,
-                    )
-                    .map_err(|e| CareError::corrupt("vitals", e))?,
-                ),
-                None => None,
-            };
-            versions.push(VersionView {
-                version: v.version,
-                editor_name: v.edited_by_name,
-                editor_facility: renrakucho_core::FacilityId::from_uuid(v.facility_id),
-                edited_at: v.edited_at,
-                category: v.category,
-                priority: v.priority,
-                body: String::from_utf8(body).map_err(|e| CareError::corrupt("body", e))?,
-                vitals,
-            });
+            let row = v.id;
+            let view = version_view(&mut tx, &keys, patient, v).await;
+            match unreadable::item(&mut tx, row, view).await? {
+                Listed::Readable(v) => versions.push(v),
+                Listed::Unreadable(u) => broken.push(u.id),
+            }
         }
         out.push(ExportedEntry { entry, versions });
     }
+    let head = match head {
+        Listed::Readable(head) if broken.is_empty() => head,
+        _ => {
+            let ids: Vec<String> = broken.iter().map(Uuid::to_string).collect();
+            refused(
+                tx,
+                who,
+                origin,
+                "notebook.export",
+                Some(("patient", patient.as_uuid())),
+                json!({ "format": format, "unreadable": broken }),
+            )
+            .await?;
+            return Err(CareError::Conflict(format!(
+                "判読できない記録があるため写しを作成できません（記録ID: {ids}）。運用者に通知しました / the copy cannot be made: these records are unreadable (the platform operators were told): {ids}",
+                ids = ids.join(", ")
+            )));
+        }
+    };
+    let (name, kana, profile) = head;
     record(
         &mut tx,
         who,

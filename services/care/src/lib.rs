@@ -18,6 +18,7 @@ mod notifications;
 mod operations;
 mod patients;
 mod support;
+mod unreadable;
 
 pub use admin::{facility_audit, set_may_accept_invitations};
 pub use attachments::{attachment_content, upload_attachment, Download, Uploaded};
@@ -53,6 +54,7 @@ pub use support::{
     send_support_request, support_request, support_requests, NewSupportRequest, SupportDetail,
     SupportLine,
 };
+pub use unreadable::{Listed, Unreadable, ALERT_KIND as UNREADABLE_ALERT};
 
 use renrakucho_core::{FacilityId, InvalidValue, StaffId};
 use renrakucho_files::FileError;

@@ -21,6 +21,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::audit::{record, refused};
+use crate::unreadable::{self, Listed};
 use crate::{CareError, StaffActor};
 
 /// Who writes: the staff member, as the care team will see them.
@@ -95,7 +96,8 @@ pub struct EntryView {
 /// One page of a timeline, and where the next one starts.
 #[derive(Debug, Clone, Serialize)]
 pub struct TimelinePage {
-    pub entries: Vec<EntryView>,
+    /// An entry that fails its integrity check is `{"id": …, "unreadable": true}`.
+    pub entries: Vec<Listed<EntryView>>,
     /// Pass back to get the next (older) page; `None` at the end.
     pub next: Option<String>,
 }
@@ -129,8 +131,9 @@ pub struct ReaderView {
 #[derive(Debug, Clone, Serialize)]
 pub struct EntryDetail {
     pub entry: EntryView,
-    pub versions: Vec<VersionView>,
-    pub replies: Vec<EntryView>,
+    /// A version that fails its integrity check is `{"id": <version row>, "unreadable": true}`.
+    pub versions: Vec<Listed<VersionView>>,
+    pub replies: Vec<Listed<EntryView>>,
     pub read_by: Vec<ReaderView>,
 }
 
@@ -218,13 +221,43 @@ pub(crate) struct Extras {
 /// A file of an entry before decryption: ID, media type, size, thumbnail?, encrypted name.
 type FileRow = (Uuid, String, i64, bool, Vec<u8>);
 
-/// Decrypts stored entries for people who may read them, fetching their files and read marks.
+/// Decrypts stored entries for people who may read them, fetching their files and read marks;
+/// an entry that fails its integrity check is listed as unreadable.
 pub(crate) async fn views(
     tx: &mut ScopedTx,
     keys: &OwnerKeys,
     reader: StaffId,
     stored: Vec<StoredEntry>,
-) -> Result<Vec<EntryView>, CareError> {
+) -> Result<Vec<Listed<EntryView>>, CareError> {
+    let rows = with_extras(tx, reader, stored).await?;
+    build_views(tx, keys, reader, rows).await
+}
+
+/// Decrypts one entry read on its own: an integrity failure is the error (see
+/// [`unreadable::refuse`]).
+pub(crate) async fn view_one(
+    tx: &mut ScopedTx,
+    keys: &OwnerKeys,
+    reader: StaffId,
+    stored: StoredEntry,
+) -> Result<EntryView, CareError> {
+    let (e, extras) = with_extras(tx, reader, vec![stored])
+        .await?
+        .pop()
+        .ok_or(CareError::NotFound)?;
+    let facility = FacilityId::from_uuid(e.facility_id);
+    let facility_name = crate::directory::names(tx, &[facility])
+        .await?
+        .remove(&facility);
+    build_view(tx, keys, reader, e, extras, facility_name).await
+}
+
+/// Stored entries with their files and the reader's read marks.
+async fn with_extras(
+    tx: &mut ScopedTx,
+    reader: StaffId,
+    stored: Vec<StoredEntry>,
+) -> Result<Vec<(StoredEntry, Extras)>, CareError> {
     let ids: Vec<Uuid> = stored.iter().map(|e| e.id).collect();
     let files = attachments::of_entries(tx, &ids).await?;
     let read: std::collections::HashSet<Uuid> = notebook::read_by(tx, reader, &ids)
@@ -253,7 +286,7 @@ pub(crate) async fn views(
             (e, extras)
         })
         .collect();
-    build_views(tx, keys, reader, rows).await
+    Ok(rows)
 }
 
 /// Decrypts a timeline page (read marks and files came with it).
@@ -262,7 +295,7 @@ async fn page_views(
     keys: &OwnerKeys,
     reader: StaffId,
     rows: Vec<notebook::PageRow>,
-) -> Result<Vec<EntryView>, CareError> {
+) -> Result<Vec<Listed<EntryView>>, CareError> {
     use base64::Engine;
     let mut out = Vec::with_capacity(rows.len());
     for r in rows {
@@ -289,7 +322,7 @@ async fn build_views(
     keys: &OwnerKeys,
     reader: StaffId,
     rows: Vec<(StoredEntry, Extras)>,
-) -> Result<Vec<EntryView>, CareError> {
+) -> Result<Vec<Listed<EntryView>>, CareError> {
     let facility_ids: Vec<FacilityId> = rows
         .iter()
         .map(|(e, _)| FacilityId::from_uuid(e.facility_id))
@@ -297,71 +330,86 @@ async fn build_views(
     let names = crate::directory::names(tx, &facility_ids).await?;
     let mut out = Vec::with_capacity(rows.len());
     for (e, extras) in rows {
-        let patient = PatientId::from_uuid(e.patient_id);
-        let body = keys
-            .decrypt(tx, &body_binding(patient, "entries", e.id), &e.body_enc)
-            .await?;
-        let vitals = match &e.vitals_enc {
-            Some(v) => Some(
-                serde_json::from_slice::<Vitals>(
-                    &keys
-                        .decrypt(tx, &vitals_binding(patient, "entries", e.id), v)
-                        .await?,
-                )
-                .map_err(|err| CareError::corrupt("vitals", err))?,
-            ),
-            None => None,
-        };
-        let withdrawal_reason = match &e.withdrawal_reason_enc {
-            Some(r) => Some(utf8(
-                keys.decrypt(tx, &reason_binding(patient, e.id), r).await?,
-                "reason",
-            )?),
-            None => None,
-        };
-        let mut attachments = Vec::with_capacity(extras.files.len());
-        for (id, media_type, size, has_thumbnail, name_enc) in extras.files {
-            let name = keys
-                .decrypt(tx, &file_name_binding(patient, id), &name_enc)
-                .await?;
-            attachments.push(AttachmentLine {
-                id,
-                file_name: utf8(name, "file name")?,
-                media_type,
-                size,
-                has_thumbnail,
-            });
-        }
-        out.push(EntryView {
-            id: e.id,
-            patient,
-            facility: FacilityId::from_uuid(e.facility_id),
-            facility_name: names.get(&FacilityId::from_uuid(e.facility_id)).cloned(),
-            author: StaffId::from_uuid(e.author_id),
-            author_name: e.author_name,
-            author_profession: e.author_profession,
-            category: e
-                .category
-                .parse()
-                .map_err(|err| CareError::corrupt("category", err))?,
-            priority: e
-                .priority
-                .parse()
-                .map_err(|err| CareError::corrupt("priority", err))?,
-            body: utf8(body, "body")?,
-            vitals,
-            reply_to: e.reply_to,
-            mentions: e.mentions.into_iter().map(FacilityId::from_uuid).collect(),
-            version: e.version,
-            created_at: e.created_at,
-            updated_at: e.updated_at,
-            attachments,
-            read: extras.read || e.author_id == reader.as_uuid(),
-            withdrawn_at: e.withdrawn_at,
-            withdrawal_reason,
-        });
+        let id = e.id;
+        let facility_name = names.get(&FacilityId::from_uuid(e.facility_id)).cloned();
+        let view = build_view(tx, keys, reader, e, extras, facility_name).await;
+        out.push(unreadable::item(tx, id, view).await?);
     }
     Ok(out)
+}
+
+/// Decrypts one entry; its body, vitals, withdrawal reason and file names.
+async fn build_view(
+    tx: &mut ScopedTx,
+    keys: &OwnerKeys,
+    reader: StaffId,
+    e: StoredEntry,
+    extras: Extras,
+    facility_name: Option<String>,
+) -> Result<EntryView, CareError> {
+    let patient = PatientId::from_uuid(e.patient_id);
+    let body = keys
+        .decrypt(tx, &body_binding(patient, "entries", e.id), &e.body_enc)
+        .await?;
+    let vitals = match &e.vitals_enc {
+        Some(v) => Some(
+            serde_json::from_slice::<Vitals>(
+                &keys
+                    .decrypt(tx, &vitals_binding(patient, "entries", e.id), v)
+                    .await?,
+            )
+            .map_err(|err| CareError::corrupt("vitals", err))?,
+        ),
+        None => None,
+    };
+    let withdrawal_reason = match &e.withdrawal_reason_enc {
+        Some(r) => Some(utf8(
+            keys.decrypt(tx, &reason_binding(patient, e.id), r).await?,
+            "reason",
+        )?),
+        None => None,
+    };
+    let mut attachments = Vec::with_capacity(extras.files.len());
+    for (id, media_type, size, has_thumbnail, name_enc) in extras.files {
+        let name = keys
+            .decrypt(tx, &file_name_binding(patient, id), &name_enc)
+            .await?;
+        attachments.push(AttachmentLine {
+            id,
+            file_name: utf8(name, "file name")?,
+            media_type,
+            size,
+            has_thumbnail,
+        });
+    }
+    Ok(EntryView {
+        id: e.id,
+        patient,
+        facility: FacilityId::from_uuid(e.facility_id),
+        facility_name,
+        author: StaffId::from_uuid(e.author_id),
+        author_name: e.author_name,
+        author_profession: e.author_profession,
+        category: e
+            .category
+            .parse()
+            .map_err(|err| CareError::corrupt("category", err))?,
+        priority: e
+            .priority
+            .parse()
+            .map_err(|err| CareError::corrupt("priority", err))?,
+        body: utf8(body, "body")?,
+        vitals,
+        reply_to: e.reply_to,
+        mentions: e.mentions.into_iter().map(FacilityId::from_uuid).collect(),
+        version: e.version,
+        created_at: e.created_at,
+        updated_at: e.updated_at,
+        attachments,
+        read: extras.read || e.author_id == reader.as_uuid(),
+        withdrawn_at: e.withdrawn_at,
+        withdrawal_reason,
+    })
 }
 
 /// Mentions must name facilities of the care team that share the patient.
@@ -503,11 +551,9 @@ pub async fn post_entry(
         Vec::new()
     } else {
         let stored = notebook::get(&mut tx, patient, id).await?;
-        views(&mut tx, &keys, who.actor.staff, vec![stored])
+        view_one(&mut tx, &keys, who.actor.staff, stored)
             .await?
-            .pop()
-            .map(|v| v.attachments)
-            .unwrap_or_default()
+            .attachments
     };
     let facility_name = crate::directory::names(&mut tx, &[who.actor.facility])
         .await?
@@ -580,7 +626,7 @@ pub async fn timeline(
         origin,
         "notebook.read",
         Some(("patient", patient.as_uuid())),
-        json!({ "entries": entries.len() }),
+        json!({ "entries": entries.len(), "unreadable": unreadable::ids(&entries) }),
     )
     .await?;
     tx.commit().await?;
@@ -601,44 +647,18 @@ pub async fn entry_detail(
     let keys = keyring
         .owner_keys(&mut tx, KeyOwner::Patient(patient))
         .await?;
-    let entry = views(&mut tx, &keys, who.staff, vec![stored])
-        .await?
-        .pop()
-        .ok_or(CareError::NotFound)?;
+    let entry = match view_one(&mut tx, &keys, who.staff, stored).await {
+        Ok(entry) => entry,
+        Err(e) => {
+            let target = Some(("patient", patient.as_uuid()));
+            return Err(unreadable::refuse(tx, who, origin, "entry.read", target, e).await);
+        }
+    };
     let mut versions = Vec::new();
     for v in notebook::versions(&mut tx, patient, id).await? {
-        let body = keys
-            .decrypt(
-                &mut tx,
-                &body_binding(patient, "entry_versions", v.id),
-                &v.body_enc,
-            )
-            .await?;
-        let vitals = match &v.vitals_enc {
-            Some(enc) => Some(
-                serde_json::from_slice::<Vitals>(
-                    &keys
-                        .decrypt(
-                            &mut tx,
-                            &vitals_binding(patient, "entry_versions", v.id),
-                            enc,
-                        )
-                        .await?,
-                )
-                .map_err(|e| CareError::corrupt("vitals", e))?,
-            ),
-            None => None,
-        };
-        versions.push(VersionView {
-            version: v.version,
-            editor_name: v.edited_by_name,
-            editor_facility: FacilityId::from_uuid(v.facility_id),
-            edited_at: v.edited_at,
-            category: v.category,
-            priority: v.priority,
-            body: utf8(body, "body")?,
-            vitals,
-        });
+        let row = v.id;
+        let view = version_view(&mut tx, &keys, patient, v).await;
+        versions.push(unreadable::item(&mut tx, row, view).await?);
     }
     let replies = notebook::replies(&mut tx, patient, id).await?;
     let replies = views(&mut tx, &keys, who.staff, replies).await?;
@@ -658,13 +678,18 @@ pub async fn entry_detail(
             read_at: r.read_at,
         })
         .collect();
+    let unreadable_ids = [unreadable::ids(&versions), unreadable::ids(&replies)].concat();
     record(
         &mut tx,
         who,
         origin,
         "entry.read",
         Some(("patient", patient.as_uuid())),
-        json!({ "entry": id, "versions": versions.len() }),
+        json!({
+            "entry": id,
+            "versions": versions.len(),
+            "unreadable": unreadable_ids,
+        }),
     )
     .await?;
     tx.commit().await?;
@@ -673,6 +698,43 @@ pub async fn entry_detail(
         versions,
         replies,
         read_by,
+    })
+}
+
+/// Decrypts one stored version of an entry.
+pub(crate) async fn version_view(
+    tx: &mut ScopedTx,
+    keys: &OwnerKeys,
+    patient: PatientId,
+    v: notebook::StoredVersion,
+) -> Result<VersionView, CareError> {
+    let body = keys
+        .decrypt(
+            tx,
+            &body_binding(patient, "entry_versions", v.id),
+            &v.body_enc,
+        )
+        .await?;
+    let vitals = match &v.vitals_enc {
+        Some(enc) => Some(
+            serde_json::from_slice::<Vitals>(
+                &keys
+                    .decrypt(tx, &vitals_binding(patient, "entry_versions", v.id), enc)
+                    .await?,
+            )
+            .map_err(|e| CareError::corrupt("vitals", e))?,
+        ),
+        None => None,
+    };
+    Ok(VersionView {
+        version: v.version,
+        editor_name: v.edited_by_name,
+        editor_facility: FacilityId::from_uuid(v.facility_id),
+        edited_at: v.edited_at,
+        category: v.category,
+        priority: v.priority,
+        body: utf8(body, "body")?,
+        vitals,
     })
 }
 
@@ -761,10 +823,7 @@ pub async fn edit_entry(
     )
     .await?;
     let current = notebook::get(&mut tx, patient, id).await?;
-    let view = views(&mut tx, &keys, who.actor.staff, vec![current])
-        .await?
-        .pop()
-        .ok_or(CareError::NotFound)?;
+    let view = view_one(&mut tx, &keys, who.actor.staff, current).await?;
     match outcome {
         EditOutcome::Saved { version } => {
             record(
@@ -872,7 +931,7 @@ pub async fn search_notebook(
     patient: PatientId,
     query: &str,
     limit: usize,
-) -> Result<Vec<EntryView>, CareError> {
+) -> Result<Vec<Listed<EntryView>>, CareError> {
     let needle = normalized(query);
     if needle.chars().count() < 1 {
         return Err(InvalidValue::new(
@@ -886,45 +945,77 @@ pub async fn search_notebook(
     let keys = keyring
         .owner_keys(&mut tx, KeyOwner::Patient(patient))
         .await?;
-    let mut found = Vec::new();
+    // Matches, and entries that could not be searched because a value fails its integrity
+    // check (listed as unreadable, in their place).
+    let mut found: Vec<Result<StoredEntry, Uuid>> = Vec::new();
     for e in notebook::all(&mut tx, patient).await?.into_iter().rev() {
         if e.withdrawn_at.is_some() {
             continue;
         }
-        let pid = PatientId::from_uuid(e.patient_id);
-        let body = keys
-            .decrypt(&mut tx, &body_binding(pid, "entries", e.id), &e.body_enc)
-            .await?;
-        let body = utf8(body, "body")?;
-        let vitals = match &e.vitals_enc {
-            Some(v) => serde_json::from_slice::<Vitals>(
-                &keys
-                    .decrypt(&mut tx, &vitals_binding(pid, "entries", e.id), v)
-                    .await?,
-            )
-            .map(|v| v.summary())
-            .unwrap_or_default(),
-            None => String::new(),
-        };
-        if normalized(&body).contains(&needle) || normalized(&vitals).contains(&needle) {
-            found.push(e);
-            if found.len() >= limit {
-                break;
+        let text = searchable(&mut tx, &keys, &e).await;
+        let hit = match unreadable::item(&mut tx, e.id, text).await? {
+            Listed::Readable((body, vitals)) => {
+                normalized(&body).contains(&needle) || normalized(&vitals).contains(&needle)
             }
+            Listed::Unreadable(_) => {
+                found.push(Err(e.id));
+                false
+            }
+        };
+        if hit {
+            found.push(Ok(e));
+        }
+        if found.len() >= limit {
+            break;
         }
     }
-    let entries = views(&mut tx, &keys, who.staff, found).await?;
+    let matches = found
+        .iter()
+        .filter_map(|f| f.as_ref().ok().cloned())
+        .collect();
+    let mut views = views(&mut tx, &keys, who.staff, matches).await?.into_iter();
+    let entries: Vec<Listed<EntryView>> = found
+        .into_iter()
+        .filter_map(|f| match f {
+            Ok(_) => views.next(),
+            Err(id) => Some(Listed::Unreadable(unreadable::Unreadable::new(id))),
+        })
+        .collect();
     record(
         &mut tx,
         who,
         origin,
         "notebook.search",
         Some(("patient", patient.as_uuid())),
-        json!({ "found": entries.len() }),
+        json!({ "found": entries.len(), "unreadable": unreadable::ids(&entries) }),
     )
     .await?;
     tx.commit().await?;
     Ok(entries)
+}
+
+/// The text of an entry a search looks in: its body and its vitals' summary.
+async fn searchable(
+    tx: &mut ScopedTx,
+    keys: &OwnerKeys,
+    e: &StoredEntry,
+) -> Result<(String, String), CareError> {
+    let pid = PatientId::from_uuid(e.patient_id);
+    let body = keys
+        .decrypt(tx, &body_binding(pid, "entries", e.id), &e.body_enc)
+        .await?;
+    let body = utf8(body, "body")?;
+    let vitals = match &e.vitals_enc {
+        Some(v) => serde_json::from_slice::<Vitals>(
+            &keys
+                .decrypt(tx, &vitals_binding(pid, "entries", e.id), v)
+                .await?,
+        )
+        .map(|v| v.summary())
+        .unwrap_or_default(),
+        None => String::new(),
+    };
+    Ok((body, vitals))
 }
 
 /// Marks entries as read by the person (read receipts).

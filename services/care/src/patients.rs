@@ -7,6 +7,7 @@ use renrakucho_store::{Database, ScopedTx};
 use serde_json::json;
 use time::OffsetDateTime;
 
+use crate::unreadable::{self, Listed};
 use crate::{CareError, StaffActor};
 
 const TABLE: &str = "patients";
@@ -155,10 +156,21 @@ pub async fn patient(
     let mut tx = db.begin(who.scope()).await?;
     let stored = patients::get(&mut tx, id).await?;
     let keys = keyring.owner_keys(&mut tx, KeyOwner::Patient(id)).await?;
-    let (name, kana) = decrypt_name(&keys, &mut tx, &stored).await?;
-    let profile = keys
-        .decrypt(&mut tx, &binding(id, "profile_enc"), &stored.profile_enc)
-        .await?;
+    let decrypted = async {
+        let (name, kana) = decrypt_name(&keys, &mut tx, &stored).await?;
+        let profile = keys
+            .decrypt(&mut tx, &binding(id, "profile_enc"), &stored.profile_enc)
+            .await?;
+        Ok::<_, CareError>((name, kana, profile))
+    }
+    .await;
+    let (name, kana, profile) = match decrypted {
+        Ok(fields) => fields,
+        Err(e) => {
+            let target = Some(("patient", id.as_uuid()));
+            return Err(unreadable::refuse(tx, who, origin, "patient.read", target, e).await);
+        }
+    };
     record(&mut tx, who, origin, "patient.read", Some(id), json!({})).await?;
     tx.commit().await?;
     Ok(Patient {
@@ -172,8 +184,9 @@ pub async fn patient(
 }
 
 /// Patients whose name or reading (whole, family or given name) matches `query` after
-/// normalisation; an empty query lists the newest. Audited with the number found, never the
-/// query (it is a name).
+/// normalisation; an empty query lists the newest. A patient whose name fails its integrity
+/// check is listed as unreadable. Audited with the number found and the unreadable IDs, never
+/// the query (it is a name).
 pub async fn find_patients(
     db: &Database,
     keyring: &Keyring,
@@ -181,7 +194,7 @@ pub async fn find_patients(
     origin: &Origin,
     query: &str,
     limit: i64,
-) -> Result<Vec<PatientSummary>, CareError> {
+) -> Result<Vec<Listed<PatientSummary>>, CareError> {
     let mut tx = db.begin(who.scope()).await?;
     let normalized = normalize_name(query);
     let stored = if normalized.is_empty() {
@@ -196,12 +209,14 @@ pub async fn find_patients(
     let mut found = Vec::with_capacity(stored.len());
     for s in &stored {
         let keys = keyring.owner_keys(&mut tx, KeyOwner::Patient(s.id)).await?;
-        let (name, kana) = decrypt_name(&keys, &mut tx, s).await?;
-        found.push(PatientSummary {
-            id: s.id,
-            name,
-            kana,
-        });
+        let summary = decrypt_name(&keys, &mut tx, s)
+            .await
+            .map(|(name, kana)| PatientSummary {
+                id: s.id,
+                name,
+                kana,
+            });
+        found.push(unreadable::item(&mut tx, s.id.as_uuid(), summary).await?);
     }
     record(
         &mut tx,
@@ -209,7 +224,11 @@ pub async fn find_patients(
         origin,
         "patient.search",
         None,
-        json!({ "found": found.len(), "by_name": !normalized.is_empty() }),
+        json!({
+            "found": found.len(),
+            "by_name": !normalized.is_empty(),
+            "unreadable": unreadable::ids(&found),
+        }),
     )
     .await?;
     tx.commit().await?;

@@ -18,6 +18,7 @@ use uuid::Uuid;
 
 use crate::audit::record;
 use crate::notebook::{views, Author, EntryView};
+use crate::unreadable::{self, Listed};
 use crate::{CareError, StaffActor};
 
 fn text(raw: &str, field: &'static str, max: usize, what: &str) -> Result<String, InvalidValue> {
@@ -194,7 +195,8 @@ pub struct SupportDetail {
     pub summary: String,
     pub answer: Option<String>,
     pub answered_by_name: Option<String>,
-    pub entries: Vec<EntryView>,
+    /// A shared entry that fails its integrity check is `{"id": …, "unreadable": true}`.
+    pub entries: Vec<Listed<EntryView>>,
 }
 
 async fn lines(
@@ -265,27 +267,44 @@ pub async fn support_request(
     let keys = keyring
         .owner_keys(&mut tx, KeyOwner::Patient(patient))
         .await?;
-    let open = |column, value: &[u8]| {
-        let b = binding(patient, column, id);
-        let value = value.to_vec();
-        let keys = &keys;
-        async move { (b, value, keys) }
-    };
-    let (b, v, k) = open("question_enc", &stored.question_enc).await;
-    let question = String::from_utf8(k.decrypt(&mut tx, &b, &v).await?)
-        .map_err(|e| CareError::corrupt("question", e))?;
-    let (b, v, k) = open("summary_enc", &stored.summary_enc).await;
-    let summary = String::from_utf8(k.decrypt(&mut tx, &b, &v).await?)
-        .map_err(|e| CareError::corrupt("summary", e))?;
-    let answer = match &stored.answer_enc {
-        Some(a) => Some(
-            String::from_utf8(
-                keys.decrypt(&mut tx, &binding(patient, "answer_enc", id), a)
-                    .await?,
+    let texts = async {
+        let question = String::from_utf8(
+            keys.decrypt(
+                &mut tx,
+                &binding(patient, "question_enc", id),
+                &stored.question_enc,
             )
-            .map_err(|e| CareError::corrupt("answer", e))?,
-        ),
-        None => None,
+            .await?,
+        )
+        .map_err(|e| CareError::corrupt("question", e))?;
+        let summary = String::from_utf8(
+            keys.decrypt(
+                &mut tx,
+                &binding(patient, "summary_enc", id),
+                &stored.summary_enc,
+            )
+            .await?,
+        )
+        .map_err(|e| CareError::corrupt("summary", e))?;
+        let answer = match &stored.answer_enc {
+            Some(a) => Some(
+                String::from_utf8(
+                    keys.decrypt(&mut tx, &binding(patient, "answer_enc", id), a)
+                        .await?,
+                )
+                .map_err(|e| CareError::corrupt("answer", e))?,
+            ),
+            None => None,
+        };
+        Ok::<_, CareError>((question, summary, answer))
+    }
+    .await;
+    let (question, summary, answer) = match texts {
+        Ok(texts) => texts,
+        Err(e) => {
+            let target = Some(("patient", patient.as_uuid()));
+            return Err(unreadable::refuse(tx, who, origin, "support.read", target, e).await);
+        }
     };
     let (entry_ids, _) = support::items(&mut tx, id).await?;
     let mut shared = Vec::new();
@@ -305,7 +324,7 @@ pub async fn support_request(
         origin,
         "support.read",
         Some(("patient", patient.as_uuid())),
-        json!({ "request": id }),
+        json!({ "request": id, "unreadable": unreadable::ids(&entries) }),
     )
     .await?;
     tx.commit().await?;

@@ -156,6 +156,17 @@ impl From<renrakucho_keyring::KeyringError> for ApiError {
                     "暗号鍵サービスに接続できません。時間をおいて再度お試しください / the encryption key service is unavailable; please try again later",
                 )
             }
+            // One value failed its integrity check (altered, moved, unknown key version,
+            // destroyed key): a clear refusal naming the record, never its content. Listings
+            // show such an item as unreadable instead (ADR 0017).
+            KeyringError::Undecryptable { row, .. } => {
+                tracing::warn!(error = %e, "a record read on its own is unreadable");
+                Self::new(
+                    StatusCode::CONFLICT,
+                    "unreadable",
+                    format!("この記録は判読できません（データの破損または改ざんのおそれ）。運用者に通知しました（記録ID: {row}） / this record is unreadable (damaged or altered data); the platform operators were told (record {row})"),
+                )
+            }
             // Names the table, column and row; never the content.
             e => {
                 tracing::error!(error = %e, "encrypted data could not be used");
@@ -330,7 +341,13 @@ mod tests {
             row: uuid::Uuid::nil(),
             problem: Problem::Tampered,
         });
-        assert_eq!(tampered.status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(tampered.status, StatusCode::CONFLICT);
+        assert_eq!(tampered.code, "unreadable");
+        assert!(tampered.message.starts_with("この記録は判読できません"));
+        assert!(tampered.message.contains(&uuid::Uuid::nil().to_string()));
         assert!(!tampered.message.contains("patients"));
+
+        let refused = ApiError::from(KeyringError::ProviderRefused("bad wrap".into()));
+        assert_eq!(refused.status, StatusCode::INTERNAL_SERVER_ERROR);
     }
 }

@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use renrakucho_authz::Action;
 use renrakucho_care::{
-    EditResult, EntryContent, EntryDetail, EntryView, NewEntryInput, NewSupportRequest,
+    EditResult, EntryContent, EntryDetail, EntryView, Listed, NewEntryInput, NewSupportRequest,
     SupportDetail, SupportLine, TimelinePage, UnreadLine, Uploaded,
 };
 use renrakucho_core::{
@@ -164,6 +164,15 @@ pub struct EntrySchema {
     pub withdrawal_reason: Option<String>,
 }
 
+/// An entry of a listing (timeline, search, replies, a support request's entries): the entry,
+/// or `UnreadableItem` when a value of it fails its integrity check (ADR 0017).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum EntryListItem {
+    Entry(Box<EntrySchema>),
+    Unreadable(super::patients::UnreadableSchema),
+}
+
 #[derive(Debug, Deserialize, IntoParams)]
 pub struct TimelineQuery {
     /// Comma-separated categories.
@@ -262,7 +271,7 @@ impl TimelineQuery {
 /// A page of the patient's timeline, newest first, withdrawn entries left out.
 #[utoipa::path(get, path = "/api/v1/patients/{id}/entries", tag = "notebook",
     params(TimelineQuery),
-    responses((status = 200, description = "`{entries: [Entry], next: cursor?}`"),
+    responses((status = 200, description = "`{entries: [EntryListItem], next: cursor?}`; an entry that fails its integrity check is `{id, unreadable: true}` (UnreadableItem)"),
               (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn timeline(
     State(state): State<AppState>,
@@ -316,8 +325,9 @@ pub async fn post(
 
 /// One entry with every version, its replies and who read it.
 #[utoipa::path(get, path = "/api/v1/patients/{id}/entries/{entry}", tag = "notebook",
-    responses((status = 200, description = "`{entry, versions, replies, read_by}`"),
-              (status = 404, body = ErrorBody)))]
+    responses((status = 200, description = "`{entry, versions, replies, read_by}`; a version or reply that fails its integrity check is `{id, unreadable: true}` (UnreadableItem)"),
+              (status = 404, body = ErrorBody),
+              (status = 409, description = "The entry itself is unreadable (code `unreadable`, names the record)", body = ErrorBody)))]
 pub async fn detail(
     State(state): State<AppState>,
     RequestOrigin(origin): RequestOrigin,
@@ -458,7 +468,7 @@ pub struct SearchQuery {
 /// Entries of this patient's notebook containing the words (newest first, at most 100).
 #[utoipa::path(get, path = "/api/v1/patients/{id}/entries/search", tag = "notebook",
     params(SearchQuery),
-    responses((status = 200, body = [EntrySchema]), (status = 404, body = ErrorBody),
+    responses((status = 200, body = [EntryListItem]), (status = 404, body = ErrorBody),
               (status = 422, body = ErrorBody)))]
 pub async fn search(
     State(state): State<AppState>,
@@ -466,7 +476,7 @@ pub async fn search(
     signed_in: SignedIn,
     Path(id): Path<String>,
     Query(query): Query<SearchQuery>,
-) -> Result<Json<Vec<EntryView>>, ApiError> {
+) -> Result<Json<Vec<Listed<EntryView>>>, ApiError> {
     let patient = patient_id(&id)?;
     let who = authorize(&state, &signed_in, patient, Action::NotebookRead).await?;
     Ok(Json(
@@ -628,7 +638,8 @@ pub async fn thumbnail(
 /// own records (第15条).
 #[utoipa::path(get, path = "/api/v1/patients/{id}/export.json", tag = "notebook",
     responses((status = 200, description = "The notebook as JSON, as an attachment"),
-              (status = 404, body = ErrorBody)))]
+              (status = 404, body = ErrorBody),
+              (status = 409, description = "A value is unreadable: no copy is made; the message names every unreadable item", body = ErrorBody)))]
 pub async fn export_json(
     State(state): State<AppState>,
     RequestOrigin(origin): RequestOrigin,
@@ -652,6 +663,7 @@ pub async fn export_json(
 #[utoipa::path(get, path = "/api/v1/patients/{id}/export.pdf", tag = "notebook",
     responses((status = 200, description = "The notebook as a PDF, as an attachment"),
               (status = 404, body = ErrorBody),
+              (status = 409, description = "A value is unreadable: no copy is made; the message names every unreadable item", body = ErrorBody),
               (status = 503, description = "No Japanese font installed", body = ErrorBody)))]
 pub async fn export_pdf(
     State(state): State<AppState>,
@@ -809,7 +821,7 @@ pub(crate) async fn support_actor(
 
 /// One request: question, summary, answer, and the entries it shares.
 #[utoipa::path(get, path = "/api/v1/support-requests/{id}", tag = "support",
-    responses((status = 200, description = "`{line, question, summary, answer, entries}`"),
+    responses((status = 200, description = "`{line, question, summary, answer, entries: [EntryListItem]}`"),
               (status = 404, body = ErrorBody)))]
 pub async fn support_detail(
     State(state): State<AppState>,

@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
 use axum_csrf::CsrfToken;
 use renrakucho_authz::Action;
-use renrakucho_care::{EntryContent, EntryView, NewEntryInput};
+use renrakucho_care::{EntryContent, EntryView, Listed, NewEntryInput};
 use renrakucho_core::{
     Category, EntryBody, FacilityId, InvalidValue, Priority, Reason, StaffRole, VitalsInput,
 };
@@ -68,8 +68,11 @@ struct AttachmentCard {
     size: String,
 }
 
-/// An entry as a card on a page.
+/// An entry as a card on a page (or the marker of one that cannot be read).
+#[derive(Default)]
 struct EntryCard {
+    /// The ID of an entry that fails its integrity check: shown as unreadable.
+    unreadable: Option<String>,
     category: &'static str,
     priority: &'static str,
     priority_class: &'static str,
@@ -85,9 +88,20 @@ struct EntryCard {
     edited: bool,
 }
 
-fn card(e: &EntryView) -> EntryCard {
+fn card(listed: &Listed<EntryView>) -> EntryCard {
+    match listed {
+        Listed::Readable(e) => entry_card(e),
+        Listed::Unreadable(u) => EntryCard {
+            unreadable: Some(u.id.to_string()),
+            ..EntryCard::default()
+        },
+    }
+}
+
+fn entry_card(e: &EntryView) -> EntryCard {
     let patient = e.patient.as_uuid();
     EntryCard {
+        unreadable: None,
         category: e.category.label_ja(),
         priority: e.priority.label_ja(),
         priority_class: match e.priority {
@@ -219,10 +233,14 @@ async fn notebook_page(
         .allowed(&person, who.facility, patient, Action::NotebookWrite)
         .await
         .unwrap_or(false);
+    // A name that fails its integrity check does not hide the notebook (ADR 0017).
     let name = match renrakucho_care::patient(&state.db, &state.keyring, who, origin, patient).await
     {
         Ok(p) => p.name.as_str().to_string(),
-        Err(e) => return failed(e),
+        Err(e) => match ApiError::from(e) {
+            e if e.code == "unreadable" => "判読できない氏名 / unreadable name".to_string(),
+            e => return failed(e),
+        },
     };
     let (entries, next) = if search {
         let q = query.q.clone().unwrap_or_default();
@@ -289,7 +307,12 @@ async fn notebook_page(
     };
     // Shown is read: the person's read receipts.
     if let Ok(me) = author(user) {
-        let unread: Vec<Uuid> = entries.iter().filter(|e| !e.read).map(|e| e.id).collect();
+        let unread: Vec<Uuid> = entries
+            .iter()
+            .filter_map(Listed::readable)
+            .filter(|e| !e.read)
+            .map(|e| e.id)
+            .collect();
         if let Err(e) =
             renrakucho_care::mark_read(&state.db, &me, &user.origin, patient, &unread).await
         {
@@ -610,7 +633,10 @@ struct EntryPage {
     body: String,
 }
 
+#[derive(Default)]
 struct VersionLine {
+    /// The ID of a version that fails its integrity check: shown as unreadable.
+    unreadable: Option<String>,
     version: i32,
     at: String,
     editor: String,
@@ -650,7 +676,13 @@ async fn entry_page(
     };
     if let Ok(me) = author(user) {
         let mut ids = vec![detail.entry.id];
-        ids.extend(detail.replies.iter().map(|r| r.id));
+        ids.extend(
+            detail
+                .replies
+                .iter()
+                .filter_map(Listed::readable)
+                .map(|r| r.id),
+        );
         if let Err(e) =
             renrakucho_care::mark_read(&state.db, &me, &user.origin, patient, &ids).await
         {
@@ -692,7 +724,7 @@ async fn entry_page(
         error: error.map(|e| e.message),
         patient_id: patient.as_uuid().to_string(),
         entry_id: detail.entry.id.to_string(),
-        main: vec![card(&detail.entry)],
+        main: vec![entry_card(&detail.entry)],
         replies: detail.replies.iter().map(card).collect(),
         read_by: detail
             .read_by
@@ -713,11 +745,18 @@ async fn entry_page(
         versions: detail
             .versions
             .iter()
-            .map(|v| VersionLine {
-                version: v.version,
-                at: local(v.edited_at),
-                editor: v.editor_name.clone(),
-                body: v.body.clone(),
+            .map(|v| match v {
+                Listed::Readable(v) => VersionLine {
+                    unreadable: None,
+                    version: v.version,
+                    at: local(v.edited_at),
+                    editor: v.editor_name.clone(),
+                    body: v.body.clone(),
+                },
+                Listed::Unreadable(u) => VersionLine {
+                    unreadable: Some(u.id.to_string()),
+                    ..VersionLine::default()
+                },
             })
             .collect(),
         withdrawn: detail.entry.withdrawn_at.is_some(),

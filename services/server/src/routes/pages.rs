@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
 use axum_csrf::CsrfToken;
 use renrakucho_authz::{Action, Role};
-use renrakucho_care::{ConsentScope, NewScan, Signer, TeamMember};
+use renrakucho_care::{ConsentScope, Listed, NewScan, Signer, TeamMember};
 use renrakucho_core::{CareLevel, InvalidValue, Sex, StaffRole};
 use renrakucho_store::facilities::DirectoryEntry;
 use serde::Deserialize;
@@ -109,6 +109,8 @@ struct PatientsPage {
 /// A patient in the list, with the person's unread entries (urgent ones apart).
 struct PatientListLine {
     id: String,
+    /// The name fails its integrity check: shown as unreadable, with the ID.
+    unreadable: bool,
     name: String,
     kana: String,
     unread: i64,
@@ -153,12 +155,21 @@ pub async fn patients(
         .unwrap_or_default();
     let mut patients: Vec<PatientListLine> = found
         .into_iter()
-        .map(|p| {
-            let u = unread.iter().find(|u| u.patient == p.id);
+        .map(|listed| {
+            let (id, names) = match listed {
+                Listed::Readable(p) => (
+                    p.id.as_uuid(),
+                    Some((p.name.as_str().to_string(), p.kana.as_str().to_string())),
+                ),
+                Listed::Unreadable(u) => (u.id, None),
+            };
+            let u = unread.iter().find(|u| u.patient.as_uuid() == id);
+            let (name, kana) = names.clone().unwrap_or_default();
             PatientListLine {
-                id: p.id.as_uuid().to_string(),
-                name: p.name.as_str().to_string(),
-                kana: p.kana.as_str().to_string(),
+                id: id.to_string(),
+                unreadable: names.is_none(),
+                name,
+                kana,
                 unread: u.map(|u| u.total).unwrap_or(0),
                 urgent: u.map(|u| u.urgent).unwrap_or(0),
             }
@@ -397,7 +408,10 @@ pub async fn update_patient(
 // ---------------------------------------------------------------------------------------------
 // One patient: registration, consent, care team, deletion.
 
+#[derive(Default)]
 struct ConsentLine {
+    /// The ID of a consent whose details fail their integrity check: shown as unreadable.
+    unreadable: Option<String>,
     id: String,
     signer: String,
     signed_on: String,
@@ -594,25 +608,46 @@ async fn patient_page(
             phone: view.phone,
             primary_doctor: view.primary_doctor,
         },
-        consent_on_file: consents.iter().any(|c| c.withdrawn_at.is_none()),
-        consent_withdrawn: consents.iter().any(|c| c.withdrawn_at.is_some())
-            && !consents.iter().any(|c| c.withdrawn_at.is_none()),
+        consent_on_file: consents
+            .iter()
+            .filter_map(Listed::readable)
+            .any(|c| c.withdrawn_at.is_none()),
+        consent_withdrawn: consents
+            .iter()
+            .filter_map(Listed::readable)
+            .any(|c| c.withdrawn_at.is_some())
+            && !consents
+                .iter()
+                .filter_map(Listed::readable)
+                .any(|c| c.withdrawn_at.is_none()),
         consents: consents
             .into_iter()
-            .map(|c| ConsentLine {
-                id: c.id.to_string(),
-                signer: match &c.signer {
-                    Signer::Patient => "本人 / the patient".to_string(),
-                    Signer::Family { name, relation } => format!("家族（{relation}）{name}"),
-                },
-                signed_on: c
-                    .signed_on
-                    .format(time::macros::format_description!("[year]-[month]-[day]"))
-                    .unwrap_or_default(),
-                scope: c.scope.as_str().to_string(),
-                has_scan: c.scan_media_type.is_some(),
-                withdrawn: c.withdrawn_at.is_some(),
-                renewal: c.renewal,
+            .map(|listed| {
+                let c = match listed {
+                    Listed::Readable(c) => c,
+                    Listed::Unreadable(u) => {
+                        return ConsentLine {
+                            unreadable: Some(u.id.to_string()),
+                            ..ConsentLine::default()
+                        }
+                    }
+                };
+                ConsentLine {
+                    unreadable: None,
+                    id: c.id.to_string(),
+                    signer: match &c.signer {
+                        Signer::Patient => "本人 / the patient".to_string(),
+                        Signer::Family { name, relation } => format!("家族（{relation}）{name}"),
+                    },
+                    signed_on: c
+                        .signed_on
+                        .format(time::macros::format_description!("[year]-[month]-[day]"))
+                        .unwrap_or_default(),
+                    scope: c.scope.as_str().to_string(),
+                    has_scan: c.scan_media_type.is_some(),
+                    withdrawn: c.withdrawn_at.is_some(),
+                    renewal: c.renewal,
+                }
             })
             .collect(),
         team,

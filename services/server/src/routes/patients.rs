@@ -10,7 +10,7 @@ use axum::response::Response;
 use axum::Json;
 use base64::Engine;
 use renrakucho_authz::Action;
-use renrakucho_care::{ConsentForm, ConsentScope, NewPatient, NewScan, Signer, TeamMember};
+use renrakucho_care::{ConsentForm, ConsentScope, Listed, NewPatient, NewScan, Signer, TeamMember};
 use renrakucho_core::{
     Address, BirthDate, CareLevel, FacilityId, InvalidValue, KanaName, PatientId, PatientName,
     PatientProfile, Phone, PrimaryDoctor, Sex,
@@ -145,6 +145,34 @@ pub struct PatientLine {
     pub kana: String,
 }
 
+/// An item of a listing whose stored value fails its integrity check (altered, moved, or
+/// naming a key that does not exist): only its ID and the marker. The rest of the listing is
+/// shown; the platform operators are alerted (ADR 0017).
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = UnreadableItem)]
+pub struct UnreadableSchema {
+    /// The item's ID (patient, entry, entry version row or consent).
+    pub id: Uuid,
+    /// Always `true`.
+    pub unreadable: bool,
+}
+
+/// A line of the patient list: the patient, or the unreadable marker.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum PatientListItem {
+    Patient(PatientLine),
+    Unreadable(UnreadableSchema),
+}
+
+/// A consent of the list: the consent, or the unreadable marker.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum ConsentListItem {
+    Consent(Box<ConsentView>),
+    Unreadable(UnreadableSchema),
+}
+
 #[derive(Debug, Deserialize, IntoParams)]
 pub struct PatientQuery {
     /// A name or reading (whole, family or given name); empty lists the newest.
@@ -157,14 +185,15 @@ pub struct PatientQuery {
 
 /// Patients the facility cares for (or holds an emergency grant on), found by name or reading.
 /// Patients of other facilities never appear.
+/// A patient whose name fails its integrity check is listed as `UnreadableItem`.
 #[utoipa::path(get, path = "/api/v1/patients", tag = "patients", params(PatientQuery),
-    responses((status = 200, body = [PatientLine]), (status = 401, body = ErrorBody)))]
+    responses((status = 200, body = [PatientListItem]), (status = 401, body = ErrorBody)))]
 pub async fn list(
     State(state): State<AppState>,
     RequestOrigin(origin): RequestOrigin,
     signed_in: SignedIn,
     Query(query): Query<PatientQuery>,
-) -> Result<Json<Vec<PatientLine>>, ApiError> {
+) -> Result<Json<Vec<Listed<PatientLine>>>, ApiError> {
     let who = authorize_any(&state, &signed_in, Action::PatientRead).await?;
     let limit = query.limit.unwrap_or(50).clamp(1, 200);
     let found =
@@ -173,10 +202,12 @@ pub async fn list(
     Ok(Json(
         found
             .into_iter()
-            .map(|p| PatientLine {
-                id: p.id.as_uuid(),
-                name: p.name.as_str().to_string(),
-                kana: p.kana.as_str().to_string(),
+            .map(|listed| {
+                listed.map(|p| PatientLine {
+                    id: p.id.as_uuid(),
+                    name: p.name.as_str().to_string(),
+                    kana: p.kana.as_str().to_string(),
+                })
             })
             .collect(),
     ))
@@ -411,18 +442,24 @@ impl From<renrakucho_care::Consent> for ConsentView {
 }
 
 /// The patient's consents, newest first, withdrawn ones included.
+/// A consent whose details fail their integrity check is listed as `UnreadableItem`.
 #[utoipa::path(get, path = "/api/v1/patients/{id}/consents", tag = "consent",
-    responses((status = 200, body = [ConsentView]), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = [ConsentListItem]), (status = 404, body = ErrorBody)))]
 pub async fn consents(
     State(state): State<AppState>,
     RequestOrigin(origin): RequestOrigin,
     signed_in: SignedIn,
     Path(id): Path<String>,
-) -> Result<Json<Vec<ConsentView>>, ApiError> {
+) -> Result<Json<Vec<Listed<ConsentView>>>, ApiError> {
     let id = patient_id(&id)?;
     let who = authorize(&state, &signed_in, id, Action::ConsentRead).await?;
     let found = renrakucho_care::consents_of(&state.db, &state.keyring, who, &origin, id).await?;
-    Ok(Json(found.into_iter().map(Into::into).collect()))
+    Ok(Json(
+        found
+            .into_iter()
+            .map(|listed| listed.map(Into::into))
+            .collect(),
+    ))
 }
 
 /// Sends a decrypted file as a download: its real type, never sniffed, never shown inline.
