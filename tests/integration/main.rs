@@ -7,6 +7,7 @@ mod boundary;
 mod browser;
 mod cancellation;
 mod catalog;
+mod erasure_disk;
 mod isolation;
 mod keyring;
 mod kms;
