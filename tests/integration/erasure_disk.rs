@@ -14,14 +14,14 @@ use std::time::Duration;
 use base64::Engine;
 use renrakucho_care::StaffActor;
 use renrakucho_core::{
-    BirthDate, CareLevel, DisplayName, FacilityCode, FacilityKind, FacilityName, KanaName,
-    LoginId, Password, PatientId, PatientName, PatientProfile, Profession, Sex, StaffRole,
+    BirthDate, CareLevel, DisplayName, FacilityCode, FacilityKind, FacilityName, KanaName, LoginId,
+    Password, PatientId, PatientName, PatientProfile, Profession, Sex, StaffRole,
 };
 use renrakucho_identity::{PasswordHasher, PasswordParams};
+use renrakucho_keyring::provider::WrapContext;
 use renrakucho_keyring::{
     open_with_data_key, Binding, KeyOwner, LocalMasterKeys, MasterKeyProvider,
 };
-use renrakucho_keyring::provider::WrapContext;
 use renrakucho_server::admin::{self, StaffToIssue};
 use renrakucho_server::{setup, Application, Settings};
 use renrakucho_store::audit::Origin;
@@ -112,7 +112,10 @@ fn value_lengths(bytes: &[u8], start: usize) -> Vec<usize> {
 /// tries every master key found in `key_dir` on them.
 fn scan(data_dir: &Path, key_dir: &Path, patient: PatientId, rows: &[Uuid]) -> Findings {
     let masters = master_keys_in(key_dir);
-    assert!(!masters.is_empty(), "the current master key is always there");
+    assert!(
+        !masters.is_empty(),
+        "the current master key is always there"
+    );
     let id = patient.as_uuid();
     let needle = *id.as_bytes();
     let mut files = Vec::new();
@@ -193,6 +196,15 @@ fn scan(data_dir: &Path, key_dir: &Path, patient: PatientId, rows: &[Uuid]) -> F
     findings
 }
 
+/// The test's data directory, removed when the test ends (also when it fails).
+struct Scratch(PathBuf);
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 /// Settles the disk as the attack did: dead tuples vacuumed, everything checkpointed.
 async fn vacuum_and_checkpoint(superuser: &mut PgConnection) {
     superuser.execute("VACUUM").await.unwrap();
@@ -202,6 +214,7 @@ async fn vacuum_and_checkpoint(superuser: &mut PgConnection) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nothing_of_an_erased_patient_decrypts_anywhere_on_disk_after_the_epoch_rotation() {
     let data_dir = std::env::temp_dir().join(format!("renrakucho-erasure-{}", Uuid::now_v7()));
+    let _scratch = Scratch(data_dir.clone());
     let settings = Settings {
         listen: "127.0.0.1:0".parse().unwrap(),
         data_dir: Some(data_dir.clone()),
@@ -211,7 +224,9 @@ async fn nothing_of_an_erased_patient_decrypts_anywhere_on_disk_after_the_epoch_
     };
     let key_dir = renrakucho_server::keys::local_key_dir(&settings);
     let files_dir = settings.files_dir();
-    let databases = setup::prepare(&settings).await.expect("the private cluster");
+    let databases = setup::prepare(&settings)
+        .await
+        .expect("the private cluster");
     let cluster = databases.cluster.as_ref().expect("a private cluster");
     let mut superuser = PgConnection::connect_with(&setup::socket_options(
         cluster,
@@ -309,7 +324,10 @@ async fn nothing_of_an_erased_patient_decrypts_anywhere_on_disk_after_the_epoch_
     .await
     .unwrap();
     let folder = files_dir.join("attachments").join(erased.id.to_string());
-    assert!(folder.is_dir(), "the photo is stored under the patient's ID");
+    assert!(
+        folder.is_dir(),
+        "the photo is stored under the patient's ID"
+    );
 
     renrakucho_care::request_deletion(&db, &keyring, &files, who, &origin, erased.id)
         .await
@@ -319,7 +337,10 @@ async fn nothing_of_an_erased_patient_decrypts_anywhere_on_disk_after_the_epoch_
         "the erased patient's folder is removed with its files"
     );
     assert!(
-        !files_dir.join("consents").join(erased.id.to_string()).exists(),
+        !files_dir
+            .join("consents")
+            .join(erased.id.to_string())
+            .exists(),
         "no consents folder is left either"
     );
 
@@ -334,11 +355,25 @@ async fn nothing_of_an_erased_patient_decrypts_anywhere_on_disk_after_the_epoch_
         "before the rotation a copy of the wrapped key unwraps: {before:?}"
     );
     assert!(
-        before.decrypted.iter().any(|(_, text)| text.contains(&marker)),
+        before
+            .decrypted
+            .iter()
+            .any(|(_, text)| text.contains(&marker)),
         "before the rotation the erased name decrypts from the disk: {:?}",
         before.unwrapped
     );
     let (old_master, _) = LocalMasterKeys::ids_in(&key_dir).unwrap();
+    eprintln!(
+        "before the rotation: {} files, {} bytes, {} places with the ID, {} candidate wrapped \
+         keys, {} candidate ciphertexts; {} unwrapped, {} decrypted",
+        before.files,
+        before.bytes,
+        before.id_occurrences,
+        before.wrap_candidates,
+        before.ciphertext_candidates,
+        before.unwrapped.len(),
+        before.decrypted.len()
+    );
 
     // The step the guarantee names: the server's own epoch rotation, which starts by itself
     // after the erasure (here at the server's start, its first check).
@@ -362,6 +397,17 @@ async fn nothing_of_an_erased_patient_decrypts_anywhere_on_disk_after_the_epoch_
     // After it: the copies are still on disk, and nothing decrypts.
     vacuum_and_checkpoint(&mut superuser).await;
     let after = scan(&data_dir, &key_dir, erased.id, &rows);
+    eprintln!(
+        "after the rotation: {} files, {} bytes, {} places with the ID, {} candidate wrapped \
+         keys, {} candidate ciphertexts; {} unwrapped, {} decrypted",
+        after.files,
+        after.bytes,
+        after.id_occurrences,
+        after.wrap_candidates,
+        after.ciphertext_candidates,
+        after.unwrapped.len(),
+        after.decrypted.len()
+    );
     assert!(
         after.id_occurrences > 0 && after.wrap_candidates > 0 && after.ciphertext_candidates > 0,
         "the copies are still on disk (the scan looked at them): {after:?}"
@@ -371,17 +417,19 @@ async fn nothing_of_an_erased_patient_decrypts_anywhere_on_disk_after_the_epoch_
         "after the rotation nothing of the erased patient decrypts: {after:?}"
     );
     assert!(
-        !std::fs::read_dir(&key_dir)
+        !std::fs::read_dir(&key_dir).unwrap().any(|e| e
             .unwrap()
-            .any(|e| e.unwrap().file_name().to_string_lossy().contains(
-                old_master.trim_start_matches("local:")
-            )),
+            .file_name()
+            .to_string_lossy()
+            .contains(old_master.trim_start_matches("local:"))),
         "no file of the destroyed master key is left"
     );
 
     // No live key was lost: the other patient reads, through a keyring of another process
     // (no cached keys) with the master keys as they are now.
-    let fresh = renrakucho_server::keys::open_keyring(&settings).await.unwrap();
+    let fresh = renrakucho_server::keys::open_keyring(&settings)
+        .await
+        .unwrap();
     let read = renrakucho_care::patient(&db, &fresh, who, &origin, kept.id)
         .await
         .unwrap();
@@ -395,12 +443,108 @@ async fn nothing_of_an_erased_patient_decrypts_anywhere_on_disk_after_the_epoch_
     .fetch_all(&mut superuser)
     .await
     .unwrap();
-    assert!(actions.contains(&"master_key.epoch".to_string()), "{actions:?}");
-    assert!(actions.contains(&"master_key.destroy".to_string()), "{actions:?}");
+    assert!(
+        actions.contains(&"master_key.epoch".to_string()),
+        "{actions:?}"
+    );
+    assert!(
+        actions.contains(&"master_key.destroy".to_string()),
+        "{actions:?}"
+    );
 
     let _ = stop.send(());
     server.await.unwrap().unwrap();
     superuser.close().await.unwrap();
     databases.shutdown().await;
-    std::fs::remove_dir_all(&data_dir).unwrap();
+}
+
+/// The two rules that keep a rotation from losing a live key, against the database: a data key
+/// is never wrapped under an epoch being retired (the trigger refuses it, so the count the
+/// rotation checks before destroying stays at zero), and only one rotation runs at a time.
+#[tokio::test]
+async fn no_key_is_wrapped_under_a_retiring_epoch_and_one_rotation_runs_at_a_time() {
+    use renrakucho_store::{epochs, Scope};
+    let app = renrakucho_testkit::spawn_app().await;
+    let trio = crate::support::trio(&app, "epoch").await;
+    let keyring = app.keyring().await;
+    let current = keyring.master_keys().current_key_id();
+
+    // Active: a new patient's data key is wrapped under it.
+    app.seed_patient(&trio.b_admin, "試験 一子", "シケン イチコ")
+        .await;
+
+    let mut tx = app.db.begin(Scope::KeyMaintenance).await.unwrap();
+    epochs::register(&mut tx, &current, 0).await.unwrap();
+    epochs::begin_retiring(&mut tx, &current).await.unwrap();
+    tx.commit().await.unwrap();
+    let mut tx = app.db.begin(Scope::KeyMaintenance).await.unwrap();
+    let live_before = epochs::live_keys_under(&mut tx, &current).await.unwrap();
+    tx.commit().await.unwrap();
+
+    // Retiring: the same registration is refused, and nothing was wrapped under it.
+    let refused = renrakucho_care::register_patient(
+        &app.db,
+        &keyring,
+        StaffActor {
+            staff: trio.b_admin.id,
+            facility: trio.b_admin.facility_id,
+        },
+        &Origin::default(),
+        renrakucho_care::NewPatient {
+            name: PatientName::parse("試験 二子").unwrap(),
+            kana: KanaName::parse("シケン ニコ").unwrap(),
+            profile: PatientProfile {
+                birth_date: BirthDate::parse("1940-01-15", time::OffsetDateTime::now_utc().date())
+                    .unwrap(),
+                sex: Sex::Female,
+                care_level: CareLevel::Care2,
+                address: None,
+                phone: None,
+                primary_doctor: None,
+            },
+        },
+    )
+    .await;
+    let message = format!("{:?}", refused.expect_err("a wrap under a retiring epoch"));
+    assert!(message.contains("being retired"), "{message}");
+    let mut tx = app.db.begin(Scope::KeyMaintenance).await.unwrap();
+    assert_eq!(
+        epochs::live_keys_under(&mut tx, &current).await.unwrap(),
+        live_before
+    );
+    // An epoch never goes back.
+    let mut raw = crate::support::superuser(&app).await;
+    let back = sqlx::query("UPDATE master_key_epochs SET state = 'active', retiring_at = NULL")
+        .execute(&mut raw)
+        .await;
+    assert!(back.is_err(), "a retiring epoch cannot become active again");
+    tx.commit().await.unwrap();
+
+    // One rotation at a time: while another process holds the lock, a rotation skips its turn.
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("keys");
+    let local = renrakucho_keyring::Keyring::new(
+        renrakucho_keyring::MasterKeys::new(std::sync::Arc::new(
+            LocalMasterKeys::open_dir(&dir).unwrap(),
+        )),
+        renrakucho_keyring::CacheSettings::default(),
+    );
+    let policy = renrakucho_keyring::EpochPolicy {
+        dir: dir.clone(),
+        period: Duration::from_secs(3600),
+        batch: 10,
+    };
+    let mut other = app.db.begin(Scope::KeyMaintenance).await.unwrap();
+    assert!(epochs::try_lock_rotation(&mut other).await.unwrap());
+    assert_eq!(
+        local.rotate_epoch(&app.db, &policy, true).await.unwrap(),
+        None
+    );
+    other.commit().await.unwrap();
+    let (_, before) = LocalMasterKeys::ids_in(&dir).unwrap();
+    assert_eq!(
+        before.len(),
+        1,
+        "nothing was generated while another rotation ran"
+    );
 }

@@ -138,8 +138,7 @@ impl Keyring {
             EpochReason::Requested
         } else if erasures > now.erasures_covered {
             EpochReason::Erasure
-        } else if now.state != EpochState::Active
-            || now.age_seconds >= policy.period.as_secs_f64()
+        } else if now.state != EpochState::Active || now.age_seconds >= policy.period.as_secs_f64()
         {
             EpochReason::Schedule
         } else if unfinished {

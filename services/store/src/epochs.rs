@@ -53,11 +53,11 @@ pub async fn try_lock_rotation(tx: &mut ScopedTx) -> Result<bool, StoreError> {
 
 /// How many deletion requests have been carried out (committed) so far.
 pub async fn erasures_completed(tx: &mut ScopedTx) -> Result<i64, StoreError> {
-    Ok(sqlx::query_scalar(
-        "SELECT count(*) FROM deletion_requests WHERE completed_at IS NOT NULL",
+    Ok(
+        sqlx::query_scalar("SELECT count(*) FROM deletion_requests WHERE completed_at IS NOT NULL")
+            .fetch_one(tx.conn())
+            .await?,
     )
-    .fetch_one(tx.conn())
-    .await?)
 }
 
 /// Every epoch, oldest first.

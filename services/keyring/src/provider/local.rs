@@ -527,4 +527,29 @@ mod tests {
         keys.refresh().await.unwrap();
         assert!(!keys.holds(&old));
     }
+
+    #[test]
+    fn destroying_a_key_removes_it_and_its_leftovers_never_the_current_one() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("k");
+        let keys = LocalMasterKeys::open_dir(&dir).unwrap();
+        let old = keys.current_key_id();
+        let new = LocalMasterKeys::add_new_current(&dir).unwrap();
+        // What an interrupted write of the old key would have left.
+        let leftover = dir.join(format!(".{}.12345", file_name(&old)));
+        fs::write(&leftover, b"key material").unwrap();
+
+        assert!(LocalMasterKeys::destroy(&dir, &new).is_err(), "current");
+        assert!(LocalMasterKeys::destroy(&dir, &old).unwrap());
+        assert!(!dir.join(file_name(&old)).exists());
+        assert!(!leftover.exists());
+        assert!(
+            !LocalMasterKeys::destroy(&dir, &old).unwrap(),
+            "already gone"
+        );
+        assert_eq!(
+            LocalMasterKeys::ids_in(&dir).unwrap(),
+            (new.clone(), vec![new])
+        );
+    }
 }
