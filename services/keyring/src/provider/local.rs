@@ -191,10 +191,13 @@ impl LocalMasterKeys {
             if path.extension().and_then(|e| e.to_str()) != Some("key") {
                 continue;
             }
+            // A key another process destroyed since the directory was listed.
+            let text = match fs::read_to_string(&path) {
+                Ok(text) => Zeroizing::new(text),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(fail(format!("{}: {e}", path.display()))),
+            };
             check_private(&path, 0o600)?;
-            let text = Zeroizing::new(
-                fs::read_to_string(&path).map_err(|e| fail(format!("{}: {e}", path.display())))?,
-            );
             let key = decode(&text, &path.display().to_string())?;
             let id = key_id(&key);
             if path.file_name().and_then(|n| n.to_str()) != Some(file_name(&id).as_str()) {
@@ -281,7 +284,16 @@ impl LocalMasterKeys {
         }
         let found = targets.iter().any(|p| p.file_name() == Some(name.as_ref()));
         for path in &targets {
-            shred(path)?;
+            // Out of the way of other processes reading the directory first (they would see
+            // a key file of zeros), under a name the next run finds if this one stops here.
+            let path = if path.file_name() == Some(name.as_ref()) {
+                let hidden = dir.join(format!("{leftovers}shred"));
+                fs::rename(path, &hidden).map_err(|e| fail(format!("{}: {e}", path.display())))?;
+                hidden
+            } else {
+                path.clone()
+            };
+            shred(&path)?;
         }
         if !targets.is_empty() {
             fs::File::open(dir)
