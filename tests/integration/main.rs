@@ -8,6 +8,7 @@ mod browser;
 mod cancellation;
 mod catalog;
 mod consent_renewal;
+mod erasure_disk;
 mod isolation;
 mod keyring;
 mod kms;

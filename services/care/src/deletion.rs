@@ -1,8 +1,10 @@
 //! A patient's deletion request (第12条2–3): recorded by a staff member of a facility sharing
 //! the patient and carried out at once, in one transaction: every row about the patient, in
 //! every facility, removed; the patient's data keys destroyed (crypto-shredding), which makes
-//! any copy left in a backup unreadable; the stored files removed after the commit. What
-//! remains is the request (IDs, times, counts) and audit records without personal data.
+//! any copy left in a backup unreadable once the master key epoch it was wrapped under is
+//! destroyed; the stored files and the patient's folders removed after the commit, and the
+//! epoch rotation started (docs/adr/0015-erasure-reaches-the-disk.md). What remains is the
+//! request (IDs, times, counts) and audit records without personal data.
 
 use renrakucho_core::PatientId;
 use renrakucho_files::FileStore;
@@ -65,8 +67,12 @@ pub async fn request_deletion(
     )
     .await?;
     tx.commit().await?;
+    // The WAL, dead tuples and backups still hold the patient's data key, wrapped under the
+    // current master key: the next epoch destroys it (soon, in the background).
+    keyring.erasure_committed();
     // The files are unreadable already (their key is gone); remove them too: every file in
-    // the patient's folders, not only those this facility could see.
+    // the patient's folders, not only those this facility could see, and the folders, whose
+    // names are the patient's ID.
     for folder in ["consents", "attachments"] {
         let prefix = format!("{folder}/{}", patient.as_uuid());
         if let Err(e) = files.delete_prefix(&prefix).await {

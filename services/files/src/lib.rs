@@ -58,6 +58,29 @@ fn check_private(dir: &Path) -> Result<(), FileError> {
     Ok(())
 }
 
+/// Removes `dir` and the folders under it, if no file is left in them (a file written meanwhile
+/// keeps its folders). A folder that is already gone is not an error.
+fn remove_empty_folders(dir: &Path) -> std::io::Result<()> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    for entry in entries {
+        let entry = entry?;
+        if entry.file_type()?.is_dir() {
+            remove_empty_folders(&entry.path())?;
+        }
+    }
+    match std::fs::remove_dir(dir) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        // Not empty: a file is still there, and so is the folder.
+        Err(e) if e.kind() == std::io::ErrorKind::DirectoryNotEmpty => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
 /// Where an S3 (or S3-compatible) bucket is.
 #[derive(Debug, Clone)]
 pub struct S3Config {
@@ -74,6 +97,8 @@ pub struct S3Config {
 pub struct FileStore {
     inner: Arc<dyn ObjectStore>,
     description: String,
+    /// The directory of a local store (whose folders outlive their files unless removed).
+    local_root: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for FileStore {
@@ -106,10 +131,10 @@ impl FileStore {
         check_private(dir)?;
         let store = LocalFileSystem::new_with_prefix(dir)
             .map_err(|e| FileError::Misconfigured(format!("{}: {e}", dir.display())))?;
-        Ok(Self::new(
-            Arc::new(store),
-            format!("directory {}", dir.display()),
-        ))
+        Ok(Self {
+            local_root: Some(dir.to_path_buf()),
+            ..Self::new(Arc::new(store), format!("directory {}", dir.display()))
+        })
     }
 
     /// Files in an S3 bucket (AWS, or any S3-compatible service at `endpoint`). Credentials
@@ -139,7 +164,11 @@ impl FileStore {
 
     /// Any object store (S3 and friends are configured by the server).
     pub fn new(inner: Arc<dyn ObjectStore>, description: String) -> Self {
-        Self { inner, description }
+        Self {
+            inner,
+            description,
+            local_root: None,
+        }
     }
 
     fn path(name: &str) -> Result<ObjectPath, FileError> {
@@ -186,7 +215,8 @@ impl FileStore {
     }
 
     /// Removes every file whose name starts with the folder `prefix` (`attachments/<id>`):
-    /// all of a patient's files, whoever uploaded them. Returns how many were removed.
+    /// all of a patient's files, whoever uploaded them, and in a local store the folder itself
+    /// (its name is the patient's ID). Returns how many files were removed.
     pub async fn delete_prefix(&self, prefix: &str) -> Result<usize, FileError> {
         use futures_util::TryStreamExt;
         let path = Self::path(prefix)?;
@@ -202,6 +232,11 @@ impl FileStore {
                 Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
                 Err(e) => return Err(classify(location.as_ref(), e)),
             }
+        }
+        if let Some(root) = &self.local_root {
+            let folder = root.join(path.as_ref());
+            remove_empty_folders(&folder)
+                .map_err(|e| FileError::Unavailable(format!("{prefix}: {e}")))?;
         }
         Ok(found.len())
     }
@@ -286,6 +321,9 @@ mod tests {
         }
         assert_eq!(store.delete_prefix("attachments/p1").await.unwrap(), 2);
         assert!(store.get("attachments/p1/a").await.is_err());
+        // The erased owner's folder goes too; another owner's stays.
+        assert!(!dir.path().join("files/attachments/p1").exists());
+        assert!(dir.path().join("files/attachments/p2").exists());
         assert_eq!(store.get("attachments/p2/b").await.unwrap(), vec![1]);
         assert_eq!(store.delete_prefix("attachments/p1").await.unwrap(), 0);
         for bad in ["", "../etc/passwd", "a//b", "a/../b", "名前", "a b"] {

@@ -86,6 +86,8 @@ struct Caches {
     /// The newest version of each owner, for writing.
     newest: Cache<OwnerId, Arc<Cached>>,
     blind: std::sync::RwLock<Option<(Arc<BlindIndexKey>, Instant)>>,
+    /// Erasures committed by this process, for its master key epoch rotation.
+    erasures: tokio::sync::Notify,
 }
 
 fn fresh<K>(cache: &Cache<K, Arc<Cached>>, id: &K) -> Option<Arc<Cached>>
@@ -203,6 +205,19 @@ fn fresh_key() -> KeyBytes {
     key
 }
 
+/// Decrypts a value with a data key given directly, as someone holding a copy of the data
+/// directory and an unwrapped key would: for the tests that scan a data directory for what an
+/// erasure must have made unreadable. The server never has a data key outside the keyring.
+#[doc(hidden)]
+pub fn open_with_data_key(
+    key: &[u8; 32],
+    binding: &Binding<'_>,
+    value: &[u8],
+) -> Result<Vec<u8>, Problem> {
+    let header = Header::parse(value)?;
+    envelope::open(&Aes256Gcm::new(&(*key).into()), &header, binding, value)
+}
+
 fn undecryptable(binding: &Binding<'_>, problem: Problem) -> KeyringError {
     KeyringError::Undecryptable {
         table: binding.table.to_string(),
@@ -222,6 +237,7 @@ impl Keyring {
                 keys: Cache::new(capacity),
                 newest: Cache::new(capacity),
                 blind: std::sync::RwLock::new(None),
+                erasures: tokio::sync::Notify::new(),
             }),
         }
     }
@@ -235,6 +251,17 @@ impl Keyring {
 
     pub fn master_keys(&self) -> &MasterKeys {
         &self.master
+    }
+
+    /// Says that an erasure committed in this process: its master key epoch rotation
+    /// ([`Keyring::rotate_epoch`]) runs soon, instead of at its next scheduled check.
+    pub fn erasure_committed(&self) {
+        self.caches.erasures.notify_one();
+    }
+
+    /// Completes when an erasure committed in this process since the last time it completed.
+    pub async fn erasure_announced(&self) {
+        self.caches.erasures.notified().await;
     }
 
     /// Creates the network's blind-index key if this is the first start. Run once at start,

@@ -11,11 +11,15 @@
 
 pub mod blind_index;
 pub mod envelope;
+mod epochs;
 mod error;
 mod keyring;
 pub mod provider;
 
 pub use envelope::{Binding, Header, KeyOwner, OVERHEAD};
+pub use epochs::{EpochPolicy, EpochReason, EpochReport};
 pub use error::{KeyringError, Problem};
-pub use keyring::{CacheSettings, Keyring, OwnerKeys, ReencryptReport, RewrapReport};
+pub use keyring::{
+    open_with_data_key, CacheSettings, Keyring, OwnerKeys, ReencryptReport, RewrapReport,
+};
 pub use provider::{AwsKms, AwsKmsSettings, LocalMasterKeys, MasterKeyProvider, MasterKeys};

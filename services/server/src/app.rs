@@ -31,6 +31,8 @@ pub struct Application {
     listener: TcpListener,
     router: Router,
     state: AppState,
+    /// The master key epochs this server rotates, and how often it checks.
+    epochs: Option<(renrakucho_keyring::EpochPolicy, Duration)>,
 }
 
 /// Why the application could not be built.
@@ -106,6 +108,8 @@ impl Application {
             listener,
             router,
             state,
+            epochs: crate::keys::epoch_policy(settings)
+                .map(|policy| (policy, settings.master_key_epoch_check)),
         })
     }
 
@@ -152,6 +156,22 @@ impl Application {
         ));
         let events = tokio::spawn(self.state.events.clone().follow(self.state.db.clone()));
         let digests = tokio::spawn(digests(self.state.clone()));
+        let epochs = match self.epochs {
+            Some((policy, check)) => Some(tokio::spawn(crate::keys::follow_epochs(
+                self.state.keyring.clone(),
+                self.state.db.clone(),
+                policy,
+                check,
+            ))),
+            None => {
+                tracing::warn!(
+                    "master keys given in the environment or held by AWS KMS are not rotated by \
+                     the server: an erased patient stays readable in old WAL and backups until \
+                     the operator rotates and destroys the master key (README, \"Erasure\")"
+                );
+                None
+            }
+        };
         let result = axum::serve(
             self.listener,
             self.router
@@ -164,6 +184,9 @@ impl Application {
         access_changes.abort();
         events.abort();
         digests.abort();
+        if let Some(epochs) = epochs {
+            epochs.abort();
+        }
         self.state.db.close().await;
         result
     }

@@ -98,6 +98,11 @@ enum KeysTask {
         /// `patient:<uuid>` or `facility:<uuid>`.
         owner: String,
     },
+    /// Start a new master key epoch now (local key directory only): generate a new master
+    /// key, re-wrap every data key under it, destroy every older master key. The server does
+    /// this by itself after each erasure and every RENRAKUCHO_MASTER_KEY_EPOCH; run it to cut
+    /// the readable life of existing backups short, or to finish an interrupted rotation.
+    RotateEpoch,
     /// Remove a master key no data key needs any more (after a rotation).
     RetireMaster {
         /// The master key ID, as `keys status` shows it.
@@ -617,6 +622,42 @@ async fn keys_task(db: Database, settings: &Settings, task: KeysTask) -> Result<
                 .await
                 .map_err(Failure::runtime)?;
             reencrypt_owner(&db, &keyring, owner).await
+        }
+        KeysTask::RotateEpoch => {
+            let Some(policy) = keys::epoch_policy(settings) else {
+                return Err(Failure::config(
+                    "master key epochs are for local keys in a directory; with \
+                     RENRAKUCHO_MASTER_KEY or AWS KMS, rotate with `renrakucho keys \
+                     rotate-master` and destroy the old key yourself (README, \"Erasure\")",
+                ));
+            };
+            let keyring = keys::open_keyring(settings)
+                .await
+                .map_err(Failure::runtime)?;
+            let report = keyring
+                .rotate_epoch(&db, &policy, true)
+                .await
+                .map_err(|e| {
+                    Failure::runtime(format!(
+                        "{e} (nothing is lost: run `renrakucho keys rotate-epoch` again)"
+                    ))
+                })?;
+            match report {
+                Some(report) => println!(
+                    "New master key epoch {}: {} data keys re-wrapped, {} older master keys \
+                     destroyed.",
+                    report.new_master_key.as_deref().unwrap_or("-"),
+                    report.rewrapped,
+                    report.destroyed.len()
+                ),
+                None => {
+                    return Err(Failure::runtime(
+                        "another process is rotating the master key epoch right now; try again \
+                         when it has finished",
+                    ))
+                }
+            }
+            Ok(())
         }
         KeysTask::RetireMaster { key_id } => {
             let keyring = keys::open_keyring(settings)

@@ -85,6 +85,17 @@ pub struct Settings {
     /// …each for at most this long.
     #[serde(with = "humantime_serde")]
     pub key_cache_max_age: Duration,
+    /// The longest a local master key epoch lives (default 24 h): this often, and soon after
+    /// every erasure, a new master key is generated, every data key re-wrapped under it and the
+    /// older master keys destroyed. An erased patient's data key left in the WAL, in dead tuples
+    /// or in a backup becomes unreadable when its epoch is destroyed; a backup is readable for at
+    /// most this long after the next rotation (docs/adr/0015-erasure-reaches-the-disk.md).
+    #[serde(with = "humantime_serde")]
+    pub master_key_epoch: Duration,
+    /// How often each server process checks whether an epoch is due (default 1 min; an
+    /// erasure in this process starts the check at once).
+    #[serde(with = "humantime_serde")]
+    pub master_key_epoch_check: Duration,
     /// Where daily digests are sent from: `smtp://host:port` (plain, for a local relay),
     /// `smtp://user:password@host:587` (STARTTLS) or `smtps://…` (TLS). Unset: no e-mail.
     pub smtp_url: Option<Secret>,
@@ -154,6 +165,8 @@ impl Default for Settings {
             aws_region: None,
             key_cache_capacity: 10_000,
             key_cache_max_age: Duration::from_secs(300),
+            master_key_epoch: Duration::from_secs(24 * 60 * 60),
+            master_key_epoch_check: Duration::from_secs(60),
             smtp_url: None,
             mail_from: "renrakucho@localhost".into(),
             csrf_secret: None,
@@ -238,6 +251,24 @@ impl Settings {
         }
         if self.key_cache_max_age.is_zero() {
             return Err(zero("key_cache_max_age"));
+        }
+        if self.master_key_epoch < Duration::from_secs(60)
+            || self.master_key_epoch > Duration::from_secs(30 * 24 * 60 * 60)
+        {
+            return Err(ConfigError(
+                "RENRAKUCHO_MASTER_KEY_EPOCH: between 1 minute and 30 days (e.g. 24h); it bounds \
+                 how long an erased patient stays readable in backups"
+                    .into(),
+            ));
+        }
+        if self.master_key_epoch_check.is_zero()
+            || self.master_key_epoch_check > self.master_key_epoch
+        {
+            return Err(ConfigError(
+                "RENRAKUCHO_MASTER_KEY_EPOCH_CHECK: greater than zero and at most \
+                 RENRAKUCHO_MASTER_KEY_EPOCH (e.g. 1m)"
+                    .into(),
+            ));
         }
         if !self.mail_from.contains('@') || self.mail_from.chars().any(char::is_whitespace) {
             return Err(ConfigError(
@@ -447,6 +478,19 @@ mod tests {
         assert!(!s.secure_cookies());
         s.public_url = Some("https://renrakucho.example.jp".parse().unwrap());
         assert!(s.secure_cookies());
+    }
+
+    #[test]
+    fn master_key_epochs_are_bounded() {
+        let mut s = Settings::default();
+        assert!(s.validate().is_ok());
+        s.master_key_epoch = Duration::from_secs(31 * 24 * 60 * 60);
+        let err = s.validate().unwrap_err().to_string();
+        assert!(err.contains("RENRAKUCHO_MASTER_KEY_EPOCH:"), "{err}");
+        s.master_key_epoch = Duration::from_secs(3600);
+        s.master_key_epoch_check = Duration::from_secs(7200);
+        let err = s.validate().unwrap_err().to_string();
+        assert!(err.contains("RENRAKUCHO_MASTER_KEY_EPOCH_CHECK"), "{err}");
     }
 
     #[test]

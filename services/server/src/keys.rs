@@ -5,8 +5,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use renrakucho_keyring::{
-    AwsKms, AwsKmsSettings, CacheSettings, Keyring, KeyringError, LocalMasterKeys, MasterKeys,
+    AwsKms, AwsKmsSettings, CacheSettings, EpochPolicy, Keyring, KeyringError, LocalMasterKeys,
+    MasterKeys,
 };
+use renrakucho_store::Database;
 
 use crate::config::{KeyProvider, Settings};
 
@@ -76,4 +78,56 @@ pub async fn open_keyring(settings: &Settings) -> Result<Keyring, KeyringError> 
             max_age: settings.key_cache_max_age,
         },
     ))
+}
+
+/// Data keys re-wrapped per transaction by an epoch rotation.
+const EPOCH_BATCH: i64 = 500;
+
+/// The master key epochs of this server, when it manages its master keys itself (local keys in
+/// a directory). Keys given in the environment cannot be rotated by the server, and AWS KMS
+/// keys are the operator's to rotate and schedule for deletion (README, "Erasure").
+pub fn epoch_policy(settings: &Settings) -> Option<EpochPolicy> {
+    (settings.key_provider == KeyProvider::Local && settings.master_key.is_none()).then(|| {
+        EpochPolicy {
+            dir: local_key_dir(settings),
+            period: settings.master_key_epoch,
+            batch: EPOCH_BATCH,
+        }
+    })
+}
+
+/// Rotates master key epochs while the server runs: at start, every
+/// `master_key_epoch_check`, and at once after an erasure in this process. Other processes'
+/// erasures are seen at their next check (the database counts them). Between rotations, picks
+/// up keys added or destroyed by other processes, so a destroyed key leaves this process's
+/// memory too.
+pub async fn follow_epochs(
+    keyring: Keyring,
+    db: Database,
+    policy: EpochPolicy,
+    check: std::time::Duration,
+) {
+    loop {
+        match keyring.rotate_epoch(&db, &policy, false).await {
+            Ok(Some(report)) => tracing::info!(
+                reason = report.reason.as_str(),
+                new_master_key = report.new_master_key.as_deref().unwrap_or("-"),
+                rewrapped = report.rewrapped,
+                destroyed = report.destroyed.len(),
+                "master key epoch rotated"
+            ),
+            Ok(None) => {}
+            Err(e) => tracing::error!(
+                error = %e,
+                "master key epoch rotation failed; it is retried at the next check"
+            ),
+        }
+        if let Err(e) = keyring.master_keys().current().refresh().await {
+            tracing::warn!(error = %e, "re-reading the master keys failed");
+        }
+        tokio::select! {
+            () = tokio::time::sleep(check) => {}
+            () = keyring.erasure_announced() => {}
+        }
+    }
 }

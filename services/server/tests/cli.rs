@@ -532,6 +532,57 @@ fn key_status(output: &Output) -> Vec<(String, u64, bool)> {
 }
 
 #[tokio::test]
+async fn a_master_key_epoch_from_the_command_line_destroys_every_older_key() {
+    let db = TestDatabase::create().await;
+    let scratch = Scratch::new("epochs");
+    let key_dir = scratch.path.join("keys");
+    let envs = [
+        ("DATABASE_URL", db.owner_url()),
+        ("RENRAKUCHO_RUNTIME_DATABASE_URL", db.runtime_url()),
+        ("RENRAKUCHO_MASTER_KEY_DIR", text(&key_dir)),
+    ];
+    let command = |args: &[&str]| renrakucho(&scratch.path, args, &envs);
+    let status = run(command(&["keys", "status"])).await;
+    assert!(status.status.success(), "{}", describe(&status));
+    let (old, _, _) = key_status(&status)[0].clone();
+    let old_file = key_dir.join(format!("{}.key", old.trim_start_matches("local:")));
+    assert!(old_file.exists());
+
+    let rotated = run(command(&["keys", "rotate-epoch"])).await;
+    assert!(rotated.status.success(), "{}", describe(&rotated));
+    let out = String::from_utf8_lossy(&rotated.stdout);
+    assert!(
+        out.contains("New master key epoch local:")
+            && out.contains("1 data keys re-wrapped, 1 older master keys destroyed"),
+        "{out}"
+    );
+    let after = key_status(&run(command(&["keys", "status"])).await);
+    assert_eq!(after.len(), 1, "{after:?}");
+    let (new, count, current) = after[0].clone();
+    assert!(new != old && count == 1 && current, "{after:?}");
+    assert!(!old_file.exists(), "the old epoch's key file is destroyed");
+    let files: Vec<_> = std::fs::read_dir(&key_dir).unwrap().collect();
+    assert_eq!(files.len(), 2, "the new key and `current`, nothing else");
+
+    // A key given in the environment is not the server's to replace: a usage error.
+    let given = [
+        ("DATABASE_URL", db.owner_url()),
+        ("RENRAKUCHO_RUNTIME_DATABASE_URL", db.runtime_url()),
+        (
+            "RENRAKUCHO_MASTER_KEY",
+            "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=".to_string(),
+        ),
+    ];
+    let refused = run(renrakucho(&scratch.path, &["keys", "rotate-epoch"], &given)).await;
+    assert_eq!(refused.status.code(), Some(2), "{}", describe(&refused));
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("local keys in a directory"),
+        "{}",
+        describe(&refused)
+    );
+}
+
+#[tokio::test]
 async fn master_key_rotation_and_retirement_from_the_command_line() {
     let db = TestDatabase::create().await;
     let scratch = Scratch::new("keys");

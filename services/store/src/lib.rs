@@ -21,6 +21,7 @@ mod database;
 pub mod deletions;
 pub mod emergency;
 pub mod encrypted;
+pub mod epochs;
 mod error;
 pub mod facilities;
 mod keys;

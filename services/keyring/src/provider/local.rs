@@ -111,6 +111,8 @@ fn write_private(dir: &Path, name: &str, contents: &[u8]) -> Result<(), KeyringE
     file.write_all(contents).map_err(io)?;
     file.sync_all().map_err(io)?;
     fs::rename(&temporary, &target).map_err(io)?;
+    // The new name must survive a crash before any data key is wrapped under the key it holds.
+    fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io)?;
     Ok(())
 }
 
@@ -118,6 +120,18 @@ fn generate() -> KeyBytes {
     let mut key = Zeroizing::new([0u8; 32]);
     rand::rngs::OsRng.fill_bytes(key.as_mut());
     key
+}
+
+/// Overwrites a file with zeros, syncs it and unlinks it.
+fn shred(path: &Path) -> Result<(), KeyringError> {
+    let io = |e: std::io::Error| fail(format!("{}: {e}", path.display()));
+    let len = fs::metadata(path).map_err(io)?.len();
+    let mut file = fs::OpenOptions::new().write(true).open(path).map_err(io)?;
+    file.write_all(&vec![0u8; usize::try_from(len).unwrap_or(0)])
+        .and_then(|()| file.sync_all())
+        .map_err(io)?;
+    drop(file);
+    fs::remove_file(path).map_err(io)
 }
 
 fn cipher(key: &[u8; 32]) -> Arc<Aes256Gcm> {
@@ -177,10 +191,13 @@ impl LocalMasterKeys {
             if path.extension().and_then(|e| e.to_str()) != Some("key") {
                 continue;
             }
+            // A key another process destroyed since the directory was listed.
+            let text = match fs::read_to_string(&path) {
+                Ok(text) => Zeroizing::new(text),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(fail(format!("{}: {e}", path.display()))),
+            };
             check_private(&path, 0o600)?;
-            let text = Zeroizing::new(
-                fs::read_to_string(&path).map_err(|e| fail(format!("{}: {e}", path.display())))?,
-            );
             let key = decode(&text, &path.display().to_string())?;
             let id = key_id(&key);
             if path.file_name().and_then(|n| n.to_str()) != Some(file_name(&id).as_str()) {
@@ -235,29 +252,64 @@ impl LocalMasterKeys {
     /// Deletes a retired master key's file. The caller has checked that no data key is still
     /// wrapped under it; the current key cannot be removed.
     pub fn remove(dir: &Path, id: &str) -> Result<(), KeyringError> {
+        if !Self::destroy(dir, id)? {
+            return Err(fail(format!("no master key {id} in {}", dir.display())));
+        }
+        Ok(())
+    }
+
+    /// Destroys a master key's material: its file is overwritten with zeros and synced, then
+    /// unlinked, and the directory synced, so that neither the name nor the bytes come back
+    /// after a crash. Leftovers of an interrupted write of the same key go the same way. The
+    /// current key is refused. False when there was no such file (already destroyed). What a
+    /// journaling file system or an SSD's wear levelling keeps of the old blocks is beyond a
+    /// process's reach (docs/adr/0015-erasure-reaches-the-disk.md).
+    pub fn destroy(dir: &Path, id: &str) -> Result<bool, KeyringError> {
         let current = fs::read_to_string(dir.join(CURRENT_FILE))
             .map_err(|e| fail(format!("{}: {e}", dir.display())))?;
         if current.trim() == id {
             return Err(fail(format!("{id} is the current master key")));
         }
-        let path = dir.join(file_name(id));
-        if !path.exists() {
-            return Err(fail(format!("no master key {id} in {}", dir.display())));
+        let name = file_name(id);
+        let leftovers = format!(".{name}.");
+        let mut targets = Vec::new();
+        let entries = fs::read_dir(dir).map_err(|e| fail(format!("{}: {e}", dir.display())))?;
+        for entry in entries {
+            let entry = entry.map_err(|e| fail(format!("{}: {e}", dir.display())))?;
+            let file = entry.file_name();
+            let file = file.to_string_lossy();
+            if file == name || file.starts_with(&leftovers) {
+                targets.push(entry.path());
+            }
         }
-        // Overwrite before unlinking, so the bytes do not linger in the file's old blocks
-        // (best effort: journaling and SSDs may keep copies).
-        let len = fs::metadata(&path)
-            .map_err(|e| fail(format!("{}: {e}", path.display())))?
-            .len();
-        let mut file = fs::OpenOptions::new()
-            .write(true)
-            .open(&path)
-            .map_err(|e| fail(format!("{}: {e}", path.display())))?;
-        file.write_all(&vec![0u8; usize::try_from(len).unwrap_or(0)])
-            .and_then(|()| file.sync_all())
-            .map_err(|e| fail(format!("{}: {e}", path.display())))?;
-        fs::remove_file(&path).map_err(|e| fail(format!("{}: {e}", path.display())))?;
-        Ok(())
+        let found = targets.iter().any(|p| p.file_name() == Some(name.as_ref()));
+        for path in &targets {
+            // Out of the way of other processes reading the directory first (they would see
+            // a key file of zeros), under a name the next run finds if this one stops here.
+            let path = if path.file_name() == Some(name.as_ref()) {
+                let hidden = dir.join(format!("{leftovers}shred"));
+                fs::rename(path, &hidden).map_err(|e| fail(format!("{}: {e}", path.display())))?;
+                hidden
+            } else {
+                path.clone()
+            };
+            shred(&path)?;
+        }
+        if !targets.is_empty() {
+            fs::File::open(dir)
+                .and_then(|d| d.sync_all())
+                .map_err(|e| fail(format!("{}: {e}", dir.display())))?;
+        }
+        Ok(found)
+    }
+
+    /// The IDs of the key files in `dir` and the current one, read from the directory as it
+    /// is now (another process may have rotated).
+    pub fn ids_in(dir: &Path) -> Result<(String, Vec<String>), KeyringError> {
+        let state = Self::load(dir)?;
+        let mut ids: Vec<String> = state.keys.keys().cloned().collect();
+        ids.sort();
+        Ok((state.current, ids))
     }
 
     /// The IDs of the keys held.
@@ -486,5 +538,30 @@ mod tests {
         LocalMasterKeys::remove(&dir, &old).unwrap();
         keys.refresh().await.unwrap();
         assert!(!keys.holds(&old));
+    }
+
+    #[test]
+    fn destroying_a_key_removes_it_and_its_leftovers_never_the_current_one() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("k");
+        let keys = LocalMasterKeys::open_dir(&dir).unwrap();
+        let old = keys.current_key_id();
+        let new = LocalMasterKeys::add_new_current(&dir).unwrap();
+        // What an interrupted write of the old key would have left.
+        let leftover = dir.join(format!(".{}.12345", file_name(&old)));
+        fs::write(&leftover, b"key material").unwrap();
+
+        assert!(LocalMasterKeys::destroy(&dir, &new).is_err(), "current");
+        assert!(LocalMasterKeys::destroy(&dir, &old).unwrap());
+        assert!(!dir.join(file_name(&old)).exists());
+        assert!(!leftover.exists());
+        assert!(
+            !LocalMasterKeys::destroy(&dir, &old).unwrap(),
+            "already gone"
+        );
+        assert_eq!(
+            LocalMasterKeys::ids_in(&dir).unwrap(),
+            (new.clone(), vec![new])
+        );
     }
 }
