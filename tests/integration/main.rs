@@ -17,3 +17,4 @@ mod sharing;
 mod sharing_http;
 mod sign_in;
 mod support;
+mod versions;

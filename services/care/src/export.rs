@@ -11,7 +11,7 @@ use serde_json::json;
 use time::OffsetDateTime;
 
 use crate::audit::record;
-use crate::notebook::{body_binding, views, EntryView, VersionView};
+use crate::notebook::{views, EntryView, VersionView};
 use crate::patients::{decrypt_name, text};
 use crate::{CareError, StaffActor};
 
@@ -64,7 +64,7 @@ pub async fn export_notebook(
         &keys
             .decrypt(
                 &mut tx,
-                &crate::patients::binding(patient, "profile_enc"),
+                &crate::patients::binding(patient, "profile_enc", stored.revision),
                 &stored.profile_enc,
             )
             .await?,
@@ -79,7 +79,7 @@ pub async fn export_notebook(
             let body = keys
                 .decrypt(
                     &mut tx,
-                    &body_binding(patient, "entry_versions", v.id),
+                    &crate::notebook::history_binding(patient, "body_enc", &v, &v.body_enc),
                     &v.body_enc,
                 )
                 .await?;
@@ -89,7 +89,7 @@ pub async fn export_notebook(
                         &keys
                             .decrypt(
                                 &mut tx,
-                                &crate::notebook::vitals_binding(patient, "entry_versions", v.id),
+                                &crate::notebook::history_binding(patient, "vitals_enc", &v, enc),
                                 enc,
                             )
                             .await?,
