@@ -999,7 +999,8 @@ async fn encrypted_column_problems(conn: &mut PgConnection) -> Vec<String> {
                         c.owner_column
                     ));
                 }
-                if row.as_deref() != Some(c.bound_row_column) || version.as_deref() != c.version_column
+                if row.as_deref() != Some(c.bound_row_column)
+                    || version.as_deref() != c.version_column
                 {
                     problems.push(format!(
                         "{}: encrypted_column_binding() binds row {row:?} version {version:?}, \

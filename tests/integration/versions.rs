@@ -42,7 +42,12 @@ impl Clinic {
         let app = spawn_app().await;
         let clinic = app.seed_facility(code, FacilityKind::Clinic).await;
         let doctor = app
-            .seed_staff(&clinic, "doctor", StaffRole::FacilityAdmin, Profession::Doctor)
+            .seed_staff(
+                &clinic,
+                "doctor",
+                StaffRole::FacilityAdmin,
+                Profession::Doctor,
+            )
             .await;
         let keyring = app.keyring().await;
         Self {
@@ -380,7 +385,10 @@ async fn every_earlier_value_put_back_into_its_row_is_refused() {
         .await
         .expect_err("the web role sets no revision");
     assert_eq!(
-        attempt.as_database_error().and_then(|e| e.code()).as_deref(),
+        attempt
+            .as_database_error()
+            .and_then(|e| e.code())
+            .as_deref(),
         Some("42501"),
         "{attempt}"
     );
@@ -464,15 +472,10 @@ async fn write_as_earlier_release(
 async fn read_everything(c: &Clinic, keyring: &Keyring, patients: &[(PatientId, Vec<Uuid>)]) {
     for (p, entries) in patients {
         c.patient(keyring, *p).await.expect("the patient reads");
-        let consents = renrakucho_care::consents_of(
-            &c.app.db,
-            keyring,
-            c.actor(),
-            &Origin::default(),
-            *p,
-        )
-        .await
-        .expect("the consent reads");
+        let consents =
+            renrakucho_care::consents_of(&c.app.db, keyring, c.actor(), &Origin::default(), *p)
+                .await
+                .expect("the consent reads");
         assert_eq!(consents.len(), 1);
         for e in entries {
             let detail = c.entry(keyring, *p, *e).await.expect("the entry reads");
@@ -523,7 +526,8 @@ async fn bind_versions_rebinds_every_value_resumes_and_then_refuses_format_1() {
         .await
         .unwrap();
         let kept = c.post(p, &format!("経過 その一 ({i})"), 36.6).await;
-        c.edit(p, kept, 1, &format!("経過 その二 ({i})"), 36.9).await;
+        c.edit(p, kept, 1, &format!("経過 その二 ({i})"), 36.9)
+            .await;
         let withdrawn = c.post(p, "誤って記載", 36.4).await;
         renrakucho_care::withdraw_entry(
             &c.app.db,
@@ -596,9 +600,17 @@ async fn bind_versions_rebinds_every_value_resumes_and_then_refuses_format_1() {
     assert!(run.await.expect_err("interrupted").is_panic());
     let (readable, through) = legacy_readable(&mut su).await;
     assert!(readable, "not complete: format 1 still read");
-    assert_eq!(through, patients[0].0.as_uuid(), "the first patient was done");
+    assert_eq!(
+        through,
+        patients[0].0.as_uuid(),
+        "the first patient was done"
+    );
     let (old, all) = formats(&mut su).await;
-    assert_eq!((old, all), (2 * 15, 3 * 15), "the first patient's 15 values rebound");
+    assert_eq!(
+        (old, all),
+        (2 * 15, 3 * 15),
+        "the first patient's 15 values rebound"
+    );
     // Half-way, everything reads (both formats).
     read_everything(&c, &c.keyring, &patients).await;
 
@@ -611,7 +623,12 @@ async fn bind_versions_rebinds_every_value_resumes_and_then_refuses_format_1() {
         .unwrap();
     assert!(report.completed, "{report:?}");
     assert_eq!(
-        (report.patients, report.values, report.rebound, report.remaining),
+        (
+            report.patients,
+            report.values,
+            report.rebound,
+            report.remaining
+        ),
         (2, 2 * 15, 2 * 15, 0),
         "{report:?}"
     );
@@ -623,8 +640,15 @@ async fn bind_versions_rebinds_every_value_resumes_and_then_refuses_format_1() {
             BindProgress::Done(1)
         ]
     );
-    assert_eq!(formats(&mut su).await, (0, 3 * 15), "no value of format 1 left");
-    assert!(!legacy_readable(&mut su).await.0, "format 1 refused from now on");
+    assert_eq!(
+        formats(&mut su).await,
+        (0, 3 * 15),
+        "no value of format 1 left"
+    );
+    assert!(
+        !legacy_readable(&mut su).await.0,
+        "format 1 refused from now on"
+    );
 
     // Every value reads, through this keyring and through another process's.
     read_everything(&c, &c.keyring, &patients).await;
@@ -675,14 +699,19 @@ async fn bind_versions_rebinds_every_value_resumes_and_then_refuses_format_1() {
         .await
         .unwrap();
     assert!(again.completed && again.patients == 0, "{again:?}");
-    assert_eq!(formats(&mut su).await, (1, 3 * 15), "the planted value stays");
+    assert_eq!(
+        formats(&mut su).await,
+        (1, 3 * 15),
+        "the planted value stays"
+    );
 
     // And the state cannot be turned back (with the triggers on).
     let mut owner_su = superuser(&c.app).await;
-    let back = sqlx::query("UPDATE private.value_binding SET legacy_readable = true, completed_at = NULL")
-        .execute(&mut owner_su)
-        .await
-        .expect_err("format 1 stays refused");
+    let back =
+        sqlx::query("UPDATE private.value_binding SET legacy_readable = true, completed_at = NULL")
+            .execute(&mut owner_su)
+            .await
+            .expect_err("format 1 stays refused");
     assert_eq!(
         back.as_database_error().map(|e| e.message().to_string()),
         Some("values of format 1 stay refused".into())

@@ -774,7 +774,8 @@ pub async fn edit_entry(
         )
     })?;
     let body_enc = keys.encrypt(&body_binding(patient, "entries", id, next), body)?;
-    let version_body_enc = keys.encrypt(&body_binding(patient, "entry_versions", id, next), body)?;
+    let version_body_enc =
+        keys.encrypt(&body_binding(patient, "entry_versions", id, next), body)?;
     let vitals_enc = match &vitals {
         Some(v) => Some(keys.encrypt(&vitals_binding(patient, "entries", id, next), v)?),
         None => None,

@@ -87,10 +87,18 @@ pub(crate) async fn decrypt_name(
     stored: &StoredPatient,
 ) -> Result<(PatientName, KanaName), CareError> {
     let name = keys
-        .decrypt(tx, &binding(stored.id, "name_enc", stored.revision), &stored.name_enc)
+        .decrypt(
+            tx,
+            &binding(stored.id, "name_enc", stored.revision),
+            &stored.name_enc,
+        )
         .await?;
     let kana = keys
-        .decrypt(tx, &binding(stored.id, "kana_enc", stored.revision), &stored.kana_enc)
+        .decrypt(
+            tx,
+            &binding(stored.id, "kana_enc", stored.revision),
+            &stored.kana_enc,
+        )
         .await?;
     Ok((text(&name, "name")?, text(&kana, "kana")?))
 }
@@ -164,7 +172,11 @@ pub async fn patient(
     let keys = keyring.owner_keys(&mut tx, KeyOwner::Patient(id)).await?;
     let (name, kana) = decrypt_name(&keys, &mut tx, &stored).await?;
     let profile = keys
-        .decrypt(&mut tx, &binding(id, "profile_enc", stored.revision), &stored.profile_enc)
+        .decrypt(
+            &mut tx,
+            &binding(id, "profile_enc", stored.revision),
+            &stored.profile_enc,
+        )
         .await?;
     record(&mut tx, who, origin, "patient.read", Some(id), json!({})).await?;
     tx.commit().await?;
@@ -242,7 +254,11 @@ pub async fn update_patient(
     let (old_name, old_kana) = decrypt_name(&keys, &mut tx, &stored).await?;
     let old_profile: PatientProfile = text(
         &keys
-            .decrypt(&mut tx, &binding(id, "profile_enc", stored.revision), &stored.profile_enc)
+            .decrypt(
+                &mut tx,
+                &binding(id, "profile_enc", stored.revision),
+                &stored.profile_enc,
+            )
             .await?,
         "profile",
     )?;

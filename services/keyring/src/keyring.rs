@@ -531,7 +531,8 @@ impl Keyring {
             loop {
                 let mut tx = db.begin(Scope::KeyMaintenance).await?;
                 let state = encrypted::binding_state(&mut tx, false).await?;
-                let patients = encrypted::patients_after(&mut tx, state.done_through, batch).await?;
+                let patients =
+                    encrypted::patients_after(&mut tx, state.done_through, batch).await?;
                 let Some(last) = patients.last().copied() else {
                     tx.commit().await?;
                     break;

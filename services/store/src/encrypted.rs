@@ -125,14 +125,12 @@ pub async fn values_of(
     owner: Uuid,
 ) -> Result<Vec<StoredValue>, StoreError> {
     let rows: Vec<(Uuid, Uuid, i64, Vec<u8>)> = if column.owner_kind == OwnerKind::Patient {
-        sqlx::query_as(
-            "SELECT row_id, bound_row, version, value FROM encrypted_values($1, $2, $3)",
-        )
-        .bind(identifier(column.table)?)
-        .bind(identifier(column.column)?)
-        .bind(owner)
-        .fetch_all(tx.conn())
-        .await?
+        sqlx::query_as("SELECT row_id, bound_row, version, value FROM encrypted_values($1, $2, $3)")
+            .bind(identifier(column.table)?)
+            .bind(identifier(column.column)?)
+            .bind(owner)
+            .fetch_all(tx.conn())
+            .await?
     } else {
         let version = match column.version_column {
             Some(v) => format!("{}::bigint", identifier(v)?),
@@ -147,7 +145,10 @@ pub async fn values_of(
             table = identifier(column.table)?,
             owner = identifier(column.owner_column)?,
         );
-        sqlx::query_as(&sql).bind(owner).fetch_all(tx.conn()).await?
+        sqlx::query_as(&sql)
+            .bind(owner)
+            .fetch_all(tx.conn())
+            .await?
     };
     Ok(rows
         .into_iter()
