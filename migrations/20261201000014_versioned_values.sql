@@ -153,6 +153,7 @@ CREATE TABLE private.value_binding (
 );
 
 -- The owner's completion check reads every encrypted table (first bytes only), with this flag.
+-- The list of migration 8, 'alerting' of migration 9 (platform alerts), and 'value_check'.
 CREATE OR REPLACE FUNCTION private.definer_flags(p_on text) RETURNS void
     LANGUAGE plpgsql VOLATILE
     SET search_path = pg_catalog, pg_temp
@@ -161,7 +162,7 @@ CREATE OR REPLACE FUNCTION private.definer_flags(p_on text) RETURNS void
         flag text;
     BEGIN
         FOREACH flag IN ARRAY ARRAY['access_maintenance', 'erasure_patient', 'reencrypt_patient',
-                                    'directory', 'session_store', 'announcing',
+                                    'directory', 'session_store', 'announcing', 'alerting',
                                     'value_check'] LOOP
             PERFORM set_config('renrakucho.' || flag, CASE WHEN flag = p_on THEN 'on' ELSE '' END, true);
         END LOOP;
