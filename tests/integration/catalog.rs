@@ -42,6 +42,11 @@ const WITHOUT_RLS: &[(&str, &str)] = &[
          which reads them once at start",
     ),
     (
+        "private.value_binding",
+        "one row: whether ciphertexts of format 1 are still read and where `keys bind-versions` \
+         stands (no tenant data), reached only through its SECURITY DEFINER functions",
+    ),
+    (
         "private.announcements",
         "what the database announced (numbers and IDs, never content), for \
          renrakucho_listener only, which reads every row",
@@ -62,6 +67,7 @@ const POLICIES: &[(&str, &str, &str, &str)] = &[
     ("public.attachments", "attachments_read", "SELECT", RUNTIME),
     ("public.attachments", "attachments_reencrypt", "ALL", OWNER),
     ("public.attachments", "attachments_upload", "INSERT", RUNTIME),
+    ("public.attachments", "attachments_value_check", "SELECT", OWNER),
     ("public.audit_log", "audit_log_facility", "ALL", RUNTIME),
     ("public.audit_log", "audit_log_platform", "ALL", "renrakucho_key_maintenance, renrakucho_platform"),
     ("public.care_team_members", "care_team_members_erasure", "DELETE", OWNER),
@@ -76,6 +82,7 @@ const POLICIES: &[(&str, &str, &str, &str)] = &[
     ("public.consents", "consents_maintenance", "SELECT", OWNER),
     ("public.consents", "consents_read", "SELECT", RUNTIME),
     ("public.consents", "consents_reencrypt", "ALL", OWNER),
+    ("public.consents", "consents_value_check", "SELECT", OWNER),
     ("public.consents", "consents_withdraw", "UPDATE", RUNTIME),
     ("public.data_keys", "data_keys_create", "INSERT", RUNTIME),
     ("public.data_keys", "data_keys_erasure", "UPDATE", RUNTIME),
@@ -92,6 +99,7 @@ const POLICIES: &[(&str, &str, &str, &str)] = &[
     ("public.emergency_grants", "emergency_grants_read", "SELECT", RUNTIME),
     ("public.emergency_grants", "emergency_grants_reencrypt", "ALL", OWNER),
     ("public.emergency_grants", "emergency_grants_update", "UPDATE", RUNTIME),
+    ("public.emergency_grants", "emergency_grants_value_check", "SELECT", OWNER),
     ("public.entries", "entries_announce_read", "SELECT", OWNER),
     ("public.entries", "entries_edit", "UPDATE", RUNTIME),
     ("public.entries", "entries_erasure", "DELETE", OWNER),
@@ -99,6 +107,7 @@ const POLICIES: &[(&str, &str, &str, &str)] = &[
     ("public.entries", "entries_post", "INSERT", RUNTIME),
     ("public.entries", "entries_read", "SELECT", RUNTIME),
     ("public.entries", "entries_reencrypt", "ALL", OWNER),
+    ("public.entries", "entries_value_check", "SELECT", OWNER),
     ("public.entry_reads", "entry_reads_erasure", "DELETE", OWNER),
     ("public.entry_reads", "entry_reads_erasure_read", "SELECT", OWNER),
     ("public.entry_reads", "entry_reads_mark", "INSERT", RUNTIME),
@@ -106,6 +115,8 @@ const POLICIES: &[(&str, &str, &str, &str)] = &[
     ("public.entry_versions", "entry_versions_erasure", "DELETE", OWNER),
     ("public.entry_versions", "entry_versions_erasure_read", "SELECT", OWNER),
     ("public.entry_versions", "entry_versions_read", "SELECT", RUNTIME),
+    ("public.entry_versions", "entry_versions_reencrypt", "ALL", OWNER),
+    ("public.entry_versions", "entry_versions_value_check", "SELECT", OWNER),
     ("public.entry_versions", "entry_versions_write", "INSERT", RUNTIME),
     ("public.facilities", "facilities_directory", "SELECT", OWNER),
     ("public.facilities", "facilities_own", "SELECT", RUNTIME),
@@ -131,6 +142,7 @@ const POLICIES: &[(&str, &str, &str, &str)] = &[
     ("public.patients", "patients_reencrypt", "ALL", OWNER),
     ("public.patients", "patients_register", "INSERT", RUNTIME),
     ("public.patients", "patients_update", "UPDATE", RUNTIME),
+    ("public.patients", "patients_value_check", "SELECT", OWNER),
     ("public.platform_operators", "platform_operators_platform", "ALL", PLATFORM),
     ("public.staff_accounts", "staff_accounts_own", "ALL", RUNTIME),
     ("public.support_request_items", "support_request_items_add", "INSERT", RUNTIME),
@@ -143,6 +155,7 @@ const POLICIES: &[(&str, &str, &str, &str)] = &[
     ("public.support_requests", "support_requests_read", "SELECT", RUNTIME),
     ("public.support_requests", "support_requests_reencrypt", "ALL", OWNER),
     ("public.support_requests", "support_requests_send", "INSERT", RUNTIME),
+    ("public.support_requests", "support_requests_value_check", "SELECT", OWNER),
 ];
 
 /// What an owner-only policy must be gated by: a flag only a SECURITY DEFINER function sets
@@ -189,6 +202,7 @@ const PUBLIC: &[&str] = &["PUBLIC"];
 const NOBODY: &[&str] = &[];
 const WEB: &[&str] = &[RUNTIME];
 const KEYS: &[&str] = &[KEY_MAINTENANCE];
+const WEB_AND_KEYS: &[&str] = &[RUNTIME, KEY_MAINTENANCE];
 const CONTEXT_READERS: &[&str] = &[RUNTIME, PLATFORM, KEY_MAINTENANCE, ACCESS_SYNC, DIGEST];
 
 /// Every function of the schemas `public` and `private`: its search path and who may execute
@@ -198,6 +212,8 @@ const FUNCTIONS: &[(&str, &str, &[&str])] = &[
     ("private.announce(text, jsonb)", PINNED, NOBODY),
     ("private.context_parts()", PINNED, NOBODY),
     ("private.definer_flags(text)", PINNED, NOBODY),
+    ("private.legacy_value_count()", PINNED, NOBODY),
+    ("private.value_binding_guard()", PINNED, NOBODY),
     ("public.audit_log_link()", PINNED_PUBLIC, PUBLIC),
     ("public.audit_record_hash(audit_log)", SQL_BODY, PUBLIC),
     ("public.care_team_members_transition()", PINNED_PUBLIC, PUBLIC),
@@ -213,6 +229,7 @@ const FUNCTIONS: &[(&str, &str, &[&str])] = &[
     ("public.emergency_grants_announce()", PINNED, NOBODY),
     ("public.emergency_grants_guard()", PINNED_PUBLIC, PUBLIC),
     ("public.emergency_grants_reason_given()", PINNED_PUBLIC, PUBLIC),
+    ("public.encrypted_column_binding(text, text)", SQL_BODY, PUBLIC),
     ("public.encrypted_column_owner(text, text)", SQL_BODY, PUBLIC),
     ("public.encrypted_values(text, text, uuid)", PINNED, KEYS),
     ("public.entries_announce()", PINNED, NOBODY),
@@ -230,9 +247,11 @@ const FUNCTIONS: &[(&str, &str, &[&str])] = &[
     ("public.in_key_maintenance()", SQL_BODY, PUBLIC),
     ("public.in_platform_scope()", SQL_BODY, PUBLIC),
     ("public.invitations_announce()", PINNED, NOBODY),
+    ("public.legacy_values_readable()", PINNED, WEB_AND_KEYS),
     ("public.master_key_epochs_forward()", PINNED_PUBLIC, PUBLIC),
     ("public.owner_flag(text)", SQL_BODY, PUBLIC),
     ("public.patient_access_changed()", PINNED, NOBODY),
+    ("public.patients_revision()", PINNED_PUBLIC, PUBLIC),
     ("public.raise_platform_alert(text, text, jsonb)", PINNED, WEB),
     ("public.reencrypt_target()", SQL_BODY, PUBLIC),
     ("public.reencrypt_value(text, text, uuid, uuid, bytea, bytea)", PINNED, KEYS),
@@ -247,6 +266,9 @@ const FUNCTIONS: &[(&str, &str, &[&str])] = &[
     ("public.session_save(text, bytea, timestamp with time zone)", PINNED, WEB),
     ("public.support_requests_announce()", PINNED, NOBODY),
     ("public.support_requests_transition()", PINNED_PUBLIC, PUBLIC),
+    ("public.value_binding_advance(uuid)", PINNED, KEYS),
+    ("public.value_binding_complete()", PINNED, KEYS),
+    ("public.value_binding_state(boolean)", PINNED, KEYS),
 ];
 
 /// SECURITY DEFINER functions allowed, and why. Each but the context functions switches the
@@ -293,6 +315,23 @@ const SECURITY_DEFINER: &[(&str, &str)] = &[
     (
         "public.reencrypt_value(text, text, uuid, uuid, bytea, bytea)",
         "re-encryption replaces one such value, under the same conditions",
+    ),
+    (
+        "public.legacy_values_readable()",
+        "whether ciphertexts of format 1 are still read (private.value_binding): one boolean",
+    ),
+    (
+        "public.value_binding_state(boolean)",
+        "where `keys bind-versions` stands, locked for the run; key maintenance only",
+    ),
+    (
+        "public.value_binding_advance(uuid)",
+        "records the last patient `keys bind-versions` finished; key maintenance only",
+    ),
+    (
+        "public.value_binding_complete()",
+        "counts ciphertexts of format 1 in every encrypted column and, when none is left, \
+         refuses them for good; key maintenance only",
     ),
     (
         "public.erase_patient(uuid)",
@@ -951,15 +990,18 @@ fn column_name(c: &EncryptedColumn<'_>) -> String {
     format!("public.{}.{}", c.table, c.column)
 }
 
-/// The encrypted columns: what the application re-encrypts ([`ENCRYPTED_COLUMNS`]) is what
-/// the database's `encrypted_column_owner()` knows, with the same owner column; history
-/// ([`HISTORY_COLUMNS`]) is never re-encrypted; and every `bytea` column named `*_enc` is in
-/// one of the two lists.
+/// The encrypted columns: what the application walks ([`ENCRYPTED_COLUMNS`], and
+/// [`HISTORY_COLUMNS`], which only `keys bind-versions` re-encrypts) is what the database's
+/// `encrypted_column_owner()` knows, with the same owner column, and what its
+/// `encrypted_column_binding()` says each value's associated data names (row, version); no
+/// column is in both lists; and every `bytea` column named `*_enc` is in one of them.
 async fn encrypted_column_problems(conn: &mut PgConnection) -> Vec<String> {
     let mut problems = Vec::new();
-    let known: Vec<(String, String)> = sqlx::query_as(
+    let known: Vec<(String, String, Option<String>, Option<String>)> = sqlx::query_as(
         "SELECT format('%s.%s.%s', c.table_schema, c.table_name, c.column_name),
-                encrypted_column_owner(c.table_name, c.column_name)
+                encrypted_column_owner(c.table_name, c.column_name),
+                (encrypted_column_binding(c.table_name, c.column_name))[1],
+                (encrypted_column_binding(c.table_name, c.column_name))[2]
            FROM information_schema.columns c
           WHERE c.table_schema = 'public' AND c.data_type = 'bytea'
             AND encrypted_column_owner(c.table_name, c.column_name) IS NOT NULL
@@ -970,31 +1012,42 @@ async fn encrypted_column_problems(conn: &mut PgConnection) -> Vec<String> {
     .unwrap();
     let ours: Vec<&EncryptedColumn<'static>> = ENCRYPTED_COLUMNS
         .iter()
+        .chain(HISTORY_COLUMNS)
         .filter(|c| c.owner_kind == OwnerKind::Patient)
         .collect();
     for c in &ours {
-        match known.iter().find(|(name, _)| *name == column_name(c)) {
+        match known.iter().find(|(name, ..)| *name == column_name(c)) {
             None => problems.push(format!(
                 "{}: encrypted by the application but unknown to encrypted_column_owner()",
                 column_name(c)
             )),
-            Some((_, owner)) if owner != c.owner_column => problems.push(format!(
-                "{}: encrypted_column_owner() names {owner}, ENCRYPTED_COLUMNS {}",
-                column_name(c),
-                c.owner_column
-            )),
-            Some(_) => {}
+            Some((_, owner, row, version)) => {
+                if owner != c.owner_column {
+                    problems.push(format!(
+                        "{}: encrypted_column_owner() names {owner}, the application {}",
+                        column_name(c),
+                        c.owner_column
+                    ));
+                }
+                if row.as_deref() != Some(c.bound_row_column)
+                    || version.as_deref() != c.version_column
+                {
+                    problems.push(format!(
+                        "{}: encrypted_column_binding() binds row {row:?} version {version:?}, \
+                         the application row {:?} version {:?}",
+                        column_name(c),
+                        c.bound_row_column,
+                        c.version_column
+                    ));
+                }
+            }
         }
     }
-    for (column, _) in &known {
+    for (column, ..) in &known {
         if !ours.iter().any(|c| column_name(c) == *column) {
             problems.push(format!(
-                "{column}: known to encrypted_column_owner() but not in ENCRYPTED_COLUMNS"
-            ));
-        }
-        if HISTORY_COLUMNS.iter().any(|c| column_name(c) == *column) {
-            problems.push(format!(
-                "{column}: history, yet re-encryption (encrypted_column_owner()) reaches it"
+                "{column}: known to encrypted_column_owner() but in neither ENCRYPTED_COLUMNS \
+                 nor HISTORY_COLUMNS"
             ));
         }
     }
@@ -1182,6 +1235,15 @@ async fn the_catalog_checks_notice_each_planted_fault() {
                      WHEN 'support_requests.summary_enc' THEN 'patient_id'
                      WHEN 'support_requests.answer_enc' THEN 'id'
                  END;
+             END;
+         -- And an entry's body no longer bound to its version.
+         CREATE OR REPLACE FUNCTION public.encrypted_column_binding(p_table text, p_column text)
+             RETURNS text[] LANGUAGE sql IMMUTABLE
+             BEGIN ATOMIC
+                 SELECT CASE p_table || '.' || p_column
+                     WHEN 'entries.body_enc' THEN ARRAY['id', NULL]
+                     ELSE ARRAY['id', 'version']
+                 END;
              END;"
     ))
     .execute(&mut owner)
@@ -1293,12 +1355,12 @@ async fn the_catalog_checks_notice_each_planted_fault() {
         &[
             "public.entries.summary_enc: an encrypted column in neither ENCRYPTED_COLUMNS nor \
              HISTORY_COLUMNS",
-            "public.entry_versions.body_enc: known to encrypted_column_owner() but not in \
-             ENCRYPTED_COLUMNS",
-            "public.entry_versions.body_enc: history, yet re-encryption \
-             (encrypted_column_owner()) reaches it",
-            "public.support_requests.answer_enc: encrypted_column_owner() names id, \
-             ENCRYPTED_COLUMNS patient_id",
+            "public.entry_versions.vitals_enc: encrypted by the application but unknown to \
+             encrypted_column_owner()",
+            "public.support_requests.answer_enc: encrypted_column_owner() names id, the \
+             application patient_id",
+            "public.entries.body_enc: encrypted_column_binding() binds row Some(\"id\") version \
+             None, the application row \"id\" version Some(\"version\")",
         ],
     );
 
@@ -1326,9 +1388,10 @@ async fn the_catalog_checks_notice_each_planted_fault() {
         "schema public",
         "platform_operators",
         "summary_enc",
-        "entry_versions.body_enc",
+        "entry_versions.vitals_enc",
         "support_requests.answer_enc",
         "encrypted_column_owner",
+        "encrypted_column_binding",
     ];
     let problems = schema_problems(&mut conn).await;
     let unexplained: Vec<&String> = problems

@@ -158,8 +158,8 @@ fn scan(data_dir: &Path, key_dir: &Path, patient: PatientId, rows: &[Uuid]) -> F
                     }
                 }
             }
-            // An envelope header: format 1, owner kind 1 (patient), then the ID.
-            if at >= 2 && bytes[at - 2] == 1 && bytes[at - 1] == 1 {
+            // An envelope header: format 1 or 2 (ADR 0016), owner kind 1 (patient), then the ID.
+            if at >= 2 && matches!(bytes[at - 2], 1 | 2) && bytes[at - 1] == 1 {
                 let start = at - 2;
                 for length in value_lengths(&bytes, start) {
                     findings.ciphertext_candidates += 1;
@@ -179,15 +179,20 @@ fn scan(data_dir: &Path, key_dir: &Path, patient: PatientId, rows: &[Uuid]) -> F
         for key in &data_keys {
             for (table, column) in &bindings {
                 for row in rows {
-                    let binding = Binding {
-                        owner,
-                        table,
-                        column,
-                        row: *row,
-                    };
-                    if let Ok(plaintext) = open_with_data_key(key, &binding, value) {
-                        let text = String::from_utf8_lossy(&plaintext).to_string();
-                        findings.decrypted.push((name.clone(), text));
+                    // The version a value is bound to (ADR 0016): 0 for values written once,
+                    // a revision or entry version (from 1) otherwise; a few suffice here.
+                    for version in 0..=3 {
+                        let binding = Binding {
+                            owner,
+                            table,
+                            column,
+                            row: *row,
+                            version,
+                        };
+                        if let Ok(plaintext) = open_with_data_key(key, &binding, value) {
+                            let text = String::from_utf8_lossy(&plaintext).to_string();
+                            findings.decrypted.push((name.clone(), text));
+                        }
                     }
                 }
             }

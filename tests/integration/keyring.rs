@@ -155,6 +155,7 @@ fn name_of(owner: KeyOwner, row: Uuid) -> Binding<'static> {
         table: "patients",
         column: "name",
         row,
+        version: 1,
     }
 }
 
@@ -946,9 +947,10 @@ async fn reencryption_moves_every_stored_value_of_an_owner_to_the_newest_key() {
         );
     }
 
-    // History never changes: not through re-encryption (entry_versions is no column it knows),
-    // not as key maintenance or the web role (no privilege), and not even for a superuser,
-    // whom row-level security and privileges do not stop (the trigger does).
+    // History never changes: not through re-encryption (which reaches it only to bind a value
+    // of format 1 to its version, ADR 0016), not as key maintenance or the web role (no
+    // privilege), and not even for a superuser, whom row-level security and privileges do not
+    // stop (the trigger does).
     let (version_id, version_body): (Uuid, Vec<u8>) = sqlx::query_as(
         "SELECT id, body_enc FROM entry_versions WHERE patient_id = $1 ORDER BY id LIMIT 1",
     )
@@ -975,7 +977,10 @@ async fn reencryption_moves_every_stored_value_of_an_owner_to_the_newest_key() {
     .await;
     assert_eq!(
         refused(attempt),
-        ("42501".into(), "no such encrypted column".into())
+        (
+            "42501".into(),
+            "an entry's earlier versions do not change".into()
+        )
     );
     drop(tx);
     for scope in [Scope::KeyMaintenance, Scope::Facility(f.a.id)] {

@@ -107,6 +107,7 @@ async fn a_network_moves_from_local_keys_to_kms_with_a_master_key_rotation() {
             table: "patients",
             column: "name",
             row: Uuid::now_v7(),
+            version: 1,
         };
         let text = format!("訪問 {i}");
         written.push((
@@ -155,6 +156,7 @@ async fn an_unreachable_kms_is_unavailability_and_nothing_falls_back() {
         table: "patients",
         column: "name",
         row: Uuid::now_v7(),
+        version: 1,
     };
     let mut tx = app.db.begin(scope).await.unwrap();
     let value = keyring

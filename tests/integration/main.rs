@@ -21,3 +21,4 @@ mod sharing_http;
 mod sign_in;
 mod support;
 mod unreadable;
+mod versions;

@@ -1109,7 +1109,9 @@ async fn the_database_guards_keys_erasure_and_reencryption() {
             );
         }
     }
-    // Key maintenance calls them; history (entry_versions) is no column they know.
+    // Key maintenance calls them; history (entry_versions) too, which they read and may change
+    // only from format 1 to format 2 (`keys bind-versions`, ADR 0016: the trigger refuses
+    // anything else, tests/integration/keyring.rs); a column they do not know is refused.
     assert_eq!(
         outcome(&app, Scope::KeyMaintenance, &[reencryption[0]], p).await,
         Ok(1),
@@ -1120,6 +1122,16 @@ async fn the_database_guards_keys_erasure_and_reencryption() {
             &app,
             Scope::KeyMaintenance,
             &["SELECT count(*) FROM encrypted_values('entry_versions', 'body_enc', $1)"],
+            p
+        )
+        .await,
+        Ok(1)
+    );
+    assert_eq!(
+        outcome(
+            &app,
+            Scope::KeyMaintenance,
+            &["SELECT count(*) FROM encrypted_values('entry_versions', 'edited_by_name', $1)"],
             p
         )
         .await,

@@ -28,6 +28,7 @@ fn content_binding(patient: PatientId, id: Uuid, thumbnail: bool) -> Binding<'st
         table: "attachments",
         column: if thumbnail { "thumbnail" } else { "content" },
         row: id,
+        version: Binding::WRITTEN_ONCE,
     }
 }
 

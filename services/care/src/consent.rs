@@ -154,6 +154,7 @@ fn details_binding(patient: PatientId, id: Uuid) -> Binding<'static> {
         table: "consents",
         column: "details_enc",
         row: id,
+        version: Binding::WRITTEN_ONCE,
     }
 }
 
@@ -163,6 +164,7 @@ fn scan_binding(patient: PatientId, id: Uuid) -> Binding<'static> {
         table: "consents",
         column: "scan",
         row: id,
+        version: Binding::WRITTEN_ONCE,
     }
 }
 

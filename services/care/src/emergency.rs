@@ -85,6 +85,7 @@ fn reason_binding(patient: PatientId, id: Uuid) -> Binding<'static> {
         table: "emergency_grants",
         column: "reason_enc",
         row: id,
+        version: Binding::WRITTEN_ONCE,
     }
 }
 
@@ -140,7 +141,7 @@ async fn try_open(
         &keys
             .decrypt(
                 &mut tx,
-                &binding(patient, "profile_enc"),
+                &binding(patient, "profile_enc", stored.revision),
                 &stored.profile_enc,
             )
             .await?,

@@ -72,7 +72,7 @@ pub async fn export_notebook(
             &keys
                 .decrypt(
                     &mut tx,
-                    &crate::patients::binding(patient, "profile_enc"),
+                    &crate::patients::binding(patient, "profile_enc", stored.revision),
                     &stored.profile_enc,
                 )
                 .await?,

@@ -61,6 +61,13 @@ use renrakucho_files::FileError;
 use renrakucho_keyring::KeyringError;
 use renrakucho_store::StoreError;
 
+/// The version an encrypted value's associated data names, from the column that holds it (an
+/// entry's version, a patient's revision; both start at 1). A negative number, which the
+/// database's checks never store, names no version a value was written for.
+pub(crate) fn bound_version(stored: i64) -> u64 {
+    u64::try_from(stored).unwrap_or(u64::MAX)
+}
+
 /// Who acts: a staff member, in their facility.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StaffActor {

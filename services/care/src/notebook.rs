@@ -167,43 +167,75 @@ pub fn decode_cursor(raw: &str) -> Result<Cursor, InvalidValue> {
     Ok(Cursor { created_at, id })
 }
 
-pub(crate) fn body_binding(patient: PatientId, table: &'static str, row: Uuid) -> Binding<'static> {
-    Binding {
-        owner: KeyOwner::Patient(patient),
-        table,
-        column: "body_enc",
-        row,
-    }
-}
-
-pub(crate) fn vitals_binding(
+/// Where an entry's body is stored, and which version it is the body of: in `entries`, the
+/// entry's ID and current version; in `entry_versions`, the entry's ID and that version (the
+/// pair is the history row's key). A body put back from another version does not decrypt.
+pub(crate) fn body_binding(
     patient: PatientId,
     table: &'static str,
-    row: Uuid,
+    entry: Uuid,
+    version: i32,
 ) -> Binding<'static> {
     Binding {
         owner: KeyOwner::Patient(patient),
         table,
-        column: "vitals_enc",
-        row,
+        column: "body_enc",
+        row: entry,
+        version: crate::bound_version(version.into()),
     }
 }
 
+/// The same for an entry's vitals.
+pub(crate) fn vitals_binding(
+    patient: PatientId,
+    table: &'static str,
+    entry: Uuid,
+    version: i32,
+) -> Binding<'static> {
+    Binding {
+        column: "vitals_enc",
+        ..body_binding(patient, table, entry, version)
+    }
+}
+
+/// Where a value of an entry's history is stored: (entry, version). A value written before
+/// versions were bound (format 1, read only until `keys bind-versions` has completed) names the
+/// history row's own ID instead.
+pub(crate) fn history_binding(
+    patient: PatientId,
+    column: &'static str,
+    version: &notebook::StoredVersion,
+    value: &[u8],
+) -> Binding<'static> {
+    let mut binding = Binding {
+        column,
+        ..body_binding(patient, "entry_versions", version.entry_id, version.version)
+    };
+    if !renrakucho_keyring::envelope::names_version(value) {
+        binding.row = version.id;
+    }
+    binding
+}
+
+/// A withdrawal's reason is given once (a withdrawn entry never changes again).
 fn reason_binding(patient: PatientId, row: Uuid) -> Binding<'static> {
     Binding {
         owner: KeyOwner::Patient(patient),
         table: "entries",
         column: "withdrawal_reason_enc",
         row,
+        version: Binding::WRITTEN_ONCE,
     }
 }
 
+/// A file's name is given once, at upload.
 pub(crate) fn file_name_binding(patient: PatientId, row: Uuid) -> Binding<'static> {
     Binding {
         owner: KeyOwner::Patient(patient),
         table: "attachments",
         column: "file_name_enc",
         row,
+        version: Binding::WRITTEN_ONCE,
     }
 }
 
@@ -349,13 +381,17 @@ async fn build_view(
 ) -> Result<EntryView, CareError> {
     let patient = PatientId::from_uuid(e.patient_id);
     let body = keys
-        .decrypt(tx, &body_binding(patient, "entries", e.id), &e.body_enc)
+        .decrypt(
+            tx,
+            &body_binding(patient, "entries", e.id, e.version),
+            &e.body_enc,
+        )
         .await?;
     let vitals = match &e.vitals_enc {
         Some(v) => Some(
             serde_json::from_slice::<Vitals>(
                 &keys
-                    .decrypt(tx, &vitals_binding(patient, "entries", e.id), v)
+                    .decrypt(tx, &vitals_binding(patient, "entries", e.id, e.version), v)
                     .await?,
             )
             .map_err(|err| CareError::corrupt("vitals", err))?,
@@ -490,15 +526,15 @@ pub async fn post_entry(
     let id = Uuid::now_v7();
     let version_id = Uuid::now_v7();
     let body = input.content.body.as_str().as_bytes();
-    let body_enc = keys.encrypt(&body_binding(patient, "entries", id), body)?;
-    let version_body_enc =
-        keys.encrypt(&body_binding(patient, "entry_versions", version_id), body)?;
+    // Version 1: the entry's first, in both the entry and its history.
+    let body_enc = keys.encrypt(&body_binding(patient, "entries", id, 1), body)?;
+    let version_body_enc = keys.encrypt(&body_binding(patient, "entry_versions", id, 1), body)?;
     let vitals_enc = match &vitals {
-        Some(v) => Some(keys.encrypt(&vitals_binding(patient, "entries", id), v)?),
+        Some(v) => Some(keys.encrypt(&vitals_binding(patient, "entries", id, 1), v)?),
         None => None,
     };
     let version_vitals_enc = match &vitals {
-        Some(v) => Some(keys.encrypt(&vitals_binding(patient, "entry_versions", version_id), v)?),
+        Some(v) => Some(keys.encrypt(&vitals_binding(patient, "entry_versions", id, 1), v)?),
         None => None,
     };
     let created_at = notebook::insert(
@@ -711,7 +747,7 @@ pub(crate) async fn version_view(
     let body = keys
         .decrypt(
             tx,
-            &body_binding(patient, "entry_versions", v.id),
+            &history_binding(patient, "body_enc", &v, &v.body_enc),
             &v.body_enc,
         )
         .await?;
@@ -719,7 +755,7 @@ pub(crate) async fn version_view(
         Some(enc) => Some(
             serde_json::from_slice::<Vitals>(
                 &keys
-                    .decrypt(tx, &vitals_binding(patient, "entry_versions", v.id), enc)
+                    .decrypt(tx, &history_binding(patient, "vitals_enc", &v, enc), enc)
                     .await?,
             )
             .map_err(|e| CareError::corrupt("vitals", e))?,
@@ -792,15 +828,22 @@ pub async fn edit_entry(
         .await?;
     let version_id = Uuid::now_v7();
     let body = content.body.as_str().as_bytes();
-    let body_enc = keys.encrypt(&body_binding(patient, "entries", id), body)?;
+    // Bound to the version this edit becomes; if another was saved first, nothing is stored.
+    let next = expected_version.checked_add(1).ok_or_else(|| {
+        InvalidValue::new(
+            "version",
+            "版の番号が正しくありません / invalid version number",
+        )
+    })?;
+    let body_enc = keys.encrypt(&body_binding(patient, "entries", id, next), body)?;
     let version_body_enc =
-        keys.encrypt(&body_binding(patient, "entry_versions", version_id), body)?;
+        keys.encrypt(&body_binding(patient, "entry_versions", id, next), body)?;
     let vitals_enc = match &vitals {
-        Some(v) => Some(keys.encrypt(&vitals_binding(patient, "entries", id), v)?),
+        Some(v) => Some(keys.encrypt(&vitals_binding(patient, "entries", id, next), v)?),
         None => None,
     };
     let version_vitals_enc = match &vitals {
-        Some(v) => Some(keys.encrypt(&vitals_binding(patient, "entry_versions", version_id), v)?),
+        Some(v) => Some(keys.encrypt(&vitals_binding(patient, "entry_versions", id, next), v)?),
         None => None,
     };
     let outcome = notebook::edit(
@@ -1002,13 +1045,17 @@ async fn searchable(
 ) -> Result<(String, String), CareError> {
     let pid = PatientId::from_uuid(e.patient_id);
     let body = keys
-        .decrypt(tx, &body_binding(pid, "entries", e.id), &e.body_enc)
+        .decrypt(
+            tx,
+            &body_binding(pid, "entries", e.id, e.version),
+            &e.body_enc,
+        )
         .await?;
     let body = utf8(body, "body")?;
     let vitals = match &e.vitals_enc {
         Some(v) => serde_json::from_slice::<Vitals>(
             &keys
-                .decrypt(tx, &vitals_binding(pid, "entries", e.id), v)
+                .decrypt(tx, &vitals_binding(pid, "entries", e.id, e.version), v)
                 .await?,
         )
         .map(|v| v.summary())

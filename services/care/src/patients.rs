@@ -40,12 +40,15 @@ pub struct PatientSummary {
     pub kana: KanaName,
 }
 
-pub(crate) fn binding(id: PatientId, column: &'static str) -> Binding<'static> {
+/// Where a patient's field is stored, at the revision the database counts for the row (the
+/// associated data names it, so a field put back from an earlier revision does not decrypt).
+pub(crate) fn binding(id: PatientId, column: &'static str, revision: i64) -> Binding<'static> {
     Binding {
         owner: KeyOwner::Patient(id),
         table: TABLE,
         column,
         row: id.as_uuid(),
+        version: crate::bound_version(revision),
     }
 }
 
@@ -85,10 +88,18 @@ pub(crate) async fn decrypt_name(
     stored: &StoredPatient,
 ) -> Result<(PatientName, KanaName), CareError> {
     let name = keys
-        .decrypt(tx, &binding(stored.id, "name_enc"), &stored.name_enc)
+        .decrypt(
+            tx,
+            &binding(stored.id, "name_enc", stored.revision),
+            &stored.name_enc,
+        )
         .await?;
     let kana = keys
-        .decrypt(tx, &binding(stored.id, "kana_enc"), &stored.kana_enc)
+        .decrypt(
+            tx,
+            &binding(stored.id, "kana_enc", stored.revision),
+            &stored.kana_enc,
+        )
         .await?;
     Ok((text(&name, "name")?, text(&kana, "kana")?))
 }
@@ -105,9 +116,13 @@ pub async fn register_patient(
     let id = PatientId::new();
     let mut tx = db.begin(who.scope()).await?;
     let keys = keyring.owner_keys(&mut tx, KeyOwner::Patient(id)).await?;
-    let name_enc = keys.encrypt(&binding(id, "name_enc"), &json_bytes(&new.name))?;
-    let kana_enc = keys.encrypt(&binding(id, "kana_enc"), &json_bytes(&new.kana))?;
-    let profile_enc = keys.encrypt(&binding(id, "profile_enc"), &json_bytes(&new.profile))?;
+    let first = patients::FIRST_REVISION;
+    let name_enc = keys.encrypt(&binding(id, "name_enc", first), &json_bytes(&new.name))?;
+    let kana_enc = keys.encrypt(&binding(id, "kana_enc", first), &json_bytes(&new.kana))?;
+    let profile_enc = keys.encrypt(
+        &binding(id, "profile_enc", first),
+        &json_bytes(&new.profile),
+    )?;
     patients::insert(
         &mut tx,
         &NewStoredPatient {
@@ -159,7 +174,11 @@ pub async fn patient(
     let decrypted = async {
         let (name, kana) = decrypt_name(&keys, &mut tx, &stored).await?;
         let profile = keys
-            .decrypt(&mut tx, &binding(id, "profile_enc"), &stored.profile_enc)
+            .decrypt(
+                &mut tx,
+                &binding(id, "profile_enc", stored.revision),
+                &stored.profile_enc,
+            )
             .await?;
         Ok::<_, CareError>((name, kana, profile))
     }
@@ -254,7 +273,11 @@ pub async fn update_patient(
     let (old_name, old_kana) = decrypt_name(&keys, &mut tx, &stored).await?;
     let old_profile: PatientProfile = text(
         &keys
-            .decrypt(&mut tx, &binding(id, "profile_enc"), &stored.profile_enc)
+            .decrypt(
+                &mut tx,
+                &binding(id, "profile_enc", stored.revision),
+                &stored.profile_enc,
+            )
             .await?,
         "profile",
     )?;
@@ -268,10 +291,22 @@ pub async fn update_patient(
     if old_profile != new.profile {
         changed.push("profile");
     }
-    let name_enc = keys.encrypt(&binding(id, "name_enc"), &json_bytes(&new.name))?;
-    let kana_enc = keys.encrypt(&binding(id, "kana_enc"), &json_bytes(&new.kana))?;
-    let profile_enc = keys.encrypt(&binding(id, "profile_enc"), &json_bytes(&new.profile))?;
-    patients::update(&mut tx, id, &name_enc, &kana_enc, &profile_enc).await?;
+    // Bound to the next revision, which the database counts when the row changes; a correction
+    // saved meanwhile leaves the row at another one, and this one is refused.
+    let next = stored.revision + 1;
+    let name_enc = keys.encrypt(&binding(id, "name_enc", next), &json_bytes(&new.name))?;
+    let kana_enc = keys.encrypt(&binding(id, "kana_enc", next), &json_bytes(&new.kana))?;
+    let profile_enc = keys.encrypt(&binding(id, "profile_enc", next), &json_bytes(&new.profile))?;
+    patients::update(&mut tx, id, stored.revision, &name_enc, &kana_enc, &profile_enc)
+        .await
+        .map_err(|e| match e {
+            renrakucho_store::StoreError::Conflict { constraint } if constraint == "patients_revision" => {
+                CareError::Conflict(
+                    "ほかの人が先に登録内容を修正しました。読み込み直してください / someone else corrected the registration first; reload it".into(),
+                )
+            }
+            e => e.into(),
+        })?;
     let mut terms = keyring.name_terms(&mut tx, new.name.as_str()).await?;
     terms.extend(keyring.name_terms(&mut tx, new.kana.as_str()).await?);
     patients::set_terms(&mut tx, id, &terms).await?;

@@ -60,6 +60,7 @@ fn binding(patient: PatientId, column: &'static str, id: Uuid) -> Binding<'stati
         table: "support_requests",
         column,
         row: id,
+        version: Binding::WRITTEN_ONCE,
     }
 }
 

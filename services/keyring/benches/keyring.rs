@@ -57,6 +57,7 @@ fn bench(c: &mut Criterion) {
         table: "entries",
         column: "body",
         row: Uuid::now_v7(),
+        version: 1,
     };
     let mut tx = rt.block_on(db.begin(Scope::Facility(facility.id))).unwrap();
     // Warm: the patient's key exists and is cached.

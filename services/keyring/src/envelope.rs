@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! offset  size  field
-//!      0     1  format version (1)
+//!      0     1  format version (2; 1 before values were bound to their version)
 //!      1     1  owner kind (1 patient, 2 facility)
 //!      2    16  owner ID (the patient or facility whose data key encrypted it)
 //!     18     4  data key version, big-endian
@@ -12,8 +12,14 @@
 //! ```
 //!
 //! The associated data is the format, owner kind and key version, and the [`Binding`]: row ID,
-//! table and column (the owner ID is bound by the owner's own key, the nonce by GCM). A value
-//! copied to another row, column, table, patient or facility therefore fails to decrypt.
+//! the value's version, table and column (the owner ID is bound by the owner's own key, the
+//! nonce by GCM). A value copied to another row, column, table, patient or facility, or put
+//! back into its own row after the row moved on to a newer version, therefore fails to decrypt
+//! (docs/adr/0016-values-bound-to-their-version.md).
+//!
+//! Format 1 had the same header but no version in its associated data. Such values are read
+//! only while the database says some may remain (until `renrakucho keys bind-versions` has
+//! re-encrypted them all); the keyring decides, this module only tells the formats apart.
 
 use aes_gcm::aead::{AeadInOut, Nonce, Tag};
 use aes_gcm::Aes256Gcm;
@@ -24,7 +30,10 @@ use uuid::Uuid;
 
 use crate::error::Problem;
 
+/// Values written before the version was bound (read during the migration only).
 pub(crate) const FORMAT_V1: u8 = 1;
+/// The version is part of the associated data.
+pub(crate) const FORMAT_V2: u8 = 2;
 pub(crate) const HEADER_LEN: usize = 34;
 pub(crate) const TAG_LEN: usize = 16;
 /// Bytes a value grows by when encrypted.
@@ -81,21 +90,32 @@ impl std::fmt::Display for KeyOwner {
     }
 }
 
-/// Where a value belongs: its owner, and the table, column and row it is stored in.
+/// Where a value belongs: its owner, the table, column and row it is stored in, and which
+/// version of that row it is the value of.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Binding<'a> {
     pub owner: KeyOwner,
     pub table: &'a str,
     pub column: &'a str,
     pub row: Uuid,
+    /// What makes the value the current one: an entry's version number, a row's revision
+    /// (counted by the database at every change of its encrypted columns), or
+    /// [`Binding::WRITTEN_ONCE`] for a value that is never replaced.
+    pub version: u64,
+}
+
+impl Binding<'_> {
+    /// The version of values written once and never replaced (their only earlier state is
+    /// no value at all).
+    pub const WRITTEN_ONCE: u64 = 0;
 }
 
 impl std::fmt::Display for Binding<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "{}.{} row {} ({})",
-            self.table, self.column, self.row, self.owner
+            "{}.{} row {} version {} ({})",
+            self.table, self.column, self.row, self.version, self.owner
         )
     }
 }
@@ -103,6 +123,8 @@ impl std::fmt::Display for Binding<'_> {
 /// The parsed header of a stored value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Header {
+    /// 2, or 1 for a value written before versions were bound.
+    pub format: u8,
     pub owner: KeyOwner,
     pub key_version: u32,
     pub nonce: [u8; 12],
@@ -111,7 +133,7 @@ pub struct Header {
 impl Header {
     fn encode(&self) -> [u8; HEADER_LEN] {
         let mut h = [0u8; HEADER_LEN];
-        h[0] = FORMAT_V1;
+        h[0] = self.format;
         h[1] = self.owner.code();
         h[2..18].copy_from_slice(self.owner.id().as_bytes());
         h[18..22].copy_from_slice(&self.key_version.to_be_bytes());
@@ -124,7 +146,7 @@ impl Header {
         if value.is_empty() {
             return Err(Problem::Truncated);
         }
-        if value[0] != FORMAT_V1 {
+        if value[0] != FORMAT_V1 && value[0] != FORMAT_V2 {
             return Err(Problem::UnsupportedFormat(value[0]));
         }
         if value.len() < OVERHEAD {
@@ -137,6 +159,7 @@ impl Header {
         let mut nonce = [0u8; 12];
         nonce.copy_from_slice(&value[22..34]);
         Ok(Header {
+            format: value[0],
             owner,
             key_version: u32::from_be_bytes(version),
             nonce,
@@ -144,15 +167,25 @@ impl Header {
     }
 }
 
+/// Whether a stored value's associated data names its version (format 2 on). One of format 1
+/// names only the row it was stored in (for an entry's history: the version's own row ID), and
+/// is read only until `keys bind-versions` has completed.
+pub fn names_version(value: &[u8]) -> bool {
+    value.first() != Some(&FORMAT_V1)
+}
+
 /// What the tag authenticates besides the ciphertext: format, owner kind and key version, and
-/// where the value belongs (row, table, column). The owner ID and the nonce are not repeated:
-/// the owner's own key and GCM's IV already bind them. Short on purpose, since it is hashed
-/// for every value, and built on the stack.
-fn associated_data(header: &[u8], binding: &Binding<'_>) -> SmallVec<[u8; 96]> {
+/// where the value belongs (row, version, table, column; format 1 had no version). The owner ID
+/// and the nonce are not repeated: the owner's own key and GCM's IV already bind them. Short on
+/// purpose, since it is hashed for every value, and built on the stack.
+fn associated_data(header: &[u8], binding: &Binding<'_>) -> SmallVec<[u8; 104]> {
     let mut aad = SmallVec::new();
     aad.extend_from_slice(&header[..2]);
     aad.extend_from_slice(&header[18..22]);
     aad.extend_from_slice(binding.row.as_bytes());
+    if header[0] != FORMAT_V1 {
+        aad.extend_from_slice(&binding.version.to_be_bytes());
+    }
     for part in [binding.table.as_bytes(), binding.column.as_bytes()] {
         // PostgreSQL names are at most 63 bytes, so one length byte keeps this unambiguous.
         aad.push(u8::try_from(part.len()).unwrap_or(u8::MAX));
@@ -169,11 +202,34 @@ pub(crate) fn seal(
     binding: &Binding<'_>,
     plaintext: &[u8],
 ) -> Vec<u8> {
+    seal_format(FORMAT_V2, cipher, key_version, binding, plaintext)
+}
+
+/// Encrypts in format 1, without the version: what servers wrote before versions were bound.
+/// For tests of the migration only (`legacy-format` feature); nothing in the server uses it.
+#[cfg(any(test, feature = "legacy-format"))]
+pub(crate) fn seal_legacy(
+    cipher: &Aes256Gcm,
+    key_version: u32,
+    binding: &Binding<'_>,
+    plaintext: &[u8],
+) -> Vec<u8> {
+    seal_format(FORMAT_V1, cipher, key_version, binding, plaintext)
+}
+
+fn seal_format(
+    format: u8,
+    cipher: &Aes256Gcm,
+    key_version: u32,
+    binding: &Binding<'_>,
+    plaintext: &[u8],
+) -> Vec<u8> {
     // A CSPRNG seeded from the operating system and reseeded regularly (and after a fork):
     // unpredictable 96-bit nonces without a system call per value.
     let mut nonce = [0u8; 12];
     rand::thread_rng().fill_bytes(&mut nonce);
     let header = Header {
+        format,
         owner: binding.owner,
         key_version,
         nonce,
@@ -238,6 +294,7 @@ mod tests {
             table: "patients",
             column: "name",
             row,
+            version: 3,
         }
     }
 
@@ -270,7 +327,8 @@ mod tests {
         let header = Header::parse(&value).unwrap();
         assert_eq!(header.owner, owner);
         assert_eq!(header.key_version, 7);
-        assert_eq!(value[0], FORMAT_V1);
+        assert_eq!(header.format, FORMAT_V2);
+        assert_eq!(value[0], FORMAT_V2);
     }
 
     #[test]
@@ -347,6 +405,48 @@ mod tests {
     }
 
     #[test]
+    fn a_value_of_another_version_does_not_decrypt() {
+        let cipher = cipher(1);
+        let b = binding(patient(), Uuid::now_v7());
+        let value = seal(&cipher, 1, &b, b"BP 128/82");
+        let h = Header::parse(&value).unwrap();
+        assert_eq!(open(&cipher, &h, &b, &value).unwrap(), b"BP 128/82");
+        for version in [0, 2, 4, u64::MAX, 3 << 32] {
+            assert_eq!(
+                open(&cipher, &h, &Binding { version, ..b }, &value),
+                Err(Problem::Tampered),
+                "version {version}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_format_1_value_names_no_version_and_cannot_pass_for_format_2() {
+        let cipher = cipher(1);
+        let b = binding(patient(), Uuid::now_v7());
+        let legacy = seal_legacy(&cipher, 1, &b, b"old text");
+        let h = Header::parse(&legacy).unwrap();
+        assert_eq!(h.format, FORMAT_V1);
+        // The weakness format 2 removes: a format-1 value reads as any version of its row.
+        for version in [0, 3, 99] {
+            assert_eq!(
+                open(&cipher, &h, &Binding { version, ..b }, &legacy).unwrap(),
+                b"old text"
+            );
+        }
+        // Relabelling the format either way breaks the tag.
+        let mut as_v2 = legacy.clone();
+        as_v2[0] = FORMAT_V2;
+        let h2 = Header::parse(&as_v2).unwrap();
+        assert_eq!(open(&cipher, &h2, &b, &as_v2), Err(Problem::Tampered));
+        let current = seal(&cipher, 1, &b, b"new text");
+        let mut as_v1 = current.clone();
+        as_v1[0] = FORMAT_V1;
+        let h1 = Header::parse(&as_v1).unwrap();
+        assert_eq!(open(&cipher, &h1, &b, &as_v1), Err(Problem::Tampered));
+    }
+
+    #[test]
     fn every_truncation_is_refused() {
         let cipher = cipher(1);
         let b = binding(patient(), Uuid::now_v7());
@@ -371,6 +471,7 @@ mod tests {
             table in "[a-z_]{1,20}",
             column in "[a-z_]{1,20}",
             row in any::<u128>(),
+            row_version in any::<u64>(),
             facility_owned in any::<bool>(),
         ) {
             let owner = if facility_owned {
@@ -378,13 +479,21 @@ mod tests {
             } else {
                 patient()
             };
-            let b = Binding { owner, table: &table, column: &column, row: Uuid::from_u128(row) };
+            let b = Binding {
+                owner,
+                table: &table,
+                column: &column,
+                row: Uuid::from_u128(row),
+                version: row_version,
+            };
             let cipher = cipher(3);
             let value = seal(&cipher, version, &b, &plaintext);
             let header = Header::parse(&value).unwrap();
             prop_assert_eq!(header.key_version, version);
             let opened = open(&cipher, &header, &b, &value).unwrap();
             prop_assert_eq!(opened.as_slice(), &plaintext[..]);
+            let next = Binding { version: row_version.wrapping_add(1), ..b };
+            prop_assert_eq!(open(&cipher, &header, &next, &value), Err(Problem::Tampered));
         }
 
         #[test]

@@ -17,7 +17,12 @@ pub enum Problem {
     /// Crypto-shredded: the owner's key was destroyed, the value can never be read again.
     #[error("the data key was destroyed")]
     KeyDestroyed,
-    /// Authentication failed: a changed bit, or a value moved to another row or column.
+    /// The value is in format 1 (no version bound), and the database says every value was
+    /// re-encrypted in format 2 (`renrakucho keys bind-versions`): it was put back from before.
+    #[error("the value was written before values were bound to their version, and such values are no longer accepted")]
+    UnboundVersion,
+    /// Authentication failed: a changed bit, a value moved to another row or column, or an
+    /// earlier value put back into its row after the row moved on to a newer version.
     #[error("the value was altered or does not belong here")]
     Tampered,
 }

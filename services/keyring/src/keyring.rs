@@ -1,7 +1,8 @@
 //! The keyring: data keys created on first use, cached unwrapped for a bounded time, rotated,
 //! destroyed; values encrypted and decrypted with them.
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use aes_gcm::aead::KeyInit;
@@ -21,7 +22,7 @@ use uuid::Uuid;
 use zeroize::Zeroizing;
 
 use crate::blind_index::BlindIndexKey;
-use crate::envelope::{self, Binding, Header, KeyOwner};
+use crate::envelope::{self, Binding, Header, KeyOwner, FORMAT_V1};
 use crate::provider::{KeyBytes, MasterKeys, WrapContext};
 use crate::{KeyringError, Problem};
 
@@ -88,6 +89,9 @@ struct Caches {
     blind: std::sync::RwLock<Option<(Arc<BlindIndexKey>, Instant)>>,
     /// Erasures committed by this process, for its master key epoch rotation.
     erasures: tokio::sync::Notify,
+    /// The database said values of format 1 are refused: they are, for good (it never says
+    /// otherwise again).
+    legacy_refused: AtomicBool,
 }
 
 fn fresh<K>(cache: &Cache<K, Arc<Cached>>, id: &K) -> Option<Arc<Cached>>
@@ -126,6 +130,8 @@ pub struct OwnerKeys {
     owner: KeyOwner,
     newest: Arc<Cached>,
     keyring: Keyring,
+    /// Whether values of format 1 may be read, asked once for the batch (only if one shows up).
+    legacy_readable: OnceLock<bool>,
 }
 
 impl std::fmt::Debug for OwnerKeys {
@@ -167,11 +173,23 @@ impl OwnerKeys {
         if header.owner != binding.owner || binding.owner != self.owner {
             return Err(undecryptable(binding, Problem::WrongOwner));
         }
+        if header.format == FORMAT_V1 {
+            let readable = match self.legacy_readable.get() {
+                Some(readable) => *readable,
+                None => {
+                    let readable = self.keyring.legacy_readable(tx).await?;
+                    *self.legacy_readable.get_or_init(|| readable)
+                }
+            };
+            if !readable {
+                return Err(undecryptable(binding, Problem::UnboundVersion));
+            }
+        }
         if header.key_version == self.newest.version {
             return envelope::open(&self.newest.cipher, &header, binding, value)
                 .map_err(|p| undecryptable(binding, p));
         }
-        Box::pin(self.keyring.decrypt(tx, binding, value)).await
+        Box::pin(self.keyring.decrypt_parsed(tx, binding, &header, value)).await
     }
 }
 
@@ -182,6 +200,30 @@ pub struct ReencryptReport {
     pub values: u64,
     /// Values moved to the newest key version.
     pub moved: u64,
+}
+
+/// How far `renrakucho keys bind-versions` got, for its progress bar.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BindProgress {
+    /// A pass starts: patients in all, and how many were done before (resumed).
+    Start { total: u64, done: u64 },
+    /// This many more patients were done.
+    Done(u64),
+}
+
+/// What `renrakucho keys bind-versions` did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BindReport {
+    /// Patients whose values were looked at in this run.
+    pub patients: u64,
+    /// Values looked at.
+    pub values: u64,
+    /// Values re-encrypted in the current format (bound to their version).
+    pub rebound: u64,
+    /// Whether the migration is complete: values of format 1 are refused from now on.
+    pub completed: bool,
+    /// Values of format 1 the database still counts (0 when completed).
+    pub remaining: i64,
 }
 
 /// What a master-key rotation did.
@@ -238,6 +280,7 @@ impl Keyring {
                 newest: Cache::new(capacity),
                 blind: std::sync::RwLock::new(None),
                 erasures: tokio::sync::Notify::new(),
+                legacy_refused: AtomicBool::new(false),
             }),
         }
     }
@@ -321,6 +364,36 @@ impl Keyring {
         Ok(envelope::seal(&key.cipher, key.version, binding, plaintext))
     }
 
+    /// Encrypts in format 1, as servers did before values were bound to their version: for
+    /// tests of the migration only (feature `legacy-format`).
+    #[cfg(feature = "legacy-format")]
+    pub async fn encrypt_legacy(
+        &self,
+        tx: &mut ScopedTx,
+        binding: &Binding<'_>,
+        plaintext: &[u8],
+    ) -> Result<Vec<u8>, KeyringError> {
+        let key = self.writing_key(tx, binding.owner).await?;
+        Ok(envelope::seal_legacy(
+            &key.cipher,
+            key.version,
+            binding,
+            plaintext,
+        ))
+    }
+
+    /// Whether values of format 1 may still be read: the database says, until it said no once.
+    async fn legacy_readable(&self, tx: &mut ScopedTx) -> Result<bool, KeyringError> {
+        if self.caches.legacy_refused.load(Ordering::Acquire) {
+            return Ok(false);
+        }
+        let readable = encrypted::legacy_values_readable(tx).await?;
+        if !readable {
+            self.caches.legacy_refused.store(true, Ordering::Release);
+        }
+        Ok(readable)
+    }
+
     /// Decrypts a stored value read from where `binding` says. A value that does not belong
     /// there, was altered, or whose key was destroyed is an error naming the row.
     pub async fn decrypt(
@@ -333,11 +406,28 @@ impl Keyring {
         if header.owner != binding.owner {
             return Err(undecryptable(binding, Problem::WrongOwner));
         }
+        if header.format == FORMAT_V1 && !self.legacy_readable(tx).await? {
+            return Err(undecryptable(binding, Problem::UnboundVersion));
+        }
+        self.decrypt_parsed(tx, binding, &header, value).await
+    }
+
+    /// Decrypts a value whose header was read and whose format was accepted.
+    async fn decrypt_parsed(
+        &self,
+        tx: &mut ScopedTx,
+        binding: &Binding<'_>,
+        header: &Header,
+        value: &[u8],
+    ) -> Result<Vec<u8>, KeyringError> {
+        if header.owner != binding.owner {
+            return Err(undecryptable(binding, Problem::WrongOwner));
+        }
         let key = self
             .reading_key(tx, binding.owner, header.key_version)
             .await?
             .map_err(|p| undecryptable(binding, p))?;
-        envelope::open(&key.cipher, &header, binding, value).map_err(|p| undecryptable(binding, p))
+        envelope::open(&key.cipher, header, binding, value).map_err(|p| undecryptable(binding, p))
     }
 
     /// One owner's keys for a batch of values (a page of notebook entries, the fields of one
@@ -351,28 +441,196 @@ impl Keyring {
             owner,
             newest: self.writing_key(tx, owner).await?,
             keyring: self.clone(),
+            legacy_readable: OnceLock::new(),
         })
     }
 
-    /// The value re-encrypted under the owner's newest key, or `None` when it already is.
+    /// The value re-encrypted under the owner's newest key and in the current format (bound to
+    /// its version), or `None` when it already is.
     pub async fn reencrypt(
         &self,
         tx: &mut ScopedTx,
         binding: &Binding<'_>,
         value: &[u8],
     ) -> Result<Option<Vec<u8>>, KeyringError> {
+        self.reencrypt_stored(tx, binding.row, binding, value).await
+    }
+
+    /// As [`Keyring::reencrypt`], for a value stored in row `stored_at`: a value of format 1 was
+    /// bound to that row (an entry's history names the entry instead from format 2 on).
+    async fn reencrypt_stored(
+        &self,
+        tx: &mut ScopedTx,
+        stored_at: Uuid,
+        binding: &Binding<'_>,
+        value: &[u8],
+    ) -> Result<Option<Vec<u8>>, KeyringError> {
         let header = Header::parse(value).map_err(|p| undecryptable(binding, p))?;
         let newest = self.writing_key(tx, binding.owner).await?;
-        if header.key_version >= newest.version {
+        if header.format != FORMAT_V1 && header.key_version >= newest.version {
             return Ok(None);
         }
-        let plaintext = self.decrypt(tx, binding, value).await?;
+        let plaintext = if header.format == FORMAT_V1 {
+            let legacy = Binding {
+                row: stored_at,
+                ..*binding
+            };
+            self.decrypt(tx, &legacy, value).await?
+        } else {
+            self.decrypt(tx, binding, value).await?
+        };
         Ok(Some(envelope::seal(
             &newest.cipher,
             newest.version,
             binding,
             &plaintext,
         )))
+    }
+
+    /// Re-encrypts, where needed, one owner's values of `columns` (newest key, current format),
+    /// each bound to the row and version the database names for it. Returns (values, moved).
+    async fn reencrypt_columns(
+        &self,
+        tx: &mut ScopedTx,
+        owner: KeyOwner,
+        columns: &[EncryptedColumn<'_>],
+    ) -> Result<(u64, u64), KeyringError> {
+        let (mut values, mut moved) = (0, 0);
+        for column in columns.iter().filter(|c| c.owner_kind == owner.kind()) {
+            for stored in encrypted::values_of(tx, column, owner.id()).await? {
+                values += 1;
+                let binding = Binding {
+                    owner,
+                    table: column.table,
+                    column: column.column,
+                    row: stored.bound_row,
+                    version: u64::try_from(stored.version).unwrap_or(u64::MAX),
+                };
+                let Some(new) = self
+                    .reencrypt_stored(tx, stored.row, &binding, &stored.value)
+                    .await?
+                else {
+                    continue;
+                };
+                if encrypted::replace_value(tx, column, owner.id(), stored.row, &stored.value, &new)
+                    .await?
+                {
+                    moved += 1;
+                }
+            }
+        }
+        Ok((values, moved))
+    }
+
+    /// `renrakucho keys bind-versions`: re-encrypts every value still in format 1 in the current
+    /// format, bound to its version, patient by patient in batches of `batch` patients. Each
+    /// batch commits on its own with its audit record and where it got to, so the server keeps
+    /// serving and `resume` goes on after an interruption (otherwise a run starts from the first
+    /// patient; values already bound are only read). When the database counts no value of
+    /// format 1 left, it records that they are refused from then on; a value written meanwhile
+    /// by an older server sends the run round once more.
+    pub async fn bind_versions(
+        &self,
+        db: &Database,
+        batch: i64,
+        resume: bool,
+        mut progress: impl FnMut(BindProgress),
+    ) -> Result<BindReport, KeyringError> {
+        let mut report = BindReport::default();
+        let mut restart = !resume;
+        let mut passes = 0;
+        loop {
+            passes += 1;
+            {
+                let mut tx = db.begin(Scope::KeyMaintenance).await?;
+                let state = encrypted::binding_state(&mut tx, restart).await?;
+                let (total, done) = encrypted::patients_count(&mut tx, state.done_through).await?;
+                tx.commit().await?;
+                if !state.legacy_readable {
+                    report.completed = true;
+                    return Ok(report);
+                }
+                progress(BindProgress::Start {
+                    total: u64::try_from(total).unwrap_or(0),
+                    done: u64::try_from(done).unwrap_or(0),
+                });
+            }
+            loop {
+                let mut tx = db.begin(Scope::KeyMaintenance).await?;
+                let state = encrypted::binding_state(&mut tx, false).await?;
+                let patients =
+                    encrypted::patients_after(&mut tx, state.done_through, batch).await?;
+                let Some(last) = patients.last().copied() else {
+                    tx.commit().await?;
+                    break;
+                };
+                let (mut values, mut rebound) = (0, 0);
+                for patient in &patients {
+                    let owner = KeyOwner::Patient(renrakucho_core::PatientId::from_uuid(*patient));
+                    let columns = encrypted::ENCRYPTED_COLUMNS
+                        .iter()
+                        .chain(encrypted::HISTORY_COLUMNS)
+                        .copied()
+                        .collect::<Vec<_>>();
+                    match self.reencrypt_columns(&mut tx, owner, &columns).await {
+                        Ok((v, r)) => {
+                            values += v;
+                            rebound += r;
+                        }
+                        // An erased patient's key is gone, and so are its values.
+                        Err(KeyringError::OwnerShredded) => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+                encrypted::binding_advance(&mut tx, last).await?;
+                audit::record(
+                    &mut tx,
+                    AuditEvent {
+                        actor: Actor::System,
+                        action: "data_value.bind_versions",
+                        outcome: Outcome::Success,
+                        target: None,
+                        origin: &Origin::default(),
+                        details: json!({ "patients": patients.len(), "values": values,
+                                         "rebound": rebound }),
+                    },
+                )
+                .await?;
+                tx.commit().await?;
+                report.patients += patients.len() as u64;
+                report.values += values;
+                report.rebound += rebound;
+                progress(BindProgress::Done(patients.len() as u64));
+            }
+            let mut tx = db.begin(Scope::KeyMaintenance).await?;
+            let remaining = encrypted::binding_complete(&mut tx).await?;
+            if remaining == 0 {
+                audit::record(
+                    &mut tx,
+                    AuditEvent {
+                        actor: Actor::System,
+                        action: "data_value.bind_versions_complete",
+                        outcome: Outcome::Success,
+                        target: None,
+                        origin: &Origin::default(),
+                        details: json!({ "rebound": report.rebound }),
+                    },
+                )
+                .await?;
+            }
+            tx.commit().await?;
+            report.remaining = remaining;
+            if remaining == 0 {
+                self.caches.legacy_refused.store(true, Ordering::Release);
+                report.completed = true;
+                return Ok(report);
+            }
+            if passes >= 3 {
+                return Ok(report);
+            }
+            // Written meanwhile by a server of the earlier format: go round once more.
+            restart = true;
+        }
     }
 
     /// Moves every value of `owner` in `columns` to the owner's newest key version, as key
@@ -389,25 +647,8 @@ impl Keyring {
         origin: &Origin,
     ) -> Result<ReencryptReport, KeyringError> {
         let mut tx = db.begin(Scope::KeyMaintenance).await?;
-        let mut report = ReencryptReport::default();
-        for column in columns.iter().filter(|c| c.owner_kind == owner.kind()) {
-            for (row, value) in encrypted::values_of(&mut tx, column, owner.id()).await? {
-                report.values += 1;
-                let binding = Binding {
-                    owner,
-                    table: column.table,
-                    column: column.column,
-                    row,
-                };
-                if let Some(moved) = self.reencrypt(&mut tx, &binding, &value).await? {
-                    if encrypted::replace_value(&mut tx, column, owner.id(), row, &value, &moved)
-                        .await?
-                    {
-                        report.moved += 1;
-                    }
-                }
-            }
-        }
+        let (values, moved) = self.reencrypt_columns(&mut tx, owner, columns).await?;
+        let report = ReencryptReport { values, moved };
         audit::record(
             &mut tx,
             AuditEvent {

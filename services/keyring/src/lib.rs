@@ -7,7 +7,7 @@
 //! patient's key ([`Keyring::destroy`]) makes everything ever written for them unreadable.
 //!
 //! The format of a stored value is in [`envelope`]; its associated data binds it to its owner,
-//! table, column and row. Names are searched through a [`blind_index`].
+//! table, column, row and version (what makes it the current value of its row). Names are searched through a [`blind_index`].
 
 pub mod blind_index;
 pub mod envelope;
@@ -20,6 +20,7 @@ pub use envelope::{Binding, Header, KeyOwner, OVERHEAD};
 pub use epochs::{EpochPolicy, EpochReason, EpochReport};
 pub use error::{KeyringError, Problem};
 pub use keyring::{
-    open_with_data_key, CacheSettings, Keyring, OwnerKeys, ReencryptReport, RewrapReport,
+    open_with_data_key, BindProgress, BindReport, CacheSettings, Keyring, OwnerKeys,
+    ReencryptReport, RewrapReport,
 };
 pub use provider::{AwsKms, AwsKmsSettings, LocalMasterKeys, MasterKeyProvider, MasterKeys};

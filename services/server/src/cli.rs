@@ -13,7 +13,7 @@ use renrakucho_core::{
     DisplayName, FacilityCode, FacilityKind, FacilityName, LoginId, Password, Profession, StaffRole,
 };
 use renrakucho_identity::PasswordHasher;
-use renrakucho_keyring::{KeyOwner, Keyring, LocalMasterKeys};
+use renrakucho_keyring::{BindProgress, KeyOwner, Keyring, LocalMasterKeys};
 use renrakucho_store::{audit, create_runtime_login, Database, RoleNames};
 
 use crate::app::Application;
@@ -103,6 +103,17 @@ enum KeysTask {
     /// this by itself after each erasure and every RENRAKUCHO_MASTER_KEY_EPOCH; run it to cut
     /// the readable life of existing backups short, or to finish an interrupted rotation.
     RotateEpoch,
+    /// Re-encrypt every value written before values were bound to their version (ciphertext
+    /// format 1), while the server keeps serving. Once none is left, values of format 1 are
+    /// refused for good (an earlier value put back into its row no longer reads).
+    BindVersions {
+        /// Patients per transaction.
+        #[arg(long, default_value_t = 100)]
+        batch: i64,
+        /// Go on after the last patient an interrupted run finished, instead of from the first.
+        #[arg(long)]
+        resume: bool,
+    },
     /// Remove a master key no data key needs any more (after a rotation).
     RetireMaster {
         /// The master key ID, as `keys status` shows it.
@@ -658,6 +669,49 @@ async fn keys_task(db: Database, settings: &Settings, task: KeysTask) -> Result<
                 }
             }
             Ok(())
+        }
+        KeysTask::BindVersions { batch, resume } => {
+            if batch < 1 {
+                return Err(Failure::config("--batch: must be at least 1"));
+            }
+            let keyring = keys::open_keyring(settings)
+                .await
+                .map_err(Failure::runtime)?;
+            let bar = ProgressBar::new(0);
+            bar.set_style(
+                ProgressStyle::with_template("{bar:40} {pos}/{len} patients' values bound ({eta})")
+                    .map_err(Failure::runtime)?,
+            );
+            let report = keyring
+                .bind_versions(&db, batch, resume, |step| match step {
+                    BindProgress::Start { total, done } => {
+                        bar.set_length(total);
+                        bar.set_position(done);
+                    }
+                    BindProgress::Done(n) => bar.inc(n),
+                })
+                .await
+                .map_err(|e| {
+                    Failure::runtime(format!(
+                        "{e} (nothing is lost: run `renrakucho keys bind-versions --resume` to continue)"
+                    ))
+                })?;
+            bar.finish_and_clear();
+            if report.completed {
+                println!(
+                    "Re-encrypted {} of {} values bound to their version. No value of the earlier \
+                     format is left: such values are refused from now on.",
+                    report.rebound, report.values
+                );
+                Ok(())
+            } else {
+                Err(Failure::runtime(format!(
+                    "re-encrypted {} values, but {} of the earlier format were written meanwhile \
+                     (is a server of an earlier release still running?); stop it and run \
+                     `renrakucho keys bind-versions --resume` again",
+                    report.rebound, report.remaining
+                )))
+            }
         }
         KeysTask::RetireMaster { key_id } => {
             let keyring = keys::open_keyring(settings)

@@ -1,6 +1,8 @@
 //! Columns that hold encrypted values, for the work that walks them all: re-encryption under
-//! an owner's newest data key. Each table that stores patient or facility data encrypted adds
-//! its columns to [`ENCRYPTED_COLUMNS`] in the same change that creates it.
+//! an owner's newest data key, and binding values written in format 1 to their version
+//! (`renrakucho keys bind-versions`). Each table that stores patient or facility data encrypted
+//! adds its columns to [`ENCRYPTED_COLUMNS`] in the same change that creates it, saying which
+//! row and version a value's associated data names (docs/adr/0016).
 
 use uuid::Uuid;
 
@@ -17,6 +19,12 @@ pub struct EncryptedColumn<'a> {
     /// Whose key encrypts the column, and the column naming that owner.
     pub owner_kind: OwnerKind,
     pub owner_column: &'a str,
+    /// The column whose UUID the associated data names as the row: the row's ID, or for an
+    /// entry's history the entry's (with the version, the pair is the row's key).
+    pub bound_row_column: &'a str,
+    /// The column holding what makes a value current (an entry's version, a row's revision),
+    /// which the associated data names; `None` for values written once (version 0).
+    pub version_column: Option<&'a str>,
 }
 
 const fn patient_column(table: &'static str, column: &'static str) -> EncryptedColumn<'static> {
@@ -26,7 +34,22 @@ const fn patient_column(table: &'static str, column: &'static str) -> EncryptedC
         id_column: "id",
         owner_kind: OwnerKind::Patient,
         owner_column: "id",
+        bound_row_column: "id",
+        // Counted by the database at every change of the row's encrypted fields.
+        version_column: Some("revision"),
     }
+}
+
+/// One stored value and where its associated data says it belongs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredValue {
+    /// The row's ID: where the value is replaced.
+    pub row: Uuid,
+    /// The row the associated data names (see [`EncryptedColumn::bound_row_column`]).
+    pub bound_row: Uuid,
+    /// The version the associated data names (0 for values written once).
+    pub version: i64,
+    pub value: Vec<u8>,
 }
 
 /// Every encrypted column re-encryption moves to an owner's newest key. The database's
@@ -38,8 +61,8 @@ pub const ENCRYPTED_COLUMNS: &[EncryptedColumn<'static>] = &[
     patient_column("patients", "profile_enc"),
     of_patient("consents", "details_enc"),
     of_patient("emergency_grants", "reason_enc"),
-    of_patient("entries", "body_enc"),
-    of_patient("entries", "vitals_enc"),
+    versioned(of_patient("entries", "body_enc"), "id"),
+    versioned(of_patient("entries", "vitals_enc"), "id"),
     of_patient("entries", "withdrawal_reason_enc"),
     of_patient("attachments", "file_name_enc"),
     of_patient("support_requests", "question_enc"),
@@ -48,12 +71,14 @@ pub const ENCRYPTED_COLUMNS: &[EncryptedColumn<'static>] = &[
 ];
 
 /// Encrypted columns of history, which never changes (第31条): each value keeps the key version
-/// it was written with (versions of a key are never removed but by erasure).
+/// it was written with (versions of a key are never removed but by erasure). Data-key rotation
+/// leaves them alone; only `keys bind-versions` re-encrypts them, once, from format 1 to 2.
 pub const HISTORY_COLUMNS: &[EncryptedColumn<'static>] = &[
-    of_patient("entry_versions", "body_enc"),
-    of_patient("entry_versions", "vitals_enc"),
+    versioned(of_patient("entry_versions", "body_enc"), "entry_id"),
+    versioned(of_patient("entry_versions", "vitals_enc"), "entry_id"),
 ];
 
+/// A patient's value written once and never replaced.
 const fn of_patient(table: &'static str, column: &'static str) -> EncryptedColumn<'static> {
     EncryptedColumn {
         table,
@@ -61,6 +86,17 @@ const fn of_patient(table: &'static str, column: &'static str) -> EncryptedColum
         id_column: "id",
         owner_kind: OwnerKind::Patient,
         owner_column: "patient_id",
+        bound_row_column: "id",
+        version_column: None,
+    }
+}
+
+/// A value bound to the `version` column of its row, naming `row` as its row.
+const fn versioned(c: EncryptedColumn<'static>, row: &'static str) -> EncryptedColumn<'static> {
+    EncryptedColumn {
+        bound_row_column: row,
+        version_column: Some("version"),
+        ..c
     }
 }
 
@@ -79,35 +115,125 @@ fn identifier(name: &str) -> Result<&str, StoreError> {
     }
 }
 
-/// The owner's values in `column` (row ID and value), in key-maintenance scope. Patient values
-/// are read through the database's `encrypted_values()`, which only key maintenance may call,
-/// for every row of the patient whichever facility wrote it.
+/// The owner's values in `column` (where each is stored, the row and version its associated
+/// data names, the value), in key-maintenance scope. Patient values are read through the
+/// database's `encrypted_values()`, which only key maintenance may call, for every row of the
+/// patient whichever facility wrote it.
 pub async fn values_of(
     tx: &mut ScopedTx,
     column: &EncryptedColumn<'_>,
     owner: Uuid,
-) -> Result<Vec<(Uuid, Vec<u8>)>, StoreError> {
-    if column.owner_kind == OwnerKind::Patient {
-        return Ok(
-            sqlx::query_as("SELECT row_id, value FROM encrypted_values($1, $2, $3)")
-                .bind(identifier(column.table)?)
-                .bind(identifier(column.column)?)
-                .bind(owner)
-                .fetch_all(tx.conn())
-                .await?,
+) -> Result<Vec<StoredValue>, StoreError> {
+    let rows: Vec<(Uuid, Uuid, i64, Vec<u8>)> = if column.owner_kind == OwnerKind::Patient {
+        sqlx::query_as("SELECT row_id, bound_row, version, value FROM encrypted_values($1, $2, $3)")
+            .bind(identifier(column.table)?)
+            .bind(identifier(column.column)?)
+            .bind(owner)
+            .fetch_all(tx.conn())
+            .await?
+    } else {
+        let version = match column.version_column {
+            Some(v) => format!("{}::bigint", identifier(v)?),
+            None => "0::bigint".to_string(),
+        };
+        let sql = format!(
+            "SELECT {id}, {bound}, {version}, {col} FROM {table}
+              WHERE {owner} = $1 AND {col} IS NOT NULL ORDER BY {id}",
+            id = identifier(column.id_column)?,
+            bound = identifier(column.bound_row_column)?,
+            col = identifier(column.column)?,
+            table = identifier(column.table)?,
+            owner = identifier(column.owner_column)?,
         );
-    }
-    let sql = format!(
-        "SELECT {id}, {col} FROM {table} WHERE {owner} = $1 AND {col} IS NOT NULL ORDER BY {id}",
-        id = identifier(column.id_column)?,
-        col = identifier(column.column)?,
-        table = identifier(column.table)?,
-        owner = identifier(column.owner_column)?,
-    );
-    Ok(sqlx::query_as(&sql)
-        .bind(owner)
-        .fetch_all(tx.conn())
+        sqlx::query_as(&sql)
+            .bind(owner)
+            .fetch_all(tx.conn())
+            .await?
+    };
+    Ok(rows
+        .into_iter()
+        .map(|(row, bound_row, version, value)| StoredValue {
+            row,
+            bound_row,
+            version,
+            value,
+        })
+        .collect())
+}
+
+/// Whether values of format 1 (no version bound) may still be read: until `keys
+/// bind-versions` has re-encrypted them all. Once false, false for good.
+pub async fn legacy_values_readable(tx: &mut ScopedTx) -> Result<bool, StoreError> {
+    Ok(sqlx::query_scalar("SELECT legacy_values_readable()")
+        .fetch_one(tx.conn())
         .await?)
+}
+
+/// Where `keys bind-versions` stands (key maintenance; the state stays locked until the
+/// transaction ends, so runs do not overlap).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BindingState {
+    /// Values of format 1 are still read (the migration has not completed).
+    pub legacy_readable: bool,
+    /// Every patient up to this ID was done.
+    pub done_through: Uuid,
+}
+
+/// Locks and reads the state of `keys bind-versions`; `restart` starts from the first patient.
+pub async fn binding_state(tx: &mut ScopedTx, restart: bool) -> Result<BindingState, StoreError> {
+    let (legacy_readable, done_through): (bool, Uuid) =
+        sqlx::query_as("SELECT legacy_readable, done_through FROM value_binding_state($1)")
+            .bind(restart)
+            .fetch_one(tx.conn())
+            .await?;
+    Ok(BindingState {
+        legacy_readable,
+        done_through,
+    })
+}
+
+/// Records that every patient up to `through` was done.
+pub async fn binding_advance(tx: &mut ScopedTx, through: Uuid) -> Result<(), StoreError> {
+    sqlx::query("SELECT value_binding_advance($1)")
+        .bind(through)
+        .execute(tx.conn())
+        .await?;
+    Ok(())
+}
+
+/// Completes the migration if no value of format 1 is left anywhere (the database counts);
+/// returns how many are left.
+pub async fn binding_complete(tx: &mut ScopedTx) -> Result<i64, StoreError> {
+    Ok(sqlx::query_scalar("SELECT value_binding_complete()")
+        .fetch_one(tx.conn())
+        .await?)
+}
+
+/// Patients with a data key, by ID, after `after`: the order `keys bind-versions` goes in.
+pub async fn patients_after(
+    tx: &mut ScopedTx,
+    after: Uuid,
+    limit: i64,
+) -> Result<Vec<Uuid>, StoreError> {
+    Ok(sqlx::query_scalar(
+        "SELECT DISTINCT owner_id FROM data_keys
+          WHERE owner_kind = 'patient' AND owner_id > $1 ORDER BY owner_id LIMIT $2",
+    )
+    .bind(after)
+    .bind(limit)
+    .fetch_all(tx.conn())
+    .await?)
+}
+
+/// How many patients have a data key, and how many of them come up to `through`.
+pub async fn patients_count(tx: &mut ScopedTx, through: Uuid) -> Result<(i64, i64), StoreError> {
+    Ok(sqlx::query_as(
+        "SELECT count(DISTINCT owner_id), count(DISTINCT owner_id) FILTER (WHERE owner_id <= $1)
+           FROM data_keys WHERE owner_kind = 'patient'",
+    )
+    .bind(through)
+    .fetch_one(tx.conn())
+    .await?)
 }
 
 /// Replaces one value if it is still `old` (a concurrent edit wins; the caller reads again).

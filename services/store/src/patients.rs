@@ -16,6 +16,9 @@ pub struct StoredPatient {
     pub name_enc: Vec<u8>,
     pub kana_enc: Vec<u8>,
     pub profile_enc: Vec<u8>,
+    /// The revision of the encrypted fields (their associated data names it): 1 at
+    /// registration, counted up by the database at every change.
+    pub revision: i64,
     pub registered_by: StaffId,
     pub created_at: OffsetDateTime,
 }
@@ -27,6 +30,7 @@ struct Row {
     name_enc: Vec<u8>,
     kana_enc: Vec<u8>,
     profile_enc: Vec<u8>,
+    revision: i64,
     registered_by: Uuid,
     created_at: OffsetDateTime,
 }
@@ -39,13 +43,18 @@ impl From<Row> for StoredPatient {
             name_enc: r.name_enc,
             kana_enc: r.kana_enc,
             profile_enc: r.profile_enc,
+            revision: r.revision,
             registered_by: StaffId::from_uuid(r.registered_by),
             created_at: r.created_at,
         }
     }
 }
 
-const COLUMNS: &str = "id, facility_id, name_enc, kana_enc, profile_enc, registered_by, created_at";
+const COLUMNS: &str =
+    "id, facility_id, name_enc, kana_enc, profile_enc, revision, registered_by, created_at";
+
+/// The revision of a newly registered patient's fields.
+pub const FIRST_REVISION: i64 = 1;
 
 /// A patient to store, registered by the transaction's facility.
 #[derive(Debug)]
@@ -135,27 +144,39 @@ pub async fn list(tx: &mut ScopedTx, limit: i64) -> Result<Vec<StoredPatient>, S
     Ok(rows.into_iter().map(Into::into).collect())
 }
 
-/// Replaces the encrypted fields (the registering facility).
+/// Replaces the encrypted fields (the registering facility), if they are still at revision
+/// `expected` (the values were encrypted for the next one, which the database counts). Returns
+/// the new revision; a change saved meanwhile is a conflict on `patients_revision`.
 pub async fn update(
     tx: &mut ScopedTx,
     id: PatientId,
+    expected: i64,
     name_enc: &[u8],
     kana_enc: &[u8],
     profile_enc: &[u8],
-) -> Result<(), StoreError> {
-    let done = sqlx::query(
+) -> Result<i64, StoreError> {
+    let revision: Option<i64> = sqlx::query_scalar(
         "UPDATE patients SET name_enc = $2, kana_enc = $3, profile_enc = $4, updated_at = now()
-          WHERE id = $1",
+          WHERE id = $1 AND revision = $5
+         RETURNING revision",
     )
     .bind(id.as_uuid())
     .bind(name_enc)
     .bind(kana_enc)
     .bind(profile_enc)
-    .execute(tx.conn())
+    .bind(expected)
+    .fetch_optional(tx.conn())
     .await?;
-    if done.rows_affected() == 1 {
-        Ok(())
-    } else {
-        Err(StoreError::NotFound)
+    match revision {
+        Some(r) if r == expected + 1 => Ok(r),
+        Some(_) => Err(StoreError::Misconfigured(
+            "the patients_revision trigger did not count the change".into(),
+        )),
+        None => {
+            get(tx, id).await?;
+            Err(StoreError::Conflict {
+                constraint: "patients_revision".into(),
+            })
+        }
     }
 }
