@@ -484,6 +484,15 @@ fn insert_into(table: &str) -> Option<&'static str> {
             "INSERT INTO patient_mutes (staff_id, patient_id, facility_id)
              VALUES (gen_random_uuid(), (SELECT id FROM patients LIMIT 1), $1)"
         }
+        "public.patient_cards" => {
+            "INSERT INTO patient_cards (patient_id, facility_id, lookup, birth_check, number_enc)
+             VALUES (coalesce((SELECT id FROM patients LIMIT 1), gen_random_uuid()), $1,
+                     sha256('x'), sha256('y'), '\\x00')"
+        }
+        "public.emergency_identification_failures" => {
+            "INSERT INTO emergency_identification_failures (facility_id, staff_id)
+             VALUES ($1, gen_random_uuid())"
+        }
         "public.audit_log" => {
             "INSERT INTO audit_log (facility_id, actor_kind, action, outcome, prev_hash, hash)
              VALUES ($1, 'system', 'forged.entry', 'success', '\\x00', '\\x00')"

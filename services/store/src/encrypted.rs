@@ -45,6 +45,7 @@ pub const ENCRYPTED_COLUMNS: &[EncryptedColumn<'static>] = &[
     of_patient("support_requests", "question_enc"),
     of_patient("support_requests", "summary_enc"),
     of_patient("support_requests", "answer_enc"),
+    of_patient("patient_cards", "number_enc"),
 ];
 
 /// Encrypted columns of history, which never changes (第31条): each value keeps the key version

@@ -966,6 +966,7 @@ async fn notifications_page(
                         "mention" => "自施設あて",
                         "invitation" => "招待",
                         "support" => "支援依頼",
+                        "card_locked" => "カード照会停止",
                         _ => "記録",
                     },
                     read: n.read,
@@ -979,6 +980,9 @@ async fn notifications_page(
                     what: match n.kind {
                         "invitation" => "ケアチームへの招待 / invitation".into(),
                         "support" => "支援依頼 / support request".into(),
+                        "card_locked" => format!(
+                            "{name} のカードで緊急閲覧の本人確認が続けて失敗しました / repeated failed emergency identifications locked the card"
+                        ),
                         _ => format!("{name} の連絡帳"),
                     },
                 }
