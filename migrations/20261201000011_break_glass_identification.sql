@@ -103,30 +103,32 @@ CREATE OR REPLACE FUNCTION public.encrypted_column_owner(p_table text, p_column 
 
 CREATE TABLE emergency_identification_failures (
     id                       bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    -- Who tried.
-    facility_id              uuid NOT NULL REFERENCES facilities (id),
-    staff_id                 uuid NOT NULL REFERENCES staff_accounts (id),
-    -- The card the number named, when it named one, and its registering facility.
+    -- The card the number named, when it named one, and its registering facility: the
+    -- facility the record is about and for (NULL: the number named no card).
+    facility_id              uuid REFERENCES facilities (id),
     patient_id               uuid REFERENCES patients (id) ON DELETE CASCADE,
-    registering_facility_id  uuid REFERENCES facilities (id),
+    -- Who tried.
+    requesting_facility_id   uuid NOT NULL REFERENCES facilities (id),
+    staff_id                 uuid NOT NULL REFERENCES staff_accounts (id),
     attempted_at             timestamptz NOT NULL DEFAULT now(),
-    CHECK ((patient_id IS NULL) = (registering_facility_id IS NULL))
+    CHECK ((patient_id IS NULL) = (facility_id IS NULL))
 );
-CREATE INDEX emergency_identification_failures_facility
-    ON emergency_identification_failures (facility_id, attempted_at);
+CREATE INDEX emergency_identification_failures_requesting
+    ON emergency_identification_failures (requesting_facility_id, attempted_at);
 CREATE INDEX emergency_identification_failures_patient
     ON emergency_identification_failures (patient_id, attempted_at);
 CREATE INDEX emergency_identification_failures_registering
-    ON emergency_identification_failures (registering_facility_id, attempted_at);
+    ON emergency_identification_failures (facility_id, attempted_at);
 ALTER TABLE emergency_identification_failures ENABLE ROW LEVEL SECURITY;
 ALTER TABLE emergency_identification_failures FORCE ROW LEVEL SECURITY;
 
 -- The registering facility sees the failures on its patients' cards (and who tried). The
 -- trying facility does not read rows (they would name the patient a number belonged to): it
--- sees its own count and lockout through emergency_identification_status().
+-- sees its own count and lockout through emergency_identification_status(). Rows of a number
+-- that named no card belong to no facility.
 CREATE POLICY emergency_identification_failures_registering
     ON emergency_identification_failures FOR SELECT TO renrakucho_runtime
-    USING (registering_facility_id = (SELECT current_facility_id()));
+    USING (facility_id = (SELECT current_facility_id()));
 CREATE POLICY emergency_identification_failures_record
     ON emergency_identification_failures TO CURRENT_USER
     USING ((SELECT owner_flag('card_lookup')))
@@ -152,7 +154,7 @@ CREATE FUNCTION private.identification_locked_until(p_facility uuid, p_patient u
         SELECT max(t) FROM (
             (SELECT f.attempted_at + interval '1 hour' AS t
                FROM public.emergency_identification_failures f
-              WHERE p_facility IS NOT NULL AND f.facility_id = p_facility
+              WHERE p_facility IS NOT NULL AND f.requesting_facility_id = p_facility
                 AND f.attempted_at > now() - interval '1 hour'
               ORDER BY f.attempted_at DESC OFFSET 4 LIMIT 1)
             UNION ALL
@@ -223,13 +225,13 @@ CREATE FUNCTION public.emergency_identification_failed(p_lookup bytea)
         SELECT c.patient_id, c.facility_id, c.issued_at INTO v_card, v_facility, v_since
           FROM public.patient_cards c WHERE c.lookup = p_lookup;
         INSERT INTO public.emergency_identification_failures
-               (facility_id, staff_id, patient_id, registering_facility_id)
-        VALUES (me, staff, v_card, v_facility)
+               (facility_id, patient_id, requesting_facility_id, staff_id)
+        VALUES (v_facility, v_card, me, staff)
         RETURNING id INTO failure_id;
         patient_id := v_card;
         registering_facility_id := v_facility;
         SELECT count(*) INTO facility_failures FROM public.emergency_identification_failures f
-         WHERE f.facility_id = me AND f.attempted_at > now() - interval '1 hour';
+         WHERE f.requesting_facility_id = me AND f.attempted_at > now() - interval '1 hour';
         SELECT count(*) INTO card_failures FROM public.emergency_identification_failures f
          WHERE f.patient_id = v_card
            AND f.attempted_at > greatest(now() - interval '1 hour', v_since);
@@ -267,7 +269,7 @@ CREATE FUNCTION public.emergency_identification_status()
             RAISE EXCEPTION 'no facility context' USING ERRCODE = '42501';
         END IF;
         SELECT count(*) INTO failures FROM public.emergency_identification_failures f
-         WHERE f.facility_id = me AND f.attempted_at > now() - interval '1 hour';
+         WHERE f.requesting_facility_id = me AND f.attempted_at > now() - interval '1 hour';
         locked_until := private.identification_locked_until(me, NULL, NULL);
         PERFORM private.definer_flags(NULL);
         RETURN NEXT;

@@ -387,8 +387,10 @@ async fn card_view(
     let failures =
         emergency::card_failures(tx, Some(patient), now - time::Duration::DAY, 100).await?;
     let hour_ago = now - time::Duration::HOUR;
-    let within: Vec<&emergency::CardFailure> =
-        failures.iter().filter(|f| f.attempted_at > hour_ago).collect();
+    let within: Vec<&emergency::CardFailure> = failures
+        .iter()
+        .filter(|f| f.attempted_at > hour_ago)
+        .collect();
     let locked_until = within
         .get(IDENTIFICATION_LIMIT as usize - 1)
         .map(|f| f.attempted_at + time::Duration::HOUR);

@@ -124,8 +124,14 @@ pub async fn register_patient(
     terms.extend(keyring.name_terms(&mut tx, new.kana.as_str()).await?);
     patients::set_terms(&mut tx, id, &terms).await?;
     // The card a facility outside the team types in an emergency (ADR 0018).
-    crate::emergency::issue_card(&mut tx, keyring, id, new.profile.birth_date, Some(who.staff))
-        .await?;
+    crate::emergency::issue_card(
+        &mut tx,
+        keyring,
+        id,
+        new.profile.birth_date,
+        Some(who.staff),
+    )
+    .await?;
     record(
         &mut tx,
         who,

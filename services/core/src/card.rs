@@ -99,7 +99,10 @@ impl CardNumber {
             return Err(invalid());
         }
         Ok(Self(
-            values.iter().map(|&v| ALPHABET[v as usize] as char).collect(),
+            values
+                .iter()
+                .map(|&v| ALPHABET[v as usize] as char)
+                .collect(),
         ))
     }
 
@@ -172,7 +175,13 @@ mod tests {
 
     #[test]
     fn wrong_lengths_and_characters_are_refused_with_the_field_named() {
-        for raw in ["", "ABCD", "7K3M-Q9TX-2HCE-WR4P-X", "7K3M-Q9TX-2HCE-WR4U", "0196-…"] {
+        for raw in [
+            "",
+            "ABCD",
+            "7K3M-Q9TX-2HCE-WR4P-X",
+            "7K3M-Q9TX-2HCE-WR4U",
+            "0196-…",
+        ] {
             let e = CardNumber::parse(raw).unwrap_err();
             assert_eq!(e.field, "card_number");
             assert!(e.message.contains("カード番号"));

@@ -157,8 +157,14 @@ mod tests {
         assert_ne!(a.card_lookup(n), b.card_lookup(n));
         assert_ne!(a.card_lookup(n).to_vec(), a.term(n));
         let p = uuid::Uuid::from_u128(7);
-        assert_eq!(a.birth_check(p, "1940-01-15"), a.birth_check(p, "1940-01-15"));
-        assert_ne!(a.birth_check(p, "1940-01-15"), a.birth_check(p, "1940-01-16"));
+        assert_eq!(
+            a.birth_check(p, "1940-01-15"),
+            a.birth_check(p, "1940-01-15")
+        );
+        assert_ne!(
+            a.birth_check(p, "1940-01-15"),
+            a.birth_check(p, "1940-01-16")
+        );
         assert_ne!(
             a.birth_check(p, "1940-01-15"),
             a.birth_check(uuid::Uuid::from_u128(8), "1940-01-15")

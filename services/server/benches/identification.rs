@@ -32,7 +32,12 @@ fn bench(c: &mut Criterion) {
             .seed_facility("BENCH-ID-H", FacilityKind::Hospital)
             .await;
         let doctor = app
-            .seed_staff(&clinic, "doctor", StaffRole::FacilityAdmin, Profession::Doctor)
+            .seed_staff(
+                &clinic,
+                "doctor",
+                StaffRole::FacilityAdmin,
+                Profession::Doctor,
+            )
             .await;
         let er = app
             .seed_staff(&hospital, "doctor", StaffRole::Staff, Profession::Doctor)
@@ -63,7 +68,12 @@ fn bench(c: &mut Criterion) {
             staff: er.id,
             facility: er.facility_id,
         };
-        (app, keyring, who, CardNumber::parse(&card.unwrap()).unwrap())
+        (
+            app,
+            keyring,
+            who,
+            CardNumber::parse(&card.unwrap()).unwrap(),
+        )
     });
     let owner = rt.block_on(async {
         PgPoolOptions::new()
@@ -94,18 +104,30 @@ fn bench(c: &mut Criterion) {
     ] {
         group.bench_function(name, |b| {
             b.to_async(&rt).iter_custom(|iters| {
-                let (db, keyring, owner, origin) =
-                    (app.db.clone(), keyring.clone(), owner.clone(), origin.clone());
+                let (db, keyring, owner, origin) = (
+                    app.db.clone(),
+                    keyring.clone(),
+                    owner.clone(),
+                    origin.clone(),
+                );
                 let make = request(card.clone(), birth);
                 async move {
                     let mut spent = Duration::ZERO;
                     for _ in 0..iters {
                         let started = Instant::now();
-                        let outcome =
-                            renrakucho_care::open_emergency(&db, &keyring, who, &origin, make.clone())
-                                .await;
+                        let outcome = renrakucho_care::open_emergency(
+                            &db,
+                            &keyring,
+                            who,
+                            &origin,
+                            make.clone(),
+                        )
+                        .await;
                         spent += started.elapsed();
-                        assert!(matches!(outcome, Err(CareError::NotIdentified)), "{outcome:?}");
+                        assert!(
+                            matches!(outcome, Err(CareError::NotIdentified)),
+                            "{outcome:?}"
+                        );
                         sqlx::query("DELETE FROM emergency_identification_failures")
                             .execute(&owner)
                             .await

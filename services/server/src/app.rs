@@ -71,7 +71,10 @@ impl Application {
         // Every patient has a card number before anyone can ask for one (ADR 0018).
         let issued = renrakucho_care::ensure_cards(&db, &keyring).await?;
         if issued > 0 {
-            tracing::info!(issued, "patient cards issued to patients registered before cards");
+            tracing::info!(
+                issued,
+                "patient cards issued to patients registered before cards"
+            );
         }
         let authz = crate::access::load(&db)
             .await

@@ -339,7 +339,8 @@ pub async fn card_failures(
 ) -> Result<Vec<CardFailure>, StoreError> {
     Ok(sqlx::query_as(
         "SELECT patient_id, facility_id, staff_id, attempted_at, within_hour FROM (
-             SELECT f.patient_id, f.facility_id, f.staff_id, f.attempted_at,
+             SELECT f.patient_id, f.requesting_facility_id AS facility_id, f.staff_id,
+                    f.attempted_at,
                     count(*) OVER (PARTITION BY f.patient_id ORDER BY f.attempted_at
                                    RANGE BETWEEN interval '1 hour' PRECEDING AND CURRENT ROW)
                         AS within_hour

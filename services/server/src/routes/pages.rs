@@ -1189,8 +1189,7 @@ async fn emergency_page(
         .authz
         .roles_may(&roles(user), Action::EmergencyOpen)
         .await;
-    let locked_until = match renrakucho_care::identification_status(&state.db, who, origin).await
-    {
+    let locked_until = match renrakucho_care::identification_status(&state.db, who, origin).await {
         Ok(s) => s.locked_until.map(local),
         Err(e) => return failed(e),
     };
