@@ -218,7 +218,7 @@ pub async fn concerning(
                 .allowed(person_roles, who.facility, patient, Action::PatientRead)
                 .await
                 .unwrap_or(false);
-            sees.then(|| Live {
+            sees.then_some(Live {
                 kind: "card_locked",
                 patient: event.patient,
                 entry: None,
