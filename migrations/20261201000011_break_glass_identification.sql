@@ -25,7 +25,7 @@ CREATE OR REPLACE FUNCTION private.definer_flags(p_on text) RETURNS void
         flag text;
     BEGIN
         FOREACH flag IN ARRAY ARRAY['access_maintenance', 'erasure_patient', 'reencrypt_patient',
-                                    'directory', 'session_store', 'announcing',
+                                    'directory', 'session_store', 'announcing', 'alerting',
                                     'card_lookup'] LOOP
             PERFORM set_config('renrakucho.' || flag, CASE WHEN flag = p_on THEN 'on' ELSE '' END, true);
         END LOOP;

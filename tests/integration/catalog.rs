@@ -53,6 +53,8 @@ const WITHOUT_RLS: &[(&str, &str)] = &[
 /// that switch on their flag).
 #[rustfmt::skip]
 const POLICIES: &[(&str, &str, &str, &str)] = &[
+    ("private.platform_alerts", "platform_alerts_platform", "ALL", PLATFORM),
+    ("private.platform_alerts", "platform_alerts_raise", "ALL", OWNER),
     ("private.sessions", "sessions_store", "ALL", OWNER),
     ("public.attachments", "attachments_attach", "UPDATE", RUNTIME),
     ("public.attachments", "attachments_erasure", "DELETE", OWNER),
@@ -68,6 +70,8 @@ const POLICIES: &[(&str, &str, &str, &str)] = &[
     ("public.care_team_members", "care_team_members_maintenance", "SELECT", OWNER),
     ("public.care_team_members", "care_team_members_read", "SELECT", RUNTIME),
     ("public.care_team_members", "care_team_members_update", "UPDATE", RUNTIME),
+    ("public.consent_changes", "consent_changes_log", "INSERT", OWNER),
+    ("public.consent_changes", "consent_changes_team", "SELECT", RUNTIME),
     ("public.consents", "consents_erasure", "DELETE", OWNER),
     ("public.consents", "consents_insert", "INSERT", RUNTIME),
     ("public.consents", "consents_maintenance", "SELECT", OWNER),
@@ -201,6 +205,8 @@ const FUNCTIONS: &[(&str, &str, &[&str])] = &[
     ("public.audit_log_link()", PINNED_PUBLIC, PUBLIC),
     ("public.audit_record_hash(audit_log)", SQL_BODY, PUBLIC),
     ("public.care_team_members_transition()", PINNED_PUBLIC, PUBLIC),
+    ("public.consents_admission()", PINNED, NOBODY),
+    ("public.consents_announce()", PINNED, NOBODY),
     ("public.consents_withdraw_once()", PINNED_PUBLIC, PUBLIC),
     ("public.current_facility_id()", PINNED, CONTEXT_READERS),
     ("public.current_staff_id()", PINNED, CONTEXT_READERS),
@@ -233,6 +239,7 @@ const FUNCTIONS: &[(&str, &str, &[&str])] = &[
     ("public.invitations_announce()", PINNED, NOBODY),
     ("public.owner_flag(text)", SQL_BODY, PUBLIC),
     ("public.patient_access_changed()", PINNED, NOBODY),
+    ("public.raise_platform_alert(text, text, jsonb)", PINNED, WEB),
     ("public.reencrypt_target()", SQL_BODY, PUBLIC),
     ("public.reencrypt_value(text, text, uuid, uuid, bytea, bytea)", PINNED, KEYS),
     ("public.reencrypting(uuid)", SQL_BODY, PUBLIC),
@@ -312,6 +319,11 @@ const SECURITY_DEFINER: &[(&str, &str)] = &[
     ),
     ("public.session_delete(text)", "as session_load"),
     (
+        "public.raise_platform_alert(text, text, jsonb)",
+        "raises an alert for the operators in the name of the verified tenant context's \
+         facility; the web role can neither read nor change alerts",
+    ),
+    (
         "public.session_delete_expired()",
         "removes expired session records (which no cookie can use any more); a count only",
     ),
@@ -356,6 +368,17 @@ const SECURITY_DEFINER: &[(&str, &str)] = &[
         "refuses a grant while the opening facility or the patient's card is locked, counting \
          every facility's failures",
     ),
+    (
+        "public.consents_announce()",
+        "logs a consent change (recorded, renewed, withdrawn: IDs and kind) in consent_changes \
+         for the care team's notifications and announces it, built from the row itself",
+    ),
+    (
+        "public.consents_admission()",
+        "the trigger that checks a consent about to be recorded against every consent of the \
+         patient (signing date, renewal by the registering facility with a scan); it decides, \
+         it writes nothing",
+    ),
 ];
 
 /// The SECURITY DEFINER functions that need no owner-only flag: they read the context key
@@ -377,6 +400,7 @@ const RUNTIME_PRIVILEGES: &[&str] = &[
     "public.audit_log: SELECT, INSERT",
     "public.care_team_members: SELECT, INSERT",
     "public.care_team_members: UPDATE (ended_at, invited_at, invited_by, joined_at, status)",
+    "public.consent_changes: SELECT",
     "public.consents: SELECT, INSERT",
     "public.consents: UPDATE (withdrawn_at, withdrawn_by, withdrawn_by_facility)",
     "public.data_keys: SELECT, INSERT",

@@ -456,6 +456,11 @@ fn insert_into(table: &str) -> Option<&'static str> {
              VALUES (gen_random_uuid(), gen_random_uuid(), $1, $1, 'patient', '\\x00',
                      '2026-11-01', gen_random_uuid())"
         }
+        "public.consent_changes" => {
+            "INSERT INTO consent_changes (patient_id, consent_id, kind, facility_id)
+             VALUES ((SELECT patient_id FROM consents LIMIT 1), (SELECT id FROM consents LIMIT 1),
+                     'withdrawn', $1)"
+        }
         "public.patient_access" => {
             "INSERT INTO patient_access (facility_id, patient_id, relation)
              VALUES ($1, (SELECT id FROM patients LIMIT 1), 'sharing')"

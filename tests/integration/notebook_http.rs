@@ -2746,15 +2746,15 @@ async fn notification_settings_are_checked_and_the_feed_follows_replies_mentions
 }
 
 /// A server-sent-events stream read chunk by chunk.
-struct Live {
+pub(crate) struct Live {
     response: Response,
     buffer: Vec<u8>,
     /// Everything received, to check what never appears.
-    raw: Vec<u8>,
+    pub(crate) raw: Vec<u8>,
 }
 
 impl Live {
-    async fn open(app: &TestApp, client: &Client) -> Self {
+    pub(crate) async fn open(app: &TestApp, client: &Client) -> Self {
         let response = client.get(app.url("/api/v1/events")).send().await.unwrap();
         assert_eq!(response.status(), 200, "opening the event stream");
         assert!(header(&response, "content-type").starts_with("text/event-stream"));
@@ -2766,7 +2766,7 @@ impl Live {
     }
 
     /// The next `notification` event's data within `wait`, or `None`.
-    async fn next(&mut self, wait: Duration) -> Option<Value> {
+    pub(crate) async fn next(&mut self, wait: Duration) -> Option<Value> {
         let deadline = tokio::time::Instant::now() + wait;
         loop {
             while let Some(end) = self.buffer.windows(2).position(|w| w == b"\n\n") {

@@ -36,22 +36,34 @@ enum Relation {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Consent {
+    /// On file, never withdrawn.
     Active,
+    /// Withdrawn, nothing recorded since.
     Withdrawn,
+    /// Withdrawn, then renewed by the registering facility (ADR 0014).
+    Renewed,
+    /// Never recorded.
     None,
 }
 
 /// The relations (policies/model.conf) a facility holds: the rule, written out.
 fn held(relation: Relation, consent: Consent) -> &'static [&'static str] {
+    use Consent::*;
     match (relation, consent) {
-        (Relation::Registering, Consent::Active) => &["registering", "sharing", "consented"],
-        (Relation::Registering, _) => &["registering", "sharing"],
-        (Relation::ActiveMember, Consent::Active) => &["member", "sharing", "consented"],
-        (Relation::ActiveMember, _) => &["member"],
+        (Relation::Registering, Active | Renewed) => {
+            &["registering", "sharing", "consented", "collecting"]
+        }
+        (Relation::Registering, Withdrawn) => &["registering", "sharing", "withdrawn"],
+        (Relation::Registering, None) => &["registering", "sharing", "collecting"],
+        (Relation::ActiveMember, Active | Renewed) => {
+            &["member", "sharing", "consented", "collecting"]
+        }
+        (Relation::ActiveMember, Withdrawn) => &["member", "withdrawn"],
+        (Relation::ActiveMember, None) => &["member", "collecting"],
         (Relation::InvitedNotAccepted, _) => &["invited"],
         (Relation::FormerMember | Relation::Unrelated, _) => &[],
         (Relation::Emergency, _) => &["emergency"],
-        (Relation::Support, Consent::Active) => &["support"],
+        (Relation::Support, Active) => &["support"],
         (Relation::Support, _) => &[],
     }
 }
@@ -67,9 +79,11 @@ fn grants(role: Role) -> Vec<(Action, &'static str)> {
         (PatientUpdate, "registering"),
         (PatientCardReissue, "registering"),
         (ConsentRead, "sharing"),
-        (ConsentRecord, "registering"),
-        (ConsentRecord, "member"),
+        (ConsentRecord, "collecting"),
+        (ConsentRenew, "registering"),
         (ConsentWithdraw, "sharing"),
+        (ConsentChanges, "registering"),
+        (ConsentChanges, "member"),
         (CareTeamRead, "sharing"),
         (CareTeamRead, "emergency"),
         (CareTeamInvite, "sharing"),
@@ -92,6 +106,7 @@ fn grants(role: Role) -> Vec<(Action, &'static str)> {
                         | PatientUpdate
                         | PatientCardReissue
                         | ConsentRecord
+                        | ConsentRenew
                         | ConsentWithdraw
                 )
             })
@@ -99,6 +114,8 @@ fn grants(role: Role) -> Vec<(Action, &'static str)> {
         Role::Profession(Profession::Pharmacist) => vec![
             (PatientRead, "sharing"),
             (ConsentRead, "sharing"),
+            (ConsentChanges, "registering"),
+            (ConsentChanges, "member"),
             (CareTeamRead, "sharing"),
             (NotebookRead, "sharing"),
             (NotebookWrite, "sharing"),
@@ -112,9 +129,11 @@ fn grants(role: Role) -> Vec<(Action, &'static str)> {
             (PatientUpdate, "registering"),
             (PatientCardReissue, "registering"),
             (ConsentRead, "sharing"),
-            (ConsentRecord, "registering"),
-            (ConsentRecord, "member"),
+            (ConsentRecord, "collecting"),
+            (ConsentRenew, "registering"),
             (ConsentWithdraw, "sharing"),
+            (ConsentChanges, "registering"),
+            (ConsentChanges, "member"),
             (CareTeamRead, "sharing"),
             (CareTeamInvite, "sharing"),
             (NotebookRead, "sharing"),
@@ -125,6 +144,8 @@ fn grants(role: Role) -> Vec<(Action, &'static str)> {
         ],
         Role::Profession(Profession::CareWorker) | Role::Profession(Profession::Therapist) => vec![
             (PatientRead, "sharing"),
+            (ConsentChanges, "registering"),
+            (ConsentChanges, "member"),
             (CareTeamRead, "sharing"),
             (NotebookRead, "sharing"),
             (NotebookWrite, "sharing"),
@@ -135,12 +156,16 @@ fn grants(role: Role) -> Vec<(Action, &'static str)> {
             (PatientUpdate, "registering"),
             (PatientCardReissue, "registering"),
             (ConsentRead, "sharing"),
-            (ConsentRecord, "registering"),
-            (ConsentRecord, "member"),
+            (ConsentRecord, "collecting"),
+            (ConsentRenew, "registering"),
+            (ConsentChanges, "registering"),
+            (ConsentChanges, "member"),
             (CareTeamRead, "sharing"),
         ],
         Role::Profession(Profession::Other) => vec![],
         Role::FacilityAdmin => vec![
+            (ConsentChanges, "registering"),
+            (ConsentChanges, "member"),
             (CareTeamRead, "sharing"),
             (CareTeamInvite, "sharing"),
             (CareTeamAccept, "invited"),
@@ -170,7 +195,13 @@ fn database_allows(relation: Relation, consent: Consent, action: Action) -> bool
         CareTeamInvite | NotebookWrite | DeletionRecord => has("sharing"),
         SupportRequest => has("consented"),
         SupportAnswer => has("support"),
-        ConsentRecord => has("registering") || has("member"),
+        // Recording needs `collecting`; while the consent is withdrawn only a renewal (with a
+        // scan, by the registering facility) goes in.
+        ConsentRecord => has("collecting"),
+        ConsentRenew => has("registering") || has("collecting"),
+        // Every facility of the team reads the changes; with none recorded there is nothing to
+        // hide, and the database cannot show otherwise.
+        ConsentChanges => consent == Consent::None || has("registering") || has("member"),
         CareTeamRead => has("sharing") || has("emergency"),
         CareTeamAccept => has("invited"),
         CareTeamLeave => has("member"),
@@ -250,9 +281,10 @@ async fn attempt(conn: &mut PgConnection, sql: &str, patient: PatientId) -> Opti
                 .as_database_error()
                 .and_then(|d| d.code())
                 .map(|c| c.to_string());
-            // Refused by a policy or a guard (42501), or by the lack of anything to act on.
+            // Refused by a policy or a guard (42501), or by a rule of the schema (23514: a
+            // consent recorded while withdrawn without the renewal's scan).
             assert!(
-                matches!(code.as_deref(), Some("42501")),
+                matches!(code.as_deref(), Some("42501" | "23514")),
                 "{sql}: unexpected error {e}"
             );
             None
@@ -281,6 +313,7 @@ async fn database_decisions(
 ) -> Vec<(Action, bool)> {
     let mut su = superuser(app).await;
     let consents = total(&mut su, "consents", "patient_id", patient).await;
+    let changes = total(&mut su, "consent_changes", "patient_id", patient).await;
     let members = total(&mut su, "care_team_members", "patient_id", patient).await;
     let entries = total(&mut su, "entries", "patient_id", patient).await;
     let registering: uuid::Uuid =
@@ -333,8 +366,19 @@ async fn database_decisions(
                 "INSERT INTO consents (id, patient_id, registering_facility_id, facility_id,
                                        signer, details_enc, signed_on, recorded_by)
                  VALUES (gen_random_uuid(), $1, '{registering}', '{me}', 'patient', '\\x00',
-                         '2026-11-20', '{staff}')"
+                         (now() AT TIME ZONE 'Asia/Tokyo')::date, '{staff}')"
             ),
+            Action::ConsentRenew => format!(
+                "INSERT INTO consents (id, patient_id, registering_facility_id, facility_id,
+                                       signer, details_enc, signed_on, scan_object,
+                                       scan_media_type, scan_size, recorded_by)
+                 VALUES (gen_random_uuid(), $1, '{registering}', '{me}', 'patient', '\\x00',
+                         (now() AT TIME ZONE 'Asia/Tokyo')::date, 'consents/probe/scan',
+                         'image/png', 1, '{staff}')"
+            ),
+            Action::ConsentChanges => {
+                "SELECT count(*) FROM consent_changes WHERE patient_id = $1".into()
+            }
             Action::ConsentWithdraw => {
                 "SELECT count(*) FROM (SELECT FROM consents WHERE patient_id = $1 FOR UPDATE) c"
                     .into()
@@ -395,6 +439,7 @@ async fn database_decisions(
             // Seeing the patient and every one of their consents (or care-team rows).
             Action::ConsentRead | Action::ConsentWithdraw => visible && outcome == Some(consents),
             Action::CareTeamRead => visible && outcome == Some(members),
+            Action::ConsentChanges => outcome == Some(changes),
             // Every entry of the notebook, not just some shared in a request.
             Action::NotebookRead => entries > 0 && outcome == Some(entries),
             _ => outcome == Some(1),
@@ -449,6 +494,7 @@ async fn casbin_and_row_level_security_agree_on_every_cell() {
     for (consent, name) in [
         (Consent::Active, "同意 ある"),
         (Consent::Withdrawn, "撤回 した"),
+        (Consent::Renewed, "再同意 した"),
         (Consent::None, "同意 なし"),
     ] {
         let p = app
@@ -485,10 +531,33 @@ async fn casbin_and_row_level_security_agree_on_every_cell() {
         leave(&app.db, actor(&former.admin), &origin, p)
             .await
             .unwrap();
-        if consent == Consent::Withdrawn {
+        if matches!(consent, Consent::Withdrawn | Consent::Renewed) {
             withdraw_consent(&app.db, by_registering, &origin, p)
                 .await
                 .unwrap();
+        }
+        if consent == Consent::Renewed {
+            let recorded = record_consent(
+                &app.db,
+                &keyring,
+                &app.files,
+                by_registering,
+                &origin,
+                p,
+                ConsentForm {
+                    signer: Signer::Patient,
+                    signed_on: time::OffsetDateTime::now_utc()
+                        .to_offset(time::macros::offset!(+9))
+                        .date(),
+                    scope: ConsentScope::standard(),
+                },
+                Some(renrakucho_care::NewScan {
+                    bytes: renrakucho_testkit::PNG_1X1.to_vec(),
+                }),
+            )
+            .await
+            .unwrap();
+            assert!(recorded.renewal);
         }
         // An entry on every notebook, and (where consent allows sending anything) a support
         // request to the other hospital that shares none of them.
@@ -559,7 +628,13 @@ async fn casbin_and_row_level_security_agree_on_every_cell() {
     }
     // The last change of each patient has reached the server's authorizer.
     for (consent, p) in &patients {
-        settled(&app, &member.facility, *p, *consent == Consent::Active).await;
+        settled(
+            &app,
+            &member.facility,
+            *p,
+            matches!(consent, Consent::Active | Consent::Renewed),
+        )
+        .await;
         settled(&app, &emergency.facility, *p, true).await;
     }
 
@@ -610,7 +685,7 @@ async fn casbin_and_row_level_security_agree_on_every_cell() {
             }
         }
     }
-    assert_eq!(cells, places.len() * 3 * roles.len() * Action::ALL.len());
+    assert_eq!(cells, places.len() * 4 * roles.len() * Action::ALL.len());
 }
 
 #[tokio::test]

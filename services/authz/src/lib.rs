@@ -58,7 +58,9 @@ pub enum Action {
     PatientCardReissue,
     ConsentRead,
     ConsentRecord,
+    ConsentRenew,
     ConsentWithdraw,
+    ConsentChanges,
     CareTeamRead,
     CareTeamInvite,
     CareTeamAccept,
@@ -80,7 +82,9 @@ impl Action {
         Action::PatientCardReissue,
         Action::ConsentRead,
         Action::ConsentRecord,
+        Action::ConsentRenew,
         Action::ConsentWithdraw,
+        Action::ConsentChanges,
         Action::CareTeamRead,
         Action::CareTeamInvite,
         Action::CareTeamAccept,
@@ -102,7 +106,9 @@ impl Action {
             Action::PatientCardReissue => "patient.card_reissue",
             Action::ConsentRead => "consent.read",
             Action::ConsentRecord => "consent.record",
+            Action::ConsentRenew => "consent.renew",
             Action::ConsentWithdraw => "consent.withdraw",
+            Action::ConsentChanges => "consent.changes",
             Action::CareTeamRead => "care_team.read",
             Action::CareTeamInvite => "care_team.invite",
             Action::CareTeamAccept => "care_team.accept",
@@ -128,6 +134,10 @@ pub enum Relation {
     Consented,
     Emergency,
     Support,
+    /// An active facility of the care team while the consent is not withdrawn: may record one.
+    Collecting,
+    /// An active facility of the care team while the consent is withdrawn (renewal is due).
+    Withdrawn,
 }
 
 impl Relation {
@@ -139,6 +149,8 @@ impl Relation {
         Relation::Consented,
         Relation::Emergency,
         Relation::Support,
+        Relation::Collecting,
+        Relation::Withdrawn,
     ];
 
     /// The spelling in the policy file and in the database.
@@ -151,6 +163,8 @@ impl Relation {
             Relation::Consented => "consented",
             Relation::Emergency => "emergency",
             Relation::Support => "support",
+            Relation::Collecting => "collecting",
+            Relation::Withdrawn => "withdrawn",
         }
     }
 

@@ -1,6 +1,11 @@
 //! Consent (同意書, 第12条): recorded with who signed, when, the scope and a scan of the signed
 //! form; withdrawn, never deleted. Recording a consent is what opens the notebook to the care
 //! team's other facilities; a facility joining later reuses it (第12条 ただし書き).
+//!
+//! A withdrawal sticks (docs/adr/0014-consent-renewal.md): a consent recorded while the consent
+//! is withdrawn is a *renewal*, which only the registering facility records, with the scan of
+//! the newly signed form; no consent is signed before the latest withdrawal or in the future.
+//! The database enforces the same rules (trigger `consents_admission`).
 
 use renrakucho_core::{InvalidValue, PatientId, StaffId};
 use renrakucho_files::{sniff, FileStore, MediaKind};
@@ -132,6 +137,8 @@ pub struct Consent {
     #[serde(with = "time::serde::rfc3339::option")]
     pub withdrawn_at: Option<OffsetDateTime>,
     pub withdrawn_by_facility: Option<renrakucho_core::FacilityId>,
+    /// Recorded after a withdrawal, reopening the notebook to the care team.
+    pub renewal: bool,
 }
 
 /// The encrypted part of a consent.
@@ -166,8 +173,21 @@ fn scan_object(patient: PatientId, id: Uuid) -> String {
 /// The largest scan accepted.
 pub const MAX_SCAN_BYTES: usize = 20 * 1024 * 1024;
 
+/// What recording a consent did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Recorded {
+    pub id: Uuid,
+    /// It renewed a withdrawn consent.
+    pub renewal: bool,
+}
+
+fn japan_date(at: OffsetDateTime) -> Date {
+    at.to_offset(time::macros::offset!(+9)).date()
+}
+
 /// Records a signed consent, with its scan when given (a PDF, JPEG or PNG, told from its
-/// content). From then on, the care team's active members see the patient.
+/// content). From then on, the care team's active members see the patient. While the consent
+/// is withdrawn this is a renewal: the registering facility only, with the scan.
 #[allow(clippy::too_many_arguments)]
 pub async fn record_consent(
     db: &Database,
@@ -178,7 +198,7 @@ pub async fn record_consent(
     patient: PatientId,
     form: ConsentForm,
     scan: Option<NewScan>,
-) -> Result<Uuid, CareError> {
+) -> Result<Recorded, CareError> {
     let scan_kind = match &scan {
         None => None,
         Some(s) if s.bytes.len() > MAX_SCAN_BYTES => {
@@ -206,6 +226,40 @@ pub async fn record_consent(
         .await?
         .filter(|m| m.status == renrakucho_store::care_team::MemberStatus::Active)
         .ok_or(CareError::NotFound)?;
+    let relations = renrakucho_store::care_team::own_relations(&mut tx, patient).await?;
+    let renewal = relations.iter().any(|r| r == "withdrawn");
+    if renewal {
+        if membership.registering_facility != who.facility {
+            return Err(CareError::Forbidden(
+                "同意の撤回後の再同意は、対象者を登録した施設だけが記録できます / only the registering facility can record a renewed consent after a withdrawal".into(),
+            ));
+        }
+        if scan.is_none() {
+            return Err(InvalidValue::new(
+                "scan",
+                "同意の撤回後の再同意には、新たに署名された同意書のスキャンが必要です / a renewed consent needs the scan of the newly signed form",
+            )
+            .into());
+        }
+    }
+    // No consent is signed before the latest withdrawal (the registering facility and a
+    // sharing member see every consent; anyone else is refused above or by the database).
+    let latest_withdrawal = consents::of_patient(&mut tx, patient)
+        .await?
+        .into_iter()
+        .filter_map(|c| c.withdrawn_at)
+        .max();
+    if let Some(withdrawn) = latest_withdrawal.map(japan_date) {
+        if form.signed_on < withdrawn {
+            return Err(InvalidValue::new(
+                "signed_on",
+                format!(
+                    "署名日が同意の撤回日（{withdrawn}）より前です。撤回後に署名された同意書の日付を入力してください / the signing date precedes the withdrawal of consent on {withdrawn}"
+                ),
+            )
+            .into());
+        }
+    }
     let id = Uuid::now_v7();
     let details = serde_json::to_vec(&Details {
         signer: form.signer.clone(),
@@ -245,24 +299,61 @@ pub async fn record_consent(
         },
     )
     .await;
-    if let Err(e) = inserted {
-        if let Some(scan) = &scan_ref {
-            // Nothing refers to it: do not leave it behind.
-            let _ = files.delete(&scan.object).await;
+    let stored_renewal = match inserted {
+        Ok(renewal) => renewal,
+        Err(e) => {
+            if let Some(scan) = &scan_ref {
+                // Nothing refers to it: do not leave it behind.
+                let _ = files.delete(&scan.object).await;
+            }
+            return Err(refusal(e));
         }
-        return Err(e.into());
-    }
+    };
     record(
         &mut tx,
         who,
         origin,
-        "consent.record",
+        if stored_renewal {
+            "consent.renew"
+        } else {
+            "consent.record"
+        },
         Some(("patient", patient.as_uuid())),
         json!({ "consent": id, "signer": form.signer.kind(), "scan": scan_ref.is_some() }),
     )
     .await?;
     tx.commit().await?;
-    Ok(id)
+    Ok(Recorded {
+        id,
+        renewal: stored_renewal,
+    })
+}
+
+/// The database's own refusal of a consent, for the field it concerns (the checks above come
+/// first; this covers a change that raced them).
+fn refusal(e: renrakucho_store::StoreError) -> CareError {
+    match &e {
+        renrakucho_store::StoreError::Rule { constraint } if constraint == "consents_signed_on" => {
+            InvalidValue::new(
+                "signed_on",
+                "署名日は最新の同意撤回日以降、今日までの日付にしてください / the signing date must lie between the latest withdrawal and today",
+            )
+            .into()
+        }
+        renrakucho_store::StoreError::Rule { constraint }
+            if constraint == "consents_renewal_scan" =>
+        {
+            InvalidValue::new(
+                "scan",
+                "同意の撤回後の再同意には、新たに署名された同意書のスキャンが必要です / a renewed consent needs the scan of the newly signed form",
+            )
+            .into()
+        }
+        renrakucho_store::StoreError::Forbidden => CareError::Forbidden(
+            "この同意を記録する権限がありません / you may not record this consent".into(),
+        ),
+        _ => e.into(),
+    }
 }
 
 /// The patient's consents, decrypted; the read is audited.
@@ -314,6 +405,7 @@ fn decoded(c: StoredConsent, plain: &[u8]) -> Result<Consent, CareError> {
         scan_size: c.scan.as_ref().map(|s| s.size),
         withdrawn_at: c.withdrawn_at,
         withdrawn_by_facility: c.withdrawn_by_facility,
+        renewal: c.renewal,
     })
 }
 

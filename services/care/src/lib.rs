@@ -16,6 +16,7 @@ mod emergency;
 mod export;
 mod notebook;
 mod notifications;
+mod operations;
 mod patients;
 mod support;
 
@@ -45,6 +46,7 @@ pub use notifications::{
     digest_counts, digest_sent, digests_due, feed, in_quiet_hours, preferences, preferences_of,
     reaches, save_preferences, set_muted, DigestCounts, DigestDue, Notification, Preferences,
 };
+pub use operations::{acknowledge_platform_alert, platform_alerts};
 pub use patients::{
     find_patients, patient, register_patient, update_patient, NewPatient, Patient, PatientSummary,
 };

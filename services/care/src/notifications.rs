@@ -225,7 +225,8 @@ pub fn reaches(
 /// Something in the person's feed.
 #[derive(Debug, Clone, Serialize)]
 pub struct Notification {
-    /// `entry`, `reply`, `mention`, `invitation`, `support` or `card_locked`.
+    /// `entry`, `reply`, `mention`, `invitation`, `support`, `consent_recorded`,
+    /// `consent_renewed`, `consent_withdrawn` or `card_locked`.
     pub kind: &'static str,
     pub patient: PatientId,
     pub entry: Option<Uuid>,
@@ -318,6 +319,24 @@ pub async fn feed(
                 read: false,
             });
         }
+    }
+    // Consents recorded, renewed or withdrawn by other facilities of the care team (ADR 0014).
+    for c in renrakucho_store::consents::changes_since(&mut tx, since, 100).await? {
+        let (kind, priority) = match c.kind.as_str() {
+            "withdrawn" => ("consent_withdrawn", Priority::Urgent),
+            "renewed" => ("consent_renewed", Priority::ReplyRequested),
+            _ => ("consent_recorded", Priority::ReplyRequested),
+        };
+        out.push(Notification {
+            kind,
+            patient: PatientId::from_uuid(c.patient_id),
+            entry: None,
+            request: None,
+            priority,
+            from: Some(FacilityId::from_uuid(c.facility_id)),
+            at: c.changed_at,
+            read: false,
+        });
     }
     out.sort_by_key(|n| std::cmp::Reverse(n.at));
     record(

@@ -153,6 +153,14 @@ pub async fn authorize(
                 .authz
                 .allowed(&everyone, actor.facility, patient, Action::CareTeamAccept)
                 .await
+                .unwrap_or(false))
+        // A care-team facility that lost sight of the patient with the consent still knows
+        // them: a renewal it may not record is refused, not hidden.
+        || (action == Action::ConsentRenew
+            && state
+                .authz
+                .allowed(&everyone, actor.facility, patient, Action::ConsentChanges)
+                .await
                 .unwrap_or(false));
     tracing::info!(action = action.as_str(), "authorization denied");
     record_refusal(state, signed_in, actor, patient, action).await;
@@ -163,6 +171,30 @@ pub async fn authorize(
     } else {
         Err(ApiError::not_found())
     }
+}
+
+/// The check for recording a consent: `consent.record`, or — while the patient's consent is
+/// withdrawn, when only a renewal can be recorded — `consent.renew` (ADR 0014).
+pub async fn authorize_consent(
+    state: &AppState,
+    signed_in: &SignedIn,
+    patient: PatientId,
+) -> Result<StaffActor, ApiError> {
+    let actor = staff(signed_in)?;
+    let records = state
+        .authz
+        .allowed(
+            &roles(signed_in),
+            actor.facility,
+            patient,
+            Action::ConsentRecord,
+        )
+        .await
+        .unwrap_or(false);
+    if records {
+        return Ok(actor);
+    }
+    authorize(state, signed_in, patient, Action::ConsentRenew).await
 }
 
 /// Writes the refusal into the acting facility's audit chain. The patient ID is the one the

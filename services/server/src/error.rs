@@ -122,6 +122,15 @@ impl From<StoreError> for ApiError {
                 tracing::warn!("a write was refused by row-level security");
                 Self::not_found()
             }
+            // A rule the application should have checked first; the constraint's name only.
+            StoreError::Rule { constraint } => {
+                tracing::warn!(%constraint, "a write was refused by a rule of the schema");
+                Self::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "validation",
+                    "入力内容を受け付けられません / the request was refused by a rule of the system",
+                )
+            }
             e if e.is_unavailable() => {
                 tracing::error!(error = %e, "database unavailable");
                 Self::unavailable()

@@ -1,5 +1,5 @@
 //! Live notifications: every server process listens on `renrakucho_events` (new entries,
-//! support requests, invitations, emergency access: IDs and kinds only, announced by the
+//! support requests, invitations, emergency access, consent changes: IDs and kinds only, announced by the
 //! database through `private.announcements`) and passes each event to the people it concerns, over server-sent events. Who it
 //! concerns is decided
 //! here with the authorizer and the person's preferences (level, quiet hours, muted patients;
@@ -56,7 +56,7 @@ pub struct Announced {
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Live {
     /// `entry`, `reply`, `mention`, `invitation`, `support`, `answer`, `emergency`,
-    /// `card_locked`
+    /// `consent_recorded`, `consent_renewed`, `consent_withdrawn`, `card_locked`
     pub kind: &'static str,
     pub patient: Uuid,
     pub entry: Option<Uuid>,
@@ -225,6 +225,28 @@ pub async fn concerning(
                 request: None,
                 priority: Priority::Urgent,
                 link,
+            })
+        }
+        // A consent recorded, renewed or withdrawn by another facility: everyone of the care
+        // team is told (withdrawal at once, whatever their quiet hours: sharing stopped), with
+        // or without consent on file — what changed, never the form's content (ADR 0014).
+        "consent" if event.facility.is_some_and(|f| f != me) => {
+            let ours = authz
+                .allowed(person_roles, who.facility, patient, Action::ConsentChanges)
+                .await
+                .unwrap_or(false);
+            let (kind, priority) = match event.status.as_deref() {
+                Some("withdrawn") => ("consent_withdrawn", Priority::Urgent),
+                Some("renewed") => ("consent_renewed", Priority::ReplyRequested),
+                _ => ("consent_recorded", Priority::ReplyRequested),
+            };
+            (ours && renrakucho_care::reaches(prefs, priority, patient, now)).then(|| Live {
+                kind,
+                patient: event.patient,
+                entry: None,
+                request: None,
+                priority,
+                link: "/notifications".into(),
             })
         }
         _ => None,

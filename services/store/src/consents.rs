@@ -31,13 +31,16 @@ pub struct NewConsent<'a> {
     pub recorded_by: StaffId,
 }
 
-pub async fn insert(tx: &mut ScopedTx, new: &NewConsent<'_>) -> Result<(), StoreError> {
+/// Inserts the consent; returns whether the database recorded it as a renewal (it decides:
+/// a consent recorded while the consent is withdrawn).
+pub async fn insert(tx: &mut ScopedTx, new: &NewConsent<'_>) -> Result<bool, StoreError> {
     let facility = tx.scope().facility().ok_or(StoreError::Forbidden)?;
-    sqlx::query(
+    let renewal = sqlx::query_scalar(
         "INSERT INTO consents (id, patient_id, registering_facility_id, facility_id, signer,
                                details_enc, signed_on, scan_object, scan_media_type, scan_size,
                                recorded_by)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+         RETURNING renewal",
     )
     .bind(new.id)
     .bind(new.patient.as_uuid())
@@ -50,9 +53,9 @@ pub async fn insert(tx: &mut ScopedTx, new: &NewConsent<'_>) -> Result<(), Store
     .bind(new.scan.map(|s| s.media_type.as_str()))
     .bind(new.scan.map(|s| s.size))
     .bind(new.recorded_by.as_uuid())
-    .execute(tx.conn())
+    .fetch_one(tx.conn())
     .await?;
-    Ok(())
+    Ok(renewal)
 }
 
 /// A consent as stored: the details still encrypted.
@@ -70,6 +73,8 @@ pub struct StoredConsent {
     pub recorded_at: OffsetDateTime,
     pub withdrawn_at: Option<OffsetDateTime>,
     pub withdrawn_by_facility: Option<FacilityId>,
+    /// Recorded after a withdrawal (a renewal).
+    pub renewal: bool,
 }
 
 #[derive(sqlx::FromRow)]
@@ -87,6 +92,7 @@ struct Row {
     recorded_at: OffsetDateTime,
     withdrawn_at: Option<OffsetDateTime>,
     withdrawn_by_facility: Option<Uuid>,
+    renewal: bool,
 }
 
 impl From<Row> for StoredConsent {
@@ -111,13 +117,14 @@ impl From<Row> for StoredConsent {
             recorded_at: r.recorded_at,
             withdrawn_at: r.withdrawn_at,
             withdrawn_by_facility: r.withdrawn_by_facility.map(FacilityId::from_uuid),
+            renewal: r.renewal,
         }
     }
 }
 
 const COLUMNS: &str = "id, patient_id, facility_id, signer, details_enc, signed_on, scan_object, \
                        scan_media_type, scan_size, recorded_by, recorded_at, withdrawn_at, \
-                       withdrawn_by_facility";
+                       withdrawn_by_facility, renewal";
 
 /// The patient's consents visible in this scope, newest first.
 pub async fn of_patient(
@@ -176,4 +183,35 @@ pub async fn withdraw_all(
     .execute(tx.conn())
     .await?;
     Ok(done.rows_affected())
+}
+
+/// A consent change, as the care team's notifications show it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ConsentChange {
+    pub patient_id: Uuid,
+    /// `recorded`, `renewed` or `withdrawn`.
+    pub kind: String,
+    /// The facility that made it.
+    pub facility_id: Uuid,
+    pub changed_at: OffsetDateTime,
+}
+
+/// Consent changes made by other facilities since `since`, on patients whose care team the
+/// transaction's facility belongs to (registering or active member), newest first.
+pub async fn changes_since(
+    tx: &mut ScopedTx,
+    since: OffsetDateTime,
+    limit: i64,
+) -> Result<Vec<ConsentChange>, StoreError> {
+    let facility = tx.scope().facility().ok_or(StoreError::Forbidden)?;
+    Ok(sqlx::query_as(
+        "SELECT patient_id, kind, facility_id, changed_at FROM consent_changes
+          WHERE changed_at >= $1 AND facility_id <> $2
+          ORDER BY changed_at DESC LIMIT $3",
+    )
+    .bind(since)
+    .bind(facility.as_uuid())
+    .bind(limit)
+    .fetch_all(tx.conn())
+    .await?)
 }

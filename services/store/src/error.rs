@@ -10,6 +10,10 @@ pub enum StoreError {
     /// A reference to a row that does not exist (a foreign key, SQLSTATE 23503).
     #[error("missing reference on {constraint}")]
     MissingReference { constraint: String },
+    /// A rule of the schema refused the value (a CHECK or a guard trigger, SQLSTATE 23514);
+    /// the constraint name tells which, so the caller can name the field.
+    #[error("refused by rule {constraint}")]
+    Rule { constraint: String },
     /// Row-level security refused a write into another scope (SQLSTATE 42501).
     #[error("refused by row-level security")]
     Forbidden,
@@ -38,6 +42,11 @@ impl From<sqlx::Error> for StoreError {
                 Some("42501") => return StoreError::Forbidden,
                 // no_data_found, raised by our functions for "nothing to act on".
                 Some("P0002") => return StoreError::NotFound,
+                Some("23514") => {
+                    return StoreError::Rule {
+                        constraint: db.constraint().unwrap_or("check").to_string(),
+                    }
+                }
                 Some("23503") => {
                     return StoreError::MissingReference {
                         constraint: db.constraint().unwrap_or("foreign key").to_string(),

@@ -28,6 +28,7 @@ pub mod notebook;
 pub mod notifications;
 pub mod operators;
 pub mod patients;
+pub mod platform_alerts;
 mod pool;
 mod scope;
 pub mod sessions;

@@ -9,6 +9,7 @@ pub mod notebook_pages;
 pub mod openapi;
 pub mod pages;
 pub mod patients;
+pub mod platform;
 pub mod portal;
 
 use std::net::SocketAddr;
@@ -121,6 +122,11 @@ pub fn api() -> Router<AppState> {
         .route(
             "/staff/{id}/may-accept-invitations",
             put(admin::set_may_accept_invitations),
+        )
+        .route("/platform/alerts", get(platform::alerts))
+        .route(
+            "/platform/alerts/{id}/acknowledge",
+            post(platform::acknowledge),
         )
         .route("/openapi.json", get(openapi::document))
         .fallback(api_not_found)

@@ -967,6 +967,9 @@ async fn notifications_page(
                         "invitation" => "招待",
                         "support" => "支援依頼",
                         "card_locked" => "カード照会停止",
+                        "consent_recorded" => "同意",
+                        "consent_renewed" => "再同意",
+                        "consent_withdrawn" => "同意撤回",
                         _ => "記録",
                     },
                     read: n.read,
@@ -983,6 +986,16 @@ async fn notifications_page(
                         "card_locked" => format!(
                             "{name} のカードで緊急閲覧の本人確認が続けて失敗しました / repeated failed emergency identifications locked the card"
                         ),
+                        // A facility that no longer shares the patient sees no name.
+                        "consent_recorded" => "同意書が登録されました / a consent was recorded".into(),
+                        "consent_renewed" => {
+                            "再同意が登録され、連絡帳を再び閲覧できます / consent renewed: the notebook is shared again"
+                                .into()
+                        }
+                        "consent_withdrawn" => {
+                            "同意が撤回され、連絡帳の共有が止まりました / consent withdrawn: sharing stopped"
+                                .into()
+                        }
                         _ => format!("{name} の連絡帳"),
                     },
                 }

@@ -66,6 +66,8 @@ use crate::session::{FacilitySummary, WhoAmI};
         super::notebook::mute,
         super::admin::audit_log,
         super::admin::set_may_accept_invitations,
+        super::platform::alerts,
+        super::platform::acknowledge,
     ),
     components(schemas(
         ErrorBody,
@@ -80,6 +82,7 @@ use crate::session::{FacilitySummary, WhoAmI};
         super::patients::ConsentBody,
         super::patients::ConsentView,
         super::patients::Created,
+        super::patients::RecordedConsent,
         super::patients::MemberView,
         super::patients::InviteBody,
         super::patients::InvitationView,
@@ -105,6 +108,7 @@ use crate::session::{FacilitySummary, WhoAmI};
         super::notebook::MuteBody,
         super::admin::AuditView,
         super::admin::AcceptPermissionBody,
+        super::platform::AlertView,
     ))
 )]
 pub struct ApiDoc;

@@ -404,6 +404,7 @@ struct ConsentLine {
     scope: String,
     has_scan: bool,
     withdrawn: bool,
+    renewal: bool,
 }
 
 struct DirectoryLine {
@@ -430,6 +431,7 @@ struct Mays {
     update: bool,
     read_consent: bool,
     record_consent: bool,
+    renew_consent: bool,
     withdraw_consent: bool,
     read_team: bool,
     invite: bool,
@@ -461,6 +463,8 @@ struct PatientPage {
     may: Mays,
     consents: Vec<ConsentLine>,
     consent_on_file: bool,
+    /// A withdrawal on file and no consent after it: what can be recorded now is a renewal.
+    consent_withdrawn: bool,
     team: Vec<TeamMember>,
     directory: Vec<DirectoryLine>,
     today: String,
@@ -478,6 +482,7 @@ fn done_message(key: Option<&str>) -> Option<&'static str> {
         "registered" => "登録しました / Registered",
         "updated" => "修正しました / Saved",
         "consent" => "同意書を登録しました。ケアチームの施設が連絡帳を閲覧できます / Consent recorded: the care team now sees the notebook",
+        "consent_renewed" => "再同意を登録しました。ケアチームの施設が再び連絡帳を閲覧できます / Renewed consent recorded: the care team sees the notebook again",
         "withdrawn" => "同意の撤回を記録しました。登録施設以外は閲覧できなくなりました / Withdrawal recorded: only the registering facility sees the patient now",
         "invited" => "招待しました。相手の施設の承諾を待っています / Invited: waiting for the facility to accept",
         "removed" => "ケアチームから外しました / Removed from the care team",
@@ -510,6 +515,7 @@ async fn patient_page(
         (&mut may.update, Action::PatientUpdate),
         (&mut may.read_consent, Action::ConsentRead),
         (&mut may.record_consent, Action::ConsentRecord),
+        (&mut may.renew_consent, Action::ConsentRenew),
         (&mut may.withdraw_consent, Action::ConsentWithdraw),
         (&mut may.read_team, Action::CareTeamRead),
         (&mut may.invite, Action::CareTeamInvite),
@@ -622,6 +628,8 @@ async fn patient_page(
             primary_doctor: view.primary_doctor,
         },
         consent_on_file: consents.iter().any(|c| c.withdrawn_at.is_none()),
+        consent_withdrawn: consents.iter().any(|c| c.withdrawn_at.is_some())
+            && !consents.iter().any(|c| c.withdrawn_at.is_none()),
         consents: consents
             .into_iter()
             .map(|c| ConsentLine {
@@ -637,6 +645,7 @@ async fn patient_page(
                 scope: c.scope.as_str().to_string(),
                 has_scan: c.scan_media_type.is_some(),
                 withdrawn: c.withdrawn_at.is_some(),
+                renewal: c.renewal,
             })
             .collect(),
         team,
@@ -760,7 +769,7 @@ pub async fn record_consent(
     }
     let result = async {
         let pid = patient_id(&id)?;
-        let who = authorize(&state, &user, pid, Action::ConsentRecord).await?;
+        let who = crate::access::authorize_consent(&state, &user, pid).await?;
         let signer = match get("signer") {
             "family" => Signer::family(get("signer_name"), get("signer_relation"))?,
             "patient" => Signer::Patient,
@@ -773,7 +782,7 @@ pub async fn record_consent(
             }
         };
         let form = consent_form(signer, get("signed_on"), Some(get("scope")))?;
-        renrakucho_care::record_consent(
+        let recorded = renrakucho_care::record_consent(
             &state.db,
             &state.keyring,
             &state.files,
@@ -784,7 +793,11 @@ pub async fn record_consent(
             scan.map(|bytes| NewScan { bytes }),
         )
         .await?;
-        Ok::<_, ApiError>("consent")
+        Ok::<_, ApiError>(if recorded.renewal {
+            "consent_renewed"
+        } else {
+            "consent"
+        })
     }
     .await;
     after(&state, &origin, &user, &token, &id, result).await

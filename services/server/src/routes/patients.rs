@@ -285,20 +285,30 @@ pub struct Created {
     pub id: Uuid,
 }
 
+/// A consent just recorded.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RecordedConsent {
+    pub id: Uuid,
+    /// It renewed a withdrawn consent (the care team sees the notebook again).
+    pub renewal: bool,
+}
+
 /// Records a signed consent (第12条). From then on the care team's members see the notebook.
+/// While the consent is withdrawn, this is a renewal: only the registering facility records
+/// it, with the scan of the newly signed form, signed no earlier than the withdrawal (ADR 0014).
 #[utoipa::path(post, path = "/api/v1/patients/{id}/consents", tag = "consent",
     request_body = ConsentBody,
-    responses((status = 201, body = Created), (status = 404, body = ErrorBody),
-              (status = 422, body = ErrorBody)))]
+    responses((status = 201, body = RecordedConsent), (status = 403, body = ErrorBody),
+              (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn record_consent(
     State(state): State<AppState>,
     RequestOrigin(origin): RequestOrigin,
     signed_in: SignedIn,
     Path(id): Path<String>,
     ApiJson(body): ApiJson<ConsentBody>,
-) -> Result<(StatusCode, Json<Created>), ApiError> {
+) -> Result<(StatusCode, Json<RecordedConsent>), ApiError> {
     let id = patient_id(&id)?;
-    let who = authorize(&state, &signed_in, id, Action::ConsentRecord).await?;
+    let who = crate::access::authorize_consent(&state, &signed_in, id).await?;
     let signer = match body.signer {
         SignerBody::Patient => Signer::Patient,
         SignerBody::Family { name, relation } => Signer::family(&name, &relation)?,
@@ -321,7 +331,7 @@ pub async fn record_consent(
             Some(NewScan { bytes })
         }
     };
-    let consent = renrakucho_care::record_consent(
+    let recorded = renrakucho_care::record_consent(
         &state.db,
         &state.keyring,
         &state.files,
@@ -333,7 +343,13 @@ pub async fn record_consent(
     )
     .await?;
     crate::access::changed(&state, id).await;
-    Ok((StatusCode::CREATED, Json(Created { id: consent })))
+    Ok((
+        StatusCode::CREATED,
+        Json(RecordedConsent {
+            id: recorded.id,
+            renewal: recorded.renewal,
+        }),
+    ))
 }
 
 /// The error for a file over the configured limit.
@@ -366,6 +382,8 @@ pub struct ConsentView {
     pub scan_size: Option<i64>,
     #[serde(with = "time::serde::rfc3339::option")]
     pub withdrawn_at: Option<OffsetDateTime>,
+    /// Recorded after a withdrawal: a renewal.
+    pub renewal: bool,
 }
 
 impl From<renrakucho_care::Consent> for ConsentView {
@@ -387,6 +405,7 @@ impl From<renrakucho_care::Consent> for ConsentView {
             scan_media_type: c.scan_media_type,
             scan_size: c.scan_size,
             withdrawn_at: c.withdrawn_at,
+            renewal: c.renewal,
         }
     }
 }

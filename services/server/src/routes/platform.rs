@@ -1,0 +1,99 @@
+//! The platform operators' endpoints under `/api/v1/platform`: alerts that facilities' requests
+//! raised (IDs and counts, never patient content).
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::Json;
+use renrakucho_core::OperatorId;
+use renrakucho_identity::Principal;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use super::RequestOrigin;
+use crate::error::{ApiError, ErrorBody};
+use crate::session::SignedIn;
+use crate::state::AppState;
+
+/// The signed-in platform operator, or 403.
+pub fn operator(signed_in: &SignedIn) -> Result<OperatorId, ApiError> {
+    match signed_in.principal {
+        Principal::Operator { id } => Ok(id),
+        Principal::Staff { .. } => Err(ApiError::forbidden(
+            "運用者のみが行えます / only platform operators can do this",
+        )),
+    }
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct AlertQuery {
+    /// At most this many alerts, open ones first, newest first (1–500, default 100).
+    pub limit: Option<i64>,
+}
+
+/// An alert raised by a facility's request.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AlertView {
+    pub id: Uuid,
+    /// e.g. `value.unreadable`, `emergency.identification_failures`.
+    pub kind: String,
+    /// The facility whose request raised it.
+    pub facility_id: Option<Uuid>,
+    #[schema(value_type = Object)]
+    pub details: serde_json::Value,
+    #[serde(with = "time::serde::rfc3339")]
+    pub raised_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub last_raised_at: OffsetDateTime,
+    /// How often it was raised.
+    pub occurrences: i32,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub acknowledged_at: Option<OffsetDateTime>,
+}
+
+impl From<renrakucho_store::platform_alerts::Alert> for AlertView {
+    fn from(a: renrakucho_store::platform_alerts::Alert) -> Self {
+        Self {
+            id: a.id,
+            kind: a.kind,
+            facility_id: a.facility_id,
+            details: a.details,
+            raised_at: a.raised_at,
+            last_raised_at: a.last_raised_at,
+            occurrences: a.occurrences,
+            acknowledged_at: a.acknowledged_at,
+        }
+    }
+}
+
+/// Alerts for the platform operators.
+#[utoipa::path(get, path = "/api/v1/platform/alerts", tag = "platform", params(AlertQuery),
+    responses((status = 200, body = [AlertView]), (status = 403, body = ErrorBody)))]
+pub async fn alerts(
+    State(state): State<AppState>,
+    RequestOrigin(origin): RequestOrigin,
+    signed_in: SignedIn,
+    Query(query): Query<AlertQuery>,
+) -> Result<Json<Vec<AlertView>>, ApiError> {
+    let operator = operator(&signed_in)?;
+    let alerts =
+        renrakucho_care::platform_alerts(&state.db, operator, &origin, query.limit.unwrap_or(100))
+            .await?;
+    Ok(Json(alerts.into_iter().map(Into::into).collect()))
+}
+
+/// Marks an alert as seen.
+#[utoipa::path(post, path = "/api/v1/platform/alerts/{id}/acknowledge", tag = "platform",
+    responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn acknowledge(
+    State(state): State<AppState>,
+    RequestOrigin(origin): RequestOrigin,
+    signed_in: SignedIn,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let operator = operator(&signed_in)?;
+    let id = Uuid::parse_str(&id).map_err(|_| ApiError::not_found())?;
+    renrakucho_care::acknowledge_platform_alert(&state.db, operator, &origin, id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
