@@ -602,6 +602,31 @@ async fn the_database_holds_the_rule_against_the_runtime_role() {
     .await
     .unwrap_err();
     assert!(refused.contains("locked"), "{refused}");
+    // (The same insert with the trigger switched off goes through: the refusal above is the
+    // trigger's, not something else in the way.)
+    {
+        let mut su = superuser(&app).await;
+        sqlx::query("ALTER TABLE emergency_grants DISABLE TRIGGER emergency_grants_unlocked")
+            .execute(&mut su)
+            .await
+            .unwrap();
+        let mut tx = app.db.begin(scope).await.unwrap();
+        let planted = sqlx::query(
+            "INSERT INTO emergency_grants (id, facility_id, patient_id, opened_by, reason_enc,
+                                           expires_at)
+             SELECT gen_random_uuid(), current_facility_id(), $1, current_staff_id(), '\\x00',
+                    now() + interval '1 hour'",
+        )
+        .bind(net.patient)
+        .execute(&mut *tx.raw_connection_for_tests())
+        .await;
+        drop(tx);
+        sqlx::query("ALTER TABLE emergency_grants ENABLE TRIGGER emergency_grants_unlocked")
+            .execute(&mut su)
+            .await
+            .unwrap();
+        assert!(planted.is_ok(), "without the trigger: {planted:?}");
+    }
     // The lookup and the failure record need a staff member's context.
     let mut tx = app.db.begin(Scope::Facility(hospital)).await.unwrap();
     let refused = sqlx::query("SELECT * FROM emergency_identify('\\x00'::bytea)")
