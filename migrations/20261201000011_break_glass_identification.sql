@@ -176,6 +176,7 @@ CREATE FUNCTION public.emergency_identify(p_lookup bytea)
     SET search_path = pg_catalog, pg_temp
     AS $$
     DECLARE
+        nobody  constant uuid := '00000000-0000-0000-0000-000000000000';
         me      uuid := public.current_facility_id();
         staff   uuid := public.current_staff_id();
         v_card  uuid;
@@ -190,8 +191,11 @@ CREATE FUNCTION public.emergency_identify(p_lookup bytea)
         IF facility_locked_until IS NULL THEN
             SELECT c.patient_id, c.birth_check, c.issued_at INTO v_card, v_check, v_since
               FROM public.patient_cards c WHERE c.lookup = p_lookup;
-            IF v_card IS NOT NULL
-               AND private.identification_locked_until(NULL, v_card, v_since) IS NULL THEN
+            -- The lock is looked up for a number that names no card too (under a patient ID no
+            -- card has): the same statements either way.
+            IF private.identification_locked_until(
+                   NULL, coalesce(v_card, nobody), coalesce(v_since, now())) IS NULL
+               AND v_card IS NOT NULL THEN
                 patient_id := v_card;
                 birth_check := v_check;
             END IF;
@@ -232,9 +236,10 @@ CREATE FUNCTION public.emergency_identification_failed(p_lookup bytea)
         registering_facility_id := v_facility;
         SELECT count(*) INTO facility_failures FROM public.emergency_identification_failures f
          WHERE f.requesting_facility_id = me AND f.attempted_at > now() - interval '1 hour';
+        -- Counted for a number that names no card too (no row has the nil patient ID).
         SELECT count(*) INTO card_failures FROM public.emergency_identification_failures f
-         WHERE f.patient_id = v_card
-           AND f.attempted_at > greatest(now() - interval '1 hour', v_since);
+         WHERE f.patient_id = coalesce(v_card, '00000000-0000-0000-0000-000000000000'::uuid)
+           AND f.attempted_at > greatest(now() - interval '1 hour', coalesce(v_since, now()));
         -- The same record either way (the chain differs), so a known and an unknown number
         -- cost the caller the same.
         INSERT INTO public.audit_log (facility_id, seq, actor_kind, actor_id, action, outcome,
