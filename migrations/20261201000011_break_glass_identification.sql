@@ -16,7 +16,9 @@
 -- use (renrakucho_care::ensure_cards). The old card IDs (the patient's UUID) stop working.
 
 -- Owner-only flag of the functions below: `card_lookup` (every other definer function switches
--- it off again, like the earlier flags).
+-- it off again, like the earlier flags). The functions below switch every listed flag off and
+-- then set `card_lookup` themselves, so they keep working if a later migration restates this
+-- list without it (a later restatement must still name it, for the other functions to clear it).
 CREATE OR REPLACE FUNCTION private.definer_flags(p_on text) RETURNS void
     LANGUAGE plpgsql VOLATILE
     SET search_path = pg_catalog, pg_temp
@@ -183,7 +185,8 @@ CREATE FUNCTION public.emergency_identify(p_lookup bytea)
         v_check bytea;
         v_since timestamptz;
     BEGIN
-        PERFORM private.definer_flags('card_lookup');
+        PERFORM private.definer_flags(NULL);
+        PERFORM set_config('renrakucho.card_lookup', 'on', true);
         IF me IS NULL OR staff IS NULL OR p_lookup IS NULL THEN
             RAISE EXCEPTION 'identification needs a staff member''s context' USING ERRCODE = '42501';
         END IF;
@@ -222,7 +225,8 @@ CREATE FUNCTION public.emergency_identification_failed(p_lookup bytea)
         v_facility uuid;
         v_since    timestamptz;
     BEGIN
-        PERFORM private.definer_flags('card_lookup');
+        PERFORM private.definer_flags(NULL);
+        PERFORM set_config('renrakucho.card_lookup', 'on', true);
         IF me IS NULL OR staff IS NULL OR p_lookup IS NULL THEN
             RAISE EXCEPTION 'identification needs a staff member''s context' USING ERRCODE = '42501';
         END IF;
@@ -269,7 +273,8 @@ CREATE FUNCTION public.emergency_identification_status()
     DECLARE
         me uuid := public.current_facility_id();
     BEGIN
-        PERFORM private.definer_flags('card_lookup');
+        PERFORM private.definer_flags(NULL);
+        PERFORM set_config('renrakucho.card_lookup', 'on', true);
         IF me IS NULL THEN
             RAISE EXCEPTION 'no facility context' USING ERRCODE = '42501';
         END IF;
@@ -297,7 +302,8 @@ CREATE FUNCTION public.emergency_grants_unlocked() RETURNS trigger
         issued timestamptz;
         locked timestamptz;
     BEGIN
-        PERFORM private.definer_flags('card_lookup');
+        PERFORM private.definer_flags(NULL);
+        PERFORM set_config('renrakucho.card_lookup', 'on', true);
         SELECT c.issued_at INTO issued FROM public.patient_cards c WHERE c.patient_id = NEW.patient_id;
         locked := private.identification_locked_until(
             NEW.facility_id, CASE WHEN issued IS NOT NULL THEN NEW.patient_id END, issued);
