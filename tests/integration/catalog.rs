@@ -69,6 +69,7 @@ const POLICIES: &[(&str, &str, &str, &str)] = &[
     ("public.attachments", "attachments_upload", "INSERT", RUNTIME),
     ("public.attachments", "attachments_value_check", "SELECT", OWNER),
     ("public.audit_log", "audit_log_facility", "ALL", RUNTIME),
+    ("public.audit_log", "audit_log_identification", "ALL", OWNER),
     ("public.audit_log", "audit_log_platform", "ALL", "renrakucho_key_maintenance, renrakucho_platform"),
     ("public.care_team_members", "care_team_members_erasure", "DELETE", OWNER),
     ("public.care_team_members", "care_team_members_insert", "INSERT", RUNTIME),
@@ -100,6 +101,8 @@ const POLICIES: &[(&str, &str, &str, &str)] = &[
     ("public.emergency_grants", "emergency_grants_reencrypt", "ALL", OWNER),
     ("public.emergency_grants", "emergency_grants_update", "UPDATE", RUNTIME),
     ("public.emergency_grants", "emergency_grants_value_check", "SELECT", OWNER),
+    ("public.emergency_identification_failures", "emergency_identification_failures_record", "ALL", OWNER),
+    ("public.emergency_identification_failures", "emergency_identification_failures_registering", "SELECT", RUNTIME),
     ("public.entries", "entries_announce_read", "SELECT", OWNER),
     ("public.entries", "entries_edit", "UPDATE", RUNTIME),
     ("public.entries", "entries_erasure", "DELETE", OWNER),
@@ -128,6 +131,10 @@ const POLICIES: &[(&str, &str, &str, &str)] = &[
     ("public.patient_access", "patient_access_maintenance", "ALL", OWNER),
     ("public.patient_access", "patient_access_own", "SELECT", RUNTIME),
     ("public.patient_access", "patient_access_sync", "SELECT", ACCESS_SYNC),
+    ("public.patient_cards", "patient_cards_identify", "SELECT", OWNER),
+    ("public.patient_cards", "patient_cards_reencrypt", "ALL", OWNER),
+    ("public.patient_cards", "patient_cards_registering", "ALL", RUNTIME),
+    ("public.patient_cards", "patient_cards_value_check", "SELECT", OWNER),
     ("public.patient_mutes", "patient_mutes_erasure", "DELETE", OWNER),
     ("public.patient_mutes", "patient_mutes_erasure_read", "SELECT", OWNER),
     ("public.patient_mutes", "patient_mutes_own", "ALL", RUNTIME),
@@ -214,6 +221,7 @@ const FUNCTIONS: &[(&str, &str, &[&str])] = &[
     ("private.definer_flags(text)", PINNED, NOBODY),
     ("private.legacy_value_count()", PINNED, NOBODY),
     ("private.value_binding_guard()", PINNED, NOBODY),
+    ("private.identification_locked_until(uuid, uuid, timestamp with time zone)", PINNED, NOBODY),
     ("public.audit_log_link()", PINNED_PUBLIC, PUBLIC),
     ("public.audit_record_hash(audit_log)", SQL_BODY, PUBLIC),
     ("public.care_team_members_transition()", PINNED_PUBLIC, PUBLIC),
@@ -230,6 +238,10 @@ const FUNCTIONS: &[(&str, &str, &[&str])] = &[
     ("public.emergency_grants_guard()", PINNED_PUBLIC, PUBLIC),
     ("public.emergency_grants_reason_given()", PINNED_PUBLIC, PUBLIC),
     ("public.encrypted_column_binding(text, text)", SQL_BODY, PUBLIC),
+    ("public.emergency_grants_unlocked()", PINNED, NOBODY),
+    ("public.emergency_identification_failed(bytea)", PINNED, WEB),
+    ("public.emergency_identification_status()", PINNED, WEB),
+    ("public.emergency_identify(bytea)", PINNED, WEB),
     ("public.encrypted_column_owner(text, text)", SQL_BODY, PUBLIC),
     ("public.encrypted_values(text, text, uuid)", PINNED, KEYS),
     ("public.entries_announce()", PINNED, NOBODY),
@@ -251,6 +263,7 @@ const FUNCTIONS: &[(&str, &str, &[&str])] = &[
     ("public.master_key_epochs_forward()", PINNED_PUBLIC, PUBLIC),
     ("public.owner_flag(text)", SQL_BODY, PUBLIC),
     ("public.patient_access_changed()", PINNED, NOBODY),
+    ("public.patient_cards_revision()", PINNED_PUBLIC, PUBLIC),
     ("public.patients_revision()", PINNED_PUBLIC, PUBLIC),
     ("public.raise_platform_alert(text, text, jsonb)", PINNED, WEB),
     ("public.reencrypt_target()", SQL_BODY, PUBLIC),
@@ -381,6 +394,27 @@ const SECURITY_DEFINER: &[(&str, &str)] = &[
         "as entries_announce, for emergency access",
     ),
     (
+        "public.emergency_identify(bytea)",
+        "emergency identification (ADR 0018): the card a keyed lookup names, across \
+         facilities, for a staff member's context only, unless the caller's facility or the \
+         card is locked; returns the patient and the keyed birth check, nothing readable",
+    ),
+    (
+        "public.emergency_identification_failed(bytea)",
+        "records a failed identification (the card resolved from the lookup, never from the \
+         caller) and its audit record in the registering facility's (or the platform's) chain",
+    ),
+    (
+        "public.emergency_identification_status()",
+        "the caller's facility's own failure count and lockout, without the rows (which name \
+         patients)",
+    ),
+    (
+        "public.emergency_grants_unlocked()",
+        "refuses a grant while the opening facility or the patient's card is locked, counting \
+         every facility's failures",
+    ),
+    (
         "public.consents_announce()",
         "logs a consent change (recorded, renewed, withdrawn: IDs and kind) in consent_changes \
          for the care team's notifications and announces it, built from the row itself",
@@ -422,6 +456,7 @@ const RUNTIME_PRIVILEGES: &[&str] = &[
     "public.emergency_grants: SELECT, INSERT",
     "public.emergency_grants: UPDATE (ended_at, reason_enc, reviewed_at, reviewed_by, \
      reviewed_by_facility)",
+    "public.emergency_identification_failures: SELECT",
     "public.entries: SELECT, INSERT",
     "public.entries: UPDATE (body_enc, category, mentions, priority, updated_at, version, \
      vitals_enc, withdrawal_reason_enc, withdrawn_at, withdrawn_by)",
@@ -431,6 +466,8 @@ const RUNTIME_PRIVILEGES: &[&str] = &[
     "public.master_key_epochs: SELECT (master_key_id, state)",
     "public.notification_settings: SELECT, INSERT, UPDATE",
     "public.patient_access: SELECT",
+    "public.patient_cards: SELECT, INSERT",
+    "public.patient_cards: UPDATE (birth_check, issued_at, issued_by, lookup, number_enc)",
     "public.patient_mutes: SELECT, INSERT, DELETE",
     "public.patient_name_terms: SELECT, INSERT, DELETE",
     "public.patients: SELECT, INSERT",
@@ -1234,6 +1271,7 @@ async fn the_catalog_checks_notice_each_planted_fault() {
                      WHEN 'support_requests.question_enc' THEN 'patient_id'
                      WHEN 'support_requests.summary_enc' THEN 'patient_id'
                      WHEN 'support_requests.answer_enc' THEN 'id'
+                     WHEN 'patient_cards.number_enc' THEN 'patient_id'
                  END;
              END;
          -- And an entry's body no longer bound to its version.

@@ -171,6 +171,35 @@ async fn network() -> Network {
         .execute(&mut su)
         .await
         .unwrap();
+        // A failed emergency identification of the facility's own patient's card (a wrong date
+        // of birth): the record belongs to the card's registering facility.
+        let card = renrakucho_care::patient_card(
+            &app.db,
+            &keyring,
+            alice_writes.actor,
+            &origin,
+            patient.id,
+        )
+        .await
+        .unwrap();
+        let today = time::OffsetDateTime::now_utc().date();
+        let failed = renrakucho_care::open_emergency(
+            &app.db,
+            &keyring,
+            alice_writes.actor,
+            &origin,
+            renrakucho_care::EmergencyRequest {
+                card: renrakucho_core::CardNumber::parse(&card.number).unwrap(),
+                birth_date: renrakucho_core::BirthDate::parse("1950-05-05", today).unwrap(),
+                reason: renrakucho_care::EmergencyReason::parse("救急搬送時の確認のため").unwrap(),
+                duration: time::Duration::HOUR,
+            },
+        )
+        .await;
+        assert!(
+            matches!(failed, Err(renrakucho_care::CareError::NotIdentified)),
+            "{failed:?}"
+        );
     }
     // The network's blind-index key (no facility's) was created when the server started.
     Network { app, a, b }
@@ -488,6 +517,16 @@ fn insert_into(table: &str) -> Option<&'static str> {
         "public.patient_mutes" => {
             "INSERT INTO patient_mutes (staff_id, patient_id, facility_id)
              VALUES (gen_random_uuid(), (SELECT id FROM patients LIMIT 1), $1)"
+        }
+        "public.patient_cards" => {
+            "INSERT INTO patient_cards (patient_id, facility_id, lookup, birth_check, number_enc)
+             VALUES (coalesce((SELECT id FROM patients LIMIT 1), gen_random_uuid()), $1,
+                     sha256('x'), sha256('y'), '\\x00')"
+        }
+        "public.emergency_identification_failures" => {
+            "INSERT INTO emergency_identification_failures (facility_id, requesting_facility_id,
+                                                            staff_id)
+             VALUES ($1, $1, gen_random_uuid())"
         }
         "public.audit_log" => {
             "INSERT INTO audit_log (facility_id, actor_kind, action, outcome, prev_hash, hash)

@@ -4,6 +4,7 @@
 mod api;
 mod audit;
 mod boundary;
+mod break_glass;
 mod browser;
 mod cancellation;
 mod catalog;

@@ -2959,10 +2959,11 @@ async fn live_notifications_arrive_without_content_and_quiet_hours_hold_back_all
     // The hospital's doctor opens the notebook in an emergency: the care team hears of it at
     // once, through quiet hours, without the reason; the hospital is not told of itself.
     let reason = "救急搬送。意識障害あり、服薬歴の確認が必要";
+    let card = card_number(&app, &net.doctor_c, p).await;
     let response = net
         .outsider_c
         .post(app.url("/api/v1/emergency-access"))
-        .json(&json!({ "patient_id": p, "birth_date": "1940-01-15", "reason": reason }))
+        .json(&json!({ "card_number": card, "birth_date": "1940-01-15", "reason": reason }))
         .send()
         .await
         .unwrap();

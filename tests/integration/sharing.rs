@@ -77,6 +77,7 @@ fn grants(role: Role) -> Vec<(Action, &'static str)> {
         (PatientRead, "sharing"),
         (PatientRead, "emergency"),
         (PatientUpdate, "registering"),
+        (PatientCardReissue, "registering"),
         (ConsentRead, "sharing"),
         (ConsentRecord, "collecting"),
         (ConsentRenew, "registering"),
@@ -103,6 +104,7 @@ fn grants(role: Role) -> Vec<(Action, &'static str)> {
                     a,
                     PatientRegister
                         | PatientUpdate
+                        | PatientCardReissue
                         | ConsentRecord
                         | ConsentRenew
                         | ConsentWithdraw
@@ -125,6 +127,7 @@ fn grants(role: Role) -> Vec<(Action, &'static str)> {
             (PatientRegister, "anyone"),
             (PatientRead, "sharing"),
             (PatientUpdate, "registering"),
+            (PatientCardReissue, "registering"),
             (ConsentRead, "sharing"),
             (ConsentRecord, "collecting"),
             (ConsentRenew, "registering"),
@@ -151,6 +154,7 @@ fn grants(role: Role) -> Vec<(Action, &'static str)> {
             (PatientRegister, "anyone"),
             (PatientRead, "sharing"),
             (PatientUpdate, "registering"),
+            (PatientCardReissue, "registering"),
             (ConsentRead, "sharing"),
             (ConsentRecord, "collecting"),
             (ConsentRenew, "registering"),
@@ -167,6 +171,7 @@ fn grants(role: Role) -> Vec<(Action, &'static str)> {
             (CareTeamAccept, "invited"),
             (CareTeamLeave, "member"),
             (CareTeamRemove, "registering"),
+            (PatientCardReissue, "registering"),
         ],
         Role::CareTeamAcceptor => vec![(CareTeamAccept, "invited")],
     }
@@ -181,7 +186,7 @@ fn database_allows(relation: Relation, consent: Consent, action: Action) -> bool
     match action {
         PatientRegister | EmergencyOpen => true,
         PatientRead | NotebookRead => has("sharing") || has("emergency"),
-        PatientUpdate => has("registering"),
+        PatientUpdate | PatientCardReissue => has("registering"),
         // A facility that sees the patient in an emergency does not see consents; where none
         // was ever recorded there is nothing to hide, and the database cannot show otherwise.
         ConsentRead | ConsentWithdraw => {
@@ -352,6 +357,10 @@ async fn database_decisions(
             Action::PatientRead => "SELECT count(*) FROM patients WHERE id = $1".into(),
             Action::NotebookRead => "SELECT count(*) FROM entries WHERE patient_id = $1".into(),
             Action::PatientUpdate => "UPDATE patients SET updated_at = now() WHERE id = $1".into(),
+            Action::PatientCardReissue => {
+                "UPDATE patient_cards SET issued_at = now(), issued_by = NULL WHERE patient_id = $1"
+                    .into()
+            }
             Action::ConsentRead => "SELECT count(*) FROM consents WHERE patient_id = $1".into(),
             Action::ConsentRecord => format!(
                 "INSERT INTO consents (id, patient_id, registering_facility_id, facility_id,
@@ -598,13 +607,16 @@ async fn casbin_and_row_level_security_agree_on_every_cell() {
             .unwrap();
         }
         // An open emergency grant for the hospital (through the application, which checks the
-        // date of birth; the fixture patient was born on 1940-01-15).
+        // card number and the date of birth; the fixture patient was born on 1940-01-15).
+        let card = renrakucho_care::patient_card(&app.db, &keyring, by_registering, &origin, p)
+            .await
+            .unwrap();
         let opened = app
             .client_for(&emergency.facility, "admin")
             .await
             .post(app.url("/api/v1/emergency-access"))
             .json(&serde_json::json!({
-                "patient_id": p.as_uuid(),
+                "card_number": card.number,
                 "birth_date": "1940-01-15",
                 "reason": "救急搬送時に既往歴と服薬を確認するため",
             }))

@@ -688,15 +688,31 @@ async fn emergency_access_is_confirmed_by_birth_date_read_only_reviewed_and_ende
     let er = app.client_for(&hospital, "doctor").await;
     let open_url = app.url("/api/v1/emergency-access");
     let show_url = patient_url(&app, patient, "");
+    let card = card_number(&app, &app.client_for(&reg, "doctor").await, patient).await;
 
-    // The wrong date of birth opens nothing, and the attempt is on the hospital's record.
+    // The patient's ID is not what the card carries any more.
     let response = er
         .post(&open_url)
-        .json(&json!({ "patient_id": patient, "birth_date": "1950-02-02", "reason": REASON }))
+        .json(&json!({ "card_number": patient, "birth_date": BIRTH_DATE, "reason": REASON }))
         .send()
         .await
         .unwrap();
-    assert_eq!(failure(response).await, not_found());
+    invalid(
+        response,
+        "card_number",
+        "a patient ID where the card number goes",
+    )
+    .await;
+
+    // The wrong date of birth opens nothing, and the attempt is on the hospital's record,
+    // without naming the patient.
+    let response = er
+        .post(&open_url)
+        .json(&json!({ "card_number": card, "birth_date": "1950-02-02", "reason": REASON }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(failure(response).await.status, 404);
     assert_eq!(
         failure(er.get(&show_url).send().await.unwrap()).await,
         not_found()
@@ -706,13 +722,20 @@ async fn emergency_access_is_confirmed_by_birth_date_read_only_reviewed_and_ende
     assert!(
         records.iter().any(|r| r["action"] == "emergency.open"
             && r["outcome"] == "denied"
-            && r["target_id"] == patient.to_string()),
+            && r["target_id"].is_null()),
         "the denied attempt is audited"
+    );
+    assert!(
+        !records
+            .iter()
+            .filter(|r| r["action"].as_str().unwrap_or("").starts_with("emergency."))
+            .any(|r| r.to_string().contains(&patient.to_string())),
+        "the hospital's record does not say the number named a patient"
     );
 
     let response = er
         .post(&open_url)
-        .json(&json!({ "patient_id": patient, "birth_date": BIRTH_DATE, "reason": "急ぎ" }))
+        .json(&json!({ "card_number": card, "birth_date": BIRTH_DATE, "reason": "急ぎ" }))
         .send()
         .await
         .unwrap();
@@ -721,7 +744,7 @@ async fn emergency_access_is_confirmed_by_birth_date_read_only_reviewed_and_ende
     let pharmacist = app.client_for(&hospital, "pharm").await;
     let response = pharmacist
         .post(&open_url)
-        .json(&json!({ "patient_id": patient, "birth_date": BIRTH_DATE, "reason": REASON }))
+        .json(&json!({ "card_number": card, "birth_date": BIRTH_DATE, "reason": REASON }))
         .send()
         .await
         .unwrap();
@@ -729,7 +752,7 @@ async fn emergency_access_is_confirmed_by_birth_date_read_only_reviewed_and_ende
 
     let response = er
         .post(&open_url)
-        .json(&json!({ "patient_id": patient, "birth_date": BIRTH_DATE, "reason": REASON }))
+        .json(&json!({ "card_number": card, "birth_date": BIRTH_DATE, "reason": REASON }))
         .send()
         .await
         .unwrap();
@@ -845,10 +868,11 @@ async fn emergency_access_is_confirmed_by_birth_date_read_only_reviewed_and_ende
     assert!(!ended["ended_at"].is_null());
 }
 
-/// Guessing patient IDs is what the date of birth guards against, and every guess belongs on
-/// the record: an ID that names no patient at all is audited as denied too, like a wrong date.
+/// Guessing card numbers is what the date of birth guards against, and every guess belongs on
+/// the record: a number that names no patient at all is audited as denied too, like a wrong
+/// date (break_glass.rs has the rest).
 #[tokio::test]
-async fn emergency_access_for_an_unknown_patient_id_is_audited_as_denied() {
+async fn emergency_access_for_an_unknown_card_number_is_audited_as_denied() {
     let app = spawn_app().await;
     let hospital = app.seed_facility("EMG-GUESS", FacilityKind::Hospital).await;
     app.seed_staff(
@@ -859,20 +883,23 @@ async fn emergency_access_for_an_unknown_patient_id_is_audited_as_denied() {
     )
     .await;
     let client = app.client_for(&hospital, "admin").await;
-    let guess = Uuid::new_v4();
     let response = client
         .post(app.url("/api/v1/emergency-access"))
-        .json(&json!({ "patient_id": guess, "birth_date": BIRTH_DATE, "reason": REASON }))
+        .json(&json!({ "card_number": "0000-0000-0000-0000", "birth_date": BIRTH_DATE, "reason": REASON }))
         .send()
         .await
         .unwrap();
-    assert_eq!(failure(response).await, not_found());
+    let refused = failure(response).await;
+    assert_eq!(
+        (refused.status, refused.code.as_str()),
+        (404, "not_identified")
+    );
     let records = audit_of(&app, &client).await;
     assert!(
         records.iter().any(|r| r["action"] == "emergency.open"
             && r["outcome"] == "denied"
-            && r["target_id"] == guess.to_string()),
-        "a guessed patient ID is audited as a denied emergency access"
+            && r["target_id"].is_null()),
+        "a guessed card number is audited as a denied emergency access"
     );
 }
 
@@ -931,10 +958,11 @@ async fn a_deletion_request_erases_the_patient_everywhere() {
     let nurse = app.client_for(&m, "nurse").await;
     eventually(&nurse, &show_url, 200).await;
     // An emergency grant too, so that every kind of row exists.
+    let card = card_number(&app, &reg_client, patient).await;
     let er = app.client_for(&hospital, "doctor").await;
     let response = er
         .post(app.url("/api/v1/emergency-access"))
-        .json(&json!({ "patient_id": patient, "birth_date": BIRTH_DATE, "reason": REASON }))
+        .json(&json!({ "card_number": card, "birth_date": BIRTH_DATE, "reason": REASON }))
         .send()
         .await
         .unwrap();
@@ -997,6 +1025,7 @@ async fn a_deletion_request_erases_the_patient_everywhere() {
         ("patient_name_terms", "patient_id"),
         ("patient_access", "patient_id"),
         ("emergency_grants", "patient_id"),
+        ("patient_cards", "patient_id"),
     ] {
         let n: i64 =
             sqlx::query_scalar(&format!("SELECT count(*) FROM {table} WHERE {column} = $1"))

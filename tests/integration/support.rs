@@ -137,6 +137,20 @@ pub async fn superuser(app: &TestApp) -> PgConnection {
     app.database.superuser_options().connect().await.unwrap()
 }
 
+/// The number on the patient's card, as the registering facility reads it to print the card.
+pub async fn card_number(app: &TestApp, registering: &Client, patient: Uuid) -> String {
+    let response = registering
+        .get(patient_url(app, patient, "/card"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "reading the patient's card");
+    json_of(response).await["number"]
+        .as_str()
+        .expect("the card number")
+        .to_string()
+}
+
 /// The facility's audit records, newest first, as its administrator reads them.
 pub async fn audit_of(app: &TestApp, admin: &Client) -> Vec<Value> {
     let response = admin

@@ -450,9 +450,10 @@ async fn one_corrupt_value_leaves_every_listing_working_with_a_marker() {
         (c.clone(), format!("entries.body_enc/{broken_entry}")),
         (b.clone(), format!("entries.body_enc/{reply}")),
         (c.clone(), format!("entries.body_enc/{reply}")),
+        // A history value is bound to (entry, version) (ADR 0016): the alert names the entry.
         (
             c.clone(),
-            format!("entry_versions.body_enc/{first_version}"),
+            format!("entry_versions.body_enc/{}", t.b_entries[0]),
         ),
         (
             b.clone(),

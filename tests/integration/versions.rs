@@ -341,11 +341,25 @@ async fn every_earlier_value_put_back_into_its_row_is_refused() {
                     later + 1
                 );
                 set(&mut su, &put, e, &history[earlier][i]).await;
-                refused(
-                    c.entry(&c.keyring, p, e).await,
-                    "entry_versions",
-                    column,
-                    Problem::Tampered,
+                // The history is a listing: the entry reads, and that version is marked
+                // unreadable (ADR 0017) — never shown with the earlier version's text.
+                let detail = c
+                    .entry(&c.keyring, p, e)
+                    .await
+                    .expect("the entry reads, its history marks the broken version");
+                assert!(
+                    detail.versions[later].readable().is_none(),
+                    "entry_versions.{column}: version {} put back from version {} must not read",
+                    later + 1,
+                    earlier + 1
+                );
+                assert!(
+                    detail
+                        .versions
+                        .iter()
+                        .enumerate()
+                        .all(|(n, v)| n == later || v.readable().is_some()),
+                    "the other versions still read"
                 );
                 set(&mut su, &put, e, &history[later][i]).await;
             }

@@ -1,16 +1,23 @@
 //! Emergency access (break-glass), as the Japanese guideline for medical information systems
 //! asks: a doctor or nurse of a facility outside the care team opens a patient's notebook
-//! read-only for a limited time after stating a reason. The patient is named by the ID on the
-//! patient's card and confirmed by the date of birth, so that nobody can find patients by
-//! trying IDs. The care team sees every grant at once and reviews it; the grant ends by itself.
+//! read-only for a limited time after stating a reason. The patient is named by the number on
+//! the patient's card (a random number of its own) and confirmed by the date of birth. Failed
+//! identifications are counted in the database: five within an hour lock the asking facility
+//! and the card; each is recorded in the registering facility's audit chain, and a locked card
+//! is announced to it and to the platform's operators (docs/adr/0018). The care team sees every
+//! grant at once and reviews it; the grant ends by itself.
 
-use renrakucho_core::{BirthDate, FacilityId, InvalidValue, PatientId, PatientProfile, StaffId};
+use rand::RngCore;
+use renrakucho_core::{
+    BirthDate, CardNumber, FacilityId, InvalidValue, PatientId, PatientProfile, StaffId,
+};
 use renrakucho_keyring::{Binding, KeyOwner, Keyring};
-use renrakucho_store::audit::Origin;
-use renrakucho_store::emergency::{self, StoredGrant};
-use renrakucho_store::{care_team, facilities, patients, Database};
+use renrakucho_store::audit::{self as store_audit, Actor, AuditEvent, Origin, Outcome};
+use renrakucho_store::emergency::{self, NewCard, StoredGrant};
+use renrakucho_store::{care_team, facilities, patients, Database, Scope, ScopedTx};
 use serde::Serialize;
 use serde_json::json;
+use subtle::{Choice, ConstantTimeEq};
 use time::OffsetDateTime;
 use unicode_normalization::UnicodeNormalization;
 use uuid::Uuid;
@@ -18,6 +25,10 @@ use uuid::Uuid;
 use crate::audit::{record, refused};
 use crate::patients::{binding, text};
 use crate::{CareError, StaffActor};
+
+/// Failed identifications within an hour before the asking facility, or the card, is locked
+/// (the database's rule, `private.identification_locked_until`, restated for messages).
+pub const IDENTIFICATION_LIMIT: i32 = 5;
 
 /// Why the notebook is opened, in the words of the person opening it (10–500 characters).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -45,9 +56,9 @@ impl EmergencyReason {
 /// A request to open a patient's notebook in an emergency.
 #[derive(Debug, Clone)]
 pub struct EmergencyRequest {
-    /// The ID on the patient's card.
-    pub patient: PatientId,
-    /// Confirms the ID: a mistyped or guessed ID with the wrong date opens nothing.
+    /// The number on the patient's card.
+    pub card: CardNumber,
+    /// Confirms the number: a mistyped or guessed number with the wrong date opens nothing.
     pub birth_date: BirthDate,
     pub reason: EmergencyReason,
     /// How long the grant lasts (the server's setting, 24 hours by default).
@@ -89,8 +100,29 @@ fn reason_binding(patient: PatientId, id: Uuid) -> Binding<'static> {
     }
 }
 
-/// Opens the notebook for the actor's facility. `NotFound` when the ID and the date of birth
-/// do not name a patient together (the attempt is audited as denied), `Conflict` when the
+/// Where a card number is stored: the patient's card, at its revision (one more at every
+/// re-issue, so an earlier card's number put back into the row does not decrypt).
+fn card_binding(patient: PatientId, revision: i64) -> Binding<'static> {
+    Binding {
+        owner: KeyOwner::Patient(patient),
+        table: "patient_cards",
+        column: "number_enc",
+        row: patient.as_uuid(),
+        version: crate::bound_version(revision),
+    }
+}
+
+/// What a number that names no card is compared with: the same 32-byte comparison as for a
+/// real card, against a value no check can equal (the result is also masked by "found").
+const DECOY_CHECK: [u8; 32] = [0; 32];
+
+/// Opens the notebook for the actor's facility.
+///
+/// `NotIdentified` when the number and the date of birth do not name a patient together —
+/// whether the number is unknown, the date wrong or the card locked: the same answer, after
+/// the same work. The failure is counted, audited in the asking facility's chain (without the
+/// patient) and in the registering facility's (by the database). `Locked` when the asking
+/// facility has failed too often within the hour (nothing is looked up); `Conflict` when the
 /// facility already sees the patient.
 pub async fn open_emergency(
     db: &Database,
@@ -99,30 +131,47 @@ pub async fn open_emergency(
     origin: &Origin,
     request: EmergencyRequest,
 ) -> Result<EmergencyGrant, CareError> {
-    let opened = try_open(db, keyring, who, origin, &request).await;
-    if let Err(CareError::NotFound) = opened {
+    let mut tx = db.begin(who.scope()).await?;
+    let index = keyring.blind_index_key(&mut tx).await?;
+    let lookup = index.card_lookup(request.card.canonical());
+    let found = emergency::identify(&mut tx, &lookup).await?;
+    if let Some(until) = found.facility_locked_until {
         refused(
-            db.begin(who.scope()).await?,
+            tx,
             who,
             origin,
             "emergency.open",
-            Some(("patient", request.patient.as_uuid())),
-            json!({ "why": "no patient with this ID and date of birth" }),
+            None,
+            json!({ "why": "facility locked out after repeated failed identifications",
+                    "locked_until": until.unix_timestamp() }),
         )
         .await?;
+        return Err(CareError::Locked { until });
     }
-    opened
-}
-
-async fn try_open(
-    db: &Database,
-    keyring: &Keyring,
-    who: StaffActor,
-    origin: &Origin,
-    request: &EmergencyRequest,
-) -> Result<EmergencyGrant, CareError> {
-    let patient = request.patient;
-    let mut tx = db.begin(who.scope()).await?;
+    // The same work whether or not the number named a card: one keyed hash, one comparison of
+    // 32 bytes in constant time, the outcome masked by whether a card was found.
+    let candidate = found.patient_id.unwrap_or(Uuid::nil());
+    let check = index.birth_check(candidate, &request.birth_date.date().to_string());
+    let stored = found.birth_check.as_deref().unwrap_or(&DECOY_CHECK);
+    let same = stored.ct_eq(&check) & Choice::from(u8::from(found.patient_id.is_some()));
+    let patient = match found.patient_id {
+        Some(id) if bool::from(same) => PatientId::from_uuid(id),
+        _ => {
+            let failure = emergency::identification_failed(&mut tx, &lookup).await?;
+            alert_operators(&mut tx, who, &failure).await?;
+            refused(
+                tx,
+                who,
+                origin,
+                "emergency.open",
+                None,
+                json!({ "why": "no patient with this card number and date of birth",
+                        "failures_within_hour": failure.facility_failures }),
+            )
+            .await?;
+            return Err(CareError::NotIdentified);
+        }
+    };
     let relations = care_team::own_relations(&mut tx, patient).await?;
     if relations.iter().any(|r| r == "sharing") {
         return Err(CareError::Conflict(
@@ -131,29 +180,13 @@ async fn try_open(
     }
     let id = Uuid::now_v7();
     let grant = emergency::open(&mut tx, id, patient, who.staff, request.duration).await?;
-    // The grant makes the patient visible to this transaction: confirm the date of birth before
-    // anything else is read. A mismatch rolls the grant back.
-    let stored = patients::get(&mut tx, patient).await?;
-    let keys = keyring
-        .owner_keys(&mut tx, KeyOwner::Patient(patient))
+    let reason_enc = keyring
+        .encrypt(
+            &mut tx,
+            &reason_binding(patient, id),
+            request.reason.as_str().as_bytes(),
+        )
         .await?;
-    let profile: PatientProfile = text(
-        &keys
-            .decrypt(
-                &mut tx,
-                &binding(patient, "profile_enc", stored.revision),
-                &stored.profile_enc,
-            )
-            .await?,
-        "profile",
-    )?;
-    if profile.birth_date != request.birth_date {
-        return Err(CareError::NotFound);
-    }
-    let reason_enc = keys.encrypt(
-        &reason_binding(patient, id),
-        request.reason.as_str().as_bytes(),
-    )?;
     emergency::give_reason(&mut tx, id, &reason_enc).await?;
     record(
         &mut tx,
@@ -184,6 +217,341 @@ async fn try_open(
         open: true,
         ours: true,
     })
+}
+
+/// The platform's operators hear of a card locked by failures (someone is guessing a real
+/// patient's date of birth) and of a facility locked out (someone is guessing numbers). IDs and
+/// counts only.
+async fn alert_operators(
+    tx: &mut ScopedTx,
+    who: StaffActor,
+    failure: &emergency::Failure,
+) -> Result<(), CareError> {
+    if let (Some(patient), Some(registering)) =
+        (failure.patient_id, failure.registering_facility_id)
+    {
+        if failure.card_failures == IDENTIFICATION_LIMIT {
+            crate::alerts::raise(
+                tx,
+                "emergency_identification.card_locked",
+                &format!("card:{patient}:{}", failure.failure_id),
+                json!({ "patient": patient, "registering_facility": registering,
+                        "requesting_facility": who.facility, "failures": failure.card_failures }),
+            )
+            .await?;
+        }
+    }
+    if failure.facility_failures == IDENTIFICATION_LIMIT {
+        crate::alerts::raise(
+            tx,
+            "emergency_identification.facility_locked",
+            &format!("facility:{}:{}", who.facility, failure.failure_id),
+            json!({ "facility": who.facility, "staff": who.staff,
+                    "failures": failure.facility_failures }),
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// The asking facility's own failed identifications within the hour and its lockout, as its
+/// people (and its administrator) see them.
+#[derive(Debug, Clone, Serialize)]
+pub struct IdentificationStatus {
+    pub failures_within_hour: i32,
+    pub limit: i32,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub locked_until: Option<OffsetDateTime>,
+}
+
+pub async fn identification_status(
+    db: &Database,
+    who: StaffActor,
+    origin: &Origin,
+) -> Result<IdentificationStatus, CareError> {
+    let mut tx = db.begin(who.scope()).await?;
+    let (failures, locked_until) = emergency::identification_status(&mut tx).await?;
+    record(
+        &mut tx,
+        who,
+        origin,
+        "emergency.status",
+        None,
+        json!({ "failures_within_hour": failures, "locked": locked_until.is_some() }),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(IdentificationStatus {
+        failures_within_hour: failures,
+        limit: IDENTIFICATION_LIMIT,
+        locked_until,
+    })
+}
+
+// Cards ------------------------------------------------------------------------------------------
+
+/// A failed identification of the patient's card, as the registering facility sees it.
+#[derive(Debug, Clone, Serialize)]
+pub struct CardAttempt {
+    pub facility: FacilityId,
+    pub facility_name: Option<String>,
+    pub staff: StaffId,
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+}
+
+/// The patient's card, for the registering facility to print, with the failed identifications
+/// of the last day and the lock they put on it.
+#[derive(Debug, Clone, Serialize)]
+pub struct PatientCard {
+    pub patient: PatientId,
+    /// As printed: four groups of four characters.
+    pub number: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub issued_at: OffsetDateTime,
+    pub failures_within_hour: i64,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub locked_until: Option<OffsetDateTime>,
+    pub recent_failures: Vec<CardAttempt>,
+}
+
+fn new_number() -> CardNumber {
+    let mut bytes = [0u8; renrakucho_core::card::CARD_RANDOM_BYTES];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    CardNumber::from_random(bytes)
+}
+
+/// Issues (or re-issues) the patient's card in the transaction of the registering facility:
+/// a fresh random number, stored by its keyed hash and encrypted with the patient's key.
+pub(crate) async fn issue_card(
+    tx: &mut ScopedTx,
+    keyring: &Keyring,
+    patient: PatientId,
+    birth_date: BirthDate,
+    issued_by: Option<StaffId>,
+) -> Result<(CardNumber, OffsetDateTime), CareError> {
+    let number = new_number();
+    let revision = emergency::card(tx, patient)
+        .await?
+        .map_or(1, |card| card.revision + 1);
+    let index = keyring.blind_index_key(tx).await?;
+    let lookup = index.card_lookup(number.canonical());
+    let check = index.birth_check(patient.as_uuid(), &birth_date.date().to_string());
+    let number_enc = keyring
+        .encrypt(
+            tx,
+            &card_binding(patient, revision),
+            number.canonical().as_bytes(),
+        )
+        .await?;
+    let issued_at = emergency::put_card(
+        tx,
+        &NewCard {
+            patient,
+            lookup: &lookup,
+            birth_check: &check,
+            number_enc: &number_enc,
+            revision,
+            issued_by,
+        },
+    )
+    .await?;
+    Ok((number, issued_at))
+}
+
+/// After the date of birth was corrected: the card confirms the new date.
+pub(crate) async fn card_birth_changed(
+    tx: &mut ScopedTx,
+    keyring: &Keyring,
+    patient: PatientId,
+    birth_date: BirthDate,
+) -> Result<(), CareError> {
+    let index = keyring.blind_index_key(tx).await?;
+    let check = index.birth_check(patient.as_uuid(), &birth_date.date().to_string());
+    if !emergency::set_birth_check(tx, patient, &check).await? {
+        issue_card(tx, keyring, patient, birth_date, None).await?;
+    }
+    Ok(())
+}
+
+async fn birth_date_of(
+    tx: &mut ScopedTx,
+    keyring: &Keyring,
+    patient: PatientId,
+) -> Result<(renrakucho_store::patients::StoredPatient, BirthDate), CareError> {
+    let stored = patients::get(tx, patient).await?;
+    let profile: PatientProfile = text(
+        &keyring
+            .decrypt(
+                tx,
+                &binding(patient, "profile_enc", stored.revision),
+                &stored.profile_enc,
+            )
+            .await?,
+        "profile",
+    )?;
+    Ok((stored, profile.birth_date))
+}
+
+async fn card_view(
+    tx: &mut ScopedTx,
+    patient: PatientId,
+    number: CardNumber,
+    issued_at: OffsetDateTime,
+) -> Result<PatientCard, CareError> {
+    let now = OffsetDateTime::now_utc();
+    let failures =
+        emergency::card_failures(tx, Some(patient), now - time::Duration::DAY, 100).await?;
+    let hour_ago = now - time::Duration::HOUR;
+    let within: Vec<&emergency::CardFailure> = failures
+        .iter()
+        .filter(|f| f.attempted_at > hour_ago)
+        .collect();
+    let locked_until = within
+        .get(IDENTIFICATION_LIMIT as usize - 1)
+        .map(|f| f.attempted_at + time::Duration::HOUR);
+    let ids: Vec<FacilityId> = failures
+        .iter()
+        .map(|f| FacilityId::from_uuid(f.facility_id))
+        .collect();
+    let directory = facilities::directory(tx, Some(&ids), None).await?;
+    Ok(PatientCard {
+        patient,
+        number: number.printed(),
+        issued_at,
+        failures_within_hour: within.len() as i64,
+        locked_until,
+        recent_failures: failures
+            .iter()
+            .map(|f| CardAttempt {
+                facility: FacilityId::from_uuid(f.facility_id),
+                facility_name: directory
+                    .iter()
+                    .find(|d| d.id.as_uuid() == f.facility_id)
+                    .map(|d| d.name.clone()),
+                staff: StaffId::from_uuid(f.staff_id),
+                at: f.attempted_at,
+            })
+            .collect(),
+    })
+}
+
+/// The patient's card, for the registering facility (anyone else: `NotFound`). A patient
+/// registered before cards existed gets one now. Audited.
+pub async fn patient_card(
+    db: &Database,
+    keyring: &Keyring,
+    who: StaffActor,
+    origin: &Origin,
+    patient: PatientId,
+) -> Result<PatientCard, CareError> {
+    let mut tx = db.begin(who.scope()).await?;
+    let stored = patients::get(&mut tx, patient).await?;
+    if stored.registering_facility != who.facility {
+        return Err(CareError::NotFound);
+    }
+    let (number, issued_at) = match emergency::card(&mut tx, patient).await? {
+        Some(card) => {
+            let raw = keyring
+                .decrypt(
+                    &mut tx,
+                    &card_binding(patient, card.revision),
+                    &card.number_enc,
+                )
+                .await?;
+            let number = std::str::from_utf8(&raw)
+                .ok()
+                .and_then(|s| CardNumber::parse(s).ok())
+                .ok_or_else(|| CareError::Corrupt("patient_cards.number_enc".into()))?;
+            (number, card.issued_at)
+        }
+        None => {
+            let (_, birth) = birth_date_of(&mut tx, keyring, patient).await?;
+            issue_card(&mut tx, keyring, patient, birth, Some(who.staff)).await?
+        }
+    };
+    let view = card_view(&mut tx, patient, number, issued_at).await?;
+    record(
+        &mut tx,
+        who,
+        origin,
+        "patient.card_read",
+        Some(("patient", patient.as_uuid())),
+        json!({ "failures_within_hour": view.failures_within_hour }),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(view)
+}
+
+/// Re-issues the patient's card (the registering facility): a new number, the old one stops
+/// working with this commit and the failures counted against it no longer lock the card.
+/// Audited (never the number).
+pub async fn reissue_card(
+    db: &Database,
+    keyring: &Keyring,
+    who: StaffActor,
+    origin: &Origin,
+    patient: PatientId,
+) -> Result<PatientCard, CareError> {
+    let mut tx = db.begin(who.scope()).await?;
+    let (stored, birth) = birth_date_of(&mut tx, keyring, patient).await?;
+    if stored.registering_facility != who.facility {
+        return Err(CareError::NotFound);
+    }
+    let had = emergency::card(&mut tx, patient).await?.is_some();
+    let (number, issued_at) = issue_card(&mut tx, keyring, patient, birth, Some(who.staff)).await?;
+    let view = card_view(&mut tx, patient, number, issued_at).await?;
+    record(
+        &mut tx,
+        who,
+        origin,
+        "patient.card_reissue",
+        Some(("patient", patient.as_uuid())),
+        json!({ "replaced": had }),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(view)
+}
+
+/// Gives every patient without a card one (patients registered before cards existed), each
+/// facility in its own scope, audited in its chain as the server's act. Run at start; returns
+/// how many cards were issued.
+pub async fn ensure_cards(db: &Database, keyring: &Keyring) -> Result<u64, CareError> {
+    let mut tx = db.begin(Scope::Platform).await?;
+    let all = facilities::list(&mut tx).await?;
+    tx.commit().await?;
+    let mut issued = 0;
+    for facility in all {
+        loop {
+            let mut tx = db.begin(Scope::Facility(facility.id)).await?;
+            let missing = emergency::patients_without_card(&mut tx, 100).await?;
+            if missing.is_empty() {
+                tx.commit().await?;
+                break;
+            }
+            for patient in &missing {
+                let (_, birth) = birth_date_of(&mut tx, keyring, *patient).await?;
+                issue_card(&mut tx, keyring, *patient, birth, None).await?;
+                store_audit::record(
+                    &mut tx,
+                    AuditEvent {
+                        actor: Actor::System,
+                        action: "patient.card_issue",
+                        outcome: Outcome::Success,
+                        target: Some(("patient", patient.as_uuid())),
+                        origin: &Origin::default(),
+                        details: json!({ "reason": "patient registered before cards existed" }),
+                    },
+                )
+                .await?;
+            }
+            issued += missing.len() as u64;
+            tx.commit().await?;
+        }
+    }
+    Ok(issued)
 }
 
 /// The grants the actor's facility opened and those on patients it shares, newest first.

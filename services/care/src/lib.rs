@@ -5,6 +5,7 @@
 //! asks the authorizer first, and the database's row-level security has the last word.
 
 mod admin;
+mod alerts;
 mod attachments;
 mod audit;
 mod care_team;
@@ -32,8 +33,9 @@ pub use consent::{
 };
 pub use deletion::{request_deletion, Erasure};
 pub use emergency::{
-    emergency_grants, end_emergency, open_emergency, review_emergency, EmergencyGrant,
-    EmergencyReason, EmergencyRequest,
+    emergency_grants, end_emergency, ensure_cards, identification_status, open_emergency,
+    patient_card, reissue_card, review_emergency, CardAttempt, EmergencyGrant, EmergencyReason,
+    EmergencyRequest, IdentificationStatus, PatientCard, IDENTIFICATION_LIMIT,
 };
 pub use export::{export_notebook, ExportedEntry, ExportedPatient, NotebookCopy};
 pub use notebook::{
@@ -93,6 +95,13 @@ pub enum CareError {
     /// never told apart.
     #[error("not found")]
     NotFound,
+    /// An emergency identification that named no patient: an unknown card number, a wrong date
+    /// of birth and a locked card are one answer.
+    #[error("not identified")]
+    NotIdentified,
+    /// The facility failed too many identifications within the hour.
+    #[error("locked until {until}")]
+    Locked { until: time::OffsetDateTime },
     /// The request is well-formed but cannot be done in the current state; the message says
     /// why in words a person understands (Japanese, then English).
     #[error("{0}")]

@@ -226,7 +226,7 @@ pub fn reaches(
 #[derive(Debug, Clone, Serialize)]
 pub struct Notification {
     /// `entry`, `reply`, `mention`, `invitation`, `support`, `consent_recorded`,
-    /// `consent_renewed` or `consent_withdrawn`.
+    /// `consent_renewed`, `consent_withdrawn` or `card_locked`.
     pub kind: &'static str,
     pub patient: PatientId,
     pub entry: Option<Uuid>,
@@ -300,6 +300,22 @@ pub async fn feed(
                 priority: Priority::ReplyRequested,
                 from: Some(FacilityId::from_uuid(r.facility_id)),
                 at: r.created_at,
+                read: false,
+            });
+        }
+    }
+    // A card of one of the facility's patients locked by failed identifications (the fifth
+    // failure within an hour): urgent, like the live message (ADR 0018).
+    for f in renrakucho_store::emergency::card_failures(&mut tx, None, since, 100).await? {
+        if f.within_hour == i64::from(crate::emergency::IDENTIFICATION_LIMIT) {
+            out.push(Notification {
+                kind: "card_locked",
+                patient: PatientId::from_uuid(f.patient_id),
+                entry: None,
+                request: None,
+                priority: Priority::Urgent,
+                from: Some(FacilityId::from_uuid(f.facility_id)),
+                at: f.attempted_at,
                 read: false,
             });
         }

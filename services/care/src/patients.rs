@@ -139,6 +139,15 @@ pub async fn register_patient(
     let mut terms = keyring.name_terms(&mut tx, new.name.as_str()).await?;
     terms.extend(keyring.name_terms(&mut tx, new.kana.as_str()).await?);
     patients::set_terms(&mut tx, id, &terms).await?;
+    // The card a facility outside the team types in an emergency (ADR 0018).
+    crate::emergency::issue_card(
+        &mut tx,
+        keyring,
+        id,
+        new.profile.birth_date,
+        Some(who.staff),
+    )
+    .await?;
     record(
         &mut tx,
         who,
@@ -310,6 +319,9 @@ pub async fn update_patient(
     let mut terms = keyring.name_terms(&mut tx, new.name.as_str()).await?;
     terms.extend(keyring.name_terms(&mut tx, new.kana.as_str()).await?);
     patients::set_terms(&mut tx, id, &terms).await?;
+    if old_profile.birth_date != new.profile.birth_date {
+        crate::emergency::card_birth_changed(&mut tx, keyring, id, new.profile.birth_date).await?;
+    }
     record(
         &mut tx,
         who,

@@ -4,12 +4,14 @@
 //! has passed the login-ID rules, a [`FacilityCode`] has the network's shape. Nothing in this
 //! crate knows about HTTP or SQL, so the rules can be read and tested on their own.
 
+pub mod card;
 pub mod facility;
 pub mod ids;
 pub mod notebook;
 pub mod patient;
 pub mod staff;
 
+pub use card::CardNumber;
 pub use facility::{FacilityCode, FacilityKind, FacilityName, FacilityStatus};
 pub use ids::{FacilityId, OperatorId, PatientId, StaffId};
 pub use notebook::{Category, EntryBody, Priority, Reason, SupportKind, Vitals, VitalsInput};

@@ -8,6 +8,8 @@ use unicode_normalization::UnicodeNormalization;
 use zeroize::Zeroizing;
 
 const DOMAIN: &[u8] = b"renrakucho.name.v1";
+const CARD_DOMAIN: &[u8] = b"renrakucho.card.v1";
+const BIRTH_DOMAIN: &[u8] = b"renrakucho.card-birth.v1";
 
 /// The normalised form a name is indexed and searched by: NFKC (full-width letters and
 /// half-width katakana become their ordinary forms), katakana as hiragana, lower case, and no
@@ -79,6 +81,27 @@ impl BlindIndexKey {
     pub fn terms(&self, name: &str) -> Vec<Vec<u8>> {
         name_terms(name).iter().map(|t| self.term(t)).collect()
     }
+
+    /// The lookup of a patient's card number (its canonical form): what `patient_cards` is
+    /// searched by. Another domain than names', so that no name term ever equals a card's.
+    pub fn card_lookup(&self, canonical_number: &str) -> [u8; 32] {
+        self.mac(&[CARD_DOMAIN, canonical_number.as_bytes()])
+    }
+
+    /// What confirms a card: the patient and the date of birth (`YYYY-MM-DD`), keyed, so the
+    /// database compares nothing it could guess from a list of dates.
+    pub fn birth_check(&self, patient: uuid::Uuid, birth_date: &str) -> [u8; 32] {
+        self.mac(&[BIRTH_DOMAIN, patient.as_bytes(), birth_date.as_bytes()])
+    }
+
+    fn mac(&self, parts: &[&[u8]]) -> [u8; 32] {
+        let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(self.key.as_slice())
+            .expect("HMAC takes keys of any length");
+        for part in parts {
+            mac.update(part);
+        }
+        mac.finalize().into_bytes().into()
+    }
 }
 
 #[cfg(test)]
@@ -124,5 +147,27 @@ mod tests {
         assert_ne!(a.term("やまだ"), b.term("やまだ"));
         assert_eq!(a.term("やまだ").len(), 32);
         assert!(!format!("{a:?}").contains('1'));
+    }
+
+    #[test]
+    fn card_terms_are_keyed_and_apart_from_name_terms() {
+        let a = BlindIndexKey::new(Zeroizing::new([1; 32]));
+        let b = BlindIndexKey::new(Zeroizing::new([2; 32]));
+        let n = "7K3MQ9TX2HCEWR4P";
+        assert_ne!(a.card_lookup(n), b.card_lookup(n));
+        assert_ne!(a.card_lookup(n).to_vec(), a.term(n));
+        let p = uuid::Uuid::from_u128(7);
+        assert_eq!(
+            a.birth_check(p, "1940-01-15"),
+            a.birth_check(p, "1940-01-15")
+        );
+        assert_ne!(
+            a.birth_check(p, "1940-01-15"),
+            a.birth_check(p, "1940-01-16")
+        );
+        assert_ne!(
+            a.birth_check(p, "1940-01-15"),
+            a.birth_check(uuid::Uuid::from_u128(8), "1940-01-15")
+        );
     }
 }

@@ -958,7 +958,11 @@ impl Keyring {
             .await
     }
 
-    async fn blind_index_key(&self, tx: &mut ScopedTx) -> Result<Arc<BlindIndexKey>, KeyringError> {
+    /// The network's blind-index key (names, card numbers), cached like data keys.
+    pub async fn blind_index_key(
+        &self,
+        tx: &mut ScopedTx,
+    ) -> Result<Arc<BlindIndexKey>, KeyringError> {
         if let Some((key, expires)) = self
             .caches
             .blind

@@ -48,6 +48,8 @@ pub enum BuildError {
     Files(#[from] renrakucho_files::FileError),
     #[error("the authorizer could not load: {0}")]
     Authorization(String),
+    #[error("patient cards could not be issued: {0}")]
+    Cards(#[from] renrakucho_care::CareError),
     #[error("invalid password hashing parameters: {0}")]
     Hasher(String),
     #[error("could not listen on {addr}: {source}")]
@@ -68,6 +70,14 @@ impl Application {
         let throttle = SignInThrottle::new(settings.throttle());
         let keyring = crate::keys::open_keyring(settings).await?;
         keyring.prepare(&db).await?;
+        // Every patient has a card number before anyone can ask for one (ADR 0018).
+        let issued = renrakucho_care::ensure_cards(&db, &keyring).await?;
+        if issued > 0 {
+            tracing::info!(
+                issued,
+                "patient cards issued to patients registered before cards"
+            );
+        }
         let authz = crate::access::load(&db)
             .await
             .map_err(|e| BuildError::Authorization(e.to_string()))?;
@@ -268,6 +278,10 @@ fn router(state: AppState, secure_cookies: bool) -> Router {
         .route(
             "/patients/{id}/consents/withdraw",
             post(routes::pages::withdraw_consent),
+        )
+        .route(
+            "/patients/{id}/card/reissue",
+            post(routes::pages::reissue_card),
         )
         .route(
             "/patients/{id}/consents/{consent}/scan",

@@ -201,6 +201,31 @@ impl From<renrakucho_care::CareError> for ApiError {
         use renrakucho_care::CareError;
         match e {
             CareError::NotFound => Self::not_found(),
+            // One answer for an unknown number, a wrong date of birth and a locked card.
+            CareError::NotIdentified => Self::new(
+                StatusCode::NOT_FOUND,
+                "not_identified",
+                "カード番号と生年月日が一致する対象者はいません（失敗が続いたカードは一時的に照会できません。登録施設に確認してください） / no patient with this card number and date of birth (a card is paused after repeated failures; ask the registering facility)",
+            ),
+            CareError::Locked { until } => {
+                let secs = (until - time::OffsetDateTime::now_utc())
+                    .whole_seconds()
+                    .max(1) as u64;
+                let jst = until.to_offset(time::macros::offset!(+9));
+                Self {
+                    retry_after: Some(secs),
+                    ..Self::new(
+                        StatusCode::TOO_MANY_REQUESTS,
+                        "identification_locked",
+                        format!(
+                            "緊急閲覧の本人確認に1時間で{limit}回失敗したため、{h:02}:{m:02}まで施設からの照会を停止しています（施設管理者が確認できます） / your facility failed {limit} emergency identifications within an hour and may not try again until {h:02}:{m:02} JST (your facility administrator sees this)",
+                            limit = renrakucho_care::IDENTIFICATION_LIMIT,
+                            h = jst.hour(),
+                            m = jst.minute(),
+                        ),
+                    )
+                }
+            }
             CareError::Conflict(message) => Self::conflict(message),
             CareError::Forbidden(message) => Self::forbidden(&message),
             CareError::Invalid(v) => v.into(),

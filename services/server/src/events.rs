@@ -56,7 +56,7 @@ pub struct Announced {
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Live {
     /// `entry`, `reply`, `mention`, `invitation`, `support`, `answer`, `emergency`,
-    /// `consent_recorded`, `consent_renewed`, `consent_withdrawn`
+    /// `consent_recorded`, `consent_renewed`, `consent_withdrawn`, `card_locked`
     pub kind: &'static str,
     pub patient: Uuid,
     pub entry: Option<Uuid>,
@@ -209,6 +209,22 @@ pub async fn concerning(
                 request: None,
                 priority: Priority::Urgent,
                 link: "/emergency".into(),
+            })
+        }
+        // Repeated failed identifications locked a card of one of the facility's patients:
+        // its people who see the patient are told at once, as urgent (ADR 0018).
+        "card_locked" if event.to == Some(me) => {
+            let sees = authz
+                .allowed(person_roles, who.facility, patient, Action::PatientRead)
+                .await
+                .unwrap_or(false);
+            sees.then_some(Live {
+                kind: "card_locked",
+                patient: event.patient,
+                entry: None,
+                request: None,
+                priority: Priority::Urgent,
+                link,
             })
         }
         // A consent recorded, renewed or withdrawn by another facility: everyone of the care

@@ -165,3 +165,209 @@ pub async fn review(tx: &mut ScopedTx, id: Uuid, by: StaffId) -> Result<(), Stor
         Err(StoreError::NotFound)
     }
 }
+
+// Patient cards and emergency identification (table `patient_cards`,
+// `emergency_identification_failures`; docs/adr/0018-break-glass-identification.md).
+
+/// A patient's card as the registering facility reads it: the number still encrypted.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct StoredCard {
+    pub patient_id: Uuid,
+    pub number_enc: Vec<u8>,
+    /// Counted by the database at every re-issue; the number's associated data names it.
+    pub revision: i64,
+    pub issued_at: OffsetDateTime,
+    pub issued_by: Option<Uuid>,
+}
+
+/// A card to store (a new one, or the replacement of a re-issue).
+#[derive(Debug)]
+pub struct NewCard<'a> {
+    pub patient: PatientId,
+    pub lookup: &'a [u8],
+    pub birth_check: &'a [u8],
+    pub number_enc: &'a [u8],
+    /// The revision `number_enc` is bound to: 1 for a new card, the stored one plus one for a
+    /// re-issue (the database counts it and refuses the write if they differ).
+    pub revision: i64,
+    /// `None` when the server issues it itself (patients registered before cards existed).
+    pub issued_by: Option<StaffId>,
+}
+
+/// The card of a patient the transaction's facility registered, if it has one.
+pub async fn card(tx: &mut ScopedTx, patient: PatientId) -> Result<Option<StoredCard>, StoreError> {
+    Ok(sqlx::query_as(
+        "SELECT patient_id, number_enc, revision, issued_at, issued_by FROM patient_cards
+          WHERE patient_id = $1",
+    )
+    .bind(patient.as_uuid())
+    .fetch_optional(tx.conn())
+    .await?)
+}
+
+/// Issues the card, or replaces its number (a re-issue: the old number stops working with this
+/// commit, and the failures counted against it no longer lock the new one). Only the
+/// registering facility may (row-level security).
+pub async fn put_card(tx: &mut ScopedTx, card: &NewCard<'_>) -> Result<OffsetDateTime, StoreError> {
+    let facility = tx.scope().facility().ok_or(StoreError::Forbidden)?;
+    // A re-issue replaces the revision it was bound after: a concurrent re-issue that got
+    // there first leaves nothing to update (the caller gets a conflict, nothing is written).
+    let issued: Option<(OffsetDateTime, i64)> = sqlx::query_as(
+        "INSERT INTO patient_cards (patient_id, facility_id, lookup, birth_check, number_enc,
+                                    issued_by)
+         VALUES ($1, $2, $3, $4, $5, $6)
+         ON CONFLICT (patient_id) DO UPDATE
+            SET lookup = EXCLUDED.lookup, birth_check = EXCLUDED.birth_check,
+                number_enc = EXCLUDED.number_enc, issued_at = now(),
+                issued_by = EXCLUDED.issued_by
+          WHERE patient_cards.revision + 1 = $7
+         RETURNING issued_at, revision",
+    )
+    .bind(card.patient.as_uuid())
+    .bind(facility.as_uuid())
+    .bind(card.lookup)
+    .bind(card.birth_check)
+    .bind(card.number_enc)
+    .bind(card.issued_by.map(|s| s.as_uuid()))
+    .bind(card.revision)
+    .fetch_optional(tx.conn())
+    .await?;
+    match issued {
+        Some((issued_at, revision)) if revision == card.revision => Ok(issued_at),
+        _ => Err(StoreError::Conflict {
+            constraint: "patient_cards_revision".into(),
+        }),
+    }
+}
+
+/// Replaces what confirms the card after the date of birth was corrected.
+pub async fn set_birth_check(
+    tx: &mut ScopedTx,
+    patient: PatientId,
+    birth_check: &[u8],
+) -> Result<bool, StoreError> {
+    let done = sqlx::query("UPDATE patient_cards SET birth_check = $2 WHERE patient_id = $1")
+        .bind(patient.as_uuid())
+        .bind(birth_check)
+        .execute(tx.conn())
+        .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Patients the transaction's facility registered that have no card yet.
+pub async fn patients_without_card(
+    tx: &mut ScopedTx,
+    limit: i64,
+) -> Result<Vec<PatientId>, StoreError> {
+    let facility = tx.scope().facility().ok_or(StoreError::Forbidden)?;
+    let ids: Vec<Uuid> = sqlx::query_scalar(
+        "SELECT p.id FROM patients p
+          WHERE p.facility_id = $1
+            AND NOT EXISTS (SELECT FROM patient_cards c WHERE c.patient_id = p.id)
+          ORDER BY p.id LIMIT $2",
+    )
+    .bind(facility.as_uuid())
+    .bind(limit)
+    .fetch_all(tx.conn())
+    .await?;
+    Ok(ids.into_iter().map(PatientId::from_uuid).collect())
+}
+
+/// What the first step of an identification found (`emergency_identify`).
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Identified {
+    /// The card's patient, unless the number names none or the card is locked.
+    pub patient_id: Option<Uuid>,
+    pub birth_check: Option<Vec<u8>>,
+    /// Set when the asking facility is locked out: nothing was looked up.
+    pub facility_locked_until: Option<OffsetDateTime>,
+}
+
+pub async fn identify(tx: &mut ScopedTx, lookup: &[u8]) -> Result<Identified, StoreError> {
+    Ok(sqlx::query_as(
+        "SELECT patient_id, birth_check, facility_locked_until FROM emergency_identify($1)",
+    )
+    .bind(lookup)
+    .fetch_one(tx.conn())
+    .await?)
+}
+
+/// A failed identification as recorded (`emergency_identification_failed`).
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Failure {
+    pub failure_id: i64,
+    /// The patient whose card the number named, if any: never shown to the asking facility.
+    pub patient_id: Option<Uuid>,
+    pub registering_facility_id: Option<Uuid>,
+    /// Failures on that card within the hour (since it was issued).
+    pub card_failures: i32,
+    /// Failures of the asking facility within the hour.
+    pub facility_failures: i32,
+}
+
+pub async fn identification_failed(
+    tx: &mut ScopedTx,
+    lookup: &[u8],
+) -> Result<Failure, StoreError> {
+    Ok(sqlx::query_as(
+        "SELECT failure_id, patient_id, registering_facility_id, card_failures,
+                facility_failures
+           FROM emergency_identification_failed($1)",
+    )
+    .bind(lookup)
+    .fetch_one(tx.conn())
+    .await?)
+}
+
+/// The transaction's facility's own failed identifications within the hour, and its lockout.
+pub async fn identification_status(
+    tx: &mut ScopedTx,
+) -> Result<(i32, Option<OffsetDateTime>), StoreError> {
+    Ok(
+        sqlx::query_as("SELECT failures, locked_until FROM emergency_identification_status()")
+            .fetch_one(tx.conn())
+            .await?,
+    )
+}
+
+/// A failed identification of one of the facility's patients' cards, as the registering
+/// facility sees it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct CardFailure {
+    pub patient_id: Uuid,
+    /// The facility that tried, and who.
+    pub facility_id: Uuid,
+    pub staff_id: Uuid,
+    pub attempted_at: OffsetDateTime,
+    /// Failures on the card within the hour up to this one (5: the card locked here).
+    pub within_hour: i64,
+}
+
+/// Failures on the cards of the facility's patients since `since` (counted since each card was
+/// issued), newest first; `patient` narrows to one.
+pub async fn card_failures(
+    tx: &mut ScopedTx,
+    patient: Option<PatientId>,
+    since: OffsetDateTime,
+    limit: i64,
+) -> Result<Vec<CardFailure>, StoreError> {
+    Ok(sqlx::query_as(
+        "SELECT patient_id, facility_id, staff_id, attempted_at, within_hour FROM (
+             SELECT f.patient_id, f.requesting_facility_id AS facility_id, f.staff_id,
+                    f.attempted_at,
+                    count(*) OVER (PARTITION BY f.patient_id ORDER BY f.attempted_at
+                                   RANGE BETWEEN interval '1 hour' PRECEDING AND CURRENT ROW)
+                        AS within_hour
+               FROM emergency_identification_failures f
+               JOIN patient_cards c ON c.patient_id = f.patient_id
+              WHERE f.attempted_at > c.issued_at
+                AND ($1::uuid IS NULL OR f.patient_id = $1)) w
+          WHERE attempted_at > $2
+          ORDER BY attempted_at DESC LIMIT $3",
+    )
+    .bind(patient.map(|p| p.as_uuid()))
+    .bind(since)
+    .bind(limit)
+    .fetch_all(tx.conn())
+    .await?)
+}

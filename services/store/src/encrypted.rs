@@ -68,6 +68,11 @@ pub const ENCRYPTED_COLUMNS: &[EncryptedColumn<'static>] = &[
     of_patient("support_requests", "question_enc"),
     of_patient("support_requests", "summary_enc"),
     of_patient("support_requests", "answer_enc"),
+    // Replaced at every re-issue: bound to the card's revision (migration 15).
+    EncryptedColumn {
+        version_column: Some("revision"),
+        ..of_patient("patient_cards", "number_enc")
+    },
 ];
 
 /// Encrypted columns of history, which never changes (第31条): each value keeps the key version

@@ -5,14 +5,15 @@ use axum::http::StatusCode;
 use axum::Json;
 use renrakucho_authz::Action;
 use renrakucho_care::{EmergencyGrant, EmergencyReason, EmergencyRequest};
-use renrakucho_core::{BirthDate, InvalidValue, PatientId, StaffRole};
+use renrakucho_care::{IdentificationStatus, PatientCard};
+use renrakucho_core::{BirthDate, CardNumber, InvalidValue, PatientId, StaffRole};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::RequestOrigin;
-use crate::access::{authorize_any, staff};
+use crate::access::{authorize, authorize_any, staff};
 use crate::error::{ApiError, ApiJson, ErrorBody};
 use crate::session::SignedIn;
 use crate::state::AppState;
@@ -20,9 +21,9 @@ use crate::state::AppState;
 /// A request to open a notebook in an emergency.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct EmergencyBody {
-    /// The ID on the patient's card.
-    pub patient_id: String,
-    /// The patient's date of birth, YYYY-MM-DD: confirms the ID.
+    /// The number on the patient's card (16 characters, e.g. `7K3M-Q9TX-2HCE-WR4P`).
+    pub card_number: String,
+    /// The patient's date of birth, YYYY-MM-DD: confirms the number.
     pub birth_date: String,
     /// Why (10–500 characters).
     pub reason: String,
@@ -30,19 +31,11 @@ pub struct EmergencyBody {
 
 impl EmergencyBody {
     pub fn parse(&self, duration: std::time::Duration) -> Result<EmergencyRequest, InvalidValue> {
-        let patient = Uuid::parse_str(self.patient_id.trim())
-            .map(PatientId::from_uuid)
-            .map_err(|_| {
-                InvalidValue::new(
-                    "patient_id",
-                    "対象者IDの形式が正しくありません（連絡帳カードのIDを入力してください） / the patient ID is not in the right form (use the ID on the patient's card)",
-                )
-            })?;
         let today = OffsetDateTime::now_utc()
             .to_offset(time::macros::offset!(+9))
             .date();
         Ok(EmergencyRequest {
-            patient,
+            card: CardNumber::parse(&self.card_number)?,
             birth_date: BirthDate::parse(&self.birth_date, today)?,
             reason: EmergencyReason::parse(&self.reason)?,
             duration: time::Duration::try_from(duration).unwrap_or(time::Duration::DAY),
@@ -97,7 +90,8 @@ impl From<EmergencyGrant> for GrantView {
 #[utoipa::path(post, path = "/api/v1/emergency-access", tag = "emergency",
     request_body = EmergencyBody,
     responses((status = 201, body = GrantView),
-              (status = 404, description = "No patient with this ID and date of birth", body = ErrorBody),
+              (status = 404, description = "No patient with this card number and date of birth (also: the card is locked)", body = ErrorBody),
+              (status = 429, description = "The facility failed too many identifications within the hour", body = ErrorBody),
               (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn open(
     State(state): State<AppState>,
@@ -176,4 +170,122 @@ pub async fn review(
     }
     renrakucho_care::review_emergency(&state.db, who, &origin, grant_id(&id)?).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// The signed-in person's facility: its failed emergency identifications within the hour and
+/// its lockout.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StatusView {
+    pub failures_within_hour: i32,
+    /// Failures within an hour that lock the facility.
+    pub limit: i32,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub locked_until: Option<OffsetDateTime>,
+}
+
+impl From<IdentificationStatus> for StatusView {
+    fn from(s: IdentificationStatus) -> Self {
+        Self {
+            failures_within_hour: s.failures_within_hour,
+            limit: s.limit,
+            locked_until: s.locked_until,
+        }
+    }
+}
+
+#[utoipa::path(get, path = "/api/v1/emergency-access/status", tag = "emergency",
+    responses((status = 200, body = StatusView), (status = 401, body = ErrorBody)))]
+pub async fn status(
+    State(state): State<AppState>,
+    RequestOrigin(origin): RequestOrigin,
+    signed_in: SignedIn,
+) -> Result<Json<StatusView>, ApiError> {
+    let who = staff(&signed_in)?;
+    let status = renrakucho_care::identification_status(&state.db, who, &origin).await?;
+    Ok(Json(status.into()))
+}
+
+/// A failed identification of the card, as the registering facility sees it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CardAttemptView {
+    pub facility: Uuid,
+    pub facility_name: Option<String>,
+    pub staff: Uuid,
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+}
+
+/// The patient's card (the registering facility): the number to print, and the failed
+/// identifications of the last day with the lock they put on it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CardView {
+    pub patient: Uuid,
+    /// As printed on the card: four groups of four characters.
+    pub number: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub issued_at: OffsetDateTime,
+    pub failures_within_hour: i64,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub locked_until: Option<OffsetDateTime>,
+    pub recent_failures: Vec<CardAttemptView>,
+}
+
+impl From<PatientCard> for CardView {
+    fn from(c: PatientCard) -> Self {
+        Self {
+            patient: c.patient.as_uuid(),
+            number: c.number,
+            issued_at: c.issued_at,
+            failures_within_hour: c.failures_within_hour,
+            locked_until: c.locked_until,
+            recent_failures: c
+                .recent_failures
+                .into_iter()
+                .map(|a| CardAttemptView {
+                    facility: a.facility.as_uuid(),
+                    facility_name: a.facility_name,
+                    staff: a.staff.as_uuid(),
+                    at: a.at,
+                })
+                .collect(),
+        }
+    }
+}
+
+fn patient_id(raw: &str) -> Result<PatientId, ApiError> {
+    Uuid::parse_str(raw)
+        .map(PatientId::from_uuid)
+        .map_err(|_| ApiError::not_found())
+}
+
+#[utoipa::path(get, path = "/api/v1/patients/{id}/card", tag = "emergency",
+    responses((status = 200, body = CardView), (status = 404, body = ErrorBody)))]
+pub async fn card(
+    State(state): State<AppState>,
+    RequestOrigin(origin): RequestOrigin,
+    signed_in: SignedIn,
+    Path(id): Path<String>,
+) -> Result<Json<CardView>, ApiError> {
+    let patient = patient_id(&id)?;
+    let who = authorize(&state, &signed_in, patient, Action::PatientRead).await?;
+    let card =
+        renrakucho_care::patient_card(&state.db, &state.keyring, who, &origin, patient).await?;
+    Ok(Json(card.into()))
+}
+
+/// Re-issues the card: a new number; the old one stops working at once.
+#[utoipa::path(post, path = "/api/v1/patients/{id}/card/reissue", tag = "emergency",
+    responses((status = 200, body = CardView), (status = 403, body = ErrorBody),
+              (status = 404, body = ErrorBody)))]
+pub async fn reissue_card(
+    State(state): State<AppState>,
+    RequestOrigin(origin): RequestOrigin,
+    signed_in: SignedIn,
+    Path(id): Path<String>,
+) -> Result<Json<CardView>, ApiError> {
+    let patient = patient_id(&id)?;
+    let who = authorize(&state, &signed_in, patient, Action::PatientCardReissue).await?;
+    let card =
+        renrakucho_care::reissue_card(&state.db, &state.keyring, who, &origin, patient).await?;
+    Ok(Json(card.into()))
 }

@@ -67,6 +67,9 @@ pub fn api() -> Router<AppState> {
             "/emergency-access",
             get(emergency::list).post(emergency::open),
         )
+        .route("/emergency-access/status", get(emergency::status))
+        .route("/patients/{id}/card", get(emergency::card))
+        .route("/patients/{id}/card/reissue", post(emergency::reissue_card))
         .route("/emergency-access/{id}/end", post(emergency::end))
         .route("/emergency-access/{id}/review", post(emergency::review))
         .route(

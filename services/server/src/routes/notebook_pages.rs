@@ -1005,6 +1005,7 @@ async fn notifications_page(
                         "mention" => "自施設あて",
                         "invitation" => "招待",
                         "support" => "支援依頼",
+                        "card_locked" => "カード照会停止",
                         "consent_recorded" => "同意",
                         "consent_renewed" => "再同意",
                         "consent_withdrawn" => "同意撤回",
@@ -1021,6 +1022,9 @@ async fn notifications_page(
                     what: match n.kind {
                         "invitation" => "ケアチームへの招待 / invitation".into(),
                         "support" => "支援依頼 / support request".into(),
+                        "card_locked" => format!(
+                            "{name} のカードで緊急閲覧の本人確認が続けて失敗しました / repeated failed emergency identifications locked the card"
+                        ),
                         // A facility that no longer shares the patient sees no name.
                         "consent_recorded" => "同意書が登録されました / a consent was recorded".into(),
                         "consent_renewed" => {

@@ -454,6 +454,16 @@ struct Mays {
     delete: bool,
 }
 
+/// The patient's card, on the registering facility's page.
+struct CardLine {
+    number: String,
+    issued_at: String,
+    failures_within_hour: i64,
+    locked_until: Option<String>,
+    recent_failures: usize,
+    may_reissue: bool,
+}
+
 #[derive(Template)]
 #[template(path = "patient.html")]
 struct PatientPage {
@@ -462,6 +472,7 @@ struct PatientPage {
     done: Option<&'static str>,
     error: Option<String>,
     emergency_until: Option<String>,
+    card: Option<CardLine>,
     patient: ProfileLines,
     may: Mays,
     consents: Vec<ConsentLine>,
@@ -490,6 +501,7 @@ fn done_message(key: Option<&str>) -> Option<&'static str> {
         "invited" => "招待しました。相手の施設の承諾を待っています / Invited: waiting for the facility to accept",
         "removed" => "ケアチームから外しました / Removed from the care team",
         "opened" => "緊急閲覧を開始しました / Emergency access opened",
+        "card_reissued" => "カード番号を再発行しました。以前の番号は使えません。新しいカードを印刷してください / Card re-issued: the old number no longer works; print the new card",
         _ => return None,
     })
 }
@@ -590,8 +602,29 @@ async fn patient_page(
         })
         .map(local)
     };
+    // The registering facility prints the card: its number, and what tried it.
+    let card = if patient.registering_facility == who.facility {
+        match renrakucho_care::patient_card(&state.db, &state.keyring, who, origin, id).await {
+            Ok(c) => Some(CardLine {
+                number: c.number,
+                issued_at: local(c.issued_at),
+                failures_within_hour: c.failures_within_hour,
+                locked_until: c.locked_until.map(local),
+                recent_failures: c.recent_failures.len(),
+                may_reissue: state
+                    .authz
+                    .allowed(&person, who.facility, id, Action::PatientCardReissue)
+                    .await
+                    .unwrap_or(false),
+            }),
+            Err(e) => return failed(e),
+        }
+    } else {
+        None
+    };
     let view = PatientView::from(patient.clone());
     let page = PatientPage {
+        card,
         admin: is_admin(user),
         token: authenticity(token),
         done,
@@ -854,6 +887,28 @@ pub async fn withdraw_consent(
         let who = authorize(&state, &user, pid, Action::ConsentWithdraw).await?;
         renrakucho_care::withdraw_consent(&state.db, who, &origin, pid).await?;
         Ok("withdrawn")
+    }
+    .await;
+    after(&state, &origin, &user, &token, &id, result).await
+}
+
+/// Re-issues the patient's card (the registering facility): the old number stops working.
+pub async fn reissue_card(
+    State(state): State<AppState>,
+    RequestOrigin(origin): RequestOrigin,
+    PageUser(user): PageUser,
+    token: CsrfToken,
+    Path(id): Path<String>,
+    Form(form): Form<TokenOnly>,
+) -> Response {
+    if let Some(page) = rejected(&token, &form.authenticity_token) {
+        return page;
+    }
+    let result = async {
+        let pid = patient_id(&id)?;
+        let who = authorize(&state, &user, pid, Action::PatientCardReissue).await?;
+        renrakucho_care::reissue_card(&state.db, &state.keyring, who, &origin, pid).await?;
+        Ok("card_reissued")
     }
     .await;
     after(&state, &origin, &user, &token, &id, result).await
@@ -1129,7 +1184,7 @@ pub struct EmergencyForm {
     #[serde(default)]
     authenticity_token: String,
     #[serde(default)]
-    patient_id: String,
+    card_number: String,
     #[serde(default)]
     birth_date: String,
     #[serde(default)]
@@ -1145,6 +1200,8 @@ struct EmergencyPage {
     error: Option<String>,
     may_open: bool,
     hours: u64,
+    limit: i32,
+    locked_until: Option<String>,
     form: EmergencyForm,
     grants: Vec<GrantLine>,
 }
@@ -1180,6 +1237,10 @@ async fn emergency_page(
         .authz
         .roles_may(&roles(user), Action::EmergencyOpen)
         .await;
+    let locked_until = match renrakucho_care::identification_status(&state.db, who, origin).await {
+        Ok(s) => s.locked_until.map(local),
+        Err(e) => return failed(e),
+    };
     let status = error.as_ref().map(|e| e.status).unwrap_or(StatusCode::OK);
     let page = EmergencyPage {
         admin: is_admin(user),
@@ -1188,6 +1249,8 @@ async fn emergency_page(
         error: error.map(|e| e.message),
         may_open,
         hours: state.care.emergency_access.as_secs() / 3600,
+        limit: renrakucho_care::IDENTIFICATION_LIMIT,
+        locked_until,
         form,
         grants: grants
             .into_iter()
@@ -1244,7 +1307,7 @@ pub async fn open_emergency(
     let result = async {
         let who = authorize_any(&state, &user, Action::EmergencyOpen).await?;
         let body = EmergencyBody {
-            patient_id: form.patient_id.clone(),
+            card_number: form.card_number.clone(),
             birth_date: form.birth_date.clone(),
             reason: form.reason.clone(),
         };
@@ -1262,18 +1325,7 @@ pub async fn open_emergency(
         Ok(patient) => {
             Redirect::to(&format!("/patients/{}?done=opened", patient.as_uuid())).into_response()
         }
-        Err(e) => {
-            let e = if e.status == StatusCode::NOT_FOUND {
-                ApiError::new(
-                    StatusCode::NOT_FOUND,
-                    "not_found",
-                    "対象者IDと生年月日が一致する対象者はいません / no patient has this ID and date of birth",
-                )
-            } else {
-                e
-            };
-            emergency_page(&state, &origin, &user, &token, None, Some(e), form).await
-        }
+        Err(e) => emergency_page(&state, &origin, &user, &token, None, Some(e), form).await,
     }
 }
 
