@@ -673,3 +673,82 @@ async fn operator_alerts(app: &TestApp) -> Vec<Value> {
         .expect("a list of alerts")
         .clone()
 }
+
+/// One broken reason does not take the emergency list down (ADR 0017): the grant is listed
+/// with its reason marked unreadable, for the care team as for the opener, and the operators
+/// are alerted once.
+#[tokio::test]
+async fn a_broken_reason_leaves_the_emergency_list_working() {
+    let app = spawn_app().await;
+    let net = network(&app, "BGRSN").await;
+    let response = open(&app, &net.er, &net.card, BIRTH_DATE).await;
+    assert_eq!(response.status(), 201, "the emergency opening");
+    let grant = json_of(response).await["id"].as_str().unwrap().to_string();
+    let mut su = superuser(&app).await;
+    // On disk, past the guard trigger (the reason is given once): what a damaged page or a
+    // tampering hand would leave.
+    let grant_id = Uuid::parse_str(&grant).unwrap();
+    let done = sqlx::raw_sql(&format!(
+        "BEGIN;
+         SET LOCAL session_replication_role = replica;
+         UPDATE emergency_grants SET reason_enc = set_byte(reason_enc, length(reason_enc) - 1,
+                get_byte(reason_enc, length(reason_enc) - 1) # 1)
+          WHERE id = '{grant_id}';
+         COMMIT;"
+    ))
+    .execute(&mut su)
+    .await
+    .unwrap();
+    assert_eq!(done.rows_affected(), 1);
+
+    for (client, who) in [
+        (&net.clinic_doctor, "the care team"),
+        (&net.er, "the opener"),
+    ] {
+        let response = client
+            .get(app.url("/api/v1/emergency-access"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{who}: the list still answers");
+        let list = json_of(response).await;
+        let listed = list
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|g| g["id"] == grant.as_str())
+            .unwrap_or_else(|| panic!("{who}: the grant is listed"));
+        assert_eq!(listed["reason_unreadable"], true, "{who}");
+        assert_eq!(listed["reason"], Value::Null, "{who}");
+        let page = client
+            .get(app.url("/emergency"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(
+            page.contains("判読できない記録"),
+            "{who}: the page marks it"
+        );
+    }
+    let alerts = operator_alerts(&app).await;
+    let reason_alerts: Vec<&Value> = alerts
+        .iter()
+        .filter(|a| a["kind"] == "unreadable_value")
+        .collect();
+    assert_eq!(
+        reason_alerts.len(),
+        2,
+        "one per facility that met it: {alerts:?}"
+    );
+    for a in reason_alerts {
+        assert_eq!(a["details"]["table"], "emergency_grants");
+        assert_eq!(a["details"]["column"], "reason_enc");
+        assert!(
+            !a.to_string().contains(REASON),
+            "no reason text in the alert"
+        );
+    }
+}

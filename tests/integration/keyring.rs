@@ -908,15 +908,16 @@ async fn reencryption_moves_every_stored_value_of_an_owner_to_the_newest_key() {
         .reencrypt_owner(&f.app.db, owner, columns, Actor::System, &origin)
         .await
         .unwrap();
-    // Name, reading, profile; the consent; four bodies and a withdrawal reason. The four
-    // entry versions are history: they are not re-encrypted (HISTORY_COLUMNS).
-    assert_eq!((report.values, report.moved), (9, 9), "{report:?}");
+    // Name, reading, profile; the consent; four bodies and a withdrawal reason; the card
+    // number (ADR 0018). The four entry versions are history: they are not re-encrypted
+    // (HISTORY_COLUMNS).
+    assert_eq!((report.values, report.moved), (10, 10), "{report:?}");
     let again = f
         .keyring
         .reencrypt_owner(&f.app.db, owner, columns, Actor::System, &origin)
         .await
         .unwrap();
-    assert_eq!((again.values, again.moved), (9, 0), "nothing left to move");
+    assert_eq!((again.values, again.moved), (10, 0), "nothing left to move");
 
     // Every stored value of the patient is under version 2, the other patient's under 1; every
     // entry version (history) under the version it was written with, 1.

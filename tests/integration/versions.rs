@@ -566,9 +566,9 @@ async fn bind_versions_rebinds_every_value_resumes_and_then_refuses_format_1() {
         .unwrap();
     let earlier = write_as_earlier_release(&c, &mut su).await;
     // 3 × (name, reading, profile; the consent; 2 bodies, 2 vitals and a reason in the entries;
-    // 3 bodies and 3 vitals in their history) = 3 × 15.
+    // 3 bodies and 3 vitals in their history; the card number) = 3 × 16.
     let stored = formats(&mut su).await;
-    assert_eq!(stored, (3 * 15, 3 * 15), "every value in format 1");
+    assert_eq!(stored, (3 * 16, 3 * 16), "every value in format 1");
     read_everything(&c, &c.keyring, &patients).await;
 
     // The weakness format 2 removes: the pre-edit body, as the earlier release wrote it, put
@@ -622,8 +622,8 @@ async fn bind_versions_rebinds_every_value_resumes_and_then_refuses_format_1() {
     let (old, all) = formats(&mut su).await;
     assert_eq!(
         (old, all),
-        (2 * 15, 3 * 15),
-        "the first patient's 15 values rebound"
+        (2 * 16, 3 * 16),
+        "the first patient's 16 values rebound"
     );
     // Half-way, everything reads (both formats).
     read_everything(&c, &c.keyring, &patients).await;
@@ -643,7 +643,7 @@ async fn bind_versions_rebinds_every_value_resumes_and_then_refuses_format_1() {
             report.rebound,
             report.remaining
         ),
-        (2, 2 * 15, 2 * 15, 0),
+        (2, 2 * 16, 2 * 16, 0),
         "{report:?}"
     );
     assert_eq!(
@@ -656,7 +656,7 @@ async fn bind_versions_rebinds_every_value_resumes_and_then_refuses_format_1() {
     );
     assert_eq!(
         formats(&mut su).await,
-        (0, 3 * 15),
+        (0, 3 * 16),
         "no value of format 1 left"
     );
     assert!(
@@ -715,7 +715,7 @@ async fn bind_versions_rebinds_every_value_resumes_and_then_refuses_format_1() {
     assert!(again.completed && again.patients == 0, "{again:?}");
     assert_eq!(
         formats(&mut su).await,
-        (1, 3 * 15),
+        (1, 3 * 16),
         "the planted value stays"
     );
 

@@ -77,6 +77,8 @@ pub struct EmergencyGrant {
     /// The reason, when this facility can still read it (the care team always can; the
     /// opening facility while its grant is open).
     pub reason: Option<String>,
+    /// The reason is stored but failed its integrity check (ADR 0017).
+    pub reason_unreadable: bool,
     #[serde(with = "time::serde::rfc3339")]
     pub opened_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
@@ -210,6 +212,7 @@ pub async fn open_emergency(
         facility_name: name,
         opened_by: who.staff,
         reason: Some(request.reason.as_str().to_string()),
+        reason_unreadable: false,
         opened_at: grant.opened_at,
         expires_at: grant.expires_at,
         ended_at: None,
@@ -579,13 +582,26 @@ where
         // Readable where the patient's key is: to the care team, and to the opening facility
         // while the grant is open.
         let ours = g.facility == who.facility;
+        let mut reason_unreadable = false;
         let reason = match &g.reason_enc {
             Some(sealed) if (!ours || g.is_open(now)) && may_read_reason(g.patient, ours).await => {
-                keyring
+                let decrypted = keyring
                     .decrypt(&mut tx, &reason_binding(g.patient, g.id), sealed)
                     .await
-                    .ok()
-                    .and_then(|b| String::from_utf8(b).ok())
+                    .map_err(CareError::from)
+                    .and_then(|b| {
+                        String::from_utf8(b).map_err(|e| CareError::corrupt("reason", e))
+                    });
+                match decrypted {
+                    Ok(text) => Some(text),
+                    // One broken reason does not take the list down (ADR 0017): marked,
+                    // logged once and alerted; an outage still fails the whole request.
+                    Err(e) if crate::unreadable::report(&mut tx, &e).await? => {
+                        reason_unreadable = true;
+                        None
+                    }
+                    Err(e) => return Err(e),
+                }
             }
             _ => None,
         };
@@ -599,6 +615,7 @@ where
                 .map(|d| d.name.clone()),
             opened_by: g.opened_by,
             reason,
+            reason_unreadable,
             opened_at: g.opened_at,
             expires_at: g.expires_at,
             ended_at: g.ended_at,

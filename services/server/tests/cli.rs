@@ -682,3 +682,57 @@ async fn an_unreachable_kms_stops_the_server_with_a_clear_error() {
     assert_eq!(refused.status.code(), Some(2), "{}", describe(&refused));
     assert!(String::from_utf8_lossy(&refused.stderr).contains("RENRAKUCHO_AWS_KMS_KEY_ID"));
 }
+
+/// `renrakucho keys bind-versions` as the README documents it (ADR 0016): on a network whose
+/// database still reads values of the earlier format, it walks every patient with its progress
+/// bar, finds nothing left in that format and records that such values are refused from now
+/// on; a second run has nothing to do.
+#[tokio::test]
+async fn binding_values_to_their_version_from_the_command_line() {
+    let db = TestDatabase::create().await;
+    let scratch = Scratch::new("bind-versions");
+    let envs = [
+        ("DATABASE_URL", db.owner_url()),
+        ("RENRAKUCHO_RUNTIME_DATABASE_URL", db.runtime_url()),
+        ("RENRAKUCHO_DATA_DIR", text(&scratch.data_dir())),
+    ];
+    let command = |args: &[&str]| renrakucho(&scratch.path, args, &envs);
+    let demo = run(command(&["demo"])).await;
+    assert!(demo.status.success(), "{}", describe(&demo));
+
+    // As an upgraded database starts: format 1 still read until the command completes (set
+    // past the guard that keeps the refusal for good).
+    let mut su = db.superuser_options().connect().await.unwrap();
+    sqlx::raw_sql(
+        "BEGIN;
+         SET LOCAL session_replication_role = replica;
+         UPDATE private.value_binding SET legacy_readable = true, completed_at = NULL;
+         COMMIT;",
+    )
+    .execute(&mut su)
+    .await
+    .unwrap();
+
+    let bound = run(command(&["keys", "bind-versions", "--batch", "2"])).await;
+    assert!(bound.status.success(), "{}", describe(&bound));
+    let out = String::from_utf8_lossy(&bound.stdout);
+    assert!(
+        out.contains("No value of the earlier format is left"),
+        "{}",
+        describe(&bound)
+    );
+    let (readable, completed): (bool, bool) = sqlx::query_as(
+        "SELECT legacy_readable, completed_at IS NOT NULL FROM private.value_binding",
+    )
+    .fetch_one(&mut su)
+    .await
+    .unwrap();
+    assert_eq!(
+        (readable, completed),
+        (false, true),
+        "format 1 refused for good"
+    );
+
+    let again = run(command(&["keys", "bind-versions"])).await;
+    assert!(again.status.success(), "{}", describe(&again));
+}

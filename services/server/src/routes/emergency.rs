@@ -52,6 +52,8 @@ pub struct GrantView {
     pub facility_name: Option<String>,
     pub opened_by: Uuid,
     pub reason: Option<String>,
+    /// A reason is stored but failed its integrity check: shown as unreadable (ADR 0017).
+    pub reason_unreadable: bool,
     #[serde(with = "time::serde::rfc3339")]
     pub opened_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
@@ -75,6 +77,7 @@ impl From<EmergencyGrant> for GrantView {
             facility_name: g.facility_name,
             opened_by: g.opened_by.as_uuid(),
             reason: g.reason,
+            reason_unreadable: g.reason_unreadable,
             opened_at: g.opened_at,
             expires_at: g.expires_at,
             ended_at: g.ended_at,
