@@ -183,6 +183,10 @@ pub struct Recorded {
     pub renewal: bool,
 }
 
+/// Why a renewal without the signed form's scan is refused (the application's check and the
+/// database's, in the same words).
+const RENEWAL_NEEDS_SCAN: &str = "同意の撤回後の再同意には、新たに署名された同意書のスキャンが必要です / a renewed consent needs the scan of the newly signed form";
+
 fn japan_date(at: OffsetDateTime) -> Date {
     at.to_offset(time::macros::offset!(+9)).date()
 }
@@ -237,11 +241,7 @@ pub async fn record_consent(
             ));
         }
         if scan.is_none() {
-            return Err(InvalidValue::new(
-                "scan",
-                "同意の撤回後の再同意には、新たに署名された同意書のスキャンが必要です / a renewed consent needs the scan of the newly signed form",
-            )
-            .into());
+            return Err(InvalidValue::new("scan", RENEWAL_NEEDS_SCAN).into());
         }
     }
     // No consent is signed before the latest withdrawal (the registering facility and a
@@ -347,7 +347,7 @@ fn refusal(e: renrakucho_store::StoreError) -> CareError {
         {
             InvalidValue::new(
                 "scan",
-                "同意の撤回後の再同意には、新たに署名された同意書のスキャンが必要です / a renewed consent needs the scan of the newly signed form",
+                RENEWAL_NEEDS_SCAN,
             )
             .into()
         }
