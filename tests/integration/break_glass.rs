@@ -592,41 +592,52 @@ async fn the_database_holds_the_rule_against_the_runtime_role() {
         let refused = attempt(sql).await.unwrap_err();
         assert!(refused.contains("permission denied"), "{sql}: {refused}");
     }
-    // A grant written directly while the facility is locked out: refused by the database.
-    let refused = attempt(
-        "INSERT INTO emergency_grants (id, facility_id, patient_id, opened_by, reason_enc,
-                                       expires_at)
-         SELECT gen_random_uuid(), current_facility_id(), $1, current_staff_id(), '\\x00',
-                now() + interval '1 hour'",
-    )
-    .await
-    .unwrap_err();
+    // A grant written directly: refused by the database (the facility is locked out); and
+    // while it is, the database confirms no identification, even given the right keyed values.
+    let refused = attempt(GRANT_FOR_PATIENT).await.unwrap_err();
     assert!(refused.contains("locked"), "{refused}");
-    // (The same insert with the trigger switched off goes through: the refusal above is the
-    // trigger's, not something else in the way.)
-    {
-        let mut su = superuser(&app).await;
-        sqlx::query("ALTER TABLE emergency_grants DISABLE TRIGGER emergency_grants_unlocked")
-            .execute(&mut su)
-            .await
-            .unwrap();
-        let mut tx = app.db.begin(scope).await.unwrap();
-        let planted = sqlx::query(
-            "INSERT INTO emergency_grants (id, facility_id, patient_id, opened_by, reason_enc,
-                                           expires_at)
-             SELECT gen_random_uuid(), current_facility_id(), $1, current_staff_id(), '\\x00',
-                    now() + interval '1 hour'",
-        )
-        .bind(net.patient)
-        .execute(&mut *tx.raw_connection_for_tests())
-        .await;
-        drop(tx);
-        sqlx::query("ALTER TABLE emergency_grants ENABLE TRIGGER emergency_grants_unlocked")
-            .execute(&mut su)
-            .await
-            .unwrap();
-        assert!(planted.is_ok(), "without the trigger: {planted:?}");
-    }
+    let (lookup, birth_check) = card_hashes(&app, net.patient).await;
+    let refused = identify_then_grant(&app, scope, &lookup, &birth_check, net.patient, 1)
+        .await
+        .unwrap_err();
+    assert!(refused.contains("not identified"), "{refused}");
+    // Each trigger holds on its own (the other switched off), and with both off the insert goes
+    // through: the refusals are the triggers', not something else in the way.
+    let patient = net.patient;
+    let without = |triggers: &'static [&'static str]| {
+        let db = app.db.clone();
+        let app = &app;
+        async move {
+            let mut su = superuser(app).await;
+            for t in triggers {
+                sqlx::raw_sql(&format!("ALTER TABLE emergency_grants DISABLE TRIGGER {t}"))
+                    .execute(&mut su)
+                    .await
+                    .unwrap();
+            }
+            let mut tx = db.begin(scope).await.unwrap();
+            let planted = sqlx::query(GRANT_FOR_PATIENT)
+                .bind(patient)
+                .execute(&mut *tx.raw_connection_for_tests())
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string());
+            drop(tx);
+            for t in triggers {
+                sqlx::raw_sql(&format!("ALTER TABLE emergency_grants ENABLE TRIGGER {t}"))
+                    .execute(&mut su)
+                    .await
+                    .unwrap();
+            }
+            planted
+        }
+    };
+    let refused = without(&["emergency_grants_identified"]).await.unwrap_err();
+    assert!(refused.contains("locked"), "{refused}");
+    let refused = without(&["emergency_grants_unlocked"]).await.unwrap_err();
+    assert!(refused.contains("identified by card number"), "{refused}");
+    let planted = without(&["emergency_grants_identified", "emergency_grants_unlocked"]).await;
+    assert!(planted.is_ok(), "without the triggers: {planted:?}");
     // The lookup and the failure record need a staff member's context.
     let mut tx = app.db.begin(Scope::Facility(hospital)).await.unwrap();
     let refused = sqlx::query("SELECT * FROM emergency_identify('\\x00'::bytea)")
@@ -646,6 +657,189 @@ async fn the_database_holds_the_rule_against_the_runtime_role() {
             .unwrap();
     assert_eq!(failures, 5);
     assert!(locked.is_some());
+}
+
+/// A grant of the transaction's facility for the patient `$1`, written directly.
+const GRANT_FOR_PATIENT: &str =
+    "INSERT INTO emergency_grants (id, facility_id, patient_id, opened_by, reason_enc, expires_at)
+     SELECT gen_random_uuid(), current_facility_id(), $1, current_staff_id(), '\\x00',
+            now() + interval '1 hour'";
+
+/// The card's keyed lookup and birth check, as stored (what the server computes from the
+/// number and the date of birth with the network's blind-index key).
+async fn card_hashes(app: &TestApp, patient: Uuid) -> (Vec<u8>, Vec<u8>) {
+    let mut su = superuser(app).await;
+    sqlx::query_as("SELECT lookup, birth_check FROM patient_cards WHERE patient_id = $1")
+        .bind(patient)
+        .fetch_one(&mut su)
+        .await
+        .unwrap()
+}
+
+/// As the runtime role in `scope`: confirms an identification with `emergency_identified`,
+/// then writes `grants` grants for `patient` directly, in one transaction that is rolled back.
+async fn identify_then_grant(
+    app: &TestApp,
+    scope: Scope,
+    lookup: &[u8],
+    birth_check: &[u8],
+    patient: Uuid,
+    grants: usize,
+) -> Result<Uuid, String> {
+    let mut tx = app.db.begin(scope).await.unwrap();
+    let conn = tx.raw_connection_for_tests();
+    let identified: Uuid = sqlx::query_scalar("SELECT emergency_identified($1, $2)")
+        .bind(lookup)
+        .bind(birth_check)
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(|e| e.to_string())?;
+    for _ in 0..grants {
+        sqlx::query(GRANT_FOR_PATIENT)
+            .bind(patient)
+            .execute(&mut *conn)
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(identified)
+}
+
+/// What an injection could do without the card number and the date of birth: nothing. The
+/// database accepts a grant only after it confirmed the identification (keyed values the
+/// runtime role cannot compute) in the same transaction, for that patient, facility and staff
+/// member, once.
+#[tokio::test]
+async fn a_grant_needs_an_identification_the_database_confirmed() {
+    let app = spawn_app().await;
+    let net = network(&app, "BG-PROOF").await;
+    let second = app
+        .seed_patient(
+            &app.seed_staff(&net.clinic, "nurse", StaffRole::Staff, Profession::Nurse)
+                .await,
+            "緊急 次郎",
+            "キンキュウ ジロウ",
+        )
+        .await
+        .id
+        .as_uuid();
+    let staff_of = |facility: &Facility| {
+        let app = &app;
+        let facility = facility.id;
+        async move {
+            let mut su = superuser(app).await;
+            let staff: Uuid = sqlx::query_scalar(
+                "SELECT id FROM staff_accounts WHERE facility_id = $1 ORDER BY login_id LIMIT 1",
+            )
+            .bind(facility.as_uuid())
+            .fetch_one(&mut su)
+            .await
+            .unwrap();
+            Scope::Staff {
+                facility,
+                staff: renrakucho_core::StaffId::from_uuid(staff),
+            }
+        }
+    };
+    let hospital = staff_of(&net.hospital).await;
+    let (lookup, birth_check) = card_hashes(&app, net.patient).await;
+    let (_, second_check) = card_hashes(&app, second).await;
+
+    // Without an identification, whatever the patient: refused.
+    for patient in [net.patient, second] {
+        let mut tx = app.db.begin(hospital).await.unwrap();
+        let refused = sqlx::query(GRANT_FOR_PATIENT)
+            .bind(patient)
+            .execute(&mut *tx.raw_connection_for_tests())
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(refused.contains("identified"), "{refused}");
+    }
+    // A birth check that is not this card's (another patient's, or made up): not confirmed.
+    for wrong in [second_check.clone(), vec![0u8; 32]] {
+        let refused = identify_then_grant(&app, hospital, &lookup, &wrong, net.patient, 0)
+            .await
+            .unwrap_err();
+        assert!(refused.contains("not identified"), "{refused}");
+    }
+    // Confirmed: one grant for that patient, in that transaction.
+    assert_eq!(
+        identify_then_grant(&app, hospital, &lookup, &birth_check, net.patient, 1).await,
+        Ok(net.patient)
+    );
+    // Not for another patient, not twice, not in a later transaction.
+    let refused = identify_then_grant(&app, hospital, &lookup, &birth_check, second, 1)
+        .await
+        .unwrap_err();
+    assert!(refused.contains("identified"), "{refused}");
+    let refused = identify_then_grant(&app, hospital, &lookup, &birth_check, net.patient, 2)
+        .await
+        .unwrap_err();
+    assert!(refused.contains("identified"), "{refused}");
+    {
+        let mut tx = app.db.begin(hospital).await.unwrap();
+        let conn = tx.raw_connection_for_tests();
+        sqlx::query("SELECT emergency_identified($1, $2)")
+            .bind(&lookup)
+            .bind(&birth_check)
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        let mut tx = app.db.begin(hospital).await.unwrap();
+        let refused = sqlx::query(GRANT_FOR_PATIENT)
+            .bind(net.patient)
+            .execute(&mut *tx.raw_connection_for_tests())
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(refused.contains("identified"), "{refused}");
+    }
+    // Not for a facility-only context (no staff member), nor for another facility's staff.
+    let mut tx = app
+        .db
+        .begin(Scope::Facility(net.hospital.id))
+        .await
+        .unwrap();
+    let refused = sqlx::query("SELECT emergency_identified($1, $2)")
+        .bind(&lookup)
+        .bind(&birth_check)
+        .execute(&mut *tx.raw_connection_for_tests())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(refused.contains("staff member"), "{refused}");
+    drop(tx);
+    // The confirmations are nobody's to read or write but the owner's.
+    for sql in [
+        "SELECT count(*) FROM private.emergency_identifications",
+        "INSERT INTO private.emergency_identifications (xact, facility_id, patient_id, staff_id)
+         VALUES (pg_current_xact_id(), current_facility_id(), gen_random_uuid(),
+                 current_staff_id())",
+    ] {
+        let mut tx = app.db.begin(hospital).await.unwrap();
+        let refused = sqlx::raw_sql(sql)
+            .execute(&mut *tx.raw_connection_for_tests())
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(refused.contains("permission denied"), "{sql}: {refused}");
+    }
+    // Through the application (number and date of birth), the grant opens as before, and the
+    // confirmation is used up with it.
+    assert_eq!(
+        open(&app, &net.er, &net.card, BIRTH_DATE).await.status(),
+        201
+    );
+    let mut su = superuser(&app).await;
+    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM private.emergency_identifications")
+        .fetch_one(&mut su)
+        .await
+        .unwrap();
+    assert_eq!(
+        left, 1,
+        "only the committed confirmation without a grant above"
+    );
 }
 
 /// The platform's alerts, as an operator reads them.

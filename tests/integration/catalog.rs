@@ -58,6 +58,7 @@ const WITHOUT_RLS: &[(&str, &str)] = &[
 /// that switch on their flag).
 #[rustfmt::skip]
 const POLICIES: &[(&str, &str, &str, &str)] = &[
+    ("private.emergency_identifications", "emergency_identifications_confirm", "ALL", OWNER),
     ("private.platform_alerts", "platform_alerts_platform", "ALL", PLATFORM),
     ("private.platform_alerts", "platform_alerts_raise", "ALL", OWNER),
     ("private.sessions", "sessions_store", "ALL", OWNER),
@@ -239,7 +240,9 @@ const FUNCTIONS: &[(&str, &str, &[&str])] = &[
     ("public.emergency_grants_reason_given()", PINNED_PUBLIC, PUBLIC),
     ("public.encrypted_column_binding(text, text)", SQL_BODY, PUBLIC),
     ("public.emergency_grants_unlocked()", PINNED, NOBODY),
+    ("public.emergency_grants_identified()", PINNED, NOBODY),
     ("public.emergency_identification_failed(bytea)", PINNED, WEB),
+    ("public.emergency_identified(bytea, bytea)", PINNED, WEB),
     ("public.emergency_identification_status()", PINNED, WEB),
     ("public.emergency_identify(bytea)", PINNED, WEB),
     ("public.encrypted_column_owner(text, text)", SQL_BODY, PUBLIC),
@@ -408,6 +411,17 @@ const SECURITY_DEFINER: &[(&str, &str)] = &[
         "public.emergency_identification_status()",
         "the caller's facility's own failure count and lockout, without the rows (which name \
          patients)",
+    ),
+    (
+        "public.emergency_identified(bytea, bytea)",
+        "the database's confirmation of an identification the server made: the card named \
+         by a keyed lookup, its keyed birth check equal, neither facility nor card locked; \
+         records it for the transaction's grant and returns the patient",
+    ),
+    (
+        "public.emergency_grants_identified()",
+        "refuses a grant without an identification of its patient by its facility and staff \
+         member in the same transaction, and uses that identification up",
     ),
     (
         "public.emergency_grants_unlocked()",

@@ -535,7 +535,7 @@ async fn no_key_is_wrapped_under_a_retiring_epoch_and_one_rotation_runs_at_a_tim
         renrakucho_keyring::CacheSettings::default(),
     );
     let policy = renrakucho_keyring::EpochPolicy {
-        dir: dir.clone(),
+        keys: renrakucho_keyring::EpochKeys::Directory(dir.clone()),
         period: Duration::from_secs(3600),
         batch: 10,
     };

@@ -149,18 +149,27 @@ async fn network() -> Network {
         // An emergency grant and a deletion request of the facility's own, written directly
         // (through the application they would name another facility's patient, which the
         // care team may see by design; here every row must belong to one facility).
+        // (A grant needs an identification in its transaction, which the superuser records
+        // itself here.)
         let mut su = superuser(&app).await;
-        sqlx::query(
+        let mut planting = su.begin().await.unwrap();
+        for sql in [
+            "INSERT INTO private.emergency_identifications (xact, facility_id, patient_id,
+                                                            staff_id)
+             VALUES (pg_current_xact_id(), $1, $2, $3)",
             "INSERT INTO emergency_grants (id, facility_id, patient_id, opened_by, reason_enc,
                                            expires_at)
              VALUES (gen_random_uuid(), $1, $2, $3, '\\x00', now() + interval '1 hour')",
-        )
-        .bind(facility.id.as_uuid())
-        .bind(patient.id.as_uuid())
-        .bind(alice.id.as_uuid())
-        .execute(&mut su)
-        .await
-        .unwrap();
+        ] {
+            sqlx::query(sql)
+                .bind(facility.id.as_uuid())
+                .bind(patient.id.as_uuid())
+                .bind(alice.id.as_uuid())
+                .execute(&mut *planting)
+                .await
+                .unwrap();
+        }
+        planting.commit().await.unwrap();
         sqlx::query(
             "INSERT INTO deletion_requests (id, facility_id, patient_id, requested_by,
                                             completed_at)
@@ -214,13 +223,15 @@ struct OwnedTable {
 
 /// Every facility-owned table in the application's schemas, from the catalog.
 async fn facility_owned_tables(su: &mut PgConnection) -> Vec<OwnedTable> {
+    // Schema `private` is out of the web role's reach altogether (no USAGE: the catalog test
+    // checks it, and the no-context test below is refused there).
     let rows: Vec<(String, String)> = sqlx::query_as(
         "SELECT format('%I.%I', n.nspname, c.relname), a.attname::text
            FROM pg_class c
            JOIN pg_namespace n ON n.oid = c.relnamespace
            JOIN pg_attribute a ON a.attrelid = c.oid AND NOT a.attisdropped AND a.attnum > 0
           WHERE c.relkind IN ('r', 'p')
-            AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+            AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'private')
             AND n.nspname NOT LIKE 'pg\\_%'
             AND (a.attname = 'facility_id' OR (c.relname = 'facilities' AND a.attname = 'id'))
           ORDER BY 1",
@@ -669,6 +680,10 @@ async fn without_a_context_nothing_is_visible_whether_the_setting_is_null_or_emp
                 "permission denied for table platform_operators",
             ),
             ("private.sessions", "permission denied for schema private"),
+            (
+                "private.emergency_identifications",
+                "permission denied for schema private",
+            ),
             (
                 "private.server_keys",
                 "permission denied for schema private",

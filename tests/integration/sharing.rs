@@ -258,7 +258,20 @@ async fn attempt(conn: &mut PgConnection, sql: &str, patient: PatientId) -> Opti
         .execute(&mut *conn)
         .await
         .unwrap();
-    let result = if sql.trim_start().starts_with("SELECT") {
+    // A probe may start with statements of its own (without parameters), separated by a line
+    // holding only `;`: what the application runs before the statement that decides.
+    let mut parts: Vec<&str> = sql.split("\n;\n").collect();
+    let sql = parts.pop().expect("a statement");
+    let mut prepared = Ok(());
+    for setup in parts {
+        prepared = sqlx::raw_sql(setup).execute(&mut *conn).await.map(|_| ());
+        if prepared.is_err() {
+            break;
+        }
+    }
+    let result = if let Err(e) = prepared {
+        Err(e)
+    } else if sql.trim_start().starts_with("SELECT") {
         sqlx::query_scalar::<_, i64>(sql)
             .bind(patient.as_uuid())
             .fetch_one(&mut *conn)
@@ -322,10 +335,24 @@ async fn database_decisions(
             .fetch_one(&mut su)
             .await
             .unwrap();
+    // The card's keyed lookup and birth check, as the server computes them from the number and
+    // the date of birth: a grant needs the database to confirm them in its transaction.
+    let (lookup, birth_check): (Vec<u8>, Vec<u8>) =
+        sqlx::query_as("SELECT lookup, birth_check FROM patient_cards WHERE patient_id = $1")
+            .bind(patient.as_uuid())
+            .fetch_one(&mut su)
+            .await
+            .unwrap();
+    let hex = |bytes: Vec<u8>| bytes.iter().map(|b| format!("{b:02x}")).collect::<String>();
+    let (lookup, birth_check) = (hex(lookup), hex(birth_check));
 
+    // As a staff member's request runs: the facility and the person acting.
     let mut tx = app
         .db
-        .begin(Scope::Facility(facility.facility.id))
+        .begin(Scope::Staff {
+            facility: facility.facility.id,
+            staff: facility.admin.id,
+        })
         .await
         .unwrap();
     let conn = tx.raw_connection_for_tests();
@@ -358,8 +385,10 @@ async fn database_decisions(
             Action::NotebookRead => "SELECT count(*) FROM entries WHERE patient_id = $1".into(),
             Action::PatientUpdate => "UPDATE patients SET updated_at = now() WHERE id = $1".into(),
             Action::PatientCardReissue => {
-                "UPDATE patient_cards SET issued_at = now(), issued_by = NULL WHERE patient_id = $1"
-                    .into()
+                format!(
+                    "UPDATE patient_cards SET issued_at = now(), issued_by = '{staff}'
+                      WHERE patient_id = $1"
+                )
             }
             Action::ConsentRead => "SELECT count(*) FROM consents WHERE patient_id = $1".into(),
             Action::ConsentRecord => format!(
@@ -427,8 +456,12 @@ async fn database_decisions(
                 "INSERT INTO deletion_requests (id, facility_id, patient_id, requested_by)
                  VALUES (gen_random_uuid(), '{me}', $1, '{staff}')"
             ),
+            // Identified first, as the server does after comparing the number and the date of
+            // birth (the database accepts a grant only then, ADR 0018).
             Action::EmergencyOpen => format!(
-                "INSERT INTO emergency_grants (id, facility_id, patient_id, opened_by, reason_enc,
+                "SELECT emergency_identified('\\x{lookup}', '\\x{birth_check}')
+;
+                 INSERT INTO emergency_grants (id, facility_id, patient_id, opened_by, reason_enc,
                                                expires_at)
                  VALUES (gen_random_uuid(), '{me}', $1, '{staff}', '\\x00',
                          now() + interval '1 hour')"

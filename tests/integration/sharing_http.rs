@@ -1026,6 +1026,7 @@ async fn a_deletion_request_erases_the_patient_everywhere() {
         ("patient_access", "patient_id"),
         ("emergency_grants", "patient_id"),
         ("patient_cards", "patient_id"),
+        ("private.emergency_identifications", "patient_id"),
     ] {
         let n: i64 =
             sqlx::query_scalar(&format!("SELECT count(*) FROM {table} WHERE {column} = $1"))

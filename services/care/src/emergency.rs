@@ -180,6 +180,11 @@ pub async fn open_emergency(
             "この対象者の連絡帳はすでに閲覧できます / your facility already sees this patient's notebook".into(),
         ));
     }
+    // The database confirms the identification itself: it accepts a grant only after this.
+    let confirmed = emergency::confirm_identified(&mut tx, &lookup, &check).await?;
+    if confirmed != patient {
+        return Err(CareError::NotIdentified);
+    }
     let id = Uuid::now_v7();
     let grant = emergency::open(&mut tx, id, patient, who.staff, request.duration).await?;
     let reason_enc = keyring

@@ -2,10 +2,10 @@
 //! docs/adr/0015-erasure-reaches-the-disk.md).
 //!
 //! An erased patient's data key lives on in old WAL segments, dead tuples and backups, wrapped
-//! under the master key of its time. Each local master key is therefore an *epoch*: after every
-//! erasure (and on a schedule) a new master key is generated, every live data key is re-wrapped
-//! under it, and the older master keys are destroyed, so that no copy of the erased patient's
-//! wrapped key can be unwrapped any more. Safe to run from several server processes (one at a
+//! under the master key of its time. Each master key (a local key file, or an AWS KMS key
+//! behind an alias) is therefore an *epoch*: after every erasure (and on a schedule) a new
+//! master key is made, every live data key is re-wrapped under it, and the older master keys
+//! are destroyed, so that no copy of the erased patient's wrapped key can be unwrapped any more. Safe to run from several server processes (one at a
 //! time, by an advisory lock), and after a crash at any step (the next run finishes the job).
 
 use std::path::PathBuf;
@@ -16,15 +16,78 @@ use renrakucho_store::epochs::{self, EpochState};
 use renrakucho_store::{Database, Scope};
 use serde_json::json;
 
-use crate::provider::LocalMasterKeys;
+use crate::provider::{AwsKms, LocalMasterKeys, MasterKeyProvider};
 use crate::{Keyring, KeyringError};
+
+/// Where the epochs' master keys live, and how one is made and destroyed. The keyring's
+/// current provider must be the one named here (the same directory, or a clone of the same
+/// [`AwsKms`]).
+#[derive(Debug, Clone)]
+pub enum EpochKeys {
+    /// Local key files in a directory (the zero-configuration default).
+    Directory(PathBuf),
+    /// AWS KMS keys behind an alias, which each new epoch moves. `left_behind` is the local
+    /// key directory of before the move to KMS, if it still exists: its keys are epochs too,
+    /// destroyed (and the directory with the last) once no data key needs them.
+    Kms {
+        kms: AwsKms,
+        left_behind: Option<PathBuf>,
+    },
+}
+
+impl EpochKeys {
+    /// The current master key, and every master key that exists now (as another process may
+    /// have left them).
+    async fn present(&self) -> Result<(String, Vec<String>), KeyringError> {
+        match self {
+            EpochKeys::Directory(dir) => LocalMasterKeys::ids_in(dir),
+            EpochKeys::Kms { kms, left_behind } => {
+                kms.refresh().await?;
+                let current = kms.current_key_id();
+                let mut present = vec![current.clone()];
+                if let Some(dir) = left_behind.as_deref().filter(|d| d.exists()) {
+                    present.extend(LocalMasterKeys::ids_in(dir)?.1);
+                }
+                Ok((current, present))
+            }
+        }
+    }
+
+    /// Makes a new master key the current one, durably, and returns its ID.
+    async fn create(&self) -> Result<String, KeyringError> {
+        match self {
+            EpochKeys::Directory(dir) => LocalMasterKeys::add_new_current(dir),
+            EpochKeys::Kms { kms, .. } => kms.create_epoch_key().await,
+        }
+    }
+
+    /// Destroys an older master key's material; false when it was already gone.
+    async fn destroy(&self, id: &str) -> Result<bool, KeyringError> {
+        match self {
+            EpochKeys::Directory(dir) => LocalMasterKeys::destroy(dir, id),
+            EpochKeys::Kms { kms, .. } if kms.holds(id) => kms.destroy_epoch_key(id).await,
+            EpochKeys::Kms {
+                left_behind: Some(dir),
+                ..
+            } => LocalMasterKeys::destroy_left_behind(dir, id),
+            EpochKeys::Kms { .. } => Ok(false),
+        }
+    }
+
+    /// Where the keys are, for messages.
+    fn describe(&self) -> String {
+        match self {
+            EpochKeys::Directory(dir) => dir.display().to_string(),
+            EpochKeys::Kms { kms, .. } => format!("AWS KMS ({})", kms.alias().unwrap_or("-")),
+        }
+    }
+}
 
 /// When a new epoch is due, and how the re-wrapping runs.
 #[derive(Debug, Clone)]
 pub struct EpochPolicy {
-    /// The local master key directory (the keyring's current provider must be the
-    /// [`LocalMasterKeys`] opened on it).
-    pub dir: PathBuf,
+    /// Where the epochs' master keys live.
+    pub keys: EpochKeys,
     /// The longest an epoch lives without an erasure.
     pub period: Duration,
     /// Data keys re-wrapped per transaction.
@@ -88,7 +151,8 @@ async fn record(
 
 impl Keyring {
     /// Rotates the master key epoch if one is due (or `force`), and finishes an interrupted
-    /// rotation: a new master key (durably on disk before anything is wrapped under it), every
+    /// rotation: a new master key (durably on disk, or created in KMS and the alias moved,
+    /// before anything is wrapped under it), every
     /// live data key re-wrapped under it (each checked to unwrap before it commits), then each
     /// older master key destroyed once no live data key is wrapped under it. `None` when
     /// nothing was due, or another process is rotating right now. Audited in the platform's
@@ -107,11 +171,11 @@ impl Keyring {
         }
         let provider = self.master_keys().current().clone();
         provider.refresh().await?;
-        let (current, present) = LocalMasterKeys::ids_in(&policy.dir)?;
+        let (current, present) = policy.keys.present().await?;
         if provider.current_key_id() != current {
             return Err(KeyringError::MasterKey(format!(
                 "the keyring does not use the master keys of {}",
-                policy.dir.display()
+                policy.keys.describe()
             )));
         }
 
@@ -155,7 +219,7 @@ impl Keyring {
             destroyed: Vec::new(),
         };
         if reason != EpochReason::Unfinished {
-            let id = LocalMasterKeys::add_new_current(&policy.dir)?;
+            let id = policy.keys.create().await?;
             provider.refresh().await?;
             let mut tx = db.begin(Scope::KeyMaintenance).await?;
             epochs::register(&mut tx, &id, erasures).await?;
@@ -193,9 +257,9 @@ impl Keyring {
                      rotation tries again)"
                 )));
             }
-            let found = LocalMasterKeys::destroy(&policy.dir, id)?;
+            let found = policy.keys.destroy(id).await?;
             epochs::mark_destroyed(&mut tx, id).await?;
-            let details = json!({ "master_key_id": id, "file_found": found });
+            let details = json!({ "master_key_id": id, "found": found });
             record(&mut tx, "master_key.destroy", details).await?;
             tx.commit().await?;
             tracing::info!(master_key = %id, "master key destroyed");

@@ -17,10 +17,13 @@ mod keyring;
 pub mod provider;
 
 pub use envelope::{Binding, Header, KeyOwner, OVERHEAD};
-pub use epochs::{EpochPolicy, EpochReason, EpochReport};
+pub use epochs::{EpochKeys, EpochPolicy, EpochReason, EpochReport};
 pub use error::{KeyringError, Problem};
 pub use keyring::{
     open_with_data_key, BindProgress, BindReport, CacheSettings, Keyring, OwnerKeys,
     ReencryptReport, RewrapReport,
 };
-pub use provider::{AwsKms, AwsKmsSettings, LocalMasterKeys, MasterKeyProvider, MasterKeys};
+pub use provider::{
+    AwsKms, AwsKmsSettings, LocalMasterKeys, MasterKeyProvider, MasterKeys,
+    KMS_DELETION_WINDOW_DAYS,
+};

@@ -68,7 +68,7 @@ impl Application {
         let hasher = PasswordHasher::new(settings.password_params())
             .map_err(|e| BuildError::Hasher(e.to_string()))?;
         let throttle = SignInThrottle::new(settings.throttle());
-        let keyring = crate::keys::open_keyring(settings).await?;
+        let crate::keys::ServerKeys { keyring, epochs } = crate::keys::open_keys(settings).await?;
         keyring.prepare(&db).await?;
         // Every patient has a card number before anyone can ask for one (ADR 0018).
         let issued = renrakucho_care::ensure_cards(&db, &keyring).await?;
@@ -118,8 +118,7 @@ impl Application {
             listener,
             router,
             state,
-            epochs: crate::keys::epoch_policy(settings)
-                .map(|policy| (policy, settings.master_key_epoch_check)),
+            epochs: epochs.map(|policy| (policy, settings.master_key_epoch_check)),
         })
     }
 
@@ -175,9 +174,11 @@ impl Application {
             ))),
             None => {
                 tracing::warn!(
-                    "master keys given in the environment or held by AWS KMS are not rotated by \
-                     the server: an erased patient stays readable in old WAL and backups until \
-                     the operator rotates and destroys the master key (README, \"Erasure\")"
+                    "a master key given in the environment (RENRAKUCHO_MASTER_KEY), or a KMS \
+                     key configured by ID or ARN instead of an alias, is not rotated by the \
+                     server: an erased patient stays readable in old WAL and backups until the \
+                     operator rotates and destroys the master key (README, \"Erasure and \
+                     backups\")"
                 );
                 None
             }

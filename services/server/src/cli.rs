@@ -98,8 +98,8 @@ enum KeysTask {
         /// `patient:<uuid>` or `facility:<uuid>`.
         owner: String,
     },
-    /// Start a new master key epoch now (local key directory only): generate a new master
-    /// key, re-wrap every data key under it, destroy every older master key. The server does
+    /// Start a new master key epoch now (local key directory, or AWS KMS by alias): make a new
+    /// master key, re-wrap every data key under it, destroy every older master key. The server does
     /// this by itself after each erasure and every RENRAKUCHO_MASTER_KEY_EPOCH; run it to cut
     /// the readable life of existing backups short, or to finish an interrupted rotation.
     RotateEpoch,
@@ -635,16 +635,17 @@ async fn keys_task(db: Database, settings: &Settings, task: KeysTask) -> Result<
             reencrypt_owner(&db, &keyring, owner).await
         }
         KeysTask::RotateEpoch => {
-            let Some(policy) = keys::epoch_policy(settings) else {
+            let keys::ServerKeys { keyring, epochs } =
+                keys::open_keys(settings).await.map_err(Failure::runtime)?;
+            let Some(policy) = epochs else {
                 return Err(Failure::config(
-                    "master key epochs are for local keys in a directory; with \
-                     RENRAKUCHO_MASTER_KEY or AWS KMS, rotate with `renrakucho keys \
-                     rotate-master` and destroy the old key yourself (README, \"Erasure\")",
+                    "master key epochs need keys the server can replace: local keys in a \
+                     directory, or AWS KMS configured by an alias \
+                     (RENRAKUCHO_AWS_KMS_KEY_ID=alias/…); with RENRAKUCHO_MASTER_KEY or a KMS \
+                     key ID, rotate with `renrakucho keys rotate-master` and destroy the old \
+                     key yourself (README, \"Erasure and backups\")",
                 ));
             };
-            let keyring = keys::open_keyring(settings)
-                .await
-                .map_err(Failure::runtime)?;
             let report = keyring
                 .rotate_epoch(&db, &policy, true)
                 .await

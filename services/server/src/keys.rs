@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use renrakucho_keyring::{
-    AwsKms, AwsKmsSettings, CacheSettings, EpochPolicy, Keyring, KeyringError, LocalMasterKeys,
-    MasterKeys,
+    AwsKms, AwsKmsSettings, CacheSettings, EpochKeys, EpochPolicy, Keyring, KeyringError,
+    LocalMasterKeys, MasterKeys,
 };
 use renrakucho_store::Database;
 
@@ -44,14 +44,31 @@ fn local_keys(settings: &Settings, create: bool) -> Result<Option<LocalMasterKey
     LocalMasterKeys::open_dir(&dir).map(Some)
 }
 
-/// The master keys of this server: the configured provider wraps; with AWS KMS, local keys
-/// that exist still unwrap (moving from the zero-configuration default to KMS is a
-/// `keys rotate-master`).
-pub async fn master_keys(settings: &Settings) -> Result<MasterKeys, KeyringError> {
-    match settings.key_provider {
+/// The keyring of this server and, when the server manages its master keys itself, their
+/// epochs.
+pub struct ServerKeys {
+    pub keyring: Keyring,
+    /// `None` with a key given in the environment (the server cannot replace it) or a KMS key
+    /// configured by ID or ARN instead of an alias (the server cannot move it).
+    pub epochs: Option<EpochPolicy>,
+}
+
+/// Data keys re-wrapped per transaction by an epoch rotation.
+const EPOCH_BATCH: i64 = 500;
+
+/// The master keys of this server, assembled from the settings: the configured provider
+/// wraps; with AWS KMS, local keys that exist still unwrap (moving from the
+/// zero-configuration default to KMS), and with a KMS alias the directory's keys are retired
+/// by the epochs like any older one.
+pub async fn open_keys(settings: &Settings) -> Result<ServerKeys, KeyringError> {
+    let (master, epoch_keys) = match settings.key_provider {
         KeyProvider::Local => {
             let local = local_keys(settings, true)?.expect("created when missing");
-            Ok(MasterKeys::new(Arc::new(local)))
+            let epochs = settings
+                .master_key
+                .is_none()
+                .then(|| EpochKeys::Directory(local_key_dir(settings)));
+            (MasterKeys::new(Arc::new(local)), epochs)
         }
         KeyProvider::AwsKms => {
             let kms = AwsKms::connect(&AwsKmsSettings {
@@ -60,40 +77,39 @@ pub async fn master_keys(settings: &Settings) -> Result<MasterKeys, KeyringError
                 endpoint: settings.aws_kms_endpoint.clone(),
             })
             .await?;
+            let local = local_keys(settings, false)?;
+            let left_behind =
+                (local.is_some() && settings.master_key.is_none()).then(|| local_key_dir(settings));
+            let epochs = kms.alias().is_some().then(|| EpochKeys::Kms {
+                kms: kms.clone(),
+                left_behind,
+            });
             let mut keys = MasterKeys::new(Arc::new(kms));
-            if let Some(local) = local_keys(settings, false)? {
+            if let Some(local) = local {
                 keys = keys.with_previous(Arc::new(local));
             }
-            Ok(keys)
+            (keys, epochs)
         }
-    }
-}
-
-/// The keyring, with the cache bounds of the settings.
-pub async fn open_keyring(settings: &Settings) -> Result<Keyring, KeyringError> {
-    Ok(Keyring::new(
-        master_keys(settings).await?,
-        CacheSettings {
-            capacity: settings.key_cache_capacity,
-            max_age: settings.key_cache_max_age,
-        },
-    ))
-}
-
-/// Data keys re-wrapped per transaction by an epoch rotation.
-const EPOCH_BATCH: i64 = 500;
-
-/// The master key epochs of this server, when it manages its master keys itself (local keys in
-/// a directory). Keys given in the environment cannot be rotated by the server, and AWS KMS
-/// keys are the operator's to rotate and schedule for deletion (README, "Erasure").
-pub fn epoch_policy(settings: &Settings) -> Option<EpochPolicy> {
-    (settings.key_provider == KeyProvider::Local && settings.master_key.is_none()).then(|| {
-        EpochPolicy {
-            dir: local_key_dir(settings),
+    };
+    Ok(ServerKeys {
+        keyring: Keyring::new(
+            master,
+            CacheSettings {
+                capacity: settings.key_cache_capacity,
+                max_age: settings.key_cache_max_age,
+            },
+        ),
+        epochs: epoch_keys.map(|keys| EpochPolicy {
+            keys,
             period: settings.master_key_epoch,
             batch: EPOCH_BATCH,
-        }
+        }),
     })
+}
+
+/// The keyring alone (the commands that do not rotate epochs).
+pub async fn open_keyring(settings: &Settings) -> Result<Keyring, KeyringError> {
+    Ok(open_keys(settings).await?.keyring)
 }
 
 /// Rotates master key epochs while the server runs: at start, every

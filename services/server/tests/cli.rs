@@ -576,7 +576,7 @@ async fn a_master_key_epoch_from_the_command_line_destroys_every_older_key() {
     let refused = run(renrakucho(&scratch.path, &["keys", "rotate-epoch"], &given)).await;
     assert_eq!(refused.status.code(), Some(2), "{}", describe(&refused));
     assert!(
-        String::from_utf8_lossy(&refused.stderr).contains("local keys in a directory"),
+        String::from_utf8_lossy(&refused.stderr).contains("keys the server can replace"),
         "{}",
         describe(&refused)
     );

@@ -66,7 +66,9 @@ const COLUMNS: &str = "id, facility_id, patient_id, opened_by, reason_enc, opene
 
 /// Opens a grant for the transaction's facility, lasting `duration` from now. Its reason must
 /// be given with [`give_reason`] in the same transaction (the patient's key only becomes
-/// readable once the grant exists). A patient that does not exist is `MissingReference`.
+/// readable once the grant exists), and the patient identified with [`confirm_identified`]
+/// before it (the database refuses the grant otherwise). A patient that does not exist is
+/// `MissingReference`.
 pub async fn open(
     tx: &mut ScopedTx,
     id: Uuid,
@@ -290,6 +292,22 @@ pub async fn identify(tx: &mut ScopedTx, lookup: &[u8]) -> Result<Identified, St
     .bind(lookup)
     .fetch_one(tx.conn())
     .await?)
+}
+
+/// The database's own confirmation of an identification the server has just made
+/// (`emergency_identified`): without it in the same transaction, [`open`] is refused. Returns
+/// the card's patient.
+pub async fn confirm_identified(
+    tx: &mut ScopedTx,
+    lookup: &[u8],
+    birth_check: &[u8],
+) -> Result<PatientId, StoreError> {
+    let patient: Uuid = sqlx::query_scalar("SELECT emergency_identified($1, $2)")
+        .bind(lookup)
+        .bind(birth_check)
+        .fetch_one(tx.conn())
+        .await?;
+    Ok(PatientId::from_uuid(patient))
 }
 
 /// A failed identification as recorded (`emergency_identification_failed`).

@@ -3,6 +3,7 @@
 //! wrapped key presented for anything else (and records each use in CloudTrail).
 
 use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -22,19 +23,29 @@ const ID_PREFIX: &str = "aws-kms:";
 /// (environment, profile, instance or task role).
 #[derive(Debug, Clone, Default)]
 pub struct AwsKmsSettings {
-    /// Key ID or ARN (an alias works for wrapping; the key's ARN is what gets stored).
+    /// Key ID, ARN or alias; the key's ARN is what gets stored. With an alias
+    /// (`alias/renrakucho`), the server makes a new key for every master key epoch and moves
+    /// the alias to it (docs/adr/0015-erasure-reaches-the-disk.md).
     pub key_id: String,
     pub region: Option<String>,
     /// A different endpoint (a VPC endpoint, or a local emulator in tests).
     pub endpoint: Option<String>,
 }
 
-/// The KMS provider.
+/// The KMS provider. Clones share the current key: a rotation seen by one is seen by all.
 #[derive(Debug, Clone)]
 pub struct AwsKms {
     client: aws_sdk_kms::Client,
-    key_id: String,
+    /// The key as configured: an ID, an ARN or an alias.
+    configured: String,
+    /// The ARN the configured key named when last resolved: what new data keys are wrapped
+    /// under (never the alias itself, so the stored ID is the key that was used).
+    current: Arc<RwLock<String>>,
 }
+
+/// How long KMS keeps a key scheduled for deletion (the shortest it allows), during which it
+/// is disabled and can decrypt nothing.
+pub const KMS_DELETION_WINDOW_DAYS: i32 = 7;
 
 fn timeouts() -> TimeoutConfig {
     TimeoutConfig::builder()
@@ -73,21 +84,108 @@ impl AwsKms {
         client: aws_sdk_kms::Client,
         key_id: &str,
     ) -> Result<Self, KeyringError> {
-        let described = client
-            .describe_key()
-            .key_id(key_id)
+        let arn = resolve(&client, key_id).await?;
+        Ok(Self {
+            client,
+            configured: key_id.to_string(),
+            current: Arc::new(RwLock::new(arn)),
+        })
+    }
+
+    /// The alias the key was configured by (`alias/…`, also as an alias ARN), if any: the
+    /// server can start a new master key epoch only by moving an alias.
+    pub fn alias(&self) -> Option<&str> {
+        let configured = self.configured.as_str();
+        if configured.starts_with("alias/") {
+            return Some(configured);
+        }
+        configured
+            .strip_prefix("arn:")
+            .and_then(|_| configured.find(":alias/"))
+            .map(|at| &configured[at + 1..])
+    }
+
+    fn current_arn(&self) -> String {
+        self.current.read().expect("KMS current key lock").clone()
+    }
+
+    /// Starts a new master key epoch: creates a KMS key and moves the alias to it, so every
+    /// server process (which re-resolves the alias at its checks) wraps under it from then on.
+    /// Returns its stored ID. Needs `kms:CreateKey` and `kms:UpdateAlias`.
+    pub async fn create_epoch_key(&self) -> Result<String, KeyringError> {
+        let alias = self.alias().ok_or_else(|| {
+            KeyringError::MasterKey(format!(
+                "the KMS key {} is not configured by an alias; master key epochs move an alias \
+                 (RENRAKUCHO_AWS_KMS_KEY_ID=alias/…)",
+                self.configured
+            ))
+        })?;
+        let created = self
+            .client
+            .create_key()
+            .description(
+                "Renrakucho master key epoch (wraps data keys; destroyed by the next epoch)",
+            )
             .send()
             .await
             .map_err(classify)?;
-        let arn = described
-            .key_metadata()
-            .and_then(|m| m.arn())
-            .ok_or_else(|| KeyringError::ProviderRefused(format!("KMS key {key_id} has no ARN")))?
+        let metadata = created.key_metadata().ok_or_else(|| {
+            KeyringError::ProviderRefused("KMS created a key without metadata".into())
+        })?;
+        let arn = metadata
+            .arn()
+            .ok_or_else(|| {
+                KeyringError::ProviderRefused("KMS created a key without an ARN".into())
+            })?
             .to_string();
-        Ok(Self {
-            client,
-            key_id: arn,
-        })
+        self.client
+            .update_alias()
+            .alias_name(alias)
+            .target_key_id(metadata.key_id())
+            .send()
+            .await
+            .map_err(classify)?;
+        *self.current.write().expect("KMS current key lock") = arn;
+        Ok(self.current_key_id())
+    }
+
+    /// Destroys an epoch's KMS key: disabled at once (it decrypts nothing from then on) and
+    /// scheduled for deletion after the shortest window KMS allows. The current key is
+    /// refused. False when KMS no longer knows the key. Needs `kms:DisableKey` and
+    /// `kms:ScheduleKeyDeletion`.
+    pub async fn destroy_epoch_key(&self, id: &str) -> Result<bool, KeyringError> {
+        let arn = id
+            .strip_prefix(ID_PREFIX)
+            .ok_or_else(|| KeyringError::MasterKey(format!("{id} is not a KMS master key")))?;
+        if arn == self.current_arn() {
+            return Err(KeyringError::MasterKey(format!(
+                "{id} is the current master key"
+            )));
+        }
+        // The key's own ID (the ARN's last part) is what every KMS implementation takes.
+        let key = arn.rsplit('/').next().unwrap_or(arn);
+        let gone = |code: Option<&str>| code == Some("NotFoundException");
+        // Already pending deletion: disabling again is refused, and that is fine.
+        let settled = |code: Option<&str>| code == Some("KMSInvalidStateException");
+        match self.client.disable_key().key_id(key).send().await {
+            Ok(_) => {}
+            Err(e) if gone(e.code()) => return Ok(false),
+            Err(e) if settled(e.code()) => {}
+            Err(e) => return Err(classify(e)),
+        }
+        match self
+            .client
+            .schedule_key_deletion()
+            .key_id(key)
+            .pending_window_in_days(KMS_DELETION_WINDOW_DAYS)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(e) if gone(e.code()) => Ok(false),
+            Err(e) if settled(e.code()) => Ok(true),
+            Err(e) => Err(classify(e)),
+        }
     }
 
     /// A client configuration for an explicit endpoint and static credentials.
@@ -132,6 +230,21 @@ impl AwsKms {
     }
 }
 
+/// The ARN of a key ID, ARN or alias.
+async fn resolve(client: &aws_sdk_kms::Client, key_id: &str) -> Result<String, KeyringError> {
+    let described = client
+        .describe_key()
+        .key_id(key_id)
+        .send()
+        .await
+        .map_err(classify)?;
+    Ok(described
+        .key_metadata()
+        .and_then(|m| m.arn())
+        .ok_or_else(|| KeyringError::ProviderRefused(format!("KMS key {key_id} has no ARN")))?
+        .to_string())
+}
+
 /// Service refusals are the data's problem; anything else (network, timeouts, KMS's own
 /// trouble) is unavailability, answered with 503 and retried later.
 fn classify<E>(err: SdkError<E>) -> KeyringError
@@ -157,7 +270,7 @@ where
 #[async_trait]
 impl MasterKeyProvider for AwsKms {
     fn current_key_id(&self) -> String {
-        format!("{ID_PREFIX}{}", self.key_id)
+        format!("{ID_PREFIX}{}", self.current_arn())
     }
 
     fn holds(&self, key_id: &str) -> bool {
@@ -168,7 +281,7 @@ impl MasterKeyProvider for AwsKms {
         let out = self
             .client
             .encrypt()
-            .key_id(&self.key_id)
+            .key_id(self.current_arn())
             .plaintext(Blob::new(key.to_vec()))
             .set_encryption_context(Some(Self::context(context)))
             .send()
@@ -203,5 +316,14 @@ impl MasterKeyProvider for AwsKms {
             KeyringError::ProviderRefused("KMS returned a data key of the wrong length".into())
         })?;
         Ok(Zeroizing::new(key))
+    }
+
+    /// Re-resolves an alias (another process may have started a new epoch).
+    async fn refresh(&self) -> Result<(), KeyringError> {
+        if self.alias().is_some() {
+            let arn = resolve(&self.client, &self.configured).await?;
+            *self.current.write().expect("KMS current key lock") = arn;
+        }
+        Ok(())
     }
 }

@@ -270,6 +270,29 @@ impl LocalMasterKeys {
         if current.trim() == id {
             return Err(fail(format!("{id} is the current master key")));
         }
+        Self::shred_key(dir, id)
+    }
+
+    /// Destroys a key of a directory that no longer wraps anything new (the server moved to
+    /// AWS KMS), its `current` one included, as [`destroy`](Self::destroy) does; with its
+    /// last key the directory goes too, so nothing is left to open. False when there was no
+    /// such file.
+    pub fn destroy_left_behind(dir: &Path, id: &str) -> Result<bool, KeyringError> {
+        if !dir.exists() {
+            return Ok(false);
+        }
+        let found = Self::shred_key(dir, id)?;
+        let keys_left = fs::read_dir(dir)
+            .map_err(|e| fail(format!("{}: {e}", dir.display())))?
+            .filter_map(Result::ok)
+            .any(|e| e.path().extension().and_then(|x| x.to_str()) == Some("key"));
+        if !keys_left {
+            fs::remove_dir_all(dir).map_err(|e| fail(format!("{}: {e}", dir.display())))?;
+        }
+        Ok(found)
+    }
+
+    fn shred_key(dir: &Path, id: &str) -> Result<bool, KeyringError> {
         let name = file_name(id);
         let leftovers = format!(".{name}.");
         let mut targets = Vec::new();
@@ -410,7 +433,15 @@ impl MasterKeyProvider for LocalMasterKeys {
 
     async fn refresh(&self) -> Result<(), KeyringError> {
         if let Some(dir) = &self.dir {
-            let state = Self::load(dir)?;
+            // Gone with its last key (moved to KMS): nothing is held any more.
+            let state = if dir.exists() {
+                Self::load(dir)?
+            } else {
+                State {
+                    current: String::new(),
+                    keys: HashMap::new(),
+                }
+            };
             *self.state.write().expect("master key state lock") = state;
         }
         Ok(())

@@ -12,7 +12,7 @@ use zeroize::Zeroizing;
 
 use crate::KeyringError;
 
-pub use aws_kms::{AwsKms, AwsKmsSettings};
+pub use aws_kms::{AwsKms, AwsKmsSettings, KMS_DELETION_WINDOW_DAYS};
 pub use local::LocalMasterKeys;
 
 /// A data key, unwrapped: 32 bytes that are zeroed when dropped.
