@@ -595,4 +595,23 @@ mod tests {
             (new.clone(), vec![new])
         );
     }
+
+    #[tokio::test]
+    async fn a_directory_left_behind_goes_with_its_last_key() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("k");
+        let keys = LocalMasterKeys::open_dir(&dir).unwrap();
+        let old = keys.current_key_id();
+        let new = LocalMasterKeys::add_new_current(&dir).unwrap();
+
+        assert!(LocalMasterKeys::destroy_left_behind(&dir, &old).unwrap());
+        assert!(dir.exists(), "one key is left");
+        // The directory's current key too: nothing wraps under it any more.
+        assert!(LocalMasterKeys::destroy_left_behind(&dir, &new).unwrap());
+        assert!(!dir.exists(), "gone with its last key");
+        assert!(!LocalMasterKeys::destroy_left_behind(&dir, &new).unwrap());
+        // A process that held them lets them go at its next refresh.
+        keys.refresh().await.unwrap();
+        assert!(!keys.holds(&new) && !keys.holds(&old));
+    }
 }
