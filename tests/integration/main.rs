@@ -9,6 +9,7 @@ mod browser;
 mod cancellation;
 mod catalog;
 mod consent_renewal;
+mod edges;
 mod erasure_disk;
 mod isolation;
 mod keyring;

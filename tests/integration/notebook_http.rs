@@ -2544,6 +2544,92 @@ async fn a_support_request_shares_only_what_it_names_while_it_is_open() {
 // ---------------------------------------------------------------------------------------------
 // Notifications.
 
+/// A request is found by its ID however many newer ones there are (the list shows the newest
+/// 200; reading, accepting, answering and closing look the request up by itself).
+#[tokio::test]
+async fn a_support_request_older_than_the_newest_two_hundred_is_still_answered() {
+    let app = spawn_app().await;
+    let net = network(&app).await;
+    let p = net.patient;
+    let entry = id_of(
+        &post(
+            &app,
+            &net.doctor_c,
+            p,
+            json!({ "category": "treatment", "body": "右下腿に紅斑" }),
+        )
+        .await,
+    );
+    let response = net
+        .doctor_c
+        .post(patient_url(&app, p, "/support-requests"))
+        .json(&json!({ "to": net.hospital.code, "kind": "second_opinion",
+                       "question": "ご意見をください", "summary": "80代女性",
+                       "entries": [entry] }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201, "sending the request");
+    let request = id_of(&json_of(response).await);
+    authorizer_follows(&app, &net.hospital, p, Action::SupportAnswer, true).await;
+    // Two hundred newer requests between the same facilities (their texts are copies that
+    // would not decrypt for their own rows, which nothing here reads).
+    let mut su = superuser(&app).await;
+    sqlx::query(
+        "INSERT INTO support_requests (id, patient_id, facility_id, to_facility_id, kind,
+                                       requested_by, question_enc, summary_enc, created_at)
+         SELECT gen_random_uuid(), patient_id, facility_id, to_facility_id, kind, requested_by,
+                question_enc, summary_enc, created_at + make_interval(secs => g)
+           FROM support_requests, generate_series(1, 200) g
+          WHERE id = $1::uuid",
+    )
+    .bind(&request)
+    .execute(&mut su)
+    .await
+    .unwrap();
+    let listed = json_of(
+        net.outsider_c
+            .get(app.url("/api/v1/support-requests"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let listed = listed.as_array().unwrap();
+    assert_eq!(listed.len(), 200, "the list shows the newest 200");
+    assert!(listed.iter().all(|l| l["id"] != request.as_str()));
+
+    let response = net
+        .outsider_c
+        .get(app.url(&format!("/api/v1/support-requests/{request}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "reading the oldest request");
+    assert_eq!(json_of(response).await["question"], "ご意見をください");
+    for (client, step) in [
+        (&net.outsider_c, "accept"),
+        (&net.outsider_c, "answer"),
+        (&net.doctor_c, "close"),
+    ] {
+        let response = client
+            .post(app.url(&format!("/api/v1/support-requests/{request}/{step}")))
+            .json(&json!({ "answer": "皮膚科受診をお勧めします" }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 204, "{step}");
+    }
+    // Another facility still finds nothing by the ID.
+    let response = net
+        .member_c
+        .get(app.url(&format!("/api/v1/support-requests/{request}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 404);
+}
+
 async fn save_settings(app: &TestApp, client: &Client, body: Value) -> Response {
     client
         .put(app.url("/api/v1/notifications/settings"))
@@ -2838,6 +2924,7 @@ async fn the_event_stream_ends_when_its_session_is_signed_out() {
     );
     let response = client
         .post(app.url("/api/v1/auth/sign-out"))
+        .json(&json!({}))
         .send()
         .await
         .unwrap();

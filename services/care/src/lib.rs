@@ -53,8 +53,8 @@ pub use patients::{
 };
 pub use support::{
     answer_support_request, close_support_request, respond_to_support_request,
-    send_support_request, support_request, support_requests, NewSupportRequest, SupportDetail,
-    SupportLine,
+    send_support_request, support_line, support_request, support_requests, NewSupportRequest,
+    SupportDetail, SupportLine,
 };
 pub use unreadable::{Listed, Unreadable, ALERT_KIND as UNREADABLE_ALERT};
 

@@ -254,6 +254,23 @@ pub async fn support_requests(
     Ok(out)
 }
 
+/// One request's line (no patient data), looked up by its ID however old it is: what acting
+/// on a request starts from. `NotFound` when the facility neither sent nor received it.
+pub async fn support_line(
+    db: &Database,
+    who: StaffActor,
+    id: Uuid,
+) -> Result<SupportLine, CareError> {
+    let mut tx = db.begin(who.scope()).await?;
+    let stored = support::get(&mut tx, id).await?;
+    let line = lines(&mut tx, who.facility, std::slice::from_ref(&stored))
+        .await?
+        .pop()
+        .ok_or(CareError::NotFound)?;
+    tx.commit().await?;
+    Ok(line)
+}
+
 /// One request, decrypted, with the entries it shares; audited.
 pub async fn support_request(
     db: &Database,

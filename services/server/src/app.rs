@@ -19,7 +19,7 @@ use tower_sessions::cookie::SameSite;
 use tower_sessions::{Expiry, SessionManagerLayer};
 
 use crate::config::Settings;
-use crate::error::attach_request_id;
+use crate::error::{accept_request_id, attach_request_id};
 use crate::routes;
 use crate::state::{AppState, CarePolicy, SessionPolicy};
 
@@ -404,6 +404,7 @@ fn router(state: AppState, secure_cookies: bool) -> Router {
         .layer(trace)
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .layer(middleware::from_fn(accept_request_id))
         .with_state(state)
 }
 

@@ -164,6 +164,9 @@ struct Failure {
     message: String,
 }
 
+/// `audit verify`'s exit status when a chain is broken (1: it could not run; 2: configuration).
+const EXIT_TAMPERED: u8 = 3;
+
 impl Failure {
     fn config(message: impl ToString) -> Self {
         Self {
@@ -512,11 +515,13 @@ async fn verify_audit(db: Database) -> Result<(), Failure> {
     for chain_break in &report.breaks {
         println!("BROKEN: {chain_break}");
     }
-    Err(Failure::runtime(format!(
-        "audit log tampered with: {} of {} chains broken",
-        report.breaks.len(),
-        report.chains
-    )))
+    Err(Failure {
+        code: EXIT_TAMPERED,
+        message: format!(
+            "audit log tampered with: {} broken links in {} of {} chains",
+            report.broken_links, report.broken_chains, report.chains
+        ),
+    })
 }
 
 async fn keys_task(db: Database, settings: &Settings, task: KeysTask) -> Result<(), Failure> {

@@ -328,6 +328,31 @@ impl IntoResponse for ApiError {
 #[from_request(via(axum::Json), rejection(ApiError))]
 pub struct ApiJson<T>(pub T);
 
+/// Whether a client's `X-Request-Id` may be kept: a UUID, or up to 64 characters of letters,
+/// digits, `-`, `_` and `.` (what proxies generate). Anything else is replaced, so the audit
+/// log and the logs never hold text a client chose freely.
+pub fn usable_request_id(value: &str) -> bool {
+    uuid::Uuid::parse_str(value).is_ok()
+        || (!value.is_empty()
+            && value.len() <= 64
+            && value
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.')))
+}
+
+/// Middleware, outermost: drops a client's `X-Request-Id` that is not [`usable_request_id`],
+/// so that one of the server's own is generated instead.
+pub async fn accept_request_id(mut request: Request, next: Next) -> Response {
+    let usable = request
+        .headers()
+        .get("x-request-id")
+        .map(|v| v.to_str().is_ok_and(usable_request_id));
+    if usable == Some(false) {
+        request.headers_mut().remove("x-request-id");
+    }
+    next.run(request).await
+}
+
 /// Middleware: puts the request's ID into JSON error bodies.
 pub async fn attach_request_id(request: Request, next: Next) -> Response {
     let request_id = request

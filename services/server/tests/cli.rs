@@ -494,10 +494,23 @@ async fn audit_verify_reports_an_intact_log_and_names_an_edited_record() {
     .fetch_one(&mut su)
     .await
     .unwrap();
+    // And removes a later one of the same chain: both are reported, not only the first.
+    let removed: i64 = sqlx::query_scalar(
+        "DELETE FROM audit_log WHERE facility_id = $1 AND seq = 3 RETURNING seq",
+    )
+    .bind(facility)
+    .fetch_one(&mut su)
+    .await
+    .unwrap();
     su.close().await.unwrap();
 
     let broken = run(command(&["audit", "verify"])).await;
-    assert_eq!(broken.status.code(), Some(1), "{}", describe(&broken));
+    assert_eq!(
+        broken.status.code(),
+        Some(3),
+        "tampered: exit 3 {}",
+        describe(&broken)
+    );
     let stdout = String::from_utf8_lossy(&broken.stdout);
     let expected = format!("BROKEN: facility {facility} chain: record #2 (id {id}) was altered");
     assert!(
@@ -505,13 +518,43 @@ async fn audit_verify_reports_an_intact_log_and_names_an_edited_record() {
         "expected {expected:?}: {}",
         describe(&broken)
     );
+    let expected = format!("record #{removed} was removed or altered");
+    assert!(
+        stdout.contains(&expected),
+        "expected {expected:?}: {}",
+        describe(&broken)
+    );
     assert_eq!(
         stdout.matches("BROKEN:").count(),
-        1,
+        2,
         "{}",
         describe(&broken)
     );
     assert!(!stdout.contains("intact"), "{}", describe(&broken));
+    assert!(
+        String::from_utf8_lossy(&broken.stderr).contains("2 broken links in 1 of"),
+        "{}",
+        describe(&broken)
+    );
+
+    // Could not run at all (the database is not there): exit 1, not 3.
+    let unreachable = [
+        (
+            "DATABASE_URL",
+            "postgres://renrakucho_owner@127.0.0.1:1/nowhere".to_string(),
+        ),
+        (
+            "RENRAKUCHO_RUNTIME_DATABASE_URL",
+            "postgres://renrakucho_runtime@127.0.0.1:1/nowhere".to_string(),
+        ),
+    ];
+    let failed = run(renrakucho(
+        &scratch.path,
+        &["audit", "verify"],
+        &unreachable,
+    ))
+    .await;
+    assert_eq!(failed.status.code(), Some(1), "{}", describe(&failed));
 }
 
 /// Lines of `keys status`: (master key ID, data keys, current?).

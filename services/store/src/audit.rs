@@ -2,7 +2,7 @@
 //!
 //! Records are chained per facility (and one chain for the platform) by the database itself
 //! (trigger `audit_log_link`), and the runtime role may only INSERT and SELECT them.
-//! [`verify`] recomputes every chain and names the first broken link.
+//! [`verify`] recomputes every chain and names every broken link.
 
 use std::net::IpAddr;
 
@@ -139,7 +139,7 @@ pub async fn recent(tx: &mut ScopedTx, limit: i64) -> Result<Vec<AuditRecord>, S
     Ok(rows)
 }
 
-/// The first broken link found in a chain.
+/// A broken link found in a chain.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChainBreak {
     /// The chain: a facility, or the platform (`None`).
@@ -186,7 +186,22 @@ impl std::fmt::Display for ChainBreak {
 pub struct VerifyReport {
     pub chains: usize,
     pub records: i64,
+    /// Every broken link, chain by chain (at most [`BREAKS_SHOWN`] of each chain).
     pub breaks: Vec<ChainBreak>,
+    /// How many broken links there are in all, including those not listed.
+    pub broken_links: i64,
+    /// How many chains have at least one.
+    pub broken_chains: usize,
+}
+
+impl VerifyReport {
+    fn add(&mut self, records: i64, broken: i64, breaks: Vec<ChainBreak>) {
+        self.chains += 1;
+        self.records += records;
+        self.broken_links += broken;
+        self.broken_chains += usize::from(broken > 0);
+        self.breaks.extend(breaks);
+    }
 }
 
 #[derive(FromRow)]
@@ -195,19 +210,23 @@ struct BreakRow {
     seq: i64,
     altered: bool,
     prev_seq: Option<i64>,
+    total: i64,
 }
+
+/// At most this many broken links are reported per chain (the count says how many there are).
+pub const BREAKS_SHOWN: i64 = 1000;
 
 async fn verify_scope(
     tx: &mut ScopedTx,
     facility: Option<FacilityId>,
-) -> Result<(i64, Option<ChainBreak>), StoreError> {
+) -> Result<(i64, i64, Vec<ChainBreak>), StoreError> {
     // RLS shows exactly the scope's chain. Compare each record with its recomputed hash and
-    // with the record before it; return the count and the first break.
+    // with the record before it; return the count, the number of breaks and the first ones.
     let count: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_log")
         .fetch_one(tx.conn())
         .await?;
-    let first_break = sqlx::query_as::<_, BreakRow>(
-        "SELECT id, seq, altered, prev_seq FROM (
+    let rows = sqlx::query_as::<_, BreakRow>(
+        "SELECT id, seq, altered, prev_seq, count(*) OVER () AS total FROM (
              SELECT a.id, a.seq,
                     a.hash <> audit_record_hash(a) AS altered,
                     lag(a.seq) OVER w AS prev_seq,
@@ -219,11 +238,13 @@ async fn verify_scope(
          ) c
          WHERE altered OR unlinked OR seq <> coalesce(prev_seq, 0) + 1
          ORDER BY seq
-         LIMIT 1",
+         LIMIT $1",
     )
-    .fetch_optional(tx.conn())
+    .bind(BREAKS_SHOWN)
+    .fetch_all(tx.conn())
     .await?;
-    let chain_break = first_break.map(|row| ChainBreak {
+    let total = rows.first().map_or(0, |r| r.total);
+    let breaks = rows.into_iter().map(|row| ChainBreak {
         facility,
         id: row.id,
         seq: row.seq,
@@ -235,30 +256,26 @@ async fn verify_scope(
             }
         },
     });
-    Ok((count, chain_break))
+    Ok((count, total, breaks.collect()))
 }
 
-/// Recomputes every chain (the platform's and each facility's) and reports the first broken
-/// link of each. Runs as the runtime role, one scope at a time, like any other reader.
+/// Recomputes every chain (the platform's and each facility's) and reports every broken link
+/// of each. Runs as the runtime role, one scope at a time, like any other reader.
 pub async fn verify(db: &Database) -> Result<VerifyReport, StoreError> {
     let mut report = VerifyReport::default();
     let mut tx = db.begin(Scope::Platform).await?;
     let facilities: Vec<Uuid> = sqlx::query_scalar("SELECT id FROM facilities ORDER BY id")
         .fetch_all(tx.conn())
         .await?;
-    let (count, chain_break) = verify_scope(&mut tx, None).await?;
+    let (count, total, breaks) = verify_scope(&mut tx, None).await?;
     tx.commit().await?;
-    report.chains += 1;
-    report.records += count;
-    report.breaks.extend(chain_break);
+    report.add(count, total, breaks);
     for id in facilities {
         let facility = FacilityId::from_uuid(id);
         let mut tx = db.begin(Scope::Facility(facility)).await?;
-        let (count, chain_break) = verify_scope(&mut tx, Some(facility)).await?;
+        let (count, total, breaks) = verify_scope(&mut tx, Some(facility)).await?;
         tx.commit().await?;
-        report.chains += 1;
-        report.records += count;
-        report.breaks.extend(chain_break);
+        report.add(count, total, breaks);
     }
     Ok(report)
 }

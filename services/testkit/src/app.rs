@@ -294,6 +294,7 @@ impl TestApp {
     pub async fn sign_out(&self) -> reqwest::Response {
         self.client
             .post(self.url("/api/v1/auth/sign-out"))
+            .json(&serde_json::json!({}))
             .send()
             .await
             .expect("sign-out request")

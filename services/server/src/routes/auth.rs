@@ -1,7 +1,7 @@
 //! Sign-in, sign-out and "who am I" for API clients.
 
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::Json;
 use renrakucho_core::Password;
 use renrakucho_identity::SignInRequest;
@@ -54,14 +54,37 @@ pub async fn sign_in(
     Ok(Json(signed_in.who))
 }
 
-/// Ends the session: the record is deleted from the store and the cookie cleared.
+/// Whether a request says its body is JSON (`Content-Type: application/json`, parameters and
+/// case aside). An HTML form cannot send that to another site without the browser asking
+/// first (a CORS preflight, which this server never grants).
+fn sent_as_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<mime::Mime>().ok())
+        .is_some_and(|m| m.essence_str() == mime::APPLICATION_JSON.essence_str())
+}
+
+/// Ends the session: the record is deleted from the store and the cookie cleared. JSON only
+/// (`Content-Type: application/json`, the body empty or `{}`), so a form on another page
+/// cannot sign a person out.
 #[utoipa::path(post, path = "/api/v1/auth/sign-out", tag = "auth",
-    responses((status = 204, description = "Signed out (also when no one was signed in)")))]
+    responses((status = 204, description = "Signed out (also when no one was signed in)"),
+              (status = 415, description = "Not sent as JSON", body = ErrorBody)))]
 pub async fn sign_out(
     State(state): State<AppState>,
     RequestOrigin(origin): RequestOrigin,
+    headers: HeaderMap,
     session: Session,
 ) -> Result<StatusCode, ApiError> {
+    if !sent_as_json(&headers) {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "json_only",
+            "サインアウトは JSON で送ってください / send the sign-out as JSON \
+             (Content-Type: application/json)",
+        ));
+    }
     if let Some(signed_in) = session::current(&state, &session).await? {
         state.auth.sign_out(signed_in.principal, &origin).await?;
     }

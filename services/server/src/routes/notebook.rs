@@ -803,11 +803,7 @@ pub(crate) async fn support_actor(
     id: Uuid,
 ) -> Result<(renrakucho_care::StaffActor, SupportLine), ApiError> {
     let who = staff(signed_in)?;
-    let line = renrakucho_care::support_requests(&state.db, who)
-        .await?
-        .into_iter()
-        .find(|l| l.id == id)
-        .ok_or_else(ApiError::not_found)?;
+    let line = renrakucho_care::support_line(&state.db, who, id).await?;
     // The asking side no longer needs the right to ask (consent may have gone since): it may
     // still read and close its request through its care-team reading right.
     let action = if line.sent {
