@@ -156,9 +156,39 @@ async fn the_session_cookie_is_secure_behind_https() {
     clinic(&app, "SESS-2", &["alice"]).await;
     let response = app.sign_in(Some("SESS-2"), "alice", FIXTURE_PASSWORD).await;
     assert_eq!(response.status(), StatusCode::OK);
-    let cookie = session_cookie(&response).expect("a session cookie");
-    assert!(cookie.has("secure"), "{cookie:?}");
-    assert!(cookie.has("httponly"), "{cookie:?}");
+    assert!(
+        session_cookie(&response).is_none(),
+        "not under the plain name"
+    );
+    // `__Host-`: set only by this host, over HTTPS, for the whole site, never by a sibling.
+    let set: Vec<String> = response
+        .headers()
+        .get_all(SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok().map(str::to_string))
+        .collect();
+    let cookie = set
+        .iter()
+        .find(|c| c.starts_with("__Host-renrakucho_session="))
+        .unwrap_or_else(|| panic!("a __Host- session cookie: {set:?}"));
+    let attributes = cookie.to_ascii_lowercase();
+    for wanted in ["; secure", "; httponly", "; path=/"] {
+        assert!(attributes.contains(wanted), "{cookie}");
+    }
+    assert!(!attributes.contains("domain="), "{cookie}");
+    // The portal's CSRF cookie too.
+    let page = new_client().get(app.url("/login")).send().await.unwrap();
+    let csrf: Vec<String> = page
+        .headers()
+        .get_all(SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok().map(str::to_string))
+        .collect();
+    assert!(
+        csrf.iter().any(|c| c.starts_with("__Host-renrakucho_csrf=")
+            && c.to_ascii_lowercase().contains("; secure")),
+        "{csrf:?}"
+    );
 }
 
 #[tokio::test]
@@ -565,4 +595,158 @@ async fn portal_forms_refuse_a_missing_or_foreign_csrf_token() {
     assert_eq!(forged.status(), StatusCode::FORBIDDEN);
     assert!(session_cookie(&forged).is_none());
     assert_eq!(app.me().await.status(), StatusCode::UNAUTHORIZED);
+}
+
+/// The cookies a response sets, as `name=value`.
+fn set_cookies(response: &reqwest::Response) -> Vec<String> {
+    response
+        .headers()
+        .get_all(SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .filter_map(|h| h.split(';').next().map(|c| c.trim().to_string()))
+        .collect()
+}
+
+/// The cookie of `jar` named `name`, as `name=value`.
+fn cookie<'a>(jar: &'a [String], name: &str) -> &'a str {
+    jar.iter()
+        .rev()
+        .find(|c| c.starts_with(&format!("{name}=")))
+        .unwrap_or_else(|| panic!("no {name} cookie in {jar:?}"))
+}
+
+/// A browser without a cookie store: the test carries its cookies by hand, as a page on a
+/// sibling site could make a browser carry them.
+struct Browser {
+    client: reqwest::Client,
+    jar: Vec<String>,
+}
+
+impl Browser {
+    fn new() -> Self {
+        Self {
+            client: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            jar: Vec::new(),
+        }
+    }
+
+    fn header(&self) -> String {
+        self.jar.join("; ")
+    }
+
+    /// A page's form token, keeping the cookies the page sets.
+    async fn form_token(&mut self, app: &TestApp, path: &str) -> String {
+        let response = self
+            .client
+            .get(app.url(path))
+            .header(COOKIE, self.header())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{path}");
+        self.jar.extend(set_cookies(&response));
+        let page = response.text().await.unwrap();
+        let marker = r#"name="authenticity_token" value=""#;
+        let start = page.find(marker).expect("a form token") + marker.len();
+        let end = page[start..].find('"').unwrap() + start;
+        page[start..end].to_string()
+    }
+
+    async fn sign_in(&mut self, app: &TestApp, code: &str, login: &str) {
+        let token = self.form_token(app, "/login").await;
+        let response = self
+            .client
+            .post(app.url("/login"))
+            .header(COOKIE, self.header())
+            .form(&[
+                ("authenticity_token", token.as_str()),
+                ("facility_code", code),
+                ("login_id", login),
+                ("password", FIXTURE_PASSWORD),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            response.status(),
+            StatusCode::SEE_OTHER,
+            "signing {login} in"
+        );
+        self.jar.extend(set_cookies(&response));
+    }
+}
+
+/// Cookie tossing: a page on a sibling site plants the attacker's own CSRF cookie in the
+/// victim's browser and submits the attacker's own form token with the victim's session
+/// cookie. The token is bound to the session, so the form is refused and nothing is created;
+/// the victim's own form goes through.
+#[tokio::test]
+async fn a_tossed_csrf_cookie_and_token_do_not_act_for_the_victim() {
+    let app = spawn_app().await;
+    let (facility, _) = clinic(&app, "PORTAL-TOSS", &["alice", "mallory"]).await;
+    let mut victim = Browser::new();
+    victim.sign_in(&app, "PORTAL-TOSS", "alice").await;
+    let own_token = victim.form_token(&app, "/patients/new").await;
+
+    // The attacker's cookie and token: as a visitor (no session), and signed in as themself.
+    let mut visitor = Browser::new();
+    let visitor_token = visitor.form_token(&app, "/login").await;
+    let mut insider = Browser::new();
+    insider.sign_in(&app, "PORTAL-TOSS", "mallory").await;
+    let insider_token = insider.form_token(&app, "/patients/new").await;
+
+    let registered = || {
+        let app = &app;
+        async move {
+            let mut su = crate::support::superuser(app).await;
+            sqlx::query_scalar::<_, i64>("SELECT count(*) FROM patients WHERE facility_id = $1")
+                .bind(facility.id.as_uuid())
+                .fetch_one(&mut su)
+                .await
+                .unwrap()
+        }
+    };
+    let submit = |csrf_cookie: String, token: String| {
+        let app = &app;
+        let session = cookie(&victim.jar, COOKIE_NAME).to_string();
+        let client = victim.client.clone();
+        async move {
+            client
+                .post(app.url("/patients/new"))
+                .header(COOKIE, format!("{session}; {csrf_cookie}"))
+                .form(&[
+                    ("authenticity_token", token.as_str()),
+                    ("name", "投げ込み 太郎"),
+                    ("kana", "ナゲコミ タロウ"),
+                    ("birth_date", "1940-01-15"),
+                    ("sex", "male"),
+                    ("care_level", "care_1"),
+                ])
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    for (attacker, token) in [(&visitor, visitor_token), (&insider, insider_token)] {
+        let tossed = cookie(&attacker.jar, "renrakucho_csrf").to_string();
+        let response = submit(tossed, token).await;
+        assert_eq!(response.status(), StatusCode::FORBIDDEN, "a tossed cookie");
+        assert!(html(response)
+            .await
+            .contains("フォームの有効期限が切れたか"));
+        assert_eq!(registered().await, 0, "nothing was registered");
+    }
+    // The victim's own cookie and token: registered.
+    let own_cookie = cookie(&victim.jar, "renrakucho_csrf").to_string();
+    let response = submit(own_cookie, own_token).await;
+    assert_eq!(
+        response.status(),
+        StatusCode::SEE_OTHER,
+        "the victim's own form"
+    );
+    assert_eq!(registered().await, 1);
 }

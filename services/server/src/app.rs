@@ -23,8 +23,12 @@ use crate::error::{accept_request_id, attach_request_id};
 use crate::routes;
 use crate::state::{AppState, CarePolicy, SessionPolicy};
 
-/// The name of the session cookie.
+/// The name of the session cookie (over plain HTTP, as in development and tests).
 pub const SESSION_COOKIE: &str = "renrakucho_session";
+
+/// Its name over HTTPS: a `__Host-` cookie is set only by this host itself, over HTTPS, for
+/// the whole site, so a sibling subdomain cannot plant or overwrite it.
+pub const SECURE_SESSION_COOKIE: &str = "__Host-renrakucho_session";
 
 /// A built server, bound to its address but not yet serving.
 pub struct Application {
@@ -246,7 +250,11 @@ async fn housekeeping(state: AppState) {
 fn router(state: AppState, secure_cookies: bool) -> Router {
     let idle = time::Duration::seconds(state.sessions.idle_timeout.as_secs() as i64);
     let sessions = SessionManagerLayer::new(crate::session::store(&state))
-        .with_name(SESSION_COOKIE)
+        .with_name(if secure_cookies {
+            SECURE_SESSION_COOKIE
+        } else {
+            SESSION_COOKIE
+        })
         .with_secure(secure_cookies)
         .with_http_only(true)
         .with_same_site(SameSite::Lax)

@@ -1,15 +1,25 @@
-//! CSRF protection of the portal's forms (axum_csrf: a token in an encrypted cookie, its HMAC
-//! in every form). The key and salt come from one deployment secret, so that every server
-//! process accepts the forms any of them rendered.
+//! CSRF protection of the portal's forms: axum_csrf (a token in an encrypted cookie, its HMAC
+//! in every form), bound to the signed-in session (a random value kept in the session record,
+//! on the server, and repeated in every form). The key and salt come from one deployment
+//! secret, so that every server process accepts the forms any of them rendered.
+//!
+//! Why the binding: a page on a sibling site can set cookies for this one ("cookie tossing").
+//! With the victim's session cookie, the attacker's own CSRF cookie and the attacker's own form
+//! token verify as far as axum_csrf can tell; the binding is the victim's session's, which the
+//! attacker never sees. Over HTTPS the cookies are named `__Host-…`, which a sibling cannot set.
 
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
-use axum::extract::FromRef;
+use axum::extract::{FromRef, FromRequestParts};
+use axum::http::request::Parts;
+use axum::response::{IntoResponseParts, ResponseParts};
 use axum_csrf::{CsrfConfig, Key, SameSite};
 use base64::Engine;
 use sha2::{Digest, Sha256, Sha512};
+use subtle::ConstantTimeEq;
+use tower_sessions::Session;
 
 use crate::config::{ConfigError, Settings};
 use crate::state::AppState;
@@ -22,6 +32,90 @@ impl FromRef<AppState> for CsrfConfig {
 
 /// The name of the form field carrying the token.
 pub const FIELD: &str = "authenticity_token";
+
+/// Where the session keeps its binding.
+const BINDING_KEY: &str = "csrf_binding";
+
+/// The portal's form token: axum_csrf's, plus the session's binding once someone is signed
+/// in (the form carries `<axum_csrf token>.<binding>`). Before sign-in there is no session
+/// (ADR 0013 §5), and the sign-in form is protected by axum_csrf alone.
+#[derive(Clone)]
+pub struct CsrfToken {
+    inner: axum_csrf::CsrfToken,
+    binding: Option<String>,
+}
+
+/// The session's binding, made when first asked for (sessions started before bindings
+/// existed get one at their next page).
+async fn binding(session: &Session) -> Result<Option<String>, tower_sessions::session::Error> {
+    if !crate::session::is_signed_in(session).await? {
+        return Ok(None);
+    }
+    if let Some(existing) = session.get::<String>(BINDING_KEY).await? {
+        return Ok(Some(existing));
+    }
+    let mut bytes = [0u8; 32];
+    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut bytes);
+    let fresh = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+    session.insert(BINDING_KEY, &fresh).await?;
+    Ok(Some(fresh))
+}
+
+impl FromRequestParts<AppState> for CsrfToken {
+    type Rejection = crate::error::ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let inner = axum_csrf::CsrfToken::from_request_parts(parts, state)
+            .await
+            .map_err(|_| crate::error::ApiError::internal())?;
+        let session = Session::from_request_parts(parts, state)
+            .await
+            .map_err(|_| crate::error::ApiError::internal())?;
+        let binding = binding(&session).await?;
+        Ok(Self { inner, binding })
+    }
+}
+
+impl CsrfToken {
+    /// The value for the form's hidden field.
+    pub fn authenticity_token(&self) -> Result<String, axum_csrf::CsrfError> {
+        let token = self.inner.authenticity_token()?;
+        Ok(match &self.binding {
+            Some(binding) => format!("{token}.{binding}"),
+            None => token,
+        })
+    }
+
+    /// Whether a form's field verifies: axum_csrf's token for this browser's cookie, and the
+    /// binding of this session (compared in constant time).
+    pub fn verify(&self, given: &str) -> Result<(), axum_csrf::CsrfError> {
+        let (token, bound) = match given.rsplit_once('.') {
+            Some((token, bound)) => (token, Some(bound)),
+            None => (given, None),
+        };
+        self.inner.verify(token)?;
+        match (&self.binding, bound) {
+            (None, None) => Ok(()),
+            (Some(expected), Some(bound))
+                if bool::from(expected.as_bytes().ct_eq(bound.as_bytes())) =>
+            {
+                Ok(())
+            }
+            _ => Err(axum_csrf::CsrfError::Verify),
+        }
+    }
+}
+
+impl IntoResponseParts for CsrfToken {
+    type Error = std::convert::Infallible;
+
+    fn into_response_parts(self, res: ResponseParts) -> Result<ResponseParts, Self::Error> {
+        self.inner.into_response_parts(res)
+    }
+}
 
 fn secret_from_file(path: &Path) -> Result<Vec<u8>, ConfigError> {
     use std::os::unix::fs::PermissionsExt;
@@ -93,6 +187,8 @@ pub fn config(settings: &Settings) -> Result<CsrfConfig, ConfigError> {
         .with_key(Some(Key::from(&key)))
         .with_salt(salt)
         .with_cookie_name("renrakucho_csrf")
+        .with_prefix_with_host(settings.secure_cookies())
+        .with_cookie_path("/")
         .with_cookie_same_site(SameSite::Strict)
         .with_http_only(true)
         .with_secure(settings.secure_cookies())

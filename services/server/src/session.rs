@@ -156,6 +156,11 @@ pub async fn start(session: &Session, principal: Principal) -> Result<(), ApiErr
     Ok(())
 }
 
+/// Whether the session holds a sign-in (expired or not: [`current`] decides that).
+pub async fn is_signed_in(session: &Session) -> Result<bool, tower_sessions::session::Error> {
+    Ok(session.get::<SessionRecord>(SESSION_KEY).await?.is_some())
+}
+
 /// The signed-in user, or `None` (and the session ended) when the session has expired or the
 /// account or facility may no longer sign in.
 pub async fn current(state: &AppState, session: &Session) -> Result<Option<SignedIn>, ApiError> {

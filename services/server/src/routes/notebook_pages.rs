@@ -2,12 +2,12 @@
 //! included), an entry with its replies, readers and history (edit, withdraw), notifications
 //! and their settings, support requests. Same authorization and domain calls as the JSON API.
 
+use crate::csrf::CsrfToken;
 use askama::Template;
 use axum::extract::{Multipart, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
-use axum_csrf::CsrfToken;
 use renrakucho_authz::Action;
 use renrakucho_care::{EntryContent, EntryView, Listed, NewEntryInput};
 use renrakucho_core::{

@@ -3,13 +3,13 @@
 //! asks the authorizer exactly as the JSON API does (`access::authorize`) and calls the same
 //! domain functions; errors are shown on the page in words a person understands.
 
+use crate::csrf::CsrfToken;
 use askama::Template;
 use axum::extract::{FromRequestParts, Multipart, Path, Query, State};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
-use axum_csrf::CsrfToken;
 use renrakucho_authz::{Action, Role};
 use renrakucho_care::{ConsentScope, Listed, NewScan, Signer, TeamMember};
 use renrakucho_core::{CareLevel, InvalidValue, Sex, StaffRole};

@@ -1,11 +1,11 @@
 //! The web portal's pages (server-rendered, Japanese first). For now: sign in, see who you
 //! are, sign out.
 
+use crate::csrf::CsrfToken;
 use askama::Template;
 use axum::extract::{Form, State};
 use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
-use axum_csrf::CsrfToken;
 use renrakucho_core::Password;
 use renrakucho_identity::SignInRequest;
 use serde::Deserialize;
