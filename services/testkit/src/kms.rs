@@ -64,6 +64,25 @@ impl KmsEmulator {
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+        // moto loads a service's backend at its first request, which takes seconds on a busy
+        // machine: load KMS's now (an unsigned ListKeys; its answer does not matter), so that
+        // the first real request does not meet the client's timeout.
+        let _ = client
+            .post(format!("{endpoint}/"))
+            .header("content-type", "application/x-amz-json-1.1")
+            .header("x-amz-target", "TrentService.ListKeys")
+            // moto picks the service from the credential scope (it checks no signature).
+            .header(
+                "authorization",
+                format!(
+                    "AWS4-HMAC-SHA256 Credential={KMS_ACCESS_KEY}/20260101/{KMS_REGION}/kms/\
+                     aws4_request, SignedHeaders=host, Signature=0"
+                ),
+            )
+            .body("{}")
+            .timeout(Duration::from_secs(120))
+            .send()
+            .await;
         Self {
             endpoint,
             _process: process,
