@@ -2937,6 +2937,45 @@ async fn the_event_stream_ends_when_its_session_is_signed_out() {
     assert_eq!(again.status(), 401, "and cannot be opened again");
 }
 
+/// With the default idle timeout (30 minutes; the stream checks its session every 30 s), a
+/// sign-out in the same server ends the stream at once, not at the next check: through the
+/// API and through the portal's sign-out form.
+#[tokio::test]
+async fn signing_out_ends_the_event_stream_at_once() {
+    let app = spawn_app().await;
+    let clinic = app.seed_facility("SSE-NOW", FacilityKind::Clinic).await;
+    app.seed_staff(&clinic, "nurse", StaffRole::Staff, Profession::Nurse)
+        .await;
+    let client = app.client_for(&clinic, "nurse").await;
+    let mut live = Live::open(&app, &client).await;
+    let response = client
+        .post(app.url("/api/v1/auth/sign-out"))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 204, "signing out");
+    assert!(
+        live.ends_within(Duration::from_secs(3)).await,
+        "the stream ends at the sign-out"
+    );
+
+    let client = app.client_for(&clinic, "nurse").await;
+    let mut live = Live::open(&app, &client).await;
+    let token = app.form_token(&client, "/").await;
+    let response = client
+        .post(app.url("/logout"))
+        .form(&[("authenticity_token", token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 303, "signing out through the portal");
+    assert!(
+        live.ends_within(Duration::from_secs(3)).await,
+        "the stream ends at the portal's sign-out"
+    );
+}
+
 #[tokio::test]
 async fn live_notifications_arrive_without_content_and_quiet_hours_hold_back_all_but_urgent() {
     let app = spawn_app().await;

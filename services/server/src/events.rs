@@ -66,10 +66,12 @@ pub struct Live {
     pub link: String,
 }
 
-/// The process's feed of announced events.
+/// The process's feed of announced events, and of sessions ended here (so that their live
+/// streams end at once rather than at their next check).
 #[derive(Clone)]
 pub struct Events {
     sender: broadcast::Sender<Announced>,
+    ended: broadcast::Sender<tower_sessions::session::Id>,
 }
 
 impl Default for Events {
@@ -82,11 +84,17 @@ impl Events {
     pub fn new() -> Self {
         Self {
             sender: broadcast::channel(1024).0,
+            ended: broadcast::channel(256).0,
         }
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<Announced> {
         self.sender.subscribe()
+    }
+
+    /// Tells this process's live streams that a session was signed out.
+    pub fn session_ended(&self, id: tower_sessions::session::Id) {
+        let _ = self.ended.send(id);
     }
 
     /// Listens until stopped, reconnecting when the connection drops.
@@ -265,12 +273,27 @@ pub async fn stream(
     let who = staff(&signed_in)?;
     let session_id = session.id().ok_or_else(ApiError::unauthenticated)?;
     let watcher = state.clone();
+    let mut signed_out = state.events.ended.subscribe();
     let session_ended = async move {
         let mut every = tokio::time::interval(watcher.sessions.recheck_every());
         every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         every.tick().await;
         loop {
-            every.tick().await;
+            // Signed out in this process: at once. Anything else (another process's sign-out,
+            // idle, a suspended account, missed news): at the next check.
+            tokio::select! {
+                _ = every.tick() => {}
+                ended = signed_out.recv() => match ended {
+                    Ok(id) if id == session_id => {
+                        tracing::info!("live notifications ended: signed out");
+                        return;
+                    }
+                    Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(broadcast::error::RecvError::Closed) => {
+                        every.tick().await;
+                    }
+                },
+            }
             // On a task of its own: a client going away mid-check does not cut a query short.
             let state = watcher.clone();
             let valid =

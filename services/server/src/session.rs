@@ -156,6 +156,20 @@ pub async fn start(session: &Session, principal: Principal) -> Result<(), ApiErr
     Ok(())
 }
 
+/// Ends the session (its record deleted, the cookie cleared) and the live streams this
+/// process serves for it.
+pub async fn end(
+    state: &AppState,
+    session: &Session,
+) -> Result<(), tower_sessions::session::Error> {
+    let id = session.id();
+    session.flush().await?;
+    if let Some(id) = id {
+        state.events.session_ended(id);
+    }
+    Ok(())
+}
+
 /// Whether the session holds a sign-in (expired or not: [`current`] decides that).
 pub async fn is_signed_in(session: &Session) -> Result<bool, tower_sessions::session::Error> {
     Ok(session.get::<SessionRecord>(SESSION_KEY).await?.is_some())

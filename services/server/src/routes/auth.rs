@@ -88,7 +88,7 @@ pub async fn sign_out(
     if let Some(signed_in) = session::current(&state, &session).await? {
         state.auth.sign_out(signed_in.principal, &origin).await?;
     }
-    session.flush().await?;
+    session::end(&state, &session).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

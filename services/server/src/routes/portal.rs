@@ -244,7 +244,7 @@ pub async fn logout(
             return page_for(e.into());
         }
     }
-    match session.flush().await {
+    match session::end(&state, &session).await {
         Ok(()) => Redirect::to("/login").into_response(),
         Err(e) => page_for(e.into()),
     }
