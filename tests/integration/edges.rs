@@ -142,3 +142,128 @@ async fn a_form_cannot_sign_a_person_out() {
     let me = client.get(app.url("/api/v1/me")).send().await.unwrap();
     assert_eq!(me.status(), StatusCode::UNAUTHORIZED);
 }
+
+/// Sign-in attempts with a wrong password for `login`, from the client `forwarded` (through a
+/// proxy on loopback that says so in `X-Forwarded-For`); the statuses.
+async fn wrong_password(
+    app: &renrakucho_testkit::TestApp,
+    code: &str,
+    login: &str,
+    forwarded: &str,
+) -> StatusCode {
+    renrakucho_testkit::new_client()
+        .post(app.url("/api/v1/auth/sign-in"))
+        .header("x-forwarded-for", forwarded)
+        .json(&json!({ "facility_code": code, "login_id": login,
+                       "password": "not the password at all" }))
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
+/// The address of the newest sign-in record.
+async fn last_sign_in_address(app: &renrakucho_testkit::TestApp) -> Option<String> {
+    let mut su = superuser(app).await;
+    sqlx::query_scalar(
+        "SELECT host(client_addr) FROM audit_log WHERE action = 'auth.sign_in'
+          ORDER BY id DESC LIMIT 1",
+    )
+    .fetch_one(&mut su)
+    .await
+    .unwrap()
+}
+
+/// Behind a trusted proxy, the client is the address the proxy forwarded: one person's
+/// mistakes slow down that person's address, not everyone behind the proxy. Without the proxy
+/// configured, `X-Forwarded-For` is not believed.
+#[tokio::test]
+async fn behind_a_trusted_proxy_each_client_is_throttled_on_its_own() {
+    let app = spawn_app_with(|s| {
+        s.trusted_proxies = Some("127.0.0.1, ::1".into());
+        s.signin_address_burst = 3;
+        s.signin_account_burst = 100;
+    })
+    .await;
+    let facility = app.seed_facility("EDGE-XFF", FacilityKind::Clinic).await;
+    for (i, expected) in [(0, 401), (1, 401), (2, 401), (3, 429)] {
+        let status = wrong_password(&app, &facility.code, &format!("who{i}"), "203.0.113.5").await;
+        assert_eq!(status.as_u16(), expected, "attempt {i} from 203.0.113.5");
+    }
+    assert_eq!(
+        wrong_password(&app, &facility.code, "who9", "203.0.113.6").await,
+        StatusCode::UNAUTHORIZED,
+        "another person behind the same proxy is not locked out"
+    );
+    assert_eq!(
+        last_sign_in_address(&app).await.as_deref(),
+        Some("203.0.113.6")
+    );
+    // A client's own entry further left is not believed: the proxy's is.
+    assert_eq!(
+        wrong_password(&app, &facility.code, "who8", "198.51.100.1, 203.0.113.7").await,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        last_sign_in_address(&app).await.as_deref(),
+        Some("203.0.113.7")
+    );
+
+    // No trusted proxy: the header is ignored, the peer is the client.
+    let direct = spawn_app().await;
+    let facility = direct
+        .seed_facility("EDGE-XFF2", FacilityKind::Clinic)
+        .await;
+    wrong_password(&direct, &facility.code, "who", "203.0.113.5").await;
+    assert_eq!(
+        last_sign_in_address(&direct).await.as_deref(),
+        Some("127.0.0.1")
+    );
+}
+
+/// A flood of refused sign-ins writes one audit record per key and window, plus one count
+/// when the window closes, and every refusal is accounted for exactly once.
+#[tokio::test]
+async fn a_flood_of_refused_sign_ins_is_counted_not_recorded_one_by_one() {
+    let app = spawn_app_with(|s| {
+        s.signin_account_burst = 1;
+        s.signin_account_period = std::time::Duration::from_secs(1);
+        s.signin_address_burst = 10_000;
+    })
+    .await;
+    let facility = app.seed_facility("EDGE-FLOOD", FacilityKind::Clinic).await;
+    let mut refused = 0u64;
+    for _ in 0..150 {
+        if wrong_password(&app, &facility.code, "target", "ignored").await
+            == StatusCode::TOO_MANY_REQUESTS
+        {
+            refused += 1;
+        }
+    }
+    assert!(refused > 100, "{refused}");
+    // After the window, any attempt (or the housekeeping) writes the count.
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    wrong_password(&app, &facility.code, "someone-else", "ignored").await;
+    let mut su = superuser(&app).await;
+    let records: Vec<Value> = sqlx::query_scalar(
+        "SELECT details FROM audit_log
+          WHERE action = 'auth.sign_in' AND details->>'reason' = 'throttled'",
+    )
+    .fetch_all(&mut su)
+    .await
+    .unwrap();
+    let counted: u64 = records
+        .iter()
+        .map(|d| 1 + d["more_refusals"].as_u64().unwrap_or(0))
+        .sum::<u64>()
+        - records
+            .iter()
+            .filter(|d| d.get("more_refusals").is_some())
+            .count() as u64;
+    assert_eq!(counted, refused, "every refusal once: {records:?}");
+    assert!(
+        records.len() < 20,
+        "{} records for {refused} refusals",
+        records.len()
+    );
+}

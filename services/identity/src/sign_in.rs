@@ -88,8 +88,13 @@ impl Authenticator {
             code.as_ref().map(FacilityCode::as_str).unwrap_or("-"),
             login
         );
+        self.record_refusal_summaries().await?;
         if let Err(t) = self.throttle.attempt(&throttle_key, origin.client_addr) {
-            self.record_platform(&origin, "throttled", None).await?;
+            // One record per key and window: a flood does not write one per attempt.
+            if t.first_in_window {
+                let details = json!({ "reason": "throttled", "limited": t.limited });
+                self.record_platform_details(&origin, details).await?;
+            }
             return Err(SignInError::Throttled {
                 retry_after: t.retry_after,
             });
@@ -258,6 +263,27 @@ impl Authenticator {
         tx.commit().await
     }
 
+    /// Records, for each window of throttled attempts that has closed, how many refusals it
+    /// counted beyond the first (recorded on its own): one record per key and window. Run at
+    /// every sign-in attempt and by the server's housekeeping.
+    pub async fn record_refusal_summaries(&self) -> Result<(), StoreError> {
+        for summary in self.throttle.closed_windows() {
+            let origin = Origin {
+                client_addr: summary.address,
+                request_id: None,
+            };
+            let details = json!({
+                "reason": "throttled",
+                "limited": summary.limited,
+                "account": summary.account,
+                "more_refusals": summary.refusals,
+                "window_secs": summary.window.as_secs(),
+            });
+            self.record_platform_details(&origin, details).await?;
+        }
+        Ok(())
+    }
+
     /// A refused attempt that names no facility we know goes to the platform's chain.
     async fn record_platform(
         &self,
@@ -273,6 +299,27 @@ impl Authenticator {
             target,
             origin,
             reason,
+        )
+        .await?;
+        tx.commit().await
+    }
+
+    async fn record_platform_details(
+        &self,
+        origin: &Origin,
+        details: serde_json::Value,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.db.begin(Scope::Platform).await?;
+        audit::record(
+            &mut tx,
+            AuditEvent {
+                actor: Actor::Anonymous,
+                action: "auth.sign_in",
+                outcome: Outcome::Denied,
+                target: None,
+                origin,
+                details,
+            },
         )
         .await?;
         tx.commit().await

@@ -1,7 +1,8 @@
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
@@ -30,9 +31,37 @@ impl Default for ThrottleConfig {
 }
 
 /// Refused for now; try again after `retry_after`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Throttled {
     pub retry_after: Duration,
+    /// What was limited: `"address"` or `"account"`.
+    pub limited: &'static str,
+    /// The first refusal of its key in the current window: the one to record. The others are
+    /// counted and recorded once, when the window closes ([`SignInThrottle::closed_windows`]).
+    pub first_in_window: bool,
+}
+
+/// Refusals of one key that were counted rather than recorded one by one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefusalSummary {
+    pub limited: &'static str,
+    /// The address, when an address was limited.
+    pub address: Option<IpAddr>,
+    /// The account key ("facility/login"), when an account was limited.
+    pub account: Option<String>,
+    /// Refusals after the window's first (which was recorded on its own).
+    pub refusals: u64,
+    pub window: Duration,
+}
+
+/// A key's current window of refusals.
+#[derive(Debug)]
+struct RefusalWindow {
+    opened: Instant,
+    limited: &'static str,
+    address: Option<IpAddr>,
+    account: Option<String>,
+    counted: u64,
 }
 
 /// Per-account and per-address limits on sign-in attempts (governor's GCRA). The state is in
@@ -41,6 +70,11 @@ pub struct Throttled {
 pub struct SignInThrottle {
     per_account: Arc<DefaultKeyedRateLimiter<String>>,
     per_address: Arc<DefaultKeyedRateLimiter<IpAddr>>,
+    /// Refusals per key, for one window (the account period) at a time.
+    refusals: Arc<Mutex<HashMap<String, RefusalWindow>>>,
+    window: Duration,
+    /// When the windows were last looked through (at most once a second).
+    swept: Arc<Mutex<Instant>>,
 }
 
 fn quota(burst: u32, period_secs: u64) -> Quota {
@@ -61,7 +95,76 @@ impl SignInThrottle {
                 config.address_burst,
                 config.address_period_secs,
             ))),
+            refusals: Arc::default(),
+            window: Duration::from_secs(config.account_period_secs.max(1)),
+            swept: Arc::new(Mutex::new(Instant::now())),
         }
+    }
+
+    /// Counts a refusal; true when it is the first of its key in the window.
+    fn refused(
+        &self,
+        limited: &'static str,
+        address: Option<IpAddr>,
+        account: Option<&str>,
+    ) -> bool {
+        let key = match (address, account) {
+            (Some(a), _) => format!("address:{a}"),
+            (None, Some(k)) => format!("account:{k}"),
+            (None, None) => return true,
+        };
+        let mut windows = self.refusals.lock().expect("refusal windows");
+        match windows.get_mut(&key) {
+            Some(open) if open.opened.elapsed() < self.window => {
+                open.counted += 1;
+                false
+            }
+            // A closed window not yet summarised stays until it is (closed_windows).
+            Some(_) => true,
+            None => {
+                windows.insert(
+                    key,
+                    RefusalWindow {
+                        opened: Instant::now(),
+                        limited,
+                        address,
+                        account: account.map(str::to_string),
+                        counted: 0,
+                    },
+                );
+                true
+            }
+        }
+    }
+
+    /// Takes the windows that have closed, and says how many refusals each counted beyond its
+    /// first (those with none are dropped silently).
+    pub fn closed_windows(&self) -> Vec<RefusalSummary> {
+        {
+            let mut swept = self.swept.lock().expect("refusal sweep");
+            if swept.elapsed() < Duration::from_secs(1) {
+                return Vec::new();
+            }
+            *swept = Instant::now();
+        }
+        let mut windows = self.refusals.lock().expect("refusal windows");
+        let mut closed = Vec::new();
+        windows.retain(|_, w| {
+            if w.opened.elapsed() < self.window {
+                return true;
+            }
+            if w.counted > 0 {
+                closed.push(RefusalSummary {
+                    limited: w.limited,
+                    address: w.address,
+                    account: w.account.take(),
+                    refusals: w.counted,
+                    window: self.window,
+                });
+            }
+            false
+        });
+        closed
     }
 
     /// Counts one attempt on `account` (a normalised "facility/login" key) from `address`.
@@ -71,12 +174,16 @@ impl SignInThrottle {
             if let Err(not_until) = self.per_address.check_key(&addr) {
                 return Err(Throttled {
                     retry_after: not_until.wait_time_from(now),
+                    limited: "address",
+                    first_in_window: self.refused("address", Some(addr), None),
                 });
             }
         }
         if let Err(not_until) = self.per_account.check_key(&account.to_string()) {
             return Err(Throttled {
                 retry_after: not_until.wait_time_from(now),
+                limited: "account",
+                first_in_window: self.refused("account", None, Some(account)),
             });
         }
         Ok(())
@@ -107,5 +214,28 @@ mod tests {
         let refused = t.attempt("f/a", None).unwrap_err();
         assert!(refused.retry_after > Duration::from_secs(1));
         assert!(t.attempt("f/b", None).is_ok());
+    }
+
+    #[test]
+    fn a_flood_of_refusals_is_one_record_and_one_count_per_window() {
+        let t = SignInThrottle::new(ThrottleConfig {
+            account_burst: 1,
+            account_period_secs: 1,
+            address_burst: 1000,
+            address_period_secs: 1,
+        });
+        assert!(t.attempt("f/a", None).is_ok());
+        let first = t.attempt("f/a", None).unwrap_err();
+        assert!(first.first_in_window && first.limited == "account");
+        for _ in 0..50 {
+            assert!(!t.attempt("f/a", None).unwrap_err().first_in_window);
+        }
+        assert!(t.closed_windows().is_empty(), "the window is still open");
+        std::thread::sleep(Duration::from_millis(1100));
+        let closed = t.closed_windows();
+        assert_eq!(closed.len(), 1);
+        assert_eq!(closed[0].refusals, 50);
+        assert_eq!(closed[0].account.as_deref(), Some("f/a"));
+        assert!(t.closed_windows().is_empty(), "summarised once");
     }
 }

@@ -109,6 +109,10 @@ impl Application {
                 .as_ref()
                 .map(|u| u.to_string())
                 .unwrap_or_else(|| format!("http://{}", settings.listen)),
+            trusted_proxies: settings
+                .trusted_proxies()
+                .map_err(BuildError::Config)?
+                .into(),
         };
         let router = router(state.clone(), settings.secure_cookies());
         let listener =
@@ -244,6 +248,9 @@ async fn housekeeping(state: AppState) {
             tracing::warn!(error = %e, "could not delete old announcements");
         }
         state.auth.throttle().prune();
+        if let Err(e) = state.auth.record_refusal_summaries().await {
+            tracing::warn!(error = %e, "could not record the throttled sign-ins");
+        }
     }
 }
 

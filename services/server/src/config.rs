@@ -48,6 +48,10 @@ pub struct Settings {
     /// The URL people use to reach the server (e.g. `https://renrakucho.example.jp`). Decides
     /// whether cookies are `Secure`: they are, unless this is plain HTTP on a loopback address.
     pub public_url: Option<url::Url>,
+    /// The reverse proxies (addresses or networks, comma-separated) whose `X-Forwarded-For`
+    /// names the client: sign-in throttling and the audit log use that address then. Unset:
+    /// the TCP peer is the client, and `X-Forwarded-For` is ignored.
+    pub trusted_proxies: Option<String>,
     /// Sign-out after this long without a request (第23条).
     #[serde(with = "humantime_serde")]
     pub session_idle_timeout: Duration,
@@ -147,6 +151,7 @@ impl Default for Settings {
             runtime_database_url: None,
             data_dir: None,
             public_url: None,
+            trusted_proxies: None,
             session_idle_timeout: Duration::from_secs(30 * 60),
             session_max_lifetime: Duration::from_secs(12 * 60 * 60),
             signin_account_burst: throttle.account_burst,
@@ -213,7 +218,29 @@ impl Settings {
         Ok(settings)
     }
 
+    /// The trusted proxies' networks (an address alone is a network of one).
+    pub fn trusted_proxies(&self) -> Result<Vec<ipnet::IpNet>, ConfigError> {
+        let Some(list) = &self.trusted_proxies else {
+            return Ok(Vec::new());
+        };
+        list.split(',')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .map(|p| {
+                p.parse::<ipnet::IpNet>()
+                    .or_else(|_| p.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                    .map_err(|_| {
+                        ConfigError(format!(
+                            "RENRAKUCHO_TRUSTED_PROXIES: {p:?} is not an address or a network \
+                             (e.g. 10.0.0.5, 10.0.0.0/24, ::1)"
+                        ))
+                    })
+            })
+            .collect()
+    }
+
     fn validate(&self) -> Result<(), ConfigError> {
+        self.trusted_proxies()?;
         let zero = |name: &str| {
             ConfigError(format!(
                 "RENRAKUCHO_{}: must be greater than zero",

@@ -28,6 +28,8 @@ pub struct AppState {
     pub mailer: Option<crate::mail::Mailer>,
     /// The address people reach the portal at (links in e-mails).
     pub public_url: String,
+    /// Proxies whose `X-Forwarded-For` is believed (`RENRAKUCHO_TRUSTED_PROXIES`).
+    pub trusted_proxies: Arc<[ipnet::IpNet]>,
 }
 
 /// Settings of the care domain that handlers apply.
