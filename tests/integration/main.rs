@@ -10,6 +10,7 @@ mod cancellation;
 mod catalog;
 mod consent_renewal;
 mod erasure_disk;
+mod input_hygiene;
 mod isolation;
 mod keyring;
 mod kms;

@@ -1,8 +1,9 @@
 //! The web portal's pages (server-rendered, Japanese first). For now: sign in, see who you
 //! are, sign out.
 
+use crate::input::Form;
 use askama::Template;
-use axum::extract::{Form, State};
+use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum_csrf::CsrfToken;
