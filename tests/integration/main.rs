@@ -11,6 +11,7 @@ mod catalog;
 mod consent_renewal;
 mod edges;
 mod erasure_disk;
+mod input_hygiene;
 mod isolation;
 mod keyring;
 mod kms;

@@ -37,17 +37,12 @@ fn object_name(patient: PatientId, id: Uuid, thumbnail: bool) -> String {
     format!("attachments/{}/{}{suffix}", patient.as_uuid(), id)
 }
 
-/// A file name as shown: the last path component, without control characters, 1–200
-/// characters (empty names become 「添付ファイル」).
-fn file_name(raw: &str) -> String {
-    let last = raw.rsplit(['/', '\\']).next().unwrap_or_default();
-    let cleaned: String = last.chars().filter(|c| !c.is_control()).take(200).collect();
-    let cleaned = cleaned.trim().to_string();
-    if cleaned.is_empty() {
-        "添付ファイル".to_string()
-    } else {
-        cleaned
-    }
+/// A file name as shown: the last path component, without control characters or invisible
+/// ones (a right-to-left override would show `\u{202E}gnp.exe` as "exe.png"), 1–200
+/// characters. No name becomes 「添付ファイル」; a name with nothing left to show is refused
+/// (`file_name`), since whoever sent it meant something else.
+fn file_name(raw: &str) -> Result<String, InvalidValue> {
+    Ok(renrakucho_core::text::file_name(raw)?.unwrap_or_else(|| "添付ファイル".to_string()))
 }
 
 impl From<MediaError> for CareError {
@@ -80,6 +75,7 @@ pub async fn upload_attachment(
     bytes: Vec<u8>,
     max_bytes: usize,
 ) -> Result<Uploaded, CareError> {
+    let name = file_name(raw_name)?;
     let limits = Limits {
         max_bytes,
         ..Limits::default()
@@ -93,7 +89,6 @@ pub async fn upload_attachment(
             .await
             .map_err(|e| CareError::Corrupt(format!("processing an upload: {e}")))??
     };
-    let name = file_name(raw_name);
     let id = Uuid::now_v7();
     let mut tx = db.begin(who.scope()).await?;
     patients::get(&mut tx, patient).await?;
@@ -227,10 +222,14 @@ pub async fn attachment_content(
 #[cfg(test)]
 mod tests {
     #[test]
-    fn file_names_lose_paths_and_control_characters() {
-        assert_eq!(super::file_name("C:\\Users\\me\\写真.jpg"), "写真.jpg");
-        assert_eq!(super::file_name("../../etc/passwd"), "passwd");
-        assert_eq!(super::file_name("a\u{0}b\nc.pdf"), "abc.pdf");
-        assert_eq!(super::file_name("  "), "添付ファイル");
+    fn file_names_lose_paths_control_and_invisible_characters() {
+        let name = |raw: &str| super::file_name(raw).unwrap();
+        assert_eq!(name("C:\\Users\\me\\写真.jpg"), "写真.jpg");
+        assert_eq!(name("../../etc/passwd"), "passwd");
+        assert_eq!(name("a\u{0}b\nc.pdf"), "abc.pdf");
+        assert_eq!(name("\u{202E}gnp.exe"), "gnp.exe");
+        assert_eq!(name("  "), "添付ファイル");
+        let refused = super::file_name("\u{202E}\u{200B}").unwrap_err();
+        assert_eq!(refused.field, "file_name");
     }
 }

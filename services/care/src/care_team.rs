@@ -4,7 +4,7 @@
 //! members again. The database derives who may see the patient from these rows and announces
 //! every change, so every server process's authorizer follows.
 
-use renrakucho_core::{FacilityId, FacilityKind, PatientId};
+use renrakucho_core::{FacilityCode, FacilityId, FacilityKind, PatientId};
 use renrakucho_store::audit::Origin;
 use renrakucho_store::care_team::{self, AccessRow, MemberStatus, Membership};
 use renrakucho_store::facilities::{self, DirectoryEntry};
@@ -103,9 +103,12 @@ pub async fn invite(
     patient: PatientId,
     code: &str,
 ) -> Result<TeamMember, CareError> {
+    // Parsed before the database sees it: a code of another shape names no facility anyway,
+    // and a control character in it (a NUL) is the database's error, not a 422.
+    let code = FacilityCode::parse(code)?;
     let mut tx = db.begin(who.scope()).await?;
     let stored = patients::get(&mut tx, patient).await?;
-    let target: DirectoryEntry = facilities::directory(&mut tx, None, Some(code))
+    let target: DirectoryEntry = facilities::directory(&mut tx, None, Some(code.as_str()))
         .await?
         .into_iter()
         .next()

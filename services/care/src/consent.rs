@@ -7,7 +7,7 @@
 //! the newly signed form; no consent is signed before the latest withdrawal or in the future.
 //! The database enforces the same rules (trigger `consents_admission`).
 
-use renrakucho_core::{InvalidValue, PatientId, StaffId};
+use renrakucho_core::{InvalidValue, Lines, PatientId, StaffId};
 use renrakucho_files::{sniff, FileStore, MediaKind};
 use renrakucho_keyring::{Binding, KeyOwner, Keyring};
 use renrakucho_store::audit::Origin;
@@ -16,7 +16,6 @@ use renrakucho_store::{patients, Database};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use time::{Date, OffsetDateTime};
-use unicode_normalization::UnicodeNormalization;
 use uuid::Uuid;
 
 use crate::audit::record;
@@ -36,8 +35,8 @@ impl Signer {
     /// A family signer, validated: name 1–100 characters, relation 1–30.
     pub fn family(name: &str, relation: &str) -> Result<Self, InvalidValue> {
         Ok(Signer::Family {
-            name: short_text(name, "signer_name", 100, "署名者の氏名")?,
-            relation: short_text(relation, "signer_relation", 30, "続柄")?,
+            name: short_text(name, "signer_name", 100, "署名者の氏名", Lines::One)?,
+            relation: short_text(relation, "signer_relation", 30, "続柄", Lines::One)?,
         })
     }
 
@@ -49,15 +48,20 @@ impl Signer {
     }
 }
 
+/// A signer's name or relation (one line, something visible) or the scope (lines).
 fn short_text(
     raw: &str,
     field: &'static str,
     max: usize,
     what: &str,
+    lines: Lines,
 ) -> Result<String, InvalidValue> {
-    let text: String = raw.nfkc().collect::<String>().trim().to_string();
+    let text = match lines {
+        Lines::One => renrakucho_core::text::one_line(field, raw)?,
+        Lines::Many => renrakucho_core::text::multi_line(field, raw)?,
+    };
     let n = text.chars().count();
-    if n == 0 || n > max || text.chars().any(|c| c.is_control() && c != '\n') {
+    if n == 0 || n > max {
         return Err(InvalidValue::new(
             field,
             format!(
@@ -79,7 +83,7 @@ impl ConsentScope {
         "在宅医療・介護の連携のため、ケアチームの施設間で連絡帳の情報を共有すること";
 
     pub fn parse(raw: &str) -> Result<Self, InvalidValue> {
-        short_text(raw, "scope", 500, "同意の範囲").map(Self)
+        short_text(raw, "scope", 500, "同意の範囲", Lines::Many).map(Self)
     }
 
     pub fn standard() -> Self {

@@ -19,7 +19,6 @@ use serde::Serialize;
 use serde_json::json;
 use subtle::{Choice, ConstantTimeEq};
 use time::OffsetDateTime;
-use unicode_normalization::UnicodeNormalization;
 use uuid::Uuid;
 
 use crate::audit::{record, refused};
@@ -37,9 +36,9 @@ pub struct EmergencyReason(String);
 
 impl EmergencyReason {
     pub fn parse(raw: &str) -> Result<Self, InvalidValue> {
-        let text: String = raw.nfkc().collect::<String>().trim().to_string();
+        let text = renrakucho_core::text::multi_line("reason", raw)?;
         let n = text.chars().count();
-        if !(10..=500).contains(&n) || text.chars().any(|c| c.is_control() && c != '\n') {
+        if !(10..=500).contains(&n) {
             return Err(InvalidValue::new(
                 "reason",
                 "緊急閲覧の理由を10〜500文字で具体的に入力してください / state the reason for emergency access in 10 to 500 characters",

@@ -13,7 +13,6 @@ use renrakucho_store::{attachments, consents, facilities, notebook, patients, Da
 use serde::Serialize;
 use serde_json::json;
 use time::OffsetDateTime;
-use unicode_normalization::UnicodeNormalization;
 use uuid::Uuid;
 
 use crate::audit::record;
@@ -22,12 +21,7 @@ use crate::unreadable::{self, Listed};
 use crate::{CareError, StaffActor};
 
 fn text(raw: &str, field: &'static str, max: usize, what: &str) -> Result<String, InvalidValue> {
-    let t: String = raw
-        .nfkc()
-        .filter(|c| !c.is_control() || *c == '\n')
-        .collect::<String>()
-        .trim()
-        .to_string();
+    let t = renrakucho_core::text::multi_line(field, raw)?;
     let n = t.chars().count();
     if n == 0 || n > max {
         return Err(InvalidValue::new(

@@ -5,13 +5,16 @@
 //! crate knows about HTTP or SQL, so the rules can be read and tested on their own.
 
 pub mod card;
+pub mod email;
 pub mod facility;
 pub mod ids;
 pub mod notebook;
 pub mod patient;
 pub mod staff;
+pub mod text;
 
 pub use card::CardNumber;
+pub use email::Email;
 pub use facility::{FacilityCode, FacilityKind, FacilityName, FacilityStatus};
 pub use ids::{FacilityId, OperatorId, PatientId, StaffId};
 pub use notebook::{Category, EntryBody, Priority, Reason, SupportKind, Vitals, VitalsInput};
@@ -19,6 +22,7 @@ pub use patient::{
     Address, BirthDate, CareLevel, KanaName, PatientName, PatientProfile, Phone, PrimaryDoctor, Sex,
 };
 pub use staff::{DisplayName, LoginId, Password, Profession, StaffRole, StaffStatus};
+pub use text::Lines;
 
 /// Why a value offered from outside was refused. The message is shown to people, so it says in
 /// plain words what is wrong (Japanese first, English after).

@@ -59,17 +59,6 @@ impl Priority {
     }
 }
 
-fn clean(raw: &str) -> String {
-    // NFKC keeps full-width digits and half-width katakana from looking different; line breaks
-    // stay, other control characters go.
-    raw.nfkc()
-        .filter(|c| !c.is_control() || *c == '\n')
-        .collect::<String>()
-        .replace("\r\n", "\n")
-        .trim()
-        .to_string()
-}
-
 /// The text of an entry: 1 to 5,000 characters.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(transparent)]
@@ -79,7 +68,7 @@ impl EntryBody {
     pub const MAX: usize = 5000;
 
     pub fn parse(raw: &str) -> Result<Self, InvalidValue> {
-        let text = clean(raw);
+        let text = crate::text::multi_line("body", raw)?;
         let n = text.chars().count();
         if n == 0 {
             return Err(InvalidValue::new(
@@ -112,7 +101,7 @@ pub struct Reason(String);
 
 impl Reason {
     pub fn parse(raw: &str) -> Result<Self, InvalidValue> {
-        let text = clean(raw);
+        let text = crate::text::multi_line("reason", raw)?;
         let n = text.chars().count();
         if !(2..=500).contains(&n) {
             return Err(InvalidValue::new(
@@ -369,11 +358,17 @@ mod tests {
     #[test]
     fn bodies_are_cleaned_and_bounded() {
         assert_eq!(
-            EntryBody::parse("  夜間の発熱あり\r\n解熱剤を使用\u{0007} ")
+            EntryBody::parse("  夜間の発熱あり\r\n解熱剤を使用\t38.2度 ")
                 .unwrap()
                 .as_str(),
-            "夜間の発熱あり\n解熱剤を使用"
+            "夜間の発熱あり\n解熱剤を使用\t38.2度"
         );
+        // Other control characters are refused, not silently dropped.
+        assert_eq!(
+            EntryBody::parse("解熱剤を使用\u{0007}").unwrap_err().field,
+            "body"
+        );
+        assert_eq!(Reason::parse("誤記\u{0}です").unwrap_err().field, "reason");
         assert_eq!(EntryBody::parse(" \n ").unwrap_err().field, "body");
         assert!(EntryBody::parse(&"あ".repeat(5000)).is_ok());
         assert!(EntryBody::parse(&"あ".repeat(5001)).is_err());

@@ -32,10 +32,13 @@ crate::string_enum!(
     }
 );
 
-/// NFKC, trimmed, inner runs of spaces as one; refused when empty, too long or with control
-/// characters.
+/// NFKC, trimmed, inner runs of spaces as one; refused when empty, too long, with control
+/// characters (checked before inner whitespace is joined, so a line break or tab inside is
+/// refused rather than turned into a space) or with nothing visible.
 fn text(raw: &str, field: &'static str, max: usize, what: &str) -> Result<String, InvalidValue> {
     let normalized: String = raw.nfkc().collect();
+    crate::text::refuse_controls(field, normalized.trim(), crate::Lines::One)?;
+    crate::text::refuse_invisible_only(field, normalized.trim())?;
     let joined = normalized.split_whitespace().collect::<Vec<_>>().join(" ");
     let count = joined.chars().count();
     if count == 0 || count > max || joined.chars().any(char::is_control) {
@@ -176,6 +179,19 @@ mod tests {
             "山田 太郎"
         );
         assert!(PatientName::parse("   ").is_err());
+        for bad in [
+            "\u{200B}\u{200C}",
+            "\u{202E}\u{2066}\u{2069}",
+            "山田\u{0}",
+            "山田\n太郎",
+        ] {
+            assert_eq!(
+                PatientName::parse(bad).unwrap_err().field,
+                "name",
+                "{bad:?}"
+            );
+            assert_eq!(KanaName::parse(bad).unwrap_err().field, "kana", "{bad:?}");
+        }
         assert!(PatientName::parse(&"あ".repeat(101)).is_err());
         assert_eq!(
             KanaName::parse("ﾔﾏﾀﾞ ﾀﾛｳ").unwrap().as_str(),

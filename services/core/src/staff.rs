@@ -86,6 +86,8 @@ impl DisplayName {
     }
 }
 
+/// One line of text: NFC, trimmed, 1 to `max` characters, no control character, something
+/// visible (a name of zero-width spaces is no name).
 pub(crate) fn parse_text(
     field: &'static str,
     raw: &str,
@@ -102,12 +104,8 @@ pub(crate) fn parse_text(
             format!("{max}文字以内で入力してください / at most {max} characters"),
         ));
     }
-    if text.chars().any(char::is_control) {
-        return Err(InvalidValue::new(
-            field,
-            "制御文字は使えません / control characters are not allowed",
-        ));
-    }
+    crate::text::refuse_controls(field, &text, crate::Lines::One)?;
+    crate::text::refuse_invisible_only(field, &text)?;
     Ok(text)
 }
 
@@ -123,7 +121,8 @@ impl Password {
     pub const MAX_BYTES: usize = 1024;
 
     /// A password typed at sign-in: only the size is checked, so a password set under older
-    /// rules still works.
+    /// rules still works, and that it holds no control character but a tab or a line break
+    /// (no password was ever set with one: a NUL is a 422, never a hash of it).
     pub fn for_sign_in(raw: String) -> Result<Self, InvalidValue> {
         if raw.is_empty() || raw.len() > Self::MAX_BYTES {
             return Err(InvalidValue::new(
@@ -131,11 +130,14 @@ impl Password {
                 "パスワードを入力してください / enter the password",
             ));
         }
+        crate::text::refuse_controls("password", &raw, crate::Lines::Many)?;
         Ok(Self(raw))
     }
 
-    /// A new password being set: at least [`Self::MIN_CHARS`] characters.
+    /// A new password being set: at least [`Self::MIN_CHARS`] characters, anything printable
+    /// (no control character: it could not be typed again at every keyboard).
     pub fn new_secret(raw: String) -> Result<Self, InvalidValue> {
+        crate::text::refuse_controls("password", &raw, crate::Lines::One)?;
         if raw.chars().count() < Self::MIN_CHARS || raw.len() > Self::MAX_BYTES {
             return Err(InvalidValue::new(
                 "password",
@@ -179,12 +181,27 @@ mod tests {
         assert!(!format!("{p:?}").contains("horse"));
         assert!(Password::new_secret("short".into()).is_err());
         assert!(Password::for_sign_in(String::new()).is_err());
+        assert_eq!(
+            Password::for_sign_in("pass\u{0}word".into())
+                .unwrap_err()
+                .field,
+            "password"
+        );
+        assert!(Password::for_sign_in("tab\tin it ∞ 日本語".into()).is_ok());
+        assert!(Password::new_secret("twelve chars\u{7} or more".into()).is_err());
     }
 
     #[test]
-    fn display_name_refuses_empty_and_control_characters() {
+    fn display_name_refuses_empty_invisible_and_control_characters() {
         assert!(DisplayName::parse("  ").is_err());
         assert!(DisplayName::parse("田中\u{7}").is_err());
+        assert!(DisplayName::parse("田中\n花子").is_err());
+        for invisible in ["\u{200B}", "\u{202E}\u{200F}", " \u{FEFF}\u{2060} "] {
+            assert_eq!(
+                DisplayName::parse(invisible).unwrap_err().field,
+                "display_name"
+            );
+        }
         assert_eq!(
             DisplayName::parse(" 田中 花子 ").unwrap().as_str(),
             "田中 花子"

@@ -282,6 +282,22 @@ impl MediaKind {
     }
 }
 
+/// Whether an upload's declared `Content-Type` must be refused: missing or unreadable, or one
+/// another site's page can make a browser send without asking this server first (a form's
+/// `multipart/form-data` or `application/x-www-form-urlencoded`, or `text/plain`, the CORS
+/// "simple" types). Refusing them means an upload needs a type only this site's scripts or an
+/// API client sends. The type is parsed and compared as a media type, so letter case,
+/// whitespace and parameters (`Text/Plain; charset=UTF-8`) change nothing.
+pub fn refused_upload_type(content_type: Option<&str>) -> bool {
+    let Some(Ok(declared)) = content_type.map(|t| t.trim().parse::<mime::Mime>()) else {
+        return true;
+    };
+    let essence = (declared.type_(), declared.subtype());
+    essence == (mime::MULTIPART, mime::FORM_DATA)
+        || essence == (mime::APPLICATION, mime::WWW_FORM_URLENCODED)
+        || essence == (mime::TEXT, mime::PLAIN)
+}
+
 /// What the bytes are, from their signature; `None` for anything not accepted.
 pub fn sniff(bytes: &[u8]) -> Option<MediaKind> {
     match infer::get(bytes)?.mime_type() {
@@ -296,6 +312,32 @@ pub fn sniff(bytes: &[u8]) -> Option<MediaKind> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn form_like_upload_types_are_refused_whatever_their_case() {
+        for refused in [
+            None,
+            Some(""),
+            Some("not a type"),
+            Some("text/plain"),
+            Some("Text/Plain"),
+            Some("TEXT/PLAIN; charset=UTF-8"),
+            Some(" text/plain "),
+            Some("Multipart/Form-Data; boundary=x"),
+            Some("APPLICATION/X-WWW-FORM-URLENCODED"),
+        ] {
+            assert!(refused_upload_type(refused), "{refused:?}");
+        }
+        for accepted in [
+            "image/png",
+            "Image/JPEG",
+            "application/pdf",
+            "application/octet-stream",
+            "text/html",
+        ] {
+            assert!(!refused_upload_type(Some(accepted)), "{accepted}");
+        }
+    }
 
     #[tokio::test]
     async fn a_local_store_keeps_removes_and_refuses_odd_names() {

@@ -323,10 +323,33 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// JSON body extractor whose rejections use the API's error shape.
-#[derive(FromRequest)]
-#[from_request(via(axum::Json), rejection(ApiError))]
+/// JSON body extractor whose rejections use the API's error shape. Every string of the body
+/// passes [`crate::input`]'s gate before the body becomes a `T`: a control character is a 422
+/// naming the field, whatever the endpoint does with it afterwards.
 pub struct ApiJson<T>(pub T);
+
+impl<T, S> FromRequest<S> for ApiJson<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+        let axum::Json(value) =
+            axum::Json::<serde_json::Value>::from_request(request, state).await?;
+        crate::input::check_json(&value)?;
+        serde_json::from_value(value).map(ApiJson).map_err(|e| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                format!(
+                    "リクエストの形式が正しくありません / the request body is not valid JSON for this endpoint: {e}"
+                ),
+            )
+        })
+    }
+}
 
 /// Whether a client's `X-Request-Id` may be kept: a UUID, or up to 64 characters of letters,
 /// digits, `-`, `_` and `.` (what proxies generate). Anything else is replaced, so the audit

@@ -12,6 +12,7 @@ pub mod digest;
 pub mod error;
 pub mod events;
 pub mod export;
+pub mod input;
 pub mod keys;
 pub mod mail;
 pub mod routes;

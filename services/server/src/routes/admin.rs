@@ -1,7 +1,8 @@
 //! A facility administrator's endpoints under `/api/v1`: the facility's audit log, and which
 //! staff may accept care-team invitations.
 
-use axum::extract::{Path, Query, State};
+use crate::input::Query;
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use renrakucho_care::StaffActor;

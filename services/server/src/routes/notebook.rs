@@ -3,8 +3,9 @@
 //! unread counts; and support requests between facilities. Every handler asks the authorizer
 //! first; row-level security applies underneath.
 
+use crate::input::Query;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -515,13 +516,8 @@ pub async fn upload(
     // uploads need a type that only this site's scripts or API clients send.
     let content_type = headers
         .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
-    if content_type.is_empty()
-        || content_type.starts_with("multipart/form-data")
-        || content_type.starts_with("application/x-www-form-urlencoded")
-        || content_type.starts_with("text/plain")
-    {
+        .and_then(|v| v.to_str().ok());
+    if renrakucho_files::refused_upload_type(content_type) {
         return Err(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "unsupported_media_type",

@@ -3,11 +3,11 @@
 //! and their settings, support requests. Same authorization and domain calls as the JSON API.
 
 use crate::csrf::CsrfToken;
+use crate::input::{Form, Query};
 use askama::Template;
-use axum::extract::{Multipart, Path, Query, State};
+use axum::extract::{Multipart, Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::Form;
 use renrakucho_authz::Action;
 use renrakucho_care::{EntryContent, EntryView, Listed, NewEntryInput};
 use renrakucho_core::{
@@ -502,6 +502,11 @@ pub async fn post(
     };
     if let Some(page) = rejected(&token, &get("authenticity_token")) {
         return page;
+    }
+    if let Err(e) =
+        crate::input::multipart_fields(fields.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+    {
+        return failed(e);
     }
     let form = WriteForm {
         category: get("category"),

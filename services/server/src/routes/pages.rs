@@ -4,12 +4,12 @@
 //! domain functions; errors are shown on the page in words a person understands.
 
 use crate::csrf::CsrfToken;
+use crate::input::{Form, Query};
 use askama::Template;
-use axum::extract::{FromRequestParts, Multipart, Path, Query, State};
+use axum::extract::{FromRequestParts, Multipart, Path, State};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::Form;
 use renrakucho_authz::{Action, Role};
 use renrakucho_care::{ConsentScope, Listed, NewScan, Signer, TeamMember};
 use renrakucho_core::{CareLevel, InvalidValue, Sex, StaffRole};
@@ -801,6 +801,11 @@ pub async fn record_consent(
     let get = |k: &str| fields.get(k).map(String::as_str).unwrap_or_default();
     if let Some(page) = rejected(&token, get("authenticity_token")) {
         return page;
+    }
+    if let Err(e) =
+        crate::input::multipart_fields(fields.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+    {
+        return failed(e);
     }
     let result = async {
         let pid = patient_id(&id)?;

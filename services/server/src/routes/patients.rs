@@ -3,8 +3,9 @@
 //! security applies underneath. A patient the facility has nothing to do with is a 404, the
 //! same as one that does not exist.
 
+use crate::input::Query;
 use axum::body::Body;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::Response;
 use axum::Json;

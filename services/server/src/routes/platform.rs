@@ -1,7 +1,8 @@
 //! The platform operators' endpoints under `/api/v1/platform`: alerts that facilities' requests
 //! raised (IDs and counts, never patient content).
 
-use axum::extract::{Path, Query, State};
+use crate::input::Query;
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use renrakucho_core::OperatorId;

@@ -2,8 +2,9 @@
 //! are, sign out.
 
 use crate::csrf::CsrfToken;
+use crate::input::Form;
 use askama::Template;
-use axum::extract::{Form, State};
+use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use renrakucho_core::Password;
