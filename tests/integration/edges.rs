@@ -267,3 +267,81 @@ async fn a_flood_of_refused_sign_ins_is_counted_not_recorded_one_by_one() {
         records.len()
     );
 }
+
+/// A page on another site (a sibling subdomain shares the cookies' site, so the session cookie
+/// goes along) cannot make the browser write through the API: refused before anything runs,
+/// whatever the body. The same requests from this site, or from a client that is not a
+/// browser, go through.
+#[tokio::test]
+async fn a_page_on_another_site_cannot_write_through_the_api() {
+    let app = spawn_app().await;
+    let facility = app.seed_facility("EDGE-SITE", FacilityKind::Clinic).await;
+    let doctor = app
+        .seed_staff(&facility, "doctor", StaffRole::Staff, Profession::Doctor)
+        .await;
+    let patient = app
+        .seed_patient(&doctor, "越境 花子", "エッキョウ ハナコ")
+        .await;
+    let client = app.client_for(&facility, "doctor").await;
+    let withdraw = app.url(&format!(
+        "/api/v1/patients/{}/consents/withdraw",
+        patient.id
+    ));
+    let host = app.addr.to_string();
+    for (name, value) in [
+        ("sec-fetch-site", "same-site"),
+        ("sec-fetch-site", "cross-site"),
+        ("origin", "https://evil.example.jp"),
+        ("origin", "null"),
+    ] {
+        let response = client
+            .post(&withdraw)
+            .header(name, value)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::FORBIDDEN, "{name}: {value}");
+        let response = client
+            .post(app.url("/api/v1/auth/sign-out"))
+            .header(name, value)
+            .json(&json!({}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::FORBIDDEN, "{name}: {value}");
+    }
+    let mut su = superuser(&app).await;
+    let withdrawn: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM consents WHERE patient_id = $1 AND withdrawn_at IS NOT NULL",
+    )
+    .bind(patient.id.as_uuid())
+    .fetch_one(&mut su)
+    .await
+    .unwrap();
+    assert_eq!(withdrawn, 0, "nothing was withdrawn");
+    // Reads from another site are left alone (the page cannot read the answer).
+    let response = client
+        .get(app.url("/api/v1/me"))
+        .header("sec-fetch-site", "cross-site")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    // From this site (as the browser says), or from a client that is no browser: allowed.
+    let response = client
+        .post(&withdraw)
+        .header("sec-fetch-site", "same-origin")
+        .header("origin", format!("http://{host}"))
+        .send()
+        .await
+        .unwrap();
+    assert_ne!(response.status(), StatusCode::FORBIDDEN);
+    let response = client
+        .post(app.url("/api/v1/auth/sign-out"))
+        .header("origin", format!("http://{host}"))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+}

@@ -2551,12 +2551,23 @@ async fn a_support_request_older_than_the_newest_two_hundred_is_still_answered()
     let app = spawn_app().await;
     let net = network(&app).await;
     let p = net.patient;
+    let photo = id_of(
+        &uploaded(
+            &app,
+            &net.doctor_c,
+            p,
+            "image/png",
+            "紅斑.png",
+            renrakucho_testkit::PNG_1X1.to_vec(),
+        )
+        .await,
+    );
     let entry = id_of(
         &post(
             &app,
             &net.doctor_c,
             p,
-            json!({ "category": "treatment", "body": "右下腿に紅斑" }),
+            json!({ "category": "treatment", "body": "右下腿に紅斑", "attachments": [photo] }),
         )
         .await,
     );
@@ -2565,7 +2576,7 @@ async fn a_support_request_older_than_the_newest_two_hundred_is_still_answered()
         .post(patient_url(&app, p, "/support-requests"))
         .json(&json!({ "to": net.hospital.code, "kind": "second_opinion",
                        "question": "ご意見をください", "summary": "80代女性",
-                       "entries": [entry] }))
+                       "entries": [entry], "attachments": [photo] }))
         .send()
         .await
         .unwrap();
@@ -2607,6 +2618,26 @@ async fn a_support_request_older_than_the_newest_two_hundred_is_still_answered()
         .unwrap();
     assert_eq!(response.status(), 200, "reading the oldest request");
     assert_eq!(json_of(response).await["question"], "ご意見をください");
+    // The file the request shares: read through the request's relation, with no refusal
+    // recorded on the way (the care team's check is not tried first and logged as refused).
+    let response = net
+        .outsider_c
+        .get(patient_url(&app, p, &format!("/attachments/{photo}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "the shared file");
+    let refusals: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM audit_log WHERE facility_id = $1 AND action = 'access.refused'",
+    )
+    .bind(net.hospital.id.as_uuid())
+    .fetch_one(&mut su)
+    .await
+    .unwrap();
+    assert_eq!(
+        refusals, 0,
+        "no false refusal in the asked facility's chain"
+    );
     for (client, step) in [
         (&net.outsider_c, "accept"),
         (&net.outsider_c, "answer"),

@@ -173,6 +173,30 @@ pub async fn authorize(
     }
 }
 
+/// The check for an act either of two actions allows (a care team's reading, or a support
+/// request's): one decision, and when neither allows it one refusal recorded, for `first`.
+pub async fn authorize_either(
+    state: &AppState,
+    signed_in: &SignedIn,
+    patient: PatientId,
+    first: Action,
+    second: Action,
+) -> Result<StaffActor, ApiError> {
+    let actor = staff(signed_in)?;
+    let roles = roles(signed_in);
+    for action in [first, second] {
+        if state
+            .authz
+            .allowed(&roles, actor.facility, patient, action)
+            .await
+            .unwrap_or(false)
+        {
+            return Ok(actor);
+        }
+    }
+    authorize(state, signed_in, patient, first).await
+}
+
 /// The check for recording a consent: `consent.record`, or — while the patient's consent is
 /// withdrawn, when only a renewal can be recorded — `consent.renew` (ADR 0014).
 pub async fn authorize_consent(

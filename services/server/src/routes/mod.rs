@@ -130,6 +130,50 @@ pub fn api() -> Router<AppState> {
         )
         .route("/openapi.json", get(openapi::document))
         .fallback(api_not_found)
+        .layer(axum::middleware::from_fn(same_origin_writes))
+}
+
+/// Whether a browser says a request comes from another site: `Sec-Fetch-Site` when it sends
+/// one, otherwise an `Origin` whose host is not the request's own. Clients that are not
+/// browsers send neither and are not affected.
+fn from_another_site(headers: &axum::http::HeaderMap) -> bool {
+    if let Some(site) = headers.get("sec-fetch-site") {
+        return !matches!(site.to_str(), Ok("same-origin" | "none"));
+    }
+    let Some(origin) = headers.get(axum::http::header::ORIGIN) else {
+        return false;
+    };
+    let host = headers
+        .get(axum::http::header::HOST)
+        .and_then(|h| h.to_str().ok());
+    let origin_host = origin
+        .to_str()
+        .ok()
+        .and_then(|o| o.split_once("://"))
+        .map(|(_, rest)| rest.trim_end_matches('/'));
+    origin_host.is_none() || origin_host != host
+}
+
+/// The API's writes come only from this site or from clients that are not browsers: a form
+/// or script on another page, even a sibling subdomain's that shares the cookies' site, is
+/// refused (403) before anything runs. Reads are left alone (the answer goes to a page that
+/// cannot read it without CORS, which this server never grants).
+async fn same_origin_writes(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let safe = matches!(
+        *request.method(),
+        axum::http::Method::GET | axum::http::Method::HEAD | axum::http::Method::OPTIONS
+    );
+    if !safe && from_another_site(request.headers()) {
+        tracing::info!("a write from another site refused");
+        return ApiError::forbidden(
+            "他のサイトからの操作は受け付けません / requests from another site are refused",
+        )
+        .into_response();
+    }
+    next.run(request).await
 }
 
 async fn api_not_found(uri: Uri) -> ApiError {

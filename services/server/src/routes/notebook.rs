@@ -576,12 +576,14 @@ async fn send_file(
     let attachment = id_of(attachment)?;
     // The care team reads the notebook's files; a facility asked for support reads the files
     // its request names (row-level security decides which).
-    let who = match authorize(state, signed_in, patient, Action::NotebookRead).await {
-        Ok(who) => who,
-        Err(e) => authorize(state, signed_in, patient, Action::SupportAnswer)
-            .await
-            .map_err(|_| e)?,
-    };
+    let who = crate::access::authorize_either(
+        state,
+        signed_in,
+        patient,
+        Action::NotebookRead,
+        Action::SupportAnswer,
+    )
+    .await?;
     let file = renrakucho_care::attachment_content(
         &state.db,
         &state.keyring,
