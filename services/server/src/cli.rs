@@ -227,7 +227,7 @@ pub fn main() -> ExitCode {
             Command::Demo => with_database(&settings, |db| seed_demo(db, &settings)).await,
             Command::Audit {
                 task: AuditTask::Verify,
-            } => with_database(&settings, verify_audit).await,
+            } => verify_audit_anywhere(&settings).await,
             Command::Keys { task } => {
                 with_database(&settings, |db| keys_task(db, &settings, task)).await
             }
@@ -501,6 +501,27 @@ async fn seed_demo(db: Database, settings: &Settings) -> Result<(), Failure> {
         demo::DEMO_PASSWORD
     );
     Ok(())
+}
+
+/// `audit verify`: against the private cluster a running server owns (without stopping it), or
+/// as any other command does.
+async fn verify_audit_anywhere(settings: &Settings) -> Result<(), Failure> {
+    let Some(attached) = setup::attach_running(settings)
+        .await
+        .map_err(Failure::runtime)?
+    else {
+        return with_database(settings, verify_audit).await;
+    };
+    let result = match Database::connect(&attached.databases.connections(), 2).await {
+        Ok(db) => {
+            let r = verify_audit(db.clone()).await;
+            db.close().await;
+            r
+        }
+        Err(e) => Err(Failure::runtime(e)),
+    };
+    attached.detach().await;
+    result
 }
 
 async fn verify_audit(db: Database) -> Result<(), Failure> {

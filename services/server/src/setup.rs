@@ -2,7 +2,7 @@
 //! (runtime), or a private cluster in the data directory. Either way, migrations run as the
 //! owner and the runtime role is checked before the server uses it.
 
-use renrakucho_pgcluster::{ClusterError, LocalCluster, SUPERUSER};
+use renrakucho_pgcluster::{ClusterError, LocalCluster, RunningCluster, SUPERUSER};
 use renrakucho_store::{
     check_runtime_role, create_runtime_login, provision_cluster, run_migrations, PgConnectOptions,
     RoleNames, RuntimeRoleProblem, StoreError,
@@ -73,6 +73,81 @@ pub fn socket_options(
 fn fresh_password() -> String {
     use rand::distributions::{Alphanumeric, DistString};
     Alphanumeric.sample_string(&mut rand::rngs::OsRng, 32)
+}
+
+/// A reader's way into a private cluster that a running server owns: the superuser (for the
+/// privileged pools, which `SET ROLE` as the owner's would) and a login of its own in the
+/// runtime group, made for this command and dropped by [`Attached::detach`]. The server is
+/// not touched: no migration, no restart, its own logins unchanged.
+pub struct Attached {
+    pub databases: Databases,
+    superuser: PgConnectOptions,
+    login: String,
+}
+
+/// The private cluster of `settings`' data directory, when another process (a `serve`) runs
+/// it; `None` when none does (or a database URL is configured): then [`prepare`] as usual.
+pub async fn attach_running(settings: &Settings) -> Result<Option<Attached>, SetupError> {
+    if settings.database_url.is_some() || settings.runtime_database_url.is_some() {
+        return Ok(None);
+    }
+    let dir = settings.data_dir().join("postgres");
+    let running = tokio::task::spawn_blocking(move || RunningCluster::find(&dir))
+        .await
+        .map_err(|e| ClusterError::Io {
+            context: "looking for a running private cluster".into(),
+            source: std::io::Error::other(e.to_string()),
+        })??;
+    let Some(running) = running else {
+        return Ok(None);
+    };
+    let superuser = PgConnectOptions::new()
+        .socket(running.socket_dir())
+        .port(renrakucho_pgcluster::SOCKET_PORT)
+        .username(SUPERUSER)
+        .password(running.superuser_password())
+        .database(PRIVATE_DATABASE)
+        .application_name("renrakucho");
+    let login = format!("renrakucho_reader_{}", fresh_password().to_lowercase());
+    let password = fresh_password();
+    create_runtime_login(&superuser, &login, Some(&password)).await?;
+    let attached = Attached {
+        databases: Databases {
+            owner: superuser.clone(),
+            runtime: superuser.clone().username(&login).password(&password),
+            cluster: None,
+        },
+        superuser,
+        login,
+    };
+    match check_runtime_role(&attached.databases.runtime).await {
+        Ok(problems) if problems.is_empty() => Ok(Some(attached)),
+        Ok(problems) => {
+            attached.detach().await;
+            Err(SetupError::UnsafeRuntimeRole(problems))
+        }
+        Err(e) => {
+            attached.detach().await;
+            Err(e.into())
+        }
+    }
+}
+
+impl Attached {
+    /// Drops the command's own login (logged, never fatal: the login can do no more than the
+    /// runtime role, and the next start of the server leaves it alone).
+    pub async fn detach(self) {
+        let dropped = async {
+            let mut conn = sqlx::ConnectOptions::connect(&self.superuser).await?;
+            sqlx::query(&format!("DROP ROLE IF EXISTS \"{}\"", self.login))
+                .execute(&mut conn)
+                .await?;
+            sqlx::Connection::close(conn).await
+        };
+        if let Err(e) = dropped.await {
+            tracing::warn!(error = %e, login = %self.login, "could not drop the reader's login");
+        }
+    }
 }
 
 /// Makes the database ready: starts the private cluster if needed, provisions it, migrates,

@@ -434,6 +434,28 @@ async fn serve_demo_prints_the_demo_sign_in_and_it_works() {
     assert_eq!(who["login_id"], "sato");
     assert_eq!(who["facility"]["code"], "IZ-CLINIC");
 
+    // The audit log of the running installation, verified while it keeps serving (the
+    // command reads its private cluster through a login of its own, dropped afterwards).
+    let env = [("RENRAKUCHO_DATA_DIR", text(&server.scratch.data_dir()))];
+    for _ in 0..2 {
+        let verified = run(renrakucho(&server.scratch.path, &["audit", "verify"], &env)).await;
+        assert_eq!(verified.status.code(), Some(0), "{}", describe(&verified));
+        assert!(
+            String::from_utf8_lossy(&verified.stdout).contains("Audit log intact"),
+            "{}",
+            describe(&verified)
+        );
+        assert!(
+            !String::from_utf8_lossy(&verified.stderr).contains("could not drop"),
+            "{}",
+            describe(&verified)
+        );
+    }
+    let still = client.get(server.url("/readyz")).send().await.unwrap();
+    assert_eq!(still.status(), 200, "the server kept serving");
+    let who = client.get(server.url("/api/v1/me")).send().await.unwrap();
+    assert_eq!(who.status(), 200, "and its sessions");
+
     let status = server.terminate().await;
     assert_eq!(status.code(), Some(0), "stderr:\n{}", server.stderr());
 }
