@@ -240,6 +240,49 @@ impl FileStore {
         }
         Ok(found.len())
     }
+
+    /// The names of the files under the folder `prefix` stored before `cutoff` (their last
+    /// modification in the store: a local file's mtime, an S3 object's `LastModified`). What
+    /// the sweep of orphaned uploads looks at: a newer file may belong to an upload whose row
+    /// is still being written.
+    pub async fn stored_before(
+        &self,
+        prefix: &str,
+        cutoff: std::time::SystemTime,
+    ) -> Result<Vec<String>, FileError> {
+        use futures_util::TryStreamExt;
+        let path = Self::path(prefix)?;
+        let found: Vec<String> = self
+            .inner
+            .list(Some(&path))
+            .try_filter(|meta| {
+                std::future::ready(std::time::SystemTime::from(meta.last_modified) < cutoff)
+            })
+            .map_ok(|meta| meta.location.to_string())
+            .try_collect()
+            .await
+            .map_err(|e| classify(prefix, e))?;
+        Ok(found)
+    }
+
+    /// Removes `name` like [`FileStore::delete`], and in a local store its folder too when
+    /// nothing is left in it (the folder's name is a patient's ID). A file written into the
+    /// folder meanwhile keeps it (the store creates missing folders when it writes).
+    pub async fn delete_and_tidy(&self, name: &str) -> Result<(), FileError> {
+        self.delete(name).await?;
+        if let (Some(root), Some((folder, _))) = (&self.local_root, name.rsplit_once('/')) {
+            match std::fs::remove_dir(root.join(folder)) {
+                Ok(()) => {}
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::NotFound | std::io::ErrorKind::DirectoryNotEmpty
+                    ) => {}
+                Err(e) => return Err(FileError::Unavailable(format!("{folder}: {e}"))),
+            }
+        }
+        Ok(())
+    }
 }
 
 /// A kind of file the network accepts, told from its content.
