@@ -419,6 +419,37 @@ mod tests {
         }
     }
 
+    #[tokio::test]
+    async fn old_files_are_listed_for_the_sweep_and_their_emptied_folder_goes_with_them() {
+        use std::time::{Duration, SystemTime};
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("files");
+        let store = FileStore::local(&root).unwrap();
+        for name in ["consents/p1/old", "consents/p1/new", "consents/p2/old"] {
+            store.put(name, vec![1]).await.unwrap();
+        }
+        let two_hours_ago = SystemTime::now() - Duration::from_secs(7200);
+        for name in ["consents/p1/old", "consents/p2/old"] {
+            std::fs::File::options()
+                .write(true)
+                .open(root.join(name))
+                .unwrap()
+                .set_modified(two_hours_ago)
+                .unwrap();
+        }
+        let an_hour_ago = SystemTime::now() - Duration::from_secs(3600);
+        let mut old = store.stored_before("consents", an_hour_ago).await.unwrap();
+        old.sort();
+        assert_eq!(old, ["consents/p1/old", "consents/p2/old"]);
+        for name in &old {
+            store.delete_and_tidy(name).await.unwrap();
+            store.delete_and_tidy(name).await.unwrap();
+        }
+        // p2's folder is empty and goes; p1's keeps its new file.
+        assert!(!root.join("consents/p2").exists());
+        assert_eq!(store.get("consents/p1/new").await.unwrap(), vec![1]);
+    }
+
     #[test]
     fn a_local_store_is_private_but_its_parents_are_not() {
         let dir = tempfile::tempdir().unwrap();

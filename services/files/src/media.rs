@@ -4,8 +4,10 @@
 //! picture: EXIF with the GPS position of the patient's home, the phone's model and serial,
 //! XMP, comments, an embedded preview. [`process`] therefore never stores a photo as sent: it
 //! tells the kind from the content ([`sniff`], never the name), refuses anything that is not a
-//! JPEG, PNG or PDF, decodes photos completely (with limits checked against the header before
-//! any pixel buffer is allocated, so a decompression bomb costs nothing), turns them upright by
+//! JPEG, PNG or PDF, decodes photos completely (with limits on each side and on the pixel count
+//! checked against the header before any pixel buffer is allocated, so a decompression bomb
+//! costs nothing; [`precheck`] runs the same checks alone, for a caller to refuse before it
+//! waits for a turn to decode), turns them upright by
 //! their EXIF orientation, and encodes the pixels again. Only the pixels survive: no EXIF, no
 //! GPS, no XMP, no ICC profile, no comment or text chunk. Every photo also gets a small JPEG
 //! thumbnail made from the upright picture.
