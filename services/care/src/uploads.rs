@@ -138,19 +138,15 @@ pub(crate) async fn in_turn<T: Send + 'static>(
         work()
     });
     match tokio::time::timeout(time_limit, task).await {
-        Ok(Ok(done)) => {
-            done.map_err(|e| CareError::Invalid(InvalidValue::new("file", e.to_string())))
-        }
+        // A refusal on `file` (attachments.rs), renamed by `clean` for other fields.
+        Ok(Ok(done)) => done.map_err(CareError::from),
         Ok(Err(e)) => Err(CareError::Corrupt(format!("processing an upload: {e}"))),
         Err(_) => {
             tracing::warn!(
                 limit_s = time_limit.as_secs(),
                 "an upload took longer than its time limit to prepare; refused"
             );
-            Err(CareError::Invalid(InvalidValue::new(
-                "file",
-                MediaError::TooSlow.to_string(),
-            )))
+            Err(MediaError::TooSlow.into())
         }
     }
 }
@@ -170,7 +166,7 @@ pub(crate) async fn clean(
         other => other,
     };
     if let Err(e) = media::precheck(&bytes, &limits) {
-        return Err(CareError::Invalid(InvalidValue::new(field, e.to_string())));
+        return Err(named(e.into()));
     }
     in_turn(&SLOTS, who, DECODE_TIME_LIMIT, move || {
         media::process(&bytes, &limits)
