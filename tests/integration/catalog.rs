@@ -282,6 +282,7 @@ const FUNCTIONS: &[(&str, &str, &[&str])] = &[
     ("public.session_save(text, bytea, timestamp with time zone)", PINNED, WEB),
     ("public.support_requests_announce()", PINNED, NOBODY),
     ("public.support_requests_transition()", PINNED_PUBLIC, PUBLIC),
+    ("public.unreferenced_objects(uuid, text[])", PINNED, KEYS),
     ("public.value_binding_advance(uuid)", PINNED, KEYS),
     ("public.value_binding_complete()", PINNED, KEYS),
     ("public.value_binding_state(boolean)", PINNED, KEYS),
@@ -331,6 +332,11 @@ const SECURITY_DEFINER: &[(&str, &str)] = &[
     (
         "public.reencrypt_value(text, text, uuid, uuid, bytea, bytea)",
         "re-encryption replaces one such value, under the same conditions",
+    ),
+    (
+        "public.unreferenced_objects(uuid, text[])",
+        "the sweep of orphaned uploads: which of the given file names in one patient's folders \
+         no consent or attachment names; key maintenance only, with re-encryption's flag",
     ),
     (
         "public.legacy_values_readable()",

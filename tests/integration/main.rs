@@ -24,4 +24,5 @@ mod sharing_http;
 mod sign_in;
 mod support;
 mod unreadable;
+mod uploads;
 mod versions;

@@ -74,7 +74,7 @@ fn id_of(value: &Value) -> String {
 }
 
 /// `X-File-Name`: every byte but unreserved ASCII as `%XX`.
-fn percent_encode(s: &str) -> String {
+pub(crate) fn percent_encode(s: &str) -> String {
     s.bytes()
         .map(|b| {
             if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
@@ -1462,7 +1462,7 @@ async fn search_finds_a_vitals_entry_by_its_summary() {
 // ---------------------------------------------------------------------------------------------
 // Attachments.
 
-const GPS_MARKER: &[u8] = b"WGS-84 GPS-TEST-MARKER";
+pub(crate) const GPS_MARKER: &[u8] = b"WGS-84 GPS-TEST-MARKER";
 /// The IFD0 entry pointing at the GPS IFD: tag 0x8825, type LONG, count 1 (little endian).
 const GPS_IFD_ENTRY: [u8; 8] = [0x25, 0x88, 0x04, 0x00, 0x01, 0x00, 0x00, 0x00];
 
@@ -1529,7 +1529,7 @@ fn jpeg_segment(marker: u8, payload: &[u8]) -> Vec<u8> {
 /// A whole baseline JPEG, built by hand: 8×8 grey, one component, every quantiser 1, one
 /// Huffman code each for "DC difference 0" and "end of block"; and, as a phone writes it,
 /// EXIF with a GPS position right after the start marker.
-fn phone_jpeg() -> Vec<u8> {
+pub(crate) fn phone_jpeg() -> Vec<u8> {
     let mut exif = b"Exif\0\0".to_vec();
     exif.extend_from_slice(&exif_tiff(1));
     let mut out = vec![0xff, 0xd8];
@@ -1553,7 +1553,7 @@ fn phone_jpeg() -> Vec<u8> {
     out
 }
 
-async fn upload(
+pub(crate) async fn upload(
     app: &TestApp,
     client: &Client,
     patient: Uuid,
@@ -1572,7 +1572,7 @@ async fn upload(
 }
 
 /// Uploads a file (201); its description.
-async fn uploaded(
+pub(crate) async fn uploaded(
     app: &TestApp,
     client: &Client,
     patient: Uuid,

@@ -4,7 +4,7 @@
 //! file store. Downloads go through the same authorization as everything else.
 
 use renrakucho_core::{InvalidValue, PatientId};
-use renrakucho_files::media::{self, Limits, MediaError};
+use renrakucho_files::media::{Limits, MediaError};
 use renrakucho_files::FileStore;
 use renrakucho_keyring::{Binding, KeyOwner, Keyring};
 use renrakucho_store::attachments::{self, NewAttachment};
@@ -12,15 +12,11 @@ use renrakucho_store::audit::Origin;
 use renrakucho_store::{patients, Database};
 use serde::Serialize;
 use serde_json::json;
-use tokio::sync::Semaphore;
 use uuid::Uuid;
 
 use crate::audit::record;
 use crate::notebook::file_name_binding;
 use crate::{CareError, StaffActor};
-
-/// Decoding a large photo takes hundreds of megabytes for a moment: at most two at a time.
-static PROCESSING: Semaphore = Semaphore::const_new(2);
 
 fn content_binding(patient: PatientId, id: Uuid, thumbnail: bool) -> Binding<'static> {
     Binding {
@@ -80,15 +76,7 @@ pub async fn upload_attachment(
         max_bytes,
         ..Limits::default()
     };
-    let processed = {
-        let _permit = PROCESSING
-            .acquire()
-            .await
-            .expect("the semaphore stays open");
-        tokio::task::spawn_blocking(move || media::process(&bytes, &limits))
-            .await
-            .map_err(|e| CareError::Corrupt(format!("processing an upload: {e}")))??
-    };
+    let processed = crate::uploads::clean(who.staff, "file", bytes, limits).await?;
     let id = Uuid::now_v7();
     let mut tx = db.begin(who.scope()).await?;
     patients::get(&mut tx, patient).await?;

@@ -8,7 +8,8 @@
 //! The database enforces the same rules (trigger `consents_admission`).
 
 use renrakucho_core::{InvalidValue, Lines, PatientId, StaffId};
-use renrakucho_files::{sniff, FileStore, MediaKind};
+use renrakucho_files::media::{Limits, Processed};
+use renrakucho_files::FileStore;
 use renrakucho_keyring::{Binding, KeyOwner, Keyring};
 use renrakucho_store::audit::Origin;
 use renrakucho_store::consents::{self, NewConsent, ScanRef, StoredConsent};
@@ -196,7 +197,9 @@ fn japan_date(at: OffsetDateTime) -> Date {
 }
 
 /// Records a signed consent, with its scan when given (a PDF, JPEG or PNG, told from its
-/// content). From then on, the care team's active members see the patient. While the consent
+/// content, and cleaned exactly like a notebook photo: decoded, turned upright and encoded
+/// again without EXIF/GPS; a PDF checked as a PDF; what does not decode is refused with a 422
+/// on `scan`). From then on, the care team's active members see the patient. While the consent
 /// is withdrawn this is a renewal: the registering facility only, with the scan.
 #[allow(clippy::too_many_arguments)]
 pub async fn record_consent(
@@ -209,25 +212,23 @@ pub async fn record_consent(
     form: ConsentForm,
     scan: Option<NewScan>,
 ) -> Result<Recorded, CareError> {
-    let scan_kind = match &scan {
+    // Cleaned before anything is opened: a photo of the form keeps none of the phone's
+    // metadata (the GPS position of the patient's home), and a file that only starts like a
+    // picture is refused.
+    let scan: Option<Processed> = match scan {
         None => None,
-        Some(s) if s.bytes.len() > MAX_SCAN_BYTES => {
-            return Err(InvalidValue::new(
-                "scan",
-                "同意書のファイルが大きすぎます（20MBまで） / the scan is too large (20 MB at most)",
-            )
-            .into())
+        Some(s) if s.bytes.len() > MAX_SCAN_BYTES => return Err(InvalidValue::new(
+            "scan",
+            "同意書のファイルが大きすぎます（20MBまで） / the scan is too large (20 MB at most)",
+        )
+        .into()),
+        Some(s) => {
+            let limits = Limits {
+                max_bytes: MAX_SCAN_BYTES,
+                ..Limits::default()
+            };
+            Some(crate::uploads::clean(who.staff, "scan", s.bytes, limits).await?)
         }
-        Some(s) => match sniff(&s.bytes) {
-            Some(k @ (MediaKind::Pdf | MediaKind::Jpeg | MediaKind::Png)) => Some(k),
-            _ => {
-                return Err(InvalidValue::new(
-                    "scan",
-                    "同意書のファイルはPDF・JPEG・PNGのいずれかにしてください / the scan must be a PDF, JPEG or PNG file",
-                )
-                .into())
-            }
-        },
     };
     let mut tx = db.begin(who.scope()).await?;
     // Registering facility or active member (the insert's policy checks it too); the
@@ -278,18 +279,19 @@ pub async fn record_consent(
         .owner_keys(&mut tx, KeyOwner::Patient(patient))
         .await?;
     let details_enc = keys.encrypt(&details_binding(patient, id), &details)?;
-    let scan_ref = match (scan, scan_kind) {
-        (Some(scan), Some(kind)) => {
+    // The scan is stored as cleaned; its thumbnail is not kept (nothing shows one).
+    let scan_ref = match scan {
+        Some(scan) => {
             let sealed = keys.encrypt(&scan_binding(patient, id), &scan.bytes)?;
             let object = scan_object(patient, id);
             files.put(&object, sealed).await?;
             Some(ScanRef {
                 object,
-                media_type: kind.media_type().to_string(),
+                media_type: scan.kind.media_type().to_string(),
                 size: scan.bytes.len() as i64,
             })
         }
-        _ => None,
+        None => None,
     };
     let inserted = consents::insert(
         &mut tx,

@@ -20,6 +20,7 @@ mod operations;
 mod patients;
 mod support;
 mod unreadable;
+mod uploads;
 
 pub use admin::{facility_audit, set_may_accept_invitations};
 pub use attachments::{attachment_content, upload_attachment, Download, Uploaded};
@@ -57,6 +58,9 @@ pub use support::{
     SupportDetail, SupportLine,
 };
 pub use unreadable::{Listed, Unreadable, ALERT_KIND as UNREADABLE_ALERT};
+pub use uploads::{
+    sweep_orphaned_files, DECODES_PER_PERSON, DECODE_TIME_LIMIT, GLOBAL_DECODES, ORPHAN_GRACE,
+};
 
 use renrakucho_core::{FacilityId, InvalidValue, StaffId};
 use renrakucho_files::FileError;

@@ -240,6 +240,49 @@ impl FileStore {
         }
         Ok(found.len())
     }
+
+    /// The names of the files under the folder `prefix` stored before `cutoff` (their last
+    /// modification in the store: a local file's mtime, an S3 object's `LastModified`). What
+    /// the sweep of orphaned uploads looks at: a newer file may belong to an upload whose row
+    /// is still being written.
+    pub async fn stored_before(
+        &self,
+        prefix: &str,
+        cutoff: std::time::SystemTime,
+    ) -> Result<Vec<String>, FileError> {
+        use futures_util::TryStreamExt;
+        let path = Self::path(prefix)?;
+        let found: Vec<String> = self
+            .inner
+            .list(Some(&path))
+            .try_filter(|meta| {
+                std::future::ready(std::time::SystemTime::from(meta.last_modified) < cutoff)
+            })
+            .map_ok(|meta| meta.location.to_string())
+            .try_collect()
+            .await
+            .map_err(|e| classify(prefix, e))?;
+        Ok(found)
+    }
+
+    /// Removes `name` like [`FileStore::delete`], and in a local store its folder too when
+    /// nothing is left in it (the folder's name is a patient's ID). A file written into the
+    /// folder meanwhile keeps it (the store creates missing folders when it writes).
+    pub async fn delete_and_tidy(&self, name: &str) -> Result<(), FileError> {
+        self.delete(name).await?;
+        if let (Some(root), Some((folder, _))) = (&self.local_root, name.rsplit_once('/')) {
+            match std::fs::remove_dir(root.join(folder)) {
+                Ok(()) => {}
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::NotFound | std::io::ErrorKind::DirectoryNotEmpty
+                    ) => {}
+                Err(e) => return Err(FileError::Unavailable(format!("{folder}: {e}"))),
+            }
+        }
+        Ok(())
+    }
 }
 
 /// A kind of file the network accepts, told from its content.
@@ -374,6 +417,37 @@ mod tests {
                 Err(FileError::InvalidName(_))
             ));
         }
+    }
+
+    #[tokio::test]
+    async fn old_files_are_listed_for_the_sweep_and_their_emptied_folder_goes_with_them() {
+        use std::time::{Duration, SystemTime};
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("files");
+        let store = FileStore::local(&root).unwrap();
+        for name in ["consents/p1/old", "consents/p1/new", "consents/p2/old"] {
+            store.put(name, vec![1]).await.unwrap();
+        }
+        let two_hours_ago = SystemTime::now() - Duration::from_secs(7200);
+        for name in ["consents/p1/old", "consents/p2/old"] {
+            std::fs::File::options()
+                .write(true)
+                .open(root.join(name))
+                .unwrap()
+                .set_modified(two_hours_ago)
+                .unwrap();
+        }
+        let an_hour_ago = SystemTime::now() - Duration::from_secs(3600);
+        let mut old = store.stored_before("consents", an_hour_ago).await.unwrap();
+        old.sort();
+        assert_eq!(old, ["consents/p1/old", "consents/p2/old"]);
+        for name in &old {
+            store.delete_and_tidy(name).await.unwrap();
+            store.delete_and_tidy(name).await.unwrap();
+        }
+        // p2's folder is empty and goes; p1's keeps its new file.
+        assert!(!root.join("consents/p2").exists());
+        assert_eq!(store.get("consents/p1/new").await.unwrap(), vec![1]);
     }
 
     #[test]

@@ -4,8 +4,10 @@
 //! picture: EXIF with the GPS position of the patient's home, the phone's model and serial,
 //! XMP, comments, an embedded preview. [`process`] therefore never stores a photo as sent: it
 //! tells the kind from the content ([`sniff`], never the name), refuses anything that is not a
-//! JPEG, PNG or PDF, decodes photos completely (with limits checked against the header before
-//! any pixel buffer is allocated, so a decompression bomb costs nothing), turns them upright by
+//! JPEG, PNG or PDF, decodes photos completely (with limits on each side and on the pixel count
+//! checked against the header before any pixel buffer is allocated, so a decompression bomb
+//! costs nothing; [`precheck`] runs the same checks alone, for a caller to refuse before it
+//! waits for a turn to decode), turns them upright by
 //! their EXIF orientation, and encodes the pixels again. Only the pixels survive: no EXIF, no
 //! GPS, no XMP, no ICC profile, no comment or text chunk. Every photo also gets a small JPEG
 //! thumbnail made from the upright picture.
@@ -48,14 +50,20 @@ pub struct Limits {
     pub max_bytes: usize,
     /// Width × height of a photo, read from its header before it is decoded.
     pub max_pixels: u64,
+    /// The width and the height of a photo, each, read from its header before it is decoded. A
+    /// picture of 1 × 49 000 000 pixels is under the pixel limit, fits in a 95 KB PNG and costs
+    /// a minute of CPU to decode and scale: no photo is that long.
+    pub max_side: u32,
 }
 
 impl Default for Limits {
-    /// 20 MB and 50 megapixels: a phone photo is 2–8 MB and at most 48 megapixels.
+    /// 20 MB, 50 megapixels and 20 000 pixels a side: a phone photo is 2–8 MB and at most 48
+    /// megapixels (8 000 × 6 000), a phone's panorama about 16 000 pixels wide.
     fn default() -> Self {
         Self {
             max_bytes: 20 * 1024 * 1024,
             max_pixels: 50_000_000,
+            max_side: 20_000,
         }
     }
 }
@@ -122,6 +130,17 @@ pub enum MediaError {
     )]
     TooManyPixels { max_pixels: u64 },
     #[error(
+        "写真の縦か横が長すぎます（{max_side}ピクセルまで）。小さくしてから送ってください / \
+         the picture is too wide or too tall ({max_side} pixels at most); please make it smaller and send it again"
+    )]
+    TooLong { max_side: u32 },
+    /// Preparing the file took longer than the server allows one file (the caller's time limit).
+    #[error(
+        "写真の変換に時間がかかりすぎたため、受け付けませんでした。小さくしてから送ってください / \
+         preparing the picture took too long; please make it smaller and send it again"
+    )]
+    TooSlow,
+    #[error(
         "写真を保存用に変換できませんでした。もう一度送ってください / \
          the photo could not be prepared for storage; please send it again"
     )]
@@ -140,8 +159,19 @@ fn megabytes(bytes: &usize) -> String {
     }
 }
 
-/// Checks an upload and makes it ready to be stored: see the module documentation.
-pub fn process(bytes: &[u8], limits: &Limits) -> Result<Processed, MediaError> {
+/// What [`process`] refuses without decoding anything: the size, the kind, and for a photo the
+/// dimensions in its header. Cheap (no pixel is decoded), so callers may run it before they
+/// wait for a turn to decode; [`process`] runs the same checks again itself.
+pub fn precheck(bytes: &[u8], limits: &Limits) -> Result<MediaKind, MediaError> {
+    let kind = checked_kind(bytes, limits)?;
+    match kind {
+        MediaKind::Jpeg => header(bytes, ImageFormat::Jpeg, limits).map(|_| kind),
+        MediaKind::Png => header(bytes, ImageFormat::Png, limits).map(|_| kind),
+        MediaKind::Pdf | MediaKind::Heic => Ok(kind),
+    }
+}
+
+fn checked_kind(bytes: &[u8], limits: &Limits) -> Result<MediaKind, MediaError> {
     if bytes.len() > limits.max_bytes {
         return Err(MediaError::TooLarge {
             size: bytes.len(),
@@ -152,11 +182,19 @@ pub fn process(bytes: &[u8], limits: &Limits) -> Result<Processed, MediaError> {
         return Err(MediaError::Empty);
     }
     match sniff(bytes) {
-        Some(MediaKind::Pdf) => pdf(bytes),
-        Some(MediaKind::Jpeg) => photo(bytes, ImageFormat::Jpeg, limits),
-        Some(MediaKind::Png) => photo(bytes, ImageFormat::Png, limits),
         Some(MediaKind::Heic) => Err(MediaError::Heic),
+        Some(kind) => Ok(kind),
         None => Err(MediaError::Unsupported),
+    }
+}
+
+/// Checks an upload and makes it ready to be stored: see the module documentation.
+pub fn process(bytes: &[u8], limits: &Limits) -> Result<Processed, MediaError> {
+    match checked_kind(bytes, limits)? {
+        MediaKind::Pdf => pdf(bytes),
+        MediaKind::Jpeg => photo(bytes, ImageFormat::Jpeg, limits),
+        MediaKind::Png => photo(bytes, ImageFormat::Png, limits),
+        MediaKind::Heic => Err(MediaError::Heic),
     }
 }
 
@@ -174,7 +212,34 @@ fn pdf(bytes: &[u8]) -> Result<Processed, MediaError> {
     })
 }
 
-fn photo(bytes: &[u8], format: ImageFormat, limits: &Limits) -> Result<Processed, MediaError> {
+fn refused(format: ImageFormat, limits: &Limits) -> impl Fn(ImageError) -> MediaError + '_ {
+    move |e: ImageError| {
+        tracing::info!(error = %e, ?format, "photo refused");
+        match e {
+            // A side over `max_image_width` / `max_image_height`, found in the header.
+            ImageError::Limits(l)
+                if matches!(l.kind(), image::error::LimitErrorKind::DimensionError) =>
+            {
+                MediaError::TooLong {
+                    max_side: limits.max_side,
+                }
+            }
+            ImageError::Limits(_) => MediaError::TooManyPixels {
+                max_pixels: limits.max_pixels,
+            },
+            ImageError::Unsupported(_) => MediaError::Unsupported,
+            _ => MediaError::Corrupt,
+        }
+    }
+}
+
+/// A photo's decoder, with only its headers read, once its dimensions are known to be within
+/// the limits: nothing of width × height is allocated before this returns.
+fn header<'a>(
+    bytes: &'a [u8],
+    format: ImageFormat,
+    limits: &Limits,
+) -> Result<Box<dyn ImageDecoder + 'a>, MediaError> {
     // The JPEG decoder pads a cut-off file with grey instead of failing: a photo must reach
     // its end marker (for PNG the decoder fails too; checked here so as not to rely on it).
     let complete = match format {
@@ -184,24 +249,18 @@ fn photo(bytes: &[u8], format: ImageFormat, limits: &Limits) -> Result<Processed
     if !complete {
         return Err(MediaError::Corrupt);
     }
-    let refused = |e: ImageError| {
-        tracing::info!(error = %e, ?format, "photo refused");
-        match e {
-            ImageError::Limits(_) => MediaError::TooManyPixels {
-                max_pixels: limits.max_pixels,
-            },
-            ImageError::Unsupported(_) => MediaError::Unsupported,
-            _ => MediaError::Corrupt,
-        }
-    };
-
     let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
     reader.limits(decoder_limits(limits));
     // Reads the headers only.
-    let mut decoder = reader.into_decoder().map_err(refused)?;
+    let decoder = reader.into_decoder().map_err(refused(format, limits))?;
     let (width, height) = decoder.dimensions();
     // Checked here, before `from_decoder` allocates width × height × channels: the `image`
     // crate checks its allocation limit in `ImageReader::decode` but not on this path.
+    if width > limits.max_side || height > limits.max_side {
+        return Err(MediaError::TooLong {
+            max_side: limits.max_side,
+        });
+    }
     if u64::from(width) * u64::from(height) > limits.max_pixels {
         return Err(MediaError::TooManyPixels {
             max_pixels: limits.max_pixels,
@@ -210,6 +269,12 @@ fn photo(bytes: &[u8], format: ImageFormat, limits: &Limits) -> Result<Processed
     if width == 0 || height == 0 {
         return Err(MediaError::Corrupt);
     }
+    Ok(Box::new(decoder))
+}
+
+fn photo(bytes: &[u8], format: ImageFormat, limits: &Limits) -> Result<Processed, MediaError> {
+    let refused = refused(format, limits);
+    let mut decoder = header(bytes, format, limits)?;
     // Unreadable EXIF only means no rotation is known: the photo is still good.
     let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
     let mut image = DynamicImage::from_decoder(decoder).map_err(refused)?;
@@ -239,9 +304,8 @@ fn photo(bytes: &[u8], format: ImageFormat, limits: &Limits) -> Result<Processed
 /// The `image` crate's own limits, a second line behind the pixel check in [`photo`].
 fn decoder_limits(limits: &Limits) -> image::Limits {
     let mut l = image::Limits::default();
-    let side = u32::try_from(limits.max_pixels).unwrap_or(u32::MAX);
-    l.max_image_width = Some(side);
-    l.max_image_height = Some(side);
+    l.max_image_width = Some(limits.max_side);
+    l.max_image_height = Some(limits.max_side);
     // Up to 8 bytes a pixel (16-bit RGBA).
     l.max_alloc = Some(limits.max_pixels.saturating_mul(8));
     l
@@ -690,35 +754,97 @@ mod tests {
 
     #[test]
     fn a_decompression_bomb_is_refused_from_its_header() {
-        // A PNG claiming 100000 × 100000 RGB pixels (30 GB decoded), with the start of a
-        // deflate stream of zeros: refused before any pixel buffer exists.
-        let mut ihdr = Vec::new();
-        ihdr.extend_from_slice(&100_000u32.to_be_bytes());
-        ihdr.extend_from_slice(&100_000u32.to_be_bytes());
-        ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
-        let mut bomb = b"\x89PNG\r\n\x1a\n".to_vec();
-        bomb.extend(png_chunk(b"IHDR", &ihdr));
-        bomb.extend(png_chunk(
-            b"IDAT",
-            &[0x78, 0x9c, 0xed, 0xc1, 0x01, 0x0d, 0x00],
-        ));
-        bomb.extend(png_chunk(b"IEND", &[]));
-        assert_eq!(
-            process(&bomb, &Limits::default()),
-            Err(MediaError::TooManyPixels {
-                max_pixels: 50_000_000
-            })
-        );
+        // PNGs claiming 100000 × 100000 (30 GB decoded) and 10000 × 10000 RGB pixels, with
+        // the start of a deflate stream of zeros: refused before any pixel buffer exists.
+        for (side, refusal) in [
+            (100_000u32, MediaError::TooLong { max_side: 20_000 }),
+            (
+                10_000,
+                MediaError::TooManyPixels {
+                    max_pixels: 50_000_000,
+                },
+            ),
+        ] {
+            let mut ihdr = Vec::new();
+            ihdr.extend_from_slice(&side.to_be_bytes());
+            ihdr.extend_from_slice(&side.to_be_bytes());
+            ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
+            let mut bomb = b"\x89PNG\r\n\x1a\n".to_vec();
+            bomb.extend(png_chunk(b"IHDR", &ihdr));
+            bomb.extend(png_chunk(
+                b"IDAT",
+                &[0x78, 0x9c, 0xed, 0xc1, 0x01, 0x0d, 0x00],
+            ));
+            bomb.extend(png_chunk(b"IEND", &[]));
+            assert_eq!(process(&bomb, &Limits::default()), Err(refusal.clone()));
+            assert_eq!(precheck(&bomb, &Limits::default()), Err(refusal));
+        }
 
-        // A whole, valid JPEG whose frame header claims 65000 × 65000.
+        // Whole, valid JPEGs whose frame headers claim 65000 × 65000 and 10000 × 10000.
+        for (size, refusal) in [
+            (
+                [0xfd, 0xe8, 0xfd, 0xe8],
+                MediaError::TooLong { max_side: 20_000 },
+            ),
+            (
+                [0x27, 0x10, 0x27, 0x10],
+                MediaError::TooManyPixels {
+                    max_pixels: 50_000_000,
+                },
+            ),
+        ] {
+            let mut jpeg = jpeg_of(&red_left_blue_right(16, 16));
+            let sof = jpeg.windows(2).position(|w| w == [0xff, 0xc0]).unwrap();
+            jpeg[sof + 5..sof + 9].copy_from_slice(&size);
+            assert_eq!(process(&jpeg, &Limits::default()), Err(refusal.clone()));
+            assert_eq!(precheck(&jpeg, &Limits::default()), Err(refusal));
+        }
+    }
+
+    /// A PNG whose header claims `width` × `height` grey pixels, with an empty compressed
+    /// stream: what matters is that it is refused before anything is decoded.
+    fn zero_png(width: u32, height: u32) -> Vec<u8> {
+        let mut ihdr = Vec::new();
+        ihdr.extend_from_slice(&width.to_be_bytes());
+        ihdr.extend_from_slice(&height.to_be_bytes());
+        ihdr.extend_from_slice(&[8, 0, 0, 0, 0]);
+        let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
+        out.extend(png_chunk(b"IHDR", &ihdr));
+        out.extend(png_chunk(
+            b"IDAT",
+            &[0x78, 0x9c, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01],
+        ));
+        out.extend(png_chunk(b"IEND", &[]));
+        out
+    }
+
+    #[test]
+    fn a_long_thin_picture_is_refused_from_its_header_though_its_pixels_are_few() {
+        // 1 × 49 000 000: under the 50-megapixel limit, over the 20 000 pixels of a side.
+        for (width, height) in [(49_000_000, 1), (1, 49_000_000), (20_001, 100)] {
+            let bomb = zero_png(width, height);
+            let refused = Err(MediaError::TooLong { max_side: 20_000 });
+            assert_eq!(precheck(&bomb, &Limits::default()).map(|_| ()), refused);
+            assert_eq!(process(&bomb, &Limits::default()).map(|_| ()), refused);
+        }
         let mut jpeg = jpeg_of(&red_left_blue_right(16, 16));
         let sof = jpeg.windows(2).position(|w| w == [0xff, 0xc0]).unwrap();
-        jpeg[sof + 5..sof + 9].copy_from_slice(&[0xfd, 0xe8, 0xfd, 0xe8]);
+        // 1 × 40 000 (height, then width, in the frame header).
+        jpeg[sof + 5..sof + 9].copy_from_slice(&[0x00, 0x01, 0x9c, 0x40]);
         assert_eq!(
-            process(&jpeg, &Limits::default()),
-            Err(MediaError::TooManyPixels {
-                max_pixels: 50_000_000
-            })
+            precheck(&jpeg, &Limits::default()),
+            Err(MediaError::TooLong { max_side: 20_000 })
+        );
+        // The precheck lets a good photo and a PDF through, and refuses what process refuses.
+        let good = jpeg_of(&red_left_blue_right(16, 16));
+        assert_eq!(precheck(&good, &Limits::default()), Ok(MediaKind::Jpeg));
+        assert_eq!(
+            precheck(b"%PDF-1.7\n%%EOF\n", &Limits::default()),
+            Ok(MediaKind::Pdf)
+        );
+        assert_eq!(
+            precheck(b"<html>", &Limits::default()),
+            Err(MediaError::Unsupported)
         );
     }
 
@@ -731,6 +857,7 @@ mod tests {
                 &Limits {
                     max_bytes: 1 << 20,
                     max_pixels,
+                    ..Limits::default()
                 },
             )
         };
@@ -852,7 +979,7 @@ mod tests {
     fn a_file_over_the_size_limit_is_refused_before_it_is_read() {
         let limits = Limits {
             max_bytes: 1000,
-            max_pixels: 50_000_000,
+            ..Limits::default()
         };
         let mut pdf = b"%PDF-1.7\n".to_vec();
         pdf.resize(1001, b' ');
@@ -893,6 +1020,8 @@ mod tests {
             MediaError::Heic,
             MediaError::Corrupt,
             MediaError::TooManyPixels { max_pixels: 1 },
+            MediaError::TooLong { max_side: 20_000 },
+            MediaError::TooSlow,
             MediaError::Reencode,
         ] {
             let message = error.to_string();

@@ -233,11 +233,27 @@ async fn digests(state: AppState) {
 }
 
 /// Deletes expired sessions and announcements every process has read, and forgets recovered
-/// throttle keys, every five minutes.
+/// throttle keys, every five minutes; once an hour (first at start, after a crash), deletes
+/// the files no row names that were stored over an hour ago (uploads cut off by a killed
+/// server). Every process does it: each step is safe beside the others' (see
+/// `renrakucho_care::sweep_orphaned_files`).
 async fn housekeeping(state: AppState) {
     let mut tick = tokio::time::interval(Duration::from_secs(300));
+    let mut last_sweep: Option<std::time::Instant> = None;
     loop {
         tick.tick().await;
+        if last_sweep.is_none_or(|at| at.elapsed() >= renrakucho_care::ORPHAN_GRACE) {
+            last_sweep = Some(std::time::Instant::now());
+            if let Err(e) = renrakucho_care::sweep_orphaned_files(
+                &state.db,
+                &state.files,
+                renrakucho_care::ORPHAN_GRACE,
+            )
+            .await
+            {
+                tracing::warn!(error = %e, "could not sweep orphaned uploads from the file store");
+            }
+        }
         if let Err(e) = renrakucho_store::sessions::delete_expired(&state.db).await {
             tracing::warn!(error = %e, "could not delete expired sessions");
         }

@@ -34,6 +34,7 @@ mod pool;
 mod scope;
 pub mod sessions;
 pub mod staff;
+pub mod stored_objects;
 pub mod support;
 
 pub use bootstrap::{
