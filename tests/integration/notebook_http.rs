@@ -2544,6 +2544,62 @@ async fn a_support_request_shares_only_what_it_names_while_it_is_open() {
 // ---------------------------------------------------------------------------------------------
 // Notifications.
 
+/// A clerk, whose role may not read the notebook, learns nothing of it through the unread
+/// counts or the notification feed either (the live stream already refused them); a nurse of
+/// the same facility does.
+#[tokio::test]
+async fn a_clerk_gets_no_unread_counts_or_entry_notifications() {
+    let app = spawn_app().await;
+    let net = network(&app).await;
+    let p = net.patient;
+    post(
+        &app,
+        &net.member_c,
+        p,
+        json!({ "category": "notice", "priority": "urgent", "body": "転倒あり、至急連絡を" }),
+    )
+    .await;
+    let unread_of = |client: &Client| {
+        let client = client.clone();
+        let url = app.url("/api/v1/unread");
+        async move { json_of(client.get(url).send().await.unwrap()).await }
+    };
+    let nurse = unread_of(&net.nurse_c).await;
+    assert!(
+        nurse
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l["patient"] == p.to_string() && l["urgent"] == 1),
+        "the nurse sees the urgent entry counted: {nurse}"
+    );
+    let clerk = unread_of(&net.clerk_c).await;
+    assert_eq!(clerk, json!([]), "the clerk sees no counts");
+
+    let feed_of = |client: &Client| {
+        let client = client.clone();
+        let url = app.url("/api/v1/notifications");
+        async move { json_of(client.get(url).send().await.unwrap()).await }
+    };
+    let entry_kinds = |feed: &Value| {
+        feed.as_array()
+            .unwrap()
+            .iter()
+            .filter(|n| ["entry", "reply", "mention"].contains(&n["kind"].as_str().unwrap()))
+            .count()
+    };
+    assert!(entry_kinds(&feed_of(&net.nurse_c).await) > 0);
+    assert_eq!(entry_kinds(&feed_of(&net.clerk_c).await), 0);
+    // As the notebook itself refuses the clerk.
+    let response = net
+        .clerk_c
+        .get(patient_url(&app, p, "/entries"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 403);
+}
+
 /// A request is found by its ID however many newer ones there are (the list shows the newest
 /// 200; reading, accepting, answering and closing look the request up by itself).
 #[tokio::test]

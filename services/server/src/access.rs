@@ -173,6 +173,51 @@ pub async fn authorize(
     }
 }
 
+/// Keeps only the items whose content is the notebook's where the person may read that
+/// notebook (`notebook.read`): unread counts by priority and entry notifications tell what the
+/// notebook holds, and a role without `notebook.read` (a clerk) must not learn it there either.
+/// `about` names the patient of an item that tells notebook content, `None` for other items.
+pub async fn notebook_items<T>(
+    state: &AppState,
+    signed_in: &SignedIn,
+    items: Vec<T>,
+    about: impl Fn(&T) -> Option<PatientId>,
+) -> Vec<T> {
+    let Ok(actor) = staff(signed_in) else {
+        return Vec::new();
+    };
+    let roles = roles(signed_in);
+    let mut decided = std::collections::HashMap::new();
+    let mut kept = Vec::with_capacity(items.len());
+    for item in items {
+        let Some(patient) = about(&item) else {
+            kept.push(item);
+            continue;
+        };
+        let allowed = match decided.get(&patient) {
+            Some(allowed) => *allowed,
+            None => {
+                let allowed = state
+                    .authz
+                    .allowed(&roles, actor.facility, patient, Action::NotebookRead)
+                    .await
+                    .unwrap_or(false);
+                decided.insert(patient, allowed);
+                allowed
+            }
+        };
+        if allowed {
+            kept.push(item);
+        }
+    }
+    kept
+}
+
+/// Whether a notification tells notebook content (an entry, a reply, a mention).
+pub fn tells_the_notebook(n: &renrakucho_care::Notification) -> Option<PatientId> {
+    matches!(n.kind, "entry" | "reply" | "mention").then_some(n.patient)
+}
+
 /// The check for an act either of two actions allows (a care team's reading, or a support
 /// request's): one decision, and when neither allows it one refusal recorded, for `first`.
 pub async fn authorize_either(

@@ -703,7 +703,10 @@ pub async fn unread(
     signed_in: SignedIn,
 ) -> Result<Json<Vec<UnreadLine>>, ApiError> {
     let who = staff(&signed_in)?;
-    Ok(Json(renrakucho_care::unread(&state.db, who).await?))
+    let lines = renrakucho_care::unread(&state.db, who).await?;
+    Ok(Json(
+        crate::access::notebook_items(&state, &signed_in, lines, |l| Some(l.patient)).await,
+    ))
 }
 
 /// A support request to send.
@@ -902,8 +905,10 @@ pub async fn notifications(
         })
         .transpose()?
         .unwrap_or(7);
+    let feed = renrakucho_care::feed(&state.db, who, &origin, days).await?;
     Ok(Json(
-        renrakucho_care::feed(&state.db, who, &origin, days).await?,
+        crate::access::notebook_items(&state, &signed_in, feed, crate::access::tells_the_notebook)
+            .await,
     ))
 }
 

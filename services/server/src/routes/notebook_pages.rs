@@ -961,7 +961,9 @@ async fn notifications_page(
         Err(e) => return failed(e),
     };
     let feed = match renrakucho_care::feed(&state.db, who, origin, 7).await {
-        Ok(f) => f,
+        Ok(f) => {
+            crate::access::notebook_items(state, user, f, crate::access::tells_the_notebook).await
+        }
         Err(e) => return failed(e),
     };
     // Patients' names for the lines the person may read.

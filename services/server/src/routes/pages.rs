@@ -153,6 +153,7 @@ pub async fn patients(
     let unread = renrakucho_care::unread(&state.db, who)
         .await
         .unwrap_or_default();
+    let unread = crate::access::notebook_items(&state, &user, unread, |l| Some(l.patient)).await;
     let mut patients: Vec<PatientListLine> = found
         .into_iter()
         .map(|listed| {
