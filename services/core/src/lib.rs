@@ -4,6 +4,20 @@
 //! has passed the login-ID rules, a [`FacilityCode`] has the network's shape. Nothing in this
 //! crate knows about HTTP or SQL, so the rules can be read and tested on their own.
 
+/// `Debug` for a type that holds patient data: it names the type and hides the value, so a
+/// value formatted with `{:?}` (a log field, a panic, an error's context) never shows content.
+macro_rules! redacted_debug {
+    ($($name:ty),* $(,)?) => {
+        $(
+            impl std::fmt::Debug for $name {
+                fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                    f.write_str(concat!(stringify!($name), "(<redacted>)"))
+                }
+            }
+        )*
+    };
+}
+
 pub mod card;
 pub mod email;
 pub mod facility;

@@ -60,7 +60,7 @@ impl Priority {
 }
 
 /// The text of an entry: 1 to 5,000 characters.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct EntryBody(String);
 
@@ -95,7 +95,7 @@ impl EntryBody {
 }
 
 /// A short reason (withdrawing an entry): 2 to 500 characters.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct Reason(String);
 
@@ -118,7 +118,7 @@ impl Reason {
 }
 
 /// A measurement as entered: a number and its unit.
-#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[derive(Clone, Copy, PartialEq, Deserialize)]
 pub struct Measured<'a> {
     pub value: f64,
     #[serde(borrow)]
@@ -127,7 +127,7 @@ pub struct Measured<'a> {
 
 /// Vital signs, each optional, each within what a living person can show, in the network's
 /// units: ℃, mmHg, beats per minute, %, kg.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, Default)]
+#[derive(Clone, Copy, PartialEq, Serialize, Deserialize, Default)]
 pub struct Vitals {
     pub temperature_c: Option<f64>,
     pub systolic_mmhg: Option<u16>,
@@ -137,8 +137,10 @@ pub struct Vitals {
     pub weight_kg: Option<f64>,
 }
 
+redacted_debug!(EntryBody, Reason, Vitals, Measured<'_>, VitalsInput<'_>);
+
 /// Vital signs as entered, with units (the API's shape).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Clone, Default, Deserialize)]
 pub struct VitalsInput<'a> {
     #[serde(borrow, default)]
     pub temperature: Option<Measured<'a>>,
@@ -271,6 +273,45 @@ impl Vitals {
             parts.push(format!("体重 {w:.1} kg"));
         }
         parts.join(" / ")
+    }
+}
+
+#[cfg(test)]
+mod redaction_tests {
+    use super::*;
+
+    #[test]
+    fn notebook_content_prints_redacted() {
+        let vitals = Vitals {
+            temperature_c: Some(38.7),
+            systolic_mmhg: Some(182),
+            ..Vitals::default()
+        };
+        let measured = Measured {
+            value: 38.7,
+            unit: "℃",
+        };
+        let input = VitalsInput {
+            temperature: Some(measured),
+            ..VitalsInput::default()
+        };
+        for (printed, secret) in [
+            (
+                format!("{:?}", EntryBody::parse("転倒して右大腿骨を骨折").unwrap()),
+                "骨折",
+            ),
+            (
+                format!("{:?}", Reason::parse("誤って別の患者に記入").unwrap()),
+                "患者",
+            ),
+            (format!("{vitals:?}"), "38.7"),
+            (format!("{vitals:?}"), "182"),
+            (format!("{measured:?}"), "38.7"),
+            (format!("{input:?}"), "38.7"),
+        ] {
+            assert!(printed.contains("<redacted>"), "{printed}");
+            assert!(!printed.contains(secret), "{printed}");
+        }
     }
 }
 

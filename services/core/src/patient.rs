@@ -55,9 +55,11 @@ fn text(raw: &str, field: &'static str, max: usize, what: &str) -> Result<String
 macro_rules! text_value {
     ($(#[$meta:meta])* $name:ident, $field:literal, $max:literal, $ja:literal) => {
         $(#[$meta])*
-        #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+        #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
         #[serde(transparent)]
         pub struct $name(String);
+
+        redacted_debug!($name);
 
         impl $name {
             pub fn parse(raw: &str) -> Result<Self, InvalidValue> {
@@ -84,7 +86,7 @@ text_value!(
 );
 
 /// フリガナ: the reading of the name, in katakana or hiragana (and spaces).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct KanaName(String);
 
@@ -107,7 +109,7 @@ impl KanaName {
 }
 
 /// 電話番号: digits with optional hyphens, 10 or 11 digits (Japanese numbers).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct Phone(String);
 
@@ -133,7 +135,7 @@ impl Phone {
 }
 
 /// 生年月日: not in the future, not before 1900.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct BirthDate(time::Date);
 
@@ -158,7 +160,7 @@ impl BirthDate {
 }
 
 /// Everything recorded about a patient besides the name, kept (and encrypted) together.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PatientProfile {
     pub birth_date: BirthDate,
     pub sex: Sex,
@@ -168,9 +170,42 @@ pub struct PatientProfile {
     pub primary_doctor: Option<PrimaryDoctor>,
 }
 
+redacted_debug!(KanaName, Phone, BirthDate, PatientProfile);
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn patient_data_prints_redacted() {
+        let today = time::macros::date!(2026 - 12 - 01);
+        let profile = PatientProfile {
+            birth_date: BirthDate::parse("1940-01-15", today).unwrap(),
+            sex: Sex::Female,
+            care_level: CareLevel::Care2,
+            address: Some(Address::parse("静岡県伊豆市修善寺1-2-3").unwrap()),
+            phone: Some(Phone::parse("0558-12-3456").unwrap()),
+            primary_doctor: Some(PrimaryDoctor::parse("佐藤 医師").unwrap()),
+        };
+        let printed = [
+            format!("{:?}", PatientName::parse("山田 花子").unwrap()),
+            format!("{:?}", KanaName::parse("ヤマダ ハナコ").unwrap()),
+            format!("{:?}", profile.address),
+            format!("{:?}", profile.phone),
+            format!("{:?}", profile.primary_doctor),
+            format!("{:?}", profile.birth_date),
+            format!("{profile:?}"),
+        ];
+        for (printed, secret) in
+            printed
+                .iter()
+                .zip(["山田", "ヤマダ", "修善寺", "3456", "佐藤", "1940", "1940"])
+        {
+            assert!(printed.contains("<redacted>"), "{printed}");
+            assert!(!printed.contains(secret), "{printed}");
+        }
+        assert!(!format!("{profile:?}").contains("Care2"));
+    }
 
     #[test]
     fn names_and_readings_are_normalised_and_checked() {
