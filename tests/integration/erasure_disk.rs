@@ -293,7 +293,7 @@ async fn nothing_of_an_erased_patient_decrypts_anywhere_on_disk_after_the_epoch_
             renrakucho_care::register_patient(
                 &db,
                 &keyring,
-                who,
+                &renrakucho_testkit::acting::permitted(who),
                 &origin,
                 renrakucho_care::NewPatient {
                     name: PatientName::parse(&name).unwrap(),
@@ -319,9 +319,8 @@ async fn nothing_of_an_erased_patient_decrypts_anywhere_on_disk_after_the_epoch_
         &db,
         &keyring,
         &files,
-        who,
+        &renrakucho_testkit::acting::allowed(who, erased.id),
         &origin,
-        erased.id,
         &format!("{marker}.png"),
         renrakucho_testkit::PNG_1X1.to_vec(),
         1 << 20,
@@ -334,9 +333,15 @@ async fn nothing_of_an_erased_patient_decrypts_anywhere_on_disk_after_the_epoch_
         "the photo is stored under the patient's ID"
     );
 
-    renrakucho_care::request_deletion(&db, &keyring, &files, who, &origin, erased.id)
-        .await
-        .unwrap();
+    renrakucho_care::request_deletion(
+        &db,
+        &keyring,
+        &files,
+        &renrakucho_testkit::acting::allowed(who, erased.id),
+        &origin,
+    )
+    .await
+    .unwrap();
     assert!(
         !folder.exists(),
         "the erased patient's folder is removed with its files"
@@ -435,9 +440,14 @@ async fn nothing_of_an_erased_patient_decrypts_anywhere_on_disk_after_the_epoch_
     let fresh = renrakucho_server::keys::open_keyring(&settings)
         .await
         .unwrap();
-    let read = renrakucho_care::patient(&db, &fresh, who, &origin, kept.id)
-        .await
-        .unwrap();
+    let read = renrakucho_care::patient(
+        &db,
+        &fresh,
+        &renrakucho_testkit::acting::allowed(who, kept.id),
+        &origin,
+    )
+    .await
+    .unwrap();
     assert_eq!(read.name.as_str(), "試験 残子");
 
     // The rotation is in the platform's audit chain.
@@ -490,10 +500,10 @@ async fn no_key_is_wrapped_under_a_retiring_epoch_and_one_rotation_runs_at_a_tim
     let refused = renrakucho_care::register_patient(
         &app.db,
         &keyring,
-        StaffActor {
+        &renrakucho_testkit::acting::permitted(StaffActor {
             staff: trio.b_admin.id,
             facility: trio.b_admin.facility_id,
-        },
+        }),
         &Origin::default(),
         renrakucho_care::NewPatient {
             name: PatientName::parse("試験 二子").unwrap(),

@@ -49,12 +49,14 @@ async fn network() -> Network {
             &app.db,
             &app.keyring().await,
             &app.files,
-            renrakucho_care::StaffActor {
-                staff: alice.id,
-                facility: alice.facility_id,
-            },
+            &renrakucho_testkit::acting::allowed(
+                renrakucho_care::StaffActor {
+                    staff: alice.id,
+                    facility: alice.facility_id,
+                },
+                patient.id,
+            ),
             &renrakucho_store::audit::Origin::default(),
-            patient.id,
             renrakucho_care::ConsentForm {
                 signer: renrakucho_care::Signer::Patient,
                 signed_on: time::macros::date!(2026 - 11 - 01),
@@ -68,8 +70,8 @@ async fn network() -> Network {
         // settings and a muted patient; a support request to the third facility.
         let keyring = app.keyring().await;
         let origin = renrakucho_store::audit::Origin::default();
-        let author =
-            |staff: &renrakucho_store::staff::StaffAccount, profession| renrakucho_care::Author {
+        let author = |staff: &renrakucho_store::staff::StaffAccount, profession| {
+            renrakucho_testkit::acting::Writer {
                 actor: renrakucho_care::StaffActor {
                     staff: staff.id,
                     facility: staff.facility_id,
@@ -77,15 +79,15 @@ async fn network() -> Network {
                 name: "試験 太郎".into(),
                 profession,
                 facility_admin: false,
-            };
+            }
+        };
         let alice_writes = author(&alice, Profession::Doctor);
         let photo = renrakucho_care::upload_attachment(
             &app.db,
             &keyring,
             &app.files,
-            alice_writes.actor,
+            &renrakucho_testkit::acting::allowed(alice_writes.actor, patient.id),
             &origin,
-            patient.id,
             "写真.png",
             renrakucho_testkit::PNG_1X1.to_vec(),
             1 << 20,
@@ -95,9 +97,8 @@ async fn network() -> Network {
         let entry = renrakucho_care::post_entry(
             &app.db,
             &keyring,
-            &alice_writes,
+            &alice_writes.on(patient.id),
             &origin,
-            patient.id,
             renrakucho_care::NewEntryInput {
                 content: renrakucho_care::EntryContent {
                     category: renrakucho_core::Category::Treatment,
@@ -114,9 +115,8 @@ async fn network() -> Network {
         .unwrap();
         renrakucho_care::mark_read(
             &app.db,
-            &author(&bob, Profession::Nurse),
+            &author(&bob, Profession::Nurse).on(patient.id),
             &origin,
-            patient.id,
             &[entry.id],
         )
         .await
@@ -126,15 +126,19 @@ async fn network() -> Network {
         renrakucho_care::save_preferences(&app.db, alice_writes.actor, &origin, &prefs)
             .await
             .unwrap();
-        renrakucho_care::set_muted(&app.db, alice_writes.actor, &origin, patient.id, true)
-            .await
-            .unwrap();
+        renrakucho_care::set_muted(
+            &app.db,
+            &renrakucho_testkit::acting::allowed(alice_writes.actor, patient.id),
+            &origin,
+            true,
+        )
+        .await
+        .unwrap();
         renrakucho_care::send_support_request(
             &app.db,
             &keyring,
-            &alice_writes,
+            &alice_writes.on(patient.id),
             &origin,
-            patient.id,
             renrakucho_care::NewSupportRequest {
                 to_code: c.code.clone(),
                 kind: renrakucho_core::SupportKind::Information,
@@ -185,9 +189,8 @@ async fn network() -> Network {
         let card = renrakucho_care::patient_card(
             &app.db,
             &keyring,
-            alice_writes.actor,
+            &renrakucho_testkit::acting::allowed(alice_writes.actor, patient.id),
             &origin,
-            patient.id,
         )
         .await
         .unwrap();
@@ -195,7 +198,7 @@ async fn network() -> Network {
         let failed = renrakucho_care::open_emergency(
             &app.db,
             &keyring,
-            alice_writes.actor,
+            &renrakucho_testkit::acting::permitted(alice_writes.actor),
             &origin,
             renrakucho_care::EmergencyRequest {
                 card: renrakucho_core::CardNumber::parse(&card.number).unwrap(),

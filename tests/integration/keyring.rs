@@ -806,11 +806,13 @@ async fn reencryption_moves_every_stored_value_of_an_owner_to_the_newest_key() {
         staff: s.id,
         facility: s.facility_id,
     };
-    let writer = |s: &renrakucho_store::staff::StaffAccount, profession| renrakucho_care::Author {
-        actor: actor(s),
-        name: "試験 太郎".into(),
-        profession,
-        facility_admin: true,
+    let writer = |s: &renrakucho_store::staff::StaffAccount, profession| {
+        renrakucho_testkit::acting::Writer {
+            actor: actor(s),
+            name: "試験 太郎".into(),
+            profession,
+            facility_admin: true,
+        }
     };
     let patient = f
         .app
@@ -826,9 +828,8 @@ async fn reencryption_moves_every_stored_value_of_an_owner_to_the_newest_key() {
         &f.app.db,
         &f.keyring,
         &f.app.files,
-        actor(&doctor),
+        &renrakucho_testkit::acting::allowed(actor(&doctor), patient),
         &origin,
-        patient,
         renrakucho_care::ConsentForm {
             signer: renrakucho_care::Signer::Patient,
             signed_on: time::macros::date!(2026 - 11 - 01),
@@ -838,22 +839,30 @@ async fn reencryption_moves_every_stored_value_of_an_owner_to_the_newest_key() {
     )
     .await
     .unwrap();
-    renrakucho_care::invite(&f.app.db, actor(&doctor), &origin, patient, &f.b.code)
-        .await
-        .unwrap();
-    renrakucho_care::accept_invitation(&f.app.db, actor(&nurse), &origin, patient)
-        .await
-        .unwrap();
-    let post = |who: renrakucho_care::Author, p: PatientId, text: &'static str| {
+    renrakucho_care::invite(
+        &f.app.db,
+        &renrakucho_testkit::acting::allowed(actor(&doctor), patient),
+        &origin,
+        &f.b.code,
+    )
+    .await
+    .unwrap();
+    renrakucho_care::accept_invitation(
+        &f.app.db,
+        &renrakucho_testkit::acting::allowed(actor(&nurse), patient),
+        &origin,
+    )
+    .await
+    .unwrap();
+    let post = |who: renrakucho_testkit::acting::Writer, p: PatientId, text: &'static str| {
         let db = f.app.db.clone();
         let keyring = f.keyring.clone();
         async move {
             renrakucho_care::post_entry(
                 &db,
                 &keyring,
-                &who,
+                &who.on(p),
                 &Origin::default(),
-                p,
                 renrakucho_care::NewEntryInput {
                     content: renrakucho_care::EntryContent {
                         category: renrakucho_core::Category::Treatment,
@@ -884,9 +893,8 @@ async fn reencryption_moves_every_stored_value_of_an_owner_to_the_newest_key() {
     renrakucho_care::withdraw_entry(
         &f.app.db,
         &f.keyring,
-        &writer(&doctor, Profession::Doctor),
+        &writer(&doctor, Profession::Doctor).on(patient),
         &origin,
-        patient,
         ours[0],
         renrakucho_core::Reason::parse("記載誤りのため").unwrap(),
     )
@@ -1020,9 +1028,8 @@ async fn reencryption_moves_every_stored_value_of_an_owner_to_the_newest_key() {
         let page = renrakucho_care::timeline(
             &f.app.db,
             &f.keyring,
-            who,
+            &renrakucho_testkit::acting::allowed(who, patient),
             &origin,
-            patient,
             &Default::default(),
             None,
             50,
@@ -1034,20 +1041,30 @@ async fn reencryption_moves_every_stored_value_of_an_owner_to_the_newest_key() {
             3,
             "withdrawn entries stay out of the timeline"
         );
-        let detail =
-            renrakucho_care::entry_detail(&f.app.db, &f.keyring, who, &origin, patient, ours[0])
-                .await
-                .unwrap();
+        let detail = renrakucho_care::entry_detail(
+            &f.app.db,
+            &f.keyring,
+            &renrakucho_testkit::acting::allowed(who, patient),
+            &origin,
+            ours[0],
+        )
+        .await
+        .unwrap();
         assert_eq!(
             detail.entry.withdrawal_reason.as_deref(),
             Some("記載誤りのため")
         );
         // Every entry version still decrypts, with the key version it was written with.
         for (entry, text) in &written {
-            let detail =
-                renrakucho_care::entry_detail(&f.app.db, &f.keyring, who, &origin, patient, *entry)
-                    .await
-                    .unwrap();
+            let detail = renrakucho_care::entry_detail(
+                &f.app.db,
+                &f.keyring,
+                &renrakucho_testkit::acting::allowed(who, patient),
+                &origin,
+                *entry,
+            )
+            .await
+            .unwrap();
             let bodies: Vec<&str> = detail
                 .versions
                 .iter()

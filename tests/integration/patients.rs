@@ -40,9 +40,8 @@ async fn a_registered_patient_reads_back_and_the_database_holds_no_plaintext() {
     let read = patient(
         &app.db,
         &keyring,
-        actor(&nurse),
+        &renrakucho_testkit::acting::allowed(actor(&nurse), registered.id),
         &Origin::default(),
-        registered.id,
     )
     .await
     .unwrap();
@@ -82,12 +81,19 @@ async fn patients_are_found_by_any_spelling_of_the_name_or_reading() {
         let (db, keyring) = (app.db.clone(), keyring.clone());
         let who = actor(&nurse);
         async move {
-            let mut ids: Vec<_> = find_patients(&db, &keyring, who, &Origin::default(), q, 50)
-                .await
-                .unwrap()
-                .into_iter()
-                .map(|p| p.into_readable().expect("readable").id)
-                .collect();
+            let mut ids: Vec<_> = find_patients(
+                &db,
+                &keyring,
+                &renrakucho_testkit::acting::permitted(who),
+                &Origin::default(),
+                q,
+                50,
+            )
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|p| p.into_readable().expect("readable").id)
+            .collect();
             ids.sort();
             ids
         }
@@ -122,18 +128,16 @@ async fn another_facility_can_neither_read_nor_find_the_patient() {
     let read = patient(
         &app.db,
         &keyring,
-        actor(&pharmacist),
+        &renrakucho_testkit::acting::allowed(actor(&pharmacist), registered.id),
         &Origin::default(),
-        registered.id,
     )
     .await;
     assert!(matches!(read, Err(CareError::NotFound)), "{read:?}");
     let unknown = patient(
         &app.db,
         &keyring,
-        actor(&pharmacist),
+        &renrakucho_testkit::acting::allowed(actor(&pharmacist), renrakucho_core::PatientId::new()),
         &Origin::default(),
-        renrakucho_core::PatientId::new(),
     )
     .await;
     assert!(
@@ -144,7 +148,7 @@ async fn another_facility_can_neither_read_nor_find_the_patient() {
         let found = find_patients(
             &app.db,
             &keyring,
-            actor(&pharmacist),
+            &renrakucho_testkit::acting::permitted(actor(&pharmacist)),
             &Origin::default(),
             q,
             50,
@@ -165,12 +169,24 @@ async fn reads_and_searches_are_audited_without_the_name() {
         client_addr: Some("192.0.2.7".parse().unwrap()),
         request_id: Some("req-1".into()),
     };
-    patient(&app.db, &keyring, actor(&nurse), &origin, registered.id)
-        .await
-        .unwrap();
-    find_patients(&app.db, &keyring, actor(&nurse), &origin, "ヤマダ", 50)
-        .await
-        .unwrap();
+    patient(
+        &app.db,
+        &keyring,
+        &renrakucho_testkit::acting::allowed(actor(&nurse), registered.id),
+        &origin,
+    )
+    .await
+    .unwrap();
+    find_patients(
+        &app.db,
+        &keyring,
+        &renrakucho_testkit::acting::permitted(actor(&nurse)),
+        &origin,
+        "ヤマダ",
+        50,
+    )
+    .await
+    .unwrap();
 
     let mut tx = app
         .db
@@ -236,9 +252,8 @@ async fn after_shredding_the_patient_cannot_be_read_and_others_can() {
     let still = patient(
         &app.db,
         &keyring,
-        actor(&nurse),
+        &renrakucho_testkit::acting::allowed(actor(&nurse), gone.id),
         &Origin::default(),
-        gone.id,
     )
     .await
     .unwrap();
@@ -264,9 +279,8 @@ async fn after_shredding_the_patient_cannot_be_read_and_others_can() {
     let read = patient(
         &app.db,
         &keyring,
-        actor(&nurse),
+        &renrakucho_testkit::acting::allowed(actor(&nurse), gone.id),
         &Origin::default(),
-        gone.id,
     )
     .await;
     assert!(
@@ -283,9 +297,8 @@ async fn after_shredding_the_patient_cannot_be_read_and_others_can() {
     let other = patient(
         &app.db,
         &keyring,
-        actor(&nurse),
+        &renrakucho_testkit::acting::allowed(actor(&nurse), kept.id),
         &Origin::default(),
-        kept.id,
     )
     .await
     .unwrap();

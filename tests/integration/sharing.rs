@@ -541,9 +541,8 @@ async fn casbin_and_row_level_security_agree_on_every_cell() {
                 &app.db,
                 &keyring,
                 &app.files,
-                by_registering,
+                &renrakucho_testkit::acting::allowed(by_registering, p),
                 &origin,
-                p,
                 form(signer),
                 None,
             )
@@ -551,32 +550,52 @@ async fn casbin_and_row_level_security_agree_on_every_cell() {
             .unwrap();
         }
         for m in [&member, &invited, &former] {
-            invite(&app.db, by_registering, &origin, p, &m.facility.code)
-                .await
-                .unwrap();
+            invite(
+                &app.db,
+                &renrakucho_testkit::acting::allowed(by_registering, p),
+                &origin,
+                &m.facility.code,
+            )
+            .await
+            .unwrap();
         }
-        accept_invitation(&app.db, actor(&member.admin), &origin, p)
-            .await
-            .unwrap();
-        accept_invitation(&app.db, actor(&former.admin), &origin, p)
-            .await
-            .unwrap();
-        leave(&app.db, actor(&former.admin), &origin, p)
-            .await
-            .unwrap();
+        accept_invitation(
+            &app.db,
+            &renrakucho_testkit::acting::allowed(actor(&member.admin), p),
+            &origin,
+        )
+        .await
+        .unwrap();
+        accept_invitation(
+            &app.db,
+            &renrakucho_testkit::acting::allowed(actor(&former.admin), p),
+            &origin,
+        )
+        .await
+        .unwrap();
+        leave(
+            &app.db,
+            &renrakucho_testkit::acting::allowed(actor(&former.admin), p),
+            &origin,
+        )
+        .await
+        .unwrap();
         if matches!(consent, Consent::Withdrawn | Consent::Renewed) {
-            withdraw_consent(&app.db, by_registering, &origin, p)
-                .await
-                .unwrap();
+            withdraw_consent(
+                &app.db,
+                &renrakucho_testkit::acting::allowed(by_registering, p),
+                &origin,
+            )
+            .await
+            .unwrap();
         }
         if consent == Consent::Renewed {
             let recorded = record_consent(
                 &app.db,
                 &keyring,
                 &app.files,
-                by_registering,
+                &renrakucho_testkit::acting::allowed(by_registering, p),
                 &origin,
-                p,
                 ConsentForm {
                     signer: Signer::Patient,
                     signed_on: time::OffsetDateTime::now_utc()
@@ -594,7 +613,7 @@ async fn casbin_and_row_level_security_agree_on_every_cell() {
         }
         // An entry on every notebook, and (where consent allows sending anything) a support
         // request to the other hospital that shares none of them.
-        let author = renrakucho_care::Author {
+        let author = renrakucho_testkit::acting::Writer {
             actor: by_registering,
             name: "試験 太郎".into(),
             profession: Profession::Doctor,
@@ -603,9 +622,8 @@ async fn casbin_and_row_level_security_agree_on_every_cell() {
         renrakucho_care::post_entry(
             &app.db,
             &keyring,
-            &author,
+            &author.on(p),
             &origin,
-            p,
             renrakucho_care::NewEntryInput {
                 content: renrakucho_care::EntryContent {
                     category: renrakucho_core::Category::Treatment,
@@ -624,9 +642,8 @@ async fn casbin_and_row_level_security_agree_on_every_cell() {
             renrakucho_care::send_support_request(
                 &app.db,
                 &keyring,
-                &author,
+                &author.on(p),
                 &origin,
-                p,
                 renrakucho_care::NewSupportRequest {
                     to_code: support.facility.code.clone(),
                     kind: renrakucho_core::SupportKind::SecondOpinion,
@@ -641,9 +658,14 @@ async fn casbin_and_row_level_security_agree_on_every_cell() {
         }
         // An open emergency grant for the hospital (through the application, which checks the
         // card number and the date of birth; the fixture patient was born on 1940-01-15).
-        let card = renrakucho_care::patient_card(&app.db, &keyring, by_registering, &origin, p)
-            .await
-            .unwrap();
+        let card = renrakucho_care::patient_card(
+            &app.db,
+            &keyring,
+            &renrakucho_testkit::acting::allowed(by_registering, p),
+            &origin,
+        )
+        .await
+        .unwrap();
         let opened = app
             .client_for(&emergency.facility, "admin")
             .await
@@ -735,16 +757,19 @@ async fn withdrawing_consent_cuts_every_facility_but_the_registering_one_at_once
         .id;
     invite(
         &app.db,
-        actor(&registering.admin),
+        &renrakucho_testkit::acting::allowed(actor(&registering.admin), p),
         &origin,
-        p,
         &member.facility.code,
     )
     .await
     .unwrap();
-    accept_invitation(&app.db, actor(&member.admin), &origin, p)
-        .await
-        .unwrap();
+    accept_invitation(
+        &app.db,
+        &renrakucho_testkit::acting::allowed(actor(&member.admin), p),
+        &origin,
+    )
+    .await
+    .unwrap();
     settled(&app, &member.facility, p, false).await;
     let member_client = app.client_for(&member.facility, "admin").await;
     let url = app.url(&format!("/api/v1/patients/{}", p.as_uuid()));
@@ -756,9 +781,8 @@ async fn withdrawing_consent_cuts_every_facility_but_the_registering_one_at_once
         &app.db,
         &keyring,
         &app.files,
-        actor(&member.admin),
+        &renrakucho_testkit::acting::allowed(actor(&member.admin), p),
         &origin,
-        p,
         form(Signer::Patient),
         None,
     )
@@ -770,21 +794,28 @@ async fn withdrawing_consent_cuts_every_facility_but_the_registering_one_at_once
     // A facility joining later reuses the consent on file: no new form (第12条 ただし書き).
     invite(
         &app.db,
-        actor(&member.admin),
+        &renrakucho_testkit::acting::allowed(actor(&member.admin), p),
         &origin,
-        p,
         &late.facility.code,
     )
     .await
     .unwrap();
-    accept_invitation(&app.db, actor(&late.admin), &origin, p)
-        .await
-        .unwrap();
+    accept_invitation(
+        &app.db,
+        &renrakucho_testkit::acting::allowed(actor(&late.admin), p),
+        &origin,
+    )
+    .await
+    .unwrap();
     settled(&app, &late.facility, p, true).await;
 
-    withdraw_consent(&app.db, actor(&registering.admin), &origin, p)
-        .await
-        .unwrap();
+    withdraw_consent(
+        &app.db,
+        &renrakucho_testkit::acting::allowed(actor(&registering.admin), p),
+        &origin,
+    )
+    .await
+    .unwrap();
     // At once in the database, and as soon as the announcement arrives in the authorizer.
     let mut tx = app
         .db
@@ -803,7 +834,12 @@ async fn withdrawing_consent_cuts_every_facility_but_the_registering_one_at_once
     settled(&app, &registering.facility, p, true).await;
     assert_eq!(member_client.get(&url).send().await.unwrap().status(), 404);
     // Withdrawing again is a clear conflict, not a silent success.
-    let again = withdraw_consent(&app.db, actor(&registering.admin), &origin, p).await;
+    let again = withdraw_consent(
+        &app.db,
+        &renrakucho_testkit::acting::allowed(actor(&registering.admin), p),
+        &origin,
+    )
+    .await;
     assert!(matches!(
         again,
         Err(renrakucho_care::CareError::Conflict(_))
@@ -825,9 +861,8 @@ async fn the_database_guards_membership_moves_and_withdrawn_consent() {
         &app.db,
         &keyring,
         &app.files,
-        actor(&registering.admin),
+        &renrakucho_testkit::acting::allowed(actor(&registering.admin), p),
         &origin,
-        p,
         form(Signer::Patient),
         None,
     )
@@ -835,19 +870,26 @@ async fn the_database_guards_membership_moves_and_withdrawn_consent() {
     .unwrap();
     invite(
         &app.db,
-        actor(&registering.admin),
+        &renrakucho_testkit::acting::allowed(actor(&registering.admin), p),
         &origin,
-        p,
         &member.facility.code,
     )
     .await
     .unwrap();
-    accept_invitation(&app.db, actor(&member.admin), &origin, p)
-        .await
-        .unwrap();
-    leave(&app.db, actor(&member.admin), &origin, p)
-        .await
-        .unwrap();
+    accept_invitation(
+        &app.db,
+        &renrakucho_testkit::acting::allowed(actor(&member.admin), p),
+        &origin,
+    )
+    .await
+    .unwrap();
+    leave(
+        &app.db,
+        &renrakucho_testkit::acting::allowed(actor(&member.admin), p),
+        &origin,
+    )
+    .await
+    .unwrap();
 
     let forbidden = |sql: &'static str, facility: renrakucho_core::FacilityId| {
         let db = app.db.clone();
@@ -887,9 +929,13 @@ async fn the_database_guards_membership_moves_and_withdrawn_consent() {
         )
         .await
     );
-    withdraw_consent(&app.db, actor(&registering.admin), &origin, p)
-        .await
-        .unwrap();
+    withdraw_consent(
+        &app.db,
+        &renrakucho_testkit::acting::allowed(actor(&registering.admin), p),
+        &origin,
+    )
+    .await
+    .unwrap();
     assert!(
         forbidden(
             "UPDATE consents SET withdrawn_at = NULL, withdrawn_by = NULL,
@@ -960,9 +1006,8 @@ async fn the_database_guards_keys_erasure_and_reencryption() {
         &app.db,
         &keyring,
         &app.files,
-        actor(&registering.admin),
+        &renrakucho_testkit::acting::allowed(actor(&registering.admin), p),
         &origin,
-        p,
         form(Signer::Patient),
         None,
     )
@@ -970,16 +1015,19 @@ async fn the_database_guards_keys_erasure_and_reencryption() {
     .unwrap();
     invite(
         &app.db,
-        actor(&registering.admin),
+        &renrakucho_testkit::acting::allowed(actor(&registering.admin), p),
         &origin,
-        p,
         &member.facility.code,
     )
     .await
     .unwrap();
-    accept_invitation(&app.db, actor(&member.admin), &origin, p)
-        .await
-        .unwrap();
+    accept_invitation(
+        &app.db,
+        &renrakucho_testkit::acting::allowed(actor(&member.admin), p),
+        &origin,
+    )
+    .await
+    .unwrap();
     let at_member = Scope::Facility(member.facility.id);
     let at_registering = Scope::Facility(registering.facility.id);
     let request = format!(
@@ -1204,9 +1252,13 @@ async fn the_database_guards_keys_erasure_and_reencryption() {
 
     // A withdrawn consent stays withdrawn, even for a runtime session that switches to its
     // group role and names the patient as if re-encrypting.
-    withdraw_consent(&app.db, actor(&registering.admin), &origin, p)
-        .await
-        .unwrap();
+    withdraw_consent(
+        &app.db,
+        &renrakucho_testkit::acting::allowed(actor(&registering.admin), p),
+        &origin,
+    )
+    .await
+    .unwrap();
     assert_eq!(
         outcome(
             &app,
@@ -1249,9 +1301,8 @@ async fn a_change_reaches_every_server_process() {
         &app.db,
         &app.keyring().await,
         &app.files,
-        actor(&registering.admin),
+        &renrakucho_testkit::acting::allowed(actor(&registering.admin), p),
         &origin,
-        p,
         form(Signer::Patient),
         None,
     )
@@ -1259,16 +1310,19 @@ async fn a_change_reaches_every_server_process() {
     .unwrap();
     invite(
         &app.db,
-        actor(&registering.admin),
+        &renrakucho_testkit::acting::allowed(actor(&registering.admin), p),
         &origin,
-        p,
         &member.facility.code,
     )
     .await
     .unwrap();
-    accept_invitation(&app.db, actor(&member.admin), &origin, p)
-        .await
-        .unwrap();
+    accept_invitation(
+        &app.db,
+        &renrakucho_testkit::acting::allowed(actor(&member.admin), p),
+        &origin,
+    )
+    .await
+    .unwrap();
     let pharmacist = [Role::Profession(Profession::Pharmacist)];
     let mut seen = false;
     for _ in 0..200 {
@@ -1282,9 +1336,13 @@ async fn a_change_reaches_every_server_process() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     assert!(seen, "the second process did not follow within two seconds");
-    leave(&app.db, actor(&member.admin), &origin, p)
-        .await
-        .unwrap();
+    leave(
+        &app.db,
+        &renrakucho_testkit::acting::allowed(actor(&member.admin), p),
+        &origin,
+    )
+    .await
+    .unwrap();
     let mut gone = false;
     for _ in 0..200 {
         gone = !other

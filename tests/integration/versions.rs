@@ -12,8 +12,8 @@
 //! (`session_replication_role = replica`), as someone editing the files would be.
 
 use renrakucho_care::{
-    Author, CareError, ConsentForm, ConsentScope, EditResult, EntryContent, NewEntryInput,
-    NewPatient, Signer, StaffActor,
+    CareError, ConsentForm, ConsentScope, EditResult, EntryContent, NewEntryInput, NewPatient,
+    Signer, StaffActor,
 };
 use renrakucho_core::{
     BirthDate, CareLevel, Category, EntryBody, FacilityKind, KanaName, PatientId, PatientName,
@@ -24,6 +24,7 @@ use renrakucho_store::audit::Origin;
 use renrakucho_store::encrypted::{EncryptedColumn, ENCRYPTED_COLUMNS, HISTORY_COLUMNS};
 use renrakucho_store::staff::StaffAccount;
 use renrakucho_store::Scope;
+use renrakucho_testkit::acting::Writer;
 use renrakucho_testkit::{spawn_app, TestApp};
 use sqlx::PgConnection;
 use uuid::Uuid;
@@ -64,8 +65,8 @@ impl Clinic {
         }
     }
 
-    fn author(&self) -> Author {
-        Author {
+    fn author(&self) -> Writer {
+        Writer {
             actor: self.actor(),
             name: "版数 医師".into(),
             profession: Profession::Doctor,
@@ -81,9 +82,8 @@ impl Clinic {
         renrakucho_care::update_patient(
             &self.app.db,
             &self.keyring,
-            self.actor(),
+            &renrakucho_testkit::acting::allowed(self.actor(), patient),
             &Origin::default(),
-            patient,
             new_patient(name, kana, phone),
         )
         .await
@@ -94,9 +94,8 @@ impl Clinic {
         renrakucho_care::post_entry(
             &self.app.db,
             &self.keyring,
-            &self.author(),
+            &self.author().on(patient),
             &Origin::default(),
-            patient,
             NewEntryInput {
                 content: content(body, temperature),
                 reply_to: None,
@@ -112,9 +111,8 @@ impl Clinic {
         let result = renrakucho_care::edit_entry(
             &self.app.db,
             &self.keyring,
-            &self.author(),
+            &self.author().on(patient),
             &Origin::default(),
-            patient,
             entry,
             expected,
             content(body, t),
@@ -132,9 +130,8 @@ impl Clinic {
         renrakucho_care::patient(
             &self.app.db,
             keyring,
-            self.actor(),
+            &renrakucho_testkit::acting::allowed(self.actor(), patient),
             &Origin::default(),
-            patient,
         )
         .await
     }
@@ -148,9 +145,8 @@ impl Clinic {
         renrakucho_care::entry_detail(
             &self.app.db,
             keyring,
-            self.actor(),
+            &renrakucho_testkit::acting::allowed(self.actor(), patient),
             &Origin::default(),
-            patient,
             entry,
         )
         .await
@@ -486,10 +482,14 @@ async fn write_as_earlier_release(
 async fn read_everything(c: &Clinic, keyring: &Keyring, patients: &[(PatientId, Vec<Uuid>)]) {
     for (p, entries) in patients {
         c.patient(keyring, *p).await.expect("the patient reads");
-        let consents =
-            renrakucho_care::consents_of(&c.app.db, keyring, c.actor(), &Origin::default(), *p)
-                .await
-                .expect("the consent reads");
+        let consents = renrakucho_care::consents_of(
+            &c.app.db,
+            keyring,
+            &renrakucho_testkit::acting::allowed(c.actor(), *p),
+            &Origin::default(),
+        )
+        .await
+        .expect("the consent reads");
         assert_eq!(consents.len(), 1);
         for e in entries {
             let detail = c.entry(keyring, *p, *e).await.expect("the entry reads");
@@ -527,9 +527,8 @@ async fn bind_versions_rebinds_every_value_resumes_and_then_refuses_format_1() {
             &c.app.db,
             &c.keyring,
             &c.app.files,
-            c.actor(),
+            &renrakucho_testkit::acting::allowed(c.actor(), p),
             &Origin::default(),
-            p,
             ConsentForm {
                 signer: Signer::Patient,
                 signed_on: time::macros::date!(2026 - 11 - 01),
@@ -546,9 +545,8 @@ async fn bind_versions_rebinds_every_value_resumes_and_then_refuses_format_1() {
         renrakucho_care::withdraw_entry(
             &c.app.db,
             &c.keyring,
-            &c.author(),
+            &c.author().on(p),
             &Origin::default(),
-            p,
             withdrawn,
             Reason::parse("記載誤りのため").unwrap(),
         )

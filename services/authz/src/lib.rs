@@ -8,6 +8,10 @@
 //! one patient's links whenever any server process announces a change. Emergency links carry
 //! their expiry and stop counting at that instant, without waiting for anyone to remove them.
 
+mod capability;
+
+pub use capability::{may, Asker, Authorized, Decision, Needs, Permission, Permitted};
+
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Mutex;
@@ -277,6 +281,67 @@ impl Authorizer {
         Ok(false)
     }
 
+    /// The capability for `P` on `patient`, or the first action the person lacks. The only
+    /// way to obtain an [`Authorized`].
+    pub async fn authorize<P: Permission>(
+        &self,
+        asker: &Asker<'_>,
+        patient: PatientId,
+    ) -> Result<Decision<Authorized<P>>, AuthzError> {
+        let allowed = |action| self.allowed(asker.roles, asker.facility, patient, action);
+        let refused = match P::NEEDS {
+            Needs::One(action) => (!allowed(action).await?).then_some(action),
+            Needs::AnyOf(actions) => {
+                let mut any = false;
+                for action in actions {
+                    if allowed(*action).await? {
+                        any = true;
+                        break;
+                    }
+                }
+                (!any).then(|| actions[actions.len() - 1])
+            }
+            Needs::AllOf(actions) => {
+                let mut lacking = None;
+                for action in actions {
+                    if !allowed(*action).await? {
+                        lacking = Some(*action);
+                        break;
+                    }
+                }
+                lacking
+            }
+        };
+        Ok(match refused {
+            None => Decision::Allowed(Authorized::new(asker, patient)),
+            Some(action) => Decision::Refused(action),
+        })
+    }
+
+    /// The capability for `P` through some relation, before a patient is chosen (registering
+    /// one, asking for emergency access, listing the facility's patients); `None` when none of
+    /// the person's roles ever allows it.
+    pub async fn permit<P: Permission>(&self, asker: &Asker<'_>) -> Option<Permitted<P>> {
+        let permitted = match P::NEEDS {
+            Needs::One(action) => self.roles_may(asker.roles, action).await,
+            Needs::AnyOf(actions) => {
+                let mut any = false;
+                for action in actions {
+                    any = any || self.roles_may(asker.roles, *action).await;
+                }
+                any
+            }
+            Needs::AllOf(actions) => {
+                let mut all = true;
+                for action in actions {
+                    all = all && self.roles_may(asker.roles, *action).await;
+                }
+                all
+            }
+        };
+        permitted.then(|| Permitted::new(asker))
+    }
+
     /// Whether any of `roles` may do `action` through some relation (to offer an action before
     /// a patient is chosen, or to register one).
     pub async fn roles_may(&self, roles: &[Role], action: Action) -> bool {
@@ -476,6 +541,89 @@ mod tests {
             .allowed(&doctor, clinic, patient, Action::NotebookRead)
             .await
             .unwrap());
+    }
+
+    #[tokio::test]
+    async fn capabilities_are_made_only_for_what_the_policies_allow() {
+        let authz = Authorizer::new().await.unwrap();
+        let (clinic, other) = (FacilityId::new(), FacilityId::new());
+        let patient = PatientId::new();
+        let links = [
+            link(clinic, Relation::Registering),
+            link(clinic, Relation::Sharing),
+        ];
+        authz.replace_patient(patient, &links).await.unwrap();
+        let (staff, doctor, clerk) = (
+            renrakucho_core::StaffId::new(),
+            [Role::Profession(Profession::Doctor)],
+            [Role::Profession(Profession::Clerk)],
+        );
+        let asker = |facility, roles: &'static [Role]| Asker {
+            staff,
+            facility,
+            roles,
+        };
+        let doctor: &'static [Role] = Box::leak(Box::new(doctor));
+        let clerk: &'static [Role] = Box::leak(Box::new(clerk));
+
+        match authz
+            .authorize::<may::NotebookRead>(&asker(clinic, doctor), patient)
+            .await
+            .unwrap()
+        {
+            Decision::Allowed(cap) => {
+                assert_eq!(
+                    (cap.staff(), cap.facility(), cap.patient()),
+                    (staff, clinic, patient)
+                );
+            }
+            Decision::Refused(a) => panic!("the doctor was refused {a:?}"),
+        }
+        // The clerk may not read the notebook; asking for support needs reading first, and
+        // the refusal names what was lacking.
+        assert!(matches!(
+            authz
+                .authorize::<may::NotebookRead>(&asker(clinic, clerk), patient)
+                .await
+                .unwrap(),
+            Decision::Refused(Action::NotebookRead)
+        ));
+        assert!(matches!(
+            authz
+                .authorize::<may::SupportRequest>(&asker(clinic, clerk), patient)
+                .await
+                .unwrap(),
+            Decision::Refused(Action::NotebookRead)
+        ));
+        // Either of two actions: a refusal names the last, the one asked about.
+        assert!(matches!(
+            authz
+                .authorize::<may::ConsentRecord>(&asker(other, doctor), patient)
+                .await
+                .unwrap(),
+            Decision::Refused(Action::ConsentRenew)
+        ));
+        // Another facility gets nothing on this patient.
+        assert!(matches!(
+            authz
+                .authorize::<may::PatientRead>(&asker(other, doctor), patient)
+                .await
+                .unwrap(),
+            Decision::Refused(Action::PatientRead)
+        ));
+        // Before a patient is chosen: what some relation allows the role.
+        assert!(authz
+            .permit::<may::PatientRegister>(&asker(clinic, clerk))
+            .await
+            .is_some());
+        assert!(authz
+            .permit::<may::NotebookRead>(&asker(clinic, clerk))
+            .await
+            .is_none());
+        assert!(authz
+            .permit::<may::NotebookRead>(&asker(clinic, doctor))
+            .await
+            .is_some());
     }
 
     #[tokio::test]

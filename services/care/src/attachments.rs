@@ -3,6 +3,7 @@
 //! and turned upright, a thumbnail made; then encrypted with the patient's key and kept in the
 //! file store. Downloads go through the same authorization as everything else.
 
+use crate::{may, Authorized};
 use renrakucho_core::{InvalidValue, PatientId};
 use renrakucho_files::media::{Limits, MediaError};
 use renrakucho_files::FileStore;
@@ -64,13 +65,14 @@ pub async fn upload_attachment(
     db: &Database,
     keyring: &Keyring,
     files: &FileStore,
-    who: StaffActor,
+    allowed: &Authorized<may::NotebookWrite>,
     origin: &Origin,
-    patient: PatientId,
     raw_name: &str,
     bytes: Vec<u8>,
     max_bytes: usize,
 ) -> Result<Uploaded, CareError> {
+    let who = StaffActor::from(allowed);
+    let patient = allowed.patient();
     let name = file_name(raw_name)?;
     let limits = Limits {
         max_bytes,
@@ -155,12 +157,13 @@ pub async fn attachment_content(
     db: &Database,
     keyring: &Keyring,
     files: &FileStore,
-    who: StaffActor,
+    allowed: &Authorized<may::AttachmentRead>,
     origin: &Origin,
-    patient: PatientId,
     id: Uuid,
     thumbnail: bool,
 ) -> Result<Download, CareError> {
+    let who = StaffActor::from(allowed);
+    let patient = allowed.patient();
     let mut tx = db.begin(who.scope()).await?;
     let stored = attachments::get(&mut tx, patient, id).await?;
     let object = if thumbnail {

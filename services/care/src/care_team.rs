@@ -4,6 +4,7 @@
 //! members again. The database derives who may see the patient from these rows and announces
 //! every change, so every server process's authorizer follows.
 
+use crate::{may, Authorized};
 use renrakucho_core::{FacilityCode, FacilityId, FacilityKind, PatientId};
 use renrakucho_store::audit::Origin;
 use renrakucho_store::care_team::{self, AccessRow, MemberStatus, Membership};
@@ -73,10 +74,11 @@ async fn named(tx: &mut ScopedTx, members: Vec<Membership>) -> Result<Vec<TeamMe
 /// The care team, for a facility that sees the patient; the read is audited.
 pub async fn care_team_of(
     db: &Database,
-    who: StaffActor,
+    allowed: &Authorized<may::CareTeamRead>,
     origin: &Origin,
-    patient: PatientId,
 ) -> Result<Vec<TeamMember>, CareError> {
+    let who = StaffActor::from(allowed);
+    let patient = allowed.patient();
     let mut tx = db.begin(who.scope()).await?;
     patients::get(&mut tx, patient).await?;
     let members = care_team::of_patient(&mut tx, patient).await?;
@@ -98,11 +100,12 @@ pub async fn care_team_of(
 /// reused: the facility sees the patient as soon as it accepts (第12条 ただし書き).
 pub async fn invite(
     db: &Database,
-    who: StaffActor,
+    allowed: &Authorized<may::CareTeamInvite>,
     origin: &Origin,
-    patient: PatientId,
     code: &str,
 ) -> Result<TeamMember, CareError> {
+    let who = StaffActor::from(allowed);
+    let patient = allowed.patient();
     // Parsed before the database sees it: a code of another shape names no facility anyway,
     // and a control character in it (a NUL) is the database's error, not a 422.
     let code = FacilityCode::parse(code)?;
@@ -225,10 +228,11 @@ async fn change_own(
 /// The invited facility accepts: from now on it sees the patient, if consent is on file.
 pub async fn accept_invitation(
     db: &Database,
-    who: StaffActor,
+    allowed: &Authorized<may::CareTeamAccept>,
     origin: &Origin,
-    patient: PatientId,
 ) -> Result<(), CareError> {
+    let who = StaffActor::from(allowed);
+    let patient = allowed.patient();
     change_own(
         db,
         who,
@@ -244,10 +248,11 @@ pub async fn accept_invitation(
 /// The invited facility declines.
 pub async fn decline_invitation(
     db: &Database,
-    who: StaffActor,
+    allowed: &Authorized<may::CareTeamAccept>,
     origin: &Origin,
-    patient: PatientId,
 ) -> Result<(), CareError> {
+    let who = StaffActor::from(allowed);
+    let patient = allowed.patient();
     change_own(
         db,
         who,
@@ -263,10 +268,11 @@ pub async fn decline_invitation(
 /// The facility leaves the care team (the registering facility cannot).
 pub async fn leave(
     db: &Database,
-    who: StaffActor,
+    allowed: &Authorized<may::CareTeamLeave>,
     origin: &Origin,
-    patient: PatientId,
 ) -> Result<(), CareError> {
+    let who = StaffActor::from(allowed);
+    let patient = allowed.patient();
     change_own(
         db,
         who,
@@ -282,11 +288,12 @@ pub async fn leave(
 /// The registering facility removes a member, or cancels an invitation.
 pub async fn remove_member(
     db: &Database,
-    who: StaffActor,
+    allowed: &Authorized<may::CareTeamRemove>,
     origin: &Origin,
-    patient: PatientId,
     facility: FacilityId,
 ) -> Result<(), CareError> {
+    let who = StaffActor::from(allowed);
+    let patient = allowed.patient();
     let mut tx = db.begin(who.scope()).await?;
     let stored = patients::get(&mut tx, patient).await?;
     if stored.registering_facility != who.facility {

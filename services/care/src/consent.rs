@@ -7,6 +7,7 @@
 //! the newly signed form; no consent is signed before the latest withdrawal or in the future.
 //! The database enforces the same rules (trigger `consents_admission`).
 
+use crate::{may, Authorized};
 use renrakucho_core::{InvalidValue, Lines, PatientId, StaffId};
 use renrakucho_files::media::{Limits, Processed};
 use renrakucho_files::FileStore;
@@ -206,12 +207,13 @@ pub async fn record_consent(
     db: &Database,
     keyring: &Keyring,
     files: &FileStore,
-    who: StaffActor,
+    allowed: &Authorized<may::ConsentRecord>,
     origin: &Origin,
-    patient: PatientId,
     form: ConsentForm,
     scan: Option<NewScan>,
 ) -> Result<Recorded, CareError> {
+    let who = StaffActor::from(allowed);
+    let patient = allowed.patient();
     // Cleaned before anything is opened: a photo of the form keeps none of the phone's
     // metadata (the GPS position of the patient's home), and a file that only starts like a
     // picture is refused.
@@ -369,10 +371,11 @@ fn refusal(e: renrakucho_store::StoreError) -> CareError {
 pub async fn consents_of(
     db: &Database,
     keyring: &Keyring,
-    who: StaffActor,
+    allowed: &Authorized<may::ConsentRead>,
     origin: &Origin,
-    patient: PatientId,
 ) -> Result<Vec<crate::Listed<Consent>>, CareError> {
+    let who = StaffActor::from(allowed);
+    let patient = allowed.patient();
     let mut tx = db.begin(who.scope()).await?;
     patients::get(&mut tx, patient).await?;
     let stored = consents::of_patient(&mut tx, patient).await?;
@@ -428,11 +431,12 @@ pub async fn consent_scan(
     db: &Database,
     keyring: &Keyring,
     files: &FileStore,
-    who: StaffActor,
+    allowed: &Authorized<may::ConsentRead>,
     origin: &Origin,
-    patient: PatientId,
     consent: Uuid,
 ) -> Result<(String, Vec<u8>), CareError> {
+    let who = StaffActor::from(allowed);
+    let patient = allowed.patient();
     let mut tx = db.begin(who.scope()).await?;
     patients::get(&mut tx, patient).await?;
     let stored = consents::get(&mut tx, patient, consent).await?;
@@ -457,10 +461,11 @@ pub async fn consent_scan(
 /// Withdraws the consent: every facility but the registering one loses access at once.
 pub async fn withdraw_consent(
     db: &Database,
-    who: StaffActor,
+    allowed: &Authorized<may::ConsentWithdraw>,
     origin: &Origin,
-    patient: PatientId,
 ) -> Result<(), CareError> {
+    let who = StaffActor::from(allowed);
+    let patient = allowed.patient();
     let mut tx = db.begin(who.scope()).await?;
     patients::get(&mut tx, patient).await?;
     let withdrawn = consents::withdraw_all(&mut tx, patient, who.staff).await?;

@@ -6,7 +6,7 @@
 //! epoch rotation started (docs/adr/0015-erasure-reaches-the-disk.md). What remains is the
 //! request (IDs, times, counts) and audit records without personal data.
 
-use renrakucho_core::PatientId;
+use crate::{may, Authorized};
 use renrakucho_files::FileStore;
 use renrakucho_keyring::{KeyOwner, Keyring};
 use renrakucho_store::audit::{Actor, Origin};
@@ -31,10 +31,11 @@ pub async fn request_deletion(
     db: &Database,
     keyring: &Keyring,
     files: &FileStore,
-    who: StaffActor,
+    allowed: &Authorized<may::DeletionRecord>,
     origin: &Origin,
-    patient: PatientId,
 ) -> Result<Erasure, CareError> {
+    let who = StaffActor::from(allowed);
+    let patient = allowed.patient();
     let mut tx = db.begin(who.scope()).await?;
     patients::get(&mut tx, patient).await?;
     let mut scans: Vec<String> = consents::of_patient(&mut tx, patient)

@@ -7,6 +7,7 @@
 //! is announced to it and to the platform's operators (docs/adr/0018). The care team sees every
 //! grant at once and reviews it; the grant ends by itself.
 
+use crate::{may, Authorized, Permitted};
 use rand::RngCore;
 use renrakucho_core::{
     BirthDate, CardNumber, FacilityId, InvalidValue, PatientId, PatientProfile, StaffId,
@@ -128,10 +129,11 @@ const DECOY_CHECK: [u8; 32] = [0; 32];
 pub async fn open_emergency(
     db: &Database,
     keyring: &Keyring,
-    who: StaffActor,
+    allowed: &Permitted<may::EmergencyOpen>,
     origin: &Origin,
     request: EmergencyRequest,
 ) -> Result<EmergencyGrant, CareError> {
+    let who = StaffActor::from(allowed);
     let mut tx = db.begin(who.scope()).await?;
     let index = keyring.blind_index_key(&mut tx).await?;
     let lookup = index.card_lookup(request.card.canonical());
@@ -448,10 +450,11 @@ async fn card_view(
 pub async fn patient_card(
     db: &Database,
     keyring: &Keyring,
-    who: StaffActor,
+    allowed: &Authorized<may::PatientRead>,
     origin: &Origin,
-    patient: PatientId,
 ) -> Result<PatientCard, CareError> {
+    let who = StaffActor::from(allowed);
+    let patient = allowed.patient();
     let mut tx = db.begin(who.scope()).await?;
     let stored = patients::get(&mut tx, patient).await?;
     if stored.registering_facility != who.facility {
@@ -497,10 +500,11 @@ pub async fn patient_card(
 pub async fn reissue_card(
     db: &Database,
     keyring: &Keyring,
-    who: StaffActor,
+    allowed: &Authorized<may::PatientCardReissue>,
     origin: &Origin,
-    patient: PatientId,
 ) -> Result<PatientCard, CareError> {
+    let who = StaffActor::from(allowed);
+    let patient = allowed.patient();
     let mut tx = db.begin(who.scope()).await?;
     let (stored, birth) = birth_date_of(&mut tx, keyring, patient).await?;
     if stored.registering_facility != who.facility {

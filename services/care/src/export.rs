@@ -2,6 +2,7 @@
 //! data is a reference; originals stay in each facility's records): as JSON, complete with every
 //! version, and as the model the PDF is drawn from. Audited, with the format.
 
+use crate::{may, Authorized};
 use renrakucho_core::PatientId;
 use renrakucho_keyring::{KeyOwner, Keyring};
 use renrakucho_store::audit::Origin;
@@ -53,11 +54,12 @@ pub struct NotebookCopy {
 pub async fn export_notebook(
     db: &Database,
     keyring: &Keyring,
-    who: StaffActor,
+    allowed: &Authorized<may::NotebookRead>,
     origin: &Origin,
-    patient: PatientId,
     format: &'static str,
 ) -> Result<NotebookCopy, CareError> {
+    let who = StaffActor::from(allowed);
+    let patient = allowed.patient();
     let mut tx = db.begin(who.scope()).await?;
     let stored = patients::get(&mut tx, patient).await?;
     let keys = keyring

@@ -55,7 +55,7 @@ pub use patients::{
 pub use support::{
     answer_support_request, close_support_request, respond_to_support_request,
     send_support_request, support_line, support_request, support_requests, NewSupportRequest,
-    SupportDetail, SupportLine,
+    SupportDetail, SupportLine, SupportParty,
 };
 pub use unreadable::{Listed, Unreadable, ALERT_KIND as UNREADABLE_ALERT};
 pub use uploads::{
@@ -74,11 +74,34 @@ pub(crate) fn bound_version(stored: i64) -> u64 {
     u64::try_from(stored).unwrap_or(u64::MAX)
 }
 
-/// Who acts: a staff member, in their facility.
+pub use renrakucho_authz::{may, Authorized, Permitted};
+
+/// Who acts: a staff member, in their facility. The functions that read or change a patient's
+/// data take a capability instead ([`Authorized`], [`Permitted`]), which only the authorizer
+/// makes; a bare `StaffActor` reaches only the person's own things (preferences, their
+/// facility's lists, which row-level security bounds and the server filters).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StaffActor {
     pub staff: StaffId,
     pub facility: FacilityId,
+}
+
+impl<P: renrakucho_authz::Permission> From<&Authorized<P>> for StaffActor {
+    fn from(allowed: &Authorized<P>) -> Self {
+        Self {
+            staff: allowed.staff(),
+            facility: allowed.facility(),
+        }
+    }
+}
+
+impl<P: renrakucho_authz::Permission> From<&Permitted<P>> for StaffActor {
+    fn from(allowed: &Permitted<P>) -> Self {
+        Self {
+            staff: allowed.staff(),
+            facility: allowed.facility(),
+        }
+    }
 }
 
 impl StaffActor {

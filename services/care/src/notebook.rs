@@ -3,6 +3,7 @@
 //! notebook. Bodies, vitals and reasons are encrypted with the patient's key; every read and
 //! change is audited in its transaction.
 
+use crate::{may, Authorized, Permitted};
 use std::collections::HashMap;
 
 use renrakucho_core::{
@@ -24,14 +25,44 @@ use crate::audit::{record, refused};
 use crate::unreadable::{self, Listed};
 use crate::{CareError, StaffActor};
 
-/// Who writes: the staff member, as the care team will see them.
+/// Who writes: the staff member, as the care team will see them, with the capability for
+/// what they do (`P`) on one patient.
 #[derive(Debug, Clone)]
-pub struct Author {
-    pub actor: StaffActor,
-    pub name: String,
-    pub profession: Profession,
+pub struct Author<P: renrakucho_authz::Permission> {
+    allowed: Authorized<P>,
+    pub(crate) actor: StaffActor,
+    pub(crate) name: String,
+    pub(crate) profession: Profession,
     /// The facility's administrator may edit and withdraw its staff's entries.
-    pub facility_admin: bool,
+    pub(crate) facility_admin: bool,
+}
+
+impl<P: renrakucho_authz::Permission> Author<P> {
+    /// The person as an author, allowed `P` on the capability's patient.
+    pub fn new(
+        allowed: Authorized<P>,
+        name: String,
+        profession: Profession,
+        facility_admin: bool,
+    ) -> Self {
+        Self {
+            actor: StaffActor::from(&allowed),
+            allowed,
+            name,
+            profession,
+            facility_admin,
+        }
+    }
+
+    /// The patient the author may act on.
+    pub fn patient(&self) -> PatientId {
+        self.allowed.patient()
+    }
+
+    /// The capability the author holds.
+    pub fn allowed(&self) -> &Authorized<P> {
+        &self.allowed
+    }
 }
 
 /// What an entry says.
@@ -495,11 +526,11 @@ fn vitals_for(content: &EntryContent) -> Result<Option<Vec<u8>>, CareError> {
 pub async fn post_entry(
     db: &Database,
     keyring: &Keyring,
-    who: &Author,
+    who: &Author<may::NotebookWrite>,
     origin: &Origin,
-    patient: PatientId,
     input: NewEntryInput,
 ) -> Result<EntryView, CareError> {
+    let patient = who.patient();
     let mut tx = db.begin(who.actor.scope()).await?;
     // The patient's visibility is checked by the key lookup below and by the insert's policy
     // (a facility that does not share the patient can neither read the key nor write).
@@ -626,13 +657,14 @@ pub async fn post_entry(
 pub async fn timeline(
     db: &Database,
     keyring: &Keyring,
-    who: StaffActor,
+    allowed: &Authorized<may::NotebookRead>,
     origin: &Origin,
-    patient: PatientId,
     filter: &TimelineFilter,
     after: Option<Cursor>,
     limit: i64,
 ) -> Result<TimelinePage, CareError> {
+    let who = StaffActor::from(allowed);
+    let patient = allowed.patient();
     let limit = limit.clamp(1, 100);
     let mut tx = db.begin(who.scope()).await?;
     let stored = notebook::timeline(&mut tx, patient, who.staff, filter, after, limit + 1).await?;
@@ -673,11 +705,12 @@ pub async fn timeline(
 pub async fn entry_detail(
     db: &Database,
     keyring: &Keyring,
-    who: StaffActor,
+    allowed: &Authorized<may::NotebookRead>,
     origin: &Origin,
-    patient: PatientId,
     id: Uuid,
 ) -> Result<EntryDetail, CareError> {
+    let who = StaffActor::from(allowed);
+    let patient = allowed.patient();
     let mut tx = db.begin(who.scope()).await?;
     let stored = notebook::get(&mut tx, patient, id).await?;
     let keys = keyring
@@ -775,7 +808,7 @@ pub(crate) async fn version_view(
 }
 
 /// Whether this person may change the entry: its author, or the author's facility admin.
-fn may_change(who: &Author, entry: &StoredEntry) -> bool {
+fn may_change(who: &Author<may::NotebookWrite>, entry: &StoredEntry) -> bool {
     entry.author_id == who.actor.staff.as_uuid()
         || (who.facility_admin && entry.facility_id == who.actor.facility.as_uuid())
 }
@@ -793,13 +826,13 @@ pub enum EditResult {
 pub async fn edit_entry(
     db: &Database,
     keyring: &Keyring,
-    who: &Author,
+    who: &Author<may::NotebookWrite>,
     origin: &Origin,
-    patient: PatientId,
     id: Uuid,
     expected_version: i32,
     content: EntryContent,
 ) -> Result<EditResult, CareError> {
+    let patient = who.patient();
     let mut tx = db.begin(who.actor.scope()).await?;
     let stored = notebook::get(&mut tx, patient, id).await?;
     if !may_change(who, &stored) {
@@ -902,12 +935,12 @@ pub async fn edit_entry(
 pub async fn withdraw_entry(
     db: &Database,
     keyring: &Keyring,
-    who: &Author,
+    who: &Author<may::NotebookWrite>,
     origin: &Origin,
-    patient: PatientId,
     id: Uuid,
     reason: Reason,
 ) -> Result<(), CareError> {
+    let patient = who.patient();
     let mut tx = db.begin(who.actor.scope()).await?;
     let stored = notebook::get(&mut tx, patient, id).await?;
     if !may_change(who, &stored) {
@@ -969,12 +1002,13 @@ fn normalized(text: &str) -> String {
 pub async fn search_notebook(
     db: &Database,
     keyring: &Keyring,
-    who: StaffActor,
+    allowed: &Authorized<may::NotebookRead>,
     origin: &Origin,
-    patient: PatientId,
     query: &str,
     limit: usize,
 ) -> Result<Vec<Listed<EntryView>>, CareError> {
+    let who = StaffActor::from(allowed);
+    let patient = allowed.patient();
     let needle = normalized(query);
     if needle.chars().count() < 1 {
         return Err(InvalidValue::new(
@@ -1068,11 +1102,11 @@ async fn searchable(
 /// Marks entries as read by the person (read receipts).
 pub async fn mark_read(
     db: &Database,
-    who: &Author,
+    who: &Author<may::NotebookRead>,
     origin: &Origin,
-    patient: PatientId,
     entries: &[Uuid],
 ) -> Result<u64, CareError> {
+    let patient = who.patient();
     if entries.is_empty() {
         return Ok(0);
     }
@@ -1113,7 +1147,11 @@ pub struct UnreadLine {
     pub newest: OffsetDateTime,
 }
 
-pub async fn unread(db: &Database, who: StaffActor) -> Result<Vec<UnreadLine>, CareError> {
+pub async fn unread(
+    db: &Database,
+    allowed: &Permitted<may::NotebookRead>,
+) -> Result<Vec<UnreadLine>, CareError> {
+    let who = StaffActor::from(allowed);
     let mut tx = db.begin(who.scope()).await?;
     let rows = notebook::unread(&mut tx, who.staff).await?;
     tx.commit().await?;

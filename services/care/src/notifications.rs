@@ -5,6 +5,7 @@
 //! replies to the person's entries, mentions of the facility, invitations, support requests);
 //! the e-mail digest carries counts and a link, never patient data.
 
+use crate::{may, Authorized};
 use renrakucho_core::{FacilityId, InvalidValue, PatientId, Priority};
 use renrakucho_store::audit::Origin;
 use renrakucho_store::notifications::{self, Settings};
@@ -154,11 +155,12 @@ pub async fn save_preferences(
 /// Mutes (or unmutes) a patient for the person.
 pub async fn set_muted(
     db: &Database,
-    who: StaffActor,
+    allowed: &Authorized<may::NotebookRead>,
     origin: &Origin,
-    patient: PatientId,
     muted: bool,
 ) -> Result<(), CareError> {
+    let who = StaffActor::from(allowed);
+    let patient = allowed.patient();
     let mut tx = db.begin(who.scope()).await?;
     renrakucho_store::patients::get(&mut tx, patient).await?;
     if muted {

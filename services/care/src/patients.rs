@@ -1,3 +1,4 @@
+use crate::{may, Authorized, Permitted};
 use renrakucho_core::{KanaName, PatientId, PatientName, PatientProfile};
 use renrakucho_keyring::blind_index::normalize_name;
 use renrakucho_keyring::{Binding, KeyOwner, Keyring, OwnerKeys};
@@ -109,10 +110,11 @@ pub(crate) async fn decrypt_name(
 pub async fn register_patient(
     db: &Database,
     keyring: &Keyring,
-    who: StaffActor,
+    allowed: &Permitted<may::PatientRegister>,
     origin: &Origin,
     new: NewPatient,
 ) -> Result<Patient, CareError> {
+    let who = StaffActor::from(allowed);
     let id = PatientId::new();
     let mut tx = db.begin(who.scope()).await?;
     let keys = keyring.owner_keys(&mut tx, KeyOwner::Patient(id)).await?;
@@ -173,10 +175,11 @@ pub async fn register_patient(
 pub async fn patient(
     db: &Database,
     keyring: &Keyring,
-    who: StaffActor,
+    allowed: &Authorized<may::PatientRead>,
     origin: &Origin,
-    id: PatientId,
 ) -> Result<Patient, CareError> {
+    let who = StaffActor::from(allowed);
+    let id = allowed.patient();
     let mut tx = db.begin(who.scope()).await?;
     let stored = patients::get(&mut tx, id).await?;
     let keys = keyring.owner_keys(&mut tx, KeyOwner::Patient(id)).await?;
@@ -218,11 +221,12 @@ pub async fn patient(
 pub async fn find_patients(
     db: &Database,
     keyring: &Keyring,
-    who: StaffActor,
+    allowed: &Permitted<may::PatientRead>,
     origin: &Origin,
     query: &str,
     limit: i64,
 ) -> Result<Vec<Listed<PatientSummary>>, CareError> {
+    let who = StaffActor::from(allowed);
     let mut tx = db.begin(who.scope()).await?;
     let normalized = normalize_name(query);
     let stored = if normalized.is_empty() {
@@ -268,11 +272,12 @@ pub async fn find_patients(
 pub async fn update_patient(
     db: &Database,
     keyring: &Keyring,
-    who: StaffActor,
+    allowed: &Authorized<may::PatientUpdate>,
     origin: &Origin,
-    id: PatientId,
     new: NewPatient,
 ) -> Result<Patient, CareError> {
+    let who = StaffActor::from(allowed);
+    let id = allowed.patient();
     let mut tx = db.begin(who.scope()).await?;
     let stored = patients::get(&mut tx, id).await?;
     if stored.registering_facility != who.facility {

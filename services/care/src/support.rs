@@ -5,6 +5,7 @@
 //! answers; the answer is kept with the request; the asking facility decides what to do with it
 //! (第14条) and closes the request.
 
+use crate::{may, Authorized};
 use renrakucho_core::{FacilityId, InvalidValue, PatientId, SupportKind};
 use renrakucho_keyring::{Binding, KeyOwner, Keyring};
 use renrakucho_store::audit::Origin;
@@ -62,11 +63,11 @@ fn binding(patient: PatientId, column: &'static str, id: Uuid) -> Binding<'stati
 pub async fn send_support_request(
     db: &Database,
     keyring: &Keyring,
-    who: &Author,
+    who: &Author<may::SupportRequest>,
     origin: &Origin,
-    patient: PatientId,
     new: NewSupportRequest,
 ) -> Result<Uuid, CareError> {
+    let patient = who.patient();
     let question = text(&new.question, "question", 2000, "依頼内容")?;
     let summary = text(&new.summary, "summary", 2000, "対象者の概要")?;
     if new.entries.len() + new.attachments.len() > 50 {
@@ -265,17 +266,38 @@ pub async fn support_line(
     Ok(line)
 }
 
+/// Who may see a support request about a patient: the asking side through its care-team
+/// reading (`notebook.read`), the asked side through `support.answer`.
+pub trait SupportParty: renrakucho_authz::Permission {}
+impl SupportParty for may::NotebookRead {}
+impl SupportParty for may::SupportAnswer {}
+
+/// The request `id`, when it is about the capability's patient (otherwise `NotFound`: a
+/// capability for one patient opens no other patient's request).
+async fn request_about(
+    tx: &mut renrakucho_store::ScopedTx,
+    patient: PatientId,
+    id: Uuid,
+) -> Result<support::StoredRequest, CareError> {
+    let stored = support::get(tx, id).await?;
+    if stored.patient_id != patient.as_uuid() {
+        return Err(CareError::NotFound);
+    }
+    Ok(stored)
+}
+
 /// One request, decrypted, with the entries it shares; audited.
-pub async fn support_request(
+pub async fn support_request<P: SupportParty>(
     db: &Database,
     keyring: &Keyring,
-    who: StaffActor,
+    allowed: &Authorized<P>,
     origin: &Origin,
     id: Uuid,
 ) -> Result<SupportDetail, CareError> {
+    let who = StaffActor::from(allowed);
+    let patient = allowed.patient();
     let mut tx = db.begin(who.scope()).await?;
-    let stored = support::get(&mut tx, id).await?;
-    let patient = PatientId::from_uuid(stored.patient_id);
+    let stored = request_about(&mut tx, patient, id).await?;
     let keys = keyring
         .owner_keys(&mut tx, KeyOwner::Patient(patient))
         .await?;
@@ -353,13 +375,14 @@ pub async fn support_request(
 /// The asked facility accepts (`true`) or declines the request.
 pub async fn respond_to_support_request(
     db: &Database,
-    who: StaffActor,
+    allowed: &Authorized<may::SupportAnswer>,
     origin: &Origin,
     id: Uuid,
     accept: bool,
 ) -> Result<(), CareError> {
+    let who = StaffActor::from(allowed);
     let mut tx = db.begin(who.scope()).await?;
-    let stored = support::get(&mut tx, id).await?;
+    let stored = request_about(&mut tx, allowed.patient(), id).await?;
     if stored.to_facility_id != who.facility.as_uuid() {
         return Err(CareError::NotFound);
     }
@@ -391,14 +414,14 @@ pub async fn respond_to_support_request(
 pub async fn answer_support_request(
     db: &Database,
     keyring: &Keyring,
-    who: &Author,
+    who: &Author<may::SupportAnswer>,
     origin: &Origin,
     id: Uuid,
     answer: &str,
 ) -> Result<(), CareError> {
     let answer = text(answer, "answer", 5000, "回答")?;
     let mut tx = db.begin(who.actor.scope()).await?;
-    let stored = support::get(&mut tx, id).await?;
+    let stored = request_about(&mut tx, who.patient(), id).await?;
     if stored.to_facility_id != who.actor.facility.as_uuid() {
         return Err(CareError::NotFound);
     }
@@ -429,12 +452,13 @@ pub async fn answer_support_request(
 /// The asking facility closes its request (whatever state it is in, short of closed).
 pub async fn close_support_request(
     db: &Database,
-    who: StaffActor,
+    allowed: &Authorized<may::NotebookRead>,
     origin: &Origin,
     id: Uuid,
 ) -> Result<(), CareError> {
+    let who = StaffActor::from(allowed);
     let mut tx = db.begin(who.scope()).await?;
-    let stored = support::get(&mut tx, id).await?;
+    let stored = request_about(&mut tx, allowed.patient(), id).await?;
     if stored.facility_id != who.facility.as_uuid() {
         return Err(CareError::NotFound);
     }

@@ -56,9 +56,8 @@ fn bench(c: &mut Criterion) {
             let c = renrakucho_care::patient_card(
                 &app.db,
                 &keyring,
-                who,
+                &renrakucho_testkit::acting::allowed(who, patient.id),
                 &Origin::default(),
-                patient.id,
             )
             .await
             .unwrap();
@@ -124,7 +123,7 @@ fn bench(c: &mut Criterion) {
                             let outcome = renrakucho_care::open_emergency(
                                 &db,
                                 &keyring,
-                                who,
+                                &renrakucho_testkit::acting::permitted(who),
                                 &origin,
                                 make.clone(),
                             )

@@ -11,10 +11,11 @@ use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use renrakucho_authz::{Action, Role};
-use renrakucho_care::{Author, EntryContent, NewEntryInput, StaffActor};
+use renrakucho_care::{EntryContent, NewEntryInput, StaffActor};
 use renrakucho_core::{Category, EntryBody, FacilityKind, Priority, Profession, StaffRole};
 use renrakucho_store::audit::Origin;
 use renrakucho_store::notebook::TimelineFilter;
+use renrakucho_testkit::acting::Writer;
 use renrakucho_testkit::spawn_app;
 use sqlx::postgres::PgPoolOptions;
 
@@ -49,7 +50,7 @@ fn bench(c: &mut Criterion) {
             .await
             .id;
         let keyring = app.keyring().await;
-        let author = Author {
+        let author = Writer {
             actor: StaffActor {
                 staff: doctor.id,
                 facility: doctor.facility_id,
@@ -62,9 +63,8 @@ fn bench(c: &mut Criterion) {
             renrakucho_care::post_entry(
                 &app.db,
                 &keyring,
-                &author,
+                &author.on(patient),
                 &Origin::default(),
-                patient,
                 NewEntryInput {
                     content: EntryContent {
                         category: Category::Treatment,
@@ -149,9 +149,8 @@ fn bench(c: &mut Criterion) {
             let page = renrakucho_care::timeline(
                 &app.db,
                 &keyring,
-                author.actor,
+                &renrakucho_testkit::acting::allowed(author.actor, patient),
                 &origin,
-                patient,
                 &filter,
                 None,
                 PAGE,
@@ -194,9 +193,8 @@ fn bench(c: &mut Criterion) {
             renrakucho_care::post_entry(
                 &app.db,
                 &keyring,
-                &author,
+                &author.on(patient),
                 &origin,
-                patient,
                 NewEntryInput {
                     content: EntryContent {
                         category: Category::Treatment,

@@ -104,17 +104,24 @@ fn bench(c: &mut Criterion) {
             staff: clinic.id,
             facility: clinic.facility_id,
         };
-        renrakucho_care::invite(&app.db, who, &origin, patient, &pharmacy_f.code)
-            .await
-            .unwrap();
+        renrakucho_care::invite(
+            &app.db,
+            &renrakucho_testkit::acting::allowed(who, patient),
+            &origin,
+            &pharmacy_f.code,
+        )
+        .await
+        .unwrap();
         renrakucho_care::accept_invitation(
             &app.db,
-            StaffActor {
-                staff: pharmacy.id,
-                facility: pharmacy.facility_id,
-            },
+            &renrakucho_testkit::acting::allowed(
+                StaffActor {
+                    staff: pharmacy.id,
+                    facility: pharmacy.facility_id,
+                },
+                patient,
+            ),
             &origin,
-            patient,
         )
         .await
         .unwrap();
@@ -166,9 +173,13 @@ fn bench(c: &mut Criterion) {
                 let mut total = Duration::ZERO;
                 for _ in 0..iters {
                     let start = if on_file {
-                        renrakucho_care::withdraw_consent(&app.db, clinic, &origin, patient)
-                            .await
-                            .unwrap();
+                        renrakucho_care::withdraw_consent(
+                            &app.db,
+                            &renrakucho_testkit::acting::allowed(clinic, patient),
+                            &origin,
+                        )
+                        .await
+                        .unwrap();
                         Instant::now()
                     } else {
                         let form = ConsentForm {
@@ -177,7 +188,13 @@ fn bench(c: &mut Criterion) {
                             scope: ConsentScope::standard(),
                         };
                         renrakucho_care::record_consent(
-                            &app.db, &keyring, &app.files, clinic, &origin, patient, form, None,
+                            &app.db,
+                            &keyring,
+                            &app.files,
+                            &renrakucho_testkit::acting::allowed(clinic, patient),
+                            &origin,
+                            form,
+                            None,
                         )
                         .await
                         .unwrap();

@@ -6,7 +6,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use renrakucho_authz::{Action, Authorizer, Link, Relation, Role};
+use renrakucho_authz::{
+    Action, Asker, Authorized, Authorizer, Decision, Link, Permission, Permitted, Relation, Role,
+};
 use renrakucho_care::StaffActor;
 use renrakucho_core::{PatientId, StaffRole};
 use renrakucho_identity::Principal;
@@ -116,29 +118,35 @@ pub fn staff(signed_in: &SignedIn) -> Result<StaffActor, ApiError> {
     }
 }
 
-/// The check before touching a patient's data: the staff member's roles must allow `action`
-/// through their facility's relation to the patient. A facility that has nothing to do with the
-/// patient gets the same 404 as for a patient that does not exist; one that sees the patient
-/// but whose person may not do this gets 403.
-pub async fn authorize(
+/// The check before touching a patient's data: the staff member's roles must allow `P`
+/// through their facility's relation to the patient; the answer is the capability the care
+/// functions ask for. A facility that has nothing to do with the patient gets the same 404 as
+/// for a patient that does not exist; one that sees the patient but whose person may not do
+/// this gets 403.
+pub async fn authorize<P: Permission>(
     state: &AppState,
     signed_in: &SignedIn,
     patient: PatientId,
-    action: Action,
-) -> Result<StaffActor, ApiError> {
+) -> Result<Authorized<P>, ApiError> {
     let actor = staff(signed_in)?;
     let roles = roles(signed_in);
-    let allowed = state
+    let asker = Asker {
+        staff: actor.staff,
+        facility: actor.facility,
+        roles: &roles,
+    };
+    let decision = state
         .authz
-        .allowed(&roles, actor.facility, patient, action)
+        .authorize::<P>(&asker, patient)
         .await
         .map_err(|e| {
             tracing::error!(error = %e, "authorization failed");
             ApiError::internal()
         })?;
-    if allowed {
-        return Ok(actor);
-    }
+    let action = match decision {
+        Decision::Allowed(allowed) => return Ok(allowed),
+        Decision::Refused(action) => action,
+    };
     // Whether the facility knows of the patient: it sees them, or (for answering an
     // invitation only) it holds the invitation. An invited facility asking for the patient's
     // data gets the same 404 as anyone else: the invitation names the patient, nothing more.
@@ -171,6 +179,76 @@ pub async fn authorize(
     } else {
         Err(ApiError::not_found())
     }
+}
+
+/// A quiet check for a part of a page shown only where it is allowed (the care team beside
+/// the notebook): the capability, or `None` without a refusal recorded, since nobody asked.
+pub async fn check<P: Permission>(
+    state: &AppState,
+    signed_in: &SignedIn,
+    patient: PatientId,
+) -> Option<Authorized<P>> {
+    let actor = staff(signed_in).ok()?;
+    let roles = roles(signed_in);
+    let asker = Asker {
+        staff: actor.staff,
+        facility: actor.facility,
+        roles: &roles,
+    };
+    match state.authz.authorize::<P>(&asker, patient).await {
+        Ok(Decision::Allowed(allowed)) => Some(allowed),
+        Ok(Decision::Refused(_)) => None,
+        Err(e) => {
+            tracing::error!(error = %e, "authorization failed");
+            None
+        }
+    }
+}
+
+/// The check for acts before a patient is chosen (registering one, asking for emergency
+/// access, listing the facility's patients or its unread entries): `P` through some relation.
+pub async fn permit<P: Permission>(
+    state: &AppState,
+    signed_in: &SignedIn,
+) -> Result<Permitted<P>, ApiError> {
+    let actor = staff(signed_in)?;
+    let roles = roles(signed_in);
+    let asker = Asker {
+        staff: actor.staff,
+        facility: actor.facility,
+        roles: &roles,
+    };
+    state.authz.permit::<P>(&asker).await.ok_or_else(|| {
+        ApiError::forbidden("この操作を行う権限がありません / you are not allowed to do this")
+    })
+}
+
+/// The check before writing as the staff member (an entry, a read receipt, a support request
+/// or its answer): the capability for `P` on `patient`, with the name and profession the care
+/// team sees.
+pub async fn author<P: Permission>(
+    state: &AppState,
+    signed_in: &SignedIn,
+    patient: PatientId,
+) -> Result<renrakucho_care::Author<P>, ApiError> {
+    let allowed = authorize::<P>(state, signed_in, patient).await?;
+    Ok(as_author(signed_in, allowed))
+}
+
+/// The staff member as an author, with a capability already obtained.
+pub fn as_author<P: Permission>(
+    signed_in: &SignedIn,
+    allowed: Authorized<P>,
+) -> renrakucho_care::Author<P> {
+    renrakucho_care::Author::new(
+        allowed,
+        signed_in.who.display_name.clone(),
+        signed_in
+            .who
+            .profession
+            .unwrap_or(renrakucho_core::Profession::Other),
+        signed_in.who.role == Some(StaffRole::FacilityAdmin),
+    )
 }
 
 /// Keeps only the items whose content is the notebook's where the person may read that
@@ -216,54 +294,6 @@ pub async fn notebook_items<T>(
 /// Whether a notification tells notebook content (an entry, a reply, a mention).
 pub fn tells_the_notebook(n: &renrakucho_care::Notification) -> Option<PatientId> {
     matches!(n.kind, "entry" | "reply" | "mention").then_some(n.patient)
-}
-
-/// The check for an act either of two actions allows (a care team's reading, or a support
-/// request's): one decision, and when neither allows it one refusal recorded, for `first`.
-pub async fn authorize_either(
-    state: &AppState,
-    signed_in: &SignedIn,
-    patient: PatientId,
-    first: Action,
-    second: Action,
-) -> Result<StaffActor, ApiError> {
-    let actor = staff(signed_in)?;
-    let roles = roles(signed_in);
-    for action in [first, second] {
-        if state
-            .authz
-            .allowed(&roles, actor.facility, patient, action)
-            .await
-            .unwrap_or(false)
-        {
-            return Ok(actor);
-        }
-    }
-    authorize(state, signed_in, patient, first).await
-}
-
-/// The check for recording a consent: `consent.record`, or — while the patient's consent is
-/// withdrawn, when only a renewal can be recorded — `consent.renew` (ADR 0014).
-pub async fn authorize_consent(
-    state: &AppState,
-    signed_in: &SignedIn,
-    patient: PatientId,
-) -> Result<StaffActor, ApiError> {
-    let actor = staff(signed_in)?;
-    let records = state
-        .authz
-        .allowed(
-            &roles(signed_in),
-            actor.facility,
-            patient,
-            Action::ConsentRecord,
-        )
-        .await
-        .unwrap_or(false);
-    if records {
-        return Ok(actor);
-    }
-    authorize(state, signed_in, patient, Action::ConsentRenew).await
 }
 
 /// Writes the refusal into the acting facility's audit chain. The patient ID is the one the
@@ -352,38 +382,8 @@ pub async fn authorize_emergency_end(
     if signed_in.who.role == Some(StaffRole::FacilityAdmin) {
         return staff(signed_in);
     }
-    authorize_any(state, signed_in, Action::EmergencyOpen).await
-}
-
-/// The check for acts without a patient yet (registering one, asking for emergency access).
-pub async fn authorize_any(
-    state: &AppState,
-    signed_in: &SignedIn,
-    action: Action,
-) -> Result<StaffActor, ApiError> {
-    let actor = staff(signed_in)?;
-    if state.authz.roles_may(&roles(signed_in), action).await {
-        Ok(actor)
-    } else {
-        Err(ApiError::forbidden(
-            "この操作を行う権限がありません / you are not allowed to do this",
-        ))
-    }
-}
-
-/// The staff member as an author of notebook entries (name and profession as the care team
-/// sees them).
-pub fn author(signed_in: &SignedIn) -> Result<renrakucho_care::Author, ApiError> {
-    let actor = staff(signed_in)?;
-    Ok(renrakucho_care::Author {
-        actor,
-        name: signed_in.who.display_name.clone(),
-        profession: signed_in
-            .who
-            .profession
-            .unwrap_or(renrakucho_core::Profession::Other),
-        facility_admin: signed_in.who.role == Some(StaffRole::FacilityAdmin),
-    })
+    let allowed = permit::<renrakucho_authz::may::EmergencyOpen>(state, signed_in).await?;
+    Ok(StaffActor::from(&allowed))
 }
 
 /// After a change of who may see `patient` made by this request: this process's authorizer

@@ -1,9 +1,10 @@
 //! Demo data: a small fictional network in Izumi ward, so a newcomer can sign in at once.
 //! Every name here is invented: facilities, staff and patients.
 
+use renrakucho_authz::{may, Asker, Authorized, Authorizer, Decision, Permission, Role};
 use renrakucho_care::{
     accept_invitation, invite, record_consent, register_patient, CareError, ConsentForm,
-    ConsentScope, NewPatient, Signer, StaffActor,
+    ConsentScope, NewPatient, Signer,
 };
 use renrakucho_core::{
     Address, BirthDate, CareLevel, DisplayName, FacilityCode, FacilityKind, FacilityName, KanaName,
@@ -160,6 +161,64 @@ pub enum DemoError {
     Care(#[from] CareError),
     #[error("demo data is invalid: {0}")]
     Invalid(String),
+    #[error(transparent)]
+    Authz(#[from] renrakucho_authz::AuthzError),
+    #[error("the demo's {0} is not allowed by the policies")]
+    Refused(&'static str),
+    #[error("loading the demo's access: {0}")]
+    Access(String),
+}
+
+/// A facility's first account, acting in the demo through the same authorizer as the server:
+/// the seed holds no capability the policies would not give that person.
+struct DemoActor {
+    staff: renrakucho_core::StaffId,
+    facility: renrakucho_core::FacilityId,
+    roles: Vec<Role>,
+}
+
+impl DemoActor {
+    fn new(
+        staff: renrakucho_core::StaffId,
+        facility: renrakucho_core::FacilityId,
+        role: StaffRole,
+        profession: Profession,
+    ) -> Self {
+        let mut roles = vec![Role::Profession(profession)];
+        if role == StaffRole::FacilityAdmin {
+            roles.push(Role::FacilityAdmin);
+        }
+        Self {
+            staff,
+            facility,
+            roles,
+        }
+    }
+
+    fn asker(&self) -> Asker<'_> {
+        Asker {
+            staff: self.staff,
+            facility: self.facility,
+            roles: &self.roles,
+        }
+    }
+
+    /// The capability for `P` on `patient`, after reloading the patient's relations from the
+    /// database (the demo changes them as it goes).
+    async fn authorized<P: Permission>(
+        &self,
+        db: &Database,
+        authz: &Authorizer,
+        patient: renrakucho_core::PatientId,
+    ) -> Result<Authorized<P>, DemoError> {
+        crate::access::refresh(db, authz, patient)
+            .await
+            .map_err(|e| DemoError::Access(e.to_string()))?;
+        match authz.authorize::<P>(&self.asker(), patient).await? {
+            Decision::Allowed(allowed) => Ok(allowed),
+            Decision::Refused(action) => Err(DemoError::Refused(action.as_str())),
+        }
+    }
 }
 
 /// Seeds the demo network unless it is there already. Returns true when it seeded now.
@@ -178,6 +237,7 @@ pub async fn seed(
         return Ok(false);
     }
     let password = Password::new_secret(DEMO_PASSWORD.into()).map_err(parse)?;
+    let authz = Authorizer::new().await?;
     admin::create_operator(
         db,
         hasher,
@@ -198,6 +258,10 @@ pub async fn seed(
         )
         .await?;
         let mut first_staff = None;
+        let (_, _, first_role, first_profession) = place
+            .staff
+            .first()
+            .ok_or_else(|| DemoError::Invalid("a facility without staff".into()))?;
         for (login, name, role, profession) in place.staff {
             let account = admin::create_staff(
                 db,
@@ -214,16 +278,17 @@ pub async fn seed(
             .await?;
             first_staff.get_or_insert(account.id);
         }
-        admins.push(StaffActor {
-            staff: first_staff
-                .ok_or_else(|| DemoError::Invalid("a facility without staff".into()))?,
-            facility: facility.id,
-        });
+        let first = DemoActor::new(
+            first_staff.ok_or_else(|| DemoError::Invalid("a facility without staff".into()))?,
+            facility.id,
+            *first_role,
+            *first_profession,
+        );
         if place.code == DEMO_SIGN_IN.0 {
-            let who = StaffActor {
-                staff: first_staff.ok_or_else(|| DemoError::Invalid("no clinic staff".into()))?,
-                facility: facility.id,
-            };
+            let who = authz
+                .permit::<may::PatientRegister>(&first.asker())
+                .await
+                .ok_or(DemoError::Refused("patient.register"))?;
             let today = time::OffsetDateTime::now_utc().date();
             for (name, kana, born, sex, care_level, address, phone) in PATIENTS {
                 let new = NewPatient {
@@ -241,12 +306,13 @@ pub async fn seed(
                         ),
                     },
                 };
-                let patient = register_patient(db, keyring, who, &Origin::default(), new).await?;
+                let patient = register_patient(db, keyring, &who, &Origin::default(), new).await?;
                 registered.push(patient.id);
             }
         }
+        admins.push(first);
     }
-    care_teams(db, keyring, files, &admins, &registered).await?;
+    care_teams(db, keyring, files, &authz, &admins, &registered).await?;
     Ok(true)
 }
 
@@ -257,12 +323,13 @@ async fn care_teams(
     db: &Database,
     keyring: &Keyring,
     files: &FileStore,
-    admins: &[StaffActor],
+    authz: &Authorizer,
+    admins: &[DemoActor],
     patients: &[renrakucho_core::PatientId],
 ) -> Result<(), DemoError> {
     let origin = Origin::default();
     let code = |i: usize| NETWORK[i].code;
-    let (clinic, pharmacy, nurse, care) = (admins[0], admins[1], admins[2], admins[3]);
+    let (clinic, pharmacy, nurse, care) = (&admins[0], &admins[1], &admins[2], &admins[3]);
     let signed_on = time::OffsetDateTime::now_utc().date() - time::Duration::days(30);
     for (n, patient) in patients.iter().take(3).enumerate() {
         let signer = if n == 2 {
@@ -275,11 +342,14 @@ async fn care_teams(
             signed_on,
             scope: ConsentScope::standard(),
         };
-        record_consent(db, keyring, files, clinic, &origin, *patient, form, None).await?;
+        let recording = clinic.authorized(db, authz, *patient).await?;
+        record_consent(db, keyring, files, &recording, &origin, form, None).await?;
         for (member, index) in [(nurse, 2), (pharmacy, 1), (care, 3)] {
-            invite(db, clinic, &origin, *patient, code(index)).await?;
+            let inviting = clinic.authorized(db, authz, *patient).await?;
+            invite(db, &inviting, &origin, code(index)).await?;
             if !(n == 1 && index == 3) {
-                accept_invitation(db, member, &origin, *patient).await?;
+                let accepting = member.authorized(db, authz, *patient).await?;
+                accept_invitation(db, &accepting, &origin).await?;
             }
         }
     }

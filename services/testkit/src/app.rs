@@ -148,10 +148,9 @@ impl TestApp {
         renrakucho_care::register_patient(
             &self.db,
             &self.keyring().await,
-            renrakucho_care::StaffActor {
-                staff: staff.id,
-                facility: staff.facility_id,
-            },
+            // As the authorizer would allow the registering facility's staff; tests of the
+            // authorizer itself sign in over HTTP.
+            &renrakucho_authz::Permitted::unchecked(staff.id, staff.facility_id),
             &renrakucho_store::audit::Origin::default(),
             renrakucho_care::NewPatient {
                 name: PatientName::parse(name).expect("a name"),

@@ -5,6 +5,7 @@
 //! else a private cluster started once per test process and removed when the process ends.
 //! The application's pool connects as the runtime role, exactly as in production.
 
+pub mod acting;
 mod app;
 mod database;
 mod kms;

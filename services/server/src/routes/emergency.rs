@@ -3,7 +3,7 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
-use renrakucho_authz::Action;
+use renrakucho_care::may;
 use renrakucho_care::{EmergencyGrant, EmergencyReason, EmergencyRequest};
 use renrakucho_care::{IdentificationStatus, PatientCard};
 use renrakucho_core::{BirthDate, CardNumber, InvalidValue, PatientId, StaffRole};
@@ -13,7 +13,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::RequestOrigin;
-use crate::access::{authorize, authorize_any, staff};
+use crate::access::{authorize, permit, staff};
 use crate::error::{ApiError, ApiJson, ErrorBody};
 use crate::session::SignedIn;
 use crate::state::AppState;
@@ -102,10 +102,10 @@ pub async fn open(
     signed_in: SignedIn,
     ApiJson(body): ApiJson<EmergencyBody>,
 ) -> Result<(StatusCode, Json<GrantView>), ApiError> {
-    let who = authorize_any(&state, &signed_in, Action::EmergencyOpen).await?;
+    let who = permit::<may::EmergencyOpen>(&state, &signed_in).await?;
     let request = body.parse(state.care.emergency_access)?;
     let grant =
-        renrakucho_care::open_emergency(&state.db, &state.keyring, who, &origin, request).await?;
+        renrakucho_care::open_emergency(&state.db, &state.keyring, &who, &origin, request).await?;
     // This process's authorizer follows at once; the others on the announcement.
     if let Err(e) = crate::access::refresh(&state.db, &state.authz, grant.patient).await {
         tracing::warn!(error = %e, "refreshing access after an emergency grant failed");
@@ -270,9 +270,8 @@ pub async fn card(
     Path(id): Path<String>,
 ) -> Result<Json<CardView>, ApiError> {
     let patient = patient_id(&id)?;
-    let who = authorize(&state, &signed_in, patient, Action::PatientRead).await?;
-    let card =
-        renrakucho_care::patient_card(&state.db, &state.keyring, who, &origin, patient).await?;
+    let who = authorize::<may::PatientRead>(&state, &signed_in, patient).await?;
+    let card = renrakucho_care::patient_card(&state.db, &state.keyring, &who, &origin).await?;
     Ok(Json(card.into()))
 }
 
@@ -287,8 +286,7 @@ pub async fn reissue_card(
     Path(id): Path<String>,
 ) -> Result<Json<CardView>, ApiError> {
     let patient = patient_id(&id)?;
-    let who = authorize(&state, &signed_in, patient, Action::PatientCardReissue).await?;
-    let card =
-        renrakucho_care::reissue_card(&state.db, &state.keyring, who, &origin, patient).await?;
+    let who = authorize::<may::PatientCardReissue>(&state, &signed_in, patient).await?;
+    let card = renrakucho_care::reissue_card(&state.db, &state.keyring, &who, &origin).await?;
     Ok(Json(card.into()))
 }

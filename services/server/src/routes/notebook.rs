@@ -9,7 +9,7 @@ use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use renrakucho_authz::Action;
+use renrakucho_care::{may, Authorized};
 use renrakucho_care::{
     EditResult, EntryContent, EntryDetail, EntryView, Listed, NewEntryInput, NewSupportRequest,
     SupportDetail, SupportLine, TimelinePage, UnreadLine, Uploaded,
@@ -282,14 +282,13 @@ pub async fn timeline(
     Query(query): Query<TimelineQuery>,
 ) -> Result<Json<TimelinePage>, ApiError> {
     let patient = patient_id(&id)?;
-    let who = authorize(&state, &signed_in, patient, Action::NotebookRead).await?;
+    let who = authorize::<may::NotebookRead>(&state, &signed_in, patient).await?;
     let (filter, cursor) = query.parse()?;
     let page = renrakucho_care::timeline(
         &state.db,
         &state.keyring,
-        who,
+        &who,
         &origin,
-        patient,
         &filter,
         cursor,
         query.limit.unwrap_or(50),
@@ -311,16 +310,14 @@ pub async fn post(
     ApiJson(body): ApiJson<EntryBodyIn>,
 ) -> Result<(StatusCode, Json<EntryView>), ApiError> {
     let patient = patient_id(&id)?;
-    authorize(&state, &signed_in, patient, Action::NotebookWrite).await?;
-    let who = author(&signed_in)?;
+    let who = author::<may::NotebookWrite>(&state, &signed_in, patient).await?;
     let input = NewEntryInput {
         content: body.content.parse()?,
         reply_to: body.reply_to,
         attachments: body.attachments,
     };
     let entry =
-        renrakucho_care::post_entry(&state.db, &state.keyring, &who, &origin, patient, input)
-            .await?;
+        renrakucho_care::post_entry(&state.db, &state.keyring, &who, &origin, input).await?;
     Ok((StatusCode::CREATED, Json(entry)))
 }
 
@@ -337,10 +334,9 @@ pub async fn detail(
 ) -> Result<Json<EntryDetail>, ApiError> {
     let patient = patient_id(&id)?;
     let entry = id_of(&entry)?;
-    let who = authorize(&state, &signed_in, patient, Action::NotebookRead).await?;
+    let who = authorize::<may::NotebookRead>(&state, &signed_in, patient).await?;
     Ok(Json(
-        renrakucho_care::entry_detail(&state.db, &state.keyring, who, &origin, patient, entry)
-            .await?,
+        renrakucho_care::entry_detail(&state.db, &state.keyring, &who, &origin, entry).await?,
     ))
 }
 
@@ -369,15 +365,13 @@ pub async fn edit(
 ) -> Result<Response, ApiError> {
     let patient = patient_id(&id)?;
     let entry = id_of(&entry)?;
-    authorize(&state, &signed_in, patient, Action::NotebookWrite).await?;
-    let who = author(&signed_in)?;
+    let who = author::<may::NotebookWrite>(&state, &signed_in, patient).await?;
     let content = body.content.parse()?;
     match renrakucho_care::edit_entry(
         &state.db,
         &state.keyring,
         &who,
         &origin,
-        patient,
         entry,
         body.expected_version,
         content,
@@ -421,19 +415,10 @@ pub async fn withdraw(
 ) -> Result<StatusCode, ApiError> {
     let patient = patient_id(&id)?;
     let entry = id_of(&entry)?;
-    authorize(&state, &signed_in, patient, Action::NotebookWrite).await?;
-    let who = author(&signed_in)?;
+    let who = author::<may::NotebookWrite>(&state, &signed_in, patient).await?;
     let reason = Reason::parse(&body.reason)?;
-    renrakucho_care::withdraw_entry(
-        &state.db,
-        &state.keyring,
-        &who,
-        &origin,
-        patient,
-        entry,
-        reason,
-    )
-    .await?;
+    renrakucho_care::withdraw_entry(&state.db, &state.keyring, &who, &origin, entry, reason)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -448,16 +433,14 @@ pub async fn mark_read(
     ApiJson(body): ApiJson<ReadBody>,
 ) -> Result<Json<Marked>, ApiError> {
     let patient = patient_id(&id)?;
-    authorize(&state, &signed_in, patient, Action::NotebookRead).await?;
-    let who = author(&signed_in)?;
+    let who = author::<may::NotebookRead>(&state, &signed_in, patient).await?;
     if body.entries.len() > 500 {
         return Err(
             InvalidValue::new("entries", "一度に500件までです / at most 500 at a time").into(),
         );
     }
     let marked =
-        renrakucho_care::mark_read(&state.db, &who, &signed_in.origin, patient, &body.entries)
-            .await?;
+        renrakucho_care::mark_read(&state.db, &who, &signed_in.origin, &body.entries).await?;
     Ok(Json(Marked { marked }))
 }
 
@@ -479,18 +462,10 @@ pub async fn search(
     Query(query): Query<SearchQuery>,
 ) -> Result<Json<Vec<Listed<EntryView>>>, ApiError> {
     let patient = patient_id(&id)?;
-    let who = authorize(&state, &signed_in, patient, Action::NotebookRead).await?;
+    let who = authorize::<may::NotebookRead>(&state, &signed_in, patient).await?;
     Ok(Json(
-        renrakucho_care::search_notebook(
-            &state.db,
-            &state.keyring,
-            who,
-            &origin,
-            patient,
-            &query.q,
-            100,
-        )
-        .await?,
+        renrakucho_care::search_notebook(&state.db, &state.keyring, &who, &origin, &query.q, 100)
+            .await?,
     ))
 }
 
@@ -511,7 +486,7 @@ pub async fn upload(
     body: Bytes,
 ) -> Result<(StatusCode, Json<Uploaded>), ApiError> {
     let patient = patient_id(&id)?;
-    let who = authorize(&state, &signed_in, patient, Action::NotebookWrite).await?;
+    let who = authorize::<may::NotebookWrite>(&state, &signed_in, patient).await?;
     // A form or text body is what another site could make a browser send: refused, so that
     // uploads need a type that only this site's scripts or API clients send.
     let content_type = headers
@@ -540,9 +515,8 @@ pub async fn upload(
         &state.db,
         &state.keyring,
         &state.files,
-        who,
+        &who,
         &origin,
-        patient,
         &name,
         body.to_vec(),
         state.care.upload_limit_bytes,
@@ -576,21 +550,13 @@ async fn send_file(
     let attachment = id_of(attachment)?;
     // The care team reads the notebook's files; a facility asked for support reads the files
     // its request names (row-level security decides which).
-    let who = crate::access::authorize_either(
-        state,
-        signed_in,
-        patient,
-        Action::NotebookRead,
-        Action::SupportAnswer,
-    )
-    .await?;
+    let who = authorize::<may::AttachmentRead>(state, signed_in, patient).await?;
     let file = renrakucho_care::attachment_content(
         &state.db,
         &state.keyring,
         &state.files,
-        who,
+        &who,
         origin,
-        patient,
         attachment,
         thumbnail,
     )
@@ -645,10 +611,9 @@ pub async fn export_json(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let patient = patient_id(&id)?;
-    let who = authorize(&state, &signed_in, patient, Action::NotebookRead).await?;
+    let who = authorize::<may::NotebookRead>(&state, &signed_in, patient).await?;
     let copy =
-        renrakucho_care::export_notebook(&state.db, &state.keyring, who, &origin, patient, "json")
-            .await?;
+        renrakucho_care::export_notebook(&state.db, &state.keyring, &who, &origin, "json").await?;
     let bytes = serde_json::to_vec_pretty(&copy).map_err(|_| ApiError::internal())?;
     Ok(download(
         "application/json",
@@ -670,13 +635,12 @@ pub async fn export_pdf(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let patient = patient_id(&id)?;
-    let who = authorize(&state, &signed_in, patient, Action::NotebookRead).await?;
+    let who = authorize::<may::NotebookRead>(&state, &signed_in, patient).await?;
     let font = crate::export::font().map_err(|message| {
         ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "no_pdf_font", message)
     })?;
     let copy =
-        renrakucho_care::export_notebook(&state.db, &state.keyring, who, &origin, patient, "pdf")
-            .await?;
+        renrakucho_care::export_notebook(&state.db, &state.keyring, &who, &origin, "pdf").await?;
     let by = format!(
         "{} {}",
         signed_in
@@ -702,8 +666,9 @@ pub async fn unread(
     State(state): State<AppState>,
     signed_in: SignedIn,
 ) -> Result<Json<Vec<UnreadLine>>, ApiError> {
-    let who = staff(&signed_in)?;
-    let lines = renrakucho_care::unread(&state.db, who).await?;
+    // A role without `notebook.read` (a clerk) is refused, as the live stream refuses it.
+    let who = crate::access::permit::<may::NotebookRead>(&state, &signed_in).await?;
+    let lines = renrakucho_care::unread(&state.db, &who).await?;
     Ok(Json(
         crate::access::notebook_items(&state, &signed_in, lines, |l| Some(l.patient)).await,
     ))
@@ -744,9 +709,10 @@ pub async fn send_support(
     ApiJson(body): ApiJson<SupportBody>,
 ) -> Result<(StatusCode, Json<CreatedId>), ApiError> {
     let patient = patient_id(&id)?;
-    authorize(&state, &signed_in, patient, Action::NotebookRead).await?;
-    authorize(&state, &signed_in, patient, Action::SupportRequest)
+    authorize::<may::NotebookRead>(&state, &signed_in, patient).await?;
+    authorize::<may::SupportRequest>(&state, &signed_in, patient)
         .await
+        .map(drop)
         .map_err(|e| {
             if e.status == StatusCode::FORBIDDEN || e.status == StatusCode::NOT_FOUND {
                 ApiError::conflict(
@@ -756,7 +722,7 @@ pub async fn send_support(
                 e
             }
         })?;
-    let who = author(&signed_in)?;
+    let who = author::<may::SupportRequest>(&state, &signed_in, patient).await?;
     let kind: SupportKind = body.kind.parse().map_err(|_| {
         InvalidValue::new(
             "kind",
@@ -768,7 +734,6 @@ pub async fn send_support(
         &state.keyring,
         &who,
         &origin,
-        patient,
         NewSupportRequest {
             to_code: body.to,
             kind,
@@ -802,18 +767,82 @@ pub(crate) async fn support_actor(
     state: &AppState,
     signed_in: &SignedIn,
     id: Uuid,
-) -> Result<(renrakucho_care::StaffActor, SupportLine), ApiError> {
+) -> Result<(SupportSide, SupportLine), ApiError> {
     let who = staff(signed_in)?;
     let line = renrakucho_care::support_line(&state.db, who, id).await?;
     // The asking side no longer needs the right to ask (consent may have gone since): it may
     // still read and close its request through its care-team reading right.
-    let action = if line.sent {
-        Action::NotebookRead
+    let side = if line.sent {
+        SupportSide::Asking(authorize(state, signed_in, line.patient).await?)
     } else {
-        Action::SupportAnswer
+        SupportSide::Asked(authorize(state, signed_in, line.patient).await?)
     };
-    authorize(state, signed_in, line.patient, action).await?;
-    Ok((who, line))
+    Ok((side, line))
+}
+
+/// The side of a support request a person acts on, with the capability that side needs.
+pub(crate) enum SupportSide {
+    /// The asking facility: reads and closes its request through the care team's reading.
+    Asking(Authorized<may::NotebookRead>),
+    /// The asked facility: accepts, declines, answers.
+    Asked(Authorized<may::SupportAnswer>),
+}
+
+impl SupportSide {
+    /// The request itself, decrypted and audited.
+    pub(crate) async fn detail(
+        &self,
+        state: &AppState,
+        origin: &renrakucho_store::audit::Origin,
+        id: Uuid,
+    ) -> Result<SupportDetail, ApiError> {
+        let (db, keyring) = (&state.db, &state.keyring);
+        Ok(match self {
+            SupportSide::Asking(who) => {
+                renrakucho_care::support_request(db, keyring, who, origin, id).await?
+            }
+            SupportSide::Asked(who) => {
+                renrakucho_care::support_request(db, keyring, who, origin, id).await?
+            }
+        })
+    }
+
+    /// A step on the request: the asked side accepts, declines or answers; the asking side
+    /// closes. Any other step, or a step of the other side, is not found.
+    pub(crate) async fn step(
+        self,
+        state: &AppState,
+        signed_in: &SignedIn,
+        origin: &renrakucho_store::audit::Origin,
+        id: Uuid,
+        step: &str,
+        answer: String,
+    ) -> Result<(), ApiError> {
+        match (step, self) {
+            ("accept" | "decline", SupportSide::Asked(who)) => {
+                let accept = step == "accept";
+                renrakucho_care::respond_to_support_request(&state.db, &who, origin, id, accept)
+                    .await?
+            }
+            ("answer", SupportSide::Asked(who)) => {
+                let author = crate::access::as_author(signed_in, who);
+                renrakucho_care::answer_support_request(
+                    &state.db,
+                    &state.keyring,
+                    &author,
+                    origin,
+                    id,
+                    &answer,
+                )
+                .await?
+            }
+            ("close", SupportSide::Asking(who)) => {
+                renrakucho_care::close_support_request(&state.db, &who, origin, id).await?
+            }
+            _ => return Err(ApiError::not_found()),
+        }
+        Ok(())
+    }
 }
 
 /// One request: question, summary, answer, and the entries it shares.
@@ -827,10 +856,8 @@ pub async fn support_detail(
     Path(id): Path<String>,
 ) -> Result<Json<SupportDetail>, ApiError> {
     let id = id_of(&id)?;
-    let (who, _) = support_actor(&state, &signed_in, id).await?;
-    Ok(Json(
-        renrakucho_care::support_request(&state.db, &state.keyring, who, &origin, id).await?,
-    ))
+    let (side, _) = support_actor(&state, &signed_in, id).await?;
+    Ok(Json(side.detail(&state, &origin, id).await?))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -851,35 +878,10 @@ pub async fn support_step(
     body: Option<Json<AnswerBody>>,
 ) -> Result<StatusCode, ApiError> {
     let id = id_of(&id)?;
-    let (who, line) = support_actor(&state, &signed_in, id).await?;
-    match (step.as_str(), line.sent) {
-        ("accept", false) | ("decline", false) => {
-            renrakucho_care::respond_to_support_request(
-                &state.db,
-                who,
-                &origin,
-                id,
-                step == "accept",
-            )
-            .await?
-        }
-        ("answer", false) => {
-            let answer = body.map(|b| b.0.answer).unwrap_or_default();
-            renrakucho_care::answer_support_request(
-                &state.db,
-                &state.keyring,
-                &author(&signed_in)?,
-                &origin,
-                id,
-                &answer,
-            )
-            .await?
-        }
-        ("close", true) => {
-            renrakucho_care::close_support_request(&state.db, who, &origin, id).await?
-        }
-        _ => return Err(ApiError::not_found()),
-    }
+    let (side, line) = support_actor(&state, &signed_in, id).await?;
+    let answer = body.map(|b| b.0.answer).unwrap_or_default();
+    side.step(&state, &signed_in, &origin, id, &step, answer)
+        .await?;
     crate::access::changed(&state, line.patient).await;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -986,7 +988,7 @@ pub async fn mute(
     ApiJson(body): ApiJson<MuteBody>,
 ) -> Result<StatusCode, ApiError> {
     let patient = patient_id(&id)?;
-    let who = authorize(&state, &signed_in, patient, Action::NotebookRead).await?;
-    renrakucho_care::set_muted(&state.db, who, &origin, patient, body.muted).await?;
+    let who = authorize::<may::NotebookRead>(&state, &signed_in, patient).await?;
+    renrakucho_care::set_muted(&state.db, &who, &origin, body.muted).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -9,6 +9,7 @@ use axum::extract::{Multipart, Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use renrakucho_authz::Action;
+use renrakucho_care::may;
 use renrakucho_care::{EntryContent, EntryView, Listed, NewEntryInput};
 use renrakucho_core::{
     Category, EntryBody, FacilityId, InvalidValue, Priority, Reason, StaffRole, VitalsInput,
@@ -223,37 +224,35 @@ async fn notebook_page(
         Ok(p) => p,
         Err(e) => return failed(e),
     };
-    let who = match authorize(state, user, patient, Action::NotebookRead).await {
+    let who = match authorize::<may::NotebookRead>(state, user, patient).await {
         Ok(who) => who,
         Err(e) => return failed(e),
     };
     let person = roles(user);
     let may_write = state
         .authz
-        .allowed(&person, who.facility, patient, Action::NotebookWrite)
+        .allowed(&person, who.facility(), patient, Action::NotebookWrite)
         .await
         .unwrap_or(false);
     // A name that fails its integrity check does not hide the notebook (ADR 0017).
-    let name = match renrakucho_care::patient(&state.db, &state.keyring, who, origin, patient).await
+    let name = match async {
+        let reader = authorize::<may::PatientRead>(state, user, patient).await?;
+        Ok::<_, ApiError>(
+            renrakucho_care::patient(&state.db, &state.keyring, &reader, origin).await?,
+        )
+    }
+    .await
     {
         Ok(p) => p.name.as_str().to_string(),
-        Err(e) => match ApiError::from(e) {
+        Err(e) => match e {
             e if e.code == "unreadable" => "判読できない氏名 / unreadable name".to_string(),
             e => return failed(e),
         },
     };
     let (entries, next) = if search {
         let q = query.q.clone().unwrap_or_default();
-        match renrakucho_care::search_notebook(
-            &state.db,
-            &state.keyring,
-            who,
-            origin,
-            patient,
-            &q,
-            100,
-        )
-        .await
+        match renrakucho_care::search_notebook(&state.db, &state.keyring, &who, origin, &q, 100)
+            .await
         {
             Ok(found) => (found, None),
             Err(e) => return failed(e),
@@ -275,9 +274,8 @@ async fn notebook_page(
         match renrakucho_care::timeline(
             &state.db,
             &state.keyring,
-            who,
+            &who,
             origin,
-            patient,
             &filter,
             cursor,
             50,
@@ -306,25 +304,29 @@ async fn notebook_page(
         }
     };
     // Shown is read: the person's read receipts.
-    if let Ok(me) = author(user) {
+    {
+        let me = crate::access::as_author(user, who.clone());
         let unread: Vec<Uuid> = entries
             .iter()
             .filter_map(Listed::readable)
             .filter(|e| !e.read)
             .map(|e| e.id)
             .collect();
-        if let Err(e) =
-            renrakucho_care::mark_read(&state.db, &me, &user.origin, patient, &unread).await
-        {
+        if let Err(e) = renrakucho_care::mark_read(&state.db, &me, &user.origin, &unread).await {
             tracing::warn!(error = %e, "could not record read receipts");
         }
     }
-    let team = if may_write {
-        renrakucho_care::care_team_of(&state.db, who, origin, patient)
+    let team_reader = if may_write {
+        crate::access::check::<may::CareTeamRead>(state, user, patient).await
+    } else {
+        None
+    };
+    let team = if let Some(reader) = team_reader {
+        renrakucho_care::care_team_of(&state.db, &reader, origin)
             .await
             .unwrap_or_default()
             .into_iter()
-            .filter(|m| m.status == "active" && m.facility != who.facility)
+            .filter(|m| m.status == "active" && m.facility != who.facility())
             .map(|m| (m.facility.as_uuid().to_string(), m.name.unwrap_or_default()))
             .collect()
     } else {
@@ -522,8 +524,8 @@ pub async fn post(
     let reply_to = get("reply_to");
     let result = async {
         let patient = patient_id(&id)?;
-        let who = authorize(&state, &user, patient, Action::NotebookWrite).await?;
-        let me = author(&user)?;
+        let me = author::<may::NotebookWrite>(&state, &user, patient).await?;
+        let who = me.allowed();
         let content = EntryContent {
             category: form.category.parse().map_err(|_| {
                 InvalidValue::new("category", "記録の種類を選んでください / choose a category")
@@ -553,7 +555,6 @@ pub async fn post(
                 &state.files,
                 who,
                 &origin,
-                patient,
                 &name,
                 bytes,
                 limit,
@@ -566,7 +567,6 @@ pub async fn post(
             &state.keyring,
             &me,
             &origin,
-            patient,
             NewEntryInput {
                 content,
                 reply_to,
@@ -668,10 +668,9 @@ async fn entry_page(
     let result = async {
         let patient = patient_id(raw_patient)?;
         let entry = Uuid::parse_str(raw_entry).map_err(|_| ApiError::not_found())?;
-        let who = authorize(state, user, patient, Action::NotebookRead).await?;
+        let who = authorize::<may::NotebookRead>(state, user, patient).await?;
         let detail =
-            renrakucho_care::entry_detail(&state.db, &state.keyring, who, origin, patient, entry)
-                .await?;
+            renrakucho_care::entry_detail(&state.db, &state.keyring, &who, origin, entry).await?;
         Ok::<_, ApiError>((patient, who, detail))
     }
     .await;
@@ -679,7 +678,8 @@ async fn entry_page(
         Ok(r) => r,
         Err(e) => return failed(e),
     };
-    if let Ok(me) = author(user) {
+    {
+        let me = crate::access::as_author(user, who.clone());
         let mut ids = vec![detail.entry.id];
         ids.extend(
             detail
@@ -688,32 +688,30 @@ async fn entry_page(
                 .filter_map(Listed::readable)
                 .map(|r| r.id),
         );
-        if let Err(e) =
-            renrakucho_care::mark_read(&state.db, &me, &user.origin, patient, &ids).await
-        {
+        if let Err(e) = renrakucho_care::mark_read(&state.db, &me, &user.origin, &ids).await {
             tracing::warn!(error = %e, "could not record read receipts");
         }
     }
     let person = roles(user);
     let may_write = state
         .authz
-        .allowed(&person, who.facility, patient, Action::NotebookWrite)
+        .allowed(&person, who.facility(), patient, Action::NotebookWrite)
         .await
         .unwrap_or(false);
     let may_change = may_write
-        && (detail.entry.author == who.staff
-            || (is_admin(user) && detail.entry.facility == who.facility));
+        && (detail.entry.author == who.staff()
+            || (is_admin(user) && detail.entry.facility == who.facility()));
     let may_support = state
         .authz
-        .allowed(&person, who.facility, patient, Action::SupportRequest)
+        .allowed(&person, who.facility(), patient, Action::SupportRequest)
         .await
         .unwrap_or(false);
     let directory = if may_support {
-        renrakucho_care::directory(&state.db, who.facility)
+        renrakucho_care::directory(&state.db, who.facility())
             .await
             .unwrap_or_default()
             .into_iter()
-            .filter(|d| d.id != who.facility)
+            .filter(|d| d.id != who.facility())
             .map(|d| (d.code, format!("{}（{}）", d.name, d.kind.label_ja())))
             .collect()
     } else {
@@ -816,17 +814,15 @@ pub async fn edit(
     let result = async {
         let patient = patient_id(&id)?;
         let entry_id = Uuid::parse_str(&entry).map_err(|_| ApiError::not_found())?;
-        authorize(&state, &user, patient, Action::NotebookWrite).await?;
-        let me = author(&user)?;
+        let me = author::<may::NotebookWrite>(&state, &user, patient).await?;
         // The page edits the text; what else the entry said stays as it was.
+        let reader = authorize::<may::NotebookRead>(&state, &user, patient).await?;
         let detail = renrakucho_care::entry_detail(
             &state.db,
             &state.keyring,
-            me.actor,
+            &reader,
             &origin,
-            patient,
-            entry_id,
-        )
+            entry_id,)
         .await?;
         let content = EntryContent {
             category: form.category.parse().map_err(|_| ApiError::not_found())?,
@@ -840,11 +836,9 @@ pub async fn edit(
             &state.keyring,
             &me,
             &origin,
-            patient,
             entry_id,
             form.expected_version,
-            content,
-        )
+            content,)
         .await?
         {
             renrakucho_care::EditResult::Saved(_) => Ok(()),
@@ -888,19 +882,10 @@ pub async fn withdraw(
     let result = async {
         let patient = patient_id(&id)?;
         let entry_id = Uuid::parse_str(&entry).map_err(|_| ApiError::not_found())?;
-        authorize(&state, &user, patient, Action::NotebookWrite).await?;
-        let me = author(&user)?;
+        let me = author::<may::NotebookWrite>(&state, &user, patient).await?;
         let reason = Reason::parse(&form.reason)?;
-        renrakucho_care::withdraw_entry(
-            &state.db,
-            &state.keyring,
-            &me,
-            &origin,
-            patient,
-            entry_id,
-            reason,
-        )
-        .await?;
+        renrakucho_care::withdraw_entry(&state.db, &state.keyring, &me, &origin, entry_id, reason)
+            .await?;
         Ok::<_, ApiError>(())
     }
     .await;
@@ -972,14 +957,10 @@ async fn notifications_page(
         if names.contains_key(&n.patient) {
             continue;
         }
-        let sees = state
-            .authz
-            .allowed(&roles(user), who.facility, n.patient, Action::PatientRead)
-            .await
-            .unwrap_or(false);
-        if sees {
+        let reader = crate::access::check::<may::PatientRead>(state, user, n.patient).await;
+        if let Some(reader) = reader {
             if let Ok(p) =
-                renrakucho_care::patient(&state.db, &state.keyring, who, origin, n.patient).await
+                renrakucho_care::patient(&state.db, &state.keyring, &reader, origin).await
             {
                 names.insert(n.patient, p.name.as_str().to_string());
             }
@@ -1223,10 +1204,8 @@ async fn support_page(
 ) -> Response {
     let result = async {
         let id = Uuid::parse_str(raw_id).map_err(|_| ApiError::not_found())?;
-        let (who, _) = super::notebook::support_actor(state, user, id).await?;
-        let detail =
-            renrakucho_care::support_request(&state.db, &state.keyring, who, origin, id).await?;
-        Ok::<_, ApiError>(detail)
+        let (side, _) = super::notebook::support_actor(state, user, id).await?;
+        side.detail(state, origin, id).await
     }
     .await;
     let detail = match result {
@@ -1290,34 +1269,9 @@ pub async fn support_step(
     }
     let result = async {
         let request = Uuid::parse_str(&id).map_err(|_| ApiError::not_found())?;
-        let (who, line) = super::notebook::support_actor(&state, &user, request).await?;
-        match (step.as_str(), line.sent) {
-            ("accept", false) | ("decline", false) => {
-                renrakucho_care::respond_to_support_request(
-                    &state.db,
-                    who,
-                    &origin,
-                    request,
-                    step == "accept",
-                )
-                .await?
-            }
-            ("answer", false) => {
-                renrakucho_care::answer_support_request(
-                    &state.db,
-                    &state.keyring,
-                    &author(&user)?,
-                    &origin,
-                    request,
-                    &form.answer,
-                )
-                .await?
-            }
-            ("close", true) => {
-                renrakucho_care::close_support_request(&state.db, who, &origin, request).await?
-            }
-            _ => return Err(ApiError::not_found()),
-        }
+        let (side, line) = super::notebook::support_actor(&state, &user, request).await?;
+        side.step(&state, &user, &origin, request, &step, form.answer)
+            .await?;
         crate::access::changed(&state, line.patient).await;
         Ok::<_, ApiError>(())
     }
@@ -1360,26 +1314,24 @@ pub async fn request_support(
     let result = async {
         let patient = patient_id(&id)?;
         let entry_id = Uuid::parse_str(&entry).map_err(|_| ApiError::not_found())?;
-        authorize(&state, &user, patient, Action::NotebookRead).await?;
-        authorize(&state, &user, patient, Action::SupportRequest)
+        let reader = authorize::<may::NotebookRead>(&state, &user, patient).await?;
+        let me = authorize::<may::SupportRequest>(&state, &user, patient)
             .await
+            .map(|allowed| crate::access::as_author(&user, allowed))
             .map_err(|_| {
                 ApiError::conflict(
                     "同意書が登録されていないか、依頼する権限がありません（第12条・第13条） / without consent on file, or without the right, nothing can be sent to another facility",
                 )
             })?;
-        let me = author(&user)?;
         if form.to.trim().is_empty() {
             return Err(InvalidValue::new("to", "依頼先を選んでください / choose a facility").into());
         }
         let detail = renrakucho_care::entry_detail(
             &state.db,
             &state.keyring,
-            me.actor,
+            &reader,
             &origin,
-            patient,
-            entry_id,
-        )
+            entry_id,)
         .await?;
         let kind = form.kind.parse().map_err(|_| {
             InvalidValue::new("kind", "依頼の種類を選んでください / choose a kind")
@@ -1389,7 +1341,6 @@ pub async fn request_support(
             &state.keyring,
             &me,
             &origin,
-            patient,
             renrakucho_care::NewSupportRequest {
                 to_code: form.to.clone(),
                 kind,
@@ -1397,8 +1348,7 @@ pub async fn request_support(
                 summary: form.summary.clone(),
                 entries: vec![entry_id],
                 attachments: detail.entry.attachments.iter().map(|a| a.id).collect(),
-            },
-        )
+            },)
         .await?;
         Ok::<_, ApiError>(request)
     }

@@ -11,6 +11,7 @@ use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use renrakucho_authz::{Action, Role};
+use renrakucho_care::may;
 use renrakucho_care::{ConsentScope, Listed, NewScan, Signer, TeamMember};
 use renrakucho_core::{CareLevel, InvalidValue, Sex, StaffRole};
 use renrakucho_store::facilities::DirectoryEntry;
@@ -21,7 +22,7 @@ use super::emergency::EmergencyBody;
 use super::patients::{consent_form, download, patient_id, PatientBody, PatientView};
 use super::portal::{error_page, render};
 use super::RequestOrigin;
-use crate::access::{authorize, authorize_any, roles, staff};
+use crate::access::{authorize, permit, roles, staff};
 use crate::error::ApiError;
 use crate::session::{self, SignedIn};
 use crate::state::AppState;
@@ -129,14 +130,14 @@ pub async fn patients(
     PageUser(user): PageUser,
     Query(query): Query<SearchQuery>,
 ) -> Response {
-    let who = match authorize_any(&state, &user, Action::PatientRead).await {
+    let who = match permit::<may::PatientRead>(&state, &user).await {
         Ok(who) => who,
         Err(e) => return failed(e),
     };
     let found = match renrakucho_care::find_patients(
         &state.db,
         &state.keyring,
-        who,
+        &who,
         &origin,
         &query.q,
         100,
@@ -150,9 +151,13 @@ pub async fn patients(
         .authz
         .roles_may(&roles(&user), Action::PatientRegister)
         .await;
-    let unread = renrakucho_care::unread(&state.db, who)
-        .await
-        .unwrap_or_default();
+    // Unread counts tell what the notebook holds: only for a role that reads it.
+    let unread = match permit::<may::NotebookRead>(&state, &user).await {
+        Ok(reader) => renrakucho_care::unread(&state.db, &reader)
+            .await
+            .unwrap_or_default(),
+        Err(_) => Vec::new(),
+    };
     let unread = crate::access::notebook_items(&state, &user, unread, |l| Some(l.patient)).await;
     let mut patients: Vec<PatientListLine> = found
         .into_iter()
@@ -282,7 +287,7 @@ pub async fn new_patient(
     PageUser(user): PageUser,
     token: CsrfToken,
 ) -> Response {
-    if let Err(e) = authorize_any(&state, &user, Action::PatientRegister).await {
+    if let Err(e) = permit::<may::PatientRegister>(&state, &user).await {
         return failed(e);
     }
     let form = PatientFields {
@@ -303,7 +308,7 @@ pub async fn create_patient(
     if let Some(page) = rejected(&token, &form.authenticity_token) {
         return page;
     }
-    let who = match authorize_any(&state, &user, Action::PatientRegister).await {
+    let who = match permit::<may::PatientRegister>(&state, &user).await {
         Ok(who) => who,
         Err(e) => return failed(e),
     };
@@ -320,7 +325,7 @@ pub async fn create_patient(
             )
         }
     };
-    match renrakucho_care::register_patient(&state.db, &state.keyring, who, &origin, new).await {
+    match renrakucho_care::register_patient(&state.db, &state.keyring, &who, &origin, new).await {
         Ok(p) => {
             crate::access::changed(&state, p.id).await;
             Redirect::to(&format!("/patients/{}?done=registered", p.id.as_uuid())).into_response()
@@ -347,11 +352,15 @@ pub async fn edit_patient(
         Ok(id) => id,
         Err(e) => return failed(e),
     };
-    let who = match authorize(&state, &user, id, Action::PatientUpdate).await {
-        Ok(who) => who,
+    // The form shows the registration as it is: changing it needs reading it too.
+    let who = match authorize::<may::PatientUpdate>(&state, &user, id).await {
+        Ok(_) => match authorize::<may::PatientRead>(&state, &user, id).await {
+            Ok(reader) => reader,
+            Err(e) => return failed(e),
+        },
         Err(e) => return failed(e),
     };
-    let p = match renrakucho_care::patient(&state.db, &state.keyring, who, &origin, id).await {
+    let p = match renrakucho_care::patient(&state.db, &state.keyring, &who, &origin).await {
         Ok(p) => PatientView::from(p),
         Err(e) => return failed(e),
     };
@@ -392,7 +401,7 @@ pub async fn update_patient(
         Err(e) => return failed(e),
     };
     let action = format!("/patients/{}/edit", id.as_uuid());
-    let who = match authorize(&state, &user, id, Action::PatientUpdate).await {
+    let who = match authorize::<may::PatientUpdate>(&state, &user, id).await {
         Ok(who) => who,
         Err(e) => return failed(e),
     };
@@ -400,7 +409,7 @@ pub async fn update_patient(
         Ok(new) => new,
         Err(e) => return form_page(&user, &token, action, true, form, Some(e.into())),
     };
-    match renrakucho_care::update_patient(&state.db, &state.keyring, who, &origin, id, new).await {
+    match renrakucho_care::update_patient(&state.db, &state.keyring, &who, &origin, new).await {
         Ok(_) => Redirect::to(&format!("/patients/{}?done=updated", id.as_uuid())).into_response(),
         Err(e) => form_page(&user, &token, action, true, form, Some(e.into())),
     }
@@ -520,19 +529,23 @@ async fn patient_page(
         Ok(id) => id,
         Err(e) => return failed(e),
     };
-    let who = match authorize(state, user, id, Action::PatientRead).await {
+    let who = match authorize::<may::PatientRead>(state, user, id).await {
         Ok(who) => who,
         Err(e) => return failed(e),
     };
     let person = roles(user);
-    let mut may = Mays::default();
+    let consent_reader = crate::access::check::<may::ConsentRead>(state, user, id).await;
+    let team_reader = crate::access::check::<may::CareTeamRead>(state, user, id).await;
+    let mut may = Mays {
+        read_consent: consent_reader.is_some(),
+        read_team: team_reader.is_some(),
+        ..Mays::default()
+    };
     for (flag, action) in [
         (&mut may.update, Action::PatientUpdate),
-        (&mut may.read_consent, Action::ConsentRead),
         (&mut may.record_consent, Action::ConsentRecord),
         (&mut may.renew_consent, Action::ConsentRenew),
         (&mut may.withdraw_consent, Action::ConsentWithdraw),
-        (&mut may.read_team, Action::CareTeamRead),
         (&mut may.invite, Action::CareTeamInvite),
         (&mut may.remove, Action::CareTeamRemove),
         (&mut may.leave, Action::CareTeamLeave),
@@ -540,24 +553,24 @@ async fn patient_page(
     ] {
         *flag = state
             .authz
-            .allowed(&person, who.facility, id, action)
+            .allowed(&person, who.facility(), id, action)
             .await
             .unwrap_or(false);
     }
-    let patient = match renrakucho_care::patient(&state.db, &state.keyring, who, origin, id).await {
+    let patient = match renrakucho_care::patient(&state.db, &state.keyring, &who, origin).await {
         Ok(p) => p,
         Err(e) => return failed(e),
     };
-    let consents = if may.read_consent {
-        match renrakucho_care::consents_of(&state.db, &state.keyring, who, origin, id).await {
+    let consents = if let Some(reader) = &consent_reader {
+        match renrakucho_care::consents_of(&state.db, &state.keyring, reader, origin).await {
             Ok(c) => c,
             Err(e) => return failed(e),
         }
     } else {
         Vec::new()
     };
-    let team = if may.read_team {
-        match renrakucho_care::care_team_of(&state.db, who, origin, id).await {
+    let team = if let Some(reader) = &team_reader {
+        match renrakucho_care::care_team_of(&state.db, reader, origin).await {
             Ok(t) => t,
             Err(e) => return failed(e),
         }
@@ -565,12 +578,12 @@ async fn patient_page(
         Vec::new()
     };
     let directory: Vec<DirectoryEntry> = if may.invite {
-        renrakucho_care::directory(&state.db, who.facility)
+        renrakucho_care::directory(&state.db, who.facility())
             .await
             .unwrap_or_default()
             .into_iter()
             .filter(|d| {
-                d.id != who.facility
+                d.id != who.facility()
                     && !team
                         .iter()
                         .any(|m| m.facility == d.id && matches!(m.status, "active" | "invited"))
@@ -583,13 +596,14 @@ async fn patient_page(
     // emergency grant is told so, with the end of its grant.
     let emergency_until = if state
         .authz
-        .allowed(&Role::all(), who.facility, id, Action::NotebookWrite)
+        .allowed(&Role::all(), who.facility(), id, Action::NotebookWrite)
         .await
         .unwrap_or(false)
     {
         None
     } else {
-        renrakucho_care::emergency_grants(&state.db, &state.keyring, who, origin, 50, |_, _| {
+        let actor = renrakucho_care::StaffActor::from(&who);
+        renrakucho_care::emergency_grants(&state.db, &state.keyring, actor, origin, 50, |_, _| {
             std::future::ready(false)
         })
         .await
@@ -604,8 +618,8 @@ async fn patient_page(
         .map(local)
     };
     // The registering facility prints the card: its number, and what tried it.
-    let card = if patient.registering_facility == who.facility {
-        match renrakucho_care::patient_card(&state.db, &state.keyring, who, origin, id).await {
+    let card = if patient.registering_facility == who.facility() {
+        match renrakucho_care::patient_card(&state.db, &state.keyring, &who, origin).await {
             Ok(c) => Some(CardLine {
                 number: c.number,
                 issued_at: local(c.issued_at),
@@ -614,7 +628,7 @@ async fn patient_page(
                 recent_failures: c.recent_failures.len(),
                 may_reissue: state
                     .authz
-                    .allowed(&person, who.facility, id, Action::PatientCardReissue)
+                    .allowed(&person, who.facility(), id, Action::PatientCardReissue)
                     .await
                     .unwrap_or(false),
             }),
@@ -810,7 +824,7 @@ pub async fn record_consent(
     }
     let result = async {
         let pid = patient_id(&id)?;
-        let who = crate::access::authorize_consent(&state, &user, pid).await?;
+        let who = authorize::<may::ConsentRecord>(&state, &user, pid).await?;
         let signer = match get("signer") {
             "family" => Signer::family(get("signer_name"), get("signer_relation"))?,
             "patient" => Signer::Patient,
@@ -827,9 +841,8 @@ pub async fn record_consent(
             &state.db,
             &state.keyring,
             &state.files,
-            who,
+            &who,
             &origin,
-            pid,
             form,
             scan.map(|bytes| NewScan { bytes }),
         )
@@ -853,14 +866,13 @@ pub async fn consent_scan(
     let result = async {
         let pid = patient_id(&id)?;
         let consent = uuid::Uuid::parse_str(&consent).map_err(|_| ApiError::not_found())?;
-        let who = authorize(&state, &user, pid, Action::ConsentRead).await?;
+        let who = authorize::<may::ConsentRead>(&state, &user, pid).await?;
         let (media_type, bytes) = renrakucho_care::consent_scan(
             &state.db,
             &state.keyring,
             &state.files,
-            who,
+            &who,
             &origin,
-            pid,
             consent,
         )
         .await?;
@@ -890,8 +902,8 @@ pub async fn withdraw_consent(
     }
     let result = async {
         let pid = patient_id(&id)?;
-        let who = authorize(&state, &user, pid, Action::ConsentWithdraw).await?;
-        renrakucho_care::withdraw_consent(&state.db, who, &origin, pid).await?;
+        let who = authorize::<may::ConsentWithdraw>(&state, &user, pid).await?;
+        renrakucho_care::withdraw_consent(&state.db, &who, &origin).await?;
         Ok("withdrawn")
     }
     .await;
@@ -912,8 +924,8 @@ pub async fn reissue_card(
     }
     let result = async {
         let pid = patient_id(&id)?;
-        let who = authorize(&state, &user, pid, Action::PatientCardReissue).await?;
-        renrakucho_care::reissue_card(&state.db, &state.keyring, who, &origin, pid).await?;
+        let who = authorize::<may::PatientCardReissue>(&state, &user, pid).await?;
+        renrakucho_care::reissue_card(&state.db, &state.keyring, &who, &origin).await?;
         Ok("card_reissued")
     }
     .await;
@@ -941,7 +953,7 @@ pub async fn invite(
     }
     let result = async {
         let pid = patient_id(&id)?;
-        let who = authorize(&state, &user, pid, Action::CareTeamInvite).await?;
+        let who = authorize::<may::CareTeamInvite>(&state, &user, pid).await?;
         if form.facility_code.trim().is_empty() {
             return Err(InvalidValue::new(
                 "facility_code",
@@ -949,7 +961,7 @@ pub async fn invite(
             )
             .into());
         }
-        renrakucho_care::invite(&state.db, who, &origin, pid, form.facility_code.trim()).await?;
+        renrakucho_care::invite(&state.db, &who, &origin, form.facility_code.trim()).await?;
         Ok("invited")
     }
     .await;
@@ -972,8 +984,8 @@ pub async fn remove_member(
         let facility = uuid::Uuid::parse_str(&facility)
             .map(renrakucho_core::FacilityId::from_uuid)
             .map_err(|_| ApiError::not_found())?;
-        let who = authorize(&state, &user, pid, Action::CareTeamRemove).await?;
-        renrakucho_care::remove_member(&state.db, who, &origin, pid, facility).await?;
+        let who = authorize::<may::CareTeamRemove>(&state, &user, pid).await?;
+        renrakucho_care::remove_member(&state.db, &who, &origin, facility).await?;
         Ok("removed")
     }
     .await;
@@ -993,8 +1005,8 @@ pub async fn leave(
     }
     let result = async {
         let pid = patient_id(&id)?;
-        let who = authorize(&state, &user, pid, Action::CareTeamLeave).await?;
-        renrakucho_care::leave(&state.db, who, &origin, pid).await?;
+        let who = authorize::<may::CareTeamLeave>(&state, &user, pid).await?;
+        renrakucho_care::leave(&state.db, &who, &origin).await?;
         Ok::<_, ApiError>(())
     }
     .await;
@@ -1030,7 +1042,7 @@ pub async fn request_deletion(
     }
     let result = async {
         let pid = patient_id(&id)?;
-        let who = authorize(&state, &user, pid, Action::DeletionRecord).await?;
+        let who = authorize::<may::DeletionRecord>(&state, &user, pid).await?;
         if form.confirm != "yes" {
             return Err(ApiError::from(InvalidValue::new(
                 "confirm",
@@ -1041,10 +1053,8 @@ pub async fn request_deletion(
             &state.db,
             &state.keyring,
             &state.files,
-            who,
-            &origin,
-            pid,
-        )
+            &who,
+            &origin,)
         .await?;
         Ok(())
     }
@@ -1145,14 +1155,14 @@ pub async fn answer_invitation(
     }
     let result = async {
         let pid = patient_id(&id)?;
-        let who = authorize(&state, &user, pid, Action::CareTeamAccept).await?;
+        let who = authorize::<may::CareTeamAccept>(&state, &user, pid).await?;
         match answer.as_str() {
             "accept" => {
-                renrakucho_care::accept_invitation(&state.db, who, &origin, pid).await?;
+                renrakucho_care::accept_invitation(&state.db, &who, &origin).await?;
                 Ok("accepted")
             }
             "decline" => {
-                renrakucho_care::decline_invitation(&state.db, who, &origin, pid).await?;
+                renrakucho_care::decline_invitation(&state.db, &who, &origin).await?;
                 Ok("declined")
             }
             _ => Err(ApiError::not_found()),
@@ -1313,7 +1323,7 @@ pub async fn open_emergency(
         return page;
     }
     let result = async {
-        let who = authorize_any(&state, &user, Action::EmergencyOpen).await?;
+        let who = permit::<may::EmergencyOpen>(&state, &user).await?;
         let body = EmergencyBody {
             card_number: form.card_number.clone(),
             birth_date: form.birth_date.clone(),
@@ -1321,7 +1331,7 @@ pub async fn open_emergency(
         };
         let request = body.parse(state.care.emergency_access)?;
         let grant =
-            renrakucho_care::open_emergency(&state.db, &state.keyring, who, &origin, request)
+            renrakucho_care::open_emergency(&state.db, &state.keyring, &who, &origin, request)
                 .await?;
         if let Err(e) = crate::access::refresh(&state.db, &state.authz, grant.patient).await {
             tracing::warn!(error = %e, "refreshing access after an emergency grant failed");

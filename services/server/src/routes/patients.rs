@@ -10,7 +10,7 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::Response;
 use axum::Json;
 use base64::Engine;
-use renrakucho_authz::Action;
+use renrakucho_care::may;
 use renrakucho_care::{ConsentForm, ConsentScope, Listed, NewPatient, NewScan, Signer, TeamMember};
 use renrakucho_core::{
     Address, BirthDate, CareLevel, FacilityId, InvalidValue, KanaName, PatientId, PatientName,
@@ -22,7 +22,7 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::RequestOrigin;
-use crate::access::{authorize, authorize_any, staff};
+use crate::access::{authorize, permit, staff};
 use crate::error::{ApiError, ApiJson, ErrorBody};
 use crate::session::SignedIn;
 use crate::state::AppState;
@@ -195,10 +195,10 @@ pub async fn list(
     signed_in: SignedIn,
     Query(query): Query<PatientQuery>,
 ) -> Result<Json<Vec<Listed<PatientLine>>>, ApiError> {
-    let who = authorize_any(&state, &signed_in, Action::PatientRead).await?;
+    let who = permit::<may::PatientRead>(&state, &signed_in).await?;
     let limit = query.limit.unwrap_or(50).clamp(1, 200);
     let found =
-        renrakucho_care::find_patients(&state.db, &state.keyring, who, &origin, &query.q, limit)
+        renrakucho_care::find_patients(&state.db, &state.keyring, &who, &origin, &query.q, limit)
             .await?;
     Ok(Json(
         found
@@ -225,10 +225,10 @@ pub async fn register(
     signed_in: SignedIn,
     ApiJson(body): ApiJson<PatientBody>,
 ) -> Result<(StatusCode, Json<PatientView>), ApiError> {
-    let who = authorize_any(&state, &signed_in, Action::PatientRegister).await?;
+    let who = permit::<may::PatientRegister>(&state, &signed_in).await?;
     let new = body.parse()?;
     let patient =
-        renrakucho_care::register_patient(&state.db, &state.keyring, who, &origin, new).await?;
+        renrakucho_care::register_patient(&state.db, &state.keyring, &who, &origin, new).await?;
     crate::access::changed(&state, patient.id).await;
     Ok((StatusCode::CREATED, Json(patient.into())))
 }
@@ -243,8 +243,8 @@ pub async fn show(
     Path(id): Path<String>,
 ) -> Result<Json<PatientView>, ApiError> {
     let id = patient_id(&id)?;
-    let who = authorize(&state, &signed_in, id, Action::PatientRead).await?;
-    let patient = renrakucho_care::patient(&state.db, &state.keyring, who, &origin, id).await?;
+    let who = authorize::<may::PatientRead>(&state, &signed_in, id).await?;
+    let patient = renrakucho_care::patient(&state.db, &state.keyring, &who, &origin).await?;
     Ok(Json(patient.into()))
 }
 
@@ -260,10 +260,10 @@ pub async fn update(
     ApiJson(body): ApiJson<PatientBody>,
 ) -> Result<Json<PatientView>, ApiError> {
     let id = patient_id(&id)?;
-    let who = authorize(&state, &signed_in, id, Action::PatientUpdate).await?;
+    let who = authorize::<may::PatientUpdate>(&state, &signed_in, id).await?;
     let new = body.parse()?;
     let patient =
-        renrakucho_care::update_patient(&state.db, &state.keyring, who, &origin, id, new).await?;
+        renrakucho_care::update_patient(&state.db, &state.keyring, &who, &origin, new).await?;
     Ok(Json(patient.into()))
 }
 
@@ -340,7 +340,7 @@ pub async fn record_consent(
     ApiJson(body): ApiJson<ConsentBody>,
 ) -> Result<(StatusCode, Json<RecordedConsent>), ApiError> {
     let id = patient_id(&id)?;
-    let who = crate::access::authorize_consent(&state, &signed_in, id).await?;
+    let who = authorize::<may::ConsentRecord>(&state, &signed_in, id).await?;
     let signer = match body.signer {
         SignerBody::Patient => Signer::Patient,
         SignerBody::Family { name, relation } => Signer::family(&name, &relation)?,
@@ -367,9 +367,8 @@ pub async fn record_consent(
         &state.db,
         &state.keyring,
         &state.files,
-        who,
+        &who,
         &origin,
-        id,
         form,
         scan,
     )
@@ -453,8 +452,8 @@ pub async fn consents(
     Path(id): Path<String>,
 ) -> Result<Json<Vec<Listed<ConsentView>>>, ApiError> {
     let id = patient_id(&id)?;
-    let who = authorize(&state, &signed_in, id, Action::ConsentRead).await?;
-    let found = renrakucho_care::consents_of(&state.db, &state.keyring, who, &origin, id).await?;
+    let who = authorize::<may::ConsentRead>(&state, &signed_in, id).await?;
+    let found = renrakucho_care::consents_of(&state.db, &state.keyring, &who, &origin).await?;
     Ok(Json(
         found
             .into_iter()
@@ -491,14 +490,13 @@ pub async fn consent_scan(
 ) -> Result<Response, ApiError> {
     let id = patient_id(&id)?;
     let consent = Uuid::parse_str(&consent).map_err(|_| ApiError::not_found())?;
-    let who = authorize(&state, &signed_in, id, Action::ConsentRead).await?;
+    let who = authorize::<may::ConsentRead>(&state, &signed_in, id).await?;
     let (media_type, bytes) = renrakucho_care::consent_scan(
         &state.db,
         &state.keyring,
         &state.files,
-        who,
+        &who,
         &origin,
-        id,
         consent,
     )
     .await?;
@@ -523,8 +521,8 @@ pub async fn withdraw_consent(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let id = patient_id(&id)?;
-    let who = authorize(&state, &signed_in, id, Action::ConsentWithdraw).await?;
-    renrakucho_care::withdraw_consent(&state.db, who, &origin, id).await?;
+    let who = authorize::<may::ConsentWithdraw>(&state, &signed_in, id).await?;
+    renrakucho_care::withdraw_consent(&state.db, &who, &origin).await?;
     crate::access::changed(&state, id).await;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -573,8 +571,8 @@ pub async fn care_team(
     Path(id): Path<String>,
 ) -> Result<Json<Vec<MemberView>>, ApiError> {
     let id = patient_id(&id)?;
-    let who = authorize(&state, &signed_in, id, Action::CareTeamRead).await?;
-    let team = renrakucho_care::care_team_of(&state.db, who, &origin, id).await?;
+    let who = authorize::<may::CareTeamRead>(&state, &signed_in, id).await?;
+    let team = renrakucho_care::care_team_of(&state.db, &who, &origin).await?;
     Ok(Json(team.into_iter().map(Into::into).collect()))
 }
 
@@ -597,9 +595,9 @@ pub async fn invite(
     ApiJson(body): ApiJson<InviteBody>,
 ) -> Result<(StatusCode, Json<MemberView>), ApiError> {
     let id = patient_id(&id)?;
-    let who = authorize(&state, &signed_in, id, Action::CareTeamInvite).await?;
+    let who = authorize::<may::CareTeamInvite>(&state, &signed_in, id).await?;
     let member =
-        renrakucho_care::invite(&state.db, who, &origin, id, body.facility_code.trim()).await?;
+        renrakucho_care::invite(&state.db, &who, &origin, body.facility_code.trim()).await?;
     crate::access::changed(&state, id).await;
     Ok((StatusCode::CREATED, Json(member.into())))
 }
@@ -615,8 +613,8 @@ pub async fn accept(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let id = patient_id(&id)?;
-    let who = authorize(&state, &signed_in, id, Action::CareTeamAccept).await?;
-    renrakucho_care::accept_invitation(&state.db, who, &origin, id).await?;
+    let who = authorize::<may::CareTeamAccept>(&state, &signed_in, id).await?;
+    renrakucho_care::accept_invitation(&state.db, &who, &origin).await?;
     crate::access::changed(&state, id).await;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -631,8 +629,8 @@ pub async fn decline(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let id = patient_id(&id)?;
-    let who = authorize(&state, &signed_in, id, Action::CareTeamAccept).await?;
-    renrakucho_care::decline_invitation(&state.db, who, &origin, id).await?;
+    let who = authorize::<may::CareTeamAccept>(&state, &signed_in, id).await?;
+    renrakucho_care::decline_invitation(&state.db, &who, &origin).await?;
     crate::access::changed(&state, id).await;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -647,8 +645,8 @@ pub async fn leave(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let id = patient_id(&id)?;
-    let who = authorize(&state, &signed_in, id, Action::CareTeamLeave).await?;
-    renrakucho_care::leave(&state.db, who, &origin, id).await?;
+    let who = authorize::<may::CareTeamLeave>(&state, &signed_in, id).await?;
+    renrakucho_care::leave(&state.db, &who, &origin).await?;
     crate::access::changed(&state, id).await;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -666,8 +664,8 @@ pub async fn remove(
     let facility = Uuid::parse_str(&facility)
         .map(FacilityId::from_uuid)
         .map_err(|_| ApiError::not_found())?;
-    let who = authorize(&state, &signed_in, id, Action::CareTeamRemove).await?;
-    renrakucho_care::remove_member(&state.db, who, &origin, id, facility).await?;
+    let who = authorize::<may::CareTeamRemove>(&state, &signed_in, id).await?;
+    renrakucho_care::remove_member(&state.db, &who, &origin, facility).await?;
     crate::access::changed(&state, id).await;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -732,7 +730,7 @@ pub async fn request_deletion(
     ApiJson(body): ApiJson<DeletionBody>,
 ) -> Result<Json<ErasureView>, ApiError> {
     let id = patient_id(&id)?;
-    let who = authorize(&state, &signed_in, id, Action::DeletionRecord).await?;
+    let who = authorize::<may::DeletionRecord>(&state, &signed_in, id).await?;
     if !body.confirm {
         return Err(InvalidValue::new(
             "confirm",
@@ -740,15 +738,9 @@ pub async fn request_deletion(
         )
         .into());
     }
-    let erasure = renrakucho_care::request_deletion(
-        &state.db,
-        &state.keyring,
-        &state.files,
-        who,
-        &origin,
-        id,
-    )
-    .await?;
+    let erasure =
+        renrakucho_care::request_deletion(&state.db, &state.keyring, &state.files, &who, &origin)
+            .await?;
     crate::access::changed(&state, id).await;
     Ok(Json(ErasureView {
         request: erasure.request,
