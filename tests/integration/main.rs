@@ -22,6 +22,7 @@ mod sessions;
 mod sharing;
 mod sharing_http;
 mod sign_in;
+mod state_machines;
 mod support;
 mod unreadable;
 mod uploads;
