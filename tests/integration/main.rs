@@ -18,6 +18,7 @@ mod kms;
 mod notebook_http;
 mod patients;
 mod platform_alerts;
+mod schema;
 mod sessions;
 mod sharing;
 mod sharing_http;
