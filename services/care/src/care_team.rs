@@ -5,7 +5,7 @@
 //! every change, so every server process's authorizer follows.
 
 use crate::{may, Authorized};
-use renrakucho_core::{FacilityCode, FacilityId, FacilityKind, PatientId};
+use renrakucho_core::{FacilityCode, FacilityId, FacilityKind, MemberMover, PatientId};
 use renrakucho_store::audit::Origin;
 use renrakucho_store::care_team::{self, AccessRow, MemberStatus, Membership};
 use renrakucho_store::facilities::{self, DirectoryEntry};
@@ -304,7 +304,10 @@ pub async fn remove_member(
         .into_iter()
         .find(|m| m.facility == facility && !m.registering)
         .ok_or(CareError::NotFound)?;
-    if !matches!(current.status, MemberStatus::Active | MemberStatus::Invited) {
+    if !current
+        .status
+        .may_become_by(MemberStatus::Removed, MemberMover::Registering)
+    {
         return Err(CareError::Conflict(
             "この施設は現在ケアチームに参加していません / this facility is not in the care team now".into(),
         ));

@@ -6,7 +6,9 @@
 //! (第14条) and closes the request.
 
 use crate::{may, Authorized};
-use renrakucho_core::{FacilityId, InvalidValue, PatientId, SupportKind};
+use renrakucho_core::{
+    FacilityId, InvalidValue, PatientId, SupportKind, SupportSide, SupportStatus,
+};
 use renrakucho_keyring::{Binding, KeyOwner, Keyring};
 use renrakucho_store::audit::Origin;
 use renrakucho_store::support::{self, NewRequest, StoredRequest};
@@ -162,6 +164,13 @@ pub async fn send_support_request(
     .await?;
     tx.commit().await?;
     Ok(id)
+}
+
+fn status_of(stored: &StoredRequest) -> Result<SupportStatus, CareError> {
+    stored
+        .status
+        .parse()
+        .map_err(|e| CareError::corrupt("support request status", e))
 }
 
 /// A request in a list.
@@ -386,13 +395,18 @@ pub async fn respond_to_support_request(
     if stored.to_facility_id != who.facility.as_uuid() {
         return Err(CareError::NotFound);
     }
-    if stored.status != "requested" {
+    let status = status_of(&stored)?;
+    let to = if accept {
+        SupportStatus::Accepted
+    } else {
+        SupportStatus::Declined
+    };
+    if !status.may_become_by(to, SupportSide::Asked) {
         return Err(CareError::Conflict(
             "この依頼にはすでに回答済みです / this request was already answered".into(),
         ));
     }
-    let to = if accept { "accepted" } else { "declined" };
-    support::set_status(&mut tx, id, "requested", to).await?;
+    support::set_status(&mut tx, id, status, to).await?;
     record(
         &mut tx,
         who,
@@ -425,7 +439,7 @@ pub async fn answer_support_request(
     if stored.to_facility_id != who.actor.facility.as_uuid() {
         return Err(CareError::NotFound);
     }
-    if stored.status != "accepted" {
+    if !status_of(&stored)?.may_become_by(SupportStatus::Answered, SupportSide::Asked) {
         return Err(CareError::Conflict(
             "回答できるのは受諾した依頼だけです / only an accepted request can be answered".into(),
         ));
@@ -462,15 +476,13 @@ pub async fn close_support_request(
     if stored.facility_id != who.facility.as_uuid() {
         return Err(CareError::NotFound);
     }
-    if !matches!(
-        stored.status.as_str(),
-        "requested" | "accepted" | "answered"
-    ) {
+    let status = status_of(&stored)?;
+    if !status.may_become_by(SupportStatus::Closed, SupportSide::Asking) {
         return Err(CareError::Conflict(
             "この依頼はすでに終了しています / this request has already ended".into(),
         ));
     }
-    support::set_status(&mut tx, id, &stored.status, "closed").await?;
+    support::set_status(&mut tx, id, status, SupportStatus::Closed).await?;
     record(
         &mut tx,
         who,

@@ -25,6 +25,7 @@ pub mod ids;
 pub mod notebook;
 pub mod patient;
 pub mod staff;
+pub mod states;
 pub mod text;
 
 pub use card::CardNumber;
@@ -36,6 +37,7 @@ pub use patient::{
     Address, BirthDate, CareLevel, KanaName, PatientName, PatientProfile, Phone, PrimaryDoctor, Sex,
 };
 pub use staff::{DisplayName, LoginId, Password, Profession, StaffRole, StaffStatus};
+pub use states::{MemberMover, MemberStatus, SupportSide, SupportStatus};
 pub use text::Lines;
 
 /// Why a value offered from outside was refused. The message is shown to people, so it says in

@@ -8,53 +8,8 @@ use uuid::Uuid;
 
 use crate::{ScopedTx, StoreError};
 
-/// Where a facility stands in a patient's care team.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MemberStatus {
-    Invited,
-    Active,
-    Declined,
-    Left,
-    Removed,
-}
-
-impl MemberStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            MemberStatus::Invited => "invited",
-            MemberStatus::Active => "active",
-            MemberStatus::Declined => "declined",
-            MemberStatus::Left => "left",
-            MemberStatus::Removed => "removed",
-        }
-    }
-
-    /// The Japanese label shown in the portal.
-    pub fn label_ja(self) -> &'static str {
-        match self {
-            MemberStatus::Invited => "招待中",
-            MemberStatus::Active => "参加中",
-            MemberStatus::Declined => "辞退",
-            MemberStatus::Left => "離脱",
-            MemberStatus::Removed => "除外",
-        }
-    }
-
-    fn parse(s: &str) -> Result<Self, StoreError> {
-        Ok(match s {
-            "invited" => MemberStatus::Invited,
-            "active" => MemberStatus::Active,
-            "declined" => MemberStatus::Declined,
-            "left" => MemberStatus::Left,
-            "removed" => MemberStatus::Removed,
-            other => {
-                return Err(StoreError::Misconfigured(format!(
-                    "unknown membership status {other:?}"
-                )))
-            }
-        })
-    }
-}
+/// Where a facility stands in a patient's care team, and the moves between (`core::states`).
+pub use renrakucho_core::MemberStatus;
 
 /// One facility in one patient's care team.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,7 +42,9 @@ fn membership(r: Row) -> Result<Membership, StoreError> {
         registering_facility: FacilityId::from_uuid(r.registering_facility_id),
         facility: FacilityId::from_uuid(r.facility_id),
         registering: r.role == "registering",
-        status: MemberStatus::parse(&r.status)?,
+        status: r.status.parse().map_err(|_| {
+            StoreError::Misconfigured(format!("unknown membership status {:?}", r.status))
+        })?,
         invited_at: r.invited_at,
         joined_at: r.joined_at,
         ended_at: r.ended_at,
@@ -104,10 +61,11 @@ pub async fn add_registering(tx: &mut ScopedTx, patient: PatientId) -> Result<()
     sqlx::query(
         "INSERT INTO care_team_members (patient_id, registering_facility_id, facility_id, role,
                                         status, joined_at)
-         VALUES ($1, $2, $2, 'registering', 'active', now())",
+         VALUES ($1, $2, $2, 'registering', $3, now())",
     )
     .bind(patient.as_uuid())
     .bind(facility.as_uuid())
+    .bind(MemberStatus::Active.as_str())
     .execute(tx.conn())
     .await?;
     Ok(())
@@ -124,33 +82,43 @@ pub async fn invite(
     sqlx::query(
         "INSERT INTO care_team_members (patient_id, registering_facility_id, facility_id, role,
                                         status, invited_by)
-         VALUES ($1, $2, $3, 'member', 'invited', $4)",
+         VALUES ($1, $2, $3, 'member', $5, $4)",
     )
     .bind(patient.as_uuid())
     .bind(registering_facility.as_uuid())
     .bind(facility.as_uuid())
     .bind(by.as_uuid())
+    .bind(MemberStatus::INITIAL.as_str())
     .execute(tx.conn())
     .await?;
     Ok(())
 }
 
-/// Invites again a facility that declined, left or was removed (the registering facility).
+/// Invites again a facility that declined, left or was removed (the registering facility):
+/// from any state that may become `invited`.
 pub async fn invite_again(
     tx: &mut ScopedTx,
     patient: PatientId,
     facility: FacilityId,
     by: StaffId,
 ) -> Result<(), StoreError> {
+    let again = MemberStatus::Invited;
+    let from: Vec<&str> = MemberStatus::ALL
+        .iter()
+        .filter(|s| s.may_become(again))
+        .map(|s| s.as_str())
+        .collect();
     let done = sqlx::query(
         "UPDATE care_team_members
-            SET status = 'invited', invited_by = $3, invited_at = now(), joined_at = NULL,
+            SET status = $4, invited_by = $3, invited_at = now(), joined_at = NULL,
                 ended_at = NULL
-          WHERE patient_id = $1 AND facility_id = $2 AND status IN ('declined', 'left', 'removed')",
+          WHERE patient_id = $1 AND facility_id = $2 AND status = ANY($5)",
     )
     .bind(patient.as_uuid())
     .bind(facility.as_uuid())
     .bind(by.as_uuid())
+    .bind(again.as_str())
+    .bind(&from)
     .execute(tx.conn())
     .await?;
     if done.rows_affected() == 1 {

@@ -2,7 +2,7 @@
 //! facility asks another for a remote diagnosis, a second opinion or information, with the
 //! entries and files it chooses.
 
-use renrakucho_core::{FacilityId, PatientId, StaffId};
+use renrakucho_core::{FacilityId, PatientId, StaffId, SupportStatus};
 use sqlx::FromRow;
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -121,15 +121,15 @@ pub async fn items(tx: &mut ScopedTx, id: Uuid) -> Result<(Vec<Uuid>, Vec<Uuid>)
 pub async fn set_status(
     tx: &mut ScopedTx,
     id: Uuid,
-    from: &str,
-    to: &str,
+    from: SupportStatus,
+    to: SupportStatus,
 ) -> Result<(), StoreError> {
     let done = sqlx::query(
         "UPDATE support_requests SET status = $3, updated_at = now() WHERE id = $1 AND status = $2",
     )
     .bind(id)
-    .bind(from)
-    .bind(to)
+    .bind(from.as_str())
+    .bind(to.as_str())
     .execute(tx.conn())
     .await?;
     if done.rows_affected() == 1 {
@@ -149,14 +149,16 @@ pub async fn answer(
 ) -> Result<(), StoreError> {
     let done = sqlx::query(
         "UPDATE support_requests
-            SET status = 'answered', answer_enc = $2, answered_by = $3, answered_by_name = $4,
+            SET status = $6, answer_enc = $2, answered_by = $3, answered_by_name = $4,
                 updated_at = now()
-          WHERE id = $1 AND status = 'accepted'",
+          WHERE id = $1 AND status = $5",
     )
     .bind(id)
     .bind(answer_enc)
     .bind(by.as_uuid())
     .bind(by_name)
+    .bind(SupportStatus::Accepted.as_str())
+    .bind(SupportStatus::Answered.as_str())
     .execute(tx.conn())
     .await?;
     if done.rows_affected() == 1 {
