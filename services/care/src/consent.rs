@@ -23,7 +23,7 @@ use crate::audit::record;
 use crate::{CareError, StaffActor};
 
 /// Who signed the consent form.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Signer {
     /// The patient.
@@ -31,6 +31,8 @@ pub enum Signer {
     /// A family member, when the patient is a minor or cannot consent (第12条).
     Family { name: String, relation: String },
 }
+
+renrakucho_core::redacted_debug!(Signer);
 
 impl Signer {
     /// A family signer, validated: name 1–100 characters, relation 1–30.
@@ -74,9 +76,11 @@ fn short_text(
 }
 
 /// What the patient agreed to share, in the form's words.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct ConsentScope(String);
+
+renrakucho_core::redacted_debug!(ConsentScope);
 
 impl ConsentScope {
     /// The network's standard wording, when the form says nothing else.
@@ -97,12 +101,14 @@ impl ConsentScope {
 }
 
 /// A signed consent form to record.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ConsentForm {
     pub signer: Signer,
     pub signed_on: Date,
     pub scope: ConsentScope,
 }
+
+renrakucho_core::redacted_debug!(ConsentForm);
 
 impl ConsentForm {
     /// Checks the signing date: not in the future, not before 2000.
@@ -118,13 +124,15 @@ impl ConsentForm {
 }
 
 /// A scan of the signed form as uploaded.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct NewScan {
     pub bytes: Vec<u8>,
 }
 
+renrakucho_core::redacted_debug!(NewScan);
+
 /// A consent, decrypted for a facility that may read it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Clone, Serialize)]
 pub struct Consent {
     pub id: Uuid,
     pub signer: Signer,
@@ -145,6 +153,13 @@ pub struct Consent {
     /// Recorded after a withdrawal, reopening the notebook to the care team.
     pub renewal: bool,
 }
+
+renrakucho_core::redacted_debug!(Consent {
+    id,
+    collected_by,
+    recorded_by,
+    renewal
+});
 
 /// The encrypted part of a consent.
 #[derive(Serialize, Deserialize)]

@@ -30,9 +30,11 @@ use crate::{CareError, StaffActor};
 pub const IDENTIFICATION_LIMIT: i32 = 5;
 
 /// Why the notebook is opened, in the words of the person opening it (10–500 characters).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Clone, PartialEq, Eq, Serialize)]
 #[serde(transparent)]
 pub struct EmergencyReason(String);
+
+renrakucho_core::redacted_debug!(EmergencyReason);
 
 impl EmergencyReason {
     pub fn parse(raw: &str) -> Result<Self, InvalidValue> {
@@ -53,7 +55,7 @@ impl EmergencyReason {
 }
 
 /// A request to open a patient's notebook in an emergency.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct EmergencyRequest {
     /// The number on the patient's card.
     pub card: CardNumber,
@@ -64,8 +66,10 @@ pub struct EmergencyRequest {
     pub duration: time::Duration,
 }
 
+renrakucho_core::redacted_debug!(EmergencyRequest);
+
 /// A grant, as the opening facility or the care team sees it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Clone, Serialize)]
 pub struct EmergencyGrant {
     pub id: Uuid,
     pub patient: PatientId,
@@ -90,6 +94,15 @@ pub struct EmergencyGrant {
     /// Opened by the asking facility (otherwise: a grant on one of its patients, to review).
     pub ours: bool,
 }
+
+renrakucho_core::redacted_debug!(EmergencyGrant {
+    id,
+    patient,
+    facility,
+    opened_by,
+    open,
+    ours
+});
 
 fn reason_binding(patient: PatientId, id: Uuid) -> Binding<'static> {
     Binding {
@@ -309,7 +322,7 @@ pub struct CardAttempt {
 
 /// The patient's card, for the registering facility to print, with the failed identifications
 /// of the last day and the lock they put on it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Clone, Serialize)]
 pub struct PatientCard {
     pub patient: PatientId,
     /// As printed: four groups of four characters.
@@ -321,6 +334,8 @@ pub struct PatientCard {
     pub locked_until: Option<OffsetDateTime>,
     pub recent_failures: Vec<CardAttempt>,
 }
+
+renrakucho_core::redacted_debug!(PatientCard { patient });
 
 fn new_number() -> CardNumber {
     let mut bytes = [0u8; renrakucho_core::card::CARD_RANDOM_BYTES];

@@ -25,7 +25,7 @@ use crate::unreadable::{self, Listed};
 use crate::{CareError, StaffActor};
 
 /// Who writes: the staff member, as the care team will see them.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Author {
     pub actor: StaffActor,
     pub name: String,
@@ -34,8 +34,14 @@ pub struct Author {
     pub facility_admin: bool,
 }
 
+renrakucho_core::redacted_debug!(Author {
+    actor,
+    profession,
+    facility_admin
+});
+
 /// What an entry says.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct EntryContent {
     pub category: Category,
     pub priority: Priority,
@@ -45,16 +51,24 @@ pub struct EntryContent {
     pub mentions: Vec<FacilityId>,
 }
 
+renrakucho_core::redacted_debug!(EntryContent { mentions });
+
 /// A new entry: its content, what it answers, the files uploaded for it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct NewEntryInput {
     pub content: EntryContent,
     pub reply_to: Option<Uuid>,
     pub attachments: Vec<Uuid>,
 }
 
+renrakucho_core::redacted_debug!(NewEntryInput {
+    content,
+    reply_to,
+    attachments
+});
+
 /// A file of an entry, as listed.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Clone, Serialize)]
 pub struct AttachmentLine {
     pub id: Uuid,
     pub file_name: String,
@@ -63,8 +77,15 @@ pub struct AttachmentLine {
     pub has_thumbnail: bool,
 }
 
+renrakucho_core::redacted_debug!(AttachmentLine {
+    id,
+    media_type,
+    size,
+    has_thumbnail
+});
+
 /// An entry as the care team reads it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Clone, Serialize)]
 pub struct EntryView {
     pub id: Uuid,
     pub patient: PatientId,
@@ -93,8 +114,16 @@ pub struct EntryView {
     pub withdrawal_reason: Option<String>,
 }
 
+renrakucho_core::redacted_debug!(EntryView {
+    id,
+    patient,
+    facility,
+    author,
+    version
+});
+
 /// One page of a timeline, and where the next one starts.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Clone, Serialize)]
 pub struct TimelinePage {
     /// An entry that fails its integrity check is `{"id": …, "unreadable": true}`.
     pub entries: Vec<Listed<EntryView>>,
@@ -102,8 +131,10 @@ pub struct TimelinePage {
     pub next: Option<String>,
 }
 
+renrakucho_core::redacted_debug!(TimelinePage { entries, next });
+
 /// A version of an entry, for its history.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Clone, Serialize)]
 pub struct VersionView {
     pub version: i32,
     pub editor_name: String,
@@ -116,8 +147,13 @@ pub struct VersionView {
     pub vitals: Option<Vitals>,
 }
 
+renrakucho_core::redacted_debug!(VersionView {
+    version,
+    editor_facility
+});
+
 /// Someone who read an entry.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Clone, Serialize)]
 pub struct ReaderView {
     pub name: String,
     pub profession: String,
@@ -127,8 +163,10 @@ pub struct ReaderView {
     pub read_at: OffsetDateTime,
 }
 
+renrakucho_core::redacted_debug!(ReaderView { facility });
+
 /// An entry with its history, replies and readers.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Clone, Serialize)]
 pub struct EntryDetail {
     pub entry: EntryView,
     /// A version that fails its integrity check is `{"id": <version row>, "unreadable": true}`.
@@ -136,6 +174,13 @@ pub struct EntryDetail {
     pub replies: Vec<Listed<EntryView>>,
     pub read_by: Vec<ReaderView>,
 }
+
+renrakucho_core::redacted_debug!(EntryDetail {
+    entry,
+    versions,
+    replies,
+    read_by
+});
 
 /// The cursor of a page: opaque to clients.
 fn encode_cursor(c: Cursor) -> String {

@@ -20,7 +20,7 @@ use crate::{CareError, StaffActor};
 const JST: UtcOffset = time::macros::offset!(+9);
 
 /// A person's notification preferences.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Clone, PartialEq, Eq, Serialize)]
 pub struct Preferences {
     pub email: Option<String>,
     /// Live notifications from this level up.
@@ -32,6 +32,15 @@ pub struct Preferences {
     pub digest_hour: u8,
     pub muted: Vec<PatientId>,
 }
+
+renrakucho_core::redacted_debug!(Preferences {
+    live_level,
+    quiet_start,
+    quiet_end,
+    digest_enabled,
+    digest_hour,
+    muted
+});
 
 impl Default for Preferences {
     fn default() -> Self {
@@ -370,11 +379,13 @@ pub async fn digest_counts(db: &Database, who: StaffActor) -> Result<DigestCount
 }
 
 /// Someone whose digest is due.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct DigestDue {
     pub who: StaffActor,
     pub email: String,
 }
+
+renrakucho_core::redacted_debug!(DigestDue { who });
 
 /// Everyone whose daily digest is due at `now`: the hour has come (Japan time) and none went
 /// out today.

@@ -13,15 +13,17 @@ use crate::{CareError, StaffActor};
 const TABLE: &str = "patients";
 
 /// A patient to register.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct NewPatient {
     pub name: PatientName,
     pub kana: KanaName,
     pub profile: PatientProfile,
 }
 
+renrakucho_core::redacted_debug!(NewPatient);
+
 /// A patient, decrypted for someone allowed to read them.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Clone, serde::Serialize)]
 pub struct Patient {
     pub id: PatientId,
     pub registering_facility: renrakucho_core::FacilityId,
@@ -32,13 +34,20 @@ pub struct Patient {
     pub registered_at: OffsetDateTime,
 }
 
+renrakucho_core::redacted_debug!(Patient {
+    id,
+    registering_facility
+});
+
 /// A line of a patient list or search result.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Clone, serde::Serialize)]
 pub struct PatientSummary {
     pub id: PatientId,
     pub name: PatientName,
     pub kana: KanaName,
 }
+
+renrakucho_core::redacted_debug!(PatientSummary { id });
 
 /// Where a patient's field is stored, at the revision the database counts for the row (the
 /// associated data names it, so a field put back from an earlier revision does not decrypt).

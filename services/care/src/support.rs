@@ -35,7 +35,7 @@ fn text(raw: &str, field: &'static str, max: usize, what: &str) -> Result<String
 }
 
 /// A support request to send.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct NewSupportRequest {
     /// The asked facility's code (from the directory).
     pub to_code: String,
@@ -47,6 +47,13 @@ pub struct NewSupportRequest {
     pub entries: Vec<Uuid>,
     pub attachments: Vec<Uuid>,
 }
+
+renrakucho_core::redacted_debug!(NewSupportRequest {
+    to_code,
+    kind,
+    entries,
+    attachments
+});
 
 fn binding(patient: PatientId, column: &'static str, id: Uuid) -> Binding<'static> {
     Binding {
@@ -183,7 +190,7 @@ pub struct SupportLine {
 }
 
 /// A request with what it says and what it shares.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Clone, Serialize)]
 pub struct SupportDetail {
     pub line: SupportLine,
     pub question: String,
@@ -193,6 +200,8 @@ pub struct SupportDetail {
     /// A shared entry that fails its integrity check is `{"id": …, "unreadable": true}`.
     pub entries: Vec<Listed<EntryView>>,
 }
+
+renrakucho_core::redacted_debug!(SupportDetail { line, entries });
 
 async fn lines(
     tx: &mut renrakucho_store::ScopedTx,

@@ -19,7 +19,7 @@ use crate::session::SignedIn;
 use crate::state::AppState;
 
 /// A request to open a notebook in an emergency.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Deserialize, ToSchema)]
 pub struct EmergencyBody {
     /// The number on the patient's card (16 characters, e.g. `7K3M-Q9TX-2HCE-WR4P`).
     pub card_number: String,
@@ -28,6 +28,8 @@ pub struct EmergencyBody {
     /// Why (10–500 characters).
     pub reason: String,
 }
+
+renrakucho_core::redacted_debug!(EmergencyBody);
 
 impl EmergencyBody {
     pub fn parse(&self, duration: std::time::Duration) -> Result<EmergencyRequest, InvalidValue> {
@@ -44,7 +46,7 @@ impl EmergencyBody {
 }
 
 /// An emergency grant as shown.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Serialize, ToSchema)]
 pub struct GrantView {
     pub id: Uuid,
     pub patient: Uuid,
@@ -67,6 +69,13 @@ pub struct GrantView {
     /// Opened by the signed-in person's facility (otherwise: on one of its patients).
     pub ours: bool,
 }
+
+renrakucho_core::redacted_debug!(GrantView {
+    id,
+    patient,
+    facility,
+    opened_by
+});
 
 impl From<EmergencyGrant> for GrantView {
     fn from(g: EmergencyGrant) -> Self {
@@ -220,7 +229,7 @@ pub struct CardAttemptView {
 
 /// The patient's card (the registering facility): the number to print, and the failed
 /// identifications of the last day with the lock they put on it.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Serialize, ToSchema)]
 pub struct CardView {
     pub patient: Uuid,
     /// As printed on the card: four groups of four characters.
@@ -232,6 +241,8 @@ pub struct CardView {
     pub locked_until: Option<OffsetDateTime>,
     pub recent_failures: Vec<CardAttemptView>,
 }
+
+renrakucho_core::redacted_debug!(CardView { patient });
 
 impl From<PatientCard> for CardView {
     fn from(c: PatientCard) -> Self {

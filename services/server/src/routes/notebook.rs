@@ -34,7 +34,7 @@ fn id_of(raw: &str) -> Result<Uuid, ApiError> {
 }
 
 /// What an entry says, as sent.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Deserialize, ToSchema)]
 pub struct ContentBody {
     /// instruction, treatment, support, complaint, vitals, medication, notice, other
     pub category: String,
@@ -51,6 +51,8 @@ pub struct ContentBody {
     #[serde(default)]
     pub mentions: Vec<Uuid>,
 }
+
+renrakucho_core::redacted_debug!(ContentBody { mentions });
 
 fn info() -> String {
     "info".into()
@@ -102,7 +104,7 @@ impl ContentBody {
 }
 
 /// A new entry or reply.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Deserialize, ToSchema)]
 pub struct EntryBodyIn {
     #[serde(flatten)]
     pub content: ContentBody,
@@ -114,18 +116,31 @@ pub struct EntryBodyIn {
     pub attachments: Vec<Uuid>,
 }
 
+renrakucho_core::redacted_debug!(EntryBodyIn {
+    content,
+    reply_to,
+    attachments
+});
+
 /// An edit: the version it starts from, and the new content.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Deserialize, ToSchema)]
 pub struct EditBody {
     pub expected_version: i32,
     #[serde(flatten)]
     pub content: ContentBody,
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
+renrakucho_core::redacted_debug!(EditBody {
+    expected_version,
+    content
+});
+
+#[derive(Deserialize, ToSchema)]
 pub struct WithdrawBody {
     pub reason: String,
 }
+
+renrakucho_core::redacted_debug!(WithdrawBody);
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct ReadBody {
@@ -138,7 +153,7 @@ pub struct Marked {
 }
 
 /// The shape of an entry in the API (the care domain's view, documented here).
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Serialize, ToSchema)]
 #[schema(as = Entry)]
 pub struct EntrySchema {
     pub id: Uuid,
@@ -164,6 +179,14 @@ pub struct EntrySchema {
     pub withdrawn_at: Option<String>,
     pub withdrawal_reason: Option<String>,
 }
+
+renrakucho_core::redacted_debug!(EntrySchema {
+    id,
+    patient,
+    facility,
+    author,
+    version
+});
 
 /// An entry of a listing (timeline, search, replies, a support request's entries): the entry,
 /// or `UnreadableItem` when a value of it fails its integrity check (ADR 0017).
@@ -461,10 +484,12 @@ pub async fn mark_read(
     Ok(Json(Marked { marked }))
 }
 
-#[derive(Debug, Deserialize, IntoParams)]
+#[derive(Deserialize, IntoParams)]
 pub struct SearchQuery {
     pub q: String,
 }
+
+renrakucho_core::redacted_debug!(SearchQuery);
 
 /// Entries of this patient's notebook containing the words (newest first, at most 100).
 #[utoipa::path(get, path = "/api/v1/patients/{id}/entries/search", tag = "notebook",
@@ -710,7 +735,7 @@ pub async fn unread(
 }
 
 /// A support request to send.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Deserialize, ToSchema)]
 pub struct SupportBody {
     /// The asked facility's code.
     pub to: String,
@@ -724,6 +749,13 @@ pub struct SupportBody {
     #[serde(default)]
     pub attachments: Vec<Uuid>,
 }
+
+renrakucho_core::redacted_debug!(SupportBody {
+    to,
+    kind,
+    entries,
+    attachments
+});
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct CreatedId {
@@ -833,10 +865,12 @@ pub async fn support_detail(
     ))
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Deserialize, ToSchema)]
 pub struct AnswerBody {
     pub answer: String,
 }
+
+renrakucho_core::redacted_debug!(AnswerBody);
 
 /// Accepts, declines, answers (the asked facility) or closes (the asking facility) a request.
 #[utoipa::path(post, path = "/api/v1/support-requests/{id}/{step}", tag = "support",
@@ -913,7 +947,7 @@ pub async fn notifications(
 }
 
 /// Notification preferences as sent.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Deserialize, ToSchema)]
 pub struct PreferencesBody {
     #[serde(default)]
     pub email: Option<String>,
@@ -929,6 +963,14 @@ pub struct PreferencesBody {
     #[serde(default = "seven")]
     pub digest_hour: i64,
 }
+
+renrakucho_core::redacted_debug!(PreferencesBody {
+    live_level,
+    quiet_start,
+    quiet_end,
+    digest_enabled,
+    digest_hour
+});
 
 fn seven() -> i64 {
     7

@@ -41,7 +41,7 @@ fn today() -> time::Date {
 }
 
 /// A patient's registration as entered.
-#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[derive(Clone, Deserialize, ToSchema)]
 pub struct PatientBody {
     /// 氏名, e.g. 山田 花子
     pub name: String,
@@ -60,6 +60,8 @@ pub struct PatientBody {
     #[serde(default)]
     pub primary_doctor: Option<String>,
 }
+
+renrakucho_core::redacted_debug!(PatientBody);
 
 fn optional<T>(
     raw: &Option<String>,
@@ -98,7 +100,7 @@ impl PatientBody {
 }
 
 /// A patient as shown to a facility that may read them.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Serialize, ToSchema)]
 pub struct PatientView {
     pub id: Uuid,
     pub registering_facility: Uuid,
@@ -113,6 +115,11 @@ pub struct PatientView {
     #[serde(with = "time::serde::rfc3339")]
     pub registered_at: OffsetDateTime,
 }
+
+renrakucho_core::redacted_debug!(PatientView {
+    id,
+    registering_facility
+});
 
 impl From<renrakucho_care::Patient> for PatientView {
     fn from(p: renrakucho_care::Patient) -> Self {
@@ -139,12 +146,14 @@ impl From<renrakucho_care::Patient> for PatientView {
 }
 
 /// A line of a patient list.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Serialize, ToSchema)]
 pub struct PatientLine {
     pub id: Uuid,
     pub name: String,
     pub kana: String,
 }
+
+renrakucho_core::redacted_debug!(PatientLine { id });
 
 /// An item of a listing whose stored value fails its integrity check (altered, moved, or
 /// naming a key that does not exist): only its ID and the marker. The rest of the listing is
@@ -174,7 +183,7 @@ pub enum ConsentListItem {
     Unreadable(UnreadableSchema),
 }
 
-#[derive(Debug, Deserialize, IntoParams)]
+#[derive(Deserialize, IntoParams)]
 pub struct PatientQuery {
     /// A name or reading (whole, family or given name); empty lists the newest.
     #[serde(default)]
@@ -183,6 +192,8 @@ pub struct PatientQuery {
     #[serde(default)]
     pub limit: Option<i64>,
 }
+
+renrakucho_core::redacted_debug!(PatientQuery { limit });
 
 /// Patients the facility cares for (or holds an emergency grant on), found by name or reading.
 /// Patients of other facilities never appear.
@@ -268,15 +279,17 @@ pub async fn update(
 }
 
 /// Who signed a consent form.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Deserialize, ToSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum SignerBody {
     Patient,
     Family { name: String, relation: String },
 }
 
+renrakucho_core::redacted_debug!(SignerBody);
+
 /// A signed consent form.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Deserialize, ToSchema)]
 pub struct ConsentBody {
     pub signer: SignerBody,
     /// YYYY-MM-DD
@@ -288,6 +301,8 @@ pub struct ConsentBody {
     #[serde(default)]
     pub scan_base64: Option<String>,
 }
+
+renrakucho_core::redacted_debug!(ConsentBody);
 
 /// Parses a consent form's fields as entered (API or portal).
 pub fn consent_form(
@@ -398,7 +413,7 @@ pub fn too_large(limit: usize) -> ApiError {
 }
 
 /// A consent as shown.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Serialize, ToSchema)]
 pub struct ConsentView {
     pub id: Uuid,
     /// `patient` or `family`
@@ -417,6 +432,12 @@ pub struct ConsentView {
     /// Recorded after a withdrawal: a renewal.
     pub renewal: bool,
 }
+
+renrakucho_core::redacted_debug!(ConsentView {
+    id,
+    collected_by,
+    renewal
+});
 
 impl From<renrakucho_care::Consent> for ConsentView {
     fn from(c: renrakucho_care::Consent) -> Self {
