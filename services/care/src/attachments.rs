@@ -67,6 +67,7 @@ renrakucho_core::redacted_debug!(Uploaded {
 /// Checks, cleans and stores a file for the patient's notebook; it is attached to the entry
 /// posted with it.
 #[allow(clippy::too_many_arguments)]
+#[tracing::instrument(level = "debug", skip_all, fields(patient = %patient))]
 pub async fn upload_attachment(
     db: &Database,
     keyring: &Keyring,
@@ -159,6 +160,7 @@ renrakucho_core::redacted_debug!(Download { media_type });
 
 /// A file of the notebook (or its thumbnail), decrypted for someone who may read it. Audited.
 #[allow(clippy::too_many_arguments)]
+#[tracing::instrument(level = "debug", skip_all, fields(patient = %patient, id = %id))]
 pub async fn attachment_content(
     db: &Database,
     keyring: &Keyring,

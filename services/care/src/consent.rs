@@ -217,6 +217,7 @@ fn japan_date(at: OffsetDateTime) -> Date {
 /// on `scan`). From then on, the care team's active members see the patient. While the consent
 /// is withdrawn this is a renewal: the registering facility only, with the scan.
 #[allow(clippy::too_many_arguments)]
+#[tracing::instrument(level = "debug", skip_all, fields(patient = %patient))]
 pub async fn record_consent(
     db: &Database,
     keyring: &Keyring,
@@ -381,6 +382,7 @@ fn refusal(e: renrakucho_store::StoreError) -> CareError {
 
 /// The patient's consents, decrypted (one whose details fail their integrity check is listed
 /// as unreadable); the read is audited.
+#[tracing::instrument(level = "debug", skip_all, fields(patient = %patient))]
 pub async fn consents_of(
     db: &Database,
     keyring: &Keyring,
@@ -439,6 +441,7 @@ fn decoded(c: StoredConsent, plain: &[u8]) -> Result<Consent, CareError> {
 }
 
 /// The scan of one consent form, decrypted: its media type and bytes. Audited.
+#[tracing::instrument(level = "debug", skip_all, fields(patient = %patient, consent = %consent))]
 pub async fn consent_scan(
     db: &Database,
     keyring: &Keyring,
@@ -470,6 +473,7 @@ pub async fn consent_scan(
 }
 
 /// Withdraws the consent: every facility but the registering one loses access at once.
+#[tracing::instrument(level = "debug", skip_all, fields(patient = %patient))]
 pub async fn withdraw_consent(
     db: &Database,
     who: StaffActor,

@@ -138,6 +138,7 @@ const DECOY_CHECK: [u8; 32] = [0; 32];
 /// patient) and in the registering facility's (by the database). `Locked` when the asking
 /// facility has failed too often within the hour (nothing is looked up); `Conflict` when the
 /// facility already sees the patient.
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn open_emergency(
     db: &Database,
     keyring: &Keyring,
@@ -284,6 +285,7 @@ pub struct IdentificationStatus {
     pub locked_until: Option<OffsetDateTime>,
 }
 
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn identification_status(
     db: &Database,
     who: StaffActor,
@@ -460,6 +462,7 @@ async fn card_view(
 
 /// The patient's card, for the registering facility (anyone else: `NotFound`). A patient
 /// registered before cards existed gets one now. Audited.
+#[tracing::instrument(level = "debug", skip_all, fields(patient = %patient))]
 pub async fn patient_card(
     db: &Database,
     keyring: &Keyring,
@@ -509,6 +512,7 @@ pub async fn patient_card(
 /// Re-issues the patient's card (the registering facility): a new number, the old one stops
 /// working with this commit and the failures counted against it no longer lock the card.
 /// Audited (never the number).
+#[tracing::instrument(level = "debug", skip_all, fields(patient = %patient))]
 pub async fn reissue_card(
     db: &Database,
     keyring: &Keyring,
@@ -540,6 +544,7 @@ pub async fn reissue_card(
 /// Gives every patient without a card one (patients registered before cards existed), each
 /// facility in its own scope, audited in its chain as the server's act. Run at start; returns
 /// how many cards were issued.
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn ensure_cards(db: &Database, keyring: &Keyring) -> Result<u64, CareError> {
     let mut tx = db.begin(Scope::Platform).await?;
     let all = facilities::list(&mut tx).await?;
@@ -580,6 +585,7 @@ pub async fn ensure_cards(db: &Database, keyring: &Keyring) -> Result<u64, CareE
 /// A reason (clinical context about the patient) is decrypted only where the key is (the care
 /// team; the opening facility while its grant is open) and `may_read_reason(patient, ours)`
 /// says this person may read it. Audited (the list names patients).
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn emergency_grants<Allowed>(
     db: &Database,
     keyring: &Keyring,
@@ -657,6 +663,7 @@ where
 }
 
 /// The opening facility ends its grant before it runs out.
+#[tracing::instrument(level = "debug", skip_all, fields(grant = %grant))]
 pub async fn end_emergency(
     db: &Database,
     who: StaffActor,
@@ -680,6 +687,7 @@ pub async fn end_emergency(
 }
 
 /// A facility of the care team marks a grant on its patient as reviewed.
+#[tracing::instrument(level = "debug", skip_all, fields(grant = %grant))]
 pub async fn review_emergency(
     db: &Database,
     who: StaffActor,

@@ -56,6 +56,7 @@ renrakucho_core::redacted_debug!(NotebookCopy { patient });
 /// The notebook's full copy; the export is audited with its format (`json` or `pdf`). When a
 /// value fails its integrity check no copy is made: the refusal (409) names every unreadable
 /// item (patient, entry or entry version ID), is audited and alerts the platform operators.
+#[tracing::instrument(level = "debug", skip_all, fields(patient = %patient))]
 pub async fn export_notebook(
     db: &Database,
     keyring: &Keyring,

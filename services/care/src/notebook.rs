@@ -537,6 +537,7 @@ fn vitals_for(content: &EntryContent) -> Result<Option<Vec<u8>>, CareError> {
 }
 
 /// Posts an entry (or a reply) on the patient's notebook, with the files uploaded for it.
+#[tracing::instrument(level = "debug", skip_all, fields(patient = %patient))]
 pub async fn post_entry(
     db: &Database,
     keyring: &Keyring,
@@ -668,6 +669,7 @@ pub async fn post_entry(
 /// A page of the patient's timeline (newest first, withdrawn entries left out); the read is
 /// audited.
 #[allow(clippy::too_many_arguments)]
+#[tracing::instrument(level = "debug", skip_all, fields(patient = %patient))]
 pub async fn timeline(
     db: &Database,
     keyring: &Keyring,
@@ -715,6 +717,7 @@ pub async fn timeline(
 }
 
 /// One entry with every version, its replies and who read it; audited.
+#[tracing::instrument(level = "debug", skip_all, fields(patient = %patient, id = %id))]
 pub async fn entry_detail(
     db: &Database,
     keyring: &Keyring,
@@ -835,6 +838,7 @@ pub enum EditResult {
 
 /// Saves an edit as the next version, if `expected_version` is still the current one.
 #[allow(clippy::too_many_arguments)]
+#[tracing::instrument(level = "debug", skip_all, fields(patient = %patient, id = %id))]
 pub async fn edit_entry(
     db: &Database,
     keyring: &Keyring,
@@ -944,6 +948,7 @@ pub async fn edit_entry(
 }
 
 /// Withdraws an entry with a reason: hidden from the timeline, kept in its history.
+#[tracing::instrument(level = "debug", skip_all, fields(patient = %patient, id = %id))]
 pub async fn withdraw_entry(
     db: &Database,
     keyring: &Keyring,
@@ -1011,6 +1016,7 @@ fn normalized(text: &str) -> String {
 /// Entries of one patient whose text (or vitals summary) contains `query`, newest first. The
 /// bodies are encrypted, so the search runs here over the decrypted notebook; audited with the
 /// number found, never the query.
+#[tracing::instrument(level = "debug", skip_all, fields(patient = %patient))]
 pub async fn search_notebook(
     db: &Database,
     keyring: &Keyring,
@@ -1111,6 +1117,7 @@ async fn searchable(
 }
 
 /// Marks entries as read by the person (read receipts).
+#[tracing::instrument(level = "debug", skip_all, fields(patient = %patient))]
 pub async fn mark_read(
     db: &Database,
     who: &Author,
@@ -1158,6 +1165,7 @@ pub struct UnreadLine {
     pub newest: OffsetDateTime,
 }
 
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn unread(db: &Database, who: StaffActor) -> Result<Vec<UnreadLine>, CareError> {
     let mut tx = db.begin(who.scope()).await?;
     let rows = notebook::unread(&mut tx, who.staff).await?;

@@ -114,6 +114,7 @@ fn from_settings(s: Settings, muted: Vec<Uuid>) -> Preferences {
 }
 
 /// The person's preferences (the defaults until they save some).
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn preferences_of(db: &Database, who: StaffActor) -> Result<Preferences, CareError> {
     let mut tx = db.begin(who.scope()).await?;
     let saved = notifications::get(&mut tx, who.staff).await?;
@@ -129,6 +130,7 @@ pub async fn preferences_of(db: &Database, who: StaffActor) -> Result<Preference
 }
 
 /// Saves the person's preferences.
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn save_preferences(
     db: &Database,
     who: StaffActor,
@@ -161,6 +163,7 @@ pub async fn save_preferences(
 }
 
 /// Mutes (or unmutes) a patient for the person.
+#[tracing::instrument(level = "debug", skip_all, fields(patient = %patient))]
 pub async fn set_muted(
     db: &Database,
     who: StaffActor,
@@ -236,6 +239,7 @@ pub struct Notification {
 /// their entries, mentions of their facility, entries on shared patients at or above their
 /// level, muted patients left out unless urgent), invitations to their facility, support
 /// requests to it. IDs and kinds only; the portal links to the patient.
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn feed(
     db: &Database,
     who: StaffActor,
@@ -358,6 +362,7 @@ pub struct DigestCounts {
 }
 
 /// The counts for one person's digest (in their facility's scope).
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn digest_counts(db: &Database, who: StaffActor) -> Result<DigestCounts, CareError> {
     let mut tx = db.begin(who.scope()).await?;
     let unread = notebook::unread(&mut tx, who.staff).await?;
@@ -389,6 +394,7 @@ renrakucho_core::redacted_debug!(DigestDue { who });
 
 /// Everyone whose daily digest is due at `now`: the hour has come (Japan time) and none went
 /// out today.
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn digests_due(db: &Database, now: OffsetDateTime) -> Result<Vec<DigestDue>, CareError> {
     let local = now.to_offset(JST);
     let today_start = local
@@ -412,6 +418,7 @@ pub async fn digests_due(db: &Database, now: OffsetDateTime) -> Result<Vec<Diges
 }
 
 /// Records that a digest went out (audited: it is a message about patients, if only counts).
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn digest_sent(
     db: &Database,
     who: StaffActor,

@@ -115,6 +115,7 @@ pub(crate) async fn decrypt_name(
 
 /// Registers a patient in the actor's facility: fields encrypted with a new key of the
 /// patient's own, name terms for search, audited.
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn register_patient(
     db: &Database,
     keyring: &Keyring,
@@ -179,6 +180,7 @@ pub async fn register_patient(
 }
 
 /// One patient, decrypted; the read is audited.
+#[tracing::instrument(level = "debug", skip_all, fields(id = %id))]
 pub async fn patient(
     db: &Database,
     keyring: &Keyring,
@@ -224,6 +226,7 @@ pub async fn patient(
 /// normalisation; an empty query lists the newest. A patient whose name fails its integrity
 /// check is listed as unreadable. Audited with the number found and the unreadable IDs, never
 /// the query (it is a name).
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn find_patients(
     db: &Database,
     keyring: &Keyring,
@@ -274,6 +277,7 @@ pub async fn find_patients(
 
 /// Corrects the registration (the registering facility): every field replaced, name terms
 /// renewed, audited with the names of the fields that changed (never their values).
+#[tracing::instrument(level = "debug", skip_all, fields(id = %id))]
 pub async fn update_patient(
     db: &Database,
     keyring: &Keyring,

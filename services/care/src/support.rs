@@ -66,6 +66,7 @@ fn binding(patient: PatientId, column: &'static str, id: Uuid) -> Binding<'stati
 }
 
 /// Sends a support request.
+#[tracing::instrument(level = "debug", skip_all, fields(patient = %patient))]
 pub async fn send_support_request(
     db: &Database,
     keyring: &Keyring,
@@ -246,6 +247,7 @@ async fn lines(
 
 /// Requests the facility sent or received, newest first (no patient data: kinds, states,
 /// facilities).
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn support_requests(
     db: &Database,
     who: StaffActor,
@@ -259,6 +261,7 @@ pub async fn support_requests(
 
 /// One request's line (no patient data), looked up by its ID however old it is: what acting
 /// on a request starts from. `NotFound` when the facility neither sent nor received it.
+#[tracing::instrument(level = "debug", skip_all, fields(id = %id))]
 pub async fn support_line(
     db: &Database,
     who: StaffActor,
@@ -275,6 +278,7 @@ pub async fn support_line(
 }
 
 /// One request, decrypted, with the entries it shares; audited.
+#[tracing::instrument(level = "debug", skip_all, fields(id = %id))]
 pub async fn support_request(
     db: &Database,
     keyring: &Keyring,
@@ -360,6 +364,7 @@ pub async fn support_request(
 }
 
 /// The asked facility accepts (`true`) or declines the request.
+#[tracing::instrument(level = "debug", skip_all, fields(id = %id))]
 pub async fn respond_to_support_request(
     db: &Database,
     who: StaffActor,
@@ -397,6 +402,7 @@ pub async fn respond_to_support_request(
 }
 
 /// The asked facility answers an accepted request.
+#[tracing::instrument(level = "debug", skip_all, fields(id = %id))]
 pub async fn answer_support_request(
     db: &Database,
     keyring: &Keyring,
@@ -436,6 +442,7 @@ pub async fn answer_support_request(
 }
 
 /// The asking facility closes its request (whatever state it is in, short of closed).
+#[tracing::instrument(level = "debug", skip_all, fields(id = %id))]
 pub async fn close_support_request(
     db: &Database,
     who: StaffActor,

@@ -105,6 +105,7 @@ impl From<EmergencyGrant> for GrantView {
               (status = 404, description = "No patient with this card number and date of birth (also: the card is locked)", body = ErrorBody),
               (status = 429, description = "The facility failed too many identifications within the hour", body = ErrorBody),
               (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+#[tracing::instrument(skip_all)]
 pub async fn open(
     State(state): State<AppState>,
     RequestOrigin(origin): RequestOrigin,
@@ -125,6 +126,7 @@ pub async fn open(
 /// Emergency grants opened by the facility, and those on its patients (to review).
 #[utoipa::path(get, path = "/api/v1/emergency-access", tag = "emergency",
     responses((status = 200, body = [GrantView]), (status = 401, body = ErrorBody)))]
+#[tracing::instrument(skip_all)]
 pub async fn list(
     State(state): State<AppState>,
     RequestOrigin(origin): RequestOrigin,
@@ -151,6 +153,7 @@ fn grant_id(raw: &str) -> Result<Uuid, ApiError> {
 /// Ends the facility's own grant early.
 #[utoipa::path(post, path = "/api/v1/emergency-access/{id}/end", tag = "emergency",
     responses((status = 204), (status = 404, body = ErrorBody)))]
+#[tracing::instrument(skip_all)]
 pub async fn end(
     State(state): State<AppState>,
     RequestOrigin(origin): RequestOrigin,
@@ -168,6 +171,7 @@ pub async fn end(
 #[utoipa::path(post, path = "/api/v1/emergency-access/{id}/review", tag = "emergency",
     responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
               (status = 409, body = ErrorBody)))]
+#[tracing::instrument(skip_all)]
 pub async fn review(
     State(state): State<AppState>,
     RequestOrigin(origin): RequestOrigin,
@@ -207,6 +211,7 @@ impl From<IdentificationStatus> for StatusView {
 
 #[utoipa::path(get, path = "/api/v1/emergency-access/status", tag = "emergency",
     responses((status = 200, body = StatusView), (status = 401, body = ErrorBody)))]
+#[tracing::instrument(skip_all)]
 pub async fn status(
     State(state): State<AppState>,
     RequestOrigin(origin): RequestOrigin,
@@ -274,6 +279,7 @@ fn patient_id(raw: &str) -> Result<PatientId, ApiError> {
 
 #[utoipa::path(get, path = "/api/v1/patients/{id}/card", tag = "emergency",
     responses((status = 200, body = CardView), (status = 404, body = ErrorBody)))]
+#[tracing::instrument(skip_all)]
 pub async fn card(
     State(state): State<AppState>,
     RequestOrigin(origin): RequestOrigin,
@@ -291,6 +297,7 @@ pub async fn card(
 #[utoipa::path(post, path = "/api/v1/patients/{id}/card/reissue", tag = "emergency",
     responses((status = 200, body = CardView), (status = 403, body = ErrorBody),
               (status = 404, body = ErrorBody)))]
+#[tracing::instrument(skip_all)]
 pub async fn reissue_card(
     State(state): State<AppState>,
     RequestOrigin(origin): RequestOrigin,

@@ -297,6 +297,7 @@ impl TimelineQuery {
     params(TimelineQuery),
     responses((status = 200, description = "`{entries: [EntryListItem], next: cursor?}`; an entry that fails its integrity check is `{id, unreadable: true}` (UnreadableItem)"),
               (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+#[tracing::instrument(skip_all)]
 pub async fn timeline(
     State(state): State<AppState>,
     RequestOrigin(origin): RequestOrigin,
@@ -326,6 +327,7 @@ pub async fn timeline(
     request_body = EntryBodyIn,
     responses((status = 201, body = EntrySchema), (status = 404, body = ErrorBody),
               (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+#[tracing::instrument(skip_all)]
 pub async fn post(
     State(state): State<AppState>,
     RequestOrigin(origin): RequestOrigin,
@@ -352,6 +354,7 @@ pub async fn post(
     responses((status = 200, description = "`{entry, versions, replies, read_by}`; a version or reply that fails its integrity check is `{id, unreadable: true}` (UnreadableItem)"),
               (status = 404, body = ErrorBody),
               (status = 409, description = "The entry itself is unreadable (code `unreadable`, names the record)", body = ErrorBody)))]
+#[tracing::instrument(skip_all)]
 pub async fn detail(
     State(state): State<AppState>,
     RequestOrigin(origin): RequestOrigin,
@@ -382,6 +385,7 @@ struct StaleEdit {
               (status = 409, description = "A newer version exists: `{error, current: Entry}`"),
               (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
               (status = 422, body = ErrorBody)))]
+#[tracing::instrument(skip_all)]
 pub async fn edit(
     State(state): State<AppState>,
     RequestOrigin(origin): RequestOrigin,
@@ -435,6 +439,7 @@ pub async fn edit(
     request_body = WithdrawBody,
     responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
               (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+#[tracing::instrument(skip_all)]
 pub async fn withdraw(
     State(state): State<AppState>,
     RequestOrigin(origin): RequestOrigin,
@@ -464,6 +469,7 @@ pub async fn withdraw(
 #[utoipa::path(post, path = "/api/v1/patients/{id}/entries/read", tag = "notebook",
     request_body = ReadBody,
     responses((status = 200, body = Marked), (status = 404, body = ErrorBody)))]
+#[tracing::instrument(skip_all)]
 pub async fn mark_read(
     State(state): State<AppState>,
     signed_in: SignedIn,
@@ -496,6 +502,7 @@ renrakucho_core::redacted_debug!(SearchQuery);
     params(SearchQuery),
     responses((status = 200, body = [EntryListItem]), (status = 404, body = ErrorBody),
               (status = 422, body = ErrorBody)))]
+#[tracing::instrument(skip_all)]
 pub async fn search(
     State(state): State<AppState>,
     RequestOrigin(origin): RequestOrigin,
@@ -527,6 +534,7 @@ pub async fn search(
     responses((status = 201, description = "`{id, file_name, media_type, size, has_thumbnail}`"),
               (status = 404, body = ErrorBody), (status = 413, body = ErrorBody),
               (status = 422, body = ErrorBody)))]
+#[tracing::instrument(skip_all)]
 pub async fn upload(
     State(state): State<AppState>,
     RequestOrigin(origin): RequestOrigin,
@@ -635,6 +643,7 @@ async fn send_file(
 /// A file of the notebook, as an attachment (never shown inline, never sniffed).
 #[utoipa::path(get, path = "/api/v1/patients/{id}/attachments/{attachment}", tag = "notebook",
     responses((status = 200, description = "The file"), (status = 404, body = ErrorBody)))]
+#[tracing::instrument(skip_all)]
 pub async fn attachment(
     State(state): State<AppState>,
     RequestOrigin(origin): RequestOrigin,
@@ -648,6 +657,7 @@ pub async fn attachment(
 #[utoipa::path(get, path = "/api/v1/patients/{id}/attachments/{attachment}/thumbnail",
     tag = "notebook",
     responses((status = 200, description = "image/jpeg"), (status = 404, body = ErrorBody)))]
+#[tracing::instrument(skip_all)]
 pub async fn thumbnail(
     State(state): State<AppState>,
     RequestOrigin(origin): RequestOrigin,
@@ -663,6 +673,7 @@ pub async fn thumbnail(
     responses((status = 200, description = "The notebook as JSON, as an attachment"),
               (status = 404, body = ErrorBody),
               (status = 409, description = "A value is unreadable: no copy is made; the message names every unreadable item", body = ErrorBody)))]
+#[tracing::instrument(skip_all)]
 pub async fn export_json(
     State(state): State<AppState>,
     RequestOrigin(origin): RequestOrigin,
@@ -688,6 +699,7 @@ pub async fn export_json(
               (status = 404, body = ErrorBody),
               (status = 409, description = "A value is unreadable: no copy is made; the message names every unreadable item", body = ErrorBody),
               (status = 503, description = "No Japanese font installed", body = ErrorBody)))]
+#[tracing::instrument(skip_all)]
 pub async fn export_pdf(
     State(state): State<AppState>,
     RequestOrigin(origin): RequestOrigin,
@@ -723,6 +735,7 @@ pub async fn export_pdf(
 /// The signed-in person's unread entries per patient, urgent first.
 #[utoipa::path(get, path = "/api/v1/unread", tag = "notebook",
     responses((status = 200, description = "`[{patient, urgent, reply_requested, total, newest}]`")))]
+#[tracing::instrument(skip_all)]
 pub async fn unread(
     State(state): State<AppState>,
     signed_in: SignedIn,
@@ -768,6 +781,7 @@ pub struct CreatedId {
     request_body = SupportBody,
     responses((status = 201, body = CreatedId), (status = 404, body = ErrorBody),
               (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+#[tracing::instrument(skip_all)]
 pub async fn send_support(
     State(state): State<AppState>,
     RequestOrigin(origin): RequestOrigin,
@@ -818,6 +832,7 @@ pub async fn send_support(
 /// Requests the facility sent or received, newest first.
 #[utoipa::path(get, path = "/api/v1/support-requests", tag = "support",
     responses((status = 200, description = "`[{id, patient, from, to, kind, status, sent, …}]`")))]
+#[tracing::instrument(skip_all)]
 pub async fn support_list(
     State(state): State<AppState>,
     signed_in: SignedIn,
@@ -852,6 +867,7 @@ pub(crate) async fn support_actor(
 #[utoipa::path(get, path = "/api/v1/support-requests/{id}", tag = "support",
     responses((status = 200, description = "`{line, question, summary, answer, entries: [EntryListItem]}`"),
               (status = 404, body = ErrorBody)))]
+#[tracing::instrument(skip_all)]
 pub async fn support_detail(
     State(state): State<AppState>,
     RequestOrigin(origin): RequestOrigin,
@@ -877,6 +893,7 @@ renrakucho_core::redacted_debug!(AnswerBody);
     params(("step" = String, Path, description = "accept, decline, answer (body `{answer}`) or close")),
     responses((status = 204), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
               (status = 422, body = ErrorBody)))]
+#[tracing::instrument(skip_all)]
 pub async fn support_step(
     State(state): State<AppState>,
     RequestOrigin(origin): RequestOrigin,
@@ -924,6 +941,7 @@ pub async fn support_step(
 #[utoipa::path(get, path = "/api/v1/notifications", tag = "notifications",
     params(("days" = Option<i64>, Query, description = "1–30, default 7")),
     responses((status = 200, description = "`[{kind, patient, entry, request, priority, from, at, read}]`")))]
+#[tracing::instrument(skip_all)]
 pub async fn notifications(
     State(state): State<AppState>,
     RequestOrigin(origin): RequestOrigin,
@@ -979,6 +997,7 @@ fn seven() -> i64 {
 /// The signed-in person's notification preferences.
 #[utoipa::path(get, path = "/api/v1/notifications/settings", tag = "notifications",
     responses((status = 200, description = "`{email, live_level, quiet_start, quiet_end, digest_enabled, digest_hour, muted}`")))]
+#[tracing::instrument(skip_all)]
 pub async fn preferences(
     State(state): State<AppState>,
     signed_in: SignedIn,
@@ -991,6 +1010,7 @@ pub async fn preferences(
 #[utoipa::path(put, path = "/api/v1/notifications/settings", tag = "notifications",
     request_body = PreferencesBody,
     responses((status = 204), (status = 422, body = ErrorBody)))]
+#[tracing::instrument(skip_all)]
 pub async fn save_preferences(
     State(state): State<AppState>,
     RequestOrigin(origin): RequestOrigin,
@@ -1020,6 +1040,7 @@ pub struct MuteBody {
 #[utoipa::path(put, path = "/api/v1/patients/{id}/mute", tag = "notifications",
     request_body = MuteBody,
     responses((status = 204), (status = 404, body = ErrorBody)))]
+#[tracing::instrument(skip_all)]
 pub async fn mute(
     State(state): State<AppState>,
     RequestOrigin(origin): RequestOrigin,

@@ -374,6 +374,7 @@ async fn notebook_page(
     (token.clone(), render(status, &page)).into_response()
 }
 
+#[tracing::instrument(skip_all)]
 pub async fn notebook(
     State(state): State<AppState>,
     RequestOrigin(origin): RequestOrigin,
@@ -396,6 +397,7 @@ pub async fn notebook(
     .await
 }
 
+#[tracing::instrument(skip_all)]
 pub async fn search(
     State(state): State<AppState>,
     RequestOrigin(origin): RequestOrigin,
@@ -463,6 +465,7 @@ fn vitals_from(form: &WriteForm) -> Result<Option<renrakucho_core::Vitals>, Inva
 }
 
 /// Posts an entry (or a reply) from the multipart form, with its files.
+#[tracing::instrument(skip_all)]
 pub async fn post(
     State(state): State<AppState>,
     RequestOrigin(origin): RequestOrigin,
@@ -776,6 +779,7 @@ async fn entry_page(
     (token.clone(), render(status, &page)).into_response()
 }
 
+#[tracing::instrument(skip_all)]
 pub async fn entry(
     State(state): State<AppState>,
     RequestOrigin(origin): RequestOrigin,
@@ -802,6 +806,7 @@ pub struct EditForm {
     body: String,
 }
 
+#[tracing::instrument(skip_all)]
 pub async fn edit(
     State(state): State<AppState>,
     RequestOrigin(origin): RequestOrigin,
@@ -874,6 +879,7 @@ pub struct WithdrawForm {
     reason: String,
 }
 
+#[tracing::instrument(skip_all)]
 pub async fn withdraw(
     State(state): State<AppState>,
     RequestOrigin(origin): RequestOrigin,
@@ -1065,6 +1071,7 @@ async fn notifications_page(
     (token.clone(), render(status, &page)).into_response()
 }
 
+#[tracing::instrument(skip_all)]
 pub async fn notifications(
     State(state): State<AppState>,
     RequestOrigin(origin): RequestOrigin,
@@ -1094,6 +1101,7 @@ pub struct SettingsForm {
     digest_hour: String,
 }
 
+#[tracing::instrument(skip_all)]
 pub async fn save_notifications(
     State(state): State<AppState>,
     RequestOrigin(origin): RequestOrigin,
@@ -1162,6 +1170,7 @@ struct SupportPage {
     lines: Vec<SupportListLine>,
 }
 
+#[tracing::instrument(skip_all)]
 pub async fn support_list(State(state): State<AppState>, PageUser(user): PageUser) -> Response {
     let who = match staff(&user) {
         Ok(w) => w,
@@ -1257,6 +1266,7 @@ async fn support_page(
     (token.clone(), render(status, &page)).into_response()
 }
 
+#[tracing::instrument(skip_all)]
 pub async fn support_request(
     State(state): State<AppState>,
     RequestOrigin(origin): RequestOrigin,
@@ -1277,6 +1287,7 @@ pub struct SupportStepForm {
     answer: String,
 }
 
+#[tracing::instrument(skip_all)]
 pub async fn support_step(
     State(state): State<AppState>,
     RequestOrigin(origin): RequestOrigin,
@@ -1346,6 +1357,7 @@ pub struct SupportForm {
 }
 
 /// Sends a support request with this entry and its files.
+#[tracing::instrument(skip_all)]
 pub async fn request_support(
     State(state): State<AppState>,
     RequestOrigin(origin): RequestOrigin,

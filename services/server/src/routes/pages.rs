@@ -123,6 +123,7 @@ pub struct SearchQuery {
     q: String,
 }
 
+#[tracing::instrument(skip_all)]
 pub async fn patients(
     State(state): State<AppState>,
     RequestOrigin(origin): RequestOrigin,
@@ -277,6 +278,7 @@ fn form_page(
     (token.clone(), page).into_response()
 }
 
+#[tracing::instrument(skip_all)]
 pub async fn new_patient(
     State(state): State<AppState>,
     PageUser(user): PageUser,
@@ -293,6 +295,7 @@ pub async fn new_patient(
     form_page(&user, &token, "/patients/new".into(), false, form, None)
 }
 
+#[tracing::instrument(skip_all)]
 pub async fn create_patient(
     State(state): State<AppState>,
     RequestOrigin(origin): RequestOrigin,
@@ -336,6 +339,7 @@ pub async fn create_patient(
     }
 }
 
+#[tracing::instrument(skip_all)]
 pub async fn edit_patient(
     State(state): State<AppState>,
     RequestOrigin(origin): RequestOrigin,
@@ -376,6 +380,7 @@ pub async fn edit_patient(
     )
 }
 
+#[tracing::instrument(skip_all)]
 pub async fn update_patient(
     State(state): State<AppState>,
     RequestOrigin(origin): RequestOrigin,
@@ -706,6 +711,7 @@ async fn patient_page(
     (token.clone(), render(status, &page)).into_response()
 }
 
+#[tracing::instrument(skip_all)]
 pub async fn show_patient(
     State(state): State<AppState>,
     RequestOrigin(origin): RequestOrigin,
@@ -764,6 +770,7 @@ pub struct TokenOnly {
 }
 
 /// Records a consent from the multipart form (with the scan, if one was chosen).
+#[tracing::instrument(skip_all)]
 pub async fn record_consent(
     State(state): State<AppState>,
     RequestOrigin(origin): RequestOrigin,
@@ -844,6 +851,7 @@ pub async fn record_consent(
     after(&state, &origin, &user, &token, &id, result).await
 }
 
+#[tracing::instrument(skip_all)]
 pub async fn consent_scan(
     State(state): State<AppState>,
     RequestOrigin(origin): RequestOrigin,
@@ -877,6 +885,7 @@ pub async fn consent_scan(
     result.unwrap_or_else(failed)
 }
 
+#[tracing::instrument(skip_all)]
 pub async fn withdraw_consent(
     State(state): State<AppState>,
     RequestOrigin(origin): RequestOrigin,
@@ -899,6 +908,7 @@ pub async fn withdraw_consent(
 }
 
 /// Re-issues the patient's card (the registering facility): the old number stops working.
+#[tracing::instrument(skip_all)]
 pub async fn reissue_card(
     State(state): State<AppState>,
     RequestOrigin(origin): RequestOrigin,
@@ -928,6 +938,7 @@ pub struct InviteForm {
     facility_code: String,
 }
 
+#[tracing::instrument(skip_all)]
 pub async fn invite(
     State(state): State<AppState>,
     RequestOrigin(origin): RequestOrigin,
@@ -956,6 +967,7 @@ pub async fn invite(
     after(&state, &origin, &user, &token, &id, result).await
 }
 
+#[tracing::instrument(skip_all)]
 pub async fn remove_member(
     State(state): State<AppState>,
     RequestOrigin(origin): RequestOrigin,
@@ -980,6 +992,7 @@ pub async fn remove_member(
     after(&state, &origin, &user, &token, &id, result).await
 }
 
+#[tracing::instrument(skip_all)]
 pub async fn leave(
     State(state): State<AppState>,
     RequestOrigin(origin): RequestOrigin,
@@ -1017,6 +1030,7 @@ pub struct ConfirmForm {
     confirm: String,
 }
 
+#[tracing::instrument(skip_all)]
 pub async fn request_deletion(
     State(state): State<AppState>,
     RequestOrigin(origin): RequestOrigin,
@@ -1118,6 +1132,7 @@ async fn invitations_page(
     (token.clone(), render(status, &page)).into_response()
 }
 
+#[tracing::instrument(skip_all)]
 pub async fn invitations(
     State(state): State<AppState>,
     PageUser(user): PageUser,
@@ -1132,6 +1147,7 @@ pub async fn invitations(
     invitations_page(&state, &user, &token, done, None).await
 }
 
+#[tracing::instrument(skip_all)]
 pub async fn answer_invitation(
     State(state): State<AppState>,
     RequestOrigin(origin): RequestOrigin,
@@ -1278,6 +1294,7 @@ async fn emergency_page(
     (token.clone(), render(status, &page)).into_response()
 }
 
+#[tracing::instrument(skip_all)]
 pub async fn emergency(
     State(state): State<AppState>,
     RequestOrigin(origin): RequestOrigin,
@@ -1302,6 +1319,7 @@ pub async fn emergency(
     .await
 }
 
+#[tracing::instrument(skip_all)]
 pub async fn open_emergency(
     State(state): State<AppState>,
     RequestOrigin(origin): RequestOrigin,
@@ -1337,6 +1355,7 @@ pub async fn open_emergency(
     }
 }
 
+#[tracing::instrument(skip_all)]
 pub async fn close_or_review_emergency(
     State(state): State<AppState>,
     RequestOrigin(origin): RequestOrigin,
@@ -1404,6 +1423,7 @@ struct AuditPage {
     records: Vec<AuditLine>,
 }
 
+#[tracing::instrument(skip_all)]
 pub async fn audit(
     State(state): State<AppState>,
     RequestOrigin(origin): RequestOrigin,

@@ -200,6 +200,7 @@ renrakucho_core::redacted_debug!(PatientQuery { limit });
 /// A patient whose name fails its integrity check is listed as `UnreadableItem`.
 #[utoipa::path(get, path = "/api/v1/patients", tag = "patients", params(PatientQuery),
     responses((status = 200, body = [PatientListItem]), (status = 401, body = ErrorBody)))]
+#[tracing::instrument(skip_all)]
 pub async fn list(
     State(state): State<AppState>,
     RequestOrigin(origin): RequestOrigin,
@@ -230,6 +231,7 @@ pub async fn list(
 #[utoipa::path(post, path = "/api/v1/patients", tag = "patients", request_body = PatientBody,
     responses((status = 201, body = PatientView), (status = 422, body = ErrorBody),
               (status = 403, body = ErrorBody)))]
+#[tracing::instrument(skip_all)]
 pub async fn register(
     State(state): State<AppState>,
     RequestOrigin(origin): RequestOrigin,
@@ -247,6 +249,7 @@ pub async fn register(
 /// One patient.
 #[utoipa::path(get, path = "/api/v1/patients/{id}", tag = "patients",
     responses((status = 200, body = PatientView), (status = 404, body = ErrorBody)))]
+#[tracing::instrument(skip_all)]
 pub async fn show(
     State(state): State<AppState>,
     RequestOrigin(origin): RequestOrigin,
@@ -263,6 +266,7 @@ pub async fn show(
 #[utoipa::path(put, path = "/api/v1/patients/{id}", tag = "patients", request_body = PatientBody,
     responses((status = 200, body = PatientView), (status = 404, body = ErrorBody),
               (status = 422, body = ErrorBody)))]
+#[tracing::instrument(skip_all)]
 pub async fn update(
     State(state): State<AppState>,
     RequestOrigin(origin): RequestOrigin,
@@ -347,6 +351,7 @@ pub struct RecordedConsent {
     request_body = ConsentBody,
     responses((status = 201, body = RecordedConsent), (status = 403, body = ErrorBody),
               (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+#[tracing::instrument(skip_all)]
 pub async fn record_consent(
     State(state): State<AppState>,
     RequestOrigin(origin): RequestOrigin,
@@ -467,6 +472,7 @@ impl From<renrakucho_care::Consent> for ConsentView {
 /// A consent whose details fail their integrity check is listed as `UnreadableItem`.
 #[utoipa::path(get, path = "/api/v1/patients/{id}/consents", tag = "consent",
     responses((status = 200, body = [ConsentListItem]), (status = 404, body = ErrorBody)))]
+#[tracing::instrument(skip_all)]
 pub async fn consents(
     State(state): State<AppState>,
     RequestOrigin(origin): RequestOrigin,
@@ -504,6 +510,7 @@ pub fn download(media_type: &str, file_name: &str, bytes: Vec<u8>) -> Response {
 #[utoipa::path(get, path = "/api/v1/patients/{id}/consents/{consent}/scan", tag = "consent",
     responses((status = 200, description = "The file (PDF, JPEG or PNG), as an attachment"),
               (status = 404, body = ErrorBody)))]
+#[tracing::instrument(skip_all)]
 pub async fn consent_scan(
     State(state): State<AppState>,
     RequestOrigin(origin): RequestOrigin,
@@ -537,6 +544,7 @@ pub async fn consent_scan(
 /// once.
 #[utoipa::path(post, path = "/api/v1/patients/{id}/consents/withdraw", tag = "consent",
     responses((status = 204), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+#[tracing::instrument(skip_all)]
 pub async fn withdraw_consent(
     State(state): State<AppState>,
     RequestOrigin(origin): RequestOrigin,
@@ -587,6 +595,7 @@ impl From<TeamMember> for MemberView {
 /// The patient's care team.
 #[utoipa::path(get, path = "/api/v1/patients/{id}/care-team", tag = "care team",
     responses((status = 200, body = [MemberView]), (status = 404, body = ErrorBody)))]
+#[tracing::instrument(skip_all)]
 pub async fn care_team(
     State(state): State<AppState>,
     RequestOrigin(origin): RequestOrigin,
@@ -610,6 +619,7 @@ pub struct InviteBody {
     request_body = InviteBody,
     responses((status = 201, body = MemberView), (status = 404, body = ErrorBody),
               (status = 409, body = ErrorBody)))]
+#[tracing::instrument(skip_all)]
 pub async fn invite(
     State(state): State<AppState>,
     RequestOrigin(origin): RequestOrigin,
@@ -629,6 +639,7 @@ pub async fn invite(
 /// allows).
 #[utoipa::path(post, path = "/api/v1/patients/{id}/care-team/accept", tag = "care team",
     responses((status = 204), (status = 404, body = ErrorBody)))]
+#[tracing::instrument(skip_all)]
 pub async fn accept(
     State(state): State<AppState>,
     RequestOrigin(origin): RequestOrigin,
@@ -645,6 +656,7 @@ pub async fn accept(
 /// Declines the invitation.
 #[utoipa::path(post, path = "/api/v1/patients/{id}/care-team/decline", tag = "care team",
     responses((status = 204), (status = 404, body = ErrorBody)))]
+#[tracing::instrument(skip_all)]
 pub async fn decline(
     State(state): State<AppState>,
     RequestOrigin(origin): RequestOrigin,
@@ -661,6 +673,7 @@ pub async fn decline(
 /// Takes the signed-in person's facility out of the care team.
 #[utoipa::path(post, path = "/api/v1/patients/{id}/care-team/leave", tag = "care team",
     responses((status = 204), (status = 404, body = ErrorBody)))]
+#[tracing::instrument(skip_all)]
 pub async fn leave(
     State(state): State<AppState>,
     RequestOrigin(origin): RequestOrigin,
@@ -677,6 +690,7 @@ pub async fn leave(
 /// Removes a facility from the care team, or cancels its invitation (registering facility).
 #[utoipa::path(delete, path = "/api/v1/patients/{id}/care-team/{facility}", tag = "care team",
     responses((status = 204), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+#[tracing::instrument(skip_all)]
 pub async fn remove(
     State(state): State<AppState>,
     RequestOrigin(origin): RequestOrigin,
@@ -705,6 +719,7 @@ pub struct InvitationView {
 /// Invitations waiting for the signed-in person's facility.
 #[utoipa::path(get, path = "/api/v1/invitations", tag = "care team",
     responses((status = 200, body = [InvitationView]), (status = 401, body = ErrorBody)))]
+#[tracing::instrument(skip_all)]
 pub async fn invitations(
     State(state): State<AppState>,
     signed_in: SignedIn,
@@ -745,6 +760,7 @@ pub struct ErasureView {
     request_body = DeletionBody,
     responses((status = 200, body = ErasureView), (status = 404, body = ErrorBody),
               (status = 422, body = ErrorBody)))]
+#[tracing::instrument(skip_all)]
 pub async fn request_deletion(
     State(state): State<AppState>,
     RequestOrigin(origin): RequestOrigin,
@@ -790,6 +806,7 @@ pub struct DirectoryView {
 /// The directory of participating facilities (第16条), to choose whom to invite.
 #[utoipa::path(get, path = "/api/v1/facilities", tag = "directory",
     responses((status = 200, body = [DirectoryView])))]
+#[tracing::instrument(skip_all)]
 pub async fn directory(
     State(state): State<AppState>,
     signed_in: SignedIn,
