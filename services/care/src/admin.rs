@@ -10,6 +10,7 @@ use crate::audit::record;
 use crate::{CareError, StaffActor};
 
 /// Lets a staff member of the admin's facility accept invitations, or stops it. Audited.
+#[tracing::instrument(level = "debug", skip_all, fields(member = %member))]
 pub async fn set_may_accept_invitations(
     db: &Database,
     admin: StaffActor,
@@ -33,6 +34,7 @@ pub async fn set_may_accept_invitations(
 }
 
 /// The newest records of the facility's audit chain (the reading itself is recorded first).
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn facility_audit(
     db: &Database,
     admin: StaffActor,

@@ -49,7 +49,7 @@ impl From<MediaError> for CareError {
 }
 
 /// An uploaded file, not yet attached to an entry.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Clone, Serialize)]
 pub struct Uploaded {
     pub id: Uuid,
     pub file_name: String,
@@ -58,9 +58,17 @@ pub struct Uploaded {
     pub has_thumbnail: bool,
 }
 
+renrakucho_core::redacted_debug!(Uploaded {
+    id,
+    media_type,
+    size,
+    has_thumbnail
+});
+
 /// Checks, cleans and stores a file for the patient's notebook; it is attached to the entry
 /// posted with it.
 #[allow(clippy::too_many_arguments)]
+#[tracing::instrument(level = "debug", skip_all, fields(patient = %allowed.patient()))]
 pub async fn upload_attachment(
     db: &Database,
     keyring: &Keyring,
@@ -144,15 +152,17 @@ pub async fn upload_attachment(
 }
 
 /// A file to send back.
-#[derive(Debug)]
 pub struct Download {
     pub media_type: String,
     pub file_name: String,
     pub bytes: Vec<u8>,
 }
 
+renrakucho_core::redacted_debug!(Download { media_type });
+
 /// A file of the notebook (or its thumbnail), decrypted for someone who may read it. Audited.
 #[allow(clippy::too_many_arguments)]
+#[tracing::instrument(level = "debug", skip_all, fields(patient = %allowed.patient(), id = %id))]
 pub async fn attachment_content(
     db: &Database,
     keyring: &Keyring,

@@ -72,6 +72,7 @@ async fn named(tx: &mut ScopedTx, members: Vec<Membership>) -> Result<Vec<TeamMe
 }
 
 /// The care team, for a facility that sees the patient; the read is audited.
+#[tracing::instrument(level = "debug", skip_all, fields(patient = %allowed.patient()))]
 pub async fn care_team_of(
     db: &Database,
     allowed: &Authorized<may::CareTeamRead>,
@@ -98,6 +99,7 @@ pub async fn care_team_of(
 
 /// Invites the facility with `code` into the patient's care team. Consent already on file is
 /// reused: the facility sees the patient as soon as it accepts (第12条 ただし書き).
+#[tracing::instrument(level = "debug", skip_all, fields(patient = %allowed.patient()))]
 pub async fn invite(
     db: &Database,
     allowed: &Authorized<may::CareTeamInvite>,
@@ -178,6 +180,7 @@ pub async fn invite(
 }
 
 /// Invitations waiting for the actor's facility.
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn pending_invitations(
     db: &Database,
     who: StaffActor,
@@ -226,6 +229,7 @@ async fn change_own(
 }
 
 /// The invited facility accepts: from now on it sees the patient, if consent is on file.
+#[tracing::instrument(level = "debug", skip_all, fields(patient = %allowed.patient()))]
 pub async fn accept_invitation(
     db: &Database,
     allowed: &Authorized<may::CareTeamAccept>,
@@ -246,6 +250,7 @@ pub async fn accept_invitation(
 }
 
 /// The invited facility declines.
+#[tracing::instrument(level = "debug", skip_all, fields(patient = %allowed.patient()))]
 pub async fn decline_invitation(
     db: &Database,
     allowed: &Authorized<may::CareTeamAccept>,
@@ -266,6 +271,7 @@ pub async fn decline_invitation(
 }
 
 /// The facility leaves the care team (the registering facility cannot).
+#[tracing::instrument(level = "debug", skip_all, fields(patient = %allowed.patient()))]
 pub async fn leave(
     db: &Database,
     allowed: &Authorized<may::CareTeamLeave>,
@@ -286,6 +292,7 @@ pub async fn leave(
 }
 
 /// The registering facility removes a member, or cancels an invitation.
+#[tracing::instrument(level = "debug", skip_all, fields(patient = %allowed.patient(), facility = %facility))]
 pub async fn remove_member(
     db: &Database,
     allowed: &Authorized<may::CareTeamRemove>,
@@ -335,6 +342,7 @@ pub async fn remove_member(
 
 /// The relations the facility holds to the patient now (`registering`, `member`, `invited`,
 /// `sharing`, `emergency`): nothing for a patient it has nothing to do with.
+#[tracing::instrument(level = "debug", skip_all, fields(facility = %facility, patient = %patient))]
 pub async fn relations_to(
     db: &Database,
     facility: FacilityId,
@@ -347,6 +355,7 @@ pub async fn relations_to(
 }
 
 /// Every facility's relations to patients (all, or one patient's), for the authorizer.
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn access_rows(
     db: &Database,
     patient: Option<PatientId>,
@@ -358,6 +367,7 @@ pub async fn access_rows(
 }
 
 /// The public directory of participating facilities (第16条).
+#[tracing::instrument(level = "debug", skip_all, fields(facility = %facility))]
 pub async fn directory(
     db: &Database,
     facility: FacilityId,

@@ -24,7 +24,7 @@ use crate::audit::record;
 use crate::{CareError, StaffActor};
 
 /// Who signed the consent form.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Signer {
     /// The patient.
@@ -32,6 +32,8 @@ pub enum Signer {
     /// A family member, when the patient is a minor or cannot consent (第12条).
     Family { name: String, relation: String },
 }
+
+renrakucho_core::redacted_debug!(Signer);
 
 impl Signer {
     /// A family signer, validated: name 1–100 characters, relation 1–30.
@@ -75,9 +77,11 @@ fn short_text(
 }
 
 /// What the patient agreed to share, in the form's words.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct ConsentScope(String);
+
+renrakucho_core::redacted_debug!(ConsentScope);
 
 impl ConsentScope {
     /// The network's standard wording, when the form says nothing else.
@@ -98,12 +102,14 @@ impl ConsentScope {
 }
 
 /// A signed consent form to record.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ConsentForm {
     pub signer: Signer,
     pub signed_on: Date,
     pub scope: ConsentScope,
 }
+
+renrakucho_core::redacted_debug!(ConsentForm);
 
 impl ConsentForm {
     /// Checks the signing date: not in the future, not before 2000.
@@ -119,13 +125,15 @@ impl ConsentForm {
 }
 
 /// A scan of the signed form as uploaded.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct NewScan {
     pub bytes: Vec<u8>,
 }
 
+renrakucho_core::redacted_debug!(NewScan);
+
 /// A consent, decrypted for a facility that may read it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Clone, Serialize)]
 pub struct Consent {
     pub id: Uuid,
     pub signer: Signer,
@@ -146,6 +154,13 @@ pub struct Consent {
     /// Recorded after a withdrawal, reopening the notebook to the care team.
     pub renewal: bool,
 }
+
+renrakucho_core::redacted_debug!(Consent {
+    id,
+    collected_by,
+    recorded_by,
+    renewal
+});
 
 /// The encrypted part of a consent.
 #[derive(Serialize, Deserialize)]
@@ -203,6 +218,7 @@ fn japan_date(at: OffsetDateTime) -> Date {
 /// on `scan`). From then on, the care team's active members see the patient. While the consent
 /// is withdrawn this is a renewal: the registering facility only, with the scan.
 #[allow(clippy::too_many_arguments)]
+#[tracing::instrument(level = "debug", skip_all, fields(patient = %allowed.patient()))]
 pub async fn record_consent(
     db: &Database,
     keyring: &Keyring,
@@ -368,6 +384,7 @@ fn refusal(e: renrakucho_store::StoreError) -> CareError {
 
 /// The patient's consents, decrypted (one whose details fail their integrity check is listed
 /// as unreadable); the read is audited.
+#[tracing::instrument(level = "debug", skip_all, fields(patient = %allowed.patient()))]
 pub async fn consents_of(
     db: &Database,
     keyring: &Keyring,
@@ -427,6 +444,7 @@ fn decoded(c: StoredConsent, plain: &[u8]) -> Result<Consent, CareError> {
 }
 
 /// The scan of one consent form, decrypted: its media type and bytes. Audited.
+#[tracing::instrument(level = "debug", skip_all, fields(patient = %allowed.patient(), consent = %consent))]
 pub async fn consent_scan(
     db: &Database,
     keyring: &Keyring,
@@ -459,6 +477,7 @@ pub async fn consent_scan(
 }
 
 /// Withdraws the consent: every facility but the registering one loses access at once.
+#[tracing::instrument(level = "debug", skip_all, fields(patient = %allowed.patient()))]
 pub async fn withdraw_consent(
     db: &Database,
     allowed: &Authorized<may::ConsentWithdraw>,

@@ -27,6 +27,7 @@ pub struct Erasure {
 }
 
 /// Records the patient's deletion request and carries it out.
+#[tracing::instrument(level = "debug", skip_all, fields(patient = %allowed.patient()))]
 pub async fn request_deletion(
     db: &Database,
     keyring: &Keyring,

@@ -31,9 +31,11 @@ use crate::{CareError, StaffActor};
 pub const IDENTIFICATION_LIMIT: i32 = 5;
 
 /// Why the notebook is opened, in the words of the person opening it (10–500 characters).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Clone, PartialEq, Eq, Serialize)]
 #[serde(transparent)]
 pub struct EmergencyReason(String);
+
+renrakucho_core::redacted_debug!(EmergencyReason);
 
 impl EmergencyReason {
     pub fn parse(raw: &str) -> Result<Self, InvalidValue> {
@@ -54,7 +56,7 @@ impl EmergencyReason {
 }
 
 /// A request to open a patient's notebook in an emergency.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct EmergencyRequest {
     /// The number on the patient's card.
     pub card: CardNumber,
@@ -65,8 +67,10 @@ pub struct EmergencyRequest {
     pub duration: time::Duration,
 }
 
+renrakucho_core::redacted_debug!(EmergencyRequest);
+
 /// A grant, as the opening facility or the care team sees it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Clone, Serialize)]
 pub struct EmergencyGrant {
     pub id: Uuid,
     pub patient: PatientId,
@@ -91,6 +95,15 @@ pub struct EmergencyGrant {
     /// Opened by the asking facility (otherwise: a grant on one of its patients, to review).
     pub ours: bool,
 }
+
+renrakucho_core::redacted_debug!(EmergencyGrant {
+    id,
+    patient,
+    facility,
+    opened_by,
+    open,
+    ours
+});
 
 fn reason_binding(patient: PatientId, id: Uuid) -> Binding<'static> {
     Binding {
@@ -126,6 +139,7 @@ const DECOY_CHECK: [u8; 32] = [0; 32];
 /// patient) and in the registering facility's (by the database). `Locked` when the asking
 /// facility has failed too often within the hour (nothing is looked up); `Conflict` when the
 /// facility already sees the patient.
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn open_emergency(
     db: &Database,
     keyring: &Keyring,
@@ -273,6 +287,7 @@ pub struct IdentificationStatus {
     pub locked_until: Option<OffsetDateTime>,
 }
 
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn identification_status(
     db: &Database,
     who: StaffActor,
@@ -311,7 +326,7 @@ pub struct CardAttempt {
 
 /// The patient's card, for the registering facility to print, with the failed identifications
 /// of the last day and the lock they put on it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Clone, Serialize)]
 pub struct PatientCard {
     pub patient: PatientId,
     /// As printed: four groups of four characters.
@@ -323,6 +338,8 @@ pub struct PatientCard {
     pub locked_until: Option<OffsetDateTime>,
     pub recent_failures: Vec<CardAttempt>,
 }
+
+renrakucho_core::redacted_debug!(PatientCard { patient });
 
 fn new_number() -> CardNumber {
     let mut bytes = [0u8; renrakucho_core::card::CARD_RANDOM_BYTES];
@@ -447,6 +464,7 @@ async fn card_view(
 
 /// The patient's card, for the registering facility (anyone else: `NotFound`). A patient
 /// registered before cards existed gets one now. Audited.
+#[tracing::instrument(level = "debug", skip_all, fields(patient = %allowed.patient()))]
 pub async fn patient_card(
     db: &Database,
     keyring: &Keyring,
@@ -497,6 +515,7 @@ pub async fn patient_card(
 /// Re-issues the patient's card (the registering facility): a new number, the old one stops
 /// working with this commit and the failures counted against it no longer lock the card.
 /// Audited (never the number).
+#[tracing::instrument(level = "debug", skip_all, fields(patient = %allowed.patient()))]
 pub async fn reissue_card(
     db: &Database,
     keyring: &Keyring,
@@ -529,6 +548,7 @@ pub async fn reissue_card(
 /// Gives every patient without a card one (patients registered before cards existed), each
 /// facility in its own scope, audited in its chain as the server's act. Run at start; returns
 /// how many cards were issued.
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn ensure_cards(db: &Database, keyring: &Keyring) -> Result<u64, CareError> {
     let mut tx = db.begin(Scope::Platform).await?;
     let all = facilities::list(&mut tx).await?;
@@ -569,6 +589,7 @@ pub async fn ensure_cards(db: &Database, keyring: &Keyring) -> Result<u64, CareE
 /// A reason (clinical context about the patient) is decrypted only where the key is (the care
 /// team; the opening facility while its grant is open) and `may_read_reason(patient, ours)`
 /// says this person may read it. Audited (the list names patients).
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn emergency_grants<Allowed>(
     db: &Database,
     keyring: &Keyring,
@@ -646,6 +667,7 @@ where
 }
 
 /// The opening facility ends its grant before it runs out.
+#[tracing::instrument(level = "debug", skip_all, fields(grant = %grant))]
 pub async fn end_emergency(
     db: &Database,
     who: StaffActor,
@@ -669,6 +691,7 @@ pub async fn end_emergency(
 }
 
 /// A facility of the care team marks a grant on its patient as reviewed.
+#[tracing::instrument(level = "debug", skip_all, fields(grant = %grant))]
 pub async fn review_emergency(
     db: &Database,
     who: StaffActor,

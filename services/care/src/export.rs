@@ -19,7 +19,7 @@ use crate::unreadable::{self, Listed};
 use crate::{CareError, StaffActor};
 
 /// The patient as the copy names them.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Clone, Serialize)]
 pub struct ExportedPatient {
     pub id: PatientId,
     pub name: String,
@@ -29,16 +29,20 @@ pub struct ExportedPatient {
     pub care_level: String,
 }
 
+renrakucho_core::redacted_debug!(ExportedPatient { id });
+
 /// An entry with all its versions.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Clone, Serialize)]
 pub struct ExportedEntry {
     #[serde(flatten)]
     pub entry: EntryView,
     pub versions: Vec<VersionView>,
 }
 
+renrakucho_core::redacted_debug!(ExportedEntry { entry });
+
 /// The whole notebook as one facility may read it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Clone, Serialize)]
 pub struct NotebookCopy {
     pub notice: &'static str,
     #[serde(with = "time::serde::rfc3339")]
@@ -48,9 +52,12 @@ pub struct NotebookCopy {
     pub entries: Vec<ExportedEntry>,
 }
 
+renrakucho_core::redacted_debug!(NotebookCopy { patient });
+
 /// The notebook's full copy; the export is audited with its format (`json` or `pdf`). When a
 /// value fails its integrity check no copy is made: the refusal (409) names every unreadable
 /// item (patient, entry or entry version ID), is audited and alerts the platform operators.
+#[tracing::instrument(level = "debug", skip_all, fields(patient = %allowed.patient()))]
 pub async fn export_notebook(
     db: &Database,
     keyring: &Keyring,

@@ -27,7 +27,7 @@ use crate::{CareError, StaffActor};
 
 /// Who writes: the staff member, as the care team will see them, with the capability for
 /// what they do (`P`) on one patient.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Author<P: renrakucho_authz::Permission> {
     allowed: Authorized<P>,
     pub(crate) actor: StaffActor,
@@ -65,8 +65,19 @@ impl<P: renrakucho_authz::Permission> Author<P> {
     }
 }
 
+// The author's name is shown to the care team, never printed in logs.
+impl<P: renrakucho_authz::Permission> std::fmt::Debug for Author<P> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Author")
+            .field("allowed", &self.allowed)
+            .field("profession", &self.profession)
+            .field("facility_admin", &self.facility_admin)
+            .finish_non_exhaustive()
+    }
+}
+
 /// What an entry says.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct EntryContent {
     pub category: Category,
     pub priority: Priority,
@@ -76,16 +87,24 @@ pub struct EntryContent {
     pub mentions: Vec<FacilityId>,
 }
 
+renrakucho_core::redacted_debug!(EntryContent { mentions });
+
 /// A new entry: its content, what it answers, the files uploaded for it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct NewEntryInput {
     pub content: EntryContent,
     pub reply_to: Option<Uuid>,
     pub attachments: Vec<Uuid>,
 }
 
+renrakucho_core::redacted_debug!(NewEntryInput {
+    content,
+    reply_to,
+    attachments
+});
+
 /// A file of an entry, as listed.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Clone, Serialize)]
 pub struct AttachmentLine {
     pub id: Uuid,
     pub file_name: String,
@@ -94,8 +113,15 @@ pub struct AttachmentLine {
     pub has_thumbnail: bool,
 }
 
+renrakucho_core::redacted_debug!(AttachmentLine {
+    id,
+    media_type,
+    size,
+    has_thumbnail
+});
+
 /// An entry as the care team reads it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Clone, Serialize)]
 pub struct EntryView {
     pub id: Uuid,
     pub patient: PatientId,
@@ -124,8 +150,16 @@ pub struct EntryView {
     pub withdrawal_reason: Option<String>,
 }
 
+renrakucho_core::redacted_debug!(EntryView {
+    id,
+    patient,
+    facility,
+    author,
+    version
+});
+
 /// One page of a timeline, and where the next one starts.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Clone, Serialize)]
 pub struct TimelinePage {
     /// An entry that fails its integrity check is `{"id": …, "unreadable": true}`.
     pub entries: Vec<Listed<EntryView>>,
@@ -133,8 +167,10 @@ pub struct TimelinePage {
     pub next: Option<String>,
 }
 
+renrakucho_core::redacted_debug!(TimelinePage { entries, next });
+
 /// A version of an entry, for its history.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Clone, Serialize)]
 pub struct VersionView {
     pub version: i32,
     pub editor_name: String,
@@ -147,8 +183,13 @@ pub struct VersionView {
     pub vitals: Option<Vitals>,
 }
 
+renrakucho_core::redacted_debug!(VersionView {
+    version,
+    editor_facility
+});
+
 /// Someone who read an entry.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Clone, Serialize)]
 pub struct ReaderView {
     pub name: String,
     pub profession: String,
@@ -158,8 +199,10 @@ pub struct ReaderView {
     pub read_at: OffsetDateTime,
 }
 
+renrakucho_core::redacted_debug!(ReaderView { facility });
+
 /// An entry with its history, replies and readers.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Clone, Serialize)]
 pub struct EntryDetail {
     pub entry: EntryView,
     /// A version that fails its integrity check is `{"id": <version row>, "unreadable": true}`.
@@ -167,6 +210,13 @@ pub struct EntryDetail {
     pub replies: Vec<Listed<EntryView>>,
     pub read_by: Vec<ReaderView>,
 }
+
+renrakucho_core::redacted_debug!(EntryDetail {
+    entry,
+    versions,
+    replies,
+    read_by
+});
 
 /// The cursor of a page: opaque to clients.
 fn encode_cursor(c: Cursor) -> String {
@@ -523,6 +573,7 @@ fn vitals_for(content: &EntryContent) -> Result<Option<Vec<u8>>, CareError> {
 }
 
 /// Posts an entry (or a reply) on the patient's notebook, with the files uploaded for it.
+#[tracing::instrument(level = "debug", skip_all, fields(patient = %who.patient()))]
 pub async fn post_entry(
     db: &Database,
     keyring: &Keyring,
@@ -654,6 +705,7 @@ pub async fn post_entry(
 /// A page of the patient's timeline (newest first, withdrawn entries left out); the read is
 /// audited.
 #[allow(clippy::too_many_arguments)]
+#[tracing::instrument(level = "debug", skip_all, fields(patient = %allowed.patient()))]
 pub async fn timeline(
     db: &Database,
     keyring: &Keyring,
@@ -702,6 +754,7 @@ pub async fn timeline(
 }
 
 /// One entry with every version, its replies and who read it; audited.
+#[tracing::instrument(level = "debug", skip_all, fields(patient = %allowed.patient(), id = %id))]
 pub async fn entry_detail(
     db: &Database,
     keyring: &Keyring,
@@ -823,6 +876,7 @@ pub enum EditResult {
 
 /// Saves an edit as the next version, if `expected_version` is still the current one.
 #[allow(clippy::too_many_arguments)]
+#[tracing::instrument(level = "debug", skip_all, fields(patient = %who.patient(), id = %id))]
 pub async fn edit_entry(
     db: &Database,
     keyring: &Keyring,
@@ -932,6 +986,7 @@ pub async fn edit_entry(
 }
 
 /// Withdraws an entry with a reason: hidden from the timeline, kept in its history.
+#[tracing::instrument(level = "debug", skip_all, fields(patient = %who.patient(), id = %id))]
 pub async fn withdraw_entry(
     db: &Database,
     keyring: &Keyring,
@@ -999,6 +1054,7 @@ fn normalized(text: &str) -> String {
 /// Entries of one patient whose text (or vitals summary) contains `query`, newest first. The
 /// bodies are encrypted, so the search runs here over the decrypted notebook; audited with the
 /// number found, never the query.
+#[tracing::instrument(level = "debug", skip_all, fields(patient = %allowed.patient()))]
 pub async fn search_notebook(
     db: &Database,
     keyring: &Keyring,
@@ -1100,6 +1156,7 @@ async fn searchable(
 }
 
 /// Marks entries as read by the person (read receipts).
+#[tracing::instrument(level = "debug", skip_all, fields(patient = %who.patient()))]
 pub async fn mark_read(
     db: &Database,
     who: &Author<may::NotebookRead>,
@@ -1147,6 +1204,7 @@ pub struct UnreadLine {
     pub newest: OffsetDateTime,
 }
 
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn unread(
     db: &Database,
     allowed: &Permitted<may::NotebookRead>,

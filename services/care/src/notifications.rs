@@ -21,7 +21,7 @@ use crate::{CareError, StaffActor};
 const JST: UtcOffset = time::macros::offset!(+9);
 
 /// A person's notification preferences.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Clone, PartialEq, Eq, Serialize)]
 pub struct Preferences {
     pub email: Option<String>,
     /// Live notifications from this level up.
@@ -33,6 +33,15 @@ pub struct Preferences {
     pub digest_hour: u8,
     pub muted: Vec<PatientId>,
 }
+
+renrakucho_core::redacted_debug!(Preferences {
+    live_level,
+    quiet_start,
+    quiet_end,
+    digest_enabled,
+    digest_hour,
+    muted
+});
 
 impl Default for Preferences {
     fn default() -> Self {
@@ -106,6 +115,7 @@ fn from_settings(s: Settings, muted: Vec<Uuid>) -> Preferences {
 }
 
 /// The person's preferences (the defaults until they save some).
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn preferences_of(db: &Database, who: StaffActor) -> Result<Preferences, CareError> {
     let mut tx = db.begin(who.scope()).await?;
     let saved = notifications::get(&mut tx, who.staff).await?;
@@ -121,6 +131,7 @@ pub async fn preferences_of(db: &Database, who: StaffActor) -> Result<Preference
 }
 
 /// Saves the person's preferences.
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn save_preferences(
     db: &Database,
     who: StaffActor,
@@ -153,6 +164,7 @@ pub async fn save_preferences(
 }
 
 /// Mutes (or unmutes) a patient for the person.
+#[tracing::instrument(level = "debug", skip_all, fields(patient = %allowed.patient()))]
 pub async fn set_muted(
     db: &Database,
     allowed: &Authorized<may::NotebookRead>,
@@ -229,6 +241,7 @@ pub struct Notification {
 /// their entries, mentions of their facility, entries on shared patients at or above their
 /// level, muted patients left out unless urgent), invitations to their facility, support
 /// requests to it. IDs and kinds only; the portal links to the patient.
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn feed(
     db: &Database,
     who: StaffActor,
@@ -351,6 +364,7 @@ pub struct DigestCounts {
 }
 
 /// The counts for one person's digest (in their facility's scope).
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn digest_counts(db: &Database, who: StaffActor) -> Result<DigestCounts, CareError> {
     let mut tx = db.begin(who.scope()).await?;
     let unread = notebook::unread(&mut tx, who.staff).await?;
@@ -372,14 +386,17 @@ pub async fn digest_counts(db: &Database, who: StaffActor) -> Result<DigestCount
 }
 
 /// Someone whose digest is due.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct DigestDue {
     pub who: StaffActor,
     pub email: String,
 }
 
+renrakucho_core::redacted_debug!(DigestDue { who });
+
 /// Everyone whose daily digest is due at `now`: the hour has come (Japan time) and none went
 /// out today.
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn digests_due(db: &Database, now: OffsetDateTime) -> Result<Vec<DigestDue>, CareError> {
     let local = now.to_offset(JST);
     let today_start = local
@@ -403,6 +420,7 @@ pub async fn digests_due(db: &Database, now: OffsetDateTime) -> Result<Vec<Diges
 }
 
 /// Records that a digest went out (audited: it is a message about patients, if only counts).
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn digest_sent(
     db: &Database,
     who: StaffActor,

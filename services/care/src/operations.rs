@@ -13,6 +13,7 @@ use uuid::Uuid;
 use crate::CareError;
 
 /// The newest platform alerts, open ones first (at most `limit`, 1–500).
+#[tracing::instrument(level = "debug", skip_all, fields(operator = %operator))]
 pub async fn platform_alerts(
     db: &Database,
     operator: OperatorId,
@@ -39,6 +40,7 @@ pub async fn platform_alerts(
 }
 
 /// Marks an open alert as seen. [`CareError::NotFound`] when there is no such open alert.
+#[tracing::instrument(level = "debug", skip_all, fields(operator = %operator, alert = %alert))]
 pub async fn acknowledge_platform_alert(
     db: &Database,
     operator: OperatorId,

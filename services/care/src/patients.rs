@@ -14,15 +14,17 @@ use crate::{CareError, StaffActor};
 const TABLE: &str = "patients";
 
 /// A patient to register.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct NewPatient {
     pub name: PatientName,
     pub kana: KanaName,
     pub profile: PatientProfile,
 }
 
+renrakucho_core::redacted_debug!(NewPatient);
+
 /// A patient, decrypted for someone allowed to read them.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Clone, serde::Serialize)]
 pub struct Patient {
     pub id: PatientId,
     pub registering_facility: renrakucho_core::FacilityId,
@@ -33,13 +35,20 @@ pub struct Patient {
     pub registered_at: OffsetDateTime,
 }
 
+renrakucho_core::redacted_debug!(Patient {
+    id,
+    registering_facility
+});
+
 /// A line of a patient list or search result.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Clone, serde::Serialize)]
 pub struct PatientSummary {
     pub id: PatientId,
     pub name: PatientName,
     pub kana: KanaName,
 }
+
+renrakucho_core::redacted_debug!(PatientSummary { id });
 
 /// Where a patient's field is stored, at the revision the database counts for the row (the
 /// associated data names it, so a field put back from an earlier revision does not decrypt).
@@ -107,6 +116,7 @@ pub(crate) async fn decrypt_name(
 
 /// Registers a patient in the actor's facility: fields encrypted with a new key of the
 /// patient's own, name terms for search, audited.
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn register_patient(
     db: &Database,
     keyring: &Keyring,
@@ -172,6 +182,7 @@ pub async fn register_patient(
 }
 
 /// One patient, decrypted; the read is audited.
+#[tracing::instrument(level = "debug", skip_all, fields(id = %allowed.patient()))]
 pub async fn patient(
     db: &Database,
     keyring: &Keyring,
@@ -218,6 +229,7 @@ pub async fn patient(
 /// normalisation; an empty query lists the newest. A patient whose name fails its integrity
 /// check is listed as unreadable. Audited with the number found and the unreadable IDs, never
 /// the query (it is a name).
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn find_patients(
     db: &Database,
     keyring: &Keyring,
@@ -269,6 +281,7 @@ pub async fn find_patients(
 
 /// Corrects the registration (the registering facility): every field replaced, name terms
 /// renewed, audited with the names of the fields that changed (never their values).
+#[tracing::instrument(level = "debug", skip_all, fields(id = %allowed.patient()))]
 pub async fn update_patient(
     db: &Database,
     keyring: &Keyring,

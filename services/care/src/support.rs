@@ -38,7 +38,7 @@ fn text(raw: &str, field: &'static str, max: usize, what: &str) -> Result<String
 }
 
 /// A support request to send.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct NewSupportRequest {
     /// The asked facility's code (from the directory).
     pub to_code: String,
@@ -51,6 +51,13 @@ pub struct NewSupportRequest {
     pub attachments: Vec<Uuid>,
 }
 
+renrakucho_core::redacted_debug!(NewSupportRequest {
+    to_code,
+    kind,
+    entries,
+    attachments
+});
+
 fn binding(patient: PatientId, column: &'static str, id: Uuid) -> Binding<'static> {
     Binding {
         owner: KeyOwner::Patient(patient),
@@ -62,6 +69,7 @@ fn binding(patient: PatientId, column: &'static str, id: Uuid) -> Binding<'stati
 }
 
 /// Sends a support request.
+#[tracing::instrument(level = "debug", skip_all, fields(patient = %who.patient()))]
 pub async fn send_support_request(
     db: &Database,
     keyring: &Keyring,
@@ -193,7 +201,7 @@ pub struct SupportLine {
 }
 
 /// A request with what it says and what it shares.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Clone, Serialize)]
 pub struct SupportDetail {
     pub line: SupportLine,
     pub question: String,
@@ -203,6 +211,8 @@ pub struct SupportDetail {
     /// A shared entry that fails its integrity check is `{"id": …, "unreadable": true}`.
     pub entries: Vec<Listed<EntryView>>,
 }
+
+renrakucho_core::redacted_debug!(SupportDetail { line, entries });
 
 async fn lines(
     tx: &mut renrakucho_store::ScopedTx,
@@ -247,6 +257,7 @@ async fn lines(
 
 /// Requests the facility sent or received, newest first (no patient data: kinds, states,
 /// facilities).
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn support_requests(
     db: &Database,
     who: StaffActor,
@@ -260,6 +271,7 @@ pub async fn support_requests(
 
 /// One request's line (no patient data), looked up by its ID however old it is: what acting
 /// on a request starts from. `NotFound` when the facility neither sent nor received it.
+#[tracing::instrument(level = "debug", skip_all, fields(id = %id))]
 pub async fn support_line(
     db: &Database,
     who: StaffActor,
@@ -296,6 +308,7 @@ async fn request_about(
 }
 
 /// One request, decrypted, with the entries it shares; audited.
+#[tracing::instrument(level = "debug", skip_all, fields(id = %id))]
 pub async fn support_request<P: SupportParty>(
     db: &Database,
     keyring: &Keyring,
@@ -382,6 +395,7 @@ pub async fn support_request<P: SupportParty>(
 }
 
 /// The asked facility accepts (`true`) or declines the request.
+#[tracing::instrument(level = "debug", skip_all, fields(id = %id))]
 pub async fn respond_to_support_request(
     db: &Database,
     allowed: &Authorized<may::SupportAnswer>,
@@ -425,6 +439,7 @@ pub async fn respond_to_support_request(
 }
 
 /// The asked facility answers an accepted request.
+#[tracing::instrument(level = "debug", skip_all, fields(id = %id))]
 pub async fn answer_support_request(
     db: &Database,
     keyring: &Keyring,
@@ -464,6 +479,7 @@ pub async fn answer_support_request(
 }
 
 /// The asking facility closes its request (whatever state it is in, short of closed).
+#[tracing::instrument(level = "debug", skip_all, fields(id = %id))]
 pub async fn close_support_request(
     db: &Database,
     allowed: &Authorized<may::NotebookRead>,

@@ -192,6 +192,7 @@ const BATCH: usize = 500;
 /// either store: names carry IDs only and are checked against the rows by the database
 /// (`unreferenced_objects`, key maintenance), patient by patient. A name that is not shaped
 /// like one of ours is left alone.
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn sweep_orphaned_files(
     db: &Database,
     files: &FileStore,

@@ -4,9 +4,24 @@
 //! has passed the login-ID rules, a [`FacilityCode`] has the network's shape. Nothing in this
 //! crate knows about HTTP or SQL, so the rules can be read and tested on their own.
 
-/// `Debug` for a type that holds patient data: it names the type and hides the value, so a
-/// value formatted with `{:?}` (a log field, a panic, an error's context) never shows content.
+/// `Debug` for a type that holds patient data, so a value formatted with `{:?}` (a log field, a
+/// panic, an error's context, a failed assertion) never shows content.
+///
+/// `redacted_debug!(A, B)` names each type and hides the whole value: `A(<redacted>)`.
+/// `redacted_debug!(A { id, patient })` shows only the fields listed (identifiers, versions,
+/// flags: never names or text), each through its own `Debug`, and `..` for the rest:
+/// `A { id: …, patient: …, .. }`. Other crates use it as `renrakucho_core::redacted_debug!`.
+#[macro_export]
 macro_rules! redacted_debug {
+    ($name:ty { $($field:ident),* $(,)? }) => {
+        impl std::fmt::Debug for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_struct(stringify!($name))
+                    $(.field(stringify!($field), &self.$field))*
+                    .finish_non_exhaustive()
+            }
+        }
+    };
     ($($name:ty),* $(,)?) => {
         $(
             impl std::fmt::Debug for $name {

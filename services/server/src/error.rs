@@ -13,6 +13,28 @@ use renrakucho_store::StoreError;
 use serde::Serialize;
 use utoipa::ToSchema;
 
+/// An error and its causes, for the log: `outer: cause: root cause`. A cause whose words the
+/// message already quotes (`#[error("…: {0}")]`) is not repeated. Errors here name constraints,
+/// tables, rows and steps, never patient data, and so does the chain.
+pub struct Chain<'a>(pub &'a (dyn std::error::Error + 'static));
+
+impl std::fmt::Display for Chain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut said = self.0.to_string();
+        f.write_str(&said)?;
+        let mut cause = self.0.source();
+        while let Some(e) = cause {
+            let text = e.to_string();
+            if !said.contains(&text) {
+                write!(f, ": {text}")?;
+                said.push_str(&text);
+            }
+            cause = e.source();
+        }
+        Ok(())
+    }
+}
+
 /// The body of every JSON error.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct ErrorBody {
@@ -132,11 +154,11 @@ impl From<StoreError> for ApiError {
                 )
             }
             e if e.is_unavailable() => {
-                tracing::error!(error = %e, "database unavailable");
+                tracing::error!(error = %Chain(&e), "database unavailable");
                 Self::unavailable()
             }
             e => {
-                tracing::error!(error = %e, "storage error");
+                tracing::error!(error = %Chain(&e), "storage error");
                 Self::internal()
             }
         }
@@ -149,7 +171,7 @@ impl From<renrakucho_keyring::KeyringError> for ApiError {
         match e {
             KeyringError::Store(e) => e.into(),
             e if e.is_unavailable() => {
-                tracing::error!(error = %e, "key provider unavailable");
+                tracing::error!(error = %Chain(&e), "key provider unavailable");
                 Self::new(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "key_service_unavailable",
@@ -160,7 +182,7 @@ impl From<renrakucho_keyring::KeyringError> for ApiError {
             // destroyed key): a clear refusal naming the record, never its content. Listings
             // show such an item as unreadable instead (ADR 0017).
             KeyringError::Undecryptable { row, .. } => {
-                tracing::warn!(error = %e, "a record read on its own is unreadable");
+                tracing::warn!(error = %Chain(&e), "a record read on its own is unreadable");
                 Self::new(
                     StatusCode::CONFLICT,
                     "unreadable",
@@ -169,7 +191,7 @@ impl From<renrakucho_keyring::KeyringError> for ApiError {
             }
             // Names the table, column and row; never the content.
             e => {
-                tracing::error!(error = %e, "encrypted data could not be used");
+                tracing::error!(error = %Chain(&e), "encrypted data could not be used");
                 Self::internal()
             }
         }
@@ -181,15 +203,15 @@ impl From<renrakucho_files::FileError> for ApiError {
         use renrakucho_files::FileError;
         match e {
             FileError::NotFound(_) => {
-                tracing::error!(error = %e, "a stored file is missing");
+                tracing::error!(error = %Chain(&e), "a stored file is missing");
                 Self::internal()
             }
             FileError::Unavailable(_) => {
-                tracing::error!(error = %e, "file store unavailable");
+                tracing::error!(error = %Chain(&e), "file store unavailable");
                 Self::unavailable()
             }
             e => {
-                tracing::error!(error = %e, "file store error");
+                tracing::error!(error = %Chain(&e), "file store error");
                 Self::internal()
             }
         }
@@ -277,7 +299,7 @@ impl From<SignInError> for ApiError {
 
 impl From<tower_sessions::session::Error> for ApiError {
     fn from(e: tower_sessions::session::Error) -> Self {
-        tracing::error!(error = %e, "session store error");
+        tracing::error!(error = %Chain(&e), "session store error");
         Self::unavailable()
     }
 }

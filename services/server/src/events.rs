@@ -265,6 +265,7 @@ pub async fn concerning(
 /// (`event: notification`, data JSON `{kind, patient, entry, request, priority, link}`).
 /// The stream ends when the session stops being good (signed out elsewhere, idle, account
 /// suspended): the page then finds itself signed out.
+#[tracing::instrument(skip_all)]
 pub async fn stream(
     State(state): State<AppState>,
     session: tower_sessions::Session,

@@ -191,6 +191,8 @@ pub async fn current(state: &AppState, session: &Session) -> Result<Option<Signe
         record.last_seen_at = t;
         session.insert(SESSION_KEY, record).await?;
     }
+    // The request's log line names who it acted for (IDs only).
+    crate::app::note_actor(record.principal);
     Ok(Some(SignedIn {
         principal: record.principal,
         who,

@@ -24,6 +24,7 @@ pub struct Announcements {
 
 impl Announcements {
     /// Starts listening on `channel` (one of the constants above).
+    #[tracing::instrument(level = "debug", skip_all)]
     pub async fn listen(db: &Database, channel: &'static str) -> Result<Self, StoreError> {
         let mut listener = PgListener::connect_with(db.listener_pool()).await?;
         listener.listen(channel).await?;
@@ -32,6 +33,7 @@ impl Announcements {
 
     /// The next announcement's content. Waits; an error means the connection is gone (listen
     /// again: announcements made meanwhile are missed).
+    #[tracing::instrument(level = "debug", skip_all)]
     pub async fn recv(&mut self) -> Result<serde_json::Value, StoreError> {
         loop {
             let notification = self.listener.recv().await?;
@@ -56,6 +58,7 @@ impl Announcements {
 }
 
 /// Removes announcements older than `age` (every process has long read them). Returns how many.
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn forget_older_than(db: &Database, age: Duration) -> Result<u64, StoreError> {
     let done = sqlx::query(
         "DELETE FROM private.announcements WHERE announced_at < now() - make_interval(secs => $1)",

@@ -43,6 +43,7 @@ pub struct NewAttachment<'a> {
     pub height: Option<i32>,
 }
 
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn insert(tx: &mut ScopedTx, new: &NewAttachment<'_>) -> Result<(), StoreError> {
     let facility = tx.scope().facility().ok_or(StoreError::Forbidden)?;
     sqlx::query(
@@ -68,6 +69,7 @@ pub async fn insert(tx: &mut ScopedTx, new: &NewAttachment<'_>) -> Result<(), St
 
 /// Attaches uploaded files to an entry. Returns how many were attached (files not uploaded by
 /// this facility, for another patient or already attached are left alone).
+#[tracing::instrument(level = "debug", skip_all, fields(patient = %patient, entry = %entry))]
 pub async fn attach(
     tx: &mut ScopedTx,
     patient: PatientId,
@@ -86,6 +88,7 @@ pub async fn attach(
     Ok(done.rows_affected())
 }
 
+#[tracing::instrument(level = "debug", skip_all, fields(patient = %patient, id = %id))]
 pub async fn get(
     tx: &mut ScopedTx,
     patient: PatientId,
@@ -101,6 +104,7 @@ pub async fn get(
 }
 
 /// The files of these entries.
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn of_entries(
     tx: &mut ScopedTx,
     entries: &[Uuid],
@@ -114,6 +118,7 @@ pub async fn of_entries(
 }
 
 /// Every file object stored for the patient that this scope sees (to remove after erasure).
+#[tracing::instrument(level = "debug", skip_all, fields(patient = %patient))]
 pub async fn objects_of_patient(
     tx: &mut ScopedTx,
     patient: PatientId,

@@ -76,6 +76,7 @@ pub struct AuditEvent<'a> {
 
 /// Writes `event` into the audit chain of the transaction's scope (the facility's, or the
 /// platform's), inside that transaction: if the change rolls back, so does its record.
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn record(tx: &mut ScopedTx, event: AuditEvent<'_>) -> Result<(), StoreError> {
     let (actor_kind, actor_id) = event.actor.parts();
     let facility = tx.scope().facility().map(|f| f.as_uuid());
@@ -127,6 +128,7 @@ pub struct AuditRecord {
 }
 
 /// The newest records of the scope's chain, newest first.
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn recent(tx: &mut ScopedTx, limit: i64) -> Result<Vec<AuditRecord>, StoreError> {
     let rows = sqlx::query_as::<_, AuditRecord>(
         "SELECT seq, occurred_at, actor_kind, actor_id, action, outcome, target_kind, target_id,
@@ -261,6 +263,7 @@ async fn verify_scope(
 
 /// Recomputes every chain (the platform's and each facility's) and reports every broken link
 /// of each. Runs as the runtime role, one scope at a time, like any other reader.
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn verify(db: &Database) -> Result<VerifyReport, StoreError> {
     let mut report = VerifyReport::default();
     let mut tx = db.begin(Scope::Platform).await?;

@@ -72,6 +72,7 @@ async fn execute_formatted(
 
 /// As a cluster superuser (the private cluster, or a test server): creates the owner role and
 /// a database owned by it, unless they exist. `owner_password` is set when given.
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn provision_cluster(
     superuser: &PgConnectOptions,
     database: &str,
@@ -128,6 +129,7 @@ pub async fn provision_cluster(
 
 /// Applies the embedded migrations as the owner, then [`harden_database`]. Safe to run from
 /// several processes at once (sqlx takes an advisory lock).
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn run_migrations(owner: &PgConnectOptions) -> Result<(), StoreError> {
     let mut conn = owner.connect().await?;
     MIGRATOR.run(&mut conn).await?;
@@ -140,6 +142,7 @@ pub async fn run_migrations(owner: &PgConnectOptions) -> Result<(), StoreError> 
 /// session creates can stand in for a table another request on the same connection uses.
 /// Effective when the owner owns the database (as provisioned here); otherwise
 /// [`check_runtime_role`] names the fix.
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn harden_database(owner: &PgConnectOptions) -> Result<(), StoreError> {
     let mut conn = owner.connect().await?;
     sqlx::raw_sql(
@@ -159,6 +162,7 @@ pub async fn harden_database(owner: &PgConnectOptions) -> Result<(), StoreError>
 /// As the owner (which needs CREATEROLE): makes sure the runtime login role exists, is a
 /// member of the runtime group, and has none of the powers it must not have. Returns true when
 /// the role was created now.
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn create_runtime_login(
     owner: &PgConnectOptions,
     runtime: &str,
@@ -283,6 +287,7 @@ const HARMLESS_SETTINGS: [&str; 1] = ["application_name"];
 /// a superuser, a BYPASSRLS role or a privileged role, starts with no setting that changes what
 /// it sees (`ALTER ROLE … SET`), and can create nothing (no temporary tables either). The server
 /// refuses to start otherwise.
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn check_runtime_role(
     runtime: &PgConnectOptions,
 ) -> Result<Vec<RuntimeRoleProblem>, StoreError> {

@@ -56,6 +56,7 @@ const COLUMNS: &str =
                        joined_at, ended_at";
 
 /// The registering facility's own row, written with the patient.
+#[tracing::instrument(level = "debug", skip_all, fields(patient = %patient))]
 pub async fn add_registering(tx: &mut ScopedTx, patient: PatientId) -> Result<(), StoreError> {
     let facility = tx.scope().facility().ok_or(StoreError::Forbidden)?;
     sqlx::query(
@@ -72,6 +73,7 @@ pub async fn add_registering(tx: &mut ScopedTx, patient: PatientId) -> Result<()
 }
 
 /// Invites a facility that has never been in the team.
+#[tracing::instrument(level = "debug", skip_all, fields(patient = %patient, registering_facility = %registering_facility, facility = %facility, by = %by))]
 pub async fn invite(
     tx: &mut ScopedTx,
     patient: PatientId,
@@ -96,6 +98,7 @@ pub async fn invite(
 
 /// Invites again a facility that declined, left or was removed (the registering facility):
 /// from any state that may become `invited`.
+#[tracing::instrument(level = "debug", skip_all, fields(patient = %patient, facility = %facility, by = %by))]
 pub async fn invite_again(
     tx: &mut ScopedTx,
     patient: PatientId,
@@ -130,6 +133,7 @@ pub async fn invite_again(
 
 /// Moves a facility's membership from `from` to `to`; `NotFound` when it is not in state
 /// `from` (or not visible). Which moves are allowed to whom, the database decides (a trigger).
+#[tracing::instrument(level = "debug", skip_all, fields(patient = %patient, facility = %facility))]
 pub async fn set_status(
     tx: &mut ScopedTx,
     patient: PatientId,
@@ -160,6 +164,7 @@ pub async fn set_status(
 
 /// The memberships of one patient visible in this scope: the whole team to a facility sharing
 /// the patient (or holding an emergency grant), only its own row to anyone else.
+#[tracing::instrument(level = "debug", skip_all, fields(patient = %patient))]
 pub async fn of_patient(
     tx: &mut ScopedTx,
     patient: PatientId,
@@ -175,6 +180,7 @@ pub async fn of_patient(
 }
 
 /// The transaction's facility's own membership of a patient, if any.
+#[tracing::instrument(level = "debug", skip_all, fields(patient = %patient))]
 pub async fn own(tx: &mut ScopedTx, patient: PatientId) -> Result<Option<Membership>, StoreError> {
     let facility = tx.scope().facility().ok_or(StoreError::Forbidden)?;
     let row: Option<Row> = sqlx::query_as(&format!(
@@ -188,6 +194,7 @@ pub async fn own(tx: &mut ScopedTx, patient: PatientId) -> Result<Option<Members
 }
 
 /// Invitations waiting for the transaction's facility, newest first.
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn pending_invitations(tx: &mut ScopedTx) -> Result<Vec<Membership>, StoreError> {
     let facility = tx.scope().facility().ok_or(StoreError::Forbidden)?;
     let rows: Vec<Row> = sqlx::query_as(&format!(
@@ -212,6 +219,7 @@ pub struct AccessRow {
 
 /// The relation rows (access-sync scope): all of them, or one patient's. Expired emergency
 /// rows are left out.
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn access_rows(
     tx: &mut ScopedTx,
     patient: Option<PatientId>,
@@ -236,6 +244,7 @@ pub async fn access_rows(
 }
 
 /// The relations the transaction's facility holds to a patient now.
+#[tracing::instrument(level = "debug", skip_all, fields(patient = %patient))]
 pub async fn own_relations(
     tx: &mut ScopedTx,
     patient: PatientId,

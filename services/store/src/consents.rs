@@ -33,6 +33,7 @@ pub struct NewConsent<'a> {
 
 /// Inserts the consent; returns whether the database recorded it as a renewal (it decides:
 /// a consent recorded while the consent is withdrawn).
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn insert(tx: &mut ScopedTx, new: &NewConsent<'_>) -> Result<bool, StoreError> {
     let facility = tx.scope().facility().ok_or(StoreError::Forbidden)?;
     let renewal = sqlx::query_scalar(
@@ -127,6 +128,7 @@ const COLUMNS: &str = "id, patient_id, facility_id, signer, details_enc, signed_
                        withdrawn_by_facility, renewal";
 
 /// The patient's consents visible in this scope, newest first.
+#[tracing::instrument(level = "debug", skip_all, fields(patient = %patient))]
 pub async fn of_patient(
     tx: &mut ScopedTx,
     patient: PatientId,
@@ -141,6 +143,7 @@ pub async fn of_patient(
 }
 
 /// One consent of a patient, if visible.
+#[tracing::instrument(level = "debug", skip_all, fields(patient = %patient, id = %id))]
 pub async fn get(
     tx: &mut ScopedTx,
     patient: PatientId,
@@ -157,6 +160,7 @@ pub async fn get(
 }
 
 /// Whether a consent is on file (not withdrawn) for the patient, as this scope sees it.
+#[tracing::instrument(level = "debug", skip_all, fields(patient = %patient))]
 pub async fn is_on_file(tx: &mut ScopedTx, patient: PatientId) -> Result<bool, StoreError> {
     Ok(sqlx::query_scalar(
         "SELECT EXISTS (SELECT FROM consents WHERE patient_id = $1 AND withdrawn_at IS NULL)",
@@ -167,6 +171,7 @@ pub async fn is_on_file(tx: &mut ScopedTx, patient: PatientId) -> Result<bool, S
 }
 
 /// Withdraws every consent on file for the patient. Returns how many.
+#[tracing::instrument(level = "debug", skip_all, fields(patient = %patient, by = %by))]
 pub async fn withdraw_all(
     tx: &mut ScopedTx,
     patient: PatientId,
@@ -198,6 +203,7 @@ pub struct ConsentChange {
 
 /// Consent changes made by other facilities since `since`, on patients whose care team the
 /// transaction's facility belongs to (registering or active member), newest first.
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn changes_since(
     tx: &mut ScopedTx,
     since: OffsetDateTime,

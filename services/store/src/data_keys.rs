@@ -78,6 +78,7 @@ fn version_param(version: u32) -> Result<i32, StoreError> {
 }
 
 /// The newest version of an owner's key visible in this scope (destroyed or not).
+#[tracing::instrument(level = "debug", skip_all, fields(owner = %owner))]
 pub async fn newest(
     tx: &mut ScopedTx,
     kind: OwnerKind,
@@ -95,6 +96,7 @@ pub async fn newest(
 }
 
 /// One version of an owner's key, if visible in this scope.
+#[tracing::instrument(level = "debug", skip_all, fields(owner = %owner))]
 pub async fn get(
     tx: &mut ScopedTx,
     kind: OwnerKind,
@@ -125,6 +127,7 @@ pub struct NewKey<'a> {
 
 /// Stores a new key version. `false` when that version already exists (another request
 /// created it first): the caller reads the stored one instead.
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn insert(tx: &mut ScopedTx, new: &NewKey<'_>) -> Result<bool, StoreError> {
     let done = sqlx::query(
         "INSERT INTO data_keys (owner_kind, owner_id, version, facility_id, master_key_id, wrapped)
@@ -144,6 +147,7 @@ pub async fn insert(tx: &mut ScopedTx, new: &NewKey<'_>) -> Result<bool, StoreEr
 
 /// Destroys every version of an owner's key (crypto-shredding). Returns how many versions
 /// were destroyed now; already destroyed ones stay as they are.
+#[tracing::instrument(level = "debug", skip_all, fields(owner = %owner))]
 pub async fn destroy_all(
     tx: &mut ScopedTx,
     kind: OwnerKind,
@@ -162,6 +166,7 @@ pub async fn destroy_all(
 
 /// Up to `limit` live keys wrapped under a master key other than `current`, locked for this
 /// transaction; rows another re-wrapper holds are skipped, so several can run at once.
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn lock_not_wrapped_by(
     tx: &mut ScopedTx,
     current: &str,
@@ -181,6 +186,7 @@ pub async fn lock_not_wrapped_by(
 }
 
 /// Replaces a live key's wrapping (same key, new master key).
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn set_wrapping(
     tx: &mut ScopedTx,
     key: &StoredKey,
@@ -206,6 +212,7 @@ pub async fn set_wrapping(
 }
 
 /// How many live keys each master key wraps (to know when an old one can be retired).
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn count_by_master_key(tx: &mut ScopedTx) -> Result<Vec<(String, i64)>, StoreError> {
     Ok(sqlx::query_as(
         "SELECT master_key_id, count(*) FROM data_keys WHERE wrapped IS NOT NULL
@@ -224,6 +231,7 @@ pub fn parse_change(payload: &serde_json::Value) -> Option<(OwnerKind, Uuid)> {
 }
 
 /// The facility whose scope holds an owner's keys (read in key-maintenance scope).
+#[tracing::instrument(level = "debug", skip_all, fields(owner = %owner))]
 pub async fn facility_of(
     tx: &mut ScopedTx,
     kind: OwnerKind,

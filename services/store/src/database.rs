@@ -69,6 +69,7 @@ impl Database {
     /// Connects the pools (connections open on first use). `max_web` bounds the web pool; each
     /// privileged pool may open half as many. Reads the server's keys through the owner,
     /// creating them on the first start.
+    #[tracing::instrument(level = "debug", skip_all)]
     pub async fn connect(connections: &Connections, max_web: u32) -> Result<Self, StoreError> {
         let keys = ServerKeys::load_or_create(&connections.owner).await?;
         let owner = connections.owner.clone();
@@ -110,6 +111,7 @@ impl Database {
     /// `renrakucho_enter(…)` with this server's MAC over the backend, the connection's chain
     /// value, the facility and the staff member; for a privileged scope, `BEGIN` in its role's
     /// pool.
+    #[tracing::instrument(level = "debug", skip_all, fields(scope = ?scope))]
     pub async fn begin(&self, scope: Scope) -> Result<ScopedTx, StoreError> {
         let pool = match scope {
             Scope::Facility(facility) => return self.begin_web(scope, facility, None).await,
@@ -174,11 +176,13 @@ impl Database {
     }
 
     /// A web connection for one statement without a tenant (see [`WebConnection`]).
+    #[tracing::instrument(level = "debug", skip_all)]
     pub async fn connection(&self) -> Result<WebConnection, StoreError> {
         Ok(WebConnection::new(pool::get(&self.inner.web).await?))
     }
 
     /// Database reachable, and exactly this binary's migrations applied.
+    #[tracing::instrument(level = "debug", skip_all)]
     pub async fn readiness(&self) -> Result<Readiness, StoreError> {
         let mut conn = self.connection().await?;
         let applied: i64 = sqlx::query_scalar(
@@ -213,6 +217,7 @@ impl Database {
         (status.size, status.available)
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     pub async fn close(&self) {
         for pool in [
             &self.inner.web,

@@ -9,6 +9,7 @@ use uuid::Uuid;
 use crate::{ScopedTx, StoreError};
 
 /// Records a deletion request by the transaction's facility (which must share the patient).
+#[tracing::instrument(level = "debug", skip_all, fields(id = %id, patient = %patient, by = %by))]
 pub async fn record(
     tx: &mut ScopedTx,
     id: Uuid,
@@ -31,6 +32,7 @@ pub async fn record(
 
 /// Removes everything stored about the patient (the pending request must be recorded in this
 /// transaction first). Returns how many rows of each kind went, by table.
+#[tracing::instrument(level = "debug", skip_all, fields(patient = %patient))]
 pub async fn erase(tx: &mut ScopedTx, patient: PatientId) -> Result<serde_json::Value, StoreError> {
     Ok(sqlx::query_scalar("SELECT erase_patient($1)")
         .bind(patient.as_uuid())
@@ -39,6 +41,7 @@ pub async fn erase(tx: &mut ScopedTx, patient: PatientId) -> Result<serde_json::
 }
 
 /// Marks the request carried out, with what was erased (counts only).
+#[tracing::instrument(level = "debug", skip_all, fields(id = %id))]
 pub async fn complete(
     tx: &mut ScopedTx,
     id: Uuid,
@@ -64,6 +67,7 @@ pub struct DeletionRecord {
 }
 
 /// The facility's deletion requests, newest first.
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn list(tx: &mut ScopedTx, limit: i64) -> Result<Vec<DeletionRecord>, StoreError> {
     let rows: Vec<(
         Uuid,

@@ -69,6 +69,7 @@ const COLUMNS: &str = "id, facility_id, patient_id, opened_by, reason_enc, opene
 /// readable once the grant exists), and the patient identified with [`confirm_identified`]
 /// before it (the database refuses the grant otherwise). A patient that does not exist is
 /// `MissingReference`.
+#[tracing::instrument(level = "debug", skip_all, fields(id = %id, patient = %patient, opened_by = %opened_by))]
 pub async fn open(
     tx: &mut ScopedTx,
     id: Uuid,
@@ -93,6 +94,7 @@ pub async fn open(
 }
 
 /// Stores the (encrypted) reason of a grant just opened.
+#[tracing::instrument(level = "debug", skip_all, fields(id = %id))]
 pub async fn give_reason(tx: &mut ScopedTx, id: Uuid, reason_enc: &[u8]) -> Result<(), StoreError> {
     let done = sqlx::query(
         "UPDATE emergency_grants SET reason_enc = $2 WHERE id = $1 AND reason_enc IS NULL",
@@ -109,6 +111,7 @@ pub async fn give_reason(tx: &mut ScopedTx, id: Uuid, reason_enc: &[u8]) -> Resu
 }
 
 /// One grant, if visible (the opening facility's, or one on a patient this facility shares).
+#[tracing::instrument(level = "debug", skip_all, fields(id = %id))]
 pub async fn get(tx: &mut ScopedTx, id: Uuid) -> Result<StoredGrant, StoreError> {
     let row: Row = sqlx::query_as(&format!(
         "SELECT {COLUMNS} FROM emergency_grants WHERE id = $1"
@@ -120,6 +123,7 @@ pub async fn get(tx: &mut ScopedTx, id: Uuid) -> Result<StoredGrant, StoreError>
 }
 
 /// The grants this facility opened and the grants on patients it shares, newest first.
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn visible(tx: &mut ScopedTx, limit: i64) -> Result<Vec<StoredGrant>, StoreError> {
     let rows: Vec<Row> = sqlx::query_as(&format!(
         "SELECT {COLUMNS} FROM emergency_grants ORDER BY opened_at DESC LIMIT $1"
@@ -131,6 +135,7 @@ pub async fn visible(tx: &mut ScopedTx, limit: i64) -> Result<Vec<StoredGrant>, 
 }
 
 /// Ends the transaction's facility's open grant early.
+#[tracing::instrument(level = "debug", skip_all, fields(id = %id))]
 pub async fn end(tx: &mut ScopedTx, id: Uuid) -> Result<(), StoreError> {
     let facility = tx.scope().facility().ok_or(StoreError::Forbidden)?;
     let done = sqlx::query(
@@ -149,6 +154,7 @@ pub async fn end(tx: &mut ScopedTx, id: Uuid) -> Result<(), StoreError> {
 }
 
 /// Marks a grant on a patient this facility shares as reviewed.
+#[tracing::instrument(level = "debug", skip_all, fields(id = %id, by = %by))]
 pub async fn review(tx: &mut ScopedTx, id: Uuid, by: StaffId) -> Result<(), StoreError> {
     let facility = tx.scope().facility().ok_or(StoreError::Forbidden)?;
     let done = sqlx::query(
@@ -197,6 +203,7 @@ pub struct NewCard<'a> {
 }
 
 /// The card of a patient the transaction's facility registered, if it has one.
+#[tracing::instrument(level = "debug", skip_all, fields(patient = %patient))]
 pub async fn card(tx: &mut ScopedTx, patient: PatientId) -> Result<Option<StoredCard>, StoreError> {
     Ok(sqlx::query_as(
         "SELECT patient_id, number_enc, revision, issued_at, issued_by FROM patient_cards
@@ -210,6 +217,7 @@ pub async fn card(tx: &mut ScopedTx, patient: PatientId) -> Result<Option<Stored
 /// Issues the card, or replaces its number (a re-issue: the old number stops working with this
 /// commit, and the failures counted against it no longer lock the new one). Only the
 /// registering facility may (row-level security).
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn put_card(tx: &mut ScopedTx, card: &NewCard<'_>) -> Result<OffsetDateTime, StoreError> {
     let facility = tx.scope().facility().ok_or(StoreError::Forbidden)?;
     // A re-issue replaces the revision it was bound after: a concurrent re-issue that got
@@ -243,6 +251,7 @@ pub async fn put_card(tx: &mut ScopedTx, card: &NewCard<'_>) -> Result<OffsetDat
 }
 
 /// Replaces what confirms the card after the date of birth was corrected.
+#[tracing::instrument(level = "debug", skip_all, fields(patient = %patient))]
 pub async fn set_birth_check(
     tx: &mut ScopedTx,
     patient: PatientId,
@@ -257,6 +266,7 @@ pub async fn set_birth_check(
 }
 
 /// Patients the transaction's facility registered that have no card yet.
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn patients_without_card(
     tx: &mut ScopedTx,
     limit: i64,
@@ -285,6 +295,7 @@ pub struct Identified {
     pub facility_locked_until: Option<OffsetDateTime>,
 }
 
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn identify(tx: &mut ScopedTx, lookup: &[u8]) -> Result<Identified, StoreError> {
     Ok(sqlx::query_as(
         "SELECT patient_id, birth_check, facility_locked_until FROM emergency_identify($1)",
@@ -297,6 +308,7 @@ pub async fn identify(tx: &mut ScopedTx, lookup: &[u8]) -> Result<Identified, St
 /// The database's own confirmation of an identification the server has just made
 /// (`emergency_identified`): without it in the same transaction, [`open`] is refused. Returns
 /// the card's patient.
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn confirm_identified(
     tx: &mut ScopedTx,
     lookup: &[u8],
@@ -323,6 +335,7 @@ pub struct Failure {
     pub facility_failures: i32,
 }
 
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn identification_failed(
     tx: &mut ScopedTx,
     lookup: &[u8],
@@ -338,6 +351,7 @@ pub async fn identification_failed(
 }
 
 /// The transaction's facility's own failed identifications within the hour, and its lockout.
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn identification_status(
     tx: &mut ScopedTx,
 ) -> Result<(i32, Option<OffsetDateTime>), StoreError> {
@@ -363,6 +377,7 @@ pub struct CardFailure {
 
 /// Failures on the cards of the facility's patients since `since` (counted since each card was
 /// issued), newest first; `patient` narrows to one.
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn card_failures(
     tx: &mut ScopedTx,
     patient: Option<PatientId>,

@@ -124,6 +124,7 @@ fn identifier(name: &str) -> Result<&str, StoreError> {
 /// data names, the value), in key-maintenance scope. Patient values are read through the
 /// database's `encrypted_values()`, which only key maintenance may call, for every row of the
 /// patient whichever facility wrote it.
+#[tracing::instrument(level = "debug", skip_all, fields(owner = %owner))]
 pub async fn values_of(
     tx: &mut ScopedTx,
     column: &EncryptedColumn<'_>,
@@ -168,6 +169,7 @@ pub async fn values_of(
 
 /// Whether values of format 1 (no version bound) may still be read: until `keys
 /// bind-versions` has re-encrypted them all. Once false, false for good.
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn legacy_values_readable(tx: &mut ScopedTx) -> Result<bool, StoreError> {
     Ok(sqlx::query_scalar("SELECT legacy_values_readable()")
         .fetch_one(tx.conn())
@@ -185,6 +187,7 @@ pub struct BindingState {
 }
 
 /// Locks and reads the state of `keys bind-versions`; `restart` starts from the first patient.
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn binding_state(tx: &mut ScopedTx, restart: bool) -> Result<BindingState, StoreError> {
     let (legacy_readable, done_through): (bool, Uuid) =
         sqlx::query_as("SELECT legacy_readable, done_through FROM value_binding_state($1)")
@@ -198,6 +201,7 @@ pub async fn binding_state(tx: &mut ScopedTx, restart: bool) -> Result<BindingSt
 }
 
 /// Records that every patient up to `through` was done.
+#[tracing::instrument(level = "debug", skip_all, fields(through = %through))]
 pub async fn binding_advance(tx: &mut ScopedTx, through: Uuid) -> Result<(), StoreError> {
     sqlx::query("SELECT value_binding_advance($1)")
         .bind(through)
@@ -208,6 +212,7 @@ pub async fn binding_advance(tx: &mut ScopedTx, through: Uuid) -> Result<(), Sto
 
 /// Completes the migration if no value of format 1 is left anywhere (the database counts);
 /// returns how many are left.
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn binding_complete(tx: &mut ScopedTx) -> Result<i64, StoreError> {
     Ok(sqlx::query_scalar("SELECT value_binding_complete()")
         .fetch_one(tx.conn())
@@ -215,6 +220,7 @@ pub async fn binding_complete(tx: &mut ScopedTx) -> Result<i64, StoreError> {
 }
 
 /// Patients with a data key, by ID, after `after`: the order `keys bind-versions` goes in.
+#[tracing::instrument(level = "debug", skip_all, fields(after = %after))]
 pub async fn patients_after(
     tx: &mut ScopedTx,
     after: Uuid,
@@ -231,6 +237,7 @@ pub async fn patients_after(
 }
 
 /// How many patients have a data key, and how many of them come up to `through`.
+#[tracing::instrument(level = "debug", skip_all, fields(through = %through))]
 pub async fn patients_count(tx: &mut ScopedTx, through: Uuid) -> Result<(i64, i64), StoreError> {
     Ok(sqlx::query_as(
         "SELECT count(DISTINCT owner_id), count(DISTINCT owner_id) FILTER (WHERE owner_id <= $1)
@@ -243,6 +250,7 @@ pub async fn patients_count(tx: &mut ScopedTx, through: Uuid) -> Result<(i64, i6
 
 /// Replaces one value if it is still `old` (a concurrent edit wins; the caller reads again).
 /// Returns whether it was replaced.
+#[tracing::instrument(level = "debug", skip_all, fields(owner = %owner, row = %row))]
 pub async fn replace_value(
     tx: &mut ScopedTx,
     column: &EncryptedColumn<'_>,

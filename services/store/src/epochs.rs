@@ -43,6 +43,7 @@ pub struct Epoch {
 
 /// Takes the rotation lock for this transaction, if no other process holds it: one rotation at
 /// a time across every server process. Key maintenance only.
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn try_lock_rotation(tx: &mut ScopedTx) -> Result<bool, StoreError> {
     Ok(sqlx::query_scalar(
         "SELECT pg_try_advisory_xact_lock(hashtextextended('renrakucho.master_key_rotation', 0))",
@@ -52,6 +53,7 @@ pub async fn try_lock_rotation(tx: &mut ScopedTx) -> Result<bool, StoreError> {
 }
 
 /// How many deletion requests have been carried out (committed) so far.
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn erasures_completed(tx: &mut ScopedTx) -> Result<i64, StoreError> {
     Ok(
         sqlx::query_scalar("SELECT count(*) FROM deletion_requests WHERE completed_at IS NOT NULL")
@@ -61,6 +63,7 @@ pub async fn erasures_completed(tx: &mut ScopedTx) -> Result<i64, StoreError> {
 }
 
 /// Every epoch, oldest first.
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn list(tx: &mut ScopedTx) -> Result<Vec<Epoch>, StoreError> {
     let rows: Vec<(String, String, i64, f64)> = sqlx::query_as(
         "SELECT master_key_id, state, erasures_covered,
@@ -82,6 +85,7 @@ pub async fn list(tx: &mut ScopedTx) -> Result<Vec<Epoch>, StoreError> {
 }
 
 /// Records a master key as an active epoch, if it is not recorded yet. True when recorded now.
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn register(
     tx: &mut ScopedTx,
     master_key_id: &str,
@@ -101,6 +105,7 @@ pub async fn register(
 /// Marks an active epoch retiring, after every transaction still wrapping a data key under it
 /// has ended (the exclusive side of the lock `data_keys_epoch_open` takes shared). From the
 /// commit of this transaction on, no wrap under it commits.
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn begin_retiring(tx: &mut ScopedTx, master_key_id: &str) -> Result<(), StoreError> {
     sqlx::query(
         "SELECT pg_advisory_xact_lock(hashtextextended('renrakucho.master_key_epoch.' || $1, 0))",
@@ -119,6 +124,7 @@ pub async fn begin_retiring(tx: &mut ScopedTx, master_key_id: &str) -> Result<()
 }
 
 /// How many live data keys are wrapped under a master key.
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn live_keys_under(tx: &mut ScopedTx, master_key_id: &str) -> Result<i64, StoreError> {
     Ok(sqlx::query_scalar(
         "SELECT count(*) FROM data_keys WHERE wrapped IS NOT NULL AND master_key_id = $1",
@@ -129,6 +135,7 @@ pub async fn live_keys_under(tx: &mut ScopedTx, master_key_id: &str) -> Result<i
 }
 
 /// Records that a retiring epoch's key material was destroyed.
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn mark_destroyed(tx: &mut ScopedTx, master_key_id: &str) -> Result<(), StoreError> {
     let done = sqlx::query(
         "UPDATE master_key_epochs SET state = 'destroyed', destroyed_at = now()

@@ -61,6 +61,7 @@ pub struct NewFacility {
     pub status: FacilityStatus,
 }
 
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn insert(tx: &mut ScopedTx, new: &NewFacility) -> Result<Facility, StoreError> {
     let row = sqlx::query_as::<_, Row>(&format!(
         "INSERT INTO facilities (id, code, name, kind, status) VALUES ($1, $2, $3, $4, $5)
@@ -77,6 +78,7 @@ pub async fn insert(tx: &mut ScopedTx, new: &NewFacility) -> Result<Facility, St
 }
 
 /// One facility, if visible in the transaction's scope.
+#[tracing::instrument(level = "debug", skip_all, fields(id = %id))]
 pub async fn get(tx: &mut ScopedTx, id: FacilityId) -> Result<Facility, StoreError> {
     sqlx::query_as::<_, Row>(&format!("SELECT {COLUMNS} FROM facilities WHERE id = $1"))
         .bind(id.as_uuid())
@@ -87,6 +89,7 @@ pub async fn get(tx: &mut ScopedTx, id: FacilityId) -> Result<Facility, StoreErr
 }
 
 /// Every facility visible in the scope (all of them in platform scope), by code.
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn list(tx: &mut ScopedTx) -> Result<Vec<Facility>, StoreError> {
     sqlx::query_as::<_, Row>(&format!("SELECT {COLUMNS} FROM facilities ORDER BY code"))
         .fetch_all(tx.conn())
@@ -96,6 +99,7 @@ pub async fn list(tx: &mut ScopedTx) -> Result<Vec<Facility>, StoreError> {
         .collect()
 }
 
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn find_by_code(
     tx: &mut ScopedTx,
     code: &FacilityCode,
@@ -110,6 +114,7 @@ pub async fn find_by_code(
 
 /// Before anyone is signed in: which facility a sign-in names, and its status. Uses the
 /// narrow SECURITY DEFINER function `facility_for_sign_in`; no tenant context is needed.
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn for_sign_in(
     db: &Database,
     code: &FacilityCode,
@@ -136,6 +141,7 @@ pub struct DirectoryEntry {
 
 /// Active facilities from the public directory: the ones named by `ids`, the one with `code`,
 /// or (both `None`) all of them. Usable in any scope.
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn directory(
     tx: &mut ScopedTx,
     ids: Option<&[FacilityId]>,

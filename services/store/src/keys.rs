@@ -72,6 +72,7 @@ pub struct ServerKeys {
 impl ServerKeys {
     /// Reads the keys, creating them on the first start. Several processes starting at once
     /// agree on one set (the first insert wins).
+    #[tracing::instrument(level = "debug", skip_all)]
     pub async fn load_or_create(owner: &PgConnectOptions) -> Result<Self, StoreError> {
         let mut conn = owner.connect().await?;
         for purpose in ["context", "session"] {

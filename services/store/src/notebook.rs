@@ -58,6 +58,7 @@ pub struct NewEntry<'a> {
 }
 
 /// Inserts the entry and its first version. Returns when it was written.
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn insert(tx: &mut ScopedTx, new: &NewEntry<'_>) -> Result<OffsetDateTime, StoreError> {
     let facility = tx.scope().facility().ok_or(StoreError::Forbidden)?;
     let created: OffsetDateTime = sqlx::query_scalar(
@@ -94,6 +95,7 @@ pub async fn insert(tx: &mut ScopedTx, new: &NewEntry<'_>) -> Result<OffsetDateT
 }
 
 /// One entry of a patient, if visible (withdrawn ones included).
+#[tracing::instrument(level = "debug", skip_all, fields(patient = %patient, id = %id))]
 pub async fn get(
     tx: &mut ScopedTx,
     patient: PatientId,
@@ -149,6 +151,7 @@ pub struct PageRow {
 /// A page of the timeline: not withdrawn, newest first, older than `after`, keyset-paginated
 /// on (created_at, id) so that every page costs the same; each entry with whether `reader`
 /// read it and its files.
+#[tracing::instrument(level = "debug", skip_all, fields(patient = %patient, reader = %reader))]
 pub async fn timeline(
     tx: &mut ScopedTx,
     patient: PatientId,
@@ -206,6 +209,7 @@ pub async fn timeline(
 
 /// Every entry of the patient visible here, withdrawn ones included, oldest first (export,
 /// search within the notebook).
+#[tracing::instrument(level = "debug", skip_all, fields(patient = %patient))]
 pub async fn all(tx: &mut ScopedTx, patient: PatientId) -> Result<Vec<StoredEntry>, StoreError> {
     Ok(sqlx::query_as(&format!(
         "SELECT {COLUMNS} FROM entries WHERE patient_id = $1 ORDER BY created_at, id"
@@ -247,6 +251,7 @@ pub enum EditOutcome {
 }
 
 /// Stores an edit as the next version (current state and history, one statement).
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn edit(tx: &mut ScopedTx, e: &Edit<'_>) -> Result<EditOutcome, StoreError> {
     let facility = tx.scope().facility().ok_or(StoreError::Forbidden)?;
     let saved: Option<i32> = sqlx::query_scalar(
@@ -290,6 +295,7 @@ pub async fn edit(tx: &mut ScopedTx, e: &Edit<'_>) -> Result<EditOutcome, StoreE
 }
 
 /// Withdraws an entry: hidden from the timeline, kept in the history with the reason.
+#[tracing::instrument(level = "debug", skip_all, fields(patient = %patient, id = %id, by = %by))]
 pub async fn withdraw(
     tx: &mut ScopedTx,
     patient: PatientId,
@@ -331,6 +337,7 @@ pub struct StoredVersion {
 }
 
 /// Every version of an entry, oldest first.
+#[tracing::instrument(level = "debug", skip_all, fields(patient = %patient, entry = %entry))]
 pub async fn versions(
     tx: &mut ScopedTx,
     patient: PatientId,
@@ -348,6 +355,7 @@ pub async fn versions(
 }
 
 /// Replies to an entry, oldest first (withdrawn ones left out).
+#[tracing::instrument(level = "debug", skip_all, fields(patient = %patient, entry = %entry))]
 pub async fn replies(
     tx: &mut ScopedTx,
     patient: PatientId,
@@ -365,6 +373,7 @@ pub async fn replies(
 }
 
 /// Records that a person read these entries (again reading changes nothing).
+#[tracing::instrument(level = "debug", skip_all, fields(patient = %patient, reader = %reader))]
 pub async fn mark_read(
     tx: &mut ScopedTx,
     patient: PatientId,
@@ -406,6 +415,7 @@ pub struct Reader {
 }
 
 /// Who read these entries, in reading order.
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn readers(tx: &mut ScopedTx, entries: &[Uuid]) -> Result<Vec<Reader>, StoreError> {
     Ok(sqlx::query_as(
         "SELECT entry_id, staff_id, facility_id, reader_name, reader_profession, read_at
@@ -427,6 +437,7 @@ pub struct Unread {
 }
 
 /// The person's unread entries per patient the facility shares, urgent ones first.
+#[tracing::instrument(level = "debug", skip_all, fields(reader = %reader))]
 pub async fn unread(tx: &mut ScopedTx, reader: StaffId) -> Result<Vec<Unread>, StoreError> {
     Ok(sqlx::query_as(
         "SELECT e.patient_id,
@@ -449,6 +460,7 @@ pub async fn unread(tx: &mut ScopedTx, reader: StaffId) -> Result<Vec<Unread>, S
 }
 
 /// Which of these entries the person has read.
+#[tracing::instrument(level = "debug", skip_all, fields(reader = %reader))]
 pub async fn read_by(
     tx: &mut ScopedTx,
     reader: StaffId,
@@ -478,6 +490,7 @@ pub struct Concerning {
     pub read: bool,
 }
 
+#[tracing::instrument(level = "debug", skip_all, fields(person = %person))]
 pub async fn concerning(
     tx: &mut ScopedTx,
     person: StaffId,

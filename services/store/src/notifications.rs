@@ -25,6 +25,7 @@ const COLUMNS: &str = "staff_id, facility_id, email, live_level, quiet_start, qu
                        digest_enabled, digest_hour, last_digest_at";
 
 /// The person's settings, if they ever saved any.
+#[tracing::instrument(level = "debug", skip_all, fields(staff = %staff))]
 pub async fn get(tx: &mut ScopedTx, staff: StaffId) -> Result<Option<Settings>, StoreError> {
     Ok(sqlx::query_as(&format!(
         "SELECT {COLUMNS} FROM notification_settings WHERE staff_id = $1"
@@ -36,6 +37,7 @@ pub async fn get(tx: &mut ScopedTx, staff: StaffId) -> Result<Option<Settings>, 
 
 /// Saves the person's settings (the transaction's facility is theirs).
 #[allow(clippy::too_many_arguments)]
+#[tracing::instrument(level = "debug", skip_all, fields(staff = %staff))]
 pub async fn save(
     tx: &mut ScopedTx,
     staff: StaffId,
@@ -68,6 +70,7 @@ pub async fn save(
     Ok(())
 }
 
+#[tracing::instrument(level = "debug", skip_all, fields(staff = %staff, patient = %patient))]
 pub async fn mute(tx: &mut ScopedTx, staff: StaffId, patient: PatientId) -> Result<(), StoreError> {
     let facility = tx.scope().facility().ok_or(StoreError::Forbidden)?;
     sqlx::query(
@@ -82,6 +85,7 @@ pub async fn mute(tx: &mut ScopedTx, staff: StaffId, patient: PatientId) -> Resu
     Ok(())
 }
 
+#[tracing::instrument(level = "debug", skip_all, fields(staff = %staff, patient = %patient))]
 pub async fn unmute(
     tx: &mut ScopedTx,
     staff: StaffId,
@@ -95,6 +99,7 @@ pub async fn unmute(
     Ok(())
 }
 
+#[tracing::instrument(level = "debug", skip_all, fields(staff = %staff))]
 pub async fn muted(tx: &mut ScopedTx, staff: StaffId) -> Result<Vec<Uuid>, StoreError> {
     Ok(
         sqlx::query_scalar("SELECT patient_id FROM patient_mutes WHERE staff_id = $1")
@@ -105,6 +110,7 @@ pub async fn muted(tx: &mut ScopedTx, staff: StaffId) -> Result<Vec<Uuid>, Store
 }
 
 /// Everyone with a daily digest switched on (the digest job's own scope: settings only).
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn digest_subscribers(db: &Database) -> Result<Vec<Settings>, StoreError> {
     let mut tx = db.begin(Scope::Digest).await?;
     let rows = sqlx::query_as(&format!(
@@ -118,6 +124,7 @@ pub async fn digest_subscribers(db: &Database) -> Result<Vec<Settings>, StoreErr
 }
 
 /// Records that the person's digest went out (in their facility's scope).
+#[tracing::instrument(level = "debug", skip_all, fields(staff = %staff))]
 pub async fn digest_sent(
     tx: &mut ScopedTx,
     staff: StaffId,

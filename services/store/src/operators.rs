@@ -46,6 +46,7 @@ impl Row {
 
 const COLUMNS: &str = "id, login_id, display_name, status, password_hash";
 
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn insert(
     tx: &mut ScopedTx,
     login_id: &LoginId,
@@ -65,6 +66,7 @@ pub async fn insert(
     Ok(row.into_credentials()?.operator)
 }
 
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn find_credentials(
     tx: &mut ScopedTx,
     login_id: &LoginId,
@@ -79,6 +81,7 @@ pub async fn find_credentials(
     .transpose()
 }
 
+#[tracing::instrument(level = "debug", skip_all, fields(id = %id))]
 pub async fn get(tx: &mut ScopedTx, id: OperatorId) -> Result<Operator, StoreError> {
     sqlx::query_as::<_, Row>(&format!(
         "SELECT {COLUMNS} FROM platform_operators WHERE id = $1"

@@ -66,6 +66,7 @@ pub struct NewStoredPatient<'a> {
     pub profile_enc: &'a [u8],
 }
 
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn insert(tx: &mut ScopedTx, new: &NewStoredPatient<'_>) -> Result<(), StoreError> {
     let facility = tx.scope().facility().ok_or(StoreError::Forbidden)?;
     sqlx::query(
@@ -84,6 +85,7 @@ pub async fn insert(tx: &mut ScopedTx, new: &NewStoredPatient<'_>) -> Result<(),
 }
 
 /// Replaces the patient's search terms.
+#[tracing::instrument(level = "debug", skip_all, fields(patient = %patient))]
 pub async fn set_terms(
     tx: &mut ScopedTx,
     patient: PatientId,
@@ -107,6 +109,7 @@ pub async fn set_terms(
 }
 
 /// One patient, if visible in this scope (not visible and not existing are not told apart).
+#[tracing::instrument(level = "debug", skip_all, fields(id = %id))]
 pub async fn get(tx: &mut ScopedTx, id: PatientId) -> Result<StoredPatient, StoreError> {
     let row: Row = sqlx::query_as(&format!("SELECT {COLUMNS} FROM patients WHERE id = $1"))
         .bind(id.as_uuid())
@@ -116,6 +119,7 @@ pub async fn get(tx: &mut ScopedTx, id: PatientId) -> Result<StoredPatient, Stor
 }
 
 /// Patients with a name or reading term equal to `term`, newest first.
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn find_by_term(
     tx: &mut ScopedTx,
     term: &[u8],
@@ -134,6 +138,7 @@ pub async fn find_by_term(
 }
 
 /// The patients visible in this scope, newest first.
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn list(tx: &mut ScopedTx, limit: i64) -> Result<Vec<StoredPatient>, StoreError> {
     let rows: Vec<Row> = sqlx::query_as(&format!(
         "SELECT {COLUMNS} FROM patients ORDER BY created_at DESC LIMIT $1"
@@ -147,6 +152,7 @@ pub async fn list(tx: &mut ScopedTx, limit: i64) -> Result<Vec<StoredPatient>, S
 /// Replaces the encrypted fields (the registering facility), if they are still at revision
 /// `expected` (the values were encrypted for the next one, which the database counts). Returns
 /// the new revision; a change saved meanwhile is a conflict on `patients_revision`.
+#[tracing::instrument(level = "debug", skip_all, fields(id = %id))]
 pub async fn update(
     tx: &mut ScopedTx,
     id: PatientId,

@@ -13,6 +13,7 @@ use crate::{ScopedTx, StoreError};
 /// Raises an alert for the transaction's facility, or counts it again when the same
 /// `(kind, dedupe_key)` is already on file for it. Returns whether it is new, so that the
 /// caller logs it once. `details` must hold no patient content.
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn raise(
     tx: &mut ScopedTx,
     kind: &str,
@@ -51,6 +52,7 @@ pub struct Alert {
 }
 
 /// The newest alerts, open ones first (platform scope).
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn list(tx: &mut ScopedTx, limit: i64) -> Result<Vec<Alert>, StoreError> {
     Ok(sqlx::query_as(
         "SELECT id, kind, raised_by_facility AS facility_id, dedupe_key, details, raised_at, last_raised_at,
@@ -66,6 +68,7 @@ pub async fn list(tx: &mut ScopedTx, limit: i64) -> Result<Vec<Alert>, StoreErro
 
 /// The open alerts of one facility, newest first (platform scope): what a test or an operator
 /// looks for after something went wrong there.
+#[tracing::instrument(level = "debug", skip_all, fields(facility = %facility))]
 pub async fn open_of_facility(
     tx: &mut ScopedTx,
     facility: FacilityId,
@@ -84,6 +87,7 @@ pub async fn open_of_facility(
 
 /// Marks an alert as seen by an operator (platform scope). False when there is no such open
 /// alert.
+#[tracing::instrument(level = "debug", skip_all, fields(id = %id, by = %by))]
 pub async fn acknowledge(tx: &mut ScopedTx, id: Uuid, by: OperatorId) -> Result<bool, StoreError> {
     let done = sqlx::query(
         "UPDATE private.platform_alerts SET acknowledged_at = now(), acknowledged_by = $2

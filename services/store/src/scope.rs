@@ -113,6 +113,7 @@ impl ScopedTx {
         self.scope
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     pub async fn commit(mut self) -> Result<(), StoreError> {
         let mut conn = self
             .conn

@@ -16,6 +16,7 @@ fn seal_parts<'a>(id: &'a str, record: &'a [u8]) -> [&'a [u8]; 3] {
 }
 
 /// A stored record, if `id` names one that has not expired and this server sealed it.
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn load(db: &Database, id: &str) -> Result<Option<Vec<u8>>, StoreError> {
     let mut conn = db.connection().await?;
     let row: Option<(Vec<u8>, OffsetDateTime)> =
@@ -48,6 +49,7 @@ fn sealed(db: &Database, id: &str, record: &[u8]) -> Vec<u8> {
 }
 
 /// Stores a new record; false when the ID is already taken.
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn create(
     db: &Database,
     id: &str,
@@ -66,6 +68,7 @@ pub async fn create(
 }
 
 /// Stores a record, replacing the one under the same ID.
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn save(
     db: &Database,
     id: &str,
@@ -83,6 +86,7 @@ pub async fn save(
     Ok(())
 }
 
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn delete(db: &Database, id: &str) -> Result<(), StoreError> {
     let mut conn = db.connection().await?;
     sqlx::query("SELECT session_delete($1)")
@@ -94,6 +98,7 @@ pub async fn delete(db: &Database, id: &str) -> Result<(), StoreError> {
 }
 
 /// Removes expired records; how many.
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn delete_expired(db: &Database) -> Result<i64, StoreError> {
     let mut conn = db.connection().await?;
     let n: i64 = sqlx::query_scalar("SELECT session_delete_expired()")

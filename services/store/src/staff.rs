@@ -84,6 +84,7 @@ fn facility_of(tx: &ScopedTx) -> Result<FacilityId, StoreError> {
 
 /// Creates the account in the transaction's facility. A login ID already used in this
 /// facility gives [`StoreError::Conflict`]; other facilities' IDs never collide.
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn insert(tx: &mut ScopedTx, new: &NewStaff) -> Result<StaffAccount, StoreError> {
     let facility = facility_of(tx)?;
     let row = sqlx::query_as::<_, Row>(&format!(
@@ -104,6 +105,7 @@ pub async fn insert(tx: &mut ScopedTx, new: &NewStaff) -> Result<StaffAccount, S
     Ok(row.into_credentials()?.account)
 }
 
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn find_credentials(
     tx: &mut ScopedTx,
     login_id: &LoginId,
@@ -118,6 +120,7 @@ pub async fn find_credentials(
     .transpose()
 }
 
+#[tracing::instrument(level = "debug", skip_all, fields(id = %id))]
 pub async fn get(tx: &mut ScopedTx, id: StaffId) -> Result<StaffAccount, StoreError> {
     sqlx::query_as::<_, Row>(&format!(
         "SELECT {COLUMNS} FROM staff_accounts WHERE id = $1"
@@ -130,6 +133,7 @@ pub async fn get(tx: &mut ScopedTx, id: StaffId) -> Result<StaffAccount, StoreEr
     .map(|c| c.account)
 }
 
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn list(tx: &mut ScopedTx) -> Result<Vec<StaffAccount>, StoreError> {
     sqlx::query_as::<_, Row>(&format!(
         "SELECT {COLUMNS} FROM staff_accounts ORDER BY login_id"
@@ -141,6 +145,7 @@ pub async fn list(tx: &mut ScopedTx) -> Result<Vec<StaffAccount>, StoreError> {
     .collect()
 }
 
+#[tracing::instrument(level = "debug", skip_all, fields(id = %id))]
 pub async fn set_status(
     tx: &mut ScopedTx,
     id: StaffId,
@@ -158,6 +163,7 @@ pub async fn set_status(
     Ok(())
 }
 
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn count(tx: &mut ScopedTx) -> Result<i64, StoreError> {
     Ok(sqlx::query_scalar("SELECT count(*) FROM staff_accounts")
         .fetch_one(tx.conn())
@@ -165,6 +171,7 @@ pub async fn count(tx: &mut ScopedTx) -> Result<i64, StoreError> {
 }
 
 /// Lets a staff member accept care-team invitations for the facility, or stops it.
+#[tracing::instrument(level = "debug", skip_all, fields(id = %id))]
 pub async fn set_may_accept_invitations(
     tx: &mut ScopedTx,
     id: StaffId,

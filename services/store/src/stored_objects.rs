@@ -8,6 +8,7 @@ use crate::{Scope, ScopedTx, StoreError};
 /// Of `names` (objects in the patient's folders `consents/<patient>/`, `attachments/<patient>/`),
 /// those no consent or attachment names. Names outside the patient's folders are never
 /// returned. Key maintenance only (`Scope::KeyMaintenance`).
+#[tracing::instrument(level = "debug", skip_all, fields(patient = %patient))]
 pub async fn unreferenced(
     tx: &mut ScopedTx,
     patient: PatientId,

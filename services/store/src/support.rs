@@ -44,6 +44,7 @@ pub struct NewRequest<'a> {
 }
 
 /// Sends a request with its items (the transaction's facility asks).
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn insert(tx: &mut ScopedTx, new: &NewRequest<'_>) -> Result<(), StoreError> {
     let facility = tx.scope().facility().ok_or(StoreError::Forbidden)?;
     sqlx::query(
@@ -84,6 +85,7 @@ pub async fn insert(tx: &mut ScopedTx, new: &NewRequest<'_>) -> Result<(), Store
     Ok(())
 }
 
+#[tracing::instrument(level = "debug", skip_all, fields(id = %id))]
 pub async fn get(tx: &mut ScopedTx, id: Uuid) -> Result<StoredRequest, StoreError> {
     Ok(sqlx::query_as(&format!(
         "SELECT {COLUMNS} FROM support_requests WHERE id = $1"
@@ -94,6 +96,7 @@ pub async fn get(tx: &mut ScopedTx, id: Uuid) -> Result<StoredRequest, StoreErro
 }
 
 /// Requests the facility sent or received, newest first.
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn visible(tx: &mut ScopedTx, limit: i64) -> Result<Vec<StoredRequest>, StoreError> {
     Ok(sqlx::query_as(&format!(
         "SELECT {COLUMNS} FROM support_requests ORDER BY created_at DESC LIMIT $1"
@@ -104,6 +107,7 @@ pub async fn visible(tx: &mut ScopedTx, limit: i64) -> Result<Vec<StoredRequest>
 }
 
 /// The entries and files a request names.
+#[tracing::instrument(level = "debug", skip_all, fields(id = %id))]
 pub async fn items(tx: &mut ScopedTx, id: Uuid) -> Result<(Vec<Uuid>, Vec<Uuid>), StoreError> {
     let rows: Vec<(Option<Uuid>, Option<Uuid>)> = sqlx::query_as(
         "SELECT entry_id, attachment_id FROM support_request_items WHERE request_id = $1",
@@ -118,6 +122,7 @@ pub async fn items(tx: &mut ScopedTx, id: Uuid) -> Result<(Vec<Uuid>, Vec<Uuid>)
 }
 
 /// Moves a request from `from` to `to` (the database decides who may).
+#[tracing::instrument(level = "debug", skip_all, fields(id = %id))]
 pub async fn set_status(
     tx: &mut ScopedTx,
     id: Uuid,
@@ -140,6 +145,7 @@ pub async fn set_status(
 }
 
 /// Stores the answer (the asked facility, an accepted request).
+#[tracing::instrument(level = "debug", skip_all, fields(id = %id, by = %by))]
 pub async fn answer(
     tx: &mut ScopedTx,
     id: Uuid,

@@ -74,6 +74,7 @@ impl From<AuditRecord> for AuditView {
 /// The facility's audit log: who did what, when, from where (facility administrators).
 #[utoipa::path(get, path = "/api/v1/audit", tag = "admin", params(AuditQuery),
     responses((status = 200, body = [AuditView]), (status = 403, body = ErrorBody)))]
+#[tracing::instrument(skip_all)]
 pub async fn audit_log(
     State(state): State<AppState>,
     RequestOrigin(origin): RequestOrigin,
@@ -95,6 +96,7 @@ pub struct AcceptPermissionBody {
 #[utoipa::path(put, path = "/api/v1/staff/{id}/may-accept-invitations", tag = "admin",
     request_body = AcceptPermissionBody,
     responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+#[tracing::instrument(skip_all)]
 pub async fn set_may_accept_invitations(
     State(state): State<AppState>,
     RequestOrigin(origin): RequestOrigin,

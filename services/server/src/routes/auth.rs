@@ -31,6 +31,7 @@ pub struct SignInBody {
         (status = 403, description = "Account or facility not active", body = ErrorBody),
         (status = 422, description = "Malformed input", body = ErrorBody),
         (status = 429, description = "Too many attempts", body = ErrorBody)))]
+#[tracing::instrument(skip_all)]
 pub async fn sign_in(
     State(state): State<AppState>,
     RequestOrigin(origin): RequestOrigin,
@@ -71,6 +72,7 @@ fn sent_as_json(headers: &HeaderMap) -> bool {
 #[utoipa::path(post, path = "/api/v1/auth/sign-out", tag = "auth",
     responses((status = 204, description = "Signed out (also when no one was signed in)"),
               (status = 415, description = "Not sent as JSON", body = ErrorBody)))]
+#[tracing::instrument(skip_all)]
 pub async fn sign_out(
     State(state): State<AppState>,
     RequestOrigin(origin): RequestOrigin,
@@ -96,6 +98,7 @@ pub async fn sign_out(
 #[utoipa::path(get, path = "/api/v1/me", tag = "auth",
     responses((status = 200, body = WhoAmI),
               (status = 401, description = "Not signed in, or the session expired", body = ErrorBody)))]
+#[tracing::instrument(skip_all)]
 pub async fn me(signed_in: SignedIn) -> Json<WhoAmI> {
     Json(signed_in.who)
 }

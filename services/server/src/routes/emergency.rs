@@ -19,7 +19,7 @@ use crate::session::SignedIn;
 use crate::state::AppState;
 
 /// A request to open a notebook in an emergency.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Deserialize, ToSchema)]
 pub struct EmergencyBody {
     /// The number on the patient's card (16 characters, e.g. `7K3M-Q9TX-2HCE-WR4P`).
     pub card_number: String,
@@ -28,6 +28,8 @@ pub struct EmergencyBody {
     /// Why (10–500 characters).
     pub reason: String,
 }
+
+renrakucho_core::redacted_debug!(EmergencyBody);
 
 impl EmergencyBody {
     pub fn parse(&self, duration: std::time::Duration) -> Result<EmergencyRequest, InvalidValue> {
@@ -44,7 +46,7 @@ impl EmergencyBody {
 }
 
 /// An emergency grant as shown.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Serialize, ToSchema)]
 pub struct GrantView {
     pub id: Uuid,
     pub patient: Uuid,
@@ -67,6 +69,13 @@ pub struct GrantView {
     /// Opened by the signed-in person's facility (otherwise: on one of its patients).
     pub ours: bool,
 }
+
+renrakucho_core::redacted_debug!(GrantView {
+    id,
+    patient,
+    facility,
+    opened_by
+});
 
 impl From<EmergencyGrant> for GrantView {
     fn from(g: EmergencyGrant) -> Self {
@@ -96,6 +105,7 @@ impl From<EmergencyGrant> for GrantView {
               (status = 404, description = "No patient with this card number and date of birth (also: the card is locked)", body = ErrorBody),
               (status = 429, description = "The facility failed too many identifications within the hour", body = ErrorBody),
               (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+#[tracing::instrument(skip_all)]
 pub async fn open(
     State(state): State<AppState>,
     RequestOrigin(origin): RequestOrigin,
@@ -116,6 +126,7 @@ pub async fn open(
 /// Emergency grants opened by the facility, and those on its patients (to review).
 #[utoipa::path(get, path = "/api/v1/emergency-access", tag = "emergency",
     responses((status = 200, body = [GrantView]), (status = 401, body = ErrorBody)))]
+#[tracing::instrument(skip_all)]
 pub async fn list(
     State(state): State<AppState>,
     RequestOrigin(origin): RequestOrigin,
@@ -142,6 +153,7 @@ fn grant_id(raw: &str) -> Result<Uuid, ApiError> {
 /// Ends the facility's own grant early.
 #[utoipa::path(post, path = "/api/v1/emergency-access/{id}/end", tag = "emergency",
     responses((status = 204), (status = 404, body = ErrorBody)))]
+#[tracing::instrument(skip_all)]
 pub async fn end(
     State(state): State<AppState>,
     RequestOrigin(origin): RequestOrigin,
@@ -159,6 +171,7 @@ pub async fn end(
 #[utoipa::path(post, path = "/api/v1/emergency-access/{id}/review", tag = "emergency",
     responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
               (status = 409, body = ErrorBody)))]
+#[tracing::instrument(skip_all)]
 pub async fn review(
     State(state): State<AppState>,
     RequestOrigin(origin): RequestOrigin,
@@ -198,6 +211,7 @@ impl From<IdentificationStatus> for StatusView {
 
 #[utoipa::path(get, path = "/api/v1/emergency-access/status", tag = "emergency",
     responses((status = 200, body = StatusView), (status = 401, body = ErrorBody)))]
+#[tracing::instrument(skip_all)]
 pub async fn status(
     State(state): State<AppState>,
     RequestOrigin(origin): RequestOrigin,
@@ -220,7 +234,7 @@ pub struct CardAttemptView {
 
 /// The patient's card (the registering facility): the number to print, and the failed
 /// identifications of the last day with the lock they put on it.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Serialize, ToSchema)]
 pub struct CardView {
     pub patient: Uuid,
     /// As printed on the card: four groups of four characters.
@@ -232,6 +246,8 @@ pub struct CardView {
     pub locked_until: Option<OffsetDateTime>,
     pub recent_failures: Vec<CardAttemptView>,
 }
+
+renrakucho_core::redacted_debug!(CardView { patient });
 
 impl From<PatientCard> for CardView {
     fn from(c: PatientCard) -> Self {
@@ -263,6 +279,7 @@ fn patient_id(raw: &str) -> Result<PatientId, ApiError> {
 
 #[utoipa::path(get, path = "/api/v1/patients/{id}/card", tag = "emergency",
     responses((status = 200, body = CardView), (status = 404, body = ErrorBody)))]
+#[tracing::instrument(skip_all)]
 pub async fn card(
     State(state): State<AppState>,
     RequestOrigin(origin): RequestOrigin,
@@ -279,6 +296,7 @@ pub async fn card(
 #[utoipa::path(post, path = "/api/v1/patients/{id}/card/reissue", tag = "emergency",
     responses((status = 200, body = CardView), (status = 403, body = ErrorBody),
               (status = 404, body = ErrorBody)))]
+#[tracing::instrument(skip_all)]
 pub async fn reissue_card(
     State(state): State<AppState>,
     RequestOrigin(origin): RequestOrigin,

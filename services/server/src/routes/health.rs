@@ -9,6 +9,7 @@ use crate::state::AppState;
 /// The process is up.
 #[utoipa::path(get, path = "/healthz", tag = "health",
     responses((status = 200, description = "The process is running")))]
+#[tracing::instrument(skip_all)]
 pub async fn healthz() -> Json<Value> {
     Json(json!({ "status": "ok" }))
 }
@@ -17,6 +18,7 @@ pub async fn healthz() -> Json<Value> {
 #[utoipa::path(get, path = "/readyz", tag = "health",
     responses((status = 200, description = "Ready to serve"),
               (status = 503, description = "Database unreachable or migrations not current")))]
+#[tracing::instrument(skip_all)]
 pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
     match state.db.readiness().await {
         Ok(Readiness::Ready) => (StatusCode::OK, Json(json!({ "status": "ready" }))),

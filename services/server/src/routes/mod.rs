@@ -246,6 +246,7 @@ impl FromRequestParts<AppState> for RequestOrigin {
 }
 
 /// A 404 for anything else, as a page.
+#[tracing::instrument(skip_all)]
 pub async fn page_not_found() -> Response {
     portal::error_page(
         axum::http::StatusCode::NOT_FOUND,

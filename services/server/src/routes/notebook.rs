@@ -34,7 +34,7 @@ fn id_of(raw: &str) -> Result<Uuid, ApiError> {
 }
 
 /// What an entry says, as sent.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Deserialize, ToSchema)]
 pub struct ContentBody {
     /// instruction, treatment, support, complaint, vitals, medication, notice, other
     pub category: String,
@@ -51,6 +51,8 @@ pub struct ContentBody {
     #[serde(default)]
     pub mentions: Vec<Uuid>,
 }
+
+renrakucho_core::redacted_debug!(ContentBody { mentions });
 
 fn info() -> String {
     "info".into()
@@ -102,7 +104,7 @@ impl ContentBody {
 }
 
 /// A new entry or reply.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Deserialize, ToSchema)]
 pub struct EntryBodyIn {
     #[serde(flatten)]
     pub content: ContentBody,
@@ -114,18 +116,31 @@ pub struct EntryBodyIn {
     pub attachments: Vec<Uuid>,
 }
 
+renrakucho_core::redacted_debug!(EntryBodyIn {
+    content,
+    reply_to,
+    attachments
+});
+
 /// An edit: the version it starts from, and the new content.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Deserialize, ToSchema)]
 pub struct EditBody {
     pub expected_version: i32,
     #[serde(flatten)]
     pub content: ContentBody,
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
+renrakucho_core::redacted_debug!(EditBody {
+    expected_version,
+    content
+});
+
+#[derive(Deserialize, ToSchema)]
 pub struct WithdrawBody {
     pub reason: String,
 }
+
+renrakucho_core::redacted_debug!(WithdrawBody);
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct ReadBody {
@@ -138,7 +153,7 @@ pub struct Marked {
 }
 
 /// The shape of an entry in the API (the care domain's view, documented here).
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Serialize, ToSchema)]
 #[schema(as = Entry)]
 pub struct EntrySchema {
     pub id: Uuid,
@@ -164,6 +179,14 @@ pub struct EntrySchema {
     pub withdrawn_at: Option<String>,
     pub withdrawal_reason: Option<String>,
 }
+
+renrakucho_core::redacted_debug!(EntrySchema {
+    id,
+    patient,
+    facility,
+    author,
+    version
+});
 
 /// An entry of a listing (timeline, search, replies, a support request's entries): the entry,
 /// or `UnreadableItem` when a value of it fails its integrity check (ADR 0017).
@@ -274,6 +297,7 @@ impl TimelineQuery {
     params(TimelineQuery),
     responses((status = 200, description = "`{entries: [EntryListItem], next: cursor?}`; an entry that fails its integrity check is `{id, unreadable: true}` (UnreadableItem)"),
               (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+#[tracing::instrument(skip_all)]
 pub async fn timeline(
     State(state): State<AppState>,
     RequestOrigin(origin): RequestOrigin,
@@ -302,6 +326,7 @@ pub async fn timeline(
     request_body = EntryBodyIn,
     responses((status = 201, body = EntrySchema), (status = 404, body = ErrorBody),
               (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+#[tracing::instrument(skip_all)]
 pub async fn post(
     State(state): State<AppState>,
     RequestOrigin(origin): RequestOrigin,
@@ -326,6 +351,7 @@ pub async fn post(
     responses((status = 200, description = "`{entry, versions, replies, read_by}`; a version or reply that fails its integrity check is `{id, unreadable: true}` (UnreadableItem)"),
               (status = 404, body = ErrorBody),
               (status = 409, description = "The entry itself is unreadable (code `unreadable`, names the record)", body = ErrorBody)))]
+#[tracing::instrument(skip_all)]
 pub async fn detail(
     State(state): State<AppState>,
     RequestOrigin(origin): RequestOrigin,
@@ -355,6 +381,7 @@ struct StaleEdit {
               (status = 409, description = "A newer version exists: `{error, current: Entry}`"),
               (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
               (status = 422, body = ErrorBody)))]
+#[tracing::instrument(skip_all)]
 pub async fn edit(
     State(state): State<AppState>,
     RequestOrigin(origin): RequestOrigin,
@@ -406,6 +433,7 @@ pub async fn edit(
     request_body = WithdrawBody,
     responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
               (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+#[tracing::instrument(skip_all)]
 pub async fn withdraw(
     State(state): State<AppState>,
     RequestOrigin(origin): RequestOrigin,
@@ -426,6 +454,7 @@ pub async fn withdraw(
 #[utoipa::path(post, path = "/api/v1/patients/{id}/entries/read", tag = "notebook",
     request_body = ReadBody,
     responses((status = 200, body = Marked), (status = 404, body = ErrorBody)))]
+#[tracing::instrument(skip_all)]
 pub async fn mark_read(
     State(state): State<AppState>,
     signed_in: SignedIn,
@@ -444,16 +473,19 @@ pub async fn mark_read(
     Ok(Json(Marked { marked }))
 }
 
-#[derive(Debug, Deserialize, IntoParams)]
+#[derive(Deserialize, IntoParams)]
 pub struct SearchQuery {
     pub q: String,
 }
+
+renrakucho_core::redacted_debug!(SearchQuery);
 
 /// Entries of this patient's notebook containing the words (newest first, at most 100).
 #[utoipa::path(get, path = "/api/v1/patients/{id}/entries/search", tag = "notebook",
     params(SearchQuery),
     responses((status = 200, body = [EntryListItem]), (status = 404, body = ErrorBody),
               (status = 422, body = ErrorBody)))]
+#[tracing::instrument(skip_all)]
 pub async fn search(
     State(state): State<AppState>,
     RequestOrigin(origin): RequestOrigin,
@@ -477,6 +509,7 @@ pub async fn search(
     responses((status = 201, description = "`{id, file_name, media_type, size, has_thumbnail}`"),
               (status = 404, body = ErrorBody), (status = 413, body = ErrorBody),
               (status = 422, body = ErrorBody)))]
+#[tracing::instrument(skip_all)]
 pub async fn upload(
     State(state): State<AppState>,
     RequestOrigin(origin): RequestOrigin,
@@ -576,6 +609,7 @@ async fn send_file(
 /// A file of the notebook, as an attachment (never shown inline, never sniffed).
 #[utoipa::path(get, path = "/api/v1/patients/{id}/attachments/{attachment}", tag = "notebook",
     responses((status = 200, description = "The file"), (status = 404, body = ErrorBody)))]
+#[tracing::instrument(skip_all)]
 pub async fn attachment(
     State(state): State<AppState>,
     RequestOrigin(origin): RequestOrigin,
@@ -589,6 +623,7 @@ pub async fn attachment(
 #[utoipa::path(get, path = "/api/v1/patients/{id}/attachments/{attachment}/thumbnail",
     tag = "notebook",
     responses((status = 200, description = "image/jpeg"), (status = 404, body = ErrorBody)))]
+#[tracing::instrument(skip_all)]
 pub async fn thumbnail(
     State(state): State<AppState>,
     RequestOrigin(origin): RequestOrigin,
@@ -604,6 +639,7 @@ pub async fn thumbnail(
     responses((status = 200, description = "The notebook as JSON, as an attachment"),
               (status = 404, body = ErrorBody),
               (status = 409, description = "A value is unreadable: no copy is made; the message names every unreadable item", body = ErrorBody)))]
+#[tracing::instrument(skip_all)]
 pub async fn export_json(
     State(state): State<AppState>,
     RequestOrigin(origin): RequestOrigin,
@@ -628,6 +664,7 @@ pub async fn export_json(
               (status = 404, body = ErrorBody),
               (status = 409, description = "A value is unreadable: no copy is made; the message names every unreadable item", body = ErrorBody),
               (status = 503, description = "No Japanese font installed", body = ErrorBody)))]
+#[tracing::instrument(skip_all)]
 pub async fn export_pdf(
     State(state): State<AppState>,
     RequestOrigin(origin): RequestOrigin,
@@ -662,6 +699,7 @@ pub async fn export_pdf(
 /// The signed-in person's unread entries per patient, urgent first.
 #[utoipa::path(get, path = "/api/v1/unread", tag = "notebook",
     responses((status = 200, description = "`[{patient, urgent, reply_requested, total, newest}]`")))]
+#[tracing::instrument(skip_all)]
 pub async fn unread(
     State(state): State<AppState>,
     signed_in: SignedIn,
@@ -675,7 +713,7 @@ pub async fn unread(
 }
 
 /// A support request to send.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Deserialize, ToSchema)]
 pub struct SupportBody {
     /// The asked facility's code.
     pub to: String,
@@ -690,6 +728,13 @@ pub struct SupportBody {
     pub attachments: Vec<Uuid>,
 }
 
+renrakucho_core::redacted_debug!(SupportBody {
+    to,
+    kind,
+    entries,
+    attachments
+});
+
 #[derive(Debug, Serialize, ToSchema)]
 pub struct CreatedId {
     pub id: Uuid,
@@ -701,6 +746,7 @@ pub struct CreatedId {
     request_body = SupportBody,
     responses((status = 201, body = CreatedId), (status = 404, body = ErrorBody),
               (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+#[tracing::instrument(skip_all)]
 pub async fn send_support(
     State(state): State<AppState>,
     RequestOrigin(origin): RequestOrigin,
@@ -751,6 +797,7 @@ pub async fn send_support(
 /// Requests the facility sent or received, newest first.
 #[utoipa::path(get, path = "/api/v1/support-requests", tag = "support",
     responses((status = 200, description = "`[{id, patient, from, to, kind, status, sent, …}]`")))]
+#[tracing::instrument(skip_all)]
 pub async fn support_list(
     State(state): State<AppState>,
     signed_in: SignedIn,
@@ -849,6 +896,7 @@ impl SupportSide {
 #[utoipa::path(get, path = "/api/v1/support-requests/{id}", tag = "support",
     responses((status = 200, description = "`{line, question, summary, answer, entries: [EntryListItem]}`"),
               (status = 404, body = ErrorBody)))]
+#[tracing::instrument(skip_all)]
 pub async fn support_detail(
     State(state): State<AppState>,
     RequestOrigin(origin): RequestOrigin,
@@ -860,16 +908,19 @@ pub async fn support_detail(
     Ok(Json(side.detail(&state, &origin, id).await?))
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Deserialize, ToSchema)]
 pub struct AnswerBody {
     pub answer: String,
 }
+
+renrakucho_core::redacted_debug!(AnswerBody);
 
 /// Accepts, declines, answers (the asked facility) or closes (the asking facility) a request.
 #[utoipa::path(post, path = "/api/v1/support-requests/{id}/{step}", tag = "support",
     params(("step" = String, Path, description = "accept, decline, answer (body `{answer}`) or close")),
     responses((status = 204), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
               (status = 422, body = ErrorBody)))]
+#[tracing::instrument(skip_all)]
 pub async fn support_step(
     State(state): State<AppState>,
     RequestOrigin(origin): RequestOrigin,
@@ -892,6 +943,7 @@ pub async fn support_step(
 #[utoipa::path(get, path = "/api/v1/notifications", tag = "notifications",
     params(("days" = Option<i64>, Query, description = "1–30, default 7")),
     responses((status = 200, description = "`[{kind, patient, entry, request, priority, from, at, read}]`")))]
+#[tracing::instrument(skip_all)]
 pub async fn notifications(
     State(state): State<AppState>,
     RequestOrigin(origin): RequestOrigin,
@@ -915,7 +967,7 @@ pub async fn notifications(
 }
 
 /// Notification preferences as sent.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Deserialize, ToSchema)]
 pub struct PreferencesBody {
     #[serde(default)]
     pub email: Option<String>,
@@ -932,6 +984,14 @@ pub struct PreferencesBody {
     pub digest_hour: i64,
 }
 
+renrakucho_core::redacted_debug!(PreferencesBody {
+    live_level,
+    quiet_start,
+    quiet_end,
+    digest_enabled,
+    digest_hour
+});
+
 fn seven() -> i64 {
     7
 }
@@ -939,6 +999,7 @@ fn seven() -> i64 {
 /// The signed-in person's notification preferences.
 #[utoipa::path(get, path = "/api/v1/notifications/settings", tag = "notifications",
     responses((status = 200, description = "`{email, live_level, quiet_start, quiet_end, digest_enabled, digest_hour, muted}`")))]
+#[tracing::instrument(skip_all)]
 pub async fn preferences(
     State(state): State<AppState>,
     signed_in: SignedIn,
@@ -951,6 +1012,7 @@ pub async fn preferences(
 #[utoipa::path(put, path = "/api/v1/notifications/settings", tag = "notifications",
     request_body = PreferencesBody,
     responses((status = 204), (status = 422, body = ErrorBody)))]
+#[tracing::instrument(skip_all)]
 pub async fn save_preferences(
     State(state): State<AppState>,
     RequestOrigin(origin): RequestOrigin,
@@ -980,6 +1042,7 @@ pub struct MuteBody {
 #[utoipa::path(put, path = "/api/v1/patients/{id}/mute", tag = "notifications",
     request_body = MuteBody,
     responses((status = 204), (status = 404, body = ErrorBody)))]
+#[tracing::instrument(skip_all)]
 pub async fn mute(
     State(state): State<AppState>,
     RequestOrigin(origin): RequestOrigin,

@@ -376,6 +376,7 @@ async fn notebook_page(
     (token.clone(), render(status, &page)).into_response()
 }
 
+#[tracing::instrument(skip_all)]
 pub async fn notebook(
     State(state): State<AppState>,
     RequestOrigin(origin): RequestOrigin,
@@ -398,6 +399,7 @@ pub async fn notebook(
     .await
 }
 
+#[tracing::instrument(skip_all)]
 pub async fn search(
     State(state): State<AppState>,
     RequestOrigin(origin): RequestOrigin,
@@ -465,6 +467,7 @@ fn vitals_from(form: &WriteForm) -> Result<Option<renrakucho_core::Vitals>, Inva
 }
 
 /// Posts an entry (or a reply) from the multipart form, with its files.
+#[tracing::instrument(skip_all)]
 pub async fn post(
     State(state): State<AppState>,
     RequestOrigin(origin): RequestOrigin,
@@ -774,6 +777,7 @@ async fn entry_page(
     (token.clone(), render(status, &page)).into_response()
 }
 
+#[tracing::instrument(skip_all)]
 pub async fn entry(
     State(state): State<AppState>,
     RequestOrigin(origin): RequestOrigin,
@@ -800,6 +804,7 @@ pub struct EditForm {
     body: String,
 }
 
+#[tracing::instrument(skip_all)]
 pub async fn edit(
     State(state): State<AppState>,
     RequestOrigin(origin): RequestOrigin,
@@ -868,6 +873,7 @@ pub struct WithdrawForm {
     reason: String,
 }
 
+#[tracing::instrument(skip_all)]
 pub async fn withdraw(
     State(state): State<AppState>,
     RequestOrigin(origin): RequestOrigin,
@@ -1046,6 +1052,7 @@ async fn notifications_page(
     (token.clone(), render(status, &page)).into_response()
 }
 
+#[tracing::instrument(skip_all)]
 pub async fn notifications(
     State(state): State<AppState>,
     RequestOrigin(origin): RequestOrigin,
@@ -1075,6 +1082,7 @@ pub struct SettingsForm {
     digest_hour: String,
 }
 
+#[tracing::instrument(skip_all)]
 pub async fn save_notifications(
     State(state): State<AppState>,
     RequestOrigin(origin): RequestOrigin,
@@ -1143,6 +1151,7 @@ struct SupportPage {
     lines: Vec<SupportListLine>,
 }
 
+#[tracing::instrument(skip_all)]
 pub async fn support_list(State(state): State<AppState>, PageUser(user): PageUser) -> Response {
     let who = match staff(&user) {
         Ok(w) => w,
@@ -1236,6 +1245,7 @@ async fn support_page(
     (token.clone(), render(status, &page)).into_response()
 }
 
+#[tracing::instrument(skip_all)]
 pub async fn support_request(
     State(state): State<AppState>,
     RequestOrigin(origin): RequestOrigin,
@@ -1256,6 +1266,7 @@ pub struct SupportStepForm {
     answer: String,
 }
 
+#[tracing::instrument(skip_all)]
 pub async fn support_step(
     State(state): State<AppState>,
     RequestOrigin(origin): RequestOrigin,
@@ -1300,6 +1311,7 @@ pub struct SupportForm {
 }
 
 /// Sends a support request with this entry and its files.
+#[tracing::instrument(skip_all)]
 pub async fn request_support(
     State(state): State<AppState>,
     RequestOrigin(origin): RequestOrigin,

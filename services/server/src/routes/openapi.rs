@@ -118,6 +118,7 @@ use crate::session::{FacilitySummary, WhoAmI};
 pub struct ApiDoc;
 
 /// `GET /api/v1/openapi.json`
+#[tracing::instrument(skip_all)]
 pub async fn document() -> Json<utoipa::openapi::OpenApi> {
     Json(ApiDoc::openapi())
 }

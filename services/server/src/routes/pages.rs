@@ -124,6 +124,7 @@ pub struct SearchQuery {
     q: String,
 }
 
+#[tracing::instrument(skip_all)]
 pub async fn patients(
     State(state): State<AppState>,
     RequestOrigin(origin): RequestOrigin,
@@ -282,6 +283,7 @@ fn form_page(
     (token.clone(), page).into_response()
 }
 
+#[tracing::instrument(skip_all)]
 pub async fn new_patient(
     State(state): State<AppState>,
     PageUser(user): PageUser,
@@ -298,6 +300,7 @@ pub async fn new_patient(
     form_page(&user, &token, "/patients/new".into(), false, form, None)
 }
 
+#[tracing::instrument(skip_all)]
 pub async fn create_patient(
     State(state): State<AppState>,
     RequestOrigin(origin): RequestOrigin,
@@ -341,6 +344,7 @@ pub async fn create_patient(
     }
 }
 
+#[tracing::instrument(skip_all)]
 pub async fn edit_patient(
     State(state): State<AppState>,
     RequestOrigin(origin): RequestOrigin,
@@ -385,6 +389,7 @@ pub async fn edit_patient(
     )
 }
 
+#[tracing::instrument(skip_all)]
 pub async fn update_patient(
     State(state): State<AppState>,
     RequestOrigin(origin): RequestOrigin,
@@ -720,6 +725,7 @@ async fn patient_page(
     (token.clone(), render(status, &page)).into_response()
 }
 
+#[tracing::instrument(skip_all)]
 pub async fn show_patient(
     State(state): State<AppState>,
     RequestOrigin(origin): RequestOrigin,
@@ -778,6 +784,7 @@ pub struct TokenOnly {
 }
 
 /// Records a consent from the multipart form (with the scan, if one was chosen).
+#[tracing::instrument(skip_all)]
 pub async fn record_consent(
     State(state): State<AppState>,
     RequestOrigin(origin): RequestOrigin,
@@ -857,6 +864,7 @@ pub async fn record_consent(
     after(&state, &origin, &user, &token, &id, result).await
 }
 
+#[tracing::instrument(skip_all)]
 pub async fn consent_scan(
     State(state): State<AppState>,
     RequestOrigin(origin): RequestOrigin,
@@ -889,6 +897,7 @@ pub async fn consent_scan(
     result.unwrap_or_else(failed)
 }
 
+#[tracing::instrument(skip_all)]
 pub async fn withdraw_consent(
     State(state): State<AppState>,
     RequestOrigin(origin): RequestOrigin,
@@ -911,6 +920,7 @@ pub async fn withdraw_consent(
 }
 
 /// Re-issues the patient's card (the registering facility): the old number stops working.
+#[tracing::instrument(skip_all)]
 pub async fn reissue_card(
     State(state): State<AppState>,
     RequestOrigin(origin): RequestOrigin,
@@ -940,6 +950,7 @@ pub struct InviteForm {
     facility_code: String,
 }
 
+#[tracing::instrument(skip_all)]
 pub async fn invite(
     State(state): State<AppState>,
     RequestOrigin(origin): RequestOrigin,
@@ -968,6 +979,7 @@ pub async fn invite(
     after(&state, &origin, &user, &token, &id, result).await
 }
 
+#[tracing::instrument(skip_all)]
 pub async fn remove_member(
     State(state): State<AppState>,
     RequestOrigin(origin): RequestOrigin,
@@ -992,6 +1004,7 @@ pub async fn remove_member(
     after(&state, &origin, &user, &token, &id, result).await
 }
 
+#[tracing::instrument(skip_all)]
 pub async fn leave(
     State(state): State<AppState>,
     RequestOrigin(origin): RequestOrigin,
@@ -1029,6 +1042,7 @@ pub struct ConfirmForm {
     confirm: String,
 }
 
+#[tracing::instrument(skip_all)]
 pub async fn request_deletion(
     State(state): State<AppState>,
     RequestOrigin(origin): RequestOrigin,
@@ -1128,6 +1142,7 @@ async fn invitations_page(
     (token.clone(), render(status, &page)).into_response()
 }
 
+#[tracing::instrument(skip_all)]
 pub async fn invitations(
     State(state): State<AppState>,
     PageUser(user): PageUser,
@@ -1142,6 +1157,7 @@ pub async fn invitations(
     invitations_page(&state, &user, &token, done, None).await
 }
 
+#[tracing::instrument(skip_all)]
 pub async fn answer_invitation(
     State(state): State<AppState>,
     RequestOrigin(origin): RequestOrigin,
@@ -1288,6 +1304,7 @@ async fn emergency_page(
     (token.clone(), render(status, &page)).into_response()
 }
 
+#[tracing::instrument(skip_all)]
 pub async fn emergency(
     State(state): State<AppState>,
     RequestOrigin(origin): RequestOrigin,
@@ -1312,6 +1329,7 @@ pub async fn emergency(
     .await
 }
 
+#[tracing::instrument(skip_all)]
 pub async fn open_emergency(
     State(state): State<AppState>,
     RequestOrigin(origin): RequestOrigin,
@@ -1347,6 +1365,7 @@ pub async fn open_emergency(
     }
 }
 
+#[tracing::instrument(skip_all)]
 pub async fn close_or_review_emergency(
     State(state): State<AppState>,
     RequestOrigin(origin): RequestOrigin,
@@ -1414,6 +1433,7 @@ struct AuditPage {
     records: Vec<AuditLine>,
 }
 
+#[tracing::instrument(skip_all)]
 pub async fn audit(
     State(state): State<AppState>,
     RequestOrigin(origin): RequestOrigin,

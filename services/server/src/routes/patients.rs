@@ -41,7 +41,7 @@ fn today() -> time::Date {
 }
 
 /// A patient's registration as entered.
-#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[derive(Clone, Deserialize, ToSchema)]
 pub struct PatientBody {
     /// 氏名, e.g. 山田 花子
     pub name: String,
@@ -60,6 +60,8 @@ pub struct PatientBody {
     #[serde(default)]
     pub primary_doctor: Option<String>,
 }
+
+renrakucho_core::redacted_debug!(PatientBody);
 
 fn optional<T>(
     raw: &Option<String>,
@@ -98,7 +100,7 @@ impl PatientBody {
 }
 
 /// A patient as shown to a facility that may read them.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Serialize, ToSchema)]
 pub struct PatientView {
     pub id: Uuid,
     pub registering_facility: Uuid,
@@ -113,6 +115,11 @@ pub struct PatientView {
     #[serde(with = "time::serde::rfc3339")]
     pub registered_at: OffsetDateTime,
 }
+
+renrakucho_core::redacted_debug!(PatientView {
+    id,
+    registering_facility
+});
 
 impl From<renrakucho_care::Patient> for PatientView {
     fn from(p: renrakucho_care::Patient) -> Self {
@@ -139,12 +146,14 @@ impl From<renrakucho_care::Patient> for PatientView {
 }
 
 /// A line of a patient list.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Serialize, ToSchema)]
 pub struct PatientLine {
     pub id: Uuid,
     pub name: String,
     pub kana: String,
 }
+
+renrakucho_core::redacted_debug!(PatientLine { id });
 
 /// An item of a listing whose stored value fails its integrity check (altered, moved, or
 /// naming a key that does not exist): only its ID and the marker. The rest of the listing is
@@ -174,7 +183,7 @@ pub enum ConsentListItem {
     Unreadable(UnreadableSchema),
 }
 
-#[derive(Debug, Deserialize, IntoParams)]
+#[derive(Deserialize, IntoParams)]
 pub struct PatientQuery {
     /// A name or reading (whole, family or given name); empty lists the newest.
     #[serde(default)]
@@ -184,11 +193,14 @@ pub struct PatientQuery {
     pub limit: Option<i64>,
 }
 
+renrakucho_core::redacted_debug!(PatientQuery { limit });
+
 /// Patients the facility cares for (or holds an emergency grant on), found by name or reading.
 /// Patients of other facilities never appear.
 /// A patient whose name fails its integrity check is listed as `UnreadableItem`.
 #[utoipa::path(get, path = "/api/v1/patients", tag = "patients", params(PatientQuery),
     responses((status = 200, body = [PatientListItem]), (status = 401, body = ErrorBody)))]
+#[tracing::instrument(skip_all)]
 pub async fn list(
     State(state): State<AppState>,
     RequestOrigin(origin): RequestOrigin,
@@ -219,6 +231,7 @@ pub async fn list(
 #[utoipa::path(post, path = "/api/v1/patients", tag = "patients", request_body = PatientBody,
     responses((status = 201, body = PatientView), (status = 422, body = ErrorBody),
               (status = 403, body = ErrorBody)))]
+#[tracing::instrument(skip_all)]
 pub async fn register(
     State(state): State<AppState>,
     RequestOrigin(origin): RequestOrigin,
@@ -236,6 +249,7 @@ pub async fn register(
 /// One patient.
 #[utoipa::path(get, path = "/api/v1/patients/{id}", tag = "patients",
     responses((status = 200, body = PatientView), (status = 404, body = ErrorBody)))]
+#[tracing::instrument(skip_all)]
 pub async fn show(
     State(state): State<AppState>,
     RequestOrigin(origin): RequestOrigin,
@@ -252,6 +266,7 @@ pub async fn show(
 #[utoipa::path(put, path = "/api/v1/patients/{id}", tag = "patients", request_body = PatientBody,
     responses((status = 200, body = PatientView), (status = 404, body = ErrorBody),
               (status = 422, body = ErrorBody)))]
+#[tracing::instrument(skip_all)]
 pub async fn update(
     State(state): State<AppState>,
     RequestOrigin(origin): RequestOrigin,
@@ -268,15 +283,17 @@ pub async fn update(
 }
 
 /// Who signed a consent form.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Deserialize, ToSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum SignerBody {
     Patient,
     Family { name: String, relation: String },
 }
 
+renrakucho_core::redacted_debug!(SignerBody);
+
 /// A signed consent form.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Deserialize, ToSchema)]
 pub struct ConsentBody {
     pub signer: SignerBody,
     /// YYYY-MM-DD
@@ -288,6 +305,8 @@ pub struct ConsentBody {
     #[serde(default)]
     pub scan_base64: Option<String>,
 }
+
+renrakucho_core::redacted_debug!(ConsentBody);
 
 /// Parses a consent form's fields as entered (API or portal).
 pub fn consent_form(
@@ -332,6 +351,7 @@ pub struct RecordedConsent {
     request_body = ConsentBody,
     responses((status = 201, body = RecordedConsent), (status = 403, body = ErrorBody),
               (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+#[tracing::instrument(skip_all)]
 pub async fn record_consent(
     State(state): State<AppState>,
     RequestOrigin(origin): RequestOrigin,
@@ -397,7 +417,7 @@ pub fn too_large(limit: usize) -> ApiError {
 }
 
 /// A consent as shown.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Serialize, ToSchema)]
 pub struct ConsentView {
     pub id: Uuid,
     /// `patient` or `family`
@@ -416,6 +436,12 @@ pub struct ConsentView {
     /// Recorded after a withdrawal: a renewal.
     pub renewal: bool,
 }
+
+renrakucho_core::redacted_debug!(ConsentView {
+    id,
+    collected_by,
+    renewal
+});
 
 impl From<renrakucho_care::Consent> for ConsentView {
     fn from(c: renrakucho_care::Consent) -> Self {
@@ -445,6 +471,7 @@ impl From<renrakucho_care::Consent> for ConsentView {
 /// A consent whose details fail their integrity check is listed as `UnreadableItem`.
 #[utoipa::path(get, path = "/api/v1/patients/{id}/consents", tag = "consent",
     responses((status = 200, body = [ConsentListItem]), (status = 404, body = ErrorBody)))]
+#[tracing::instrument(skip_all)]
 pub async fn consents(
     State(state): State<AppState>,
     RequestOrigin(origin): RequestOrigin,
@@ -482,6 +509,7 @@ pub fn download(media_type: &str, file_name: &str, bytes: Vec<u8>) -> Response {
 #[utoipa::path(get, path = "/api/v1/patients/{id}/consents/{consent}/scan", tag = "consent",
     responses((status = 200, description = "The file (PDF, JPEG or PNG), as an attachment"),
               (status = 404, body = ErrorBody)))]
+#[tracing::instrument(skip_all)]
 pub async fn consent_scan(
     State(state): State<AppState>,
     RequestOrigin(origin): RequestOrigin,
@@ -514,6 +542,7 @@ pub async fn consent_scan(
 /// once.
 #[utoipa::path(post, path = "/api/v1/patients/{id}/consents/withdraw", tag = "consent",
     responses((status = 204), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+#[tracing::instrument(skip_all)]
 pub async fn withdraw_consent(
     State(state): State<AppState>,
     RequestOrigin(origin): RequestOrigin,
@@ -564,6 +593,7 @@ impl From<TeamMember> for MemberView {
 /// The patient's care team.
 #[utoipa::path(get, path = "/api/v1/patients/{id}/care-team", tag = "care team",
     responses((status = 200, body = [MemberView]), (status = 404, body = ErrorBody)))]
+#[tracing::instrument(skip_all)]
 pub async fn care_team(
     State(state): State<AppState>,
     RequestOrigin(origin): RequestOrigin,
@@ -587,6 +617,7 @@ pub struct InviteBody {
     request_body = InviteBody,
     responses((status = 201, body = MemberView), (status = 404, body = ErrorBody),
               (status = 409, body = ErrorBody)))]
+#[tracing::instrument(skip_all)]
 pub async fn invite(
     State(state): State<AppState>,
     RequestOrigin(origin): RequestOrigin,
@@ -606,6 +637,7 @@ pub async fn invite(
 /// allows).
 #[utoipa::path(post, path = "/api/v1/patients/{id}/care-team/accept", tag = "care team",
     responses((status = 204), (status = 404, body = ErrorBody)))]
+#[tracing::instrument(skip_all)]
 pub async fn accept(
     State(state): State<AppState>,
     RequestOrigin(origin): RequestOrigin,
@@ -622,6 +654,7 @@ pub async fn accept(
 /// Declines the invitation.
 #[utoipa::path(post, path = "/api/v1/patients/{id}/care-team/decline", tag = "care team",
     responses((status = 204), (status = 404, body = ErrorBody)))]
+#[tracing::instrument(skip_all)]
 pub async fn decline(
     State(state): State<AppState>,
     RequestOrigin(origin): RequestOrigin,
@@ -638,6 +671,7 @@ pub async fn decline(
 /// Takes the signed-in person's facility out of the care team.
 #[utoipa::path(post, path = "/api/v1/patients/{id}/care-team/leave", tag = "care team",
     responses((status = 204), (status = 404, body = ErrorBody)))]
+#[tracing::instrument(skip_all)]
 pub async fn leave(
     State(state): State<AppState>,
     RequestOrigin(origin): RequestOrigin,
@@ -654,6 +688,7 @@ pub async fn leave(
 /// Removes a facility from the care team, or cancels its invitation (registering facility).
 #[utoipa::path(delete, path = "/api/v1/patients/{id}/care-team/{facility}", tag = "care team",
     responses((status = 204), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+#[tracing::instrument(skip_all)]
 pub async fn remove(
     State(state): State<AppState>,
     RequestOrigin(origin): RequestOrigin,
@@ -682,6 +717,7 @@ pub struct InvitationView {
 /// Invitations waiting for the signed-in person's facility.
 #[utoipa::path(get, path = "/api/v1/invitations", tag = "care team",
     responses((status = 200, body = [InvitationView]), (status = 401, body = ErrorBody)))]
+#[tracing::instrument(skip_all)]
 pub async fn invitations(
     State(state): State<AppState>,
     signed_in: SignedIn,
@@ -722,6 +758,7 @@ pub struct ErasureView {
     request_body = DeletionBody,
     responses((status = 200, body = ErasureView), (status = 404, body = ErrorBody),
               (status = 422, body = ErrorBody)))]
+#[tracing::instrument(skip_all)]
 pub async fn request_deletion(
     State(state): State<AppState>,
     RequestOrigin(origin): RequestOrigin,
@@ -761,6 +798,7 @@ pub struct DirectoryView {
 /// The directory of participating facilities (第16条), to choose whom to invite.
 #[utoipa::path(get, path = "/api/v1/facilities", tag = "directory",
     responses((status = 200, body = [DirectoryView])))]
+#[tracing::instrument(skip_all)]
 pub async fn directory(
     State(state): State<AppState>,
     signed_in: SignedIn,

@@ -71,6 +71,7 @@ impl From<renrakucho_store::platform_alerts::Alert> for AlertView {
 /// Alerts for the platform operators.
 #[utoipa::path(get, path = "/api/v1/platform/alerts", tag = "platform", params(AlertQuery),
     responses((status = 200, body = [AlertView]), (status = 403, body = ErrorBody)))]
+#[tracing::instrument(skip_all)]
 pub async fn alerts(
     State(state): State<AppState>,
     RequestOrigin(origin): RequestOrigin,
@@ -87,6 +88,7 @@ pub async fn alerts(
 /// Marks an alert as seen.
 #[utoipa::path(post, path = "/api/v1/platform/alerts/{id}/acknowledge", tag = "platform",
     responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+#[tracing::instrument(skip_all)]
 pub async fn acknowledge(
     State(state): State<AppState>,
     RequestOrigin(origin): RequestOrigin,

@@ -63,6 +63,7 @@ fn page_for(error: ApiError) -> Response {
     error_page(error.status, &error.message)
 }
 
+#[tracing::instrument(skip_all)]
 pub async fn stylesheet() -> impl IntoResponse {
     (
         [
@@ -73,6 +74,7 @@ pub async fn stylesheet() -> impl IntoResponse {
     )
 }
 
+#[tracing::instrument(skip_all)]
 pub async fn live_script() -> impl IntoResponse {
     (
         [
@@ -83,6 +85,7 @@ pub async fn live_script() -> impl IntoResponse {
     )
 }
 
+#[tracing::instrument(skip_all)]
 pub async fn home(
     State(state): State<AppState>,
     RequestOrigin(origin): RequestOrigin,
@@ -135,6 +138,7 @@ pub async fn home(
     (token, page).into_response()
 }
 
+#[tracing::instrument(skip_all)]
 pub async fn login_page(
     State(state): State<AppState>,
     session: Session,
@@ -178,6 +182,7 @@ pub struct LoginForm {
     password: String,
 }
 
+#[tracing::instrument(skip_all)]
 pub async fn login_submit(
     State(state): State<AppState>,
     RequestOrigin(origin): RequestOrigin,
@@ -230,6 +235,7 @@ pub struct LogoutForm {
     authenticity_token: String,
 }
 
+#[tracing::instrument(skip_all)]
 pub async fn logout(
     State(state): State<AppState>,
     RequestOrigin(origin): RequestOrigin,
