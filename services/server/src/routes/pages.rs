@@ -1,7 +1,8 @@
 //! The portal's pages for patients, consent, care teams, invitations, emergency access and the
-//! audit log. Server-rendered, Japanese first. Each form carries a CSRF token; each handler
-//! asks the authorizer exactly as the JSON API does (`access::authorize`) and calls the same
-//! domain functions; errors are shown on the page in words a person understands.
+//! audit log. Server-rendered, Japanese first. Each form carries a CSRF token, checked before
+//! any handler runs (`csrf::require_token`); each handler asks the authorizer exactly as the
+//! JSON API does (`access::authorize`) and calls the same domain functions; errors are shown
+//! on the page in words a person understands.
 
 use crate::csrf::CsrfToken;
 use crate::input::{Form, Query};
@@ -62,16 +63,6 @@ fn is_admin(user: &SignedIn) -> bool {
 fn failed(e: impl Into<ApiError>) -> Response {
     let e = e.into();
     error_page(e.status, &e.message)
-}
-
-/// The page that says the form has expired, unless the form's CSRF token verifies.
-fn rejected(token: &CsrfToken, given: &str) -> Option<Response> {
-    token.verify(given).err().map(|_| {
-        error_page(
-            StatusCode::FORBIDDEN,
-            "フォームの有効期限が切れたか、不正な送信です。ページを開き直してもう一度お試しください / the form has expired or was not sent from this site; reload the page and try again",
-        )
-    })
 }
 
 fn authenticity(token: &CsrfToken) -> String {
@@ -198,8 +189,6 @@ pub async fn patients(
 #[derive(Deserialize, Default, Clone)]
 pub struct PatientFields {
     #[serde(default)]
-    authenticity_token: String,
-    #[serde(default)]
     name: String,
     #[serde(default)]
     kana: String,
@@ -300,9 +289,6 @@ pub async fn create_patient(
     token: CsrfToken,
     Form(form): Form<PatientFields>,
 ) -> Response {
-    if let Some(page) = rejected(&token, &form.authenticity_token) {
-        return page;
-    }
     let who = match authorize_any(&state, &user, Action::PatientRegister).await {
         Ok(who) => who,
         Err(e) => return failed(e),
@@ -356,7 +342,6 @@ pub async fn edit_patient(
         Err(e) => return failed(e),
     };
     let form = PatientFields {
-        authenticity_token: String::new(),
         name: p.name,
         kana: p.kana,
         birth_date: p.birth_date,
@@ -384,9 +369,6 @@ pub async fn update_patient(
     Path(id): Path<String>,
     Form(form): Form<PatientFields>,
 ) -> Response {
-    if let Some(page) = rejected(&token, &form.authenticity_token) {
-        return page;
-    }
     let id = match patient_id(&id) {
         Ok(id) => id,
         Err(e) => return failed(e),
@@ -757,12 +739,6 @@ async fn after(
     }
 }
 
-#[derive(Deserialize)]
-pub struct TokenOnly {
-    #[serde(default)]
-    authenticity_token: String,
-}
-
 /// Records a consent from the multipart form (with the scan, if one was chosen).
 pub async fn record_consent(
     State(state): State<AppState>,
@@ -800,9 +776,6 @@ pub async fn record_consent(
         }
     }
     let get = |k: &str| fields.get(k).map(String::as_str).unwrap_or_default();
-    if let Some(page) = rejected(&token, get("authenticity_token")) {
-        return page;
-    }
     if let Err(e) =
         crate::input::multipart_fields(fields.iter().map(|(k, v)| (k.as_str(), v.as_str())))
     {
@@ -883,11 +856,7 @@ pub async fn withdraw_consent(
     PageUser(user): PageUser,
     token: CsrfToken,
     Path(id): Path<String>,
-    Form(form): Form<TokenOnly>,
 ) -> Response {
-    if let Some(page) = rejected(&token, &form.authenticity_token) {
-        return page;
-    }
     let result = async {
         let pid = patient_id(&id)?;
         let who = authorize(&state, &user, pid, Action::ConsentWithdraw).await?;
@@ -905,11 +874,7 @@ pub async fn reissue_card(
     PageUser(user): PageUser,
     token: CsrfToken,
     Path(id): Path<String>,
-    Form(form): Form<TokenOnly>,
 ) -> Response {
-    if let Some(page) = rejected(&token, &form.authenticity_token) {
-        return page;
-    }
     let result = async {
         let pid = patient_id(&id)?;
         let who = authorize(&state, &user, pid, Action::PatientCardReissue).await?;
@@ -923,8 +888,6 @@ pub async fn reissue_card(
 #[derive(Deserialize)]
 pub struct InviteForm {
     #[serde(default)]
-    authenticity_token: String,
-    #[serde(default)]
     facility_code: String,
 }
 
@@ -936,9 +899,6 @@ pub async fn invite(
     Path(id): Path<String>,
     Form(form): Form<InviteForm>,
 ) -> Response {
-    if let Some(page) = rejected(&token, &form.authenticity_token) {
-        return page;
-    }
     let result = async {
         let pid = patient_id(&id)?;
         let who = authorize(&state, &user, pid, Action::CareTeamInvite).await?;
@@ -962,11 +922,7 @@ pub async fn remove_member(
     PageUser(user): PageUser,
     token: CsrfToken,
     Path((id, facility)): Path<(String, String)>,
-    Form(form): Form<TokenOnly>,
 ) -> Response {
-    if let Some(page) = rejected(&token, &form.authenticity_token) {
-        return page;
-    }
     let result = async {
         let pid = patient_id(&id)?;
         let facility = uuid::Uuid::parse_str(&facility)
@@ -986,11 +942,7 @@ pub async fn leave(
     PageUser(user): PageUser,
     token: CsrfToken,
     Path(id): Path<String>,
-    Form(form): Form<TokenOnly>,
 ) -> Response {
-    if let Some(page) = rejected(&token, &form.authenticity_token) {
-        return page;
-    }
     let result = async {
         let pid = patient_id(&id)?;
         let who = authorize(&state, &user, pid, Action::CareTeamLeave).await?;
@@ -1012,8 +964,6 @@ pub async fn leave(
 #[derive(Deserialize)]
 pub struct ConfirmForm {
     #[serde(default)]
-    authenticity_token: String,
-    #[serde(default)]
     confirm: String,
 }
 
@@ -1025,9 +975,6 @@ pub async fn request_deletion(
     Path(id): Path<String>,
     Form(form): Form<ConfirmForm>,
 ) -> Response {
-    if let Some(page) = rejected(&token, &form.authenticity_token) {
-        return page;
-    }
     let result = async {
         let pid = patient_id(&id)?;
         let who = authorize(&state, &user, pid, Action::DeletionRecord).await?;
@@ -1138,11 +1085,7 @@ pub async fn answer_invitation(
     PageUser(user): PageUser,
     token: CsrfToken,
     Path((id, answer)): Path<(String, String)>,
-    Form(form): Form<TokenOnly>,
 ) -> Response {
-    if let Some(page) = rejected(&token, &form.authenticity_token) {
-        return page;
-    }
     let result = async {
         let pid = patient_id(&id)?;
         let who = authorize(&state, &user, pid, Action::CareTeamAccept).await?;
@@ -1188,8 +1131,6 @@ struct GrantLine {
 
 #[derive(Deserialize, Default)]
 pub struct EmergencyForm {
-    #[serde(default)]
-    authenticity_token: String,
     #[serde(default)]
     card_number: String,
     #[serde(default)]
@@ -1309,9 +1250,6 @@ pub async fn open_emergency(
     token: CsrfToken,
     Form(form): Form<EmergencyForm>,
 ) -> Response {
-    if let Some(page) = rejected(&token, &form.authenticity_token) {
-        return page;
-    }
     let result = async {
         let who = authorize_any(&state, &user, Action::EmergencyOpen).await?;
         let body = EmergencyBody {
@@ -1343,11 +1281,7 @@ pub async fn close_or_review_emergency(
     PageUser(user): PageUser,
     token: CsrfToken,
     Path((id, what)): Path<(String, String)>,
-    Form(form): Form<TokenOnly>,
 ) -> Response {
-    if let Some(page) = rejected(&token, &form.authenticity_token) {
-        return page;
-    }
     let result = async {
         let who = staff(&user)?;
         let grant = uuid::Uuid::parse_str(&id).map_err(|_| ApiError::not_found())?;
