@@ -9,6 +9,7 @@ mod browser;
 mod cancellation;
 mod catalog;
 mod consent_renewal;
+mod csrf;
 mod edges;
 mod erasure_disk;
 mod input_hygiene;

@@ -5,12 +5,11 @@ use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use axum::extract::DefaultBodyLimit;
 use axum::extract::MatchedPath;
 use axum::http::{header, HeaderValue};
 use axum::middleware;
 use axum::response::Response;
-use axum::routing::{get, post};
+use axum::routing::get;
 use axum::Router;
 use futures_util::FutureExt;
 use renrakucho_identity::{Authenticator, PasswordHasher, Principal, SignInThrottle};
@@ -288,112 +287,8 @@ fn router(state: AppState, secure_cookies: bool) -> Router {
         .with_path("/")
         .with_expiry(Expiry::OnInactivity(idle));
 
-    let portal = Router::new()
-        .route("/", get(routes::portal::home))
-        .route(
-            "/login",
-            get(routes::portal::login_page).post(routes::portal::login_submit),
-        )
-        .route("/logout", post(routes::portal::logout))
-        .route("/patients", get(routes::pages::patients))
-        .route(
-            "/patients/new",
-            get(routes::pages::new_patient).post(routes::pages::create_patient),
-        )
-        .route("/patients/{id}", get(routes::pages::show_patient))
-        .route(
-            "/patients/{id}/edit",
-            get(routes::pages::edit_patient).post(routes::pages::update_patient),
-        )
-        .route(
-            "/patients/{id}/consents",
-            post(routes::pages::record_consent).layer(DefaultBodyLimit::max(
-                state.care.upload_limit_bytes + 1024 * 1024,
-            )),
-        )
-        .route(
-            "/patients/{id}/consents/withdraw",
-            post(routes::pages::withdraw_consent),
-        )
-        .route(
-            "/patients/{id}/card/reissue",
-            post(routes::pages::reissue_card),
-        )
-        .route(
-            "/patients/{id}/consents/{consent}/scan",
-            get(routes::pages::consent_scan),
-        )
-        .route(
-            "/patients/{id}/care-team/invite",
-            post(routes::pages::invite),
-        )
-        .route("/patients/{id}/care-team/leave", post(routes::pages::leave))
-        .route(
-            "/patients/{id}/care-team/{facility}/remove",
-            post(routes::pages::remove_member),
-        )
-        .route(
-            "/patients/{id}/deletion",
-            post(routes::pages::request_deletion),
-        )
-        .route("/invitations", get(routes::pages::invitations))
-        .route(
-            "/invitations/{id}/{answer}",
-            post(routes::pages::answer_invitation),
-        )
-        .route(
-            "/emergency",
-            get(routes::pages::emergency).post(routes::pages::open_emergency),
-        )
-        .route(
-            "/emergency/{id}/{what}",
-            post(routes::pages::close_or_review_emergency),
-        )
-        .route("/audit", get(routes::pages::audit))
-        .route(
-            "/patients/{id}/notebook",
-            get(routes::notebook_pages::notebook)
-                .post(routes::notebook_pages::post)
-                .layer(DefaultBodyLimit::max(
-                    4 * state.care.upload_limit_bytes + 1024 * 1024,
-                )),
-        )
-        .route(
-            "/patients/{id}/notebook/search",
-            get(routes::notebook_pages::search),
-        )
-        .route(
-            "/patients/{id}/entries/{entry}",
-            get(routes::notebook_pages::entry),
-        )
-        .route(
-            "/patients/{id}/entries/{entry}/edit",
-            post(routes::notebook_pages::edit),
-        )
-        .route(
-            "/patients/{id}/entries/{entry}/withdraw",
-            post(routes::notebook_pages::withdraw),
-        )
-        .route(
-            "/patients/{id}/entries/{entry}/support",
-            post(routes::notebook_pages::request_support),
-        )
-        .route(
-            "/notifications",
-            get(routes::notebook_pages::notifications)
-                .post(routes::notebook_pages::save_notifications),
-        )
-        .route("/support", get(routes::notebook_pages::support_list))
-        .route(
-            "/support/{id}",
-            get(routes::notebook_pages::support_request),
-        )
-        .route(
-            "/support/{id}/{step}",
-            post(routes::notebook_pages::support_step),
-        )
-        .route("/static/live.js", get(routes::portal::live_script))
-        .route("/static/style.css", get(routes::portal::stylesheet));
+    // Every portal route, behind the CSRF check (routes::portal::routes declares them).
+    let portal = routes::portal::routes(state.care.upload_limit_bytes).into_router(&state);
 
     Router::new()
         .route("/healthz", get(routes::health::healthz))

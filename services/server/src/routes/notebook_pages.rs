@@ -33,15 +33,6 @@ fn failed(e: impl Into<ApiError>) -> Response {
     error_page(e.status, &e.message)
 }
 
-fn rejected(token: &CsrfToken, given: &str) -> Option<Response> {
-    token.verify(given).err().map(|_| {
-        error_page(
-            StatusCode::FORBIDDEN,
-            "フォームの有効期限が切れたか、不正な送信です。ページを開き直してもう一度お試しください / the form has expired or was not sent from this site; reload the page and try again",
-        )
-    })
-}
-
 fn local(t: OffsetDateTime) -> String {
     let f = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]");
     t.to_offset(time::macros::offset!(+9))
@@ -505,9 +496,6 @@ pub async fn post(
             .map(|(_, v)| v.clone())
             .unwrap_or_default()
     };
-    if let Some(page) = rejected(&token, &get("authenticity_token")) {
-        return page;
-    }
     if let Err(e) =
         crate::input::multipart_fields(fields.iter().map(|(k, v)| (k.as_str(), v.as_str())))
     {
@@ -796,8 +784,6 @@ pub async fn entry(
 
 #[derive(Deserialize)]
 pub struct EditForm {
-    #[serde(default)]
-    authenticity_token: String,
     expected_version: i32,
     category: String,
     priority: String,
@@ -813,9 +799,6 @@ pub async fn edit(
     Path((id, entry)): Path<(String, String)>,
     Form(form): Form<EditForm>,
 ) -> Response {
-    if let Some(page) = rejected(&token, &form.authenticity_token) {
-        return page;
-    }
     let result = async {
         let patient = patient_id(&id)?;
         let entry_id = Uuid::parse_str(&entry).map_err(|_| ApiError::not_found())?;
@@ -868,8 +851,6 @@ pub async fn edit(
 #[derive(Deserialize)]
 pub struct WithdrawForm {
     #[serde(default)]
-    authenticity_token: String,
-    #[serde(default)]
     reason: String,
 }
 
@@ -882,9 +863,6 @@ pub async fn withdraw(
     Path((id, entry)): Path<(String, String)>,
     Form(form): Form<WithdrawForm>,
 ) -> Response {
-    if let Some(page) = rejected(&token, &form.authenticity_token) {
-        return page;
-    }
     let result = async {
         let patient = patient_id(&id)?;
         let entry_id = Uuid::parse_str(&entry).map_err(|_| ApiError::not_found())?;
@@ -1067,8 +1045,6 @@ pub async fn notifications(
 #[derive(Deserialize)]
 pub struct SettingsForm {
     #[serde(default)]
-    authenticity_token: String,
-    #[serde(default)]
     email: String,
     #[serde(default)]
     live_level: String,
@@ -1090,9 +1066,6 @@ pub async fn save_notifications(
     token: CsrfToken,
     Form(form): Form<SettingsForm>,
 ) -> Response {
-    if let Some(page) = rejected(&token, &form.authenticity_token) {
-        return page;
-    }
     let hour = |raw: &str, field: &'static str| {
         raw.trim().parse::<i64>().map_err(|_| {
             InvalidValue::new(
@@ -1261,8 +1234,6 @@ pub async fn support_request(
 #[derive(Deserialize)]
 pub struct SupportStepForm {
     #[serde(default)]
-    authenticity_token: String,
-    #[serde(default)]
     answer: String,
 }
 
@@ -1275,9 +1246,6 @@ pub async fn support_step(
     Path((id, step)): Path<(String, String)>,
     Form(form): Form<SupportStepForm>,
 ) -> Response {
-    if let Some(page) = rejected(&token, &form.authenticity_token) {
-        return page;
-    }
     let result = async {
         let request = Uuid::parse_str(&id).map_err(|_| ApiError::not_found())?;
         let (side, line) = super::notebook::support_actor(&state, &user, request).await?;
@@ -1299,8 +1267,6 @@ pub async fn support_step(
 #[derive(Deserialize)]
 pub struct SupportForm {
     #[serde(default)]
-    authenticity_token: String,
-    #[serde(default)]
     to: String,
     #[serde(default)]
     kind: String,
@@ -1320,9 +1286,6 @@ pub async fn request_support(
     Path((id, entry)): Path<(String, String)>,
     Form(form): Form<SupportForm>,
 ) -> Response {
-    if let Some(page) = rejected(&token, &form.authenticity_token) {
-        return page;
-    }
     let result = async {
         let patient = patient_id(&id)?;
         let entry_id = Uuid::parse_str(&entry).map_err(|_| ApiError::not_found())?;

@@ -1,7 +1,8 @@
 //! The portal's pages for patients, consent, care teams, invitations, emergency access and the
-//! audit log. Server-rendered, Japanese first. Each form carries a CSRF token; each handler
-//! asks the authorizer exactly as the JSON API does (`access::authorize`) and calls the same
-//! domain functions; errors are shown on the page in words a person understands.
+//! audit log. Server-rendered, Japanese first. Each form carries a CSRF token, checked before
+//! any handler runs (`csrf::require_token`); each handler asks the authorizer exactly as the
+//! JSON API does (`access::authorize`) and calls the same domain functions; errors are shown
+//! on the page in words a person understands.
 
 use crate::csrf::CsrfToken;
 use crate::input::{Form, Query};
@@ -63,16 +64,6 @@ fn is_admin(user: &SignedIn) -> bool {
 fn failed(e: impl Into<ApiError>) -> Response {
     let e = e.into();
     error_page(e.status, &e.message)
-}
-
-/// The page that says the form has expired, unless the form's CSRF token verifies.
-fn rejected(token: &CsrfToken, given: &str) -> Option<Response> {
-    token.verify(given).err().map(|_| {
-        error_page(
-            StatusCode::FORBIDDEN,
-            "フォームの有効期限が切れたか、不正な送信です。ページを開き直してもう一度お試しください / the form has expired or was not sent from this site; reload the page and try again",
-        )
-    })
 }
 
 fn authenticity(token: &CsrfToken) -> String {
@@ -204,8 +195,6 @@ pub async fn patients(
 #[derive(Deserialize, Default, Clone)]
 pub struct PatientFields {
     #[serde(default)]
-    authenticity_token: String,
-    #[serde(default)]
     name: String,
     #[serde(default)]
     kana: String,
@@ -308,9 +297,6 @@ pub async fn create_patient(
     token: CsrfToken,
     Form(form): Form<PatientFields>,
 ) -> Response {
-    if let Some(page) = rejected(&token, &form.authenticity_token) {
-        return page;
-    }
     let who = match permit::<may::PatientRegister>(&state, &user).await {
         Ok(who) => who,
         Err(e) => return failed(e),
@@ -369,7 +355,6 @@ pub async fn edit_patient(
         Err(e) => return failed(e),
     };
     let form = PatientFields {
-        authenticity_token: String::new(),
         name: p.name,
         kana: p.kana,
         birth_date: p.birth_date,
@@ -398,9 +383,6 @@ pub async fn update_patient(
     Path(id): Path<String>,
     Form(form): Form<PatientFields>,
 ) -> Response {
-    if let Some(page) = rejected(&token, &form.authenticity_token) {
-        return page;
-    }
     let id = match patient_id(&id) {
         Ok(id) => id,
         Err(e) => return failed(e),
@@ -777,12 +759,6 @@ async fn after(
     }
 }
 
-#[derive(Deserialize)]
-pub struct TokenOnly {
-    #[serde(default)]
-    authenticity_token: String,
-}
-
 /// Records a consent from the multipart form (with the scan, if one was chosen).
 #[tracing::instrument(skip_all)]
 pub async fn record_consent(
@@ -821,9 +797,6 @@ pub async fn record_consent(
         }
     }
     let get = |k: &str| fields.get(k).map(String::as_str).unwrap_or_default();
-    if let Some(page) = rejected(&token, get("authenticity_token")) {
-        return page;
-    }
     if let Err(e) =
         crate::input::multipart_fields(fields.iter().map(|(k, v)| (k.as_str(), v.as_str())))
     {
@@ -904,11 +877,7 @@ pub async fn withdraw_consent(
     PageUser(user): PageUser,
     token: CsrfToken,
     Path(id): Path<String>,
-    Form(form): Form<TokenOnly>,
 ) -> Response {
-    if let Some(page) = rejected(&token, &form.authenticity_token) {
-        return page;
-    }
     let result = async {
         let pid = patient_id(&id)?;
         let who = authorize::<may::ConsentWithdraw>(&state, &user, pid).await?;
@@ -927,11 +896,7 @@ pub async fn reissue_card(
     PageUser(user): PageUser,
     token: CsrfToken,
     Path(id): Path<String>,
-    Form(form): Form<TokenOnly>,
 ) -> Response {
-    if let Some(page) = rejected(&token, &form.authenticity_token) {
-        return page;
-    }
     let result = async {
         let pid = patient_id(&id)?;
         let who = authorize::<may::PatientCardReissue>(&state, &user, pid).await?;
@@ -945,8 +910,6 @@ pub async fn reissue_card(
 #[derive(Deserialize)]
 pub struct InviteForm {
     #[serde(default)]
-    authenticity_token: String,
-    #[serde(default)]
     facility_code: String,
 }
 
@@ -959,9 +922,6 @@ pub async fn invite(
     Path(id): Path<String>,
     Form(form): Form<InviteForm>,
 ) -> Response {
-    if let Some(page) = rejected(&token, &form.authenticity_token) {
-        return page;
-    }
     let result = async {
         let pid = patient_id(&id)?;
         let who = authorize::<may::CareTeamInvite>(&state, &user, pid).await?;
@@ -986,11 +946,7 @@ pub async fn remove_member(
     PageUser(user): PageUser,
     token: CsrfToken,
     Path((id, facility)): Path<(String, String)>,
-    Form(form): Form<TokenOnly>,
 ) -> Response {
-    if let Some(page) = rejected(&token, &form.authenticity_token) {
-        return page;
-    }
     let result = async {
         let pid = patient_id(&id)?;
         let facility = uuid::Uuid::parse_str(&facility)
@@ -1011,11 +967,7 @@ pub async fn leave(
     PageUser(user): PageUser,
     token: CsrfToken,
     Path(id): Path<String>,
-    Form(form): Form<TokenOnly>,
 ) -> Response {
-    if let Some(page) = rejected(&token, &form.authenticity_token) {
-        return page;
-    }
     let result = async {
         let pid = patient_id(&id)?;
         let who = authorize::<may::CareTeamLeave>(&state, &user, pid).await?;
@@ -1037,8 +989,6 @@ pub async fn leave(
 #[derive(Deserialize)]
 pub struct ConfirmForm {
     #[serde(default)]
-    authenticity_token: String,
-    #[serde(default)]
     confirm: String,
 }
 
@@ -1051,9 +1001,6 @@ pub async fn request_deletion(
     Path(id): Path<String>,
     Form(form): Form<ConfirmForm>,
 ) -> Response {
-    if let Some(page) = rejected(&token, &form.authenticity_token) {
-        return page;
-    }
     let result = async {
         let pid = patient_id(&id)?;
         let who = authorize::<may::DeletionRecord>(&state, &user, pid).await?;
@@ -1164,11 +1111,7 @@ pub async fn answer_invitation(
     PageUser(user): PageUser,
     token: CsrfToken,
     Path((id, answer)): Path<(String, String)>,
-    Form(form): Form<TokenOnly>,
 ) -> Response {
-    if let Some(page) = rejected(&token, &form.authenticity_token) {
-        return page;
-    }
     let result = async {
         let pid = patient_id(&id)?;
         let who = authorize::<may::CareTeamAccept>(&state, &user, pid).await?;
@@ -1214,8 +1157,6 @@ struct GrantLine {
 
 #[derive(Deserialize, Default)]
 pub struct EmergencyForm {
-    #[serde(default)]
-    authenticity_token: String,
     #[serde(default)]
     card_number: String,
     #[serde(default)]
@@ -1337,9 +1278,6 @@ pub async fn open_emergency(
     token: CsrfToken,
     Form(form): Form<EmergencyForm>,
 ) -> Response {
-    if let Some(page) = rejected(&token, &form.authenticity_token) {
-        return page;
-    }
     let result = async {
         let who = permit::<may::EmergencyOpen>(&state, &user).await?;
         let body = EmergencyBody {
@@ -1372,11 +1310,7 @@ pub async fn close_or_review_emergency(
     PageUser(user): PageUser,
     token: CsrfToken,
     Path((id, what)): Path<(String, String)>,
-    Form(form): Form<TokenOnly>,
 ) -> Response {
-    if let Some(page) = rejected(&token, &form.authenticity_token) {
-        return page;
-    }
     let result = async {
         let who = staff(&user)?;
         let grant = uuid::Uuid::parse_str(&id).map_err(|_| ApiError::not_found())?;

@@ -1,21 +1,181 @@
-//! The web portal's pages (server-rendered, Japanese first). For now: sign in, see who you
-//! are, sign out.
+//! The web portal (server-rendered, Japanese first): its routes, every one declared in
+//! [`routes`], and the pages to sign in, see who you are and sign out.
 
 use crate::csrf::CsrfToken;
 use crate::input::Form;
 use askama::Template;
-use axum::extract::State;
-use axum::http::{header, StatusCode};
+use axum::extract::{DefaultBodyLimit, State};
+use axum::handler::Handler;
+use axum::http::{header, Method, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::Router;
 use renrakucho_core::Password;
 use renrakucho_identity::SignInRequest;
 use serde::Deserialize;
 use tower_sessions::Session;
 
-use super::RequestOrigin;
+use super::{notebook_pages, pages, RequestOrigin};
 use crate::error::ApiError;
 use crate::session::{self, WhoAmI};
 use crate::state::AppState;
+
+/// How a portal form is sent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FormKind {
+    /// `application/x-www-form-urlencoded`.
+    UrlEncoded,
+    /// `multipart/form-data` (with files), the token its first part.
+    Multipart,
+}
+
+/// A portal route that changes something, as declared.
+#[derive(Clone, Debug)]
+pub struct Write {
+    pub method: Method,
+    /// The route's path, with its parameters (`/patients/{id}/edit`).
+    pub path: &'static str,
+    pub form: FormKind,
+}
+
+/// The portal's routes as they are declared: pages (GET) and forms (POST). The only way to
+/// add a portal route; [`Portal::into_router`] puts every route behind the CSRF check
+/// ([`crate::csrf::require_token`]), and [`Portal::writes`] lists the forms for the test that
+/// posts to each without a valid token.
+pub struct Portal {
+    router: Router<AppState>,
+    writes: Vec<Write>,
+}
+
+impl Portal {
+    fn new() -> Self {
+        Self {
+            router: Router::new(),
+            writes: Vec::new(),
+        }
+    }
+
+    /// A page, read with GET (and HEAD).
+    fn page<H, T>(mut self, path: &'static str, handler: H) -> Self
+    where
+        H: Handler<T, AppState>,
+        T: 'static,
+    {
+        self.router = self.router.route(path, get(handler));
+        self
+    }
+
+    /// A url-encoded form, posted.
+    fn form<H, T>(mut self, path: &'static str, handler: H) -> Self
+    where
+        H: Handler<T, AppState>,
+        T: 'static,
+    {
+        self.router = self.router.route(path, post(handler));
+        self.writes.push(Write {
+            method: Method::POST,
+            path,
+            form: FormKind::UrlEncoded,
+        });
+        self
+    }
+
+    /// A multipart form with files, posted, its body up to `limit` bytes.
+    fn upload<H, T>(mut self, path: &'static str, handler: H, limit: usize) -> Self
+    where
+        H: Handler<T, AppState>,
+        T: 'static,
+    {
+        self.router = self
+            .router
+            .route(path, post(handler).layer(DefaultBodyLimit::max(limit)));
+        self.writes.push(Write {
+            method: Method::POST,
+            path,
+            form: FormKind::Multipart,
+        });
+        self
+    }
+
+    /// Every route that changes something (every route but the pages).
+    pub fn writes(&self) -> &[Write] {
+        &self.writes
+    }
+
+    /// The portal's router, every route behind the CSRF check.
+    pub fn into_router(self, state: &AppState) -> Router<AppState> {
+        self.router
+            .route_layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                crate::csrf::require_token,
+            ))
+    }
+}
+
+/// Every route of the portal. Uploads take files of up to `upload_limit_bytes` each (a
+/// consent's scan; up to four attachments of an entry).
+pub fn routes(upload_limit_bytes: usize) -> Portal {
+    let slack = 1024 * 1024;
+    Portal::new()
+        .page("/", home)
+        .page("/login", login_page)
+        .form("/login", login_submit)
+        .form("/logout", logout)
+        .page("/patients", pages::patients)
+        .page("/patients/new", pages::new_patient)
+        .form("/patients/new", pages::create_patient)
+        .page("/patients/{id}", pages::show_patient)
+        .page("/patients/{id}/edit", pages::edit_patient)
+        .form("/patients/{id}/edit", pages::update_patient)
+        .upload(
+            "/patients/{id}/consents",
+            pages::record_consent,
+            upload_limit_bytes + slack,
+        )
+        .form("/patients/{id}/consents/withdraw", pages::withdraw_consent)
+        .form("/patients/{id}/card/reissue", pages::reissue_card)
+        .page(
+            "/patients/{id}/consents/{consent}/scan",
+            pages::consent_scan,
+        )
+        .form("/patients/{id}/care-team/invite", pages::invite)
+        .form("/patients/{id}/care-team/leave", pages::leave)
+        .form(
+            "/patients/{id}/care-team/{facility}/remove",
+            pages::remove_member,
+        )
+        .form("/patients/{id}/deletion", pages::request_deletion)
+        .page("/invitations", pages::invitations)
+        .form("/invitations/{id}/{answer}", pages::answer_invitation)
+        .page("/emergency", pages::emergency)
+        .form("/emergency", pages::open_emergency)
+        .form("/emergency/{id}/{what}", pages::close_or_review_emergency)
+        .page("/audit", pages::audit)
+        .page("/patients/{id}/notebook", notebook_pages::notebook)
+        .upload(
+            "/patients/{id}/notebook",
+            notebook_pages::post,
+            4 * upload_limit_bytes + slack,
+        )
+        .page("/patients/{id}/notebook/search", notebook_pages::search)
+        .page("/patients/{id}/entries/{entry}", notebook_pages::entry)
+        .form("/patients/{id}/entries/{entry}/edit", notebook_pages::edit)
+        .form(
+            "/patients/{id}/entries/{entry}/withdraw",
+            notebook_pages::withdraw,
+        )
+        .form(
+            "/patients/{id}/entries/{entry}/support",
+            notebook_pages::request_support,
+        )
+        .page("/notifications", notebook_pages::notifications)
+        .form("/notifications", notebook_pages::save_notifications)
+        .page("/support", notebook_pages::support_list)
+        .page("/support/{id}", notebook_pages::support_request)
+        .form("/support/{id}/{step}", notebook_pages::support_step)
+        .page("/static/live.js", live_script)
+        .page("/static/style.css", stylesheet)
+}
 
 #[derive(Template)]
 #[template(path = "login.html")]
@@ -162,18 +322,8 @@ pub async fn login_page(
     }
 }
 
-/// The page for a form whose CSRF token does not verify.
-fn expired_form() -> Response {
-    error_page(
-        StatusCode::FORBIDDEN,
-        "フォームの有効期限が切れたか、不正な送信です。ページを開き直してもう一度お試しください / the form has expired or was not sent from this site; reload the page and try again",
-    )
-}
-
 #[derive(Deserialize)]
 pub struct LoginForm {
-    #[serde(default)]
-    authenticity_token: String,
     #[serde(default)]
     facility_code: String,
     #[serde(default)]
@@ -190,9 +340,6 @@ pub async fn login_submit(
     token: CsrfToken,
     Form(form): Form<LoginForm>,
 ) -> Response {
-    if token.verify(&form.authenticity_token).is_err() {
-        return expired_form();
-    }
     let again = |error: ApiError, form: &LoginForm| {
         let mut response = render(
             error.status,
@@ -229,23 +376,12 @@ pub async fn login_submit(
     }
 }
 
-#[derive(Deserialize)]
-pub struct LogoutForm {
-    #[serde(default)]
-    authenticity_token: String,
-}
-
 #[tracing::instrument(skip_all)]
 pub async fn logout(
     State(state): State<AppState>,
     RequestOrigin(origin): RequestOrigin,
     session: Session,
-    token: CsrfToken,
-    Form(form): Form<LogoutForm>,
 ) -> Response {
-    if token.verify(&form.authenticity_token).is_err() {
-        return expired_form();
-    }
     if let Ok(Some(signed_in)) = session::current(&state, &session).await {
         if let Err(e) = state.auth.sign_out(signed_in.principal, &origin).await {
             return page_for(e.into());

@@ -1,0 +1,776 @@
+//! CSRF: every portal route that changes something, as the router declares them
+//! (`routes::portal::routes(..).writes()`), refuses a form without this session's token — none
+//! at all, another session's (with this browser's cookie, or with the other browser's cookie
+//! tossed in), or, in a multipart form, the right one anywhere but first — with the same 403
+//! page, and nothing in the database or the file store changes. Each route is posted to with
+//! real IDs of a seeded network and a form that acts: the same form with the right token, sent
+//! afterwards, does act (303, something changed), so no refusal passes for want of a target.
+
+use std::collections::{BTreeMap, HashMap};
+
+use renrakucho_authz::Action;
+use renrakucho_core::{FacilityKind, Profession, StaffRole};
+use renrakucho_server::routes::portal::{self, FormKind};
+use renrakucho_testkit::{spawn_app_with, TestApp, FIXTURE_PASSWORD, PNG_1X1};
+use reqwest::header::{CONTENT_TYPE, COOKIE, LOCATION, SET_COOKIE};
+use reqwest::{Client, Response, StatusCode};
+use serde_json::json;
+
+use crate::support::{
+    authorizer_follows, card_number, json_of, patient_url, post_note, stored_files, superuser,
+};
+
+const REFUSAL: &str = "フォームの有効期限が切れたか、不正な送信です。ページを開き直してもう一度お試しください / the form has expired or was not sent from this site; reload the page and try again";
+const SESSION: &str = renrakucho_server::app::SESSION_COOKIE;
+const CSRF: &str = "renrakucho_csrf";
+const BOUNDARY: &str = "renrakucho-csrf-test-boundary";
+
+/// A browser whose cookies the test holds, so that it can send them as a page on a sibling
+/// site could make the browser send them.
+struct Browser {
+    client: Client,
+    jar: BTreeMap<String, String>,
+}
+
+impl Browser {
+    fn new() -> Self {
+        Self {
+            client: Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            jar: BTreeMap::new(),
+        }
+    }
+
+    fn keep(&mut self, response: &Response) {
+        for header in response.headers().get_all(SET_COOKIE) {
+            let header = header.to_str().unwrap();
+            let pair = header.split(';').next().unwrap().trim();
+            let (name, value) = pair.split_once('=').unwrap();
+            if value.is_empty() || header.contains("Max-Age=0") {
+                self.jar.remove(name);
+            } else {
+                self.jar.insert(name.to_string(), value.to_string());
+            }
+        }
+    }
+
+    fn cookie(&self, name: &str) -> String {
+        let value = self
+            .jar
+            .get(name)
+            .unwrap_or_else(|| panic!("no {name} cookie"));
+        format!("{name}={value}")
+    }
+
+    fn cookies(&self) -> String {
+        self.jar
+            .iter()
+            .map(|(name, value)| format!("{name}={value}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    /// Signed in (through the API) as `login` of the facility `code`.
+    async fn signed_in(app: &TestApp, code: &str, login: &str) -> Self {
+        let mut browser = Self::new();
+        let response = app
+            .sign_in_with(&browser.client, Some(code), login, FIXTURE_PASSWORD)
+            .await;
+        assert_eq!(response.status(), 200, "signing {login} of {code} in");
+        browser.keep(&response);
+        browser
+    }
+
+    /// The form token of the page at `path` (keeping the cookies the page sets).
+    async fn token(&mut self, app: &TestApp, path: &str) -> String {
+        let response = self
+            .client
+            .get(app.url(path))
+            .header(COOKIE, self.cookies())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{path}");
+        self.keep(&response);
+        let page = response.text().await.unwrap();
+        let marker = r#"name="authenticity_token" value=""#;
+        let start = page.find(marker).expect("a form token") + marker.len();
+        let end = page[start..].find('"').unwrap() + start;
+        page[start..end].to_string()
+    }
+}
+
+/// A field of a form.
+#[derive(Clone)]
+enum Field {
+    Text(&'static str, String),
+    File(&'static str, &'static str, &'static [u8]),
+}
+
+fn text(name: &'static str, value: impl Into<String>) -> Field {
+    Field::Text(name, value.into())
+}
+
+/// Where the token goes.
+#[derive(Clone, Copy)]
+enum Token<'a> {
+    Absent,
+    First(&'a str),
+    Last(&'a str),
+}
+
+/// The body of a form of `kind` and its content type.
+fn encode(kind: FormKind, fields: &[Field], token: Token<'_>) -> (String, Vec<u8>) {
+    let mut all = Vec::new();
+    if let Token::First(t) = token {
+        all.push(text("authenticity_token", t));
+    }
+    all.extend(fields.iter().cloned());
+    if let Token::Last(t) = token {
+        all.push(text("authenticity_token", t));
+    }
+    match kind {
+        FormKind::UrlEncoded => {
+            let pairs: Vec<(&str, &str)> = all
+                .iter()
+                .map(|f| match f {
+                    Field::Text(name, value) => (*name, value.as_str()),
+                    Field::File(..) => panic!("a file in a url-encoded form"),
+                })
+                .collect();
+            let body = urlencoded(&pairs);
+            (
+                "application/x-www-form-urlencoded".into(),
+                body.into_bytes(),
+            )
+        }
+        FormKind::Multipart => {
+            let mut body = Vec::new();
+            for field in &all {
+                body.extend_from_slice(format!("--{BOUNDARY}\r\n").as_bytes());
+                match field {
+                    Field::Text(name, value) => {
+                        body.extend_from_slice(
+                            format!(
+                                "Content-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
+                            )
+                            .as_bytes(),
+                        );
+                    }
+                    Field::File(name, file_name, bytes) => {
+                        body.extend_from_slice(
+                            format!(
+                                "Content-Disposition: form-data; name=\"{name}\"; filename=\"{file_name}\"\r\nContent-Type: image/png\r\n\r\n"
+                            )
+                            .as_bytes(),
+                        );
+                        body.extend_from_slice(bytes);
+                        body.extend_from_slice(b"\r\n");
+                    }
+                }
+            }
+            body.extend_from_slice(format!("--{BOUNDARY}--\r\n").as_bytes());
+            (format!("multipart/form-data; boundary={BOUNDARY}"), body)
+        }
+    }
+}
+
+/// `application/x-www-form-urlencoded` of `pairs`.
+fn urlencoded(pairs: &[(&str, &str)]) -> String {
+    fn encode(s: &str) -> String {
+        s.bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'*' => {
+                    (b as char).to_string()
+                }
+                b' ' => "+".to_string(),
+                b => format!("%{b:02X}"),
+            })
+            .collect()
+    }
+    pairs
+        .iter()
+        .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+async fn post(
+    app: &TestApp,
+    client: &Client,
+    path: &str,
+    cookies: String,
+    (content_type, body): (String, Vec<u8>),
+) -> Response {
+    client
+        .post(app.url(path))
+        .header(COOKIE, cookies)
+        .header(CONTENT_TYPE, content_type)
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// Every table's rows (count and digest), as the superuser sees them, and the stored files.
+async fn snapshot(app: &TestApp) -> (BTreeMap<String, (i64, String)>, Vec<std::path::PathBuf>) {
+    let mut su = superuser(app).await;
+    let tables: Vec<String> = sqlx::query_scalar(
+        "SELECT quote_ident(schemaname) || '.' || quote_ident(tablename) FROM pg_tables \
+         WHERE schemaname NOT IN ('pg_catalog', 'information_schema') ORDER BY 1",
+    )
+    .fetch_all(&mut su)
+    .await
+    .unwrap();
+    let mut rows = BTreeMap::new();
+    for table in tables {
+        let digest: (i64, String) = sqlx::query_as(&format!(
+            "SELECT count(*), coalesce(md5(string_agg(t::text, '|' ORDER BY t::text)), '') \
+             FROM {table} t"
+        ))
+        .fetch_one(&mut su)
+        .await
+        .unwrap();
+        rows.insert(table, digest);
+    }
+    let mut files = stored_files(app);
+    files.sort();
+    (rows, files)
+}
+
+type Snapshot = (BTreeMap<String, (i64, String)>, Vec<std::path::PathBuf>);
+
+/// The tables (and the file store) that differ.
+fn changed(before: &Snapshot, after: &Snapshot) -> Vec<String> {
+    let mut changed: Vec<String> = before
+        .0
+        .keys()
+        .chain(after.0.keys())
+        .filter(|t| before.0.get(*t) != after.0.get(*t))
+        .cloned()
+        .collect();
+    changed.dedup();
+    if before.1 != after.1 {
+        changed.push("the file store".into());
+    }
+    changed
+}
+
+/// Who posts a form.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Who {
+    /// Not signed in (the sign-in form).
+    Visitor,
+    A,
+    B,
+    C,
+    E,
+}
+
+struct Case {
+    who: Who,
+    path: String,
+    fields: Vec<Field>,
+}
+
+#[tokio::test]
+async fn every_portal_form_refuses_a_missing_or_foreign_token_and_changes_nothing() {
+    let app = spawn_app_with(|s| {
+        s.signin_address_burst = 1000;
+        s.signin_account_burst = 100;
+    })
+    .await;
+
+    // -----------------------------------------------------------------------------------------
+    // The network. B (a clinic) registers P, records its consent and has C and D in the care
+    // team and E invited; B's two entries on P; B asked A for support on the first; A opened
+    // emergency access to P; A has a patient of its own; B's Q has no consent yet.
+    let a = app.seed_facility("XS-A", FacilityKind::Hospital).await;
+    let b = app.seed_facility("XS-B", FacilityKind::Clinic).await;
+    let c = app
+        .seed_facility("XS-C", FacilityKind::VisitingNurseStation)
+        .await;
+    let d = app
+        .seed_facility("XS-D", FacilityKind::CareManagementOffice)
+        .await;
+    let e = app.seed_facility("XS-E", FacilityKind::Pharmacy).await;
+    let a_admin = app
+        .seed_staff(&a, "admin", StaffRole::FacilityAdmin, Profession::Doctor)
+        .await;
+    let b_admin = app
+        .seed_staff(&b, "admin", StaffRole::FacilityAdmin, Profession::Doctor)
+        .await;
+    app.seed_staff(&b, "nurse", StaffRole::Staff, Profession::Nurse)
+        .await;
+    for (facility, profession) in [
+        (&c, Profession::Nurse),
+        (&d, Profession::CareManager),
+        (&e, Profession::Pharmacist),
+    ] {
+        app.seed_staff(facility, "admin", StaffRole::FacilityAdmin, profession)
+            .await;
+    }
+    let p = app
+        .seed_patient(&b_admin, "境界 花子", "キョウカイ ハナコ")
+        .await
+        .id
+        .as_uuid();
+    let q = app
+        .seed_patient(&b_admin, "同意 待子", "ドウイ マチコ")
+        .await
+        .id
+        .as_uuid();
+    let a_patient = app
+        .seed_patient(&a_admin, "病院 次郎", "ビョウイン ジロウ")
+        .await
+        .id
+        .as_uuid();
+    authorizer_follows(&app, &b, p, Action::NotebookWrite, true).await;
+    authorizer_follows(&app, &a, a_patient, Action::DeletionRecord, true).await;
+    let api_a = app.client_for(&a, "admin").await;
+    let api_b = app.client_for(&b, "admin").await;
+    let response = api_b
+        .post(patient_url(&app, p, "/consents"))
+        .json(&json!({
+            "signer": { "kind": "patient" },
+            "signed_on": "2026-11-01",
+            "scope": "在宅医療のため、ケアチームの施設間で連絡帳を共有すること",
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201, "recording P's consent");
+    for member in [&c, &d, &e] {
+        let response = api_b
+            .post(patient_url(&app, p, "/care-team"))
+            .json(&json!({ "facility_code": member.code }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 201, "inviting {}", member.code);
+    }
+    for member in [&c, &d] {
+        authorizer_follows(&app, member, p, Action::CareTeamAccept, true).await;
+        let response = app
+            .client_for(member, "admin")
+            .await
+            .post(patient_url(&app, p, "/care-team/accept"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 204, "{} accepts", member.code);
+    }
+    authorizer_follows(&app, &e, p, Action::CareTeamAccept, true).await;
+    let first = post_note(&app, &api_b, p, "info", "訪問診療。経過良好。").await;
+    let second = post_note(&app, &api_b, p, "info", "誤って記録した内容").await;
+    let response = api_b
+        .post(patient_url(&app, p, "/support-requests"))
+        .json(&json!({ "to": a.code, "kind": "information",
+                       "question": "服薬について助言をください",
+                       "summary": "80代女性、要介護2、在宅療養中。", "entries": [first] }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201, "asking A for support");
+    let support_request = json_of(response).await["id"]
+        .as_str()
+        .expect("the request's ID")
+        .to_string();
+    authorizer_follows(&app, &a, p, Action::SupportAnswer, true).await;
+    let p_card = card_number(&app, &api_b, p).await;
+    let q_card = card_number(&app, &api_b, q).await;
+    let reason = "意識がなく救急搬送された。既往歴と服薬を確認するため";
+    let response = api_a
+        .post(app.url("/api/v1/emergency-access"))
+        .json(&json!({ "card_number": p_card, "birth_date": "1940-01-15", "reason": reason }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201, "A opens emergency access to P");
+    let grant = json_of(response).await["id"]
+        .as_str()
+        .expect("the grant's ID")
+        .to_string();
+
+    // -----------------------------------------------------------------------------------------
+    // What each form posts: real IDs, fields that would act.
+    let mut cases: HashMap<&'static str, Case> = HashMap::new();
+    let mut case = |pattern: &'static str, who: Who, path: String, fields: Vec<Field>| {
+        assert!(
+            cases.insert(pattern, Case { who, path, fields }).is_none(),
+            "{pattern} twice"
+        );
+    };
+    let patient_fields = |name: &str, kana: &str, birth: &str, care: &str| {
+        vec![
+            text("name", name),
+            text("kana", kana),
+            text("birth_date", birth),
+            text("sex", "female"),
+            text("care_level", care),
+            text("phone", "090-1111-2222"),
+        ]
+    };
+    case(
+        "/login",
+        Who::Visitor,
+        "/login".into(),
+        vec![
+            text("facility_code", "XS-B"),
+            text("login_id", "nurse"),
+            text("password", FIXTURE_PASSWORD),
+        ],
+    );
+    case("/logout", Who::B, "/logout".into(), vec![]);
+    case(
+        "/patients/new",
+        Who::B,
+        "/patients/new".into(),
+        patient_fields("登録 試子", "トウロク タメシコ", "1950-03-03", "care_1"),
+    );
+    case(
+        "/patients/{id}/edit",
+        Who::B,
+        format!("/patients/{p}/edit"),
+        patient_fields("境界 花子", "キョウカイ ハナコ", "1940-01-15", "care_3"),
+    );
+    case(
+        "/patients/{id}/consents",
+        Who::B,
+        format!("/patients/{q}/consents"),
+        vec![
+            text("signer", "patient"),
+            text("signer_name", ""),
+            text("signer_relation", ""),
+            text("signed_on", "2026-11-02"),
+            text(
+                "scope",
+                "在宅医療のため、ケアチームの施設間で連絡帳を共有すること",
+            ),
+            Field::File("scan", "consent.png", PNG_1X1),
+        ],
+    );
+    case(
+        "/patients/{id}/consents/withdraw",
+        Who::B,
+        format!("/patients/{p}/consents/withdraw"),
+        vec![],
+    );
+    case(
+        "/patients/{id}/card/reissue",
+        Who::B,
+        format!("/patients/{p}/card/reissue"),
+        vec![],
+    );
+    case(
+        "/patients/{id}/care-team/invite",
+        Who::B,
+        format!("/patients/{p}/care-team/invite"),
+        vec![text("facility_code", a.code.clone())],
+    );
+    case(
+        "/patients/{id}/care-team/leave",
+        Who::C,
+        format!("/patients/{p}/care-team/leave"),
+        vec![],
+    );
+    case(
+        "/patients/{id}/care-team/{facility}/remove",
+        Who::B,
+        format!("/patients/{p}/care-team/{}/remove", d.id.as_uuid()),
+        vec![],
+    );
+    case(
+        "/patients/{id}/deletion",
+        Who::A,
+        format!("/patients/{a_patient}/deletion"),
+        vec![text("confirm", "yes")],
+    );
+    case(
+        "/invitations/{id}/{answer}",
+        Who::E,
+        format!("/invitations/{p}/accept"),
+        vec![],
+    );
+    case(
+        "/emergency",
+        Who::A,
+        "/emergency".into(),
+        vec![
+            text("card_number", q_card.clone()),
+            text("birth_date", "1940-01-15"),
+            text("reason", reason),
+        ],
+    );
+    case(
+        "/emergency/{id}/{what}",
+        Who::A,
+        format!("/emergency/{grant}/end"),
+        vec![],
+    );
+    case(
+        "/patients/{id}/notebook",
+        Who::B,
+        format!("/patients/{p}/notebook"),
+        vec![
+            text("category", "treatment"),
+            text("priority", "info"),
+            text("body", "往診。写真を添えます。"),
+            Field::File("files", "photo.png", PNG_1X1),
+        ],
+    );
+    case(
+        "/patients/{id}/entries/{entry}/edit",
+        Who::B,
+        format!("/patients/{p}/entries/{first}/edit"),
+        vec![
+            text("expected_version", "1"),
+            text("category", "notice"),
+            text("priority", "info"),
+            text("body", "訪問診療。経過良好（追記）。"),
+        ],
+    );
+    case(
+        "/patients/{id}/entries/{entry}/withdraw",
+        Who::B,
+        format!("/patients/{p}/entries/{second}/withdraw"),
+        vec![text("reason", "別の対象者の記録だったため")],
+    );
+    case(
+        "/patients/{id}/entries/{entry}/support",
+        Who::B,
+        format!("/patients/{p}/entries/{first}/support"),
+        vec![
+            text("to", e.code.clone()),
+            text("kind", "information"),
+            text("summary", "80代女性、要介護2、在宅療養中。"),
+            text("question", "この処方の飲み合わせについて教えてください"),
+        ],
+    );
+    case(
+        "/notifications",
+        Who::B,
+        "/notifications".into(),
+        vec![
+            text("email", "b-admin@clinic.example.jp"),
+            text("live_level", "urgent"),
+            text("quiet_start", "22"),
+            text("quiet_end", "7"),
+            text("digest_enabled", "on"),
+            text("digest_hour", "8"),
+        ],
+    );
+    case(
+        "/support/{id}/{step}",
+        Who::A,
+        format!("/support/{support_request}/accept"),
+        vec![],
+    );
+
+    // The order in which the forms act afterwards: each still has its target.
+    let acting = [
+        "/login",
+        "/notifications",
+        "/patients/new",
+        "/patients/{id}/edit",
+        "/patients/{id}/consents",
+        "/patients/{id}/notebook",
+        "/patients/{id}/entries/{entry}/edit",
+        "/patients/{id}/entries/{entry}/withdraw",
+        "/patients/{id}/entries/{entry}/support",
+        "/support/{id}/{step}",
+        "/patients/{id}/card/reissue",
+        "/patients/{id}/care-team/invite",
+        "/invitations/{id}/{answer}",
+        "/patients/{id}/care-team/leave",
+        "/patients/{id}/care-team/{facility}/remove",
+        "/emergency/{id}/{what}",
+        "/emergency",
+        "/patients/{id}/consents/withdraw",
+        "/patients/{id}/deletion",
+        "/logout",
+    ];
+
+    // -----------------------------------------------------------------------------------------
+    // The routes, from the router's own declaration.
+    let declared = portal::routes(app.settings.upload_limit_bytes as usize);
+    let writes = declared.writes();
+    let mut patterns: Vec<&str> = writes.iter().map(|w| w.path).collect();
+    patterns.sort();
+    let mut covered: Vec<&str> = cases.keys().copied().collect();
+    covered.sort();
+    assert_eq!(
+        patterns, covered,
+        "every state-changing portal route has a case here, and every case a route"
+    );
+    let mut ordered = acting.to_vec();
+    ordered.sort();
+    assert_eq!(ordered, covered, "every route acts once at the end");
+    assert!(writes.iter().any(|w| w.form == FormKind::Multipart));
+    assert!(writes.iter().any(|w| w.form == FormKind::UrlEncoded));
+    let kind_of: HashMap<&str, FormKind> = writes.iter().map(|w| (w.path, w.form)).collect();
+
+    // The browsers: each victim, and another session of the same person (for the visitor, of
+    // B's administrator), whose page gives the foreign token.
+    let mut browsers: HashMap<Who, Browser> = HashMap::new();
+    let mut others: HashMap<Who, Browser> = HashMap::new();
+    let mut visitor = Browser::new();
+    let visitor_token = visitor.token(&app, "/login").await;
+    browsers.insert(Who::Visitor, visitor);
+    others.insert(
+        Who::Visitor,
+        Browser::signed_in(&app, "XS-B", "admin").await,
+    );
+    for (who, code) in [
+        (Who::A, "XS-A"),
+        (Who::B, "XS-B"),
+        (Who::C, "XS-C"),
+        (Who::E, "XS-E"),
+    ] {
+        browsers.insert(who, Browser::signed_in(&app, code, "admin").await);
+        others.insert(who, Browser::signed_in(&app, code, "admin").await);
+    }
+    let mut own_tokens: HashMap<Who, String> = HashMap::new();
+    let mut foreign_tokens: HashMap<Who, String> = HashMap::new();
+    own_tokens.insert(Who::Visitor, visitor_token);
+    for (who, browser) in browsers.iter_mut() {
+        if *who != Who::Visitor {
+            own_tokens.insert(*who, browser.token(&app, "/").await);
+        }
+    }
+    for (who, browser) in others.iter_mut() {
+        foreign_tokens.insert(*who, browser.token(&app, "/").await);
+    }
+    for who in [Who::A, Who::B, Who::C, Who::E] {
+        assert_ne!(
+            own_tokens[&who], foreign_tokens[&who],
+            "a token per session"
+        );
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Refused: every route, every way, nothing changed.
+    for write in writes {
+        let case = &cases[write.path];
+        let kind = write.form;
+        let victim = &browsers[&case.who];
+        let other = &others[&case.who];
+        let own = own_tokens[&case.who].as_str();
+        let foreign = foreign_tokens[&case.who].as_str();
+        let with_session = |csrf_cookie: String| match victim.jar.get(SESSION) {
+            Some(session) => format!("{SESSION}={session}; {csrf_cookie}"),
+            None => csrf_cookie,
+        };
+        let mut attempts = vec![
+            (
+                "no token",
+                victim.cookies(),
+                encode(kind, &case.fields, Token::Absent),
+            ),
+            (
+                "another session's token",
+                victim.cookies(),
+                encode(kind, &case.fields, Token::First(foreign)),
+            ),
+            (
+                "another session's token and its cookie tossed in",
+                with_session(other.cookie(CSRF)),
+                encode(kind, &case.fields, Token::First(foreign)),
+            ),
+        ];
+        if kind == FormKind::Multipart {
+            attempts.push((
+                "the right token, but not the first part",
+                victim.cookies(),
+                encode(kind, &case.fields, Token::Last(own)),
+            ));
+        }
+        let before = snapshot(&app).await;
+        for (how, cookies, body) in attempts {
+            let response = post(&app, &victim.client, &case.path, cookies, body).await;
+            assert_eq!(
+                response.status(),
+                StatusCode::FORBIDDEN,
+                "{} {} with {how}",
+                write.method,
+                write.path
+            );
+            assert!(
+                response.headers().get(SET_COOKIE).is_none(),
+                "{} with {how}: no cookie set",
+                write.path
+            );
+            assert!(
+                response.text().await.unwrap().contains(REFUSAL),
+                "{} with {how}: the refusal page",
+                write.path
+            );
+        }
+        let after = snapshot(&app).await;
+        assert!(
+            changed(&before, &after).is_empty(),
+            "{} {}: refused, yet changed {:?}",
+            write.method,
+            write.path,
+            changed(&before, &after)
+        );
+    }
+    // Nobody was signed in or out.
+    assert!(!browsers[&Who::Visitor].jar.contains_key(SESSION));
+    let home = browsers[&Who::B]
+        .client
+        .get(app.url("/"))
+        .header(COOKIE, browsers[&Who::B].cookies())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(home.status(), StatusCode::OK, "B is still signed in");
+
+    // -----------------------------------------------------------------------------------------
+    // The same forms with the right token act (the positive control of every route, both
+    // kinds of form among them).
+    for pattern in acting {
+        let case = &cases[pattern];
+        let kind = kind_of[pattern];
+        let victim = browsers.get_mut(&case.who).unwrap();
+        let before = snapshot(&app).await;
+        let response = post(
+            &app,
+            &victim.client,
+            &case.path,
+            victim.cookies(),
+            encode(kind, &case.fields, Token::First(&own_tokens[&case.who])),
+        )
+        .await;
+        let status = response.status();
+        let location = response
+            .headers()
+            .get(LOCATION)
+            .map(|l| l.to_str().unwrap().to_string());
+        victim.keep(&response);
+        let page = response.text().await.unwrap();
+        assert_eq!(
+            status,
+            StatusCode::SEE_OTHER,
+            "POST {pattern} ({kind:?}) with the right token acts: {page}"
+        );
+        // Not the way to the sign-in page that a signed-out browser is shown.
+        let signed_out = pattern == "/logout";
+        assert_eq!(
+            location.as_deref() == Some("/login"),
+            signed_out,
+            "{pattern}: {location:?}"
+        );
+        let after = snapshot(&app).await;
+        assert!(
+            !changed(&before, &after).is_empty(),
+            "POST {pattern} with the right token changed something"
+        );
+    }
+    assert!(
+        browsers[&Who::Visitor].jar.contains_key(SESSION),
+        "the visitor signed in"
+    );
+}
