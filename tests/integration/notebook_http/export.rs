@@ -3,22 +3,13 @@
 
 use super::*;
 
-#[tokio::test]
-async fn the_notebook_exports_as_json_and_pdf_audited_and_only_for_the_care_team() {
-    let app = spawn_app().await;
-    let net = network(&app).await;
+/// A notebook with one entry of each history: edited once (by the nurse), withdrawn (by the
+/// nurse), a vital sign (by the member station's nurse). Their IDs, oldest first.
+async fn three_histories(app: &TestApp, net: &Net) -> [String; 3] {
     let p = net.patient;
-    let edited = note(
-        &app,
-        &net.nurse_c,
-        p,
-        "treatment",
-        "info",
-        "処置の記録 初版",
-    )
-    .await;
+    let edited = note(app, &net.nurse_c, p, "treatment", "info", "処置の記録 初版").await;
     let response = edit(
-        &app,
+        app,
         &net.nurse_c,
         p,
         &edited,
@@ -26,18 +17,52 @@ async fn the_notebook_exports_as_json_and_pdf_audited_and_only_for_the_care_team
     )
     .await;
     assert_eq!(response.status(), 200);
-    let withdrawn = note(&app, &net.nurse_c, p, "notice", "info", "誤記の連絡").await;
-    let response = withdraw(&app, &net.nurse_c, p, &withdrawn, "誤記のため").await;
+    let withdrawn = note(app, &net.nurse_c, p, "notice", "info", "誤記の連絡").await;
+    let response = withdraw(app, &net.nurse_c, p, &withdrawn, "誤記のため").await;
     assert_eq!(response.status(), 204);
     let vitals = id_of(
         &post(
-            &app,
+            app,
             &net.member_c,
             p,
             json!({ "category": "vitals", "body": "訪問時測定", "vitals": good_vitals() }),
         )
         .await,
     );
+    [edited, withdrawn, vitals]
+}
+
+/// Asserts the JSON copy: the notice of 第15条, the patient, every entry oldest first with
+/// every version, the withdrawn one included.
+fn assert_complete_copy(copy: &Value, patient: Uuid, ids: &[String; 3]) {
+    let notice = copy["notice"].as_str().unwrap();
+    assert!(notice.contains("第15条"), "the notice of 第15条");
+    assert_eq!(copy["patient"]["id"], patient.to_string());
+    assert_eq!(copy["patient"]["name"], PATIENT_NAME);
+    let entries = copy["entries"].as_array().unwrap();
+    let listed: Vec<String> = entries.iter().map(id_of).collect();
+    assert_eq!(
+        listed,
+        ids.to_vec(),
+        "every entry, oldest first, the withdrawn one included"
+    );
+    let versions = |i: usize| entries[i]["versions"].as_array().unwrap().clone();
+    let edited_versions = versions(0);
+    assert_eq!(edited_versions.len(), 2);
+    assert_eq!(edited_versions[0]["body"], "処置の記録 初版");
+    assert_eq!(edited_versions[1]["body"], "処置の記録 修正版");
+    assert_eq!(entries[0]["body"], "処置の記録 修正版");
+    assert_eq!(entries[1]["withdrawal_reason"], "誤記のため");
+    assert_eq!(versions(1).len(), 1);
+    assert_eq!(entries[2]["vitals"]["systolic_mmhg"], 128);
+}
+
+#[tokio::test]
+async fn the_notebook_exports_as_json_and_pdf_audited_and_only_for_the_care_team() {
+    let app = spawn_app().await;
+    let net = network(&app).await;
+    let p = net.patient;
+    let ids = three_histories(&app, &net).await;
 
     let response = net
         .nurse_c
@@ -50,27 +75,7 @@ async fn the_notebook_exports_as_json_and_pdf_audited_and_only_for_the_care_team
     let disposition = header(&response, "content-disposition");
     assert!(disposition.starts_with("attachment"), "{disposition}");
     assert!(disposition.contains(&format!("notebook-{p}.json")));
-    let copy = json_of(response).await;
-    let notice = copy["notice"].as_str().unwrap();
-    assert!(notice.contains("第15条"), "the notice of 第15条");
-    assert_eq!(copy["patient"]["id"], p.to_string());
-    assert_eq!(copy["patient"]["name"], PATIENT_NAME);
-    let entries = copy["entries"].as_array().unwrap();
-    let ids: Vec<String> = entries.iter().map(id_of).collect();
-    assert_eq!(
-        ids,
-        vec![edited.clone(), withdrawn.clone(), vitals.clone()],
-        "every entry, oldest first, the withdrawn one included"
-    );
-    let versions = |i: usize| entries[i]["versions"].as_array().unwrap().clone();
-    let edited_versions = versions(0);
-    assert_eq!(edited_versions.len(), 2);
-    assert_eq!(edited_versions[0]["body"], "処置の記録 初版");
-    assert_eq!(edited_versions[1]["body"], "処置の記録 修正版");
-    assert_eq!(entries[0]["body"], "処置の記録 修正版");
-    assert_eq!(entries[1]["withdrawal_reason"], "誤記のため");
-    assert_eq!(versions(1).len(), 1);
-    assert_eq!(entries[2]["vitals"]["systolic_mmhg"], 128);
+    assert_complete_copy(&json_of(response).await, p, &ids);
 
     let response = net
         .nurse_c

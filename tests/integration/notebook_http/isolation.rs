@@ -3,14 +3,12 @@
 
 use super::*;
 
-#[tokio::test]
-async fn an_unrelated_facility_gets_the_same_404_from_every_notebook_endpoint() {
-    let app = spawn_app().await;
-    let net = network(&app).await;
+/// The clinic doctor's entry with a photo attached: (entry, file).
+async fn entry_with_photo(app: &TestApp, net: &Net) -> (String, String) {
     let p = net.patient;
     let file = id_of(
         &uploaded(
-            &app,
+            app,
             &net.doctor_c,
             p,
             "image/png",
@@ -21,64 +19,84 @@ async fn an_unrelated_facility_gets_the_same_404_from_every_notebook_endpoint() 
     );
     let entry = id_of(
         &post(
-            &app,
+            app,
             &net.doctor_c,
             p,
             json!({ "category": "treatment", "body": "処置", "attachments": [file] }),
         )
         .await,
     );
+    (entry, file)
+}
 
-    let requests = |patient: &str| -> Vec<(Method, String, Option<Value>)> {
-        let url = |rest: &str| patient_url(&app, patient, rest);
-        vec![
-            (Method::GET, url("/entries"), None),
-            (
-                Method::POST,
-                url("/entries"),
-                Some(json!({ "category": "notice", "body": "侵入" })),
-            ),
-            (Method::GET, url(&format!("/entries/{entry}")), None),
-            (
-                Method::PUT,
-                url(&format!("/entries/{entry}")),
-                Some(json!({ "expected_version": 1, "category": "notice", "body": "改ざん" })),
-            ),
-            (
-                Method::POST,
-                url(&format!("/entries/{entry}/withdraw")),
-                Some(json!({ "reason": "取り下げさせる" })),
-            ),
-            (
-                Method::POST,
-                url("/entries/read"),
-                Some(json!({ "entries": [entry] })),
-            ),
-            (
-                Method::GET,
-                url("/entries/search?q=%E5%87%A6%E7%BD%AE"),
-                None,
-            ),
-            (Method::GET, url(&format!("/attachments/{file}")), None),
-            (
-                Method::GET,
-                url(&format!("/attachments/{file}/thumbnail")),
-                None,
-            ),
-            (Method::GET, url("/export.json"), None),
-            (Method::GET, url("/export.pdf"), None),
-            (Method::PUT, url("/mute"), Some(json!({ "muted": true }))),
-            (
-                Method::POST,
-                url("/support-requests"),
-                Some(json!({ "to": net.hospital.code, "kind": "information",
-                             "question": "教えて", "summary": "概要", "entries": [entry] })),
-            ),
-        ]
-    };
+/// Every notebook request about `patient` (an ID, as a string): method, URL, body. `entry` and
+/// `file` are the patient's own.
+fn every_notebook_request(
+    app: &TestApp,
+    patient: &str,
+    entry: &str,
+    file: &str,
+    hospital_code: &str,
+) -> Vec<(Method, String, Option<Value>)> {
+    let url = |rest: &str| patient_url(app, patient, rest);
+    vec![
+        (Method::GET, url("/entries"), None),
+        (
+            Method::POST,
+            url("/entries"),
+            Some(json!({ "category": "notice", "body": "侵入" })),
+        ),
+        (Method::GET, url(&format!("/entries/{entry}")), None),
+        (
+            Method::PUT,
+            url(&format!("/entries/{entry}")),
+            Some(json!({ "expected_version": 1, "category": "notice", "body": "改ざん" })),
+        ),
+        (
+            Method::POST,
+            url(&format!("/entries/{entry}/withdraw")),
+            Some(json!({ "reason": "取り下げさせる" })),
+        ),
+        (
+            Method::POST,
+            url("/entries/read"),
+            Some(json!({ "entries": [entry] })),
+        ),
+        (
+            Method::GET,
+            url("/entries/search?q=%E5%87%A6%E7%BD%AE"),
+            None,
+        ),
+        (Method::GET, url(&format!("/attachments/{file}")), None),
+        (
+            Method::GET,
+            url(&format!("/attachments/{file}/thumbnail")),
+            None,
+        ),
+        (Method::GET, url("/export.json"), None),
+        (Method::GET, url("/export.pdf"), None),
+        (Method::PUT, url("/mute"), Some(json!({ "muted": true }))),
+        (
+            Method::POST,
+            url("/support-requests"),
+            Some(json!({ "to": hospital_code, "kind": "information",
+                         "question": "教えて", "summary": "概要", "entries": [entry] })),
+        ),
+    ]
+}
+
+#[tokio::test]
+async fn an_unrelated_facility_gets_the_same_404_from_every_notebook_endpoint() {
+    let app = spawn_app().await;
+    let net = network(&app).await;
+    let p = net.patient;
+    let (entry, file) = entry_with_photo(&app, &net).await;
+
     for target in [p, Uuid::new_v4()] {
         let patient = target.to_string();
-        for (method, url, body) in requests(&patient) {
+        for (method, url, body) in
+            every_notebook_request(&app, &patient, &entry, &file, net.hospital.code.as_str())
+        {
             let mut request = net.outsider_c.request(method.clone(), &url);
             if let Some(body) = body {
                 request = request.json(&body);

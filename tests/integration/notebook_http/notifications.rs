@@ -1,4 +1,4 @@
-//! Notification settings (checked) and the feed: replies, mentions and mutes.
+//! Notification settings (checked, kept) and the feed: replies, mentions and mutes.
 
 use super::*;
 
@@ -11,10 +11,9 @@ fn mentions_entry(feed: &[(String, String)], entry: &str) -> bool {
 }
 
 #[tokio::test]
-async fn notification_settings_are_checked_and_the_feed_follows_replies_mentions_and_mutes() {
+async fn notification_settings_are_checked_and_kept() {
     let app = spawn_app().await;
     let net = network(&app).await;
-    let p = net.patient;
     let me = &net.member_c;
 
     for (body, field, what) in [
@@ -79,7 +78,14 @@ async fn notification_settings_are_checked_and_the_feed_follows_replies_mentions
     );
     assert_eq!(saved["digest_enabled"], true);
     assert_eq!(saved["digest_hour"], 8);
-    // Back to everything, for the feed below.
+}
+
+#[tokio::test]
+async fn the_feed_follows_replies_mentions_and_mutes() {
+    let app = spawn_app().await;
+    let net = network(&app).await;
+    let p = net.patient;
+    let me = &net.member_c;
     let response = save_settings(&app, me, json!({ "live_level": "info" })).await;
     assert_eq!(response.status(), 204);
 

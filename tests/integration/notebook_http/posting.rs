@@ -4,6 +4,30 @@
 
 use super::*;
 
+/// Asserts what the API answers for a freshly posted entry of the clinic's nurse.
+fn assert_posted_by_the_nurse(e: &Value, net: &Net, category: &str, priority: &str, body: &str) {
+    assert_eq!(e["category"], category);
+    assert_eq!(e["priority"], priority);
+    assert_eq!(e["body"], body);
+    assert_eq!(e["author_name"], NURSE);
+    assert_eq!(e["author_profession"], "nurse");
+    assert_eq!(e["facility"], net.clinic_id());
+    assert_eq!(e["facility_name"], net.clinic.name.as_str());
+    assert_eq!(e["patient"], net.patient.to_string());
+    assert_eq!(e["version"], 1);
+    assert_eq!(e["read"], true, "one's own entry counts as read");
+    assert!(e["withdrawn_at"].is_null());
+    if category == "vitals" {
+        let v = &e["vitals"];
+        assert_eq!(v["temperature_c"], 36.8);
+        assert_eq!(v["systolic_mmhg"], 128);
+        assert_eq!(v["diastolic_mmhg"], 76);
+        assert!(v["pulse_bpm"].is_null() && v["weight_kg"].is_null());
+    } else {
+        assert!(e["vitals"].is_null());
+    }
+}
+
 #[tokio::test]
 async fn entries_of_every_kind_are_posted_and_the_care_team_reads_them_newest_first() {
     let app = spawn_app().await;
@@ -13,32 +37,13 @@ async fn entries_of_every_kind_are_posted_and_the_care_team_reads_them_newest_fi
     let mut posted = Vec::new();
     for (i, category) in CATEGORIES.iter().enumerate() {
         let priority = ["urgent", "reply_requested", "info"][i % 3];
-        let mut body =
-            json!({ "category": category, "priority": priority, "body": format!("記録 {i}") });
+        let text = format!("記録 {i}");
+        let mut body = json!({ "category": category, "priority": priority, "body": text });
         if *category == "vitals" {
             body["vitals"] = good_vitals();
         }
         let e = post(&app, &net.nurse_c, p, body).await;
-        assert_eq!(e["category"], *category);
-        assert_eq!(e["priority"], priority);
-        assert_eq!(e["body"], format!("記録 {i}"));
-        assert_eq!(e["author_name"], NURSE);
-        assert_eq!(e["author_profession"], "nurse");
-        assert_eq!(e["facility"], net.clinic_id());
-        assert_eq!(e["facility_name"], net.clinic.name.as_str());
-        assert_eq!(e["patient"], p.to_string());
-        assert_eq!(e["version"], 1);
-        assert_eq!(e["read"], true, "one's own entry counts as read");
-        assert!(e["withdrawn_at"].is_null());
-        if *category == "vitals" {
-            let v = &e["vitals"];
-            assert_eq!(v["temperature_c"], 36.8);
-            assert_eq!(v["systolic_mmhg"], 128);
-            assert_eq!(v["diastolic_mmhg"], 76);
-            assert!(v["pulse_bpm"].is_null() && v["weight_kg"].is_null());
-        } else {
-            assert!(e["vitals"].is_null());
-        }
+        assert_posted_by_the_nurse(&e, &net, category, priority, &text);
         posted.push(id_of(&e));
     }
     // The priority defaults to 参考 (info).
@@ -97,20 +102,13 @@ async fn entries_of_every_kind_are_posted_and_the_care_team_reads_them_newest_fi
         .collect();
     assert_eq!(replies, vec![id_of(&reply)], "the detail shows the reply");
     assert_eq!(shown["versions"].as_array().unwrap().len(), 1);
-    posted.push(id_of(&mention));
-    posted.push(id_of(&reply));
+}
 
-    // Another patient of the clinic, with an entry of its own.
-    let other = another_patient(&app, &net).await;
-    let others = note(&app, &net.doctor_c, other, "notice", "info", "別の対象者").await;
-
-    // Bad input: 422 naming the field, nothing stored.
-    let before = timeline_ids(&app, &net.doctor_c, p, "").await;
-    assert_eq!(before.len(), posted.len());
-    let long = "あ".repeat(5001);
+/// Entries the API refuses with a 422: (body, the field named, what is wrong).
+fn refused_entries(net: &Net) -> Vec<(Value, &'static str, &'static str)> {
     let vitals_with =
         |vitals: Value| json!({ "category": "vitals", "body": "測定", "vitals": vitals });
-    let cases: Vec<(Value, &str, &str)> = vec![
+    vec![
         (
             json!({ "category": "notice", "body": "" }),
             "body",
@@ -122,7 +120,7 @@ async fn entries_of_every_kind_are_posted_and_the_care_team_reads_them_newest_fi
             "a blank body",
         ),
         (
-            json!({ "category": "notice", "body": long }),
+            json!({ "category": "notice", "body": "あ".repeat(5001) }),
             "body",
             "5001 characters",
         ),
@@ -184,8 +182,22 @@ async fn entries_of_every_kind_are_posted_and_the_care_team_reads_them_newest_fi
             "mentions",
             "mentioning no facility at all",
         ),
-    ];
-    for (body, field, what) in &cases {
+    ]
+}
+
+#[tokio::test]
+async fn bad_entries_are_refused_naming_the_field_and_nothing_is_stored() {
+    let app = spawn_app().await;
+    let net = network(&app).await;
+    let p = net.patient;
+    let first = note(&app, &net.nurse_c, p, "notice", "info", "最初の記録").await;
+    // Another patient of the clinic, with an entry of its own.
+    let other = another_patient(&app, &net).await;
+    let others = note(&app, &net.doctor_c, other, "notice", "info", "別の対象者").await;
+
+    let before = timeline_ids(&app, &net.doctor_c, p, "").await;
+    assert_eq!(before, vec![first]);
+    for (body, field, what) in &refused_entries(&net) {
         invalid(try_post(&app, &net.nurse_c, p, body).await, field, what).await;
     }
     // A reply to another patient's entry: refused, whatever the status says.
@@ -231,8 +243,14 @@ async fn entries_of_every_kind_are_posted_and_the_care_team_reads_them_newest_fi
     )
     .await;
     assert_eq!(e["body"].as_str().unwrap().chars().count(), 5000);
+}
 
-    // The clinic's clerk sees the patient but not the clinical notebook.
+/// The clinic's clerk sees the patient but not the clinical notebook.
+#[tokio::test]
+async fn a_clerk_neither_reads_nor_posts_the_notebook() {
+    let app = spawn_app().await;
+    let net = network(&app).await;
+    let p = net.patient;
     let response = net
         .clerk_c
         .get(patient_url(&app, p, "/entries"))
@@ -248,6 +266,10 @@ async fn entries_of_every_kind_are_posted_and_the_care_team_reads_them_newest_fi
     )
     .await;
     forbidden(response, "a clerk posting").await;
+    assert_eq!(
+        status_of(&net.clerk_c, &patient_url(&app, p, "")).await,
+        200
+    );
 }
 
 /// Read-your-writes: a patient registered through the API has a notebook at once, for the

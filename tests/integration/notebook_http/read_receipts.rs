@@ -3,16 +3,48 @@
 
 use super::*;
 
-#[tokio::test]
-async fn read_receipts_name_the_reader_and_unread_counts_put_urgent_first() {
-    let app = spawn_app().await;
-    let net = network(&app).await;
+/// A person's unread counts: (patient, urgent, reply requested, total), in the order given.
+async fn unread(app: &TestApp, client: &Client) -> Vec<(String, i64, i64, i64)> {
+    let response = client.get(app.url("/api/v1/unread")).send().await.unwrap();
+    assert_eq!(response.status(), 200, "reading unread counts");
+    json_of(response)
+        .await
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            (
+                l["patient"].as_str().unwrap().to_string(),
+                l["urgent"].as_i64().unwrap(),
+                l["reply_requested"].as_i64().unwrap(),
+                l["total"].as_i64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// Marks `entries` of `patient` read; how many were newly marked.
+async fn mark(app: &TestApp, client: &Client, patient: Uuid, entries: &[&str]) -> u64 {
+    let response = client
+        .post(patient_url(app, patient, "/entries/read"))
+        .json(&json!({ "entries": entries }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "marking entries read");
+    json_of(response).await["marked"].as_u64().unwrap()
+}
+
+/// The doctor's entries for two patients shared with the station: for the first, an info
+/// entry and then an urgent one; for the second (newer, none urgent), an info entry and one
+/// asking for a reply. (first patient, second patient, its info entry, its urgent entry)
+async fn two_patients_with_entries(app: &TestApp, net: &Net) -> (Uuid, Uuid, String, String) {
     let p1 = net.patient;
-    let p2 = another_patient(&app, &net).await;
-    net.share(&app, p2).await;
-    let a = note(&app, &net.doctor_c, p1, "notice", "info", "朝の体調は安定").await;
+    let p2 = another_patient(app, net).await;
+    net.share(app, p2).await;
+    let a = note(app, &net.doctor_c, p1, "notice", "info", "朝の体調は安定").await;
     let b = note(
-        &app,
+        app,
         &net.doctor_c,
         p1,
         "complaint",
@@ -21,17 +53,9 @@ async fn read_receipts_name_the_reader_and_unread_counts_put_urgent_first() {
     )
     .await;
     // The second patient's entries are newer, but not urgent.
+    note(app, &net.doctor_c, p2, "notice", "info", "デイサービス利用").await;
     note(
-        &app,
-        &net.doctor_c,
-        p2,
-        "notice",
-        "info",
-        "デイサービス利用",
-    )
-    .await;
-    note(
-        &app,
+        app,
         &net.doctor_c,
         p2,
         "medication",
@@ -39,62 +63,41 @@ async fn read_receipts_name_the_reader_and_unread_counts_put_urgent_first() {
         "残薬の確認",
     )
     .await;
+    (p1, p2, a, b)
+}
 
-    let unread = |client: Client| {
-        let url = app.url("/api/v1/unread");
-        async move {
-            let response = client.get(url).send().await.unwrap();
-            assert_eq!(response.status(), 200, "reading unread counts");
-            json_of(response)
-                .await
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|l| {
-                    (
-                        l["patient"].as_str().unwrap().to_string(),
-                        l["urgent"].as_i64().unwrap(),
-                        l["reply_requested"].as_i64().unwrap(),
-                        l["total"].as_i64().unwrap(),
-                    )
-                })
-                .collect::<Vec<_>>()
-        }
-    };
+/// Whether every entry of the first page reads as `read` for this person.
+async fn all_read(app: &TestApp, client: &Client, patient: Uuid, read: bool) -> bool {
+    page(app, client, patient, "").await["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|e| e["read"] == read)
+}
+
+#[tokio::test]
+async fn read_receipts_name_the_reader_and_unread_counts_put_urgent_first() {
+    let app = spawn_app().await;
+    let net = network(&app).await;
+    let (p1, p2, a, b) = two_patients_with_entries(&app, &net).await;
     let (s1, s2) = (p1.to_string(), p2.to_string());
     let everything = vec![(s1.clone(), 1, 0, 2), (s2.clone(), 0, 1, 2)];
     assert_eq!(
-        unread(net.station_admin_c.clone()).await,
+        unread(&app, &net.station_admin_c).await,
         everything,
         "urgent first, though the other patient's entries are newer"
     );
-    assert_eq!(unread(net.member_c.clone()).await, everything);
+    assert_eq!(unread(&app, &net.member_c).await, everything);
     assert_eq!(
-        unread(net.doctor_c.clone()).await,
+        unread(&app, &net.doctor_c).await,
         Vec::new(),
         "one's own entries are not unread"
     );
 
     // The station's nurse reads the first patient's entries.
-    let mark = |client: Client, patient: Uuid, entries: Vec<String>| {
-        let url = patient_url(&app, patient, "/entries/read");
-        async move {
-            let response = client
-                .post(url)
-                .json(&json!({ "entries": entries }))
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(response.status(), 200, "marking entries read");
-            json_of(response).await["marked"].as_u64().unwrap()
-        }
-    };
+    assert_eq!(mark(&app, &net.member_c, p1, &[&a, &b]).await, 2);
     assert_eq!(
-        mark(net.member_c.clone(), p1, vec![a.clone(), b.clone()]).await,
-        2
-    );
-    assert_eq!(
-        mark(net.member_c.clone(), p1, vec![a.clone(), b.clone()]).await,
+        mark(&app, &net.member_c, p1, &[&a, &b]).await,
         0,
         "reading again changes nothing"
     );
@@ -114,39 +117,26 @@ async fn read_receipts_name_the_reader_and_unread_counts_put_urgent_first() {
     assert_eq!(readers[0]["facility"], net.station_id());
     assert_eq!(readers[0]["facility_name"], net.station.name.as_str());
     assert!(readers[0]["read_at"].is_string());
-    let mine = page(&app, &net.member_c, p1, "").await;
-    assert!(mine["entries"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .all(|e| e["read"] == true));
-    let theirs = page(&app, &net.station_admin_c, p1, "").await;
+    assert!(all_read(&app, &net.member_c, p1, true).await);
     assert!(
-        theirs["entries"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|e| e["read"] == false),
+        all_read(&app, &net.station_admin_c, p1, false).await,
         "read marks are per person"
     );
     assert_eq!(
-        unread(net.member_c.clone()).await,
+        unread(&app, &net.member_c).await,
         vec![(s2.clone(), 0, 1, 2)],
         "her counts drop"
     );
     assert_eq!(
-        unread(net.station_admin_c.clone()).await,
+        unread(&app, &net.station_admin_c).await,
         everything,
         "her colleague's do not"
     );
 
     // The colleague reads the urgent one: urgent no more, the newest patient comes first.
+    assert_eq!(mark(&app, &net.station_admin_c, p1, &[&b]).await, 1);
     assert_eq!(
-        mark(net.station_admin_c.clone(), p1, vec![b.clone()]).await,
-        1
-    );
-    assert_eq!(
-        unread(net.station_admin_c.clone()).await,
+        unread(&app, &net.station_admin_c).await,
         vec![(s2.clone(), 0, 1, 2), (s1.clone(), 0, 0, 1)]
     );
     let shown = detail(&app, &net.member_c, p1, &b).await;
@@ -171,7 +161,7 @@ async fn read_receipts_name_the_reader_and_unread_counts_put_urgent_first() {
         "an entry of another patient"
     );
     assert_eq!(
-        unread(net.member_c.clone()).await,
+        unread(&app, &net.member_c).await,
         vec![(s2, 0, 1, 2)],
         "nothing changed"
     );

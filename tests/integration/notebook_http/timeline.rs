@@ -1,5 +1,5 @@
 //! The timeline: keyset pages by cursor, newest first, each entry exactly once, and its
-//! filters (category, urgency, facility, days); bad cursors refused with 422.
+//! filters (category, urgency, facility, days); bad cursors and filters refused with 422.
 
 use super::*;
 
@@ -44,18 +44,25 @@ async fn bulk(
     ids
 }
 
-#[tokio::test]
-async fn the_timeline_pages_by_cursor_newest_first_and_filters() {
-    let app = spawn_app().await;
-    let net = network(&app).await;
-    let p = net.patient;
+/// Who wrote entry `i` of the 120, and what it is.
+fn by_member(i: usize) -> bool {
+    i.is_multiple_of(4)
+}
+fn is_vitals(i: usize) -> bool {
+    i.is_multiple_of(5)
+}
+fn is_urgent(i: usize) -> bool {
+    i.is_multiple_of(7)
+}
+
+/// 120 entries, oldest first: every fourth by the member station's nurse, every fifth a vital
+/// sign, every seventh urgent; the oldest twenty written on 2026-01-10 (Japan time), the rest
+/// today. Their IDs, oldest first.
+async fn hundred_and_twenty_entries(app: &TestApp, net: &Net) -> Vec<String> {
     let (doctor, member) = (author(&net.admin), author(&net.member));
-    let by_member = |i: usize| i.is_multiple_of(4);
-    let is_vitals = |i: usize| i.is_multiple_of(5);
-    let is_urgent = |i: usize| i.is_multiple_of(7);
     let ids = bulk(
-        &app,
-        p,
+        app,
+        net.patient,
         120,
         |i| {
             if by_member(i) {
@@ -80,9 +87,9 @@ async fn the_timeline_pages_by_cursor_newest_first_and_filters() {
         },
     )
     .await;
-    // The oldest twenty were written on 2026-01-10 (Japan time): moved there directly, with
-    // the edit guard (which allows no such change) off for this one connection.
-    let mut su = superuser(&app).await;
+    // Moved to that day directly, with the edit guard (which allows no such change) off for this
+    // one connection.
+    let mut su = superuser(app).await;
     sqlx::query("SET session_replication_role = replica")
         .execute(&mut su)
         .await
@@ -96,52 +103,56 @@ async fn the_timeline_pages_by_cursor_newest_first_and_filters() {
             .await
             .unwrap();
     }
-    drop(su);
-    let newest_first: Vec<String> = ids.iter().rev().cloned().collect();
-    let expect = |keep: &dyn Fn(usize) -> bool| -> Vec<String> {
-        (0..ids.len())
-            .rev()
-            .filter(|i| keep(*i))
-            .map(|i| ids[i].clone())
-            .collect()
-    };
+    ids
+}
 
-    // Pages of 50 (the default) by cursor: 50, 50, 20, each entry exactly once.
-    let mut seen = Vec::new();
+fn created_at(entry: &Value) -> time::OffsetDateTime {
+    time::OffsetDateTime::parse(
+        entry["created_at"].as_str().unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap()
+}
+
+/// Follows the cursors with the default page size, asserting newest first across pages: the
+/// size of each page and every entry ID in order.
+async fn walk_pages(app: &TestApp, client: &Client, patient: Uuid) -> (Vec<usize>, Vec<String>) {
+    let (mut sizes, mut seen) = (Vec::new(), Vec::new());
     let mut cursor: Option<String> = None;
-    let mut sizes = Vec::new();
-    let mut last_created: Option<String> = None;
+    let mut last_created = None;
     loop {
         let query = cursor
             .as_ref()
             .map(|c| format!("cursor={c}"))
             .unwrap_or_default();
-        let p = page(&app, &net.member_c, p, &query).await;
+        let p = page(app, client, patient, &query).await;
         let entries = p["entries"].as_array().unwrap();
         sizes.push(entries.len());
         for e in entries {
-            let created = e["created_at"].as_str().unwrap().to_string();
-            let at = time::OffsetDateTime::parse(
-                &created,
-                &time::format_description::well_known::Rfc3339,
-            )
-            .unwrap();
-            if let Some(previous) = &last_created {
-                let before = time::OffsetDateTime::parse(
-                    previous,
-                    &time::format_description::well_known::Rfc3339,
-                )
-                .unwrap();
+            let at = created_at(e);
+            if let Some(before) = last_created {
                 assert!(at <= before, "newest first across pages");
             }
-            last_created = Some(created);
+            last_created = Some(at);
             seen.push(id_of(e));
         }
         match p["next"].as_str() {
             Some(next) => cursor = Some(next.to_string()),
-            None => break,
+            None => return (sizes, seen),
         }
     }
+}
+
+#[tokio::test]
+async fn the_timeline_pages_by_cursor_newest_first_each_entry_once() {
+    let app = spawn_app().await;
+    let net = network(&app).await;
+    let p = net.patient;
+    let ids = hundred_and_twenty_entries(&app, &net).await;
+    let newest_first: Vec<String> = ids.iter().rev().cloned().collect();
+
+    // Pages of 50 (the default) by cursor: 50, 50, 20, each entry exactly once.
+    let (sizes, seen) = walk_pages(&app, &net.member_c, p).await;
     assert_eq!(sizes, vec![50, 50, 20]);
     assert_eq!(seen, newest_first, "every entry exactly once, newest first");
     let mut unique = seen.clone();
@@ -153,55 +164,86 @@ async fn the_timeline_pages_by_cursor_newest_first_and_filters() {
     assert_eq!(timeline_ids(&app, &net.member_c, p, "").await, newest_first);
     let small = page(&app, &net.member_c, p, "limit=7").await;
     assert_eq!(small["entries"].as_array().unwrap().len(), 7);
+}
+
+#[tokio::test]
+async fn the_timeline_filters_by_category_urgency_facility_and_day() {
+    let app = spawn_app().await;
+    let net = network(&app).await;
+    let p = net.patient;
+    let ids = hundred_and_twenty_entries(&app, &net).await;
+    let newest_first: Vec<String> = ids.iter().rev().cloned().collect();
+    let expect = |keep: &dyn Fn(usize) -> bool| -> Vec<String> {
+        (0..ids.len())
+            .rev()
+            .filter(|i| keep(*i))
+            .map(|i| ids[i].clone())
+            .collect()
+    };
 
     // Filters, with and without cursors.
-    assert_eq!(
-        timeline_ids(&app, &net.member_c, p, "category=vitals").await,
-        expect(&|i| is_vitals(i)),
-        "category=vitals"
-    );
-    assert_eq!(
-        timeline_ids(&app, &net.member_c, p, "category=vitals,treatment").await,
-        newest_first,
-        "two categories"
-    );
-    assert_eq!(
-        timeline_ids(&app, &net.member_c, p, "urgent=true").await,
-        expect(&|i| is_urgent(i)),
-        "urgent=true"
-    );
     let station = net.station_id();
-    assert_eq!(
-        timeline_ids(&app, &net.doctor_c, p, &format!("facility={station}")).await,
-        expect(&|i| by_member(i)),
-        "facility=the member station"
+    let (by_station, all_three) = (
+        format!("facility={station}"),
+        format!("facility={station}&urgent=true&category=vitals"),
     );
-    assert_eq!(
-        timeline_ids(
-            &app,
+    let filters: [(&Client, &str, Vec<String>, &str); 8] = [
+        (
+            &net.member_c,
+            "category=vitals",
+            expect(&is_vitals),
+            "category=vitals",
+        ),
+        (
+            &net.member_c,
+            "category=vitals,treatment",
+            newest_first.clone(),
+            "two categories",
+        ),
+        (
+            &net.member_c,
+            "urgent=true",
+            expect(&is_urgent),
+            "urgent=true",
+        ),
+        (
             &net.doctor_c,
-            p,
-            &format!("facility={station}&urgent=true&category=vitals")
-        )
-        .await,
-        expect(&|i| by_member(i) && is_urgent(i) && is_vitals(i)),
-        "filters combine"
-    );
-    assert_eq!(
-        timeline_ids(&app, &net.member_c, p, "from=2026-01-10&until=2026-01-10").await,
-        expect(&|i| i < 20),
-        "one day"
-    );
-    assert_eq!(
-        timeline_ids(&app, &net.member_c, p, "from=2026-01-11").await,
-        expect(&|i| i >= 20),
-        "from a day on"
-    );
-    assert_eq!(
-        timeline_ids(&app, &net.member_c, p, "until=2026-01-09").await,
-        Vec::<String>::new(),
-        "until before everything"
-    );
+            &by_station,
+            expect(&by_member),
+            "facility=the member station",
+        ),
+        (
+            &net.doctor_c,
+            &all_three,
+            expect(&|i| by_member(i) && is_urgent(i) && is_vitals(i)),
+            "filters combine",
+        ),
+        (
+            &net.member_c,
+            "from=2026-01-10&until=2026-01-10",
+            expect(&|i| i < 20),
+            "one day",
+        ),
+        (
+            &net.member_c,
+            "from=2026-01-11",
+            expect(&|i| i >= 20),
+            "from a day on",
+        ),
+        (
+            &net.member_c,
+            "until=2026-01-09",
+            Vec::new(),
+            "until before everything",
+        ),
+    ];
+    for (client, filter, expected, what) in filters {
+        assert_eq!(
+            timeline_ids(&app, client, p, filter).await,
+            expected,
+            "{what}"
+        );
+    }
     let filtered = page(&app, &net.member_c, p, "urgent=true&limit=5").await;
     let next = filtered["next"].as_str().expect("more urgent entries");
     let rest = page(
@@ -218,9 +260,15 @@ async fn the_timeline_pages_by_cursor_newest_first_and_filters() {
         .map(id_of)
         .collect();
     both.extend(rest["entries"].as_array().unwrap().iter().map(id_of));
-    assert_eq!(both, expect(&|i| is_urgent(i)), "a filtered page's cursor");
+    assert_eq!(both, expect(&is_urgent), "a filtered page's cursor");
+}
 
-    // Bad cursors and filters: 422 naming them.
+#[tokio::test]
+async fn bad_cursors_and_filters_are_refused_with_422_naming_them() {
+    let app = spawn_app().await;
+    let net = network(&app).await;
+    let p = net.patient;
+    note(&app, &net.doctor_c, p, "notice", "info", "一件目").await;
     for (query, field) in [
         ("cursor=garbage", "cursor"),
         ("cursor=123_not-a-uuid", "cursor"),
