@@ -9,13 +9,16 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use renrakucho_authz::Action;
 use renrakucho_store::{Database, Scope};
 use renrakucho_testkit::{spawn_app, TestApp};
 use sqlx::postgres::PgRow;
 use sqlx::{ConnectOptions, Connection, PgConnection, Row};
 use uuid::Uuid;
 
-use crate::support::{patient_url, superuser, trio, Trio};
+use crate::support::{
+    authorizer_follows, patient_url, superuser, trio, wait_until, Trio, PATIENCE,
+};
 
 // ------------------------------------------------------------------------------------------------
 // The attacker's tools.
@@ -170,6 +173,33 @@ async fn snapshot(app: &TestApp) -> BTreeMap<String, (i64, String)> {
     all
 }
 
+/// Waits until no other connection to the test's database is inside a transaction, so that the
+/// tables are compared only once every attack has ended: a dropped transaction is rolled back
+/// when its connection is next used or returned to its pool, not at the drop itself.
+async fn settled(app: &TestApp) {
+    let mut su = superuser(app).await;
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let open: Vec<(i32, String, String)> = sqlx::query_as(
+            "SELECT pid, coalesce(state, ''), coalesce(query, '') FROM pg_stat_activity
+              WHERE datname = current_database() AND pid <> pg_backend_pid()
+                AND backend_type = 'client backend' AND xact_start IS NOT NULL",
+        )
+        .fetch_all(&mut su)
+        .await
+        .unwrap();
+        if open.is_empty() {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "transactions still open after {PATIENCE:?}: {open:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    su.close().await.ok();
+}
+
 /// Asserts no table changed but those named in `except`.
 fn unchanged(
     before: &BTreeMap<String, (i64, String)>,
@@ -190,7 +220,8 @@ fn unchanged(
 /// `pg_stat_activity` (the role sees its own connections' statements): the backend and the
 /// `SELECT renrakucho_enter(…)` part.
 async fn captured_enter(me: &mut PgConnection, facility: Uuid) -> (i32, String) {
-    for _ in 0..200 {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while tokio::time::Instant::now() < deadline {
         let found: Option<(i32, String)> = sqlx::query_as(
             "SELECT pid, query FROM pg_stat_activity
               WHERE datname = current_database() AND pid <> pg_backend_pid()
@@ -210,7 +241,7 @@ async fn captured_enter(me: &mut PgConnection, facility: Uuid) -> (i32, String) 
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    panic!("no genuine transaction of {facility} in pg_stat_activity");
+    panic!("no genuine transaction of {facility} in pg_stat_activity within {PATIENCE:?}");
 }
 
 fn staff_scope(
@@ -359,7 +390,7 @@ async fn a_tenant_context_the_web_role_makes_or_copies_grants_nothing() {
         .unwrap();
     assert_eq!(seen, 1);
     drop(live);
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    settled(&app).await;
     unchanged(
         &before,
         &snapshot(&app).await,
@@ -385,17 +416,10 @@ async fn a_captured_context_does_not_replay_on_its_own_backend() {
     let tx = db.begin(staff_scope(&t.b, &t.b_admin)).await.unwrap();
     let (pid, captured) = captured_enter(&mut me, b).await;
     drop(tx);
-    for _ in 0..200 {
-        if db.web_pool_size() == (1, 1) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    assert_eq!(
-        db.web_pool_size(),
-        (1, 1),
-        "the rolled-back connection is back"
-    );
+    wait_until("the rolled-back connection is back", || async {
+        db.web_pool_size() == (1, 1)
+    })
+    .await;
 
     let mut conn = db.connection().await.unwrap();
     let raw = conn.raw_connection_for_tests();
@@ -426,7 +450,7 @@ async fn a_captured_context_does_not_replay_on_its_own_backend() {
         .unwrap();
     assert_eq!(seen, 1);
     drop(tx);
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    settled(&app).await;
     unchanged(&before, &snapshot(&app).await, &[], "replaying a context");
 }
 
@@ -502,7 +526,20 @@ async fn a_statement_prepared_in_one_request_does_not_run_in_the_next() {
         .await
         .unwrap()
         .status();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Should A now be a member after all, the server's authorizer learns of it before A reads
+    // (the breach shows in the notebook's answer too); otherwise there is nothing to wait for.
+    let now_member: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT FROM care_team_members
+                         WHERE patient_id = $1 AND facility_id = $2 AND status = 'member')",
+    )
+    .bind(p)
+    .bind(a)
+    .fetch_one(&mut su)
+    .await
+    .unwrap();
+    if now_member {
+        authorizer_follows(&app, &t.a, p, Action::PatientRead, true).await;
+    }
     let notebook = t
         .a_client
         .get(patient_url(&app, p, "/entries"))
@@ -651,7 +688,7 @@ async fn no_privileged_scope_opens_to_the_web_role() {
     privileged_reads_give_nothing(raw, a).await;
     assert_eq!(rows_of_b(raw, &t).await, 0, "A with every scope flag on");
     drop(tx);
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    settled(&app).await;
     unchanged(&before, &snapshot(&app).await, &[], "privileged scopes");
 }
 
@@ -817,7 +854,7 @@ async fn security_definer_functions_reach_no_further_than_their_caller() {
     refused(raw, &format!("SELECT erase_patient('{p}')"), &["P0002"]).await;
     assert_eq!(rows_of_b(raw, &t).await, 0, "A with every owner flag on");
     drop(tx);
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    settled(&app).await;
     unchanged(&before, &snapshot(&app).await, &[], "definer functions");
 
     // A erases its own patient — legitimately, with a deletion request recorded in the same
@@ -1053,7 +1090,7 @@ async fn data_keys_are_neither_destroyed_nor_replaced_outside_erasure() {
         nothing(raw, &format!("SELECT * FROM {table}")).await;
     }
     drop(tx);
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    settled(&app).await;
     unchanged(&before, &snapshot(&app).await, &[], "data keys");
 }
 
@@ -1768,8 +1805,10 @@ async fn listening_on_the_server_s_channels_tells_only_that_something_happened()
     let mut listener = sqlx::postgres::PgListener::connect_with(&pool)
         .await
         .unwrap();
+    // And on a channel of the test's own, for the marker below.
+    const MARKER: &str = "boundary_test_marker";
     listener
-        .listen_all([EVENTS, ACCESS_CHANGES, KEY_CHANGES])
+        .listen_all([EVENTS, ACCESS_CHANGES, KEY_CHANGES, MARKER])
         .await
         .unwrap();
 
@@ -1790,9 +1829,21 @@ async fn listening_on_the_server_s_channels_tells_only_that_something_happened()
         .unwrap();
     assert_eq!(response.status(), 204, "B withdraws the consent");
 
+    // Both requests committed before they were answered, and PostgreSQL delivers notifications
+    // in commit order, whatever their channel: everything they announced comes before a marker
+    // sent now.
+    let mut su = superuser(&app).await;
+    exec(&mut su, &format!("NOTIFY {MARKER}")).await;
     let mut heard = Vec::new();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
-    while let Ok(Ok(Some(n))) = tokio::time::timeout_at(deadline, listener.try_recv()).await {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let n = tokio::time::timeout_at(deadline, listener.recv())
+            .await
+            .unwrap_or_else(|_| panic!("no marker within {PATIENCE:?}; heard {heard:?}"))
+            .unwrap();
+        if n.channel() == MARKER {
+            break;
+        }
         heard.push((n.channel().to_string(), n.payload().to_string()));
     }
     let channels: Vec<&str> = heard.iter().map(|(c, _)| c.as_str()).collect();

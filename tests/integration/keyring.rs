@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use renrakucho_core::{FacilityKind, PatientId, Profession, StaffRole};
 use renrakucho_keyring::provider::{KeyBytes, WrapContext};
 use renrakucho_keyring::{
-    Binding, CacheSettings, Header, KeyOwner, Keyring, KeyringError, LocalMasterKeys,
+    Binding, CacheClock, CacheSettings, Header, KeyOwner, Keyring, KeyringError, LocalMasterKeys,
     MasterKeyProvider, MasterKeys, Problem,
 };
 use renrakucho_store::audit::{Actor, Origin};
@@ -21,6 +21,8 @@ use renrakucho_store::{deletions, Database, Scope};
 use renrakucho_testkit::{spawn_app_with, TestApp, TestDatabase};
 use sqlx::{ConnectOptions, PgConnection};
 use uuid::Uuid;
+
+use crate::support::wait_until;
 
 /// A local master-key provider that counts unwraps (to see the cache work).
 struct Counting {
@@ -84,6 +86,11 @@ impl Fixture {
 }
 
 async fn fixture_with(cache: CacheSettings) -> Fixture {
+    fixture_with_clock(cache, CacheClock::system()).await
+}
+
+/// The fixture with its keyring's caches reading the time from `clock`.
+async fn fixture_with_clock(cache: CacheSettings, clock: CacheClock) -> Fixture {
     // The server and the fixture's keyring share one key directory, as two processes would.
     let keys_dir = tempfile::tempdir().unwrap();
     let dir = keys_dir.path().join("keys");
@@ -98,7 +105,7 @@ async fn fixture_with(cache: CacheSettings) -> Fixture {
         inner: LocalMasterKeys::open_dir(&keys_dir.path().join("keys")).unwrap(),
         unwraps: AtomicUsize::new(0),
     });
-    let keyring = Keyring::new(MasterKeys::new(provider.clone()), cache);
+    let keyring = Keyring::with_cache_clock(MasterKeys::new(provider.clone()), cache, clock);
     keyring.prepare(&app.db).await.unwrap();
     Fixture {
         app,
@@ -424,7 +431,9 @@ async fn master_key_rotation_rewraps_online_resumes_after_a_crash_and_retires_th
     let rotation = f.restarted();
     assert_eq!(rotation.master_keys().current_key_id(), new);
 
-    // A first run is killed after its first batch.
+    // A first run is killed after its first batch: it dies in the progress report that
+    // follows the batch's commit, as a process killed there would (no panic message: the
+    // unwinding is not a panic of the test's).
     let (tx, mut first_batch) = tokio::sync::mpsc::unbounded_channel();
     let killed = {
         let (rotation, db) = (rotation.clone(), f.app.db.clone());
@@ -432,14 +441,13 @@ async fn master_key_rotation_rewraps_online_resumes_after_a_crash_and_retires_th
             rotation
                 .rewrap_all(&db, 10, |n| {
                     let _ = tx.send(n);
-                    std::thread::sleep(Duration::from_millis(200));
+                    std::panic::resume_unwind(Box::new("killed after the first batch"));
                 })
                 .await
         })
     };
     assert_eq!(first_batch.recv().await, Some(10));
-    killed.abort();
-    let _ = killed.await;
+    assert!(killed.await.unwrap_err().is_panic(), "the first run died");
     let by_master = Keyring::keys_by_master(&f.app.db).await.unwrap();
     let on_new = by_master
         .iter()
@@ -539,8 +547,12 @@ async fn shredding_a_patient_makes_every_value_unreadable_and_leaves_others_alon
 
     // Another server process has the key cached.
     let other_process = f.restarted();
-    tokio::spawn(other_process.clone().follow_key_changes(f.app.db.clone()));
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    let follower = other_process
+        .clone()
+        .key_change_follower(f.app.db.clone())
+        .await
+        .unwrap();
+    tokio::spawn(follower);
     let (b0, v0) = &gone_values[0];
     decrypt(&other_process, &f.app.db, sa, b0, v0)
         .await
@@ -607,7 +619,17 @@ async fn shredding_a_patient_makes_every_value_unreadable_and_leaves_others_alon
     assert_eq!(destroyed, 2, "both versions");
     assert_eq!(live_versions(&mut su, gone).await, 0);
 
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The other process hears of it (its cached key goes); then no process decrypts.
+    wait_until("the other process forgetting the destroyed key", || async {
+        matches!(
+            decrypt(&other_process, &f.app.db, sa, b0, v0).await,
+            Err(KeyringError::Undecryptable {
+                problem: Problem::KeyDestroyed,
+                ..
+            })
+        )
+    })
+    .await;
     for keyring in [&f.keyring, &other_process, &f.restarted()] {
         for (b, v) in &gone_values {
             assert_eq!(
@@ -686,10 +708,20 @@ async fn shredding_a_patient_makes_every_value_unreadable_and_leaves_others_alon
 
 #[tokio::test]
 async fn unwrapped_keys_are_cached_within_their_bounds() {
-    let f = fixture_with(CacheSettings {
-        capacity: 2,
-        max_age: Duration::from_millis(500),
-    })
+    // The caches' clock stands still until the test moves it.
+    let now = Arc::new(std::sync::Mutex::new(std::time::Instant::now()));
+    let clock = {
+        let now = now.clone();
+        CacheClock::new(move || *now.lock().unwrap())
+    };
+    let max_age = Duration::from_secs(300);
+    let f = fixture_with_clock(
+        CacheSettings {
+            capacity: 2,
+            max_age,
+        },
+        clock,
+    )
     .await;
     let sa = Scope::Facility(f.a.id);
     let owner = KeyOwner::Patient(PatientId::new());
@@ -707,7 +739,16 @@ async fn unwrapped_keys_are_cached_within_their_bounds() {
         "a new key is cached as created"
     );
 
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    *now.lock().unwrap() += max_age - Duration::from_millis(1);
+    decrypt(&f.keyring, &f.app.db, sa, &b, &value)
+        .await
+        .unwrap();
+    assert_eq!(
+        f.provider.unwraps.load(Ordering::SeqCst),
+        before,
+        "still cached just before its age"
+    );
+    *now.lock().unwrap() += Duration::from_millis(1);
     decrypt(&f.keyring, &f.app.db, sa, &b, &value)
         .await
         .unwrap();

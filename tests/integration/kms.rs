@@ -381,23 +381,31 @@ async fn with_a_kms_alias_an_erasure_ends_the_epoch_and_its_key() {
     let policy = other.epochs.expect("epochs with a KMS alias");
     // (The server's own check holds the rotation lock for a moment every 200 ms: a rotation
     // that meets it skips its turn, as `keys rotate-epoch` then says. Try again, bounded.)
-    let mut report = None;
-    for _ in 0..100 {
-        report = other
+    let deadline = tokio::time::Instant::now() + crate::support::PATIENCE;
+    let report = loop {
+        if let Some(report) = other
             .keyring
             .rotate_epoch(&app.db, &policy, true)
             .await
-            .unwrap();
-        if report.is_some() {
-            break;
+            .unwrap()
+        {
+            break report;
         }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no turn to rotate within {:?}",
+            crate::support::PATIENCE
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let report = report.expect("a turn to rotate within five seconds");
+    };
     let third_id = report.new_master_key.clone().unwrap();
     assert!(third_id.starts_with("aws-kms:arn:") && third_id != second_id);
     assert_eq!(report.destroyed, vec![second_id.clone()]);
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    crate::support::wait_until(
+        "the server following the alias to the newest key",
+        || async { app.server_keyring.master_keys().current_key_id() == third_id },
+    )
+    .await;
     let response = admin
         .post(app.url("/api/v1/patients"))
         .json(

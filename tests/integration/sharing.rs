@@ -3,8 +3,6 @@
 //! must both match the tables written out here; then the flows (consent withdrawn, members
 //! joining, leaving and removed, several server processes) and the database's own guards.
 
-use std::time::Duration;
-
 use renrakucho_authz::{Action, Role};
 use renrakucho_care::{
     accept_invitation, invite, leave, record_consent, withdraw_consent, ConsentForm, ConsentScope,
@@ -486,18 +484,14 @@ async fn database_decisions(
 /// Waits (bounded) until the running server's authorizer has applied the announced changes.
 async fn settled(app: &TestApp, facility: &Facility, patient: PatientId, expected: bool) {
     let everyone = Role::all();
-    for _ in 0..200 {
-        let now = app
-            .authz
+    crate::support::wait_until("the authorizer following the database", || async {
+        app.authz
             .allowed(&everyone, facility.id, patient, Action::PatientRead)
             .await
-            .unwrap();
-        if now == expected {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("the authorizer did not follow the database within two seconds");
+            .unwrap()
+            == expected
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -1324,18 +1318,13 @@ async fn a_change_reaches_every_server_process() {
     .await
     .unwrap();
     let pharmacist = [Role::Profession(Profession::Pharmacist)];
-    let mut seen = false;
-    for _ in 0..200 {
-        seen = other
+    let reads = || async {
+        other
             .allowed(&pharmacist, member.facility.id, p, Action::NotebookRead)
             .await
-            .unwrap();
-        if seen {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    assert!(seen, "the second process did not follow within two seconds");
+            .unwrap()
+    };
+    crate::support::wait_until("the second process following the acceptance", reads).await;
     leave(
         &app.db,
         &renrakucho_testkit::acting::allowed(actor(&member.admin), p),
@@ -1343,17 +1332,9 @@ async fn a_change_reaches_every_server_process() {
     )
     .await
     .unwrap();
-    let mut gone = false;
-    for _ in 0..200 {
-        gone = !other
-            .allowed(&pharmacist, member.facility.id, p, Action::NotebookRead)
-            .await
-            .unwrap();
-        if gone {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    assert!(gone, "the second process did not follow the departure");
+    crate::support::wait_until("the second process following the departure", || async {
+        !reads().await
+    })
+    .await;
     let _ = stop.send(());
 }

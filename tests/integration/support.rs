@@ -72,16 +72,34 @@ pub async fn status_of(client: &Client, url: &str) -> u16 {
     client.get(url).send().await.unwrap().status().as_u16()
 }
 
+/// How long a test waits for what must happen (an event, the authorizer following the
+/// database, a background task's work). Generous: a passing test waits only as long as the
+/// thing takes, and a loaded two-core machine can take seconds for what takes milliseconds.
+pub const PATIENCE: Duration = Duration::from_secs(30);
+
+/// Polls `done` every 10 ms until it holds; panics naming `what` after [`PATIENCE`].
+pub async fn wait_until<F, Fut>(what: &str, mut done: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while !done().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what}: not within {PATIENCE:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 /// Polls `url` until it answers `status`: the authorizer follows the database's announcement,
 /// so a change made by another request shows within moments.
 pub async fn eventually(client: &Client, url: &str, status: u16) {
-    for _ in 0..150 {
-        if status_of(client, url).await == status {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("{url} did not answer {status} within three seconds");
+    wait_until(&format!("{url} answering {status}"), || async {
+        status_of(client, url).await == status
+    })
+    .await;
 }
 
 /// Waits (bounded) until the server's authorizer lets some role of `facility` do `action`
@@ -94,18 +112,14 @@ pub async fn authorizer_follows(
     expected: bool,
 ) {
     let patient = PatientId::from_uuid(patient);
-    for _ in 0..200 {
-        let now = app
-            .authz
+    wait_until("the authorizer following the database", || async {
+        app.authz
             .allowed(&Role::all(), facility.id, patient, action)
             .await
-            .unwrap();
-        if now == expected {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("the authorizer did not follow the database within two seconds");
+            .unwrap()
+            == expected
+    })
+    .await;
 }
 
 /// Every file under the server's local file store.

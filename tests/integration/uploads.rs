@@ -8,12 +8,13 @@ use std::time::{Duration, SystemTime};
 
 use renrakucho_authz::Action;
 use renrakucho_core::{FacilityKind, Profession, StaffRole};
+use renrakucho_testkit::photos::{phone_jpeg, png_chunk, GPS_MARKER};
 use renrakucho_testkit::{spawn_app, TestApp, PNG_1X1};
 use reqwest::{Client, Response};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use crate::notebook_http::{phone_jpeg, upload, uploaded, GPS_MARKER};
+use crate::notebook_http::{upload, uploaded};
 use crate::support::*;
 
 fn base64(bytes: &[u8]) -> String {
@@ -61,29 +62,6 @@ async fn clinic(app: &TestApp, code: &str) -> (Uuid, Client, Client) {
         app.client_for(&clinic, "nurse-a").await,
         app.client_for(&clinic, "nurse-b").await,
     )
-}
-
-fn png_chunk(kind: &[u8; 4], data: &[u8]) -> Vec<u8> {
-    fn crc32(data: &[u8]) -> u32 {
-        let mut crc = 0xffff_ffffu32;
-        for &byte in data {
-            crc ^= u32::from(byte);
-            for _ in 0..8 {
-                crc = if crc & 1 == 1 {
-                    (crc >> 1) ^ 0xedb8_8320
-                } else {
-                    crc >> 1
-                };
-            }
-        }
-        !crc
-    }
-    let mut out = (data.len() as u32).to_be_bytes().to_vec();
-    let mut typed = kind.to_vec();
-    typed.extend_from_slice(data);
-    out.extend_from_slice(&typed);
-    out.extend_from_slice(&crc32(&typed).to_be_bytes());
-    out
 }
 
 async fn consent_count(app: &TestApp, client: &Client, patient: Uuid) -> usize {

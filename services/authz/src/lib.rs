@@ -14,7 +14,7 @@ pub use capability::{may, Asker, Authorized, Decision, Needs, Permission, Permit
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use casbin::{CoreApi, DefaultModel, Enforcer, MgmtApi, StringAdapter};
 use renrakucho_core::{FacilityId, PatientId, Profession};
@@ -212,8 +212,25 @@ fn millis(t: OffsetDateTime) -> i64 {
     (t.unix_timestamp_nanos() / 1_000_000) as i64
 }
 
-fn now_millis() -> i64 {
-    millis(OffsetDateTime::now_utc())
+/// Where the authorizer reads the time, by which emergency links run out: the system clock, or
+/// (in tests) a clock of the test's own, so that an expiry is seen without waiting for it.
+#[derive(Clone)]
+pub struct Clock(Arc<dyn Fn() -> OffsetDateTime + Send + Sync>);
+
+impl Clock {
+    /// `OffsetDateTime::now_utc`.
+    pub fn system() -> Self {
+        Self(Arc::new(OffsetDateTime::now_utc))
+    }
+
+    /// A clock that reads `now`.
+    pub fn new(now: impl Fn() -> OffsetDateTime + Send + Sync + 'static) -> Self {
+        Self(Arc::new(now))
+    }
+
+    fn now_millis(&self) -> i64 {
+        millis((self.0)())
+    }
 }
 
 /// When emergency links run out: the schedule, and the current expiry of each link (a link
@@ -231,6 +248,7 @@ pub struct Authorizer {
     /// The earliest scheduled expiry in milliseconds (i64::MAX when none): checked on every
     /// decision without a lock.
     next_expiry: AtomicI64,
+    clock: Clock,
 }
 
 impl std::fmt::Debug for Authorizer {
@@ -242,6 +260,11 @@ impl std::fmt::Debug for Authorizer {
 impl Authorizer {
     /// The model and role permissions from `policies/`, with no relations yet.
     pub async fn new() -> Result<Self, AuthzError> {
+        Self::with_clock(Clock::system()).await
+    }
+
+    /// Like [`Authorizer::new`], reading the time from `clock`.
+    pub async fn with_clock(clock: Clock) -> Result<Self, AuthzError> {
         let model = DefaultModel::from_str(MODEL).await?;
         let mut enforcer = Enforcer::new(model, StringAdapter::new(POLICY)).await?;
         // The relations live in PostgreSQL; the enforcer holds a copy and never writes back.
@@ -250,6 +273,7 @@ impl Authorizer {
             enforcer: RwLock::new(enforcer),
             expiries: Mutex::new(Expiries::default()),
             next_expiry: AtomicI64::new(i64::MAX),
+            clock,
         })
     }
 
@@ -262,7 +286,7 @@ impl Authorizer {
         patient: PatientId,
         action: Action,
     ) -> Result<bool, AuthzError> {
-        if now_millis() >= self.next_expiry.load(Ordering::Acquire) {
+        if self.clock.now_millis() >= self.next_expiry.load(Ordering::Acquire) {
             self.drop_expired().await?;
         }
         let facility = facility_key(facility);
@@ -407,7 +431,7 @@ impl Authorizer {
         patient: PatientId,
         links: &'a [Link],
     ) -> impl Iterator<Item = &'a Link> + 'a {
-        let now = now_millis();
+        let now = self.clock.now_millis();
         let mut expiries = self.expiries.lock().expect("expiry schedule lock");
         expiries.current.retain(|(_, p), _| *p != patient);
         let mut live = Vec::with_capacity(links.len());
@@ -433,7 +457,7 @@ impl Authorizer {
 
     /// Removes the emergency links whose time has come.
     async fn drop_expired(&self) -> Result<(), AuthzError> {
-        let now = now_millis();
+        let now = self.clock.now_millis();
         let due: Vec<(FacilityId, PatientId)> = {
             let mut expiries = self.expiries.lock().expect("expiry schedule lock");
             let later = expiries.schedule.split_off(&(now + 1));
@@ -628,9 +652,15 @@ mod tests {
 
     #[tokio::test]
     async fn an_emergency_link_reads_only_and_ends_by_itself() {
-        let authz = Authorizer::new().await.unwrap();
+        // The authorizer's clock stands still until the test moves it.
+        let now = Arc::new(Mutex::new(OffsetDateTime::now_utc()));
+        let clock = {
+            let now = now.clone();
+            Clock::new(move || *now.lock().unwrap())
+        };
+        let authz = Authorizer::with_clock(clock).await.unwrap();
         let (hospital, patient) = (FacilityId::new(), PatientId::new());
-        let soon = OffsetDateTime::now_utc() + time::Duration::milliseconds(300);
+        let soon = *now.lock().unwrap() + time::Duration::minutes(30);
         let grant = [Link {
             facility: hospital,
             relation: Relation::Emergency,
@@ -643,7 +673,9 @@ mod tests {
         assert!(may(Action::PatientRead).await.unwrap());
         assert!(!may(Action::NotebookWrite).await.unwrap());
         assert!(!may(Action::ConsentRead).await.unwrap());
-        tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+        *now.lock().unwrap() = soon - time::Duration::milliseconds(1);
+        assert!(may(Action::NotebookRead).await.unwrap(), "until its expiry");
+        *now.lock().unwrap() = soon;
         assert!(!may(Action::NotebookRead).await.unwrap());
         assert!(!may(Action::PatientRead).await.unwrap());
 
@@ -651,7 +683,7 @@ mod tests {
         let past = [Link {
             facility: hospital,
             relation: Relation::Emergency,
-            expires_at: Some(OffsetDateTime::now_utc() - time::Duration::seconds(1)),
+            expires_at: Some(*now.lock().unwrap() - time::Duration::seconds(1)),
         }];
         authz.load([(patient, past[0])]).await.unwrap();
         assert!(!may(Action::NotebookRead).await.unwrap());

@@ -432,81 +432,12 @@ fn jpeg_is_complete(b: &[u8]) -> bool {
 mod tests {
     use super::*;
     use image::ImageEncoder;
-
-    const GPS_MARKER: &[u8] = b"WGS-84 GPS-TEST-MARKER";
-    /// The IFD0 entry pointing at the GPS IFD: tag 0x8825, type LONG, count 1 (little endian).
-    const GPS_IFD_ENTRY: [u8; 8] = [0x25, 0x88, 0x04, 0x00, 0x01, 0x00, 0x00, 0x00];
+    use renrakucho_testkit::photos::{
+        exif_tiff, phone_segments, png_chunk, with_segments, GPS_IFD_ENTRY, GPS_MARKER,
+    };
 
     fn contains(haystack: &[u8], needle: &[u8]) -> bool {
         haystack.windows(needle.len()).any(|w| w == needle)
-    }
-
-    fn crc32(data: &[u8]) -> u32 {
-        let mut crc = 0xffff_ffffu32;
-        for &byte in data {
-            crc ^= u32::from(byte);
-            for _ in 0..8 {
-                crc = if crc & 1 == 1 {
-                    (crc >> 1) ^ 0xedb8_8320
-                } else {
-                    crc >> 1
-                };
-            }
-        }
-        !crc
-    }
-
-    /// A little-endian TIFF/EXIF block: IFD0 with the orientation and a GPS IFD with a
-    /// position in Tokyo and a recognisable map datum.
-    fn exif_tiff(orientation: u16) -> Vec<u8> {
-        fn entry(out: &mut Vec<u8>, tag: u16, kind: u16, count: u32, value: [u8; 4]) {
-            out.extend_from_slice(&tag.to_le_bytes());
-            out.extend_from_slice(&kind.to_le_bytes());
-            out.extend_from_slice(&count.to_le_bytes());
-            out.extend_from_slice(&value);
-        }
-        let ifd_len = |n: u32| 2 + 12 * n + 4;
-        let gps_ifd = 8 + ifd_len(2);
-        let lat = gps_ifd + ifd_len(5);
-        let lon = lat + 24;
-        let datum = lon + 24;
-
-        let mut t = b"II*\0".to_vec();
-        t.extend_from_slice(&8u32.to_le_bytes());
-        t.extend_from_slice(&2u16.to_le_bytes());
-        let o = orientation.to_le_bytes();
-        entry(&mut t, 0x0112, 3, 1, [o[0], o[1], 0, 0]);
-        entry(&mut t, 0x8825, 4, 1, gps_ifd.to_le_bytes());
-        t.extend_from_slice(&0u32.to_le_bytes());
-        assert_eq!(t.len() as u32, gps_ifd);
-        t.extend_from_slice(&5u16.to_le_bytes());
-        entry(&mut t, 0x0001, 2, 2, *b"N\0\0\0");
-        entry(&mut t, 0x0002, 5, 3, lat.to_le_bytes());
-        entry(&mut t, 0x0003, 2, 2, *b"E\0\0\0");
-        entry(&mut t, 0x0004, 5, 3, lon.to_le_bytes());
-        entry(
-            &mut t,
-            0x0012,
-            2,
-            GPS_MARKER.len() as u32 + 1,
-            datum.to_le_bytes(),
-        );
-        t.extend_from_slice(&0u32.to_le_bytes());
-        assert_eq!(t.len() as u32, lat);
-        for (num, den) in [
-            (35, 1),
-            (41, 1),
-            (2271, 100),
-            (139, 1),
-            (41, 1),
-            (3012, 100),
-        ] {
-            t.extend_from_slice(&u32::to_le_bytes(num));
-            t.extend_from_slice(&u32::to_le_bytes(den));
-        }
-        t.extend_from_slice(GPS_MARKER);
-        t.push(0);
-        t
     }
 
     fn jpeg_of(image: &RgbImage) -> Vec<u8> {
@@ -528,36 +459,6 @@ mod tests {
         })
     }
 
-    /// Inserts segments right after SOI, as a camera writes its APP1 EXIF.
-    fn with_segments(jpeg: &[u8], segments: &[(u8, Vec<u8>)]) -> Vec<u8> {
-        let mut out = jpeg[..2].to_vec();
-        for (marker, payload) in segments {
-            out.extend_from_slice(&[0xff, *marker]);
-            out.extend_from_slice(&(payload.len() as u16 + 2).to_be_bytes());
-            out.extend_from_slice(payload);
-        }
-        out.extend_from_slice(&jpeg[2..]);
-        out
-    }
-
-    /// A phone photo's metadata: EXIF (orientation, GPS), XMP, an ICC profile and a comment.
-    fn phone_segments(orientation: u16) -> Vec<(u8, Vec<u8>)> {
-        let mut exif = b"Exif\0\0".to_vec();
-        exif.extend_from_slice(&exif_tiff(orientation));
-        let mut xmp = b"http://ns.adobe.com/xap/1.0/\0".to_vec();
-        xmp.extend_from_slice(
-            b"<x:xmpmeta><rdf:Description exif:GPSLatitude=\"35,41.37N\" xmp-secret/></x:xmpmeta>",
-        );
-        let mut icc = b"ICC_PROFILE\0\x01\x01".to_vec();
-        icc.extend_from_slice(b"icc-secret desc: taken at the patient's home");
-        vec![
-            (0xe1, exif),
-            (0xe1, xmp),
-            (0xe2, icc),
-            (0xfe, b"comment-secret".to_vec()),
-        ]
-    }
-
     /// The markers of a JPEG up to its first scan, with their payloads.
     fn jpeg_segments(b: &[u8]) -> Vec<(u8, Vec<u8>)> {
         assert_eq!(&b[..2], &[0xff, 0xd8]);
@@ -573,15 +474,6 @@ mod tests {
             }
             i += 2 + len;
         }
-    }
-
-    fn png_chunk(kind: &[u8; 4], data: &[u8]) -> Vec<u8> {
-        let mut out = (data.len() as u32).to_be_bytes().to_vec();
-        let mut typed = kind.to_vec();
-        typed.extend_from_slice(data);
-        out.extend_from_slice(&typed);
-        out.extend_from_slice(&crc32(&typed).to_be_bytes());
-        out
     }
 
     fn png_chunks(b: &[u8]) -> Vec<[u8; 4]> {

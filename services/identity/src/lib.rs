@@ -10,4 +10,4 @@ mod throttle;
 pub use password::{PasswordHasher, PasswordParams};
 pub use principal::{Principal, SessionRecord, SESSION_KEY};
 pub use sign_in::{Authenticator, SignInError, SignInRequest};
-pub use throttle::{RefusalSummary, SignInThrottle, ThrottleConfig, Throttled};
+pub use throttle::{RefusalSummary, SignInThrottle, ThrottleConfig, Throttled, WindowClock};

@@ -1,6 +1,9 @@
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
 use renrakucho_core::Password;
 
 /// argon2id cost. The default is OWASP's recommendation (19 MiB, 2 passes, 1 lane).
@@ -23,11 +26,15 @@ impl Default for PasswordParams {
 
 /// Hashes and verifies passwords with argon2id. Verifying against an unknown account costs the
 /// same as against a known one ([`PasswordHasher::verify`] with `None`), so timing does not
-/// tell which login IDs exist.
+/// tell which login IDs exist. How many verifications ran is counted
+/// ([`PasswordHasher::verifications`]): that every kind of refusal runs exactly one is checked
+/// without a clock (docs/performance.md measures what it costs).
 #[derive(Clone)]
 pub struct PasswordHasher {
     argon2: Argon2<'static>,
     dummy_hash: String,
+    /// Full argon2id verifications run, by this hasher and its clones.
+    verifications: Arc<AtomicU64>,
 }
 
 impl PasswordHasher {
@@ -44,7 +51,16 @@ impl PasswordHasher {
             .hash_password(b"no account has this password", &salt)
             .map_err(|_| argon2::Error::AlgorithmInvalid)?
             .to_string();
-        Ok(Self { argon2, dummy_hash })
+        Ok(Self {
+            argon2,
+            dummy_hash,
+            verifications: Arc::new(AtomicU64::new(0)),
+        })
+    }
+
+    /// How many full argon2id verifications this hasher (with its clones) has run.
+    pub fn verifications(&self) -> u64 {
+        self.verifications.load(Ordering::Relaxed)
     }
 
     /// A PHC string (`$argon2id$v=19$m=…`) with a fresh random salt.
@@ -69,6 +85,7 @@ impl PasswordHasher {
         };
         // The stored hash's own parameters are used, so hashes made under older settings
         // still verify.
+        self.verifications.fetch_add(1, Ordering::Relaxed);
         let ok = self
             .argon2
             .verify_password(password.expose().as_bytes(), &parsed)
@@ -103,5 +120,47 @@ mod tests {
         assert!(!h.verify(&wrong, Some(&a)));
         assert!(!h.verify(&pw, None), "no account never verifies");
         assert!(!h.verify(&pw, Some("not a hash")));
+    }
+
+    /// The cost of a hash: its algorithm, version and parameters (`m`, `t`, `p`), without the
+    /// salt and the output.
+    fn cost(phc: &str) -> String {
+        let parsed = PasswordHash::new(phc).unwrap();
+        format!(
+            "{} {:?} {}",
+            parsed.algorithm, parsed.version, parsed.params
+        )
+    }
+
+    #[test]
+    fn an_unknown_account_costs_one_verification_like_a_known_one() {
+        let h = PasswordHasher::new(PasswordParams {
+            memory_kib: 2048,
+            iterations: 3,
+            parallelism: 1,
+        })
+        .unwrap();
+        let pw = Password::new_secret("a long enough secret".into()).unwrap();
+        let stored = h.hash(&pw);
+        // The dummy hash an unknown account is verified against costs what a stored one does.
+        assert_eq!(cost(&h.dummy_hash), cost(&stored));
+        assert!(
+            cost(&stored).contains("m=2048,t=3,p=1"),
+            "{}",
+            cost(&stored)
+        );
+        let clone = h.clone();
+        for (stored, what) in [
+            (Some(stored.as_str()), "a known account"),
+            (None, "an unknown account"),
+        ] {
+            let before = h.verifications();
+            clone.verify(&pw, stored);
+            assert_eq!(h.verifications(), before + 1, "{what}: one verification");
+        }
+        // A stored value that is not a hash is logged, not verified.
+        let before = h.verifications();
+        h.verify(&pw, Some("not a hash"));
+        assert_eq!(h.verifications(), before);
     }
 }

@@ -75,6 +75,29 @@ pub struct SignInThrottle {
     window: Duration,
     /// When the windows were last looked through (at most once a second).
     swept: Arc<Mutex<Instant>>,
+    /// Where the refusal windows read the time (the rate limits keep governor's own clock).
+    clock: WindowClock,
+}
+
+/// Where the throttle's refusal windows read the time: the monotonic clock, or (in tests) a clock
+/// of the test's own, so that a window's close is seen without waiting for it.
+#[derive(Clone)]
+pub struct WindowClock(Arc<dyn Fn() -> Instant + Send + Sync>);
+
+impl WindowClock {
+    /// `Instant::now`.
+    pub fn system() -> Self {
+        Self(Arc::new(Instant::now))
+    }
+
+    /// A clock that reads `now`.
+    pub fn new(now: impl Fn() -> Instant + Send + Sync + 'static) -> Self {
+        Self(Arc::new(now))
+    }
+
+    fn now(&self) -> Instant {
+        (self.0)()
+    }
 }
 
 fn quota(burst: u32, period_secs: u64) -> Quota {
@@ -86,6 +109,11 @@ fn quota(burst: u32, period_secs: u64) -> Quota {
 
 impl SignInThrottle {
     pub fn new(config: ThrottleConfig) -> Self {
+        Self::with_window_clock(config, WindowClock::system())
+    }
+
+    /// Like [`SignInThrottle::new`], the refusal windows reading the time from `clock`.
+    pub fn with_window_clock(config: ThrottleConfig, clock: WindowClock) -> Self {
         Self {
             per_account: Arc::new(RateLimiter::keyed(quota(
                 config.account_burst,
@@ -97,7 +125,8 @@ impl SignInThrottle {
             ))),
             refusals: Arc::default(),
             window: Duration::from_secs(config.account_period_secs.max(1)),
-            swept: Arc::new(Mutex::new(Instant::now())),
+            swept: Arc::new(Mutex::new(clock.now())),
+            clock,
         }
     }
 
@@ -113,9 +142,10 @@ impl SignInThrottle {
             (None, Some(k)) => format!("account:{k}"),
             (None, None) => return true,
         };
+        let now = self.clock.now();
         let mut windows = self.refusals.lock().expect("refusal windows");
         match windows.get_mut(&key) {
-            Some(open) if open.opened.elapsed() < self.window => {
+            Some(open) if now.duration_since(open.opened) < self.window => {
                 open.counted += 1;
                 false
             }
@@ -125,7 +155,7 @@ impl SignInThrottle {
                 windows.insert(
                     key,
                     RefusalWindow {
-                        opened: Instant::now(),
+                        opened: now,
                         limited,
                         address,
                         account: account.map(str::to_string),
@@ -140,17 +170,18 @@ impl SignInThrottle {
     /// Takes the windows that have closed, and says how many refusals each counted beyond its
     /// first (those with none are dropped silently).
     pub fn closed_windows(&self) -> Vec<RefusalSummary> {
+        let now = self.clock.now();
         {
             let mut swept = self.swept.lock().expect("refusal sweep");
-            if swept.elapsed() < Duration::from_secs(1) {
+            if now.duration_since(*swept) < Duration::from_secs(1) {
                 return Vec::new();
             }
-            *swept = Instant::now();
+            *swept = now;
         }
         let mut windows = self.refusals.lock().expect("refusal windows");
         let mut closed = Vec::new();
         windows.retain(|_, w| {
-            if w.opened.elapsed() < self.window {
+            if now.duration_since(w.opened) < self.window {
                 return true;
             }
             if w.counted > 0 {
@@ -218,12 +249,21 @@ mod tests {
 
     #[test]
     fn a_flood_of_refusals_is_one_record_and_one_count_per_window() {
-        let t = SignInThrottle::new(ThrottleConfig {
-            account_burst: 1,
-            account_period_secs: 1,
-            address_burst: 1000,
-            address_period_secs: 1,
-        });
+        // The windows' clock stands still until the test moves it.
+        let now = Arc::new(Mutex::new(Instant::now()));
+        let clock = {
+            let now = now.clone();
+            WindowClock::new(move || *now.lock().unwrap())
+        };
+        let t = SignInThrottle::with_window_clock(
+            ThrottleConfig {
+                account_burst: 1,
+                account_period_secs: 60,
+                address_burst: 1000,
+                address_period_secs: 1,
+            },
+            clock,
+        );
         assert!(t.attempt("f/a", None).is_ok());
         let first = t.attempt("f/a", None).unwrap_err();
         assert!(first.first_in_window && first.limited == "account");
@@ -231,7 +271,12 @@ mod tests {
             assert!(!t.attempt("f/a", None).unwrap_err().first_in_window);
         }
         assert!(t.closed_windows().is_empty(), "the window is still open");
-        std::thread::sleep(Duration::from_millis(1100));
+        *now.lock().unwrap() += Duration::from_secs(59);
+        assert!(
+            t.closed_windows().is_empty(),
+            "the window is still open a second before it closes"
+        );
+        *now.lock().unwrap() += Duration::from_secs(1);
         let closed = t.closed_windows();
         assert_eq!(closed.len(), 1);
         assert_eq!(closed[0].refusals, 50);

@@ -44,6 +44,33 @@ impl Default for CacheSettings {
     }
 }
 
+/// Where the caches of unwrapped keys read the time: the monotonic clock, or (in tests) a clock
+/// of the test's own, so that a key's expiry is seen without waiting for it.
+#[derive(Clone)]
+pub struct CacheClock(Arc<dyn Fn() -> Instant + Send + Sync>);
+
+impl CacheClock {
+    /// `Instant::now`.
+    pub fn system() -> Self {
+        Self(Arc::new(Instant::now))
+    }
+
+    /// A clock that reads `now`.
+    pub fn new(now: impl Fn() -> Instant + Send + Sync + 'static) -> Self {
+        Self(Arc::new(now))
+    }
+
+    fn now(&self) -> Instant {
+        (self.0)()
+    }
+}
+
+impl std::fmt::Debug for CacheClock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CacheClock")
+    }
+}
+
 /// An unwrapped data key, ready to use. The AES key schedule is zeroed on drop (aes-gcm's
 /// `zeroize` feature); there is no way to print it.
 struct DataKey {
@@ -82,6 +109,7 @@ impl std::ops::Deref for Cached {
 /// age (checked on every hit). Shared by the clones of a keyring.
 struct Caches {
     max_age: Duration,
+    clock: CacheClock,
     /// By version, for reading.
     keys: Cache<KeyId, Arc<Cached>>,
     /// The newest version of each owner, for writing.
@@ -94,12 +122,12 @@ struct Caches {
     legacy_refused: AtomicBool,
 }
 
-fn fresh<K>(cache: &Cache<K, Arc<Cached>>, id: &K) -> Option<Arc<Cached>>
+fn fresh<K>(cache: &Cache<K, Arc<Cached>>, id: &K, now: Instant) -> Option<Arc<Cached>>
 where
     K: Eq + std::hash::Hash + Clone,
 {
     let hit = cache.get(id)?;
-    if hit.expires > Instant::now() {
+    if hit.expires > now {
         return Some(hit);
     }
     cache.remove(id);
@@ -271,11 +299,17 @@ fn undecryptable(binding: &Binding<'_>, problem: Problem) -> KeyringError {
 
 impl Keyring {
     pub fn new(master: MasterKeys, cache: CacheSettings) -> Self {
+        Self::with_cache_clock(master, cache, CacheClock::system())
+    }
+
+    /// Like [`Keyring::new`], with the caches reading the time from `clock`.
+    pub fn with_cache_clock(master: MasterKeys, cache: CacheSettings, clock: CacheClock) -> Self {
         let capacity = usize::try_from(cache.capacity).unwrap_or(usize::MAX).max(1);
         Self {
             master,
             caches: Arc::new(Caches {
                 max_age: cache.max_age,
+                clock,
                 keys: Cache::new(capacity),
                 newest: Cache::new(capacity),
                 blind: std::sync::RwLock::new(None),
@@ -288,7 +322,7 @@ impl Keyring {
     fn cached(&self, key: DataKey) -> Arc<Cached> {
         Arc::new(Cached {
             key,
-            expires: Instant::now() + self.caches.max_age,
+            expires: self.caches.clock.now() + self.caches.max_age,
         })
     }
 
@@ -814,13 +848,24 @@ impl Keyring {
     /// Drops cached keys of owners whose keys changed in any server process, as the database
     /// announces them (a new version, a destroyed key). Runs until the connection goes away.
     pub async fn follow_key_changes(self, db: Database) -> Result<(), KeyringError> {
+        self.key_change_follower(db).await?.await
+    }
+
+    /// [`Keyring::follow_key_changes`] in two steps: listening has begun when this returns (a
+    /// change committed from then on is heard); the future it gives follows them.
+    pub async fn key_change_follower(
+        self,
+        db: Database,
+    ) -> Result<impl std::future::Future<Output = Result<(), KeyringError>>, KeyringError> {
         let mut listener = Announcements::listen(&db, announcements::KEY_CHANGES).await?;
-        loop {
-            let payload = listener.recv().await?;
-            if let Some((kind, owner)) = data_keys::parse_change(&payload) {
-                self.forget(kind, owner);
+        Ok(async move {
+            loop {
+                let payload = listener.recv().await?;
+                if let Some((kind, owner)) = data_keys::parse_change(&payload) {
+                    self.forget(kind, owner);
+                }
             }
-        }
+        })
     }
 
     fn forget(&self, kind: OwnerKind, owner: Uuid) {
@@ -840,7 +885,7 @@ impl Keyring {
         owner: KeyOwner,
     ) -> Result<Arc<Cached>, KeyringError> {
         let owner_id = (tx.scope().facility(), owner.kind(), owner.id());
-        match fresh(&self.caches.newest, &owner_id) {
+        match fresh(&self.caches.newest, &owner_id, self.caches.clock.now()) {
             Some(key) => Ok(key),
             None => Box::pin(self.load_writing_key(tx, owner)).await,
         }
@@ -879,7 +924,7 @@ impl Keyring {
         version: u32,
     ) -> Result<Result<Arc<Cached>, Problem>, KeyringError> {
         let id = (tx.scope().facility(), owner.kind(), owner.id(), version);
-        match fresh(&self.caches.keys, &id) {
+        match fresh(&self.caches.keys, &id, self.caches.clock.now()) {
             Some(key) => Ok(Ok(key)),
             None => Box::pin(self.load_reading_key(tx, owner, version)).await,
         }
@@ -970,7 +1015,7 @@ impl Keyring {
             .expect("blind-index cache")
             .as_ref()
         {
-            if *expires > Instant::now() {
+            if *expires > self.caches.clock.now() {
                 return Ok(key.clone());
             }
         }
@@ -983,7 +1028,7 @@ impl Keyring {
             })?;
         let key = Arc::new(BlindIndexKey::new(self.unwrap_stored(&stored).await?));
         *self.caches.blind.write().expect("blind-index cache") =
-            Some((key.clone(), Instant::now() + self.caches.max_age));
+            Some((key.clone(), self.caches.clock.now() + self.caches.max_age));
         Ok(key)
     }
 }

@@ -20,7 +20,7 @@ pub use envelope::{Binding, Header, KeyOwner, OVERHEAD};
 pub use epochs::{EpochKeys, EpochPolicy, EpochReason, EpochReport};
 pub use error::{KeyringError, Problem};
 pub use keyring::{
-    open_with_data_key, BindProgress, BindReport, CacheSettings, Keyring, OwnerKeys,
+    open_with_data_key, BindProgress, BindReport, CacheClock, CacheSettings, Keyring, OwnerKeys,
     ReencryptReport, RewrapReport,
 };
 pub use provider::{

@@ -153,6 +153,12 @@ impl Application {
         &self.state.authz
     }
 
+    /// The server's password hasher (it counts its verifications: every sign-in runs one,
+    /// whatever was wrong).
+    pub fn password_hasher(&self) -> &PasswordHasher {
+        self.state.auth.hasher()
+    }
+
     /// The server's file store.
     pub fn files(&self) -> &renrakucho_files::FileStore {
         &self.state.files

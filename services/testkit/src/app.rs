@@ -32,6 +32,10 @@ pub struct TestApp {
     pub authz: std::sync::Arc<renrakucho_authz::Authorizer>,
     /// The server's file store (a directory of the test's own).
     pub files: renrakucho_files::FileStore,
+    /// The running server's password hasher, which counts its verifications.
+    pub server_hasher: PasswordHasher,
+    /// The running server's keyring (its master keys and caches, as it uses them).
+    pub server_keyring: renrakucho_keyring::Keyring,
     hasher: PasswordHasher,
     _scratch: tempfile::TempDir,
     shutdown: Option<oneshot::Sender<()>>,
@@ -76,6 +80,8 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
     let authz = app.authorizer().clone();
     let server_db = app.database().clone();
     let files = app.files().clone();
+    let server_hasher = app.password_hasher().clone();
+    let server_keyring = app.keyring().clone();
     let (tx, rx) = oneshot::channel::<()>();
     tokio::spawn(app.run_until(async {
         let _ = rx.await;
@@ -99,6 +105,8 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
         settings,
         authz,
         files,
+        server_hasher,
+        server_keyring,
         hasher,
         _scratch: scratch,
         shutdown: Some(tx),

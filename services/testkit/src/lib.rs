@@ -4,16 +4,29 @@
 //! The PostgreSQL is `DATABASE_URL` when set (a role that may create roles and databases), or
 //! else a private cluster started once per test process and removed when the process ends.
 //! The application's pool connects as the runtime role, exactly as in production.
+//!
+//! The byte-level fixtures ([`photos`], [`PNG_1X1`]) need none of that: without the default
+//! `harness` feature they are all there is, for crates below the server.
 
+#[cfg(feature = "harness")]
 pub mod acting;
+#[cfg(feature = "harness")]
 mod app;
+#[cfg(feature = "harness")]
 mod database;
+#[cfg(feature = "harness")]
 mod kms;
+pub mod photos;
+#[cfg(feature = "harness")]
 mod smtp;
 
+#[cfg(feature = "harness")]
 pub use app::{new_client, spawn_app, spawn_app_with, test_settings, TestApp, FIXTURE_PASSWORD};
+#[cfg(feature = "harness")]
 pub use database::{TestDatabase, RUNTIME_PASSWORD};
+#[cfg(feature = "harness")]
 pub use kms::{KmsEmulator, KMS_ACCESS_KEY, KMS_REGION, KMS_SECRET_KEY};
+#[cfg(feature = "harness")]
 pub use smtp::SmtpSink;
 
 /// A small real PNG (1×1, white): a consent scan or a photo in tests.

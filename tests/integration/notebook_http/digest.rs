@@ -1,0 +1,139 @@
+//! The daily e-mail digest: counts and a link, never patient data, once a day.
+
+use super::*;
+
+/// The text of a plain-text message as the sink stored it (base64 or quoted-printable undone).
+fn mail_text(raw: &str) -> (String, String) {
+    use base64::Engine;
+    let raw = raw.replace("\r\n", "\n");
+    let (head, body) = raw.split_once("\n\n").unwrap_or((raw.as_str(), ""));
+    let encoding = head
+        .lines()
+        .find_map(|l| {
+            let lower = l.to_ascii_lowercase();
+            lower
+                .strip_prefix("content-transfer-encoding:")
+                .map(|v| v.trim().to_string())
+        })
+        .unwrap_or_default();
+    let text = match encoding.as_str() {
+        "base64" => {
+            let compact: String = body.chars().filter(|c| !c.is_whitespace()).collect();
+            String::from_utf8(
+                base64::engine::general_purpose::STANDARD
+                    .decode(compact)
+                    .expect("base64 body"),
+            )
+            .expect("UTF-8 body")
+        }
+        "quoted-printable" => {
+            let joined = body.replace("=\n", "");
+            let b = joined.as_bytes();
+            let mut out = Vec::new();
+            let mut i = 0;
+            while i < b.len() {
+                if b[i] == b'=' && i + 3 <= b.len() {
+                    if let Some(v) = std::str::from_utf8(&b[i + 1..i + 3])
+                        .ok()
+                        .and_then(|h| u8::from_str_radix(h, 16).ok())
+                    {
+                        out.push(v);
+                        i += 3;
+                        continue;
+                    }
+                }
+                out.push(b[i]);
+                i += 1;
+            }
+            String::from_utf8(out).expect("UTF-8 body")
+        }
+        _ => body.to_string(),
+    };
+    (head.to_string(), text)
+}
+
+#[tokio::test]
+async fn the_daily_digest_mails_counts_and_a_link_never_patient_data_once_a_day() {
+    let app = spawn_app().await;
+    let net = network(&app).await;
+    let p = net.patient;
+    let texts = ["夜間に咳込みあり", "残薬が多い", "デイサービスの日程変更"];
+    note(&app, &net.doctor_c, p, "complaint", "urgent", texts[0]).await;
+    note(
+        &app,
+        &net.doctor_c,
+        p,
+        "medication",
+        "reply_requested",
+        texts[1],
+    )
+    .await;
+    note(&app, &net.doctor_c, p, "notice", "info", texts[2]).await;
+    let address = "sakura@nurse.example.jp";
+    let response = save_settings(
+        &app,
+        &net.member_c,
+        json!({ "email": address, "live_level": "info", "digest_enabled": true,
+                "digest_hour": 0 }),
+    )
+    .await;
+    assert_eq!(response.status(), 204);
+
+    let sink = renrakucho_testkit::SmtpSink::start().await;
+    let mut settings = app.settings.clone();
+    settings.smtp_url = Some(renrakucho_server::config::Secret::new(sink.url.clone()));
+    let mailer = renrakucho_server::mail::Mailer::from_settings(&settings)
+        .expect("mail settings")
+        .expect("a mailer");
+    let now = time::OffsetDateTime::now_utc();
+    let sent =
+        renrakucho_server::digest::send_due(&app.db, &mailer, "http://renrakucho.test", now).await;
+    assert_eq!(sent, 1, "one digest due");
+    let messages = sink.messages();
+    assert_eq!(messages.len(), 1, "one message received");
+    let (head, text) = mail_text(&messages[0]);
+    assert!(
+        head.lines()
+            .any(|l| l.to_ascii_lowercase().starts_with("to:") && l.contains(address)),
+        "addressed to her"
+    );
+    assert!(text.contains("http://renrakucho.test/"), "the link");
+    assert!(
+        text.contains("未読の記録: 3件"),
+        "the count of unread entries"
+    );
+    assert!(text.contains("至急 1件"), "the urgent count");
+    assert!(text.contains("要返信 1件"), "the reply-requested count");
+    assert!(
+        text.contains("3 unread entries (1 urgent, 1 reply requested, 1 patients)"),
+        "the counts in English"
+    );
+    for raw in [text.as_str(), messages[0].as_str()] {
+        for secret in [
+            PATIENT_NAME,
+            "梅田",
+            "花子",
+            PATIENT_KANA,
+            "ウメダ",
+            "ハナコ",
+            texts[0],
+            texts[1],
+            texts[2],
+        ] {
+            assert!(!raw.contains(secret), "the digest holds patient data");
+        }
+        assert!(!raw.contains(&p.to_string()), "not even the patient's ID");
+    }
+
+    // Once a day.
+    let again =
+        renrakucho_server::digest::send_due(&app.db, &mailer, "http://renrakucho.test", now).await;
+    assert_eq!(again, 0, "no second digest the same day");
+    assert_eq!(sink.messages().len(), 1);
+    let tomorrow = now + time::Duration::days(1);
+    let next_day =
+        renrakucho_server::digest::send_due(&app.db, &mailer, "http://renrakucho.test", tomorrow)
+            .await;
+    assert_eq!(next_day, 1, "the next day's digest");
+    assert_eq!(sink.messages().len(), 2);
+}
