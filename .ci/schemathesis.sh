@@ -110,10 +110,11 @@ PY
 read -r staff_session operator_session <<<"$sessions"
 echo "== $(wc -l <"$work/ids.dict") IDs for the path parameters"
 
+# From the throwaway directory: hypothesis keeps its examples in the working directory.
 fuzz() { # session, seconds, report name, extra arguments
   local session="$1" time="$2" name="$3"
   shift 3
-  RENRAKUCHO_FUZZ_SESSION="$session" schemathesis \
+  (cd "$work" && RENRAKUCHO_FUZZ_SESSION="$session" schemathesis \
     --config-file "$work/schemathesis.toml" \
     run "$base/api/v1/openapi.json" \
     --url "$base" \
@@ -123,10 +124,11 @@ fuzz() { # session, seconds, report name, extra arguments
     --workers 2 \
     --no-color \
     --report junit --report-junit-path "$report_dir/$name.xml" \
-    "$@"
+    "$@")
 }
 
 mkdir -p "$report_dir"
+report_dir="$(cd "$report_dir" && pwd)"
 status=0
 echo "== schemathesis $(schemathesis --version | awk '{print $NF}'): every operation as the clinic's administrator, ${seconds} s, seed $seed"
 fuzz "$staff_session" "$seconds" staff || status=$?

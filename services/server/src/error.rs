@@ -461,13 +461,15 @@ impl<T: serde::de::DeserializeOwned> ApiJson<T> {
         Ok(value)
     }
 
+    /// The value as a `T`. JSON that does not fit (a field missing, a value of another type)
+    /// is a 422, as `axum::Json` has it; only a body that is not JSON at all is a 400.
     fn parse(value: serde_json::Value) -> Result<Self, ApiError> {
         serde_json::from_value(value).map(ApiJson).map_err(|e| {
             ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "bad_request",
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "validation",
                 format!(
-                    "リクエストの形式が正しくありません / the request body is not valid JSON for this endpoint: {e}"
+                    "リクエストの内容がこの操作の形式に合いません / the request body does not fit this endpoint: {e}"
                 ),
             )
         })

@@ -149,9 +149,9 @@ pub const PUBLIC_ROUTES: [&str; 3] = [
 ///   nothing (or is not an ID);
 /// - query parameters: 400 for a value of the wrong type, 422 for a control character
 ///   (`input::Query`);
-/// - a JSON body: 400 when it is not JSON or not this operation's shape, 413 over the route's
-///   limit, 415 when not sent as JSON, 422 for a control character or a value the domain
-///   refuses (`ApiJson`);
+/// - a JSON body: 400 when it is not JSON, 413 over the route's limit, 415 when not sent as
+///   JSON, 422 when it does not fit the operation, has a control character or a value the
+///   domain refuses (`ApiJson`);
 /// - everything but this document and `/healthz`: 503 while the database (or the key
 ///   service) is unavailable.
 ///
@@ -239,10 +239,7 @@ fn add_common(
         ));
     }
     if json_body {
-        answers.push((
-            400,
-            "the body is not JSON, or not this operation's shape (`bad_request`)",
-        ));
+        answers.push((400, "the body is not JSON (`bad_request`)"));
         answers.push((413, "the body is over the route's limit (`too_large`)"));
         answers.push((
             415,
@@ -250,7 +247,9 @@ fn add_common(
         ));
         answers.push((
             422,
-            "a control character, or a value the rules refuse (`validation`, `field` names it)",
+            "the body does not fit this operation (a field missing, a value of another type), \
+             has a control character, or a value the rules refuse (`validation`; `field` names \
+             the field where it can)",
         ));
     }
     if uses_database {
