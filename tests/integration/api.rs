@@ -177,15 +177,20 @@ async fn every_documented_operation_is_served_and_refuses_strangers_as_documente
                 let (status, code) = error_shape(response, &what).await;
                 assert_eq!((status, code.as_str()), (401, "unauthenticated"), "{what}");
             } else {
-                assert!(status != 401 && status != 404 && status != 405, "{what}: {status}");
+                assert!(
+                    status != 401 && status != 404 && status != 405,
+                    "{what}: {status}"
+                );
             }
             operations += 1;
         }
     }
     assert!(operations >= 56, "only {operations} operations documented");
-    assert!(doc["paths"]["/api/v1/events"]["get"]["responses"]["200"]["content"]
-        .get("text/event-stream")
-        .is_some());
+    assert!(
+        doc["paths"]["/api/v1/events"]["get"]["responses"]["200"]["content"]
+            .get("text/event-stream")
+            .is_some()
+    );
 }
 
 /// What axum answers by itself — a query or path that does not parse, a method a path does not
@@ -194,100 +199,87 @@ async fn every_documented_operation_is_served_and_refuses_strangers_as_documente
 #[tokio::test]
 async fn rejections_by_the_framework_answer_the_error_shape() {
     let app = spawn_app().await;
-    let clinic = app.seed_facility("SHAPE-CLINIC", FacilityKind::Clinic).await;
-    app.seed_staff(&clinic, "doctor", StaffRole::FacilityAdmin, Profession::Doctor)
+    let clinic = app
+        .seed_facility("SHAPE-CLINIC", FacilityKind::Clinic)
         .await;
+    app.seed_staff(
+        &clinic,
+        "doctor",
+        StaffRole::FacilityAdmin,
+        Profession::Doctor,
+    )
+    .await;
     let client = app.client_for(&clinic, "doctor").await;
     let doc = openapi(&app).await;
     let some_id = "0190c3a4-7b3e-7000-8000-000000000001";
 
-    let cases: Vec<(&str, Method, String, &str, Option<(&str, Vec<u8>)>, u16, &str)> = vec![
+    let get = |url: &str, path: &'static str| (Method::GET, url.to_string(), path, None);
+    let post = |url: &str, path: &'static str, content_type: &'static str, body: &[u8]| {
+        let body = Some((content_type, body.to_vec()));
+        (Method::POST, url.to_string(), path, body)
+    };
+    let answer = format!("/api/v1/support-requests/{some_id}/answer");
+    let step = "/api/v1/support-requests/{id}/{step}";
+    let huge = format!("{{\"name\": \"{}\"}}", "あ".repeat(700_000));
+    let json = "application/json";
+    let cases = [
         (
             "a query value of the wrong type",
-            Method::GET,
-            "/api/v1/patients?limit=many".into(),
-            "/api/v1/patients",
-            None,
-            400,
-            "bad_request",
+            get("/api/v1/patients?limit=many", "/api/v1/patients"),
+            (400, "bad_request"),
         ),
         (
             "a control character in the query",
-            Method::GET,
-            "/api/v1/patients?q=%07".into(),
-            "/api/v1/patients",
-            None,
-            422,
-            "validation",
+            get("/api/v1/patients?q=%07", "/api/v1/patients"),
+            (422, "validation"),
         ),
         (
             "a path segment that is not UTF-8",
-            Method::GET,
-            "/api/v1/patients/%FF%FE".into(),
-            "/api/v1/patients/{id}",
-            None,
-            400,
-            "bad_request",
+            get("/api/v1/patients/%FF%FE", "/api/v1/patients/{id}"),
+            (400, "bad_request"),
         ),
         (
             "a body not sent as JSON",
-            Method::POST,
-            "/api/v1/patients".into(),
-            "/api/v1/patients",
-            Some(("text/plain", b"name=x".to_vec())),
-            415,
-            "unsupported_media_type",
+            post("/api/v1/patients", "/api/v1/patients", "text/plain", b"x"),
+            (415, "unsupported_media_type"),
         ),
         (
             "a body that is not JSON",
-            Method::POST,
-            "/api/v1/patients".into(),
-            "/api/v1/patients",
-            Some(("application/json", b"{\"name\":".to_vec())),
-            400,
-            "bad_request",
+            post("/api/v1/patients", "/api/v1/patients", json, b"{\"name\":"),
+            (400, "bad_request"),
         ),
         (
             "a body of another shape",
-            Method::POST,
-            "/api/v1/patients".into(),
-            "/api/v1/patients",
-            Some(("application/json", b"{\"name\": 1}".to_vec())),
-            422,
-            "validation",
+            post(
+                "/api/v1/patients",
+                "/api/v1/patients",
+                json,
+                b"{\"name\": 1}",
+            ),
+            (422, "validation"),
         ),
         (
             "a body over the route's limit",
-            Method::POST,
-            "/api/v1/patients".into(),
-            "/api/v1/patients",
-            Some((
-                "application/json",
-                format!("{{\"name\": \"{}\"}}", "あ".repeat(700_000)).into_bytes(),
-            )),
-            413,
-            "too_large",
+            post(
+                "/api/v1/patients",
+                "/api/v1/patients",
+                json,
+                huge.as_bytes(),
+            ),
+            (413, "too_large"),
         ),
         (
             "an optional body that is not JSON",
-            Method::POST,
-            format!("/api/v1/support-requests/{some_id}/answer"),
-            "/api/v1/support-requests/{id}/{step}",
-            Some(("application/json", b"{".to_vec())),
-            400,
-            "bad_request",
+            post(&answer, step, json, b"{"),
+            (400, "bad_request"),
         ),
         (
             "an optional body not sent as JSON",
-            Method::POST,
-            format!("/api/v1/support-requests/{some_id}/answer"),
-            "/api/v1/support-requests/{id}/{step}",
-            Some(("text/plain", b"answer".to_vec())),
-            415,
-            "unsupported_media_type",
+            post(&answer, step, "text/plain", b"answer"),
+            (415, "unsupported_media_type"),
         ),
     ];
-    for (what, method, url, path, body, status, code) in cases {
+    for (what, (method, url, path, body), (status, code)) in cases {
         let mut request = client.request(method.clone(), app.url(&url));
         if let Some((content_type, bytes)) = body {
             request = request.header("content-type", content_type).body(bytes);
