@@ -2,7 +2,7 @@
 //! understands and the request ID; the cause goes to the log, never into the response.
 
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{FromRequest, Request};
+use axum::extract::{FromRequest, OptionalFromRequest, Request};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -306,21 +306,142 @@ impl From<tower_sessions::session::Error> for ApiError {
 
 impl From<JsonRejection> for ApiError {
     fn from(rejection: JsonRejection) -> Self {
-        let status = rejection.status();
-        let status = if status == StatusCode::PAYLOAD_TOO_LARGE {
-            status
-        } else {
-            StatusCode::BAD_REQUEST
-        };
-        Self::new(
-            status,
-            "bad_request",
-            format!(
-                "リクエストの形式が正しくありません / the request body is not valid JSON for this endpoint: {}",
-                rejection.body_text()
+        match rejection {
+            JsonRejection::MissingJsonContentType(_) => Self::json_only(),
+            rejection if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => Self::too_large(),
+            rejection => Self::new(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                format!(
+                    "リクエストの形式が正しくありません / the request body is not valid JSON for this endpoint: {}",
+                    rejection.body_text()
+                ),
             ),
+        }
+    }
+}
+
+impl ApiError {
+    /// 415: a body that is not sent as JSON where JSON is expected.
+    pub fn json_only() -> Self {
+        Self::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "JSON で送ってください（Content-Type: application/json） / send the body as JSON (Content-Type: application/json)",
         )
     }
+
+    /// 413: a body over the route's limit.
+    pub fn too_large() -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            "リクエストが大きすぎます / the request body is too large",
+        )
+    }
+
+    /// The error for an answer axum gave by itself (an extractor's rejection, a method the
+    /// route does not serve), by its status; `detail` is axum's English explanation.
+    fn from_framework(status: StatusCode, detail: &str) -> Self {
+        let detail = detail.trim();
+        let with_detail = |ja: &str, en: &str| {
+            if detail.is_empty() {
+                format!("{ja} / {en}")
+            } else {
+                format!("{ja} / {en}: {detail}")
+            }
+        };
+        match status {
+            StatusCode::BAD_REQUEST => Self::new(
+                status,
+                "bad_request",
+                with_detail(
+                    "リクエストの形式が正しくありません",
+                    "the request is malformed",
+                ),
+            ),
+            StatusCode::UNAUTHORIZED => Self::unauthenticated(),
+            StatusCode::FORBIDDEN => {
+                Self::forbidden("この操作は許可されていません / this is not allowed")
+            }
+            StatusCode::NOT_FOUND => Self::not_found(),
+            StatusCode::METHOD_NOT_ALLOWED => Self::new(
+                status,
+                "method_not_allowed",
+                "このURLではこのメソッドは使えません（Allow ヘッダーを参照） / this method is not allowed here (see the Allow header)",
+            ),
+            StatusCode::PAYLOAD_TOO_LARGE => Self::too_large(),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => Self::new(
+                status,
+                "unsupported_media_type",
+                with_detail(
+                    "この Content-Type は受け付けません",
+                    "unsupported content type",
+                ),
+            ),
+            StatusCode::UNPROCESSABLE_ENTITY => Self::new(
+                status,
+                "validation",
+                with_detail(
+                    "入力内容を受け付けられません",
+                    "the request could not be processed",
+                ),
+            ),
+            StatusCode::SERVICE_UNAVAILABLE => Self::unavailable(),
+            // The cause stays in the log of whatever failed; nothing of it is sent.
+            s if s.is_server_error() => Self {
+                status: s,
+                ..Self::internal()
+            },
+            s => Self::new(
+                s,
+                "refused",
+                format!(
+                    "リクエストを処理できませんでした（{code}） / the request could not be processed ({code})",
+                    code = s.as_u16()
+                ),
+            ),
+        }
+    }
+}
+
+/// The longest framework answer whose text is kept as the detail of the error (axum's
+/// rejections are a line or two).
+const FRAMEWORK_DETAIL_LIMIT: usize = 1024;
+
+/// Middleware on the API router: every error answers the one JSON shape. Handlers and the
+/// extractors of this crate answer [`ApiError`] already; what else reaches here as an error
+/// is axum's own answer — an extractor's rejection as plain text (a path segment or a query
+/// string that does not parse, a body over the route's limit), or an empty 405 for a method
+/// the route does not serve — and becomes the `ApiError` of its status, axum's English text
+/// kept as the detail. Headers such as `Allow` stay.
+pub async fn json_errors(response: Response) -> Response {
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<mime::Mime>().ok())
+        .is_some_and(|m| m.subtype() == mime::JSON || m.suffix() == Some(mime::JSON));
+    let status = response.status();
+    if status.as_u16() < 400 || is_json || response.extensions().get::<ErrorBody>().is_some() {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let detail = match axum::body::to_bytes(body, FRAMEWORK_DETAIL_LIMIT).await {
+        Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+        Err(_) => String::new(),
+    };
+    tracing::debug!(
+        status = status.as_u16(),
+        "a framework error answered as JSON"
+    );
+    let error = ApiError::from_framework(status, &detail).into_response();
+    let (error_parts, error_body) = error.into_parts();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.remove(header::CONTENT_TYPE);
+    parts.headers.extend(error_parts.headers);
+    parts.extensions.extend(error_parts.extensions);
+    Response::from_parts(parts, error_body)
 }
 
 impl IntoResponse for ApiError {
@@ -350,6 +471,33 @@ impl IntoResponse for ApiError {
 /// naming the field, whatever the endpoint does with it afterwards.
 pub struct ApiJson<T>(pub T);
 
+impl<T: serde::de::DeserializeOwned> ApiJson<T> {
+    /// The body as a JSON value, through the gate.
+    async fn value<S: Send + Sync>(
+        request: Request,
+        state: &S,
+    ) -> Result<serde_json::Value, ApiError> {
+        let axum::Json(value) =
+            <axum::Json<serde_json::Value> as FromRequest<S>>::from_request(request, state).await?;
+        crate::input::check_json(&value)?;
+        Ok(value)
+    }
+
+    /// The value as a `T`. JSON that does not fit (a field missing, a value of another type)
+    /// is a 422, as `axum::Json` has it; only a body that is not JSON at all is a 400.
+    fn parse(value: serde_json::Value) -> Result<Self, ApiError> {
+        serde_json::from_value(value).map(ApiJson).map_err(|e| {
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "validation",
+                format!(
+                    "リクエストの内容がこの操作の形式に合いません / the request body does not fit this endpoint: {e}"
+                ),
+            )
+        })
+    }
+}
+
 impl<T, S> FromRequest<S> for ApiJson<T>
 where
     T: serde::de::DeserializeOwned,
@@ -358,18 +506,28 @@ where
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
-        let axum::Json(value) =
-            axum::Json::<serde_json::Value>::from_request(request, state).await?;
-        crate::input::check_json(&value)?;
-        serde_json::from_value(value).map(ApiJson).map_err(|e| {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "bad_request",
-                format!(
-                    "リクエストの形式が正しくありません / the request body is not valid JSON for this endpoint: {e}"
-                ),
-            )
-        })
+        Self::parse(Self::value(request, state).await?)
+    }
+}
+
+/// An optional JSON body: none when the request has no `Content-Type` at all (as
+/// `Option<axum::Json>`) or the body is `null`; otherwise as [`ApiJson`], its gate and its
+/// errors included.
+impl<T, S> OptionalFromRequest<S> for ApiJson<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Option<Self>, ApiError> {
+        if !request.headers().contains_key(header::CONTENT_TYPE) {
+            return Ok(None);
+        }
+        match Self::value(request, state).await? {
+            serde_json::Value::Null => Ok(None),
+            value => Self::parse(value).map(Some),
+        }
     }
 }
 
@@ -420,6 +578,80 @@ pub async fn attach_request_id(request: Request, next: Next) -> Response {
 mod tests {
     use super::*;
     use renrakucho_keyring::{KeyringError, Problem};
+
+    async fn through_json_errors(response: Response) -> (StatusCode, Response) {
+        let response = json_errors(response).await;
+        (response.status(), response)
+    }
+
+    fn error_of(response: Response) -> ErrorBody {
+        response
+            .extensions()
+            .get::<ErrorBody>()
+            .cloned()
+            .expect("the error shape")
+    }
+
+    #[tokio::test]
+    async fn framework_answers_become_the_error_shape_and_keep_their_headers() {
+        // An extractor's rejection: plain text.
+        let rejection = (
+            StatusCode::BAD_REQUEST,
+            "Failed to deserialize query string: limit: invalid digit found in string",
+        )
+            .into_response();
+        let (status, response) = through_json_errors(rejection).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(response.headers()[header::CONTENT_TYPE], "application/json");
+        let body = error_of(response);
+        assert_eq!(body.error.code, "bad_request");
+        assert!(body
+            .error
+            .message
+            .starts_with("リクエストの形式が正しくありません / "));
+        assert!(body
+            .error
+            .message
+            .ends_with("limit: invalid digit found in string"));
+
+        // A method the route does not serve: empty, with `Allow`.
+        let mut refused = StatusCode::METHOD_NOT_ALLOWED.into_response();
+        refused
+            .headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("GET,HEAD,POST"));
+        let (status, response) = through_json_errors(refused).await;
+        assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(response.headers()[header::ALLOW], "GET,HEAD,POST");
+        assert_eq!(error_of(response).error.code, "method_not_allowed");
+
+        // Server errors say nothing of their cause.
+        let failed = (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "connection pool timed out",
+        )
+            .into_response();
+        let body = error_of(through_json_errors(failed).await.1);
+        assert_eq!(body.error.code, "internal");
+        assert!(!body.error.message.contains("pool"));
+    }
+
+    #[tokio::test]
+    async fn answers_that_are_no_framework_errors_pass_unchanged() {
+        let ok = (StatusCode::OK, "fine").into_response();
+        let (status, response) = through_json_errors(ok).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(response.extensions().get::<ErrorBody>().is_none());
+
+        // A JSON error of a handler's own shape (the stale edit) is left as it is.
+        let own = (
+            StatusCode::CONFLICT,
+            Json(serde_json::json!({ "error": {}, "current": {} })),
+        )
+            .into_response();
+        let (status, response) = through_json_errors(own).await;
+        assert_eq!(status, StatusCode::CONFLICT);
+        assert!(response.extensions().get::<ErrorBody>().is_none());
+    }
 
     #[test]
     fn an_unreachable_key_provider_is_503_and_a_bad_value_names_nothing() {

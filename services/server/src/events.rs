@@ -265,6 +265,13 @@ pub async fn concerning(
 /// (`event: notification`, data JSON `{kind, patient, entry, request, priority, link}`).
 /// The stream ends when the session stops being good (signed out elsewhere, idle, account
 /// suspended): the page then finds itself signed out.
+#[utoipa::path(get, path = "/api/v1/events", tag = "notifications",
+    responses(
+        (status = 200, content_type = "text/event-stream",
+         description = "Server-sent events, as long as the session is good: `event: notification` \
+            with data JSON `{kind, patient, entry, request, priority, link}` (IDs and kinds only, \
+            never what was written); a comment every 20 s keeps the connection open."),
+        (status = 403, description = "Platform operators have no live notifications", body = crate::error::ErrorBody)))]
 #[tracing::instrument(skip_all)]
 pub async fn stream(
     State(state): State<AppState>,

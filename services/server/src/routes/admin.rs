@@ -73,7 +73,8 @@ impl From<AuditRecord> for AuditView {
 
 /// The facility's audit log: who did what, when, from where (facility administrators).
 #[utoipa::path(get, path = "/api/v1/audit", tag = "admin", params(AuditQuery),
-    responses((status = 200, body = [AuditView]), (status = 403, body = ErrorBody)))]
+    responses((status = 200, body = [AuditView]),
+              (status = 403, description = "Facility administrators only", body = ErrorBody)))]
 #[tracing::instrument(skip_all)]
 pub async fn audit_log(
     State(state): State<AppState>,
@@ -95,7 +96,10 @@ pub struct AcceptPermissionBody {
 /// Lets a staff member accept care-team invitations for the facility, or stops it.
 #[utoipa::path(put, path = "/api/v1/staff/{id}/may-accept-invitations", tag = "admin",
     request_body = AcceptPermissionBody,
-    responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    params(("id" = Uuid, Path, description = "The staff member")),
+    responses((status = 204, description = "Saved"),
+              (status = 403, description = "Facility administrators only", body = ErrorBody),
+              (status = 404, body = ErrorBody)))]
 #[tracing::instrument(skip_all)]
 pub async fn set_may_accept_invitations(
     State(state): State<AppState>,

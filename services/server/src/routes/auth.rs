@@ -70,6 +70,8 @@ fn sent_as_json(headers: &HeaderMap) -> bool {
 /// (`Content-Type: application/json`, the body empty or `{}`), so a form on another page
 /// cannot sign a person out.
 #[utoipa::path(post, path = "/api/v1/auth/sign-out", tag = "auth",
+    request_body(content = serde_json::Value, content_type = "application/json",
+        description = "Not read (`{}` will do): what counts is that it is sent as JSON"),
     responses((status = 204, description = "Signed out (also when no one was signed in)"),
               (status = 415, description = "Not sent as JSON", body = ErrorBody)))]
 #[tracing::instrument(skip_all)]

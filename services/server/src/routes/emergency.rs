@@ -24,6 +24,7 @@ pub struct EmergencyBody {
     /// The number on the patient's card (16 characters, e.g. `7K3M-Q9TX-2HCE-WR4P`).
     pub card_number: String,
     /// The patient's date of birth, YYYY-MM-DD: confirms the number.
+    #[schema(format = Date)]
     pub birth_date: String,
     /// Why (10–500 characters).
     pub reason: String,
@@ -104,7 +105,8 @@ impl From<EmergencyGrant> for GrantView {
     responses((status = 201, body = GrantView),
               (status = 404, description = "No patient with this card number and date of birth (also: the card is locked)", body = ErrorBody),
               (status = 429, description = "The facility failed too many identifications within the hour", body = ErrorBody),
-              (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+              (status = 403, description = "The signed-in person may not do this (a role without the right, a platform operator)", body = ErrorBody), (status = 422, body = ErrorBody),
+              (status = 409, description = "The patient's own facility or care team needs no emergency access", body = ErrorBody)))]
 #[tracing::instrument(skip_all)]
 pub async fn open(
     State(state): State<AppState>,
@@ -125,7 +127,7 @@ pub async fn open(
 
 /// Emergency grants opened by the facility, and those on its patients (to review).
 #[utoipa::path(get, path = "/api/v1/emergency-access", tag = "emergency",
-    responses((status = 200, body = [GrantView]), (status = 401, body = ErrorBody)))]
+    responses((status = 200, body = [GrantView]), (status = 401, body = ErrorBody), (status = 403, description = "The signed-in person may not do this (a role without the right, a platform operator)", body = ErrorBody)))]
 #[tracing::instrument(skip_all)]
 pub async fn list(
     State(state): State<AppState>,
@@ -152,7 +154,8 @@ fn grant_id(raw: &str) -> Result<Uuid, ApiError> {
 
 /// Ends the facility's own grant early.
 #[utoipa::path(post, path = "/api/v1/emergency-access/{id}/end", tag = "emergency",
-    responses((status = 204), (status = 404, body = ErrorBody)))]
+    params(("id" = Uuid, Path, description = "The grant")),
+    responses((status = 204, description = "Ended"), (status = 404, body = ErrorBody), (status = 403, description = "The signed-in person may not do this (a role without the right, a platform operator)", body = ErrorBody)))]
 #[tracing::instrument(skip_all)]
 pub async fn end(
     State(state): State<AppState>,
@@ -169,8 +172,11 @@ pub async fn end(
 
 /// Marks a grant on one of the facility's patients as reviewed (facility administrators).
 #[utoipa::path(post, path = "/api/v1/emergency-access/{id}/review", tag = "emergency",
-    responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
-              (status = 409, body = ErrorBody)))]
+    params(("id" = Uuid, Path, description = "The grant")),
+    responses((status = 204, description = "Reviewed"),
+              (status = 403, description = "Facility administrators review emergency access", body = ErrorBody),
+              (status = 404, body = ErrorBody),
+              (status = 409, description = "Opened by this facility itself (the care team reviews it), or reviewed already", body = ErrorBody)))]
 #[tracing::instrument(skip_all)]
 pub async fn review(
     State(state): State<AppState>,
@@ -209,8 +215,9 @@ impl From<IdentificationStatus> for StatusView {
     }
 }
 
+/// The facility's failed emergency identifications within the hour, and its lockout.
 #[utoipa::path(get, path = "/api/v1/emergency-access/status", tag = "emergency",
-    responses((status = 200, body = StatusView), (status = 401, body = ErrorBody)))]
+    responses((status = 200, body = StatusView), (status = 401, body = ErrorBody), (status = 403, description = "The signed-in person may not do this (a role without the right, a platform operator)", body = ErrorBody)))]
 #[tracing::instrument(skip_all)]
 pub async fn status(
     State(state): State<AppState>,
@@ -277,8 +284,11 @@ fn patient_id(raw: &str) -> Result<PatientId, ApiError> {
         .map_err(|_| ApiError::not_found())
 }
 
+/// The patient's card number and its failed identifications (the registering facility).
 #[utoipa::path(get, path = "/api/v1/patients/{id}/card", tag = "emergency",
-    responses((status = 200, body = CardView), (status = 404, body = ErrorBody)))]
+    params(("id" = Uuid, Path, description = "The patient")),
+    responses((status = 200, body = CardView), (status = 404, body = ErrorBody), (status = 403, description = "The signed-in person may not do this (a role without the right, a platform operator)", body = ErrorBody),
+              (status = 409, description = "The card number is unreadable (code `unreadable`)", body = ErrorBody)))]
 #[tracing::instrument(skip_all)]
 pub async fn card(
     State(state): State<AppState>,
@@ -294,7 +304,8 @@ pub async fn card(
 
 /// Re-issues the card: a new number; the old one stops working at once.
 #[utoipa::path(post, path = "/api/v1/patients/{id}/card/reissue", tag = "emergency",
-    responses((status = 200, body = CardView), (status = 403, body = ErrorBody),
+    params(("id" = Uuid, Path, description = "The patient")),
+    responses((status = 200, body = CardView), (status = 403, description = "The signed-in person may not do this (a role without the right, a platform operator)", body = ErrorBody),
               (status = 404, body = ErrorBody)))]
 #[tracing::instrument(skip_all)]
 pub async fn reissue_card(

@@ -16,121 +16,153 @@ use std::net::{IpAddr, SocketAddr};
 
 use axum::extract::DefaultBodyLimit;
 use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::handler::Handler;
 use axum::http::request::Parts;
-use axum::http::Uri;
+use axum::http::{Method, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post, put};
+use axum::routing::{on, MethodFilter, MethodRouter};
 use axum::Router;
 use renrakucho_store::audit::Origin;
 
 use crate::error::ApiError;
 use crate::state::AppState;
 
-/// The JSON API under `/api/v1`.
+/// The JSON API under `/api/v1`, built from [`api_routes`] and nothing else.
 pub fn api() -> Router<AppState> {
-    Router::new()
-        .route("/auth/sign-in", post(auth::sign_in))
-        .route("/auth/sign-out", post(auth::sign_out))
-        .route("/me", get(auth::me))
-        .route("/patients", get(patients::list).post(patients::register))
-        .route("/patients/{id}", get(patients::show).put(patients::update))
-        .route(
-            "/patients/{id}/consents",
-            get(patients::consents)
-                .post(patients::record_consent)
-                // A scan in base64: a third larger than the file.
-                .layer(DefaultBodyLimit::max(30 * 1024 * 1024)),
-        )
-        .route(
-            "/patients/{id}/consents/withdraw",
-            post(patients::withdraw_consent),
-        )
-        .route(
-            "/patients/{id}/consents/{consent}/scan",
-            get(patients::consent_scan),
-        )
-        .route(
-            "/patients/{id}/care-team",
-            get(patients::care_team).post(patients::invite),
-        )
-        .route("/patients/{id}/care-team/accept", post(patients::accept))
-        .route("/patients/{id}/care-team/decline", post(patients::decline))
-        .route("/patients/{id}/care-team/leave", post(patients::leave))
-        .route(
-            "/patients/{id}/care-team/{facility}",
-            delete(patients::remove),
-        )
-        .route("/patients/{id}/deletion", post(patients::request_deletion))
-        .route("/invitations", get(patients::invitations))
-        .route("/facilities", get(patients::directory))
-        .route(
-            "/emergency-access",
-            get(emergency::list).post(emergency::open),
-        )
-        .route("/emergency-access/status", get(emergency::status))
-        .route("/patients/{id}/card", get(emergency::card))
-        .route("/patients/{id}/card/reissue", post(emergency::reissue_card))
-        .route("/emergency-access/{id}/end", post(emergency::end))
-        .route("/emergency-access/{id}/review", post(emergency::review))
-        .route(
-            "/patients/{id}/entries",
-            get(notebook::timeline).post(notebook::post),
-        )
-        .route("/patients/{id}/entries/read", post(notebook::mark_read))
-        .route("/patients/{id}/entries/search", get(notebook::search))
-        .route(
-            "/patients/{id}/entries/{entry}",
-            get(notebook::detail).put(notebook::edit),
-        )
-        .route(
-            "/patients/{id}/entries/{entry}/withdraw",
-            post(notebook::withdraw),
-        )
-        .route(
-            "/patients/{id}/attachments",
-            post(notebook::upload).layer(DefaultBodyLimit::max(101 * 1024 * 1024)),
-        )
-        .route(
-            "/patients/{id}/attachments/{attachment}",
-            get(notebook::attachment),
-        )
-        .route(
-            "/patients/{id}/attachments/{attachment}/thumbnail",
-            get(notebook::thumbnail),
-        )
-        .route("/patients/{id}/export.json", get(notebook::export_json))
-        .route("/patients/{id}/export.pdf", get(notebook::export_pdf))
-        .route(
-            "/patients/{id}/support-requests",
-            post(notebook::send_support),
-        )
-        .route("/support-requests", get(notebook::support_list))
-        .route("/support-requests/{id}", get(notebook::support_detail))
-        .route(
-            "/support-requests/{id}/{step}",
-            post(notebook::support_step),
-        )
-        .route("/unread", get(notebook::unread))
-        .route("/events", get(crate::events::stream))
-        .route("/notifications", get(notebook::notifications))
-        .route(
-            "/notifications/settings",
-            get(notebook::preferences).put(notebook::save_preferences),
-        )
-        .route("/patients/{id}/mute", put(notebook::mute))
-        .route("/audit", get(admin::audit_log))
-        .route(
-            "/staff/{id}/may-accept-invitations",
-            put(admin::set_may_accept_invitations),
-        )
-        .route("/platform/alerts", get(platform::alerts))
-        .route(
-            "/platform/alerts/{id}/acknowledge",
-            post(platform::acknowledge),
-        )
-        .route("/openapi.json", get(openapi::document))
+    api_routes()
+        .into_iter()
+        .fold(Router::new(), |router, route| {
+            router.route(route.path, route.endpoint)
+        })
         .fallback(api_not_found)
+        .layer(axum::middleware::map_response(crate::error::json_errors))
         .layer(axum::middleware::from_fn(same_origin_writes))
+}
+
+/// One route of the JSON API: a method, a path under `/api/v1`, and what serves it.
+pub struct ApiRoute {
+    pub method: Method,
+    pub path: &'static str,
+    endpoint: MethodRouter<AppState>,
+}
+
+impl ApiRoute {
+    /// The route for `method` on `path`, served by `handler`.
+    fn new<H, T>(method: Method, path: &'static str, handler: H) -> Self
+    where
+        H: Handler<T, AppState>,
+        T: 'static,
+    {
+        let filter = MethodFilter::try_from(method.clone()).expect("a method axum can route");
+        Self {
+            method,
+            path,
+            endpoint: on(filter, handler),
+        }
+    }
+
+    /// A request body limit of its own (the default is 2 MB).
+    fn body_limit(mut self, bytes: usize) -> Self {
+        self.endpoint = self.endpoint.layer(DefaultBodyLimit::max(bytes));
+        self
+    }
+}
+
+fn get<H: Handler<T, AppState>, T: 'static>(path: &'static str, handler: H) -> ApiRoute {
+    ApiRoute::new(Method::GET, path, handler)
+}
+
+fn post<H: Handler<T, AppState>, T: 'static>(path: &'static str, handler: H) -> ApiRoute {
+    ApiRoute::new(Method::POST, path, handler)
+}
+
+fn put<H: Handler<T, AppState>, T: 'static>(path: &'static str, handler: H) -> ApiRoute {
+    ApiRoute::new(Method::PUT, path, handler)
+}
+
+fn delete<H: Handler<T, AppState>, T: 'static>(path: &'static str, handler: H) -> ApiRoute {
+    ApiRoute::new(Method::DELETE, path, handler)
+}
+
+/// Every route of the JSON API, in one table: [`api`] builds the router from it, and a test
+/// holds it against the OpenAPI document (both ways, method and path), so no route goes
+/// undocumented and no documented route is missing.
+pub fn api_routes() -> Vec<ApiRoute> {
+    vec![
+        post("/auth/sign-in", auth::sign_in),
+        post("/auth/sign-out", auth::sign_out),
+        get("/me", auth::me),
+        get("/patients", patients::list),
+        post("/patients", patients::register),
+        get("/patients/{id}", patients::show),
+        put("/patients/{id}", patients::update),
+        get("/patients/{id}/consents", patients::consents),
+        // A scan in base64: a third larger than the file.
+        post("/patients/{id}/consents", patients::record_consent).body_limit(30 * 1024 * 1024),
+        post(
+            "/patients/{id}/consents/withdraw",
+            patients::withdraw_consent,
+        ),
+        get(
+            "/patients/{id}/consents/{consent}/scan",
+            patients::consent_scan,
+        ),
+        get("/patients/{id}/care-team", patients::care_team),
+        post("/patients/{id}/care-team", patients::invite),
+        post("/patients/{id}/care-team/accept", patients::accept),
+        post("/patients/{id}/care-team/decline", patients::decline),
+        post("/patients/{id}/care-team/leave", patients::leave),
+        delete("/patients/{id}/care-team/{facility}", patients::remove),
+        post("/patients/{id}/deletion", patients::request_deletion),
+        get("/invitations", patients::invitations),
+        get("/facilities", patients::directory),
+        get("/emergency-access", emergency::list),
+        post("/emergency-access", emergency::open),
+        get("/emergency-access/status", emergency::status),
+        get("/patients/{id}/card", emergency::card),
+        post("/patients/{id}/card/reissue", emergency::reissue_card),
+        post("/emergency-access/{id}/end", emergency::end),
+        post("/emergency-access/{id}/review", emergency::review),
+        get("/patients/{id}/entries", notebook::timeline),
+        post("/patients/{id}/entries", notebook::post),
+        post("/patients/{id}/entries/read", notebook::mark_read),
+        get("/patients/{id}/entries/search", notebook::search),
+        get("/patients/{id}/entries/{entry}", notebook::detail),
+        put("/patients/{id}/entries/{entry}", notebook::edit),
+        post(
+            "/patients/{id}/entries/{entry}/withdraw",
+            notebook::withdraw,
+        ),
+        post("/patients/{id}/attachments", notebook::upload).body_limit(101 * 1024 * 1024),
+        get(
+            "/patients/{id}/attachments/{attachment}",
+            notebook::attachment,
+        ),
+        get(
+            "/patients/{id}/attachments/{attachment}/thumbnail",
+            notebook::thumbnail,
+        ),
+        get("/patients/{id}/export.json", notebook::export_json),
+        get("/patients/{id}/export.pdf", notebook::export_pdf),
+        post("/patients/{id}/support-requests", notebook::send_support),
+        get("/support-requests", notebook::support_list),
+        get("/support-requests/{id}", notebook::support_detail),
+        post("/support-requests/{id}/{step}", notebook::support_step),
+        get("/unread", notebook::unread),
+        get("/events", crate::events::stream),
+        get("/notifications", notebook::notifications),
+        get("/notifications/settings", notebook::preferences),
+        put("/notifications/settings", notebook::save_preferences),
+        put("/patients/{id}/mute", notebook::mute),
+        get("/audit", admin::audit_log),
+        put(
+            "/staff/{id}/may-accept-invitations",
+            admin::set_may_accept_invitations,
+        ),
+        get("/platform/alerts", platform::alerts),
+        post("/platform/alerts/{id}/acknowledge", platform::acknowledge),
+        get("/openapi.json", openapi::document),
+    ]
 }
 
 /// Whether a browser says a request comes from another site: `Sec-Fetch-Site` when it sends

@@ -37,9 +37,11 @@ fn id_of(raw: &str) -> Result<Uuid, ApiError> {
 #[derive(Deserialize, ToSchema)]
 pub struct ContentBody {
     /// instruction, treatment, support, complaint, vitals, medication, notice, other
+    #[schema(value_type = Category)]
     pub category: String,
     /// urgent (至急), reply_requested (要返信), info (参考)
     #[serde(default = "info")]
+    #[schema(value_type = Priority, default = "info")]
     pub priority: String,
     pub body: String,
     /// Each measurement with its unit: `{"temperature": {"value": 36.8, "unit": "℃"}, …}`
@@ -294,9 +296,10 @@ impl TimelineQuery {
 
 /// A page of the patient's timeline, newest first, withdrawn entries left out.
 #[utoipa::path(get, path = "/api/v1/patients/{id}/entries", tag = "notebook",
-    params(TimelineQuery),
-    responses((status = 200, description = "`{entries: [EntryListItem], next: cursor?}`; an entry that fails its integrity check is `{id, unreadable: true}` (UnreadableItem)"),
-              (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    params(("id" = Uuid, Path, description = "The patient"), TimelineQuery),
+    responses((status = 200, description = "`{entries: [EntryListItem], next: cursor?}`; an entry that fails its integrity check is `{id, unreadable: true}` (UnreadableItem)",
+               content_type = "application/json"),
+              (status = 404, body = ErrorBody), (status = 422, body = ErrorBody), (status = 403, description = "The signed-in person may not do this (a role without the right, a platform operator)", body = ErrorBody)))]
 #[tracing::instrument(skip_all)]
 pub async fn timeline(
     State(state): State<AppState>,
@@ -324,8 +327,10 @@ pub async fn timeline(
 /// Posts an entry or a reply.
 #[utoipa::path(post, path = "/api/v1/patients/{id}/entries", tag = "notebook",
     request_body = EntryBodyIn,
+    params(("id" = Uuid, Path, description = "The patient")),
     responses((status = 201, body = EntrySchema), (status = 404, body = ErrorBody),
-              (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+              (status = 403, description = "The signed-in person may not do this (a role without the right, a platform operator)", body = ErrorBody), (status = 422, body = ErrorBody),
+              (status = 409, description = "The entry replied to is withdrawn, or a file is attached already", body = ErrorBody)))]
 #[tracing::instrument(skip_all)]
 pub async fn post(
     State(state): State<AppState>,
@@ -348,8 +353,10 @@ pub async fn post(
 
 /// One entry with every version, its replies and who read it.
 #[utoipa::path(get, path = "/api/v1/patients/{id}/entries/{entry}", tag = "notebook",
-    responses((status = 200, description = "`{entry, versions, replies, read_by}`; a version or reply that fails its integrity check is `{id, unreadable: true}` (UnreadableItem)"),
-              (status = 404, body = ErrorBody),
+    params(("id" = Uuid, Path, description = "The patient"), ("entry" = Uuid, Path, description = "The entry")),
+    responses((status = 200, description = "`{entry, versions, replies, read_by}`; a version or reply that fails its integrity check is `{id, unreadable: true}` (UnreadableItem)",
+               content_type = "application/json"),
+              (status = 404, body = ErrorBody), (status = 403, description = "The signed-in person may not do this (a role without the right, a platform operator)", body = ErrorBody),
               (status = 409, description = "The entry itself is unreadable (code `unreadable`, names the record)", body = ErrorBody)))]
 #[tracing::instrument(skip_all)]
 pub async fn detail(
@@ -377,9 +384,11 @@ struct StaleEdit {
 /// `expected_version`, nothing is changed and the answer is 409 with the current entry.
 #[utoipa::path(put, path = "/api/v1/patients/{id}/entries/{entry}", tag = "notebook",
     request_body = EditBody,
+    params(("id" = Uuid, Path, description = "The patient"), ("entry" = Uuid, Path, description = "The entry")),
     responses((status = 200, body = EntrySchema),
-              (status = 409, description = "A newer version exists: `{error, current: Entry}`"),
-              (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+              (status = 409, description = "A newer version exists (code `stale_version`): the body also carries `current`, the entry as it is now; or the entry is withdrawn", body = ErrorBody),
+              (status = 403, description = "Someone else's entry, or a role without the right", body = ErrorBody),
+              (status = 404, body = ErrorBody),
               (status = 422, body = ErrorBody)))]
 #[tracing::instrument(skip_all)]
 pub async fn edit(
@@ -431,8 +440,11 @@ pub async fn edit(
 /// Withdraws an entry with a reason: hidden from the timeline, kept in its history.
 #[utoipa::path(post, path = "/api/v1/patients/{id}/entries/{entry}/withdraw", tag = "notebook",
     request_body = WithdrawBody,
-    responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
-              (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    params(("id" = Uuid, Path, description = "The patient"), ("entry" = Uuid, Path, description = "The entry")),
+    responses((status = 204, description = "Withdrawn"),
+              (status = 403, description = "Someone else's entry, or a role without the right", body = ErrorBody),
+              (status = 404, body = ErrorBody),
+              (status = 409, description = "Withdrawn already", body = ErrorBody), (status = 422, body = ErrorBody)))]
 #[tracing::instrument(skip_all)]
 pub async fn withdraw(
     State(state): State<AppState>,
@@ -453,7 +465,9 @@ pub async fn withdraw(
 /// Marks entries as read by the signed-in person.
 #[utoipa::path(post, path = "/api/v1/patients/{id}/entries/read", tag = "notebook",
     request_body = ReadBody,
-    responses((status = 200, body = Marked), (status = 404, body = ErrorBody)))]
+    params(("id" = Uuid, Path, description = "The patient")),
+    responses((status = 200, body = Marked), (status = 404, body = ErrorBody), (status = 403, description = "The signed-in person may not do this (a role without the right, a platform operator)", body = ErrorBody),
+              (status = 422, description = "More than 500 at a time", body = ErrorBody)))]
 #[tracing::instrument(skip_all)]
 pub async fn mark_read(
     State(state): State<AppState>,
@@ -482,9 +496,9 @@ renrakucho_core::redacted_debug!(SearchQuery);
 
 /// Entries of this patient's notebook containing the words (newest first, at most 100).
 #[utoipa::path(get, path = "/api/v1/patients/{id}/entries/search", tag = "notebook",
-    params(SearchQuery),
+    params(("id" = Uuid, Path, description = "The patient"), SearchQuery),
     responses((status = 200, body = [EntryListItem]), (status = 404, body = ErrorBody),
-              (status = 422, body = ErrorBody)))]
+              (status = 422, body = ErrorBody), (status = 403, description = "The signed-in person may not do this (a role without the right, a platform operator)", body = ErrorBody)))]
 #[tracing::instrument(skip_all)]
 pub async fn search(
     State(state): State<AppState>,
@@ -505,10 +519,17 @@ pub async fn search(
 /// percent-encoded). Photos are checked, cleaned of their metadata (location included) and
 /// turned upright; PDFs are checked. The file is attached when an entry naming it is posted.
 #[utoipa::path(post, path = "/api/v1/patients/{id}/attachments", tag = "notebook",
-    request_body(content = Vec<u8>, content_type = "application/octet-stream"),
-    responses((status = 201, description = "`{id, file_name, media_type, size, has_thumbnail}`"),
-              (status = 404, body = ErrorBody), (status = 413, body = ErrorBody),
-              (status = 422, body = ErrorBody)))]
+    request_body(content = FileBytes, content_type = "application/octet-stream",
+        description = "The file itself (PDF, JPEG, PNG or HEIC), with its own `Content-Type` or `application/octet-stream`"),
+    params(("id" = Uuid, Path, description = "The patient"),
+           ("x-file-name" = Option<String>, Header, description = "The file's name, percent-encoded")),
+    responses((status = 201, description = "`{id, file_name, media_type, size, has_thumbnail}`",
+               content_type = "application/json"),
+              (status = 404, body = ErrorBody),
+              (status = 413, description = "Over the upload limit (code `too_large`)", body = ErrorBody),
+              (status = 415, description = "A form or text body (code `unsupported_media_type`)", body = ErrorBody),
+              (status = 422, description = "Not a file of a kind accepted, or one that does not decode", body = ErrorBody),
+              (status = 403, description = "The signed-in person may not do this (a role without the right, a platform operator)", body = ErrorBody)))]
 #[tracing::instrument(skip_all)]
 pub async fn upload(
     State(state): State<AppState>,
@@ -557,6 +578,11 @@ pub async fn upload(
     .await?;
     Ok((StatusCode::CREATED, Json(uploaded)))
 }
+
+/// A file's bytes, as the body of an upload.
+#[derive(ToSchema)]
+#[schema(value_type = String, format = Binary)]
+pub struct FileBytes(pub Vec<u8>);
 
 /// `attachment; filename="attachment-<id>.<ext>"; filename*=UTF-8''<name>`
 pub fn attachment_disposition(id: Uuid, media_type: &str, name: &str) -> HeaderValue {
@@ -608,7 +634,11 @@ async fn send_file(
 
 /// A file of the notebook, as an attachment (never shown inline, never sniffed).
 #[utoipa::path(get, path = "/api/v1/patients/{id}/attachments/{attachment}", tag = "notebook",
-    responses((status = 200, description = "The file"), (status = 404, body = ErrorBody)))]
+    params(("id" = Uuid, Path, description = "The patient"), ("attachment" = Uuid, Path, description = "The file")),
+    responses((status = 200, description = "The file, as an attachment",
+               content(("application/pdf"), ("image/jpeg"), ("image/png"), ("image/heic"))),
+              (status = 404, body = ErrorBody), (status = 403, description = "The signed-in person may not do this (a role without the right, a platform operator)", body = ErrorBody),
+              (status = 409, description = "The file is unreadable (code `unreadable`)", body = ErrorBody)))]
 #[tracing::instrument(skip_all)]
 pub async fn attachment(
     State(state): State<AppState>,
@@ -622,7 +652,10 @@ pub async fn attachment(
 /// A photo's thumbnail (JPEG, longest side 320 px).
 #[utoipa::path(get, path = "/api/v1/patients/{id}/attachments/{attachment}/thumbnail",
     tag = "notebook",
-    responses((status = 200, description = "image/jpeg"), (status = 404, body = ErrorBody)))]
+    params(("id" = Uuid, Path, description = "The patient"), ("attachment" = Uuid, Path, description = "The file")),
+    responses((status = 200, description = "The thumbnail", content_type = "image/jpeg"),
+              (status = 404, body = ErrorBody), (status = 403, description = "The signed-in person may not do this (a role without the right, a platform operator)", body = ErrorBody),
+              (status = 409, description = "The file is unreadable (code `unreadable`)", body = ErrorBody)))]
 #[tracing::instrument(skip_all)]
 pub async fn thumbnail(
     State(state): State<AppState>,
@@ -636,8 +669,10 @@ pub async fn thumbnail(
 /// The whole notebook as JSON, every version included: a reference copy for the facility's
 /// own records (第15条).
 #[utoipa::path(get, path = "/api/v1/patients/{id}/export.json", tag = "notebook",
-    responses((status = 200, description = "The notebook as JSON, as an attachment"),
-              (status = 404, body = ErrorBody),
+    params(("id" = Uuid, Path, description = "The patient")),
+    responses((status = 200, description = "The notebook as JSON, as an attachment",
+               content_type = "application/json"),
+              (status = 404, body = ErrorBody), (status = 403, description = "The signed-in person may not do this (a role without the right, a platform operator)", body = ErrorBody),
               (status = 409, description = "A value is unreadable: no copy is made; the message names every unreadable item", body = ErrorBody)))]
 #[tracing::instrument(skip_all)]
 pub async fn export_json(
@@ -660,10 +695,12 @@ pub async fn export_json(
 
 /// The notebook as a PDF (Japanese font from the machine, `RENRAKUCHO_PDF_FONT` to choose).
 #[utoipa::path(get, path = "/api/v1/patients/{id}/export.pdf", tag = "notebook",
-    responses((status = 200, description = "The notebook as a PDF, as an attachment"),
-              (status = 404, body = ErrorBody),
+    params(("id" = Uuid, Path, description = "The patient")),
+    responses((status = 200, description = "The notebook as a PDF, as an attachment",
+               content_type = "application/pdf"),
+              (status = 404, body = ErrorBody), (status = 403, description = "The signed-in person may not do this (a role without the right, a platform operator)", body = ErrorBody),
               (status = 409, description = "A value is unreadable: no copy is made; the message names every unreadable item", body = ErrorBody),
-              (status = 503, description = "No Japanese font installed", body = ErrorBody)))]
+              (status = 503, description = "No Japanese font installed, or the database is unavailable", body = ErrorBody)))]
 #[tracing::instrument(skip_all)]
 pub async fn export_pdf(
     State(state): State<AppState>,
@@ -698,7 +735,8 @@ pub async fn export_pdf(
 
 /// The signed-in person's unread entries per patient, urgent first.
 #[utoipa::path(get, path = "/api/v1/unread", tag = "notebook",
-    responses((status = 200, description = "`[{patient, urgent, reply_requested, total, newest}]`")))]
+    responses((status = 200, description = "`[{patient, urgent, reply_requested, total, newest}]`",
+               content_type = "application/json"), (status = 403, description = "The signed-in person may not do this (a role without the right, a platform operator)", body = ErrorBody)))]
 #[tracing::instrument(skip_all)]
 pub async fn unread(
     State(state): State<AppState>,
@@ -718,6 +756,7 @@ pub struct SupportBody {
     /// The asked facility's code.
     pub to: String,
     /// remote_diagnosis, second_opinion, information
+    #[schema(value_type = SupportKind)]
     pub kind: String,
     pub question: String,
     /// What the asked facility learns about the patient (you choose what to say).
@@ -744,8 +783,10 @@ pub struct CreatedId {
 /// chosen entries and files (第13条). Outside the care team, only with consent on file.
 #[utoipa::path(post, path = "/api/v1/patients/{id}/support-requests", tag = "support",
     request_body = SupportBody,
+    params(("id" = Uuid, Path, description = "The patient")),
     responses((status = 201, body = CreatedId), (status = 404, body = ErrorBody),
-              (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+              (status = 409, description = "No consent on file or no right to ask, or the facility cannot be asked", body = ErrorBody),
+              (status = 422, body = ErrorBody), (status = 403, description = "The signed-in person may not do this (a role without the right, a platform operator)", body = ErrorBody)))]
 #[tracing::instrument(skip_all)]
 pub async fn send_support(
     State(state): State<AppState>,
@@ -796,7 +837,8 @@ pub async fn send_support(
 
 /// Requests the facility sent or received, newest first.
 #[utoipa::path(get, path = "/api/v1/support-requests", tag = "support",
-    responses((status = 200, description = "`[{id, patient, from, to, kind, status, sent, …}]`")))]
+    responses((status = 200, description = "`[{id, patient, from, to, kind, status, sent, …}]`",
+               content_type = "application/json"), (status = 403, description = "The signed-in person may not do this (a role without the right, a platform operator)", body = ErrorBody)))]
 #[tracing::instrument(skip_all)]
 pub async fn support_list(
     State(state): State<AppState>,
@@ -894,8 +936,11 @@ impl SupportSide {
 
 /// One request: question, summary, answer, and the entries it shares.
 #[utoipa::path(get, path = "/api/v1/support-requests/{id}", tag = "support",
-    responses((status = 200, description = "`{line, question, summary, answer, entries: [EntryListItem]}`"),
-              (status = 404, body = ErrorBody)))]
+    params(("id" = Uuid, Path, description = "The support request")),
+    responses((status = 200, description = "`{line, question, summary, answer, entries: [EntryListItem]}`",
+               content_type = "application/json"),
+              (status = 404, body = ErrorBody), (status = 403, description = "The signed-in person may not do this (a role without the right, a platform operator)", body = ErrorBody),
+              (status = 409, description = "The request is unreadable (code `unreadable`)", body = ErrorBody)))]
 #[tracing::instrument(skip_all)]
 pub async fn support_detail(
     State(state): State<AppState>,
@@ -917,16 +962,20 @@ renrakucho_core::redacted_debug!(AnswerBody);
 
 /// Accepts, declines, answers (the asked facility) or closes (the asking facility) a request.
 #[utoipa::path(post, path = "/api/v1/support-requests/{id}/{step}", tag = "support",
-    params(("step" = String, Path, description = "accept, decline, answer (body `{answer}`) or close")),
-    responses((status = 204), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
-              (status = 422, body = ErrorBody)))]
+    params(("id" = Uuid, Path, description = "The support request"),
+           ("step" = String, Path, description = "accept, decline, answer (body `{answer}`) or close")),
+    request_body(content = Option<AnswerBody>, content_type = "application/json",
+        description = "For `answer` only: the answer"),
+    responses((status = 204, description = "Done"), (status = 404, body = ErrorBody),
+              (status = 409, description = "Not in a state for this step", body = ErrorBody),
+              (status = 422, body = ErrorBody), (status = 403, description = "The signed-in person may not do this (a role without the right, a platform operator)", body = ErrorBody)))]
 #[tracing::instrument(skip_all)]
 pub async fn support_step(
     State(state): State<AppState>,
     RequestOrigin(origin): RequestOrigin,
     signed_in: SignedIn,
     Path((id, step)): Path<(String, String)>,
-    body: Option<Json<AnswerBody>>,
+    body: Option<ApiJson<AnswerBody>>,
 ) -> Result<StatusCode, ApiError> {
     let id = id_of(&id)?;
     let (side, line) = support_actor(&state, &signed_in, id).await?;
@@ -942,7 +991,9 @@ pub async fn support_step(
 /// and support requests. IDs and kinds only.
 #[utoipa::path(get, path = "/api/v1/notifications", tag = "notifications",
     params(("days" = Option<i64>, Query, description = "1–30, default 7")),
-    responses((status = 200, description = "`[{kind, patient, entry, request, priority, from, at, read}]`")))]
+    responses((status = 200, description = "`[{kind, patient, entry, request, priority, from, at, read}]`",
+               content_type = "application/json"),
+              (status = 422, description = "`days` is not 1–30", body = ErrorBody), (status = 403, description = "The signed-in person may not do this (a role without the right, a platform operator)", body = ErrorBody)))]
 #[tracing::instrument(skip_all)]
 pub async fn notifications(
     State(state): State<AppState>,
@@ -972,6 +1023,7 @@ pub struct PreferencesBody {
     #[serde(default)]
     pub email: Option<String>,
     /// urgent, reply_requested or info: live notifications from this level up.
+    #[schema(value_type = Priority)]
     pub live_level: String,
     /// Quiet hours, Japan time (0–23; equal: none). Urgent ones come through.
     #[serde(default)]
@@ -998,7 +1050,8 @@ fn seven() -> i64 {
 
 /// The signed-in person's notification preferences.
 #[utoipa::path(get, path = "/api/v1/notifications/settings", tag = "notifications",
-    responses((status = 200, description = "`{email, live_level, quiet_start, quiet_end, digest_enabled, digest_hour, muted}`")))]
+    responses((status = 200, description = "`{email, live_level, quiet_start, quiet_end, digest_enabled, digest_hour, muted}`",
+               content_type = "application/json"), (status = 403, description = "The signed-in person may not do this (a role without the right, a platform operator)", body = ErrorBody)))]
 #[tracing::instrument(skip_all)]
 pub async fn preferences(
     State(state): State<AppState>,
@@ -1011,7 +1064,7 @@ pub async fn preferences(
 /// Saves the signed-in person's notification preferences.
 #[utoipa::path(put, path = "/api/v1/notifications/settings", tag = "notifications",
     request_body = PreferencesBody,
-    responses((status = 204), (status = 422, body = ErrorBody)))]
+    responses((status = 204, description = "Saved"), (status = 422, body = ErrorBody), (status = 403, description = "The signed-in person may not do this (a role without the right, a platform operator)", body = ErrorBody)))]
 #[tracing::instrument(skip_all)]
 pub async fn save_preferences(
     State(state): State<AppState>,
@@ -1041,7 +1094,8 @@ pub struct MuteBody {
 /// come through.
 #[utoipa::path(put, path = "/api/v1/patients/{id}/mute", tag = "notifications",
     request_body = MuteBody,
-    responses((status = 204), (status = 404, body = ErrorBody)))]
+    params(("id" = Uuid, Path, description = "The patient")),
+    responses((status = 204, description = "Saved"), (status = 404, body = ErrorBody), (status = 403, description = "The signed-in person may not do this (a role without the right, a platform operator)", body = ErrorBody)))]
 #[tracing::instrument(skip_all)]
 pub async fn mute(
     State(state): State<AppState>,

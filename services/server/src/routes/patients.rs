@@ -48,8 +48,10 @@ pub struct PatientBody {
     /// フリガナ (katakana or hiragana)
     pub kana: String,
     /// YYYY-MM-DD
+    #[schema(format = Date)]
     pub birth_date: String,
     /// female, male, other, unknown
+    #[schema(value_type = Sex)]
     pub sex: String,
     /// not_certified, pending, independent, support_1, support_2, care_1 … care_5
     pub care_level: String,
@@ -199,7 +201,8 @@ renrakucho_core::redacted_debug!(PatientQuery { limit });
 /// Patients of other facilities never appear.
 /// A patient whose name fails its integrity check is listed as `UnreadableItem`.
 #[utoipa::path(get, path = "/api/v1/patients", tag = "patients", params(PatientQuery),
-    responses((status = 200, body = [PatientListItem]), (status = 401, body = ErrorBody)))]
+    responses((status = 200, body = [PatientListItem]), (status = 401, body = ErrorBody),
+              (status = 403, description = "The signed-in person may not do this (a role without the right, a platform operator)", body = ErrorBody)))]
 #[tracing::instrument(skip_all)]
 pub async fn list(
     State(state): State<AppState>,
@@ -230,7 +233,7 @@ pub async fn list(
 /// with other facilities only once consent is recorded.
 #[utoipa::path(post, path = "/api/v1/patients", tag = "patients", request_body = PatientBody,
     responses((status = 201, body = PatientView), (status = 422, body = ErrorBody),
-              (status = 403, body = ErrorBody)))]
+              (status = 403, description = "The signed-in person may not do this (a role without the right, a platform operator)", body = ErrorBody)))]
 #[tracing::instrument(skip_all)]
 pub async fn register(
     State(state): State<AppState>,
@@ -248,7 +251,10 @@ pub async fn register(
 
 /// One patient.
 #[utoipa::path(get, path = "/api/v1/patients/{id}", tag = "patients",
-    responses((status = 200, body = PatientView), (status = 404, body = ErrorBody)))]
+    params(("id" = Uuid, Path, description = "The patient")),
+    responses((status = 200, body = PatientView), (status = 404, body = ErrorBody),
+              (status = 403, description = "The signed-in person may not do this (a role without the right, a platform operator)", body = ErrorBody),
+              (status = 409, description = "The record is unreadable (code `unreadable`, names the record)", body = ErrorBody)))]
 #[tracing::instrument(skip_all)]
 pub async fn show(
     State(state): State<AppState>,
@@ -264,8 +270,11 @@ pub async fn show(
 
 /// Corrects a registration (the registering facility).
 #[utoipa::path(put, path = "/api/v1/patients/{id}", tag = "patients", request_body = PatientBody,
+    params(("id" = Uuid, Path, description = "The patient")),
     responses((status = 200, body = PatientView), (status = 404, body = ErrorBody),
-              (status = 422, body = ErrorBody)))]
+              (status = 422, body = ErrorBody),
+              (status = 403, description = "The signed-in person may not do this (a role without the right, a platform operator)", body = ErrorBody),
+              (status = 409, description = "Changed by someone else meanwhile, or unreadable", body = ErrorBody)))]
 #[tracing::instrument(skip_all)]
 pub async fn update(
     State(state): State<AppState>,
@@ -297,6 +306,7 @@ renrakucho_core::redacted_debug!(SignerBody);
 pub struct ConsentBody {
     pub signer: SignerBody,
     /// YYYY-MM-DD
+    #[schema(format = Date)]
     pub signed_on: String,
     /// What the patient agreed to share; the network's standard wording when left out.
     #[serde(default)]
@@ -349,8 +359,11 @@ pub struct RecordedConsent {
 /// it, with the scan of the newly signed form, signed no earlier than the withdrawal (ADR 0014).
 #[utoipa::path(post, path = "/api/v1/patients/{id}/consents", tag = "consent",
     request_body = ConsentBody,
+    params(("id" = Uuid, Path, description = "The patient")),
     responses((status = 201, body = RecordedConsent), (status = 403, body = ErrorBody),
-              (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+              (status = 404, body = ErrorBody), (status = 422, body = ErrorBody),
+              (status = 409, body = ErrorBody),
+              (status = 413, description = "The scan is over the upload limit (code `too_large`)", body = ErrorBody)))]
 #[tracing::instrument(skip_all)]
 pub async fn record_consent(
     State(state): State<AppState>,
@@ -470,7 +483,9 @@ impl From<renrakucho_care::Consent> for ConsentView {
 /// The patient's consents, newest first, withdrawn ones included.
 /// A consent whose details fail their integrity check is listed as `UnreadableItem`.
 #[utoipa::path(get, path = "/api/v1/patients/{id}/consents", tag = "consent",
-    responses((status = 200, body = [ConsentListItem]), (status = 404, body = ErrorBody)))]
+    params(("id" = Uuid, Path, description = "The patient")),
+    responses((status = 200, body = [ConsentListItem]), (status = 404, body = ErrorBody),
+              (status = 403, description = "The signed-in person may not do this (a role without the right, a platform operator)", body = ErrorBody)))]
 #[tracing::instrument(skip_all)]
 pub async fn consents(
     State(state): State<AppState>,
@@ -507,8 +522,13 @@ pub fn download(media_type: &str, file_name: &str, bytes: Vec<u8>) -> Response {
 
 /// The scan of a signed consent form.
 #[utoipa::path(get, path = "/api/v1/patients/{id}/consents/{consent}/scan", tag = "consent",
-    responses((status = 200, description = "The file (PDF, JPEG or PNG), as an attachment"),
-              (status = 404, body = ErrorBody)))]
+    params(("id" = Uuid, Path, description = "The patient"),
+           ("consent" = Uuid, Path, description = "The consent")),
+    responses((status = 200, description = "The file (PDF, JPEG or PNG), as an attachment",
+               content_type = "application/octet-stream"),
+              (status = 404, body = ErrorBody),
+              (status = 403, description = "The signed-in person may not do this (a role without the right, a platform operator)", body = ErrorBody),
+              (status = 409, description = "The record is unreadable (code `unreadable`, names the record)", body = ErrorBody)))]
 #[tracing::instrument(skip_all)]
 pub async fn consent_scan(
     State(state): State<AppState>,
@@ -541,7 +561,9 @@ pub async fn consent_scan(
 /// Records the withdrawal of consent: every facility but the registering one loses access at
 /// once.
 #[utoipa::path(post, path = "/api/v1/patients/{id}/consents/withdraw", tag = "consent",
-    responses((status = 204), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+    params(("id" = Uuid, Path, description = "The patient")),
+    responses((status = 204, description = "Withdrawn"), (status = 404, body = ErrorBody),
+              (status = 409, body = ErrorBody), (status = 403, description = "The signed-in person may not do this (a role without the right, a platform operator)", body = ErrorBody)))]
 #[tracing::instrument(skip_all)]
 pub async fn withdraw_consent(
     State(state): State<AppState>,
@@ -592,7 +614,9 @@ impl From<TeamMember> for MemberView {
 
 /// The patient's care team.
 #[utoipa::path(get, path = "/api/v1/patients/{id}/care-team", tag = "care team",
-    responses((status = 200, body = [MemberView]), (status = 404, body = ErrorBody)))]
+    params(("id" = Uuid, Path, description = "The patient")),
+    responses((status = 200, body = [MemberView]), (status = 404, body = ErrorBody),
+              (status = 403, description = "The signed-in person may not do this (a role without the right, a platform operator)", body = ErrorBody)))]
 #[tracing::instrument(skip_all)]
 pub async fn care_team(
     State(state): State<AppState>,
@@ -615,8 +639,10 @@ pub struct InviteBody {
 /// Invites a facility into the care team. Consent on file is reused: no new form.
 #[utoipa::path(post, path = "/api/v1/patients/{id}/care-team", tag = "care team",
     request_body = InviteBody,
+    params(("id" = Uuid, Path, description = "The patient")),
     responses((status = 201, body = MemberView), (status = 404, body = ErrorBody),
-              (status = 409, body = ErrorBody)))]
+              (status = 409, description = "No participating facility has that code, or it is already invited or in the team", body = ErrorBody),
+              (status = 403, description = "The signed-in person may not do this (a role without the right, a platform operator)", body = ErrorBody)))]
 #[tracing::instrument(skip_all)]
 pub async fn invite(
     State(state): State<AppState>,
@@ -636,7 +662,9 @@ pub async fn invite(
 /// Accepts the invitation for the signed-in person's facility (its administrator, or staff it
 /// allows).
 #[utoipa::path(post, path = "/api/v1/patients/{id}/care-team/accept", tag = "care team",
-    responses((status = 204), (status = 404, body = ErrorBody)))]
+    params(("id" = Uuid, Path, description = "The patient")),
+    responses((status = 204, description = "Done"), (status = 404, body = ErrorBody),
+              (status = 403, description = "The signed-in person may not do this (a role without the right, a platform operator)", body = ErrorBody)))]
 #[tracing::instrument(skip_all)]
 pub async fn accept(
     State(state): State<AppState>,
@@ -653,7 +681,9 @@ pub async fn accept(
 
 /// Declines the invitation.
 #[utoipa::path(post, path = "/api/v1/patients/{id}/care-team/decline", tag = "care team",
-    responses((status = 204), (status = 404, body = ErrorBody)))]
+    params(("id" = Uuid, Path, description = "The patient")),
+    responses((status = 204, description = "Done"), (status = 404, body = ErrorBody),
+              (status = 403, description = "The signed-in person may not do this (a role without the right, a platform operator)", body = ErrorBody)))]
 #[tracing::instrument(skip_all)]
 pub async fn decline(
     State(state): State<AppState>,
@@ -670,7 +700,9 @@ pub async fn decline(
 
 /// Takes the signed-in person's facility out of the care team.
 #[utoipa::path(post, path = "/api/v1/patients/{id}/care-team/leave", tag = "care team",
-    responses((status = 204), (status = 404, body = ErrorBody)))]
+    params(("id" = Uuid, Path, description = "The patient")),
+    responses((status = 204, description = "Done"), (status = 404, body = ErrorBody),
+              (status = 403, description = "The signed-in person may not do this (a role without the right, a platform operator)", body = ErrorBody)))]
 #[tracing::instrument(skip_all)]
 pub async fn leave(
     State(state): State<AppState>,
@@ -687,7 +719,10 @@ pub async fn leave(
 
 /// Removes a facility from the care team, or cancels its invitation (registering facility).
 #[utoipa::path(delete, path = "/api/v1/patients/{id}/care-team/{facility}", tag = "care team",
-    responses((status = 204), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+    params(("id" = Uuid, Path, description = "The patient"),
+           ("facility" = Uuid, Path, description = "The member facility")),
+    responses((status = 204, description = "Removed"), (status = 404, body = ErrorBody),
+              (status = 409, body = ErrorBody), (status = 403, description = "The signed-in person may not do this (a role without the right, a platform operator)", body = ErrorBody)))]
 #[tracing::instrument(skip_all)]
 pub async fn remove(
     State(state): State<AppState>,
@@ -716,7 +751,8 @@ pub struct InvitationView {
 
 /// Invitations waiting for the signed-in person's facility.
 #[utoipa::path(get, path = "/api/v1/invitations", tag = "care team",
-    responses((status = 200, body = [InvitationView]), (status = 401, body = ErrorBody)))]
+    responses((status = 200, body = [InvitationView]), (status = 401, body = ErrorBody),
+              (status = 403, description = "The signed-in person may not do this (a role without the right, a platform operator)", body = ErrorBody)))]
 #[tracing::instrument(skip_all)]
 pub async fn invitations(
     State(state): State<AppState>,
@@ -756,8 +792,9 @@ pub struct ErasureView {
 /// stored about the patient is removed in every facility and the patient's key destroyed.
 #[utoipa::path(post, path = "/api/v1/patients/{id}/deletion", tag = "patients",
     request_body = DeletionBody,
+    params(("id" = Uuid, Path, description = "The patient")),
     responses((status = 200, body = ErasureView), (status = 404, body = ErrorBody),
-              (status = 422, body = ErrorBody)))]
+              (status = 422, body = ErrorBody), (status = 403, description = "The signed-in person may not do this (a role without the right, a platform operator)", body = ErrorBody)))]
 #[tracing::instrument(skip_all)]
 pub async fn request_deletion(
     State(state): State<AppState>,
@@ -797,7 +834,7 @@ pub struct DirectoryView {
 
 /// The directory of participating facilities (第16条), to choose whom to invite.
 #[utoipa::path(get, path = "/api/v1/facilities", tag = "directory",
-    responses((status = 200, body = [DirectoryView])))]
+    responses((status = 200, body = [DirectoryView]), (status = 403, description = "The signed-in person may not do this (a role without the right, a platform operator)", body = ErrorBody)))]
 #[tracing::instrument(skip_all)]
 pub async fn directory(
     State(state): State<AppState>,

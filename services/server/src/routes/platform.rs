@@ -70,7 +70,8 @@ impl From<renrakucho_store::platform_alerts::Alert> for AlertView {
 
 /// Alerts for the platform operators.
 #[utoipa::path(get, path = "/api/v1/platform/alerts", tag = "platform", params(AlertQuery),
-    responses((status = 200, body = [AlertView]), (status = 403, body = ErrorBody)))]
+    responses((status = 200, body = [AlertView]),
+              (status = 403, description = "Platform operators only", body = ErrorBody)))]
 #[tracing::instrument(skip_all)]
 pub async fn alerts(
     State(state): State<AppState>,
@@ -87,7 +88,10 @@ pub async fn alerts(
 
 /// Marks an alert as seen.
 #[utoipa::path(post, path = "/api/v1/platform/alerts/{id}/acknowledge", tag = "platform",
-    responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    params(("id" = Uuid, Path, description = "The alert")),
+    responses((status = 204, description = "Acknowledged"),
+              (status = 403, description = "Platform operators only", body = ErrorBody),
+              (status = 404, body = ErrorBody)))]
 #[tracing::instrument(skip_all)]
 pub async fn acknowledge(
     State(state): State<AppState>,

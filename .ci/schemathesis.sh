@@ -1,0 +1,144 @@
+#!/usr/bin/env bash
+# Fuzzes the JSON API against its own OpenAPI document with schemathesis (PyPI, 4.x): every
+# operation, every check, for a bounded time with a fixed seed. The server is built and started
+# for it (`serve --demo` on a port of its own, a throwaway data directory: writes are fuzzed
+# too), the demo administrator of IZ-CLINIC and the platform operator are signed in, and a
+# session cookie is given to schemathesis for the operations the document says need one. Exit 0
+# only with no failure.
+#
+#   .ci/schemathesis.sh                 # 105 s + 15 s as the operator, seed 20261201
+#   FUZZ_SECONDS=600 FUZZ_SEED=7 .ci/schemathesis.sh
+#
+# Needs `schemathesis` on PATH (`.ci/run` installs it), python3, and what `serve` needs (the
+# PostgreSQL server binaries). JUnit reports go to target/schemathesis/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+seconds="${FUZZ_SECONDS:-105}"
+seed="${FUZZ_SEED:-20261201}"
+target_dir="${CARGO_TARGET_DIR:-target}"
+report_dir="$target_dir/schemathesis"
+
+if ! command -v schemathesis >/dev/null 2>&1; then
+  echo "schemathesis is not installed: pip install 'schemathesis==4.32.5' (.ci/run does)" >&2
+  exit 2
+fi
+
+echo "== building the server"
+cargo build -q -p renrakucho-server
+binary="$target_dir/debug/renrakucho"
+
+work="$(mktemp -d)"
+# As root, the private PostgreSQL runs as `postgres`, which must reach its directory.
+chmod 755 "$work"
+server_pid=""
+stop_server() {
+  if [ -n "$server_pid" ] && kill -0 "$server_pid" 2>/dev/null; then
+    kill -TERM "$server_pid"
+    wait "$server_pid" || true
+  fi
+  rm -rf "$work"
+}
+trap stop_server EXIT
+
+echo "== starting the server (serve --demo, data in $work)"
+RENRAKUCHO_LISTEN=127.0.0.1:0 RENRAKUCHO_DATA_DIR="$work/data" RUST_LOG=warn \
+  "$binary" serve --demo >"$work/server.out" 2>"$work/server.err" &
+server_pid=$!
+
+base=""
+for _ in $(seq 1 240); do
+  if ! kill -0 "$server_pid" 2>/dev/null; then
+    echo "the server stopped before it listened:" >&2
+    cat "$work/server.out" "$work/server.err" >&2
+    exit 1
+  fi
+  base="$(sed -n 's|^Renrakucho is listening on \(http://[^/]*\)/$|\1|p' "$work/server.out")"
+  [ -n "$base" ] && break
+  sleep 0.5
+done
+if [ -z "$base" ]; then
+  echo "the server did not start listening within 120 s" >&2
+  cat "$work/server.err" >&2
+  exit 1
+fi
+echo "== listening on $base"
+
+# Sign in as the demo clinic's administrator and as the platform operator; list the IDs they
+# can see (for the path parameters: `ids.dict`, beside the configuration).
+cp .ci/schemathesis.toml "$work/schemathesis.toml"
+sessions="$(python3 - "$base" "$work/ids.dict" <<'PY'
+import json, sys, urllib.request
+
+base, dictionary = sys.argv[1], sys.argv[2]
+
+def sign_in(facility, login):
+    body = {"facility_code": facility, "login_id": login, "password": "renrakucho-demo"}
+    request = urllib.request.Request(
+        base + "/api/v1/auth/sign-in", data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request) as response:
+        for header in response.headers.get_all("Set-Cookie") or []:
+            name, _, rest = header.partition("=")
+            if name.strip() == "renrakucho_session":
+                return rest.split(";", 1)[0]
+    raise SystemExit(f"signing in {login} gave no session cookie")
+
+def get(session, path):
+    request = urllib.request.Request(
+        base + "/api/v1" + path, headers={"Cookie": "renrakucho_session=" + session})
+    with urllib.request.urlopen(request) as response:
+        return json.load(response)
+
+staff, operator = sign_in("IZ-CLINIC", "sato"), sign_in(None, "operator")
+ids = {get(staff, "/me")["id"]}
+ids |= {f["id"] for f in get(staff, "/facilities")}
+ids |= {g["id"] for g in get(staff, "/emergency-access")}
+ids |= {r["id"] for r in get(staff, "/support-requests")}
+ids |= {a["id"] for a in get(operator, "/platform/alerts")}
+for patient in get(staff, "/patients"):
+    ids.add(patient["id"])
+    for entry in get(staff, f"/patients/{patient['id']}/entries")["entries"]:
+        ids.add(entry["id"])
+        ids |= {a["id"] for a in entry.get("attachments") or []}
+    ids |= {c["id"] for c in get(staff, f"/patients/{patient['id']}/consents")}
+with open(dictionary, "w") as out:
+    out.writelines(f'"{i}"\n' for i in sorted(ids))
+print(staff, operator)
+PY
+)"
+read -r staff_session operator_session <<<"$sessions"
+echo "== $(wc -l <"$work/ids.dict") IDs for the path parameters"
+
+# From the throwaway directory: hypothesis keeps its examples in the working directory.
+fuzz() { # session, seconds, report name, extra arguments
+  local session="$1" time="$2" name="$3"
+  shift 3
+  (cd "$work" && RENRAKUCHO_FUZZ_SESSION="$session" schemathesis \
+    --config-file "$work/schemathesis.toml" \
+    run "$base/api/v1/openapi.json" \
+    --url "$base" \
+    --checks all \
+    --seed "$seed" \
+    --max-time "$time" \
+    --workers 2 \
+    --no-color \
+    --report junit --report-junit-path "$report_dir/$name.xml" \
+    "$@")
+}
+
+mkdir -p "$report_dir"
+report_dir="$(cd "$report_dir" && pwd)"
+status=0
+echo "== schemathesis $(schemathesis --version | awk '{print $NF}'): every operation as the clinic's administrator, ${seconds} s, seed $seed"
+fuzz "$staff_session" "$seconds" staff || status=$?
+# The operators' own operations, which refuse everyone else.
+echo "== schemathesis: the platform operators' operations as the operator, 15 s"
+fuzz "$operator_session" 15 operator --include-path-regex '^/api/v1/platform/' || status=$?
+
+if grep -q 'panicked' "$work/server.err"; then
+  echo "the server panicked during the run:" >&2
+  grep -A5 'panicked' "$work/server.err" >&2
+  status=1
+fi
+exit "$status"
