@@ -72,6 +72,9 @@ pub struct SignInThrottle {
     per_address: Arc<DefaultKeyedRateLimiter<IpAddr>>,
     /// Refusals per key, for one window (the account period) at a time.
     refusals: Arc<Mutex<HashMap<String, RefusalWindow>>>,
+    /// Windows that closed while their key was still being refused: replaced by a new window
+    /// at once, kept here until the next sweep summarises them.
+    replaced: Arc<Mutex<Vec<RefusalWindow>>>,
     window: Duration,
     /// When the windows were last looked through (at most once a second).
     swept: Arc<Mutex<Instant>>,
@@ -124,6 +127,7 @@ impl SignInThrottle {
                 config.address_period_secs,
             ))),
             refusals: Arc::default(),
+            replaced: Arc::default(),
             window: Duration::from_secs(config.account_period_secs.max(1)),
             swept: Arc::new(Mutex::new(clock.now())),
             clock,
@@ -149,8 +153,23 @@ impl SignInThrottle {
                 open.counted += 1;
                 false
             }
-            // A closed window not yet summarised stays until it is (closed_windows).
-            Some(_) => true,
+            // A closed window not yet summarised: a new window opens now (this refusal is its
+            // first), the old one waits for the sweep to write its count.
+            Some(_) => {
+                let fresh = RefusalWindow {
+                    opened: now,
+                    limited,
+                    address,
+                    account: account.map(str::to_string),
+                    counted: 0,
+                };
+                if let Some(old) = windows.insert(key, fresh) {
+                    if old.counted > 0 {
+                        self.replaced.lock().expect("replaced windows").push(old);
+                    }
+                }
+                true
+            }
             None => {
                 windows.insert(
                     key,
@@ -179,7 +198,19 @@ impl SignInThrottle {
             *swept = now;
         }
         let mut windows = self.refusals.lock().expect("refusal windows");
-        let mut closed = Vec::new();
+        let mut closed: Vec<RefusalSummary> = self
+            .replaced
+            .lock()
+            .expect("replaced windows")
+            .drain(..)
+            .map(|w| RefusalSummary {
+                limited: w.limited,
+                address: w.address,
+                account: w.account,
+                refusals: w.counted,
+                window: self.window,
+            })
+            .collect();
         windows.retain(|_, w| {
             if now.duration_since(w.opened) < self.window {
                 return true;
@@ -282,5 +313,44 @@ mod tests {
         assert_eq!(closed[0].refusals, 50);
         assert_eq!(closed[0].account.as_deref(), Some("f/a"));
         assert!(t.closed_windows().is_empty(), "summarised once");
+    }
+
+    #[test]
+    fn refusals_after_a_window_closes_open_the_next_window_not_a_record_each() {
+        let now = Arc::new(Mutex::new(Instant::now()));
+        let clock = {
+            let now = now.clone();
+            WindowClock::new(move || *now.lock().unwrap())
+        };
+        let t = SignInThrottle::with_window_clock(
+            ThrottleConfig {
+                account_burst: 1,
+                account_period_secs: 3600,
+                address_burst: 1000,
+                address_period_secs: 1,
+            },
+            clock,
+        );
+        assert!(t.attempt("f/a", None).is_ok());
+        assert!(t.attempt("f/a", None).unwrap_err().first_in_window);
+        for _ in 0..10 {
+            assert!(!t.attempt("f/a", None).unwrap_err().first_in_window);
+        }
+        // The window closes; refusals go on before any sweep has summarised it.
+        *now.lock().unwrap() += Duration::from_secs(3600);
+        assert!(t.attempt("f/a", None).unwrap_err().first_in_window);
+        for _ in 0..10 {
+            assert!(
+                !t.attempt("f/a", None).unwrap_err().first_in_window,
+                "a refusal in the new window is counted, not recorded"
+            );
+        }
+        let closed = t.closed_windows();
+        assert_eq!(closed.len(), 1, "the first window's count, once");
+        assert_eq!(closed[0].refusals, 10);
+        *now.lock().unwrap() += Duration::from_secs(3600);
+        let closed = t.closed_windows();
+        assert_eq!(closed.len(), 1, "then the second's");
+        assert_eq!(closed[0].refusals, 10);
     }
 }
