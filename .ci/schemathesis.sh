@@ -2,12 +2,12 @@
 # Fuzzes the JSON API against its own OpenAPI document with schemathesis (PyPI, 4.x): every
 # operation, every check, for a bounded time with a fixed seed. The server is built and started
 # for it (`serve --demo` on a port of its own, a throwaway data directory: writes are fuzzed
-# too), the demo administrator of IZ-CLINIC and the platform operator are signed in, and a
-# session cookie is given to schemathesis for the operations the document says need one. Exit 0
-# only with no failure.
+# too), a demo account (the administrator of IZ-CLINIC) and the platform operator are signed
+# in, and a session cookie is given to schemathesis for the operations the document says need
+# one. Exit 0 only with no failure.
 #
-#   .ci/schemathesis.sh                 # 105 s + 15 s as the operator, seed 20261201
-#   FUZZ_SECONDS=600 FUZZ_SEED=7 .ci/schemathesis.sh
+#   .ci/schemathesis.sh            # 105 s, then 15 s as the operator; seed 20261201
+#   FUZZ_SECONDS=900 FUZZ_SEED=7 FUZZ_AS=IZ-NURSE/tanaka .ci/schemathesis.sh
 #
 # Needs `schemathesis` on PATH (`.ci/run` installs it), python3, and what `serve` needs (the
 # PostgreSQL server binaries). JUnit reports go to target/schemathesis/.
@@ -16,6 +16,8 @@ cd "$(dirname "$0")/.."
 
 seconds="${FUZZ_SECONDS:-105}"
 seed="${FUZZ_SEED:-20261201}"
+# Whom the run signs in as (a demo account: facility code/login ID).
+as="${FUZZ_AS:-IZ-CLINIC/sato}"
 target_dir="${CARGO_TARGET_DIR:-target}"
 report_dir="$target_dir/schemathesis"
 
@@ -64,13 +66,13 @@ if [ -z "$base" ]; then
 fi
 echo "== listening on $base"
 
-# Sign in as the demo clinic's administrator and as the platform operator; list the IDs they
-# can see (for the path parameters: `ids.dict`, beside the configuration).
+# Sign in as the demo account and as the platform operator; list the IDs they can see (for the
+# path parameters: `ids.dict`, beside the configuration).
 cp .ci/schemathesis.toml "$work/schemathesis.toml"
-sessions="$(python3 - "$base" "$work/ids.dict" <<'PY'
+sessions="$(python3 - "$base" "$work/ids.dict" "${as%%/*}" "${as#*/}" <<'PY'
 import json, sys, urllib.request
 
-base, dictionary = sys.argv[1], sys.argv[2]
+base, dictionary, facility, login = sys.argv[1:5]
 
 def sign_in(facility, login):
     body = {"facility_code": facility, "login_id": login, "password": "renrakucho-demo"}
@@ -90,7 +92,7 @@ def get(session, path):
     with urllib.request.urlopen(request) as response:
         return json.load(response)
 
-staff, operator = sign_in("IZ-CLINIC", "sato"), sign_in(None, "operator")
+staff, operator = sign_in(facility, login), sign_in(None, "operator")
 ids = {get(staff, "/me")["id"]}
 ids |= {f["id"] for f in get(staff, "/facilities")}
 ids |= {g["id"] for g in get(staff, "/emergency-access")}
@@ -130,7 +132,7 @@ fuzz() { # session, seconds, report name, extra arguments
 mkdir -p "$report_dir"
 report_dir="$(cd "$report_dir" && pwd)"
 status=0
-echo "== schemathesis $(schemathesis --version | awk '{print $NF}'): every operation as the clinic's administrator, ${seconds} s, seed $seed"
+echo "== schemathesis $(schemathesis --version | awk '{print $NF}'): every operation as $as, ${seconds} s, seed $seed"
 fuzz "$staff_session" "$seconds" staff || status=$?
 # The operators' own operations, which refuse everyone else.
 echo "== schemathesis: the platform operators' operations as the operator, 15 s"
