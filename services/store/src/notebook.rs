@@ -372,7 +372,8 @@ pub async fn replies(
     .await?)
 }
 
-/// Records that a person read these entries (again reading changes nothing).
+/// Records that a person read these entries (again reading changes nothing). `NotFound` when
+/// one of them is not an entry of this patient.
 #[tracing::instrument(level = "debug", skip_all, fields(patient = %patient, reader = %reader))]
 pub async fn mark_read(
     tx: &mut ScopedTx,
@@ -386,11 +387,19 @@ pub async fn mark_read(
         return Ok(0);
     }
     let facility = tx.scope().facility().ok_or(StoreError::Forbidden)?;
-    let done = sqlx::query(
-        "INSERT INTO entry_reads (entry_id, patient_id, staff_id, facility_id, reader_name,
-                                  reader_profession)
-         SELECT e, $2, $3, $4, $5, $6 FROM unnest($1::uuid[]) AS e
-         ON CONFLICT (entry_id, staff_id) DO NOTHING",
+    // One statement: the receipts for the named entries of this patient, and how many names
+    // were not among them (unknown, or another patient's: not told apart).
+    let (missing, marked): (i64, i64) = sqlx::query_as(
+        "WITH named AS (SELECT DISTINCT unnest($1::uuid[]) AS id),
+              found AS (SELECT e.id FROM entries e JOIN named USING (id) WHERE e.patient_id = $2),
+              marked AS (
+                INSERT INTO entry_reads (entry_id, patient_id, staff_id, facility_id, reader_name,
+                                         reader_profession)
+                SELECT id, $2, $3, $4, $5, $6 FROM found
+                ON CONFLICT (entry_id, staff_id) DO NOTHING
+                RETURNING 1)
+         SELECT (SELECT count(*) FROM named) - (SELECT count(*) FROM found),
+                (SELECT count(*) FROM marked)",
     )
     .bind(entries)
     .bind(patient.as_uuid())
@@ -398,9 +407,13 @@ pub async fn mark_read(
     .bind(facility.as_uuid())
     .bind(name)
     .bind(profession)
-    .execute(tx.conn())
+    .fetch_one(tx.conn())
     .await?;
-    Ok(done.rows_affected())
+    // The caller's transaction is not committed on an error: nothing is marked.
+    if missing > 0 {
+        return Err(StoreError::NotFound);
+    }
+    Ok(marked as u64)
 }
 
 /// Someone who read an entry.

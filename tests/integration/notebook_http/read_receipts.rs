@@ -156,10 +156,17 @@ async fn read_receipts_name_the_reader_and_unread_counts_put_urgent_first() {
         .send()
         .await
         .unwrap();
-    assert!(
-        !response.status().is_success() || json_of(response).await["marked"] == 0,
-        "an entry of another patient"
-    );
+    assert_eq!(response.status(), 422, "an entry of another patient");
+    assert_eq!(json_of(response).await["error"]["field"], "entries");
+    // An entry that does not exist at all is refused the same way.
+    let response = net
+        .member_c
+        .post(patient_url(&app, p2, "/entries/read"))
+        .json(&json!({ "entries": [uuid::Uuid::now_v7()] }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 422, "an entry that does not exist");
     assert_eq!(
         unread(&app, &net.member_c).await,
         vec![(s2, 0, 1, 2)],

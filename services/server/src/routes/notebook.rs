@@ -467,7 +467,7 @@ pub async fn withdraw(
     request_body = ReadBody,
     params(("id" = Uuid, Path, description = "The patient")),
     responses((status = 200, body = Marked), (status = 404, body = ErrorBody), (status = 403, description = "The signed-in person may not do this (a role without the right, a platform operator)", body = ErrorBody),
-              (status = 422, description = "More than 500 at a time", body = ErrorBody)))]
+              (status = 422, description = "More than 500 at a time, or an entry named is not in this patient's notebook", body = ErrorBody)))]
 #[tracing::instrument(skip_all)]
 pub async fn mark_read(
     State(state): State<AppState>,
@@ -482,8 +482,17 @@ pub async fn mark_read(
             InvalidValue::new("entries", "一度に500件までです / at most 500 at a time").into(),
         );
     }
-    let marked =
-        renrakucho_care::mark_read(&state.db, &who, &signed_in.origin, &body.entries).await?;
+    // The patient was found above: "not found" now means an entry named is not one of this
+    // notebook's (unknown, or another patient's), a fault of the body rather than the path.
+    let marked = renrakucho_care::mark_read(&state.db, &who, &signed_in.origin, &body.entries)
+        .await
+        .map_err(|e| match e {
+            renrakucho_care::CareError::NotFound => ApiError::from(InvalidValue::new(
+                "entries",
+                "この患者の記録帳にない記録が含まれています / an entry named is not in this patient's notebook",
+            )),
+            e => e.into(),
+        })?;
     Ok(Json(Marked { marked }))
 }
 
