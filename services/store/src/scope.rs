@@ -138,8 +138,9 @@ impl ScopedTx {
     }
 
     /// Raw access for the adversarial isolation tests, which must issue SQL the repositories
-    /// never would. Not for application code.
-    #[doc(hidden)]
+    /// never would. Not for application code: only with the `raw-sql` feature, which tests and
+    /// benches turn on (`tests/raw_sql_stays_in_tests.rs` keeps production code from naming it).
+    #[cfg(feature = "raw-sql")]
     pub fn raw_connection_for_tests(&mut self) -> &mut PgConnection {
         self.conn()
     }
@@ -187,8 +188,9 @@ impl WebConnection {
         self.conn.settled = true;
     }
 
-    /// Raw access for tests that look at a pooled web connection as it is between requests.
-    #[doc(hidden)]
+    /// Raw access for tests that look at a pooled web connection as it is between requests
+    /// (`raw-sql` feature, as above).
+    #[cfg(feature = "raw-sql")]
     pub fn raw_connection_for_tests(&mut self) -> &mut PgConnection {
         &mut self.conn.raw
     }
