@@ -127,3 +127,49 @@ async fn docs_schema_sql_is_a_fresh_dump() {
         theirs.unwrap_or("<end of dump>"),
     );
 }
+
+/// The table of SECURITY DEFINER functions in docs/architecture.md names exactly the functions
+/// that run as the owner in a freshly migrated database: a migration that adds one (or drops
+/// one) fails here until the table says who may call it and why that is safe.
+#[tokio::test]
+async fn architecture_md_lists_every_security_definer_function() {
+    let database = TestDatabase::create().await;
+    let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&database.owner_url())
+        .await
+        .expect("connecting as the owner");
+    let in_catalog: std::collections::BTreeSet<String> = sqlx::query_scalar(
+        "SELECT p.proname::text FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+          WHERE p.prosecdef AND n.nspname NOT IN ('pg_catalog', 'information_schema')",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .expect("listing SECURITY DEFINER functions")
+    .into_iter()
+    .collect();
+    assert!(
+        in_catalog.contains("renrakucho_enter"),
+        "the catalog holds the schema's functions"
+    );
+
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docs/architecture.md");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {path:?}: {e}"));
+    let section = text
+        .split("### SECURITY DEFINER functions")
+        .nth(1)
+        .expect("docs/architecture.md has a section `### SECURITY DEFINER functions`");
+    let section = section.split("\n#").next().unwrap_or(section);
+    let in_docs: std::collections::BTreeSet<String> = section
+        .lines()
+        .filter_map(|line| line.strip_prefix("| `"))
+        .filter_map(|rest| rest.split('`').next())
+        .map(str::to_string)
+        .collect();
+
+    let undocumented: Vec<_> = in_catalog.difference(&in_docs).collect();
+    let gone: Vec<_> = in_docs.difference(&in_catalog).collect();
+    assert!(
+        undocumented.is_empty() && gone.is_empty(),
+        "docs/architecture.md's table of SECURITY DEFINER functions differs from the catalog:\n  \
+         missing from the table: {undocumented:?}\n  in the table but not in the database: {gone:?}"
+    );
+}
