@@ -801,3 +801,91 @@ async fn binding_values_to_their_version_from_the_command_line() {
     let again = run(command(&["keys", "bind-versions"])).await;
     assert!(again.status.success(), "{}", describe(&again));
 }
+
+/// The subcommands a `--help` lists (clap's "Commands:" section), without `help` itself.
+fn listed_subcommands(help: &str) -> Vec<String> {
+    help.lines()
+        .skip_while(|line| !line.starts_with("Commands:"))
+        .skip(1)
+        .take_while(|line| !line.trim().is_empty())
+        .filter_map(|line| line.split_whitespace().next())
+        .filter(|name| *name != "help")
+        .map(str::to_string)
+        .collect()
+}
+
+/// The README's table of subcommands is what the binary accepts: every command it shows runs
+/// its `--help` with every option the row names, and every subcommand the binary has (and
+/// each of `admin`, `keys` and `audit`) has a row.
+#[tokio::test]
+async fn the_readmes_subcommands_are_the_binarys() {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md"))
+            .expect("reading README.md");
+    let scratch = Scratch::new("readme-commands");
+    let rows: Vec<&str> = readme
+        .lines()
+        .filter_map(|line| line.strip_prefix("| `renrakucho "))
+        .filter_map(|rest| rest.split('`').next())
+        .collect();
+    assert!(
+        rows.len() >= 10,
+        "the README's table of subcommands: {rows:?}"
+    );
+
+    let mut documented = std::collections::BTreeSet::new();
+    for row in &rows {
+        let words: Vec<&str> = row
+            .split_whitespace()
+            .take_while(|w| {
+                !w.starts_with('-') && !w.starts_with('[') && !w.chars().all(|c| !c.is_lowercase())
+            })
+            .collect();
+        documented.insert(words.join(" "));
+        let mut args = words.clone();
+        args.push("--help");
+        let help = run(renrakucho(&scratch.path, &args, &[])).await;
+        assert!(
+            help.status.success(),
+            "`renrakucho {row}`: {}",
+            describe(&help)
+        );
+        let help = String::from_utf8_lossy(&help.stdout);
+        for option in row.split(|c: char| c.is_whitespace() || c == '[' || c == ']') {
+            if option.starts_with("--") {
+                assert!(
+                    help.contains(option),
+                    "`renrakucho {row}`: the binary has no option {option}:\n{help}"
+                );
+            }
+        }
+    }
+
+    let top = run(renrakucho(&scratch.path, &["--help"], &[])).await;
+    let top = String::from_utf8_lossy(&top.stdout).to_string();
+    for command in listed_subcommands(&top) {
+        // `serve` is the README's first command, documented above the table.
+        if command == "serve" {
+            assert!(
+                readme.contains("renrakucho serve"),
+                "the README shows `serve`"
+            );
+            continue;
+        }
+        let help = run(renrakucho(&scratch.path, &[&command, "--help"], &[])).await;
+        let nested = listed_subcommands(&String::from_utf8_lossy(&help.stdout));
+        if nested.is_empty() {
+            assert!(
+                documented.contains(&command),
+                "`renrakucho {command}` has no row in the README's table"
+            );
+        }
+        for sub in nested {
+            let full = format!("{command} {sub}");
+            assert!(
+                documented.contains(&full),
+                "`renrakucho {full}` has no row in the README's table"
+            );
+        }
+    }
+}
