@@ -41,11 +41,11 @@ impl Announcements {
                 tracing::warn!(channel = self.channel, "ignoring a malformed announcement");
                 continue;
             };
-            let payload: Option<serde_json::Value> = sqlx::query_scalar(
+            let payload = sqlx::query_scalar!(
                 "SELECT payload FROM private.announcements WHERE id = $1 AND channel = $2",
+                id,
+                self.channel,
             )
-            .bind(id)
-            .bind(self.channel)
             .fetch_optional(&mut self.listener)
             .await?;
             match payload {
@@ -60,10 +60,10 @@ impl Announcements {
 /// Removes announcements older than `age` (every process has long read them). Returns how many.
 #[tracing::instrument(level = "debug", skip_all)]
 pub async fn forget_older_than(db: &Database, age: Duration) -> Result<u64, StoreError> {
-    let done = sqlx::query(
+    let done = sqlx::query!(
         "DELETE FROM private.announcements WHERE announced_at < now() - make_interval(secs => $1)",
+        age.as_secs_f64(),
     )
-    .bind(age.as_secs_f64())
     .execute(db.listener_pool())
     .await?;
     Ok(done.rows_affected())

@@ -25,9 +25,6 @@ pub struct StoredAttachment {
     pub created_at: OffsetDateTime,
 }
 
-const COLUMNS: &str = "id, patient_id, entry_id, facility_id, uploaded_by, media_type, size, \
-                       file_name_enc, object, thumbnail, width, height, created_at";
-
 /// A file uploaded by the transaction's facility, not yet attached to an entry.
 #[derive(Debug)]
 pub struct NewAttachment<'a> {
@@ -46,22 +43,22 @@ pub struct NewAttachment<'a> {
 #[tracing::instrument(level = "debug", skip_all)]
 pub async fn insert(tx: &mut ScopedTx, new: &NewAttachment<'_>) -> Result<(), StoreError> {
     let facility = tx.scope().facility().ok_or(StoreError::Forbidden)?;
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO attachments (id, patient_id, facility_id, uploaded_by, media_type, size,
                                   file_name_enc, object, thumbnail, width, height)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        new.id,
+        new.patient.as_uuid(),
+        facility.as_uuid(),
+        new.uploaded_by.as_uuid(),
+        new.media_type,
+        new.size,
+        new.file_name_enc,
+        new.object,
+        new.thumbnail,
+        new.width,
+        new.height,
     )
-    .bind(new.id)
-    .bind(new.patient.as_uuid())
-    .bind(facility.as_uuid())
-    .bind(new.uploaded_by.as_uuid())
-    .bind(new.media_type)
-    .bind(new.size)
-    .bind(new.file_name_enc)
-    .bind(new.object)
-    .bind(new.thumbnail)
-    .bind(new.width)
-    .bind(new.height)
     .execute(tx.conn())
     .await?;
     Ok(())
@@ -76,13 +73,13 @@ pub async fn attach(
     entry: Uuid,
     ids: &[Uuid],
 ) -> Result<u64, StoreError> {
-    let done = sqlx::query(
+    let done = sqlx::query!(
         "UPDATE attachments SET entry_id = $2
           WHERE patient_id = $1 AND id = ANY($3) AND entry_id IS NULL",
+        patient.as_uuid(),
+        entry,
+        ids,
     )
-    .bind(patient.as_uuid())
-    .bind(entry)
-    .bind(ids)
     .execute(tx.conn())
     .await?;
     Ok(done.rows_affected())
@@ -94,11 +91,14 @@ pub async fn get(
     patient: PatientId,
     id: Uuid,
 ) -> Result<StoredAttachment, StoreError> {
-    Ok(sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM attachments WHERE patient_id = $1 AND id = $2"
-    ))
-    .bind(patient.as_uuid())
-    .bind(id)
+    Ok(sqlx::query_as!(
+        StoredAttachment,
+        "SELECT id, patient_id, entry_id, facility_id, uploaded_by, media_type, size,
+                file_name_enc, object, thumbnail, width, height, created_at
+           FROM attachments WHERE patient_id = $1 AND id = $2",
+        patient.as_uuid(),
+        id,
+    )
     .fetch_one(tx.conn())
     .await?)
 }
@@ -109,10 +109,13 @@ pub async fn of_entries(
     tx: &mut ScopedTx,
     entries: &[Uuid],
 ) -> Result<Vec<StoredAttachment>, StoreError> {
-    Ok(sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM attachments WHERE entry_id = ANY($1) ORDER BY created_at"
-    ))
-    .bind(entries)
+    Ok(sqlx::query_as!(
+        StoredAttachment,
+        "SELECT id, patient_id, entry_id, facility_id, uploaded_by, media_type, size,
+                file_name_enc, object, thumbnail, width, height, created_at
+           FROM attachments WHERE entry_id = ANY($1) ORDER BY created_at",
+        entries,
+    )
     .fetch_all(tx.conn())
     .await?)
 }
@@ -123,13 +126,14 @@ pub async fn objects_of_patient(
     tx: &mut ScopedTx,
     patient: PatientId,
 ) -> Result<Vec<String>, StoreError> {
-    let rows: Vec<(String, Option<String>)> =
-        sqlx::query_as("SELECT object, thumbnail FROM attachments WHERE patient_id = $1")
-            .bind(patient.as_uuid())
-            .fetch_all(tx.conn())
-            .await?;
+    let rows = sqlx::query!(
+        "SELECT object, thumbnail FROM attachments WHERE patient_id = $1",
+        patient.as_uuid(),
+    )
+    .fetch_all(tx.conn())
+    .await?;
     Ok(rows
         .into_iter()
-        .flat_map(|(o, t)| std::iter::once(o).chain(t))
+        .flat_map(|r| std::iter::once(r.object).chain(r.thumbnail))
         .collect())
 }

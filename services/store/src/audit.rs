@@ -85,27 +85,25 @@ pub async fn record(tx: &mut ScopedTx, event: AuditEvent<'_>) -> Result<(), Stor
         .request_id
         .as_deref()
         .map(|r| r.chars().take(100).collect::<String>());
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO audit_log (facility_id, seq, actor_kind, actor_id, action, outcome,
                                 target_kind, target_id, client_addr, request_id, details,
                                 prev_hash, hash)
          VALUES ($1, 0, $2, $3, $4, $5, $6, $7, $8, $9, $10, '', '')",
-    )
-    .bind(facility)
-    .bind(actor_kind)
-    .bind(actor_id)
-    .bind(event.action)
-    .bind(event.outcome.as_str())
-    .bind(event.target.map(|t| t.0))
-    .bind(event.target.map(|t| t.1))
-    .bind(
+        facility,
+        actor_kind,
+        actor_id,
+        event.action,
+        event.outcome.as_str(),
+        event.target.map(|t| t.0),
+        event.target.map(|t| t.1),
         event
             .origin
             .client_addr
             .map(sqlx::types::ipnetwork::IpNetwork::from),
+        request_id,
+        &event.details,
     )
-    .bind(request_id)
-    .bind(&event.details)
     .execute(tx.conn())
     .await?;
     Ok(())
@@ -130,12 +128,13 @@ pub struct AuditRecord {
 /// The newest records of the scope's chain, newest first.
 #[tracing::instrument(level = "debug", skip_all)]
 pub async fn recent(tx: &mut ScopedTx, limit: i64) -> Result<Vec<AuditRecord>, StoreError> {
-    let rows = sqlx::query_as::<_, AuditRecord>(
+    let rows = sqlx::query_as!(
+        AuditRecord,
         "SELECT seq, occurred_at, actor_kind, actor_id, action, outcome, target_kind, target_id,
                 request_id, details
            FROM audit_log ORDER BY seq DESC LIMIT $1",
+        limit.clamp(1, 1000),
     )
-    .bind(limit.clamp(1, 1000))
     .fetch_all(tx.conn())
     .await?;
     Ok(rows)
@@ -170,7 +169,8 @@ impl std::fmt::Display for ChainBreak {
         match self.problem {
             BreakKind::Altered => write!(
                 f,
-                "{chain} chain: record #{} (id {}) was altered: its content does not match its hash",
+                "{chain} chain: record #{} (id {}) was altered: its content does not match
+                        its hash",
                 self.seq, self.id
             ),
             BreakKind::PreviousMissing { expected_seq } => write!(
@@ -224,11 +224,13 @@ async fn verify_scope(
 ) -> Result<(i64, i64, Vec<ChainBreak>), StoreError> {
     // RLS shows exactly the scope's chain. Compare each record with its recomputed hash and
     // with the record before it; return the count, the number of breaks and the first ones.
-    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_log")
+    let count = sqlx::query_scalar!(r#"SELECT count(*) AS "count!" FROM audit_log"#)
         .fetch_one(tx.conn())
         .await?;
-    let rows = sqlx::query_as::<_, BreakRow>(
-        "SELECT id, seq, altered, prev_seq, count(*) OVER () AS total FROM (
+    let rows = sqlx::query_as!(
+        BreakRow,
+        r#"SELECT id AS "id!", seq AS "seq!", altered AS "altered!", prev_seq,
+                count(*) OVER () AS "total!" FROM (
              SELECT a.id, a.seq,
                     a.hash <> audit_record_hash(a) AS altered,
                     lag(a.seq) OVER w AS prev_seq,
@@ -240,9 +242,9 @@ async fn verify_scope(
          ) c
          WHERE altered OR unlinked OR seq <> coalesce(prev_seq, 0) + 1
          ORDER BY seq
-         LIMIT $1",
+         LIMIT $1"#,
+        BREAKS_SHOWN,
     )
-    .bind(BREAKS_SHOWN)
     .fetch_all(tx.conn())
     .await?;
     let total = rows.first().map_or(0, |r| r.total);
@@ -267,7 +269,7 @@ async fn verify_scope(
 pub async fn verify(db: &Database) -> Result<VerifyReport, StoreError> {
     let mut report = VerifyReport::default();
     let mut tx = db.begin(Scope::Platform).await?;
-    let facilities: Vec<Uuid> = sqlx::query_scalar("SELECT id FROM facilities ORDER BY id")
+    let facilities: Vec<Uuid> = sqlx::query_scalar!("SELECT id FROM facilities ORDER BY id")
         .fetch_all(tx.conn())
         .await?;
     let (count, total, breaks) = verify_scope(&mut tx, None).await?;

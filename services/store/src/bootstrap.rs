@@ -59,6 +59,7 @@ async fn execute_formatted(
     template: &str,
     args: &[&str],
 ) -> Result<(), StoreError> {
+    // Unchecked: role and database names are identifiers, not values (DDL takes no binds).
     let placeholders: Vec<String> = (1..=args.len()).map(|i| format!("${i}")).collect();
     let sql = format!("SELECT format('{template}', {})", placeholders.join(", "));
     let mut query = sqlx::query_scalar::<_, String>(&sql);
@@ -83,14 +84,15 @@ pub async fn provision_cluster(
     valid_identifier(&roles.owner)?;
     let mut conn = superuser.connect().await?;
     // Serialise concurrent provisioning (several test processes on one server).
-    sqlx::query("SELECT pg_advisory_lock(hashtextextended('renrakucho.provision', 0))")
-        .execute(&mut conn)
+    sqlx::query!("SELECT pg_advisory_lock(hashtextextended('renrakucho.provision', 0))")
+        .fetch_one(&mut conn)
         .await?;
-    let owner_exists: bool =
-        sqlx::query_scalar("SELECT EXISTS (SELECT FROM pg_roles WHERE rolname = $1)")
-            .bind(&roles.owner)
-            .fetch_one(&mut conn)
-            .await?;
+    let owner_exists: bool = sqlx::query_scalar!(
+        r#"SELECT EXISTS (SELECT FROM pg_roles WHERE rolname = $1) AS "exists!""#,
+        &roles.owner
+    )
+    .fetch_one(&mut conn)
+    .await?;
     if !owner_exists {
         execute_formatted(
             &mut conn,
@@ -107,11 +109,12 @@ pub async fn provision_cluster(
         )
         .await?;
     }
-    let db_exists: bool =
-        sqlx::query_scalar("SELECT EXISTS (SELECT FROM pg_database WHERE datname = $1)")
-            .bind(database)
-            .fetch_one(&mut conn)
-            .await?;
+    let db_exists: bool = sqlx::query_scalar!(
+        r#"SELECT EXISTS (SELECT FROM pg_database WHERE datname = $1) AS "exists!""#,
+        database
+    )
+    .fetch_one(&mut conn)
+    .await?;
     if !db_exists {
         execute_formatted(
             &mut conn,
@@ -120,8 +123,8 @@ pub async fn provision_cluster(
         )
         .await?;
     }
-    sqlx::query("SELECT pg_advisory_unlock(hashtextextended('renrakucho.provision', 0))")
-        .execute(&mut conn)
+    sqlx::query!("SELECT pg_advisory_unlock(hashtextextended('renrakucho.provision', 0))")
+        .fetch_one(&mut conn)
         .await?;
     conn.close().await?;
     Ok(())
@@ -170,14 +173,15 @@ pub async fn create_runtime_login(
 ) -> Result<bool, StoreError> {
     valid_identifier(runtime)?;
     let mut conn = owner.connect().await?;
-    sqlx::query("SELECT pg_advisory_lock(hashtextextended('renrakucho.provision', 0))")
-        .execute(&mut conn)
+    sqlx::query!("SELECT pg_advisory_lock(hashtextextended('renrakucho.provision', 0))")
+        .fetch_one(&mut conn)
         .await?;
-    let exists: bool =
-        sqlx::query_scalar("SELECT EXISTS (SELECT FROM pg_roles WHERE rolname = $1)")
-            .bind(runtime)
-            .fetch_one(&mut conn)
-            .await?;
+    let exists: bool = sqlx::query_scalar!(
+        r#"SELECT EXISTS (SELECT FROM pg_roles WHERE rolname = $1) AS "exists!""#,
+        runtime
+    )
+    .fetch_one(&mut conn)
+    .await?;
     if !exists {
         execute_formatted(
             &mut conn,
@@ -189,16 +193,18 @@ pub async fn create_runtime_login(
     if let Some(password) = password {
         execute_formatted(&mut conn, "ALTER ROLE %I PASSWORD %L", &[runtime, password]).await?;
     }
-    let member: bool = sqlx::query_scalar("SELECT pg_has_role($1, $2, 'MEMBER')")
-        .bind(runtime)
-        .bind(RUNTIME_GROUP)
-        .fetch_one(&mut conn)
-        .await?;
+    let member: bool = sqlx::query_scalar!(
+        r#"SELECT pg_has_role($1, $2, 'MEMBER') AS "member!""#,
+        runtime,
+        RUNTIME_GROUP
+    )
+    .fetch_one(&mut conn)
+    .await?;
     if !member {
         execute_formatted(&mut conn, "GRANT %I TO %I", &[RUNTIME_GROUP, runtime]).await?;
     }
-    sqlx::query("SELECT pg_advisory_unlock(hashtextextended('renrakucho.provision', 0))")
-        .execute(&mut conn)
+    sqlx::query!("SELECT pg_advisory_unlock(hashtextextended('renrakucho.provision', 0))")
+        .fetch_one(&mut conn)
         .await?;
     conn.close().await?;
     Ok(!exists)
@@ -294,47 +300,54 @@ pub async fn check_runtime_role(
     // With the web connections' own startup settings, so that a setting planted on the role
     // (a statement timeout of a millisecond) cannot stop the check that names it.
     let mut conn = crate::database::web_options(runtime).connect().await?;
-    let (superuser, bypass): (bool, bool) =
-        sqlx::query_as("SELECT rolsuper, rolbypassrls FROM pg_roles WHERE rolname = current_user")
-            .fetch_one(&mut conn)
-            .await?;
-    let owned: i64 = sqlx::query_scalar(
-        "SELECT (SELECT count(*) FROM pg_class WHERE relowner = r.oid)
-              + (SELECT count(*) FROM pg_proc WHERE proowner = r.oid)
-              + (SELECT count(*) FROM pg_namespace WHERE nspowner = r.oid)
-           FROM pg_roles r WHERE r.rolname = current_user",
+    let powers = sqlx::query!(
+        r#"SELECT rolsuper AS "superuser!", rolbypassrls AS "bypass!"
+             FROM pg_roles WHERE rolname = current_user"#
     )
     .fetch_one(&mut conn)
     .await?;
-    let owner: Option<String> = sqlx::query_scalar(
-        "SELECT tableowner::text FROM pg_tables WHERE schemaname = 'public' AND tablename = 'facilities'",
+    let (superuser, bypass) = (powers.superuser, powers.bypass);
+    let owned: i64 = sqlx::query_scalar!(
+        r#"SELECT (SELECT count(*) FROM pg_class WHERE relowner = r.oid)
+              + (SELECT count(*) FROM pg_proc WHERE proowner = r.oid)
+              + (SELECT count(*) FROM pg_namespace WHERE nspowner = r.oid) AS "owned!"
+           FROM pg_roles r WHERE r.rolname = current_user"#
+    )
+    .fetch_one(&mut conn)
+    .await?;
+    let owner: Option<String> = sqlx::query_scalar!(
+        r#"SELECT tableowner::text AS "owner!"
+            FROM pg_tables WHERE schemaname = 'public' AND tablename = 'facilities'"#
     )
     .fetch_optional(&mut conn)
     .await?;
-    let in_group: bool = sqlx::query_scalar("SELECT pg_has_role(current_user, $1, 'USAGE')")
-        .bind(RUNTIME_GROUP)
-        .fetch_one(&mut conn)
-        .await?;
-    let powerful: Vec<String> = sqlx::query_scalar(
-        "SELECT r.rolname::text FROM pg_roles r
+    let in_group: bool = sqlx::query_scalar!(
+        r#"SELECT pg_has_role(current_user, $1, 'USAGE') AS "usage!""#,
+        RUNTIME_GROUP
+    )
+    .fetch_one(&mut conn)
+    .await?;
+    let powerful: Vec<String> = sqlx::query_scalar!(
+        r#"SELECT r.rolname::text AS "role!" FROM pg_roles r
           WHERE (r.rolsuper OR r.rolbypassrls) AND r.rolname <> current_user
             AND pg_has_role(current_user, r.oid, 'MEMBER')
-          ORDER BY 1",
+          ORDER BY 1"#
     )
     .fetch_all(&mut conn)
     .await?;
-    let privileged: Vec<String> = sqlx::query_scalar(
-        "SELECT r.rolname::text FROM pg_roles r
+    let privileged: Vec<String> = sqlx::query_scalar!(
+        r#"SELECT r.rolname::text AS "role!" FROM pg_roles r
           WHERE r.rolname = ANY ($1) AND pg_has_role(current_user, r.oid, 'MEMBER')
-          ORDER BY 1",
+          ORDER BY 1"#,
+        &PRIVILEGED_ROLES[..] as &[&str]
     )
-    .bind(&PRIVILEGED_ROLES[..])
     .fetch_all(&mut conn)
     .await?;
     // Role settings for this role (in any database or this one) and database settings for
     // every role in this database.
-    let settings: Vec<(String, String, bool, bool)> = sqlx::query_as(
-        "SELECT split_part(cfg, '=', 1), cfg, s.setrole <> 0, s.setdatabase <> 0
+    let settings = sqlx::query!(
+        r#"SELECT split_part(cfg, '=', 1) AS "name!", cfg AS "setting!",
+                s.setrole <> 0 AS "for_role!", s.setdatabase <> 0 AS "in_database!"
            FROM pg_db_role_setting s
           CROSS JOIN LATERAL unnest(s.setconfig) AS cfg
           WHERE (s.setrole = (SELECT oid FROM pg_roles WHERE rolname = current_user)
@@ -342,22 +355,25 @@ pub async fn check_runtime_role(
             AND (s.setdatabase = 0
                  OR s.setdatabase = (SELECT oid FROM pg_database WHERE datname = current_database()))
             AND NOT (s.setrole = 0 AND s.setdatabase = 0)
-          ORDER BY 1",
+          ORDER BY 1"#,
     )
     .fetch_all(&mut conn)
     .await?;
-    let (role, database): (String, String) =
-        sqlx::query_as("SELECT current_user::text, current_database()::text")
-            .fetch_one(&mut conn)
-            .await?;
-    let temporary: bool =
-        sqlx::query_scalar("SELECT has_database_privilege(current_database(), 'TEMPORARY')")
-            .fetch_one(&mut conn)
-            .await?;
-    let creatable: Vec<String> = sqlx::query_scalar(
-        "SELECT nspname::text FROM pg_namespace
+    let whoami = sqlx::query!(
+        r#"SELECT current_user::text AS "role!", current_database()::text AS "database!""#
+    )
+    .fetch_one(&mut conn)
+    .await?;
+    let (role, database) = (whoami.role, whoami.database);
+    let temporary: bool = sqlx::query_scalar!(
+        r#"SELECT has_database_privilege(current_database(), 'TEMPORARY') AS "temporary!""#
+    )
+    .fetch_one(&mut conn)
+    .await?;
+    let creatable: Vec<String> = sqlx::query_scalar!(
+        r#"SELECT nspname::text AS "schema!" FROM pg_namespace
           WHERE has_schema_privilege(oid, 'CREATE') AND nspname !~ '^pg_(toast_)?temp_'
-          ORDER BY 1",
+          ORDER BY 1"#
     )
     .fetch_all(&mut conn)
     .await?;
@@ -372,10 +388,12 @@ pub async fn check_runtime_role(
         problems.push(RuntimeRoleProblem::OwnsObjects(owned));
     }
     if let Some(owner) = owner {
-        let member: bool = sqlx::query_scalar("SELECT pg_has_role(current_user, $1, 'MEMBER')")
-            .bind(&owner)
-            .fetch_one(&mut conn)
-            .await?;
+        let member: bool = sqlx::query_scalar!(
+            r#"SELECT pg_has_role(current_user, $1::text, 'MEMBER') AS "member!""#,
+            owner
+        )
+        .fetch_one(&mut conn)
+        .await?;
         if member {
             problems.push(RuntimeRoleProblem::MemberOfOwner(owner));
         }
@@ -393,7 +411,9 @@ pub async fn check_runtime_role(
             .into_iter()
             .map(RuntimeRoleProblem::MemberOfPrivilegedRole),
     );
-    for (name, setting, for_role, in_database) in settings {
+    for row in settings {
+        let (name, setting, for_role, in_database) =
+            (row.name, row.setting, row.for_role, row.in_database);
         if HARMLESS_SETTINGS.contains(&name.as_str()) {
             continue;
         }

@@ -51,22 +51,18 @@ fn membership(r: Row) -> Result<Membership, StoreError> {
     })
 }
 
-const COLUMNS: &str =
-    "patient_id, registering_facility_id, facility_id, role, status, invited_at, \
-                       joined_at, ended_at";
-
 /// The registering facility's own row, written with the patient.
 #[tracing::instrument(level = "debug", skip_all, fields(patient = %patient))]
 pub async fn add_registering(tx: &mut ScopedTx, patient: PatientId) -> Result<(), StoreError> {
     let facility = tx.scope().facility().ok_or(StoreError::Forbidden)?;
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO care_team_members (patient_id, registering_facility_id, facility_id, role,
                                         status, joined_at)
          VALUES ($1, $2, $2, 'registering', $3, now())",
+        patient.as_uuid(),
+        facility.as_uuid(),
+        MemberStatus::Active.as_str(),
     )
-    .bind(patient.as_uuid())
-    .bind(facility.as_uuid())
-    .bind(MemberStatus::Active.as_str())
     .execute(tx.conn())
     .await?;
     Ok(())
@@ -81,16 +77,16 @@ pub async fn invite(
     facility: FacilityId,
     by: StaffId,
 ) -> Result<(), StoreError> {
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO care_team_members (patient_id, registering_facility_id, facility_id, role,
                                         status, invited_by)
          VALUES ($1, $2, $3, 'member', $5, $4)",
+        patient.as_uuid(),
+        registering_facility.as_uuid(),
+        facility.as_uuid(),
+        by.as_uuid(),
+        MemberStatus::INITIAL.as_str(),
     )
-    .bind(patient.as_uuid())
-    .bind(registering_facility.as_uuid())
-    .bind(facility.as_uuid())
-    .bind(by.as_uuid())
-    .bind(MemberStatus::INITIAL.as_str())
     .execute(tx.conn())
     .await?;
     Ok(())
@@ -111,17 +107,17 @@ pub async fn invite_again(
         .filter(|s| s.may_become(again))
         .map(|s| s.as_str())
         .collect();
-    let done = sqlx::query(
+    let done = sqlx::query!(
         "UPDATE care_team_members
             SET status = $4, invited_by = $3, invited_at = now(), joined_at = NULL,
                 ended_at = NULL
           WHERE patient_id = $1 AND facility_id = $2 AND status = ANY($5)",
+        patient.as_uuid(),
+        facility.as_uuid(),
+        by.as_uuid(),
+        again.as_str(),
+        &from as &[&str],
     )
-    .bind(patient.as_uuid())
-    .bind(facility.as_uuid())
-    .bind(by.as_uuid())
-    .bind(again.as_str())
-    .bind(&from)
     .execute(tx.conn())
     .await?;
     if done.rows_affected() == 1 {
@@ -141,18 +137,18 @@ pub async fn set_status(
     from: MemberStatus,
     to: MemberStatus,
 ) -> Result<(), StoreError> {
-    let done = sqlx::query(
+    let done = sqlx::query!(
         "UPDATE care_team_members
             SET status = $4,
                 joined_at = CASE WHEN $4 = 'active' THEN now() ELSE joined_at END,
                 ended_at = CASE WHEN $4 IN ('declined', 'left', 'removed') THEN now()
                                 ELSE ended_at END
           WHERE patient_id = $1 AND facility_id = $2 AND status = $3 AND role = 'member'",
+        patient.as_uuid(),
+        facility.as_uuid(),
+        from.as_str(),
+        to.as_str(),
     )
-    .bind(patient.as_uuid())
-    .bind(facility.as_uuid())
-    .bind(from.as_str())
-    .bind(to.as_str())
     .execute(tx.conn())
     .await?;
     if done.rows_affected() == 1 {
@@ -169,11 +165,14 @@ pub async fn of_patient(
     tx: &mut ScopedTx,
     patient: PatientId,
 ) -> Result<Vec<Membership>, StoreError> {
-    let rows: Vec<Row> = sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM care_team_members WHERE patient_id = $1
-          ORDER BY role DESC, invited_at"
-    ))
-    .bind(patient.as_uuid())
+    let rows = sqlx::query_as!(
+        Row,
+        "SELECT patient_id, registering_facility_id, facility_id, role, status, invited_at,
+                joined_at, ended_at
+           FROM care_team_members WHERE patient_id = $1
+          ORDER BY role DESC, invited_at",
+        patient.as_uuid(),
+    )
     .fetch_all(tx.conn())
     .await?;
     rows.into_iter().map(membership).collect()
@@ -183,11 +182,14 @@ pub async fn of_patient(
 #[tracing::instrument(level = "debug", skip_all, fields(patient = %patient))]
 pub async fn own(tx: &mut ScopedTx, patient: PatientId) -> Result<Option<Membership>, StoreError> {
     let facility = tx.scope().facility().ok_or(StoreError::Forbidden)?;
-    let row: Option<Row> = sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM care_team_members WHERE patient_id = $1 AND facility_id = $2"
-    ))
-    .bind(patient.as_uuid())
-    .bind(facility.as_uuid())
+    let row = sqlx::query_as!(
+        Row,
+        "SELECT patient_id, registering_facility_id, facility_id, role, status, invited_at,
+                joined_at, ended_at
+           FROM care_team_members WHERE patient_id = $1 AND facility_id = $2",
+        patient.as_uuid(),
+        facility.as_uuid(),
+    )
     .fetch_optional(tx.conn())
     .await?;
     row.map(membership).transpose()
@@ -197,11 +199,14 @@ pub async fn own(tx: &mut ScopedTx, patient: PatientId) -> Result<Option<Members
 #[tracing::instrument(level = "debug", skip_all)]
 pub async fn pending_invitations(tx: &mut ScopedTx) -> Result<Vec<Membership>, StoreError> {
     let facility = tx.scope().facility().ok_or(StoreError::Forbidden)?;
-    let rows: Vec<Row> = sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM care_team_members
-          WHERE facility_id = $1 AND status = 'invited' ORDER BY invited_at DESC"
-    ))
-    .bind(facility.as_uuid())
+    let rows = sqlx::query_as!(
+        Row,
+        "SELECT patient_id, registering_facility_id, facility_id, role, status, invited_at,
+                joined_at, ended_at
+           FROM care_team_members
+          WHERE facility_id = $1 AND status = 'invited' ORDER BY invited_at DESC",
+        facility.as_uuid(),
+    )
     .fetch_all(tx.conn())
     .await?;
     rows.into_iter().map(membership).collect()
@@ -224,21 +229,21 @@ pub async fn access_rows(
     tx: &mut ScopedTx,
     patient: Option<PatientId>,
 ) -> Result<Vec<AccessRow>, StoreError> {
-    let rows: Vec<(Uuid, Uuid, String, Option<OffsetDateTime>)> = sqlx::query_as(
+    let rows = sqlx::query!(
         "SELECT patient_id, facility_id, relation, expires_at FROM patient_access
           WHERE ($1::uuid IS NULL OR patient_id = $1)
             AND (expires_at IS NULL OR expires_at > now())",
+        patient.map(|p| p.as_uuid()),
     )
-    .bind(patient.map(|p| p.as_uuid()))
     .fetch_all(tx.conn())
     .await?;
     Ok(rows
         .into_iter()
-        .map(|(p, f, relation, expires_at)| AccessRow {
-            patient: PatientId::from_uuid(p),
-            facility: FacilityId::from_uuid(f),
-            relation,
-            expires_at,
+        .map(|r| AccessRow {
+            patient: PatientId::from_uuid(r.patient_id),
+            facility: FacilityId::from_uuid(r.facility_id),
+            relation: r.relation,
+            expires_at: r.expires_at,
         })
         .collect())
 }
@@ -250,14 +255,14 @@ pub async fn own_relations(
     patient: PatientId,
 ) -> Result<Vec<String>, StoreError> {
     let facility = tx.scope().facility().ok_or(StoreError::Forbidden)?;
-    Ok(sqlx::query_scalar(
+    Ok(sqlx::query_scalar!(
         "SELECT relation FROM patient_access
           WHERE facility_id = $1 AND patient_id = $2
             AND (expires_at IS NULL OR expires_at > now())
           ORDER BY relation",
+        facility.as_uuid(),
+        patient.as_uuid(),
     )
-    .bind(facility.as_uuid())
-    .bind(patient.as_uuid())
     .fetch_all(tx.conn())
     .await?)
 }

@@ -36,24 +36,24 @@ pub struct NewConsent<'a> {
 #[tracing::instrument(level = "debug", skip_all)]
 pub async fn insert(tx: &mut ScopedTx, new: &NewConsent<'_>) -> Result<bool, StoreError> {
     let facility = tx.scope().facility().ok_or(StoreError::Forbidden)?;
-    let renewal = sqlx::query_scalar(
+    let renewal = sqlx::query_scalar!(
         "INSERT INTO consents (id, patient_id, registering_facility_id, facility_id, signer,
                                details_enc, signed_on, scan_object, scan_media_type, scan_size,
                                recorded_by)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
          RETURNING renewal",
+        new.id,
+        new.patient.as_uuid(),
+        new.registering_facility.as_uuid(),
+        facility.as_uuid(),
+        new.signer,
+        new.details_enc,
+        new.signed_on,
+        new.scan.map(|s| s.object.as_str()),
+        new.scan.map(|s| s.media_type.as_str()),
+        new.scan.map(|s| s.size),
+        new.recorded_by.as_uuid()
     )
-    .bind(new.id)
-    .bind(new.patient.as_uuid())
-    .bind(new.registering_facility.as_uuid())
-    .bind(facility.as_uuid())
-    .bind(new.signer)
-    .bind(new.details_enc)
-    .bind(new.signed_on)
-    .bind(new.scan.map(|s| s.object.as_str()))
-    .bind(new.scan.map(|s| s.media_type.as_str()))
-    .bind(new.scan.map(|s| s.size))
-    .bind(new.recorded_by.as_uuid())
     .fetch_one(tx.conn())
     .await?;
     Ok(renewal)
@@ -123,20 +123,20 @@ impl From<Row> for StoredConsent {
     }
 }
 
-const COLUMNS: &str = "id, patient_id, facility_id, signer, details_enc, signed_on, scan_object, \
-                       scan_media_type, scan_size, recorded_by, recorded_at, withdrawn_at, \
-                       withdrawn_by_facility, renewal";
-
 /// The patient's consents visible in this scope, newest first.
 #[tracing::instrument(level = "debug", skip_all, fields(patient = %patient))]
 pub async fn of_patient(
     tx: &mut ScopedTx,
     patient: PatientId,
 ) -> Result<Vec<StoredConsent>, StoreError> {
-    let rows: Vec<Row> = sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM consents WHERE patient_id = $1 ORDER BY recorded_at DESC"
-    ))
-    .bind(patient.as_uuid())
+    let rows: Vec<Row> = sqlx::query_as!(
+        Row,
+        "SELECT id, patient_id, facility_id, signer,
+            details_enc, signed_on, scan_object, scan_media_type, scan_size, recorded_by,
+            recorded_at, withdrawn_at, withdrawn_by_facility, renewal FROM consents WHERE
+            patient_id = $1 ORDER BY recorded_at DESC",
+        patient.as_uuid()
+    )
     .fetch_all(tx.conn())
     .await?;
     Ok(rows.into_iter().map(Into::into).collect())
@@ -149,11 +149,15 @@ pub async fn get(
     patient: PatientId,
     id: Uuid,
 ) -> Result<StoredConsent, StoreError> {
-    let row: Row = sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM consents WHERE patient_id = $1 AND id = $2"
-    ))
-    .bind(patient.as_uuid())
-    .bind(id)
+    let row: Row = sqlx::query_as!(
+        Row,
+        "SELECT id, patient_id, facility_id, signer,
+            details_enc, signed_on, scan_object, scan_media_type, scan_size, recorded_by,
+            recorded_at, withdrawn_at, withdrawn_by_facility, renewal FROM consents WHERE
+            patient_id = $1 AND id = $2",
+        patient.as_uuid(),
+        id
+    )
     .fetch_one(tx.conn())
     .await?;
     Ok(row.into())
@@ -162,10 +166,11 @@ pub async fn get(
 /// Whether a consent is on file (not withdrawn) for the patient, as this scope sees it.
 #[tracing::instrument(level = "debug", skip_all, fields(patient = %patient))]
 pub async fn is_on_file(tx: &mut ScopedTx, patient: PatientId) -> Result<bool, StoreError> {
-    Ok(sqlx::query_scalar(
-        "SELECT EXISTS (SELECT FROM consents WHERE patient_id = $1 AND withdrawn_at IS NULL)",
+    Ok(sqlx::query_scalar!(
+        r#"SELECT EXISTS (SELECT FROM consents WHERE patient_id = $1 AND
+            withdrawn_at IS NULL) AS "on_file!""#,
+        patient.as_uuid()
     )
-    .bind(patient.as_uuid())
     .fetch_one(tx.conn())
     .await?)
 }
@@ -178,13 +183,13 @@ pub async fn withdraw_all(
     by: StaffId,
 ) -> Result<u64, StoreError> {
     let facility = tx.scope().facility().ok_or(StoreError::Forbidden)?;
-    let done = sqlx::query(
+    let done = sqlx::query!(
         "UPDATE consents SET withdrawn_at = now(), withdrawn_by = $2, withdrawn_by_facility = $3
           WHERE patient_id = $1 AND withdrawn_at IS NULL",
+        patient.as_uuid(),
+        by.as_uuid(),
+        facility.as_uuid()
     )
-    .bind(patient.as_uuid())
-    .bind(by.as_uuid())
-    .bind(facility.as_uuid())
     .execute(tx.conn())
     .await?;
     Ok(done.rows_affected())
@@ -210,14 +215,15 @@ pub async fn changes_since(
     limit: i64,
 ) -> Result<Vec<ConsentChange>, StoreError> {
     let facility = tx.scope().facility().ok_or(StoreError::Forbidden)?;
-    Ok(sqlx::query_as(
+    Ok(sqlx::query_as!(
+        ConsentChange,
         "SELECT patient_id, kind, facility_id, changed_at FROM consent_changes
           WHERE changed_at >= $1 AND facility_id <> $2
           ORDER BY changed_at DESC LIMIT $3",
+        since,
+        facility.as_uuid(),
+        limit,
     )
-    .bind(since)
-    .bind(facility.as_uuid())
-    .bind(limit)
     .fetch_all(tx.conn())
     .await?)
 }

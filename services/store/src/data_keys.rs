@@ -71,8 +71,6 @@ impl TryFrom<Row> for StoredKey {
     }
 }
 
-const COLUMNS: &str = "owner_kind, owner_id, version, master_key_id, wrapped";
-
 fn version_param(version: u32) -> Result<i32, StoreError> {
     i32::try_from(version).map_err(|_| StoreError::Misconfigured("key version too large".into()))
 }
@@ -84,12 +82,14 @@ pub async fn newest(
     kind: OwnerKind,
     owner: Uuid,
 ) -> Result<Option<StoredKey>, StoreError> {
-    let row: Option<Row> = sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM data_keys WHERE owner_kind = $1 AND owner_id = $2
-          ORDER BY version DESC LIMIT 1"
-    ))
-    .bind(kind.as_str())
-    .bind(owner)
+    let row: Option<Row> = sqlx::query_as!(
+        Row,
+        "SELECT owner_kind, owner_id, version,
+            master_key_id, wrapped FROM data_keys WHERE owner_kind = $1 AND owner_id = $2
+          ORDER BY version DESC LIMIT 1",
+        kind.as_str(),
+        owner
+    )
     .fetch_optional(tx.conn())
     .await?;
     row.map(StoredKey::try_from).transpose()
@@ -103,12 +103,15 @@ pub async fn get(
     owner: Uuid,
     version: u32,
 ) -> Result<Option<StoredKey>, StoreError> {
-    let row: Option<Row> = sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM data_keys WHERE owner_kind = $1 AND owner_id = $2 AND version = $3"
-    ))
-    .bind(kind.as_str())
-    .bind(owner)
-    .bind(version_param(version)?)
+    let row: Option<Row> = sqlx::query_as!(
+        Row,
+        "SELECT owner_kind, owner_id, version,
+            master_key_id, wrapped FROM data_keys WHERE owner_kind = $1 AND owner_id = $2
+            AND version = $3",
+        kind.as_str(),
+        owner,
+        version_param(version)?
+    )
     .fetch_optional(tx.conn())
     .await?;
     row.map(StoredKey::try_from).transpose()
@@ -129,17 +132,17 @@ pub struct NewKey<'a> {
 /// created it first): the caller reads the stored one instead.
 #[tracing::instrument(level = "debug", skip_all)]
 pub async fn insert(tx: &mut ScopedTx, new: &NewKey<'_>) -> Result<bool, StoreError> {
-    let done = sqlx::query(
+    let done = sqlx::query!(
         "INSERT INTO data_keys (owner_kind, owner_id, version, facility_id, master_key_id, wrapped)
          VALUES ($1, $2, $3, $4, $5, $6)
          ON CONFLICT (owner_kind, owner_id, version) DO NOTHING",
+        new.owner_kind.as_str(),
+        new.owner_id,
+        version_param(new.version)?,
+        new.facility.map(|f| f.as_uuid()),
+        new.master_key_id,
+        new.wrapped
     )
-    .bind(new.owner_kind.as_str())
-    .bind(new.owner_id)
-    .bind(version_param(new.version)?)
-    .bind(new.facility.map(|f| f.as_uuid()))
-    .bind(new.master_key_id)
-    .bind(new.wrapped)
     .execute(tx.conn())
     .await?;
     Ok(done.rows_affected() == 1)
@@ -153,12 +156,12 @@ pub async fn destroy_all(
     kind: OwnerKind,
     owner: Uuid,
 ) -> Result<u64, StoreError> {
-    let done = sqlx::query(
+    let done = sqlx::query!(
         "UPDATE data_keys SET wrapped = NULL, destroyed_at = now()
           WHERE owner_kind = $1 AND owner_id = $2 AND wrapped IS NOT NULL",
+        kind.as_str(),
+        owner
     )
-    .bind(kind.as_str())
-    .bind(owner)
     .execute(tx.conn())
     .await?;
     Ok(done.rows_affected())
@@ -172,14 +175,15 @@ pub async fn lock_not_wrapped_by(
     current: &str,
     limit: i64,
 ) -> Result<Vec<StoredKey>, StoreError> {
-    let rows: Vec<Row> = sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM data_keys
+    let rows: Vec<Row> = sqlx::query_as!(
+        Row,
+        "SELECT owner_kind, owner_id, version, master_key_id, wrapped FROM data_keys
           WHERE wrapped IS NOT NULL AND master_key_id <> $1
           ORDER BY owner_kind, owner_id, version
-          LIMIT $2 FOR UPDATE SKIP LOCKED"
-    ))
-    .bind(current)
-    .bind(limit)
+          LIMIT $2 FOR UPDATE SKIP LOCKED",
+        current,
+        limit
+    )
     .fetch_all(tx.conn())
     .await?;
     rows.into_iter().map(StoredKey::try_from).collect()
@@ -193,15 +197,15 @@ pub async fn set_wrapping(
     master_key_id: &str,
     wrapped: &[u8],
 ) -> Result<(), StoreError> {
-    let done = sqlx::query(
+    let done = sqlx::query!(
         "UPDATE data_keys SET master_key_id = $4, wrapped = $5, rewrapped_at = now()
           WHERE owner_kind = $1 AND owner_id = $2 AND version = $3 AND wrapped IS NOT NULL",
+        key.owner_kind.as_str(),
+        key.owner_id,
+        version_param(key.version)?,
+        master_key_id,
+        wrapped
     )
-    .bind(key.owner_kind.as_str())
-    .bind(key.owner_id)
-    .bind(version_param(key.version)?)
-    .bind(master_key_id)
-    .bind(wrapped)
     .execute(tx.conn())
     .await?;
     if done.rows_affected() == 1 {
@@ -214,12 +218,16 @@ pub async fn set_wrapping(
 /// How many live keys each master key wraps (to know when an old one can be retired).
 #[tracing::instrument(level = "debug", skip_all)]
 pub async fn count_by_master_key(tx: &mut ScopedTx) -> Result<Vec<(String, i64)>, StoreError> {
-    Ok(sqlx::query_as(
-        "SELECT master_key_id, count(*) FROM data_keys WHERE wrapped IS NOT NULL
-          GROUP BY master_key_id ORDER BY master_key_id",
+    let rows = sqlx::query!(
+        r#"SELECT master_key_id, count(*) AS "keys!" FROM data_keys WHERE wrapped IS NOT NULL
+          GROUP BY master_key_id ORDER BY master_key_id"#,
     )
     .fetch_all(tx.conn())
-    .await?)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| (r.master_key_id, r.keys))
+        .collect())
 }
 
 /// Parses a key-change announcement (made by the database, `data_keys_announce`, when a key
@@ -237,12 +245,12 @@ pub async fn facility_of(
     kind: OwnerKind,
     owner: Uuid,
 ) -> Result<Option<FacilityId>, StoreError> {
-    let facility: Option<Option<Uuid>> = sqlx::query_scalar(
+    let facility: Option<Option<Uuid>> = sqlx::query_scalar!(
         "SELECT facility_id FROM data_keys WHERE owner_kind = $1 AND owner_id = $2
           ORDER BY version DESC LIMIT 1",
+        kind.as_str(),
+        owner
     )
-    .bind(kind.as_str())
-    .bind(owner)
     .fetch_optional(tx.conn())
     .await?;
     Ok(facility.flatten().map(FacilityId::from_uuid))

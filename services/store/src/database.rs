@@ -185,8 +185,8 @@ impl Database {
     #[tracing::instrument(level = "debug", skip_all)]
     pub async fn readiness(&self) -> Result<Readiness, StoreError> {
         let mut conn = self.connection().await?;
-        let applied: i64 = sqlx::query_scalar(
-            "SELECT coalesce(max(version), 0) FROM _sqlx_migrations WHERE success",
+        let applied: i64 = sqlx::query_scalar!(
+            r#"SELECT coalesce(max(version), 0) AS "applied!" FROM _sqlx_migrations WHERE success"#
         )
         .fetch_one(conn.conn())
         .await?;

@@ -17,14 +17,14 @@ pub async fn record(
     by: StaffId,
 ) -> Result<(), StoreError> {
     let facility = tx.scope().facility().ok_or(StoreError::Forbidden)?;
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO deletion_requests (id, facility_id, patient_id, requested_by)
          VALUES ($1, $2, $3, $4)",
+        id,
+        facility.as_uuid(),
+        patient.as_uuid(),
+        by.as_uuid(),
     )
-    .bind(id)
-    .bind(facility.as_uuid())
-    .bind(patient.as_uuid())
-    .bind(by.as_uuid())
     .execute(tx.conn())
     .await?;
     Ok(())
@@ -34,10 +34,12 @@ pub async fn record(
 /// transaction first). Returns how many rows of each kind went, by table.
 #[tracing::instrument(level = "debug", skip_all, fields(patient = %patient))]
 pub async fn erase(tx: &mut ScopedTx, patient: PatientId) -> Result<serde_json::Value, StoreError> {
-    Ok(sqlx::query_scalar("SELECT erase_patient($1)")
-        .bind(patient.as_uuid())
-        .fetch_one(tx.conn())
-        .await?)
+    Ok(sqlx::query_scalar!(
+        r#"SELECT erase_patient($1) AS "erased!""#,
+        patient.as_uuid()
+    )
+    .fetch_one(tx.conn())
+    .await?)
 }
 
 /// Marks the request carried out, with what was erased (counts only).
@@ -47,11 +49,13 @@ pub async fn complete(
     id: Uuid,
     erased: &serde_json::Value,
 ) -> Result<(), StoreError> {
-    sqlx::query("UPDATE deletion_requests SET completed_at = now(), erased = $2 WHERE id = $1")
-        .bind(id)
-        .bind(erased)
-        .execute(tx.conn())
-        .await?;
+    sqlx::query!(
+        "UPDATE deletion_requests SET completed_at = now(), erased = $2 WHERE id = $1",
+        id,
+        erased,
+    )
+    .execute(tx.conn())
+    .await?;
     Ok(())
 }
 
@@ -69,29 +73,22 @@ pub struct DeletionRecord {
 /// The facility's deletion requests, newest first.
 #[tracing::instrument(level = "debug", skip_all)]
 pub async fn list(tx: &mut ScopedTx, limit: i64) -> Result<Vec<DeletionRecord>, StoreError> {
-    let rows: Vec<(
-        Uuid,
-        Uuid,
-        Uuid,
-        OffsetDateTime,
-        Option<OffsetDateTime>,
-        serde_json::Value,
-    )> = sqlx::query_as(
+    let rows = sqlx::query!(
         "SELECT id, patient_id, requested_by, requested_at, completed_at, erased
-               FROM deletion_requests ORDER BY requested_at DESC LIMIT $1",
+           FROM deletion_requests ORDER BY requested_at DESC LIMIT $1",
+        limit,
     )
-    .bind(limit)
     .fetch_all(tx.conn())
     .await?;
     Ok(rows
         .into_iter()
         .map(|r| DeletionRecord {
-            id: r.0,
-            patient: PatientId::from_uuid(r.1),
-            requested_by: StaffId::from_uuid(r.2),
-            requested_at: r.3,
-            completed_at: r.4,
-            erased: r.5,
+            id: r.id,
+            patient: PatientId::from_uuid(r.patient_id),
+            requested_by: StaffId::from_uuid(r.requested_by),
+            requested_at: r.requested_at,
+            completed_at: r.completed_at,
+            erased: r.erased,
         })
         .collect())
 }

@@ -61,9 +61,6 @@ impl From<Row> for StoredGrant {
     }
 }
 
-const COLUMNS: &str = "id, facility_id, patient_id, opened_by, reason_enc, opened_at, expires_at, \
-                       ended_at, reviewed_at, reviewed_by_facility";
-
 /// Opens a grant for the transaction's facility, lasting `duration` from now. Its reason must
 /// be given with [`give_reason`] in the same transaction (the patient's key only becomes
 /// readable once the grant exists), and the patient identified with [`confirm_identified`]
@@ -78,16 +75,18 @@ pub async fn open(
     duration: time::Duration,
 ) -> Result<StoredGrant, StoreError> {
     let facility = tx.scope().facility().ok_or(StoreError::Forbidden)?;
-    let row: Row = sqlx::query_as(&format!(
+    let row: Row = sqlx::query_as!(
+        Row,
         "INSERT INTO emergency_grants (id, facility_id, patient_id, opened_by, expires_at)
          VALUES ($1, $2, $3, $4, now() + make_interval(secs => $5))
-         RETURNING {COLUMNS}"
-    ))
-    .bind(id)
-    .bind(facility.as_uuid())
-    .bind(patient.as_uuid())
-    .bind(opened_by.as_uuid())
-    .bind(duration.as_seconds_f64())
+         RETURNING id, facility_id, patient_id, opened_by, reason_enc, opened_at, expires_at,
+                   ended_at, reviewed_at, reviewed_by_facility",
+        id,
+        facility.as_uuid(),
+        patient.as_uuid(),
+        opened_by.as_uuid(),
+        duration.as_seconds_f64(),
+    )
     .fetch_one(tx.conn())
     .await?;
     Ok(row.into())
@@ -96,11 +95,11 @@ pub async fn open(
 /// Stores the (encrypted) reason of a grant just opened.
 #[tracing::instrument(level = "debug", skip_all, fields(id = %id))]
 pub async fn give_reason(tx: &mut ScopedTx, id: Uuid, reason_enc: &[u8]) -> Result<(), StoreError> {
-    let done = sqlx::query(
+    let done = sqlx::query!(
         "UPDATE emergency_grants SET reason_enc = $2 WHERE id = $1 AND reason_enc IS NULL",
+        id,
+        reason_enc
     )
-    .bind(id)
-    .bind(reason_enc)
     .execute(tx.conn())
     .await?;
     if done.rows_affected() == 1 {
@@ -113,10 +112,13 @@ pub async fn give_reason(tx: &mut ScopedTx, id: Uuid, reason_enc: &[u8]) -> Resu
 /// One grant, if visible (the opening facility's, or one on a patient this facility shares).
 #[tracing::instrument(level = "debug", skip_all, fields(id = %id))]
 pub async fn get(tx: &mut ScopedTx, id: Uuid) -> Result<StoredGrant, StoreError> {
-    let row: Row = sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM emergency_grants WHERE id = $1"
-    ))
-    .bind(id)
+    let row: Row = sqlx::query_as!(
+        Row,
+        "SELECT id, facility_id, patient_id, opened_by,
+            reason_enc, opened_at, expires_at, ended_at, reviewed_at, reviewed_by_facility
+            FROM emergency_grants WHERE id = $1",
+        id
+    )
     .fetch_one(tx.conn())
     .await?;
     Ok(row.into())
@@ -125,10 +127,13 @@ pub async fn get(tx: &mut ScopedTx, id: Uuid) -> Result<StoredGrant, StoreError>
 /// The grants this facility opened and the grants on patients it shares, newest first.
 #[tracing::instrument(level = "debug", skip_all)]
 pub async fn visible(tx: &mut ScopedTx, limit: i64) -> Result<Vec<StoredGrant>, StoreError> {
-    let rows: Vec<Row> = sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM emergency_grants ORDER BY opened_at DESC LIMIT $1"
-    ))
-    .bind(limit)
+    let rows: Vec<Row> = sqlx::query_as!(
+        Row,
+        "SELECT id, facility_id, patient_id,
+            opened_by, reason_enc, opened_at, expires_at, ended_at, reviewed_at,
+            reviewed_by_facility FROM emergency_grants ORDER BY opened_at DESC LIMIT $1",
+        limit
+    )
     .fetch_all(tx.conn())
     .await?;
     Ok(rows.into_iter().map(Into::into).collect())
@@ -138,12 +143,12 @@ pub async fn visible(tx: &mut ScopedTx, limit: i64) -> Result<Vec<StoredGrant>, 
 #[tracing::instrument(level = "debug", skip_all, fields(id = %id))]
 pub async fn end(tx: &mut ScopedTx, id: Uuid) -> Result<(), StoreError> {
     let facility = tx.scope().facility().ok_or(StoreError::Forbidden)?;
-    let done = sqlx::query(
+    let done = sqlx::query!(
         "UPDATE emergency_grants SET ended_at = now()
           WHERE id = $1 AND facility_id = $2 AND ended_at IS NULL AND expires_at > now()",
+        id,
+        facility.as_uuid()
     )
-    .bind(id)
-    .bind(facility.as_uuid())
     .execute(tx.conn())
     .await?;
     if done.rows_affected() == 1 {
@@ -157,14 +162,14 @@ pub async fn end(tx: &mut ScopedTx, id: Uuid) -> Result<(), StoreError> {
 #[tracing::instrument(level = "debug", skip_all, fields(id = %id, by = %by))]
 pub async fn review(tx: &mut ScopedTx, id: Uuid, by: StaffId) -> Result<(), StoreError> {
     let facility = tx.scope().facility().ok_or(StoreError::Forbidden)?;
-    let done = sqlx::query(
+    let done = sqlx::query!(
         "UPDATE emergency_grants
             SET reviewed_at = now(), reviewed_by = $2, reviewed_by_facility = $3
           WHERE id = $1 AND facility_id <> $3 AND reviewed_at IS NULL",
+        id,
+        by.as_uuid(),
+        facility.as_uuid()
     )
-    .bind(id)
-    .bind(by.as_uuid())
-    .bind(facility.as_uuid())
     .execute(tx.conn())
     .await?;
     if done.rows_affected() == 1 {
@@ -205,11 +210,12 @@ pub struct NewCard<'a> {
 /// The card of a patient the transaction's facility registered, if it has one.
 #[tracing::instrument(level = "debug", skip_all, fields(patient = %patient))]
 pub async fn card(tx: &mut ScopedTx, patient: PatientId) -> Result<Option<StoredCard>, StoreError> {
-    Ok(sqlx::query_as(
+    Ok(sqlx::query_as!(
+        StoredCard,
         "SELECT patient_id, number_enc, revision, issued_at, issued_by FROM patient_cards
           WHERE patient_id = $1",
+        patient.as_uuid()
     )
-    .bind(patient.as_uuid())
     .fetch_optional(tx.conn())
     .await?)
 }
@@ -222,7 +228,7 @@ pub async fn put_card(tx: &mut ScopedTx, card: &NewCard<'_>) -> Result<OffsetDat
     let facility = tx.scope().facility().ok_or(StoreError::Forbidden)?;
     // A re-issue replaces the revision it was bound after: a concurrent re-issue that got
     // there first leaves nothing to update (the caller gets a conflict, nothing is written).
-    let issued: Option<(OffsetDateTime, i64)> = sqlx::query_as(
+    let issued = sqlx::query!(
         "INSERT INTO patient_cards (patient_id, facility_id, lookup, birth_check, number_enc,
                                     issued_by)
          VALUES ($1, $2, $3, $4, $5, $6)
@@ -232,16 +238,17 @@ pub async fn put_card(tx: &mut ScopedTx, card: &NewCard<'_>) -> Result<OffsetDat
                 issued_by = EXCLUDED.issued_by
           WHERE patient_cards.revision + 1 = $7
          RETURNING issued_at, revision",
+        card.patient.as_uuid(),
+        facility.as_uuid(),
+        card.lookup,
+        card.birth_check,
+        card.number_enc,
+        card.issued_by.map(|s| s.as_uuid()),
+        card.revision,
     )
-    .bind(card.patient.as_uuid())
-    .bind(facility.as_uuid())
-    .bind(card.lookup)
-    .bind(card.birth_check)
-    .bind(card.number_enc)
-    .bind(card.issued_by.map(|s| s.as_uuid()))
-    .bind(card.revision)
     .fetch_optional(tx.conn())
-    .await?;
+    .await?
+    .map(|r| (r.issued_at, r.revision));
     match issued {
         Some((issued_at, revision)) if revision == card.revision => Ok(issued_at),
         _ => Err(StoreError::Conflict {
@@ -257,11 +264,13 @@ pub async fn set_birth_check(
     patient: PatientId,
     birth_check: &[u8],
 ) -> Result<bool, StoreError> {
-    let done = sqlx::query("UPDATE patient_cards SET birth_check = $2 WHERE patient_id = $1")
-        .bind(patient.as_uuid())
-        .bind(birth_check)
-        .execute(tx.conn())
-        .await?;
+    let done = sqlx::query!(
+        "UPDATE patient_cards SET birth_check = $2 WHERE patient_id = $1",
+        patient.as_uuid(),
+        birth_check
+    )
+    .execute(tx.conn())
+    .await?;
     Ok(done.rows_affected() == 1)
 }
 
@@ -272,14 +281,14 @@ pub async fn patients_without_card(
     limit: i64,
 ) -> Result<Vec<PatientId>, StoreError> {
     let facility = tx.scope().facility().ok_or(StoreError::Forbidden)?;
-    let ids: Vec<Uuid> = sqlx::query_scalar(
+    let ids: Vec<Uuid> = sqlx::query_scalar!(
         "SELECT p.id FROM patients p
           WHERE p.facility_id = $1
             AND NOT EXISTS (SELECT FROM patient_cards c WHERE c.patient_id = p.id)
           ORDER BY p.id LIMIT $2",
+        facility.as_uuid(),
+        limit
     )
-    .bind(facility.as_uuid())
-    .bind(limit)
     .fetch_all(tx.conn())
     .await?;
     Ok(ids.into_iter().map(PatientId::from_uuid).collect())
@@ -297,10 +306,11 @@ pub struct Identified {
 
 #[tracing::instrument(level = "debug", skip_all)]
 pub async fn identify(tx: &mut ScopedTx, lookup: &[u8]) -> Result<Identified, StoreError> {
-    Ok(sqlx::query_as(
+    Ok(sqlx::query_as!(
+        Identified,
         "SELECT patient_id, birth_check, facility_locked_until FROM emergency_identify($1)",
+        lookup
     )
-    .bind(lookup)
     .fetch_one(tx.conn())
     .await?)
 }
@@ -314,11 +324,13 @@ pub async fn confirm_identified(
     lookup: &[u8],
     birth_check: &[u8],
 ) -> Result<PatientId, StoreError> {
-    let patient: Uuid = sqlx::query_scalar("SELECT emergency_identified($1, $2)")
-        .bind(lookup)
-        .bind(birth_check)
-        .fetch_one(tx.conn())
-        .await?;
+    let patient: Uuid = sqlx::query_scalar!(
+        r#"SELECT emergency_identified($1, $2) AS "patient!""#,
+        lookup,
+        birth_check
+    )
+    .fetch_one(tx.conn())
+    .await?;
     Ok(PatientId::from_uuid(patient))
 }
 
@@ -340,12 +352,13 @@ pub async fn identification_failed(
     tx: &mut ScopedTx,
     lookup: &[u8],
 ) -> Result<Failure, StoreError> {
-    Ok(sqlx::query_as(
-        "SELECT failure_id, patient_id, registering_facility_id, card_failures,
-                facility_failures
-           FROM emergency_identification_failed($1)",
+    Ok(sqlx::query_as!(
+        Failure,
+        r#"SELECT failure_id AS "failure_id!", patient_id, registering_facility_id,
+                card_failures AS "card_failures!", facility_failures AS "facility_failures!"
+           FROM emergency_identification_failed($1)"#,
+        lookup
     )
-    .bind(lookup)
     .fetch_one(tx.conn())
     .await?)
 }
@@ -355,11 +368,12 @@ pub async fn identification_failed(
 pub async fn identification_status(
     tx: &mut ScopedTx,
 ) -> Result<(i32, Option<OffsetDateTime>), StoreError> {
-    Ok(
-        sqlx::query_as("SELECT failures, locked_until FROM emergency_identification_status()")
-            .fetch_one(tx.conn())
-            .await?,
+    let status = sqlx::query!(
+        r#"SELECT failures AS "failures!", locked_until FROM emergency_identification_status()"#
     )
+    .fetch_one(tx.conn())
+    .await?;
+    Ok((status.failures, status.locked_until))
 }
 
 /// A failed identification of one of the facility's patients' cards, as the registering
@@ -384,8 +398,11 @@ pub async fn card_failures(
     since: OffsetDateTime,
     limit: i64,
 ) -> Result<Vec<CardFailure>, StoreError> {
-    Ok(sqlx::query_as(
-        "SELECT patient_id, facility_id, staff_id, attempted_at, within_hour FROM (
+    Ok(sqlx::query_as!(
+        CardFailure,
+        r#"SELECT patient_id AS "patient_id!", facility_id AS "facility_id!",
+                staff_id AS "staff_id!", attempted_at AS "attempted_at!",
+                within_hour AS "within_hour!" FROM (
              SELECT f.patient_id, f.requesting_facility_id AS facility_id, f.staff_id,
                     f.attempted_at,
                     count(*) OVER (PARTITION BY f.patient_id ORDER BY f.attempted_at
@@ -396,11 +413,11 @@ pub async fn card_failures(
               WHERE f.attempted_at > c.issued_at
                 AND ($1::uuid IS NULL OR f.patient_id = $1)) w
           WHERE attempted_at > $2
-          ORDER BY attempted_at DESC LIMIT $3",
+          ORDER BY attempted_at DESC LIMIT $3"#,
+        patient.map(|p| p.as_uuid()),
+        since,
+        limit
     )
-    .bind(patient.map(|p| p.as_uuid()))
-    .bind(since)
-    .bind(limit)
     .fetch_all(tx.conn())
     .await?)
 }

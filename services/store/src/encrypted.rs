@@ -131,13 +131,22 @@ pub async fn values_of(
     owner: Uuid,
 ) -> Result<Vec<StoredValue>, StoreError> {
     let rows: Vec<(Uuid, Uuid, i64, Vec<u8>)> = if column.owner_kind == OwnerKind::Patient {
-        sqlx::query_as("SELECT row_id, bound_row, version, value FROM encrypted_values($1, $2, $3)")
-            .bind(identifier(column.table)?)
-            .bind(identifier(column.column)?)
-            .bind(owner)
-            .fetch_all(tx.conn())
-            .await?
+        sqlx::query!(
+            r#"SELECT row_id AS "row_id!", bound_row AS "bound_row!", version AS "version!",
+                      value AS "value!"
+                 FROM encrypted_values($1, $2, $3)"#,
+            identifier(column.table)?,
+            identifier(column.column)?,
+            owner,
+        )
+        .fetch_all(tx.conn())
+        .await?
+        .into_iter()
+        .map(|r| (r.row_id, r.bound_row, r.version, r.value))
+        .collect()
     } else {
+        // Dynamic: the table and columns come from the static list above (one statement per
+        // encrypted column), so the statement is built here and not checked at compile time.
         let version = match column.version_column {
             Some(v) => format!("{}::bigint", identifier(v)?),
             None => "0::bigint".to_string(),
@@ -171,9 +180,11 @@ pub async fn values_of(
 /// bind-versions` has re-encrypted them all. Once false, false for good.
 #[tracing::instrument(level = "debug", skip_all)]
 pub async fn legacy_values_readable(tx: &mut ScopedTx) -> Result<bool, StoreError> {
-    Ok(sqlx::query_scalar("SELECT legacy_values_readable()")
-        .fetch_one(tx.conn())
-        .await?)
+    Ok(
+        sqlx::query_scalar!(r#"SELECT legacy_values_readable() AS "readable!""#)
+            .fetch_one(tx.conn())
+            .await?,
+    )
 }
 
 /// Where `keys bind-versions` stands (key maintenance; the state stays locked until the
@@ -189,22 +200,20 @@ pub struct BindingState {
 /// Locks and reads the state of `keys bind-versions`; `restart` starts from the first patient.
 #[tracing::instrument(level = "debug", skip_all)]
 pub async fn binding_state(tx: &mut ScopedTx, restart: bool) -> Result<BindingState, StoreError> {
-    let (legacy_readable, done_through): (bool, Uuid) =
-        sqlx::query_as("SELECT legacy_readable, done_through FROM value_binding_state($1)")
-            .bind(restart)
-            .fetch_one(tx.conn())
-            .await?;
-    Ok(BindingState {
-        legacy_readable,
-        done_through,
-    })
+    Ok(sqlx::query_as!(
+        BindingState,
+        r#"SELECT legacy_readable AS "legacy_readable!", done_through AS "done_through!"
+             FROM value_binding_state($1)"#,
+        restart,
+    )
+    .fetch_one(tx.conn())
+    .await?)
 }
 
 /// Records that every patient up to `through` was done.
 #[tracing::instrument(level = "debug", skip_all, fields(through = %through))]
 pub async fn binding_advance(tx: &mut ScopedTx, through: Uuid) -> Result<(), StoreError> {
-    sqlx::query("SELECT value_binding_advance($1)")
-        .bind(through)
+    sqlx::query!("SELECT value_binding_advance($1)", through)
         .execute(tx.conn())
         .await?;
     Ok(())
@@ -214,9 +223,11 @@ pub async fn binding_advance(tx: &mut ScopedTx, through: Uuid) -> Result<(), Sto
 /// returns how many are left.
 #[tracing::instrument(level = "debug", skip_all)]
 pub async fn binding_complete(tx: &mut ScopedTx) -> Result<i64, StoreError> {
-    Ok(sqlx::query_scalar("SELECT value_binding_complete()")
-        .fetch_one(tx.conn())
-        .await?)
+    Ok(
+        sqlx::query_scalar!(r#"SELECT value_binding_complete() AS "left!""#)
+            .fetch_one(tx.conn())
+            .await?,
+    )
 }
 
 /// Patients with a data key, by ID, after `after`: the order `keys bind-versions` goes in.
@@ -226,12 +237,12 @@ pub async fn patients_after(
     after: Uuid,
     limit: i64,
 ) -> Result<Vec<Uuid>, StoreError> {
-    Ok(sqlx::query_scalar(
+    Ok(sqlx::query_scalar!(
         "SELECT DISTINCT owner_id FROM data_keys
           WHERE owner_kind = 'patient' AND owner_id > $1 ORDER BY owner_id LIMIT $2",
+        after,
+        limit
     )
-    .bind(after)
-    .bind(limit)
     .fetch_all(tx.conn())
     .await?)
 }
@@ -239,13 +250,15 @@ pub async fn patients_after(
 /// How many patients have a data key, and how many of them come up to `through`.
 #[tracing::instrument(level = "debug", skip_all, fields(through = %through))]
 pub async fn patients_count(tx: &mut ScopedTx, through: Uuid) -> Result<(i64, i64), StoreError> {
-    Ok(sqlx::query_as(
-        "SELECT count(DISTINCT owner_id), count(DISTINCT owner_id) FILTER (WHERE owner_id <= $1)
-           FROM data_keys WHERE owner_kind = 'patient'",
+    let counts = sqlx::query!(
+        r#"SELECT count(DISTINCT owner_id) AS "patients!",
+                count(DISTINCT owner_id) FILTER (WHERE owner_id <= $1) AS "through!"
+           FROM data_keys WHERE owner_kind = 'patient'"#,
+        through,
     )
-    .bind(through)
     .fetch_one(tx.conn())
-    .await?)
+    .await?;
+    Ok((counts.patients, counts.through))
 }
 
 /// Replaces one value if it is still `old` (a concurrent edit wins; the caller reads again).
@@ -260,18 +273,19 @@ pub async fn replace_value(
     new: &[u8],
 ) -> Result<bool, StoreError> {
     if column.owner_kind == OwnerKind::Patient {
-        return Ok(
-            sqlx::query_scalar("SELECT reencrypt_value($1, $2, $3, $4, $5, $6)")
-                .bind(identifier(column.table)?)
-                .bind(identifier(column.column)?)
-                .bind(owner)
-                .bind(row)
-                .bind(old)
-                .bind(new)
-                .fetch_one(tx.conn())
-                .await?,
-        );
+        return Ok(sqlx::query_scalar!(
+            r#"SELECT reencrypt_value($1, $2, $3, $4, $5, $6) AS "replaced!""#,
+            identifier(column.table)?,
+            identifier(column.column)?,
+            owner,
+            row,
+            old,
+            new
+        )
+        .fetch_one(tx.conn())
+        .await?);
     }
+    // Dynamic: the table and column come from the static list above, not checked at compile time.
     let sql = format!(
         "UPDATE {table} SET {col} = $3 WHERE {id} = $1 AND {col} = $2",
         id = identifier(column.id_column)?,

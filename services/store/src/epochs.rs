@@ -45,8 +45,10 @@ pub struct Epoch {
 /// a time across every server process. Key maintenance only.
 #[tracing::instrument(level = "debug", skip_all)]
 pub async fn try_lock_rotation(tx: &mut ScopedTx) -> Result<bool, StoreError> {
-    Ok(sqlx::query_scalar(
-        "SELECT pg_try_advisory_xact_lock(hashtextextended('renrakucho.master_key_rotation', 0))",
+    Ok(sqlx::query_scalar!(
+        r#"SELECT
+            pg_try_advisory_xact_lock(hashtextextended('renrakucho.master_key_rotation', 0))
+            AS "locked!""#
     )
     .fetch_one(tx.conn())
     .await?)
@@ -55,30 +57,30 @@ pub async fn try_lock_rotation(tx: &mut ScopedTx) -> Result<bool, StoreError> {
 /// How many deletion requests have been carried out (committed) so far.
 #[tracing::instrument(level = "debug", skip_all)]
 pub async fn erasures_completed(tx: &mut ScopedTx) -> Result<i64, StoreError> {
-    Ok(
-        sqlx::query_scalar("SELECT count(*) FROM deletion_requests WHERE completed_at IS NOT NULL")
-            .fetch_one(tx.conn())
-            .await?,
+    Ok(sqlx::query_scalar!(
+        r#"SELECT count(*) AS "completed!" FROM deletion_requests WHERE completed_at IS NOT NULL"#
     )
+    .fetch_one(tx.conn())
+    .await?)
 }
 
 /// Every epoch, oldest first.
 #[tracing::instrument(level = "debug", skip_all)]
 pub async fn list(tx: &mut ScopedTx) -> Result<Vec<Epoch>, StoreError> {
-    let rows: Vec<(String, String, i64, f64)> = sqlx::query_as(
-        "SELECT master_key_id, state, erasures_covered,
-                extract(epoch FROM clock_timestamp() - created_at)::float8
-           FROM master_key_epochs ORDER BY created_at, master_key_id",
+    let rows = sqlx::query!(
+        r#"SELECT master_key_id, state, erasures_covered,
+                extract(epoch FROM clock_timestamp() - created_at)::float8 AS "age_seconds!"
+           FROM master_key_epochs ORDER BY created_at, master_key_id"#,
     )
     .fetch_all(tx.conn())
     .await?;
     rows.into_iter()
-        .map(|(master_key_id, state, erasures_covered, age_seconds)| {
+        .map(|r| {
             Ok(Epoch {
-                master_key_id,
-                state: EpochState::parse(&state)?,
-                erasures_covered,
-                age_seconds,
+                master_key_id: r.master_key_id,
+                state: EpochState::parse(&r.state)?,
+                erasures_covered: r.erasures_covered,
+                age_seconds: r.age_seconds,
             })
         })
         .collect()
@@ -91,12 +93,12 @@ pub async fn register(
     master_key_id: &str,
     erasures_covered: i64,
 ) -> Result<bool, StoreError> {
-    let done = sqlx::query(
+    let done = sqlx::query!(
         "INSERT INTO master_key_epochs (master_key_id, erasures_covered) VALUES ($1, $2)
          ON CONFLICT (master_key_id) DO NOTHING",
+        master_key_id,
+        erasures_covered
     )
-    .bind(master_key_id)
-    .bind(erasures_covered)
     .execute(tx.conn())
     .await?;
     Ok(done.rows_affected() == 1)
@@ -107,17 +109,17 @@ pub async fn register(
 /// commit of this transaction on, no wrap under it commits.
 #[tracing::instrument(level = "debug", skip_all)]
 pub async fn begin_retiring(tx: &mut ScopedTx, master_key_id: &str) -> Result<(), StoreError> {
-    sqlx::query(
+    sqlx::query!(
         "SELECT pg_advisory_xact_lock(hashtextextended('renrakucho.master_key_epoch.' || $1, 0))",
+        master_key_id
     )
-    .bind(master_key_id)
     .execute(tx.conn())
     .await?;
-    sqlx::query(
+    sqlx::query!(
         "UPDATE master_key_epochs SET state = 'retiring', retiring_at = now()
           WHERE master_key_id = $1 AND state = 'active'",
+        master_key_id
     )
-    .bind(master_key_id)
     .execute(tx.conn())
     .await?;
     Ok(())
@@ -126,10 +128,11 @@ pub async fn begin_retiring(tx: &mut ScopedTx, master_key_id: &str) -> Result<()
 /// How many live data keys are wrapped under a master key.
 #[tracing::instrument(level = "debug", skip_all)]
 pub async fn live_keys_under(tx: &mut ScopedTx, master_key_id: &str) -> Result<i64, StoreError> {
-    Ok(sqlx::query_scalar(
-        "SELECT count(*) FROM data_keys WHERE wrapped IS NOT NULL AND master_key_id = $1",
+    Ok(sqlx::query_scalar!(
+        r#"SELECT count(*) AS "live!"FROM data_keys WHERE wrapped IS NOT
+            NULL AND master_key_id = $1"#,
+        master_key_id
     )
-    .bind(master_key_id)
     .fetch_one(tx.conn())
     .await?)
 }
@@ -137,11 +140,11 @@ pub async fn live_keys_under(tx: &mut ScopedTx, master_key_id: &str) -> Result<i
 /// Records that a retiring epoch's key material was destroyed.
 #[tracing::instrument(level = "debug", skip_all)]
 pub async fn mark_destroyed(tx: &mut ScopedTx, master_key_id: &str) -> Result<(), StoreError> {
-    let done = sqlx::query(
+    let done = sqlx::query!(
         "UPDATE master_key_epochs SET state = 'destroyed', destroyed_at = now()
           WHERE master_key_id = $1 AND state = 'retiring'",
+        master_key_id
     )
-    .bind(master_key_id)
     .execute(tx.conn())
     .await?;
     if done.rows_affected() == 1 {

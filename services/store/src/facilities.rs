@@ -50,8 +50,6 @@ impl TryFrom<Row> for Facility {
     }
 }
 
-const COLUMNS: &str = "id, code, name, kind, status, created_at";
-
 /// A facility to register. Platform scope only (the operator admits facilities, 第6条).
 #[derive(Debug, Clone)]
 pub struct NewFacility {
@@ -63,15 +61,16 @@ pub struct NewFacility {
 
 #[tracing::instrument(level = "debug", skip_all)]
 pub async fn insert(tx: &mut ScopedTx, new: &NewFacility) -> Result<Facility, StoreError> {
-    let row = sqlx::query_as::<_, Row>(&format!(
+    let row = sqlx::query_as!(
+        Row,
         "INSERT INTO facilities (id, code, name, kind, status) VALUES ($1, $2, $3, $4, $5)
-         RETURNING {COLUMNS}"
-    ))
-    .bind(FacilityId::new().as_uuid())
-    .bind(new.code.as_str())
-    .bind(new.name.as_str())
-    .bind(new.kind.as_str())
-    .bind(new.status.as_str())
+         RETURNING id, code, name, kind, status, created_at",
+        FacilityId::new().as_uuid(),
+        new.code.as_str(),
+        new.name.as_str(),
+        new.kind.as_str(),
+        new.status.as_str()
+    )
     .fetch_one(tx.conn())
     .await?;
     row.try_into()
@@ -80,23 +79,29 @@ pub async fn insert(tx: &mut ScopedTx, new: &NewFacility) -> Result<Facility, St
 /// One facility, if visible in the transaction's scope.
 #[tracing::instrument(level = "debug", skip_all, fields(id = %id))]
 pub async fn get(tx: &mut ScopedTx, id: FacilityId) -> Result<Facility, StoreError> {
-    sqlx::query_as::<_, Row>(&format!("SELECT {COLUMNS} FROM facilities WHERE id = $1"))
-        .bind(id.as_uuid())
-        .fetch_optional(tx.conn())
-        .await?
-        .ok_or(StoreError::NotFound)?
-        .try_into()
+    sqlx::query_as!(
+        Row,
+        "SELECT id, code, name, kind, status, created_at FROM facilities WHERE id = $1",
+        id.as_uuid()
+    )
+    .fetch_optional(tx.conn())
+    .await?
+    .ok_or(StoreError::NotFound)?
+    .try_into()
 }
 
 /// Every facility visible in the scope (all of them in platform scope), by code.
 #[tracing::instrument(level = "debug", skip_all)]
 pub async fn list(tx: &mut ScopedTx) -> Result<Vec<Facility>, StoreError> {
-    sqlx::query_as::<_, Row>(&format!("SELECT {COLUMNS} FROM facilities ORDER BY code"))
-        .fetch_all(tx.conn())
-        .await?
-        .into_iter()
-        .map(Facility::try_from)
-        .collect()
+    sqlx::query_as!(
+        Row,
+        "SELECT id, code, name, kind, status, created_at FROM facilities ORDER BY code"
+    )
+    .fetch_all(tx.conn())
+    .await?
+    .into_iter()
+    .map(Facility::try_from)
+    .collect()
 }
 
 #[tracing::instrument(level = "debug", skip_all)]
@@ -104,12 +109,15 @@ pub async fn find_by_code(
     tx: &mut ScopedTx,
     code: &FacilityCode,
 ) -> Result<Option<Facility>, StoreError> {
-    sqlx::query_as::<_, Row>(&format!("SELECT {COLUMNS} FROM facilities WHERE code = $1"))
-        .bind(code.as_str())
-        .fetch_optional(tx.conn())
-        .await?
-        .map(Facility::try_from)
-        .transpose()
+    sqlx::query_as!(
+        Row,
+        "SELECT id, code, name, kind, status, created_at FROM facilities WHERE code = $1",
+        code.as_str()
+    )
+    .fetch_optional(tx.conn())
+    .await?
+    .map(Facility::try_from)
+    .transpose()
 }
 
 /// Before anyone is signed in: which facility a sign-in names, and its status. Uses the
@@ -120,11 +128,14 @@ pub async fn for_sign_in(
     code: &FacilityCode,
 ) -> Result<Option<(FacilityId, FacilityStatus)>, StoreError> {
     let mut conn = db.connection().await?;
-    let row: Option<(Uuid, String)> =
-        sqlx::query_as("SELECT facility_id, status FROM facility_for_sign_in($1)")
-            .bind(code.as_str())
-            .fetch_optional(conn.conn())
-            .await?;
+    let row = sqlx::query!(
+        r#"SELECT facility_id AS "facility_id!", status AS "status!"
+             FROM facility_for_sign_in($1)"#,
+        code.as_str(),
+    )
+    .fetch_optional(conn.conn())
+    .await?
+    .map(|r| (r.facility_id, r.status));
     conn.done();
     row.map(|(id, status)| Ok((FacilityId::from_uuid(id), decode("status", &status)?)))
         .transpose()
@@ -148,19 +159,21 @@ pub async fn directory(
     code: Option<&str>,
 ) -> Result<Vec<DirectoryEntry>, StoreError> {
     let ids: Option<Vec<Uuid>> = ids.map(|ids| ids.iter().map(|i| i.as_uuid()).collect());
-    let rows: Vec<(Uuid, String, String, String)> =
-        sqlx::query_as("SELECT id, code, name, kind FROM facility_directory($1, $2)")
-            .bind(ids)
-            .bind(code)
-            .fetch_all(tx.conn())
-            .await?;
+    let rows = sqlx::query!(
+        r#"SELECT id AS "id!", code AS "code!", name AS "name!", kind AS "kind!"
+             FROM facility_directory($1, $2)"#,
+        ids.as_deref(),
+        code,
+    )
+    .fetch_all(tx.conn())
+    .await?;
     rows.into_iter()
-        .map(|(id, code, name, kind)| {
+        .map(|r| {
             Ok(DirectoryEntry {
-                id: FacilityId::from_uuid(id),
-                code,
-                name,
-                kind: decode("kind", &kind)?,
+                id: FacilityId::from_uuid(r.id),
+                code: r.code,
+                name: r.name,
+                kind: decode("kind", &r.kind)?,
             })
         })
         .collect()

@@ -79,21 +79,24 @@ impl ServerKeys {
             let mut key = ServerKey([0u8; 32]);
             rand::rngs::OsRng.fill_bytes(&mut key.0);
             let (inner, outer) = key.pads();
-            sqlx::query(
+            sqlx::query!(
                 "INSERT INTO private.server_keys (purpose, key, inner_pad, outer_pad)
                  VALUES ($1, $2, $3, $4) ON CONFLICT (purpose) DO NOTHING",
+                purpose,
+                &key.0[..],
+                &inner[..],
+                &outer[..]
             )
-            .bind(purpose)
-            .bind(&key.0[..])
-            .bind(&inner[..])
-            .bind(&outer[..])
             .execute(&mut conn)
             .await?;
         }
         let rows: Vec<(String, Vec<u8>)> =
-            sqlx::query_as("SELECT purpose, key FROM private.server_keys")
+            sqlx::query!("SELECT purpose, key FROM private.server_keys")
                 .fetch_all(&mut conn)
-                .await?;
+                .await?
+                .into_iter()
+                .map(|r| (r.purpose, r.key))
+                .collect();
         conn.close().await?;
         let find = |purpose: &str| -> Result<ServerKey, StoreError> {
             let mut bytes = rows

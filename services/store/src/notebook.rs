@@ -61,7 +61,7 @@ pub struct NewEntry<'a> {
 #[tracing::instrument(level = "debug", skip_all)]
 pub async fn insert(tx: &mut ScopedTx, new: &NewEntry<'_>) -> Result<OffsetDateTime, StoreError> {
     let facility = tx.scope().facility().ok_or(StoreError::Forbidden)?;
-    let created: OffsetDateTime = sqlx::query_scalar(
+    let created: OffsetDateTime = sqlx::query_scalar!(
         "WITH e AS (
             INSERT INTO entries (id, patient_id, facility_id, author_id, author_name,
                                  author_profession, category, priority, reply_to, mentions,
@@ -73,22 +73,22 @@ pub async fn insert(tx: &mut ScopedTx, new: &NewEntry<'_>) -> Result<OffsetDateT
                                      vitals_enc)
          SELECT $13, $1, 1, $2, $3, $4, $5, e.created_at, $7, $8, $14, $15 FROM e
          RETURNING edited_at",
+        new.id,
+        new.patient.as_uuid(),
+        facility.as_uuid(),
+        new.author.as_uuid(),
+        new.author_name,
+        new.author_profession,
+        new.category,
+        new.priority,
+        new.reply_to,
+        new.mentions,
+        new.body_enc,
+        new.vitals_enc,
+        new.version_id,
+        new.version_body_enc,
+        new.version_vitals_enc
     )
-    .bind(new.id)
-    .bind(new.patient.as_uuid())
-    .bind(facility.as_uuid())
-    .bind(new.author.as_uuid())
-    .bind(new.author_name)
-    .bind(new.author_profession)
-    .bind(new.category)
-    .bind(new.priority)
-    .bind(new.reply_to)
-    .bind(new.mentions)
-    .bind(new.body_enc)
-    .bind(new.vitals_enc)
-    .bind(new.version_id)
-    .bind(new.version_body_enc)
-    .bind(new.version_vitals_enc)
     .fetch_one(tx.conn())
     .await?;
     Ok(created)
@@ -101,11 +101,16 @@ pub async fn get(
     patient: PatientId,
     id: Uuid,
 ) -> Result<StoredEntry, StoreError> {
-    Ok(sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM entries WHERE patient_id = $1 AND id = $2"
-    ))
-    .bind(patient.as_uuid())
-    .bind(id)
+    Ok(sqlx::query_as!(
+        StoredEntry,
+        "SELECT id, patient_id, facility_id, author_id,
+            author_name, author_profession, category, priority, reply_to, mentions,
+            body_enc, vitals_enc, version, created_at, updated_at, withdrawn_at,
+            withdrawn_by, withdrawal_reason_enc FROM entries WHERE patient_id = $1 AND id =
+            $2",
+        patient.as_uuid(),
+        id
+    )
     .fetch_one(tx.conn())
     .await?)
 }
@@ -160,6 +165,7 @@ pub async fn timeline(
     after: Option<Cursor>,
     limit: i64,
 ) -> Result<Vec<PageRow>, StoreError> {
+    // Dynamic: the filters decide which conditions the statement has (binds only, no input in SQL).
     let mut q: QueryBuilder<Postgres> = QueryBuilder::new(format!(
         "SELECT {COLUMNS},
                 EXISTS (SELECT FROM entry_reads r
@@ -211,10 +217,15 @@ pub async fn timeline(
 /// search within the notebook).
 #[tracing::instrument(level = "debug", skip_all, fields(patient = %patient))]
 pub async fn all(tx: &mut ScopedTx, patient: PatientId) -> Result<Vec<StoredEntry>, StoreError> {
-    Ok(sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM entries WHERE patient_id = $1 ORDER BY created_at, id"
-    ))
-    .bind(patient.as_uuid())
+    Ok(sqlx::query_as!(
+        StoredEntry,
+        "SELECT id, patient_id, facility_id, author_id,
+            author_name, author_profession, category, priority, reply_to, mentions,
+            body_enc, vitals_enc, version, created_at, updated_at, withdrawn_at,
+            withdrawn_by, withdrawal_reason_enc FROM entries WHERE patient_id = $1 ORDER BY
+            created_at, id",
+        patient.as_uuid()
+    )
     .fetch_all(tx.conn())
     .await?)
 }
@@ -254,7 +265,7 @@ pub enum EditOutcome {
 #[tracing::instrument(level = "debug", skip_all)]
 pub async fn edit(tx: &mut ScopedTx, e: &Edit<'_>) -> Result<EditOutcome, StoreError> {
     let facility = tx.scope().facility().ok_or(StoreError::Forbidden)?;
-    let saved: Option<i32> = sqlx::query_scalar(
+    let saved: Option<i32> = sqlx::query_scalar!(
         "WITH e AS (
             UPDATE entries
                SET category = $4, priority = $5, mentions = $6, body_enc = $7, vitals_enc = $8,
@@ -266,21 +277,21 @@ pub async fn edit(tx: &mut ScopedTx, e: &Edit<'_>) -> Result<EditOutcome, StoreE
                                      vitals_enc)
          SELECT $12, $2, e.version, $1, $9, $10, $11, e.updated_at, $4, $5, $13, $14 FROM e
          RETURNING version",
+        e.patient.as_uuid(),
+        e.id,
+        e.expected_version,
+        e.category,
+        e.priority,
+        e.mentions,
+        e.body_enc,
+        e.vitals_enc,
+        facility.as_uuid(),
+        e.editor.as_uuid(),
+        e.editor_name,
+        e.version_id,
+        e.version_body_enc,
+        e.version_vitals_enc
     )
-    .bind(e.patient.as_uuid())
-    .bind(e.id)
-    .bind(e.expected_version)
-    .bind(e.category)
-    .bind(e.priority)
-    .bind(e.mentions)
-    .bind(e.body_enc)
-    .bind(e.vitals_enc)
-    .bind(facility.as_uuid())
-    .bind(e.editor.as_uuid())
-    .bind(e.editor_name)
-    .bind(e.version_id)
-    .bind(e.version_body_enc)
-    .bind(e.version_vitals_enc)
     .fetch_optional(tx.conn())
     .await?;
     match saved {
@@ -303,14 +314,14 @@ pub async fn withdraw(
     by: StaffId,
     reason_enc: &[u8],
 ) -> Result<(), StoreError> {
-    let done = sqlx::query(
+    let done = sqlx::query!(
         "UPDATE entries SET withdrawn_at = now(), withdrawn_by = $3, withdrawal_reason_enc = $4
           WHERE patient_id = $1 AND id = $2 AND withdrawn_at IS NULL",
+        patient.as_uuid(),
+        id,
+        by.as_uuid(),
+        reason_enc
     )
-    .bind(patient.as_uuid())
-    .bind(id)
-    .bind(by.as_uuid())
-    .bind(reason_enc)
     .execute(tx.conn())
     .await?;
     if done.rows_affected() == 1 {
@@ -343,13 +354,14 @@ pub async fn versions(
     patient: PatientId,
     entry: Uuid,
 ) -> Result<Vec<StoredVersion>, StoreError> {
-    Ok(sqlx::query_as(
+    Ok(sqlx::query_as!(
+        StoredVersion,
         "SELECT id, entry_id, version, facility_id, edited_by, edited_by_name, edited_at, category,
                 priority, body_enc, vitals_enc
            FROM entry_versions WHERE patient_id = $1 AND entry_id = $2 ORDER BY version",
+        patient.as_uuid(),
+        entry
     )
-    .bind(patient.as_uuid())
-    .bind(entry)
     .fetch_all(tx.conn())
     .await?)
 }
@@ -361,13 +373,17 @@ pub async fn replies(
     patient: PatientId,
     entry: Uuid,
 ) -> Result<Vec<StoredEntry>, StoreError> {
-    Ok(sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM entries
+    Ok(sqlx::query_as!(
+        StoredEntry,
+        "SELECT id, patient_id, facility_id, author_id,
+            author_name, author_profession, category, priority, reply_to, mentions,
+            body_enc, vitals_enc, version, created_at, updated_at, withdrawn_at,
+            withdrawn_by, withdrawal_reason_enc FROM entries
           WHERE patient_id = $1 AND reply_to = $2 AND withdrawn_at IS NULL
-          ORDER BY created_at, id"
-    ))
-    .bind(patient.as_uuid())
-    .bind(entry)
+          ORDER BY created_at, id",
+        patient.as_uuid(),
+        entry
+    )
     .fetch_all(tx.conn())
     .await?)
 }
@@ -389,8 +405,8 @@ pub async fn mark_read(
     let facility = tx.scope().facility().ok_or(StoreError::Forbidden)?;
     // One statement: the receipts for the named entries of this patient, and how many names
     // were not among them (unknown, or another patient's: not told apart).
-    let (missing, marked): (i64, i64) = sqlx::query_as(
-        "WITH named AS (SELECT DISTINCT unnest($1::uuid[]) AS id),
+    let counts = sqlx::query!(
+        r#"WITH named AS (SELECT DISTINCT unnest($1::uuid[]) AS id),
               found AS (SELECT e.id FROM entries e JOIN named USING (id) WHERE e.patient_id = $2),
               marked AS (
                 INSERT INTO entry_reads (entry_id, patient_id, staff_id, facility_id, reader_name,
@@ -398,17 +414,18 @@ pub async fn mark_read(
                 SELECT id, $2, $3, $4, $5, $6 FROM found
                 ON CONFLICT (entry_id, staff_id) DO NOTHING
                 RETURNING 1)
-         SELECT (SELECT count(*) FROM named) - (SELECT count(*) FROM found),
-                (SELECT count(*) FROM marked)",
+         SELECT (SELECT count(*) FROM named) - (SELECT count(*) FROM found) AS "missing!",
+                (SELECT count(*) FROM marked) AS "marked!""#,
+        entries,
+        patient.as_uuid(),
+        reader.as_uuid(),
+        facility.as_uuid(),
+        name,
+        profession,
     )
-    .bind(entries)
-    .bind(patient.as_uuid())
-    .bind(reader.as_uuid())
-    .bind(facility.as_uuid())
-    .bind(name)
-    .bind(profession)
     .fetch_one(tx.conn())
     .await?;
+    let (missing, marked) = (counts.missing, counts.marked);
     // The caller's transaction is not committed on an error: nothing is marked.
     if missing > 0 {
         return Err(StoreError::NotFound);
@@ -430,11 +447,12 @@ pub struct Reader {
 /// Who read these entries, in reading order.
 #[tracing::instrument(level = "debug", skip_all)]
 pub async fn readers(tx: &mut ScopedTx, entries: &[Uuid]) -> Result<Vec<Reader>, StoreError> {
-    Ok(sqlx::query_as(
+    Ok(sqlx::query_as!(
+        Reader,
         "SELECT entry_id, staff_id, facility_id, reader_name, reader_profession, read_at
            FROM entry_reads WHERE entry_id = ANY($1) ORDER BY read_at",
+        entries
     )
-    .bind(entries)
     .fetch_all(tx.conn())
     .await?)
 }
@@ -452,12 +470,13 @@ pub struct Unread {
 /// The person's unread entries per patient the facility shares, urgent ones first.
 #[tracing::instrument(level = "debug", skip_all, fields(reader = %reader))]
 pub async fn unread(tx: &mut ScopedTx, reader: StaffId) -> Result<Vec<Unread>, StoreError> {
-    Ok(sqlx::query_as(
-        "SELECT e.patient_id,
-                count(*) FILTER (WHERE e.priority = 'urgent') AS urgent,
-                count(*) FILTER (WHERE e.priority = 'reply_requested') AS reply_requested,
-                count(*) AS total,
-                max(e.created_at) AS newest
+    Ok(sqlx::query_as!(
+        Unread,
+        r#"SELECT e.patient_id,
+                count(*) FILTER (WHERE e.priority = 'urgent') AS "urgent!",
+                count(*) FILTER (WHERE e.priority = 'reply_requested') AS "reply_requested!",
+                count(*) AS "total!",
+                max(e.created_at) AS "newest!"
            FROM entries e
           WHERE e.withdrawn_at IS NULL AND e.author_id <> $1
             AND e.patient_id IN (SELECT a.patient_id FROM patient_access a
@@ -465,9 +484,9 @@ pub async fn unread(tx: &mut ScopedTx, reader: StaffId) -> Result<Vec<Unread>, S
                                     AND a.relation = 'sharing')
             AND NOT EXISTS (SELECT FROM entry_reads r WHERE r.entry_id = e.id AND r.staff_id = $1)
           GROUP BY e.patient_id
-          ORDER BY count(*) FILTER (WHERE e.priority = 'urgent') DESC, max(e.created_at) DESC",
+          ORDER BY count(*) FILTER (WHERE e.priority = 'urgent') DESC, max(e.created_at) DESC"#,
+        reader.as_uuid()
     )
-    .bind(reader.as_uuid())
     .fetch_all(tx.conn())
     .await?)
 }
@@ -479,11 +498,11 @@ pub async fn read_by(
     reader: StaffId,
     entries: &[Uuid],
 ) -> Result<Vec<Uuid>, StoreError> {
-    Ok(sqlx::query_scalar(
+    Ok(sqlx::query_scalar!(
         "SELECT entry_id FROM entry_reads WHERE staff_id = $1 AND entry_id = ANY($2)",
+        reader.as_uuid(),
+        entries
     )
-    .bind(reader.as_uuid())
-    .bind(entries)
     .fetch_all(tx.conn())
     .await?)
 }
@@ -511,23 +530,18 @@ pub async fn concerning(
     limit: i64,
 ) -> Result<Vec<Concerning>, StoreError> {
     let facility = tx.scope().facility().ok_or(StoreError::Forbidden)?;
-    Ok(sqlx::query_as(
-        "SELECT e.id AS entry_id, e.patient_id, e.facility_id, e.priority, e.category, e.created_at,
-                coalesce(p.author_id = $1, false) AS is_reply_to_me,
-                ($2 = ANY(e.mentions)) AS mentions_us,
-                EXISTS (SELECT FROM entry_reads r WHERE r.entry_id = e.id AND r.staff_id = $1) AS read
+    Ok(sqlx::query_as!(Concerning, r#"SELECT e.id AS entry_id, e.patient_id, e.facility_id,
+            e.priority, e.category, e.created_at,
+                coalesce(p.author_id = $1, false) AS "is_reply_to_me!",
+                ($2 = ANY(e.mentions)) AS "mentions_us!",
+                EXISTS (SELECT FROM entry_reads r WHERE r.entry_id = e.id AND r.staff_id = $1) AS "read!"
            FROM entries e
            LEFT JOIN entries p ON p.id = e.reply_to
           WHERE e.withdrawn_at IS NULL AND e.author_id <> $1 AND e.created_at >= $3
             AND e.patient_id IN (SELECT a.patient_id FROM patient_access a
                                   WHERE a.facility_id = $2 AND a.relation = 'sharing')
           ORDER BY e.created_at DESC, e.id DESC
-          LIMIT $4",
-    )
-    .bind(person.as_uuid())
-    .bind(facility.as_uuid())
-    .bind(since)
-    .bind(limit)
+          LIMIT $4"#, person.as_uuid(), facility.as_uuid(), since, limit)
     .fetch_all(tx.conn())
     .await?)
 }

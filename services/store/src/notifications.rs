@@ -21,16 +21,16 @@ pub struct Settings {
     pub last_digest_at: Option<OffsetDateTime>,
 }
 
-const COLUMNS: &str = "staff_id, facility_id, email, live_level, quiet_start, quiet_end, \
-                       digest_enabled, digest_hour, last_digest_at";
-
 /// The person's settings, if they ever saved any.
 #[tracing::instrument(level = "debug", skip_all, fields(staff = %staff))]
 pub async fn get(tx: &mut ScopedTx, staff: StaffId) -> Result<Option<Settings>, StoreError> {
-    Ok(sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM notification_settings WHERE staff_id = $1"
-    ))
-    .bind(staff.as_uuid())
+    Ok(sqlx::query_as!(
+        Settings,
+        "SELECT staff_id, facility_id, email, live_level,
+            quiet_start, quiet_end, digest_enabled, digest_hour, last_digest_at FROM
+            notification_settings WHERE staff_id = $1",
+        staff.as_uuid()
+    )
     .fetch_optional(tx.conn())
     .await?)
 }
@@ -49,22 +49,22 @@ pub async fn save(
     digest_hour: i16,
 ) -> Result<(), StoreError> {
     let facility = tx.scope().facility().ok_or(StoreError::Forbidden)?;
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO notification_settings (staff_id, facility_id, email, live_level,
                                             quiet_start, quiet_end, digest_enabled, digest_hour)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
          ON CONFLICT (staff_id) DO UPDATE
             SET email = $3, live_level = $4, quiet_start = $5, quiet_end = $6,
                 digest_enabled = $7, digest_hour = $8",
+        staff.as_uuid(),
+        facility.as_uuid(),
+        email,
+        live_level,
+        quiet_start,
+        quiet_end,
+        digest_enabled,
+        digest_hour
     )
-    .bind(staff.as_uuid())
-    .bind(facility.as_uuid())
-    .bind(email)
-    .bind(live_level)
-    .bind(quiet_start)
-    .bind(quiet_end)
-    .bind(digest_enabled)
-    .bind(digest_hour)
     .execute(tx.conn())
     .await?;
     Ok(())
@@ -73,13 +73,13 @@ pub async fn save(
 #[tracing::instrument(level = "debug", skip_all, fields(staff = %staff, patient = %patient))]
 pub async fn mute(tx: &mut ScopedTx, staff: StaffId, patient: PatientId) -> Result<(), StoreError> {
     let facility = tx.scope().facility().ok_or(StoreError::Forbidden)?;
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO patient_mutes (staff_id, patient_id, facility_id) VALUES ($1, $2, $3)
          ON CONFLICT DO NOTHING",
+        staff.as_uuid(),
+        patient.as_uuid(),
+        facility.as_uuid()
     )
-    .bind(staff.as_uuid())
-    .bind(patient.as_uuid())
-    .bind(facility.as_uuid())
     .execute(tx.conn())
     .await?;
     Ok(())
@@ -91,32 +91,37 @@ pub async fn unmute(
     staff: StaffId,
     patient: PatientId,
 ) -> Result<(), StoreError> {
-    sqlx::query("DELETE FROM patient_mutes WHERE staff_id = $1 AND patient_id = $2")
-        .bind(staff.as_uuid())
-        .bind(patient.as_uuid())
-        .execute(tx.conn())
-        .await?;
+    sqlx::query!(
+        "DELETE FROM patient_mutes WHERE staff_id = $1 AND patient_id = $2",
+        staff.as_uuid(),
+        patient.as_uuid()
+    )
+    .execute(tx.conn())
+    .await?;
     Ok(())
 }
 
 #[tracing::instrument(level = "debug", skip_all, fields(staff = %staff))]
 pub async fn muted(tx: &mut ScopedTx, staff: StaffId) -> Result<Vec<Uuid>, StoreError> {
-    Ok(
-        sqlx::query_scalar("SELECT patient_id FROM patient_mutes WHERE staff_id = $1")
-            .bind(staff.as_uuid())
-            .fetch_all(tx.conn())
-            .await?,
+    Ok(sqlx::query_scalar!(
+        "SELECT patient_id FROM patient_mutes WHERE staff_id = $1",
+        staff.as_uuid()
     )
+    .fetch_all(tx.conn())
+    .await?)
 }
 
 /// Everyone with a daily digest switched on (the digest job's own scope: settings only).
 #[tracing::instrument(level = "debug", skip_all)]
 pub async fn digest_subscribers(db: &Database) -> Result<Vec<Settings>, StoreError> {
     let mut tx = db.begin(Scope::Digest).await?;
-    let rows = sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM notification_settings
+    let rows = sqlx::query_as!(
+        Settings,
+        "SELECT staff_id, facility_id, email, live_level, quiet_start, quiet_end,
+                digest_enabled, digest_hour, last_digest_at
+           FROM notification_settings
           WHERE digest_enabled AND email IS NOT NULL"
-    ))
+    )
     .fetch_all(tx.conn())
     .await?;
     tx.commit().await?;
@@ -130,10 +135,12 @@ pub async fn digest_sent(
     staff: StaffId,
     at: OffsetDateTime,
 ) -> Result<(), StoreError> {
-    sqlx::query("UPDATE notification_settings SET last_digest_at = $2 WHERE staff_id = $1")
-        .bind(staff.as_uuid())
-        .bind(at)
-        .execute(tx.conn())
-        .await?;
+    sqlx::query!(
+        "UPDATE notification_settings SET last_digest_at = $2 WHERE staff_id = $1",
+        staff.as_uuid(),
+        at
+    )
+    .execute(tx.conn())
+    .await?;
     Ok(())
 }

@@ -44,8 +44,6 @@ impl Row {
     }
 }
 
-const COLUMNS: &str = "id, login_id, display_name, status, password_hash";
-
 #[tracing::instrument(level = "debug", skip_all)]
 pub async fn insert(
     tx: &mut ScopedTx,
@@ -53,14 +51,15 @@ pub async fn insert(
     display_name: &DisplayName,
     password_hash: &str,
 ) -> Result<Operator, StoreError> {
-    let row = sqlx::query_as::<_, Row>(&format!(
+    let row = sqlx::query_as!(
+        Row,
         "INSERT INTO platform_operators (id, login_id, display_name, password_hash)
-         VALUES ($1, $2, $3, $4) RETURNING {COLUMNS}"
-    ))
-    .bind(OperatorId::new().as_uuid())
-    .bind(login_id.as_str())
-    .bind(display_name.as_str())
-    .bind(password_hash)
+         VALUES ($1, $2, $3, $4) RETURNING id, login_id, display_name, status, password_hash",
+        OperatorId::new().as_uuid(),
+        login_id.as_str(),
+        display_name.as_str(),
+        password_hash
+    )
     .fetch_one(tx.conn())
     .await?;
     Ok(row.into_credentials()?.operator)
@@ -71,10 +70,12 @@ pub async fn find_credentials(
     tx: &mut ScopedTx,
     login_id: &LoginId,
 ) -> Result<Option<OperatorCredentials>, StoreError> {
-    sqlx::query_as::<_, Row>(&format!(
-        "SELECT {COLUMNS} FROM platform_operators WHERE login_id = $1"
-    ))
-    .bind(login_id.as_str())
+    sqlx::query_as!(
+        Row,
+        "SELECT id, login_id, display_name, status, password_hash FROM
+            platform_operators WHERE login_id = $1",
+        login_id.as_str()
+    )
     .fetch_optional(tx.conn())
     .await?
     .map(Row::into_credentials)
@@ -83,10 +84,12 @@ pub async fn find_credentials(
 
 #[tracing::instrument(level = "debug", skip_all, fields(id = %id))]
 pub async fn get(tx: &mut ScopedTx, id: OperatorId) -> Result<Operator, StoreError> {
-    sqlx::query_as::<_, Row>(&format!(
-        "SELECT {COLUMNS} FROM platform_operators WHERE id = $1"
-    ))
-    .bind(id.as_uuid())
+    sqlx::query_as!(
+        Row,
+        "SELECT id, login_id, display_name, status, password_hash FROM
+            platform_operators WHERE id = $1",
+        id.as_uuid()
+    )
     .fetch_optional(tx.conn())
     .await?
     .ok_or(StoreError::NotFound)?

@@ -50,9 +50,6 @@ impl From<Row> for StoredPatient {
     }
 }
 
-const COLUMNS: &str =
-    "id, facility_id, name_enc, kana_enc, profile_enc, revision, registered_by, created_at";
-
 /// The revision of a newly registered patient's fields.
 pub const FIRST_REVISION: i64 = 1;
 
@@ -69,16 +66,16 @@ pub struct NewStoredPatient<'a> {
 #[tracing::instrument(level = "debug", skip_all)]
 pub async fn insert(tx: &mut ScopedTx, new: &NewStoredPatient<'_>) -> Result<(), StoreError> {
     let facility = tx.scope().facility().ok_or(StoreError::Forbidden)?;
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO patients (id, facility_id, name_enc, kana_enc, profile_enc, registered_by)
          VALUES ($1, $2, $3, $4, $5, $6)",
+        new.id.as_uuid(),
+        facility.as_uuid(),
+        new.name_enc,
+        new.kana_enc,
+        new.profile_enc,
+        new.registered_by.as_uuid()
     )
-    .bind(new.id.as_uuid())
-    .bind(facility.as_uuid())
-    .bind(new.name_enc)
-    .bind(new.kana_enc)
-    .bind(new.profile_enc)
-    .bind(new.registered_by.as_uuid())
     .execute(tx.conn())
     .await?;
     Ok(())
@@ -92,17 +89,19 @@ pub async fn set_terms(
     terms: &[Vec<u8>],
 ) -> Result<(), StoreError> {
     let facility = tx.scope().facility().ok_or(StoreError::Forbidden)?;
-    sqlx::query("DELETE FROM patient_name_terms WHERE patient_id = $1")
-        .bind(patient.as_uuid())
-        .execute(tx.conn())
-        .await?;
-    sqlx::query(
+    sqlx::query!(
+        "DELETE FROM patient_name_terms WHERE patient_id = $1",
+        patient.as_uuid()
+    )
+    .execute(tx.conn())
+    .await?;
+    sqlx::query!(
         "INSERT INTO patient_name_terms (patient_id, facility_id, term)
          SELECT $1, $2, t FROM unnest($3::bytea[]) AS t ON CONFLICT DO NOTHING",
+        patient.as_uuid(),
+        facility.as_uuid(),
+        terms
     )
-    .bind(patient.as_uuid())
-    .bind(facility.as_uuid())
-    .bind(terms)
     .execute(tx.conn())
     .await?;
     Ok(())
@@ -111,10 +110,14 @@ pub async fn set_terms(
 /// One patient, if visible in this scope (not visible and not existing are not told apart).
 #[tracing::instrument(level = "debug", skip_all, fields(id = %id))]
 pub async fn get(tx: &mut ScopedTx, id: PatientId) -> Result<StoredPatient, StoreError> {
-    let row: Row = sqlx::query_as(&format!("SELECT {COLUMNS} FROM patients WHERE id = $1"))
-        .bind(id.as_uuid())
-        .fetch_one(tx.conn())
-        .await?;
+    let row: Row = sqlx::query_as!(
+        Row,
+        "SELECT id, facility_id, name_enc, kana_enc,
+            profile_enc, revision, registered_by, created_at FROM patients WHERE id = $1",
+        id.as_uuid()
+    )
+    .fetch_one(tx.conn())
+    .await?;
     Ok(row.into())
 }
 
@@ -125,13 +128,15 @@ pub async fn find_by_term(
     term: &[u8],
     limit: i64,
 ) -> Result<Vec<StoredPatient>, StoreError> {
-    let rows: Vec<Row> = sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM patients p
+    let rows: Vec<Row> = sqlx::query_as!(
+        Row,
+        "SELECT id, facility_id, name_enc, kana_enc,
+            profile_enc, revision, registered_by, created_at FROM patients p
           WHERE EXISTS (SELECT FROM patient_name_terms t WHERE t.patient_id = p.id AND t.term = $1)
-          ORDER BY p.created_at DESC LIMIT $2"
-    ))
-    .bind(term)
-    .bind(limit)
+          ORDER BY p.created_at DESC LIMIT $2",
+        term,
+        limit
+    )
     .fetch_all(tx.conn())
     .await?;
     Ok(rows.into_iter().map(Into::into).collect())
@@ -140,10 +145,13 @@ pub async fn find_by_term(
 /// The patients visible in this scope, newest first.
 #[tracing::instrument(level = "debug", skip_all)]
 pub async fn list(tx: &mut ScopedTx, limit: i64) -> Result<Vec<StoredPatient>, StoreError> {
-    let rows: Vec<Row> = sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM patients ORDER BY created_at DESC LIMIT $1"
-    ))
-    .bind(limit)
+    let rows: Vec<Row> = sqlx::query_as!(
+        Row,
+        "SELECT id, facility_id, name_enc, kana_enc,
+            profile_enc, revision, registered_by, created_at FROM patients ORDER BY
+            created_at DESC LIMIT $1",
+        limit
+    )
     .fetch_all(tx.conn())
     .await?;
     Ok(rows.into_iter().map(Into::into).collect())
@@ -161,16 +169,16 @@ pub async fn update(
     kana_enc: &[u8],
     profile_enc: &[u8],
 ) -> Result<i64, StoreError> {
-    let revision: Option<i64> = sqlx::query_scalar(
+    let revision: Option<i64> = sqlx::query_scalar!(
         "UPDATE patients SET name_enc = $2, kana_enc = $3, profile_enc = $4, updated_at = now()
           WHERE id = $1 AND revision = $5
          RETURNING revision",
+        id.as_uuid(),
+        name_enc,
+        kana_enc,
+        profile_enc,
+        expected
     )
-    .bind(id.as_uuid())
-    .bind(name_enc)
-    .bind(kana_enc)
-    .bind(profile_enc)
-    .bind(expected)
     .fetch_optional(tx.conn())
     .await?;
     match revision {

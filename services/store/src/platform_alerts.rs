@@ -23,14 +23,14 @@ pub async fn raise(
     if tx.scope().facility().is_none() {
         return Err(StoreError::Forbidden);
     }
-    Ok(
-        sqlx::query_scalar("SELECT raise_platform_alert($1, $2, $3)")
-            .bind(kind)
-            .bind(dedupe_key)
-            .bind(details)
-            .fetch_one(tx.conn())
-            .await?,
+    Ok(sqlx::query_scalar!(
+        r#"SELECT raise_platform_alert($1, $2, $3) AS "raised!""#,
+        kind,
+        dedupe_key,
+        details
     )
+    .fetch_one(tx.conn())
+    .await?)
 }
 
 /// An alert as the operators see it.
@@ -54,14 +54,16 @@ pub struct Alert {
 /// The newest alerts, open ones first (platform scope).
 #[tracing::instrument(level = "debug", skip_all)]
 pub async fn list(tx: &mut ScopedTx, limit: i64) -> Result<Vec<Alert>, StoreError> {
-    Ok(sqlx::query_as(
-        "SELECT id, kind, raised_by_facility AS facility_id, dedupe_key, details, raised_at, last_raised_at,
+    Ok(sqlx::query_as!(
+        Alert,
+        "SELECT id, kind, raised_by_facility AS facility_id,
+            dedupe_key, details, raised_at, last_raised_at,
                 occurrences, acknowledged_at
            FROM private.platform_alerts
           ORDER BY acknowledged_at IS NOT NULL, last_raised_at DESC
           LIMIT $1",
+        limit
     )
-    .bind(limit)
     .fetch_all(tx.conn())
     .await?)
 }
@@ -73,14 +75,16 @@ pub async fn open_of_facility(
     tx: &mut ScopedTx,
     facility: FacilityId,
 ) -> Result<Vec<Alert>, StoreError> {
-    Ok(sqlx::query_as(
-        "SELECT id, kind, raised_by_facility AS facility_id, dedupe_key, details, raised_at, last_raised_at,
+    Ok(sqlx::query_as!(
+        Alert,
+        "SELECT id, kind, raised_by_facility AS facility_id,
+            dedupe_key, details, raised_at, last_raised_at,
                 occurrences, acknowledged_at
            FROM private.platform_alerts
           WHERE raised_by_facility = $1 AND acknowledged_at IS NULL
           ORDER BY last_raised_at DESC",
+        facility.as_uuid()
     )
-    .bind(facility.as_uuid())
     .fetch_all(tx.conn())
     .await?)
 }
@@ -89,12 +93,12 @@ pub async fn open_of_facility(
 /// alert.
 #[tracing::instrument(level = "debug", skip_all, fields(id = %id, by = %by))]
 pub async fn acknowledge(tx: &mut ScopedTx, id: Uuid, by: OperatorId) -> Result<bool, StoreError> {
-    let done = sqlx::query(
+    let done = sqlx::query!(
         "UPDATE private.platform_alerts SET acknowledged_at = now(), acknowledged_by = $2
           WHERE id = $1 AND acknowledged_at IS NULL",
+        id,
+        by.as_uuid()
     )
-    .bind(id)
-    .bind(by.as_uuid())
     .execute(tx.conn())
     .await?;
     Ok(done.rows_affected() == 1)

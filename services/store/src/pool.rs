@@ -46,9 +46,12 @@ impl managed::Manager for Manager {
         let mut raw = self.options.connect().await?;
         let (pid, chain) = match self.role {
             PoolRole::Web => {
-                sqlx::query_as::<_, (i32, i64)>("SELECT pid, chain FROM renrakucho_connection()")
-                    .fetch_one(&mut raw)
-                    .await?
+                let row = sqlx::query!(
+                    r#"SELECT pid AS "pid!", chain AS "chain!" FROM renrakucho_connection()"#
+                )
+                .fetch_one(&mut raw)
+                .await?;
+                (row.pid, row.chain)
             }
             PoolRole::Privileged(role) => {
                 // A constant role name, never input.

@@ -19,11 +19,13 @@ fn seal_parts<'a>(id: &'a str, record: &'a [u8]) -> [&'a [u8]; 3] {
 #[tracing::instrument(level = "debug", skip_all)]
 pub async fn load(db: &Database, id: &str) -> Result<Option<Vec<u8>>, StoreError> {
     let mut conn = db.connection().await?;
-    let row: Option<(Vec<u8>, OffsetDateTime)> =
-        sqlx::query_as("SELECT data, expiry_date FROM session_load($1)")
-            .bind(id)
-            .fetch_optional(conn.conn())
-            .await?;
+    let row = sqlx::query!(
+        r#"SELECT data AS "data!", expiry_date AS "expiry_date!" FROM session_load($1)"#,
+        id,
+    )
+    .fetch_optional(conn.conn())
+    .await?
+    .map(|r| (r.data, r.expiry_date));
     conn.done();
     let Some((sealed, _)) = row else {
         return Ok(None);
@@ -57,12 +59,14 @@ pub async fn create(
     expiry: OffsetDateTime,
 ) -> Result<bool, StoreError> {
     let mut conn = db.connection().await?;
-    let created: bool = sqlx::query_scalar("SELECT session_create($1, $2, $3)")
-        .bind(id)
-        .bind(sealed(db, id, record))
-        .bind(expiry)
-        .fetch_one(conn.conn())
-        .await?;
+    let created: bool = sqlx::query_scalar!(
+        r#"SELECT session_create($1, $2, $3) AS "created!""#,
+        id,
+        sealed(db, id, record),
+        expiry
+    )
+    .fetch_one(conn.conn())
+    .await?;
     conn.done();
     Ok(created)
 }
@@ -76,12 +80,14 @@ pub async fn save(
     expiry: OffsetDateTime,
 ) -> Result<(), StoreError> {
     let mut conn = db.connection().await?;
-    sqlx::query("SELECT session_save($1, $2, $3)")
-        .bind(id)
-        .bind(sealed(db, id, record))
-        .bind(expiry)
-        .execute(conn.conn())
-        .await?;
+    sqlx::query!(
+        "SELECT session_save($1, $2, $3)",
+        id,
+        sealed(db, id, record),
+        expiry
+    )
+    .execute(conn.conn())
+    .await?;
     conn.done();
     Ok(())
 }
@@ -89,8 +95,7 @@ pub async fn save(
 #[tracing::instrument(level = "debug", skip_all)]
 pub async fn delete(db: &Database, id: &str) -> Result<(), StoreError> {
     let mut conn = db.connection().await?;
-    sqlx::query("SELECT session_delete($1)")
-        .bind(id)
+    sqlx::query!("SELECT session_delete($1)", id)
         .execute(conn.conn())
         .await?;
     conn.done();
@@ -101,7 +106,7 @@ pub async fn delete(db: &Database, id: &str) -> Result<(), StoreError> {
 #[tracing::instrument(level = "debug", skip_all)]
 pub async fn delete_expired(db: &Database) -> Result<i64, StoreError> {
     let mut conn = db.connection().await?;
-    let n: i64 = sqlx::query_scalar("SELECT session_delete_expired()")
+    let n: i64 = sqlx::query_scalar!(r#"SELECT session_delete_expired() AS "deleted!""#)
         .fetch_one(conn.conn())
         .await?;
     conn.done();

@@ -65,9 +65,6 @@ impl Row {
     }
 }
 
-const COLUMNS: &str = "id, facility_id, login_id, display_name, role, profession, status, \
-                       may_accept_invitations, password_changed_at, password_hash";
-
 /// A staff account to create in the transaction's facility.
 #[derive(Debug, Clone)]
 pub struct NewStaff {
@@ -87,19 +84,21 @@ fn facility_of(tx: &ScopedTx) -> Result<FacilityId, StoreError> {
 #[tracing::instrument(level = "debug", skip_all)]
 pub async fn insert(tx: &mut ScopedTx, new: &NewStaff) -> Result<StaffAccount, StoreError> {
     let facility = facility_of(tx)?;
-    let row = sqlx::query_as::<_, Row>(&format!(
+    let row = sqlx::query_as!(
+        Row,
         "INSERT INTO staff_accounts
              (id, facility_id, login_id, display_name, role, profession, password_hash)
          VALUES ($1, $2, $3, $4, $5, $6, $7)
-         RETURNING {COLUMNS}"
-    ))
-    .bind(StaffId::new().as_uuid())
-    .bind(facility.as_uuid())
-    .bind(new.login_id.as_str())
-    .bind(new.display_name.as_str())
-    .bind(new.role.as_str())
-    .bind(new.profession.as_str())
-    .bind(&new.password_hash)
+         RETURNING id, facility_id, login_id, display_name, role, profession, status,
+                   may_accept_invitations, password_changed_at, password_hash",
+        StaffId::new().as_uuid(),
+        facility.as_uuid(),
+        new.login_id.as_str(),
+        new.display_name.as_str(),
+        new.role.as_str(),
+        new.profession.as_str(),
+        &new.password_hash,
+    )
     .fetch_one(tx.conn())
     .await?;
     Ok(row.into_credentials()?.account)
@@ -110,10 +109,13 @@ pub async fn find_credentials(
     tx: &mut ScopedTx,
     login_id: &LoginId,
 ) -> Result<Option<StaffCredentials>, StoreError> {
-    sqlx::query_as::<_, Row>(&format!(
-        "SELECT {COLUMNS} FROM staff_accounts WHERE login_id = $1"
-    ))
-    .bind(login_id.as_str())
+    sqlx::query_as!(
+        Row,
+        "SELECT id, facility_id, login_id, display_name, role, profession,
+            status, may_accept_invitations, password_changed_at, password_hash FROM
+            staff_accounts WHERE login_id = $1",
+        login_id.as_str()
+    )
     .fetch_optional(tx.conn())
     .await?
     .map(Row::into_credentials)
@@ -122,10 +124,13 @@ pub async fn find_credentials(
 
 #[tracing::instrument(level = "debug", skip_all, fields(id = %id))]
 pub async fn get(tx: &mut ScopedTx, id: StaffId) -> Result<StaffAccount, StoreError> {
-    sqlx::query_as::<_, Row>(&format!(
-        "SELECT {COLUMNS} FROM staff_accounts WHERE id = $1"
-    ))
-    .bind(id.as_uuid())
+    sqlx::query_as!(
+        Row,
+        "SELECT id, facility_id, login_id, display_name, role, profession,
+            status, may_accept_invitations, password_changed_at, password_hash FROM
+            staff_accounts WHERE id = $1",
+        id.as_uuid()
+    )
     .fetch_optional(tx.conn())
     .await?
     .ok_or(StoreError::NotFound)?
@@ -135,9 +140,12 @@ pub async fn get(tx: &mut ScopedTx, id: StaffId) -> Result<StaffAccount, StoreEr
 
 #[tracing::instrument(level = "debug", skip_all)]
 pub async fn list(tx: &mut ScopedTx) -> Result<Vec<StaffAccount>, StoreError> {
-    sqlx::query_as::<_, Row>(&format!(
-        "SELECT {COLUMNS} FROM staff_accounts ORDER BY login_id"
-    ))
+    sqlx::query_as!(
+        Row,
+        "SELECT id, facility_id, login_id, display_name, role, profession,
+            status, may_accept_invitations, password_changed_at, password_hash FROM
+            staff_accounts ORDER BY login_id"
+    )
     .fetch_all(tx.conn())
     .await?
     .into_iter()
@@ -151,12 +159,13 @@ pub async fn set_status(
     id: StaffId,
     status: StaffStatus,
 ) -> Result<(), StoreError> {
-    let done =
-        sqlx::query("UPDATE staff_accounts SET status = $2, updated_at = now() WHERE id = $1")
-            .bind(id.as_uuid())
-            .bind(status.as_str())
-            .execute(tx.conn())
-            .await?;
+    let done = sqlx::query!(
+        "UPDATE staff_accounts SET status = $2, updated_at = now() WHERE id = $1",
+        id.as_uuid(),
+        status.as_str()
+    )
+    .execute(tx.conn())
+    .await?;
     if done.rows_affected() == 0 {
         return Err(StoreError::NotFound);
     }
@@ -165,9 +174,11 @@ pub async fn set_status(
 
 #[tracing::instrument(level = "debug", skip_all)]
 pub async fn count(tx: &mut ScopedTx) -> Result<i64, StoreError> {
-    Ok(sqlx::query_scalar("SELECT count(*) FROM staff_accounts")
-        .fetch_one(tx.conn())
-        .await?)
+    Ok(
+        sqlx::query_scalar!(r#"SELECT count(*) AS "count!" FROM staff_accounts"#)
+            .fetch_one(tx.conn())
+            .await?,
+    )
 }
 
 /// Lets a staff member accept care-team invitations for the facility, or stops it.
@@ -177,11 +188,11 @@ pub async fn set_may_accept_invitations(
     id: StaffId,
     allowed: bool,
 ) -> Result<(), StoreError> {
-    let done = sqlx::query(
+    let done = sqlx::query!(
         "UPDATE staff_accounts SET may_accept_invitations = $2, updated_at = now() WHERE id = $1",
+        id.as_uuid(),
+        allowed
     )
-    .bind(id.as_uuid())
-    .bind(allowed)
     .execute(tx.conn())
     .await?;
     if done.rows_affected() == 1 {

@@ -15,10 +15,12 @@ pub async fn unreferenced(
     names: &[String],
 ) -> Result<Vec<String>, StoreError> {
     debug_assert_eq!(tx.scope(), Scope::KeyMaintenance);
-    let found: Vec<String> = sqlx::query_scalar("SELECT unreferenced_objects($1, $2)")
-        .bind(patient.as_uuid())
-        .bind(names)
-        .fetch_all(tx.conn())
-        .await?;
+    let found: Vec<String> = sqlx::query_scalar!(
+        r#"SELECT unreferenced_objects($1, $2) AS "name!""#,
+        patient.as_uuid(),
+        names,
+    )
+    .fetch_all(tx.conn())
+    .await?;
     Ok(found)
 }

@@ -26,10 +26,6 @@ pub struct StoredRequest {
     pub updated_at: OffsetDateTime,
 }
 
-const COLUMNS: &str = "id, patient_id, facility_id, to_facility_id, kind, status, requested_by, \
-                       question_enc, summary_enc, answer_enc, answered_by_name, created_at, \
-                       updated_at";
-
 #[derive(Debug)]
 pub struct NewRequest<'a> {
     pub id: Uuid,
@@ -47,39 +43,39 @@ pub struct NewRequest<'a> {
 #[tracing::instrument(level = "debug", skip_all)]
 pub async fn insert(tx: &mut ScopedTx, new: &NewRequest<'_>) -> Result<(), StoreError> {
     let facility = tx.scope().facility().ok_or(StoreError::Forbidden)?;
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO support_requests (id, patient_id, facility_id, to_facility_id, kind,
                                        requested_by, question_enc, summary_enc)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        new.id,
+        new.patient.as_uuid(),
+        facility.as_uuid(),
+        new.to.as_uuid(),
+        new.kind,
+        new.requested_by.as_uuid(),
+        new.question_enc,
+        new.summary_enc
     )
-    .bind(new.id)
-    .bind(new.patient.as_uuid())
-    .bind(facility.as_uuid())
-    .bind(new.to.as_uuid())
-    .bind(new.kind)
-    .bind(new.requested_by.as_uuid())
-    .bind(new.question_enc)
-    .bind(new.summary_enc)
     .execute(tx.conn())
     .await?;
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO support_request_items (request_id, patient_id, facility_id, entry_id)
          SELECT $1, $2, $3, e FROM unnest($4::uuid[]) AS e",
+        new.id,
+        new.patient.as_uuid(),
+        facility.as_uuid(),
+        new.entries
     )
-    .bind(new.id)
-    .bind(new.patient.as_uuid())
-    .bind(facility.as_uuid())
-    .bind(new.entries)
     .execute(tx.conn())
     .await?;
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO support_request_items (request_id, patient_id, facility_id, attachment_id)
          SELECT $1, $2, $3, a FROM unnest($4::uuid[]) AS a",
+        new.id,
+        new.patient.as_uuid(),
+        facility.as_uuid(),
+        new.attachments
     )
-    .bind(new.id)
-    .bind(new.patient.as_uuid())
-    .bind(facility.as_uuid())
-    .bind(new.attachments)
     .execute(tx.conn())
     .await?;
     Ok(())
@@ -87,10 +83,13 @@ pub async fn insert(tx: &mut ScopedTx, new: &NewRequest<'_>) -> Result<(), Store
 
 #[tracing::instrument(level = "debug", skip_all, fields(id = %id))]
 pub async fn get(tx: &mut ScopedTx, id: Uuid) -> Result<StoredRequest, StoreError> {
-    Ok(sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM support_requests WHERE id = $1"
-    ))
-    .bind(id)
+    Ok(sqlx::query_as!(
+        StoredRequest,
+        "SELECT id, patient_id, facility_id, to_facility_id,
+            kind, status, requested_by, question_enc, summary_enc, answer_enc,
+            answered_by_name, created_at, updated_at FROM support_requests WHERE id = $1",
+        id
+    )
     .fetch_one(tx.conn())
     .await?)
 }
@@ -98,10 +97,14 @@ pub async fn get(tx: &mut ScopedTx, id: Uuid) -> Result<StoredRequest, StoreErro
 /// Requests the facility sent or received, newest first.
 #[tracing::instrument(level = "debug", skip_all)]
 pub async fn visible(tx: &mut ScopedTx, limit: i64) -> Result<Vec<StoredRequest>, StoreError> {
-    Ok(sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM support_requests ORDER BY created_at DESC LIMIT $1"
-    ))
-    .bind(limit)
+    Ok(sqlx::query_as!(
+        StoredRequest,
+        "SELECT id, patient_id, facility_id, to_facility_id,
+            kind, status, requested_by, question_enc, summary_enc, answer_enc,
+            answered_by_name, created_at, updated_at FROM support_requests ORDER BY
+            created_at DESC LIMIT $1",
+        limit
+    )
     .fetch_all(tx.conn())
     .await?)
 }
@@ -109,15 +112,15 @@ pub async fn visible(tx: &mut ScopedTx, limit: i64) -> Result<Vec<StoredRequest>
 /// The entries and files a request names.
 #[tracing::instrument(level = "debug", skip_all, fields(id = %id))]
 pub async fn items(tx: &mut ScopedTx, id: Uuid) -> Result<(Vec<Uuid>, Vec<Uuid>), StoreError> {
-    let rows: Vec<(Option<Uuid>, Option<Uuid>)> = sqlx::query_as(
+    let rows = sqlx::query!(
         "SELECT entry_id, attachment_id FROM support_request_items WHERE request_id = $1",
+        id,
     )
-    .bind(id)
     .fetch_all(tx.conn())
     .await?;
     Ok((
-        rows.iter().filter_map(|r| r.0).collect(),
-        rows.iter().filter_map(|r| r.1).collect(),
+        rows.iter().filter_map(|r| r.entry_id).collect(),
+        rows.iter().filter_map(|r| r.attachment_id).collect(),
     ))
 }
 
@@ -129,12 +132,12 @@ pub async fn set_status(
     from: SupportStatus,
     to: SupportStatus,
 ) -> Result<(), StoreError> {
-    let done = sqlx::query(
+    let done = sqlx::query!(
         "UPDATE support_requests SET status = $3, updated_at = now() WHERE id = $1 AND status = $2",
+        id,
+        from.as_str(),
+        to.as_str()
     )
-    .bind(id)
-    .bind(from.as_str())
-    .bind(to.as_str())
     .execute(tx.conn())
     .await?;
     if done.rows_affected() == 1 {
@@ -153,18 +156,18 @@ pub async fn answer(
     by_name: &str,
     answer_enc: &[u8],
 ) -> Result<(), StoreError> {
-    let done = sqlx::query(
+    let done = sqlx::query!(
         "UPDATE support_requests
             SET status = $6, answer_enc = $2, answered_by = $3, answered_by_name = $4,
                 updated_at = now()
           WHERE id = $1 AND status = $5",
+        id,
+        answer_enc,
+        by.as_uuid(),
+        by_name,
+        SupportStatus::Accepted.as_str(),
+        SupportStatus::Answered.as_str()
     )
-    .bind(id)
-    .bind(answer_enc)
-    .bind(by.as_uuid())
-    .bind(by_name)
-    .bind(SupportStatus::Accepted.as_str())
-    .bind(SupportStatus::Answered.as_str())
     .execute(tx.conn())
     .await?;
     if done.rows_affected() == 1 {
