@@ -12,7 +12,6 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use base64::Engine;
-use renrakucho_care::StaffActor;
 use renrakucho_core::{
     BirthDate, CareLevel, DisplayName, FacilityCode, FacilityKind, FacilityName, KanaName, LoginId,
     Password, PatientId, PatientName, PatientProfile, Profession, Sex, StaffRole,
@@ -22,6 +21,7 @@ use renrakucho_keyring::provider::WrapContext;
 use renrakucho_keyring::{
     open_with_data_key, Binding, KeyOwner, LocalMasterKeys, MasterKeyProvider,
 };
+use renrakucho_registry::StaffActor;
 use renrakucho_server::admin::{self, StaffToIssue};
 use renrakucho_server::{setup, Application, Settings};
 use renrakucho_store::audit::Origin;
@@ -290,12 +290,12 @@ async fn nothing_of_an_erased_patient_decrypts_anywhere_on_disk_after_the_epoch_
         let origin = origin.clone();
         async move {
             let today = time::OffsetDateTime::now_utc().date();
-            renrakucho_care::register_patient(
+            renrakucho_registry::register_patient(
                 &db,
                 &keyring,
                 &renrakucho_testkit::acting::permitted(who),
                 &origin,
-                renrakucho_care::NewPatient {
+                renrakucho_registry::NewPatient {
                     name: PatientName::parse(&name).unwrap(),
                     kana: KanaName::parse("ショウキョ ハナコ").unwrap(),
                     profile: PatientProfile {
@@ -315,7 +315,7 @@ async fn nothing_of_an_erased_patient_decrypts_anywhere_on_disk_after_the_epoch_
     let marker = format!("消去{}", &Uuid::new_v4().simple().to_string()[..12]);
     let erased = register(format!("試験 {marker}")).await;
     let kept = register("試験 残子".to_string()).await;
-    let photo = renrakucho_care::upload_attachment(
+    let photo = renrakucho_notebook::upload_attachment(
         &db,
         &keyring,
         &files,
@@ -333,7 +333,7 @@ async fn nothing_of_an_erased_patient_decrypts_anywhere_on_disk_after_the_epoch_
         "the photo is stored under the patient's ID"
     );
 
-    renrakucho_care::request_deletion(
+    renrakucho_registry::request_deletion(
         &db,
         &keyring,
         &files,
@@ -440,7 +440,7 @@ async fn nothing_of_an_erased_patient_decrypts_anywhere_on_disk_after_the_epoch_
     let fresh = renrakucho_server::keys::open_keyring(&settings)
         .await
         .unwrap();
-    let read = renrakucho_care::patient(
+    let read = renrakucho_registry::patient(
         &db,
         &fresh,
         &renrakucho_testkit::acting::allowed(who, kept.id),
@@ -497,7 +497,7 @@ async fn no_key_is_wrapped_under_a_retiring_epoch_and_one_rotation_runs_at_a_tim
     tx.commit().await.unwrap();
 
     // Retiring: the same registration is refused, and nothing was wrapped under it.
-    let refused = renrakucho_care::register_patient(
+    let refused = renrakucho_registry::register_patient(
         &app.db,
         &keyring,
         &renrakucho_testkit::acting::permitted(StaffActor {
@@ -505,7 +505,7 @@ async fn no_key_is_wrapped_under_a_retiring_epoch_and_one_rotation_runs_at_a_tim
             facility: trio.b_admin.facility_id,
         }),
         &Origin::default(),
-        renrakucho_care::NewPatient {
+        renrakucho_registry::NewPatient {
             name: PatientName::parse("試験 二子").unwrap(),
             kana: KanaName::parse("シケン ニコ").unwrap(),
             profile: PatientProfile {

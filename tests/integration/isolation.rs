@@ -45,22 +45,22 @@ async fn network() -> Network {
         // The same patient name in both, too (with a data key, search terms, the registering
         // membership and a consent each).
         let patient = app.seed_patient(&alice, "山田 花子", "ヤマダ ハナコ").await;
-        renrakucho_care::record_consent(
+        renrakucho_registry::record_consent(
             &app.db,
             &app.keyring().await,
             &app.files,
             &renrakucho_testkit::acting::allowed(
-                renrakucho_care::StaffActor {
+                renrakucho_registry::StaffActor {
                     staff: alice.id,
                     facility: alice.facility_id,
                 },
                 patient.id,
             ),
             &renrakucho_store::audit::Origin::default(),
-            renrakucho_care::ConsentForm {
-                signer: renrakucho_care::Signer::Patient,
+            renrakucho_registry::ConsentForm {
+                signer: renrakucho_registry::Signer::Patient,
                 signed_on: time::macros::date!(2026 - 11 - 01),
-                scope: renrakucho_care::ConsentScope::standard(),
+                scope: renrakucho_registry::ConsentScope::standard(),
             },
             None,
         )
@@ -72,7 +72,7 @@ async fn network() -> Network {
         let origin = renrakucho_store::audit::Origin::default();
         let author = |staff: &renrakucho_store::staff::StaffAccount, profession| {
             renrakucho_testkit::acting::Writer {
-                actor: renrakucho_care::StaffActor {
+                actor: renrakucho_registry::StaffActor {
                     staff: staff.id,
                     facility: staff.facility_id,
                 },
@@ -82,7 +82,7 @@ async fn network() -> Network {
             }
         };
         let alice_writes = author(&alice, Profession::Doctor);
-        let photo = renrakucho_care::upload_attachment(
+        let photo = renrakucho_notebook::upload_attachment(
             &app.db,
             &keyring,
             &app.files,
@@ -94,13 +94,13 @@ async fn network() -> Network {
         )
         .await
         .unwrap();
-        let entry = renrakucho_care::post_entry(
+        let entry = renrakucho_notebook::post_entry(
             &app.db,
             &keyring,
             &alice_writes.on(patient.id),
             &origin,
-            renrakucho_care::NewEntryInput {
-                content: renrakucho_care::EntryContent {
+            renrakucho_notebook::NewEntryInput {
+                content: renrakucho_notebook::EntryContent {
                     category: renrakucho_core::Category::Treatment,
                     priority: renrakucho_core::Priority::Urgent,
                     body: renrakucho_core::EntryBody::parse("発熱あり。").unwrap(),
@@ -113,7 +113,7 @@ async fn network() -> Network {
         )
         .await
         .unwrap();
-        renrakucho_care::mark_read(
+        renrakucho_notebook::mark_read(
             &app.db,
             &author(&bob, Profession::Nurse).on(patient.id),
             &origin,
@@ -122,11 +122,12 @@ async fn network() -> Network {
         .await
         .unwrap();
         let prefs =
-            renrakucho_care::preferences(Some("alice@example.jp"), "info", 22, 7, true, 7).unwrap();
-        renrakucho_care::save_preferences(&app.db, alice_writes.actor, &origin, &prefs)
+            renrakucho_notebook::preferences(Some("alice@example.jp"), "info", 22, 7, true, 7)
+                .unwrap();
+        renrakucho_notebook::save_preferences(&app.db, alice_writes.actor, &origin, &prefs)
             .await
             .unwrap();
-        renrakucho_care::set_muted(
+        renrakucho_notebook::set_muted(
             &app.db,
             &renrakucho_testkit::acting::allowed(alice_writes.actor, patient.id),
             &origin,
@@ -134,12 +135,12 @@ async fn network() -> Network {
         )
         .await
         .unwrap();
-        renrakucho_care::send_support_request(
+        renrakucho_notebook::send_support_request(
             &app.db,
             &keyring,
             &alice_writes.on(patient.id),
             &origin,
-            renrakucho_care::NewSupportRequest {
+            renrakucho_notebook::NewSupportRequest {
                 to_code: c.code.clone(),
                 kind: renrakucho_core::SupportKind::Information,
                 question: "既往歴を教えてください".into(),
@@ -186,7 +187,7 @@ async fn network() -> Network {
         .unwrap();
         // A failed emergency identification of the facility's own patient's card (a wrong date
         // of birth): the record belongs to the card's registering facility.
-        let card = renrakucho_care::patient_card(
+        let card = renrakucho_registry::patient_card(
             &app.db,
             &keyring,
             &renrakucho_testkit::acting::allowed(alice_writes.actor, patient.id),
@@ -195,21 +196,22 @@ async fn network() -> Network {
         .await
         .unwrap();
         let today = time::OffsetDateTime::now_utc().date();
-        let failed = renrakucho_care::open_emergency(
+        let failed = renrakucho_registry::open_emergency(
             &app.db,
             &keyring,
             &renrakucho_testkit::acting::permitted(alice_writes.actor),
             &origin,
-            renrakucho_care::EmergencyRequest {
+            renrakucho_registry::EmergencyRequest {
                 card: renrakucho_core::CardNumber::parse(&card.number).unwrap(),
                 birth_date: renrakucho_core::BirthDate::parse("1950-05-05", today).unwrap(),
-                reason: renrakucho_care::EmergencyReason::parse("救急搬送時の確認のため").unwrap(),
+                reason: renrakucho_registry::EmergencyReason::parse("救急搬送時の確認のため")
+                    .unwrap(),
                 duration: time::Duration::HOUR,
             },
         )
         .await;
         assert!(
-            matches!(failed, Err(renrakucho_care::CareError::NotIdentified)),
+            matches!(failed, Err(renrakucho_registry::CareError::NotIdentified)),
             "{failed:?}"
         );
     }

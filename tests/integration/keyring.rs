@@ -843,7 +843,7 @@ async fn reencryption_moves_every_stored_value_of_an_owner_to_the_newest_key() {
         .app
         .seed_staff(&f.b, "nurse", StaffRole::FacilityAdmin, Profession::Nurse)
         .await;
-    let actor = |s: &renrakucho_store::staff::StaffAccount| renrakucho_care::StaffActor {
+    let actor = |s: &renrakucho_store::staff::StaffAccount| renrakucho_registry::StaffActor {
         staff: s.id,
         facility: s.facility_id,
     };
@@ -865,22 +865,22 @@ async fn reencryption_moves_every_stored_value_of_an_owner_to_the_newest_key() {
         .seed_patient(&doctor, "別人 次郎", "ベツジン ジロウ")
         .await
         .id;
-    renrakucho_care::record_consent(
+    renrakucho_registry::record_consent(
         &f.app.db,
         &f.keyring,
         &f.app.files,
         &renrakucho_testkit::acting::allowed(actor(&doctor), patient),
         &origin,
-        renrakucho_care::ConsentForm {
-            signer: renrakucho_care::Signer::Patient,
+        renrakucho_registry::ConsentForm {
+            signer: renrakucho_registry::Signer::Patient,
             signed_on: time::macros::date!(2026 - 11 - 01),
-            scope: renrakucho_care::ConsentScope::standard(),
+            scope: renrakucho_registry::ConsentScope::standard(),
         },
         None,
     )
     .await
     .unwrap();
-    renrakucho_care::invite(
+    renrakucho_registry::invite(
         &f.app.db,
         &renrakucho_testkit::acting::allowed(actor(&doctor), patient),
         &origin,
@@ -888,7 +888,7 @@ async fn reencryption_moves_every_stored_value_of_an_owner_to_the_newest_key() {
     )
     .await
     .unwrap();
-    renrakucho_care::accept_invitation(
+    renrakucho_registry::accept_invitation(
         &f.app.db,
         &renrakucho_testkit::acting::allowed(actor(&nurse), patient),
         &origin,
@@ -899,13 +899,13 @@ async fn reencryption_moves_every_stored_value_of_an_owner_to_the_newest_key() {
         let db = f.app.db.clone();
         let keyring = f.keyring.clone();
         async move {
-            renrakucho_care::post_entry(
+            renrakucho_notebook::post_entry(
                 &db,
                 &keyring,
                 &who.on(p),
                 &Origin::default(),
-                renrakucho_care::NewEntryInput {
-                    content: renrakucho_care::EntryContent {
+                renrakucho_notebook::NewEntryInput {
+                    content: renrakucho_notebook::EntryContent {
                         category: renrakucho_core::Category::Treatment,
                         priority: renrakucho_core::Priority::Info,
                         body: renrakucho_core::EntryBody::parse(text).unwrap(),
@@ -931,7 +931,7 @@ async fn reencryption_moves_every_stored_value_of_an_owner_to_the_newest_key() {
     let theirs = post(writer(&nurse, Profession::Nurse), patient, "訪問看護の経過").await;
     written.push((theirs, "訪問看護の経過"));
     post(writer(&doctor, Profession::Doctor), other, "別の人の経過").await;
-    renrakucho_care::withdraw_entry(
+    renrakucho_notebook::withdraw_entry(
         &f.app.db,
         &f.keyring,
         &writer(&doctor, Profession::Doctor).on(patient),
@@ -1066,7 +1066,7 @@ async fn reencryption_moves_every_stored_value_of_an_owner_to_the_newest_key() {
         } else {
             actor(&nurse)
         };
-        let page = renrakucho_care::timeline(
+        let page = renrakucho_notebook::timeline(
             &f.app.db,
             &f.keyring,
             &renrakucho_testkit::acting::allowed(who, patient),
@@ -1082,7 +1082,7 @@ async fn reencryption_moves_every_stored_value_of_an_owner_to_the_newest_key() {
             3,
             "withdrawn entries stay out of the timeline"
         );
-        let detail = renrakucho_care::entry_detail(
+        let detail = renrakucho_notebook::entry_detail(
             &f.app.db,
             &f.keyring,
             &renrakucho_testkit::acting::allowed(who, patient),
@@ -1097,7 +1097,7 @@ async fn reencryption_moves_every_stored_value_of_an_owner_to_the_newest_key() {
         );
         // Every entry version still decrypts, with the key version it was written with.
         for (entry, text) in &written {
-            let detail = renrakucho_care::entry_detail(
+            let detail = renrakucho_notebook::entry_detail(
                 &f.app.db,
                 &f.keyring,
                 &renrakucho_testkit::acting::allowed(who, patient),

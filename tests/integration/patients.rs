@@ -2,9 +2,9 @@
 //! found by name or reading through the blind index, visible to the registering facility only
 //! (until the care team widens it), every read and search audited.
 
-use renrakucho_care::{find_patients, patient, CareError, StaffActor};
 use renrakucho_core::{FacilityKind, Profession, StaffRole};
 use renrakucho_keyring::{KeyOwner, KeyringError, Problem};
+use renrakucho_registry::{find_patients, patient, CareError, StaffActor};
 use renrakucho_store::audit::{Actor, Origin};
 use renrakucho_store::staff::StaffAccount;
 use renrakucho_store::Scope;

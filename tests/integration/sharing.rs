@@ -4,11 +4,11 @@
 //! joining, leaving and removed, several server processes) and the database's own guards.
 
 use renrakucho_authz::{Action, Role};
-use renrakucho_care::{
+use renrakucho_core::{FacilityKind, PatientId, Profession, StaffRole};
+use renrakucho_registry::{
     accept_invitation, invite, leave, record_consent, withdraw_consent, ConsentForm, ConsentScope,
     Signer, StaffActor,
 };
-use renrakucho_core::{FacilityKind, PatientId, Profession, StaffRole};
 use renrakucho_store::audit::Origin;
 use renrakucho_store::facilities::Facility;
 use renrakucho_store::staff::StaffAccount;
@@ -597,7 +597,7 @@ async fn casbin_and_row_level_security_agree_on_every_cell() {
                         .date(),
                     scope: ConsentScope::standard(),
                 },
-                Some(renrakucho_care::NewScan {
+                Some(renrakucho_registry::NewScan {
                     bytes: renrakucho_testkit::PNG_1X1.to_vec(),
                 }),
             )
@@ -613,13 +613,13 @@ async fn casbin_and_row_level_security_agree_on_every_cell() {
             profession: Profession::Doctor,
             facility_admin: true,
         };
-        renrakucho_care::post_entry(
+        renrakucho_notebook::post_entry(
             &app.db,
             &keyring,
             &author.on(p),
             &origin,
-            renrakucho_care::NewEntryInput {
-                content: renrakucho_care::EntryContent {
+            renrakucho_notebook::NewEntryInput {
+                content: renrakucho_notebook::EntryContent {
                     category: renrakucho_core::Category::Treatment,
                     priority: renrakucho_core::Priority::Info,
                     body: renrakucho_core::EntryBody::parse("訪問診療。著変なし。").unwrap(),
@@ -633,12 +633,12 @@ async fn casbin_and_row_level_security_agree_on_every_cell() {
         .await
         .unwrap();
         if consent == Consent::Active {
-            renrakucho_care::send_support_request(
+            renrakucho_notebook::send_support_request(
                 &app.db,
                 &keyring,
                 &author.on(p),
                 &origin,
-                renrakucho_care::NewSupportRequest {
+                renrakucho_notebook::NewSupportRequest {
                     to_code: support.facility.code.clone(),
                     kind: renrakucho_core::SupportKind::SecondOpinion,
                     question: "皮膚の所見について意見をいただけますか".into(),
@@ -652,7 +652,7 @@ async fn casbin_and_row_level_security_agree_on_every_cell() {
         }
         // An open emergency grant for the hospital (through the application, which checks the
         // card number and the date of birth; the fixture patient was born on 1940-01-15).
-        let card = renrakucho_care::patient_card(
+        let card = renrakucho_registry::patient_card(
             &app.db,
             &keyring,
             &renrakucho_testkit::acting::allowed(by_registering, p),
@@ -836,7 +836,7 @@ async fn withdrawing_consent_cuts_every_facility_but_the_registering_one_at_once
     .await;
     assert!(matches!(
         again,
-        Err(renrakucho_care::CareError::Conflict(_))
+        Err(renrakucho_registry::CareError::Conflict(_))
     ));
 }
 

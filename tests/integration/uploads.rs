@@ -331,10 +331,10 @@ async fn files_no_row_names_are_swept_after_the_grace_period_and_nothing_else() 
     }
 
     // Two processes sweeping at once.
-    let grace = renrakucho_care::ORPHAN_GRACE;
+    let grace = renrakucho_registry::ORPHAN_GRACE;
     let (one, two) = tokio::join!(
-        renrakucho_care::sweep_orphaned_files(&app.db, &app.files, grace),
-        renrakucho_care::sweep_orphaned_files(&app.db, &app.files, grace),
+        renrakucho_registry::sweep_orphaned_files(&app.db, &app.files, grace),
+        renrakucho_registry::sweep_orphaned_files(&app.db, &app.files, grace),
     );
     let (one, two) = (one.unwrap(), two.unwrap());
     assert!(one + two >= old_orphans.len(), "{one} + {two}");
@@ -357,7 +357,7 @@ async fn files_no_row_names_are_swept_after_the_grace_period_and_nothing_else() 
 
     // Nothing more to do the next time.
     assert_eq!(
-        renrakucho_care::sweep_orphaned_files(&app.db, &app.files, grace)
+        renrakucho_registry::sweep_orphaned_files(&app.db, &app.files, grace)
             .await
             .unwrap(),
         0

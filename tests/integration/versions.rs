@@ -11,15 +11,13 @@
 //! The tampering is real SQL as the cluster's superuser with triggers off
 //! (`session_replication_role = replica`), as someone editing the files would be.
 
-use renrakucho_care::{
-    CareError, ConsentForm, ConsentScope, EditResult, EntryContent, NewEntryInput, NewPatient,
-    Signer, StaffActor,
-};
 use renrakucho_core::{
     BirthDate, CareLevel, Category, EntryBody, FacilityKind, KanaName, PatientId, PatientName,
     PatientProfile, Phone, Priority, Profession, Reason, Sex, StaffRole, Vitals,
 };
 use renrakucho_keyring::{BindProgress, Binding, KeyOwner, Keyring, KeyringError, Problem};
+use renrakucho_notebook::{EditResult, EntryContent, NewEntryInput};
+use renrakucho_registry::{CareError, ConsentForm, ConsentScope, NewPatient, Signer, StaffActor};
 use renrakucho_store::audit::Origin;
 use renrakucho_store::encrypted::{EncryptedColumn, ENCRYPTED_COLUMNS, HISTORY_COLUMNS};
 use renrakucho_store::staff::StaffAccount;
@@ -79,7 +77,7 @@ impl Clinic {
     }
 
     async fn correct(&self, patient: PatientId, name: &str, kana: &str, phone: &str) {
-        renrakucho_care::update_patient(
+        renrakucho_registry::update_patient(
             &self.app.db,
             &self.keyring,
             &renrakucho_testkit::acting::allowed(self.actor(), patient),
@@ -91,7 +89,7 @@ impl Clinic {
     }
 
     async fn post(&self, patient: PatientId, body: &str, temperature: f64) -> Uuid {
-        renrakucho_care::post_entry(
+        renrakucho_notebook::post_entry(
             &self.app.db,
             &self.keyring,
             &self.author().on(patient),
@@ -108,7 +106,7 @@ impl Clinic {
     }
 
     async fn edit(&self, patient: PatientId, entry: Uuid, expected: i32, body: &str, t: f64) {
-        let result = renrakucho_care::edit_entry(
+        let result = renrakucho_notebook::edit_entry(
             &self.app.db,
             &self.keyring,
             &self.author().on(patient),
@@ -126,8 +124,8 @@ impl Clinic {
         &self,
         keyring: &Keyring,
         patient: PatientId,
-    ) -> Result<renrakucho_care::Patient, CareError> {
-        renrakucho_care::patient(
+    ) -> Result<renrakucho_registry::Patient, CareError> {
+        renrakucho_registry::patient(
             &self.app.db,
             keyring,
             &renrakucho_testkit::acting::allowed(self.actor(), patient),
@@ -141,8 +139,8 @@ impl Clinic {
         keyring: &Keyring,
         patient: PatientId,
         entry: Uuid,
-    ) -> Result<renrakucho_care::EntryDetail, CareError> {
-        renrakucho_care::entry_detail(
+    ) -> Result<renrakucho_notebook::EntryDetail, CareError> {
+        renrakucho_notebook::entry_detail(
             &self.app.db,
             keyring,
             &renrakucho_testkit::acting::allowed(self.actor(), patient),
@@ -482,7 +480,7 @@ async fn write_as_earlier_release(
 async fn read_everything(c: &Clinic, keyring: &Keyring, patients: &[(PatientId, Vec<Uuid>)]) {
     for (p, entries) in patients {
         c.patient(keyring, *p).await.expect("the patient reads");
-        let consents = renrakucho_care::consents_of(
+        let consents = renrakucho_registry::consents_of(
             &c.app.db,
             keyring,
             &renrakucho_testkit::acting::allowed(c.actor(), *p),
@@ -523,7 +521,7 @@ async fn bind_versions_rebinds_every_value_resumes_and_then_refuses_format_1() {
     .enumerate()
     {
         let p = c.register(name, kana).await;
-        renrakucho_care::record_consent(
+        renrakucho_registry::record_consent(
             &c.app.db,
             &c.keyring,
             &c.app.files,
@@ -542,7 +540,7 @@ async fn bind_versions_rebinds_every_value_resumes_and_then_refuses_format_1() {
         c.edit(p, kept, 1, &format!("経過 その二 ({i})"), 36.9)
             .await;
         let withdrawn = c.post(p, "誤って記載", 36.4).await;
-        renrakucho_care::withdraw_entry(
+        renrakucho_notebook::withdraw_entry(
             &c.app.db,
             &c.keyring,
             &c.author().on(p),

@@ -13,8 +13,8 @@
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use renrakucho_care::{CareError, EmergencyReason, EmergencyRequest, StaffActor};
 use renrakucho_core::{BirthDate, CardNumber, FacilityKind, Profession, StaffRole};
+use renrakucho_registry::{CareError, EmergencyReason, EmergencyRequest, StaffActor};
 use renrakucho_store::audit::Origin;
 use renrakucho_testkit::spawn_app;
 use sqlx::postgres::PgPoolOptions;
@@ -53,7 +53,7 @@ fn bench(c: &mut Criterion) {
                 staff: doctor.id,
                 facility: doctor.facility_id,
             };
-            let c = renrakucho_care::patient_card(
+            let c = renrakucho_registry::patient_card(
                 &app.db,
                 &keyring,
                 &renrakucho_testkit::acting::allowed(who, patient.id),
@@ -120,7 +120,7 @@ fn bench(c: &mut Criterion) {
                     for _ in 0..iters {
                         for (make, measured) in [(&other, false), (&timed, true)] {
                             let started = Instant::now();
-                            let outcome = renrakucho_care::open_emergency(
+                            let outcome = renrakucho_registry::open_emergency(
                                 &db,
                                 &keyring,
                                 &renrakucho_testkit::acting::permitted(who),

@@ -11,8 +11,9 @@ use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use renrakucho_authz::{Action, Role};
-use renrakucho_care::{EntryContent, NewEntryInput, StaffActor};
 use renrakucho_core::{Category, EntryBody, FacilityKind, Priority, Profession, StaffRole};
+use renrakucho_notebook::{EntryContent, NewEntryInput};
+use renrakucho_registry::StaffActor;
 use renrakucho_store::audit::Origin;
 use renrakucho_store::notebook::TimelineFilter;
 use renrakucho_testkit::acting::Writer;
@@ -60,7 +61,7 @@ fn bench(c: &mut Criterion) {
             facility_admin: true,
         };
         for n in 0..ENTRIES {
-            renrakucho_care::post_entry(
+            renrakucho_notebook::post_entry(
                 &app.db,
                 &keyring,
                 &author.on(patient),
@@ -146,7 +147,7 @@ fn bench(c: &mut Criterion) {
                 .allowed(&roles, author.actor.facility, patient, Action::NotebookRead)
                 .await
                 .unwrap());
-            let page = renrakucho_care::timeline(
+            let page = renrakucho_notebook::timeline(
                 &app.db,
                 &keyring,
                 &renrakucho_testkit::acting::allowed(author.actor, patient),
@@ -190,7 +191,7 @@ fn bench(c: &mut Criterion) {
                 )
                 .await
                 .unwrap());
-            renrakucho_care::post_entry(
+            renrakucho_notebook::post_entry(
                 &app.db,
                 &keyring,
                 &author.on(patient),

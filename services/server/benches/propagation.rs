@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use renrakucho_authz::{Action, Authorizer, Role};
-use renrakucho_care::{ConsentForm, ConsentScope, Signer, StaffActor};
 use renrakucho_core::{FacilityKind, Profession, StaffRole};
+use renrakucho_registry::{ConsentForm, ConsentScope, Signer, StaffActor};
 use renrakucho_server::Application;
 use renrakucho_store::audit::Origin;
 use renrakucho_testkit::{spawn_app, TestApp};
@@ -104,7 +104,7 @@ fn bench(c: &mut Criterion) {
             staff: clinic.id,
             facility: clinic.facility_id,
         };
-        renrakucho_care::invite(
+        renrakucho_registry::invite(
             &app.db,
             &renrakucho_testkit::acting::allowed(who, patient),
             &origin,
@@ -112,7 +112,7 @@ fn bench(c: &mut Criterion) {
         )
         .await
         .unwrap();
-        renrakucho_care::accept_invitation(
+        renrakucho_registry::accept_invitation(
             &app.db,
             &renrakucho_testkit::acting::allowed(
                 StaffActor {
@@ -173,7 +173,7 @@ fn bench(c: &mut Criterion) {
                 let mut total = Duration::ZERO;
                 for _ in 0..iters {
                     let start = if on_file {
-                        renrakucho_care::withdraw_consent(
+                        renrakucho_registry::withdraw_consent(
                             &app.db,
                             &renrakucho_testkit::acting::allowed(clinic, patient),
                             &origin,
@@ -187,7 +187,7 @@ fn bench(c: &mut Criterion) {
                             signed_on: time::macros::date!(2026 - 11 - 01),
                             scope: ConsentScope::standard(),
                         };
-                        renrakucho_care::record_consent(
+                        renrakucho_registry::record_consent(
                             &app.db,
                             &keyring,
                             &app.files,

@@ -9,9 +9,9 @@ use std::time::Duration;
 use renrakucho_authz::{
     Action, Asker, Authorized, Authorizer, Decision, Link, Permission, Permitted, Relation, Role,
 };
-use renrakucho_care::StaffActor;
 use renrakucho_core::{PatientId, StaffRole};
 use renrakucho_identity::Principal;
+use renrakucho_registry::StaffActor;
 use renrakucho_store::announcements::{self, Announcements};
 use renrakucho_store::care_team::AccessRow;
 use renrakucho_store::Database;
@@ -37,7 +37,7 @@ pub async fn load(db: &Database) -> Result<Arc<Authorizer>, anyhow::Error> {
 }
 
 async fn reload(db: &Database, authz: &Authorizer) -> Result<(), anyhow::Error> {
-    let rows = renrakucho_care::access_rows(db, None).await?;
+    let rows = renrakucho_registry::access_rows(db, None).await?;
     authz
         .load(rows.iter().filter_map(|r| Some((r.patient, link(r)?))))
         .await?;
@@ -50,7 +50,7 @@ pub async fn refresh(
     authz: &Authorizer,
     patient: PatientId,
 ) -> Result<(), anyhow::Error> {
-    let rows = renrakucho_care::access_rows(db, Some(patient)).await?;
+    let rows = renrakucho_registry::access_rows(db, Some(patient)).await?;
     let links: Vec<Link> = rows.iter().filter_map(link).collect();
     authz.replace_patient(patient, &links).await?;
     Ok(())
@@ -230,7 +230,7 @@ pub async fn author<P: Permission>(
     state: &AppState,
     signed_in: &SignedIn,
     patient: PatientId,
-) -> Result<renrakucho_care::Author<P>, ApiError> {
+) -> Result<renrakucho_notebook::Author<P>, ApiError> {
     let allowed = authorize::<P>(state, signed_in, patient).await?;
     Ok(as_author(signed_in, allowed))
 }
@@ -239,8 +239,8 @@ pub async fn author<P: Permission>(
 pub fn as_author<P: Permission>(
     signed_in: &SignedIn,
     allowed: Authorized<P>,
-) -> renrakucho_care::Author<P> {
-    renrakucho_care::Author::new(
+) -> renrakucho_notebook::Author<P> {
+    renrakucho_notebook::Author::new(
         allowed,
         signed_in.who.display_name.clone(),
         signed_in
@@ -292,7 +292,7 @@ pub async fn notebook_items<T>(
 }
 
 /// Whether a notification tells notebook content (an entry, a reply, a mention).
-pub fn tells_the_notebook(n: &renrakucho_care::Notification) -> Option<PatientId> {
+pub fn tells_the_notebook(n: &renrakucho_notebook::Notification) -> Option<PatientId> {
     matches!(n.kind, "entry" | "reply" | "mention").then_some(n.patient)
 }
 

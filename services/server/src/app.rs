@@ -56,7 +56,7 @@ pub enum BuildError {
     #[error("the authorizer could not load: {0}")]
     Authorization(String),
     #[error("patient cards could not be issued: {0}")]
-    Cards(#[from] renrakucho_care::CareError),
+    Cards(#[from] renrakucho_registry::CareError),
     #[error("invalid password hashing parameters: {0}")]
     Hasher(String),
     #[error("could not listen on {addr}: {source}")]
@@ -78,7 +78,7 @@ impl Application {
         let crate::keys::ServerKeys { keyring, epochs } = crate::keys::open_keys(settings).await?;
         keyring.prepare(&db).await?;
         // Every patient has a card number before anyone can ask for one (ADR 0018).
-        let issued = renrakucho_care::ensure_cards(&db, &keyring).await?;
+        let issued = renrakucho_registry::ensure_cards(&db, &keyring).await?;
         if issued > 0 {
             tracing::info!(
                 issued,
@@ -245,18 +245,18 @@ async fn digests(state: AppState) {
 /// throttle keys, every five minutes; once an hour (first at start, after a crash), deletes
 /// the files no row names that were stored over an hour ago (uploads cut off by a killed
 /// server). Every process does it: each step is safe beside the others' (see
-/// `renrakucho_care::sweep_orphaned_files`).
+/// `renrakucho_registry::sweep_orphaned_files`).
 async fn housekeeping(state: AppState) {
     let mut tick = tokio::time::interval(Duration::from_secs(300));
     let mut last_sweep: Option<std::time::Instant> = None;
     loop {
         tick.tick().await;
-        if last_sweep.is_none_or(|at| at.elapsed() >= renrakucho_care::ORPHAN_GRACE) {
+        if last_sweep.is_none_or(|at| at.elapsed() >= renrakucho_registry::ORPHAN_GRACE) {
             last_sweep = Some(std::time::Instant::now());
-            if let Err(e) = renrakucho_care::sweep_orphaned_files(
+            if let Err(e) = renrakucho_registry::sweep_orphaned_files(
                 &state.db,
                 &state.files,
-                renrakucho_care::ORPHAN_GRACE,
+                renrakucho_registry::ORPHAN_GRACE,
             )
             .await
             {

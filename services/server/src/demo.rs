@@ -2,10 +2,6 @@
 //! Every name here is invented: facilities, staff and patients.
 
 use renrakucho_authz::{may, Asker, Authorized, Authorizer, Decision, Permission, Role};
-use renrakucho_care::{
-    accept_invitation, invite, record_consent, register_patient, CareError, ConsentForm,
-    ConsentScope, NewPatient, Signer,
-};
 use renrakucho_core::{
     Address, BirthDate, CareLevel, DisplayName, FacilityCode, FacilityKind, FacilityName, KanaName,
     LoginId, Password, PatientName, PatientProfile, Phone, PrimaryDoctor, Profession, Sex,
@@ -14,6 +10,10 @@ use renrakucho_core::{
 use renrakucho_files::FileStore;
 use renrakucho_identity::PasswordHasher;
 use renrakucho_keyring::Keyring;
+use renrakucho_registry::{
+    accept_invitation, invite, record_consent, register_patient, CareError, ConsentForm,
+    ConsentScope, NewPatient, Signer,
+};
 use renrakucho_store::audit::Origin;
 use renrakucho_store::{facilities, Database, Scope, StoreError};
 

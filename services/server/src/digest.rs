@@ -3,7 +3,7 @@
 //! reply-requested counted apart), invitations and support requests, and a link. Never a name,
 //! never a word of an entry.
 
-use renrakucho_care::DigestCounts;
+use renrakucho_notebook::DigestCounts;
 use renrakucho_store::Database;
 use time::OffsetDateTime;
 
@@ -39,7 +39,7 @@ pub async fn send_due(
     base_url: &str,
     now: OffsetDateTime,
 ) -> usize {
-    let due = match renrakucho_care::digests_due(db, now).await {
+    let due = match renrakucho_notebook::digests_due(db, now).await {
         Ok(due) => due,
         Err(e) => {
             tracing::warn!(error = %e, "could not list the digests due");
@@ -48,7 +48,7 @@ pub async fn send_due(
     };
     let mut sent = 0;
     for d in due {
-        let counts = match renrakucho_care::digest_counts(db, d.who).await {
+        let counts = match renrakucho_notebook::digest_counts(db, d.who).await {
             Ok(c) => c,
             Err(e) => {
                 tracing::warn!(error = %e, "could not count a digest");
@@ -65,7 +65,7 @@ pub async fn send_due(
             tracing::warn!(error = %e, "a digest could not be sent");
             continue;
         }
-        if let Err(e) = renrakucho_care::digest_sent(db, d.who, &counts, now).await {
+        if let Err(e) = renrakucho_notebook::digest_sent(db, d.who, &counts, now).await {
             tracing::warn!(error = %e, "a digest was sent but not recorded");
         }
         sent += 1;

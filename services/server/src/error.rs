@@ -218,9 +218,9 @@ impl From<renrakucho_files::FileError> for ApiError {
     }
 }
 
-impl From<renrakucho_care::CareError> for ApiError {
-    fn from(e: renrakucho_care::CareError) -> Self {
-        use renrakucho_care::CareError;
+impl From<renrakucho_registry::CareError> for ApiError {
+    fn from(e: renrakucho_registry::CareError) -> Self {
+        use renrakucho_registry::CareError;
         match e {
             CareError::NotFound => Self::not_found(),
             // One answer for an unknown number, a wrong date of birth and a locked card.
@@ -241,7 +241,7 @@ impl From<renrakucho_care::CareError> for ApiError {
                         "identification_locked",
                         format!(
                             "緊急閲覧の本人確認に1時間で{limit}回失敗したため、{h:02}:{m:02}まで施設からの照会を停止しています（施設管理者が確認できます） / your facility failed {limit} emergency identifications within an hour and may not try again until {h:02}:{m:02} JST (your facility administrator sees this)",
-                            limit = renrakucho_care::IDENTIFICATION_LIMIT,
+                            limit = renrakucho_registry::IDENTIFICATION_LIMIT,
                             h = jst.hour(),
                             m = jst.minute(),
                         ),

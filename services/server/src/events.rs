@@ -12,8 +12,9 @@ use axum::extract::State;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use futures_util::Stream;
 use renrakucho_authz::{Action, Authorizer};
-use renrakucho_care::{Preferences, StaffActor};
 use renrakucho_core::{PatientId, Priority};
+use renrakucho_notebook::Preferences;
+use renrakucho_registry::StaffActor;
 use renrakucho_store::announcements::{self, Announcements};
 use renrakucho_store::Database;
 use serde::{Deserialize, Serialize};
@@ -158,7 +159,7 @@ pub async fn concerning(
             } else {
                 ("entry", priority)
             };
-            renrakucho_care::reaches(prefs, effective, patient, now).then(|| Live {
+            renrakucho_notebook::reaches(prefs, effective, patient, now).then(|| Live {
                 kind,
                 patient: event.patient,
                 entry: event.entry,
@@ -171,13 +172,15 @@ pub async fn concerning(
             })
         }
         "invitation" if event.to == Some(me) => {
-            renrakucho_care::reaches(prefs, Priority::ReplyRequested, patient, now).then(|| Live {
-                kind: "invitation",
-                patient: event.patient,
-                entry: None,
-                request: None,
-                priority: Priority::ReplyRequested,
-                link: "/invitations".into(),
+            renrakucho_notebook::reaches(prefs, Priority::ReplyRequested, patient, now).then(|| {
+                Live {
+                    kind: "invitation",
+                    patient: event.patient,
+                    entry: None,
+                    request: None,
+                    priority: Priority::ReplyRequested,
+                    link: "/invitations".into(),
+                }
             })
         }
         "support" => {
@@ -189,8 +192,8 @@ pub async fn concerning(
             } else {
                 ("support", false)
             };
-            (ours && renrakucho_care::reaches(prefs, Priority::ReplyRequested, patient, now)).then(
-                || Live {
+            (ours && renrakucho_notebook::reaches(prefs, Priority::ReplyRequested, patient, now))
+                .then(|| Live {
                     kind,
                     patient: event.patient,
                     entry: None,
@@ -200,8 +203,7 @@ pub async fn concerning(
                         Some(r) => format!("/support/{r}"),
                         None => "/support".into(),
                     },
-                },
-            )
+                })
         }
         // Break-glass access by another facility: everyone of the care team who sees the
         // patient is told at once, whatever their quiet hours or mutes (ADR 0010).
@@ -248,7 +250,7 @@ pub async fn concerning(
                 Some("renewed") => ("consent_renewed", Priority::ReplyRequested),
                 _ => ("consent_recorded", Priority::ReplyRequested),
             };
-            (ours && renrakucho_care::reaches(prefs, priority, patient, now)).then(|| Live {
+            (ours && renrakucho_notebook::reaches(prefs, priority, patient, now)).then(|| Live {
                 kind,
                 patient: event.patient,
                 entry: None,
@@ -318,7 +320,7 @@ pub async fn stream(
     let receiver = state.events.subscribe();
     let db = state.db.clone();
     let authz = state.authz.clone();
-    let prefs = renrakucho_care::preferences_of(&db, who).await?;
+    let prefs = renrakucho_notebook::preferences_of(&db, who).await?;
     let prefs = std::sync::Arc::new(tokio::sync::RwLock::new((prefs, OffsetDateTime::now_utc())));
     let stream = tokio_stream::wrappers::BroadcastStream::new(receiver)
         .filter_map(|r| r.ok())
@@ -336,7 +338,7 @@ pub async fn stream(
                 if stale {
                     let reading =
                         tokio::spawn(
-                            async move { renrakucho_care::preferences_of(&db, who).await },
+                            async move { renrakucho_notebook::preferences_of(&db, who).await },
                         );
                     if let Ok(Ok(fresh)) = reading.await {
                         *prefs.write().await = (fresh, now);

@@ -4,8 +4,9 @@
 //! Built on `renrakucho-authz`'s `unchecked` feature, which no production crate enables.
 
 use renrakucho_authz::{Authorized, Permission, Permitted};
-use renrakucho_care::{Author, StaffActor};
 use renrakucho_core::{PatientId, Profession};
+use renrakucho_notebook::Author;
+use renrakucho_registry::StaffActor;
 
 /// `who` allowed `P` on `patient`, as if the authorizer had said so.
 pub fn allowed<P: Permission>(who: StaffActor, patient: PatientId) -> Authorized<P> {

@@ -148,19 +148,19 @@ impl TestApp {
         staff: &StaffAccount,
         name: &str,
         kana: &str,
-    ) -> renrakucho_care::Patient {
+    ) -> renrakucho_registry::Patient {
         use renrakucho_core::{
             BirthDate, CareLevel, KanaName, PatientName, PatientProfile, Phone, Sex,
         };
         let today = time::OffsetDateTime::now_utc().date();
-        renrakucho_care::register_patient(
+        renrakucho_registry::register_patient(
             &self.db,
             &self.keyring().await,
             // As the authorizer would allow the registering facility's staff; tests of the
             // authorizer itself sign in over HTTP.
             &renrakucho_authz::Permitted::unchecked(staff.id, staff.facility_id),
             &renrakucho_store::audit::Origin::default(),
-            renrakucho_care::NewPatient {
+            renrakucho_registry::NewPatient {
                 name: PatientName::parse(name).expect("a name"),
                 kana: KanaName::parse(kana).expect("a reading"),
                 profile: PatientProfile {

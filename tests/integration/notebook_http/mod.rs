@@ -32,12 +32,13 @@ pub(crate) use live::Live;
 use std::time::Duration;
 
 use renrakucho_authz::Action;
-use renrakucho_care::{EntryContent, NewEntryInput, StaffActor};
 use renrakucho_core::{
     Category, DisplayName, EntryBody, FacilityKind, LoginId, Password, PatientId, Priority,
     Profession, StaffRole, Vitals,
 };
 use renrakucho_identity::{PasswordHasher, PasswordParams};
+use renrakucho_notebook::{EntryContent, NewEntryInput};
+use renrakucho_registry::StaffActor;
 use renrakucho_server::admin::{self, StaffToIssue};
 use renrakucho_store::facilities::Facility;
 use renrakucho_store::staff::StaffAccount;

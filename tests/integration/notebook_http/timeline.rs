@@ -19,7 +19,7 @@ async fn bulk(
             temperature_c: Some(36.0 + (i % 10) as f64 / 10.0),
             ..Vitals::default()
         });
-        let entry = renrakucho_care::post_entry(
+        let entry = renrakucho_notebook::post_entry(
             &app.db,
             &keyring,
             &who(i).on(PatientId::from_uuid(patient)),

@@ -5,8 +5,8 @@ use crate::input::Query;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
-use renrakucho_care::StaffActor;
 use renrakucho_core::{StaffId, StaffRole};
+use renrakucho_registry::StaffActor;
 use renrakucho_store::audit::AuditRecord;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -84,7 +84,7 @@ pub async fn audit_log(
 ) -> Result<Json<Vec<AuditView>>, ApiError> {
     let admin = facility_admin(&signed_in)?;
     let limit = query.limit.unwrap_or(100).clamp(1, 1000);
-    let records = renrakucho_care::facility_audit(&state.db, admin, &origin, limit).await?;
+    let records = renrakucho_registry::facility_audit(&state.db, admin, &origin, limit).await?;
     Ok(Json(records.into_iter().map(Into::into).collect()))
 }
 
@@ -112,7 +112,13 @@ pub async fn set_may_accept_invitations(
     let member = Uuid::parse_str(&id)
         .map(StaffId::from_uuid)
         .map_err(|_| ApiError::not_found())?;
-    renrakucho_care::set_may_accept_invitations(&state.db, admin, &origin, member, body.allowed)
-        .await?;
+    renrakucho_registry::set_may_accept_invitations(
+        &state.db,
+        admin,
+        &origin,
+        member,
+        body.allowed,
+    )
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }

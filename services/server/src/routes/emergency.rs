@@ -3,10 +3,10 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
-use renrakucho_care::may;
-use renrakucho_care::{EmergencyGrant, EmergencyReason, EmergencyRequest};
-use renrakucho_care::{IdentificationStatus, PatientCard};
 use renrakucho_core::{BirthDate, CardNumber, InvalidValue, PatientId, StaffRole};
+use renrakucho_registry::may;
+use renrakucho_registry::{EmergencyGrant, EmergencyReason, EmergencyRequest};
+use renrakucho_registry::{IdentificationStatus, PatientCard};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa::ToSchema;
@@ -117,7 +117,8 @@ pub async fn open(
     let who = permit::<may::EmergencyOpen>(&state, &signed_in).await?;
     let request = body.parse(state.care.emergency_access)?;
     let grant =
-        renrakucho_care::open_emergency(&state.db, &state.keyring, &who, &origin, request).await?;
+        renrakucho_registry::open_emergency(&state.db, &state.keyring, &who, &origin, request)
+            .await?;
     // This process's authorizer follows at once; the others on the announcement.
     if let Err(e) = crate::access::refresh(&state.db, &state.authz, grant.patient).await {
         tracing::warn!(error = %e, "refreshing access after an emergency grant failed");
@@ -136,7 +137,7 @@ pub async fn list(
 ) -> Result<Json<Vec<GrantView>>, ApiError> {
     let who = staff(&signed_in)?;
     let reader = crate::access::EmergencyReasonReader::new(&state, &signed_in);
-    let grants = renrakucho_care::emergency_grants(
+    let grants = renrakucho_registry::emergency_grants(
         &state.db,
         &state.keyring,
         who,
@@ -165,7 +166,7 @@ pub async fn end(
 ) -> Result<StatusCode, ApiError> {
     let who = crate::access::authorize_emergency_end(&state, &signed_in).await?;
     let grant = grant_id(&id)?;
-    renrakucho_care::end_emergency(&state.db, who, &origin, grant).await?;
+    renrakucho_registry::end_emergency(&state.db, who, &origin, grant).await?;
     // The patient is not named here: every process follows the database's announcement.
     Ok(StatusCode::NO_CONTENT)
 }
@@ -190,7 +191,7 @@ pub async fn review(
             "緊急閲覧の確認は施設管理者が行います / facility administrators review emergency access",
         ));
     }
-    renrakucho_care::review_emergency(&state.db, who, &origin, grant_id(&id)?).await?;
+    renrakucho_registry::review_emergency(&state.db, who, &origin, grant_id(&id)?).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -225,7 +226,7 @@ pub async fn status(
     signed_in: SignedIn,
 ) -> Result<Json<StatusView>, ApiError> {
     let who = staff(&signed_in)?;
-    let status = renrakucho_care::identification_status(&state.db, who, &origin).await?;
+    let status = renrakucho_registry::identification_status(&state.db, who, &origin).await?;
     Ok(Json(status.into()))
 }
 
@@ -298,7 +299,7 @@ pub async fn card(
 ) -> Result<Json<CardView>, ApiError> {
     let patient = patient_id(&id)?;
     let who = authorize::<may::PatientRead>(&state, &signed_in, patient).await?;
-    let card = renrakucho_care::patient_card(&state.db, &state.keyring, &who, &origin).await?;
+    let card = renrakucho_registry::patient_card(&state.db, &state.keyring, &who, &origin).await?;
     Ok(Json(card.into()))
 }
 
@@ -316,6 +317,6 @@ pub async fn reissue_card(
 ) -> Result<Json<CardView>, ApiError> {
     let patient = patient_id(&id)?;
     let who = authorize::<may::PatientCardReissue>(&state, &signed_in, patient).await?;
-    let card = renrakucho_care::reissue_card(&state.db, &state.keyring, &who, &origin).await?;
+    let card = renrakucho_registry::reissue_card(&state.db, &state.keyring, &who, &origin).await?;
     Ok(Json(card.into()))
 }

@@ -9,14 +9,15 @@ use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use renrakucho_care::{may, Authorized};
-use renrakucho_care::{
-    EditResult, EntryContent, EntryDetail, EntryView, Listed, NewEntryInput, NewSupportRequest,
-    SupportDetail, SupportLine, TimelinePage, UnreadLine, Uploaded,
-};
 use renrakucho_core::{
     Category, EntryBody, FacilityId, InvalidValue, Priority, Reason, SupportKind, VitalsInput,
 };
+use renrakucho_notebook::{
+    EditResult, EntryContent, EntryDetail, EntryView, NewEntryInput, NewSupportRequest,
+    SupportDetail, SupportLine, TimelinePage, UnreadLine, Uploaded,
+};
+use renrakucho_registry::Listed;
+use renrakucho_registry::{may, Authorized};
 use renrakucho_store::notebook::TimelineFilter;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -278,7 +279,7 @@ impl TimelineQuery {
             }
         }
         let cursor = match self.cursor.as_deref().filter(|s| !s.is_empty()) {
-            Some(c) => Some(renrakucho_care::decode_cursor(c)?),
+            Some(c) => Some(renrakucho_notebook::decode_cursor(c)?),
             None => None,
         };
         Ok((
@@ -311,7 +312,7 @@ pub async fn timeline(
     let patient = patient_id(&id)?;
     let who = authorize::<may::NotebookRead>(&state, &signed_in, patient).await?;
     let (filter, cursor) = query.parse()?;
-    let page = renrakucho_care::timeline(
+    let page = renrakucho_notebook::timeline(
         &state.db,
         &state.keyring,
         &who,
@@ -347,7 +348,7 @@ pub async fn post(
         attachments: body.attachments,
     };
     let entry =
-        renrakucho_care::post_entry(&state.db, &state.keyring, &who, &origin, input).await?;
+        renrakucho_notebook::post_entry(&state.db, &state.keyring, &who, &origin, input).await?;
     Ok((StatusCode::CREATED, Json(entry)))
 }
 
@@ -369,7 +370,7 @@ pub async fn detail(
     let entry = id_of(&entry)?;
     let who = authorize::<may::NotebookRead>(&state, &signed_in, patient).await?;
     Ok(Json(
-        renrakucho_care::entry_detail(&state.db, &state.keyring, &who, &origin, entry).await?,
+        renrakucho_notebook::entry_detail(&state.db, &state.keyring, &who, &origin, entry).await?,
     ))
 }
 
@@ -403,7 +404,7 @@ pub async fn edit(
     let entry = id_of(&entry)?;
     let who = author::<may::NotebookWrite>(&state, &signed_in, patient).await?;
     let content = body.content.parse()?;
-    match renrakucho_care::edit_entry(
+    match renrakucho_notebook::edit_entry(
         &state.db,
         &state.keyring,
         &who,
@@ -457,7 +458,7 @@ pub async fn withdraw(
     let entry = id_of(&entry)?;
     let who = author::<may::NotebookWrite>(&state, &signed_in, patient).await?;
     let reason = Reason::parse(&body.reason)?;
-    renrakucho_care::withdraw_entry(&state.db, &state.keyring, &who, &origin, entry, reason)
+    renrakucho_notebook::withdraw_entry(&state.db, &state.keyring, &who, &origin, entry, reason)
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -484,10 +485,10 @@ pub async fn mark_read(
     }
     // The patient was found above: "not found" now means an entry named is not one of this
     // notebook's (unknown, or another patient's), a fault of the body rather than the path.
-    let marked = renrakucho_care::mark_read(&state.db, &who, &signed_in.origin, &body.entries)
+    let marked = renrakucho_notebook::mark_read(&state.db, &who, &signed_in.origin, &body.entries)
         .await
         .map_err(|e| match e {
-            renrakucho_care::CareError::NotFound => ApiError::from(InvalidValue::new(
+            renrakucho_registry::CareError::NotFound => ApiError::from(InvalidValue::new(
                 "entries",
                 "この患者の記録帳にない記録が含まれています / an entry named is not in this patient's notebook",
             )),
@@ -519,8 +520,15 @@ pub async fn search(
     let patient = patient_id(&id)?;
     let who = authorize::<may::NotebookRead>(&state, &signed_in, patient).await?;
     Ok(Json(
-        renrakucho_care::search_notebook(&state.db, &state.keyring, &who, &origin, &query.q, 100)
-            .await?,
+        renrakucho_notebook::search_notebook(
+            &state.db,
+            &state.keyring,
+            &who,
+            &origin,
+            &query.q,
+            100,
+        )
+        .await?,
     ))
 }
 
@@ -574,7 +582,7 @@ pub async fn upload(
                 .to_string()
         })
         .unwrap_or_default();
-    let uploaded = renrakucho_care::upload_attachment(
+    let uploaded = renrakucho_notebook::upload_attachment(
         &state.db,
         &state.keyring,
         &state.files,
@@ -619,7 +627,7 @@ async fn send_file(
     // The care team reads the notebook's files; a facility asked for support reads the files
     // its request names (row-level security decides which).
     let who = authorize::<may::AttachmentRead>(state, signed_in, patient).await?;
-    let file = renrakucho_care::attachment_content(
+    let file = renrakucho_notebook::attachment_content(
         &state.db,
         &state.keyring,
         &state.files,
@@ -693,7 +701,8 @@ pub async fn export_json(
     let patient = patient_id(&id)?;
     let who = authorize::<may::NotebookRead>(&state, &signed_in, patient).await?;
     let copy =
-        renrakucho_care::export_notebook(&state.db, &state.keyring, &who, &origin, "json").await?;
+        renrakucho_notebook::export_notebook(&state.db, &state.keyring, &who, &origin, "json")
+            .await?;
     let bytes = serde_json::to_vec_pretty(&copy).map_err(|_| ApiError::internal())?;
     Ok(download(
         "application/json",
@@ -723,7 +732,8 @@ pub async fn export_pdf(
         ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "no_pdf_font", message)
     })?;
     let copy =
-        renrakucho_care::export_notebook(&state.db, &state.keyring, &who, &origin, "pdf").await?;
+        renrakucho_notebook::export_notebook(&state.db, &state.keyring, &who, &origin, "pdf")
+            .await?;
     let by = format!(
         "{} {}",
         signed_in
@@ -753,7 +763,7 @@ pub async fn unread(
 ) -> Result<Json<Vec<UnreadLine>>, ApiError> {
     // A role without `notebook.read` (a clerk) is refused, as the live stream refuses it.
     let who = crate::access::permit::<may::NotebookRead>(&state, &signed_in).await?;
-    let lines = renrakucho_care::unread(&state.db, &who).await?;
+    let lines = renrakucho_notebook::unread(&state.db, &who).await?;
     Ok(Json(
         crate::access::notebook_items(&state, &signed_in, lines, |l| Some(l.patient)).await,
     ))
@@ -825,7 +835,7 @@ pub async fn send_support(
             "依頼の種類は遠隔診断・セカンドオピニオン・情報提供のいずれかです / unknown kind",
         )
     })?;
-    let id = renrakucho_care::send_support_request(
+    let id = renrakucho_notebook::send_support_request(
         &state.db,
         &state.keyring,
         &who,
@@ -855,7 +865,7 @@ pub async fn support_list(
 ) -> Result<Json<Vec<SupportLine>>, ApiError> {
     let who = staff(&signed_in)?;
     Ok(Json(
-        renrakucho_care::support_requests(&state.db, who).await?,
+        renrakucho_notebook::support_requests(&state.db, who).await?,
     ))
 }
 
@@ -867,7 +877,7 @@ pub(crate) async fn support_actor(
     id: Uuid,
 ) -> Result<(SupportSide, SupportLine), ApiError> {
     let who = staff(signed_in)?;
-    let line = renrakucho_care::support_line(&state.db, who, id).await?;
+    let line = renrakucho_notebook::support_line(&state.db, who, id).await?;
     // The asking side no longer needs the right to ask (consent may have gone since): it may
     // still read and close its request through its care-team reading right.
     let side = if line.sent {
@@ -897,10 +907,10 @@ impl SupportSide {
         let (db, keyring) = (&state.db, &state.keyring);
         Ok(match self {
             SupportSide::Asking(who) => {
-                renrakucho_care::support_request(db, keyring, who, origin, id).await?
+                renrakucho_notebook::support_request(db, keyring, who, origin, id).await?
             }
             SupportSide::Asked(who) => {
-                renrakucho_care::support_request(db, keyring, who, origin, id).await?
+                renrakucho_notebook::support_request(db, keyring, who, origin, id).await?
             }
         })
     }
@@ -919,12 +929,12 @@ impl SupportSide {
         match (step, self) {
             ("accept" | "decline", SupportSide::Asked(who)) => {
                 let accept = step == "accept";
-                renrakucho_care::respond_to_support_request(&state.db, &who, origin, id, accept)
+                renrakucho_notebook::respond_to_support_request(&state.db, &who, origin, id, accept)
                     .await?
             }
             ("answer", SupportSide::Asked(who)) => {
                 let author = crate::access::as_author(signed_in, who);
-                renrakucho_care::answer_support_request(
+                renrakucho_notebook::answer_support_request(
                     &state.db,
                     &state.keyring,
                     &author,
@@ -935,7 +945,7 @@ impl SupportSide {
                 .await?
             }
             ("close", SupportSide::Asking(who)) => {
-                renrakucho_care::close_support_request(&state.db, &who, origin, id).await?
+                renrakucho_notebook::close_support_request(&state.db, &who, origin, id).await?
             }
             _ => return Err(ApiError::not_found()),
         }
@@ -1009,7 +1019,7 @@ pub async fn notifications(
     RequestOrigin(origin): RequestOrigin,
     signed_in: SignedIn,
     Query(query): Query<std::collections::HashMap<String, String>>,
-) -> Result<Json<Vec<renrakucho_care::Notification>>, ApiError> {
+) -> Result<Json<Vec<renrakucho_notebook::Notification>>, ApiError> {
     let who = staff(&signed_in)?;
     let days = query
         .get("days")
@@ -1019,7 +1029,7 @@ pub async fn notifications(
         })
         .transpose()?
         .unwrap_or(7);
-    let feed = renrakucho_care::feed(&state.db, who, &origin, days).await?;
+    let feed = renrakucho_notebook::feed(&state.db, who, &origin, days).await?;
     Ok(Json(
         crate::access::notebook_items(&state, &signed_in, feed, crate::access::tells_the_notebook)
             .await,
@@ -1065,9 +1075,11 @@ fn seven() -> i64 {
 pub async fn preferences(
     State(state): State<AppState>,
     signed_in: SignedIn,
-) -> Result<Json<renrakucho_care::Preferences>, ApiError> {
+) -> Result<Json<renrakucho_notebook::Preferences>, ApiError> {
     let who = staff(&signed_in)?;
-    Ok(Json(renrakucho_care::preferences_of(&state.db, who).await?))
+    Ok(Json(
+        renrakucho_notebook::preferences_of(&state.db, who).await?,
+    ))
 }
 
 /// Saves the signed-in person's notification preferences.
@@ -1082,7 +1094,7 @@ pub async fn save_preferences(
     ApiJson(body): ApiJson<PreferencesBody>,
 ) -> Result<StatusCode, ApiError> {
     let who = staff(&signed_in)?;
-    let prefs = renrakucho_care::preferences(
+    let prefs = renrakucho_notebook::preferences(
         body.email.as_deref(),
         &body.live_level,
         body.quiet_start,
@@ -1090,7 +1102,7 @@ pub async fn save_preferences(
         body.digest_enabled,
         body.digest_hour,
     )?;
-    renrakucho_care::save_preferences(&state.db, who, &origin, &prefs).await?;
+    renrakucho_notebook::save_preferences(&state.db, who, &origin, &prefs).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -1115,6 +1127,6 @@ pub async fn mute(
 ) -> Result<StatusCode, ApiError> {
     let patient = patient_id(&id)?;
     let who = authorize::<may::NotebookRead>(&state, &signed_in, patient).await?;
-    renrakucho_care::set_muted(&state.db, &who, &origin, body.muted).await?;
+    renrakucho_notebook::set_muted(&state.db, &who, &origin, body.muted).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -9,11 +9,12 @@ use axum::extract::{Multipart, Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use renrakucho_authz::Action;
-use renrakucho_care::may;
-use renrakucho_care::{EntryContent, EntryView, Listed, NewEntryInput};
 use renrakucho_core::{
     Category, EntryBody, FacilityId, InvalidValue, Priority, Reason, StaffRole, VitalsInput,
 };
+use renrakucho_notebook::{EntryContent, EntryView, NewEntryInput};
+use renrakucho_registry::may;
+use renrakucho_registry::Listed;
 use serde::Deserialize;
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -229,7 +230,7 @@ async fn notebook_page(
     let name = match async {
         let reader = authorize::<may::PatientRead>(state, user, patient).await?;
         Ok::<_, ApiError>(
-            renrakucho_care::patient(&state.db, &state.keyring, &reader, origin).await?,
+            renrakucho_registry::patient(&state.db, &state.keyring, &reader, origin).await?,
         )
     }
     .await
@@ -242,7 +243,7 @@ async fn notebook_page(
     };
     let (entries, next) = if search {
         let q = query.q.clone().unwrap_or_default();
-        match renrakucho_care::search_notebook(&state.db, &state.keyring, &who, origin, &q, 100)
+        match renrakucho_notebook::search_notebook(&state.db, &state.keyring, &who, origin, &q, 100)
             .await
         {
             Ok(found) => (found, None),
@@ -262,7 +263,7 @@ async fn notebook_page(
             Ok(parsed) => parsed,
             Err(e) => return failed(e),
         };
-        match renrakucho_care::timeline(
+        match renrakucho_notebook::timeline(
             &state.db,
             &state.keyring,
             &who,
@@ -303,7 +304,8 @@ async fn notebook_page(
             .filter(|e| !e.read)
             .map(|e| e.id)
             .collect();
-        if let Err(e) = renrakucho_care::mark_read(&state.db, &me, &user.origin, &unread).await {
+        if let Err(e) = renrakucho_notebook::mark_read(&state.db, &me, &user.origin, &unread).await
+        {
             tracing::warn!(error = %e, "could not record read receipts");
         }
     }
@@ -313,7 +315,7 @@ async fn notebook_page(
         None
     };
     let team = if let Some(reader) = team_reader {
-        renrakucho_care::care_team_of(&state.db, &reader, origin)
+        renrakucho_registry::care_team_of(&state.db, &reader, origin)
             .await
             .unwrap_or_default()
             .into_iter()
@@ -540,7 +542,7 @@ pub async fn post(
         };
         let mut attachments = Vec::new();
         for (name, bytes) in files {
-            let uploaded = renrakucho_care::upload_attachment(
+            let uploaded = renrakucho_notebook::upload_attachment(
                 &state.db,
                 &state.keyring,
                 &state.files,
@@ -553,7 +555,7 @@ pub async fn post(
             .await?;
             attachments.push(uploaded.id);
         }
-        renrakucho_care::post_entry(
+        renrakucho_notebook::post_entry(
             &state.db,
             &state.keyring,
             &me,
@@ -661,7 +663,8 @@ async fn entry_page(
         let entry = Uuid::parse_str(raw_entry).map_err(|_| ApiError::not_found())?;
         let who = authorize::<may::NotebookRead>(state, user, patient).await?;
         let detail =
-            renrakucho_care::entry_detail(&state.db, &state.keyring, &who, origin, entry).await?;
+            renrakucho_notebook::entry_detail(&state.db, &state.keyring, &who, origin, entry)
+                .await?;
         Ok::<_, ApiError>((patient, who, detail))
     }
     .await;
@@ -679,7 +682,7 @@ async fn entry_page(
                 .filter_map(Listed::readable)
                 .map(|r| r.id),
         );
-        if let Err(e) = renrakucho_care::mark_read(&state.db, &me, &user.origin, &ids).await {
+        if let Err(e) = renrakucho_notebook::mark_read(&state.db, &me, &user.origin, &ids).await {
             tracing::warn!(error = %e, "could not record read receipts");
         }
     }
@@ -698,7 +701,7 @@ async fn entry_page(
         .await
         .unwrap_or(false);
     let directory = if may_support {
-        renrakucho_care::directory(&state.db, who.facility())
+        renrakucho_registry::directory(&state.db, who.facility())
             .await
             .unwrap_or_default()
             .into_iter()
@@ -805,7 +808,7 @@ pub async fn edit(
         let me = author::<may::NotebookWrite>(&state, &user, patient).await?;
         // The page edits the text; what else the entry said stays as it was.
         let reader = authorize::<may::NotebookRead>(&state, &user, patient).await?;
-        let detail = renrakucho_care::entry_detail(
+        let detail = renrakucho_notebook::entry_detail(
             &state.db,
             &state.keyring,
             &reader,
@@ -819,7 +822,7 @@ pub async fn edit(
             vitals: detail.entry.vitals,
             mentions: detail.entry.mentions.clone(),
         };
-        match renrakucho_care::edit_entry(
+        match renrakucho_notebook::edit_entry(
             &state.db,
             &state.keyring,
             &me,
@@ -829,8 +832,8 @@ pub async fn edit(
             content,)
         .await?
         {
-            renrakucho_care::EditResult::Saved(_) => Ok(()),
-            renrakucho_care::EditResult::Stale(current) => Err(ApiError::conflict(format!(
+            renrakucho_notebook::EditResult::Saved(_) => Ok(()),
+            renrakucho_notebook::EditResult::Stale(current) => Err(ApiError::conflict(format!(
                 "この記録は他の人が先に修正しました（現在 第{}版）。下の最新の内容を確認してから、もう一度修正してください。あなたの入力: 「{}」 / someone saved a newer version first; your text is shown here so nothing is lost",
                 current.version, form.body
             ))),
@@ -868,8 +871,15 @@ pub async fn withdraw(
         let entry_id = Uuid::parse_str(&entry).map_err(|_| ApiError::not_found())?;
         let me = author::<may::NotebookWrite>(&state, &user, patient).await?;
         let reason = Reason::parse(&form.reason)?;
-        renrakucho_care::withdraw_entry(&state.db, &state.keyring, &me, &origin, entry_id, reason)
-            .await?;
+        renrakucho_notebook::withdraw_entry(
+            &state.db,
+            &state.keyring,
+            &me,
+            &origin,
+            entry_id,
+            reason,
+        )
+        .await?;
         Ok::<_, ApiError>(())
     }
     .await;
@@ -925,11 +935,11 @@ async fn notifications_page(
         Ok(w) => w,
         Err(e) => return failed(e),
     };
-    let prefs = match renrakucho_care::preferences_of(&state.db, who).await {
+    let prefs = match renrakucho_notebook::preferences_of(&state.db, who).await {
         Ok(p) => p,
         Err(e) => return failed(e),
     };
-    let feed = match renrakucho_care::feed(&state.db, who, origin, 7).await {
+    let feed = match renrakucho_notebook::feed(&state.db, who, origin, 7).await {
         Ok(f) => {
             crate::access::notebook_items(state, user, f, crate::access::tells_the_notebook).await
         }
@@ -944,7 +954,7 @@ async fn notifications_page(
         let reader = crate::access::check::<may::PatientRead>(state, user, n.patient).await;
         if let Some(reader) = reader {
             if let Ok(p) =
-                renrakucho_care::patient(&state.db, &state.keyring, &reader, origin).await
+                renrakucho_registry::patient(&state.db, &state.keyring, &reader, origin).await
             {
                 names.insert(n.patient, p.name.as_str().to_string());
             }
@@ -1076,7 +1086,7 @@ pub async fn save_notifications(
     };
     let result = async {
         let who = staff(&user)?;
-        let prefs = renrakucho_care::preferences(
+        let prefs = renrakucho_notebook::preferences(
             Some(form.email.as_str()),
             &form.live_level,
             hour(&form.quiet_start, "quiet_start")?,
@@ -1084,7 +1094,7 @@ pub async fn save_notifications(
             form.digest_enabled.is_some(),
             hour(&form.digest_hour, "digest_hour")?,
         )?;
-        renrakucho_care::save_preferences(&state.db, who, &origin, &prefs).await?;
+        renrakucho_notebook::save_preferences(&state.db, who, &origin, &prefs).await?;
         Ok::<_, ApiError>(())
     }
     .await;
@@ -1130,7 +1140,7 @@ pub async fn support_list(State(state): State<AppState>, PageUser(user): PageUse
         Ok(w) => w,
         Err(e) => return failed(e),
     };
-    match renrakucho_care::support_requests(&state.db, who).await {
+    match renrakucho_notebook::support_requests(&state.db, who).await {
         Ok(lines) => render(
             StatusCode::OK,
             &SupportPage {
@@ -1301,7 +1311,7 @@ pub async fn request_support(
         if form.to.trim().is_empty() {
             return Err(InvalidValue::new("to", "依頼先を選んでください / choose a facility").into());
         }
-        let detail = renrakucho_care::entry_detail(
+        let detail = renrakucho_notebook::entry_detail(
             &state.db,
             &state.keyring,
             &reader,
@@ -1311,12 +1321,12 @@ pub async fn request_support(
         let kind = form.kind.parse().map_err(|_| {
             InvalidValue::new("kind", "依頼の種類を選んでください / choose a kind")
         })?;
-        let request = renrakucho_care::send_support_request(
+        let request = renrakucho_notebook::send_support_request(
             &state.db,
             &state.keyring,
             &me,
             &origin,
-            renrakucho_care::NewSupportRequest {
+            renrakucho_notebook::NewSupportRequest {
                 to_code: form.to.clone(),
                 kind,
                 question: form.question.clone(),

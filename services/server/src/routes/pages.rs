@@ -12,9 +12,9 @@ use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use renrakucho_authz::{Action, Role};
-use renrakucho_care::may;
-use renrakucho_care::{ConsentScope, Listed, NewScan, Signer, TeamMember};
 use renrakucho_core::{CareLevel, InvalidValue, Sex, StaffRole};
+use renrakucho_registry::may;
+use renrakucho_registry::{ConsentScope, Listed, NewScan, Signer, TeamMember};
 use renrakucho_store::facilities::DirectoryEntry;
 use serde::Deserialize;
 use time::OffsetDateTime;
@@ -126,7 +126,7 @@ pub async fn patients(
         Ok(who) => who,
         Err(e) => return failed(e),
     };
-    let found = match renrakucho_care::find_patients(
+    let found = match renrakucho_registry::find_patients(
         &state.db,
         &state.keyring,
         &who,
@@ -145,7 +145,7 @@ pub async fn patients(
         .await;
     // Unread counts tell what the notebook holds: only for a role that reads it.
     let unread = match permit::<may::NotebookRead>(&state, &user).await {
-        Ok(reader) => renrakucho_care::unread(&state.db, &reader)
+        Ok(reader) => renrakucho_notebook::unread(&state.db, &reader)
             .await
             .unwrap_or_default(),
         Err(_) => Vec::new(),
@@ -314,7 +314,8 @@ pub async fn create_patient(
             )
         }
     };
-    match renrakucho_care::register_patient(&state.db, &state.keyring, &who, &origin, new).await {
+    match renrakucho_registry::register_patient(&state.db, &state.keyring, &who, &origin, new).await
+    {
         Ok(p) => {
             crate::access::changed(&state, p.id).await;
             Redirect::to(&format!("/patients/{}?done=registered", p.id.as_uuid())).into_response()
@@ -350,7 +351,7 @@ pub async fn edit_patient(
         },
         Err(e) => return failed(e),
     };
-    let p = match renrakucho_care::patient(&state.db, &state.keyring, &who, &origin).await {
+    let p = match renrakucho_registry::patient(&state.db, &state.keyring, &who, &origin).await {
         Ok(p) => PatientView::from(p),
         Err(e) => return failed(e),
     };
@@ -396,7 +397,7 @@ pub async fn update_patient(
         Ok(new) => new,
         Err(e) => return form_page(&user, &token, action, true, form, Some(e.into())),
     };
-    match renrakucho_care::update_patient(&state.db, &state.keyring, &who, &origin, new).await {
+    match renrakucho_registry::update_patient(&state.db, &state.keyring, &who, &origin, new).await {
         Ok(_) => Redirect::to(&format!("/patients/{}?done=updated", id.as_uuid())).into_response(),
         Err(e) => form_page(&user, &token, action, true, form, Some(e.into())),
     }
@@ -544,12 +545,13 @@ async fn patient_page(
             .await
             .unwrap_or(false);
     }
-    let patient = match renrakucho_care::patient(&state.db, &state.keyring, &who, origin).await {
+    let patient = match renrakucho_registry::patient(&state.db, &state.keyring, &who, origin).await
+    {
         Ok(p) => p,
         Err(e) => return failed(e),
     };
     let consents = if let Some(reader) = &consent_reader {
-        match renrakucho_care::consents_of(&state.db, &state.keyring, reader, origin).await {
+        match renrakucho_registry::consents_of(&state.db, &state.keyring, reader, origin).await {
             Ok(c) => c,
             Err(e) => return failed(e),
         }
@@ -557,7 +559,7 @@ async fn patient_page(
         Vec::new()
     };
     let team = if let Some(reader) = &team_reader {
-        match renrakucho_care::care_team_of(&state.db, reader, origin).await {
+        match renrakucho_registry::care_team_of(&state.db, reader, origin).await {
             Ok(t) => t,
             Err(e) => return failed(e),
         }
@@ -565,7 +567,7 @@ async fn patient_page(
         Vec::new()
     };
     let directory: Vec<DirectoryEntry> = if may.invite {
-        renrakucho_care::directory(&state.db, who.facility())
+        renrakucho_registry::directory(&state.db, who.facility())
             .await
             .unwrap_or_default()
             .into_iter()
@@ -589,10 +591,15 @@ async fn patient_page(
     {
         None
     } else {
-        let actor = renrakucho_care::StaffActor::from(&who);
-        renrakucho_care::emergency_grants(&state.db, &state.keyring, actor, origin, 50, |_, _| {
-            std::future::ready(false)
-        })
+        let actor = renrakucho_registry::StaffActor::from(&who);
+        renrakucho_registry::emergency_grants(
+            &state.db,
+            &state.keyring,
+            actor,
+            origin,
+            50,
+            |_, _| std::future::ready(false),
+        )
         .await
         .ok()
         .and_then(|grants| {
@@ -606,7 +613,7 @@ async fn patient_page(
     };
     // The registering facility prints the card: its number, and what tried it.
     let card = if patient.registering_facility == who.facility() {
-        match renrakucho_care::patient_card(&state.db, &state.keyring, &who, origin).await {
+        match renrakucho_registry::patient_card(&state.db, &state.keyring, &who, origin).await {
             Ok(c) => Some(CardLine {
                 number: c.number,
                 issued_at: local(c.issued_at),
@@ -817,7 +824,7 @@ pub async fn record_consent(
             }
         };
         let form = consent_form(signer, get("signed_on"), Some(get("scope")))?;
-        let recorded = renrakucho_care::record_consent(
+        let recorded = renrakucho_registry::record_consent(
             &state.db,
             &state.keyring,
             &state.files,
@@ -848,7 +855,7 @@ pub async fn consent_scan(
         let pid = patient_id(&id)?;
         let consent = uuid::Uuid::parse_str(&consent).map_err(|_| ApiError::not_found())?;
         let who = authorize::<may::ConsentRead>(&state, &user, pid).await?;
-        let (media_type, bytes) = renrakucho_care::consent_scan(
+        let (media_type, bytes) = renrakucho_registry::consent_scan(
             &state.db,
             &state.keyring,
             &state.files,
@@ -881,7 +888,7 @@ pub async fn withdraw_consent(
     let result = async {
         let pid = patient_id(&id)?;
         let who = authorize::<may::ConsentWithdraw>(&state, &user, pid).await?;
-        renrakucho_care::withdraw_consent(&state.db, &who, &origin).await?;
+        renrakucho_registry::withdraw_consent(&state.db, &who, &origin).await?;
         Ok("withdrawn")
     }
     .await;
@@ -900,7 +907,7 @@ pub async fn reissue_card(
     let result = async {
         let pid = patient_id(&id)?;
         let who = authorize::<may::PatientCardReissue>(&state, &user, pid).await?;
-        renrakucho_care::reissue_card(&state.db, &state.keyring, &who, &origin).await?;
+        renrakucho_registry::reissue_card(&state.db, &state.keyring, &who, &origin).await?;
         Ok("card_reissued")
     }
     .await;
@@ -932,7 +939,7 @@ pub async fn invite(
             )
             .into());
         }
-        renrakucho_care::invite(&state.db, &who, &origin, form.facility_code.trim()).await?;
+        renrakucho_registry::invite(&state.db, &who, &origin, form.facility_code.trim()).await?;
         Ok("invited")
     }
     .await;
@@ -953,7 +960,7 @@ pub async fn remove_member(
             .map(renrakucho_core::FacilityId::from_uuid)
             .map_err(|_| ApiError::not_found())?;
         let who = authorize::<may::CareTeamRemove>(&state, &user, pid).await?;
-        renrakucho_care::remove_member(&state.db, &who, &origin, facility).await?;
+        renrakucho_registry::remove_member(&state.db, &who, &origin, facility).await?;
         Ok("removed")
     }
     .await;
@@ -971,7 +978,7 @@ pub async fn leave(
     let result = async {
         let pid = patient_id(&id)?;
         let who = authorize::<may::CareTeamLeave>(&state, &user, pid).await?;
-        renrakucho_care::leave(&state.db, &who, &origin).await?;
+        renrakucho_registry::leave(&state.db, &who, &origin).await?;
         Ok::<_, ApiError>(())
     }
     .await;
@@ -1010,7 +1017,7 @@ pub async fn request_deletion(
                 "削除は取り消せません。確認欄にチェックしてください / deletion cannot be undone: tick the confirmation",
             )));
         }
-        renrakucho_care::request_deletion(
+        renrakucho_registry::request_deletion(
             &state.db,
             &state.keyring,
             &state.files,
@@ -1062,7 +1069,7 @@ async fn invitations_page(
         Ok(who) => who,
         Err(e) => return failed(e),
     };
-    let pending = match renrakucho_care::pending_invitations(&state.db, who).await {
+    let pending = match renrakucho_registry::pending_invitations(&state.db, who).await {
         Ok(p) => p,
         Err(e) => return failed(e),
     };
@@ -1117,11 +1124,11 @@ pub async fn answer_invitation(
         let who = authorize::<may::CareTeamAccept>(&state, &user, pid).await?;
         match answer.as_str() {
             "accept" => {
-                renrakucho_care::accept_invitation(&state.db, &who, &origin).await?;
+                renrakucho_registry::accept_invitation(&state.db, &who, &origin).await?;
                 Ok("accepted")
             }
             "decline" => {
-                renrakucho_care::decline_invitation(&state.db, &who, &origin).await?;
+                renrakucho_registry::decline_invitation(&state.db, &who, &origin).await?;
                 Ok("declined")
             }
             _ => Err(ApiError::not_found()),
@@ -1194,7 +1201,7 @@ async fn emergency_page(
         Err(e) => return failed(e),
     };
     let reader = crate::access::EmergencyReasonReader::new(state, user);
-    let grants = match renrakucho_care::emergency_grants(
+    let grants = match renrakucho_registry::emergency_grants(
         &state.db,
         &state.keyring,
         who,
@@ -1211,10 +1218,11 @@ async fn emergency_page(
         .authz
         .roles_may(&roles(user), Action::EmergencyOpen)
         .await;
-    let locked_until = match renrakucho_care::identification_status(&state.db, who, origin).await {
-        Ok(s) => s.locked_until.map(local),
-        Err(e) => return failed(e),
-    };
+    let locked_until =
+        match renrakucho_registry::identification_status(&state.db, who, origin).await {
+            Ok(s) => s.locked_until.map(local),
+            Err(e) => return failed(e),
+        };
     let status = error.as_ref().map(|e| e.status).unwrap_or(StatusCode::OK);
     let page = EmergencyPage {
         admin: is_admin(user),
@@ -1223,7 +1231,7 @@ async fn emergency_page(
         error: error.map(|e| e.message),
         may_open,
         hours: state.care.emergency_access.as_secs() / 3600,
-        limit: renrakucho_care::IDENTIFICATION_LIMIT,
+        limit: renrakucho_registry::IDENTIFICATION_LIMIT,
         locked_until,
         form,
         grants: grants
@@ -1287,7 +1295,7 @@ pub async fn open_emergency(
         };
         let request = body.parse(state.care.emergency_access)?;
         let grant =
-            renrakucho_care::open_emergency(&state.db, &state.keyring, &who, &origin, request)
+            renrakucho_registry::open_emergency(&state.db, &state.keyring, &who, &origin, request)
                 .await?;
         if let Err(e) = crate::access::refresh(&state.db, &state.authz, grant.patient).await {
             tracing::warn!(error = %e, "refreshing access after an emergency grant failed");
@@ -1317,11 +1325,11 @@ pub async fn close_or_review_emergency(
         match what.as_str() {
             "end" => {
                 let who = crate::access::authorize_emergency_end(&state, &user).await?;
-                renrakucho_care::end_emergency(&state.db, who, &origin, grant).await?;
+                renrakucho_registry::end_emergency(&state.db, who, &origin, grant).await?;
                 Ok("ended")
             }
             "review" if is_admin(&user) => {
-                renrakucho_care::review_emergency(&state.db, who, &origin, grant).await?;
+                renrakucho_registry::review_emergency(&state.db, who, &origin, grant).await?;
                 Ok("reviewed")
             }
             "review" => Err(ApiError::forbidden(
@@ -1377,7 +1385,7 @@ pub async fn audit(
         Ok(a) => a,
         Err(e) => return failed(e),
     };
-    match renrakucho_care::facility_audit(&state.db, admin, &origin, 200).await {
+    match renrakucho_registry::facility_audit(&state.db, admin, &origin, 200).await {
         Ok(records) => render(
             StatusCode::OK,
             &AuditPage {

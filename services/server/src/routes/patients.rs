@@ -10,11 +10,13 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::Response;
 use axum::Json;
 use base64::Engine;
-use renrakucho_care::may;
-use renrakucho_care::{ConsentForm, ConsentScope, Listed, NewPatient, NewScan, Signer, TeamMember};
 use renrakucho_core::{
     Address, BirthDate, CareLevel, FacilityId, InvalidValue, KanaName, PatientId, PatientName,
     PatientProfile, Phone, PrimaryDoctor, Sex,
+};
+use renrakucho_registry::may;
+use renrakucho_registry::{
+    ConsentForm, ConsentScope, Listed, NewPatient, NewScan, Signer, TeamMember,
 };
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -123,8 +125,8 @@ renrakucho_core::redacted_debug!(PatientView {
     registering_facility
 });
 
-impl From<renrakucho_care::Patient> for PatientView {
-    fn from(p: renrakucho_care::Patient) -> Self {
+impl From<renrakucho_registry::Patient> for PatientView {
+    fn from(p: renrakucho_registry::Patient) -> Self {
         let date = time::macros::format_description!("[year]-[month]-[day]");
         Self {
             id: p.id.as_uuid(),
@@ -212,9 +214,15 @@ pub async fn list(
 ) -> Result<Json<Vec<Listed<PatientLine>>>, ApiError> {
     let who = permit::<may::PatientRead>(&state, &signed_in).await?;
     let limit = query.limit.unwrap_or(50).clamp(1, 200);
-    let found =
-        renrakucho_care::find_patients(&state.db, &state.keyring, &who, &origin, &query.q, limit)
-            .await?;
+    let found = renrakucho_registry::find_patients(
+        &state.db,
+        &state.keyring,
+        &who,
+        &origin,
+        &query.q,
+        limit,
+    )
+    .await?;
     Ok(Json(
         found
             .into_iter()
@@ -244,7 +252,8 @@ pub async fn register(
     let who = permit::<may::PatientRegister>(&state, &signed_in).await?;
     let new = body.parse()?;
     let patient =
-        renrakucho_care::register_patient(&state.db, &state.keyring, &who, &origin, new).await?;
+        renrakucho_registry::register_patient(&state.db, &state.keyring, &who, &origin, new)
+            .await?;
     crate::access::changed(&state, patient.id).await;
     Ok((StatusCode::CREATED, Json(patient.into())))
 }
@@ -264,7 +273,7 @@ pub async fn show(
 ) -> Result<Json<PatientView>, ApiError> {
     let id = patient_id(&id)?;
     let who = authorize::<may::PatientRead>(&state, &signed_in, id).await?;
-    let patient = renrakucho_care::patient(&state.db, &state.keyring, &who, &origin).await?;
+    let patient = renrakucho_registry::patient(&state.db, &state.keyring, &who, &origin).await?;
     Ok(Json(patient.into()))
 }
 
@@ -287,7 +296,7 @@ pub async fn update(
     let who = authorize::<may::PatientUpdate>(&state, &signed_in, id).await?;
     let new = body.parse()?;
     let patient =
-        renrakucho_care::update_patient(&state.db, &state.keyring, &who, &origin, new).await?;
+        renrakucho_registry::update_patient(&state.db, &state.keyring, &who, &origin, new).await?;
     Ok(Json(patient.into()))
 }
 
@@ -396,7 +405,7 @@ pub async fn record_consent(
             Some(NewScan { bytes })
         }
     };
-    let recorded = renrakucho_care::record_consent(
+    let recorded = renrakucho_registry::record_consent(
         &state.db,
         &state.keyring,
         &state.files,
@@ -456,8 +465,8 @@ renrakucho_core::redacted_debug!(ConsentView {
     renewal
 });
 
-impl From<renrakucho_care::Consent> for ConsentView {
-    fn from(c: renrakucho_care::Consent) -> Self {
+impl From<renrakucho_registry::Consent> for ConsentView {
+    fn from(c: renrakucho_registry::Consent) -> Self {
         let date = time::macros::format_description!("[year]-[month]-[day]");
         let (signer, signer_name, signer_relation) = match c.signer {
             Signer::Patient => ("patient".to_string(), None, None),
@@ -495,7 +504,7 @@ pub async fn consents(
 ) -> Result<Json<Vec<Listed<ConsentView>>>, ApiError> {
     let id = patient_id(&id)?;
     let who = authorize::<may::ConsentRead>(&state, &signed_in, id).await?;
-    let found = renrakucho_care::consents_of(&state.db, &state.keyring, &who, &origin).await?;
+    let found = renrakucho_registry::consents_of(&state.db, &state.keyring, &who, &origin).await?;
     Ok(Json(
         found
             .into_iter()
@@ -539,7 +548,7 @@ pub async fn consent_scan(
     let id = patient_id(&id)?;
     let consent = Uuid::parse_str(&consent).map_err(|_| ApiError::not_found())?;
     let who = authorize::<may::ConsentRead>(&state, &signed_in, id).await?;
-    let (media_type, bytes) = renrakucho_care::consent_scan(
+    let (media_type, bytes) = renrakucho_registry::consent_scan(
         &state.db,
         &state.keyring,
         &state.files,
@@ -573,7 +582,7 @@ pub async fn withdraw_consent(
 ) -> Result<StatusCode, ApiError> {
     let id = patient_id(&id)?;
     let who = authorize::<may::ConsentWithdraw>(&state, &signed_in, id).await?;
-    renrakucho_care::withdraw_consent(&state.db, &who, &origin).await?;
+    renrakucho_registry::withdraw_consent(&state.db, &who, &origin).await?;
     crate::access::changed(&state, id).await;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -626,7 +635,7 @@ pub async fn care_team(
 ) -> Result<Json<Vec<MemberView>>, ApiError> {
     let id = patient_id(&id)?;
     let who = authorize::<may::CareTeamRead>(&state, &signed_in, id).await?;
-    let team = renrakucho_care::care_team_of(&state.db, &who, &origin).await?;
+    let team = renrakucho_registry::care_team_of(&state.db, &who, &origin).await?;
     Ok(Json(team.into_iter().map(Into::into).collect()))
 }
 
@@ -654,7 +663,7 @@ pub async fn invite(
     let id = patient_id(&id)?;
     let who = authorize::<may::CareTeamInvite>(&state, &signed_in, id).await?;
     let member =
-        renrakucho_care::invite(&state.db, &who, &origin, body.facility_code.trim()).await?;
+        renrakucho_registry::invite(&state.db, &who, &origin, body.facility_code.trim()).await?;
     crate::access::changed(&state, id).await;
     Ok((StatusCode::CREATED, Json(member.into())))
 }
@@ -674,7 +683,7 @@ pub async fn accept(
 ) -> Result<StatusCode, ApiError> {
     let id = patient_id(&id)?;
     let who = authorize::<may::CareTeamAccept>(&state, &signed_in, id).await?;
-    renrakucho_care::accept_invitation(&state.db, &who, &origin).await?;
+    renrakucho_registry::accept_invitation(&state.db, &who, &origin).await?;
     crate::access::changed(&state, id).await;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -693,7 +702,7 @@ pub async fn decline(
 ) -> Result<StatusCode, ApiError> {
     let id = patient_id(&id)?;
     let who = authorize::<may::CareTeamAccept>(&state, &signed_in, id).await?;
-    renrakucho_care::decline_invitation(&state.db, &who, &origin).await?;
+    renrakucho_registry::decline_invitation(&state.db, &who, &origin).await?;
     crate::access::changed(&state, id).await;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -712,7 +721,7 @@ pub async fn leave(
 ) -> Result<StatusCode, ApiError> {
     let id = patient_id(&id)?;
     let who = authorize::<may::CareTeamLeave>(&state, &signed_in, id).await?;
-    renrakucho_care::leave(&state.db, &who, &origin).await?;
+    renrakucho_registry::leave(&state.db, &who, &origin).await?;
     crate::access::changed(&state, id).await;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -735,7 +744,7 @@ pub async fn remove(
         .map(FacilityId::from_uuid)
         .map_err(|_| ApiError::not_found())?;
     let who = authorize::<may::CareTeamRemove>(&state, &signed_in, id).await?;
-    renrakucho_care::remove_member(&state.db, &who, &origin, facility).await?;
+    renrakucho_registry::remove_member(&state.db, &who, &origin, facility).await?;
     crate::access::changed(&state, id).await;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -759,7 +768,7 @@ pub async fn invitations(
     signed_in: SignedIn,
 ) -> Result<Json<Vec<InvitationView>>, ApiError> {
     let who = staff(&signed_in)?;
-    let pending = renrakucho_care::pending_invitations(&state.db, who).await?;
+    let pending = renrakucho_registry::pending_invitations(&state.db, who).await?;
     Ok(Json(
         pending
             .into_iter()
@@ -812,9 +821,14 @@ pub async fn request_deletion(
         )
         .into());
     }
-    let erasure =
-        renrakucho_care::request_deletion(&state.db, &state.keyring, &state.files, &who, &origin)
-            .await?;
+    let erasure = renrakucho_registry::request_deletion(
+        &state.db,
+        &state.keyring,
+        &state.files,
+        &who,
+        &origin,
+    )
+    .await?;
     crate::access::changed(&state, id).await;
     Ok(Json(ErasureView {
         request: erasure.request,
@@ -841,7 +855,7 @@ pub async fn directory(
     signed_in: SignedIn,
 ) -> Result<Json<Vec<DirectoryView>>, ApiError> {
     let who = staff(&signed_in)?;
-    let entries = renrakucho_care::directory(&state.db, who.facility).await?;
+    let entries = renrakucho_registry::directory(&state.db, who.facility).await?;
     Ok(Json(
         entries
             .into_iter()

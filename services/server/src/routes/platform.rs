@@ -80,9 +80,13 @@ pub async fn alerts(
     Query(query): Query<AlertQuery>,
 ) -> Result<Json<Vec<AlertView>>, ApiError> {
     let operator = operator(&signed_in)?;
-    let alerts =
-        renrakucho_care::platform_alerts(&state.db, operator, &origin, query.limit.unwrap_or(100))
-            .await?;
+    let alerts = renrakucho_registry::platform_alerts(
+        &state.db,
+        operator,
+        &origin,
+        query.limit.unwrap_or(100),
+    )
+    .await?;
     Ok(Json(alerts.into_iter().map(Into::into).collect()))
 }
 
@@ -101,6 +105,6 @@ pub async fn acknowledge(
 ) -> Result<StatusCode, ApiError> {
     let operator = operator(&signed_in)?;
     let id = Uuid::parse_str(&id).map_err(|_| ApiError::not_found())?;
-    renrakucho_care::acknowledge_platform_alert(&state.db, operator, &origin, id).await?;
+    renrakucho_registry::acknowledge_platform_alert(&state.db, operator, &origin, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -261,11 +261,11 @@ pub async fn home(
     // patients not yet reviewed (第12条, the guideline's break-glass review).
     let (invitations, unreviewed_emergencies) = match crate::access::staff(&signed_in) {
         Ok(who) => {
-            let invitations = renrakucho_care::pending_invitations(&state.db, who)
+            let invitations = renrakucho_registry::pending_invitations(&state.db, who)
                 .await
                 .map(|i| i.len())
                 .unwrap_or(0);
-            let unreviewed = renrakucho_care::emergency_grants(
+            let unreviewed = renrakucho_registry::emergency_grants(
                 &state.db,
                 &state.keyring,
                 who,

@@ -1,4 +1,4 @@
-//! The one way the care domain writes its audit records.
+//! The one way the care layer (the registry and the notebook) writes its audit records.
 
 use renrakucho_store::audit::{self, Actor, AuditEvent, Origin, Outcome};
 use renrakucho_store::ScopedTx;
@@ -7,7 +7,7 @@ use crate::{CareError, StaffActor};
 
 /// Records a successful act of `who` on a patient (or on nothing in particular) in the
 /// transaction that does it. `details` never holds personal data: IDs, counts, kinds.
-pub(crate) async fn record(
+pub async fn record(
     tx: &mut ScopedTx,
     who: StaffActor,
     origin: &Origin,
@@ -20,7 +20,7 @@ pub(crate) async fn record(
 
 /// Records an attempt on patient data that was refused (nothing was changed), then commits
 /// the transaction so the record stays while the caller returns the refusal.
-pub(crate) async fn refused(
+pub async fn refused(
     mut tx: ScopedTx,
     who: StaffActor,
     origin: &Origin,

@@ -153,7 +153,7 @@ pub(crate) async fn in_turn<T: Send + 'static>(
 
 /// Checks and cleans an upload of `who` with the one cleaning function (`media::process`), in a
 /// bounded turn (see the module documentation). A refusal is a 422 on `field`.
-pub(crate) async fn clean(
+pub async fn clean(
     who: StaffId,
     field: &'static str,
     bytes: Vec<u8>,

@@ -6,9 +6,8 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use renrakucho_core::FacilityId;
+use renrakucho_registry::CareError;
 use renrakucho_store::{facilities, ScopedTx};
-
-use crate::CareError;
 
 const FRESH: Duration = Duration::from_secs(60);
 

@@ -8,13 +8,13 @@
 //! The database enforces the same rules (trigger `consents_admission`).
 
 use crate::{may, Authorized};
-use renrakucho_core::{InvalidValue, Lines, PatientId, StaffId};
+use renrakucho_core::{FacilityId, InvalidValue, Lines, PatientId, StaffId};
 use renrakucho_files::media::{Limits, Processed};
 use renrakucho_files::FileStore;
-use renrakucho_keyring::{Binding, KeyOwner, Keyring};
+use renrakucho_keyring::{Binding, KeyOwner, Keyring, OwnerKeys};
 use renrakucho_store::audit::Origin;
 use renrakucho_store::consents::{self, NewConsent, ScanRef, StoredConsent};
-use renrakucho_store::{patients, Database};
+use renrakucho_store::{patients, Database, ScopedTx};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use time::{Date, OffsetDateTime};
@@ -212,6 +212,98 @@ fn japan_date(at: OffsetDateTime) -> Date {
     at.to_offset(time::macros::offset!(+9)).date()
 }
 
+/// Checks and cleans a consent's scan before anything is opened: a photo of the form keeps
+/// none of the phone's metadata (the GPS position of the patient's home), and a file that only
+/// starts like a picture is refused.
+async fn clean_scan(who: StaffActor, scan: NewScan) -> Result<Processed, CareError> {
+    if scan.bytes.len() > MAX_SCAN_BYTES {
+        return Err(InvalidValue::new(
+            "scan",
+            "同意書のファイルが大きすぎます（20MBまで） / the scan is too large (20 MB at most)",
+        )
+        .into());
+    }
+    let limits = Limits {
+        max_bytes: MAX_SCAN_BYTES,
+        ..Limits::default()
+    };
+    crate::uploads::clean(who.staff, "scan", scan.bytes, limits).await
+}
+
+/// Whether `who`'s facility may record a consent for the patient now, and the patient's
+/// registering facility: the registering facility or an active member (the insert's policy
+/// checks it too; the registering facility is named in the membership, which a member without
+/// consent sees). While the consent is withdrawn, only the registering facility, with a scan.
+async fn may_record(
+    tx: &mut ScopedTx,
+    who: StaffActor,
+    patient: PatientId,
+    with_scan: bool,
+) -> Result<FacilityId, CareError> {
+    let membership = renrakucho_store::care_team::own(tx, patient)
+        .await?
+        .filter(|m| m.status == renrakucho_store::care_team::MemberStatus::Active)
+        .ok_or(CareError::NotFound)?;
+    let relations = renrakucho_store::care_team::own_relations(tx, patient).await?;
+    let renewal = relations.iter().any(|r| r == "withdrawn");
+    if renewal {
+        if membership.registering_facility != who.facility {
+            return Err(CareError::Forbidden(
+                "同意の撤回後の再同意は、対象者を登録した施設だけが記録できます / only the registering facility can record a renewed consent after a withdrawal".into(),
+            ));
+        }
+        if !with_scan {
+            return Err(InvalidValue::new("scan", RENEWAL_NEEDS_SCAN).into());
+        }
+    }
+    Ok(membership.registering_facility)
+}
+
+/// No consent is signed before the latest withdrawal (the registering facility and a sharing
+/// member see every consent; anyone else is refused before or by the database).
+async fn signed_after_withdrawal(
+    tx: &mut ScopedTx,
+    patient: PatientId,
+    form: &ConsentForm,
+) -> Result<(), CareError> {
+    let latest_withdrawal = consents::of_patient(tx, patient)
+        .await?
+        .into_iter()
+        .filter_map(|c| c.withdrawn_at)
+        .max();
+    if let Some(withdrawn) = latest_withdrawal.map(japan_date) {
+        if form.signed_on < withdrawn {
+            return Err(InvalidValue::new(
+                "signed_on",
+                format!(
+                    "署名日が同意の撤回日（{withdrawn}）より前です。撤回後に署名された同意書の日付を入力してください / the signing date precedes the withdrawal of consent on {withdrawn}"
+                ),
+            )
+            .into());
+        }
+    }
+    Ok(())
+}
+
+/// Seals the cleaned scan with the patient's key and stores it (its thumbnail is not kept:
+/// nothing shows one).
+async fn store_scan(
+    keys: &OwnerKeys,
+    files: &FileStore,
+    patient: PatientId,
+    id: Uuid,
+    scan: Processed,
+) -> Result<ScanRef, CareError> {
+    let sealed = keys.encrypt(&scan_binding(patient, id), &scan.bytes)?;
+    let object = scan_object(patient, id);
+    files.put(&object, sealed).await?;
+    Ok(ScanRef {
+        object,
+        media_type: scan.kind.media_type().to_string(),
+        size: scan.bytes.len() as i64,
+    })
+}
+
 /// Records a signed consent, with its scan when given (a PDF, JPEG or PNG, told from its
 /// content, and cleaned exactly like a notebook photo: decoded, turned upright and encoded
 /// again without EXIF/GPS; a PDF checked as a PDF; what does not decode is refused with a 422
@@ -230,61 +322,14 @@ pub async fn record_consent(
 ) -> Result<Recorded, CareError> {
     let who = StaffActor::from(allowed);
     let patient = allowed.patient();
-    // Cleaned before anything is opened: a photo of the form keeps none of the phone's
-    // metadata (the GPS position of the patient's home), and a file that only starts like a
-    // picture is refused.
-    let scan: Option<Processed> = match scan {
+    // Cleaned before anything is opened.
+    let scan = match scan {
+        Some(s) => Some(clean_scan(who, s).await?),
         None => None,
-        Some(s) if s.bytes.len() > MAX_SCAN_BYTES => return Err(InvalidValue::new(
-            "scan",
-            "同意書のファイルが大きすぎます（20MBまで） / the scan is too large (20 MB at most)",
-        )
-        .into()),
-        Some(s) => {
-            let limits = Limits {
-                max_bytes: MAX_SCAN_BYTES,
-                ..Limits::default()
-            };
-            Some(crate::uploads::clean(who.staff, "scan", s.bytes, limits).await?)
-        }
     };
     let mut tx = db.begin(who.scope()).await?;
-    // Registering facility or active member (the insert's policy checks it too); the
-    // registering facility is named in the membership, which a member without consent sees.
-    let membership = renrakucho_store::care_team::own(&mut tx, patient)
-        .await?
-        .filter(|m| m.status == renrakucho_store::care_team::MemberStatus::Active)
-        .ok_or(CareError::NotFound)?;
-    let relations = renrakucho_store::care_team::own_relations(&mut tx, patient).await?;
-    let renewal = relations.iter().any(|r| r == "withdrawn");
-    if renewal {
-        if membership.registering_facility != who.facility {
-            return Err(CareError::Forbidden(
-                "同意の撤回後の再同意は、対象者を登録した施設だけが記録できます / only the registering facility can record a renewed consent after a withdrawal".into(),
-            ));
-        }
-        if scan.is_none() {
-            return Err(InvalidValue::new("scan", RENEWAL_NEEDS_SCAN).into());
-        }
-    }
-    // No consent is signed before the latest withdrawal (the registering facility and a
-    // sharing member see every consent; anyone else is refused above or by the database).
-    let latest_withdrawal = consents::of_patient(&mut tx, patient)
-        .await?
-        .into_iter()
-        .filter_map(|c| c.withdrawn_at)
-        .max();
-    if let Some(withdrawn) = latest_withdrawal.map(japan_date) {
-        if form.signed_on < withdrawn {
-            return Err(InvalidValue::new(
-                "signed_on",
-                format!(
-                    "署名日が同意の撤回日（{withdrawn}）より前です。撤回後に署名された同意書の日付を入力してください / the signing date precedes the withdrawal of consent on {withdrawn}"
-                ),
-            )
-            .into());
-        }
-    }
+    let registering_facility = may_record(&mut tx, who, patient, scan.is_some()).await?;
+    signed_after_withdrawal(&mut tx, patient, &form).await?;
     let id = Uuid::now_v7();
     let details = serde_json::to_vec(&Details {
         signer: form.signer.clone(),
@@ -297,18 +342,8 @@ pub async fn record_consent(
         .owner_keys(&mut tx, KeyOwner::Patient(patient))
         .await?;
     let details_enc = keys.encrypt(&details_binding(patient, id), &details)?;
-    // The scan is stored as cleaned; its thumbnail is not kept (nothing shows one).
     let scan_ref = match scan {
-        Some(scan) => {
-            let sealed = keys.encrypt(&scan_binding(patient, id), &scan.bytes)?;
-            let object = scan_object(patient, id);
-            files.put(&object, sealed).await?;
-            Some(ScanRef {
-                object,
-                media_type: scan.kind.media_type().to_string(),
-                size: scan.bytes.len() as i64,
-            })
-        }
+        Some(scan) => Some(store_scan(&keys, files, patient, id, scan).await?),
         None => None,
     };
     let inserted = consents::insert(
@@ -316,7 +351,7 @@ pub async fn record_consent(
         &NewConsent {
             id,
             patient,
-            registering_facility: membership.registering_facility,
+            registering_facility,
             signer: form.signer.kind(),
             details_enc: &details_enc,
             signed_on: form.signed_on,

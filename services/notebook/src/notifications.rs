@@ -5,8 +5,9 @@
 //! replies to the person's entries, mentions of the facility, invitations, support requests);
 //! the e-mail digest carries counts and a link, never patient data.
 
-use crate::{may, Authorized};
 use renrakucho_core::{FacilityId, InvalidValue, PatientId, Priority};
+use renrakucho_registry::audit::record;
+use renrakucho_registry::{may, Authorized, CareError, StaffActor};
 use renrakucho_store::audit::Origin;
 use renrakucho_store::notifications::{self, Settings};
 use renrakucho_store::{care_team, notebook, support, Database};
@@ -14,9 +15,6 @@ use serde::Serialize;
 use serde_json::json;
 use time::{OffsetDateTime, UtcOffset};
 use uuid::Uuid;
-
-use crate::audit::record;
-use crate::{CareError, StaffActor};
 
 const JST: UtcOffset = time::macros::offset!(+9);
 
@@ -307,7 +305,7 @@ pub async fn feed(
     // A card of one of the facility's patients locked by failed identifications (the fifth
     // failure within an hour): urgent, like the live message (ADR 0018).
     for f in renrakucho_store::emergency::card_failures(&mut tx, None, since, 100).await? {
-        if f.within_hour == i64::from(crate::emergency::IDENTIFICATION_LIMIT) {
+        if f.within_hour == i64::from(renrakucho_registry::IDENTIFICATION_LIMIT) {
             out.push(Notification {
                 kind: "card_locked",
                 patient: PatientId::from_uuid(f.patient_id),

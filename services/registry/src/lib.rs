@@ -1,29 +1,27 @@
-//! The care domain: patients (対象者) registered by a facility, their consent (同意書), their care
-//! team, emergency access and deletion requests. Personal fields are encrypted with the
-//! patient's own key and names are found through the blind index. Every read and change is
-//! audited in the transaction that does it. No HTTP and no authorization policy here: the server
-//! asks the authorizer first, and the database's row-level security has the last word.
+//! The registry: patients (対象者) registered by a facility, their consent (同意書), their care
+//! team, emergency access and deletion requests, and the facility admin's and the platform
+//! operators' views of them. Personal fields are encrypted with the patient's own key and names
+//! are found through the blind index. Every read and change is audited in the transaction that
+//! does it. No HTTP and no authorization policy here: the server asks the authorizer first, and
+//! the database's row-level security has the last word.
+//!
+//! It is the lower of the care layer's two crates: the notebook (`renrakucho-notebook`) builds
+//! on it and shares its error ([`CareError`]), its actor ([`StaffActor`]) and the building blocks
+//! in [`audit`], [`unreadable`] and [`uploads`] (docs/adr/0023-registry-and-notebook-crates.md).
 
 mod admin;
 mod alerts;
-mod attachments;
-mod audit;
+pub mod audit;
 mod care_team;
 mod consent;
 mod deletion;
-mod directory;
 mod emergency;
-mod export;
-mod notebook;
-mod notifications;
 mod operations;
 mod patients;
-mod support;
-mod unreadable;
-mod uploads;
+pub mod unreadable;
+pub mod uploads;
 
 pub use admin::{facility_audit, set_may_accept_invitations};
-pub use attachments::{attachment_content, upload_attachment, Download, Uploaded};
 pub use care_team::{
     accept_invitation, access_rows, care_team_of, decline_invitation, directory, invite, leave,
     pending_invitations, relations_to, remove_member, Invitation, TeamMember,
@@ -38,24 +36,10 @@ pub use emergency::{
     patient_card, reissue_card, review_emergency, CardAttempt, EmergencyGrant, EmergencyReason,
     EmergencyRequest, IdentificationStatus, PatientCard, IDENTIFICATION_LIMIT,
 };
-pub use export::{export_notebook, ExportedEntry, ExportedPatient, NotebookCopy};
-pub use notebook::{
-    decode_cursor, edit_entry, entry_detail, mark_read, post_entry, search_notebook, timeline,
-    unread, withdraw_entry, AttachmentLine, Author, EditResult, EntryContent, EntryDetail,
-    EntryView, NewEntryInput, ReaderView, TimelinePage, UnreadLine, VersionView,
-};
-pub use notifications::{
-    digest_counts, digest_sent, digests_due, feed, in_quiet_hours, preferences, preferences_of,
-    reaches, save_preferences, set_muted, DigestCounts, DigestDue, Notification, Preferences,
-};
 pub use operations::{acknowledge_platform_alert, platform_alerts};
 pub use patients::{
-    find_patients, patient, register_patient, update_patient, NewPatient, Patient, PatientSummary,
-};
-pub use support::{
-    answer_support_request, close_support_request, respond_to_support_request,
-    send_support_request, support_line, support_request, support_requests, NewSupportRequest,
-    SupportDetail, SupportLine, SupportParty,
+    decrypt_identity, find_patients, patient, register_patient, update_patient, NewPatient,
+    Patient, PatientSummary,
 };
 pub use unreadable::{Listed, Unreadable, ALERT_KIND as UNREADABLE_ALERT};
 pub use uploads::{
@@ -63,6 +47,7 @@ pub use uploads::{
 };
 
 use renrakucho_core::{FacilityId, InvalidValue, StaffId};
+use renrakucho_files::media::MediaError;
 use renrakucho_files::FileError;
 use renrakucho_keyring::KeyringError;
 use renrakucho_store::StoreError;
@@ -70,7 +55,7 @@ use renrakucho_store::StoreError;
 /// The version an encrypted value's associated data names, from the column that holds it (an
 /// entry's version, a patient's revision; both start at 1). A negative number, which the
 /// database's checks never store, names no version a value was written for.
-pub(crate) fn bound_version(stored: i64) -> u64 {
+pub fn bound_version(stored: i64) -> u64 {
     u64::try_from(stored).unwrap_or(u64::MAX)
 }
 
@@ -115,7 +100,8 @@ impl StaffActor {
     }
 }
 
-/// What can go wrong in the care domain.
+/// What can go wrong in the care layer: the registry's and the notebook's functions alike (the
+/// notebook's failures are all of these kinds, and the server maps this one type to HTTP).
 #[derive(Debug, thiserror::Error)]
 pub enum CareError {
     /// No such patient (or consent, grant, invitation), or not one this facility may see:
@@ -153,7 +139,7 @@ pub enum CareError {
 impl CareError {
     /// A stored value that does not decode. The message keeps the field and the kind of fault
     /// only: a parser's own message may quote the decrypted text, which must not reach a log.
-    pub(crate) fn corrupt<E>(what: impl std::fmt::Display, _cause: E) -> Self {
+    pub fn corrupt<E>(what: impl std::fmt::Display, _cause: E) -> Self {
         CareError::Corrupt(format!(
             "{what} does not decode ({})",
             std::any::type_name::<E>()
@@ -167,5 +153,13 @@ impl From<StoreError> for CareError {
             StoreError::NotFound | StoreError::MissingReference { .. } => CareError::NotFound,
             e => CareError::Store(e),
         }
+    }
+}
+
+/// An upload refused by the cleaning (`media::process`): a 422 on `file` (renamed by
+/// [`uploads::clean`] for other fields).
+impl From<MediaError> for CareError {
+    fn from(e: MediaError) -> Self {
+        CareError::Invalid(InvalidValue::new("file", e.to_string()))
     }
 }

@@ -5,11 +5,13 @@
 //! answers; the answer is kept with the request; the asking facility decides what to do with it
 //! (第14条) and closes the request.
 
-use crate::{may, Authorized};
 use renrakucho_core::{
     FacilityId, InvalidValue, PatientId, SupportKind, SupportSide, SupportStatus,
 };
 use renrakucho_keyring::{Binding, KeyOwner, Keyring};
+use renrakucho_registry::audit::record;
+use renrakucho_registry::unreadable::{self, Listed};
+use renrakucho_registry::{may, Authorized, CareError, StaffActor};
 use renrakucho_store::audit::Origin;
 use renrakucho_store::support::{self, NewRequest, StoredRequest};
 use renrakucho_store::{attachments, consents, facilities, notebook, patients, Database};
@@ -18,10 +20,7 @@ use serde_json::json;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::audit::record;
-use crate::notebook::{views, Author, EntryView};
-use crate::unreadable::{self, Listed};
-use crate::{CareError, StaffActor};
+use crate::entries::{views, Author, EntryView};
 
 fn text(raw: &str, field: &'static str, max: usize, what: &str) -> Result<String, InvalidValue> {
     let t = renrakucho_core::text::multi_line(field, raw)?;

@@ -3,11 +3,12 @@
 //! and turned upright, a thumbnail made; then encrypted with the patient's key and kept in the
 //! file store. Downloads go through the same authorization as everything else.
 
-use crate::{may, Authorized};
 use renrakucho_core::{InvalidValue, PatientId};
-use renrakucho_files::media::{Limits, MediaError};
+use renrakucho_files::media::Limits;
 use renrakucho_files::FileStore;
 use renrakucho_keyring::{Binding, KeyOwner, Keyring};
+use renrakucho_registry::audit::record;
+use renrakucho_registry::{may, Authorized, CareError, StaffActor};
 use renrakucho_store::attachments::{self, NewAttachment};
 use renrakucho_store::audit::Origin;
 use renrakucho_store::{patients, Database};
@@ -15,9 +16,7 @@ use serde::Serialize;
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::audit::record;
-use crate::notebook::file_name_binding;
-use crate::{CareError, StaffActor};
+use crate::entries::file_name_binding;
 
 fn content_binding(patient: PatientId, id: Uuid, thumbnail: bool) -> Binding<'static> {
     Binding {
@@ -40,12 +39,6 @@ fn object_name(patient: PatientId, id: Uuid, thumbnail: bool) -> String {
 /// (`file_name`), since whoever sent it meant something else.
 fn file_name(raw: &str) -> Result<String, InvalidValue> {
     Ok(renrakucho_core::text::file_name(raw)?.unwrap_or_else(|| "添付ファイル".to_string()))
-}
-
-impl From<MediaError> for CareError {
-    fn from(e: MediaError) -> Self {
-        CareError::Invalid(InvalidValue::new("file", e.to_string()))
-    }
 }
 
 /// An uploaded file, not yet attached to an entry.
@@ -86,7 +79,7 @@ pub async fn upload_attachment(
         max_bytes,
         ..Limits::default()
     };
-    let processed = crate::uploads::clean(who.staff, "file", bytes, limits).await?;
+    let processed = renrakucho_registry::uploads::clean(who.staff, "file", bytes, limits).await?;
     let id = Uuid::now_v7();
     let mut tx = db.begin(who.scope()).await?;
     patients::get(&mut tx, patient).await?;

@@ -114,6 +114,28 @@ pub(crate) async fn decrypt_name(
     Ok((text(&name, "name")?, text(&kana, "kana")?))
 }
 
+/// A stored patient's name, reading and profile, decrypted with keys the caller already holds
+/// (the notebook's export names the patient at the head of its copy this way, in its own
+/// transaction).
+pub async fn decrypt_identity(
+    keys: &OwnerKeys,
+    tx: &mut ScopedTx,
+    stored: &StoredPatient,
+) -> Result<(PatientName, KanaName, PatientProfile), CareError> {
+    let (name, kana) = decrypt_name(keys, tx, stored).await?;
+    let profile: PatientProfile = text(
+        &keys
+            .decrypt(
+                tx,
+                &binding(stored.id, "profile_enc", stored.revision),
+                &stored.profile_enc,
+            )
+            .await?,
+        "profile",
+    )?;
+    Ok((name, kana, profile))
+}
+
 /// Registers a patient in the actor's facility: fields encrypted with a new key of the
 /// patient's own, name terms for search, audited.
 #[tracing::instrument(level = "debug", skip_all)]

@@ -2,9 +2,11 @@
 //! data is a reference; originals stay in each facility's records): as JSON, complete with every
 //! version, and as the model the PDF is drawn from. Audited, with the format.
 
-use crate::{may, Authorized};
 use renrakucho_core::PatientId;
 use renrakucho_keyring::{KeyOwner, Keyring};
+use renrakucho_registry::audit::{record, refused};
+use renrakucho_registry::unreadable::{self, Listed};
+use renrakucho_registry::{decrypt_identity, may, Authorized, CareError, StaffActor};
 use renrakucho_store::audit::Origin;
 use renrakucho_store::{notebook, patients, Database};
 use serde::Serialize;
@@ -12,11 +14,7 @@ use serde_json::json;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::audit::{record, refused};
-use crate::notebook::{version_view, views, EntryView, VersionView};
-use crate::patients::{decrypt_name, text};
-use crate::unreadable::{self, Listed};
-use crate::{CareError, StaffActor};
+use crate::entries::{version_view, views, EntryView, VersionView};
 
 /// The patient as the copy names them.
 #[derive(Clone, Serialize)]
@@ -75,21 +73,7 @@ pub async fn export_notebook(
     // A copy is complete or not made: every value is decrypted, and the IDs of those that fail
     // their integrity check are gathered to name them all in the refusal.
     let mut broken = Vec::new();
-    let head = async {
-        let (name, kana) = decrypt_name(&keys, &mut tx, &stored).await?;
-        let profile: renrakucho_core::PatientProfile = text(
-            &keys
-                .decrypt(
-                    &mut tx,
-                    &crate::patients::binding(patient, "profile_enc", stored.revision),
-                    &stored.profile_enc,
-                )
-                .await?,
-            "profile",
-        )?;
-        Ok::<_, CareError>((name, kana, profile))
-    }
-    .await;
+    let head = decrypt_identity(&keys, &mut tx, &stored).await;
     let head = unreadable::item(&mut tx, patient.as_uuid(), head).await?;
     broken.extend(head.unreadable_id());
     let all = notebook::all(&mut tx, patient).await?;

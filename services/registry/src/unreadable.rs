@@ -6,6 +6,8 @@
 //! transaction (stored once per row). Anything else — the key provider or the database being
 //! unavailable, a provider refusing to unwrap — still fails the whole request: nothing is ever
 //! shown as unreadable because a service is down.
+//!
+//! Shared by the registry's listings and the notebook's.
 
 use std::collections::HashSet;
 use std::sync::{Mutex, OnceLock};
@@ -82,7 +84,7 @@ impl<T> Listed<T> {
 }
 
 /// The IDs of the unreadable items of a listing (for its audit record).
-pub(crate) fn ids<T>(items: &[Listed<T>]) -> Vec<Uuid> {
+pub fn ids<T>(items: &[Listed<T>]) -> Vec<Uuid> {
     items.iter().filter_map(Listed::unreadable_id).collect()
 }
 
@@ -143,7 +145,7 @@ pub(crate) async fn report(tx: &mut ScopedTx, e: &CareError) -> Result<bool, Car
 
 /// One item of a listing: its decryption's result, or the marker for an integrity failure
 /// (reported). Any other error fails the listing.
-pub(crate) async fn item<T>(
+pub async fn item<T>(
     tx: &mut ScopedTx,
     id: Uuid,
     result: Result<T, CareError>,
@@ -163,7 +165,7 @@ pub(crate) async fn item<T>(
 /// A single item read directly failed. For an integrity failure the alert and a refused
 /// audit record are committed before the error is returned (the server answers 409 naming
 /// the row); any other error is returned as it is (the transaction rolls back).
-pub(crate) async fn refuse(
+pub async fn refuse(
     mut tx: ScopedTx,
     who: StaffActor,
     origin: &Origin,
