@@ -4,7 +4,7 @@
 use std::sync::OnceLock;
 
 use renrakucho_care::NotebookCopy;
-use renrakucho_export::{notebook_pdf, ExportEntry, NotebookExport, PdfFont};
+use renrakucho_pdf::{notebook_pdf, ExportEntry, NotebookExport, PdfFont};
 
 use crate::error::ApiError;
 
