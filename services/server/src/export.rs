@@ -3,8 +3,8 @@
 
 use std::sync::OnceLock;
 
-use renrakucho_export::{notebook_pdf, ExportEntry, NotebookExport, PdfFont};
 use renrakucho_notebook::NotebookCopy;
+use renrakucho_pdf::{notebook_pdf, ExportEntry, NotebookExport, PdfFont};
 
 use crate::error::ApiError;
 

@@ -7,7 +7,7 @@
 use std::path::Path;
 use std::sync::OnceLock;
 
-use renrakucho_export::{notebook_pdf, ExportEntry, ExportError, NotebookExport, PdfFont};
+use renrakucho_pdf::{notebook_pdf, ExportEntry, ExportError, NotebookExport, PdfFont};
 
 const FOOTER: &str = "参照用の写しです。原本は各施設の記録です（第15条）";
 
