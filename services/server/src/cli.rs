@@ -19,7 +19,7 @@ use renrakucho_store::{audit, create_runtime_login, Database, RoleNames};
 use crate::app::Application;
 use crate::config::{KeyProvider, Settings};
 use crate::setup::{self, Databases};
-use crate::{admin, demo, keys};
+use crate::{admin_commands, demo, keys};
 
 #[derive(Parser)]
 #[command(
@@ -424,9 +424,10 @@ async fn admin_task(db: Database, settings: &Settings, task: AdminTask) -> Resul
             let login_id = LoginId::parse(&login_id).map_err(invalid)?;
             let name = DisplayName::parse(&name).map_err(invalid)?;
             let password = read_new_password(login_id.as_str())?;
-            let operator = admin::create_operator(&db, &hasher, &login_id, &name, &password)
-                .await
-                .map_err(conflict)?;
+            let operator =
+                admin_commands::create_operator(&db, &hasher, &login_id, &name, &password)
+                    .await
+                    .map_err(conflict)?;
             println!(
                 "Operator {} created (id {}).",
                 operator.login_id, operator.id
@@ -454,14 +455,14 @@ async fn admin_task(db: Database, settings: &Settings, task: AdminTask) -> Resul
                         Failure::config(format!("--admin-profession: {}", e.message))
                     })?;
             let password = read_new_password(login_id.as_str())?;
-            let facility = admin::create_facility(&db, &code, &name, kind)
+            let facility = admin_commands::create_facility(&db, &code, &name, kind)
                 .await
                 .map_err(conflict)?;
-            let account = admin::create_staff(
+            let account = admin_commands::create_staff(
                 &db,
                 &hasher,
                 &facility,
-                admin::StaffToIssue {
+                admin_commands::StaffToIssue {
                     login_id,
                     name: admin_name,
                     role: StaffRole::FacilityAdmin,

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
-use renrakucho_server::error::Chain;
-use renrakucho_server::routes::{emergency, notebook, patients};
+use renrakucho_api::{emergency, notebook, patients};
+use renrakucho_http::error::Chain;
 use serde_json::{json, Value};
 use time::macros::datetime;
 use tokio::io::{AsyncBufReadExt, BufReader};

@@ -38,7 +38,7 @@ use renrakucho_core::{
     Profession, StaffRole, Vitals,
 };
 use renrakucho_identity::{PasswordHasher, PasswordParams};
-use renrakucho_server::admin::{self, StaffToIssue};
+use renrakucho_server::admin_commands::{self, StaffToIssue};
 use renrakucho_store::facilities::Facility;
 use renrakucho_store::staff::StaffAccount;
 pub(crate) use renrakucho_testkit::acting::Writer;
@@ -145,7 +145,7 @@ async fn person(
     })
     .expect("hasher");
     let password = Password::new_secret(FIXTURE_PASSWORD.into()).expect("password");
-    admin::create_staff(
+    admin_commands::create_staff(
         &app.db,
         &hasher,
         facility,

@@ -7,16 +7,15 @@ use renrakucho_care::may;
 use renrakucho_care::{EmergencyGrant, EmergencyReason, EmergencyRequest};
 use renrakucho_care::{IdentificationStatus, PatientCard};
 use renrakucho_core::{BirthDate, CardNumber, InvalidValue, PatientId, StaffRole};
+use renrakucho_http::access::{authorize, permit, staff};
+use renrakucho_http::error::{ApiError, ApiJson, ErrorBody};
+use renrakucho_http::origin::RequestOrigin;
+use renrakucho_http::session::SignedIn;
+use renrakucho_http::state::AppState;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa::ToSchema;
 use uuid::Uuid;
-
-use super::RequestOrigin;
-use crate::access::{authorize, permit, staff};
-use crate::error::{ApiError, ApiJson, ErrorBody};
-use crate::session::SignedIn;
-use crate::state::AppState;
 
 /// A request to open a notebook in an emergency.
 #[derive(Deserialize, ToSchema)]
@@ -119,7 +118,7 @@ pub async fn open(
     let grant =
         renrakucho_care::open_emergency(&state.db, &state.keyring, &who, &origin, request).await?;
     // This process's authorizer follows at once; the others on the announcement.
-    if let Err(e) = crate::access::refresh(&state.db, &state.authz, grant.patient).await {
+    if let Err(e) = renrakucho_http::access::refresh(&state.db, &state.authz, grant.patient).await {
         tracing::warn!(error = %e, "refreshing access after an emergency grant failed");
     }
     Ok((StatusCode::CREATED, Json(grant.into())))
@@ -135,7 +134,7 @@ pub async fn list(
     signed_in: SignedIn,
 ) -> Result<Json<Vec<GrantView>>, ApiError> {
     let who = staff(&signed_in)?;
-    let reader = crate::access::EmergencyReasonReader::new(&state, &signed_in);
+    let reader = renrakucho_http::access::EmergencyReasonReader::new(&state, &signed_in);
     let grants = renrakucho_care::emergency_grants(
         &state.db,
         &state.keyring,
@@ -163,7 +162,7 @@ pub async fn end(
     signed_in: SignedIn,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let who = crate::access::authorize_emergency_end(&state, &signed_in).await?;
+    let who = renrakucho_http::access::authorize_emergency_end(&state, &signed_in).await?;
     let grant = grant_id(&id)?;
     renrakucho_care::end_emergency(&state.db, who, &origin, grant).await?;
     // The patient is not named here: every process follows the database's announcement.

@@ -3,7 +3,6 @@
 //! security applies underneath. A patient the facility has nothing to do with is a 404, the
 //! same as one that does not exist.
 
-use crate::input::Query;
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderValue, StatusCode};
@@ -16,16 +15,16 @@ use renrakucho_core::{
     Address, BirthDate, CareLevel, FacilityId, InvalidValue, KanaName, PatientId, PatientName,
     PatientProfile, Phone, PrimaryDoctor, Sex,
 };
+use renrakucho_http::access::{authorize, permit, staff};
+use renrakucho_http::error::{ApiError, ApiJson, ErrorBody};
+use renrakucho_http::input::Query;
+use renrakucho_http::origin::RequestOrigin;
+use renrakucho_http::session::SignedIn;
+use renrakucho_http::state::AppState;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
-
-use super::RequestOrigin;
-use crate::access::{authorize, permit, staff};
-use crate::error::{ApiError, ApiJson, ErrorBody};
-use crate::session::SignedIn;
-use crate::state::AppState;
 
 /// A patient ID from a path: anything that is not one is simply not found.
 pub fn patient_id(raw: &str) -> Result<PatientId, ApiError> {
@@ -245,7 +244,7 @@ pub async fn register(
     let new = body.parse()?;
     let patient =
         renrakucho_care::register_patient(&state.db, &state.keyring, &who, &origin, new).await?;
-    crate::access::changed(&state, patient.id).await;
+    renrakucho_http::access::changed(&state, patient.id).await;
     Ok((StatusCode::CREATED, Json(patient.into())))
 }
 
@@ -406,7 +405,7 @@ pub async fn record_consent(
         scan,
     )
     .await?;
-    crate::access::changed(&state, id).await;
+    renrakucho_http::access::changed(&state, id).await;
     Ok((
         StatusCode::CREATED,
         Json(RecordedConsent {
@@ -574,7 +573,7 @@ pub async fn withdraw_consent(
     let id = patient_id(&id)?;
     let who = authorize::<may::ConsentWithdraw>(&state, &signed_in, id).await?;
     renrakucho_care::withdraw_consent(&state.db, &who, &origin).await?;
-    crate::access::changed(&state, id).await;
+    renrakucho_http::access::changed(&state, id).await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -655,7 +654,7 @@ pub async fn invite(
     let who = authorize::<may::CareTeamInvite>(&state, &signed_in, id).await?;
     let member =
         renrakucho_care::invite(&state.db, &who, &origin, body.facility_code.trim()).await?;
-    crate::access::changed(&state, id).await;
+    renrakucho_http::access::changed(&state, id).await;
     Ok((StatusCode::CREATED, Json(member.into())))
 }
 
@@ -675,7 +674,7 @@ pub async fn accept(
     let id = patient_id(&id)?;
     let who = authorize::<may::CareTeamAccept>(&state, &signed_in, id).await?;
     renrakucho_care::accept_invitation(&state.db, &who, &origin).await?;
-    crate::access::changed(&state, id).await;
+    renrakucho_http::access::changed(&state, id).await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -694,7 +693,7 @@ pub async fn decline(
     let id = patient_id(&id)?;
     let who = authorize::<may::CareTeamAccept>(&state, &signed_in, id).await?;
     renrakucho_care::decline_invitation(&state.db, &who, &origin).await?;
-    crate::access::changed(&state, id).await;
+    renrakucho_http::access::changed(&state, id).await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -713,7 +712,7 @@ pub async fn leave(
     let id = patient_id(&id)?;
     let who = authorize::<may::CareTeamLeave>(&state, &signed_in, id).await?;
     renrakucho_care::leave(&state.db, &who, &origin).await?;
-    crate::access::changed(&state, id).await;
+    renrakucho_http::access::changed(&state, id).await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -736,7 +735,7 @@ pub async fn remove(
         .map_err(|_| ApiError::not_found())?;
     let who = authorize::<may::CareTeamRemove>(&state, &signed_in, id).await?;
     renrakucho_care::remove_member(&state.db, &who, &origin, facility).await?;
-    crate::access::changed(&state, id).await;
+    renrakucho_http::access::changed(&state, id).await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -815,7 +814,7 @@ pub async fn request_deletion(
     let erasure =
         renrakucho_care::request_deletion(&state.db, &state.keyring, &state.files, &who, &origin)
             .await?;
-    crate::access::changed(&state, id).await;
+    renrakucho_http::access::changed(&state, id).await;
     Ok(Json(ErasureView {
         request: erasure.request,
         erased: erasure.erased,

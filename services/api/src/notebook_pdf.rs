@@ -5,8 +5,7 @@ use std::sync::OnceLock;
 
 use renrakucho_care::NotebookCopy;
 use renrakucho_export::{notebook_pdf, ExportEntry, NotebookExport, PdfFont};
-
-use crate::error::ApiError;
+use renrakucho_http::error::ApiError;
 
 static FONT: OnceLock<Result<PdfFont, String>> = OnceLock::new();
 
