@@ -182,11 +182,17 @@ impl Failure {
     }
 }
 
+/// sqlx's statement log, off whatever `RENRAKUCHO_LOG` asks: a statement is logged as sent,
+/// and the one that enters a tenant context carries its MAC in the text
+/// (`SELECT renrakucho_enter(…, '\x…'::bytea)`, ADR 0013); slow statements too.
+const NO_STATEMENT_LOG: &str = "sqlx::query=off";
+
 fn init_tracing() {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_env("RENRAKUCHO_LOG")
         .or_else(|_| EnvFilter::try_from_default_env())
-        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tower_sessions=warn"));
+        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tower_sessions=warn"))
+        .add_directive(NO_STATEMENT_LOG.parse().expect("a valid directive"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
