@@ -145,9 +145,9 @@ fn documented(doc: &Value, method: &Method, path: &str, status: u16) -> bool {
 }
 
 /// Every operation of the document is served (the router's table and the document are held
-/// against each other in `routes::openapi`'s unit test; this asks the running server): without a
-/// session, each signed-in one answers a documented 401 in the error shape, and the public ones
-/// answer something documented that is not 401.
+/// against each other in `renrakucho_api::openapi`'s unit test; this asks the running server):
+/// without a session, each signed-in one answers a documented 401 in the error shape, and the
+/// public ones answer something documented that is not 401.
 #[tokio::test]
 async fn every_documented_operation_is_served_and_refuses_strangers_as_documented() {
     let app = spawn_app().await;

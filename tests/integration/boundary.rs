@@ -1103,7 +1103,7 @@ async fn me_with_cookie(app: &TestApp, cookie: &str) -> u16 {
         .get(app.url("/api/v1/me"))
         .header(
             reqwest::header::COOKIE,
-            format!("{}={cookie}", renrakucho_server::app::SESSION_COOKIE),
+            format!("{}={cookie}", renrakucho_http::session::SESSION_COOKIE),
         )
         .send()
         .await

@@ -81,7 +81,7 @@ fn raw_request(method: &str, path: &str, cookie: Option<&str>, body: Option<&Val
     if let Some(cookie) = cookie {
         head.push_str(&format!(
             "Cookie: {}={cookie}\r\n",
-            renrakucho_server::app::SESSION_COOKIE
+            renrakucho_http::session::SESSION_COOKIE
         ));
     }
     if !body.is_empty() {
@@ -281,7 +281,7 @@ async fn requests_dropped_at_any_point_leave_nothing_behind() {
                 if let Some(cookie) = &attack.cookie {
                     request = request.header(
                         reqwest::header::COOKIE,
-                        format!("{}={cookie}", renrakucho_server::app::SESSION_COOKIE),
+                        format!("{}={cookie}", renrakucho_http::session::SESSION_COOKIE),
                     );
                 }
                 if let Some(body) = &attack.body {

@@ -1,5 +1,5 @@
 //! CSRF: every portal route that changes something, as the router declares them
-//! (`routes::portal::routes(..).writes()`), refuses a form without this session's token — none
+//! (`renrakucho_portal::routes(..).writes()`), refuses a form without this session's token — none
 //! at all, another session's (with this browser's cookie, or with the other browser's cookie
 //! tossed in), or, in a multipart form, the right one anywhere but first — with the same 403
 //! page, and nothing in the database or the file store changes. Each route is posted to with
@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use renrakucho_authz::Action;
 use renrakucho_core::{FacilityKind, Profession, StaffRole};
-use renrakucho_server::routes::portal::{self, FormKind};
+use renrakucho_portal::{self as portal, FormKind};
 use renrakucho_testkit::{spawn_app_with, TestApp, FIXTURE_PASSWORD, PNG_1X1};
 use reqwest::header::{CONTENT_TYPE, COOKIE, LOCATION, SET_COOKIE};
 use reqwest::{Client, Response, StatusCode};
@@ -21,7 +21,7 @@ use crate::support::{
 };
 
 const REFUSAL: &str = "フォームの有効期限が切れたか、不正な送信です。ページを開き直してもう一度お試しください / the form has expired or was not sent from this site; reload the page and try again";
-const SESSION: &str = renrakucho_server::app::SESSION_COOKIE;
+const SESSION: &str = renrakucho_http::session::SESSION_COOKIE;
 const CSRF: &str = "renrakucho_csrf";
 const BOUNDARY: &str = "renrakucho-csrf-test-boundary";
 

@@ -22,7 +22,7 @@ use renrakucho_keyring::{
     open_with_data_key, Binding, KeyOwner, LocalMasterKeys, MasterKeyProvider,
 };
 use renrakucho_registry::StaffActor;
-use renrakucho_server::admin::{self, StaffToIssue};
+use renrakucho_server::admin_commands::{self, StaffToIssue};
 use renrakucho_server::{setup, Application, Settings};
 use renrakucho_store::audit::Origin;
 use renrakucho_store::encrypted::{ENCRYPTED_COLUMNS, HISTORY_COLUMNS};
@@ -250,7 +250,7 @@ async fn nothing_of_an_erased_patient_decrypts_anywhere_on_disk_after_the_epoch_
 
     // A facility, a nurse, and two patients: one to erase (with a unique name, and a photo in
     // the file store), one that stays.
-    let facility = admin::create_facility(
+    let facility = admin_commands::create_facility(
         &db,
         &FacilityCode::parse("erasure-st").unwrap(),
         &FacilityName::parse("消去 訪問看護ステーション").unwrap(),
@@ -265,7 +265,7 @@ async fn nothing_of_an_erased_patient_decrypts_anywhere_on_disk_after_the_epoch_
     })
     .unwrap();
     let password = Password::new_secret("correct horse battery staple".into()).unwrap();
-    let nurse = admin::create_staff(
+    let nurse = admin_commands::create_staff(
         &db,
         &hasher,
         &facility,

@@ -360,7 +360,7 @@ pub async fn session_cookie_value(
         .find_map(|h| {
             let first = h.split(';').next()?.trim();
             first
-                .strip_prefix(renrakucho_server::app::SESSION_COOKIE)?
+                .strip_prefix(renrakucho_http::session::SESSION_COOKIE)?
                 .strip_prefix('=')
                 .map(str::to_string)
         })

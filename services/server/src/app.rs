@@ -2,42 +2,27 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use axum::extract::MatchedPath;
-use axum::http::{header, HeaderValue};
-use axum::middleware;
-use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
-use futures_util::FutureExt;
-use renrakucho_identity::{Authenticator, PasswordHasher, Principal, SignInThrottle};
+use renrakucho_http::events::Events;
+use renrakucho_http::state::{AppState, CarePolicy, SessionPolicy};
+use renrakucho_identity::{Authenticator, PasswordHasher, SignInThrottle};
 use renrakucho_store::{Connections, Database};
 use tokio::net::TcpListener;
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::set_header::SetResponseHeaderLayer;
-use tower_sessions::cookie::SameSite;
-use tower_sessions::{Expiry, SessionManagerLayer};
-use tracing::Instrument;
 
 use crate::config::Settings;
-use crate::error::{accept_request_id, attach_request_id};
-use crate::routes;
-use crate::state::{AppState, CarePolicy, SessionPolicy};
-
-/// The name of the session cookie (over plain HTTP, as in development and tests).
-pub const SESSION_COOKIE: &str = "renrakucho_session";
-
-/// Its name over HTTPS: a `__Host-` cookie is set only by this host itself, over HTTPS, for
-/// the whole site, so a sibling subdomain cannot plant or overwrite it.
-pub const SECURE_SESSION_COOKIE: &str = "__Host-renrakucho_session";
 
 /// A built server, bound to its address but not yet serving.
 pub struct Application {
     listener: TcpListener,
     router: Router,
     state: AppState,
+    /// E-mail (daily digests), when an SMTP server is configured.
+    mailer: Option<crate::mail::Mailer>,
+    /// The address people reach the portal at (links in e-mails).
+    public_url: String,
     /// The master key epochs this server rotates, and how often it checks.
     epochs: Option<(renrakucho_keyring::EpochPolicy, Duration)>,
 }
@@ -85,11 +70,14 @@ impl Application {
                 "patient cards issued to patients registered before cards"
             );
         }
-        let authz = crate::access::load(&db)
+        let authz = renrakucho_http::access::load(&db)
             .await
             .map_err(|e| BuildError::Authorization(e.to_string()))?;
         let files = settings.file_store()?;
-        let csrf = crate::csrf::config(settings).map_err(BuildError::Config)?;
+        let csrf = renrakucho_portal::csrf::config(
+            &crate::csrf_secret::load(settings).map_err(BuildError::Config)?,
+            settings.secure_cookies(),
+        );
         let state = AppState {
             authz,
             auth: Authenticator::new(db.clone(), hasher, throttle),
@@ -105,13 +93,7 @@ impl Application {
                 emergency_access: settings.emergency_access_duration,
             },
             csrf,
-            events: crate::events::Events::new(),
-            mailer: crate::mail::Mailer::from_settings(settings).map_err(BuildError::Config)?,
-            public_url: settings
-                .public_url
-                .as_ref()
-                .map(|u| u.to_string())
-                .unwrap_or_else(|| format!("http://{}", settings.listen)),
+            events: Events::new(),
             trusted_proxies: settings
                 .trusted_proxies()
                 .map_err(BuildError::Config)?
@@ -129,6 +111,12 @@ impl Application {
             listener,
             router,
             state,
+            mailer: crate::mail::Mailer::from_settings(settings).map_err(BuildError::Config)?,
+            public_url: settings
+                .public_url
+                .as_ref()
+                .map(|u| u.to_string())
+                .unwrap_or_else(|| format!("http://{}", settings.listen)),
             epochs: epochs.map(|policy| (policy, settings.master_key_epoch_check)),
         })
     }
@@ -176,12 +164,12 @@ impl Application {
     ) -> std::io::Result<()> {
         let housekeeping = tokio::spawn(housekeeping(self.state.clone()));
         let key_changes = tokio::spawn(follow_key_changes(self.state.clone()));
-        let access_changes = tokio::spawn(crate::access::follow(
+        let access_changes = tokio::spawn(renrakucho_http::access::follow(
             self.state.db.clone(),
             self.state.authz.clone(),
         ));
         let events = tokio::spawn(self.state.events.clone().follow(self.state.db.clone()));
-        let digests = tokio::spawn(digests(self.state.clone()));
+        let digests = tokio::spawn(digests(self.state.db.clone(), self.mailer, self.public_url));
         let epochs = match self.epochs {
             Some((policy, check)) => Some(tokio::spawn(crate::keys::follow_epochs(
                 self.state.keyring.clone(),
@@ -221,20 +209,16 @@ impl Application {
 }
 
 /// Sends the daily digests that are due, every five minutes (when e-mail is configured).
-async fn digests(state: AppState) {
-    let Some(mailer) = state.mailer.clone() else {
+async fn digests(db: Database, mailer: Option<crate::mail::Mailer>, public_url: String) {
+    let Some(mailer) = mailer else {
         return;
     };
     let mut tick = tokio::time::interval(Duration::from_secs(300));
     loop {
         tick.tick().await;
-        let sent = crate::digest::send_due(
-            &state.db,
-            &mailer,
-            &state.public_url,
-            time::OffsetDateTime::now_utc(),
-        )
-        .await;
+        let sent =
+            crate::digest::send_due(&db, &mailer, &public_url, time::OffsetDateTime::now_utc())
+                .await;
         if sent > 0 {
             tracing::info!(sent, "daily digests sent");
         }
@@ -279,150 +263,18 @@ async fn housekeeping(state: AppState) {
     }
 }
 
+/// The whole application: probes, the JSON API under `/api/v1`, the portal (every route
+/// behind its CSRF check) and the portal's 404 for anything else, inside the layers every
+/// request passes ([`renrakucho_http::middleware::around`]).
 fn router(state: AppState, secure_cookies: bool) -> Router {
-    let idle = time::Duration::seconds(state.sessions.idle_timeout.as_secs() as i64);
-    let sessions = SessionManagerLayer::new(crate::session::store(&state))
-        .with_name(if secure_cookies {
-            SECURE_SESSION_COOKIE
-        } else {
-            SESSION_COOKIE
-        })
-        .with_secure(secure_cookies)
-        .with_http_only(true)
-        .with_same_site(SameSite::Lax)
-        .with_path("/")
-        .with_expiry(Expiry::OnInactivity(idle));
-
-    // Every portal route, behind the CSRF check (routes::portal::routes declares them).
-    let portal = routes::portal::routes(state.care.upload_limit_bytes).into_router(&state);
-
-    Router::new()
-        .route("/healthz", get(routes::health::healthz))
-        .route("/readyz", get(routes::health::readyz))
-        .nest("/api/v1", routes::api())
+    let portal = renrakucho_portal::routes(state.care.upload_limit_bytes).into_router(&state);
+    let app = Router::new()
+        .route("/healthz", get(renrakucho_api::health::healthz))
+        .route("/readyz", get(renrakucho_api::health::readyz))
+        .nest("/api/v1", renrakucho_api::api())
         .merge(portal)
-        .fallback(routes::page_not_found)
-        .layer(sessions)
-        .layer(middleware::from_fn(attach_request_id))
-        .layer(SetResponseHeaderLayer::overriding(
-            header::X_CONTENT_TYPE_OPTIONS,
-            HeaderValue::from_static("nosniff"),
-        ))
-        .layer(SetResponseHeaderLayer::overriding(
-            header::X_FRAME_OPTIONS,
-            HeaderValue::from_static("DENY"),
-        ))
-        .layer(SetResponseHeaderLayer::overriding(
-            header::REFERRER_POLICY,
-            HeaderValue::from_static("no-referrer"),
-        ))
-        .layer(SetResponseHeaderLayer::overriding(
-            header::CONTENT_SECURITY_POLICY,
-            HeaderValue::from_static(
-                "default-src 'self'; frame-ancestors 'none'; form-action 'self'",
-            ),
-        ))
-        .layer(SetResponseHeaderLayer::if_not_present(
-            header::CACHE_CONTROL,
-            HeaderValue::from_static("no-store"),
-        ))
-        .layer(middleware::from_fn(log_request))
-        .layer(middleware::from_fn(run_to_completion))
-        .layer(PropagateRequestIdLayer::x_request_id())
-        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
-        .layer(middleware::from_fn(accept_request_id))
-        .with_state(state)
-}
-
-/// Who a request acts for, as [`crate::session::current`] decided it: filled in while the
-/// request runs, read by [`log_request`] for the request's line. It holds the principal's IDs
-/// only (never a name).
-#[derive(Clone, Default)]
-struct RequestActor(Arc<OnceLock<Principal>>);
-
-tokio::task_local! {
-    /// The running request's [`RequestActor`].
-    static ACTOR: RequestActor;
-}
-
-/// Notes that the running request acts for `principal` (its first sign-in check decides; a
-/// call outside a request does nothing).
-pub fn note_actor(principal: Principal) {
-    let _ = ACTOR.try_with(|actor| actor.0.set(principal));
-}
-
-/// Middleware: one log line per request, when its response is ready (for a stream: when the
-/// stream starts): request ID, method, route template, status, latency, and the facility and
-/// staff member (or operator) it acted for. Never the path's values beyond the template, the
-/// query string (a search term), a body or a name. Everything the request logs on its way
-/// runs inside a `request` span with its ID and route.
-///
-/// It runs inside [`run_to_completion`]'s task, so a request whose client went away still gets
-/// its line (with the time it really took); a handler that panicked gets one with status 500.
-async fn log_request(request: axum::extract::Request, next: middleware::Next) -> Response {
-    let started = std::time::Instant::now();
-    let method = request.method().clone();
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_owned());
-    let route = route.as_deref().unwrap_or("-");
-    let request_id = request_id_of(&request);
-    let actor = RequestActor::default();
-    let span = tracing::info_span!("request", %method, route, request_id);
-    let outcome = std::panic::AssertUnwindSafe(ACTOR.scope(actor.clone(), next.run(request)))
-        .catch_unwind()
-        .instrument(span)
-        .await;
-    let latency_ms = started.elapsed().as_micros() as f64 / 1000.0;
-    let (facility_id, staff_id, operator_id) = match actor.0.get() {
-        Some(Principal::Staff { id, facility }) => {
-            (Some(facility.as_uuid()), Some(id.as_uuid()), None)
-        }
-        Some(Principal::Operator { id }) => (None, None, Some(id.as_uuid())),
-        None => (None, None, None),
-    };
-    let status = match &outcome {
-        Ok(response) => response.status(),
-        Err(_) => axum::http::StatusCode::INTERNAL_SERVER_ERROR,
-    };
-    tracing::info!(
-        request_id,
-        %method,
-        route,
-        status = status.as_u16(),
-        latency_ms,
-        facility_id = facility_id.map(tracing::field::display),
-        staff_id = staff_id.map(tracing::field::display),
-        operator_id = operator_id.map(tracing::field::display),
-        "request handled"
-    );
-    outcome.unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-}
-
-/// The request's `x-request-id` (set by `SetRequestIdLayer` before anything here runs).
-fn request_id_of(request: &axum::extract::Request) -> String {
-    request
-        .headers()
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("-")
-        .to_owned()
-}
-
-/// Runs each request to its end on a task of its own, whether or not its client waits for the
-/// answer. A request dropped halfway (the client went away) would otherwise cut its database
-/// work short at any point — mid-BEGIN, mid-query, mid-COMMIT — and leave it to the pool to find
-/// out; this way every transaction ends as written (docs/adr/0013-database-boundary.md).
-async fn run_to_completion(request: axum::extract::Request, next: middleware::Next) -> Response {
-    let request_id = request_id_of(&request);
-    match tokio::spawn(next.run(request)).await {
-        Ok(response) => response,
-        Err(e) => {
-            tracing::error!(request_id, error = %crate::error::Chain(&e), "a request's task failed");
-            axum::response::IntoResponse::into_response(crate::error::ApiError::internal())
-        }
-    }
+        .fallback(renrakucho_portal::page_not_found);
+    renrakucho_http::middleware::around(app, &state, secure_cookies).with_state(state)
 }
 
 /// Keeps this process's cache of unwrapped keys in step with key changes made by any process

@@ -17,7 +17,7 @@ use renrakucho_registry::{
 use renrakucho_store::audit::Origin;
 use renrakucho_store::{facilities, Database, Scope, StoreError};
 
-use crate::admin::{self, StaffToIssue};
+use crate::admin_commands::{self, StaffToIssue};
 
 /// Every demo account's password. Demo data only: never seed it into a real network.
 pub const DEMO_PASSWORD: &str = "renrakucho-demo";
@@ -211,7 +211,7 @@ impl DemoActor {
         authz: &Authorizer,
         patient: renrakucho_core::PatientId,
     ) -> Result<Authorized<P>, DemoError> {
-        crate::access::refresh(db, authz, patient)
+        renrakucho_http::access::refresh(db, authz, patient)
             .await
             .map_err(|e| DemoError::Access(e.to_string()))?;
         match authz.authorize::<P>(&self.asker(), patient).await? {
@@ -238,7 +238,7 @@ pub async fn seed(
     }
     let password = Password::new_secret(DEMO_PASSWORD.into()).map_err(parse)?;
     let authz = Authorizer::new().await?;
-    admin::create_operator(
+    admin_commands::create_operator(
         db,
         hasher,
         &LoginId::parse(DEMO_OPERATOR).map_err(parse)?,
@@ -250,7 +250,7 @@ pub async fn seed(
     let mut admins = Vec::new();
     let mut registered = Vec::new();
     for place in NETWORK {
-        let facility = admin::create_facility(
+        let facility = admin_commands::create_facility(
             db,
             &FacilityCode::parse(place.code).map_err(parse)?,
             &FacilityName::parse(place.name).map_err(parse)?,
@@ -263,7 +263,7 @@ pub async fn seed(
             .first()
             .ok_or_else(|| DemoError::Invalid("a facility without staff".into()))?;
         for (login, name, role, profession) in place.staff {
-            let account = admin::create_staff(
+            let account = admin_commands::create_staff(
                 db,
                 hasher,
                 &facility,

@@ -1,24 +1,18 @@
-//! The Renrakucho server: HTTP API and portal pages over the storage, identity and domain
-//! crates, and the `renrakucho` command line. `main.rs` only calls [`cli::main`].
+//! The `renrakucho` binary's library: the command line ([`cli::main`], all `main.rs` calls),
+//! configuration, setting up the database and keys, demo data, the daily digest by e-mail, and
+//! [`Application`], which assembles the HTTP application from `renrakucho-api`,
+//! `renrakucho-portal` and `renrakucho-http` and serves it.
 
-pub mod access;
-pub mod admin;
+pub mod admin_commands;
 pub mod app;
 pub mod cli;
 pub mod config;
-pub mod csrf;
+pub mod csrf_secret;
 pub mod demo;
 pub mod digest;
-pub mod error;
-pub mod events;
-pub mod export;
-pub mod input;
 pub mod keys;
 pub mod mail;
-pub mod routes;
-pub mod session;
 pub mod setup;
-pub mod state;
 
 pub use app::Application;
 pub use config::Settings;

@@ -4,7 +4,7 @@ use renrakucho_core::{
     DisplayName, FacilityCode, FacilityKind, FacilityName, LoginId, Password, Profession, StaffRole,
 };
 use renrakucho_identity::{PasswordHasher, PasswordParams};
-use renrakucho_server::admin::{self, StaffToIssue};
+use renrakucho_server::admin_commands::{self, StaffToIssue};
 use renrakucho_server::config::Secret;
 use renrakucho_server::{Application, Settings};
 use renrakucho_store::facilities::Facility;
@@ -179,7 +179,7 @@ impl TestApp {
 
     /// An active facility, registered as the operator would.
     pub async fn seed_facility(&self, code: &str, kind: FacilityKind) -> Facility {
-        admin::create_facility(
+        admin_commands::create_facility(
             &self.db,
             &FacilityCode::parse(code).expect("a valid code"),
             &FacilityName::parse(&format!("{code} 施設")).expect("a valid name"),
@@ -198,7 +198,7 @@ impl TestApp {
         profession: Profession,
     ) -> StaffAccount {
         let password = Password::new_secret(FIXTURE_PASSWORD.into()).expect("password");
-        admin::create_staff(
+        admin_commands::create_staff(
             &self.db,
             &self.hasher,
             facility,
@@ -216,7 +216,7 @@ impl TestApp {
 
     pub async fn seed_operator(&self, login: &str) -> Operator {
         let password = Password::new_secret(FIXTURE_PASSWORD.into()).expect("password");
-        admin::create_operator(
+        admin_commands::create_operator(
             &self.db,
             &self.hasher,
             &LoginId::parse(login).expect("login"),

@@ -39,7 +39,7 @@ use renrakucho_core::{
 use renrakucho_identity::{PasswordHasher, PasswordParams};
 use renrakucho_notebook::{EntryContent, NewEntryInput};
 use renrakucho_registry::StaffActor;
-use renrakucho_server::admin::{self, StaffToIssue};
+use renrakucho_server::admin_commands::{self, StaffToIssue};
 use renrakucho_store::facilities::Facility;
 use renrakucho_store::staff::StaffAccount;
 pub(crate) use renrakucho_testkit::acting::Writer;
@@ -146,7 +146,7 @@ async fn person(
     })
     .expect("hasher");
     let password = Password::new_secret(FIXTURE_PASSWORD.into()).expect("password");
-    admin::create_staff(
+    admin_commands::create_staff(
         &app.db,
         &hasher,
         facility,

@@ -8,10 +8,17 @@ use askama::Template;
 use axum::extract::{Multipart, Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
+use renrakucho_api::notebook::TimelineQuery;
+use renrakucho_api::patients::patient_id;
 use renrakucho_authz::Action;
 use renrakucho_core::{
     Category, EntryBody, FacilityId, InvalidValue, Priority, Reason, StaffRole, VitalsInput,
 };
+use renrakucho_http::access::{author, authorize, roles, staff};
+use renrakucho_http::error::ApiError;
+use renrakucho_http::origin::RequestOrigin;
+use renrakucho_http::session::SignedIn;
+use renrakucho_http::state::AppState;
 use renrakucho_notebook::{EntryContent, EntryView, NewEntryInput};
 use renrakucho_registry::may;
 use renrakucho_registry::Listed;
@@ -19,15 +26,8 @@ use serde::Deserialize;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::notebook::TimelineQuery;
-use super::pages::PageUser;
-use super::patients::patient_id;
-use super::portal::{error_page, render};
-use super::RequestOrigin;
-use crate::access::{author, authorize, roles, staff};
-use crate::error::ApiError;
-use crate::session::SignedIn;
-use crate::state::AppState;
+use crate::pages::PageUser;
+use crate::routes::{error_page, render};
 
 fn failed(e: impl Into<ApiError>) -> Response {
     let e = e.into();
@@ -297,7 +297,7 @@ async fn notebook_page(
     };
     // Shown is read: the person's read receipts.
     {
-        let me = crate::access::as_author(user, who.clone());
+        let me = renrakucho_http::access::as_author(user, who.clone());
         let unread: Vec<Uuid> = entries
             .iter()
             .filter_map(Listed::readable)
@@ -310,7 +310,7 @@ async fn notebook_page(
         }
     }
     let team_reader = if may_write {
-        crate::access::check::<may::CareTeamRead>(state, user, patient).await
+        renrakucho_http::access::check::<may::CareTeamRead>(state, user, patient).await
     } else {
         None
     };
@@ -476,16 +476,18 @@ pub async fn post(
         let field = match multipart.next_field().await {
             Ok(Some(f)) => f,
             Ok(None) => break,
-            Err(_) => return failed(super::patients::too_large(limit)),
+            Err(_) => return failed(renrakucho_api::patients::too_large(limit)),
         };
         let name = field.name().unwrap_or_default().to_string();
         if name == "files" {
             let file_name = field.file_name().unwrap_or_default().to_string();
             match field.bytes().await {
-                Ok(b) if b.len() > limit => return failed(super::patients::too_large(limit)),
+                Ok(b) if b.len() > limit => {
+                    return failed(renrakucho_api::patients::too_large(limit))
+                }
                 Ok(b) if !b.is_empty() => files.push((file_name, b.to_vec())),
                 Ok(_) => {}
-                Err(_) => return failed(super::patients::too_large(limit)),
+                Err(_) => return failed(renrakucho_api::patients::too_large(limit)),
             }
         } else if let Ok(text) = field.text().await {
             fields.push((name, text));
@@ -498,9 +500,9 @@ pub async fn post(
             .map(|(_, v)| v.clone())
             .unwrap_or_default()
     };
-    if let Err(e) =
-        crate::input::multipart_fields(fields.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-    {
+    if let Err(e) = renrakucho_http::input::multipart_fields(
+        fields.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+    ) {
         return failed(e);
     }
     let form = WriteForm {
@@ -673,7 +675,7 @@ async fn entry_page(
         Err(e) => return failed(e),
     };
     {
-        let me = crate::access::as_author(user, who.clone());
+        let me = renrakucho_http::access::as_author(user, who.clone());
         let mut ids = vec![detail.entry.id];
         ids.extend(
             detail
@@ -941,7 +943,13 @@ async fn notifications_page(
     };
     let feed = match renrakucho_notebook::feed(&state.db, who, origin, 7).await {
         Ok(f) => {
-            crate::access::notebook_items(state, user, f, crate::access::tells_the_notebook).await
+            renrakucho_http::access::notebook_items(
+                state,
+                user,
+                f,
+                renrakucho_http::access::tells_the_notebook,
+            )
+            .await
         }
         Err(e) => return failed(e),
     };
@@ -951,7 +959,8 @@ async fn notifications_page(
         if names.contains_key(&n.patient) {
             continue;
         }
-        let reader = crate::access::check::<may::PatientRead>(state, user, n.patient).await;
+        let reader =
+            renrakucho_http::access::check::<may::PatientRead>(state, user, n.patient).await;
         if let Some(reader) = reader {
             if let Ok(p) =
                 renrakucho_registry::patient(&state.db, &state.keyring, &reader, origin).await
@@ -1196,7 +1205,7 @@ async fn support_page(
 ) -> Response {
     let result = async {
         let id = Uuid::parse_str(raw_id).map_err(|_| ApiError::not_found())?;
-        let (side, _) = super::notebook::support_actor(state, user, id).await?;
+        let (side, _) = renrakucho_api::notebook::support_actor(state, user, id).await?;
         side.detail(state, origin, id).await
     }
     .await;
@@ -1258,10 +1267,10 @@ pub async fn support_step(
 ) -> Response {
     let result = async {
         let request = Uuid::parse_str(&id).map_err(|_| ApiError::not_found())?;
-        let (side, line) = super::notebook::support_actor(&state, &user, request).await?;
+        let (side, line) = renrakucho_api::notebook::support_actor(&state, &user, request).await?;
         side.step(&state, &user, &origin, request, &step, form.answer)
             .await?;
-        crate::access::changed(&state, line.patient).await;
+        renrakucho_http::access::changed(&state, line.patient).await;
         Ok::<_, ApiError>(())
     }
     .await;
@@ -1302,7 +1311,7 @@ pub async fn request_support(
         let reader = authorize::<may::NotebookRead>(&state, &user, patient).await?;
         let me = authorize::<may::SupportRequest>(&state, &user, patient)
             .await
-            .map(|allowed| crate::access::as_author(&user, allowed))
+            .map(|allowed| renrakucho_http::access::as_author(&user, allowed))
             .map_err(|_| {
                 ApiError::conflict(
                     "同意書が登録されていないか、依頼する権限がありません（第12条・第13条） / without consent on file, or without the right, nothing can be sent to another facility",
@@ -1341,7 +1350,7 @@ pub async fn request_support(
     match result {
         Ok(request) => {
             if let Ok(patient) = patient_id(&id) {
-                crate::access::changed(&state, patient).await;
+                renrakucho_http::access::changed(&state, patient).await;
             }
             Redirect::to(&format!("/support/{request}?done=sent")).into_response()
         }

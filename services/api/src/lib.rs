@@ -1,31 +1,25 @@
-//! The HTTP surface: one router per area, merged over one state.
+//! The JSON API under `/api/v1`: one module per area, every route in one table
+//! ([`api_routes`]) that builds the router and is held against the OpenAPI document
+//! ([`openapi`]).
 
-pub mod admin;
 pub mod auth;
 pub mod emergency;
+pub mod facility_admin;
 pub mod health;
 pub mod notebook;
-pub mod notebook_pages;
+pub mod notebook_pdf;
 pub mod openapi;
-pub mod pages;
 pub mod patients;
 pub mod platform;
-pub mod portal;
-
-use std::net::{IpAddr, SocketAddr};
 
 use axum::extract::DefaultBodyLimit;
-use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::handler::Handler;
-use axum::http::request::Parts;
 use axum::http::{Method, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{on, MethodFilter, MethodRouter};
 use axum::Router;
-use renrakucho_store::audit::Origin;
-
-use crate::error::ApiError;
-use crate::state::AppState;
+use renrakucho_http::error::ApiError;
+use renrakucho_http::state::AppState;
 
 /// The JSON API under `/api/v1`, built from [`api_routes`] and nothing else.
 pub fn api() -> Router<AppState> {
@@ -35,7 +29,9 @@ pub fn api() -> Router<AppState> {
             router.route(route.path, route.endpoint)
         })
         .fallback(api_not_found)
-        .layer(axum::middleware::map_response(crate::error::json_errors))
+        .layer(axum::middleware::map_response(
+            renrakucho_http::error::json_errors,
+        ))
         .layer(axum::middleware::from_fn(same_origin_writes))
 }
 
@@ -149,15 +145,15 @@ pub fn api_routes() -> Vec<ApiRoute> {
         get("/support-requests/{id}", notebook::support_detail),
         post("/support-requests/{id}/{step}", notebook::support_step),
         get("/unread", notebook::unread),
-        get("/events", crate::events::stream),
+        get("/events", renrakucho_http::events::stream),
         get("/notifications", notebook::notifications),
         get("/notifications/settings", notebook::preferences),
         put("/notifications/settings", notebook::save_preferences),
         put("/patients/{id}/mute", notebook::mute),
-        get("/audit", admin::audit_log),
+        get("/audit", facility_admin::audit_log),
         put(
             "/staff/{id}/may-accept-invitations",
-            admin::set_may_accept_invitations,
+            facility_admin::set_may_accept_invitations,
         ),
         get("/platform/alerts", platform::alerts),
         post("/platform/alerts/{id}/acknowledge", platform::acknowledge),
@@ -211,119 +207,4 @@ async fn same_origin_writes(
 async fn api_not_found(uri: Uri) -> ApiError {
     tracing::debug!(path = uri.path(), "no such API route");
     ApiError::not_found()
-}
-
-/// Where a request came from, for the audit log and sign-in throttling.
-pub struct RequestOrigin(pub Origin);
-
-/// The client's address: the TCP peer, unless the peer is a trusted proxy; then the nearest
-/// address of `X-Forwarded-For` (read from the right, as each proxy appends the address it
-/// saw) that is not itself a trusted proxy. Entries a client wrote further left are never
-/// believed: only what trusted proxies appended counts.
-pub fn client_address(
-    peer: Option<IpAddr>,
-    forwarded: &[&str],
-    trusted: &[ipnet::IpNet],
-) -> Option<IpAddr> {
-    let is_trusted = |a: &IpAddr| trusted.iter().any(|n| n.contains(a));
-    let mut client = peer?;
-    if !is_trusted(&client) {
-        return Some(client);
-    }
-    let hops = forwarded
-        .iter()
-        .flat_map(|h| h.split(','))
-        .map(str::trim)
-        .rev();
-    for hop in hops {
-        match hop.parse::<IpAddr>() {
-            Ok(addr) => {
-                client = addr;
-                if !is_trusted(&addr) {
-                    break;
-                }
-            }
-            // Not an address: nothing beyond it can be trusted either.
-            Err(_) => break,
-        }
-    }
-    Some(client)
-}
-
-impl FromRequestParts<AppState> for RequestOrigin {
-    type Rejection = Response;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
-        let peer = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0.ip());
-        let forwarded: Vec<&str> = parts
-            .headers
-            .get_all("x-forwarded-for")
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .collect();
-        let client_addr = client_address(peer, &forwarded, &state.trusted_proxies);
-        let request_id = parts
-            .headers
-            .get("x-request-id")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string);
-        Ok(RequestOrigin(Origin {
-            client_addr,
-            request_id,
-        }))
-    }
-}
-
-/// A 404 for anything else, as a page.
-#[tracing::instrument(skip_all)]
-pub async fn page_not_found() -> Response {
-    portal::error_page(
-        axum::http::StatusCode::NOT_FOUND,
-        "ページが見つかりません / Page not found",
-    )
-    .into_response()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::client_address;
-
-    #[test]
-    fn forwarded_addresses_count_only_behind_trusted_proxies() {
-        let trusted: Vec<ipnet::IpNet> = vec!["10.0.0.0/24".parse().unwrap()];
-        let ip = |s: &str| Some(s.parse().unwrap());
-        // Not from a trusted proxy: the peer, whatever the header says.
-        assert_eq!(
-            client_address(ip("198.51.100.7"), &["203.0.113.5"], &trusted),
-            ip("198.51.100.7")
-        );
-        // From the proxy: the address it appended.
-        assert_eq!(
-            client_address(ip("10.0.0.5"), &["203.0.113.5"], &trusted),
-            ip("203.0.113.5")
-        );
-        // A client's own entries further left are not believed; proxies in a chain are
-        // skipped; several headers read as one list.
-        assert_eq!(
-            client_address(
-                ip("10.0.0.5"),
-                &["1.2.3.4, 203.0.113.5", "10.0.0.9"],
-                &trusted
-            ),
-            ip("203.0.113.5")
-        );
-        // Garbage stops the walk at the last believable hop.
-        assert_eq!(
-            client_address(ip("10.0.0.5"), &["203.0.113.5, nonsense"], &trusted),
-            ip("10.0.0.5")
-        );
-        // No proxies configured: the peer.
-        assert_eq!(
-            client_address(ip("10.0.0.5"), &["203.0.113.5"], &[]),
-            ip("10.0.0.5")
-        );
-    }
 }

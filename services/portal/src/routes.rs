@@ -1,5 +1,5 @@
-//! The web portal (server-rendered, Japanese first): its routes, every one declared in
-//! [`routes`], and the pages to sign in, see who you are and sign out.
+//! The portal's routes, every one declared in [`routes`], and the pages to sign in, see who
+//! you are and sign out.
 
 use crate::csrf::CsrfToken;
 use crate::input::Form;
@@ -11,14 +11,15 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use renrakucho_core::Password;
+use renrakucho_http::error::ApiError;
+use renrakucho_http::origin::RequestOrigin;
+use renrakucho_http::session::{self, WhoAmI};
+use renrakucho_http::state::AppState;
 use renrakucho_identity::SignInRequest;
 use serde::Deserialize;
 use tower_sessions::Session;
 
-use super::{notebook_pages, pages, RequestOrigin};
-use crate::error::ApiError;
-use crate::session::{self, WhoAmI};
-use crate::state::AppState;
+use crate::{notebook_pages, pages};
 
 /// How a portal form is sent.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -218,6 +219,16 @@ pub fn error_page(status: StatusCode, message: &str) -> Response {
     render(status, &ErrorPage { message })
 }
 
+/// A 404 for anything else, as a page.
+#[tracing::instrument(skip_all)]
+pub async fn page_not_found() -> Response {
+    error_page(
+        StatusCode::NOT_FOUND,
+        "ページが見つかりません / Page not found",
+    )
+    .into_response()
+}
+
 /// Turns an API error into the page a person sees.
 fn page_for(error: ApiError) -> Response {
     error_page(error.status, &error.message)
@@ -230,7 +241,7 @@ pub async fn stylesheet() -> impl IntoResponse {
             (header::CONTENT_TYPE, "text/css; charset=utf-8"),
             (header::CACHE_CONTROL, "public, max-age=3600"),
         ],
-        include_str!("../../static/style.css"),
+        include_str!("../static/style.css"),
     )
 }
 
@@ -241,7 +252,7 @@ pub async fn live_script() -> impl IntoResponse {
             (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
             (header::CACHE_CONTROL, "public, max-age=3600"),
         ],
-        include_str!("../../static/live.js"),
+        include_str!("../static/live.js"),
     )
 }
 
@@ -259,7 +270,7 @@ pub async fn home(
     };
     // What needs the facility's attention: invitations to answer, emergency access to its
     // patients not yet reviewed (第12条, the guideline's break-glass review).
-    let (invitations, unreviewed_emergencies) = match crate::access::staff(&signed_in) {
+    let (invitations, unreviewed_emergencies) = match renrakucho_http::access::staff(&signed_in) {
         Ok(who) => {
             let invitations = renrakucho_registry::pending_invitations(&state.db, who)
                 .await

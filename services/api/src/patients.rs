@@ -3,7 +3,6 @@
 //! security applies underneath. A patient the facility has nothing to do with is a 404, the
 //! same as one that does not exist.
 
-use crate::input::Query;
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderValue, StatusCode};
@@ -14,6 +13,12 @@ use renrakucho_core::{
     Address, BirthDate, CareLevel, FacilityId, InvalidValue, KanaName, PatientId, PatientName,
     PatientProfile, Phone, PrimaryDoctor, Sex,
 };
+use renrakucho_http::access::{authorize, permit, staff};
+use renrakucho_http::error::{ApiError, ApiJson, ErrorBody};
+use renrakucho_http::input::Query;
+use renrakucho_http::origin::RequestOrigin;
+use renrakucho_http::session::SignedIn;
+use renrakucho_http::state::AppState;
 use renrakucho_registry::may;
 use renrakucho_registry::{
     ConsentForm, ConsentScope, Listed, NewPatient, NewScan, Signer, TeamMember,
@@ -22,12 +27,6 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
-
-use super::RequestOrigin;
-use crate::access::{authorize, permit, staff};
-use crate::error::{ApiError, ApiJson, ErrorBody};
-use crate::session::SignedIn;
-use crate::state::AppState;
 
 /// A patient ID from a path: anything that is not one is simply not found.
 pub fn patient_id(raw: &str) -> Result<PatientId, ApiError> {
@@ -254,7 +253,7 @@ pub async fn register(
     let patient =
         renrakucho_registry::register_patient(&state.db, &state.keyring, &who, &origin, new)
             .await?;
-    crate::access::changed(&state, patient.id).await;
+    renrakucho_http::access::changed(&state, patient.id).await;
     Ok((StatusCode::CREATED, Json(patient.into())))
 }
 
@@ -415,7 +414,7 @@ pub async fn record_consent(
         scan,
     )
     .await?;
-    crate::access::changed(&state, id).await;
+    renrakucho_http::access::changed(&state, id).await;
     Ok((
         StatusCode::CREATED,
         Json(RecordedConsent {
@@ -583,7 +582,7 @@ pub async fn withdraw_consent(
     let id = patient_id(&id)?;
     let who = authorize::<may::ConsentWithdraw>(&state, &signed_in, id).await?;
     renrakucho_registry::withdraw_consent(&state.db, &who, &origin).await?;
-    crate::access::changed(&state, id).await;
+    renrakucho_http::access::changed(&state, id).await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -664,7 +663,7 @@ pub async fn invite(
     let who = authorize::<may::CareTeamInvite>(&state, &signed_in, id).await?;
     let member =
         renrakucho_registry::invite(&state.db, &who, &origin, body.facility_code.trim()).await?;
-    crate::access::changed(&state, id).await;
+    renrakucho_http::access::changed(&state, id).await;
     Ok((StatusCode::CREATED, Json(member.into())))
 }
 
@@ -684,7 +683,7 @@ pub async fn accept(
     let id = patient_id(&id)?;
     let who = authorize::<may::CareTeamAccept>(&state, &signed_in, id).await?;
     renrakucho_registry::accept_invitation(&state.db, &who, &origin).await?;
-    crate::access::changed(&state, id).await;
+    renrakucho_http::access::changed(&state, id).await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -703,7 +702,7 @@ pub async fn decline(
     let id = patient_id(&id)?;
     let who = authorize::<may::CareTeamAccept>(&state, &signed_in, id).await?;
     renrakucho_registry::decline_invitation(&state.db, &who, &origin).await?;
-    crate::access::changed(&state, id).await;
+    renrakucho_http::access::changed(&state, id).await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -722,7 +721,7 @@ pub async fn leave(
     let id = patient_id(&id)?;
     let who = authorize::<may::CareTeamLeave>(&state, &signed_in, id).await?;
     renrakucho_registry::leave(&state.db, &who, &origin).await?;
-    crate::access::changed(&state, id).await;
+    renrakucho_http::access::changed(&state, id).await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -745,7 +744,7 @@ pub async fn remove(
         .map_err(|_| ApiError::not_found())?;
     let who = authorize::<may::CareTeamRemove>(&state, &signed_in, id).await?;
     renrakucho_registry::remove_member(&state.db, &who, &origin, facility).await?;
-    crate::access::changed(&state, id).await;
+    renrakucho_http::access::changed(&state, id).await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -829,7 +828,7 @@ pub async fn request_deletion(
         &origin,
     )
     .await?;
-    crate::access::changed(&state, id).await;
+    renrakucho_http::access::changed(&state, id).await;
     Ok(Json(ErasureView {
         request: erasure.request,
         erased: erasure.erased,

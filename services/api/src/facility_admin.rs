@@ -1,23 +1,22 @@
 //! A facility administrator's endpoints under `/api/v1`: the facility's audit log, and which
 //! staff may accept care-team invitations.
 
-use crate::input::Query;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use renrakucho_core::{StaffId, StaffRole};
+use renrakucho_http::access::staff;
+use renrakucho_http::error::{ApiError, ApiJson, ErrorBody};
+use renrakucho_http::input::Query;
+use renrakucho_http::origin::RequestOrigin;
+use renrakucho_http::session::SignedIn;
+use renrakucho_http::state::AppState;
 use renrakucho_registry::StaffActor;
 use renrakucho_store::audit::AuditRecord;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
-
-use super::RequestOrigin;
-use crate::access::staff;
-use crate::error::{ApiError, ApiJson, ErrorBody};
-use crate::session::SignedIn;
-use crate::state::AppState;
 
 /// The signed-in facility administrator, or 403.
 pub fn facility_admin(signed_in: &SignedIn) -> Result<StaffActor, ApiError> {

@@ -9,18 +9,14 @@
 //! attacker never sees. Over HTTPS the cookies are named `__Host-…`, which a sibling cannot set.
 //!
 //! Where it is checked: [`require_token`], one middleware in front of every portal route
-//! (`routes::portal::routes`), refuses any request but GET and HEAD whose form does not carry
+//! (`crate::routes::routes`), refuses any request but GET and HEAD whose form does not carry
 //! the token, before a handler runs. Handlers never check it themselves. A url-encoded form is
 //! read whole (it is small: at most [`URLENCODED_MAX`]); a multipart form (files) must carry
 //! the token as its first part, which is read and verified before the rest of the body
 //! streams on to the handler untouched.
 
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
-use std::path::Path;
-
 use axum::body::{Body, Bytes};
-use axum::extract::{FromRef, FromRequest, FromRequestParts, Multipart, Request, State};
+use axum::extract::{FromRequest, FromRequestParts, Multipart, Request, State};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
@@ -28,18 +24,10 @@ use axum::response::{IntoResponseParts, Response, ResponseParts};
 use axum_csrf::{CsrfConfig, Key, SameSite};
 use base64::Engine;
 use futures_util::StreamExt;
+use renrakucho_http::state::AppState;
 use sha2::{Digest, Sha256, Sha512};
 use subtle::ConstantTimeEq;
 use tower_sessions::Session;
-
-use crate::config::{ConfigError, Settings};
-use crate::state::AppState;
-
-impl FromRef<AppState> for CsrfConfig {
-    fn from_ref(state: &AppState) -> Self {
-        state.csrf.clone()
-    }
-}
 
 /// The name of the form field carrying the token.
 pub const FIELD: &str = "authenticity_token";
@@ -59,7 +47,7 @@ pub struct CsrfToken {
 /// The session's binding, made when first asked for (sessions started before bindings
 /// existed get one at their next page).
 async fn binding(session: &Session) -> Result<Option<String>, tower_sessions::session::Error> {
-    if !crate::session::is_signed_in(session).await? {
+    if !renrakucho_http::session::is_signed_in(session).await? {
         return Ok(None);
     }
     if let Some(existing) = session.get::<String>(BINDING_KEY).await? {
@@ -73,7 +61,7 @@ async fn binding(session: &Session) -> Result<Option<String>, tower_sessions::se
 }
 
 impl FromRequestParts<AppState> for CsrfToken {
-    type Rejection = crate::error::ApiError;
+    type Rejection = renrakucho_http::error::ApiError;
 
     async fn from_request_parts(
         parts: &mut Parts,
@@ -85,10 +73,10 @@ impl FromRequestParts<AppState> for CsrfToken {
         }
         let inner = axum_csrf::CsrfToken::from_request_parts(parts, state)
             .await
-            .map_err(|_| crate::error::ApiError::internal())?;
+            .map_err(|_| renrakucho_http::error::ApiError::internal())?;
         let session = Session::from_request_parts(parts, state)
             .await
-            .map_err(|_| crate::error::ApiError::internal())?;
+            .map_err(|_| renrakucho_http::error::ApiError::internal())?;
         let binding = binding(&session).await?;
         Ok(Self { inner, binding })
     }
@@ -141,7 +129,7 @@ const FIRST_PART_MAX: usize = 8 * 1024;
 
 /// The page for a form whose token is missing or does not verify (403).
 pub fn refused() -> Response {
-    crate::routes::portal::error_page(
+    crate::routes::error_page(
         StatusCode::FORBIDDEN,
         "フォームの有効期限が切れたか、不正な送信です。ページを開き直してもう一度お試しください / the form has expired or was not sent from this site; reload the page and try again",
     )
@@ -163,7 +151,7 @@ pub async fn require_token(
     let (mut parts, body) = request.into_parts();
     let token = match CsrfToken::from_request_parts(&mut parts, &state).await {
         Ok(token) => token,
-        Err(e) => return crate::routes::portal::error_page(e.status, &e.message),
+        Err(e) => return crate::routes::error_page(e.status, &e.message),
     };
     let content_type = parts.headers.get(header::CONTENT_TYPE).cloned();
     let form = content_type
@@ -175,7 +163,7 @@ pub async fn require_token(
             let bytes = match axum::body::to_bytes(body, URLENCODED_MAX).await {
                 Ok(bytes) => bytes,
                 Err(_) => {
-                    return crate::routes::portal::error_page(
+                    return crate::routes::error_page(
                         StatusCode::PAYLOAD_TOO_LARGE,
                         "送信された内容が大きすぎます / the form is too large",
                     )
@@ -261,82 +249,29 @@ async fn first_part(
     Some((given, Body::from_stream(rest)))
 }
 
-fn secret_from_file(path: &Path) -> Result<Vec<u8>, ConfigError> {
-    use std::os::unix::fs::PermissionsExt;
-    match std::fs::read_to_string(path) {
-        Ok(text) => {
-            let mode = std::fs::metadata(path)
-                .map_err(|e| ConfigError(format!("{}: {e}", path.display())))?
-                .permissions()
-                .mode();
-            if mode & 0o077 != 0 {
-                return Err(ConfigError(format!(
-                    "{} is readable by others (mode {:o}): chmod 600 it",
-                    path.display(),
-                    mode & 0o777
-                )));
-            }
-            base64::engine::general_purpose::STANDARD
-                .decode(text.trim())
-                .map_err(|_| ConfigError(format!("{}: not base64", path.display())))
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let mut secret = vec![0u8; 32];
-            rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut secret);
-            if let Some(dir) = path.parent() {
-                std::fs::create_dir_all(dir)
-                    .map_err(|e| ConfigError(format!("{}: {e}", dir.display())))?;
-            }
-            let mut file = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(path)
-                .map_err(|e| ConfigError(format!("{}: {e}", path.display())))?;
-            file.write_all(
-                base64::engine::general_purpose::STANDARD
-                    .encode(&secret)
-                    .as_bytes(),
-            )
-            .map_err(|e| ConfigError(format!("{}: {e}", path.display())))?;
-            Ok(secret)
-        }
-        Err(e) => Err(ConfigError(format!("{}: {e}", path.display()))),
-    }
-}
-
-/// The CSRF configuration for these settings.
-pub fn config(settings: &Settings) -> Result<CsrfConfig, ConfigError> {
-    let secret = match &settings.csrf_secret {
-        Some(s) => base64::engine::general_purpose::STANDARD
-            .decode(s.expose().trim())
-            .map_err(|_| ConfigError("RENRAKUCHO_CSRF_SECRET: not base64".into()))?,
-        None => secret_from_file(&settings.data_dir().join("csrf.secret"))?,
-    };
-    if secret.len() < 32 {
-        return Err(ConfigError(
-            "RENRAKUCHO_CSRF_SECRET: at least 32 bytes (base64 of 32 random bytes)".into(),
-        ));
-    }
+/// The portal's CSRF configuration from the deployment's secret (at least 32 bytes, the same
+/// for every server process behind one address): the cookie key and the token salt derived
+/// from it, the cookie `__Host-` and `Secure` when `secure_cookies`.
+pub fn config(secret: &[u8], secure_cookies: bool) -> CsrfConfig {
     let key = Sha512::new()
         .chain_update(b"renrakucho csrf cookie key\0")
-        .chain_update(&secret)
+        .chain_update(secret)
         .finalize();
     let salt = Sha256::new()
         .chain_update(b"renrakucho csrf salt\0")
-        .chain_update(&secret)
+        .chain_update(secret)
         .finalize();
     let salt: String = salt.iter().map(|b| format!("{b:02x}")).collect();
-    Ok(CsrfConfig::default()
+    CsrfConfig::default()
         .with_key(Some(Key::from(&key)))
         .with_salt(salt)
         .with_cookie_name("renrakucho_csrf")
-        .with_prefix_with_host(settings.secure_cookies())
+        .with_prefix_with_host(secure_cookies)
         .with_cookie_path("/")
         .with_cookie_same_site(SameSite::Strict)
         .with_http_only(true)
-        .with_secure(settings.secure_cookies())
-        .with_lifetime(time::Duration::hours(12)))
+        .with_secure(secure_cookies)
+        .with_lifetime(time::Duration::hours(12))
 }
 
 #[cfg(test)]

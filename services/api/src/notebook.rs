@@ -3,7 +3,6 @@
 //! unread counts; and support requests between facilities. Every handler asks the authorizer
 //! first; row-level security applies underneath.
 
-use crate::input::Query;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -12,6 +11,12 @@ use axum::Json;
 use renrakucho_core::{
     Category, EntryBody, FacilityId, InvalidValue, Priority, Reason, SupportKind, VitalsInput,
 };
+use renrakucho_http::access::{author, authorize, staff};
+use renrakucho_http::error::{ApiError, ApiJson, ErrorBody};
+use renrakucho_http::input::Query;
+use renrakucho_http::origin::RequestOrigin;
+use renrakucho_http::session::SignedIn;
+use renrakucho_http::state::AppState;
 use renrakucho_notebook::{
     EditResult, EntryContent, EntryDetail, EntryView, NewEntryInput, NewSupportRequest,
     SupportDetail, SupportLine, TimelinePage, UnreadLine, Uploaded,
@@ -23,12 +28,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use super::patients::{download, patient_id, too_large};
-use super::RequestOrigin;
-use crate::access::{author, authorize, staff};
-use crate::error::{ApiError, ApiJson, ErrorBody};
-use crate::session::SignedIn;
-use crate::state::AppState;
+use crate::patients::{download, patient_id, too_large};
 
 fn id_of(raw: &str) -> Result<Uuid, ApiError> {
     Uuid::parse_str(raw).map_err(|_| ApiError::not_found())
@@ -197,7 +197,7 @@ renrakucho_core::redacted_debug!(EntrySchema {
 #[serde(untagged)]
 pub enum EntryListItem {
     Entry(Box<EntrySchema>),
-    Unreadable(super::patients::UnreadableSchema),
+    Unreadable(crate::patients::UnreadableSchema),
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -377,7 +377,7 @@ pub async fn detail(
 /// The answer to a stale edit: nothing was changed, here is the current entry.
 #[derive(Debug, Serialize)]
 struct StaleEdit {
-    error: crate::error::ErrorDetail,
+    error: renrakucho_http::error::ErrorDetail,
     current: EntryView,
 }
 
@@ -422,7 +422,7 @@ pub async fn edit(
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_string);
             let body = StaleEdit {
-                error: crate::error::ErrorDetail {
+                error: renrakucho_http::error::ErrorDetail {
                     code: "stale_version".into(),
                     message: format!(
                         "この記録は他の人が先に修正しました（現在の版: {}）。内容を確認してからもう一度修正してください / someone saved version {} first: check it and edit again",
@@ -728,7 +728,7 @@ pub async fn export_pdf(
 ) -> Result<Response, ApiError> {
     let patient = patient_id(&id)?;
     let who = authorize::<may::NotebookRead>(&state, &signed_in, patient).await?;
-    let font = crate::export::font().map_err(|message| {
+    let font = crate::notebook_pdf::font().map_err(|message| {
         ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "no_pdf_font", message)
     })?;
     let copy =
@@ -744,7 +744,7 @@ pub async fn export_pdf(
             .unwrap_or_default(),
         signed_in.who.display_name
     );
-    let bytes = crate::export::pdf(copy, by, font).await?;
+    let bytes = crate::notebook_pdf::pdf(copy, by, font).await?;
     Ok(download(
         "application/pdf",
         &format!("notebook-{}.pdf", patient.as_uuid()),
@@ -762,10 +762,11 @@ pub async fn unread(
     signed_in: SignedIn,
 ) -> Result<Json<Vec<UnreadLine>>, ApiError> {
     // A role without `notebook.read` (a clerk) is refused, as the live stream refuses it.
-    let who = crate::access::permit::<may::NotebookRead>(&state, &signed_in).await?;
+    let who = renrakucho_http::access::permit::<may::NotebookRead>(&state, &signed_in).await?;
     let lines = renrakucho_notebook::unread(&state.db, &who).await?;
     Ok(Json(
-        crate::access::notebook_items(&state, &signed_in, lines, |l| Some(l.patient)).await,
+        renrakucho_http::access::notebook_items(&state, &signed_in, lines, |l| Some(l.patient))
+            .await,
     ))
 }
 
@@ -850,7 +851,7 @@ pub async fn send_support(
         },
     )
     .await?;
-    crate::access::changed(&state, patient).await;
+    renrakucho_http::access::changed(&state, patient).await;
     Ok((StatusCode::CREATED, Json(CreatedId { id })))
 }
 
@@ -871,7 +872,7 @@ pub async fn support_list(
 
 /// The check before acting on a support request: the asked facility's person must be allowed
 /// to answer; the asking facility's must still read the patient's notebook.
-pub(crate) async fn support_actor(
+pub async fn support_actor(
     state: &AppState,
     signed_in: &SignedIn,
     id: Uuid,
@@ -889,7 +890,7 @@ pub(crate) async fn support_actor(
 }
 
 /// The side of a support request a person acts on, with the capability that side needs.
-pub(crate) enum SupportSide {
+pub enum SupportSide {
     /// The asking facility: reads and closes its request through the care team's reading.
     Asking(Authorized<may::NotebookRead>),
     /// The asked facility: accepts, declines, answers.
@@ -898,7 +899,7 @@ pub(crate) enum SupportSide {
 
 impl SupportSide {
     /// The request itself, decrypted and audited.
-    pub(crate) async fn detail(
+    pub async fn detail(
         &self,
         state: &AppState,
         origin: &renrakucho_store::audit::Origin,
@@ -917,7 +918,7 @@ impl SupportSide {
 
     /// A step on the request: the asked side accepts, declines or answers; the asking side
     /// closes. Any other step, or a step of the other side, is not found.
-    pub(crate) async fn step(
+    pub async fn step(
         self,
         state: &AppState,
         signed_in: &SignedIn,
@@ -933,7 +934,7 @@ impl SupportSide {
                     .await?
             }
             ("answer", SupportSide::Asked(who)) => {
-                let author = crate::access::as_author(signed_in, who);
+                let author = renrakucho_http::access::as_author(signed_in, who);
                 renrakucho_notebook::answer_support_request(
                     &state.db,
                     &state.keyring,
@@ -1001,7 +1002,7 @@ pub async fn support_step(
     let answer = body.map(|b| b.0.answer).unwrap_or_default();
     side.step(&state, &signed_in, &origin, id, &step, answer)
         .await?;
-    crate::access::changed(&state, line.patient).await;
+    renrakucho_http::access::changed(&state, line.patient).await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -1031,8 +1032,13 @@ pub async fn notifications(
         .unwrap_or(7);
     let feed = renrakucho_notebook::feed(&state.db, who, &origin, days).await?;
     Ok(Json(
-        crate::access::notebook_items(&state, &signed_in, feed, crate::access::tells_the_notebook)
-            .await,
+        renrakucho_http::access::notebook_items(
+            &state,
+            &signed_in,
+            feed,
+            renrakucho_http::access::tells_the_notebook,
+        )
+        .await,
     ))
 }
 

@@ -11,22 +11,22 @@ use axum::extract::{FromRequestParts, Multipart, Path, State};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
+use renrakucho_api::emergency::EmergencyBody;
+use renrakucho_api::patients::{consent_form, download, patient_id, PatientBody, PatientView};
 use renrakucho_authz::{Action, Role};
 use renrakucho_core::{CareLevel, InvalidValue, Sex, StaffRole};
+use renrakucho_http::access::{authorize, permit, roles, staff};
+use renrakucho_http::error::ApiError;
+use renrakucho_http::origin::RequestOrigin;
+use renrakucho_http::session::{self, SignedIn};
+use renrakucho_http::state::AppState;
 use renrakucho_registry::may;
 use renrakucho_registry::{ConsentScope, Listed, NewScan, Signer, TeamMember};
 use renrakucho_store::facilities::DirectoryEntry;
 use serde::Deserialize;
 use time::OffsetDateTime;
 
-use super::emergency::EmergencyBody;
-use super::patients::{consent_form, download, patient_id, PatientBody, PatientView};
-use super::portal::{error_page, render};
-use super::RequestOrigin;
-use crate::access::{authorize, permit, roles, staff};
-use crate::error::ApiError;
-use crate::session::{self, SignedIn};
-use crate::state::AppState;
+use crate::routes::{error_page, render};
 
 /// A signed-in person on a page; anyone else is sent to the sign-in page.
 pub struct PageUser(pub SignedIn);
@@ -43,8 +43,8 @@ impl FromRequestParts<AppState> for PageUser {
                     &ApiError::internal().message,
                 )
             })?;
-        let super::RequestOrigin(origin) =
-            super::RequestOrigin::from_request_parts(parts, state).await?;
+        let renrakucho_http::origin::RequestOrigin(origin) =
+            renrakucho_http::origin::RequestOrigin::from_request_parts(parts, state).await?;
         match session::current(state, &session).await {
             Ok(Some(mut signed_in)) => {
                 signed_in.origin = origin;
@@ -150,7 +150,8 @@ pub async fn patients(
             .unwrap_or_default(),
         Err(_) => Vec::new(),
     };
-    let unread = crate::access::notebook_items(&state, &user, unread, |l| Some(l.patient)).await;
+    let unread =
+        renrakucho_http::access::notebook_items(&state, &user, unread, |l| Some(l.patient)).await;
     let mut patients: Vec<PatientListLine> = found
         .into_iter()
         .map(|listed| {
@@ -317,7 +318,7 @@ pub async fn create_patient(
     match renrakucho_registry::register_patient(&state.db, &state.keyring, &who, &origin, new).await
     {
         Ok(p) => {
-            crate::access::changed(&state, p.id).await;
+            renrakucho_http::access::changed(&state, p.id).await;
             Redirect::to(&format!("/patients/{}?done=registered", p.id.as_uuid())).into_response()
         }
         Err(e) => form_page(
@@ -522,8 +523,8 @@ async fn patient_page(
         Err(e) => return failed(e),
     };
     let person = roles(user);
-    let consent_reader = crate::access::check::<may::ConsentRead>(state, user, id).await;
-    let team_reader = crate::access::check::<may::CareTeamRead>(state, user, id).await;
+    let consent_reader = renrakucho_http::access::check::<may::ConsentRead>(state, user, id).await;
+    let team_reader = renrakucho_http::access::check::<may::CareTeamRead>(state, user, id).await;
     let mut may = Mays {
         read_consent: consent_reader.is_some(),
         read_team: team_reader.is_some(),
@@ -748,7 +749,7 @@ async fn after(
     match result {
         Ok(done) => {
             if let Ok(patient) = patient_id(id) {
-                crate::access::changed(state, patient).await;
+                renrakucho_http::access::changed(state, patient).await;
             }
             Redirect::to(&format!("/patients/{id}?done={done}")).into_response()
         }
@@ -784,17 +785,17 @@ pub async fn record_consent(
             Ok(Some(field)) => field,
             Ok(None) => break,
             Err(_) => {
-                return failed(super::patients::too_large(limit));
+                return failed(renrakucho_api::patients::too_large(limit));
             }
         };
         let name = field.name().unwrap_or_default().to_string();
         if name == "scan" {
             let bytes = match field.bytes().await {
                 Ok(b) => b,
-                Err(_) => return failed(super::patients::too_large(limit)),
+                Err(_) => return failed(renrakucho_api::patients::too_large(limit)),
             };
             if bytes.len() > limit {
-                return failed(super::patients::too_large(limit));
+                return failed(renrakucho_api::patients::too_large(limit));
             }
             if !bytes.is_empty() {
                 scan = Some(bytes.to_vec());
@@ -804,9 +805,9 @@ pub async fn record_consent(
         }
     }
     let get = |k: &str| fields.get(k).map(String::as_str).unwrap_or_default();
-    if let Err(e) =
-        crate::input::multipart_fields(fields.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-    {
+    if let Err(e) = renrakucho_http::input::multipart_fields(
+        fields.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+    ) {
         return failed(e);
     }
     let result = async {
@@ -985,7 +986,7 @@ pub async fn leave(
     match result {
         Ok(()) => {
             if let Ok(patient) = patient_id(&id) {
-                crate::access::changed(&state, patient).await;
+                renrakucho_http::access::changed(&state, patient).await;
             }
             Redirect::to("/patients").into_response()
         }
@@ -1030,7 +1031,7 @@ pub async fn request_deletion(
     match result {
         Ok(()) => {
             if let Ok(patient) = patient_id(&id) {
-                crate::access::changed(&state, patient).await;
+                renrakucho_http::access::changed(&state, patient).await;
             }
             Redirect::to("/patients").into_response()
         }
@@ -1138,7 +1139,7 @@ pub async fn answer_invitation(
     match result {
         Ok(done) => {
             if let Ok(patient) = patient_id(&id) {
-                crate::access::changed(&state, patient).await;
+                renrakucho_http::access::changed(&state, patient).await;
             }
             Redirect::to(&format!("/invitations?done={done}")).into_response()
         }
@@ -1200,7 +1201,7 @@ async fn emergency_page(
         Ok(who) => who,
         Err(e) => return failed(e),
     };
-    let reader = crate::access::EmergencyReasonReader::new(state, user);
+    let reader = renrakucho_http::access::EmergencyReasonReader::new(state, user);
     let grants = match renrakucho_registry::emergency_grants(
         &state.db,
         &state.keyring,
@@ -1297,7 +1298,9 @@ pub async fn open_emergency(
         let grant =
             renrakucho_registry::open_emergency(&state.db, &state.keyring, &who, &origin, request)
                 .await?;
-        if let Err(e) = crate::access::refresh(&state.db, &state.authz, grant.patient).await {
+        if let Err(e) =
+            renrakucho_http::access::refresh(&state.db, &state.authz, grant.patient).await
+        {
             tracing::warn!(error = %e, "refreshing access after an emergency grant failed");
         }
         Ok::<_, ApiError>(grant.patient)
@@ -1324,7 +1327,7 @@ pub async fn close_or_review_emergency(
         let grant = uuid::Uuid::parse_str(&id).map_err(|_| ApiError::not_found())?;
         match what.as_str() {
             "end" => {
-                let who = crate::access::authorize_emergency_end(&state, &user).await?;
+                let who = renrakucho_http::access::authorize_emergency_end(&state, &user).await?;
                 renrakucho_registry::end_emergency(&state.db, who, &origin, grant).await?;
                 Ok("ended")
             }
@@ -1381,7 +1384,7 @@ pub async fn audit(
     RequestOrigin(origin): RequestOrigin,
     PageUser(user): PageUser,
 ) -> Response {
-    let admin = match super::admin::facility_admin(&user) {
+    let admin = match renrakucho_api::facility_admin::facility_admin(&user) {
         Ok(a) => a,
         Err(e) => return failed(e),
     };

@@ -1,10 +1,9 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
+use renrakucho_http::state::AppState;
 use renrakucho_store::Readiness;
 use serde_json::{json, Value};
-
-use crate::state::AppState;
 
 /// The process is up.
 #[utoipa::path(get, path = "/healthz", tag = "health",

@@ -1,21 +1,20 @@
 //! The platform operators' endpoints under `/api/v1/platform`: alerts that facilities' requests
 //! raised (IDs and counts, never patient content).
 
-use crate::input::Query;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use renrakucho_core::OperatorId;
+use renrakucho_http::error::{ApiError, ErrorBody};
+use renrakucho_http::input::Query;
+use renrakucho_http::origin::RequestOrigin;
+use renrakucho_http::session::SignedIn;
+use renrakucho_http::state::AppState;
 use renrakucho_identity::Principal;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
-
-use super::RequestOrigin;
-use crate::error::{ApiError, ErrorBody};
-use crate::session::SignedIn;
-use crate::state::AppState;
 
 /// The signed-in platform operator, or 403.
 pub fn operator(signed_in: &SignedIn) -> Result<OperatorId, ApiError> {

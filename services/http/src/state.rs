@@ -1,6 +1,9 @@
+//! What every handler can reach: the one state of the application, and its policies.
+
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::extract::FromRef;
 use renrakucho_authz::Authorizer;
 use renrakucho_files::FileStore;
 use renrakucho_identity::Authenticator;
@@ -24,10 +27,6 @@ pub struct AppState {
     pub csrf: axum_csrf::CsrfConfig,
     /// Announced events (new entries, requests, invitations), for live notifications.
     pub events: crate::events::Events,
-    /// E-mail (daily digests), when an SMTP server is configured.
-    pub mailer: Option<crate::mail::Mailer>,
-    /// The address people reach the portal at (links in e-mails).
-    pub public_url: String,
     /// Proxies whose `X-Forwarded-For` is believed (`RENRAKUCHO_TRUSTED_PROXIES`).
     pub trusted_proxies: Arc<[ipnet::IpNet]>,
 }
@@ -59,5 +58,11 @@ impl SessionPolicy {
     /// still good: a signed-out or idle session stops receiving within this.
     pub fn recheck_every(&self) -> Duration {
         (self.idle_timeout / 4).clamp(Duration::from_secs(1), Duration::from_secs(30))
+    }
+}
+
+impl FromRef<AppState> for axum_csrf::CsrfConfig {
+    fn from_ref(state: &AppState) -> Self {
+        state.csrf.clone()
     }
 }

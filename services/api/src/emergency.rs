@@ -4,6 +4,11 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use renrakucho_core::{BirthDate, CardNumber, InvalidValue, PatientId, StaffRole};
+use renrakucho_http::access::{authorize, permit, staff};
+use renrakucho_http::error::{ApiError, ApiJson, ErrorBody};
+use renrakucho_http::origin::RequestOrigin;
+use renrakucho_http::session::SignedIn;
+use renrakucho_http::state::AppState;
 use renrakucho_registry::may;
 use renrakucho_registry::{EmergencyGrant, EmergencyReason, EmergencyRequest};
 use renrakucho_registry::{IdentificationStatus, PatientCard};
@@ -11,12 +16,6 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa::ToSchema;
 use uuid::Uuid;
-
-use super::RequestOrigin;
-use crate::access::{authorize, permit, staff};
-use crate::error::{ApiError, ApiJson, ErrorBody};
-use crate::session::SignedIn;
-use crate::state::AppState;
 
 /// A request to open a notebook in an emergency.
 #[derive(Deserialize, ToSchema)]
@@ -120,7 +119,7 @@ pub async fn open(
         renrakucho_registry::open_emergency(&state.db, &state.keyring, &who, &origin, request)
             .await?;
     // This process's authorizer follows at once; the others on the announcement.
-    if let Err(e) = crate::access::refresh(&state.db, &state.authz, grant.patient).await {
+    if let Err(e) = renrakucho_http::access::refresh(&state.db, &state.authz, grant.patient).await {
         tracing::warn!(error = %e, "refreshing access after an emergency grant failed");
     }
     Ok((StatusCode::CREATED, Json(grant.into())))
@@ -136,7 +135,7 @@ pub async fn list(
     signed_in: SignedIn,
 ) -> Result<Json<Vec<GrantView>>, ApiError> {
     let who = staff(&signed_in)?;
-    let reader = crate::access::EmergencyReasonReader::new(&state, &signed_in);
+    let reader = renrakucho_http::access::EmergencyReasonReader::new(&state, &signed_in);
     let grants = renrakucho_registry::emergency_grants(
         &state.db,
         &state.keyring,
@@ -164,7 +163,7 @@ pub async fn end(
     signed_in: SignedIn,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let who = crate::access::authorize_emergency_end(&state, &signed_in).await?;
+    let who = renrakucho_http::access::authorize_emergency_end(&state, &signed_in).await?;
     let grant = grant_id(&id)?;
     renrakucho_registry::end_emergency(&state.db, who, &origin, grant).await?;
     // The patient is not named here: every process follows the database's announcement.

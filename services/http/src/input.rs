@@ -1,6 +1,7 @@
 //! The one gate every text from a request passes before a handler sees it: JSON bodies
-//! ([`ApiJson`](crate::error::ApiJson)), query strings ([`Query`]), form bodies ([`Form`]) and
-//! the text fields of multipart forms ([`multipart_fields`]).
+//! ([`ApiJson`](crate::error::ApiJson)), query strings ([`Query`]), form bodies (the portal's
+//! `Form`, through [`check_urlencoded`]) and the text fields of multipart forms
+//! ([`multipart_fields`]).
 //!
 //! A control character other than a line break or a tab is refused here, as a 422 naming the
 //! field, in every string of the request: a NUL cannot be stored in PostgreSQL `text` at all,
@@ -10,11 +11,10 @@
 //! refuse them in one-line values. Query strings never hold several lines: there every
 //! control character is refused.
 //!
-//! Refusals answer in the form the caller reads: the API's JSON error under `/api/`, an error
-//! page elsewhere.
+//! Refusals answer in the form the caller reads: [`Query`] with the API's JSON error; the
+//! portal's own `Query` and `Form` (`renrakucho_portal::input`) with an error page.
 
-use axum::body::{Body, Bytes};
-use axum::extract::{FromRequest, FromRequestParts, OriginalUri, Request};
+use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -87,7 +87,7 @@ pub fn check_json(value: &Value) -> Result<(), ApiError> {
 }
 
 /// Checks the pairs of a URL-encoded text (a query string, a form body).
-fn check_urlencoded(encoded: &[u8], lines: Lines) -> Result<(), ApiError> {
+pub fn check_urlencoded(encoded: &[u8], lines: Lines) -> Result<(), ApiError> {
     for (key, value) in url::form_urlencoded::parse(encoded) {
         let field = reported(&key);
         check(&field, &key, Lines::One)?;
@@ -108,18 +108,9 @@ pub fn multipart_fields<'a>(
     Ok(())
 }
 
-/// The refusal as the caller reads it: JSON for the API, a page for the portal.
-fn answer(
-    parts_uri: &axum::http::Uri,
-    original: Option<&OriginalUri>,
-    error: ApiError,
-) -> Response {
-    let path = original.map_or(parts_uri.path(), |o| o.0.path());
-    if path.starts_with("/api/") {
-        error.into_response()
-    } else {
-        crate::routes::portal::error_page(error.status, &error.message)
-    }
+/// Checks a request's query string (no control character at all).
+pub fn check_query(parts: &Parts) -> Result<(), ApiError> {
+    check_urlencoded(parts.uri.query().unwrap_or_default().as_bytes(), Lines::One)
 }
 
 /// `axum::extract::Query`, after every parameter passed the gate (no control character at
@@ -134,44 +125,12 @@ where
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Response> {
-        let query = parts.uri.query().unwrap_or_default();
-        if let Err(e) = check_urlencoded(query.as_bytes(), Lines::One) {
-            return Err(answer(&parts.uri, parts.extensions.get(), e));
+        if let Err(e) = check_query(parts) {
+            return Err(e.into_response());
         }
         axum::extract::Query::<T>::from_request_parts(parts, state)
             .await
             .map(|axum::extract::Query(value)| Query(value))
-            .map_err(IntoResponse::into_response)
-    }
-}
-
-/// `axum::Form`, after every field passed the gate (line breaks and tabs allowed: a
-/// `<textarea>`).
-pub struct Form<T>(pub T);
-
-impl<T, S> FromRequest<S> for Form<T>
-where
-    T: DeserializeOwned,
-    S: Send + Sync,
-{
-    type Rejection = Response;
-
-    async fn from_request(request: Request, state: &S) -> Result<Self, Response> {
-        let (parts, body) = request.into_parts();
-        // Read the body as `Bytes` does (it honours the route's body limit), then hand the
-        // same bytes to `axum::Form`, which checks the content type and deserializes.
-        let mut reading = Request::new(body);
-        *reading.extensions_mut() = parts.extensions.clone();
-        let bytes = Bytes::from_request(reading, state)
-            .await
-            .map_err(IntoResponse::into_response)?;
-        if let Err(e) = check_urlencoded(&bytes, Lines::Many) {
-            return Err(answer(&parts.uri, parts.extensions.get(), e));
-        }
-        let request = Request::from_parts(parts, Body::from(bytes));
-        axum::Form::<T>::from_request(request, state)
-            .await
-            .map(|axum::Form(value)| Form(value))
             .map_err(IntoResponse::into_response)
     }
 }

@@ -3,10 +3,9 @@
 
 use std::sync::OnceLock;
 
+use renrakucho_http::error::ApiError;
 use renrakucho_notebook::NotebookCopy;
 use renrakucho_pdf::{notebook_pdf, ExportEntry, NotebookExport, PdfFont};
-
-use crate::error::ApiError;
 
 static FONT: OnceLock<Result<PdfFont, String>> = OnceLock::new();
 

@@ -4,15 +4,14 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::Json;
 use renrakucho_core::Password;
+use renrakucho_http::error::{ApiError, ApiJson, ErrorBody};
+use renrakucho_http::origin::RequestOrigin;
+use renrakucho_http::session::{self, SignedIn, WhoAmI};
+use renrakucho_http::state::AppState;
 use renrakucho_identity::SignInRequest;
 use serde::Deserialize;
 use tower_sessions::Session;
 use utoipa::ToSchema;
-
-use super::RequestOrigin;
-use crate::error::{ApiError, ApiJson, ErrorBody};
-use crate::session::{self, SignedIn, WhoAmI};
-use crate::state::AppState;
 
 /// Credentials. Staff give their facility's code; platform operators leave it out.
 #[derive(Deserialize, ToSchema)]

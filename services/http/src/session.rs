@@ -17,6 +17,13 @@ use uuid::Uuid;
 use crate::error::ApiError;
 use crate::state::AppState;
 
+/// The name of the session cookie (over plain HTTP, as in development and tests).
+pub const SESSION_COOKIE: &str = "renrakucho_session";
+
+/// Its name over HTTPS: a `__Host-` cookie is set only by this host itself, over HTTPS, for
+/// the whole site, so a sibling subdomain cannot plant or overwrite it.
+pub const SECURE_SESSION_COOKIE: &str = "__Host-renrakucho_session";
+
 /// Who is signed in, as shown to them.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct WhoAmI {
@@ -192,7 +199,7 @@ pub async fn current(state: &AppState, session: &Session) -> Result<Option<Signe
         session.insert(SESSION_KEY, record).await?;
     }
     // The request's log line names who it acted for (IDs only).
-    crate::app::note_actor(record.principal);
+    crate::middleware::note_actor(record.principal);
     Ok(Some(SignedIn {
         principal: record.principal,
         who,
@@ -302,8 +309,8 @@ impl FromRequestParts<AppState> for SignedIn {
         let session = Session::from_request_parts(parts, state)
             .await
             .map_err(|_| ApiError::internal())?;
-        let crate::routes::RequestOrigin(origin) =
-            crate::routes::RequestOrigin::from_request_parts(parts, state)
+        let crate::origin::RequestOrigin(origin) =
+            crate::origin::RequestOrigin::from_request_parts(parts, state)
                 .await
                 .map_err(|_| ApiError::internal())?;
         let mut signed_in = current(state, &session)

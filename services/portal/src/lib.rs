@@ -1,0 +1,12 @@
+//! The web portal (server-rendered, Japanese first): its pages and forms, every route declared
+//! in [`routes`] behind the CSRF check ([`csrf`]), the templates and static files. It calls the
+//! same authorization and domain functions as the JSON API and parses input with the API's
+//! request shapes (`renrakucho_api`), so the two differ only in how they show results.
+
+pub mod csrf;
+pub mod input;
+pub mod notebook_pages;
+pub mod pages;
+pub mod routes;
+
+pub use routes::{error_page, page_not_found, routes, FormKind, Portal, Write};
