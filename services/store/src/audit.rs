@@ -169,8 +169,7 @@ impl std::fmt::Display for ChainBreak {
         match self.problem {
             BreakKind::Altered => write!(
                 f,
-                "{chain} chain: record #{} (id {}) was altered: its content does not match
-                        its hash",
+                "{chain} chain: record #{} (id {}) was altered: its content does not match its hash",
                 self.seq, self.id
             ),
             BreakKind::PreviousMissing { expected_seq } => write!(
@@ -235,7 +234,7 @@ async fn verify_scope(
                     a.hash <> audit_record_hash(a) AS altered,
                     lag(a.seq) OVER w AS prev_seq,
                     a.prev_hash IS DISTINCT FROM coalesce(lag(a.hash) OVER w,
-                        '\\x0000000000000000000000000000000000000000000000000000000000000000'::bytea)
+                        '\x0000000000000000000000000000000000000000000000000000000000000000'::bytea)
                         AS unlinked
                FROM audit_log a
              WINDOW w AS (ORDER BY a.seq)
