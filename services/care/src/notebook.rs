@@ -104,7 +104,7 @@ renrakucho_core::redacted_debug!(NewEntryInput {
 });
 
 /// A file of an entry, as listed.
-#[derive(Clone, Serialize)]
+#[derive(Clone, Serialize, utoipa::ToSchema)]
 pub struct AttachmentLine {
     pub id: Uuid,
     pub file_name: String,
@@ -121,7 +121,8 @@ renrakucho_core::redacted_debug!(AttachmentLine {
 });
 
 /// An entry as the care team reads it.
-#[derive(Clone, Serialize)]
+#[derive(Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = Entry)]
 pub struct EntryView {
     pub id: Uuid,
     pub patient: PatientId,
@@ -133,6 +134,7 @@ pub struct EntryView {
     pub category: Category,
     pub priority: Priority,
     pub body: String,
+    #[schema(value_type = Option<Object>)]
     pub vitals: Option<Vitals>,
     pub reply_to: Option<Uuid>,
     pub mentions: Vec<FacilityId>,
