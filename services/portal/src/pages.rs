@@ -13,7 +13,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use renrakucho_api::emergency::EmergencyBody;
 use renrakucho_api::patients::{consent_form, download, patient_id, PatientBody, PatientView};
-use renrakucho_authz::{Action, Role};
+use renrakucho_authz::{Action, Authorized, Role};
 use renrakucho_care::may;
 use renrakucho_care::{ConsentScope, Listed, NewScan, Signer, TeamMember};
 use renrakucho_core::{CareLevel, InvalidValue, Sex, StaffRole};
@@ -524,27 +524,11 @@ async fn patient_page(
     let person = roles(user);
     let consent_reader = renrakucho_http::access::check::<may::ConsentRead>(state, user, id).await;
     let team_reader = renrakucho_http::access::check::<may::CareTeamRead>(state, user, id).await;
-    let mut may = Mays {
+    let may = Mays {
         read_consent: consent_reader.is_some(),
         read_team: team_reader.is_some(),
-        ..Mays::default()
+        ..Mays::asked(state, &person, who.facility(), id).await
     };
-    for (flag, action) in [
-        (&mut may.update, Action::PatientUpdate),
-        (&mut may.record_consent, Action::ConsentRecord),
-        (&mut may.renew_consent, Action::ConsentRenew),
-        (&mut may.withdraw_consent, Action::ConsentWithdraw),
-        (&mut may.invite, Action::CareTeamInvite),
-        (&mut may.remove, Action::CareTeamRemove),
-        (&mut may.leave, Action::CareTeamLeave),
-        (&mut may.delete, Action::DeletionRecord),
-    ] {
-        *flag = state
-            .authz
-            .allowed(&person, who.facility(), id, action)
-            .await
-            .unwrap_or(false);
-    }
     let patient = match renrakucho_care::patient(&state.db, &state.keyring, &who, origin).await {
         Ok(p) => p,
         Err(e) => return failed(e),
@@ -565,61 +549,16 @@ async fn patient_page(
     } else {
         Vec::new()
     };
-    let directory: Vec<DirectoryEntry> = if may.invite {
-        renrakucho_care::directory(&state.db, who.facility())
-            .await
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|d| {
-                d.id != who.facility()
-                    && !team
-                        .iter()
-                        .any(|m| m.facility == d.id && matches!(m.status, "active" | "invited"))
-            })
-            .collect()
+    let directory = if may.invite {
+        invitable(state, who.facility(), &team).await
     } else {
         Vec::new()
     };
-    // Sharing facilities read the notebook; a facility that sees the patient only through an
-    // emergency grant is told so, with the end of its grant.
-    let emergency_until = if state
-        .authz
-        .allowed(&Role::all(), who.facility(), id, Action::NotebookWrite)
-        .await
-        .unwrap_or(false)
-    {
-        None
-    } else {
-        let actor = renrakucho_care::StaffActor::from(&who);
-        renrakucho_care::emergency_grants(&state.db, &state.keyring, actor, origin, 50, |_, _| {
-            std::future::ready(false)
-        })
-        .await
-        .ok()
-        .and_then(|grants| {
-            grants
-                .into_iter()
-                .filter(|g| g.ours && g.open && g.patient == id)
-                .map(|g| g.expires_at)
-                .max()
-        })
-        .map(local)
-    };
+    let emergency_until = emergency_until(state, &who, origin).await;
     // The registering facility prints the card: its number, and what tried it.
     let card = if patient.registering_facility == who.facility() {
-        match renrakucho_care::patient_card(&state.db, &state.keyring, &who, origin).await {
-            Ok(c) => Some(CardLine {
-                number: c.number,
-                issued_at: local(c.issued_at),
-                failures_within_hour: c.failures_within_hour,
-                locked_until: c.locked_until.map(local),
-                recent_failures: c.recent_failures.len(),
-                may_reissue: state
-                    .authz
-                    .allowed(&person, who.facility(), id, Action::PatientCardReissue)
-                    .await
-                    .unwrap_or(false),
-            }),
+        match card_line(state, &who, &person, origin).await {
+            Ok(card) => Some(card),
             Err(e) => return failed(e),
         }
     } else {
@@ -656,36 +595,7 @@ async fn patient_page(
                 .iter()
                 .filter_map(Listed::readable)
                 .any(|c| c.withdrawn_at.is_none()),
-        consents: consents
-            .into_iter()
-            .map(|listed| {
-                let c = match listed {
-                    Listed::Readable(c) => c,
-                    Listed::Unreadable(u) => {
-                        return ConsentLine {
-                            unreadable: Some(u.id.to_string()),
-                            ..ConsentLine::default()
-                        }
-                    }
-                };
-                ConsentLine {
-                    unreadable: None,
-                    id: c.id.to_string(),
-                    signer: match &c.signer {
-                        Signer::Patient => "本人 / the patient".to_string(),
-                        Signer::Family { name, relation } => format!("家族（{relation}）{name}"),
-                    },
-                    signed_on: c
-                        .signed_on
-                        .format(time::macros::format_description!("[year]-[month]-[day]"))
-                        .unwrap_or_default(),
-                    scope: c.scope.as_str().to_string(),
-                    has_scan: c.scan_media_type.is_some(),
-                    withdrawn: c.withdrawn_at.is_some(),
-                    renewal: c.renewal,
-                }
-            })
-            .collect(),
+        consents: consents.into_iter().map(ConsentLine::from).collect(),
         team,
         directory: directory
             .into_iter()
@@ -706,6 +616,145 @@ async fn patient_page(
         StatusCode::OK
     };
     (token.clone(), render(status, &page)).into_response()
+}
+
+impl From<Listed<renrakucho_care::Consent>> for ConsentLine {
+    fn from(listed: Listed<renrakucho_care::Consent>) -> Self {
+        let c = match listed {
+            Listed::Readable(c) => c,
+            Listed::Unreadable(u) => {
+                return ConsentLine {
+                    unreadable: Some(u.id.to_string()),
+                    ..ConsentLine::default()
+                }
+            }
+        };
+        ConsentLine {
+            unreadable: None,
+            id: c.id.to_string(),
+            signer: match &c.signer {
+                Signer::Patient => "本人 / the patient".to_string(),
+                Signer::Family { name, relation } => format!("家族（{relation}）{name}"),
+            },
+            signed_on: c
+                .signed_on
+                .format(time::macros::format_description!("[year]-[month]-[day]"))
+                .unwrap_or_default(),
+            scope: c.scope.as_str().to_string(),
+            has_scan: c.scan_media_type.is_some(),
+            withdrawn: c.withdrawn_at.is_some(),
+            renewal: c.renewal,
+        }
+    }
+}
+
+impl Mays {
+    /// The authorizer's answer for each act on the page but reading consent and the team
+    /// (those come with their capabilities).
+    async fn asked(
+        state: &AppState,
+        person: &[Role],
+        facility: renrakucho_core::FacilityId,
+        id: renrakucho_core::PatientId,
+    ) -> Self {
+        let mut may = Mays::default();
+        for (flag, action) in [
+            (&mut may.update, Action::PatientUpdate),
+            (&mut may.record_consent, Action::ConsentRecord),
+            (&mut may.renew_consent, Action::ConsentRenew),
+            (&mut may.withdraw_consent, Action::ConsentWithdraw),
+            (&mut may.invite, Action::CareTeamInvite),
+            (&mut may.remove, Action::CareTeamRemove),
+            (&mut may.leave, Action::CareTeamLeave),
+            (&mut may.delete, Action::DeletionRecord),
+        ] {
+            *flag = state
+                .authz
+                .allowed(person, facility, id, action)
+                .await
+                .unwrap_or(false);
+        }
+        may
+    }
+}
+
+/// The facilities of the directory that could be invited: not this one, not already in the
+/// team or invited.
+async fn invitable(
+    state: &AppState,
+    facility: renrakucho_core::FacilityId,
+    team: &[TeamMember],
+) -> Vec<DirectoryEntry> {
+    renrakucho_care::directory(&state.db, facility)
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|d| {
+            d.id != facility
+                && !team
+                    .iter()
+                    .any(|m| m.facility == d.id && matches!(m.status, "active" | "invited"))
+        })
+        .collect()
+}
+
+/// Sharing facilities read the notebook; a facility that sees the patient only through an
+/// emergency grant is told so, with the end of its grant (`None` otherwise).
+async fn emergency_until(
+    state: &AppState,
+    who: &Authorized<may::PatientRead>,
+    origin: &renrakucho_store::audit::Origin,
+) -> Option<String> {
+    let id = who.patient();
+    if state
+        .authz
+        .allowed(&Role::all(), who.facility(), id, Action::NotebookWrite)
+        .await
+        .unwrap_or(false)
+    {
+        return None;
+    }
+    let actor = renrakucho_care::StaffActor::from(who);
+    renrakucho_care::emergency_grants(&state.db, &state.keyring, actor, origin, 50, |_, _| {
+        std::future::ready(false)
+    })
+    .await
+    .ok()
+    .and_then(|grants| {
+        grants
+            .into_iter()
+            .filter(|g| g.ours && g.open && g.patient == id)
+            .map(|g| g.expires_at)
+            .max()
+    })
+    .map(local)
+}
+
+/// The patient's card as the registering facility prints it: its number, and what tried it.
+async fn card_line(
+    state: &AppState,
+    who: &Authorized<may::PatientRead>,
+    person: &[Role],
+    origin: &renrakucho_store::audit::Origin,
+) -> Result<CardLine, ApiError> {
+    let c = renrakucho_care::patient_card(&state.db, &state.keyring, who, origin).await?;
+    Ok(CardLine {
+        number: c.number,
+        issued_at: local(c.issued_at),
+        failures_within_hour: c.failures_within_hour,
+        locked_until: c.locked_until.map(local),
+        recent_failures: c.recent_failures.len(),
+        may_reissue: state
+            .authz
+            .allowed(
+                person,
+                who.facility(),
+                who.patient(),
+                Action::PatientCardReissue,
+            )
+            .await
+            .unwrap_or(false),
+    })
 }
 
 #[tracing::instrument(skip_all)]
