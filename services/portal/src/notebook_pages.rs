@@ -10,11 +10,12 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use renrakucho_api::notebook::TimelineQuery;
 use renrakucho_api::patients::patient_id;
-use renrakucho_authz::Action;
+use renrakucho_authz::{Action, Authorized};
 use renrakucho_care::may;
 use renrakucho_care::{EntryContent, EntryView, Listed, NewEntryInput};
 use renrakucho_core::{
-    Category, EntryBody, FacilityId, InvalidValue, Priority, Reason, StaffRole, VitalsInput,
+    Category, EntryBody, FacilityId, InvalidValue, PatientId, Priority, Reason, StaffRole,
+    VitalsInput,
 };
 use renrakucho_http::access::{author, authorize, roles, staff};
 use renrakucho_http::error::ApiError;
@@ -225,118 +226,31 @@ async fn notebook_page(
         .allowed(&person, who.facility(), patient, Action::NotebookWrite)
         .await
         .unwrap_or(false);
-    // A name that fails its integrity check does not hide the notebook (ADR 0017).
-    let name = match async {
-        let reader = authorize::<may::PatientRead>(state, user, patient).await?;
-        Ok::<_, ApiError>(
-            renrakucho_care::patient(&state.db, &state.keyring, &reader, origin).await?,
-        )
-    }
-    .await
-    {
-        Ok(p) => p.name.as_str().to_string(),
-        Err(e) => match e {
-            e if e.code == "unreadable" => "判読できない氏名 / unreadable name".to_string(),
-            e => return failed(e),
-        },
+    let name = match patient_name(state, user, origin, patient).await {
+        Ok(name) => name,
+        Err(e) => return failed(e),
     };
-    let (entries, next) = if search {
+    let shown = if search {
         let q = query.q.clone().unwrap_or_default();
-        match renrakucho_care::search_notebook(&state.db, &state.keyring, &who, origin, &q, 100)
+        renrakucho_care::search_notebook(&state.db, &state.keyring, &who, origin, &q, 100)
             .await
-        {
-            Ok(found) => (found, None),
-            Err(e) => return failed(e),
-        }
+            .map(|found| (found, None))
+            .map_err(ApiError::from)
     } else {
-        let api_query = TimelineQuery {
-            category: query.category.clone(),
-            facility: None,
-            urgent: query.urgent,
-            from: query.from.clone(),
-            until: query.until.clone(),
-            cursor: query.cursor.clone(),
-            limit: Some(50),
-        };
-        let (filter, cursor) = match api_query.parse() {
-            Ok(parsed) => parsed,
-            Err(e) => return failed(e),
-        };
-        match renrakucho_care::timeline(
-            &state.db,
-            &state.keyring,
-            &who,
-            origin,
-            &filter,
-            cursor,
-            50,
-        )
-        .await
-        {
-            Ok(page) => {
-                let next = page.next.map(|c| {
-                    let mut link = format!("/patients/{}/notebook?cursor={c}", patient.as_uuid());
-                    if let Some(cat) = &query.category {
-                        link.push_str(&format!("&category={cat}"));
-                    }
-                    if query.urgent == Some(true) {
-                        link.push_str("&urgent=true");
-                    }
-                    for (k, v) in [("from", &query.from), ("until", &query.until)] {
-                        if let Some(v) = v {
-                            link.push_str(&format!("&{k}={v}"));
-                        }
-                    }
-                    link
-                });
-                (page.entries, next)
-            }
-            Err(e) => return failed(e),
-        }
+        timeline_page(state, &who, origin, &query).await
     };
-    // Shown is read: the person's read receipts.
-    {
-        let me = renrakucho_http::access::as_author(user, who.clone());
-        let unread: Vec<Uuid> = entries
-            .iter()
-            .filter_map(Listed::readable)
-            .filter(|e| !e.read)
-            .map(|e| e.id)
-            .collect();
-        if let Err(e) = renrakucho_care::mark_read(&state.db, &me, &user.origin, &unread).await {
-            tracing::warn!(error = %e, "could not record read receipts");
-        }
-    }
-    let team_reader = if may_write {
-        renrakucho_http::access::check::<may::CareTeamRead>(state, user, patient).await
-    } else {
-        None
+    let (entries, next) = match shown {
+        Ok(shown) => shown,
+        Err(e) => return failed(e),
     };
-    let team = if let Some(reader) = team_reader {
-        renrakucho_care::care_team_of(&state.db, &reader, origin)
-            .await
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|m| m.status == "active" && m.facility != who.facility())
-            .map(|m| (m.facility.as_uuid().to_string(), m.name.unwrap_or_default()))
-            .collect()
+    mark_shown_read(state, user, &who, &entries).await;
+    let team = if may_write {
+        mentionable(state, user, &who, origin).await
     } else {
         Vec::new()
     };
     let status = error.as_ref().map(|e| e.status).unwrap_or(StatusCode::OK);
-    let form = WriteForm {
-        category: if form.category.is_empty() {
-            "treatment".into()
-        } else {
-            form.category
-        },
-        priority: if form.priority.is_empty() {
-            "info".into()
-        } else {
-            form.priority
-        },
-        ..form
-    };
+    let form = form.with_defaults();
     let page = NotebookPage {
         admin: is_admin(user),
         token: token.authenticity_token().unwrap_or_default(),
@@ -365,6 +279,124 @@ async fn notebook_page(
         next,
     };
     (token.clone(), render(status, &page)).into_response()
+}
+
+/// The patient's name for the heading; a name that fails its integrity check does not hide
+/// the notebook (ADR 0017).
+async fn patient_name(
+    state: &AppState,
+    user: &SignedIn,
+    origin: &renrakucho_store::audit::Origin,
+    patient: PatientId,
+) -> Result<String, ApiError> {
+    let read = async {
+        let reader = authorize::<may::PatientRead>(state, user, patient).await?;
+        Ok::<_, ApiError>(
+            renrakucho_care::patient(&state.db, &state.keyring, &reader, origin).await?,
+        )
+    };
+    match read.await {
+        Ok(p) => Ok(p.name.as_str().to_string()),
+        Err(e) if e.code == "unreadable" => Ok("判読できない氏名 / unreadable name".to_string()),
+        Err(e) => Err(e),
+    }
+}
+
+/// A page of the timeline as filtered, and the link to the next (older) one.
+async fn timeline_page(
+    state: &AppState,
+    who: &Authorized<may::NotebookRead>,
+    origin: &renrakucho_store::audit::Origin,
+    query: &NotebookQuery,
+) -> Result<(Vec<Listed<EntryView>>, Option<String>), ApiError> {
+    let api_query = TimelineQuery {
+        category: query.category.clone(),
+        facility: None,
+        urgent: query.urgent,
+        from: query.from.clone(),
+        until: query.until.clone(),
+        cursor: query.cursor.clone(),
+        limit: Some(50),
+    };
+    let (filter, cursor) = api_query.parse()?;
+    let page =
+        renrakucho_care::timeline(&state.db, &state.keyring, who, origin, &filter, cursor, 50)
+            .await?;
+    let next = page.next.map(|c| {
+        let mut link = format!("/patients/{}/notebook?cursor={c}", who.patient().as_uuid());
+        if let Some(cat) = &query.category {
+            link.push_str(&format!("&category={cat}"));
+        }
+        if query.urgent == Some(true) {
+            link.push_str("&urgent=true");
+        }
+        for (k, v) in [("from", &query.from), ("until", &query.until)] {
+            if let Some(v) = v {
+                link.push_str(&format!("&{k}={v}"));
+            }
+        }
+        link
+    });
+    Ok((page.entries, next))
+}
+
+/// Shown is read: the person's read receipts for the entries on the page.
+async fn mark_shown_read(
+    state: &AppState,
+    user: &SignedIn,
+    who: &Authorized<may::NotebookRead>,
+    entries: &[Listed<EntryView>],
+) {
+    let me = renrakucho_http::access::as_author(user, who.clone());
+    let unread: Vec<Uuid> = entries
+        .iter()
+        .filter_map(Listed::readable)
+        .filter(|e| !e.read)
+        .map(|e| e.id)
+        .collect();
+    if let Err(e) = renrakucho_care::mark_read(&state.db, &me, &user.origin, &unread).await {
+        tracing::warn!(error = %e, "could not record read receipts");
+    }
+}
+
+/// The other active facilities of the care team, to mention in a new entry (ID, name).
+async fn mentionable(
+    state: &AppState,
+    user: &SignedIn,
+    who: &Authorized<may::NotebookRead>,
+    origin: &renrakucho_store::audit::Origin,
+) -> Vec<(String, String)> {
+    let Some(reader) =
+        renrakucho_http::access::check::<may::CareTeamRead>(state, user, who.patient()).await
+    else {
+        return Vec::new();
+    };
+    renrakucho_care::care_team_of(&state.db, &reader, origin)
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|m| m.status == "active" && m.facility != who.facility())
+        .map(|m| (m.facility.as_uuid().to_string(), m.name.unwrap_or_default()))
+        .collect()
+}
+
+impl WriteForm {
+    /// The form as first shown: a treatment note for information.
+    fn with_defaults(self) -> Self {
+        WriteForm {
+            category: if self.category.is_empty() {
+                "treatment".into()
+            } else {
+                self.category
+            },
+            priority: if self.priority.is_empty() {
+                "info".into()
+            } else {
+                self.priority
+            },
+            ..self
+        }
+    }
 }
 
 #[tracing::instrument(skip_all)]
