@@ -45,63 +45,11 @@ impl EmergencyBody {
     }
 }
 
-/// An emergency grant as shown.
-#[derive(Serialize, ToSchema)]
-pub struct GrantView {
-    pub id: Uuid,
-    pub patient: Uuid,
-    pub facility: Uuid,
-    pub facility_name: Option<String>,
-    pub opened_by: Uuid,
-    pub reason: Option<String>,
-    /// A reason is stored but failed its integrity check: shown as unreadable (ADR 0017).
-    pub reason_unreadable: bool,
-    #[serde(with = "time::serde::rfc3339")]
-    pub opened_at: OffsetDateTime,
-    #[serde(with = "time::serde::rfc3339")]
-    pub expires_at: OffsetDateTime,
-    #[serde(with = "time::serde::rfc3339::option")]
-    pub ended_at: Option<OffsetDateTime>,
-    #[serde(with = "time::serde::rfc3339::option")]
-    pub reviewed_at: Option<OffsetDateTime>,
-    /// Still opens the notebook.
-    pub open: bool,
-    /// Opened by the signed-in person's facility (otherwise: on one of its patients).
-    pub ours: bool,
-}
-
-renrakucho_core::redacted_debug!(GrantView {
-    id,
-    patient,
-    facility,
-    opened_by
-});
-
-impl From<EmergencyGrant> for GrantView {
-    fn from(g: EmergencyGrant) -> Self {
-        Self {
-            id: g.id,
-            patient: g.patient.as_uuid(),
-            facility: g.facility.as_uuid(),
-            facility_name: g.facility_name,
-            opened_by: g.opened_by.as_uuid(),
-            reason: g.reason,
-            reason_unreadable: g.reason_unreadable,
-            opened_at: g.opened_at,
-            expires_at: g.expires_at,
-            ended_at: g.ended_at,
-            reviewed_at: g.reviewed_at,
-            open: g.open,
-            ours: g.ours,
-        }
-    }
-}
-
 /// Opens a patient's notebook read-only for a limited time (a doctor or nurse outside the care
 /// team). The care team sees the grant at once; it ends by itself.
 #[utoipa::path(post, path = "/api/v1/emergency-access", tag = "emergency",
     request_body = EmergencyBody,
-    responses((status = 201, body = GrantView),
+    responses((status = 201, body = EmergencyGrant),
               (status = 404, description = "No patient with this card number and date of birth (also: the card is locked)", body = ErrorBody),
               (status = 429, description = "The facility failed too many identifications within the hour", body = ErrorBody),
               (status = 403, description = "The signed-in person may not do this (a role without the right, a platform operator)", body = ErrorBody), (status = 422, body = ErrorBody),
@@ -112,7 +60,7 @@ pub async fn open(
     RequestOrigin(origin): RequestOrigin,
     signed_in: SignedIn,
     ApiJson(body): ApiJson<EmergencyBody>,
-) -> Result<(StatusCode, Json<GrantView>), ApiError> {
+) -> Result<(StatusCode, Json<EmergencyGrant>), ApiError> {
     let who = permit::<may::EmergencyOpen>(&state, &signed_in).await?;
     let request = body.parse(state.care.emergency_access)?;
     let grant =
@@ -122,18 +70,18 @@ pub async fn open(
     if let Err(e) = renrakucho_http::access::refresh(&state.db, &state.authz, grant.patient).await {
         tracing::warn!(error = %e, "refreshing access after an emergency grant failed");
     }
-    Ok((StatusCode::CREATED, Json(grant.into())))
+    Ok((StatusCode::CREATED, Json(grant)))
 }
 
 /// Emergency grants opened by the facility, and those on its patients (to review).
 #[utoipa::path(get, path = "/api/v1/emergency-access", tag = "emergency",
-    responses((status = 200, body = [GrantView]), (status = 401, body = ErrorBody), (status = 403, description = "The signed-in person may not do this (a role without the right, a platform operator)", body = ErrorBody)))]
+    responses((status = 200, body = [EmergencyGrant]), (status = 401, body = ErrorBody), (status = 403, description = "The signed-in person may not do this (a role without the right, a platform operator)", body = ErrorBody)))]
 #[tracing::instrument(skip_all)]
 pub async fn list(
     State(state): State<AppState>,
     RequestOrigin(origin): RequestOrigin,
     signed_in: SignedIn,
-) -> Result<Json<Vec<GrantView>>, ApiError> {
+) -> Result<Json<Vec<EmergencyGrant>>, ApiError> {
     let who = staff(&signed_in)?;
     let reader = renrakucho_http::access::EmergencyReasonReader::new(&state, &signed_in);
     let grants = renrakucho_registry::emergency_grants(
@@ -145,7 +93,7 @@ pub async fn list(
         |patient, ours| reader.may_read(patient, ours),
     )
     .await?;
-    Ok(Json(grants.into_iter().map(Into::into).collect()))
+    Ok(Json(grants))
 }
 
 fn grant_id(raw: &str) -> Result<Uuid, ApiError> {

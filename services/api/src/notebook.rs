@@ -155,48 +155,12 @@ pub struct Marked {
     pub marked: u64,
 }
 
-/// The shape of an entry in the API (the care domain's view, documented here).
-#[derive(Serialize, ToSchema)]
-#[schema(as = Entry)]
-pub struct EntrySchema {
-    pub id: Uuid,
-    pub patient: Uuid,
-    pub facility: Uuid,
-    pub facility_name: Option<String>,
-    pub author: Uuid,
-    pub author_name: String,
-    pub author_profession: String,
-    pub category: String,
-    pub priority: String,
-    pub body: String,
-    #[schema(value_type = Option<Object>)]
-    pub vitals: Option<serde_json::Value>,
-    pub reply_to: Option<Uuid>,
-    pub mentions: Vec<Uuid>,
-    pub version: i32,
-    pub created_at: String,
-    pub updated_at: String,
-    #[schema(value_type = Vec<Object>)]
-    pub attachments: Vec<serde_json::Value>,
-    pub read: bool,
-    pub withdrawn_at: Option<String>,
-    pub withdrawal_reason: Option<String>,
-}
-
-renrakucho_core::redacted_debug!(EntrySchema {
-    id,
-    patient,
-    facility,
-    author,
-    version
-});
-
 /// An entry of a listing (timeline, search, replies, a support request's entries): the entry,
 /// or `UnreadableItem` when a value of it fails its integrity check (ADR 0017).
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(untagged)]
 pub enum EntryListItem {
-    Entry(Box<EntrySchema>),
+    Entry(Box<EntryView>),
     Unreadable(crate::patients::UnreadableSchema),
 }
 
@@ -329,7 +293,7 @@ pub async fn timeline(
 #[utoipa::path(post, path = "/api/v1/patients/{id}/entries", tag = "notebook",
     request_body = EntryBodyIn,
     params(("id" = Uuid, Path, description = "The patient")),
-    responses((status = 201, body = EntrySchema), (status = 404, body = ErrorBody),
+    responses((status = 201, body = EntryView), (status = 404, body = ErrorBody),
               (status = 403, description = "The signed-in person may not do this (a role without the right, a platform operator)", body = ErrorBody), (status = 422, body = ErrorBody),
               (status = 409, description = "The entry replied to is withdrawn, or a file is attached already", body = ErrorBody)))]
 #[tracing::instrument(skip_all)]
@@ -386,7 +350,7 @@ struct StaleEdit {
 #[utoipa::path(put, path = "/api/v1/patients/{id}/entries/{entry}", tag = "notebook",
     request_body = EditBody,
     params(("id" = Uuid, Path, description = "The patient"), ("entry" = Uuid, Path, description = "The entry")),
-    responses((status = 200, body = EntrySchema),
+    responses((status = 200, body = EntryView),
               (status = 409, description = "A newer version exists (code `stale_version`): the body also carries `current`, the entry as it is now; or the entry is withdrawn", body = ErrorBody),
               (status = 403, description = "Someone else's entry, or a role without the right", body = ErrorBody),
               (status = 404, body = ErrorBody),

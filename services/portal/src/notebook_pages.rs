@@ -10,9 +10,10 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use renrakucho_api::notebook::TimelineQuery;
 use renrakucho_api::patients::patient_id;
-use renrakucho_authz::Action;
+use renrakucho_authz::{Action, Authorized};
 use renrakucho_core::{
-    Category, EntryBody, FacilityId, InvalidValue, Priority, Reason, StaffRole, VitalsInput,
+    Category, EntryBody, FacilityId, InvalidValue, PatientId, Priority, Reason, StaffRole,
+    VitalsInput,
 };
 use renrakucho_http::access::{author, authorize, roles, staff};
 use renrakucho_http::error::ApiError;
@@ -28,6 +29,24 @@ use uuid::Uuid;
 
 use crate::pages::PageUser;
 use crate::routes::{error_page, render};
+
+mod entry;
+mod notifications;
+mod support;
+
+use entry::entry_page;
+pub use entry::{edit, entry, withdraw, EditForm, WithdrawForm};
+pub use notifications::{notifications, save_notifications, SettingsForm};
+pub use support::{
+    request_support, support_list, support_request, support_step, SupportForm, SupportStepForm,
+};
+
+/// What a page says after a form was done (`?done=…`, after the redirect).
+#[derive(Deserialize, Default)]
+pub struct DoneQuery {
+    #[serde(default)]
+    done: Option<String>,
+}
 
 fn failed(e: impl Into<ApiError>) -> Response {
     let e = e.into();
@@ -226,119 +245,31 @@ async fn notebook_page(
         .allowed(&person, who.facility(), patient, Action::NotebookWrite)
         .await
         .unwrap_or(false);
-    // A name that fails its integrity check does not hide the notebook (ADR 0017).
-    let name = match async {
-        let reader = authorize::<may::PatientRead>(state, user, patient).await?;
-        Ok::<_, ApiError>(
-            renrakucho_registry::patient(&state.db, &state.keyring, &reader, origin).await?,
-        )
-    }
-    .await
-    {
-        Ok(p) => p.name.as_str().to_string(),
-        Err(e) => match e {
-            e if e.code == "unreadable" => "判読できない氏名 / unreadable name".to_string(),
-            e => return failed(e),
-        },
+    let name = match patient_name(state, user, origin, patient).await {
+        Ok(name) => name,
+        Err(e) => return failed(e),
     };
-    let (entries, next) = if search {
+    let shown = if search {
         let q = query.q.clone().unwrap_or_default();
-        match renrakucho_notebook::search_notebook(&state.db, &state.keyring, &who, origin, &q, 100)
+        renrakucho_notebook::search_notebook(&state.db, &state.keyring, &who, origin, &q, 100)
             .await
-        {
-            Ok(found) => (found, None),
-            Err(e) => return failed(e),
-        }
+            .map(|found| (found, None))
+            .map_err(ApiError::from)
     } else {
-        let api_query = TimelineQuery {
-            category: query.category.clone(),
-            facility: None,
-            urgent: query.urgent,
-            from: query.from.clone(),
-            until: query.until.clone(),
-            cursor: query.cursor.clone(),
-            limit: Some(50),
-        };
-        let (filter, cursor) = match api_query.parse() {
-            Ok(parsed) => parsed,
-            Err(e) => return failed(e),
-        };
-        match renrakucho_notebook::timeline(
-            &state.db,
-            &state.keyring,
-            &who,
-            origin,
-            &filter,
-            cursor,
-            50,
-        )
-        .await
-        {
-            Ok(page) => {
-                let next = page.next.map(|c| {
-                    let mut link = format!("/patients/{}/notebook?cursor={c}", patient.as_uuid());
-                    if let Some(cat) = &query.category {
-                        link.push_str(&format!("&category={cat}"));
-                    }
-                    if query.urgent == Some(true) {
-                        link.push_str("&urgent=true");
-                    }
-                    for (k, v) in [("from", &query.from), ("until", &query.until)] {
-                        if let Some(v) = v {
-                            link.push_str(&format!("&{k}={v}"));
-                        }
-                    }
-                    link
-                });
-                (page.entries, next)
-            }
-            Err(e) => return failed(e),
-        }
+        timeline_page(state, &who, origin, &query).await
     };
-    // Shown is read: the person's read receipts.
-    {
-        let me = renrakucho_http::access::as_author(user, who.clone());
-        let unread: Vec<Uuid> = entries
-            .iter()
-            .filter_map(Listed::readable)
-            .filter(|e| !e.read)
-            .map(|e| e.id)
-            .collect();
-        if let Err(e) = renrakucho_notebook::mark_read(&state.db, &me, &user.origin, &unread).await
-        {
-            tracing::warn!(error = %e, "could not record read receipts");
-        }
-    }
-    let team_reader = if may_write {
-        renrakucho_http::access::check::<may::CareTeamRead>(state, user, patient).await
-    } else {
-        None
+    let (entries, next) = match shown {
+        Ok(shown) => shown,
+        Err(e) => return failed(e),
     };
-    let team = if let Some(reader) = team_reader {
-        renrakucho_registry::care_team_of(&state.db, &reader, origin)
-            .await
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|m| m.status == "active" && m.facility != who.facility())
-            .map(|m| (m.facility.as_uuid().to_string(), m.name.unwrap_or_default()))
-            .collect()
+    mark_shown_read(state, user, &who, &entries).await;
+    let team = if may_write {
+        mentionable(state, user, &who, origin).await
     } else {
         Vec::new()
     };
     let status = error.as_ref().map(|e| e.status).unwrap_or(StatusCode::OK);
-    let form = WriteForm {
-        category: if form.category.is_empty() {
-            "treatment".into()
-        } else {
-            form.category
-        },
-        priority: if form.priority.is_empty() {
-            "info".into()
-        } else {
-            form.priority
-        },
-        ..form
-    };
+    let form = form.with_defaults();
     let page = NotebookPage {
         admin: is_admin(user),
         token: token.authenticity_token().unwrap_or_default(),
@@ -367,6 +298,124 @@ async fn notebook_page(
         next,
     };
     (token.clone(), render(status, &page)).into_response()
+}
+
+/// The patient's name for the heading; a name that fails its integrity check does not hide
+/// the notebook (ADR 0017).
+async fn patient_name(
+    state: &AppState,
+    user: &SignedIn,
+    origin: &renrakucho_store::audit::Origin,
+    patient: PatientId,
+) -> Result<String, ApiError> {
+    let read = async {
+        let reader = authorize::<may::PatientRead>(state, user, patient).await?;
+        Ok::<_, ApiError>(
+            renrakucho_registry::patient(&state.db, &state.keyring, &reader, origin).await?,
+        )
+    };
+    match read.await {
+        Ok(p) => Ok(p.name.as_str().to_string()),
+        Err(e) if e.code == "unreadable" => Ok("判読できない氏名 / unreadable name".to_string()),
+        Err(e) => Err(e),
+    }
+}
+
+/// A page of the timeline as filtered, and the link to the next (older) one.
+async fn timeline_page(
+    state: &AppState,
+    who: &Authorized<may::NotebookRead>,
+    origin: &renrakucho_store::audit::Origin,
+    query: &NotebookQuery,
+) -> Result<(Vec<Listed<EntryView>>, Option<String>), ApiError> {
+    let api_query = TimelineQuery {
+        category: query.category.clone(),
+        facility: None,
+        urgent: query.urgent,
+        from: query.from.clone(),
+        until: query.until.clone(),
+        cursor: query.cursor.clone(),
+        limit: Some(50),
+    };
+    let (filter, cursor) = api_query.parse()?;
+    let page =
+        renrakucho_notebook::timeline(&state.db, &state.keyring, who, origin, &filter, cursor, 50)
+            .await?;
+    let next = page.next.map(|c| {
+        let mut link = format!("/patients/{}/notebook?cursor={c}", who.patient().as_uuid());
+        if let Some(cat) = &query.category {
+            link.push_str(&format!("&category={cat}"));
+        }
+        if query.urgent == Some(true) {
+            link.push_str("&urgent=true");
+        }
+        for (k, v) in [("from", &query.from), ("until", &query.until)] {
+            if let Some(v) = v {
+                link.push_str(&format!("&{k}={v}"));
+            }
+        }
+        link
+    });
+    Ok((page.entries, next))
+}
+
+/// Shown is read: the person's read receipts for the entries on the page.
+async fn mark_shown_read(
+    state: &AppState,
+    user: &SignedIn,
+    who: &Authorized<may::NotebookRead>,
+    entries: &[Listed<EntryView>],
+) {
+    let me = renrakucho_http::access::as_author(user, who.clone());
+    let unread: Vec<Uuid> = entries
+        .iter()
+        .filter_map(Listed::readable)
+        .filter(|e| !e.read)
+        .map(|e| e.id)
+        .collect();
+    if let Err(e) = renrakucho_notebook::mark_read(&state.db, &me, &user.origin, &unread).await {
+        tracing::warn!(error = %e, "could not record read receipts");
+    }
+}
+
+/// The other active facilities of the care team, to mention in a new entry (ID, name).
+async fn mentionable(
+    state: &AppState,
+    user: &SignedIn,
+    who: &Authorized<may::NotebookRead>,
+    origin: &renrakucho_store::audit::Origin,
+) -> Vec<(String, String)> {
+    let Some(reader) =
+        renrakucho_http::access::check::<may::CareTeamRead>(state, user, who.patient()).await
+    else {
+        return Vec::new();
+    };
+    renrakucho_registry::care_team_of(&state.db, &reader, origin)
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|m| m.status == "active" && m.facility != who.facility())
+        .map(|m| (m.facility.as_uuid().to_string(), m.name.unwrap_or_default()))
+        .collect()
+}
+
+impl WriteForm {
+    /// The form as first shown: a treatment note for information.
+    fn with_defaults(self) -> Self {
+        WriteForm {
+            category: if self.category.is_empty() {
+                "treatment".into()
+            } else {
+                self.category
+            },
+            priority: if self.priority.is_empty() {
+                "info".into()
+            } else {
+                self.priority
+            },
+            ..self
+        }
+    }
 }
 
 #[tracing::instrument(skip_all)]
@@ -605,758 +654,5 @@ pub async fn post(
             }
             page
         }
-    }
-}
-
-#[derive(Template)]
-#[template(path = "entry.html")]
-struct EntryPage {
-    admin: bool,
-    token: String,
-    done: Option<&'static str>,
-    error: Option<String>,
-    patient_id: String,
-    entry_id: String,
-    main: Vec<EntryCard>,
-    replies: Vec<EntryCard>,
-    read_by: Vec<String>,
-    versions: Vec<VersionLine>,
-    withdrawn: bool,
-    withdrawal_reason: String,
-    may_write: bool,
-    may_change: bool,
-    may_support: bool,
-    directory: Vec<(String, String)>,
-    version: i32,
-    category: String,
-    priority: String,
-    body: String,
-}
-
-#[derive(Default)]
-struct VersionLine {
-    /// The ID of a version that fails its integrity check: shown as unreadable.
-    unreadable: Option<String>,
-    version: i32,
-    at: String,
-    editor: String,
-    body: String,
-}
-
-#[derive(Deserialize, Default)]
-pub struct DoneQuery {
-    #[serde(default)]
-    done: Option<String>,
-}
-
-#[allow(clippy::too_many_arguments)]
-async fn entry_page(
-    state: &AppState,
-    origin: &renrakucho_store::audit::Origin,
-    user: &SignedIn,
-    token: &CsrfToken,
-    raw_patient: &str,
-    raw_entry: &str,
-    done: Option<&'static str>,
-    error: Option<ApiError>,
-) -> Response {
-    let result = async {
-        let patient = patient_id(raw_patient)?;
-        let entry = Uuid::parse_str(raw_entry).map_err(|_| ApiError::not_found())?;
-        let who = authorize::<may::NotebookRead>(state, user, patient).await?;
-        let detail =
-            renrakucho_notebook::entry_detail(&state.db, &state.keyring, &who, origin, entry)
-                .await?;
-        Ok::<_, ApiError>((patient, who, detail))
-    }
-    .await;
-    let (patient, who, detail) = match result {
-        Ok(r) => r,
-        Err(e) => return failed(e),
-    };
-    {
-        let me = renrakucho_http::access::as_author(user, who.clone());
-        let mut ids = vec![detail.entry.id];
-        ids.extend(
-            detail
-                .replies
-                .iter()
-                .filter_map(Listed::readable)
-                .map(|r| r.id),
-        );
-        if let Err(e) = renrakucho_notebook::mark_read(&state.db, &me, &user.origin, &ids).await {
-            tracing::warn!(error = %e, "could not record read receipts");
-        }
-    }
-    let person = roles(user);
-    let may_write = state
-        .authz
-        .allowed(&person, who.facility(), patient, Action::NotebookWrite)
-        .await
-        .unwrap_or(false);
-    let may_change = may_write
-        && (detail.entry.author == who.staff()
-            || (is_admin(user) && detail.entry.facility == who.facility()));
-    let may_support = state
-        .authz
-        .allowed(&person, who.facility(), patient, Action::SupportRequest)
-        .await
-        .unwrap_or(false);
-    let directory = if may_support {
-        renrakucho_registry::directory(&state.db, who.facility())
-            .await
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|d| d.id != who.facility())
-            .map(|d| (d.code, format!("{}（{}）", d.name, d.kind.label_ja())))
-            .collect()
-    } else {
-        Vec::new()
-    };
-    let status = error.as_ref().map(|e| e.status).unwrap_or(StatusCode::OK);
-    let page = EntryPage {
-        may_support,
-        directory,
-        admin: is_admin(user),
-        token: token.authenticity_token().unwrap_or_default(),
-        done,
-        error: error.map(|e| e.message),
-        patient_id: patient.as_uuid().to_string(),
-        entry_id: detail.entry.id.to_string(),
-        main: vec![entry_card(&detail.entry)],
-        replies: detail.replies.iter().map(card).collect(),
-        read_by: detail
-            .read_by
-            .iter()
-            .map(|r| {
-                format!(
-                    "{}（{}）{} ・ {}",
-                    r.name,
-                    r.profession
-                        .parse::<renrakucho_core::Profession>()
-                        .map(|p| p.label_ja())
-                        .unwrap_or_default(),
-                    r.facility_name.clone().unwrap_or_default(),
-                    local(r.read_at)
-                )
-            })
-            .collect(),
-        versions: detail
-            .versions
-            .iter()
-            .map(|v| match v {
-                Listed::Readable(v) => VersionLine {
-                    unreadable: None,
-                    version: v.version,
-                    at: local(v.edited_at),
-                    editor: v.editor_name.clone(),
-                    body: v.body.clone(),
-                },
-                Listed::Unreadable(u) => VersionLine {
-                    unreadable: Some(u.id.to_string()),
-                    ..VersionLine::default()
-                },
-            })
-            .collect(),
-        withdrawn: detail.entry.withdrawn_at.is_some(),
-        withdrawal_reason: detail.entry.withdrawal_reason.clone().unwrap_or_default(),
-        may_write,
-        may_change,
-        version: detail.entry.version,
-        category: detail.entry.category.as_str().to_string(),
-        priority: detail.entry.priority.as_str().to_string(),
-        body: detail.entry.body.clone(),
-    };
-    (token.clone(), render(status, &page)).into_response()
-}
-
-#[tracing::instrument(skip_all)]
-pub async fn entry(
-    State(state): State<AppState>,
-    RequestOrigin(origin): RequestOrigin,
-    PageUser(user): PageUser,
-    token: CsrfToken,
-    Path((id, entry)): Path<(String, String)>,
-    Query(query): Query<DoneQuery>,
-) -> Response {
-    let done = match query.done.as_deref() {
-        Some("replied") => Some("返信しました / Replied"),
-        Some("edited") => Some("修正しました（新しい版として保存） / Saved as a new version"),
-        _ => None,
-    };
-    entry_page(&state, &origin, &user, &token, &id, &entry, done, None).await
-}
-
-#[derive(Deserialize)]
-pub struct EditForm {
-    expected_version: i32,
-    category: String,
-    priority: String,
-    body: String,
-}
-
-#[tracing::instrument(skip_all)]
-pub async fn edit(
-    State(state): State<AppState>,
-    RequestOrigin(origin): RequestOrigin,
-    PageUser(user): PageUser,
-    token: CsrfToken,
-    Path((id, entry)): Path<(String, String)>,
-    Form(form): Form<EditForm>,
-) -> Response {
-    let result = async {
-        let patient = patient_id(&id)?;
-        let entry_id = Uuid::parse_str(&entry).map_err(|_| ApiError::not_found())?;
-        let me = author::<may::NotebookWrite>(&state, &user, patient).await?;
-        // The page edits the text; what else the entry said stays as it was.
-        let reader = authorize::<may::NotebookRead>(&state, &user, patient).await?;
-        let detail = renrakucho_notebook::entry_detail(
-            &state.db,
-            &state.keyring,
-            &reader,
-            &origin,
-            entry_id,)
-        .await?;
-        let content = EntryContent {
-            category: form.category.parse().map_err(|_| ApiError::not_found())?,
-            priority: form.priority.parse().map_err(|_| ApiError::not_found())?,
-            body: EntryBody::parse(&form.body)?,
-            vitals: detail.entry.vitals,
-            mentions: detail.entry.mentions.clone(),
-        };
-        match renrakucho_notebook::edit_entry(
-            &state.db,
-            &state.keyring,
-            &me,
-            &origin,
-            entry_id,
-            form.expected_version,
-            content,)
-        .await?
-        {
-            renrakucho_notebook::EditResult::Saved(_) => Ok(()),
-            renrakucho_notebook::EditResult::Stale(current) => Err(ApiError::conflict(format!(
-                "この記録は他の人が先に修正しました（現在 第{}版）。下の最新の内容を確認してから、もう一度修正してください。あなたの入力: 「{}」 / someone saved a newer version first; your text is shown here so nothing is lost",
-                current.version, form.body
-            ))),
-        }
-    }
-    .await;
-    match result {
-        Ok(()) => {
-            Redirect::to(&format!("/patients/{id}/entries/{entry}?done=edited")).into_response()
-        }
-        Err(e) if e.status == StatusCode::NOT_FOUND || e.status == StatusCode::FORBIDDEN => {
-            failed(e)
-        }
-        Err(e) => entry_page(&state, &origin, &user, &token, &id, &entry, None, Some(e)).await,
-    }
-}
-
-#[derive(Deserialize)]
-pub struct WithdrawForm {
-    #[serde(default)]
-    reason: String,
-}
-
-#[tracing::instrument(skip_all)]
-pub async fn withdraw(
-    State(state): State<AppState>,
-    RequestOrigin(origin): RequestOrigin,
-    PageUser(user): PageUser,
-    token: CsrfToken,
-    Path((id, entry)): Path<(String, String)>,
-    Form(form): Form<WithdrawForm>,
-) -> Response {
-    let result = async {
-        let patient = patient_id(&id)?;
-        let entry_id = Uuid::parse_str(&entry).map_err(|_| ApiError::not_found())?;
-        let me = author::<may::NotebookWrite>(&state, &user, patient).await?;
-        let reason = Reason::parse(&form.reason)?;
-        renrakucho_notebook::withdraw_entry(
-            &state.db,
-            &state.keyring,
-            &me,
-            &origin,
-            entry_id,
-            reason,
-        )
-        .await?;
-        Ok::<_, ApiError>(())
-    }
-    .await;
-    match result {
-        Ok(()) => Redirect::to(&format!("/patients/{id}/notebook?done=withdrawn")).into_response(),
-        Err(e) if e.status == StatusCode::NOT_FOUND || e.status == StatusCode::FORBIDDEN => {
-            failed(e)
-        }
-        Err(e) => entry_page(&state, &origin, &user, &token, &id, &entry, None, Some(e)).await,
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Notifications.
-
-struct NotificationLine {
-    priority: &'static str,
-    priority_class: &'static str,
-    urgent: bool,
-    kind: &'static str,
-    read: bool,
-    at: String,
-    link: String,
-    what: String,
-}
-
-#[derive(Template)]
-#[template(path = "notifications.html")]
-struct NotificationsPage {
-    admin: bool,
-    token: String,
-    done: Option<&'static str>,
-    error: Option<String>,
-    items: Vec<NotificationLine>,
-    levels: Vec<(&'static str, &'static str)>,
-    live_level: String,
-    quiet_start: u8,
-    quiet_end: u8,
-    email: String,
-    digest_enabled: bool,
-    digest_hour: u8,
-}
-
-async fn notifications_page(
-    state: &AppState,
-    origin: &renrakucho_store::audit::Origin,
-    user: &SignedIn,
-    token: &CsrfToken,
-    done: Option<&'static str>,
-    error: Option<ApiError>,
-) -> Response {
-    let who = match staff(user) {
-        Ok(w) => w,
-        Err(e) => return failed(e),
-    };
-    let prefs = match renrakucho_notebook::preferences_of(&state.db, who).await {
-        Ok(p) => p,
-        Err(e) => return failed(e),
-    };
-    let feed = match renrakucho_notebook::feed(&state.db, who, origin, 7).await {
-        Ok(f) => {
-            renrakucho_http::access::notebook_items(
-                state,
-                user,
-                f,
-                renrakucho_http::access::tells_the_notebook,
-            )
-            .await
-        }
-        Err(e) => return failed(e),
-    };
-    // Patients' names for the lines the person may read.
-    let mut names = std::collections::HashMap::new();
-    for n in &feed {
-        if names.contains_key(&n.patient) {
-            continue;
-        }
-        let reader =
-            renrakucho_http::access::check::<may::PatientRead>(state, user, n.patient).await;
-        if let Some(reader) = reader {
-            if let Ok(p) =
-                renrakucho_registry::patient(&state.db, &state.keyring, &reader, origin).await
-            {
-                names.insert(n.patient, p.name.as_str().to_string());
-            }
-        }
-    }
-    let status = error.as_ref().map(|e| e.status).unwrap_or(StatusCode::OK);
-    let page = NotificationsPage {
-        admin: is_admin(user),
-        token: token.authenticity_token().unwrap_or_default(),
-        done,
-        error: error.map(|e| e.message),
-        items: feed
-            .iter()
-            .map(|n| {
-                let patient = n.patient.as_uuid();
-                let name = names
-                    .get(&n.patient)
-                    .cloned()
-                    .unwrap_or_else(|| "対象者".into());
-                NotificationLine {
-                    priority: n.priority.label_ja(),
-                    priority_class: match n.priority {
-                        Priority::Urgent => "urgent",
-                        Priority::ReplyRequested => "reply",
-                        Priority::Info => "",
-                    },
-                    urgent: n.priority == Priority::Urgent,
-                    kind: match n.kind {
-                        "reply" => "返信",
-                        "mention" => "自施設あて",
-                        "invitation" => "招待",
-                        "support" => "支援依頼",
-                        "card_locked" => "カード照会停止",
-                        "consent_recorded" => "同意",
-                        "consent_renewed" => "再同意",
-                        "consent_withdrawn" => "同意撤回",
-                        _ => "記録",
-                    },
-                    read: n.read,
-                    at: local(n.at),
-                    link: match (n.kind, n.entry, n.request) {
-                        ("invitation", _, _) => "/invitations".into(),
-                        (_, _, Some(r)) => format!("/support/{r}"),
-                        (_, Some(e), _) => format!("/patients/{patient}/entries/{e}"),
-                        _ => format!("/patients/{patient}"),
-                    },
-                    what: match n.kind {
-                        "invitation" => "ケアチームへの招待 / invitation".into(),
-                        "support" => "支援依頼 / support request".into(),
-                        "card_locked" => format!(
-                            "{name} のカードで緊急閲覧の本人確認が続けて失敗しました / repeated failed emergency identifications locked the card"
-                        ),
-                        // A facility that no longer shares the patient sees no name.
-                        "consent_recorded" => "同意書が登録されました / a consent was recorded".into(),
-                        "consent_renewed" => {
-                            "再同意が登録され、連絡帳を再び閲覧できます / consent renewed: the notebook is shared again"
-                                .into()
-                        }
-                        "consent_withdrawn" => {
-                            "同意が撤回され、連絡帳の共有が止まりました / consent withdrawn: sharing stopped"
-                                .into()
-                        }
-                        _ => format!("{name} の連絡帳"),
-                    },
-                }
-            })
-            .collect(),
-        levels: vec![
-            ("info", "すべて（参考・要返信・至急） / everything"),
-            (
-                "reply_requested",
-                "要返信と至急 / reply requested and urgent",
-            ),
-            ("urgent", "至急のみ / urgent only"),
-        ],
-        live_level: prefs.live_level.as_str().to_string(),
-        quiet_start: prefs.quiet_start,
-        quiet_end: prefs.quiet_end,
-        email: prefs.email.clone().unwrap_or_default(),
-        digest_enabled: prefs.digest_enabled,
-        digest_hour: prefs.digest_hour,
-    };
-    (token.clone(), render(status, &page)).into_response()
-}
-
-#[tracing::instrument(skip_all)]
-pub async fn notifications(
-    State(state): State<AppState>,
-    RequestOrigin(origin): RequestOrigin,
-    PageUser(user): PageUser,
-    token: CsrfToken,
-    Query(query): Query<DoneQuery>,
-) -> Response {
-    let done = (query.done.as_deref() == Some("saved")).then_some("保存しました / Saved");
-    notifications_page(&state, &origin, &user, &token, done, None).await
-}
-
-#[derive(Deserialize)]
-pub struct SettingsForm {
-    #[serde(default)]
-    email: String,
-    #[serde(default)]
-    live_level: String,
-    #[serde(default)]
-    quiet_start: String,
-    #[serde(default)]
-    quiet_end: String,
-    #[serde(default)]
-    digest_enabled: Option<String>,
-    #[serde(default)]
-    digest_hour: String,
-}
-
-#[tracing::instrument(skip_all)]
-pub async fn save_notifications(
-    State(state): State<AppState>,
-    RequestOrigin(origin): RequestOrigin,
-    PageUser(user): PageUser,
-    token: CsrfToken,
-    Form(form): Form<SettingsForm>,
-) -> Response {
-    let hour = |raw: &str, field: &'static str| {
-        raw.trim().parse::<i64>().map_err(|_| {
-            InvalidValue::new(
-                field,
-                "時刻は0〜23時で指定してください / an hour from 0 to 23",
-            )
-        })
-    };
-    let result = async {
-        let who = staff(&user)?;
-        let prefs = renrakucho_notebook::preferences(
-            Some(form.email.as_str()),
-            &form.live_level,
-            hour(&form.quiet_start, "quiet_start")?,
-            hour(&form.quiet_end, "quiet_end")?,
-            form.digest_enabled.is_some(),
-            hour(&form.digest_hour, "digest_hour")?,
-        )?;
-        renrakucho_notebook::save_preferences(&state.db, who, &origin, &prefs).await?;
-        Ok::<_, ApiError>(())
-    }
-    .await;
-    match result {
-        Ok(()) => Redirect::to("/notifications?done=saved").into_response(),
-        Err(e) => notifications_page(&state, &origin, &user, &token, None, Some(e)).await,
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Support requests.
-
-struct SupportListLine {
-    id: String,
-    status: &'static str,
-    kind: &'static str,
-    at: String,
-    between: String,
-}
-
-fn status_ja(s: &str) -> &'static str {
-    match s {
-        "requested" => "依頼中",
-        "accepted" => "受諾",
-        "declined" => "辞退",
-        "answered" => "回答済み",
-        "closed" => "終了",
-        _ => "—",
-    }
-}
-
-#[derive(Template)]
-#[template(path = "support.html")]
-struct SupportPage {
-    admin: bool,
-    done: Option<&'static str>,
-    lines: Vec<SupportListLine>,
-}
-
-#[tracing::instrument(skip_all)]
-pub async fn support_list(State(state): State<AppState>, PageUser(user): PageUser) -> Response {
-    let who = match staff(&user) {
-        Ok(w) => w,
-        Err(e) => return failed(e),
-    };
-    match renrakucho_notebook::support_requests(&state.db, who).await {
-        Ok(lines) => render(
-            StatusCode::OK,
-            &SupportPage {
-                admin: is_admin(&user),
-                done: None,
-                lines: lines
-                    .iter()
-                    .map(|l| SupportListLine {
-                        id: l.id.to_string(),
-                        status: status_ja(&l.status),
-                        kind: l.kind.label_ja(),
-                        at: local(l.created_at),
-                        between: format!(
-                            "{} → {}",
-                            l.from_name.clone().unwrap_or_default(),
-                            l.to_name.clone().unwrap_or_default()
-                        ),
-                    })
-                    .collect(),
-            },
-        ),
-        Err(e) => failed(e),
-    }
-}
-
-#[derive(Template)]
-#[template(path = "support_request.html")]
-struct SupportRequestPage {
-    admin: bool,
-    token: String,
-    done: Option<&'static str>,
-    error: Option<String>,
-    id: String,
-    kind: &'static str,
-    status: &'static str,
-    status_code: String,
-    between: String,
-    summary: String,
-    question: String,
-    answer: Option<String>,
-    sent: bool,
-    entries: Vec<EntryCard>,
-}
-
-async fn support_page(
-    state: &AppState,
-    origin: &renrakucho_store::audit::Origin,
-    user: &SignedIn,
-    token: &CsrfToken,
-    raw_id: &str,
-    done: Option<&'static str>,
-    error: Option<ApiError>,
-) -> Response {
-    let result = async {
-        let id = Uuid::parse_str(raw_id).map_err(|_| ApiError::not_found())?;
-        let (side, _) = renrakucho_api::notebook::support_actor(state, user, id).await?;
-        side.detail(state, origin, id).await
-    }
-    .await;
-    let detail = match result {
-        Ok(d) => d,
-        Err(e) => return failed(e),
-    };
-    let status = error.as_ref().map(|e| e.status).unwrap_or(StatusCode::OK);
-    let page = SupportRequestPage {
-        admin: is_admin(user),
-        token: token.authenticity_token().unwrap_or_default(),
-        done,
-        error: error.map(|e| e.message),
-        id: detail.line.id.to_string(),
-        kind: detail.line.kind.label_ja(),
-        status: status_ja(&detail.line.status),
-        status_code: detail.line.status.clone(),
-        between: format!(
-            "{} → {}",
-            detail.line.from_name.clone().unwrap_or_default(),
-            detail.line.to_name.clone().unwrap_or_default()
-        ),
-        summary: detail.summary.clone(),
-        question: detail.question.clone(),
-        answer: detail.answer.clone(),
-        sent: detail.line.sent,
-        entries: detail.entries.iter().map(card).collect(),
-    };
-    (token.clone(), render(status, &page)).into_response()
-}
-
-#[tracing::instrument(skip_all)]
-pub async fn support_request(
-    State(state): State<AppState>,
-    RequestOrigin(origin): RequestOrigin,
-    PageUser(user): PageUser,
-    token: CsrfToken,
-    Path(id): Path<String>,
-    Query(query): Query<DoneQuery>,
-) -> Response {
-    let done = query.done.as_deref().map(|_| "更新しました / Updated");
-    support_page(&state, &origin, &user, &token, &id, done, None).await
-}
-
-#[derive(Deserialize)]
-pub struct SupportStepForm {
-    #[serde(default)]
-    answer: String,
-}
-
-#[tracing::instrument(skip_all)]
-pub async fn support_step(
-    State(state): State<AppState>,
-    RequestOrigin(origin): RequestOrigin,
-    PageUser(user): PageUser,
-    token: CsrfToken,
-    Path((id, step)): Path<(String, String)>,
-    Form(form): Form<SupportStepForm>,
-) -> Response {
-    let result = async {
-        let request = Uuid::parse_str(&id).map_err(|_| ApiError::not_found())?;
-        let (side, line) = renrakucho_api::notebook::support_actor(&state, &user, request).await?;
-        side.step(&state, &user, &origin, request, &step, form.answer)
-            .await?;
-        renrakucho_http::access::changed(&state, line.patient).await;
-        Ok::<_, ApiError>(())
-    }
-    .await;
-    match result {
-        Ok(()) => Redirect::to(&format!("/support/{id}?done=1")).into_response(),
-        Err(e) if e.status == StatusCode::NOT_FOUND || e.status == StatusCode::FORBIDDEN => {
-            failed(e)
-        }
-        Err(e) => support_page(&state, &origin, &user, &token, &id, None, Some(e)).await,
-    }
-}
-
-#[derive(Deserialize)]
-pub struct SupportForm {
-    #[serde(default)]
-    to: String,
-    #[serde(default)]
-    kind: String,
-    #[serde(default)]
-    summary: String,
-    #[serde(default)]
-    question: String,
-}
-
-/// Sends a support request with this entry and its files.
-#[tracing::instrument(skip_all)]
-pub async fn request_support(
-    State(state): State<AppState>,
-    RequestOrigin(origin): RequestOrigin,
-    PageUser(user): PageUser,
-    token: CsrfToken,
-    Path((id, entry)): Path<(String, String)>,
-    Form(form): Form<SupportForm>,
-) -> Response {
-    let result = async {
-        let patient = patient_id(&id)?;
-        let entry_id = Uuid::parse_str(&entry).map_err(|_| ApiError::not_found())?;
-        let reader = authorize::<may::NotebookRead>(&state, &user, patient).await?;
-        let me = authorize::<may::SupportRequest>(&state, &user, patient)
-            .await
-            .map(|allowed| renrakucho_http::access::as_author(&user, allowed))
-            .map_err(|_| {
-                ApiError::conflict(
-                    "同意書が登録されていないか、依頼する権限がありません（第12条・第13条） / without consent on file, or without the right, nothing can be sent to another facility",
-                )
-            })?;
-        if form.to.trim().is_empty() {
-            return Err(InvalidValue::new("to", "依頼先を選んでください / choose a facility").into());
-        }
-        let detail = renrakucho_notebook::entry_detail(
-            &state.db,
-            &state.keyring,
-            &reader,
-            &origin,
-            entry_id,)
-        .await?;
-        let kind = form.kind.parse().map_err(|_| {
-            InvalidValue::new("kind", "依頼の種類を選んでください / choose a kind")
-        })?;
-        let request = renrakucho_notebook::send_support_request(
-            &state.db,
-            &state.keyring,
-            &me,
-            &origin,
-            renrakucho_notebook::NewSupportRequest {
-                to_code: form.to.clone(),
-                kind,
-                question: form.question.clone(),
-                summary: form.summary.clone(),
-                entries: vec![entry_id],
-                attachments: detail.entry.attachments.iter().map(|a| a.id).collect(),
-            },)
-        .await?;
-        Ok::<_, ApiError>(request)
-    }
-    .await;
-    match result {
-        Ok(request) => {
-            if let Ok(patient) = patient_id(&id) {
-                renrakucho_http::access::changed(&state, patient).await;
-            }
-            Redirect::to(&format!("/support/{request}?done=sent")).into_response()
-        }
-        Err(e) if e.status == StatusCode::NOT_FOUND || e.status == StatusCode::FORBIDDEN => {
-            failed(e)
-        }
-        Err(e) => entry_page(&state, &origin, &user, &token, &id, &entry, None, Some(e)).await,
     }
 }

@@ -70,7 +70,8 @@ pub struct EmergencyRequest {
 renrakucho_core::redacted_debug!(EmergencyRequest);
 
 /// A grant, as the opening facility or the care team sees it.
-#[derive(Clone, Serialize)]
+#[derive(Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = GrantView)]
 pub struct EmergencyGrant {
     pub id: Uuid,
     pub patient: PatientId,

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use renrakucho_api::{emergency, notebook, patients};
+use renrakucho_core::{Category, FacilityId, PatientId, Priority, StaffId, Vitals};
 use renrakucho_http::error::Chain;
 use serde_json::{json, Value};
 use time::macros::datetime;
@@ -501,12 +502,12 @@ fn server_inputs_and_views_print_redacted() {
         ),
         format!(
             "{:?}",
-            emergency::GrantView {
+            renrakucho_registry::EmergencyGrant {
                 id: Uuid::nil(),
-                patient: Uuid::nil(),
-                facility: Uuid::nil(),
+                patient: PatientId::from_uuid(Uuid::nil()),
+                facility: FacilityId::from_uuid(Uuid::nil()),
                 facility_name: None,
-                opened_by: Uuid::nil(),
+                opened_by: StaffId::from_uuid(Uuid::nil()),
                 reason: Some(BODY.into()),
                 reason_unreadable: false,
                 opened_at: datetime!(2026-12-01 09:00 UTC),
@@ -530,24 +531,33 @@ fn server_inputs_and_views_print_redacted() {
         ),
         format!(
             "{:?}",
-            notebook::EntrySchema {
+            renrakucho_notebook::EntryView {
                 id: Uuid::nil(),
-                patient: Uuid::nil(),
-                facility: Uuid::nil(),
+                patient: PatientId::from_uuid(Uuid::nil()),
+                facility: FacilityId::from_uuid(Uuid::nil()),
                 facility_name: None,
-                author: Uuid::nil(),
+                author: StaffId::from_uuid(Uuid::nil()),
                 author_name: SIGNER.into(),
                 author_profession: "doctor".into(),
-                category: "vitals".into(),
-                priority: "urgent".into(),
+                category: Category::Vitals,
+                priority: Priority::Urgent,
                 body: BODY.into(),
-                vitals: Some(json!({ "temperature_c": 38.7 })),
+                vitals: Some(Vitals {
+                    temperature_c: Some(38.7),
+                    ..Vitals::default()
+                }),
                 reply_to: None,
                 mentions: vec![],
                 version: 1,
-                created_at: "2026-12-01T09:00:00Z".into(),
-                updated_at: "2026-12-01T09:00:00Z".into(),
-                attachments: vec![json!({ "file_name": NAME })],
+                created_at: datetime!(2026-12-01 09:00 UTC),
+                updated_at: datetime!(2026-12-01 09:00 UTC),
+                attachments: vec![renrakucho_notebook::AttachmentLine {
+                    id: Uuid::nil(),
+                    file_name: NAME.into(),
+                    media_type: "image/png".into(),
+                    size: 1,
+                    has_thumbnail: false,
+                }],
                 read: false,
                 withdrawn_at: None,
                 withdrawal_reason: Some(BODY.into()),

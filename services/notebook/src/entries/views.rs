@@ -7,7 +7,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 /// A file of an entry, as listed.
-#[derive(Clone, Serialize)]
+#[derive(Clone, Serialize, utoipa::ToSchema)]
 pub struct AttachmentLine {
     pub id: Uuid,
     pub file_name: String,
@@ -24,7 +24,8 @@ renrakucho_core::redacted_debug!(AttachmentLine {
 });
 
 /// An entry as the care team reads it.
-#[derive(Clone, Serialize)]
+#[derive(Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = Entry)]
 pub struct EntryView {
     pub id: Uuid,
     pub patient: PatientId,
@@ -36,6 +37,7 @@ pub struct EntryView {
     pub category: Category,
     pub priority: Priority,
     pub body: String,
+    #[schema(value_type = Option<Object>)]
     pub vitals: Option<Vitals>,
     pub reply_to: Option<Uuid>,
     pub mentions: Vec<FacilityId>,

@@ -1,0 +1,283 @@
+//! One entry: its page with replies, versions and readers; editing; withdrawal.
+
+use super::*;
+
+#[derive(Template)]
+#[template(path = "entry.html")]
+struct EntryPage {
+    admin: bool,
+    token: String,
+    done: Option<&'static str>,
+    error: Option<String>,
+    patient_id: String,
+    entry_id: String,
+    main: Vec<EntryCard>,
+    replies: Vec<EntryCard>,
+    read_by: Vec<String>,
+    versions: Vec<VersionLine>,
+    withdrawn: bool,
+    withdrawal_reason: String,
+    may_write: bool,
+    may_change: bool,
+    may_support: bool,
+    directory: Vec<(String, String)>,
+    version: i32,
+    category: String,
+    priority: String,
+    body: String,
+}
+
+#[derive(Default)]
+struct VersionLine {
+    /// The ID of a version that fails its integrity check: shown as unreadable.
+    unreadable: Option<String>,
+    version: i32,
+    at: String,
+    editor: String,
+    body: String,
+}
+
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn entry_page(
+    state: &AppState,
+    origin: &renrakucho_store::audit::Origin,
+    user: &SignedIn,
+    token: &CsrfToken,
+    raw_patient: &str,
+    raw_entry: &str,
+    done: Option<&'static str>,
+    error: Option<ApiError>,
+) -> Response {
+    let result = async {
+        let patient = patient_id(raw_patient)?;
+        let entry = Uuid::parse_str(raw_entry).map_err(|_| ApiError::not_found())?;
+        let who = authorize::<may::NotebookRead>(state, user, patient).await?;
+        let detail =
+            renrakucho_notebook::entry_detail(&state.db, &state.keyring, &who, origin, entry)
+                .await?;
+        Ok::<_, ApiError>((patient, who, detail))
+    }
+    .await;
+    let (patient, who, detail) = match result {
+        Ok(r) => r,
+        Err(e) => return failed(e),
+    };
+    {
+        let me = renrakucho_http::access::as_author(user, who.clone());
+        let mut ids = vec![detail.entry.id];
+        ids.extend(
+            detail
+                .replies
+                .iter()
+                .filter_map(Listed::readable)
+                .map(|r| r.id),
+        );
+        if let Err(e) = renrakucho_notebook::mark_read(&state.db, &me, &user.origin, &ids).await {
+            tracing::warn!(error = %e, "could not record read receipts");
+        }
+    }
+    let person = roles(user);
+    let may_write = state
+        .authz
+        .allowed(&person, who.facility(), patient, Action::NotebookWrite)
+        .await
+        .unwrap_or(false);
+    let may_change = may_write
+        && (detail.entry.author == who.staff()
+            || (is_admin(user) && detail.entry.facility == who.facility()));
+    let may_support = state
+        .authz
+        .allowed(&person, who.facility(), patient, Action::SupportRequest)
+        .await
+        .unwrap_or(false);
+    let directory = if may_support {
+        renrakucho_registry::directory(&state.db, who.facility())
+            .await
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|d| d.id != who.facility())
+            .map(|d| (d.code, format!("{}（{}）", d.name, d.kind.label_ja())))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let status = error.as_ref().map(|e| e.status).unwrap_or(StatusCode::OK);
+    let page = EntryPage {
+        may_support,
+        directory,
+        admin: is_admin(user),
+        token: token.authenticity_token().unwrap_or_default(),
+        done,
+        error: error.map(|e| e.message),
+        patient_id: patient.as_uuid().to_string(),
+        entry_id: detail.entry.id.to_string(),
+        main: vec![entry_card(&detail.entry)],
+        replies: detail.replies.iter().map(card).collect(),
+        read_by: detail
+            .read_by
+            .iter()
+            .map(|r| {
+                format!(
+                    "{}（{}）{} ・ {}",
+                    r.name,
+                    r.profession
+                        .parse::<renrakucho_core::Profession>()
+                        .map(|p| p.label_ja())
+                        .unwrap_or_default(),
+                    r.facility_name.clone().unwrap_or_default(),
+                    local(r.read_at)
+                )
+            })
+            .collect(),
+        versions: detail
+            .versions
+            .iter()
+            .map(|v| match v {
+                Listed::Readable(v) => VersionLine {
+                    unreadable: None,
+                    version: v.version,
+                    at: local(v.edited_at),
+                    editor: v.editor_name.clone(),
+                    body: v.body.clone(),
+                },
+                Listed::Unreadable(u) => VersionLine {
+                    unreadable: Some(u.id.to_string()),
+                    ..VersionLine::default()
+                },
+            })
+            .collect(),
+        withdrawn: detail.entry.withdrawn_at.is_some(),
+        withdrawal_reason: detail.entry.withdrawal_reason.clone().unwrap_or_default(),
+        may_write,
+        may_change,
+        version: detail.entry.version,
+        category: detail.entry.category.as_str().to_string(),
+        priority: detail.entry.priority.as_str().to_string(),
+        body: detail.entry.body.clone(),
+    };
+    (token.clone(), render(status, &page)).into_response()
+}
+
+#[tracing::instrument(skip_all)]
+pub async fn entry(
+    State(state): State<AppState>,
+    RequestOrigin(origin): RequestOrigin,
+    PageUser(user): PageUser,
+    token: CsrfToken,
+    Path((id, entry)): Path<(String, String)>,
+    Query(query): Query<DoneQuery>,
+) -> Response {
+    let done = match query.done.as_deref() {
+        Some("replied") => Some("返信しました / Replied"),
+        Some("edited") => Some("修正しました（新しい版として保存） / Saved as a new version"),
+        _ => None,
+    };
+    entry_page(&state, &origin, &user, &token, &id, &entry, done, None).await
+}
+
+#[derive(Deserialize)]
+pub struct EditForm {
+    expected_version: i32,
+    category: String,
+    priority: String,
+    body: String,
+}
+
+#[tracing::instrument(skip_all)]
+pub async fn edit(
+    State(state): State<AppState>,
+    RequestOrigin(origin): RequestOrigin,
+    PageUser(user): PageUser,
+    token: CsrfToken,
+    Path((id, entry)): Path<(String, String)>,
+    Form(form): Form<EditForm>,
+) -> Response {
+    let result = async {
+        let patient = patient_id(&id)?;
+        let entry_id = Uuid::parse_str(&entry).map_err(|_| ApiError::not_found())?;
+        let me = author::<may::NotebookWrite>(&state, &user, patient).await?;
+        // The page edits the text; what else the entry said stays as it was.
+        let reader = authorize::<may::NotebookRead>(&state, &user, patient).await?;
+        let detail = renrakucho_notebook::entry_detail(
+            &state.db,
+            &state.keyring,
+            &reader,
+            &origin,
+            entry_id,)
+        .await?;
+        let content = EntryContent {
+            category: form.category.parse().map_err(|_| ApiError::not_found())?,
+            priority: form.priority.parse().map_err(|_| ApiError::not_found())?,
+            body: EntryBody::parse(&form.body)?,
+            vitals: detail.entry.vitals,
+            mentions: detail.entry.mentions.clone(),
+        };
+        match renrakucho_notebook::edit_entry(
+            &state.db,
+            &state.keyring,
+            &me,
+            &origin,
+            entry_id,
+            form.expected_version,
+            content,)
+        .await?
+        {
+            renrakucho_notebook::EditResult::Saved(_) => Ok(()),
+            renrakucho_notebook::EditResult::Stale(current) => Err(ApiError::conflict(format!(
+                "この記録は他の人が先に修正しました（現在 第{}版）。下の最新の内容を確認してから、もう一度修正してください。あなたの入力: 「{}」 / someone saved a newer version first; your text is shown here so nothing is lost",
+                current.version, form.body
+            ))),
+        }
+    }
+    .await;
+    match result {
+        Ok(()) => {
+            Redirect::to(&format!("/patients/{id}/entries/{entry}?done=edited")).into_response()
+        }
+        Err(e) if e.status == StatusCode::NOT_FOUND || e.status == StatusCode::FORBIDDEN => {
+            failed(e)
+        }
+        Err(e) => entry_page(&state, &origin, &user, &token, &id, &entry, None, Some(e)).await,
+    }
+}
+
+#[derive(Deserialize)]
+pub struct WithdrawForm {
+    #[serde(default)]
+    reason: String,
+}
+
+#[tracing::instrument(skip_all)]
+pub async fn withdraw(
+    State(state): State<AppState>,
+    RequestOrigin(origin): RequestOrigin,
+    PageUser(user): PageUser,
+    token: CsrfToken,
+    Path((id, entry)): Path<(String, String)>,
+    Form(form): Form<WithdrawForm>,
+) -> Response {
+    let result = async {
+        let patient = patient_id(&id)?;
+        let entry_id = Uuid::parse_str(&entry).map_err(|_| ApiError::not_found())?;
+        let me = author::<may::NotebookWrite>(&state, &user, patient).await?;
+        let reason = Reason::parse(&form.reason)?;
+        renrakucho_notebook::withdraw_entry(
+            &state.db,
+            &state.keyring,
+            &me,
+            &origin,
+            entry_id,
+            reason,
+        )
+        .await?;
+        Ok::<_, ApiError>(())
+    }
+    .await;
+    match result {
+        Ok(()) => Redirect::to(&format!("/patients/{id}/notebook?done=withdrawn")).into_response(),
+        Err(e) if e.status == StatusCode::NOT_FOUND || e.status == StatusCode::FORBIDDEN => {
+            failed(e)
+        }
+        Err(e) => entry_page(&state, &origin, &user, &token, &id, &entry, None, Some(e)).await,
+    }
+}
