@@ -1,7 +1,6 @@
 //! Entries of the notebook: the timeline, posting, one entry with its history, edits with
 //! optimistic concurrency, withdrawal and read receipts.
 
-use crate::patients::patient_id;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -25,6 +24,7 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::id_of;
+use crate::patients::patient_id;
 
 /// What an entry says, as sent.
 #[derive(Deserialize, ToSchema)]

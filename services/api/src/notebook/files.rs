@@ -1,6 +1,5 @@
 //! Attachments (upload, download, thumbnails) and the notebook's export as JSON or PDF.
 
-use crate::patients::{download, patient_id, too_large};
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -17,6 +16,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::id_of;
+use crate::patients::{download, patient_id, too_large};
 
 /// Uploads a file for an entry (the body is the file itself; its name in `X-File-Name`,
 /// percent-encoded). Photos are checked, cleaned of their metadata (location included) and

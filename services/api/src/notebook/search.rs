@@ -1,6 +1,5 @@
 //! Searching a patient's notebook for words.
 
-use crate::patients::patient_id;
 use axum::extract::{Path, State};
 use axum::Json;
 use renrakucho_http::access::authorize;
@@ -16,6 +15,7 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 
 use super::EntryListItem;
+use crate::patients::patient_id;
 
 #[derive(Deserialize, IntoParams)]
 pub struct SearchQuery {

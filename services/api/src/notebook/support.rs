@@ -1,6 +1,5 @@
 //! Support requests between facilities: sending, listing, reading and answering them.
 
-use crate::patients::patient_id;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
@@ -17,6 +16,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::id_of;
+use crate::patients::patient_id;
 
 /// A support request to send.
 #[derive(Deserialize, ToSchema)]

@@ -1,7 +1,6 @@
 //! What is new for the signed-in person: unread entries per patient, notifications, their
 //! settings and per-patient muting.
 
-use crate::patients::patient_id;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
@@ -97,6 +96,8 @@ renrakucho_core::redacted_debug!(PreferencesBody {
     digest_enabled,
     digest_hour
 });
+
+use crate::patients::patient_id;
 
 fn seven() -> i64 {
     7
