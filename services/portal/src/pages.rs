@@ -4,100 +4,40 @@
 //! JSON API does (`access::authorize`) and calls the same domain functions; errors are shown
 //! on the page in words a person understands.
 
-use crate::csrf::CsrfToken;
 use crate::input::{Form, Query};
 use askama::Template;
-use axum::extract::{FromRequestParts, Multipart, Path, State};
-use axum::http::request::Parts;
+use axum::extract::{Multipart, Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use renrakucho_api::emergency::EmergencyBody;
 use renrakucho_api::patients::{consent_form, download, patient_id, PatientBody, PatientView};
 use renrakucho_authz::{Action, Authorized, Role};
-use renrakucho_core::{CareLevel, InvalidValue, Sex, StaffRole};
+use renrakucho_core::{CareLevel, InvalidValue, Sex};
 use renrakucho_http::access::{authorize, permit, roles, staff};
 use renrakucho_http::error::ApiError;
-use renrakucho_http::origin::RequestOrigin;
-use renrakucho_http::session::{self, SignedIn};
 use renrakucho_http::state::AppState;
 use renrakucho_registry::may;
 use renrakucho_registry::{ConsentScope, Listed, NewScan, Signer, TeamMember};
 use renrakucho_store::facilities::DirectoryEntry;
 use serde::Deserialize;
-use time::OffsetDateTime;
 
-use crate::routes::{error_page, render};
+use crate::context::{failed, is_admin, local, today, PageRequest, PageUser};
+use crate::routes::render;
 
 mod audit;
 mod emergency;
 mod invitations;
 mod patient;
+mod patient_forms;
 
 pub use audit::audit;
 pub use emergency::{close_or_review_emergency, emergency, open_emergency, EmergencyForm};
 pub use invitations::{answer_invitation, invitations};
-pub use patient::{
+pub use patient::show_patient;
+pub use patient_forms::{
     consent_scan, invite, leave, record_consent, reissue_card, remove_member, request_deletion,
-    show_patient, withdraw_consent, ConfirmForm, InviteForm,
+    withdraw_consent, ConfirmForm, InviteForm,
 };
-
-/// A signed-in person on a page; anyone else is sent to the sign-in page.
-pub struct PageUser(pub SignedIn);
-
-impl FromRequestParts<AppState> for PageUser {
-    type Rejection = Response;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
-        let session = tower_sessions::Session::from_request_parts(parts, state)
-            .await
-            .map_err(|_| {
-                error_page(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    &ApiError::internal().message,
-                )
-            })?;
-        let renrakucho_http::origin::RequestOrigin(origin) =
-            renrakucho_http::origin::RequestOrigin::from_request_parts(parts, state).await?;
-        match session::current(state, &session).await {
-            Ok(Some(mut signed_in)) => {
-                signed_in.origin = origin;
-                Ok(PageUser(signed_in))
-            }
-            Ok(None) => Err(Redirect::to("/login").into_response()),
-            Err(e) => Err(error_page(e.status, &e.message)),
-        }
-    }
-}
-
-fn is_admin(user: &SignedIn) -> bool {
-    user.who.role == Some(StaffRole::FacilityAdmin)
-}
-
-/// A page for an error: the same words as the API's.
-fn failed(e: impl Into<ApiError>) -> Response {
-    let e = e.into();
-    error_page(e.status, &e.message)
-}
-
-fn authenticity(token: &CsrfToken) -> String {
-    token.authenticity_token().unwrap_or_default()
-}
-
-fn local(t: OffsetDateTime) -> String {
-    let f = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]");
-    t.to_offset(time::macros::offset!(+9))
-        .format(&f)
-        .unwrap_or_default()
-}
-
-fn today() -> String {
-    let f = time::macros::format_description!("[year]-[month]-[day]");
-    OffsetDateTime::now_utc()
-        .to_offset(time::macros::offset!(+9))
-        .date()
-        .format(&f)
-        .unwrap_or_default()
-}
 
 /// What a page says after a form was done (`?done=…`, after the redirect).
 #[derive(Deserialize)]
@@ -137,7 +77,6 @@ pub struct SearchQuery {
 #[tracing::instrument(skip_all)]
 pub async fn patients(
     State(state): State<AppState>,
-    RequestOrigin(origin): RequestOrigin,
     PageUser(user): PageUser,
     Query(query): Query<SearchQuery>,
 ) -> Response {
@@ -149,7 +88,7 @@ pub async fn patients(
         &state.db,
         &state.keyring,
         &who,
-        &origin,
+        &user.origin,
         &query.q,
         100,
     )
@@ -262,21 +201,20 @@ struct PatientFormPage {
 }
 
 fn form_page(
-    user: &SignedIn,
-    token: &CsrfToken,
+    page: &PageRequest,
     action: String,
     editing: bool,
     form: PatientFields,
     error: Option<ApiError>,
 ) -> Response {
     let status = error.as_ref().map(|e| e.status).unwrap_or(StatusCode::OK);
-    let page = render(
+    let rendered = render(
         status,
         &PatientFormPage {
-            admin: is_admin(user),
+            admin: page.is_admin(),
             editing,
             action,
-            token: authenticity(token),
+            token: page.authenticity(),
             error: error.map(|e| e.message),
             form,
             sexes: Sex::ALL
@@ -289,16 +227,12 @@ fn form_page(
                 .collect(),
         },
     );
-    (token.clone(), page).into_response()
+    page.respond(rendered)
 }
 
 #[tracing::instrument(skip_all)]
-pub async fn new_patient(
-    State(state): State<AppState>,
-    PageUser(user): PageUser,
-    token: CsrfToken,
-) -> Response {
-    if let Err(e) = permit::<may::PatientRegister>(&state, &user).await {
+pub async fn new_patient(page: PageRequest) -> Response {
+    if let Err(e) = permit::<may::PatientRegister>(&page.state, &page.user).await {
         return failed(e);
     }
     let form = PatientFields {
@@ -306,72 +240,45 @@ pub async fn new_patient(
         care_level: "not_certified".into(),
         ..Default::default()
     };
-    form_page(&user, &token, "/patients/new".into(), false, form, None)
+    form_page(&page, "/patients/new".into(), false, form, None)
 }
 
 #[tracing::instrument(skip_all)]
-pub async fn create_patient(
-    State(state): State<AppState>,
-    RequestOrigin(origin): RequestOrigin,
-    PageUser(user): PageUser,
-    token: CsrfToken,
-    Form(form): Form<PatientFields>,
-) -> Response {
-    let who = match permit::<may::PatientRegister>(&state, &user).await {
+pub async fn create_patient(page: PageRequest, Form(form): Form<PatientFields>) -> Response {
+    let state = &page.state;
+    let who = match permit::<may::PatientRegister>(state, &page.user).await {
         Ok(who) => who,
         Err(e) => return failed(e),
     };
     let new = match form.body().parse() {
         Ok(new) => new,
-        Err(e) => {
-            return form_page(
-                &user,
-                &token,
-                "/patients/new".into(),
-                false,
-                form,
-                Some(e.into()),
-            )
-        }
+        Err(e) => return form_page(&page, "/patients/new".into(), false, form, Some(e.into())),
     };
-    match renrakucho_registry::register_patient(&state.db, &state.keyring, &who, &origin, new).await
-    {
+    let registered =
+        renrakucho_registry::register_patient(&state.db, &state.keyring, &who, page.origin(), new)
+            .await;
+    match registered {
         Ok(p) => {
-            renrakucho_http::access::changed(&state, p.id).await;
+            renrakucho_http::access::changed(state, p.id).await;
             Redirect::to(&format!("/patients/{}?done=registered", p.id.as_uuid())).into_response()
         }
-        Err(e) => form_page(
-            &user,
-            &token,
-            "/patients/new".into(),
-            false,
-            form,
-            Some(e.into()),
-        ),
+        Err(e) => form_page(&page, "/patients/new".into(), false, form, Some(e.into())),
     }
 }
 
 #[tracing::instrument(skip_all)]
-pub async fn edit_patient(
-    State(state): State<AppState>,
-    RequestOrigin(origin): RequestOrigin,
-    PageUser(user): PageUser,
-    token: CsrfToken,
-    Path(id): Path<String>,
-) -> Response {
-    let id = match patient_id(&id) {
-        Ok(id) => id,
-        Err(e) => return failed(e),
-    };
+pub async fn edit_patient(page: PageRequest, Path(id): Path<String>) -> Response {
+    let state = &page.state;
     // The form shows the registration as it is: changing it needs reading it too.
-    let who = match authorize::<may::PatientUpdate>(&state, &user, id).await {
-        Ok(_) => match authorize::<may::PatientRead>(&state, &user, id).await {
+    let who = match page.authorize::<may::PatientUpdate>(&id).await {
+        Ok(_) => match page.authorize::<may::PatientRead>(&id).await {
             Ok(reader) => reader,
             Err(e) => return failed(e),
         },
         Err(e) => return failed(e),
     };
-    let p = match renrakucho_registry::patient(&state.db, &state.keyring, &who, &origin).await {
+    let p = match renrakucho_registry::patient(&state.db, &state.keyring, &who, page.origin()).await
+    {
         Ok(p) => PatientView::from(p),
         Err(e) => return failed(e),
     };
@@ -386,9 +293,8 @@ pub async fn edit_patient(
         primary_doctor: p.primary_doctor.unwrap_or_default(),
     };
     form_page(
-        &user,
-        &token,
-        format!("/patients/{}/edit", id.as_uuid()),
+        &page,
+        format!("/patients/{}/edit", who.patient().as_uuid()),
         true,
         form,
         None,
@@ -397,28 +303,26 @@ pub async fn edit_patient(
 
 #[tracing::instrument(skip_all)]
 pub async fn update_patient(
-    State(state): State<AppState>,
-    RequestOrigin(origin): RequestOrigin,
-    PageUser(user): PageUser,
-    token: CsrfToken,
+    page: PageRequest,
     Path(id): Path<String>,
     Form(form): Form<PatientFields>,
 ) -> Response {
-    let id = match patient_id(&id) {
-        Ok(id) => id,
-        Err(e) => return failed(e),
-    };
-    let action = format!("/patients/{}/edit", id.as_uuid());
-    let who = match authorize::<may::PatientUpdate>(&state, &user, id).await {
+    let state = &page.state;
+    let who = match page.authorize::<may::PatientUpdate>(&id).await {
         Ok(who) => who,
         Err(e) => return failed(e),
     };
+    let id = who.patient();
+    let action = format!("/patients/{}/edit", id.as_uuid());
     let new = match form.body().parse() {
         Ok(new) => new,
-        Err(e) => return form_page(&user, &token, action, true, form, Some(e.into())),
+        Err(e) => return form_page(&page, action, true, form, Some(e.into())),
     };
-    match renrakucho_registry::update_patient(&state.db, &state.keyring, &who, &origin, new).await {
+    let updated =
+        renrakucho_registry::update_patient(&state.db, &state.keyring, &who, page.origin(), new)
+            .await;
+    match updated {
         Ok(_) => Redirect::to(&format!("/patients/{}?done=updated", id.as_uuid())).into_response(),
-        Err(e) => form_page(&user, &token, action, true, form, Some(e.into())),
+        Err(e) => form_page(&page, action, true, form, Some(e.into())),
     }
 }

@@ -19,6 +19,7 @@ use renrakucho_identity::SignInRequest;
 use serde::Deserialize;
 use tower_sessions::Session;
 
+use crate::context::{failed, PageRequest};
 use crate::{notebook_pages, pages};
 
 /// How a portal form is sent.
@@ -230,10 +231,6 @@ pub async fn page_not_found() -> Response {
 }
 
 /// Turns an API error into the page a person sees.
-fn page_for(error: ApiError) -> Response {
-    error_page(error.status, &error.message)
-}
-
 #[tracing::instrument(skip_all)]
 pub async fn stylesheet() -> impl IntoResponse {
     (
@@ -257,20 +254,11 @@ pub async fn live_script() -> impl IntoResponse {
 }
 
 #[tracing::instrument(skip_all)]
-pub async fn home(
-    State(state): State<AppState>,
-    RequestOrigin(origin): RequestOrigin,
-    session: Session,
-    token: CsrfToken,
-) -> Response {
-    let signed_in = match session::current(&state, &session).await {
-        Ok(Some(signed_in)) => signed_in,
-        Ok(None) => return Redirect::to("/login").into_response(),
-        Err(e) => return page_for(e),
-    };
+pub async fn home(page: PageRequest) -> Response {
+    let (state, signed_in) = (&page.state, &page.user);
     // What needs the facility's attention: invitations to answer, emergency access to its
     // patients not yet reviewed (第12条, the guideline's break-glass review).
-    let (invitations, unreviewed_emergencies) = match renrakucho_http::access::staff(&signed_in) {
+    let (invitations, unreviewed_emergencies) = match renrakucho_http::access::staff(signed_in) {
         Ok(who) => {
             let invitations = renrakucho_registry::pending_invitations(&state.db, who)
                 .await
@@ -280,7 +268,7 @@ pub async fn home(
                 &state.db,
                 &state.keyring,
                 who,
-                &origin,
+                page.origin(),
                 200,
                 |_, _| std::future::ready(false),
             )
@@ -295,18 +283,18 @@ pub async fn home(
         }
         Err(_) => (0, 0),
     };
-    let page = render(
+    let view = render(
         StatusCode::OK,
         &HomePage {
-            admin: signed_in.who.role == Some(renrakucho_core::StaffRole::FacilityAdmin),
-            who: signed_in.who,
+            admin: page.is_admin(),
+            who: signed_in.who.clone(),
             idle_minutes: state.sessions.idle_timeout.as_secs().div_ceil(60),
-            token: token.authenticity_token().unwrap_or_default(),
+            token: page.authenticity(),
             invitations,
             unreviewed_emergencies,
         },
     );
-    (token, page).into_response()
+    page.respond(view)
 }
 
 #[tracing::instrument(skip_all)]
@@ -329,7 +317,7 @@ pub async fn login_page(
             );
             (token, page).into_response()
         }
-        Err(e) => page_for(e),
+        Err(e) => failed(e),
     }
 }
 
@@ -381,7 +369,7 @@ pub async fn login_submit(
     match state.auth.sign_in(request).await {
         Ok(principal) => match session::start(&session, principal).await {
             Ok(()) => Redirect::to("/").into_response(),
-            Err(e) => page_for(e),
+            Err(e) => failed(e),
         },
         Err(e) => again(e.into(), &form),
     }
@@ -395,11 +383,11 @@ pub async fn logout(
 ) -> Response {
     if let Ok(Some(signed_in)) = session::current(&state, &session).await {
         if let Err(e) = state.auth.sign_out(signed_in.principal, &origin).await {
-            return page_for(e.into());
+            return failed(e);
         }
     }
     match session::end(&state, &session).await {
         Ok(()) => Redirect::to("/login").into_response(),
-        Err(e) => page_for(e.into()),
+        Err(e) => failed(e),
     }
 }

@@ -37,12 +37,100 @@ struct VersionLine {
     body: String,
 }
 
-#[allow(clippy::too_many_arguments)]
+/// What the person may do on an entry's page (each is the authorizer's answer).
+struct EntryMays {
+    write: bool,
+    /// Edit or withdraw: the author, or an administrator of the entry's facility.
+    change: bool,
+    support: bool,
+}
+
+impl EntryMays {
+    async fn asked(
+        page: &PageRequest,
+        who: &Authorized<may::NotebookRead>,
+        entry: &EntryView,
+    ) -> Self {
+        let person = roles(&page.user);
+        let allowed = |action| {
+            page.state
+                .authz
+                .allowed(&person, who.facility(), who.patient(), action)
+        };
+        let write = allowed(Action::NotebookWrite).await.unwrap_or(false);
+        let support = allowed(Action::SupportRequest).await.unwrap_or(false);
+        EntryMays {
+            write,
+            change: write
+                && (entry.author == who.staff()
+                    || (page.is_admin() && entry.facility == who.facility())),
+            support,
+        }
+    }
+}
+
+/// The entry and its replies are read once shown: the person's read receipts.
+async fn mark_entry_read(
+    page: &PageRequest,
+    who: &Authorized<may::NotebookRead>,
+    detail: &renrakucho_notebook::EntryDetail,
+) {
+    let me = renrakucho_http::access::as_author(&page.user, who.clone());
+    let mut ids = vec![detail.entry.id];
+    ids.extend(
+        detail
+            .replies
+            .iter()
+            .filter_map(Listed::readable)
+            .map(|r| r.id),
+    );
+    if let Err(e) = renrakucho_notebook::mark_read(&page.state.db, &me, page.origin(), &ids).await {
+        tracing::warn!(error = %e, "could not record read receipts");
+    }
+}
+
+/// The facilities of the directory a support request could go to (code, name with kind).
+async fn support_directory(page: &PageRequest, facility: FacilityId) -> Vec<(String, String)> {
+    renrakucho_registry::directory(&page.state.db, facility)
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|d| d.id != facility)
+        .map(|d| (d.code, format!("{}（{}）", d.name, d.kind.label_ja())))
+        .collect()
+}
+
+fn reader_line(r: &renrakucho_notebook::ReaderView) -> String {
+    format!(
+        "{}（{}）{} ・ {}",
+        r.name,
+        r.profession
+            .parse::<renrakucho_core::Profession>()
+            .map(|p| p.label_ja())
+            .unwrap_or_default(),
+        r.facility_name.clone().unwrap_or_default(),
+        local(r.read_at)
+    )
+}
+
+fn version_line(v: &Listed<renrakucho_notebook::VersionView>) -> VersionLine {
+    match v {
+        Listed::Readable(v) => VersionLine {
+            unreadable: None,
+            version: v.version,
+            at: local(v.edited_at),
+            editor: v.editor_name.clone(),
+            body: v.body.clone(),
+        },
+        Listed::Unreadable(u) => VersionLine {
+            unreadable: Some(u.id.to_string()),
+            ..VersionLine::default()
+        },
+    }
+}
+
 pub(super) async fn entry_page(
-    state: &AppState,
-    origin: &renrakucho_store::audit::Origin,
-    user: &SignedIn,
-    token: &CsrfToken,
+    page: &PageRequest,
     raw_patient: &str,
     raw_entry: &str,
     done: Option<&'static str>,
@@ -51,119 +139,59 @@ pub(super) async fn entry_page(
     let result = async {
         let patient = patient_id(raw_patient)?;
         let entry = Uuid::parse_str(raw_entry).map_err(|_| ApiError::not_found())?;
-        let who = authorize::<may::NotebookRead>(state, user, patient).await?;
-        let detail =
-            renrakucho_notebook::entry_detail(&state.db, &state.keyring, &who, origin, entry)
-                .await?;
-        Ok::<_, ApiError>((patient, who, detail))
+        let who = authorize::<may::NotebookRead>(&page.state, &page.user, patient).await?;
+        let detail = renrakucho_notebook::entry_detail(
+            &page.state.db,
+            &page.state.keyring,
+            &who,
+            page.origin(),
+            entry,
+        )
+        .await?;
+        Ok::<_, ApiError>((who, detail))
     }
     .await;
-    let (patient, who, detail) = match result {
+    let (who, detail) = match result {
         Ok(r) => r,
         Err(e) => return failed(e),
     };
-    {
-        let me = renrakucho_http::access::as_author(user, who.clone());
-        let mut ids = vec![detail.entry.id];
-        ids.extend(
-            detail
-                .replies
-                .iter()
-                .filter_map(Listed::readable)
-                .map(|r| r.id),
-        );
-        if let Err(e) = renrakucho_notebook::mark_read(&state.db, &me, &user.origin, &ids).await {
-            tracing::warn!(error = %e, "could not record read receipts");
-        }
-    }
-    let person = roles(user);
-    let may_write = state
-        .authz
-        .allowed(&person, who.facility(), patient, Action::NotebookWrite)
-        .await
-        .unwrap_or(false);
-    let may_change = may_write
-        && (detail.entry.author == who.staff()
-            || (is_admin(user) && detail.entry.facility == who.facility()));
-    let may_support = state
-        .authz
-        .allowed(&person, who.facility(), patient, Action::SupportRequest)
-        .await
-        .unwrap_or(false);
-    let directory = if may_support {
-        renrakucho_registry::directory(&state.db, who.facility())
-            .await
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|d| d.id != who.facility())
-            .map(|d| (d.code, format!("{}（{}）", d.name, d.kind.label_ja())))
-            .collect()
+    mark_entry_read(page, &who, &detail).await;
+    let may = EntryMays::asked(page, &who, &detail.entry).await;
+    let directory = if may.support {
+        support_directory(page, who.facility()).await
     } else {
         Vec::new()
     };
     let status = error.as_ref().map(|e| e.status).unwrap_or(StatusCode::OK);
-    let page = EntryPage {
-        may_support,
+    let entry = &detail.entry;
+    let view = EntryPage {
+        may_support: may.support,
         directory,
-        admin: is_admin(user),
-        token: token.authenticity_token().unwrap_or_default(),
+        admin: page.is_admin(),
+        token: page.authenticity(),
         done,
         error: error.map(|e| e.message),
-        patient_id: patient.as_uuid().to_string(),
-        entry_id: detail.entry.id.to_string(),
-        main: vec![entry_card(&detail.entry)],
+        patient_id: who.patient().as_uuid().to_string(),
+        entry_id: entry.id.to_string(),
+        main: vec![entry_card(entry)],
         replies: detail.replies.iter().map(card).collect(),
-        read_by: detail
-            .read_by
-            .iter()
-            .map(|r| {
-                format!(
-                    "{}（{}）{} ・ {}",
-                    r.name,
-                    r.profession
-                        .parse::<renrakucho_core::Profession>()
-                        .map(|p| p.label_ja())
-                        .unwrap_or_default(),
-                    r.facility_name.clone().unwrap_or_default(),
-                    local(r.read_at)
-                )
-            })
-            .collect(),
-        versions: detail
-            .versions
-            .iter()
-            .map(|v| match v {
-                Listed::Readable(v) => VersionLine {
-                    unreadable: None,
-                    version: v.version,
-                    at: local(v.edited_at),
-                    editor: v.editor_name.clone(),
-                    body: v.body.clone(),
-                },
-                Listed::Unreadable(u) => VersionLine {
-                    unreadable: Some(u.id.to_string()),
-                    ..VersionLine::default()
-                },
-            })
-            .collect(),
-        withdrawn: detail.entry.withdrawn_at.is_some(),
-        withdrawal_reason: detail.entry.withdrawal_reason.clone().unwrap_or_default(),
-        may_write,
-        may_change,
-        version: detail.entry.version,
-        category: detail.entry.category.as_str().to_string(),
-        priority: detail.entry.priority.as_str().to_string(),
-        body: detail.entry.body.clone(),
+        read_by: detail.read_by.iter().map(reader_line).collect(),
+        versions: detail.versions.iter().map(version_line).collect(),
+        withdrawn: entry.withdrawn_at.is_some(),
+        withdrawal_reason: entry.withdrawal_reason.clone().unwrap_or_default(),
+        may_write: may.write,
+        may_change: may.change,
+        version: entry.version,
+        category: entry.category.as_str().to_string(),
+        priority: entry.priority.as_str().to_string(),
+        body: entry.body.clone(),
     };
-    (token.clone(), render(status, &page)).into_response()
+    page.respond(render(status, &view))
 }
 
 #[tracing::instrument(skip_all)]
 pub async fn entry(
-    State(state): State<AppState>,
-    RequestOrigin(origin): RequestOrigin,
-    PageUser(user): PageUser,
-    token: CsrfToken,
+    page: PageRequest,
     Path((id, entry)): Path<(String, String)>,
     Query(query): Query<DoneQuery>,
 ) -> Response {
@@ -172,7 +200,7 @@ pub async fn entry(
         Some("edited") => Some("修正しました（新しい版として保存） / Saved as a new version"),
         _ => None,
     };
-    entry_page(&state, &origin, &user, &token, &id, &entry, done, None).await
+    entry_page(&page, &id, &entry, done, None).await
 }
 
 #[derive(Deserialize)]
@@ -185,25 +213,24 @@ pub struct EditForm {
 
 #[tracing::instrument(skip_all)]
 pub async fn edit(
-    State(state): State<AppState>,
-    RequestOrigin(origin): RequestOrigin,
-    PageUser(user): PageUser,
-    token: CsrfToken,
+    page: PageRequest,
     Path((id, entry)): Path<(String, String)>,
     Form(form): Form<EditForm>,
 ) -> Response {
+    let (state, user, origin) = (&page.state, &page.user, page.origin());
     let result = async {
         let patient = patient_id(&id)?;
         let entry_id = Uuid::parse_str(&entry).map_err(|_| ApiError::not_found())?;
-        let me = author::<may::NotebookWrite>(&state, &user, patient).await?;
+        let me = author::<may::NotebookWrite>(state, user, patient).await?;
         // The page edits the text; what else the entry said stays as it was.
-        let reader = authorize::<may::NotebookRead>(&state, &user, patient).await?;
+        let reader = authorize::<may::NotebookRead>(state, user, patient).await?;
         let detail = renrakucho_notebook::entry_detail(
             &state.db,
             &state.keyring,
             &reader,
-            &origin,
-            entry_id,)
+            origin,
+            entry_id,
+        )
         .await?;
         let content = EntryContent {
             category: form.category.parse().map_err(|_| ApiError::not_found())?,
@@ -216,10 +243,11 @@ pub async fn edit(
             &state.db,
             &state.keyring,
             &me,
-            &origin,
+            origin,
             entry_id,
             form.expected_version,
-            content,)
+            content,
+        )
         .await?
         {
             renrakucho_notebook::EditResult::Saved(_) => Ok(()),
@@ -237,7 +265,7 @@ pub async fn edit(
         Err(e) if e.status == StatusCode::NOT_FOUND || e.status == StatusCode::FORBIDDEN => {
             failed(e)
         }
-        Err(e) => entry_page(&state, &origin, &user, &token, &id, &entry, None, Some(e)).await,
+        Err(e) => entry_page(&page, &id, &entry, None, Some(e)).await,
     }
 }
 
@@ -249,23 +277,21 @@ pub struct WithdrawForm {
 
 #[tracing::instrument(skip_all)]
 pub async fn withdraw(
-    State(state): State<AppState>,
-    RequestOrigin(origin): RequestOrigin,
-    PageUser(user): PageUser,
-    token: CsrfToken,
+    page: PageRequest,
     Path((id, entry)): Path<(String, String)>,
     Form(form): Form<WithdrawForm>,
 ) -> Response {
+    let (state, user, origin) = (&page.state, &page.user, page.origin());
     let result = async {
         let patient = patient_id(&id)?;
         let entry_id = Uuid::parse_str(&entry).map_err(|_| ApiError::not_found())?;
-        let me = author::<may::NotebookWrite>(&state, &user, patient).await?;
+        let me = author::<may::NotebookWrite>(state, user, patient).await?;
         let reason = Reason::parse(&form.reason)?;
         renrakucho_notebook::withdraw_entry(
             &state.db,
             &state.keyring,
             &me,
-            &origin,
+            origin,
             entry_id,
             reason,
         )
@@ -278,6 +304,6 @@ pub async fn withdraw(
         Err(e) if e.status == StatusCode::NOT_FOUND || e.status == StatusCode::FORBIDDEN => {
             failed(e)
         }
-        Err(e) => entry_page(&state, &origin, &user, &token, &id, &entry, None, Some(e)).await,
+        Err(e) => entry_page(&page, &id, &entry, None, Some(e)).await,
     }
 }

@@ -30,14 +30,90 @@ struct NotificationsPage {
     digest_hour: u8,
 }
 
+/// Patients' names for the lines the person may read (the others say 対象者).
+async fn names_of(
+    page: &PageRequest,
+    feed: &[renrakucho_notebook::Notification],
+) -> std::collections::HashMap<PatientId, String> {
+    let (state, user) = (&page.state, &page.user);
+    let mut names = std::collections::HashMap::new();
+    for n in feed {
+        if names.contains_key(&n.patient) {
+            continue;
+        }
+        let reader =
+            renrakucho_http::access::check::<may::PatientRead>(state, user, n.patient).await;
+        if let Some(reader) = reader {
+            if let Ok(p) =
+                renrakucho_registry::patient(&state.db, &state.keyring, &reader, page.origin())
+                    .await
+            {
+                names.insert(n.patient, p.name.as_str().to_string());
+            }
+        }
+    }
+    names
+}
+
+impl NotificationLine {
+    fn new(n: &renrakucho_notebook::Notification, name: Option<&String>) -> Self {
+        let patient = n.patient.as_uuid();
+        let name = name.cloned().unwrap_or_else(|| "対象者".into());
+        NotificationLine {
+            priority: n.priority.label_ja(),
+            priority_class: match n.priority {
+                Priority::Urgent => "urgent",
+                Priority::ReplyRequested => "reply",
+                Priority::Info => "",
+            },
+            urgent: n.priority == Priority::Urgent,
+            kind: match n.kind {
+                "reply" => "返信",
+                "mention" => "自施設あて",
+                "invitation" => "招待",
+                "support" => "支援依頼",
+                "card_locked" => "カード照会停止",
+                "consent_recorded" => "同意",
+                "consent_renewed" => "再同意",
+                "consent_withdrawn" => "同意撤回",
+                _ => "記録",
+            },
+            read: n.read,
+            at: local(n.at),
+            link: match (n.kind, n.entry, n.request) {
+                ("invitation", _, _) => "/invitations".into(),
+                (_, _, Some(r)) => format!("/support/{r}"),
+                (_, Some(e), _) => format!("/patients/{patient}/entries/{e}"),
+                _ => format!("/patients/{patient}"),
+            },
+            what: match n.kind {
+                "invitation" => "ケアチームへの招待 / invitation".into(),
+                "support" => "支援依頼 / support request".into(),
+                "card_locked" => format!(
+                    "{name} のカードで緊急閲覧の本人確認が続けて失敗しました / repeated failed emergency identifications locked the card"
+                ),
+                // A facility that no longer shares the patient sees no name.
+                "consent_recorded" => "同意書が登録されました / a consent was recorded".into(),
+                "consent_renewed" => {
+                    "再同意が登録され、連絡帳を再び閲覧できます / consent renewed: the notebook is shared again"
+                        .into()
+                }
+                "consent_withdrawn" => {
+                    "同意が撤回され、連絡帳の共有が止まりました / consent withdrawn: sharing stopped"
+                        .into()
+                }
+                _ => format!("{name} の連絡帳"),
+            },
+        }
+    }
+}
+
 async fn notifications_page(
-    state: &AppState,
-    origin: &renrakucho_store::audit::Origin,
-    user: &SignedIn,
-    token: &CsrfToken,
+    page: &PageRequest,
     done: Option<&'static str>,
     error: Option<ApiError>,
 ) -> Response {
+    let (state, user) = (&page.state, &page.user);
     let who = match staff(user) {
         Ok(w) => w,
         Err(e) => return failed(e),
@@ -46,7 +122,7 @@ async fn notifications_page(
         Ok(p) => p,
         Err(e) => return failed(e),
     };
-    let feed = match renrakucho_notebook::feed(&state.db, who, origin, 7).await {
+    let feed = match renrakucho_notebook::feed(&state.db, who, page.origin(), 7).await {
         Ok(f) => {
             renrakucho_http::access::notebook_items(
                 state,
@@ -58,83 +134,16 @@ async fn notifications_page(
         }
         Err(e) => return failed(e),
     };
-    // Patients' names for the lines the person may read.
-    let mut names = std::collections::HashMap::new();
-    for n in &feed {
-        if names.contains_key(&n.patient) {
-            continue;
-        }
-        let reader =
-            renrakucho_http::access::check::<may::PatientRead>(state, user, n.patient).await;
-        if let Some(reader) = reader {
-            if let Ok(p) =
-                renrakucho_registry::patient(&state.db, &state.keyring, &reader, origin).await
-            {
-                names.insert(n.patient, p.name.as_str().to_string());
-            }
-        }
-    }
+    let names = names_of(page, &feed).await;
     let status = error.as_ref().map(|e| e.status).unwrap_or(StatusCode::OK);
-    let page = NotificationsPage {
-        admin: is_admin(user),
-        token: token.authenticity_token().unwrap_or_default(),
+    let view = NotificationsPage {
+        admin: page.is_admin(),
+        token: page.authenticity(),
         done,
         error: error.map(|e| e.message),
         items: feed
             .iter()
-            .map(|n| {
-                let patient = n.patient.as_uuid();
-                let name = names
-                    .get(&n.patient)
-                    .cloned()
-                    .unwrap_or_else(|| "対象者".into());
-                NotificationLine {
-                    priority: n.priority.label_ja(),
-                    priority_class: match n.priority {
-                        Priority::Urgent => "urgent",
-                        Priority::ReplyRequested => "reply",
-                        Priority::Info => "",
-                    },
-                    urgent: n.priority == Priority::Urgent,
-                    kind: match n.kind {
-                        "reply" => "返信",
-                        "mention" => "自施設あて",
-                        "invitation" => "招待",
-                        "support" => "支援依頼",
-                        "card_locked" => "カード照会停止",
-                        "consent_recorded" => "同意",
-                        "consent_renewed" => "再同意",
-                        "consent_withdrawn" => "同意撤回",
-                        _ => "記録",
-                    },
-                    read: n.read,
-                    at: local(n.at),
-                    link: match (n.kind, n.entry, n.request) {
-                        ("invitation", _, _) => "/invitations".into(),
-                        (_, _, Some(r)) => format!("/support/{r}"),
-                        (_, Some(e), _) => format!("/patients/{patient}/entries/{e}"),
-                        _ => format!("/patients/{patient}"),
-                    },
-                    what: match n.kind {
-                        "invitation" => "ケアチームへの招待 / invitation".into(),
-                        "support" => "支援依頼 / support request".into(),
-                        "card_locked" => format!(
-                            "{name} のカードで緊急閲覧の本人確認が続けて失敗しました / repeated failed emergency identifications locked the card"
-                        ),
-                        // A facility that no longer shares the patient sees no name.
-                        "consent_recorded" => "同意書が登録されました / a consent was recorded".into(),
-                        "consent_renewed" => {
-                            "再同意が登録され、連絡帳を再び閲覧できます / consent renewed: the notebook is shared again"
-                                .into()
-                        }
-                        "consent_withdrawn" => {
-                            "同意が撤回され、連絡帳の共有が止まりました / consent withdrawn: sharing stopped"
-                                .into()
-                        }
-                        _ => format!("{name} の連絡帳"),
-                    },
-                }
-            })
+            .map(|n| NotificationLine::new(n, names.get(&n.patient)))
             .collect(),
         levels: vec![
             ("info", "すべて（参考・要返信・至急） / everything"),
@@ -151,19 +160,13 @@ async fn notifications_page(
         digest_enabled: prefs.digest_enabled,
         digest_hour: prefs.digest_hour,
     };
-    (token.clone(), render(status, &page)).into_response()
+    page.respond(render(status, &view))
 }
 
 #[tracing::instrument(skip_all)]
-pub async fn notifications(
-    State(state): State<AppState>,
-    RequestOrigin(origin): RequestOrigin,
-    PageUser(user): PageUser,
-    token: CsrfToken,
-    Query(query): Query<DoneQuery>,
-) -> Response {
+pub async fn notifications(page: PageRequest, Query(query): Query<DoneQuery>) -> Response {
     let done = (query.done.as_deref() == Some("saved")).then_some("保存しました / Saved");
-    notifications_page(&state, &origin, &user, &token, done, None).await
+    notifications_page(&page, done, None).await
 }
 
 #[derive(Deserialize)]
@@ -183,13 +186,7 @@ pub struct SettingsForm {
 }
 
 #[tracing::instrument(skip_all)]
-pub async fn save_notifications(
-    State(state): State<AppState>,
-    RequestOrigin(origin): RequestOrigin,
-    PageUser(user): PageUser,
-    token: CsrfToken,
-    Form(form): Form<SettingsForm>,
-) -> Response {
+pub async fn save_notifications(page: PageRequest, Form(form): Form<SettingsForm>) -> Response {
     let hour = |raw: &str, field: &'static str| {
         raw.trim().parse::<i64>().map_err(|_| {
             InvalidValue::new(
@@ -199,7 +196,7 @@ pub async fn save_notifications(
         })
     };
     let result = async {
-        let who = staff(&user)?;
+        let who = staff(&page.user)?;
         let prefs = renrakucho_notebook::preferences(
             Some(form.email.as_str()),
             &form.live_level,
@@ -208,12 +205,12 @@ pub async fn save_notifications(
             form.digest_enabled.is_some(),
             hour(&form.digest_hour, "digest_hour")?,
         )?;
-        renrakucho_notebook::save_preferences(&state.db, who, &origin, &prefs).await?;
+        renrakucho_notebook::save_preferences(&page.state.db, who, page.origin(), &prefs).await?;
         Ok::<_, ApiError>(())
     }
     .await;
     match result {
         Ok(()) => Redirect::to("/notifications?done=saved").into_response(),
-        Err(e) => notifications_page(&state, &origin, &user, &token, None, Some(e)).await,
+        Err(e) => notifications_page(&page, None, Some(e)).await,
     }
 }

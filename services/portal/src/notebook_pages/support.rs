@@ -81,14 +81,12 @@ struct SupportRequestPage {
 }
 
 async fn support_page(
-    state: &AppState,
-    origin: &renrakucho_store::audit::Origin,
-    user: &SignedIn,
-    token: &CsrfToken,
+    page: &PageRequest,
     raw_id: &str,
     done: Option<&'static str>,
     error: Option<ApiError>,
 ) -> Response {
+    let (state, user, origin) = (&page.state, &page.user, page.origin());
     let result = async {
         let id = Uuid::parse_str(raw_id).map_err(|_| ApiError::not_found())?;
         let (side, _) = renrakucho_api::notebook::support_actor(state, user, id).await?;
@@ -100,9 +98,9 @@ async fn support_page(
         Err(e) => return failed(e),
     };
     let status = error.as_ref().map(|e| e.status).unwrap_or(StatusCode::OK);
-    let page = SupportRequestPage {
-        admin: is_admin(user),
-        token: token.authenticity_token().unwrap_or_default(),
+    let view = SupportRequestPage {
+        admin: page.is_admin(),
+        token: page.authenticity(),
         done,
         error: error.map(|e| e.message),
         id: detail.line.id.to_string(),
@@ -120,20 +118,17 @@ async fn support_page(
         sent: detail.line.sent,
         entries: detail.entries.iter().map(card).collect(),
     };
-    (token.clone(), render(status, &page)).into_response()
+    page.respond(render(status, &view))
 }
 
 #[tracing::instrument(skip_all)]
 pub async fn support_request(
-    State(state): State<AppState>,
-    RequestOrigin(origin): RequestOrigin,
-    PageUser(user): PageUser,
-    token: CsrfToken,
+    page: PageRequest,
     Path(id): Path<String>,
     Query(query): Query<DoneQuery>,
 ) -> Response {
     let done = query.done.as_deref().map(|_| "更新しました / Updated");
-    support_page(&state, &origin, &user, &token, &id, done, None).await
+    support_page(&page, &id, done, None).await
 }
 
 #[derive(Deserialize)]
@@ -144,19 +139,17 @@ pub struct SupportStepForm {
 
 #[tracing::instrument(skip_all)]
 pub async fn support_step(
-    State(state): State<AppState>,
-    RequestOrigin(origin): RequestOrigin,
-    PageUser(user): PageUser,
-    token: CsrfToken,
+    page: PageRequest,
     Path((id, step)): Path<(String, String)>,
     Form(form): Form<SupportStepForm>,
 ) -> Response {
+    let (state, user, origin) = (&page.state, &page.user, page.origin());
     let result = async {
         let request = Uuid::parse_str(&id).map_err(|_| ApiError::not_found())?;
-        let (side, line) = renrakucho_api::notebook::support_actor(&state, &user, request).await?;
-        side.step(&state, &user, &origin, request, &step, form.answer)
+        let (side, line) = renrakucho_api::notebook::support_actor(state, user, request).await?;
+        side.step(state, user, origin, request, &step, form.answer)
             .await?;
-        renrakucho_http::access::changed(&state, line.patient).await;
+        renrakucho_http::access::changed(state, line.patient).await;
         Ok::<_, ApiError>(())
     }
     .await;
@@ -165,7 +158,7 @@ pub async fn support_step(
         Err(e) if e.status == StatusCode::NOT_FOUND || e.status == StatusCode::FORBIDDEN => {
             failed(e)
         }
-        Err(e) => support_page(&state, &origin, &user, &token, &id, None, Some(e)).await,
+        Err(e) => support_page(&page, &id, None, Some(e)).await,
     }
 }
 
@@ -184,20 +177,18 @@ pub struct SupportForm {
 /// Sends a support request with this entry and its files.
 #[tracing::instrument(skip_all)]
 pub async fn request_support(
-    State(state): State<AppState>,
-    RequestOrigin(origin): RequestOrigin,
-    PageUser(user): PageUser,
-    token: CsrfToken,
+    page: PageRequest,
     Path((id, entry)): Path<(String, String)>,
     Form(form): Form<SupportForm>,
 ) -> Response {
+    let (state, user, origin) = (&page.state, &page.user, page.origin());
     let result = async {
         let patient = patient_id(&id)?;
         let entry_id = Uuid::parse_str(&entry).map_err(|_| ApiError::not_found())?;
-        let reader = authorize::<may::NotebookRead>(&state, &user, patient).await?;
-        let me = authorize::<may::SupportRequest>(&state, &user, patient)
+        let reader = authorize::<may::NotebookRead>(state, user, patient).await?;
+        let me = authorize::<may::SupportRequest>(state, user, patient)
             .await
-            .map(|allowed| renrakucho_http::access::as_author(&user, allowed))
+            .map(|allowed| renrakucho_http::access::as_author(user, allowed))
             .map_err(|_| {
                 ApiError::conflict(
                     "同意書が登録されていないか、依頼する権限がありません（第12条・第13条） / without consent on file, or without the right, nothing can be sent to another facility",
@@ -210,8 +201,9 @@ pub async fn request_support(
             &state.db,
             &state.keyring,
             &reader,
-            &origin,
-            entry_id,)
+            origin,
+            entry_id,
+        )
         .await?;
         let kind = form.kind.parse().map_err(|_| {
             InvalidValue::new("kind", "依頼の種類を選んでください / choose a kind")
@@ -220,7 +212,7 @@ pub async fn request_support(
             &state.db,
             &state.keyring,
             &me,
-            &origin,
+            origin,
             renrakucho_notebook::NewSupportRequest {
                 to_code: form.to.clone(),
                 kind,
@@ -228,7 +220,8 @@ pub async fn request_support(
                 summary: form.summary.clone(),
                 entries: vec![entry_id],
                 attachments: detail.entry.attachments.iter().map(|a| a.id).collect(),
-            },)
+            },
+        )
         .await?;
         Ok::<_, ApiError>(request)
     }
@@ -236,13 +229,13 @@ pub async fn request_support(
     match result {
         Ok(request) => {
             if let Ok(patient) = patient_id(&id) {
-                renrakucho_http::access::changed(&state, patient).await;
+                renrakucho_http::access::changed(state, patient).await;
             }
             Redirect::to(&format!("/support/{request}?done=sent")).into_response()
         }
         Err(e) if e.status == StatusCode::NOT_FOUND || e.status == StatusCode::FORBIDDEN => {
             failed(e)
         }
-        Err(e) => entry_page(&state, &origin, &user, &token, &id, &entry, None, Some(e)).await,
+        Err(e) => entry_page(&page, &id, &entry, None, Some(e)).await,
     }
 }

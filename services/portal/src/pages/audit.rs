@@ -19,16 +19,12 @@ struct AuditPage {
 }
 
 #[tracing::instrument(skip_all)]
-pub async fn audit(
-    State(state): State<AppState>,
-    RequestOrigin(origin): RequestOrigin,
-    PageUser(user): PageUser,
-) -> Response {
+pub async fn audit(State(state): State<AppState>, PageUser(user): PageUser) -> Response {
     let admin = match renrakucho_api::facility_admin::facility_admin(&user) {
         Ok(a) => a,
         Err(e) => return failed(e),
     };
-    match renrakucho_registry::facility_audit(&state.db, admin, &origin, 200).await {
+    match renrakucho_registry::facility_audit(&state.db, admin, &user.origin, 200).await {
         Ok(records) => render(
             StatusCode::OK,
             &AuditPage {

@@ -41,14 +41,12 @@ struct EmergencyPage {
 }
 
 async fn emergency_page(
-    state: &AppState,
-    origin: &renrakucho_store::audit::Origin,
-    user: &SignedIn,
-    token: &CsrfToken,
+    page: &PageRequest,
     done: Option<&'static str>,
     error: Option<ApiError>,
     form: EmergencyForm,
 ) -> Response {
+    let (state, user, origin) = (&page.state, &page.user, page.origin());
     let who = match staff(user) {
         Ok(who) => who,
         Err(e) => return failed(e),
@@ -77,9 +75,9 @@ async fn emergency_page(
             Err(e) => return failed(e),
         };
     let status = error.as_ref().map(|e| e.status).unwrap_or(StatusCode::OK);
-    let page = EmergencyPage {
-        admin: is_admin(user),
-        token: authenticity(token),
+    let view = EmergencyPage {
+        admin: page.is_admin(),
+        token: page.authenticity(),
         done,
         error: error.map(|e| e.message),
         may_open,
@@ -103,53 +101,38 @@ async fn emergency_page(
             })
             .collect(),
     };
-    (token.clone(), render(status, &page)).into_response()
+    page.respond(render(status, &view))
 }
 
 #[tracing::instrument(skip_all)]
-pub async fn emergency(
-    State(state): State<AppState>,
-    RequestOrigin(origin): RequestOrigin,
-    PageUser(user): PageUser,
-    token: CsrfToken,
-    Query(query): Query<DoneQuery>,
-) -> Response {
+pub async fn emergency(page: PageRequest, Query(query): Query<DoneQuery>) -> Response {
     let done = match query.done.as_deref() {
         Some("ended") => Some("緊急閲覧を終了しました / Emergency access ended"),
         Some("reviewed") => Some("確認済みにしました / Marked reviewed"),
         _ => None,
     };
-    emergency_page(
-        &state,
-        &origin,
-        &user,
-        &token,
-        done,
-        None,
-        EmergencyForm::default(),
-    )
-    .await
+    emergency_page(&page, done, None, EmergencyForm::default()).await
 }
 
 #[tracing::instrument(skip_all)]
-pub async fn open_emergency(
-    State(state): State<AppState>,
-    RequestOrigin(origin): RequestOrigin,
-    PageUser(user): PageUser,
-    token: CsrfToken,
-    Form(form): Form<EmergencyForm>,
-) -> Response {
+pub async fn open_emergency(page: PageRequest, Form(form): Form<EmergencyForm>) -> Response {
+    let state = &page.state;
     let result = async {
-        let who = permit::<may::EmergencyOpen>(&state, &user).await?;
+        let who = permit::<may::EmergencyOpen>(state, &page.user).await?;
         let body = EmergencyBody {
             card_number: form.card_number.clone(),
             birth_date: form.birth_date.clone(),
             reason: form.reason.clone(),
         };
         let request = body.parse(state.care.emergency_access)?;
-        let grant =
-            renrakucho_registry::open_emergency(&state.db, &state.keyring, &who, &origin, request)
-                .await?;
+        let grant = renrakucho_registry::open_emergency(
+            &state.db,
+            &state.keyring,
+            &who,
+            page.origin(),
+            request,
+        )
+        .await?;
         if let Err(e) =
             renrakucho_http::access::refresh(&state.db, &state.authz, grant.patient).await
         {
@@ -162,29 +145,27 @@ pub async fn open_emergency(
         Ok(patient) => {
             Redirect::to(&format!("/patients/{}?done=opened", patient.as_uuid())).into_response()
         }
-        Err(e) => emergency_page(&state, &origin, &user, &token, None, Some(e), form).await,
+        Err(e) => emergency_page(&page, None, Some(e), form).await,
     }
 }
 
 #[tracing::instrument(skip_all)]
 pub async fn close_or_review_emergency(
-    State(state): State<AppState>,
-    RequestOrigin(origin): RequestOrigin,
-    PageUser(user): PageUser,
-    token: CsrfToken,
+    page: PageRequest,
     Path((id, what)): Path<(String, String)>,
 ) -> Response {
+    let (state, user, origin) = (&page.state, &page.user, page.origin());
     let result = async {
-        let who = staff(&user)?;
+        let who = staff(user)?;
         let grant = uuid::Uuid::parse_str(&id).map_err(|_| ApiError::not_found())?;
         match what.as_str() {
             "end" => {
-                let who = renrakucho_http::access::authorize_emergency_end(&state, &user).await?;
-                renrakucho_registry::end_emergency(&state.db, who, &origin, grant).await?;
+                let who = renrakucho_http::access::authorize_emergency_end(state, user).await?;
+                renrakucho_registry::end_emergency(&state.db, who, origin, grant).await?;
                 Ok("ended")
             }
-            "review" if is_admin(&user) => {
-                renrakucho_registry::review_emergency(&state.db, who, &origin, grant).await?;
+            "review" if page.is_admin() => {
+                renrakucho_registry::review_emergency(&state.db, who, origin, grant).await?;
                 Ok("reviewed")
             }
             "review" => Err(ApiError::forbidden(
@@ -196,17 +177,6 @@ pub async fn close_or_review_emergency(
     .await;
     match result {
         Ok(done) => Redirect::to(&format!("/emergency?done={done}")).into_response(),
-        Err(e) => {
-            emergency_page(
-                &state,
-                &origin,
-                &user,
-                &token,
-                None,
-                Some(e),
-                EmergencyForm::default(),
-            )
-            .await
-        }
+        Err(e) => emergency_page(&page, None, Some(e), EmergencyForm::default()).await,
     }
 }

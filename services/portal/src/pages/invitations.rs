@@ -20,12 +20,11 @@ struct InvitationsPage {
 }
 
 async fn invitations_page(
-    state: &AppState,
-    user: &SignedIn,
-    token: &CsrfToken,
+    page: &PageRequest,
     done: Option<&'static str>,
     error: Option<ApiError>,
 ) -> Response {
+    let (state, user) = (&page.state, &page.user);
     let who = match staff(user) {
         Ok(who) => who,
         Err(e) => return failed(e),
@@ -39,9 +38,9 @@ async fn invitations_page(
         .roles_may(&roles(user), Action::CareTeamAccept)
         .await;
     let status = error.as_ref().map(|e| e.status).unwrap_or(StatusCode::OK);
-    let page = InvitationsPage {
-        admin: is_admin(user),
-        token: authenticity(token),
+    let view = InvitationsPage {
+        admin: page.is_admin(),
+        token: page.authenticity(),
         done,
         error: error.map(|e| e.message),
         invitations: pending
@@ -54,42 +53,34 @@ async fn invitations_page(
             .collect(),
         may_accept,
     };
-    (token.clone(), render(status, &page)).into_response()
+    page.respond(render(status, &view))
 }
 
 #[tracing::instrument(skip_all)]
-pub async fn invitations(
-    State(state): State<AppState>,
-    PageUser(user): PageUser,
-    token: CsrfToken,
-    Query(query): Query<DoneQuery>,
-) -> Response {
+pub async fn invitations(page: PageRequest, Query(query): Query<DoneQuery>) -> Response {
     let done = match query.done.as_deref() {
         Some("accepted") => Some("承諾しました / Accepted"),
         Some("declined") => Some("辞退しました / Declined"),
         _ => None,
     };
-    invitations_page(&state, &user, &token, done, None).await
+    invitations_page(&page, done, None).await
 }
 
 #[tracing::instrument(skip_all)]
 pub async fn answer_invitation(
-    State(state): State<AppState>,
-    RequestOrigin(origin): RequestOrigin,
-    PageUser(user): PageUser,
-    token: CsrfToken,
+    page: PageRequest,
     Path((id, answer)): Path<(String, String)>,
 ) -> Response {
     let result = async {
-        let pid = patient_id(&id)?;
-        let who = authorize::<may::CareTeamAccept>(&state, &user, pid).await?;
+        let who = page.authorize::<may::CareTeamAccept>(&id).await?;
         match answer.as_str() {
             "accept" => {
-                renrakucho_registry::accept_invitation(&state.db, &who, &origin).await?;
+                renrakucho_registry::accept_invitation(&page.state.db, &who, page.origin()).await?;
                 Ok("accepted")
             }
             "decline" => {
-                renrakucho_registry::decline_invitation(&state.db, &who, &origin).await?;
+                renrakucho_registry::decline_invitation(&page.state.db, &who, page.origin())
+                    .await?;
                 Ok("declined")
             }
             _ => Err(ApiError::not_found()),
@@ -99,10 +90,10 @@ pub async fn answer_invitation(
     match result {
         Ok(done) => {
             if let Ok(patient) = patient_id(&id) {
-                renrakucho_http::access::changed(&state, patient).await;
+                renrakucho_http::access::changed(&page.state, patient).await;
             }
             Redirect::to(&format!("/invitations?done={done}")).into_response()
         }
-        Err(e) => invitations_page(&state, &user, &token, None, Some(e)).await,
+        Err(e) => invitations_page(&page, None, Some(e)).await,
     }
 }

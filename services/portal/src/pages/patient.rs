@@ -96,22 +96,17 @@ fn done_message(key: Option<&str>) -> Option<&'static str> {
 }
 
 async fn patient_page(
-    state: &AppState,
-    origin: &renrakucho_store::audit::Origin,
-    user: &SignedIn,
-    token: &CsrfToken,
+    page: &PageRequest,
     raw_id: &str,
     done: Option<&'static str>,
     error: Option<ApiError>,
 ) -> Response {
-    let id = match patient_id(raw_id) {
-        Ok(id) => id,
-        Err(e) => return failed(e),
-    };
-    let who = match authorize::<may::PatientRead>(state, user, id).await {
+    let (state, user, origin) = (&page.state, &page.user, page.origin());
+    let who = match page.authorize::<may::PatientRead>(raw_id).await {
         Ok(who) => who,
         Err(e) => return failed(e),
     };
+    let id = who.patient();
     let person = roles(user);
     let consent_reader = renrakucho_http::access::check::<may::ConsentRead>(state, user, id).await;
     let team_reader = renrakucho_http::access::check::<may::CareTeamRead>(state, user, id).await;
@@ -120,26 +115,23 @@ async fn patient_page(
         read_team: team_reader.is_some(),
         ..Mays::asked(state, &person, who.facility(), id).await
     };
-    let patient = match renrakucho_registry::patient(&state.db, &state.keyring, &who, origin).await
-    {
-        Ok(p) => p,
+    let loaded = async {
+        let patient = renrakucho_registry::patient(&state.db, &state.keyring, &who, origin).await?;
+        let consents = match &consent_reader {
+            Some(reader) => {
+                renrakucho_registry::consents_of(&state.db, &state.keyring, reader, origin).await?
+            }
+            None => Vec::new(),
+        };
+        let team = match &team_reader {
+            Some(reader) => renrakucho_registry::care_team_of(&state.db, reader, origin).await?,
+            None => Vec::new(),
+        };
+        Ok::<_, ApiError>((patient, consents, team))
+    };
+    let (patient, consents, team) = match loaded.await {
+        Ok(loaded) => loaded,
         Err(e) => return failed(e),
-    };
-    let consents = if let Some(reader) = &consent_reader {
-        match renrakucho_registry::consents_of(&state.db, &state.keyring, reader, origin).await {
-            Ok(c) => c,
-            Err(e) => return failed(e),
-        }
-    } else {
-        Vec::new()
-    };
-    let team = if let Some(reader) = &team_reader {
-        match renrakucho_registry::care_team_of(&state.db, reader, origin).await {
-            Ok(t) => t,
-            Err(e) => return failed(e),
-        }
-    } else {
-        Vec::new()
     };
     let directory = if may.invite {
         invitable(state, who.facility(), &team).await
@@ -156,58 +148,69 @@ async fn patient_page(
     } else {
         None
     };
-    let view = PatientView::from(patient.clone());
-    let page = PatientPage {
+    let (consent_on_file, consent_withdrawn) = consent_state(&consents);
+    let view = PatientPage {
         card,
-        admin: is_admin(user),
-        token: authenticity(token),
+        admin: page.is_admin(),
+        token: page.authenticity(),
         done,
         error: error.map(|e| e.message),
         emergency_until,
-        patient: ProfileLines {
-            id: view.id.to_string(),
-            name: view.name,
-            kana: view.kana,
-            birth_date: view.birth_date,
-            sex: patient.profile.sex.label_ja(),
-            care_level: patient.profile.care_level.label_ja(),
-            address: view.address,
-            phone: view.phone,
-            primary_doctor: view.primary_doctor,
-        },
-        consent_on_file: consents
-            .iter()
-            .filter_map(Listed::readable)
-            .any(|c| c.withdrawn_at.is_none()),
-        consent_withdrawn: consents
-            .iter()
-            .filter_map(Listed::readable)
-            .any(|c| c.withdrawn_at.is_some())
-            && !consents
-                .iter()
-                .filter_map(Listed::readable)
-                .any(|c| c.withdrawn_at.is_none()),
+        patient: ProfileLines::from(patient),
+        consent_on_file,
+        consent_withdrawn,
         consents: consents.into_iter().map(ConsentLine::from).collect(),
         team,
-        directory: directory
-            .into_iter()
-            .map(|d| DirectoryLine {
-                code: d.code,
-                name: d.name,
-                kind: d.kind.label_ja(),
-            })
-            .collect(),
+        directory: directory.into_iter().map(DirectoryLine::from).collect(),
         may,
         today: today(),
         standard_scope: ConsentScope::STANDARD,
         upload_limit_mb: state.care.upload_limit_bytes / (1024 * 1024),
     };
-    let status = if page.error.is_some() {
+    let status = if view.error.is_some() {
         StatusCode::UNPROCESSABLE_ENTITY
     } else {
         StatusCode::OK
     };
-    (token.clone(), render(status, &page)).into_response()
+    page.respond(render(status, &view))
+}
+
+/// Whether a consent is on file, and whether there is a withdrawal on file and no consent
+/// after it (what can be recorded now is a renewal).
+fn consent_state(consents: &[Listed<renrakucho_registry::Consent>]) -> (bool, bool) {
+    let readable = || consents.iter().filter_map(Listed::readable);
+    let on_file = readable().any(|c| c.withdrawn_at.is_none());
+    let withdrawn = readable().any(|c| c.withdrawn_at.is_some()) && !on_file;
+    (on_file, withdrawn)
+}
+
+impl From<renrakucho_registry::Patient> for ProfileLines {
+    fn from(patient: renrakucho_registry::Patient) -> Self {
+        let sex = patient.profile.sex.label_ja();
+        let care_level = patient.profile.care_level.label_ja();
+        let profile = PatientView::from(patient);
+        ProfileLines {
+            id: profile.id.to_string(),
+            name: profile.name,
+            kana: profile.kana,
+            birth_date: profile.birth_date,
+            sex,
+            care_level,
+            address: profile.address,
+            phone: profile.phone,
+            primary_doctor: profile.primary_doctor,
+        }
+    }
+}
+
+impl From<DirectoryEntry> for DirectoryLine {
+    fn from(d: DirectoryEntry) -> Self {
+        DirectoryLine {
+            code: d.code,
+            name: d.name,
+            kind: d.kind.label_ja(),
+        }
+    }
 }
 
 impl From<Listed<renrakucho_registry::Consent>> for ConsentLine {
@@ -351,39 +354,24 @@ async fn card_line(
 
 #[tracing::instrument(skip_all)]
 pub async fn show_patient(
-    State(state): State<AppState>,
-    RequestOrigin(origin): RequestOrigin,
-    PageUser(user): PageUser,
-    token: CsrfToken,
+    page: PageRequest,
     Path(id): Path<String>,
     Query(query): Query<DoneQuery>,
 ) -> Response {
-    patient_page(
-        &state,
-        &origin,
-        &user,
-        &token,
-        &id,
-        done_message(query.done.as_deref()),
-        None,
-    )
-    .await
+    patient_page(&page, &id, done_message(query.done.as_deref()), None).await
 }
 
-/// After an action on the patient page: back to the page with a message, or the page again
-/// with the error.
-async fn after(
-    state: &AppState,
-    origin: &renrakucho_store::audit::Origin,
-    user: &SignedIn,
-    token: &CsrfToken,
+/// After a form on the patient page: back to the page with a message, or the page again
+/// with the error (a refusal or an unknown patient: the error page).
+pub(super) async fn after(
+    page: &PageRequest,
     id: &str,
     result: Result<&'static str, ApiError>,
 ) -> Response {
     match result {
         Ok(done) => {
             if let Ok(patient) = patient_id(id) {
-                renrakucho_http::access::changed(state, patient).await;
+                renrakucho_http::access::changed(&page.state, patient).await;
             }
             Redirect::to(&format!("/patients/{id}?done={done}")).into_response()
         }
@@ -392,283 +380,11 @@ async fn after(
         }
         Err(e) => {
             let status = e.status;
-            let mut page = patient_page(state, origin, user, token, id, None, Some(e)).await;
-            if page.status().is_success() || page.status() == StatusCode::UNPROCESSABLE_ENTITY {
-                *page.status_mut() = status;
+            let mut shown = patient_page(page, id, None, Some(e)).await;
+            if shown.status().is_success() || shown.status() == StatusCode::UNPROCESSABLE_ENTITY {
+                *shown.status_mut() = status;
             }
-            page
+            shown
         }
-    }
-}
-
-/// Records a consent from the multipart form (with the scan, if one was chosen).
-#[tracing::instrument(skip_all)]
-pub async fn record_consent(
-    State(state): State<AppState>,
-    RequestOrigin(origin): RequestOrigin,
-    PageUser(user): PageUser,
-    token: CsrfToken,
-    Path(id): Path<String>,
-    mut multipart: Multipart,
-) -> Response {
-    let mut fields = std::collections::HashMap::<String, String>::new();
-    let mut scan: Option<Vec<u8>> = None;
-    let limit = state.care.upload_limit_bytes;
-    loop {
-        let field = match multipart.next_field().await {
-            Ok(Some(field)) => field,
-            Ok(None) => break,
-            Err(_) => {
-                return failed(renrakucho_api::patients::too_large(limit));
-            }
-        };
-        let name = field.name().unwrap_or_default().to_string();
-        if name == "scan" {
-            let bytes = match field.bytes().await {
-                Ok(b) => b,
-                Err(_) => return failed(renrakucho_api::patients::too_large(limit)),
-            };
-            if bytes.len() > limit {
-                return failed(renrakucho_api::patients::too_large(limit));
-            }
-            if !bytes.is_empty() {
-                scan = Some(bytes.to_vec());
-            }
-        } else if let Ok(text) = field.text().await {
-            fields.insert(name, text);
-        }
-    }
-    let get = |k: &str| fields.get(k).map(String::as_str).unwrap_or_default();
-    if let Err(e) = renrakucho_http::input::multipart_fields(
-        fields.iter().map(|(k, v)| (k.as_str(), v.as_str())),
-    ) {
-        return failed(e);
-    }
-    let result = async {
-        let pid = patient_id(&id)?;
-        let who = authorize::<may::ConsentRecord>(&state, &user, pid).await?;
-        let signer = match get("signer") {
-            "family" => Signer::family(get("signer_name"), get("signer_relation"))?,
-            "patient" => Signer::Patient,
-            _ => {
-                return Err(InvalidValue::new(
-                    "signer",
-                    "署名者（本人か家族か）を選んでください / choose who signed",
-                )
-                .into())
-            }
-        };
-        let form = consent_form(signer, get("signed_on"), Some(get("scope")))?;
-        let recorded = renrakucho_registry::record_consent(
-            &state.db,
-            &state.keyring,
-            &state.files,
-            &who,
-            &origin,
-            form,
-            scan.map(|bytes| NewScan { bytes }),
-        )
-        .await?;
-        Ok::<_, ApiError>(if recorded.renewal {
-            "consent_renewed"
-        } else {
-            "consent"
-        })
-    }
-    .await;
-    after(&state, &origin, &user, &token, &id, result).await
-}
-
-#[tracing::instrument(skip_all)]
-pub async fn consent_scan(
-    State(state): State<AppState>,
-    RequestOrigin(origin): RequestOrigin,
-    PageUser(user): PageUser,
-    Path((id, consent)): Path<(String, String)>,
-) -> Response {
-    let result = async {
-        let pid = patient_id(&id)?;
-        let consent = uuid::Uuid::parse_str(&consent).map_err(|_| ApiError::not_found())?;
-        let who = authorize::<may::ConsentRead>(&state, &user, pid).await?;
-        let (media_type, bytes) = renrakucho_registry::consent_scan(
-            &state.db,
-            &state.keyring,
-            &state.files,
-            &who,
-            &origin,
-            consent,
-        )
-        .await?;
-        let extension = renrakucho_files::MediaKind::parse(&media_type)
-            .map(|k| k.extension())
-            .unwrap_or("bin");
-        Ok::<_, ApiError>(download(
-            &media_type,
-            &format!("consent-{consent}.{extension}"),
-            bytes,
-        ))
-    }
-    .await;
-    result.unwrap_or_else(failed)
-}
-
-#[tracing::instrument(skip_all)]
-pub async fn withdraw_consent(
-    State(state): State<AppState>,
-    RequestOrigin(origin): RequestOrigin,
-    PageUser(user): PageUser,
-    token: CsrfToken,
-    Path(id): Path<String>,
-) -> Response {
-    let result = async {
-        let pid = patient_id(&id)?;
-        let who = authorize::<may::ConsentWithdraw>(&state, &user, pid).await?;
-        renrakucho_registry::withdraw_consent(&state.db, &who, &origin).await?;
-        Ok("withdrawn")
-    }
-    .await;
-    after(&state, &origin, &user, &token, &id, result).await
-}
-
-/// Re-issues the patient's card (the registering facility): the old number stops working.
-#[tracing::instrument(skip_all)]
-pub async fn reissue_card(
-    State(state): State<AppState>,
-    RequestOrigin(origin): RequestOrigin,
-    PageUser(user): PageUser,
-    token: CsrfToken,
-    Path(id): Path<String>,
-) -> Response {
-    let result = async {
-        let pid = patient_id(&id)?;
-        let who = authorize::<may::PatientCardReissue>(&state, &user, pid).await?;
-        renrakucho_registry::reissue_card(&state.db, &state.keyring, &who, &origin).await?;
-        Ok("card_reissued")
-    }
-    .await;
-    after(&state, &origin, &user, &token, &id, result).await
-}
-
-#[derive(Deserialize)]
-pub struct InviteForm {
-    #[serde(default)]
-    facility_code: String,
-}
-
-#[tracing::instrument(skip_all)]
-pub async fn invite(
-    State(state): State<AppState>,
-    RequestOrigin(origin): RequestOrigin,
-    PageUser(user): PageUser,
-    token: CsrfToken,
-    Path(id): Path<String>,
-    Form(form): Form<InviteForm>,
-) -> Response {
-    let result = async {
-        let pid = patient_id(&id)?;
-        let who = authorize::<may::CareTeamInvite>(&state, &user, pid).await?;
-        if form.facility_code.trim().is_empty() {
-            return Err(InvalidValue::new(
-                "facility_code",
-                "招待する施設を選んでください / choose a facility to invite",
-            )
-            .into());
-        }
-        renrakucho_registry::invite(&state.db, &who, &origin, form.facility_code.trim()).await?;
-        Ok("invited")
-    }
-    .await;
-    after(&state, &origin, &user, &token, &id, result).await
-}
-
-#[tracing::instrument(skip_all)]
-pub async fn remove_member(
-    State(state): State<AppState>,
-    RequestOrigin(origin): RequestOrigin,
-    PageUser(user): PageUser,
-    token: CsrfToken,
-    Path((id, facility)): Path<(String, String)>,
-) -> Response {
-    let result = async {
-        let pid = patient_id(&id)?;
-        let facility = uuid::Uuid::parse_str(&facility)
-            .map(renrakucho_core::FacilityId::from_uuid)
-            .map_err(|_| ApiError::not_found())?;
-        let who = authorize::<may::CareTeamRemove>(&state, &user, pid).await?;
-        renrakucho_registry::remove_member(&state.db, &who, &origin, facility).await?;
-        Ok("removed")
-    }
-    .await;
-    after(&state, &origin, &user, &token, &id, result).await
-}
-
-#[tracing::instrument(skip_all)]
-pub async fn leave(
-    State(state): State<AppState>,
-    RequestOrigin(origin): RequestOrigin,
-    PageUser(user): PageUser,
-    token: CsrfToken,
-    Path(id): Path<String>,
-) -> Response {
-    let result = async {
-        let pid = patient_id(&id)?;
-        let who = authorize::<may::CareTeamLeave>(&state, &user, pid).await?;
-        renrakucho_registry::leave(&state.db, &who, &origin).await?;
-        Ok::<_, ApiError>(())
-    }
-    .await;
-    match result {
-        Ok(()) => {
-            if let Ok(patient) = patient_id(&id) {
-                renrakucho_http::access::changed(&state, patient).await;
-            }
-            Redirect::to("/patients").into_response()
-        }
-        Err(e) => after(&state, &origin, &user, &token, &id, Err(e)).await,
-    }
-}
-
-#[derive(Deserialize)]
-pub struct ConfirmForm {
-    #[serde(default)]
-    confirm: String,
-}
-
-#[tracing::instrument(skip_all)]
-pub async fn request_deletion(
-    State(state): State<AppState>,
-    RequestOrigin(origin): RequestOrigin,
-    PageUser(user): PageUser,
-    token: CsrfToken,
-    Path(id): Path<String>,
-    Form(form): Form<ConfirmForm>,
-) -> Response {
-    let result = async {
-        let pid = patient_id(&id)?;
-        let who = authorize::<may::DeletionRecord>(&state, &user, pid).await?;
-        if form.confirm != "yes" {
-            return Err(ApiError::from(InvalidValue::new(
-                "confirm",
-                "削除は取り消せません。確認欄にチェックしてください / deletion cannot be undone: tick the confirmation",
-            )));
-        }
-        renrakucho_registry::request_deletion(
-            &state.db,
-            &state.keyring,
-            &state.files,
-            &who,
-            &origin,)
-        .await?;
-        Ok(())
-    }
-    .await;
-    match result {
-        Ok(()) => {
-            if let Ok(patient) = patient_id(&id) {
-                renrakucho_http::access::changed(&state, patient).await;
-            }
-            Redirect::to("/patients").into_response()
-        }
-        Err(e) => after(&state, &origin, &user, &token, &id, Err(e)).await,
     }
 }

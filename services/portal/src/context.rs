@@ -1,0 +1,133 @@
+//! What a signed-in page handler needs, extracted once: [`PageRequest`] carries the server's
+//! state, the person (with where the request came from, for the audit records it causes) and
+//! their form token, so that handlers and the page builders they share take one argument
+//! instead of four. Also the few helpers every page uses: the error page for an
+//! [`ApiError`], times as the staff read them (Japan time).
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use renrakucho_authz::{Authorized, Permission};
+use renrakucho_core::StaffRole;
+use renrakucho_http::access::authorize;
+use renrakucho_http::error::ApiError;
+use renrakucho_http::origin::RequestOrigin;
+use renrakucho_http::session::{self, SignedIn};
+use renrakucho_http::state::AppState;
+use renrakucho_store::audit::Origin;
+use time::OffsetDateTime;
+
+use crate::csrf::CsrfToken;
+use crate::routes::error_page;
+
+/// A signed-in person on a page, with the request's origin; anyone else is sent to the
+/// sign-in page. For handlers that render no form (downloads, lists); the others take
+/// [`PageRequest`].
+pub struct PageUser(pub SignedIn);
+
+impl FromRequestParts<AppState> for PageUser {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
+        let session = tower_sessions::Session::from_request_parts(parts, state)
+            .await
+            .map_err(|_| {
+                error_page(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    &ApiError::internal().message,
+                )
+            })?;
+        let RequestOrigin(origin) = RequestOrigin::from_request_parts(parts, state).await?;
+        match session::current(state, &session).await {
+            Ok(Some(mut signed_in)) => {
+                signed_in.origin = origin;
+                Ok(PageUser(signed_in))
+            }
+            Ok(None) => Err(Redirect::to("/login").into_response()),
+            Err(e) => Err(error_page(e.status, &e.message)),
+        }
+    }
+}
+
+/// A request from a signed-in person to a page with a form: the state, the person and the
+/// form token the page will carry (and the response must set: [`PageRequest::render`]).
+pub struct PageRequest {
+    pub state: AppState,
+    pub user: SignedIn,
+    pub token: CsrfToken,
+}
+
+impl FromRequestParts<AppState> for PageRequest {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
+        let PageUser(user) = PageUser::from_request_parts(parts, state).await?;
+        let token = CsrfToken::from_request_parts(parts, state)
+            .await
+            .map_err(failed)?;
+        Ok(PageRequest {
+            state: state.clone(),
+            user,
+            token,
+        })
+    }
+}
+
+impl PageRequest {
+    /// Where the request came from, for the audit records it causes.
+    pub fn origin(&self) -> &Origin {
+        &self.user.origin
+    }
+
+    /// The value for the form's hidden token field.
+    pub fn authenticity(&self) -> String {
+        self.token.authenticity_token().unwrap_or_default()
+    }
+
+    /// Whether the person administers their facility (the menu shows the admin pages).
+    pub fn is_admin(&self) -> bool {
+        is_admin(&self.user)
+    }
+
+    /// The capability `P` for the patient named in the path (`raw`): an ID that does not
+    /// parse is the same 404 as an unknown one, a refusal the API's 403 or 404.
+    pub async fn authorize<P: Permission>(&self, raw: &str) -> Result<Authorized<P>, ApiError> {
+        let patient = renrakucho_api::patients::patient_id(raw)?;
+        authorize::<P>(&self.state, &self.user, patient).await
+    }
+
+    /// The page with this request's form token cookie set.
+    pub fn respond(&self, page: Response) -> Response {
+        (self.token.clone(), page).into_response()
+    }
+}
+
+/// Whether a person administers their facility.
+pub fn is_admin(user: &SignedIn) -> bool {
+    user.who.role == Some(StaffRole::FacilityAdmin)
+}
+
+/// A page for an error: the same words as the API's.
+pub fn failed(e: impl Into<ApiError>) -> Response {
+    let e = e.into();
+    error_page(e.status, &e.message)
+}
+
+/// A moment as staff read it: Japan time, to the minute.
+pub fn local(t: OffsetDateTime) -> String {
+    let f = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]");
+    t.to_offset(time::macros::offset!(+9))
+        .format(&f)
+        .unwrap_or_default()
+}
+
+/// Today's date in Japan (the default of date fields).
+pub fn today() -> String {
+    let f = time::macros::format_description!("[year]-[month]-[day]");
+    OffsetDateTime::now_utc()
+        .to_offset(time::macros::offset!(+9))
+        .date()
+        .format(&f)
+        .unwrap_or_default()
+}
