@@ -321,8 +321,10 @@ async fn nothing_of_an_erased_patient_decrypts_anywhere_on_disk_after_the_epoch_
         &files,
         &renrakucho_testkit::acting::allowed(who, erased.id),
         &origin,
-        &format!("{marker}.png"),
-        renrakucho_testkit::PNG_1X1.to_vec(),
+        renrakucho_notebook::FileUpload {
+            name: &format!("{marker}.png"),
+            bytes: renrakucho_testkit::PNG_1X1.to_vec(),
+        },
         1 << 20,
     )
     .await

@@ -88,8 +88,10 @@ async fn network() -> Network {
             &app.files,
             &renrakucho_testkit::acting::allowed(alice_writes.actor, patient.id),
             &origin,
-            "写真.png",
-            renrakucho_testkit::PNG_1X1.to_vec(),
+            renrakucho_notebook::FileUpload {
+                name: "写真.png",
+                bytes: renrakucho_testkit::PNG_1X1.to_vec(),
+            },
             1 << 20,
         )
         .await

@@ -58,9 +58,16 @@ renrakucho_core::redacted_debug!(Uploaded {
     has_thumbnail
 });
 
-/// Checks, cleans and stores a file for the patient's notebook; it is attached to the entry
-/// posted with it.
-#[allow(clippy::too_many_arguments)]
+/// A file as a person sent it: its name as given (cleaned before it is kept) and its bytes.
+pub struct FileUpload<'a> {
+    pub name: &'a str,
+    pub bytes: Vec<u8>,
+}
+
+renrakucho_core::redacted_debug!(FileUpload<'_>);
+
+/// Checks, cleans and stores a file for the patient's notebook (refused over `max_bytes`);
+/// it is attached to the entry posted with it.
 #[tracing::instrument(level = "debug", skip_all, fields(patient = %allowed.patient()))]
 pub async fn upload_attachment(
     db: &Database,
@@ -68,18 +75,18 @@ pub async fn upload_attachment(
     files: &FileStore,
     allowed: &Authorized<may::NotebookWrite>,
     origin: &Origin,
-    raw_name: &str,
-    bytes: Vec<u8>,
+    upload: FileUpload<'_>,
     max_bytes: usize,
 ) -> Result<Uploaded, CareError> {
     let who = StaffActor::from(allowed);
     let patient = allowed.patient();
-    let name = file_name(raw_name)?;
+    let name = file_name(upload.name)?;
     let limits = Limits {
         max_bytes,
         ..Limits::default()
     };
-    let processed = renrakucho_registry::uploads::clean(who.staff, "file", bytes, limits).await?;
+    let processed =
+        renrakucho_registry::uploads::clean(who.staff, "file", upload.bytes, limits).await?;
     let id = Uuid::now_v7();
     let mut tx = db.begin(who.scope()).await?;
     patients::get(&mut tx, patient).await?;
@@ -154,7 +161,6 @@ pub struct Download {
 renrakucho_core::redacted_debug!(Download { media_type });
 
 /// A file of the notebook (or its thumbnail), decrypted for someone who may read it. Audited.
-#[allow(clippy::too_many_arguments)]
 #[tracing::instrument(level = "debug", skip_all, fields(patient = %allowed.patient(), id = %id))]
 pub async fn attachment_content(
     db: &Database,

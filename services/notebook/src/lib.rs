@@ -17,7 +17,7 @@ mod export;
 mod notifications;
 mod support;
 
-pub use attachments::{attachment_content, upload_attachment, Download, Uploaded};
+pub use attachments::{attachment_content, upload_attachment, Download, FileUpload, Uploaded};
 pub use entries::{
     decode_cursor, edit_entry, entry_detail, mark_read, post_entry, search_notebook, timeline,
     unread, withdraw_entry, AttachmentLine, Author, EditResult, EntryContent, EntryDetail,

@@ -137,17 +137,15 @@ pub async fn save_preferences(
     p: &Preferences,
 ) -> Result<(), CareError> {
     let mut tx = db.begin(who.scope()).await?;
-    notifications::save(
-        &mut tx,
-        who.staff,
-        p.email.as_deref(),
-        p.live_level.as_str(),
-        i16::from(p.quiet_start),
-        i16::from(p.quiet_end),
-        p.digest_enabled,
-        i16::from(p.digest_hour),
-    )
-    .await?;
+    let settings = notifications::NewSettings {
+        email: p.email.as_deref(),
+        live_level: p.live_level.as_str(),
+        quiet_start: i16::from(p.quiet_start),
+        quiet_end: i16::from(p.quiet_end),
+        digest_enabled: p.digest_enabled,
+        digest_hour: i16::from(p.digest_hour),
+    };
+    notifications::save(&mut tx, who.staff, &settings).await?;
     record(
         &mut tx,
         who,

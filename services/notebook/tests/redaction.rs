@@ -193,6 +193,16 @@ fn every_type_holding_patient_data_prints_redacted() {
                 }
             ),
         ),
+        (
+            "FileUpload",
+            format!(
+                "{:?}",
+                FileUpload {
+                    name: "水晶体.png",
+                    bytes: b"XYZ-SCAN".to_vec(),
+                }
+            ),
+        ),
         ("NotebookCopy", format!("{exported:?}")),
         ("ExportedPatient", format!("{:?}", exported.patient)),
         ("ExportedEntry", format!("{:?}", exported.entries)),

@@ -309,7 +309,6 @@ async fn store_scan(
 /// again without EXIF/GPS; a PDF checked as a PDF; what does not decode is refused with a 422
 /// on `scan`). From then on, the care team's active members see the patient. While the consent
 /// is withdrawn this is a renewal: the registering facility only, with the scan.
-#[allow(clippy::too_many_arguments)]
 #[tracing::instrument(level = "debug", skip_all, fields(patient = %allowed.patient()))]
 pub async fn record_consent(
     db: &Database,

@@ -239,16 +239,23 @@ impl Settings {
             .collect()
     }
 
+    /// Every setting checked before anything starts: the first that is wrong, named with the
+    /// variable to set and what it takes.
     fn validate(&self) -> Result<(), ConfigError> {
         self.trusted_proxies()?;
-        let zero = |name: &str| {
-            ConfigError(format!(
-                "RENRAKUCHO_{}: must be greater than zero",
-                name.to_uppercase()
-            ))
-        };
+        self.check_sessions_and_sign_in()?;
+        self.check_database()?;
+        self.check_keys()?;
+        self.check_mail()?;
+        self.check_files()?;
+        self.check_access()?;
+        Ok(())
+    }
+
+    /// Sessions, sign-in throttling and password hashing.
+    fn check_sessions_and_sign_in(&self) -> Result<(), ConfigError> {
         if self.session_idle_timeout.is_zero() {
-            return Err(zero("session_idle_timeout"));
+            return Err(must_be_positive("session_idle_timeout"));
         }
         if self.session_max_lifetime < self.session_idle_timeout {
             return Err(ConfigError(
@@ -256,14 +263,11 @@ impl Settings {
                     .into(),
             ));
         }
-        if self.database_max_connections == 0 {
-            return Err(zero("database_max_connections"));
-        }
         if self.signin_account_burst == 0 {
-            return Err(zero("signin_account_burst"));
+            return Err(must_be_positive("signin_account_burst"));
         }
         if self.signin_address_burst == 0 {
-            return Err(zero("signin_address_burst"));
+            return Err(must_be_positive("signin_address_burst"));
         }
         if self.password_memory_kib < 8 * 1024 {
             return Err(ConfigError(
@@ -271,78 +275,15 @@ impl Settings {
             ));
         }
         if self.password_iterations == 0 {
-            return Err(zero("password_iterations"));
+            return Err(must_be_positive("password_iterations"));
         }
-        if self.key_cache_capacity == 0 {
-            return Err(zero("key_cache_capacity"));
-        }
-        if self.key_cache_max_age.is_zero() {
-            return Err(zero("key_cache_max_age"));
-        }
-        if self.master_key_epoch < Duration::from_secs(60)
-            || self.master_key_epoch > Duration::from_secs(30 * 24 * 60 * 60)
-        {
-            return Err(ConfigError(
-                "RENRAKUCHO_MASTER_KEY_EPOCH: between 1 minute and 30 days (e.g. 24h); it bounds \
-                 how long an erased patient stays readable in backups"
-                    .into(),
-            ));
-        }
-        if self.master_key_epoch_check.is_zero()
-            || self.master_key_epoch_check > self.master_key_epoch
-        {
-            return Err(ConfigError(
-                "RENRAKUCHO_MASTER_KEY_EPOCH_CHECK: greater than zero and at most \
-                 RENRAKUCHO_MASTER_KEY_EPOCH (e.g. 1m)"
-                    .into(),
-            ));
-        }
-        if !self.mail_from.contains('@') || self.mail_from.chars().any(char::is_whitespace) {
-            return Err(ConfigError(
-                "RENRAKUCHO_MAIL_FROM: an e-mail address (e.g. renrakucho@example.jp)".into(),
-            ));
-        }
-        if let Some(url) = &self.smtp_url {
-            if !(url.expose().starts_with("smtp://") || url.expose().starts_with("smtps://")) {
-                return Err(ConfigError(
-                    "RENRAKUCHO_SMTP_URL: must start with smtp:// or smtps://".into(),
-                ));
-            }
-        }
-        if self.file_store == FileStoreKind::S3 && self.s3_bucket.is_none() {
-            return Err(ConfigError(
-                "RENRAKUCHO_S3_BUCKET: required when RENRAKUCHO_FILE_STORE is s3".into(),
-            ));
-        }
-        if self.upload_limit_bytes == 0 {
-            return Err(zero("upload_limit_bytes"));
-        }
-        if self.upload_limit_bytes > 100 * 1024 * 1024 {
-            return Err(ConfigError(
-                "RENRAKUCHO_UPLOAD_LIMIT_BYTES: at most 104857600 (100 MiB); files are encrypted in memory"
-                    .into(),
-            ));
-        }
-        if self.emergency_access_duration < Duration::from_secs(60)
-            || self.emergency_access_duration > Duration::from_secs(72 * 60 * 60)
-        {
-            return Err(ConfigError(
-                "RENRAKUCHO_EMERGENCY_ACCESS_DURATION: between 1 minute and 72 hours (e.g. 24h)"
-                    .into(),
-            ));
-        }
-        if self.key_provider == KeyProvider::AwsKms && self.aws_kms_key_id.is_none() {
-            return Err(ConfigError(
-                "RENRAKUCHO_AWS_KMS_KEY_ID: required when RENRAKUCHO_KEY_PROVIDER is aws-kms"
-                    .into(),
-            ));
-        }
-        if let Some(url) = &self.public_url {
-            if !matches!(url.scheme(), "http" | "https") {
-                return Err(ConfigError(
-                    "RENRAKUCHO_PUBLIC_URL: must start with http:// or https://".into(),
-                ));
-            }
+        Ok(())
+    }
+
+    /// The pool, and the owner and runtime connection URLs (both or neither).
+    fn check_database(&self) -> Result<(), ConfigError> {
+        if self.database_max_connections == 0 {
+            return Err(must_be_positive("database_max_connections"));
         }
         if self.database_url.is_some() && self.runtime_database_url.is_none() {
             return Err(ConfigError(
@@ -379,6 +320,97 @@ impl Settings {
                         "{name}: not a PostgreSQL connection URL (postgres://user:password@host:port/database)"
                     )));
                 }
+            }
+        }
+        Ok(())
+    }
+
+    /// The key cache, the master key epochs and the key provider.
+    fn check_keys(&self) -> Result<(), ConfigError> {
+        if self.key_cache_capacity == 0 {
+            return Err(must_be_positive("key_cache_capacity"));
+        }
+        if self.key_cache_max_age.is_zero() {
+            return Err(must_be_positive("key_cache_max_age"));
+        }
+        if self.master_key_epoch < Duration::from_secs(60)
+            || self.master_key_epoch > Duration::from_secs(30 * 24 * 60 * 60)
+        {
+            return Err(ConfigError(
+                "RENRAKUCHO_MASTER_KEY_EPOCH: between 1 minute and 30 days (e.g. 24h); it bounds \
+                 how long an erased patient stays readable in backups"
+                    .into(),
+            ));
+        }
+        if self.master_key_epoch_check.is_zero()
+            || self.master_key_epoch_check > self.master_key_epoch
+        {
+            return Err(ConfigError(
+                "RENRAKUCHO_MASTER_KEY_EPOCH_CHECK: greater than zero and at most \
+                 RENRAKUCHO_MASTER_KEY_EPOCH (e.g. 1m)"
+                    .into(),
+            ));
+        }
+        if self.key_provider == KeyProvider::AwsKms && self.aws_kms_key_id.is_none() {
+            return Err(ConfigError(
+                "RENRAKUCHO_AWS_KMS_KEY_ID: required when RENRAKUCHO_KEY_PROVIDER is aws-kms"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The sender address and the SMTP server.
+    fn check_mail(&self) -> Result<(), ConfigError> {
+        if !self.mail_from.contains('@') || self.mail_from.chars().any(char::is_whitespace) {
+            return Err(ConfigError(
+                "RENRAKUCHO_MAIL_FROM: an e-mail address (e.g. renrakucho@example.jp)".into(),
+            ));
+        }
+        if let Some(url) = &self.smtp_url {
+            if !(url.expose().starts_with("smtp://") || url.expose().starts_with("smtps://")) {
+                return Err(ConfigError(
+                    "RENRAKUCHO_SMTP_URL: must start with smtp:// or smtps://".into(),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Where files are kept and how large an upload may be.
+    fn check_files(&self) -> Result<(), ConfigError> {
+        if self.file_store == FileStoreKind::S3 && self.s3_bucket.is_none() {
+            return Err(ConfigError(
+                "RENRAKUCHO_S3_BUCKET: required when RENRAKUCHO_FILE_STORE is s3".into(),
+            ));
+        }
+        if self.upload_limit_bytes == 0 {
+            return Err(must_be_positive("upload_limit_bytes"));
+        }
+        if self.upload_limit_bytes > 100 * 1024 * 1024 {
+            return Err(ConfigError(
+                "RENRAKUCHO_UPLOAD_LIMIT_BYTES: at most 104857600 (100 MiB); files are encrypted in memory"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Emergency access and the public address.
+    fn check_access(&self) -> Result<(), ConfigError> {
+        if self.emergency_access_duration < Duration::from_secs(60)
+            || self.emergency_access_duration > Duration::from_secs(72 * 60 * 60)
+        {
+            return Err(ConfigError(
+                "RENRAKUCHO_EMERGENCY_ACCESS_DURATION: between 1 minute and 72 hours (e.g. 24h)"
+                    .into(),
+            ));
+        }
+        if let Some(url) = &self.public_url {
+            if !matches!(url.scheme(), "http" | "https") {
+                return Err(ConfigError(
+                    "RENRAKUCHO_PUBLIC_URL: must start with http:// or https://".into(),
+                ));
             }
         }
         Ok(())
@@ -445,6 +477,14 @@ impl Settings {
             parallelism: 1,
         }
     }
+}
+
+/// The error for a setting that must be greater than zero (`name` is its field name).
+fn must_be_positive(name: &str) -> ConfigError {
+    ConfigError(format!(
+        "RENRAKUCHO_{}: must be greater than zero",
+        name.to_uppercase()
+    ))
 }
 
 fn is_loopback_url(url: &url::Url) -> bool {

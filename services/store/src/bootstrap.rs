@@ -300,11 +300,27 @@ pub async fn check_runtime_role(
     // With the web connections' own startup settings, so that a setting planted on the role
     // (a statement timeout of a millisecond) cannot stop the check that names it.
     let mut conn = crate::database::web_options(runtime).connect().await?;
+    let mut problems = role_powers(&mut conn).await?;
+    let whoami = sqlx::query!(
+        r#"SELECT current_user::text AS "role!", current_database()::text AS "database!""#
+    )
+    .fetch_one(&mut conn)
+    .await?;
+    let (role, database) = (whoami.role, whoami.database);
+    problems.extend(planted_settings(&mut conn, &role, &database).await?);
+    problems.extend(creation_rights(&mut conn, &database).await?);
+    conn.close().await?;
+    Ok(problems)
+}
+
+/// What the role is or belongs to: a superuser, past RLS, an owner, outside the runtime
+/// group, a member of a powerful or privileged role.
+async fn role_powers(conn: &mut PgConnection) -> Result<Vec<RuntimeRoleProblem>, StoreError> {
     let powers = sqlx::query!(
         r#"SELECT rolsuper AS "superuser!", rolbypassrls AS "bypass!"
              FROM pg_roles WHERE rolname = current_user"#
     )
-    .fetch_one(&mut conn)
+    .fetch_one(&mut *conn)
     .await?;
     let (superuser, bypass) = (powers.superuser, powers.bypass);
     let owned: i64 = sqlx::query_scalar!(
@@ -313,19 +329,19 @@ pub async fn check_runtime_role(
               + (SELECT count(*) FROM pg_namespace WHERE nspowner = r.oid) AS "owned!"
            FROM pg_roles r WHERE r.rolname = current_user"#
     )
-    .fetch_one(&mut conn)
+    .fetch_one(&mut *conn)
     .await?;
     let owner: Option<String> = sqlx::query_scalar!(
         r#"SELECT tableowner::text AS "owner!"
             FROM pg_tables WHERE schemaname = 'public' AND tablename = 'facilities'"#
     )
-    .fetch_optional(&mut conn)
+    .fetch_optional(&mut *conn)
     .await?;
     let in_group: bool = sqlx::query_scalar!(
         r#"SELECT pg_has_role(current_user, $1, 'USAGE') AS "usage!""#,
         RUNTIME_GROUP
     )
-    .fetch_one(&mut conn)
+    .fetch_one(&mut *conn)
     .await?;
     let powerful: Vec<String> = sqlx::query_scalar!(
         r#"SELECT r.rolname::text AS "role!" FROM pg_roles r
@@ -333,7 +349,7 @@ pub async fn check_runtime_role(
             AND pg_has_role(current_user, r.oid, 'MEMBER')
           ORDER BY 1"#
     )
-    .fetch_all(&mut conn)
+    .fetch_all(&mut *conn)
     .await?;
     let privileged: Vec<String> = sqlx::query_scalar!(
         r#"SELECT r.rolname::text AS "role!" FROM pg_roles r
@@ -341,41 +357,7 @@ pub async fn check_runtime_role(
           ORDER BY 1"#,
         &PRIVILEGED_ROLES[..] as &[&str]
     )
-    .fetch_all(&mut conn)
-    .await?;
-    // Role settings for this role (in any database or this one) and database settings for
-    // every role in this database.
-    let settings = sqlx::query!(
-        r#"SELECT split_part(cfg, '=', 1) AS "name!", cfg AS "setting!",
-                s.setrole <> 0 AS "for_role!", s.setdatabase <> 0 AS "in_database!"
-           FROM pg_db_role_setting s
-          CROSS JOIN LATERAL unnest(s.setconfig) AS cfg
-          WHERE (s.setrole = (SELECT oid FROM pg_roles WHERE rolname = current_user)
-                 OR s.setrole = 0)
-            AND (s.setdatabase = 0
-                 OR s.setdatabase = (SELECT oid FROM pg_database WHERE datname = current_database()))
-            AND NOT (s.setrole = 0 AND s.setdatabase = 0)
-          ORDER BY 1"#,
-    )
-    .fetch_all(&mut conn)
-    .await?;
-    let whoami = sqlx::query!(
-        r#"SELECT current_user::text AS "role!", current_database()::text AS "database!""#
-    )
-    .fetch_one(&mut conn)
-    .await?;
-    let (role, database) = (whoami.role, whoami.database);
-    let temporary: bool = sqlx::query_scalar!(
-        r#"SELECT has_database_privilege(current_database(), 'TEMPORARY') AS "temporary!""#
-    )
-    .fetch_one(&mut conn)
-    .await?;
-    let creatable: Vec<String> = sqlx::query_scalar!(
-        r#"SELECT nspname::text AS "schema!" FROM pg_namespace
-          WHERE has_schema_privilege(oid, 'CREATE') AND nspname !~ '^pg_(toast_)?temp_'
-          ORDER BY 1"#
-    )
-    .fetch_all(&mut conn)
+    .fetch_all(&mut *conn)
     .await?;
     let mut problems = Vec::new();
     if superuser {
@@ -392,7 +374,7 @@ pub async fn check_runtime_role(
             r#"SELECT pg_has_role(current_user, $1::text, 'MEMBER') AS "member!""#,
             owner
         )
-        .fetch_one(&mut conn)
+        .fetch_one(&mut *conn)
         .await?;
         if member {
             problems.push(RuntimeRoleProblem::MemberOfOwner(owner));
@@ -411,6 +393,33 @@ pub async fn check_runtime_role(
             .into_iter()
             .map(RuntimeRoleProblem::MemberOfPrivilegedRole),
     );
+    Ok(problems)
+}
+
+/// Settings planted on the role or the database (a statement timeout, a search path) that
+/// the server does not set itself, each with the statement that removes it.
+async fn planted_settings(
+    conn: &mut PgConnection,
+    role: &str,
+    database: &str,
+) -> Result<Vec<RuntimeRoleProblem>, StoreError> {
+    // Role settings for this role (in any database or this one) and database settings for
+    // every role in this database.
+    let settings = sqlx::query!(
+        r#"SELECT split_part(cfg, '=', 1) AS "name!", cfg AS "setting!",
+                s.setrole <> 0 AS "for_role!", s.setdatabase <> 0 AS "in_database!"
+           FROM pg_db_role_setting s
+          CROSS JOIN LATERAL unnest(s.setconfig) AS cfg
+          WHERE (s.setrole = (SELECT oid FROM pg_roles WHERE rolname = current_user)
+                 OR s.setrole = 0)
+            AND (s.setdatabase = 0
+                 OR s.setdatabase = (SELECT oid FROM pg_database WHERE datname = current_database()))
+            AND NOT (s.setrole = 0 AND s.setdatabase = 0)
+          ORDER BY 1"#,
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut problems = Vec::new();
     for row in settings {
         let (name, setting, for_role, in_database) =
             (row.name, row.setting, row.for_role, row.in_database);
@@ -424,10 +433,32 @@ pub async fn check_runtime_role(
         };
         problems.push(RuntimeRoleProblem::Setting { setting, fix });
     }
+    Ok(problems)
+}
+
+/// Where the role could create objects of its own: temporary tables, or any schema.
+async fn creation_rights(
+    conn: &mut PgConnection,
+    database: &str,
+) -> Result<Vec<RuntimeRoleProblem>, StoreError> {
+    let temporary: bool = sqlx::query_scalar!(
+        r#"SELECT has_database_privilege(current_database(), 'TEMPORARY') AS "temporary!""#
+    )
+    .fetch_one(&mut *conn)
+    .await?;
+    let creatable: Vec<String> = sqlx::query_scalar!(
+        r#"SELECT nspname::text AS "schema!" FROM pg_namespace
+          WHERE has_schema_privilege(oid, 'CREATE') AND nspname !~ '^pg_(toast_)?temp_'
+          ORDER BY 1"#
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut problems = Vec::new();
     if temporary {
-        problems.push(RuntimeRoleProblem::MayCreateTemporaryTables(database));
+        problems.push(RuntimeRoleProblem::MayCreateTemporaryTables(
+            database.to_string(),
+        ));
     }
     problems.extend(creatable.into_iter().map(RuntimeRoleProblem::MayCreateIn));
-    conn.close().await?;
     Ok(problems)
 }

@@ -35,18 +35,23 @@ pub async fn get(tx: &mut ScopedTx, staff: StaffId) -> Result<Option<Settings>, 
     .await?)
 }
 
+/// The settings a person saves (what [`Settings`] holds but the keys and the digest's clock).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NewSettings<'a> {
+    pub email: Option<&'a str>,
+    pub live_level: &'a str,
+    pub quiet_start: i16,
+    pub quiet_end: i16,
+    pub digest_enabled: bool,
+    pub digest_hour: i16,
+}
+
 /// Saves the person's settings (the transaction's facility is theirs).
-#[allow(clippy::too_many_arguments)]
 #[tracing::instrument(level = "debug", skip_all, fields(staff = %staff))]
 pub async fn save(
     tx: &mut ScopedTx,
     staff: StaffId,
-    email: Option<&str>,
-    live_level: &str,
-    quiet_start: i16,
-    quiet_end: i16,
-    digest_enabled: bool,
-    digest_hour: i16,
+    settings: &NewSettings<'_>,
 ) -> Result<(), StoreError> {
     let facility = tx.scope().facility().ok_or(StoreError::Forbidden)?;
     sqlx::query!(
@@ -58,12 +63,12 @@ pub async fn save(
                 digest_enabled = $7, digest_hour = $8",
         staff.as_uuid(),
         facility.as_uuid(),
-        email,
-        live_level,
-        quiet_start,
-        quiet_end,
-        digest_enabled,
-        digest_hour
+        settings.email,
+        settings.live_level,
+        settings.quiet_start,
+        settings.quiet_end,
+        settings.digest_enabled,
+        settings.digest_hour
     )
     .execute(tx.conn())
     .await?;

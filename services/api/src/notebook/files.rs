@@ -74,8 +74,10 @@ pub async fn upload(
         &state.files,
         &who,
         &origin,
-        &name,
-        body.to_vec(),
+        renrakucho_notebook::FileUpload {
+            name: &name,
+            bytes: body.to_vec(),
+        },
         state.care.upload_limit_bytes,
     )
     .await?;

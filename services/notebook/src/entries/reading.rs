@@ -49,7 +49,6 @@ pub fn decode_cursor(raw: &str) -> Result<Cursor, InvalidValue> {
 
 /// A page of the patient's timeline (newest first, withdrawn entries left out); the read is
 /// audited.
-#[allow(clippy::too_many_arguments)]
 #[tracing::instrument(level = "debug", skip_all, fields(patient = %allowed.patient()))]
 pub async fn timeline(
     db: &Database,

@@ -328,7 +328,6 @@ async fn refuse_change(
 }
 
 /// Saves an edit as the next version, if `expected_version` is still the current one.
-#[allow(clippy::too_many_arguments)]
 #[tracing::instrument(level = "debug", skip_all, fields(patient = %who.patient(), id = %id))]
 pub async fn edit_entry(
     db: &Database,
