@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use renrakucho_store::audit::{self, Actor, AuditEvent, Origin, Outcome};
-use renrakucho_store::epochs::{self, EpochState};
+use renrakucho_store::epochs::{self, Epoch, EpochState};
 use renrakucho_store::{Database, Scope};
 use serde_json::json;
 
@@ -170,44 +170,9 @@ impl Keyring {
             return Ok(None);
         }
         let provider = self.master_keys().current().clone();
-        provider.refresh().await?;
-        let (current, present) = policy.keys.present().await?;
-        if provider.current_key_id() != current {
-            return Err(KeyringError::MasterKey(format!(
-                "the keyring does not use the master keys of {}",
-                policy.keys.describe()
-            )));
-        }
-
-        // The erasures committed so far: counted before a new key exists, so that every
-        // erasure counted here committed before anything could be wrapped under that key.
-        let mut tx = db.begin(Scope::KeyMaintenance).await?;
-        let erasures = epochs::erasures_completed(&mut tx).await?;
-        // A key file not recorded yet (the first start, a manual rotation, or a crash right
-        // after a key was generated) covers no erasure: it is retired by the next rotation.
-        for id in &present {
-            epochs::register(&mut tx, id, 0).await?;
-        }
-        let known = epochs::list(&mut tx).await?;
-        tx.commit().await?;
-        let Some(now) = known.iter().find(|e| e.master_key_id == current) else {
-            return Err(KeyringError::MasterKey(format!(
-                "the current master key {current} has no epoch"
-            )));
-        };
-        let unfinished = known
-            .iter()
-            .any(|e| e.master_key_id != current && e.state != EpochState::Destroyed);
-        let reason = if force {
-            EpochReason::Requested
-        } else if erasures > now.erasures_covered {
-            EpochReason::Erasure
-        } else if now.state != EpochState::Active || now.age_seconds >= policy.period.as_secs_f64()
-        {
-            EpochReason::Schedule
-        } else if unfinished {
-            EpochReason::Unfinished
-        } else {
+        let (current, present) = present_keys(provider.as_ref(), policy).await?;
+        let (erasures, known) = take_stock(db, &present).await?;
+        let Some(reason) = due(policy, force, erasures, &known, &current)? else {
             guard.commit().await?;
             return Ok(None);
         };
@@ -219,54 +184,139 @@ impl Keyring {
             destroyed: Vec::new(),
         };
         if reason != EpochReason::Unfinished {
-            let id = policy.keys.create().await?;
-            provider.refresh().await?;
-            let mut tx = db.begin(Scope::KeyMaintenance).await?;
-            epochs::register(&mut tx, &id, erasures).await?;
-            let details = json!({ "master_key_id": id, "reason": reason.as_str(),
-                                  "erasures_covered": erasures });
-            record(&mut tx, "master_key.epoch", details).await?;
-            tx.commit().await?;
-            tracing::info!(master_key = %id, reason = reason.as_str(), "new master key epoch");
+            let id = begin_epoch(db, policy, provider.as_ref(), reason, erasures).await?;
             report.new_master_key = Some(id);
         }
-        let current = provider.current_key_id();
-
         // From here on no data key is wrapped under an older epoch (a wrap in flight finishes
         // first, and is re-wrapped below).
-        let mut tx = db.begin(Scope::KeyMaintenance).await?;
-        let open: Vec<String> = epochs::list(&mut tx)
-            .await?
-            .into_iter()
-            .filter(|e| e.master_key_id != current && e.state != EpochState::Destroyed)
-            .map(|e| e.master_key_id)
-            .collect();
-        for id in &open {
-            epochs::begin_retiring(&mut tx, id).await?;
-        }
-        tx.commit().await?;
-
+        let open = retire_older(db, &provider.current_key_id()).await?;
         report.rewrapped = self.rewrap_all(db, policy.batch, |_| {}).await?.rewrapped;
-
         for id in &open {
-            let mut tx = db.begin(Scope::KeyMaintenance).await?;
-            let live = epochs::live_keys_under(&mut tx, id).await?;
-            if live > 0 {
-                return Err(KeyringError::MasterKey(format!(
-                    "{live} live data keys are still wrapped under {id}; it is kept (the next \
-                     rotation tries again)"
-                )));
-            }
-            let found = policy.keys.destroy(id).await?;
-            epochs::mark_destroyed(&mut tx, id).await?;
-            let details = json!({ "master_key_id": id, "found": found });
-            record(&mut tx, "master_key.destroy", details).await?;
-            tx.commit().await?;
-            tracing::info!(master_key = %id, "master key destroyed");
+            destroy_epoch(db, policy, id).await?;
             report.destroyed.push(id.clone());
         }
         provider.refresh().await?;
         guard.commit().await?;
         Ok(Some(report))
     }
+}
+
+/// The current master key and every one present now, once the keyring's provider (refreshed:
+/// another process may have rotated) is seen to use the same keys.
+async fn present_keys(
+    provider: &dyn MasterKeyProvider,
+    policy: &EpochPolicy,
+) -> Result<(String, Vec<String>), KeyringError> {
+    provider.refresh().await?;
+    let (current, present) = policy.keys.present().await?;
+    if provider.current_key_id() != current {
+        return Err(KeyringError::MasterKey(format!(
+            "the keyring does not use the master keys of {}",
+            policy.keys.describe()
+        )));
+    }
+    Ok((current, present))
+}
+
+/// The erasures committed so far, and every epoch once the master keys present are registered.
+async fn take_stock(db: &Database, present: &[String]) -> Result<(i64, Vec<Epoch>), KeyringError> {
+    // The erasures committed so far: counted before a new key exists, so that every
+    // erasure counted here committed before anything could be wrapped under that key.
+    let mut tx = db.begin(Scope::KeyMaintenance).await?;
+    let erasures = epochs::erasures_completed(&mut tx).await?;
+    // A key file not recorded yet (the first start, a manual rotation, or a crash right
+    // after a key was generated) covers no erasure: it is retired by the next rotation.
+    for id in present {
+        epochs::register(&mut tx, id, 0).await?;
+    }
+    let known = epochs::list(&mut tx).await?;
+    tx.commit().await?;
+    Ok((erasures, known))
+}
+
+/// Why a rotation is due now; `None` when none is.
+fn due(
+    policy: &EpochPolicy,
+    force: bool,
+    erasures: i64,
+    known: &[Epoch],
+    current: &str,
+) -> Result<Option<EpochReason>, KeyringError> {
+    let Some(now) = known.iter().find(|e| e.master_key_id == current) else {
+        return Err(KeyringError::MasterKey(format!(
+            "the current master key {current} has no epoch"
+        )));
+    };
+    let unfinished = known
+        .iter()
+        .any(|e| e.master_key_id != current && e.state != EpochState::Destroyed);
+    Ok(if force {
+        Some(EpochReason::Requested)
+    } else if erasures > now.erasures_covered {
+        Some(EpochReason::Erasure)
+    } else if now.state != EpochState::Active || now.age_seconds >= policy.period.as_secs_f64() {
+        Some(EpochReason::Schedule)
+    } else if unfinished {
+        Some(EpochReason::Unfinished)
+    } else {
+        None
+    })
+}
+
+/// Makes a new master key the current one and records its epoch (covering `erasures`) in the
+/// audit chain; returns its ID.
+async fn begin_epoch(
+    db: &Database,
+    policy: &EpochPolicy,
+    provider: &dyn MasterKeyProvider,
+    reason: EpochReason,
+    erasures: i64,
+) -> Result<String, KeyringError> {
+    let id = policy.keys.create().await?;
+    provider.refresh().await?;
+    let mut tx = db.begin(Scope::KeyMaintenance).await?;
+    epochs::register(&mut tx, &id, erasures).await?;
+    let details = json!({ "master_key_id": id, "reason": reason.as_str(),
+                          "erasures_covered": erasures });
+    record(&mut tx, "master_key.epoch", details).await?;
+    tx.commit().await?;
+    tracing::info!(master_key = %id, reason = reason.as_str(), "new master key epoch");
+    Ok(id)
+}
+
+/// Marks every epoch older than `current` and not yet destroyed as retiring; returns their
+/// master keys.
+async fn retire_older(db: &Database, current: &str) -> Result<Vec<String>, KeyringError> {
+    let mut tx = db.begin(Scope::KeyMaintenance).await?;
+    let open: Vec<String> = epochs::list(&mut tx)
+        .await?
+        .into_iter()
+        .filter(|e| e.master_key_id != current && e.state != EpochState::Destroyed)
+        .map(|e| e.master_key_id)
+        .collect();
+    for id in &open {
+        epochs::begin_retiring(&mut tx, id).await?;
+    }
+    tx.commit().await?;
+    Ok(open)
+}
+
+/// Destroys a retiring epoch's master key, refused while a live data key is still wrapped
+/// under it, and records the destruction in the audit chain.
+async fn destroy_epoch(db: &Database, policy: &EpochPolicy, id: &str) -> Result<(), KeyringError> {
+    let mut tx = db.begin(Scope::KeyMaintenance).await?;
+    let live = epochs::live_keys_under(&mut tx, id).await?;
+    if live > 0 {
+        return Err(KeyringError::MasterKey(format!(
+            "{live} live data keys are still wrapped under {id}; it is kept (the next \
+             rotation tries again)"
+        )));
+    }
+    let found = policy.keys.destroy(id).await?;
+    epochs::mark_destroyed(&mut tx, id).await?;
+    let details = json!({ "master_key_id": id, "found": found });
+    record(&mut tx, "master_key.destroy", details).await?;
+    tx.commit().await?;
+    tracing::info!(master_key = %id, "master key destroyed");
+    Ok(())
 }

@@ -3,7 +3,10 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use super::{io, read_password, take_lock, ClusterError, Password, PASSWORD_FILE};
+use crate::directory::take_lock;
+use crate::error::io;
+use crate::password::{read_password, Password};
+use crate::{ClusterError, PASSWORD_FILE};
 
 /// A cluster that another process of ours started and runs (it holds the directory's lock):
 /// what it takes to connect to it without touching its lifecycle. For commands that read a live

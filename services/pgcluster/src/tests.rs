@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 use super::*;
+use crate::binaries::RunAs;
+use crate::password::{Password, PASSWORD_LEN};
 
 /// A fresh, short path (the socket path must stay under 107 bytes).
 fn fresh_dir(name: &str) -> PathBuf {
