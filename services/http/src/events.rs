@@ -132,135 +132,183 @@ pub async fn concerning(
     event: &Announced,
     now: OffsetDateTime,
 ) -> Option<Live> {
-    let patient = PatientId::from_uuid(event.patient);
+    let person = Listener {
+        authz,
+        roles: person_roles,
+        who,
+        prefs,
+        now,
+    };
     let me = who.facility.as_uuid();
-    let link = format!("/patients/{}", event.patient);
     match event.kind.as_str() {
-        "entry" => {
-            if event.author == Some(who.staff.as_uuid()) {
-                return None;
-            }
-            let sees = authz
-                .allowed(person_roles, who.facility, patient, Action::NotebookRead)
-                .await
-                .unwrap_or(false);
-            if !sees {
-                return None;
-            }
-            let priority: Priority = event
-                .priority
-                .as_deref()
-                .and_then(|p| p.parse().ok())
-                .unwrap_or(Priority::Info);
-            let (kind, effective) = if event.reply_to_author == Some(who.staff.as_uuid()) {
-                ("reply", priority.max_rank(Priority::ReplyRequested))
-            } else if event.mentions.as_ref().is_some_and(|m| m.contains(&me)) {
-                ("mention", priority.max_rank(Priority::ReplyRequested))
-            } else {
-                ("entry", priority)
-            };
-            renrakucho_notebook::reaches(prefs, effective, patient, now).then(|| Live {
-                kind,
-                patient: event.patient,
-                entry: event.entry,
-                request: None,
-                priority: effective,
-                link: match event.entry {
-                    Some(e) => format!("/patients/{}/entries/{e}", event.patient),
-                    None => link.clone(),
-                },
-            })
-        }
-        "invitation" if event.to == Some(me) => {
-            renrakucho_notebook::reaches(prefs, Priority::ReplyRequested, patient, now).then(|| {
-                Live {
-                    kind: "invitation",
-                    patient: event.patient,
-                    entry: None,
-                    request: None,
-                    priority: Priority::ReplyRequested,
-                    link: "/invitations".into(),
-                }
-            })
-        }
-        "support" => {
-            let status = event.status.as_deref().unwrap_or_default();
-            let (kind, ours) = if event.to == Some(me) && status == "requested" {
-                ("support", true)
-            } else if event.facility == Some(me) && status == "answered" {
-                ("answer", true)
-            } else {
-                ("support", false)
-            };
-            (ours && renrakucho_notebook::reaches(prefs, Priority::ReplyRequested, patient, now))
-                .then(|| Live {
-                    kind,
-                    patient: event.patient,
-                    entry: None,
-                    request: event.request,
-                    priority: Priority::ReplyRequested,
-                    link: match event.request {
-                        Some(r) => format!("/support/{r}"),
-                        None => "/support".into(),
-                    },
-                })
-        }
+        "entry" => entry_news(&person, event).await,
+        "invitation" if event.to == Some(me) => invitation_news(&person, event),
+        "support" => support_news(&person, event),
         // Break-glass access by another facility: everyone of the care team who sees the
         // patient is told at once, whatever their quiet hours or mutes (ADR 0010).
         "emergency" if event.facility.is_some_and(|f| f != me) => {
-            let sees = authz
-                .allowed(person_roles, who.facility, patient, Action::PatientRead)
-                .await
-                .unwrap_or(false);
-            sees.then(|| Live {
-                kind: "emergency",
-                patient: event.patient,
-                entry: None,
-                request: None,
-                priority: Priority::Urgent,
-                link: "/emergency".into(),
-            })
+            emergency_news(&person, event).await
         }
         // Repeated failed identifications locked a card of one of the facility's patients:
         // its people who see the patient are told at once, as urgent (ADR 0018).
-        "card_locked" if event.to == Some(me) => {
-            let sees = authz
-                .allowed(person_roles, who.facility, patient, Action::PatientRead)
-                .await
-                .unwrap_or(false);
-            sees.then_some(Live {
-                kind: "card_locked",
-                patient: event.patient,
-                entry: None,
-                request: None,
-                priority: Priority::Urgent,
-                link,
-            })
-        }
+        "card_locked" if event.to == Some(me) => card_locked_news(&person, event).await,
         // A consent recorded, renewed or withdrawn by another facility: everyone of the care
         // team is told (withdrawal at once, whatever their quiet hours: sharing stopped), with
         // or without consent on file — what changed, never the form's content (ADR 0014).
-        "consent" if event.facility.is_some_and(|f| f != me) => {
-            let ours = authz
-                .allowed(person_roles, who.facility, patient, Action::ConsentChanges)
-                .await
-                .unwrap_or(false);
-            let (kind, priority) = match event.status.as_deref() {
-                Some("withdrawn") => ("consent_withdrawn", Priority::Urgent),
-                Some("renewed") => ("consent_renewed", Priority::ReplyRequested),
-                _ => ("consent_recorded", Priority::ReplyRequested),
-            };
-            (ours && renrakucho_notebook::reaches(prefs, priority, patient, now)).then(|| Live {
-                kind,
-                patient: event.patient,
-                entry: None,
-                request: None,
-                priority,
-                link: "/notifications".into(),
-            })
-        }
+        "consent" if event.facility.is_some_and(|f| f != me) => consent_news(&person, event).await,
         _ => None,
     }
+}
+
+/// The person an event is weighed for: what they may do and what they chose to hear.
+struct Listener<'a> {
+    authz: &'a Authorizer,
+    roles: &'a [renrakucho_authz::Role],
+    who: StaffActor,
+    prefs: &'a Preferences,
+    now: OffsetDateTime,
+}
+
+impl Listener<'_> {
+    /// Whether the person may do `action` on the patient (no answer: no).
+    async fn may(&self, patient: PatientId, action: Action) -> bool {
+        self.authz
+            .allowed(self.roles, self.who.facility, patient, action)
+            .await
+            .unwrap_or(false)
+    }
+
+    /// Whether a notification of `priority` reaches the person now (their preferences).
+    fn reaches(&self, priority: Priority, patient: PatientId) -> bool {
+        renrakucho_notebook::reaches(self.prefs, priority, patient, self.now)
+    }
+}
+
+/// A new entry: a reply to the person's entry or a mention of their facility asks for a
+/// reply; never their own entry, and only on a patient whose notebook they read.
+async fn entry_news(person: &Listener<'_>, event: &Announced) -> Option<Live> {
+    let who = person.who;
+    if event.author == Some(who.staff.as_uuid()) {
+        return None;
+    }
+    let patient = PatientId::from_uuid(event.patient);
+    if !person.may(patient, Action::NotebookRead).await {
+        return None;
+    }
+    let priority: Priority = event
+        .priority
+        .as_deref()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(Priority::Info);
+    let (kind, effective) = if event.reply_to_author == Some(who.staff.as_uuid()) {
+        ("reply", priority.max_rank(Priority::ReplyRequested))
+    } else if event
+        .mentions
+        .as_ref()
+        .is_some_and(|m| m.contains(&who.facility.as_uuid()))
+    {
+        ("mention", priority.max_rank(Priority::ReplyRequested))
+    } else {
+        ("entry", priority)
+    };
+    person.reaches(effective, patient).then(|| Live {
+        kind,
+        patient: event.patient,
+        entry: event.entry,
+        request: None,
+        priority: effective,
+        link: match event.entry {
+            Some(e) => format!("/patients/{}/entries/{e}", event.patient),
+            None => format!("/patients/{}", event.patient),
+        },
+    })
+}
+
+/// An invitation to the person's facility.
+fn invitation_news(person: &Listener<'_>, event: &Announced) -> Option<Live> {
+    let patient = PatientId::from_uuid(event.patient);
+    person
+        .reaches(Priority::ReplyRequested, patient)
+        .then(|| Live {
+            kind: "invitation",
+            patient: event.patient,
+            entry: None,
+            request: None,
+            priority: Priority::ReplyRequested,
+            link: "/invitations".into(),
+        })
+}
+
+/// A support request to the person's facility, or the answer to one it sent.
+fn support_news(person: &Listener<'_>, event: &Announced) -> Option<Live> {
+    let patient = PatientId::from_uuid(event.patient);
+    let me = person.who.facility.as_uuid();
+    let status = event.status.as_deref().unwrap_or_default();
+    let (kind, ours) = if event.to == Some(me) && status == "requested" {
+        ("support", true)
+    } else if event.facility == Some(me) && status == "answered" {
+        ("answer", true)
+    } else {
+        ("support", false)
+    };
+    (ours && person.reaches(Priority::ReplyRequested, patient)).then(|| Live {
+        kind,
+        patient: event.patient,
+        entry: None,
+        request: event.request,
+        priority: Priority::ReplyRequested,
+        link: match event.request {
+            Some(r) => format!("/support/{r}"),
+            None => "/support".into(),
+        },
+    })
+}
+
+/// Break-glass access by another facility, to everyone who sees the patient: urgent.
+async fn emergency_news(person: &Listener<'_>, event: &Announced) -> Option<Live> {
+    let patient = PatientId::from_uuid(event.patient);
+    let sees = person.may(patient, Action::PatientRead).await;
+    sees.then(|| Live {
+        kind: "emergency",
+        patient: event.patient,
+        entry: None,
+        request: None,
+        priority: Priority::Urgent,
+        link: "/emergency".into(),
+    })
+}
+
+/// A card of one of the facility's patients locked, to those who see the patient: urgent.
+async fn card_locked_news(person: &Listener<'_>, event: &Announced) -> Option<Live> {
+    let patient = PatientId::from_uuid(event.patient);
+    let sees = person.may(patient, Action::PatientRead).await;
+    sees.then_some(Live {
+        kind: "card_locked",
+        patient: event.patient,
+        entry: None,
+        request: None,
+        priority: Priority::Urgent,
+        link: format!("/patients/{}", event.patient),
+    })
+}
+
+/// A consent changed by another facility, to those told of consent changes.
+async fn consent_news(person: &Listener<'_>, event: &Announced) -> Option<Live> {
+    let patient = PatientId::from_uuid(event.patient);
+    let ours = person.may(patient, Action::ConsentChanges).await;
+    let (kind, priority) = match event.status.as_deref() {
+        Some("withdrawn") => ("consent_withdrawn", Priority::Urgent),
+        Some("renewed") => ("consent_renewed", Priority::ReplyRequested),
+        _ => ("consent_recorded", Priority::ReplyRequested),
+    };
+    (ours && person.reaches(priority, patient)).then(|| Live {
+        kind,
+        patient: event.patient,
+        entry: None,
+        request: None,
+        priority,
+        link: "/notifications".into(),
+    })
 }
 
 /// `GET /api/v1/events`: the signed-in person's live notifications, as server-sent events

@@ -10,7 +10,7 @@ use renrakucho_registry::audit::record;
 use renrakucho_registry::{may, Authorized, CareError, StaffActor};
 use renrakucho_store::audit::Origin;
 use renrakucho_store::notifications::{self, Settings};
-use renrakucho_store::{care_team, notebook, support, Database};
+use renrakucho_store::{care_team, notebook, support, Database, ScopedTx};
 use serde::Serialize;
 use serde_json::json;
 use time::{OffsetDateTime, UtcOffset};
@@ -247,8 +247,35 @@ pub async fn feed(
     let prefs = preferences_of(db, who).await?;
     let since = OffsetDateTime::now_utc() - time::Duration::days(days.clamp(1, 30));
     let mut tx = db.begin(who.scope()).await?;
+    let mut out = entries_concerning(&mut tx, who, &prefs, since).await?;
+    out.extend(invitations(&mut tx).await?);
+    out.extend(support_requests(&mut tx, who).await?);
+    out.extend(locked_cards(&mut tx, since).await?);
+    out.extend(consent_changes(&mut tx, since).await?);
+    out.sort_by_key(|n| std::cmp::Reverse(n.at));
+    record(
+        &mut tx,
+        who,
+        origin,
+        "notifications.read",
+        None,
+        json!({ "items": out.len() }),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(out)
+}
+
+/// Entries concerning the person: replies to their entries and mentions of their facility
+/// always; other entries at or above their level, muted patients left out unless urgent.
+async fn entries_concerning(
+    tx: &mut ScopedTx,
+    who: StaffActor,
+    prefs: &Preferences,
+    since: OffsetDateTime,
+) -> Result<Vec<Notification>, CareError> {
     let mut out = Vec::new();
-    for c in notebook::concerning(&mut tx, who.staff, since, 500).await? {
+    for c in notebook::concerning(tx, who.staff, since, 500).await? {
         let priority: Priority = c.priority.parse().unwrap_or(Priority::Info);
         let patient = PatientId::from_uuid(c.patient_id);
         let kind = if c.is_reply_to_me {
@@ -274,7 +301,13 @@ pub async fn feed(
             });
         }
     }
-    for i in care_team::pending_invitations(&mut tx).await? {
+    Ok(out)
+}
+
+/// Invitations to the person's facility still waiting for an answer.
+async fn invitations(tx: &mut ScopedTx) -> Result<Vec<Notification>, CareError> {
+    let mut out = Vec::new();
+    for i in care_team::pending_invitations(tx).await? {
         out.push(Notification {
             kind: "invitation",
             patient: i.patient,
@@ -286,7 +319,16 @@ pub async fn feed(
             read: false,
         });
     }
-    for r in support::visible(&mut tx, 100).await? {
+    Ok(out)
+}
+
+/// Support requests to the person's facility not yet accepted or declined.
+async fn support_requests(
+    tx: &mut ScopedTx,
+    who: StaffActor,
+) -> Result<Vec<Notification>, CareError> {
+    let mut out = Vec::new();
+    for r in support::visible(tx, 100).await? {
         if r.to_facility_id == who.facility.as_uuid() && r.status == "requested" {
             out.push(Notification {
                 kind: "support",
@@ -300,9 +342,17 @@ pub async fn feed(
             });
         }
     }
-    // A card of one of the facility's patients locked by failed identifications (the fifth
-    // failure within an hour): urgent, like the live message (ADR 0018).
-    for f in renrakucho_store::emergency::card_failures(&mut tx, None, since, 100).await? {
+    Ok(out)
+}
+
+/// A card of one of the facility's patients locked by failed identifications (the fifth
+/// failure within an hour): urgent, like the live message (ADR 0018).
+async fn locked_cards(
+    tx: &mut ScopedTx,
+    since: OffsetDateTime,
+) -> Result<Vec<Notification>, CareError> {
+    let mut out = Vec::new();
+    for f in renrakucho_store::emergency::card_failures(tx, None, since, 100).await? {
         if f.within_hour == i64::from(renrakucho_registry::IDENTIFICATION_LIMIT) {
             out.push(Notification {
                 kind: "card_locked",
@@ -316,8 +366,16 @@ pub async fn feed(
             });
         }
     }
-    // Consents recorded, renewed or withdrawn by other facilities of the care team (ADR 0014).
-    for c in renrakucho_store::consents::changes_since(&mut tx, since, 100).await? {
+    Ok(out)
+}
+
+/// Consents recorded, renewed or withdrawn by other facilities of the care team (ADR 0014).
+async fn consent_changes(
+    tx: &mut ScopedTx,
+    since: OffsetDateTime,
+) -> Result<Vec<Notification>, CareError> {
+    let mut out = Vec::new();
+    for c in renrakucho_store::consents::changes_since(tx, since, 100).await? {
         let (kind, priority) = match c.kind.as_str() {
             "withdrawn" => ("consent_withdrawn", Priority::Urgent),
             "renewed" => ("consent_renewed", Priority::ReplyRequested),
@@ -334,17 +392,6 @@ pub async fn feed(
             read: false,
         });
     }
-    out.sort_by_key(|n| std::cmp::Reverse(n.at));
-    record(
-        &mut tx,
-        who,
-        origin,
-        "notifications.read",
-        None,
-        json!({ "items": out.len() }),
-    )
-    .await?;
-    tx.commit().await?;
     Ok(out)
 }
 

@@ -14,7 +14,7 @@ use renrakucho_registry::unreadable::{self, Listed};
 use renrakucho_registry::{may, Authorized, CareError, StaffActor};
 use renrakucho_store::audit::Origin;
 use renrakucho_store::support::{self, NewRequest, StoredRequest};
-use renrakucho_store::{attachments, consents, facilities, notebook, patients, Database};
+use renrakucho_store::{attachments, consents, facilities, notebook, patients, Database, ScopedTx};
 use serde::Serialize;
 use serde_json::json;
 use time::OffsetDateTime;
@@ -77,67 +77,11 @@ pub async fn send_support_request(
     new: NewSupportRequest,
 ) -> Result<Uuid, CareError> {
     let patient = who.patient();
-    let question = text(&new.question, "question", 2000, "依頼内容")?;
-    let summary = text(&new.summary, "summary", 2000, "対象者の概要")?;
-    if new.entries.len() + new.attachments.len() > 50 {
-        return Err(InvalidValue::new(
-            "entries",
-            "共有する記録とファイルは合わせて50件までです / at most 50 entries and files",
-        )
-        .into());
-    }
+    let (question, summary) = checked_texts(&new)?;
     let mut tx = db.begin(who.actor.scope()).await?;
     patients::get(&mut tx, patient).await?;
-    let to = facilities::directory(&mut tx, None, Some(new.to_code.trim()))
-        .await?
-        .into_iter()
-        .next()
-        .ok_or_else(|| {
-            CareError::Conflict(
-                "その施設コードの参加施設はありません / no participating facility has that code"
-                    .into(),
-            )
-        })?;
-    if to.id == who.actor.facility {
-        return Err(CareError::Conflict(
-            "自施設には依頼できません / a facility cannot ask itself".into(),
-        ));
-    }
-    if !consents::is_on_file(&mut tx, patient).await? {
-        return Err(CareError::Conflict(
-            "同意書が登録されていないため、他施設に情報を送れません（第12条） / without the patient's consent on file nothing can be sent to another facility".into(),
-        ));
-    }
-    for e in &new.entries {
-        let entry = notebook::get(&mut tx, patient, *e).await.map_err(|_| {
-            CareError::from(InvalidValue::new(
-                "entries",
-                "共有する記録がこの対象者の連絡帳にありません / an entry to share is not in this patient's notebook",
-            ))
-        })?;
-        if entry.withdrawn_at.is_some() {
-            return Err(InvalidValue::new(
-                "entries",
-                "取り下げられた記録は共有できません / a withdrawn entry cannot be shared",
-            )
-            .into());
-        }
-    }
-    for a in &new.attachments {
-        let file = attachments::get(&mut tx, patient, *a).await.map_err(|_| {
-            CareError::from(InvalidValue::new(
-                "attachments",
-                "共有するファイルがこの対象者の連絡帳にありません / a file to share is not in this patient's notebook",
-            ))
-        })?;
-        if file.entry_id.is_none() {
-            return Err(InvalidValue::new(
-                "attachments",
-                "記録に添付されたファイルだけを共有できます / only files attached to an entry can be shared",
-            )
-            .into());
-        }
-    }
+    let to = asked_facility(&mut tx, who.actor, patient, &new.to_code).await?;
+    check_shared_items(&mut tx, patient, &new.entries, &new.attachments).await?;
     let id = Uuid::now_v7();
     let keys = keyring
         .owner_keys(&mut tx, KeyOwner::Patient(patient))
@@ -149,7 +93,7 @@ pub async fn send_support_request(
         &NewRequest {
             id,
             patient,
-            to: to.id,
+            to,
             kind: new.kind.as_str(),
             requested_by: who.actor.staff,
             question_enc: &question_enc,
@@ -165,12 +109,98 @@ pub async fn send_support_request(
         origin,
         "support.request",
         Some(("patient", patient.as_uuid())),
-        json!({ "request": id, "to": to.id.as_uuid(), "kind": new.kind.as_str(),
+        json!({ "request": id, "to": to.as_uuid(), "kind": new.kind.as_str(),
                 "entries": new.entries.len(), "attachments": new.attachments.len() }),
     )
     .await?;
     tx.commit().await?;
     Ok(id)
+}
+
+/// The question and the summary, checked, and the number of entries and files to share.
+fn checked_texts(new: &NewSupportRequest) -> Result<(String, String), CareError> {
+    let question = text(&new.question, "question", 2000, "依頼内容")?;
+    let summary = text(&new.summary, "summary", 2000, "対象者の概要")?;
+    if new.entries.len() + new.attachments.len() > 50 {
+        return Err(InvalidValue::new(
+            "entries",
+            "共有する記録とファイルは合わせて50件までです / at most 50 entries and files",
+        )
+        .into());
+    }
+    Ok((question, summary))
+}
+
+/// The asked facility, by its code in the directory: another participating facility, and
+/// only with the patient's consent on file (第12条).
+async fn asked_facility(
+    tx: &mut ScopedTx,
+    asker: StaffActor,
+    patient: PatientId,
+    to_code: &str,
+) -> Result<FacilityId, CareError> {
+    let to = facilities::directory(tx, None, Some(to_code.trim()))
+        .await?
+        .into_iter()
+        .next()
+        .ok_or_else(|| {
+            CareError::Conflict(
+                "その施設コードの参加施設はありません / no participating facility has that code"
+                    .into(),
+            )
+        })?;
+    if to.id == asker.facility {
+        return Err(CareError::Conflict(
+            "自施設には依頼できません / a facility cannot ask itself".into(),
+        ));
+    }
+    if !consents::is_on_file(tx, patient).await? {
+        return Err(CareError::Conflict(
+            "同意書が登録されていないため、他施設に情報を送れません（第12条） / without the patient's consent on file nothing can be sent to another facility".into(),
+        ));
+    }
+    Ok(to.id)
+}
+
+/// The entries and files to share: in this patient's notebook, entries not withdrawn, files
+/// attached to an entry.
+async fn check_shared_items(
+    tx: &mut ScopedTx,
+    patient: PatientId,
+    entries: &[Uuid],
+    files: &[Uuid],
+) -> Result<(), CareError> {
+    for e in entries {
+        let entry = notebook::get(tx, patient, *e).await.map_err(|_| {
+            CareError::from(InvalidValue::new(
+                "entries",
+                "共有する記録がこの対象者の連絡帳にありません / an entry to share is not in this patient's notebook",
+            ))
+        })?;
+        if entry.withdrawn_at.is_some() {
+            return Err(InvalidValue::new(
+                "entries",
+                "取り下げられた記録は共有できません / a withdrawn entry cannot be shared",
+            )
+            .into());
+        }
+    }
+    for a in files {
+        let file = attachments::get(tx, patient, *a).await.map_err(|_| {
+            CareError::from(InvalidValue::new(
+                "attachments",
+                "共有するファイルがこの対象者の連絡帳にありません / a file to share is not in this patient's notebook",
+            ))
+        })?;
+        if file.entry_id.is_none() {
+            return Err(InvalidValue::new(
+                "attachments",
+                "記録に添付されたファイルだけを共有できます / only files attached to an entry can be shared",
+            )
+            .into());
+        }
+    }
+    Ok(())
 }
 
 fn status_of(stored: &StoredRequest) -> Result<SupportStatus, CareError> {

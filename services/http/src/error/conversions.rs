@@ -1,0 +1,216 @@
+//! The domain's errors as API errors: a status, a stable code and a message for people; the
+//! cause goes to the log (as a [`Chain`]), never into the response.
+
+use axum::extract::rejection::JsonRejection;
+use axum::http::StatusCode;
+use renrakucho_core::InvalidValue;
+use renrakucho_identity::SignInError;
+use renrakucho_store::StoreError;
+
+use super::{ApiError, Chain};
+
+impl From<InvalidValue> for ApiError {
+    fn from(e: InvalidValue) -> Self {
+        Self {
+            field: Some(e.field.to_string()),
+            ..Self::new(StatusCode::UNPROCESSABLE_ENTITY, "validation", e.message)
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound => Self::not_found(),
+            StoreError::Conflict { constraint } => {
+                tracing::info!(%constraint, "write refused by a unique constraint");
+                Self::new(
+                    StatusCode::CONFLICT,
+                    "conflict",
+                    "同じ内容がすでに登録されています / this already exists",
+                )
+            }
+            StoreError::MissingReference { constraint } => {
+                tracing::info!(%constraint, "a reference to something that does not exist");
+                Self::not_found()
+            }
+            StoreError::Forbidden => {
+                tracing::warn!("a write was refused by row-level security");
+                Self::not_found()
+            }
+            // A rule the application should have checked first; the constraint's name only.
+            StoreError::Rule { constraint } => {
+                tracing::warn!(%constraint, "a write was refused by a rule of the schema");
+                Self::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "validation",
+                    "入力内容を受け付けられません / the request was refused by a rule of the system",
+                )
+            }
+            e if e.is_unavailable() => {
+                tracing::error!(error = %Chain(&e), "database unavailable");
+                Self::unavailable()
+            }
+            e => {
+                tracing::error!(error = %Chain(&e), "storage error");
+                Self::internal()
+            }
+        }
+    }
+}
+
+impl From<renrakucho_keyring::KeyringError> for ApiError {
+    fn from(e: renrakucho_keyring::KeyringError) -> Self {
+        use renrakucho_keyring::KeyringError;
+        match e {
+            KeyringError::Store(e) => e.into(),
+            e if e.is_unavailable() => {
+                tracing::error!(error = %Chain(&e), "key provider unavailable");
+                Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "key_service_unavailable",
+                    "暗号鍵サービスに接続できません。時間をおいて再度お試しください / the encryption key service is unavailable; please try again later",
+                )
+            }
+            // One value failed its integrity check (altered, moved, unknown key version,
+            // destroyed key): a clear refusal naming the record, never its content. Listings
+            // show such an item as unreadable instead (ADR 0017).
+            KeyringError::Undecryptable { row, .. } => {
+                tracing::warn!(error = %Chain(&e), "a record read on its own is unreadable");
+                Self::new(
+                    StatusCode::CONFLICT,
+                    "unreadable",
+                    format!("この記録は判読できません（データの破損または改ざんのおそれ）。運用者に通知しました（記録ID: {row}） / this record is unreadable (damaged or altered data); the platform operators were told (record {row})"),
+                )
+            }
+            // Names the table, column and row; never the content.
+            e => {
+                tracing::error!(error = %Chain(&e), "encrypted data could not be used");
+                Self::internal()
+            }
+        }
+    }
+}
+
+impl From<renrakucho_files::FileError> for ApiError {
+    fn from(e: renrakucho_files::FileError) -> Self {
+        use renrakucho_files::FileError;
+        match e {
+            FileError::NotFound(_) => {
+                tracing::error!(error = %Chain(&e), "a stored file is missing");
+                Self::internal()
+            }
+            FileError::Unavailable(_) => {
+                tracing::error!(error = %Chain(&e), "file store unavailable");
+                Self::unavailable()
+            }
+            e => {
+                tracing::error!(error = %Chain(&e), "file store error");
+                Self::internal()
+            }
+        }
+    }
+}
+
+impl From<renrakucho_registry::CareError> for ApiError {
+    fn from(e: renrakucho_registry::CareError) -> Self {
+        use renrakucho_registry::CareError;
+        match e {
+            CareError::NotFound => Self::not_found(),
+            // One answer for an unknown number, a wrong date of birth and a locked card.
+            CareError::NotIdentified => Self::new(
+                StatusCode::NOT_FOUND,
+                "not_identified",
+                "カード番号と生年月日が一致する対象者はいません（失敗が続いたカードは一時的に照会できません。登録施設に確認してください） / no patient with this card number and date of birth (a card is paused after repeated failures; ask the registering facility)",
+            ),
+            CareError::Locked { until } => {
+                let secs = (until - time::OffsetDateTime::now_utc())
+                    .whole_seconds()
+                    .max(1) as u64;
+                let jst = until.to_offset(time::macros::offset!(+9));
+                Self {
+                    retry_after: Some(secs),
+                    ..Self::new(
+                        StatusCode::TOO_MANY_REQUESTS,
+                        "identification_locked",
+                        format!(
+                            "緊急閲覧の本人確認に1時間で{limit}回失敗したため、{h:02}:{m:02}まで施設からの照会を停止しています（施設管理者が確認できます） / your facility failed {limit} emergency identifications within an hour and may not try again until {h:02}:{m:02} JST (your facility administrator sees this)",
+                            limit = renrakucho_registry::IDENTIFICATION_LIMIT,
+                            h = jst.hour(),
+                            m = jst.minute(),
+                        ),
+                    )
+                }
+            }
+            CareError::Conflict(message) => Self::conflict(message),
+            CareError::Forbidden(message) => Self::forbidden(&message),
+            CareError::Invalid(v) => v.into(),
+            CareError::Keyring(e) => e.into(),
+            CareError::Files(e) => e.into(),
+            CareError::Store(e) => e.into(),
+            CareError::Corrupt(what) => {
+                tracing::error!(%what, "a stored record could not be read");
+                Self::internal()
+            }
+        }
+    }
+}
+
+impl From<SignInError> for ApiError {
+    fn from(e: SignInError) -> Self {
+        match e {
+            SignInError::Invalid(v) => v.into(),
+            SignInError::BadCredentials => Self::new(
+                StatusCode::UNAUTHORIZED,
+                "bad_credentials",
+                "施設コード、ユーザーID、またはパスワードが違います / the facility code, login ID or password is wrong",
+            ),
+            SignInError::AccountNotActive => Self::new(
+                StatusCode::FORBIDDEN,
+                "account_not_active",
+                "このアカウントは停止または無効化されています。施設管理者に連絡してください / this account is suspended or disabled; contact your facility administrator",
+            ),
+            SignInError::FacilityNotActive => Self::new(
+                StatusCode::FORBIDDEN,
+                "facility_not_active",
+                "この施設は現在利用できません。運用者に連絡してください / this facility cannot use the service now; contact the operator",
+            ),
+            SignInError::Throttled { retry_after } => {
+                let secs = retry_after.as_secs().max(1);
+                Self {
+                    retry_after: Some(secs),
+                    ..Self::new(
+                        StatusCode::TOO_MANY_REQUESTS,
+                        "throttled",
+                        format!("ログインの試行が多すぎます。{secs}秒後に再度お試しください / too many sign-in attempts; try again in {secs} seconds"),
+                    )
+                }
+            }
+            SignInError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<tower_sessions::session::Error> for ApiError {
+    fn from(e: tower_sessions::session::Error) -> Self {
+        tracing::error!(error = %Chain(&e), "session store error");
+        Self::unavailable()
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(rejection: JsonRejection) -> Self {
+        match rejection {
+            JsonRejection::MissingJsonContentType(_) => Self::json_only(),
+            rejection if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => Self::too_large(),
+            rejection => Self::new(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                format!(
+                    "リクエストの形式が正しくありません / the request body is not valid JSON for this endpoint: {}",
+                    rejection.body_text()
+                ),
+            ),
+        }
+    }
+}
