@@ -2408,6 +2408,7 @@ CREATE TABLE public.notification_settings (
     digest_enabled boolean DEFAULT false NOT NULL,
     digest_hour smallint DEFAULT 7 NOT NULL,
     last_digest_at timestamp with time zone,
+    digest_claimed_until timestamp with time zone,
     CONSTRAINT notification_settings_digest_hour_check CHECK (((digest_hour >= 0) AND (digest_hour <= 23))),
     CONSTRAINT notification_settings_email CHECK (((email IS NULL) OR ((octet_length(email) <= 254) AND (octet_length(split_part(email, '@'::text, 1)) <= 64) AND (email ~ '^[A-Za-z0-9!#$%&''*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&''*+/=?^_`{|}~-]+)*@[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$'::text)))),
     CONSTRAINT notification_settings_live_level_check CHECK ((live_level = ANY (ARRAY['urgent'::text, 'reply_requested'::text, 'info'::text]))),

@@ -25,8 +25,9 @@ pub use entries::{
 };
 pub use export::{export_notebook, ExportedEntry, ExportedPatient, NotebookCopy};
 pub use notifications::{
-    digest_counts, digest_sent, digests_due, feed, in_quiet_hours, preferences, preferences_of,
-    reaches, save_preferences, set_muted, DigestCounts, DigestDue, Notification, Preferences,
+    claim_digest, digest_counts, digest_sent, digests_due, feed, in_quiet_hours, preferences,
+    preferences_of, reaches, release_digest, save_preferences, set_muted, DigestCounts, DigestDue,
+    Notification, Preferences, DIGEST_LEASE,
 };
 pub use support::{
     answer_support_request, close_support_request, respond_to_support_request,

@@ -433,6 +433,8 @@ pub async fn digest_counts(db: &Database, who: StaffActor) -> Result<DigestCount
 pub struct DigestDue {
     pub who: StaffActor,
     pub email: String,
+    /// The start of their day (Japan time): a digest sent since then is today's.
+    pub sent_before: OffsetDateTime,
 }
 
 renrakucho_core::redacted_debug!(DigestDue { who });
@@ -457,9 +459,45 @@ pub async fn digests_due(db: &Database, now: OffsetDateTime) -> Result<Vec<Diges
                     facility: FacilityId::from_uuid(s.facility_id),
                 },
                 email: s.email?,
+                sent_before: today_start,
             })
         })
         .collect())
+}
+
+/// How long a claimed digest stays this process's to send: a process that dies holding a
+/// claim delays that digest by at most this long (another process then sends it).
+pub const DIGEST_LEASE: time::Duration = time::Duration::minutes(10);
+
+/// Claims a due digest for this process (see `renrakucho_store::notifications::claim_digest`):
+/// true when this process should send it, false when it was sent or another process holds it.
+/// So N server processes send each digest once.
+#[tracing::instrument(level = "debug", skip_all)]
+pub async fn claim_digest(
+    db: &Database,
+    due: &DigestDue,
+    now: OffsetDateTime,
+) -> Result<bool, CareError> {
+    let mut tx = db.begin(due.who.scope()).await?;
+    let won = notifications::claim_digest(
+        &mut tx,
+        due.who.staff,
+        due.sent_before,
+        now,
+        now + DIGEST_LEASE,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(won)
+}
+
+/// Gives a claimed digest back after a failed send: the next round retries it.
+#[tracing::instrument(level = "debug", skip_all)]
+pub async fn release_digest(db: &Database, who: StaffActor) -> Result<(), CareError> {
+    let mut tx = db.begin(who.scope()).await?;
+    notifications::release_digest(&mut tx, who.staff).await?;
+    tx.commit().await?;
+    Ok(())
 }
 
 /// Records that a digest went out (audited: it is a message about patients, if only counts).

@@ -271,6 +271,7 @@ fn every_type_holding_patient_data_prints_redacted() {
                 DigestDue {
                     who: actor(),
                     email: "someone@example.jp".into(),
+                    sent_before: datetime!(2026-12-01 00:00 +9),
                 }
             ),
         ),

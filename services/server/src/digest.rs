@@ -31,8 +31,12 @@ pub fn text(counts: &DigestCounts, link: &str) -> String {
     )
 }
 
-/// Sends every digest due at `now`; returns how many went out. A failure for one person is
-/// logged (without the address) and retried at the next round.
+/// Sends every digest due at `now` that this process claims (so that N server processes send
+/// each one once); returns how many went out. A failure for one person is logged (without the
+/// address), the claim given back, and retried at the next round. A process that dies between
+/// sending and recording leaves its claim to expire ([`renrakucho_notebook::DIGEST_LEASE`]):
+/// that one digest may then go out twice, which the record cannot prevent without the mail
+/// server taking part.
 pub async fn send_due(
     db: &Database,
     mailer: &Mailer,
@@ -48,10 +52,19 @@ pub async fn send_due(
     };
     let mut sent = 0;
     for d in due {
+        match renrakucho_notebook::claim_digest(db, &d, now).await {
+            Ok(true) => {}
+            Ok(false) => continue,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not claim a digest");
+                continue;
+            }
+        }
         let counts = match renrakucho_notebook::digest_counts(db, d.who).await {
             Ok(c) => c,
             Err(e) => {
                 tracing::warn!(error = %e, "could not count a digest");
+                give_back(db, &d).await;
                 continue;
             }
         };
@@ -63,6 +76,7 @@ pub async fn send_due(
         };
         if let Err(e) = mailer.send(&d.email, subject, text(&counts, &link)).await {
             tracing::warn!(error = %e, "a digest could not be sent");
+            give_back(db, &d).await;
             continue;
         }
         if let Err(e) = renrakucho_notebook::digest_sent(db, d.who, &counts, now).await {
@@ -71,4 +85,11 @@ pub async fn send_due(
         sent += 1;
     }
     sent
+}
+
+/// Gives a digest's claim back so that the next round (in any process) retries it.
+async fn give_back(db: &Database, due: &renrakucho_notebook::DigestDue) {
+    if let Err(e) = renrakucho_notebook::release_digest(db, due.who).await {
+        tracing::warn!(error = %e, "a digest's claim could not be given back; it expires");
+    }
 }

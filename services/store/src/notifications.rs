@@ -141,9 +141,50 @@ pub async fn digest_sent(
     at: OffsetDateTime,
 ) -> Result<(), StoreError> {
     sqlx::query!(
-        "UPDATE notification_settings SET last_digest_at = $2 WHERE staff_id = $1",
+        "UPDATE notification_settings SET last_digest_at = $2, digest_claimed_until = NULL
+          WHERE staff_id = $1",
         staff.as_uuid(),
         at
+    )
+    .execute(tx.conn())
+    .await?;
+    Ok(())
+}
+
+/// Claims the person's digest for this process until `until`, if it is still due (switched
+/// on, with an address, not sent since `sent_before`) and no other process holds a claim at
+/// `now`. True when this process won it and should send it. Of two processes racing for the
+/// same row, the second waits for the first's row lock and then finds the row claimed.
+#[tracing::instrument(level = "debug", skip_all, fields(staff = %staff))]
+pub async fn claim_digest(
+    tx: &mut ScopedTx,
+    staff: StaffId,
+    sent_before: OffsetDateTime,
+    now: OffsetDateTime,
+    until: OffsetDateTime,
+) -> Result<bool, StoreError> {
+    let claimed = sqlx::query_scalar!(
+        "UPDATE notification_settings SET digest_claimed_until = $4
+          WHERE staff_id = $1 AND digest_enabled AND email IS NOT NULL
+            AND (last_digest_at IS NULL OR last_digest_at < $2)
+            AND (digest_claimed_until IS NULL OR digest_claimed_until <= $3)
+         RETURNING staff_id",
+        staff.as_uuid(),
+        sent_before,
+        now,
+        until
+    )
+    .fetch_optional(tx.conn())
+    .await?;
+    Ok(claimed.is_some())
+}
+
+/// Gives a claimed digest back (its send failed): the next round, in any process, retries it.
+#[tracing::instrument(level = "debug", skip_all, fields(staff = %staff))]
+pub async fn release_digest(tx: &mut ScopedTx, staff: StaffId) -> Result<(), StoreError> {
+    sqlx::query!(
+        "UPDATE notification_settings SET digest_claimed_until = NULL WHERE staff_id = $1",
+        staff.as_uuid()
     )
     .execute(tx.conn())
     .await?;

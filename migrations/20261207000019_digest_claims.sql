@@ -1,0 +1,11 @@
+-- Each daily digest goes out once however many server processes run (issue 14): a process
+-- claims a person's digest before sending it, by setting `digest_claimed_until` in one UPDATE
+-- whose WHERE clause only a digest that is due and not claimed by another process passes. Two
+-- processes racing for the same row are ordered by its row lock; the second re-reads the row
+-- and finds it claimed. A sent digest sets `last_digest_at` and clears the claim; a failed
+-- send clears the claim (the next round retries); a process that dies holding a claim holds
+-- it only until `digest_claimed_until` (a lease), after which another process sends it.
+--
+-- The runtime role already updates this table in the person's facility scope (row-level
+-- security `notification_settings_own`); no new grant or policy.
+ALTER TABLE notification_settings ADD COLUMN digest_claimed_until timestamptz;
