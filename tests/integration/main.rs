@@ -10,6 +10,7 @@ mod cancellation;
 mod catalog;
 mod consent_renewal;
 mod csrf;
+mod deadlines;
 mod edges;
 mod erasure_disk;
 mod input_hygiene;

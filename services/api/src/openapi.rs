@@ -153,7 +153,8 @@ pub const PUBLIC_ROUTES: [&str; 3] = [
 ///   JSON, 422 when it does not fit the operation, has a control character or a value the
 ///   domain refuses (`ApiJson`);
 /// - everything but this document and `/healthz`: 503 while the database (or the key
-///   service) is unavailable.
+///   service) is unavailable, or when the request is not answered within its deadline
+///   (`timeout`, ADR 0024).
 ///
 /// Every error's body is [`ErrorBody`].
 pub struct Common;
@@ -255,7 +256,8 @@ fn add_common(
     if uses_database {
         answers.push((
             503,
-            "the database or the key service is unavailable; try again later",
+            "the database or the key service is unavailable, or the request was not answered \
+             within its deadline (`timeout`, RENRAKUCHO_REQUEST_TIMEOUT); try again later",
         ));
     }
     let mut statuses: Vec<u16> = answers.iter().map(|(s, _)| *s).collect();

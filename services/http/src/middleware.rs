@@ -143,6 +143,37 @@ fn request_id_of(request: &axum::extract::Request) -> String {
         .to_owned()
 }
 
+/// How long a request may take to be answered, and the answer when it is not
+/// (`RENRAKUCHO_REQUEST_TIMEOUT`; the API answers JSON, the portal a page).
+#[derive(Clone, Copy)]
+pub struct Deadline {
+    pub after: std::time::Duration,
+    pub answer: fn() -> Response,
+}
+
+/// Middleware: a request not answered within its [`Deadline`] is stopped there and answered
+/// 503. Its handler is dropped: a transaction it had open is rolled back and its connection
+/// settled by the store (ADR 0013), a body it was still waiting for is not read further, so a
+/// slow or stalled client holds a task, a connection and its body's memory for the deadline
+/// at most (ADR 0024). What is bounded is the time to the response's head: a stream (the live
+/// events) or a download goes on after it.
+pub async fn deadline(
+    axum::extract::State(deadline): axum::extract::State<Deadline>,
+    request: axum::extract::Request,
+    next: middleware::Next,
+) -> Response {
+    match tokio::time::timeout(deadline.after, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => {
+            tracing::warn!(
+                after_ms = deadline.after.as_millis() as u64,
+                "a request was not answered in time and was stopped"
+            );
+            (deadline.answer)()
+        }
+    }
+}
+
 /// Runs each request to its end on a task of its own, whether or not its client waits for the
 /// answer. A request dropped halfway (the client went away) would otherwise cut its database
 /// work short at any point — mid-BEGIN, mid-query, mid-COMMIT — and leave it to the pool to find

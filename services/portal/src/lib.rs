@@ -10,4 +10,4 @@ pub mod notebook_pages;
 pub mod pages;
 pub mod routes;
 
-pub use routes::{error_page, page_not_found, routes, FormKind, Portal, Write};
+pub use routes::{error_page, page_not_found, routes, timed_out, FormKind, Portal, Write};

@@ -220,6 +220,12 @@ pub fn error_page(status: StatusCode, message: &str) -> Response {
     render(status, &ErrorPage { message })
 }
 
+/// The page for a request stopped at its deadline (503, the API's words).
+pub fn timed_out() -> Response {
+    let e = ApiError::timed_out();
+    error_page(e.status, &e.message)
+}
+
 /// A 404 for anything else, as a page.
 #[tracing::instrument(skip_all)]
 pub async fn page_not_found() -> Response {

@@ -99,7 +99,11 @@ impl Application {
                 .map_err(BuildError::Config)?
                 .into(),
         };
-        let router = router(state.clone(), settings.secure_cookies());
+        let router = router(
+            state.clone(),
+            settings.secure_cookies(),
+            settings.request_timeout,
+        );
         let listener =
             TcpListener::bind(settings.listen)
                 .await
@@ -266,12 +270,30 @@ async fn housekeeping(state: AppState) {
 /// The whole application: probes, the JSON API under `/api/v1`, the portal (every route
 /// behind its CSRF check) and the portal's 404 for anything else, inside the layers every
 /// request passes ([`renrakucho_http::middleware::around`]).
-fn router(state: AppState, secure_cookies: bool) -> Router {
-    let portal = renrakucho_portal::routes(state.care.upload_limit_bytes).into_router(&state);
+fn router(state: AppState, secure_cookies: bool, request_timeout: Duration) -> Router {
+    use renrakucho_http::middleware::{deadline, Deadline};
+    let within = |answer: fn() -> axum::response::Response| {
+        axum::middleware::from_fn_with_state(
+            Deadline {
+                after: request_timeout,
+                answer,
+            },
+            deadline,
+        )
+    };
+    let api_timed_out = || {
+        axum::response::IntoResponse::into_response(renrakucho_http::error::ApiError::timed_out())
+    };
+    let portal = renrakucho_portal::routes(state.care.upload_limit_bytes)
+        .into_router(&state)
+        .layer(within(renrakucho_portal::timed_out));
     let app = Router::new()
         .route("/healthz", get(renrakucho_api::health::healthz))
         .route("/readyz", get(renrakucho_api::health::readyz))
-        .nest("/api/v1", renrakucho_api::api())
+        .nest(
+            "/api/v1",
+            renrakucho_api::api().layer(within(api_timed_out)),
+        )
         .merge(portal)
         .fallback(renrakucho_portal::page_not_found);
     renrakucho_http::middleware::around(app, &state, secure_cookies).with_state(state)

@@ -123,6 +123,11 @@ pub struct Settings {
     /// How long an emergency (break-glass) grant opens a notebook (default 24 h, at most 72 h).
     #[serde(with = "humantime_serde")]
     pub emergency_access_duration: Duration,
+    /// How long a request may take to be answered before it is stopped with a 503 (default
+    /// 60 s, 1 s to 10 min): bounds what a slow or stalled client holds. Live event streams
+    /// and downloads go on after their answer starts.
+    #[serde(with = "humantime_serde")]
+    pub request_timeout: Duration,
 }
 
 /// Where encrypted files live.
@@ -182,6 +187,7 @@ impl Default for Settings {
             files_dir: None,
             upload_limit_bytes: 20 * 1024 * 1024,
             emergency_access_duration: Duration::from_secs(24 * 60 * 60),
+            request_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -396,7 +402,7 @@ impl Settings {
         Ok(())
     }
 
-    /// Emergency access and the public address.
+    /// Emergency access, the public address and how long a request may take.
     fn check_access(&self) -> Result<(), ConfigError> {
         if self.emergency_access_duration < Duration::from_secs(60)
             || self.emergency_access_duration > Duration::from_secs(72 * 60 * 60)
@@ -412,6 +418,15 @@ impl Settings {
                     "RENRAKUCHO_PUBLIC_URL: must start with http:// or https://".into(),
                 ));
             }
+        }
+        if self.request_timeout < Duration::from_secs(1)
+            || self.request_timeout > Duration::from_secs(10 * 60)
+        {
+            return Err(ConfigError(
+                "RENRAKUCHO_REQUEST_TIMEOUT: between 1 second and 10 minutes (e.g. 60s); an upload \
+                 of the largest file on a slow line must fit in it"
+                    .into(),
+            ));
         }
         Ok(())
     }
@@ -558,6 +573,26 @@ mod tests {
         s.master_key_epoch_check = Duration::from_secs(7200);
         let err = s.validate().unwrap_err().to_string();
         assert!(err.contains("RENRAKUCHO_MASTER_KEY_EPOCH_CHECK"), "{err}");
+    }
+
+    #[test]
+    fn request_timeouts_are_bounded() {
+        let mut s = Settings::default();
+        for (timeout, ok) in [
+            (500, false),
+            (1_000, true),
+            (600_000, true),
+            (600_001, false),
+        ] {
+            s.request_timeout = Duration::from_millis(timeout);
+            match s.validate() {
+                Ok(()) => assert!(ok, "{timeout} ms accepted"),
+                Err(e) => {
+                    assert!(!ok, "{timeout} ms refused: {e}");
+                    assert!(e.to_string().contains("RENRAKUCHO_REQUEST_TIMEOUT:"), "{e}");
+                }
+            }
+        }
     }
 
     #[test]

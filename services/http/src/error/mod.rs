@@ -125,6 +125,17 @@ impl ApiError {
             "ただいま利用できません。時間をおいて再度お試しください / temporarily unavailable; please try again later",
         )
     }
+    /// 503: the request was not answered within its deadline (`RENRAKUCHO_REQUEST_TIMEOUT`)
+    /// and was stopped. A write stopped at its very end may have been saved: the person is
+    /// told to look.
+    pub fn timed_out() -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "timeout",
+            "処理に時間がかかりすぎたため中断しました。保存されたかどうかは、画面を開き直して確認してください / the request took too long and was stopped; reload to see whether it was saved",
+        )
+    }
+
     /// 415: a body that is not sent as JSON where JSON is expected.
     pub fn json_only() -> Self {
         Self::new(
