@@ -103,6 +103,13 @@ impl PageRequest {
     }
 }
 
+/// What a page says after a form was done (`?done=…`, after the redirect).
+#[derive(serde::Deserialize, Default)]
+pub struct DoneQuery {
+    #[serde(default)]
+    pub done: Option<String>,
+}
+
 /// Whether a person administers their facility.
 pub fn is_admin(user: &SignedIn) -> bool {
     user.who.role == Some(StaffRole::FacilityAdmin)

@@ -23,7 +23,7 @@ use renrakucho_registry::Listed;
 use serde::Deserialize;
 use uuid::Uuid;
 
-use crate::context::{failed, is_admin, local, PageRequest, PageUser};
+use crate::context::{failed, is_admin, local, DoneQuery, PageRequest, PageUser};
 use crate::routes::render;
 
 mod cards;
@@ -40,13 +40,6 @@ pub use support::{
     request_support, support_list, support_request, support_step, SupportForm, SupportStepForm,
 };
 pub use write::post;
-
-/// What a page says after a form was done (`?done=…`, after the redirect).
-#[derive(Deserialize, Default)]
-pub struct DoneQuery {
-    #[serde(default)]
-    done: Option<String>,
-}
 
 /// What the write form held (kept when it comes back with an error).
 #[derive(Default, Clone)]

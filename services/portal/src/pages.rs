@@ -21,7 +21,7 @@ use renrakucho_registry::{ConsentScope, Listed, NewScan, Signer, TeamMember};
 use renrakucho_store::facilities::DirectoryEntry;
 use serde::Deserialize;
 
-use crate::context::{failed, is_admin, local, today, PageRequest, PageUser};
+use crate::context::{failed, is_admin, local, today, DoneQuery, PageRequest, PageUser};
 use crate::routes::render;
 
 mod audit;
@@ -38,12 +38,6 @@ pub use patient_forms::{
     consent_scan, invite, leave, record_consent, reissue_card, remove_member, request_deletion,
     withdraw_consent, ConfirmForm, InviteForm,
 };
-
-/// What a page says after a form was done (`?done=…`, after the redirect).
-#[derive(Deserialize)]
-pub struct DoneQuery {
-    done: Option<String>,
-}
 
 // ---------------------------------------------------------------------------------------------
 // Patients: list, register, correct.
