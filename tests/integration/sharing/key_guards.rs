@@ -251,7 +251,8 @@ async fn the_database_guards_keys_erasure_and_reencryption() {
     }
     // Key maintenance calls them; history (entry_versions) too, which they read and may change
     // only from format 1 to format 2 (`keys bind-versions`, ADR 0016: the trigger refuses
-    // anything else, tests/integration/keyring.rs); a column they do not know is refused.
+    // anything else, tests/integration/keyring/reencryption.rs); a column they do not know is
+    // refused.
     assert_eq!(
         outcome(&app, Scope::KeyMaintenance, &[reencryption[0]], p).await,
         Ok(1),
