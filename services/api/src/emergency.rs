@@ -12,7 +12,7 @@ use renrakucho_http::state::AppState;
 use renrakucho_registry::may;
 use renrakucho_registry::{EmergencyGrant, EmergencyReason, EmergencyRequest};
 use renrakucho_registry::{IdentificationStatus, PatientCard};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use time::OffsetDateTime;
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -142,88 +142,18 @@ pub async fn review(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// The signed-in person's facility: its failed emergency identifications within the hour and
-/// its lockout.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct StatusView {
-    pub failures_within_hour: i32,
-    /// Failures within an hour that lock the facility.
-    pub limit: i32,
-    #[serde(with = "time::serde::rfc3339::option")]
-    pub locked_until: Option<OffsetDateTime>,
-}
-
-impl From<IdentificationStatus> for StatusView {
-    fn from(s: IdentificationStatus) -> Self {
-        Self {
-            failures_within_hour: s.failures_within_hour,
-            limit: s.limit,
-            locked_until: s.locked_until,
-        }
-    }
-}
-
 /// The facility's failed emergency identifications within the hour, and its lockout.
 #[utoipa::path(get, path = "/api/v1/emergency-access/status", tag = "emergency",
-    responses((status = 200, body = StatusView), (status = 401, body = ErrorBody), (status = 403, description = "The signed-in person may not do this (a role without the right, a platform operator)", body = ErrorBody)))]
+    responses((status = 200, body = IdentificationStatus), (status = 401, body = ErrorBody), (status = 403, description = "The signed-in person may not do this (a role without the right, a platform operator)", body = ErrorBody)))]
 #[tracing::instrument(skip_all)]
 pub async fn status(
     State(state): State<AppState>,
     RequestOrigin(origin): RequestOrigin,
     signed_in: SignedIn,
-) -> Result<Json<StatusView>, ApiError> {
+) -> Result<Json<IdentificationStatus>, ApiError> {
     let who = staff(&signed_in)?;
     let status = renrakucho_registry::identification_status(&state.db, who, &origin).await?;
-    Ok(Json(status.into()))
-}
-
-/// A failed identification of the card, as the registering facility sees it.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct CardAttemptView {
-    pub facility: Uuid,
-    pub facility_name: Option<String>,
-    pub staff: Uuid,
-    #[serde(with = "time::serde::rfc3339")]
-    pub at: OffsetDateTime,
-}
-
-/// The patient's card (the registering facility): the number to print, and the failed
-/// identifications of the last day with the lock they put on it.
-#[derive(Serialize, ToSchema)]
-pub struct CardView {
-    pub patient: Uuid,
-    /// As printed on the card: four groups of four characters.
-    pub number: String,
-    #[serde(with = "time::serde::rfc3339")]
-    pub issued_at: OffsetDateTime,
-    pub failures_within_hour: i64,
-    #[serde(with = "time::serde::rfc3339::option")]
-    pub locked_until: Option<OffsetDateTime>,
-    pub recent_failures: Vec<CardAttemptView>,
-}
-
-renrakucho_core::redacted_debug!(CardView { patient });
-
-impl From<PatientCard> for CardView {
-    fn from(c: PatientCard) -> Self {
-        Self {
-            patient: c.patient.as_uuid(),
-            number: c.number,
-            issued_at: c.issued_at,
-            failures_within_hour: c.failures_within_hour,
-            locked_until: c.locked_until,
-            recent_failures: c
-                .recent_failures
-                .into_iter()
-                .map(|a| CardAttemptView {
-                    facility: a.facility.as_uuid(),
-                    facility_name: a.facility_name,
-                    staff: a.staff.as_uuid(),
-                    at: a.at,
-                })
-                .collect(),
-        }
-    }
+    Ok(Json(status))
 }
 
 fn patient_id(raw: &str) -> Result<PatientId, ApiError> {
@@ -235,7 +165,7 @@ fn patient_id(raw: &str) -> Result<PatientId, ApiError> {
 /// The patient's card number and its failed identifications (the registering facility).
 #[utoipa::path(get, path = "/api/v1/patients/{id}/card", tag = "emergency",
     params(("id" = Uuid, Path, description = "The patient")),
-    responses((status = 200, body = CardView), (status = 404, body = ErrorBody), (status = 403, description = "The signed-in person may not do this (a role without the right, a platform operator)", body = ErrorBody),
+    responses((status = 200, body = PatientCard), (status = 404, body = ErrorBody), (status = 403, description = "The signed-in person may not do this (a role without the right, a platform operator)", body = ErrorBody),
               (status = 409, description = "The card number is unreadable (code `unreadable`)", body = ErrorBody)))]
 #[tracing::instrument(skip_all)]
 pub async fn card(
@@ -243,17 +173,17 @@ pub async fn card(
     RequestOrigin(origin): RequestOrigin,
     signed_in: SignedIn,
     Path(id): Path<String>,
-) -> Result<Json<CardView>, ApiError> {
+) -> Result<Json<PatientCard>, ApiError> {
     let patient = patient_id(&id)?;
     let who = authorize::<may::PatientRead>(&state, &signed_in, patient).await?;
     let card = renrakucho_registry::patient_card(&state.db, &state.keyring, &who, &origin).await?;
-    Ok(Json(card.into()))
+    Ok(Json(card))
 }
 
 /// Re-issues the card: a new number; the old one stops working at once.
 #[utoipa::path(post, path = "/api/v1/patients/{id}/card/reissue", tag = "emergency",
     params(("id" = Uuid, Path, description = "The patient")),
-    responses((status = 200, body = CardView), (status = 403, description = "The signed-in person may not do this (a role without the right, a platform operator)", body = ErrorBody),
+    responses((status = 200, body = PatientCard), (status = 403, description = "The signed-in person may not do this (a role without the right, a platform operator)", body = ErrorBody),
               (status = 404, body = ErrorBody)))]
 #[tracing::instrument(skip_all)]
 pub async fn reissue_card(
@@ -261,9 +191,9 @@ pub async fn reissue_card(
     RequestOrigin(origin): RequestOrigin,
     signed_in: SignedIn,
     Path(id): Path<String>,
-) -> Result<Json<CardView>, ApiError> {
+) -> Result<Json<PatientCard>, ApiError> {
     let patient = patient_id(&id)?;
     let who = authorize::<may::PatientCardReissue>(&state, &signed_in, patient).await?;
     let card = renrakucho_registry::reissue_card(&state.db, &state.keyring, &who, &origin).await?;
-    Ok(Json(card.into()))
+    Ok(Json(card))
 }

@@ -30,7 +30,8 @@ fn card_binding(patient: PatientId, revision: i64) -> Binding<'static> {
 }
 
 /// A failed identification of the patient's card, as the registering facility sees it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = CardAttemptView)]
 pub struct CardAttempt {
     pub facility: FacilityId,
     pub facility_name: Option<String>,
@@ -41,10 +42,11 @@ pub struct CardAttempt {
 
 /// The patient's card, for the registering facility to print, with the failed identifications
 /// of the last day and the lock they put on it.
-#[derive(Clone, Serialize)]
+#[derive(Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = CardView)]
 pub struct PatientCard {
     pub patient: PatientId,
-    /// As printed: four groups of four characters.
+    /// As printed on the card: four groups of four characters.
     pub number: String,
     #[serde(with = "time::serde::rfc3339")]
     pub issued_at: OffsetDateTime,

@@ -244,9 +244,11 @@ async fn alert_operators(
 
 /// The asking facility's own failed identifications within the hour and its lockout, as its
 /// people (and its administrator) see them.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = StatusView)]
 pub struct IdentificationStatus {
     pub failures_within_hour: i32,
+    /// Failures within an hour that lock the facility.
     pub limit: i32,
     #[serde(with = "time::serde::rfc3339::option")]
     pub locked_until: Option<OffsetDateTime>,
