@@ -520,8 +520,8 @@ fn server_inputs_and_views_print_redacted() {
         ),
         format!(
             "{:?}",
-            emergency::CardView {
-                patient: Uuid::nil(),
+            renrakucho_registry::PatientCard {
+                patient: PatientId::from_uuid(Uuid::nil()),
                 number: "7K3M-Q9TX-2HCE-WR4P".into(),
                 issued_at: datetime!(2026-12-01 09:00 UTC),
                 failures_within_hour: 0,
