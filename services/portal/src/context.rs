@@ -115,6 +115,12 @@ pub fn is_admin(user: &SignedIn) -> bool {
     user.who.role == Some(StaffRole::FacilityAdmin)
 }
 
+/// Whether an error refuses the person (unknown, or not theirs to act on): such a form is
+/// answered with the error page, not the page again with the error shown.
+pub fn is_refusal(e: &ApiError) -> bool {
+    e.status == StatusCode::NOT_FOUND || e.status == StatusCode::FORBIDDEN
+}
+
 /// A page for an error: the same words as the API's.
 pub fn failed(e: impl Into<ApiError>) -> Response {
     let e = e.into();

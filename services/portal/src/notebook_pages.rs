@@ -23,7 +23,7 @@ use renrakucho_registry::Listed;
 use serde::Deserialize;
 use uuid::Uuid;
 
-use crate::context::{failed, is_admin, local, DoneQuery, PageRequest, PageUser};
+use crate::context::{failed, is_admin, is_refusal, local, DoneQuery, PageRequest, PageUser};
 use crate::routes::render;
 
 mod cards;
@@ -104,6 +104,14 @@ fn done_message(key: Option<&str>) -> Option<&'static str> {
         "withdrawn" => "取り下げました / Withdrawn",
         _ => return None,
     })
+}
+
+/// The patient and the entry named in a path; an ID that does not parse is the same 404 as an
+/// unknown one.
+fn entry_ids(raw_patient: &str, raw_entry: &str) -> Result<(PatientId, Uuid), ApiError> {
+    let patient = patient_id(raw_patient)?;
+    let entry = Uuid::parse_str(raw_entry).map_err(|_| ApiError::not_found())?;
+    Ok((patient, entry))
 }
 
 /// Whether the notebook page shows the timeline (filtered, a page at a time) or what a

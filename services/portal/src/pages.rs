@@ -21,7 +21,9 @@ use renrakucho_registry::{ConsentScope, Listed, NewScan, Signer, TeamMember};
 use renrakucho_store::facilities::DirectoryEntry;
 use serde::Deserialize;
 
-use crate::context::{failed, is_admin, local, today, DoneQuery, PageRequest, PageUser};
+use crate::context::{
+    failed, is_admin, is_refusal, local, today, DoneQuery, PageRequest, PageUser,
+};
 use crate::routes::render;
 
 mod audit;

@@ -137,8 +137,7 @@ pub(super) async fn entry_page(
     error: Option<ApiError>,
 ) -> Response {
     let result = async {
-        let patient = patient_id(raw_patient)?;
-        let entry = Uuid::parse_str(raw_entry).map_err(|_| ApiError::not_found())?;
+        let (patient, entry) = entry_ids(raw_patient, raw_entry)?;
         let who = authorize::<may::NotebookRead>(&page.state, &page.user, patient).await?;
         let detail = renrakucho_notebook::entry_detail(
             &page.state.db,
@@ -219,8 +218,7 @@ pub async fn edit(
 ) -> Response {
     let (state, user, origin) = (&page.state, &page.user, page.origin());
     let result = async {
-        let patient = patient_id(&id)?;
-        let entry_id = Uuid::parse_str(&entry).map_err(|_| ApiError::not_found())?;
+        let (patient, entry_id) = entry_ids(&id, &entry)?;
         let me = author::<may::NotebookWrite>(state, user, patient).await?;
         // The page edits the text; what else the entry said stays as it was.
         let reader = authorize::<may::NotebookRead>(state, user, patient).await?;
@@ -262,9 +260,7 @@ pub async fn edit(
         Ok(()) => {
             Redirect::to(&format!("/patients/{id}/entries/{entry}?done=edited")).into_response()
         }
-        Err(e) if e.status == StatusCode::NOT_FOUND || e.status == StatusCode::FORBIDDEN => {
-            failed(e)
-        }
+        Err(e) if is_refusal(&e) => failed(e),
         Err(e) => entry_page(&page, &id, &entry, None, Some(e)).await,
     }
 }
@@ -283,8 +279,7 @@ pub async fn withdraw(
 ) -> Response {
     let (state, user, origin) = (&page.state, &page.user, page.origin());
     let result = async {
-        let patient = patient_id(&id)?;
-        let entry_id = Uuid::parse_str(&entry).map_err(|_| ApiError::not_found())?;
+        let (patient, entry_id) = entry_ids(&id, &entry)?;
         let me = author::<may::NotebookWrite>(state, user, patient).await?;
         let reason = Reason::parse(&form.reason)?;
         renrakucho_notebook::withdraw_entry(
@@ -301,9 +296,7 @@ pub async fn withdraw(
     .await;
     match result {
         Ok(()) => Redirect::to(&format!("/patients/{id}/notebook?done=withdrawn")).into_response(),
-        Err(e) if e.status == StatusCode::NOT_FOUND || e.status == StatusCode::FORBIDDEN => {
-            failed(e)
-        }
+        Err(e) if is_refusal(&e) => failed(e),
         Err(e) => entry_page(&page, &id, &entry, None, Some(e)).await,
     }
 }

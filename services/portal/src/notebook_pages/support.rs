@@ -155,9 +155,7 @@ pub async fn support_step(
     .await;
     match result {
         Ok(()) => Redirect::to(&format!("/support/{id}?done=1")).into_response(),
-        Err(e) if e.status == StatusCode::NOT_FOUND || e.status == StatusCode::FORBIDDEN => {
-            failed(e)
-        }
+        Err(e) if is_refusal(&e) => failed(e),
         Err(e) => support_page(&page, &id, None, Some(e)).await,
     }
 }
@@ -183,8 +181,7 @@ pub async fn request_support(
 ) -> Response {
     let (state, user, origin) = (&page.state, &page.user, page.origin());
     let result = async {
-        let patient = patient_id(&id)?;
-        let entry_id = Uuid::parse_str(&entry).map_err(|_| ApiError::not_found())?;
+        let (patient, entry_id) = entry_ids(&id, &entry)?;
         let reader = authorize::<may::NotebookRead>(state, user, patient).await?;
         let me = authorize::<may::SupportRequest>(state, user, patient)
             .await
@@ -233,9 +230,7 @@ pub async fn request_support(
             }
             Redirect::to(&format!("/support/{request}?done=sent")).into_response()
         }
-        Err(e) if e.status == StatusCode::NOT_FOUND || e.status == StatusCode::FORBIDDEN => {
-            failed(e)
-        }
+        Err(e) if is_refusal(&e) => failed(e),
         Err(e) => entry_page(&page, &id, &entry, None, Some(e)).await,
     }
 }

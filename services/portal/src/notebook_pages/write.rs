@@ -199,9 +199,7 @@ pub async fn post(page: PageRequest, Path(id): Path<String>, multipart: Multipar
             patient.as_uuid()
         ))
         .into_response(),
-        Err(e) if e.status == StatusCode::NOT_FOUND || e.status == StatusCode::FORBIDDEN => {
-            failed(e)
-        }
+        Err(e) if is_refusal(&e) => failed(e),
         Err(e) => {
             let status = e.status;
             let query = NotebookQuery::default();

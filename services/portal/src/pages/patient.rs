@@ -375,9 +375,7 @@ pub(super) async fn after(
             }
             Redirect::to(&format!("/patients/{id}?done={done}")).into_response()
         }
-        Err(e) if e.status == StatusCode::NOT_FOUND || e.status == StatusCode::FORBIDDEN => {
-            failed(e)
-        }
+        Err(e) if is_refusal(&e) => failed(e),
         Err(e) => {
             let status = e.status;
             let mut shown = patient_page(page, id, None, Some(e)).await;
