@@ -166,6 +166,51 @@ CREATE FUNCTION private.legacy_value_count() RETURNS bigint
 ALTER FUNCTION private.legacy_value_count() OWNER TO renrakucho_owner;
 
 --
+-- Name: principal_changed(); Type: FUNCTION; Schema: private; Owner: renrakucho_owner
+--
+
+CREATE FUNCTION private.principal_changed() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    BEGIN
+        PERFORM private.definer_flags(NULL);
+        IF TG_TABLE_NAME = 'staff_accounts' THEN
+            PERFORM private.announce('renrakucho_principal_changes',
+                jsonb_build_object('staff', OLD.id, 'facility', OLD.facility_id));
+        ELSIF TG_TABLE_NAME = 'facilities' THEN
+            PERFORM private.announce('renrakucho_principal_changes',
+                jsonb_build_object('facility', OLD.id));
+        ELSE
+            PERFORM private.announce('renrakucho_principal_changes',
+                jsonb_build_object('operator', OLD.id));
+        END IF;
+        RETURN NULL;
+    END
+    $$;
+
+
+ALTER FUNCTION private.principal_changed() OWNER TO renrakucho_owner;
+
+--
+-- Name: sessions_changed(); Type: FUNCTION; Schema: private; Owner: renrakucho_owner
+--
+
+CREATE FUNCTION private.sessions_changed() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    BEGIN
+        PERFORM private.announce('renrakucho_principal_changes',
+            jsonb_build_object('session', encode(OLD.id_hash, 'hex')));
+        RETURN NULL;
+    END
+    $$;
+
+
+ALTER FUNCTION private.sessions_changed() OWNER TO renrakucho_owner;
+
+--
 -- Name: value_binding_guard(); Type: FUNCTION; Schema: private; Owner: renrakucho_owner
 --
 
@@ -1917,7 +1962,7 @@ CREATE TABLE private.announcements (
     channel text NOT NULL,
     payload jsonb NOT NULL,
     announced_at timestamp with time zone DEFAULT now() NOT NULL,
-    CONSTRAINT announcements_channel_check CHECK ((channel = ANY (ARRAY['renrakucho_events'::text, 'renrakucho_access_changes'::text, 'renrakucho_key_changes'::text])))
+    CONSTRAINT announcements_channel_check CHECK ((channel = ANY (ARRAY['renrakucho_events'::text, 'renrakucho_access_changes'::text, 'renrakucho_key_changes'::text, 'renrakucho_principal_changes'::text])))
 );
 
 
@@ -3265,6 +3310,13 @@ CREATE INDEX support_requests_to ON public.support_requests USING btree (to_faci
 
 
 --
+-- Name: sessions sessions_announce; Type: TRIGGER; Schema: private; Owner: renrakucho_owner
+--
+
+CREATE TRIGGER sessions_announce AFTER DELETE OR UPDATE OF id_hash ON private.sessions FOR EACH ROW EXECUTE FUNCTION private.sessions_changed();
+
+
+--
 -- Name: value_binding value_binding_guard; Type: TRIGGER; Schema: private; Owner: renrakucho_owner
 --
 
@@ -3419,6 +3471,13 @@ CREATE TRIGGER entry_versions_immutable BEFORE UPDATE ON public.entry_versions F
 
 
 --
+-- Name: facilities facilities_announce; Type: TRIGGER; Schema: public; Owner: renrakucho_owner
+--
+
+CREATE TRIGGER facilities_announce AFTER DELETE OR UPDATE ON public.facilities FOR EACH ROW EXECUTE FUNCTION private.principal_changed();
+
+
+--
 -- Name: master_key_epochs master_key_epochs_forward; Type: TRIGGER; Schema: public; Owner: renrakucho_owner
 --
 
@@ -3437,6 +3496,20 @@ CREATE TRIGGER patient_cards_revision BEFORE INSERT OR UPDATE ON public.patient_
 --
 
 CREATE TRIGGER patients_revision BEFORE INSERT OR UPDATE ON public.patients FOR EACH ROW EXECUTE FUNCTION public.patients_revision();
+
+
+--
+-- Name: platform_operators platform_operators_announce; Type: TRIGGER; Schema: public; Owner: renrakucho_owner
+--
+
+CREATE TRIGGER platform_operators_announce AFTER DELETE OR UPDATE ON public.platform_operators FOR EACH ROW EXECUTE FUNCTION private.principal_changed();
+
+
+--
+-- Name: staff_accounts staff_accounts_announce; Type: TRIGGER; Schema: public; Owner: renrakucho_owner
+--
+
+CREATE TRIGGER staff_accounts_announce AFTER DELETE OR UPDATE ON public.staff_accounts FOR EACH ROW EXECUTE FUNCTION private.principal_changed();
 
 
 --
@@ -5018,6 +5091,20 @@ REVOKE ALL ON FUNCTION private.identification_locked_until(p_facility uuid, p_pa
 --
 
 REVOKE ALL ON FUNCTION private.legacy_value_count() FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION principal_changed(); Type: ACL; Schema: private; Owner: renrakucho_owner
+--
+
+REVOKE ALL ON FUNCTION private.principal_changed() FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION sessions_changed(); Type: ACL; Schema: private; Owner: renrakucho_owner
+--
+
+REVOKE ALL ON FUNCTION private.sessions_changed() FROM PUBLIC;
 
 
 --

@@ -20,6 +20,7 @@ mod kms;
 mod notebook_http;
 mod patients;
 mod platform_alerts;
+mod remembered;
 mod schema;
 mod sessions;
 mod sharing;

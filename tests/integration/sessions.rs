@@ -390,8 +390,14 @@ async fn an_active_session_still_ends_at_its_absolute_lifetime() {
 }
 
 #[tokio::test]
-async fn suspending_an_account_or_its_facility_ends_its_sessions_at_once() {
+async fn suspending_an_account_or_its_facility_ends_its_sessions_as_soon_as_announced() {
     let app = spawn_app().await;
+    // The server remembers sessions and accounts only while it follows the announced changes:
+    // wait for that, so that the test sees the remembered path (ADR 0025).
+    crate::support::wait_until("the server following principal changes", || async {
+        app.server_principals.is_listening()
+    })
+    .await;
     let (facility, accounts) = clinic(&app, "SESS-9", &["alice"]).await;
     let (other_facility, _) = clinic(&app, "SESS-10", &["bob"]).await;
     let alice = sign_in(&app, "SESS-9", "alice").await;
@@ -408,7 +414,12 @@ async fn suspending_an_account_or_its_facility_ends_its_sessions_at_once() {
         .await
         .unwrap();
     tx.commit().await.unwrap();
-    assert_eq!(app.me().await.status(), StatusCode::UNAUTHORIZED);
+    // The change is made by another process (the fixture's connections): the server learns of
+    // it from the database's announcement, within moments.
+    crate::support::wait_until("the suspended account refused", || async {
+        app.me().await.status() == StatusCode::UNAUTHORIZED
+    })
+    .await;
     assert_eq!(
         stored_sessions(&app, &alice).await,
         0,
@@ -422,10 +433,10 @@ async fn suspending_an_account_or_its_facility_ends_its_sessions_at_once() {
         .await
         .unwrap();
     tx.commit().await.unwrap();
-    assert_eq!(
-        status_with_cookie(&app, &bob).await,
-        StatusCode::UNAUTHORIZED
-    );
+    crate::support::wait_until("the suspended facility's staff refused", || async {
+        status_with_cookie(&app, &bob).await == StatusCode::UNAUTHORIZED
+    })
+    .await;
     assert_eq!(stored_sessions(&app, &bob).await, 0);
 }
 

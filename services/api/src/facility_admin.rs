@@ -119,5 +119,13 @@ pub async fn set_may_accept_invitations(
         body.allowed,
     )
     .await?;
+    // This process's next request for the member sees it at once; the others, when the
+    // database's announcement reaches them (ADR 0025).
+    state
+        .principals
+        .forget_person(&renrakucho_identity::Principal::Staff {
+            id: member,
+            facility: admin.facility,
+        });
     Ok(StatusCode::NO_CONTENT)
 }

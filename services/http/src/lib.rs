@@ -9,6 +9,7 @@ pub mod events;
 pub mod input;
 pub mod middleware;
 pub mod origin;
+pub mod principals;
 pub mod session;
 pub mod state;
 

@@ -15,6 +15,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::error::ApiError;
+use crate::principals::{session_key, Principals};
 use crate::state::AppState;
 
 /// The name of the session cookie (over plain HTTP, as in development and tests).
@@ -66,9 +67,11 @@ fn now() -> i64 {
 /// Where sessions live: `private.sessions`, under the SHA-256 of each session ID, each record
 /// sealed with the server's session key (the store crate's `sessions` module). The web role
 /// reaches a record only with its cookie value, and cannot write one this server accepts.
+/// Records this process read or wrote are remembered ([`Principals`], ADR 0025).
 #[derive(Clone)]
 pub struct SessionStore {
     db: renrakucho_store::Database,
+    principals: Principals,
 }
 
 impl std::fmt::Debug for SessionStore {
@@ -86,16 +89,42 @@ fn encode(record: &Record) -> Result<Vec<u8>, tower_sessions::session_store::Err
         .map_err(|e| tower_sessions::session_store::Error::Encode(e.to_string()))
 }
 
+impl SessionStore {
+    /// The record stored under `id`, read from the database whatever is remembered (and then
+    /// remembered).
+    async fn load_stored(
+        &self,
+        id: &tower_sessions::session::Id,
+    ) -> tower_sessions::session_store::Result<Option<Record>> {
+        let text = id.to_string();
+        let generation = self.principals.generation();
+        let Some(bytes) = sessions::load(&self.db, &text).await.map_err(backend)? else {
+            return Ok(None);
+        };
+        let record: Record = serde_json::from_slice(&bytes)
+            .map_err(|e| tower_sessions::session_store::Error::Decode(e.to_string()))?;
+        if record.id != *id {
+            return Ok(None);
+        }
+        self.principals
+            .remember_session(generation, session_key(&text), record.clone());
+        Ok(Some(record))
+    }
+}
+
 #[async_trait::async_trait]
 impl tower_sessions::SessionStore for SessionStore {
     async fn create(&self, record: &mut Record) -> tower_sessions::session_store::Result<()> {
         loop {
             let bytes = encode(record)?;
             let id = record.id.to_string();
+            let generation = self.principals.generation();
             if sessions::create(&self.db, &id, &bytes, record.expiry_date)
                 .await
                 .map_err(backend)?
             {
+                self.principals
+                    .remember_session(generation, session_key(&id), record.clone());
                 return Ok(());
             }
             // 128 random bits collided: draw again.
@@ -104,38 +133,42 @@ impl tower_sessions::SessionStore for SessionStore {
     }
 
     async fn save(&self, record: &Record) -> tower_sessions::session_store::Result<()> {
-        sessions::save(
-            &self.db,
-            &record.id.to_string(),
-            &encode(record)?,
-            record.expiry_date,
-        )
-        .await
-        .map_err(backend)
+        let id = record.id.to_string();
+        let generation = self.principals.generation();
+        sessions::save(&self.db, &id, &encode(record)?, record.expiry_date)
+            .await
+            .map_err(backend)?;
+        self.principals
+            .remember_session(generation, session_key(&id), record.clone());
+        Ok(())
     }
 
     async fn load(
         &self,
         id: &tower_sessions::session::Id,
     ) -> tower_sessions::session_store::Result<Option<Record>> {
-        let Some(bytes) = sessions::load(&self.db, &id.to_string())
-            .await
-            .map_err(backend)?
-        else {
+        let key = session_key(&id.to_string());
+        if let Some(record) = self.principals.session(&key) {
+            // The database returns only records that have not expired; so does the memory.
+            if record.expiry_date > OffsetDateTime::now_utc() {
+                return Ok(Some(record));
+            }
+            self.principals.forget_session(&key);
             return Ok(None);
-        };
-        let record: Record = serde_json::from_slice(&bytes)
-            .map_err(|e| tower_sessions::session_store::Error::Decode(e.to_string()))?;
-        Ok((record.id == *id).then_some(record))
+        }
+        self.load_stored(id).await
     }
 
     async fn delete(
         &self,
         id: &tower_sessions::session::Id,
     ) -> tower_sessions::session_store::Result<()> {
-        sessions::delete(&self.db, &id.to_string())
-            .await
-            .map_err(backend)
+        let text = id.to_string();
+        let deleted = sessions::delete(&self.db, &text).await.map_err(backend);
+        // Forgotten here at once (after the delete, so that a read in flight cannot remember
+        // it again); the database announces it to the other processes.
+        self.principals.forget_session(&session_key(&text));
+        deleted
     }
 }
 
@@ -143,6 +176,7 @@ impl tower_sessions::SessionStore for SessionStore {
 pub fn store(state: &AppState) -> SessionStore {
     SessionStore {
         db: state.db.clone(),
+        principals: state.principals.clone(),
     }
 }
 
@@ -190,6 +224,13 @@ pub async fn current(state: &AppState, session: &Session) -> Result<Option<Signe
     };
     let t = now();
     let policy = state.sessions;
+    if is_idle(state, &record, t) {
+        // The record may be one this process remembered while another one renewed it: only
+        // the stored record can say the session is idle.
+        if let Some(stored) = stored_record(state, session).await? {
+            record.last_seen_at = record.last_seen_at.max(stored.last_seen_at);
+        }
+    }
     let Some(who) = check(state, &record, t).await? else {
         session.flush().await?;
         return Ok(None);
@@ -205,6 +246,27 @@ pub async fn current(state: &AppState, session: &Session) -> Result<Option<Signe
         who,
         origin: Origin::default(),
     }))
+}
+
+fn is_idle(state: &AppState, record: &SessionRecord, t: i64) -> bool {
+    t - record.last_seen_at > state.sessions.idle_timeout.as_secs() as i64
+}
+
+/// The sign-in stored for `session` in the database, whatever this process remembers.
+async fn stored_record(
+    state: &AppState,
+    session: &Session,
+) -> Result<Option<SessionRecord>, ApiError> {
+    let Some(id) = session.id() else {
+        return Ok(None);
+    };
+    let stored = store(state)
+        .load_stored(&id)
+        .await
+        .map_err(|e| ApiError::from(tower_sessions::session::Error::Store(e)))?;
+    Ok(stored
+        .and_then(|r| r.data.get(SESSION_KEY).cloned())
+        .and_then(|v| serde_json::from_value(v).ok()))
 }
 
 /// Whether the session `id` is still good, read again from the store. A long-lived response
@@ -236,12 +298,27 @@ async fn check(
     t: i64,
 ) -> Result<Option<WhoAmI>, ApiError> {
     let policy = state.sessions;
-    let idle = t - record.last_seen_at > policy.idle_timeout.as_secs() as i64;
     let too_old = t - record.signed_in_at > policy.max_lifetime.as_secs() as i64;
-    if idle || too_old {
+    if is_idle(state, record, t) || too_old {
         return Ok(None);
     }
-    let who = match record.principal {
+    if let Some(who) = state.principals.person(&record.principal) {
+        return Ok(Some(who));
+    }
+    let generation = state.principals.generation();
+    let who = account(state, record.principal).await?;
+    if let Some(who) = &who {
+        state
+            .principals
+            .remember_person(generation, record.principal, who.clone());
+    }
+    Ok(who)
+}
+
+/// `principal`'s account as shown to them, read from the database; `None` when the account or
+/// its facility may no longer sign in.
+async fn account(state: &AppState, principal: Principal) -> Result<Option<WhoAmI>, ApiError> {
+    let who = match principal {
         Principal::Staff { id, facility } => {
             let mut tx = state
                 .db

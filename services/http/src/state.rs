@@ -29,6 +29,8 @@ pub struct AppState {
     pub events: crate::events::Events,
     /// Proxies whose `X-Forwarded-For` is believed (`RENRAKUCHO_TRUSTED_PROXIES`).
     pub trusted_proxies: Arc<[ipnet::IpNet]>,
+    /// Sessions and accounts this process remembers between requests (ADR 0025).
+    pub principals: crate::principals::Principals,
 }
 
 /// Settings of the care domain that handlers apply.

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 pub const SESSION_KEY: &str = "renrakucho.principal";
 
 /// Who a session belongs to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Principal {
     Staff { id: StaffId, facility: FacilityId },

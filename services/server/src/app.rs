@@ -98,6 +98,7 @@ impl Application {
                 .trusted_proxies()
                 .map_err(BuildError::Config)?
                 .into(),
+            principals: renrakucho_http::principals::Principals::new(),
         };
         let router = router(
             state.clone(),
@@ -145,6 +146,11 @@ impl Application {
         &self.state.authz
     }
 
+    /// What the server remembers of sessions and accounts between requests (ADR 0025).
+    pub fn principals(&self) -> &renrakucho_http::principals::Principals {
+        &self.state.principals
+    }
+
     /// The server's password hasher (it counts its verifications: every sign-in runs one,
     /// whatever was wrong).
     pub fn password_hasher(&self) -> &PasswordHasher {
@@ -173,6 +179,7 @@ impl Application {
             self.state.authz.clone(),
         ));
         let events = tokio::spawn(self.state.events.clone().follow(self.state.db.clone()));
+        let principals = tokio::spawn(self.state.principals.clone().follow(self.state.db.clone()));
         let digests = tokio::spawn(digests(self.state.db.clone(), self.mailer, self.public_url));
         let epochs = match self.epochs {
             Some((policy, check)) => Some(tokio::spawn(crate::keys::follow_epochs(
@@ -203,6 +210,7 @@ impl Application {
         key_changes.abort();
         access_changes.abort();
         events.abort();
+        principals.abort();
         digests.abort();
         if let Some(epochs) = epochs {
             epochs.abort();

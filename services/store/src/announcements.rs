@@ -15,6 +15,9 @@ pub const EVENTS: &str = "renrakucho_events";
 pub const ACCESS_CHANGES: &str = "renrakucho_access_changes";
 /// The channel of changed data keys (a new version, a destroyed key).
 pub const KEY_CHANGES: &str = "renrakucho_key_changes";
+/// The channel of changed principals: a staff account, a facility or an operator account
+/// changed, a session ended (ADR 0025).
+pub const PRINCIPAL_CHANGES: &str = "renrakucho_principal_changes";
 
 /// A LISTEN connection on one channel.
 pub struct Announcements {

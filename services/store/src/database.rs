@@ -1,3 +1,4 @@
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -36,6 +37,8 @@ struct Inner {
     /// LISTEN connections and reading announcements (role renrakucho_listener).
     listener: PgPool,
     keys: ServerKeys,
+    /// How many times the web pool has handed out a connection (see [`Database::web_checkouts`]).
+    web_checkouts: AtomicU64,
 }
 
 /// What `/readyz` reports.
@@ -100,6 +103,7 @@ impl Database {
                 digest: privileged("renrakucho_digest")?,
                 listener,
                 keys,
+                web_checkouts: AtomicU64::new(0),
             }),
         };
         // Fail now, not at the first request, when the runtime role cannot connect.
@@ -143,7 +147,7 @@ impl Database {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let mut conn = pool::get(&self.inner.web).await?;
+            let mut conn = self.web().await?;
             let mac = keys::enter_mac(
                 &self.inner.keys.context,
                 conn.pid,
@@ -178,7 +182,19 @@ impl Database {
     /// A web connection for one statement without a tenant (see [`WebConnection`]).
     #[tracing::instrument(level = "debug", skip_all)]
     pub async fn connection(&self) -> Result<WebConnection, StoreError> {
-        Ok(WebConnection::new(pool::get(&self.inner.web).await?))
+        Ok(WebConnection::new(self.web().await?))
+    }
+
+    async fn web(&self) -> Result<pool::Object, StoreError> {
+        self.inner.web_checkouts.fetch_add(1, Ordering::Relaxed);
+        pool::get(&self.inner.web).await
+    }
+
+    /// How many times the web pool has handed out a connection since this process connected:
+    /// each is a transaction or a statement of a request (or of a background task's web work).
+    /// Tests and benches read it to count what a request costs the database.
+    pub fn web_checkouts(&self) -> u64 {
+        self.inner.web_checkouts.load(Ordering::Relaxed)
     }
 
     /// Database reachable, and exactly this binary's migrations applied.

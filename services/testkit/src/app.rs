@@ -36,6 +36,8 @@ pub struct TestApp {
     pub server_hasher: PasswordHasher,
     /// The running server's keyring (its master keys and caches, as it uses them).
     pub server_keyring: renrakucho_keyring::Keyring,
+    /// What the running server remembers of sessions and accounts.
+    pub server_principals: renrakucho_http::principals::Principals,
     hasher: PasswordHasher,
     _scratch: tempfile::TempDir,
     shutdown: Option<oneshot::Sender<()>>,
@@ -82,6 +84,7 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
     let files = app.files().clone();
     let server_hasher = app.password_hasher().clone();
     let server_keyring = app.keyring().clone();
+    let server_principals = app.principals().clone();
     let (tx, rx) = oneshot::channel::<()>();
     tokio::spawn(app.run_until(async {
         let _ = rx.await;
@@ -107,6 +110,7 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
         files,
         server_hasher,
         server_keyring,
+        server_principals,
         hasher,
         _scratch: scratch,
         shutdown: Some(tx),

@@ -27,6 +27,8 @@ const CONTEXT_READERS: &[&str] = &[RUNTIME, PLATFORM, KEY_MAINTENANCE, ACCESS_SY
 #[rustfmt::skip]
 pub(super) const FUNCTIONS: &[(&str, &str, &[&str])] = &[
     ("private.announce(text, jsonb)", PINNED, NOBODY),
+    ("private.principal_changed()", PINNED, NOBODY),
+    ("private.sessions_changed()", PINNED, NOBODY),
     ("private.context_parts()", PINNED, NOBODY),
     ("private.definer_flags(text)", PINNED, NOBODY),
     ("private.legacy_value_count()", PINNED, NOBODY),
@@ -132,6 +134,11 @@ pub(super) const SECURITY_DEFINER: &[(&str, &str)] = &[
     (
         "public.patient_access_changed()",
         "the trigger that calls refresh_patient_access on every such change",
+    ),
+    (
+        "private.principal_changed()",
+        "announces a changed staff account, facility or operator by its IDs, so that every \
+         server process forgets what it remembered of them (ADR 0025)",
     ),
     (
         "public.encrypted_values(text, text, uuid)",
