@@ -391,3 +391,39 @@ async fn a_page_on_another_site_cannot_write_through_the_api() {
         .unwrap();
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
 }
+
+/// The API's larger answers are gzip-compressed for a client that asks (ADR 0027); the portal's
+/// pages, which carry a form token next to what the person typed, never are.
+#[tokio::test]
+async fn api_answers_are_compressed_on_request_and_portal_pages_never() {
+    let app = spawn_app().await;
+    let client = reqwest::Client::new();
+    let get = |path: &str, gzip: bool| {
+        let mut request = client.get(app.url(path));
+        if gzip {
+            request = request.header(reqwest::header::ACCEPT_ENCODING, "gzip");
+        }
+        request.send()
+    };
+    let plain = get("/api/v1/openapi.json", false).await.unwrap();
+    assert_eq!(plain.status(), StatusCode::OK);
+    assert!(plain.headers().get("content-encoding").is_none());
+    let plain = plain.bytes().await.unwrap();
+    let packed = get("/api/v1/openapi.json", true).await.unwrap();
+    assert_eq!(packed.headers()["content-encoding"], "gzip");
+    let packed = packed.bytes().await.unwrap();
+    assert!(
+        packed.len() * 4 < plain.len(),
+        "{} bytes compressed from {}",
+        packed.len(),
+        plain.len()
+    );
+    assert_eq!(&packed[..2], &[0x1f, 0x8b], "a gzip stream");
+
+    let page = get("/login", true).await.unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    assert!(
+        page.headers().get("content-encoding").is_none(),
+        "a portal page compressed"
+    );
+}

@@ -17,6 +17,7 @@ mod input_hygiene;
 mod isolation;
 mod keyring;
 mod kms;
+mod load;
 mod notebook_http;
 mod patients;
 mod platform_alerts;

@@ -191,3 +191,21 @@ pub async fn run_to_completion(
         }
     }
 }
+
+/// gzip for the API's larger answers (a notebook page of 50 entries is ~60 KB of JSON), at the
+/// fastest level, for clients that ask for it; not for the event stream or images (tower-http's
+/// default predicate), and not for the portal's pages, which carry a form token next to text
+/// the person typed (BREACH; ADR 0027).
+pub fn compression() -> tower_http::compression::CompressionLayer<
+    tower_http::compression::predicate::And<
+        tower_http::compression::DefaultPredicate,
+        tower_http::compression::predicate::SizeAbove,
+    >,
+> {
+    use tower_http::compression::predicate::{Predicate, SizeAbove};
+    use tower_http::compression::{CompressionLayer, CompressionLevel, DefaultPredicate};
+    CompressionLayer::new()
+        .gzip(true)
+        .quality(CompressionLevel::Fastest)
+        .compress_when(DefaultPredicate::new().and(SizeAbove::new(1024)))
+}

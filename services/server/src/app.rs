@@ -300,7 +300,9 @@ fn router(state: AppState, secure_cookies: bool, request_timeout: Duration) -> R
         .route("/readyz", get(renrakucho_api::health::readyz))
         .nest(
             "/api/v1",
-            renrakucho_api::api().layer(within(api_timed_out)),
+            renrakucho_api::api()
+                .layer(within(api_timed_out))
+                .layer(renrakucho_http::middleware::compression()),
         )
         .merge(portal)
         .fallback(renrakucho_portal::page_not_found);

@@ -76,6 +76,11 @@ pub struct AuditEvent<'a> {
 
 /// Writes `event` into the audit chain of the transaction's scope (the facility's, or the
 /// platform's), inside that transaction: if the change rolls back, so does its record.
+///
+/// The record is sent with the transaction's `COMMIT`, in the same round trip (ADR 0026), or
+/// earlier if the transaction reads the audit log ([`recent`]): a request saves a round trip,
+/// and the chain's lock (taken by the insert's trigger) is held only for the commit itself. An
+/// insert that fails (a record in another staff member's name) fails the commit.
 #[tracing::instrument(level = "debug", skip_all)]
 pub async fn record(tx: &mut ScopedTx, event: AuditEvent<'_>) -> Result<(), StoreError> {
     let (actor_kind, actor_id) = event.actor.parts();
@@ -85,28 +90,86 @@ pub async fn record(tx: &mut ScopedTx, event: AuditEvent<'_>) -> Result<(), Stor
         .request_id
         .as_deref()
         .map(|r| r.chars().take(100).collect::<String>());
-    sqlx::query!(
-        "INSERT INTO audit_log (facility_id, seq, actor_kind, actor_id, action, outcome,
-                                target_kind, target_id, client_addr, request_id, details,
-                                prev_hash, hash)
-         VALUES ($1, 0, $2, $3, $4, $5, $6, $7, $8, $9, $10, '', '')",
-        facility,
-        actor_kind,
-        actor_id,
-        event.action,
-        event.outcome.as_str(),
-        event.target.map(|t| t.0),
-        event.target.map(|t| t.1),
-        event
-            .origin
-            .client_addr
-            .map(sqlx::types::ipnetwork::IpNetwork::from),
-        request_id,
-        &event.details,
-    )
-    .execute(tx.conn())
-    .await?;
+    let statement = format!(
+        "INSERT INTO public.audit_log (facility_id, seq, actor_kind, actor_id, action, outcome, \
+                                      target_kind, target_id, client_addr, request_id, details, \
+                                      prev_hash, hash) \
+         VALUES ({}, 0, {}, {}, {}, {}, {}, {}, {}, {}, {}::pg_catalog.jsonb, '', '')",
+        literal::uuid(facility),
+        literal::text(Some(actor_kind)),
+        literal::uuid(actor_id),
+        literal::text(Some(event.action)),
+        literal::text(Some(event.outcome.as_str())),
+        literal::text(event.target.map(|t| t.0)),
+        literal::uuid(event.target.map(|t| t.1)),
+        literal::inet(event.origin.client_addr),
+        literal::text(request_id.as_deref()),
+        literal::text(Some(&event.details.to_string())),
+    );
+    tx.defer(statement);
     Ok(())
+}
+
+/// Values written into SQL text, for statements sent in one simple-protocol message (which has
+/// no parameters). Nothing here depends on the session's settings: text travels as hex digits
+/// decoded by schema-qualified functions (whatever `standard_conforming_strings`,
+/// `client_encoding` or `search_path` a statement earlier in the transaction set), UUIDs and
+/// addresses as Rust formatted them, each cast to a schema-qualified type.
+mod literal {
+    use std::fmt::Write;
+    use std::net::IpAddr;
+
+    use uuid::Uuid;
+
+    pub(super) fn text(value: Option<&str>) -> String {
+        let Some(value) = value else {
+            return "NULL".into();
+        };
+        let mut hex = String::with_capacity(value.len() * 2);
+        for byte in value.as_bytes() {
+            let _ = write!(hex, "{byte:02x}");
+        }
+        format!("pg_catalog.convert_from(pg_catalog.decode('{hex}', 'hex'), 'UTF8')")
+    }
+
+    pub(super) fn uuid(value: Option<Uuid>) -> String {
+        value.map_or("NULL".into(), |u| {
+            format!("'{}'::pg_catalog.uuid", u.hyphenated())
+        })
+    }
+
+    pub(super) fn inet(value: Option<IpAddr>) -> String {
+        value.map_or("NULL".into(), |a| format!("'{a}'::pg_catalog.inet"))
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn text_is_hex_digits_whatever_it_holds() {
+            let nasty = "O'Brien\\'); DROP TABLE audit_log; --\u{0}";
+            let sql = text(Some(nasty));
+            let inner = sql
+                .strip_prefix("pg_catalog.convert_from(pg_catalog.decode('")
+                .and_then(|s| s.strip_suffix("', 'hex'), 'UTF8')"))
+                .expect("the shape");
+            assert!(inner.bytes().all(|b| b.is_ascii_hexdigit()));
+            assert_eq!(inner.len(), nasty.len() * 2);
+            assert_eq!(text(None), "NULL");
+        }
+
+        #[test]
+        fn addresses_and_ids_are_their_formatted_selves() {
+            let v6: IpAddr = "2001:db8::1".parse().unwrap();
+            assert_eq!(inet(Some(v6)), "'2001:db8::1'::pg_catalog.inet");
+            let id = Uuid::nil();
+            assert_eq!(
+                uuid(Some(id)),
+                "'00000000-0000-0000-0000-000000000000'::pg_catalog.uuid"
+            );
+        }
+    }
 }
 
 /// A record as a facility admin (their facility's) or an operator (the platform's) reads it.
@@ -128,6 +191,8 @@ pub struct AuditRecord {
 /// The newest records of the scope's chain, newest first.
 #[tracing::instrument(level = "debug", skip_all)]
 pub async fn recent(tx: &mut ScopedTx, limit: i64) -> Result<Vec<AuditRecord>, StoreError> {
+    // The records this transaction wrote are part of what it reads.
+    tx.write_deferred().await?;
     let rows = sqlx::query_as!(
         AuditRecord,
         "SELECT seq, occurred_at, actor_kind, actor_id, action, outcome, target_kind, target_id,

@@ -79,6 +79,7 @@ async fn end(conn: &mut Object, role: PoolRole, statement: &str) -> Result<bool,
         conn.raw.execute(statement).await?;
         return Ok(true);
     }
+    // The statements before the last one return no rows: the row is the last statement's.
     let row = conn.raw.fetch_one(statement).await?;
     let planted: i64 = row.try_get(1)?;
     let prepared: i64 = row.try_get(2)?;
@@ -98,6 +99,9 @@ pub struct ScopedTx {
     conn: Option<Object>,
     scope: Scope,
     role: PoolRole,
+    /// Statements sent with the commit, in its round trip (audit records, ADR 0026). Each is
+    /// parameterless SQL built from values that cannot change its meaning (`audit::literal`).
+    deferred: Vec<String>,
 }
 
 impl ScopedTx {
@@ -106,6 +110,7 @@ impl ScopedTx {
             conn: Some(conn),
             scope,
             role,
+            deferred: Vec::new(),
         }
     }
 
@@ -119,12 +124,35 @@ impl ScopedTx {
             .conn
             .take()
             .expect("a transaction holds its connection");
-        let statement = match self.role {
+        let commit = match self.role {
             PoolRole::Web => WEB_COMMIT,
             PoolRole::Privileged(_) => "COMMIT",
         };
+        let statement = if self.deferred.is_empty() {
+            std::borrow::Cow::Borrowed(commit)
+        } else {
+            let mut all = self.deferred.join("; ");
+            all.push_str("; ");
+            all.push_str(commit);
+            std::borrow::Cow::Owned(all)
+        };
         conn.settled = false;
-        conn.settled = end(&mut conn, self.role, statement).await?;
+        conn.settled = end(&mut conn, self.role, &statement).await?;
+        Ok(())
+    }
+
+    /// Sends `statement` with the commit (for this crate's audit records).
+    pub(crate) fn defer(&mut self, statement: String) {
+        self.deferred.push(statement);
+    }
+
+    /// Sends the deferred statements now (before the transaction reads what they write).
+    pub(crate) async fn write_deferred(&mut self) -> Result<(), StoreError> {
+        if self.deferred.is_empty() {
+            return Ok(());
+        }
+        let statements = std::mem::take(&mut self.deferred).join("; ");
+        self.conn().execute(statements.as_str()).await?;
         Ok(())
     }
 
@@ -140,9 +168,17 @@ impl ScopedTx {
     /// Raw access for the adversarial isolation tests, which must issue SQL the repositories
     /// never would. Not for application code: only with the `raw-sql` feature, which tests and
     /// benches turn on (`tests/raw_sql_stays_in_tests.rs` keeps production code from naming it).
+    /// Audit records written so far are sent with the commit: [`ScopedTx::write_deferred_for_tests`]
+    /// sends them first for a test that reads them inside the transaction.
     #[cfg(feature = "raw-sql")]
     pub fn raw_connection_for_tests(&mut self) -> &mut PgConnection {
         self.conn()
+    }
+
+    /// Sends the audit records written so far (`raw-sql` feature, as above).
+    #[cfg(feature = "raw-sql")]
+    pub async fn write_deferred_for_tests(&mut self) -> Result<(), StoreError> {
+        self.write_deferred().await
     }
 }
 

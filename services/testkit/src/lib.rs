@@ -16,6 +16,8 @@ mod app;
 mod database;
 #[cfg(feature = "harness")]
 mod kms;
+#[cfg(feature = "harness")]
+pub mod load;
 pub mod photos;
 #[cfg(feature = "harness")]
 mod smtp;
