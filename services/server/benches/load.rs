@@ -1,8 +1,9 @@
-//! The load bench (issue 14): the running server on loopback, a network of facilities with their
-//! staff signed in, each operation of a working day at concurrency 1, 8, 32 and 128, next to the
-//! same statements issued raw against the same database at the same concurrency in the same run
-//! (`renrakucho_testkit::load`). Prints a Markdown table: requests per second, p50/p95/p99, the
-//! ratio to raw, errors (there must be none), and the process's peak resident set.
+//! The load bench (issue 14): the release server (`renrakucho serve`, a process of its own) on
+//! loopback over a network of facilities with their staff signed in, each operation of a working
+//! day at concurrency 1, 8, 32 and 128, next to the same statements issued raw against the same
+//! database at the same concurrency in the same run (`renrakucho_testkit::load`). Prints a
+//! Markdown table: requests per second, p50/p95/p99, the ratio to raw, errors (there must be
+//! none), and the server process's peak resident set during each measurement.
 //!
 //! ```sh
 //! cargo bench -p renrakucho-server --bench load
@@ -11,14 +12,81 @@
 //! Sizes by environment (defaults in brackets): `LOAD_FACILITIES` [40], `LOAD_STAFF` [3 per
 //! facility], `LOAD_PATIENTS` [5 per facility], `LOAD_ENTRIES` [200 per patient],
 //! `LOAD_SECONDS` [5 per measurement], `LOAD_CONCURRENCY` [1,8,32,128], `LOAD_OPERATIONS` [all;
-//! e.g. `notebook,post`]. The server and the driver share the process (and its two cores), so the
-//! peak resident set is the server's and the driver's together: an upper bound on the server's.
+//! e.g. `Notebook,Post`], `LOAD_POOL` [10: the server's `RENRAKUCHO_DATABASE_MAX_CONNECTIONS`, and
+//! the raw side's pool]. The network is built and its staff signed in through a server in this
+//! process (the harness's). `LOAD_ASYNC_COMMIT=1` sets `synchronous_commit = off` in the
+//! harness's private cluster first, for the comparison in ADR 0026 (the server never does this;
+//! refused when `DATABASE_URL` names a shared server). The measured server is started from the
+//! same binary the bench was built with, on the same database, and shares the machine's cores
+//! with the driver.
 
 use std::time::Duration;
 
 use renrakucho_testkit::load::{self, Measured, Operation, Shape};
-use renrakucho_testkit::spawn_app;
+use renrakucho_testkit::{spawn_app_with, TestApp};
 use sqlx::postgres::PgPoolOptions;
+
+/// The release server under measurement, stopped when dropped.
+struct Served {
+    child: tokio::process::Child,
+    address: String,
+}
+
+impl Served {
+    /// `renrakucho serve` on `app`'s database with `app`'s keys, on a free port, once ready.
+    async fn start(app: &TestApp, pool: usize) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let secret = |s: &Option<renrakucho_server::config::Secret>| {
+            s.as_ref()
+                .expect("the harness sets it")
+                .expose()
+                .to_string()
+        };
+        let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_renrakucho"))
+            .arg("serve")
+            .env("DATABASE_URL", app.database.owner_url())
+            .env(
+                "RENRAKUCHO_RUNTIME_DATABASE_URL",
+                app.database.runtime_url(),
+            )
+            .env("RENRAKUCHO_MASTER_KEY", secret(&app.settings.master_key))
+            .env("RENRAKUCHO_CSRF_SECRET", secret(&app.settings.csrf_secret))
+            .env("RENRAKUCHO_FILES_DIR", app.settings.files_dir())
+            .env("RENRAKUCHO_LISTEN", format!("127.0.0.1:{port}"))
+            .env("RENRAKUCHO_DATABASE_MAX_CONNECTIONS", pool.to_string())
+            .env("RENRAKUCHO_LOG", "warn")
+            .kill_on_drop(true)
+            .spawn()
+            .expect("starting renrakucho serve");
+        let address = format!("http://127.0.0.1:{port}");
+        let client = reqwest::Client::new();
+        for _ in 0..600 {
+            if let Ok(r) = client.get(format!("{address}/readyz")).send().await {
+                if r.status().is_success() {
+                    return Self { child, address };
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("the release server did not become ready");
+    }
+
+    /// Its peak resident set since the last call, in MiB (and the peak reset).
+    fn peak_rss_mib(&self) -> f64 {
+        let pid = self.child.id().expect("running");
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        let kib: f64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or(0.0);
+        let _ = std::fs::write(format!("/proc/{pid}/clear_refs"), "5");
+        kib / 1024.0
+    }
+}
 
 fn setting(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -64,10 +132,38 @@ fn main() {
         .build()
         .expect("a runtime");
     rt.block_on(async {
-        let app = spawn_app().await;
+        // Every member signs in from this one address: room for all of them.
+        let app = spawn_app_with(|s| {
+            s.signin_address_burst = 1_000_000;
+        })
+        .await;
         let network = load::build(&app, shape).await;
+        let pool = setting("LOAD_POOL", 10);
+        if setting("LOAD_ASYNC_COMMIT", 0) == 1 {
+            assert!(
+                std::env::var_os("DATABASE_URL").is_none(),
+                "LOAD_ASYNC_COMMIT changes the whole cluster: only with the harness's private one"
+            );
+            let mut su: sqlx::PgConnection =
+                sqlx::Connection::connect_with(&app.database.superuser_options())
+                .await
+                .expect("a superuser connection");
+            // For the whole (private) cluster: the server refuses a runtime role whose database
+            // or role carries settings (ADR 0013), and the raw side gets the same.
+            for statement in [
+                "ALTER SYSTEM SET synchronous_commit = off",
+                "SELECT pg_reload_conf()",
+            ] {
+                sqlx::query(statement)
+                    .execute(&mut su)
+                    .await
+                    .expect("synchronous_commit off");
+            }
+            println!("synchronous_commit = off in the whole cluster, for both sides");
+        }
+        let server = Served::start(&app, pool).await;
         let raw = PgPoolOptions::new()
-            .max_connections(app.settings.database_max_connections)
+            .max_connections(pool as u32)
             .connect_with(app.database.superuser_options())
             .await
             .expect("the raw pool");
@@ -82,21 +178,22 @@ fn main() {
             network.patients.len(),
             network.built_in.as_secs_f64(),
             size / (1024 * 1024),
-            app.settings.database_max_connections,
+            pool,
             seconds.as_secs(),
         );
         println!();
         println!("| operation | concurrency | server req/s | p50 ms | p95 ms | p99 ms | raw /s | raw p50 | raw p95 | raw p99 | ratio | errors | peak RSS MiB |");
         println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
-        let _ = load::peak_rss_mib_and_reset();
+        let idle = server.peak_rss_mib();
         let mut peak: f64 = 0.0;
         for operation in operations() {
             for &c in &concurrency {
                 // A short unmeasured round first: connections opened, caches warm.
-                let _ = load::through_server(&network, &app.address, operation, c, Duration::from_millis(500)).await;
+                let _ = load::through_server(&network, &server.address, operation, c, Duration::from_millis(500)).await;
+                let _ = server.peak_rss_mib();
                 let served: Measured =
-                    load::through_server(&network, &app.address, operation, c, seconds).await;
-                let rss = load::peak_rss_mib_and_reset().unwrap_or(0.0);
+                    load::through_server(&network, &server.address, operation, c, seconds).await;
+                let rss = server.peak_rss_mib();
                 peak = peak.max(rss);
                 let _ = load::raw(&network, &raw, operation, c, Duration::from_millis(500)).await;
                 let bare: Measured = load::raw(&network, &raw, operation, c, seconds).await;
@@ -124,6 +221,8 @@ fn main() {
             }
         }
         println!();
-        println!("peak resident set while the server was measured: {peak:.0} MiB");
+        println!(
+            "the server's resident set: {idle:.0} MiB once ready; at most {peak:.0} MiB under load"
+        );
     });
 }

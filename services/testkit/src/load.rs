@@ -550,20 +550,3 @@ pub async fn raw(
     })
     .await
 }
-
-/// The peak resident set of this process so far, in MiB (`VmHWM`), and resets the peak so that
-/// the next reading covers only what follows (Linux; `None` elsewhere).
-pub fn peak_rss_mib_and_reset() -> Option<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let kib: f64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))?
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse()
-        .ok()?;
-    // "5" resets the peak to the current resident set (proc(5), clear_refs).
-    let _ = std::fs::write("/proc/self/clear_refs", "5");
-    Some(kib / 1024.0)
-}
