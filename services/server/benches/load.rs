@@ -16,7 +16,8 @@
 //! the raw side's pool]. The network is built and its staff signed in through a server in this
 //! process (the harness's). `LOAD_ASYNC_COMMIT=1` sets `synchronous_commit = off` in the
 //! harness's private cluster first, for the comparison in ADR 0026 (the server never does this;
-//! refused when `DATABASE_URL` names a shared server). The measured server is started from the
+//! refused when `DATABASE_URL` names a shared server); `LOAD_CLUSTER_SETTING=name=value,…` sets
+//! any other setting the same way. The measured server is started from the
 //! same binary the bench was built with, on the same database, and shares the machine's cores
 //! with the driver.
 
@@ -139,10 +140,17 @@ fn main() {
         .await;
         let network = load::build(&app, shape).await;
         let pool = setting("LOAD_POOL", 10);
+        let mut cluster_settings: Vec<String> = std::env::var("LOAD_CLUSTER_SETTING")
+            .map(|s| s.split(',').map(str::to_string).collect())
+            .unwrap_or_default();
         if setting("LOAD_ASYNC_COMMIT", 0) == 1 {
+            cluster_settings.push("synchronous_commit=off".into());
+        }
+        if !cluster_settings.is_empty() {
             assert!(
                 std::env::var_os("DATABASE_URL").is_none(),
-                "LOAD_ASYNC_COMMIT changes the whole cluster: only with the harness's private one"
+                "LOAD_ASYNC_COMMIT and LOAD_CLUSTER_SETTING change the whole cluster: only with \
+                 the harness's private one"
             );
             let mut su: sqlx::PgConnection =
                 sqlx::Connection::connect_with(&app.database.superuser_options())
@@ -150,16 +158,21 @@ fn main() {
                 .expect("a superuser connection");
             // For the whole (private) cluster: the server refuses a runtime role whose database
             // or role carries settings (ADR 0013), and the raw side gets the same.
-            for statement in [
-                "ALTER SYSTEM SET synchronous_commit = off",
-                "SELECT pg_reload_conf()",
-            ] {
-                sqlx::query(statement)
+            for setting in &cluster_settings {
+                let (name, value) = setting.split_once('=').expect("LOAD_CLUSTER_SETTING: name=value");
+                // A bench knob from the person running it, not input: but keep it a name and a value.
+                assert!(name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'));
+                assert!(value.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'));
+                sqlx::query(&format!("ALTER SYSTEM SET {name} = '{value}'"))
                     .execute(&mut su)
                     .await
-                    .expect("synchronous_commit off");
+                    .expect("a cluster setting");
+                println!("{name} = {value} in the whole cluster, for both sides");
             }
-            println!("synchronous_commit = off in the whole cluster, for both sides");
+            sqlx::query("SELECT pg_reload_conf()")
+                .execute(&mut su)
+                .await
+                .expect("reloading the configuration");
         }
         let server = Served::start(&app, pool).await;
         let raw = PgPoolOptions::new()
