@@ -14,6 +14,7 @@ use reqwest::Client;
 /// Much shorter than [`REMEMBER_FOR`]: a change seen within this came by announcement, not by
 /// the memory running out.
 const ANNOUNCED_WITHIN: Duration = Duration::from_secs(10);
+const _: () = assert!(ANNOUNCED_WITHIN.as_secs() < REMEMBER_FOR.as_secs());
 
 async fn listening(principals: &Principals) {
     crate::support::wait_until("the server following principal changes", || async {
@@ -71,20 +72,13 @@ async fn me_at(address: &str, cookie: &str) -> u16 {
         .as_u16()
 }
 
-/// Waits up to [`ANNOUNCED_WITHIN`] for `done`.
-async fn within_announcement<F, Fut>(what: &str, mut done: F)
+/// Waits up to [`ANNOUNCED_WITHIN`] for `done`: well before [`REMEMBER_FOR`] would make it so.
+async fn within_announcement<F, Fut>(what: &str, done: F)
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
 {
-    let deadline = tokio::time::Instant::now() + ANNOUNCED_WITHIN;
-    while !done().await {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{what}: not within {ANNOUNCED_WITHIN:?} (the memory itself lasts {REMEMBER_FOR:?})"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    crate::support::wait_within(what, ANNOUNCED_WITHIN, done).await;
 }
 
 #[tokio::test]

@@ -78,16 +78,26 @@ pub async fn status_of(client: &Client, url: &str) -> u16 {
 pub const PATIENCE: Duration = Duration::from_secs(30);
 
 /// Polls `done` every 10 ms until it holds; panics naming `what` after [`PATIENCE`].
-pub async fn wait_until<F, Fut>(what: &str, mut done: F)
+pub async fn wait_until<F, Fut>(what: &str, done: F)
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
 {
-    let deadline = tokio::time::Instant::now() + PATIENCE;
+    wait_within(what, PATIENCE, done).await;
+}
+
+/// Polls `done` every 10 ms until it holds; panics naming `what` after `bound` (for a test whose
+/// point is that it happens sooner than something else would make it happen).
+pub async fn wait_within<F, Fut>(what: &str, bound: Duration, mut done: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + bound;
     while !done().await {
         assert!(
             tokio::time::Instant::now() < deadline,
-            "{what}: not within {PATIENCE:?}"
+            "{what}: not within {bound:?}"
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }

@@ -17,17 +17,12 @@ use renrakucho_registry::StaffActor;
 use renrakucho_store::audit::Origin;
 use renrakucho_store::notebook::TimelineFilter;
 use renrakucho_testkit::acting::Writer;
+use renrakucho_testkit::load::entry_text;
 use renrakucho_testkit::spawn_app;
 use sqlx::postgres::PgPoolOptions;
 
 const ENTRIES: usize = 2000;
 const PAGE: i64 = 50;
-
-fn body(n: usize) -> String {
-    // About 1 KiB of Japanese text (3 bytes a character).
-    let line = format!("{n}回目の訪問。体温37.2度、血圧128/76。食事は半分ほど摂取。服薬確認済み。");
-    line.repeat(1024 / line.len() + 1)
-}
 
 fn bench(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -70,7 +65,7 @@ fn bench(c: &mut Criterion) {
                     content: EntryContent {
                         category: Category::Treatment,
                         priority: Priority::Info,
-                        body: EntryBody::parse(&body(n)).unwrap(),
+                        body: EntryBody::parse(&entry_text(n)).unwrap(),
                         vitals: None,
                         mentions: vec![],
                     },
@@ -161,7 +156,7 @@ fn bench(c: &mut Criterion) {
             assert_eq!(page.entries.len() as i64, PAGE);
         })
     });
-    let sealed = body(0).into_bytes();
+    let sealed = entry_text(0).into_bytes();
     group.bench_function("post_raw_insert", |b| {
         b.to_async(&rt).iter(|| async {
             sqlx::query(
@@ -200,7 +195,7 @@ fn bench(c: &mut Criterion) {
                     content: EntryContent {
                         category: Category::Treatment,
                         priority: Priority::Info,
-                        body: EntryBody::parse(&body(1)).unwrap(),
+                        body: EntryBody::parse(&entry_text(1)).unwrap(),
                         vitals: None,
                         mentions: vec![],
                     },
