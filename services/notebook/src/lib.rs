@@ -19,9 +19,10 @@ mod support;
 
 pub use attachments::{attachment_content, upload_attachment, Download, FileUpload, Uploaded};
 pub use entries::{
-    decode_cursor, edit_entry, entry_detail, mark_read, post_entry, search_notebook, timeline,
-    unread, withdraw_entry, AttachmentLine, Author, EditResult, EntryContent, EntryDetail,
-    EntryView, NewEntryInput, ReaderView, TimelinePage, UnreadLine, VersionView,
+    decode_cursor, edit_entry, entry_detail, mark_read, post_entry, seal_first_version,
+    search_notebook, timeline, unread, withdraw_entry, AttachmentLine, Author, EditResult,
+    EntryContent, EntryDetail, EntryView, NewEntryInput, ReaderView, TimelinePage, UnreadLine,
+    VersionView,
 };
 pub use export::{export_notebook, ExportedEntry, ExportedPatient, NotebookCopy};
 pub use notifications::{

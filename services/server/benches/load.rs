@@ -1,7 +1,8 @@
 //! The load bench (issue 14): the release server (`renrakucho serve`, a process of its own) on
 //! loopback over a network of facilities with their staff signed in, each operation of a working
 //! day at concurrency 1, 8, 32 and 128, next to the same statements issued raw against the same
-//! database at the same concurrency in the same run (`renrakucho_testkit::load`). Prints a
+//! database at the same concurrency in the same run (`renrakucho_testkit::load`): bare, and with
+//! the one audit record 第31条 asks of each (`Raw::Audited`). Prints a
 //! Markdown table: requests per second, p50/p95/p99, the ratio to raw, errors (there must be
 //! none), and the server process's peak resident set during each measurement.
 //!
@@ -9,9 +10,10 @@
 //! cargo bench -p renrakucho-server --bench load
 //! ```
 //!
-//! Sizes by environment (defaults in brackets): `LOAD_FACILITIES` [40], `LOAD_STAFF` [3 per
-//! facility], `LOAD_PATIENTS` [5 per facility], `LOAD_ENTRIES` [200 per patient],
-//! `LOAD_SECONDS` [5 per measurement], `LOAD_CONCURRENCY` [1,8,32,128], `LOAD_OPERATIONS` [all;
+//! Sizes by environment (defaults in brackets): `LOAD_SCALE` [0.02: the city of `renrakucho
+//! demo --scale`, made by the same generator; 1 is 1,000 facilities and 5,000,000 entries],
+//! `LOAD_MEMBERS` [200 staff signed in, spread over the facilities], `LOAD_SECONDS` [5 per
+//! measurement], `LOAD_CONCURRENCY` [1,8,32,128], `LOAD_OPERATIONS` [all;
 //! e.g. `Notebook,Post`], `LOAD_POOL` [10: the server's `RENRAKUCHO_DATABASE_MAX_CONNECTIONS`, and
 //! the raw side's pool]. The network is built and its staff signed in through a server in this
 //! process (the harness's). `LOAD_ASYNC_COMMIT=1` sets `synchronous_commit = off` in the
@@ -23,7 +25,7 @@
 
 use std::time::Duration;
 
-use renrakucho_testkit::load::{self, Measured, Operation, Shape};
+use renrakucho_testkit::load::{self, Measured, Operation, Raw, Shape};
 use renrakucho_testkit::{spawn_app_with, TestApp};
 use sqlx::postgres::PgPoolOptions;
 
@@ -115,12 +117,12 @@ fn operations() -> Vec<Operation> {
 }
 
 fn main() {
-    let shape = Shape {
-        facilities: setting("LOAD_FACILITIES", 40),
-        staff_per_facility: setting("LOAD_STAFF", 3),
-        patients_per_facility: setting("LOAD_PATIENTS", 5),
-        entries_per_patient: setting("LOAD_ENTRIES", 200),
-    };
+    let scale: f64 = std::env::var("LOAD_SCALE")
+        .ok()
+        .map(|s| s.parse().expect("LOAD_SCALE: a number"))
+        .unwrap_or(0.02);
+    let shape = Shape::at_scale(scale).expect("LOAD_SCALE");
+    let members = setting("LOAD_MEMBERS", 200);
     let seconds = Duration::from_secs(setting("LOAD_SECONDS", 5) as u64);
     let concurrency: Vec<usize> = std::env::var("LOAD_CONCURRENCY")
         .unwrap_or_else(|_| "1,8,32,128".into())
@@ -138,7 +140,7 @@ fn main() {
             s.signin_address_burst = 1_000_000;
         })
         .await;
-        let network = load::build(&app, shape).await;
+        let network = load::build(&app, shape, members).await;
         let pool = setting("LOAD_POOL", 10);
         let mut cluster_settings: Vec<String> = std::env::var("LOAD_CLUSTER_SETTING")
             .map(|s| s.split(',').map(str::to_string).collect())
@@ -184,19 +186,26 @@ fn main() {
             .fetch_one(&raw)
             .await
             .expect("the database's size");
+        let city = &network.city;
         println!(
-            "network: {shape:?}; {} members signed in, {} patients; built in {:.1} s; database {} MiB; \
-             pool {} connections each side; {} s per measurement",
-            network.members.len(),
+            "network: scale {scale} ({shape:?}): {} patients, {} entries, {} receipts, {} audit \
+             records, generated in {:.1} s (network {:.1} s, notebooks {:.1} s); {} members \
+             signed in; database {} MiB; pool {} connections each side; {} s per measurement",
             network.patients.len(),
-            network.built_in.as_secs_f64(),
+            city.entries,
+            city.receipts,
+            city.audit_records,
+            (city.network_took + city.notebooks_took).as_secs_f64(),
+            city.network_took.as_secs_f64(),
+            city.notebooks_took.as_secs_f64(),
+            network.members.len(),
             size / (1024 * 1024),
             pool,
             seconds.as_secs(),
         );
         println!();
-        println!("| operation | concurrency | server req/s | p50 ms | p95 ms | p99 ms | raw /s | raw p50 | raw p95 | raw p99 | ratio | errors | peak RSS MiB |");
-        println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+        println!("| operation | concurrency | server req/s | p50 ms | p95 ms | p99 ms | raw /s | raw p99 | raw audited /s | raw audited p99 | × raw | × raw audited | errors | peak RSS MiB |");
+        println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
         let idle = server.peak_rss_mib();
         let mut peak: f64 = 0.0;
         for operation in operations() {
@@ -208,25 +217,29 @@ fn main() {
                     load::through_server(&network, &server.address, operation, c, seconds).await;
                 let rss = server.peak_rss_mib();
                 peak = peak.max(rss);
-                let _ = load::raw(&network, &raw, operation, c, Duration::from_millis(500)).await;
-                let bare: Measured = load::raw(&network, &raw, operation, c, seconds).await;
+                let _ = load::raw(&network, &raw, operation, c, Duration::from_millis(500), Raw::Bare).await;
+                let bare: Measured = load::raw(&network, &raw, operation, c, seconds, Raw::Bare).await;
+                let audited: Measured =
+                    load::raw(&network, &raw, operation, c, seconds, Raw::Audited).await;
                 println!(
-                    "| {} | {c} | {:.0} | {} | {} | {} | {:.0} | {} | {} | {} | **{:.2}** | {}{} | {:.0} |",
+                    "| {} | {c} | {:.0} | {} | {} | {} | {:.0} | {} | {:.0} | {} | **{:.2}** | **{:.2}** | {}{} | {:.0} |",
                     operation.name(),
                     served.per_second(),
                     ms(served.quantile(0.50)),
                     ms(served.quantile(0.95)),
                     ms(served.quantile(0.99)),
                     bare.per_second(),
-                    ms(bare.quantile(0.50)),
-                    ms(bare.quantile(0.95)),
                     ms(bare.quantile(0.99)),
+                    audited.per_second(),
+                    ms(audited.quantile(0.99)),
                     served.per_second() / bare.per_second().max(1e-9),
-                    served.errors + bare.errors,
+                    served.per_second() / audited.per_second().max(1e-9),
+                    served.errors + bare.errors + audited.errors,
                     served
                         .first_error
                         .as_ref()
                         .or(bare.first_error.as_ref())
+                        .or(audited.first_error.as_ref())
                         .map(|e| format!(" ({})", e.chars().take(120).collect::<String>()))
                         .unwrap_or_default(),
                     rss,

@@ -14,6 +14,7 @@ use renrakucho_core::{
 use renrakucho_identity::PasswordHasher;
 use renrakucho_store::{audit, create_runtime_login, Database, RoleNames};
 
+mod city_command;
 mod key_commands;
 
 use crate::app::Application;
@@ -56,7 +57,16 @@ enum Command {
         task: AdminTask,
     },
     /// Seed the demo network (fictional facilities and staff) and exit.
-    Demo,
+    Demo {
+        /// Instead, generate a city-scale network for measurements into a fresh database: at 1,
+        /// 1,000 facilities, 10,000 staff, 50,000 patients and 5,000,000 entries
+        /// (docs/performance.md).
+        #[arg(long, value_name = "N")]
+        scale: Option<f64>,
+        /// With DATABASE_URL: a superuser's connection URL, for the COPY of the notebooks.
+        #[arg(long, value_name = "URL", requires = "scale")]
+        superuser_url: Option<String>,
+    },
     /// The audit log.
     Audit {
         #[command(subcommand)]
@@ -178,7 +188,13 @@ pub fn main() -> ExitCode {
             Command::Admin { task } => {
                 with_database(&settings, |db| admin_task(db, &settings, task)).await
             }
-            Command::Demo => with_database(&settings, |db| seed_demo(db, &settings)).await,
+            Command::Demo { scale: None, .. } => {
+                with_database(&settings, |db| seed_demo(db, &settings)).await
+            }
+            Command::Demo {
+                scale: Some(scale),
+                superuser_url,
+            } => city_command::run(&settings, scale, superuser_url.as_deref()).await,
             Command::Audit {
                 task: AuditTask::Verify,
             } => verify_audit_anywhere(&settings).await,

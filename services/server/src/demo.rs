@@ -171,14 +171,14 @@ pub enum DemoError {
 
 /// A facility's first account, acting in the demo through the same authorizer as the server:
 /// the seed holds no capability the policies would not give that person.
-struct DemoActor {
+pub(crate) struct DemoActor {
     staff: renrakucho_core::StaffId,
     facility: renrakucho_core::FacilityId,
     roles: Vec<Role>,
 }
 
 impl DemoActor {
-    fn new(
+    pub(crate) fn new(
         staff: renrakucho_core::StaffId,
         facility: renrakucho_core::FacilityId,
         role: StaffRole,
@@ -195,7 +195,7 @@ impl DemoActor {
         }
     }
 
-    fn asker(&self) -> Asker<'_> {
+    pub(crate) fn asker(&self) -> Asker<'_> {
         Asker {
             staff: self.staff,
             facility: self.facility,
@@ -205,7 +205,7 @@ impl DemoActor {
 
     /// The capability for `P` on `patient`, after reloading the patient's relations from the
     /// database (the demo changes them as it goes).
-    async fn authorized<P: Permission>(
+    pub(crate) async fn authorized<P: Permission>(
         &self,
         db: &Database,
         authz: &Authorizer,

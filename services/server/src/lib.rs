@@ -5,6 +5,7 @@
 
 pub mod admin_commands;
 pub mod app;
+pub mod city;
 pub mod cli;
 pub mod config;
 pub mod csrf_secret;

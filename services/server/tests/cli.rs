@@ -7,88 +7,22 @@
 
 use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use renrakucho_testkit::TestDatabase;
+
+mod common;
+use common::{describe, renrakucho, run, text, Scratch};
 use serde_json::{json, Value};
 use sqlx::{ConnectOptions, Connection};
 use tokio::io::{AsyncBufReadExt, BufReader, Lines};
-use tokio::process::{Child, ChildStdout, Command};
+use tokio::process::{Child, ChildStdout};
 
-const BIN: &str = env!("CARGO_BIN_EXE_renrakucho");
 const LISTENING: &str = "Renrakucho is listening on http://";
-
-/// A directory of its own under /tmp (which the `postgres` user can traverse when the tests
-/// run as root), removed on drop.
-struct Scratch {
-    path: PathBuf,
-}
-
-impl Scratch {
-    fn new(what: &str) -> Self {
-        let path = Path::new("/tmp").join(format!(
-            "renrakucho-cli-{what}-{}",
-            uuid::Uuid::new_v4().simple()
-        ));
-        std::fs::create_dir_all(&path).expect("creating a scratch directory");
-        Self { path }
-    }
-
-    /// The server's RENRAKUCHO_DATA_DIR (created by the server itself).
-    fn data_dir(&self) -> PathBuf {
-        self.path.join("data")
-    }
-
-    fn pgdata(&self) -> PathBuf {
-        self.data_dir().join("postgres").join("pgdata")
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.path);
-    }
-}
-
-fn text(path: &Path) -> String {
-    path.to_str().expect("a UTF-8 path").to_string()
-}
-
-/// The binary with an empty environment except PATH, HOME (the scratch directory) and
-/// `envs`, so no RENRAKUCHO_ variable of the machine running the tests leaks in.
-fn renrakucho(home: &Path, args: &[&str], envs: &[(&str, String)]) -> Command {
-    let mut command = Command::new(BIN);
-    command
-        .args(args)
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", home)
-        .envs(envs.iter().map(|(k, v)| (k, v)))
-        .stdin(Stdio::null())
-        .kill_on_drop(true);
-    command
-}
-
-/// Runs a command that is expected to finish (killed after two minutes if it does not).
-async fn run(mut command: Command) -> Output {
-    tokio::time::timeout(Duration::from_secs(120), command.output())
-        .await
-        .expect("renrakucho did not finish within two minutes")
-        .expect("running renrakucho")
-}
-
-fn describe(output: &Output) -> String {
-    format!(
-        "exit {:?}\n--- stdout\n{}--- stderr\n{}",
-        output.status.code(),
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
 
 /// Polls `done` until it holds or `limit` passes; true if it held.
 async fn eventually(limit: Duration, mut done: impl FnMut() -> bool) -> bool {

@@ -14,6 +14,7 @@ pub mod announcements;
 pub mod attachments;
 pub mod audit;
 mod bootstrap;
+pub mod bulk;
 pub mod care_team;
 pub mod consents;
 pub mod data_keys;

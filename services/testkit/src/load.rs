@@ -1,39 +1,25 @@
-//! A load driver for the running server (issue 14): a network of facilities of the kinds 第5条
-//! names, their staff signed in over HTTP, patients shared in care teams of two to six
-//! facilities with consent, notebooks of ~1 KiB entries; then each operation of a working day
-//! driven at a fixed concurrency for a fixed time, and the same work issued raw (as a superuser,
-//! no row-level security, no decryption, no authorization, no audit) against the same database
-//! at the same concurrency: the hardware's limit.
+//! A load driver for the running server (issue 14): the city of `renrakucho demo --scale`
+//! (facilities of the kinds 第5条 names, patients shared in care teams of two to six facilities
+//! with consent, notebooks of ~1 KiB entries), some of its staff signed in over HTTP; then each
+//! operation of a working day driven at a fixed concurrency for a fixed time, and the same work
+//! issued raw (as a superuser, no row-level security, no decryption, no authorization, no audit)
+//! against the same database at the same concurrency: the hardware's limit.
 //!
 //! The `load` bench of renrakucho-server runs it at size (docs/performance.md); the integration
-//! suite runs it tiny, so that neither the driver nor what it drives can rot unnoticed.
+//! suite runs it at `--scale 0.001`, so that neither the generator, the driver nor what it
+//! drives can rot unnoticed.
 
 use std::time::{Duration, Instant};
 
-use renrakucho_core::{
-    Category, EntryBody, FacilityKind, PatientId, Priority, Profession, StaffRole,
-};
-use renrakucho_notebook::{EntryContent, NewEntryInput};
-use renrakucho_registry::{ConsentForm, ConsentScope, Signer, StaffActor};
-use renrakucho_store::audit::Origin;
-use renrakucho_store::staff::StaffAccount;
+use renrakucho_core::PatientId;
+use renrakucho_registry::StaffActor;
+use renrakucho_server::city::{self, City};
+pub use renrakucho_server::city::{entry_text, CityShape as Shape};
 use serde_json::json;
-use sqlx::{Connection, PgPool};
+use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::acting::{allowed, Writer};
-use crate::{TestApp, FIXTURE_PASSWORD};
-
-/// How big a network to build.
-#[derive(Debug, Clone, Copy)]
-pub struct Shape {
-    pub facilities: usize,
-    /// Staff signed in per facility (the first one is its administrator).
-    pub staff_per_facility: usize,
-    /// Patients each facility registers (and shares with one to five others).
-    pub patients_per_facility: usize,
-    pub entries_per_patient: usize,
-}
+use crate::TestApp;
 
 /// A patient as the driver uses it.
 #[derive(Debug, Clone)]
@@ -58,198 +44,73 @@ pub struct Member {
 pub struct Network {
     pub members: Vec<Member>,
     pub patients: Vec<LoadPatient>,
-    /// How long building it took.
+    /// What the generator made, and how long it took.
+    pub city: std::sync::Arc<City>,
+    /// How long building it took, signing in included.
     pub built_in: Duration,
 }
 
-const KINDS: [(FacilityKind, Profession); 5] = [
-    (FacilityKind::Clinic, Profession::Doctor),
-    (FacilityKind::Pharmacy, Profession::Pharmacist),
-    (FacilityKind::VisitingNurseStation, Profession::Nurse),
-    (FacilityKind::CareManagementOffice, Profession::CareManager),
-    (FacilityKind::Hospital, Profession::Doctor),
-];
-const FAMILY: [(&str, &str); 8] = [
-    ("佐藤", "サトウ"),
-    ("鈴木", "スズキ"),
-    ("高橋", "タカハシ"),
-    ("田中", "タナカ"),
-    ("渡辺", "ワタナベ"),
-    ("伊藤", "イトウ"),
-    ("山本", "ヤマモト"),
-    ("中村", "ナカムラ"),
-];
-const GIVEN: [(&str, &str); 5] = [
-    ("太郎", "タロウ"),
-    ("花子", "ハナコ"),
-    ("一郎", "イチロウ"),
-    ("幸子", "サチコ"),
-    ("健太", "ケンタ"),
-];
-
-/// About 1 KiB of Japanese text (3 bytes a character), as a visit's note.
-pub fn entry_text(n: usize) -> String {
-    let line = format!("{n}回目の訪問。体温37.2度、血圧128/76。食事は半分ほど摂取。服薬確認済み。");
-    line.repeat(1024 / line.len() + 1)
-}
-
-fn writer(account: &StaffAccount, profession: Profession) -> Writer {
-    Writer {
-        actor: StaffActor {
-            staff: account.id,
-            facility: account.facility_id,
-        },
-        name: account.display_name.clone(),
-        profession,
-        facility_admin: true,
-    }
-}
-
-/// Builds a network of `shape` on `app`'s database through the care functions (as the server
-/// would: encrypted, audited) and signs its staff in over HTTP.
-pub async fn build(app: &TestApp, shape: Shape) -> Network {
+/// Builds the city of `shape` on `app`'s database with the generator of `renrakucho demo
+/// --scale` ([`renrakucho_server::city`]) and signs in at most `members` of its staff over
+/// HTTP, spread over the facilities.
+pub async fn build(app: &TestApp, shape: Shape, members: usize) -> Network {
     let started = Instant::now();
-    let keyring = app.keyring().await;
-    let origin = Origin::default();
-    let mut facilities = Vec::with_capacity(shape.facilities);
-    for i in 0..shape.facilities {
-        let (kind, profession) = KINDS[i % KINDS.len()];
-        let code = format!("LOAD-{i:05}");
-        let facility = app.seed_facility(&code, kind).await;
-        let mut staff = Vec::with_capacity(shape.staff_per_facility.max(1));
-        for s in 0..shape.staff_per_facility.max(1) {
-            let role = if s == 0 {
-                StaffRole::FacilityAdmin
-            } else {
-                StaffRole::Staff
-            };
-            staff.push(
-                app.seed_staff(&facility, &format!("staff{s:03}"), role, profession)
-                    .await,
-            );
+    let generated = city::generate(
+        &app.db,
+        &app.database.superuser_options(),
+        &app.server_hasher,
+        &app.keyring().await,
+        &app.files,
+        shape,
+        2,
+        &|_| {},
+    )
+    .await
+    .expect("generating the city");
+    let patients = generated
+        .patients
+        .iter()
+        .map(|p| LoadPatient {
+            id: p.id,
+            kana: p.kana.clone(),
+            entries: p.newest_entries.clone(),
+        })
+        .collect();
+    // Round the facilities: the first staff member of each, then the second, …
+    let mut chosen = Vec::new();
+    'rounds: for s in 0..shape.staff_per_facility {
+        for facility in &generated.facilities {
+            if chosen.len() == members {
+                break 'rounds;
+            }
+            chosen.push((facility, &facility.staff[s]));
         }
-        facilities.push((facility, profession, staff));
     }
-    let mut patients = Vec::new();
-    // Which patients each facility cares for.
-    let mut cared: Vec<Vec<usize>> = vec![Vec::new(); shape.facilities];
-    for (i, (_, profession, staff)) in facilities.iter().enumerate() {
-        let admin = &staff[0];
-        let registering = writer(admin, *profession);
-        for p in 0..shape.patients_per_facility {
-            let n = i * shape.patients_per_facility + p;
-            let (family, family_kana) = FAMILY[n % FAMILY.len()];
-            let (given, given_kana) = GIVEN[(n / FAMILY.len()) % GIVEN.len()];
-            let kana = format!("{family_kana} {given_kana}");
-            let id = app
-                .seed_patient(admin, &format!("{family} {given}"), &kana)
-                .await
-                .id;
-            renrakucho_registry::record_consent(
-                &app.db,
-                &keyring,
-                &app.files,
-                &allowed(registering.actor, id),
-                &origin,
-                ConsentForm {
-                    signer: Signer::Patient,
-                    signed_on: time::OffsetDateTime::now_utc().date(),
-                    scope: ConsentScope::standard(),
-                },
-                None,
+    let mut signed_in = Vec::with_capacity(chosen.len());
+    for (facility, account) in chosen {
+        let client = browser_like_client();
+        let response = app
+            .sign_in_with(
+                &client,
+                Some(facility.code.as_str()),
+                &account.login_id,
+                renrakucho_server::demo::DEMO_PASSWORD,
             )
-            .await
-            .expect("recording consent");
-            let index = patients.len();
-            cared[i].push(index);
-            // A care team of two to six facilities: the next ones round the network.
-            let team = (1 + n % 5).min(shape.facilities.saturating_sub(1));
-            let mut authors = vec![registering.clone()];
-            for k in 1..=team {
-                let j = (i + k) % shape.facilities;
-                let (member, member_profession, member_staff) = &facilities[j];
-                renrakucho_registry::invite(
-                    &app.db,
-                    &allowed(registering.actor, id),
-                    &origin,
-                    member.code.as_str(),
-                )
-                .await
-                .expect("inviting a facility");
-                let accepting = writer(&member_staff[0], *member_profession);
-                renrakucho_registry::accept_invitation(
-                    &app.db,
-                    &allowed(accepting.actor, id),
-                    &origin,
-                )
-                .await
-                .expect("accepting an invitation");
-                cared[j].push(index);
-                authors.push(accepting);
-            }
-            let mut entries = Vec::with_capacity(shape.entries_per_patient);
-            for e in 0..shape.entries_per_patient {
-                let author = &authors[e % authors.len()];
-                let view = renrakucho_notebook::post_entry(
-                    &app.db,
-                    &keyring,
-                    &author.on(id),
-                    &origin,
-                    NewEntryInput {
-                        content: EntryContent {
-                            category: Category::Treatment,
-                            priority: Priority::Info,
-                            body: EntryBody::parse(&entry_text(e)).expect("a body"),
-                            vitals: None,
-                            mentions: vec![],
-                        },
-                        reply_to: None,
-                        attachments: vec![],
-                    },
-                )
-                .await
-                .expect("posting an entry");
-                entries.push(view.id);
-            }
-            entries.reverse();
-            entries.truncate(50);
-            patients.push(LoadPatient { id, kana, entries });
-        }
+            .await;
+        assert_eq!(response.status(), 200, "signing in a load member");
+        signed_in.push(Member {
+            client,
+            staff: StaffActor {
+                staff: account.id,
+                facility: facility.id,
+            },
+            patients: facility.patients.clone(),
+        });
     }
-    let mut members = Vec::new();
-    for (i, (facility, _, staff)) in facilities.iter().enumerate() {
-        for account in staff {
-            let client = browser_like_client();
-            let response = app
-                .sign_in_with(
-                    &client,
-                    Some(facility.code.as_str()),
-                    &account.login_id,
-                    FIXTURE_PASSWORD,
-                )
-                .await;
-            assert_eq!(response.status(), 200, "signing in a load member");
-            members.push(Member {
-                client,
-                staff: StaffActor {
-                    staff: account.id,
-                    facility: account.facility_id,
-                },
-                patients: cared[i].clone(),
-            });
-        }
-    }
-    // Fresh statistics, as a database in service has (autovacuum keeps them).
-    let mut su = sqlx::PgConnection::connect_with(&app.database.superuser_options())
-        .await
-        .expect("a superuser connection");
-    sqlx::query("ANALYZE")
-        .execute(&mut su)
-        .await
-        .expect("ANALYZE");
     Network {
-        members,
+        members: signed_in,
         patients,
+        city: std::sync::Arc::new(generated),
         built_in: started.elapsed(),
     }
 }
@@ -288,6 +149,18 @@ pub enum Operation {
 }
 
 impl Operation {
+    /// The action the server's audit record of this operation names (the unread counts name
+    /// no patient's data and are not recorded).
+    fn action(self) -> Option<&'static str> {
+        match self {
+            Operation::Home => None,
+            Operation::Notebook => Some("notebook.read"),
+            Operation::Post => Some("entry.post"),
+            Operation::MarkRead => Some("entry.mark_read"),
+            Operation::Search | Operation::PatientList => Some("patient.search"),
+        }
+    }
+
     pub const ALL: [Operation; 6] = [
         Operation::Home,
         Operation::Notebook,
@@ -445,14 +318,27 @@ pub async fn through_server(
     .await
 }
 
+/// How the raw side runs each operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Raw {
+    /// The statement alone, committed by itself: the hardware's limit for the work.
+    Bare,
+    /// The statement and one audit record (linked into the facility's chain by the database's
+    /// trigger, as the server's are) in one transaction, committed: the limit for the work
+    /// with the record 第31条 asks of every read and write.
+    Audited,
+}
+
 /// Drives the same work raw: the statements of the store for `operation`, as the superuser on
-/// `raw` (no row-level security, no tenant transaction, no decryption, no audit record).
+/// `raw` (no row-level security, no tenant transaction, no decryption, no authorization; an
+/// audit record only when `mode` is [`Raw::Audited`]).
 pub async fn raw(
     network: &Network,
     raw: &PgPool,
     operation: Operation,
     concurrency: usize,
     duration: Duration,
+    mode: Raw,
 ) -> Measured {
     let network = std::sync::Arc::new(network.clone());
     let pool = raw.clone();
@@ -466,86 +352,124 @@ pub async fn raw(
             let id = patient.id.as_uuid();
             let staff = member.staff.staff.as_uuid();
             let facility = member.staff.facility.as_uuid();
-            let result = match operation {
-                Operation::Home => sqlx::query(
-                    "SELECT e.patient_id, count(*) FILTER (WHERE e.priority = 'urgent'),
-                            count(*) FILTER (WHERE e.priority = 'reply_requested'), count(*),
-                            max(e.created_at)
-                       FROM entries e
-                      WHERE e.withdrawn_at IS NULL AND e.author_id <> $1
-                        AND e.patient_id IN (SELECT a.patient_id FROM patient_access a
-                                              WHERE a.facility_id = $2 AND a.relation = 'sharing')
-                        AND NOT EXISTS (SELECT FROM entry_reads r
-                                         WHERE r.entry_id = e.id AND r.staff_id = $1)
-                      GROUP BY e.patient_id",
-                )
-                .bind(staff)
-                .bind(facility)
-                .fetch_all(&pool)
-                .await
-                .map(drop),
-                Operation::Notebook => sqlx::query(
-                    "SELECT id, body_enc FROM entries
-                      WHERE withdrawn_at IS NULL AND patient_id = $1
-                      ORDER BY created_at DESC, id DESC LIMIT 50",
-                )
-                .bind(id)
-                .fetch_all(&pool)
-                .await
-                .map(drop),
-                Operation::Post => sqlx::query(
-                    "INSERT INTO entries (id, patient_id, facility_id, author_id, author_name,
-                                          author_profession, category, priority, body_enc)
-                     VALUES ($1, $2, $3, $4, '負荷 試験', 'nurse', 'treatment', 'info', $5)",
-                )
-                .bind(Uuid::now_v7())
-                .bind(id)
-                .bind(facility)
-                .bind(staff)
-                .bind(body.as_slice())
-                .execute(&pool)
-                .await
-                .map(drop),
-                Operation::MarkRead => sqlx::query(
-                    "INSERT INTO entry_reads (entry_id, patient_id, staff_id, facility_id,
-                                              reader_name, reader_profession)
-                     SELECT unnest($1::uuid[]), $2, $3, $4, '負荷 試験', 'nurse'
-                     ON CONFLICT (entry_id, staff_id) DO NOTHING",
-                )
-                .bind(&patient.entries)
-                .bind(id)
-                .bind(staff)
-                .bind(facility)
-                .execute(&pool)
-                .await
-                .map(drop),
-                Operation::Search => sqlx::query(
-                    "SELECT id, facility_id, name_enc, kana_enc, profile_enc FROM patients p
-                      WHERE EXISTS (SELECT FROM patient_name_terms t
-                                     WHERE t.patient_id = p.id
-                                       AND t.term = (SELECT t2.term FROM patient_name_terms t2
-                                                      WHERE t2.patient_id = $1 LIMIT 1))
-                        AND p.id IN (SELECT a.patient_id FROM patient_access a
-                                      WHERE a.facility_id = $2)
-                      ORDER BY p.created_at DESC LIMIT 50",
-                )
-                .bind(id)
-                .bind(facility)
-                .fetch_all(&pool)
-                .await
-                .map(drop),
-                Operation::PatientList => sqlx::query(
-                    "SELECT id, facility_id, name_enc, kana_enc, profile_enc FROM patients p
-                      WHERE p.id IN (SELECT a.patient_id FROM patient_access a
-                                      WHERE a.facility_id = $1)
-                      ORDER BY p.created_at DESC LIMIT 50",
-                )
-                .bind(facility)
-                .fetch_all(&pool)
-                .await
-                .map(drop),
-            };
-            result.map_err(|e| e.to_string())
+            let mut conn = pool.acquire().await.map_err(|e| e.to_string())?;
+            if mode == Raw::Audited {
+                sqlx::query("BEGIN")
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(|e| e.to_string())?;
+            }
+            let outcome: Result<(), String> = async {
+                let result = match operation {
+                    Operation::Home => sqlx::query(
+                        "SELECT e.patient_id, count(*) FILTER (WHERE e.priority = 'urgent'),
+                                count(*) FILTER (WHERE e.priority = 'reply_requested'), count(*),
+                                max(e.created_at)
+                           FROM entries e
+                          WHERE e.withdrawn_at IS NULL AND e.author_id <> $1
+                            AND e.patient_id IN (SELECT a.patient_id FROM patient_access a
+                                                  WHERE a.facility_id = $2 AND a.relation = 'sharing')
+                            AND NOT EXISTS (SELECT FROM entry_reads r
+                                             WHERE r.entry_id = e.id AND r.staff_id = $1)
+                          GROUP BY e.patient_id",
+                    )
+                    .bind(staff)
+                    .bind(facility)
+                    .fetch_all(&mut *conn)
+                    .await
+                    .map(drop),
+                    Operation::Notebook => sqlx::query(
+                        "SELECT id, body_enc FROM entries
+                          WHERE withdrawn_at IS NULL AND patient_id = $1
+                          ORDER BY created_at DESC, id DESC LIMIT 50",
+                    )
+                    .bind(id)
+                    .fetch_all(&mut *conn)
+                    .await
+                    .map(drop),
+                    Operation::Post => sqlx::query(
+                        "INSERT INTO entries (id, patient_id, facility_id, author_id, author_name,
+                                              author_profession, category, priority, body_enc)
+                         VALUES ($1, $2, $3, $4, '負荷 試験', 'nurse', 'treatment', 'info', $5)",
+                    )
+                    .bind(Uuid::now_v7())
+                    .bind(id)
+                    .bind(facility)
+                    .bind(staff)
+                    .bind(body.as_slice())
+                    .execute(&mut *conn)
+                    .await
+                    .map(drop),
+                    Operation::MarkRead => sqlx::query(
+                        "INSERT INTO entry_reads (entry_id, patient_id, staff_id, facility_id,
+                                                  reader_name, reader_profession)
+                         SELECT unnest($1::uuid[]), $2, $3, $4, '負荷 試験', 'nurse'
+                         ON CONFLICT (entry_id, staff_id) DO NOTHING",
+                    )
+                    .bind(&patient.entries)
+                    .bind(id)
+                    .bind(staff)
+                    .bind(facility)
+                    .execute(&mut *conn)
+                    .await
+                    .map(drop),
+                    Operation::Search => sqlx::query(
+                        "SELECT id, facility_id, name_enc, kana_enc, profile_enc FROM patients p
+                          WHERE EXISTS (SELECT FROM patient_name_terms t
+                                         WHERE t.patient_id = p.id
+                                           AND t.term = (SELECT t2.term FROM patient_name_terms t2
+                                                          WHERE t2.patient_id = $1 LIMIT 1))
+                            AND p.id IN (SELECT a.patient_id FROM patient_access a
+                                          WHERE a.facility_id = $2)
+                          ORDER BY p.created_at DESC LIMIT 50",
+                    )
+                    .bind(id)
+                    .bind(facility)
+                    .fetch_all(&mut *conn)
+                    .await
+                    .map(drop),
+                    Operation::PatientList => sqlx::query(
+                        "SELECT id, facility_id, name_enc, kana_enc, profile_enc FROM patients p
+                          WHERE p.id IN (SELECT a.patient_id FROM patient_access a
+                                          WHERE a.facility_id = $1)
+                          ORDER BY p.created_at DESC LIMIT 50",
+                    )
+                    .bind(facility)
+                    .fetch_all(&mut *conn)
+                    .await
+                    .map(drop),
+                };
+                result.map_err(|e| e.to_string())?;
+                if let (Raw::Audited, Some(action)) = (mode, operation.action()) {
+                    sqlx::query(
+                        "INSERT INTO audit_log (facility_id, seq, actor_kind, actor_id, action,
+                                                outcome, target_kind, target_id, details,
+                                                prev_hash, hash)
+                         VALUES ($1, 0, 'staff', $2, $3, 'success', 'patient', $4,
+                                 '{\"raw\": true}', ''::bytea, ''::bytea)",
+                    )
+                    .bind(facility)
+                    .bind(staff)
+                    .bind(action)
+                    .bind(id)
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                }
+                if mode == Raw::Audited {
+                    sqlx::query("COMMIT")
+                        .execute(&mut *conn)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                }
+                Ok(())
+            }
+            .await;
+            if outcome.is_err() && mode == Raw::Audited {
+                // Back to the pool outside a transaction, whatever failed.
+                let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
+            }
+            outcome
         }
     })
     .await

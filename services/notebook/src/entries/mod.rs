@@ -18,7 +18,8 @@ pub use receipts::{mark_read, unread, UnreadLine};
 pub use search::search_notebook;
 pub use views::{AttachmentLine, EntryDetail, EntryView, ReaderView, TimelinePage, VersionView};
 pub use writing::{
-    edit_entry, post_entry, withdraw_entry, EditResult, EntryContent, NewEntryInput,
+    edit_entry, post_entry, seal_first_version, withdraw_entry, EditResult, EntryContent,
+    NewEntryInput,
 };
 
 pub(crate) use bindings::file_name_binding;

@@ -184,6 +184,19 @@ async fn attach_files(
     Ok(())
 }
 
+/// An entry's body sealed as [`post_entry`] seals version 1 (for the entry's row, then for its
+/// history's), for the city-scale generator, which writes entries with `COPY`
+/// (`renrakucho_store::bulk`) instead of one transaction each.
+pub fn seal_first_version(
+    keys: &OwnerKeys,
+    patient: PatientId,
+    entry: Uuid,
+    body: &EntryBody,
+) -> Result<(Vec<u8>, Vec<u8>), CareError> {
+    let sealed = seal(keys, patient, entry, 1, body.as_str().as_bytes(), None)?;
+    Ok((sealed.body_enc, sealed.version_body_enc))
+}
+
 /// Posts an entry (or a reply) on the patient's notebook, with the files uploaded for it.
 #[tracing::instrument(level = "debug", skip_all, fields(patient = %who.patient()))]
 pub async fn post_entry(
