@@ -1,6 +1,7 @@
 //! Casbin decisions with 100, 1,000 and 10,000 facilities' care-team relations loaded (five
 //! patients per facility, each shared with two other facilities: 50,000 patients and 300,000
-//! relation links at the largest). The cost of a decision must not grow with the network.
+//! relation links at the largest). The cost of a decision, and of replacing one patient's
+//! relations, must not grow with the network.
 //!
 //! `cargo bench -p renrakucho-authz --bench decisions`
 
@@ -82,6 +83,35 @@ fn bench(c: &mut Criterion) {
                     rt.block_on(net.authz.allowed(&doctor, f, p, Action::NotebookRead))
                         .unwrap(),
                 );
+            })
+        });
+    }
+    group.finish();
+
+    // One patient's relations replaced (a care-team change announced): must not grow with the
+    // network either, since every decision waits on the write lock meanwhile.
+    let mut group = c.benchmark_group("replace_patient");
+    for size in [100, 1_000, 10_000] {
+        let net = network(&rt, size);
+        let mut rng = rand::rngs::StdRng::seed_from_u64(13);
+        group.bench_with_input(BenchmarkId::new("team_of_three", size), &size, |b, _| {
+            b.iter(|| {
+                let (registering, patient) = net.links[rng.gen_range(0..net.links.len())];
+                let member = net.facilities[rng.gen_range(0..net.facilities.len())];
+                let team = [
+                    Link {
+                        facility: registering,
+                        relation: Relation::Sharing,
+                        expires_at: None,
+                    },
+                    Link {
+                        facility: member,
+                        relation: Relation::Invited,
+                        expires_at: None,
+                    },
+                ];
+                rt.block_on(net.authz.replace_patient(patient, &team))
+                    .unwrap();
             })
         });
     }

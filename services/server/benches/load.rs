@@ -208,6 +208,18 @@ fn main() {
         println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
         let idle = server.peak_rss_mib();
         let mut peak: f64 = 0.0;
+        for &c in &concurrency {
+            let _ = load::http_alone(&network, &server.address, c, Duration::from_millis(500)).await;
+            let alone = load::http_alone(&network, &server.address, c, seconds).await;
+            println!(
+                "| HTTP alone (`/healthz`) | {c} | {:.0} | {} | {} | {} | | | | | | | {} | |",
+                alone.per_second(),
+                ms(alone.quantile(0.50)),
+                ms(alone.quantile(0.95)),
+                ms(alone.quantile(0.99)),
+                alone.errors,
+            );
+        }
         for operation in operations() {
             for &c in &concurrency {
                 // A short unmeasured round first: connections opened, caches warm.

@@ -267,6 +267,40 @@ fn pick(network: &Network, concurrency: usize, w: usize, n: usize) -> (&Member, 
     (member, patient)
 }
 
+/// Drives `GET /healthz` (no database, no session work) through the server at `base` with the
+/// members' clients: what HTTP alone costs on this machine, driver included, for comparison
+/// with each operation.
+pub async fn http_alone(
+    network: &Network,
+    base: &str,
+    concurrency: usize,
+    duration: Duration,
+) -> Measured {
+    let network = std::sync::Arc::new(network.clone());
+    let url = std::sync::Arc::new(format!("{base}/healthz"));
+    drive(concurrency, duration, move |w, n| {
+        let network = network.clone();
+        let url = url.clone();
+        async move {
+            let (member, _) = pick(&network, concurrency, w, n);
+            let response = member
+                .client
+                .get(url.as_str())
+                .send()
+                .await
+                .map_err(|e| e.to_string())?;
+            let status = response.status();
+            response.bytes().await.map_err(|e| e.to_string())?;
+            if status.is_success() {
+                Ok(())
+            } else {
+                Err(status.to_string())
+            }
+        }
+    })
+    .await
+}
+
 /// Drives `operation` through the server at `base` (its HTTP address).
 pub async fn through_server(
     network: &Network,

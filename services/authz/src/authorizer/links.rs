@@ -4,10 +4,10 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::Ordering;
 
-use casbin::MgmtApi;
+use casbin::{Enforcer, MgmtApi};
 use renrakucho_core::{FacilityId, PatientId};
 
-use super::{facility_key, patient_key, rule, Authorizer, AuthzError};
+use super::{held_rule, Authorizer, AuthzError};
 use crate::clock::millis;
 use crate::{Link, Relation};
 
@@ -31,15 +31,8 @@ impl Authorizer {
             by_patient.entry(patient).or_default().push(link);
         }
         let mut enforcer = self.enforcer.write().await;
-        let mut rules = Vec::new();
         for (patient, links) in &by_patient {
-            enforcer
-                .remove_filtered_grouping_policy(2, vec![patient_key(*patient)])
-                .await?;
-            rules.extend(self.current(*patient, links).map(|l| rule(*patient, l)));
-        }
-        if !rules.is_empty() {
-            enforcer.add_grouping_policies(rules).await?;
+            self.replace_held(&mut enforcer, *patient, links).await?;
         }
         Ok(())
     }
@@ -51,17 +44,45 @@ impl Authorizer {
         patient: PatientId,
         links: &[Link],
     ) -> Result<(), AuthzError> {
-        let rules: Vec<Vec<String>> = self
-            .current(patient, links)
-            .map(|l| rule(patient, l))
-            .collect();
         let mut enforcer = self.enforcer.write().await;
-        enforcer
-            .remove_filtered_grouping_policy(2, vec![patient_key(patient)])
-            .await?;
-        if !rules.is_empty() {
-            enforcer.add_grouping_policies(rules).await?;
+        self.replace_held(&mut enforcer, patient, links).await
+    }
+
+    /// Removes the rules held for `patient`, one by one (each a lookup, not a scan of every
+    /// rule), and adds those of `links` still in force. Under the enforcer's write lock.
+    async fn replace_held(
+        &self,
+        enforcer: &mut Enforcer,
+        patient: PatientId,
+        links: &[Link],
+    ) -> Result<(), AuthzError> {
+        let old = self
+            .held
+            .lock()
+            .expect("held relations lock")
+            .remove(&patient)
+            .unwrap_or_default();
+        for pair in old {
+            enforcer
+                .remove_grouping_policy(held_rule(patient, pair))
+                .await?;
         }
+        let mut live: Vec<(FacilityId, Relation)> = self
+            .current(patient, links)
+            .map(|l| (l.facility, l.relation))
+            .collect();
+        live.sort_unstable();
+        live.dedup();
+        if live.is_empty() {
+            return Ok(());
+        }
+        enforcer
+            .add_grouping_policies(live.iter().map(|p| held_rule(patient, *p)).collect())
+            .await?;
+        self.held
+            .lock()
+            .expect("held relations lock")
+            .insert(patient, live);
         Ok(())
     }
 
@@ -120,13 +141,17 @@ impl Authorizer {
         }
         let mut enforcer = self.enforcer.write().await;
         for (facility, patient) in due {
+            let pair = (facility, Relation::Emergency);
             enforcer
-                .remove_grouping_policy(vec![
-                    facility_key(facility),
-                    Relation::Emergency.as_str().to_string(),
-                    patient_key(patient),
-                ])
+                .remove_grouping_policy(held_rule(patient, pair))
                 .await?;
+            let mut held = self.held.lock().expect("held relations lock");
+            if let Some(pairs) = held.get_mut(&patient) {
+                pairs.retain(|p| *p != pair);
+                if pairs.is_empty() {
+                    held.remove(&patient);
+                }
+            }
         }
         Ok(())
     }

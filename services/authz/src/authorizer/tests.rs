@@ -6,7 +6,7 @@ use renrakucho_core::{FacilityId, PatientId, Profession};
 use time::OffsetDateTime;
 
 use super::*;
-use crate::{may, Asker, Clock, Decision, Relation};
+use crate::{may, Asker, Clock, Decision, Link, Relation};
 
 fn link(facility: FacilityId, relation: Relation) -> Link {
     Link {
@@ -232,4 +232,65 @@ async fn every_action_is_granted_to_some_role_and_other_to_none() {
             "{line:?}"
         );
     }
+}
+
+/// What the enforcer holds: its relation rules, sorted.
+async fn rules_held(authz: &Authorizer) -> Vec<Vec<String>> {
+    let mut rules = authz.enforcer.read().await.get_grouping_policy();
+    rules.sort();
+    rules
+}
+
+#[tokio::test]
+async fn replacing_a_patient_removes_exactly_its_rules_and_leaves_the_others() {
+    let now = Arc::new(Mutex::new(OffsetDateTime::now_utc()));
+    let clock = {
+        let now = now.clone();
+        Clock::new(move || *now.lock().unwrap())
+    };
+    let authz = Authorizer::with_clock(clock).await.unwrap();
+    let (clinic, nurses, hospital) = (FacilityId::new(), FacilityId::new(), FacilityId::new());
+    let (first, second) = (PatientId::new(), PatientId::new());
+    let soon = *now.lock().unwrap() + time::Duration::minutes(30);
+    let emergency = Link {
+        facility: hospital,
+        relation: Relation::Emergency,
+        expires_at: Some(soon),
+    };
+    authz
+        .load([
+            (first, link(clinic, Relation::Sharing)),
+            (first, link(nurses, Relation::Sharing)),
+            (first, emergency),
+            (second, link(clinic, Relation::Sharing)),
+            // Listed twice: held once.
+            (second, link(nurses, Relation::Invited)),
+            (second, link(nurses, Relation::Invited)),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(rules_held(&authz).await.len(), 5);
+    let doctor = [Role::Profession(Profession::Doctor)];
+    let reads = |facility, patient| authz.allowed(&doctor, facility, patient, Action::NotebookRead);
+
+    // The nurses leave the first patient's team: only that rule goes.
+    authz
+        .replace_patient(first, &[link(clinic, Relation::Sharing), emergency])
+        .await
+        .unwrap();
+    assert!(!reads(nurses, first).await.unwrap());
+    assert!(reads(clinic, first).await.unwrap());
+    assert!(reads(clinic, second).await.unwrap());
+    assert_eq!(rules_held(&authz).await.len(), 4);
+
+    // The emergency link ends by itself; replacing the patient afterwards still works.
+    *now.lock().unwrap() = soon;
+    assert!(!reads(hospital, first).await.unwrap());
+    assert_eq!(rules_held(&authz).await.len(), 3);
+    authz.replace_patient(first, &[]).await.unwrap();
+    assert!(!reads(clinic, first).await.unwrap());
+    let left = rules_held(&authz).await;
+    assert_eq!(left.len(), 2, "{left:?}");
+    assert!(left.iter().all(|r| r[2] == patient_key(second)));
+    assert!(reads(clinic, second).await.unwrap());
 }

@@ -12,6 +12,9 @@ use tokio::process::Command;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_renrakucho");
 
+/// What `serve` prints once it listens.
+pub const LISTENING: &str = "Renrakucho is listening on http://";
+
 /// A directory of its own under /tmp (which the `postgres` user can traverse when the tests
 /// run as root), removed on drop.
 pub struct Scratch {
