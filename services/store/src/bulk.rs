@@ -124,28 +124,22 @@ impl BulkLoader {
                 hex(&e.version_body_enc),
             );
         }
-        let mut tx = self.conn.begin().await?;
-        sqlx::query("SET LOCAL session_replication_role = replica")
-            .execute(&mut *tx)
-            .await?;
-        copy(
-            &mut tx,
-            "COPY entries (id, patient_id, facility_id, author_id, author_name, author_profession,
-                           category, priority, body_enc, created_at, updated_at)
-             FROM STDIN (FORMAT csv)",
-            entries,
-        )
-        .await?;
-        copy(
-            &mut tx,
-            "COPY entry_versions (id, entry_id, version, patient_id, facility_id, edited_by,
-                                  edited_by_name, edited_at, category, priority, body_enc)
-             FROM STDIN (FORMAT csv)",
-            versions,
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(())
+        self.copy_without_triggers(&[
+            (
+                "COPY entries (id, patient_id, facility_id, author_id, author_name,
+                               author_profession, category, priority, body_enc, created_at,
+                               updated_at)
+                 FROM STDIN (FORMAT csv)",
+                entries,
+            ),
+            (
+                "COPY entry_versions (id, entry_id, version, patient_id, facility_id, edited_by,
+                                      edited_by_name, edited_at, category, priority, body_enc)
+                 FROM STDIN (FORMAT csv)",
+                versions,
+            ),
+        ])
+        .await
     }
 
     /// Writes read receipts.
@@ -167,18 +161,26 @@ impl BulkLoader {
                 timestamp(r.read_at),
             );
         }
-        let mut tx = self.conn.begin().await?;
-        sqlx::query("SET LOCAL session_replication_role = replica")
-            .execute(&mut *tx)
-            .await?;
-        copy(
-            &mut tx,
+        self.copy_without_triggers(&[(
             "COPY entry_reads (entry_id, patient_id, staff_id, facility_id, reader_name,
                                reader_profession, read_at)
              FROM STDIN (FORMAT csv)",
             data,
-        )
-        .await?;
+        )])
+        .await
+    }
+
+    /// Runs each `COPY` with its CSV data in one transaction, with the tables' per-row triggers
+    /// and foreign-key checks off (`session_replication_role = replica`, for this transaction
+    /// only).
+    async fn copy_without_triggers(&mut self, copies: &[(&str, String)]) -> Result<(), StoreError> {
+        let mut tx = self.conn.begin().await?;
+        sqlx::query("SET LOCAL session_replication_role = replica")
+            .execute(&mut *tx)
+            .await?;
+        for (statement, data) in copies {
+            copy(&mut tx, statement, data.as_bytes()).await?;
+        }
         tx.commit().await?;
         Ok(())
     }
@@ -246,9 +248,9 @@ impl BulkLoader {
     }
 }
 
-async fn copy(conn: &mut PgConnection, statement: &str, data: String) -> Result<(), StoreError> {
+async fn copy(conn: &mut PgConnection, statement: &str, data: &[u8]) -> Result<(), StoreError> {
     let mut copy = conn.copy_in_raw(statement).await?;
-    if let Err(e) = copy.send(data.into_bytes()).await {
+    if let Err(e) = copy.send(data).await {
         let _ = copy.abort("the bulk load failed").await;
         return Err(e.into());
     }
