@@ -1,21 +1,20 @@
 //! The enforcer of one server process: the policies from `policies/`, the decisions, and the
-//! capabilities made from them. Keeping its copy of the relations is in [`links`].
+//! capabilities made from them. Keeping its copy of the relations is in [`links`], the copy
+//! itself (Casbin's role manager) in [`graph`].
 
+mod graph;
 mod links;
 #[cfg(test)]
 mod tests;
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use casbin::{CoreApi, DefaultModel, Enforcer, MgmtApi, StringAdapter};
 use renrakucho_core::{FacilityId, PatientId};
-use tokio::sync::RwLock;
 
-use crate::{
-    Action, Asker, Authorized, Clock, Decision, Needs, Permission, Permitted, Relation, Role,
-};
+use crate::{Action, Asker, Authorized, Clock, Decision, Needs, Permission, Permitted, Role};
+use graph::{facility_key, patient_key, RelationGraph};
 use links::Expiries;
 
 const MODEL: &str = include_str!("../../../policies/model.conf");
@@ -28,30 +27,13 @@ pub enum AuthzError {
     Casbin(#[from] casbin::Error),
 }
 
-fn facility_key(f: FacilityId) -> String {
-    format!("facility:{f}")
-}
-
-fn patient_key(p: PatientId) -> String {
-    format!("patient:{p}")
-}
-
-fn held_rule(patient: PatientId, (facility, relation): (FacilityId, Relation)) -> Vec<String> {
-    vec![
-        facility_key(facility),
-        relation.as_str().to_string(),
-        patient_key(patient),
-    ]
-}
-
 /// The enforcer of one server process.
 pub struct Authorizer {
-    enforcer: RwLock<Enforcer>,
-    /// The relations the enforcer holds, by patient: replacing a patient's removes exactly
-    /// these rules. Casbin's filtered removal reads every rule of the network, which at a
-    /// city's 200,000 links held the write lock (every decision) for milliseconds per change.
-    /// Changed only under the enforcer's write lock.
-    held: Mutex<HashMap<PatientId, Vec<(FacilityId, Relation)>>>,
+    /// The model and the role permissions; never changed after start.
+    enforcer: Enforcer,
+    /// The relations, which the enforcer's role manager is: a change replaces one patient's
+    /// entry under this lock, held for that moment only.
+    relations: Arc<parking_lot::RwLock<RelationGraph>>,
     expiries: Mutex<Expiries>,
     /// The earliest scheduled expiry in milliseconds (i64::MAX when none): checked on every
     /// decision without a lock.
@@ -77,9 +59,11 @@ impl Authorizer {
         let mut enforcer = Enforcer::new(model, StringAdapter::new(POLICY)).await?;
         // The relations live in PostgreSQL; the enforcer holds a copy and never writes back.
         enforcer.enable_auto_save(false);
+        let relations = Arc::new(parking_lot::RwLock::new(RelationGraph::default()));
+        enforcer.set_role_manager(relations.clone())?;
         Ok(Self {
-            enforcer: RwLock::new(enforcer),
-            held: Mutex::new(HashMap::new()),
+            enforcer,
+            relations,
             expiries: Mutex::new(Expiries::default()),
             next_expiry: AtomicI64::new(i64::MAX),
             clock,
@@ -100,9 +84,8 @@ impl Authorizer {
         }
         let facility = facility_key(facility);
         let patient = patient_key(patient);
-        let enforcer = self.enforcer.read().await;
         for role in roles {
-            if enforcer.enforce((
+            if self.enforcer.enforce((
                 role.as_str(),
                 facility.as_str(),
                 patient.as_str(),
@@ -178,9 +161,9 @@ impl Authorizer {
     /// Whether any of `roles` may do `action` through some relation (to offer an action before
     /// a patient is chosen, or to register one).
     pub async fn roles_may(&self, roles: &[Role], action: Action) -> bool {
-        let enforcer = self.enforcer.read().await;
         roles.iter().any(|role| {
-            !enforcer
+            !self
+                .enforcer
                 .get_filtered_policy(
                     0,
                     vec![role.as_str().to_string(), action.as_str().to_string()],

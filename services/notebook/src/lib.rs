@@ -22,7 +22,7 @@ pub use entries::{
     decode_cursor, edit_entry, entry_detail, mark_read, post_entry, seal_first_version,
     search_notebook, timeline, unread, withdraw_entry, AttachmentLine, Author, EditResult,
     EntryContent, EntryDetail, EntryView, NewEntryInput, ReaderView, TimelinePage, UnreadLine,
-    VersionView,
+    VersionView, UNREAD_WINDOW,
 };
 pub use export::{export_notebook, ExportedEntry, ExportedPatient, NotebookCopy};
 pub use notifications::{

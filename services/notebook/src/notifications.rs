@@ -410,7 +410,8 @@ pub struct DigestCounts {
 #[tracing::instrument(level = "debug", skip_all)]
 pub async fn digest_counts(db: &Database, who: StaffActor) -> Result<DigestCounts, CareError> {
     let mut tx = db.begin(who.scope()).await?;
-    let unread = notebook::unread(&mut tx, who.staff).await?;
+    let since = OffsetDateTime::now_utc() - crate::entries::UNREAD_WINDOW;
+    let unread = notebook::unread(&mut tx, who.staff, since).await?;
     let invitations = care_team::pending_invitations(&mut tx).await?.len() as i64;
     let support_requests = support::visible(&mut tx, 200)
         .await?

@@ -51,6 +51,8 @@ struct PatientsPage {
     query: String,
     patients: Vec<PatientListLine>,
     may_register: bool,
+    /// How far back unread counts go ([`renrakucho_notebook::UNREAD_WINDOW`]).
+    unread_days: i64,
 }
 
 /// A patient in the list, with the person's unread entries (urgent ones apart).
@@ -142,6 +144,7 @@ pub async fn patients(
             query: query.q,
             patients,
             may_register,
+            unread_days: renrakucho_notebook::UNREAD_WINDOW.whole_days(),
         },
     )
 }

@@ -272,6 +272,8 @@ pub async fn find_patients(
             None => Vec::new(),
         }
     };
+    let owners: Vec<KeyOwner> = stored.iter().map(|s| KeyOwner::Patient(s.id)).collect();
+    keyring.preload_newest(&mut tx, &owners).await?;
     let mut found = Vec::with_capacity(stored.len());
     for s in &stored {
         let keys = keyring.owner_keys(&mut tx, KeyOwner::Patient(s.id)).await?;

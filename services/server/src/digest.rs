@@ -13,14 +13,15 @@ use crate::mail::Mailer;
 pub fn text(counts: &DigestCounts, link: &str) -> String {
     format!(
         "連絡帳からのお知らせです。\n\n\
-         未読の記録: {total}件（至急 {urgent}件・要返信 {reply}件、対象者 {patients}名）\n\
+         未読の記録: {total}件（至急 {urgent}件・要返信 {reply}件、対象者 {patients}名、過去{days}日）\n\
          ケアチームへの招待: {invitations}件\n\
          支援依頼: {support}件\n\n\
          内容は連絡帳で確認してください: {link}\n\n\
          このメールには対象者の情報は含まれていません。配信の設定は連絡帳の「通知設定」で変更できます。\n\n\
          ---\n\
-         Renrakucho: {total} unread entries ({urgent} urgent, {reply} reply requested, \
-         {patients} patients), {invitations} invitations, {support} support requests.\n\
+         Renrakucho: {total} unread entries of the last {days} days ({urgent} urgent, \
+         {reply} reply requested, {patients} patients), {invitations} invitations, \
+         {support} support requests.\n\
          Read them in Renrakucho: {link}\n",
         total = counts.unread_total,
         urgent = counts.unread_urgent,
@@ -28,6 +29,7 @@ pub fn text(counts: &DigestCounts, link: &str) -> String {
         patients = counts.patients_with_unread,
         invitations = counts.invitations,
         support = counts.support_requests,
+        days = renrakucho_notebook::UNREAD_WINDOW.whole_days(),
     )
 }
 

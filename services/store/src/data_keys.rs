@@ -95,6 +95,27 @@ pub async fn newest(
     row.map(StoredKey::try_from).transpose()
 }
 
+/// The newest version of each of these owners' keys visible in this scope, in one statement
+/// (a listing's patients); owners without a key are left out.
+#[tracing::instrument(level = "debug", skip_all, fields(owners = owners.len()))]
+pub async fn newest_of_each(
+    tx: &mut ScopedTx,
+    kind: OwnerKind,
+    owners: &[Uuid],
+) -> Result<Vec<StoredKey>, StoreError> {
+    let rows: Vec<Row> = sqlx::query_as!(
+        Row,
+        "SELECT DISTINCT ON (owner_id) owner_kind, owner_id, version, master_key_id, wrapped
+           FROM data_keys WHERE owner_kind = $1 AND owner_id = ANY($2)
+          ORDER BY owner_id, version DESC",
+        kind.as_str(),
+        owners
+    )
+    .fetch_all(tx.conn())
+    .await?;
+    rows.into_iter().map(StoredKey::try_from).collect()
+}
+
 /// One version of an owner's key, if visible in this scope.
 #[tracing::instrument(level = "debug", skip_all, fields(owner = %owner))]
 pub async fn get(

@@ -467,9 +467,15 @@ pub struct Unread {
     pub newest: OffsetDateTime,
 }
 
-/// The person's unread entries per patient the facility shares, urgent ones first.
+/// The person's unread entries written since `since`, per patient the facility shares, urgent
+/// ones first. Each patient's entries are read from the timeline index from `since` on, so the
+/// cost follows the entries of that window, not the notebooks' whole history.
 #[tracing::instrument(level = "debug", skip_all, fields(reader = %reader))]
-pub async fn unread(tx: &mut ScopedTx, reader: StaffId) -> Result<Vec<Unread>, StoreError> {
+pub async fn unread(
+    tx: &mut ScopedTx,
+    reader: StaffId,
+    since: OffsetDateTime,
+) -> Result<Vec<Unread>, StoreError> {
     Ok(sqlx::query_as!(
         Unread,
         r#"SELECT e.patient_id,
@@ -478,14 +484,15 @@ pub async fn unread(tx: &mut ScopedTx, reader: StaffId) -> Result<Vec<Unread>, S
                 count(*) AS "total!",
                 max(e.created_at) AS "newest!"
            FROM entries e
-          WHERE e.withdrawn_at IS NULL AND e.author_id <> $1
+          WHERE e.withdrawn_at IS NULL AND e.author_id <> $1 AND e.created_at >= $2
             AND e.patient_id IN (SELECT a.patient_id FROM patient_access a
                                   WHERE a.facility_id = (SELECT current_facility_id())
                                     AND a.relation = 'sharing')
             AND NOT EXISTS (SELECT FROM entry_reads r WHERE r.entry_id = e.id AND r.staff_id = $1)
           GROUP BY e.patient_id
           ORDER BY count(*) FILTER (WHERE e.priority = 'urgent') DESC, max(e.created_at) DESC"#,
-        reader.as_uuid()
+        reader.as_uuid(),
+        since
     )
     .fetch_all(tx.conn())
     .await?)

@@ -104,8 +104,11 @@ async fn the_daily_digest_mails_counts_and_a_link_never_patient_data_once_a_day(
     );
     assert!(text.contains("至急 1件"), "the urgent count");
     assert!(text.contains("要返信 1件"), "the reply-requested count");
+    assert!(text.contains("過去30日"), "how far back the counts go");
     assert!(
-        text.contains("3 unread entries (1 urgent, 1 reply requested, 1 patients)"),
+        text.contains(
+            "3 unread entries of the last 30 days (1 urgent, 1 reply requested, 1 patients)"
+        ),
         "the counts in English"
     );
     for raw in [text.as_str(), messages[0].as_str()] {

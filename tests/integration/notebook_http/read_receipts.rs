@@ -235,3 +235,48 @@ async fn a_clerk_gets_no_unread_counts_or_entry_notifications() {
         .unwrap();
     assert_eq!(response.status(), 403);
 }
+
+/// Unread counts cover the last 30 days: an unread entry older than that is history (still in
+/// the notebook, still marked unread on its card), not news; the newer ones still count.
+#[tokio::test]
+async fn unread_counts_cover_the_last_thirty_days() {
+    let app = spawn_app().await;
+    let net = network(&app).await;
+    let (p1, p2, a, b) = two_patients_with_entries(&app, &net).await;
+    let (s1, s2) = (p1.to_string(), p2.to_string());
+    // The first patient's entries age: the info entry 31 days, the urgent one 29 days.
+    let mut su = sqlx::ConnectOptions::connect(&app.database.superuser_options())
+        .await
+        .unwrap();
+    // Past the guard that keeps an entry's time as written (ordinary triggers off).
+    sqlx::query("SET session_replication_role = replica")
+        .execute(&mut su)
+        .await
+        .unwrap();
+    for (entry, days) in [(&a, 31), (&b, 29)] {
+        let aged = sqlx::query(
+            "UPDATE entries SET created_at = now() - make_interval(days => $2)
+              WHERE id = $1::uuid",
+        )
+        .bind(entry)
+        .bind(days)
+        .execute(&mut su)
+        .await
+        .unwrap();
+        assert_eq!(aged.rows_affected(), 1);
+    }
+    assert_eq!(
+        unread(&app, &net.member_c).await,
+        vec![(s1.clone(), 1, 0, 1), (s2.clone(), 0, 1, 2)],
+        "the 31-day-old entry no longer counts; the 29-day-old urgent one does"
+    );
+    // The old entry is still there, and still unread on its card.
+    let first = page(&app, &net.member_c, p1, "").await;
+    let old = first["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["id"] == a.as_str())
+        .expect("the old entry is in the notebook");
+    assert_eq!(old["read"], false);
+}

@@ -16,9 +16,10 @@ use renrakucho_registry::may;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
-/// The signed-in person's unread entries per patient, urgent first.
+/// The signed-in person's unread entries per patient, urgent first: entries of the last 30
+/// days (older ones are history, not news).
 #[utoipa::path(get, path = "/api/v1/unread", tag = "notebook",
-    responses((status = 200, description = "`[{patient, urgent, reply_requested, total, newest}]`",
+    responses((status = 200, description = "`[{patient, urgent, reply_requested, total, newest}]`: entries written in the last 30 days that the person has not read",
                content_type = "application/json"), (status = 403, description = "The signed-in person may not do this (a role without the right, a platform operator)", body = ErrorBody)))]
 #[tracing::instrument(skip_all)]
 pub async fn unread(

@@ -4,10 +4,9 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::Ordering;
 
-use casbin::{Enforcer, MgmtApi};
 use renrakucho_core::{FacilityId, PatientId};
 
-use super::{held_rule, Authorizer, AuthzError};
+use super::{Authorizer, AuthzError};
 use crate::clock::millis;
 use crate::{Link, Relation};
 
@@ -30,9 +29,8 @@ impl Authorizer {
         for (patient, link) in links {
             by_patient.entry(patient).or_default().push(link);
         }
-        let mut enforcer = self.enforcer.write().await;
         for (patient, links) in &by_patient {
-            self.replace_held(&mut enforcer, *patient, links).await?;
+            self.replace_held(*patient, links);
         }
         Ok(())
     }
@@ -44,46 +42,20 @@ impl Authorizer {
         patient: PatientId,
         links: &[Link],
     ) -> Result<(), AuthzError> {
-        let mut enforcer = self.enforcer.write().await;
-        self.replace_held(&mut enforcer, patient, links).await
+        self.replace_held(patient, links);
+        Ok(())
     }
 
-    /// Removes the rules held for `patient`, one by one (each a lookup, not a scan of every
-    /// rule), and adds those of `links` still in force. Under the enforcer's write lock.
-    async fn replace_held(
-        &self,
-        enforcer: &mut Enforcer,
-        patient: PatientId,
-        links: &[Link],
-    ) -> Result<(), AuthzError> {
-        let old = self
-            .held
-            .lock()
-            .expect("held relations lock")
-            .remove(&patient)
-            .unwrap_or_default();
-        for pair in old {
-            enforcer
-                .remove_grouping_policy(held_rule(patient, pair))
-                .await?;
-        }
-        let mut live: Vec<(FacilityId, Relation)> = self
+    /// Replaces the patient's entry in the relation graph with the links of `links` still in
+    /// force (under the graph's lock throughout, so two replacements of one patient cannot
+    /// interleave): decisions wait for this one entry's change only.
+    fn replace_held(&self, patient: PatientId, links: &[Link]) {
+        let mut relations = self.relations.write();
+        let live: Vec<(FacilityId, Relation)> = self
             .current(patient, links)
             .map(|l| (l.facility, l.relation))
             .collect();
-        live.sort_unstable();
-        live.dedup();
-        if live.is_empty() {
-            return Ok(());
-        }
-        enforcer
-            .add_grouping_policies(live.iter().map(|p| held_rule(patient, *p)).collect())
-            .await?;
-        self.held
-            .lock()
-            .expect("held relations lock")
-            .insert(patient, live);
-        Ok(())
+        relations.replace(patient, live);
     }
 
     /// The links still in force, scheduling the expiry of emergency ones.
@@ -136,22 +108,9 @@ impl Authorizer {
             self.next_expiry.store(next, Ordering::Release);
             due
         };
-        if due.is_empty() {
-            return Ok(());
-        }
-        let mut enforcer = self.enforcer.write().await;
+        let mut relations = self.relations.write();
         for (facility, patient) in due {
-            let pair = (facility, Relation::Emergency);
-            enforcer
-                .remove_grouping_policy(held_rule(patient, pair))
-                .await?;
-            let mut held = self.held.lock().expect("held relations lock");
-            if let Some(pairs) = held.get_mut(&patient) {
-                pairs.retain(|p| *p != pair);
-                if pairs.is_empty() {
-                    held.remove(&patient);
-                }
-            }
+            relations.remove(patient, (facility, Relation::Emergency));
         }
         Ok(())
     }

@@ -217,8 +217,7 @@ async fn every_action_is_granted_to_some_role_and_other_to_none() {
         );
     }
     // Every line names a known role, action and relation.
-    let enforcer = authz.enforcer.read().await;
-    for line in enforcer.get_policy() {
+    for line in authz.enforcer.get_policy() {
         assert!(
             Role::all().iter().any(|r| r.as_str() == line[0]),
             "{line:?}"
@@ -234,10 +233,23 @@ async fn every_action_is_granted_to_some_role_and_other_to_none() {
     }
 }
 
-/// What the enforcer holds: its relation rules, sorted.
+/// What the enforcer holds: its relations as (facility, relation, patient) keys, sorted.
 async fn rules_held(authz: &Authorizer) -> Vec<Vec<String>> {
-    let mut rules = authz.enforcer.read().await.get_grouping_policy();
+    let relations = authz.relations.read();
+    let mut rules: Vec<Vec<String>> = relations
+        .patients()
+        .flat_map(|p| {
+            relations
+                .of(p)
+                .iter()
+                .map(move |(f, r)| vec![facility_key(*f), r.as_str().to_string(), patient_key(p)])
+        })
+        .collect();
     rules.sort();
+    assert!(
+        authz.enforcer.get_grouping_policy().is_empty(),
+        "no second copy in the enforcer's rules"
+    );
     rules
 }
 

@@ -11,7 +11,7 @@ use serde_json::json;
 use uuid::Uuid;
 use zeroize::Zeroizing;
 
-use super::cache::{fresh, Cached, DataKey};
+use super::cache::{fresh, Cached, DataKey, ScopeKey};
 use super::Keyring;
 use crate::blind_index::BlindIndexKey;
 use crate::envelope::KeyOwner;
@@ -110,13 +110,54 @@ impl Keyring {
             }
             None => self.cached(self.create_key(tx, owner, 1).await?),
         };
+        self.remember_newest(scope, kind, owner.id(), &key);
+        Ok(key)
+    }
+
+    fn remember_newest(&self, scope: ScopeKey, kind: OwnerKind, owner: Uuid, key: &Arc<Cached>) {
         self.caches
             .keys
-            .insert((scope, kind, owner.id(), key.version), key.clone());
-        self.caches
-            .newest
-            .insert((scope, kind, owner.id()), key.clone());
-        Ok(key)
+            .insert((scope, kind, owner, key.version), key.clone());
+        self.caches.newest.insert((scope, kind, owner), key.clone());
+    }
+
+    /// Loads the newest keys of many owners that are not cached, in one statement (a listing's
+    /// patients), so that [`Keyring::owner_keys`] then finds each in the cache instead of
+    /// reading it on its own. Owners without a key, or whose key was destroyed, are left to
+    /// `owner_keys` (which creates or refuses as usual).
+    pub async fn preload_newest(
+        &self,
+        tx: &mut ScopedTx,
+        owners: &[KeyOwner],
+    ) -> Result<(), KeyringError> {
+        let scope = tx.scope().facility();
+        let now = self.caches.clock.now();
+        let mut missing: Vec<(OwnerKind, Uuid)> = owners
+            .iter()
+            .map(|o| (o.kind(), o.id()))
+            .filter(|(kind, id)| fresh(&self.caches.newest, &(scope, *kind, *id), now).is_none())
+            .collect();
+        missing.sort_unstable_by_key(|(kind, id)| (kind.as_str(), *id));
+        missing.dedup();
+        for kind in [OwnerKind::Patient, OwnerKind::Facility] {
+            let ids: Vec<Uuid> = missing
+                .iter()
+                .filter(|(k, _)| *k == kind)
+                .map(|(_, id)| *id)
+                .collect();
+            if ids.is_empty() {
+                continue;
+            }
+            for stored in data_keys::newest_of_each(tx, kind, &ids).await? {
+                if stored.wrapped.is_none() {
+                    continue;
+                }
+                let bytes = self.unwrap_stored(&stored).await?;
+                let key = self.cached(DataKey::new(&bytes, stored.version));
+                self.remember_newest(scope, kind, stored.owner_id, &key);
+            }
+        }
+        Ok(())
     }
 
     /// The key of one version, or the reason the data cannot be read (unknown version,

@@ -14,7 +14,7 @@ mod writing;
 
 pub use author::Author;
 pub use reading::{decode_cursor, entry_detail, timeline};
-pub use receipts::{mark_read, unread, UnreadLine};
+pub use receipts::{mark_read, unread, UnreadLine, UNREAD_WINDOW};
 pub use search::search_notebook;
 pub use views::{AttachmentLine, EntryDetail, EntryView, ReaderView, TimelinePage, VersionView};
 pub use writing::{

@@ -50,7 +50,15 @@ pub async fn mark_read(
     Ok(n)
 }
 
-/// Unread entries per patient for one person, urgent first.
+/// How far back an entry counts as unread (the home page, the patient list, the digest): an
+/// entry older than this that the person never opened is history to read, not news. Bounding
+/// it keeps the count's cost to the window's entries; counting every entry ever written to a
+/// facility's notebooks read ~20,000 rows per request at city scale (docs/performance.md,
+/// ADR 0029).
+pub const UNREAD_WINDOW: time::Duration = time::Duration::days(30);
+
+/// Unread entries per patient for one person, urgent first (written in the last
+/// [`UNREAD_WINDOW`]).
 #[derive(Debug, Clone, Serialize)]
 pub struct UnreadLine {
     pub patient: PatientId,
@@ -68,7 +76,12 @@ pub async fn unread(
 ) -> Result<Vec<UnreadLine>, CareError> {
     let who = StaffActor::from(allowed);
     let mut tx = db.begin(who.scope()).await?;
-    let rows = notebook::unread(&mut tx, who.staff).await?;
+    let rows = notebook::unread(
+        &mut tx,
+        who.staff,
+        OffsetDateTime::now_utc() - UNREAD_WINDOW,
+    )
+    .await?;
     tx.commit().await?;
     Ok(rows
         .into_iter()
