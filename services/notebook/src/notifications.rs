@@ -406,11 +406,16 @@ pub struct DigestCounts {
     pub support_requests: i64,
 }
 
-/// The counts for one person's digest (in their facility's scope).
+/// The counts for one person's digest (in their facility's scope), as of `now` (unread: the
+/// entries of the [`crate::UNREAD_WINDOW`] before it).
 #[tracing::instrument(level = "debug", skip_all)]
-pub async fn digest_counts(db: &Database, who: StaffActor) -> Result<DigestCounts, CareError> {
+pub async fn digest_counts(
+    db: &Database,
+    who: StaffActor,
+    now: OffsetDateTime,
+) -> Result<DigestCounts, CareError> {
     let mut tx = db.begin(who.scope()).await?;
-    let since = OffsetDateTime::now_utc() - crate::entries::UNREAD_WINDOW;
+    let since = now - crate::entries::UNREAD_WINDOW;
     let unread = notebook::unread(&mut tx, who.staff, since).await?;
     let invitations = care_team::pending_invitations(&mut tx).await?.len() as i64;
     let support_requests = support::visible(&mut tx, 200)

@@ -51,8 +51,9 @@ struct PatientsPage {
     query: String,
     patients: Vec<PatientListLine>,
     may_register: bool,
-    /// How far back unread counts go ([`renrakucho_notebook::UNREAD_WINDOW`]).
-    unread_days: i64,
+    /// How far back unread counts go ([`renrakucho_notebook::UNREAD_WINDOW`]); none for a
+    /// role that gets no counts.
+    unread_days: Option<i64>,
 }
 
 /// A patient in the list, with the person's unread entries (urgent ones apart).
@@ -100,11 +101,14 @@ pub async fn patients(
         .roles_may(&roles(&user), Action::PatientRegister)
         .await;
     // Unread counts tell what the notebook holds: only for a role that reads it.
-    let unread = match permit::<may::NotebookRead>(&state, &user).await {
-        Ok(reader) => renrakucho_notebook::unread(&state.db, &reader)
-            .await
-            .unwrap_or_default(),
-        Err(_) => Vec::new(),
+    let (unread, unread_days) = match permit::<may::NotebookRead>(&state, &user).await {
+        Ok(reader) => (
+            renrakucho_notebook::unread(&state.db, &reader)
+                .await
+                .unwrap_or_default(),
+            Some(renrakucho_notebook::UNREAD_WINDOW.whole_days()),
+        ),
+        Err(_) => (Vec::new(), None),
     };
     let unread =
         renrakucho_http::access::notebook_items(&state, &user, unread, |l| Some(l.patient)).await;
@@ -144,7 +148,7 @@ pub async fn patients(
             query: query.q,
             patients,
             may_register,
-            unread_days: renrakucho_notebook::UNREAD_WINDOW.whole_days(),
+            unread_days,
         },
     )
 }

@@ -62,7 +62,7 @@ pub async fn send_due(
                 continue;
             }
         }
-        let counts = match renrakucho_notebook::digest_counts(db, d.who).await {
+        let counts = match renrakucho_notebook::digest_counts(db, d.who, now).await {
             Ok(c) => c,
             Err(e) => {
                 tracing::warn!(error = %e, "could not count a digest");

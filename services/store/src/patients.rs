@@ -134,7 +134,8 @@ pub async fn find_by_term(
             profile_enc, revision, registered_by, created_at FROM patients p
           WHERE p.id IN (SELECT a.patient_id FROM patient_access a
                           WHERE a.facility_id = (SELECT current_facility_id())
-                            AND a.relation = ANY ('{sharing,emergency}'))
+                            AND a.relation = ANY ('{sharing,emergency}')
+                            AND (a.expires_at IS NULL OR a.expires_at > now()))
             AND EXISTS (SELECT FROM patient_name_terms t WHERE t.patient_id = p.id AND t.term = $1)
           ORDER BY p.created_at DESC LIMIT $2",
         term,
@@ -161,7 +162,8 @@ pub async fn list(tx: &mut ScopedTx, limit: i64) -> Result<Vec<StoredPatient>, S
         "WITH visible AS MATERIALIZED (
              SELECT DISTINCT a.patient_id FROM patient_access a
               WHERE a.facility_id = (SELECT current_facility_id())
-                AND a.relation = ANY ('{sharing,emergency}'))
+                AND a.relation = ANY ('{sharing,emergency}')
+                AND (a.expires_at IS NULL OR a.expires_at > now()))
          SELECT p.id, p.facility_id, p.name_enc, p.kana_enc,
             p.profile_enc, p.revision, p.registered_by, p.created_at
            FROM visible v JOIN patients p ON p.id = v.patient_id

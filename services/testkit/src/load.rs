@@ -401,7 +401,7 @@ pub async fn raw(
                                 max(e.created_at)
                            FROM entries e
                           WHERE e.withdrawn_at IS NULL AND e.author_id <> $1
-                            AND e.created_at >= now() - interval '30 days'
+                            AND e.created_at >= now() - make_interval(days => $3)
                             AND e.patient_id IN (SELECT a.patient_id FROM patient_access a
                                                   WHERE a.facility_id = $2 AND a.relation = 'sharing')
                             AND NOT EXISTS (SELECT FROM entry_reads r
@@ -410,6 +410,7 @@ pub async fn raw(
                     )
                     .bind(staff)
                     .bind(facility)
+                    .bind(renrakucho_notebook::UNREAD_WINDOW.whole_days() as i32)
                     .fetch_all(&mut *conn)
                     .await
                     .map(drop),

@@ -306,3 +306,28 @@ async fn replacing_a_patient_removes_exactly_its_rules_and_leaves_the_others() {
     assert!(left.iter().all(|r| r[2] == patient_key(second)));
     assert!(reads(clinic, second).await.unwrap());
 }
+
+#[tokio::test]
+async fn a_reload_replaces_everything_and_forgets_the_patients_it_no_longer_lists() {
+    let authz = Authorizer::new().await.unwrap();
+    let (clinic, nurses) = (FacilityId::new(), FacilityId::new());
+    let (kept, erased) = (PatientId::new(), PatientId::new());
+    authz
+        .load([
+            (kept, link(clinic, Relation::Sharing)),
+            (erased, link(nurses, Relation::Sharing)),
+        ])
+        .await
+        .unwrap();
+    let doctor = [Role::Profession(Profession::Doctor)];
+    let reads = |facility, patient| authz.allowed(&doctor, facility, patient, Action::NotebookRead);
+    assert!(reads(nurses, erased).await.unwrap());
+    // Erased while the announcements were missed: the next reload no longer lists it.
+    authz
+        .load([(kept, link(clinic, Relation::Sharing))])
+        .await
+        .unwrap();
+    assert!(!reads(nurses, erased).await.unwrap());
+    assert!(reads(clinic, kept).await.unwrap());
+    assert_eq!(rules_held(&authz).await.len(), 1);
+}
