@@ -154,6 +154,7 @@ impl Keyring {
                 blind: std::sync::RwLock::new(None),
                 erasures: tokio::sync::Notify::new(),
                 legacy_refused: AtomicBool::new(false),
+                forgotten: std::sync::atomic::AtomicU64::new(0),
             }),
         }
     }

@@ -1,6 +1,6 @@
 //! The caches of unwrapped data keys, bounded in number and in age.
 
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -109,6 +109,9 @@ pub(super) struct Caches {
     /// The database said values of format 1 are refused: they are, for good (it never says
     /// otherwise again).
     pub(super) legacy_refused: AtomicBool,
+    /// How many times keys were forgotten: a key read from the database before a forgetting
+    /// (a new version, a destroyed key, announced meanwhile) is used once but not kept.
+    pub(super) forgotten: AtomicU64,
 }
 
 pub(super) fn fresh<K>(cache: &Cache<K, Arc<Cached>>, id: &K, now: Instant) -> Option<Arc<Cached>>
@@ -131,12 +134,70 @@ impl Keyring {
         })
     }
 
+    /// Taken before a key is read from the database, and given back to [`Keyring::keep`].
+    pub(super) fn forgotten_so_far(&self) -> u64 {
+        self.caches.forgotten.load(Ordering::SeqCst)
+    }
+
+    /// Caches a key read from the database, unless keys were forgotten since `read_after`
+    /// was taken: the key may be the one a change just retired. Checked after the insert too,
+    /// so a forgetting that runs between the check and the insert cannot be undone by it.
+    pub(super) fn keep<K>(
+        &self,
+        cache: &Cache<K, Arc<Cached>>,
+        id: K,
+        key: &Arc<Cached>,
+        read_after: u64,
+    ) where
+        K: Eq + std::hash::Hash + Clone,
+    {
+        if self.forgotten_so_far() != read_after {
+            return;
+        }
+        cache.insert(id.clone(), key.clone());
+        if self.forgotten_so_far() != read_after {
+            cache.remove(&id);
+        }
+    }
+
     pub(super) fn forget(&self, kind: OwnerKind, owner: Uuid) {
+        self.caches.forgotten.fetch_add(1, Ordering::SeqCst);
         self.caches
             .keys
             .retain(|k, _| !(k.1 == kind && k.2 == owner));
         self.caches
             .newest
             .retain(|k, _| !(k.1 == kind && k.2 == owner));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use zeroize::Zeroizing;
+
+    use super::*;
+    use crate::provider::{LocalMasterKeys, MasterKeys};
+
+    #[test]
+    fn a_key_read_before_a_forgetting_is_used_but_not_kept() {
+        let tmp = tempfile::tempdir().unwrap();
+        let local = LocalMasterKeys::open_dir(&tmp.path().join("keys")).unwrap();
+        let keyring = Keyring::new(MasterKeys::new(Arc::new(local)), CacheSettings::default());
+        let owner = Uuid::now_v7();
+        let id = (None, OwnerKind::Patient, owner);
+        let key = keyring.cached(DataKey::new(&Zeroizing::new([7u8; 32]), 1));
+
+        // A change announced while the key was being read: it is not kept.
+        let read_after = keyring.forgotten_so_far();
+        keyring.forget(OwnerKind::Patient, owner);
+        keyring.keep(&keyring.caches.newest, id, &key, read_after);
+        assert!(keyring.caches.newest.get(&id).is_none());
+
+        // Read with nothing announced meanwhile: kept, until the next change forgets it.
+        let read_after = keyring.forgotten_so_far();
+        keyring.keep(&keyring.caches.newest, id, &key, read_after);
+        assert!(keyring.caches.newest.get(&id).is_some());
+        keyring.forget(OwnerKind::Patient, owner);
+        assert!(keyring.caches.newest.get(&id).is_none());
     }
 }

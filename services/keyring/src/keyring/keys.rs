@@ -102,6 +102,7 @@ impl Keyring {
     ) -> Result<Arc<Cached>, KeyringError> {
         let scope = tx.scope().facility();
         let kind = owner.kind();
+        let read_after = self.forgotten_so_far();
         let key = match data_keys::newest(tx, kind, owner.id()).await? {
             Some(stored) if stored.wrapped.is_none() => return Err(KeyringError::OwnerShredded),
             Some(stored) => {
@@ -110,15 +111,21 @@ impl Keyring {
             }
             None => self.cached(self.create_key(tx, owner, 1).await?),
         };
-        self.remember_newest(scope, kind, owner.id(), &key);
+        self.remember_newest(scope, kind, owner.id(), &key, read_after);
         Ok(key)
     }
 
-    fn remember_newest(&self, scope: ScopeKey, kind: OwnerKind, owner: Uuid, key: &Arc<Cached>) {
-        self.caches
-            .keys
-            .insert((scope, kind, owner, key.version), key.clone());
-        self.caches.newest.insert((scope, kind, owner), key.clone());
+    fn remember_newest(
+        &self,
+        scope: ScopeKey,
+        kind: OwnerKind,
+        owner: Uuid,
+        key: &Arc<Cached>,
+        read_after: u64,
+    ) {
+        let by_version = (scope, kind, owner, key.version);
+        self.keep(&self.caches.keys, by_version, key, read_after);
+        self.keep(&self.caches.newest, (scope, kind, owner), key, read_after);
     }
 
     /// Loads the newest keys of many owners that are not cached, in one statement (a listing's
@@ -132,6 +139,7 @@ impl Keyring {
     ) -> Result<(), KeyringError> {
         let scope = tx.scope().facility();
         let now = self.caches.clock.now();
+        let read_after = self.forgotten_so_far();
         let mut missing: Vec<(OwnerKind, Uuid)> = owners
             .iter()
             .map(|o| (o.kind(), o.id()))
@@ -154,7 +162,7 @@ impl Keyring {
                 }
                 let bytes = self.unwrap_stored(&stored).await?;
                 let key = self.cached(DataKey::new(&bytes, stored.version));
-                self.remember_newest(scope, kind, stored.owner_id, &key);
+                self.remember_newest(scope, kind, stored.owner_id, &key, read_after);
             }
         }
         Ok(())
@@ -182,6 +190,7 @@ impl Keyring {
         version: u32,
     ) -> Result<Result<Arc<Cached>, Problem>, KeyringError> {
         let id = (tx.scope().facility(), owner.kind(), owner.id(), version);
+        let read_after = self.forgotten_so_far();
         let Some(stored) = data_keys::get(tx, owner.kind(), owner.id(), version).await? else {
             return Ok(Err(Problem::UnknownKeyVersion(version)));
         };
@@ -190,7 +199,7 @@ impl Keyring {
         }
         let bytes = self.unwrap_stored(&stored).await?;
         let key = self.cached(DataKey::new(&bytes, version));
-        self.caches.keys.insert(id, key.clone());
+        self.keep(&self.caches.keys, id, &key, read_after);
         Ok(Ok(key))
     }
 
