@@ -103,9 +103,13 @@ pub async fn patients(
     // Unread counts tell what the notebook holds: only for a role that reads it.
     let (unread, unread_days) = match permit::<may::NotebookRead>(&state, &user).await {
         Ok(reader) => (
+            // The list still serves its purpose without them; the failure is logged.
             renrakucho_notebook::unread(&state.db, &reader)
                 .await
-                .unwrap_or_default(),
+                .unwrap_or_else(|e| {
+                    tracing::warn!(error = %e, "unread counts for the patient list failed");
+                    Vec::new()
+                }),
             Some(renrakucho_notebook::UNREAD_WINDOW.whole_days()),
         ),
         Err(_) => (Vec::new(), None),
