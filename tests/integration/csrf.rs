@@ -425,6 +425,16 @@ async fn every_portal_form_refuses_a_missing_or_foreign_token_and_changes_nothin
     );
     case("/logout", Who::B, "/logout".into(), vec![]);
     case(
+        "/account/password",
+        Who::B,
+        "/account/password".into(),
+        vec![
+            text("current_password", FIXTURE_PASSWORD),
+            text("new_password", "Umegaoka-7-kaidan-no-neko"),
+            text("new_password_again", "Umegaoka-7-kaidan-no-neko"),
+        ],
+    );
+    case(
         "/patients/new",
         Who::B,
         "/patients/new".into(),
@@ -590,6 +600,7 @@ async fn every_portal_form_refuses_a_missing_or_foreign_token_and_changes_nothin
         "/emergency",
         "/patients/{id}/consents/withdraw",
         "/patients/{id}/deletion",
+        "/account/password",
         "/logout",
     ];
 

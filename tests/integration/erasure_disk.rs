@@ -275,6 +275,7 @@ async fn nothing_of_an_erased_patient_decrypts_anywhere_on_disk_after_the_epoch_
             role: StaffRole::FacilityAdmin,
             profession: Profession::Nurse,
             password: &password,
+            password_must_change: false,
         },
     )
     .await

@@ -6,7 +6,7 @@ use axum::Json;
 use renrakucho_core::Password;
 use renrakucho_http::error::{ApiError, ApiJson, ErrorBody};
 use renrakucho_http::origin::RequestOrigin;
-use renrakucho_http::session::{self, SignedIn, WhoAmI};
+use renrakucho_http::session::{self, SignedInToChangePassword, WhoAmI};
 use renrakucho_http::state::AppState;
 use renrakucho_identity::SignInRequest;
 use serde::Deserialize;
@@ -95,11 +95,57 @@ pub async fn sign_out(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// The signed-in user.
+/// The signed-in user (also while their password must be changed: `password_change_required`).
 #[utoipa::path(get, path = "/api/v1/me", tag = "auth",
     responses((status = 200, body = WhoAmI),
               (status = 401, description = "Not signed in, or the session expired", body = ErrorBody)))]
 #[tracing::instrument(skip_all)]
-pub async fn me(signed_in: SignedIn) -> Json<WhoAmI> {
+pub async fn me(SignedInToChangePassword(signed_in): SignedInToChangePassword) -> Json<WhoAmI> {
     Json(signed_in.who)
+}
+
+/// The current password and the new one.
+#[derive(Deserialize, ToSchema)]
+pub struct PasswordChangeBody {
+    pub current_password: String,
+    pub new_password: String,
+}
+
+/// Changes the signed-in person's own password. The new one must be at least 12 characters
+/// (the network may ask more), not a common or easily guessed password, not contain the login
+/// ID, and not be the current password or one of the last five; each refusal names its rule.
+/// The only request, with `GET /api/v1/me` and sign-out, that a person whose password must be
+/// changed may make.
+#[utoipa::path(post, path = "/api/v1/me/password", tag = "auth", request_body = PasswordChangeBody,
+    responses(
+        (status = 204, description = "Changed"),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 403, description = "Account not active", body = ErrorBody),
+        (status = 422, description = "The current password is wrong (`wrong_current_password`), or the new one breaks a rule (`validation`, the message names the rule)", body = ErrorBody),
+        (status = 429, description = "Too many attempts", body = ErrorBody)))]
+#[tracing::instrument(skip_all)]
+pub async fn change_password(
+    State(state): State<AppState>,
+    SignedInToChangePassword(signed_in): SignedInToChangePassword,
+    ApiJson(body): ApiJson<PasswordChangeBody>,
+) -> Result<StatusCode, ApiError> {
+    let current = Password::for_sign_in(body.current_password).map_err(|e| {
+        ApiError::from(renrakucho_core::InvalidValue {
+            field: "current_password",
+            ..e
+        })
+    })?;
+    state
+        .auth
+        .change_password(
+            signed_in.principal,
+            current,
+            body.new_password,
+            &signed_in.origin,
+        )
+        .await?;
+    // This process forgets at once that the person had to change it (the others when the
+    // database announces the account's change).
+    state.principals.forget_person(&signed_in.principal);
+    Ok(StatusCode::NO_CONTENT)
 }

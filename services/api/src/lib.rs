@@ -88,6 +88,7 @@ pub fn api_routes() -> Vec<ApiRoute> {
         post("/auth/sign-in", auth::sign_in),
         post("/auth/sign-out", auth::sign_out),
         get("/me", auth::me),
+        post("/me/password", auth::change_password),
         get("/patients", patients::registry::list),
         post("/patients", patients::registry::register),
         get("/patients/{id}", patients::registry::show),

@@ -41,6 +41,10 @@ pub struct WhoAmI {
     pub facility: Option<FacilitySummary>,
     /// The facility admin lets this person accept care-team invitations for the facility.
     pub may_accept_invitations: bool,
+    /// The password was chosen by someone else or is older than the network allows: until it
+    /// is changed (`POST /api/v1/me/password`), every other request is refused with 403
+    /// `password_change_required`.
+    pub password_change_required: bool,
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -353,6 +357,10 @@ async fn account(state: &AppState, principal: Principal) -> Result<Option<WhoAmI
                     kind: place.kind,
                 }),
                 may_accept_invitations: account.may_accept_invitations,
+                password_change_required: state.auth.password_change_required(
+                    account.password_must_change,
+                    account.password_changed_at,
+                ),
             }
         }
         Principal::Operator { id } => {
@@ -373,27 +381,53 @@ async fn account(state: &AppState, principal: Principal) -> Result<Option<WhoAmI
                 profession: None,
                 facility: None,
                 may_accept_invitations: false,
+                password_change_required: state.auth.password_change_required(
+                    operator.password_must_change,
+                    operator.password_changed_at,
+                ),
             }
         }
     };
     Ok(Some(who))
 }
 
+/// A signed-in person even while their password must be changed: only for saying who they are
+/// and for the change itself. Every other handler takes [`SignedIn`], which refuses them.
+#[derive(Debug, Clone)]
+pub struct SignedInToChangePassword(pub SignedIn);
+
+impl FromRequestParts<AppState> for SignedInToChangePassword {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        signed_in(parts, state).await.map(Self)
+    }
+}
+
 impl FromRequestParts<AppState> for SignedIn {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let session = Session::from_request_parts(parts, state)
-            .await
-            .map_err(|_| ApiError::internal())?;
-        let crate::origin::RequestOrigin(origin) =
-            crate::origin::RequestOrigin::from_request_parts(parts, state)
-                .await
-                .map_err(|_| ApiError::internal())?;
-        let mut signed_in = current(state, &session)
-            .await?
-            .ok_or_else(ApiError::unauthenticated)?;
-        signed_in.origin = origin;
+        let signed_in = signed_in(parts, state).await?;
+        if signed_in.who.password_change_required {
+            return Err(ApiError::password_change_required());
+        }
         Ok(signed_in)
     }
+}
+
+/// The person of the request's session with the request's origin, or 401.
+async fn signed_in(parts: &mut Parts, state: &AppState) -> Result<SignedIn, ApiError> {
+    let session = Session::from_request_parts(parts, state)
+        .await
+        .map_err(|_| ApiError::internal())?;
+    let crate::origin::RequestOrigin(origin) =
+        crate::origin::RequestOrigin::from_request_parts(parts, state)
+            .await
+            .map_err(|_| ApiError::internal())?;
+    let mut signed_in = current(state, &session)
+        .await?
+        .ok_or_else(ApiError::unauthenticated)?;
+    signed_in.origin = origin;
+    Ok(signed_in)
 }

@@ -3,11 +3,15 @@
 //! [`SignInError`] into responses.
 
 mod password;
+mod password_change;
 mod principal;
+mod rules;
 mod sign_in;
 mod throttle;
 
 pub use password::{PasswordHasher, PasswordParams};
+pub use password_change::{PasswordChangeError, REMEMBERED_PASSWORDS};
 pub use principal::{Principal, SessionRecord, SESSION_KEY};
+pub use rules::PasswordRules;
 pub use sign_in::{Authenticator, SignInError, SignInRequest};
 pub use throttle::{RefusalSummary, SignInThrottle, ThrottleConfig, Throttled, WindowClock};

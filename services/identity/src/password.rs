@@ -92,6 +92,23 @@ impl PasswordHasher {
             .is_ok();
         ok && known
     }
+
+    /// Whether `stored` was made with other argon2id parameters than this hasher's (the
+    /// settings changed since): the password is hashed again at its next sign-in.
+    pub fn needs_rehash(&self, stored: &str) -> bool {
+        let Ok(parsed) = PasswordHash::new(stored) else {
+            return false;
+        };
+        let Ok(params) = Params::try_from(&parsed) else {
+            return true;
+        };
+        let current = self.argon2.params();
+        parsed.algorithm != Algorithm::Argon2id.ident()
+            || parsed.version != Some(Version::V0x13.into())
+            || params.m_cost() != current.m_cost()
+            || params.t_cost() != current.t_cost()
+            || params.p_cost() != current.p_cost()
+    }
 }
 
 #[cfg(test)]
@@ -130,6 +147,23 @@ mod tests {
             "{} {:?} {}",
             parsed.algorithm, parsed.version, parsed.params
         )
+    }
+
+    #[test]
+    fn a_hash_made_with_other_parameters_needs_rehashing() {
+        let pw = Password::new_secret("a long enough secret".into()).unwrap();
+        let old = fast().hash(&pw);
+        let newer = PasswordHasher::new(PasswordParams {
+            memory_kib: 2048,
+            iterations: 2,
+            parallelism: 1,
+        })
+        .unwrap();
+        assert!(newer.needs_rehash(&old));
+        assert!(!fast().needs_rehash(&old));
+        let again = newer.hash(&pw);
+        assert!(!newer.needs_rehash(&again));
+        assert!(newer.verify(&pw, Some(&old)), "the old hash still verifies");
     }
 
     #[test]

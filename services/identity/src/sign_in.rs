@@ -5,7 +5,7 @@ use renrakucho_store::audit::{self, Actor, AuditEvent, Origin, Outcome};
 use renrakucho_store::{facilities, operators, staff, Database, Scope, ScopedTx, StoreError};
 use serde_json::json;
 
-use crate::{PasswordHasher, Principal, SignInThrottle};
+use crate::{PasswordHasher, PasswordRules, Principal, SignInThrottle};
 
 /// A sign-in attempt as typed. No facility code: a platform operator's sign-in.
 #[derive(Debug)]
@@ -37,18 +37,50 @@ pub enum SignInError {
 /// Checks credentials and records every attempt, successful or not, in the audit log.
 #[derive(Clone)]
 pub struct Authenticator {
-    db: Database,
-    hasher: PasswordHasher,
-    throttle: SignInThrottle,
+    pub(crate) db: Database,
+    pub(crate) hasher: PasswordHasher,
+    pub(crate) throttle: SignInThrottle,
+    pub(crate) rules: PasswordRules,
+    /// A password older than this must be changed (none: passwords do not expire).
+    pub(crate) max_age: Option<Duration>,
 }
 
 impl Authenticator {
+    /// Under the default password rules, passwords not expiring: see
+    /// [`Authenticator::with_password_policy`].
     pub fn new(db: Database, hasher: PasswordHasher, throttle: SignInThrottle) -> Self {
         Self {
             db,
             hasher,
             throttle,
+            rules: PasswordRules::default(),
+            max_age: None,
         }
+    }
+
+    /// The network's password rules and, if set, the age at which a password must be changed.
+    pub fn with_password_policy(mut self, rules: PasswordRules, max_age: Option<Duration>) -> Self {
+        self.rules = rules;
+        self.max_age = max_age;
+        self
+    }
+
+    /// The rules a new password must meet here.
+    pub fn password_rules(&self) -> PasswordRules {
+        self.rules
+    }
+
+    /// Whether a person whose password was set at `changed_at` (`must_change`: by someone
+    /// else) has to change it before anything else.
+    pub fn password_change_required(
+        &self,
+        must_change: bool,
+        changed_at: time::OffsetDateTime,
+    ) -> bool {
+        must_change
+            || self
+                .max_age
+                .is_some_and(|age| changed_at + age < time::OffsetDateTime::now_utc())
     }
 
     pub fn hasher(&self) -> &PasswordHasher {
@@ -60,7 +92,7 @@ impl Authenticator {
     }
 
     /// Verifies off the async threads: argon2id takes tens of milliseconds by design.
-    async fn verify(&self, password: &Password, stored: Option<String>) -> bool {
+    pub(crate) async fn verify(&self, password: &Password, stored: Option<String>) -> bool {
         let hasher = self.hasher.clone();
         let password = password.clone();
         tokio::task::spawn_blocking(move || hasher.verify(&password, stored.as_deref()))
@@ -148,6 +180,7 @@ impl Authenticator {
             tx.commit().await?;
             return Err(SignInError::BadCredentials);
         };
+        let stored = credentials.password_hash;
         let account = credentials.account;
         let actor = Actor::Staff(account.id);
         let target = Some(("staff", account.id.as_uuid()));
@@ -176,6 +209,9 @@ impl Authenticator {
             .await?;
             tx.commit().await?;
             return Err(SignInError::FacilityNotActive);
+        }
+        if let Some(hash) = self.rehashed(password, &stored).await {
+            staff::rehash_password(&mut tx, account.id, &hash).await?;
         }
         record(&mut tx, actor, Outcome::Success, target, origin, "password").await?;
         tx.commit().await?;
@@ -214,6 +250,7 @@ impl Authenticator {
             tx.commit().await?;
             return Err(SignInError::BadCredentials);
         };
+        let stored = credentials.password_hash;
         let operator = credentials.operator;
         let actor = Actor::Operator(operator.id);
         let target = Some(("operator", operator.id.as_uuid()));
@@ -230,9 +267,25 @@ impl Authenticator {
             tx.commit().await?;
             return Err(SignInError::AccountNotActive);
         }
+        if let Some(hash) = self.rehashed(password, &stored).await {
+            operators::rehash_password(&mut tx, operator.id, &hash).await?;
+        }
         record(&mut tx, actor, Outcome::Success, target, origin, "password").await?;
         tx.commit().await?;
         Ok(Principal::Operator { id: operator.id })
+    }
+
+    /// The password hashed anew when `stored` was made under other argon2id settings (they
+    /// changed since): the upgrade happens at sign-in, the only time the password is known.
+    async fn rehashed(&self, password: &Password, stored: &str) -> Option<String> {
+        if !self.hasher.needs_rehash(stored) {
+            return None;
+        }
+        let hasher = self.hasher.clone();
+        let password = password.clone();
+        tokio::task::spawn_blocking(move || hasher.hash(&password))
+            .await
+            .ok()
     }
 
     /// Records a sign-out in the chain of the principal's scope.

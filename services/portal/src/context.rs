@@ -22,31 +22,68 @@ use crate::csrf::CsrfToken;
 use crate::routes::error_page;
 
 /// A signed-in person on a page, with the request's origin; anyone else is sent to the
-/// sign-in page. For handlers that render no form (downloads, lists); the others take
+/// sign-in page, and a person who must change their password first to
+/// [`PASSWORD_PAGE`]. For handlers that render no form (downloads, lists); the others take
 /// [`PageRequest`].
 pub struct PageUser(pub SignedIn);
+
+/// The page where a person changes their own password.
+pub const PASSWORD_PAGE: &str = "/account/password";
 
 impl FromRequestParts<AppState> for PageUser {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
-        let session = tower_sessions::Session::from_request_parts(parts, state)
-            .await
-            .map_err(|_| {
-                error_page(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    &ApiError::internal().message,
-                )
-            })?;
-        let RequestOrigin(origin) = RequestOrigin::from_request_parts(parts, state).await?;
-        match session::current(state, &session).await {
-            Ok(Some(mut signed_in)) => {
-                signed_in.origin = origin;
-                Ok(PageUser(signed_in))
-            }
-            Ok(None) => Err(Redirect::to("/login").into_response()),
-            Err(e) => Err(error_page(e.status, &e.message)),
+        let signed_in = page_user(parts, state).await?;
+        if signed_in.who.password_change_required {
+            return Err(Redirect::to(PASSWORD_PAGE).into_response());
         }
+        Ok(PageUser(signed_in))
+    }
+}
+
+/// The signed-in person of a page request, whatever the state of their password.
+async fn page_user(parts: &mut Parts, state: &AppState) -> Result<SignedIn, Response> {
+    let session = tower_sessions::Session::from_request_parts(parts, state)
+        .await
+        .map_err(|_| {
+            error_page(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &ApiError::internal().message,
+            )
+        })?;
+    let RequestOrigin(origin) = RequestOrigin::from_request_parts(parts, state).await?;
+    match session::current(state, &session).await {
+        Ok(Some(mut signed_in)) => {
+            signed_in.origin = origin;
+            Ok(signed_in)
+        }
+        Ok(None) => Err(Redirect::to("/login").into_response()),
+        Err(e) => Err(error_page(e.status, &e.message)),
+    }
+}
+
+/// The password page's request: the person even while their password must be changed (the
+/// one page they may see then), and the form token.
+pub struct PasswordPageRequest {
+    pub state: AppState,
+    pub user: SignedIn,
+    pub token: CsrfToken,
+}
+
+impl FromRequestParts<AppState> for PasswordPageRequest {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
+        let user = page_user(parts, state).await?;
+        let token = CsrfToken::from_request_parts(parts, state)
+            .await
+            .map_err(failed)?;
+        Ok(PasswordPageRequest {
+            state: state.clone(),
+            user,
+            token,
+        })
     }
 }
 

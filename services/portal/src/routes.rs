@@ -123,6 +123,11 @@ pub fn routes(upload_limit_bytes: usize) -> Portal {
         .page("/login", login_page)
         .form("/login", login_submit)
         .form("/logout", logout)
+        .page(crate::context::PASSWORD_PAGE, crate::account::password_page)
+        .form(
+            crate::context::PASSWORD_PAGE,
+            crate::account::change_password,
+        )
         .page("/patients", pages::patients)
         .page("/patients/new", pages::new_patient)
         .form("/patients/new", pages::create_patient)

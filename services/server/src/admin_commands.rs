@@ -12,17 +12,19 @@ use renrakucho_store::staff::{self, NewStaff, StaffAccount};
 use renrakucho_store::{operators, Database, Scope, StoreError};
 use serde_json::json;
 
-/// Creates a platform operator account.
+/// Creates a platform operator account; `must_change`: the password was chosen for the
+/// operator, who changes it at the first sign-in.
 pub async fn create_operator(
     db: &Database,
     hasher: &PasswordHasher,
     login_id: &LoginId,
     name: &DisplayName,
     password: &Password,
+    must_change: bool,
 ) -> Result<operators::Operator, StoreError> {
     let hash = hasher.hash(password);
     let mut tx = db.begin(Scope::Platform).await?;
-    let operator = operators::insert(&mut tx, login_id, name, &hash).await?;
+    let operator = operators::insert(&mut tx, login_id, name, &hash, must_change).await?;
     audit::record(
         &mut tx,
         AuditEvent {
@@ -80,6 +82,8 @@ pub struct StaffToIssue<'a> {
     pub role: StaffRole,
     pub profession: Profession,
     pub password: &'a Password,
+    /// The password was chosen for the person, who changes it at the first sign-in.
+    pub password_must_change: bool,
 }
 
 /// Issues a staff account in `facility`, in that facility's scope.
@@ -99,6 +103,7 @@ pub async fn create_staff(
             role: issue.role,
             profession: issue.profession,
             password_hash: hash,
+            password_must_change: issue.password_must_change,
         },
     )
     .await

@@ -80,7 +80,8 @@ impl Application {
         );
         let state = AppState {
             authz,
-            auth: Authenticator::new(db.clone(), hasher, throttle),
+            auth: Authenticator::new(db.clone(), hasher, throttle)
+                .with_password_policy(settings.password_rules(), settings.password_max_age),
             keyring,
             files,
             db,

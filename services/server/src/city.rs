@@ -430,6 +430,7 @@ async fn make_facility(
                 },
                 profession,
                 password_hash: hash.to_string(),
+                password_must_change: false,
             },
         )
         .await?;

@@ -357,8 +357,14 @@ fn write_private(path: &std::path::Path, content: &str) -> std::io::Result<()> {
     writeln!(f, "{content}")
 }
 
-/// Reads a new password: twice from a terminal, or one line from a pipe.
-fn read_new_password(what: &str) -> Result<Password, Failure> {
+/// Reads a new password for the account `login_id`: twice from a terminal, or one line from a
+/// pipe; it must meet the network's rules (`context`: other words a guesser would try).
+fn read_new_password(
+    login_id: &str,
+    rules: renrakucho_identity::PasswordRules,
+    context: &[&str],
+) -> Result<Password, Failure> {
+    let what = login_id;
     let raw = if std::io::stdin().is_terminal() {
         let first = rpassword::prompt_password(format!("{what} のパスワード / password: "))
             .map_err(Failure::runtime)?;
@@ -375,7 +381,9 @@ fn read_new_password(what: &str) -> Result<Password, Failure> {
             .map_err(Failure::runtime)?;
         line.trim_end_matches(['\r', '\n']).to_string()
     };
-    Password::new_secret(raw).map_err(|e| Failure::config(e.message))
+    rules
+        .check(raw, login_id, context)
+        .map_err(|e| Failure::config(e.message))
 }
 
 async fn admin_task(db: Database, settings: &Settings, task: AdminTask) -> Result<(), Failure> {
@@ -393,9 +401,13 @@ async fn admin_task(db: Database, settings: &Settings, task: AdminTask) -> Resul
         AdminTask::CreateOperator { login_id, name } => {
             let login_id = LoginId::parse(&login_id).map_err(invalid)?;
             let name = DisplayName::parse(&name).map_err(invalid)?;
-            let password = read_new_password(login_id.as_str())?;
+            let password = read_new_password(
+                login_id.as_str(),
+                settings.password_rules(),
+                &[name.as_str()],
+            )?;
             let operator =
-                admin_commands::create_operator(&db, &hasher, &login_id, &name, &password)
+                admin_commands::create_operator(&db, &hasher, &login_id, &name, &password, true)
                     .await
                     .map_err(conflict)?;
             println!(
@@ -424,7 +436,11 @@ async fn admin_task(db: Database, settings: &Settings, task: AdminTask) -> Resul
                     .map_err(|e: renrakucho_core::InvalidValue| {
                         Failure::config(format!("--admin-profession: {}", e.message))
                     })?;
-            let password = read_new_password(login_id.as_str())?;
+            let password = read_new_password(
+                login_id.as_str(),
+                settings.password_rules(),
+                &[admin_name.as_str(), code.as_str(), name.as_str()],
+            )?;
             let facility = admin_commands::create_facility(&db, &code, &name, kind)
                 .await
                 .map_err(conflict)?;
@@ -438,6 +454,7 @@ async fn admin_task(db: Database, settings: &Settings, task: AdminTask) -> Resul
                     role: StaffRole::FacilityAdmin,
                     profession,
                     password: &password,
+                    password_must_change: true,
                 },
             )
             .await

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
-use renrakucho_identity::{PasswordParams, ThrottleConfig};
+use renrakucho_identity::{PasswordParams, PasswordRules, ThrottleConfig};
 use serde::{Deserialize, Serialize};
 
 /// A secret string (a connection URL with a password): never printed.
@@ -67,6 +67,11 @@ pub struct Settings {
     /// argon2id memory cost in KiB (default 19456, OWASP's recommendation).
     pub password_memory_kib: u32,
     pub password_iterations: u32,
+    /// The shortest new password accepted (default 12; never less).
+    pub password_min_chars: usize,
+    /// A password older than this must be changed at the next sign-in (default: never).
+    #[serde(with = "humantime_serde")]
+    pub password_max_age: Option<Duration>,
     /// Connections the runtime pool may open.
     pub database_max_connections: u32,
     /// Who holds the master key that wraps every data key: `local` (a key file in
@@ -165,6 +170,8 @@ impl Default for Settings {
             signin_address_period: Duration::from_secs(throttle.address_period_secs),
             password_memory_kib: password.memory_kib,
             password_iterations: password.iterations,
+            password_min_chars: PasswordRules::default().min_chars,
+            password_max_age: None,
             database_max_connections: 10,
             key_provider: KeyProvider::Local,
             master_key_dir: None,
@@ -282,6 +289,20 @@ impl Settings {
         }
         if self.password_iterations == 0 {
             return Err(must_be_positive("password_iterations"));
+        }
+        let shortest = PasswordRules::default().min_chars;
+        if !(shortest..=256).contains(&self.password_min_chars) {
+            return Err(ConfigError(format!(
+                "RENRAKUCHO_PASSWORD_MIN_CHARS: between {shortest} and 256 (MHLW guideline: at least {shortest})"
+            )));
+        }
+        if self
+            .password_max_age
+            .is_some_and(|age| age < Duration::from_secs(86_400))
+        {
+            return Err(ConfigError(
+                "RENRAKUCHO_PASSWORD_MAX_AGE: at least a day (e.g. 180d), or unset for passwords that do not expire".into(),
+            ));
         }
         Ok(())
     }
@@ -482,6 +503,13 @@ impl Settings {
             account_period_secs: self.signin_account_period.as_secs().max(1),
             address_burst: self.signin_address_burst,
             address_period_secs: self.signin_address_period.as_secs().max(1),
+        }
+    }
+
+    /// The rules a new password must meet.
+    pub fn password_rules(&self) -> PasswordRules {
+        PasswordRules {
+            min_chars: self.password_min_chars,
         }
     }
 

@@ -244,6 +244,7 @@ pub async fn seed(
         &LoginId::parse(DEMO_OPERATOR).map_err(parse)?,
         &DisplayName::parse("運用 太郎").map_err(parse)?,
         &password,
+        false,
     )
     .await?;
     // Each facility's administrator (the first account), to act in the care teams below.
@@ -273,6 +274,7 @@ pub async fn seed(
                     role: *role,
                     profession: *profession,
                     password: &password,
+                    password_must_change: false,
                 },
             )
             .await?;

@@ -2,6 +2,7 @@
 
 use renrakucho_core::{DisplayName, LoginId, OperatorId, StaffStatus};
 use sqlx::FromRow;
+use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::facilities::decode;
@@ -13,12 +14,18 @@ pub struct Operator {
     pub login_id: String,
     pub display_name: String,
     pub status: StaffStatus,
+    #[serde(with = "time::serde::rfc3339")]
+    pub password_changed_at: OffsetDateTime,
+    /// Someone else chose the password: the operator changes it before anything else.
+    pub password_must_change: bool,
 }
 
 #[derive(Debug, Clone)]
 pub struct OperatorCredentials {
     pub operator: Operator,
     pub password_hash: String,
+    /// The hashes of the earlier passwords, newest first (at most five).
+    pub previous_password_hashes: Vec<String>,
 }
 
 #[derive(FromRow)]
@@ -27,7 +34,10 @@ struct Row {
     login_id: String,
     display_name: String,
     status: String,
+    password_changed_at: OffsetDateTime,
+    password_must_change: bool,
     password_hash: String,
+    previous_password_hashes: Vec<String>,
 }
 
 impl Row {
@@ -38,8 +48,11 @@ impl Row {
                 login_id: self.login_id,
                 display_name: self.display_name,
                 status: decode("status", &self.status)?,
+                password_changed_at: self.password_changed_at,
+                password_must_change: self.password_must_change,
             },
             password_hash: self.password_hash,
+            previous_password_hashes: self.previous_password_hashes,
         })
     }
 }
@@ -50,15 +63,20 @@ pub async fn insert(
     login_id: &LoginId,
     display_name: &DisplayName,
     password_hash: &str,
+    password_must_change: bool,
 ) -> Result<Operator, StoreError> {
     let row = sqlx::query_as!(
         Row,
-        "INSERT INTO platform_operators (id, login_id, display_name, password_hash)
-         VALUES ($1, $2, $3, $4) RETURNING id, login_id, display_name, status, password_hash",
+        "INSERT INTO platform_operators
+             (id, login_id, display_name, password_hash, password_must_change)
+         VALUES ($1, $2, $3, $4, $5)
+         RETURNING id, login_id, display_name, status, password_changed_at,
+                   password_must_change, password_hash, previous_password_hashes",
         OperatorId::new().as_uuid(),
         login_id.as_str(),
         display_name.as_str(),
-        password_hash
+        password_hash,
+        password_must_change
     )
     .fetch_one(tx.conn())
     .await?;
@@ -72,7 +90,8 @@ pub async fn find_credentials(
 ) -> Result<Option<OperatorCredentials>, StoreError> {
     sqlx::query_as!(
         Row,
-        "SELECT id, login_id, display_name, status, password_hash FROM
+        "SELECT id, login_id, display_name, status, password_changed_at, password_must_change,
+            password_hash, previous_password_hashes FROM
             platform_operators WHERE login_id = $1",
         login_id.as_str()
     )
@@ -82,11 +101,74 @@ pub async fn find_credentials(
     .transpose()
 }
 
+/// The operator `id` with the password hashes (a password change checks them).
+#[tracing::instrument(level = "debug", skip_all, fields(id = %id))]
+pub async fn credentials(
+    tx: &mut ScopedTx,
+    id: OperatorId,
+) -> Result<OperatorCredentials, StoreError> {
+    sqlx::query_as!(
+        Row,
+        "SELECT id, login_id, display_name, status, password_changed_at, password_must_change,
+            password_hash, previous_password_hashes FROM
+            platform_operators WHERE id = $1",
+        id.as_uuid()
+    )
+    .fetch_optional(tx.conn())
+    .await?
+    .ok_or(StoreError::NotFound)?
+    .into_credentials()
+}
+
+/// A new password for the operator `id`, as [`crate::staff::set_password`] does for staff.
+#[tracing::instrument(level = "debug", skip_all, fields(id = %id))]
+pub async fn set_password(
+    tx: &mut ScopedTx,
+    id: OperatorId,
+    new_hash: &str,
+    must_change: bool,
+) -> Result<(), StoreError> {
+    let done = sqlx::query!(
+        "UPDATE platform_operators
+            SET previous_password_hashes = (ARRAY[password_hash] || previous_password_hashes)[1:5],
+                password_hash = $2, password_changed_at = now(), password_must_change = $3,
+                updated_at = now()
+          WHERE id = $1",
+        id.as_uuid(),
+        new_hash,
+        must_change
+    )
+    .execute(tx.conn())
+    .await?;
+    if done.rows_affected() == 0 {
+        return Err(StoreError::NotFound);
+    }
+    Ok(())
+}
+
+/// The same password hashed with the current argon2id parameters (at sign-in).
+#[tracing::instrument(level = "debug", skip_all, fields(id = %id))]
+pub async fn rehash_password(
+    tx: &mut ScopedTx,
+    id: OperatorId,
+    new_hash: &str,
+) -> Result<(), StoreError> {
+    sqlx::query!(
+        "UPDATE platform_operators SET password_hash = $2 WHERE id = $1",
+        id.as_uuid(),
+        new_hash
+    )
+    .execute(tx.conn())
+    .await?;
+    Ok(())
+}
+
 #[tracing::instrument(level = "debug", skip_all, fields(id = %id))]
 pub async fn get(tx: &mut ScopedTx, id: OperatorId) -> Result<Operator, StoreError> {
     sqlx::query_as!(
         Row,
-        "SELECT id, login_id, display_name, status, password_hash FROM
+        "SELECT id, login_id, display_name, status, password_changed_at, password_must_change,
+            password_hash, previous_password_hashes FROM
             platform_operators WHERE id = $1",
         id.as_uuid()
     )

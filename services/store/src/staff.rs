@@ -23,13 +23,19 @@ pub struct StaffAccount {
     pub may_accept_invitations: bool,
     #[serde(with = "time::serde::rfc3339")]
     pub password_changed_at: OffsetDateTime,
+    /// Someone else chose the password (or reset it): the person changes it before anything
+    /// else.
+    pub password_must_change: bool,
 }
 
-/// An account with its password hash, for the sign-in check only.
+/// An account with its password hashes, for the sign-in and password-change checks only.
 #[derive(Debug, Clone)]
 pub struct StaffCredentials {
     pub account: StaffAccount,
     pub password_hash: String,
+    /// The hashes of the account's earlier passwords, newest first (at most five): a new
+    /// password may not be one of them.
+    pub previous_password_hashes: Vec<String>,
 }
 
 #[derive(FromRow)]
@@ -43,7 +49,9 @@ struct Row {
     status: String,
     may_accept_invitations: bool,
     password_changed_at: OffsetDateTime,
+    password_must_change: bool,
     password_hash: String,
+    previous_password_hashes: Vec<String>,
 }
 
 impl Row {
@@ -59,8 +67,10 @@ impl Row {
                 status: decode("status", &self.status)?,
                 may_accept_invitations: self.may_accept_invitations,
                 password_changed_at: self.password_changed_at,
+                password_must_change: self.password_must_change,
             },
             password_hash: self.password_hash,
+            previous_password_hashes: self.previous_password_hashes,
         })
     }
 }
@@ -73,6 +83,8 @@ pub struct NewStaff {
     pub role: StaffRole,
     pub profession: Profession,
     pub password_hash: String,
+    /// The password was chosen by someone else: changed at the first sign-in.
+    pub password_must_change: bool,
 }
 
 fn facility_of(tx: &ScopedTx) -> Result<FacilityId, StoreError> {
@@ -87,10 +99,12 @@ pub async fn insert(tx: &mut ScopedTx, new: &NewStaff) -> Result<StaffAccount, S
     let row = sqlx::query_as!(
         Row,
         "INSERT INTO staff_accounts
-             (id, facility_id, login_id, display_name, role, profession, password_hash)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)
+             (id, facility_id, login_id, display_name, role, profession, password_hash,
+              password_must_change)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
          RETURNING id, facility_id, login_id, display_name, role, profession, status,
-                   may_accept_invitations, password_changed_at, password_hash",
+                   may_accept_invitations, password_changed_at, password_must_change,
+                   password_hash, previous_password_hashes",
         StaffId::new().as_uuid(),
         facility.as_uuid(),
         new.login_id.as_str(),
@@ -98,6 +112,7 @@ pub async fn insert(tx: &mut ScopedTx, new: &NewStaff) -> Result<StaffAccount, S
         new.role.as_str(),
         new.profession.as_str(),
         &new.password_hash,
+        new.password_must_change,
     )
     .fetch_one(tx.conn())
     .await?;
@@ -112,7 +127,8 @@ pub async fn find_credentials(
     sqlx::query_as!(
         Row,
         "SELECT id, facility_id, login_id, display_name, role, profession,
-            status, may_accept_invitations, password_changed_at, password_hash FROM
+            status, may_accept_invitations, password_changed_at, password_must_change,
+            password_hash, previous_password_hashes FROM
             staff_accounts WHERE login_id = $1",
         login_id.as_str()
     )
@@ -122,12 +138,76 @@ pub async fn find_credentials(
     .transpose()
 }
 
+/// The account `id` with its password hashes (a password change checks them).
+#[tracing::instrument(level = "debug", skip_all, fields(id = %id))]
+pub async fn credentials(tx: &mut ScopedTx, id: StaffId) -> Result<StaffCredentials, StoreError> {
+    sqlx::query_as!(
+        Row,
+        "SELECT id, facility_id, login_id, display_name, role, profession,
+            status, may_accept_invitations, password_changed_at, password_must_change,
+            password_hash, previous_password_hashes FROM
+            staff_accounts WHERE id = $1",
+        id.as_uuid()
+    )
+    .fetch_optional(tx.conn())
+    .await?
+    .ok_or(StoreError::NotFound)?
+    .into_credentials()
+}
+
+/// A new password for `id`: the one it replaces joins the five kept against reuse (the oldest
+/// leaves), the time of the change is now, and `must_change` says whether the person has to
+/// change it again at their next sign-in (someone else chose it).
+#[tracing::instrument(level = "debug", skip_all, fields(id = %id))]
+pub async fn set_password(
+    tx: &mut ScopedTx,
+    id: StaffId,
+    new_hash: &str,
+    must_change: bool,
+) -> Result<(), StoreError> {
+    let done = sqlx::query!(
+        "UPDATE staff_accounts
+            SET previous_password_hashes = (ARRAY[password_hash] || previous_password_hashes)[1:5],
+                password_hash = $2, password_changed_at = now(), password_must_change = $3,
+                updated_at = now()
+          WHERE id = $1",
+        id.as_uuid(),
+        new_hash,
+        must_change
+    )
+    .execute(tx.conn())
+    .await?;
+    if done.rows_affected() == 0 {
+        return Err(StoreError::NotFound);
+    }
+    Ok(())
+}
+
+/// The same password hashed again with the server's current argon2id parameters (at
+/// sign-in, when the settings changed): nothing else about the account changes.
+#[tracing::instrument(level = "debug", skip_all, fields(id = %id))]
+pub async fn rehash_password(
+    tx: &mut ScopedTx,
+    id: StaffId,
+    new_hash: &str,
+) -> Result<(), StoreError> {
+    sqlx::query!(
+        "UPDATE staff_accounts SET password_hash = $2 WHERE id = $1",
+        id.as_uuid(),
+        new_hash
+    )
+    .execute(tx.conn())
+    .await?;
+    Ok(())
+}
+
 #[tracing::instrument(level = "debug", skip_all, fields(id = %id))]
 pub async fn get(tx: &mut ScopedTx, id: StaffId) -> Result<StaffAccount, StoreError> {
     sqlx::query_as!(
         Row,
         "SELECT id, facility_id, login_id, display_name, role, profession,
-            status, may_accept_invitations, password_changed_at, password_hash FROM
+            status, may_accept_invitations, password_changed_at, password_must_change,
+            password_hash, previous_password_hashes FROM
             staff_accounts WHERE id = $1",
         id.as_uuid()
     )
@@ -143,7 +223,8 @@ pub async fn list(tx: &mut ScopedTx) -> Result<Vec<StaffAccount>, StoreError> {
     sqlx::query_as!(
         Row,
         "SELECT id, facility_id, login_id, display_name, role, profession,
-            status, may_accept_invitations, password_changed_at, password_hash FROM
+            status, may_accept_invitations, password_changed_at, password_must_change,
+            password_hash, previous_password_hashes FROM
             staff_accounts ORDER BY login_id"
     )
     .fetch_all(tx.conn())

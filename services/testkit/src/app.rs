@@ -212,6 +212,7 @@ impl TestApp {
                 role,
                 profession,
                 password: &password,
+                password_must_change: false,
             },
         )
         .await
@@ -226,6 +227,7 @@ impl TestApp {
             &LoginId::parse(login).expect("login"),
             &DisplayName::parse("運用 花子").expect("name"),
             &password,
+            false,
         )
         .await
         .expect("seeding an operator")

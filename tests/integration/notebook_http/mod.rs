@@ -156,6 +156,7 @@ async fn person(
             role,
             profession,
             password: &password,
+            password_must_change: false,
         },
     )
     .await

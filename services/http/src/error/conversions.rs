@@ -4,7 +4,7 @@
 use axum::extract::rejection::JsonRejection;
 use axum::http::StatusCode;
 use renrakucho_core::InvalidValue;
-use renrakucho_identity::SignInError;
+use renrakucho_identity::{PasswordChangeError, SignInError};
 use renrakucho_store::StoreError;
 
 use super::{ApiError, Chain};
@@ -187,6 +187,39 @@ impl From<SignInError> for ApiError {
                 }
             }
             SignInError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<PasswordChangeError> for ApiError {
+    fn from(e: PasswordChangeError) -> Self {
+        match e {
+            PasswordChangeError::Rule(v) => v.into(),
+            PasswordChangeError::WrongCurrentPassword => Self {
+                field: Some("current_password".into()),
+                ..Self::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "wrong_current_password",
+                    "現在のパスワードが違います / the current password is wrong",
+                )
+            },
+            PasswordChangeError::AccountNotActive => SignInError::AccountNotActive.into(),
+            PasswordChangeError::Throttled { retry_after } => {
+                let secs = retry_after.as_secs().max(1);
+                Self {
+                    retry_after: Some(secs),
+                    ..Self::new(
+                        StatusCode::TOO_MANY_REQUESTS,
+                        "throttled",
+                        format!("試行が多すぎます。{secs}秒後に再度お試しください / too many attempts; try again in {secs} seconds"),
+                    )
+                }
+            }
+            PasswordChangeError::Hashing => {
+                tracing::error!("hashing a new password failed");
+                Self::internal()
+            }
+            PasswordChangeError::Store(e) => e.into(),
         }
     }
 }

@@ -102,6 +102,16 @@ impl ApiError {
         )
     }
 
+    /// The answer to any request but the password change (and saying who they are) from a
+    /// person who must change their password first.
+    pub fn password_change_required() -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "password_change_required",
+            "パスワードを変更してから続けてください / change your password before going on",
+        )
+    }
+
     pub fn forbidden(message: &str) -> Self {
         Self::new(StatusCode::FORBIDDEN, "forbidden", message)
     }

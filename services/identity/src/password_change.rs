@@ -1,0 +1,181 @@
+//! A person changes their own password: the current one first (so that a session left open is
+//! not enough), then the network's rules, then none of the account's last five passwords.
+//! Every attempt is audited in the person's scope, refusals with the rule they broke.
+
+use std::time::Duration;
+
+use renrakucho_core::{InvalidValue, Password, StaffStatus};
+use renrakucho_store::audit::{self, Actor, AuditEvent, Origin, Outcome};
+use renrakucho_store::{facilities, operators, staff, Scope, StoreError};
+use serde_json::json;
+
+use crate::{Authenticator, Principal};
+
+/// Why a password change was refused. Nothing changed.
+#[derive(Debug, thiserror::Error)]
+pub enum PasswordChangeError {
+    /// The new password breaks a rule (the message names it).
+    #[error("{0}")]
+    Rule(InvalidValue),
+    #[error("the current password is wrong")]
+    WrongCurrentPassword,
+    #[error("account suspended or disabled")]
+    AccountNotActive,
+    #[error("too many attempts")]
+    Throttled { retry_after: Duration },
+    #[error("the new password could not be hashed")]
+    Hashing,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The account whose password changes, as read in its own scope.
+struct Account {
+    login_id: String,
+    context: Vec<String>,
+    active: bool,
+    hash: String,
+    previous: Vec<String>,
+}
+
+/// How many earlier passwords may not come back (the current one aside).
+pub const REMEMBERED_PASSWORDS: usize = 5;
+
+impl Authenticator {
+    /// Changes `principal`'s password from `current` to `new`. The throttle that guards sign-in
+    /// guards this too (a stolen session must not become a way to guess the password).
+    #[tracing::instrument(skip_all)]
+    pub async fn change_password(
+        &self,
+        principal: Principal,
+        current: Password,
+        new: String,
+        origin: &Origin,
+    ) -> Result<(), PasswordChangeError> {
+        let (scope, actor, target) = match principal {
+            Principal::Staff { id, facility } => (
+                Scope::Staff {
+                    facility,
+                    staff: id,
+                },
+                Actor::Staff(id),
+                ("staff", id.as_uuid()),
+            ),
+            Principal::Operator { id } => (
+                Scope::Platform,
+                Actor::Operator(id),
+                ("operator", id.as_uuid()),
+            ),
+        };
+        if let Err(t) = self
+            .throttle
+            .attempt(&format!("password-change/{}", target.1), origin.client_addr)
+        {
+            return Err(PasswordChangeError::Throttled {
+                retry_after: t.retry_after,
+            });
+        }
+        let mut tx = self.db.begin(scope).await?;
+        let account = match principal {
+            Principal::Staff { id, facility } => {
+                let c = staff::credentials(&mut tx, id).await?;
+                let place = facilities::get(&mut tx, facility).await?;
+                Account {
+                    login_id: c.account.login_id,
+                    context: vec![c.account.display_name, place.code, place.name],
+                    active: c.account.status == StaffStatus::Active,
+                    hash: c.password_hash,
+                    previous: c.previous_password_hashes,
+                }
+            }
+            Principal::Operator { id } => {
+                let c = operators::credentials(&mut tx, id).await?;
+                Account {
+                    login_id: c.operator.login_id,
+                    context: vec![c.operator.display_name],
+                    active: c.operator.status == StaffStatus::Active,
+                    hash: c.password_hash,
+                    previous: c.previous_password_hashes,
+                }
+            }
+        };
+        let refuse = |reason: &'static str| AuditEvent {
+            actor,
+            action: "account.password_change",
+            outcome: Outcome::Denied,
+            target: Some(target),
+            origin,
+            details: json!({ "reason": reason }),
+        };
+        if !account.active {
+            audit::record(&mut tx, refuse("account_not_active")).await?;
+            tx.commit().await?;
+            return Err(PasswordChangeError::AccountNotActive);
+        }
+        if !self.verify(&current, Some(account.hash.clone())).await {
+            audit::record(&mut tx, refuse("wrong_current_password")).await?;
+            tx.commit().await?;
+            return Err(PasswordChangeError::WrongCurrentPassword);
+        }
+        let context: Vec<&str> = account.context.iter().map(String::as_str).collect();
+        let new = match self.rules.check(new, &account.login_id, &context) {
+            Ok(p) => p,
+            Err(e) => {
+                audit::record(&mut tx, refuse("rule")).await?;
+                tx.commit().await?;
+                return Err(PasswordChangeError::Rule(e));
+            }
+        };
+        if self.reused(&new, &account).await {
+            audit::record(&mut tx, refuse("reused")).await?;
+            tx.commit().await?;
+            return Err(PasswordChangeError::Rule(InvalidValue::new(
+                "new_password",
+                format!(
+                    "現在または直近{n}回のパスワードは使えません（再利用の規則） / the current \
+                     password and the last {n} ones cannot be used again (the reuse rule)",
+                    n = REMEMBERED_PASSWORDS
+                ),
+            )));
+        }
+        let hasher = self.hasher.clone();
+        let hash = tokio::task::spawn_blocking(move || hasher.hash(&new))
+            .await
+            .map_err(|_| PasswordChangeError::Hashing)?;
+        match principal {
+            Principal::Staff { id, .. } => staff::set_password(&mut tx, id, &hash, false).await?,
+            Principal::Operator { id } => {
+                operators::set_password(&mut tx, id, &hash, false).await?
+            }
+        }
+        audit::record(
+            &mut tx,
+            AuditEvent {
+                actor,
+                action: "account.password_change",
+                outcome: Outcome::Success,
+                target: Some(target),
+                origin,
+                details: json!({}),
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Whether `new` is the account's current password or one of its last five: each stored
+    /// hash verified with its own parameters, off the async threads.
+    async fn reused(&self, new: &Password, account: &Account) -> bool {
+        let hasher = self.hasher.clone();
+        let new = new.clone();
+        let hashes: Vec<String> = std::iter::once(account.hash.clone())
+            .chain(account.previous.iter().take(REMEMBERED_PASSWORDS).cloned())
+            .collect();
+        tokio::task::spawn_blocking(move || {
+            hashes.iter().any(|h| hasher.verify(&new, Some(h.as_str())))
+        })
+        .await
+        .unwrap_or(true)
+    }
+}

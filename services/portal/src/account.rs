@@ -1,0 +1,119 @@
+//! The person's own account: changing their password (the rules are the identity crate's,
+//! each refusal naming the one broken). The one page a person whose password must be changed
+//! may see until they have.
+
+use askama::Template;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use renrakucho_core::{InvalidValue, Password};
+use renrakucho_http::error::ApiError;
+use serde::Deserialize;
+
+use crate::context::{PasswordPageRequest, PASSWORD_PAGE};
+use crate::input::Form;
+use crate::routes::render;
+
+#[derive(Template)]
+#[template(path = "account_password.html")]
+struct PasswordPage {
+    token: String,
+    required: bool,
+    min_chars: usize,
+    remembered: usize,
+    error: Option<ApiError>,
+    done: bool,
+}
+
+#[derive(Deserialize, Default)]
+pub struct PasswordQuery {
+    #[serde(default)]
+    done: Option<String>,
+}
+
+fn page(request: &PasswordPageRequest, error: Option<ApiError>, done: bool) -> Response {
+    let status = error.as_ref().map_or(StatusCode::OK, |e| e.status);
+    let retry_after = error.as_ref().and_then(|e| e.retry_after);
+    let mut response = render(
+        status,
+        &PasswordPage {
+            token: request.token.authenticity_token().unwrap_or_default(),
+            required: request.user.who.password_change_required,
+            min_chars: request.state.auth.password_rules().min_chars,
+            remembered: renrakucho_identity::REMEMBERED_PASSWORDS,
+            error,
+            done,
+        },
+    );
+    if let Some(secs) = retry_after {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, secs.into());
+    }
+    (request.token.clone(), response).into_response()
+}
+
+/// The form (and, after a change, that it was done).
+#[tracing::instrument(skip_all)]
+pub async fn password_page(
+    request: PasswordPageRequest,
+    axum::extract::Query(query): axum::extract::Query<PasswordQuery>,
+) -> Response {
+    page(&request, None, query.done.as_deref() == Some("changed"))
+}
+
+#[derive(Deserialize)]
+pub struct PasswordForm {
+    #[serde(default)]
+    current_password: String,
+    #[serde(default)]
+    new_password: String,
+    #[serde(default)]
+    new_password_again: String,
+}
+
+/// Changes the password; a refusal shows the form again with the rule it broke (the typed
+/// passwords are never sent back).
+#[tracing::instrument(skip_all)]
+pub async fn change_password(
+    request: PasswordPageRequest,
+    Form(form): Form<PasswordForm>,
+) -> Response {
+    if form.new_password != form.new_password_again {
+        let e = InvalidValue::new(
+            "new_password_again",
+            "確認用の新しいパスワードが一致しません / the new password and its confirmation differ",
+        );
+        return page(&request, Some(e.into()), false);
+    }
+    let current = match Password::for_sign_in(form.current_password) {
+        Ok(p) => p,
+        Err(e) => {
+            let e = InvalidValue {
+                field: "current_password",
+                ..e
+            };
+            return page(&request, Some(e.into()), false);
+        }
+    };
+    match request
+        .state
+        .auth
+        .change_password(
+            request.user.principal,
+            current,
+            form.new_password,
+            &request.user.origin,
+        )
+        .await
+    {
+        Ok(()) => {
+            // This process forgets at once that the person had to change it.
+            request
+                .state
+                .principals
+                .forget_person(&request.user.principal);
+            Redirect::to(&format!("{PASSWORD_PAGE}?done=changed")).into_response()
+        }
+        Err(e) => page(&request, Some(e.into()), false),
+    }
+}

@@ -1,0 +1,93 @@
+//! A first sign-in with a password someone else chose: the person is taken to the password
+//! page, refused with the rule they broke, and goes on once it is changed.
+
+use renrakucho_core::{DisplayName, LoginId, Password};
+use renrakucho_server::admin_commands::{self, StaffToIssue};
+
+use super::*;
+
+const NEW_PASSWORD: &str = "Umegaoka-7-kaidan-no-neko";
+
+/// Types `fields` (by id) into the password form and sends it.
+async fn send_password_form(page: &Page, fields: [(&str, &str); 3]) {
+    for (id, text) in fields {
+        let field = page.wait_for(&format!("#{id}")).await;
+        field.clear().await.expect("clearing a field");
+        field.send_keys(text).await.expect("typing into a field");
+    }
+    page.click("form[action='/account/password'] button[type=submit]")
+        .await;
+}
+
+#[tokio::test]
+async fn a_first_sign_in_leads_to_changing_the_password_on_a_phone() {
+    let app = spawn_app().await;
+    let clinic = app.seed_facility(FACILITY_CODE, FacilityKind::Clinic).await;
+    let password = Password::new_secret(FIXTURE_PASSWORD.into()).expect("a password");
+    admin_commands::create_staff(
+        &app.db,
+        &app.server_hasher,
+        &clinic,
+        StaffToIssue {
+            login_id: LoginId::parse(LOGIN).expect("a login ID"),
+            name: DisplayName::parse(DISPLAY_NAME).expect("a name"),
+            role: StaffRole::FacilityAdmin,
+            profession: Profession::Doctor,
+            password: &password,
+            password_must_change: true,
+        },
+    )
+    .await
+    .expect("an account whose password was chosen for its owner");
+    in_browser(&app, |page| async move {
+        page.goto("/login").await;
+        page.sign_in(FACILITY_CODE, LOGIN, FIXTURE_PASSWORD).await;
+        page.wait_for("#password-required").await;
+        assert_eq!(page.path().await, "/account/password");
+        assert_accessible_on_a_phone(&page, "the password page").await;
+        page.screenshot("password").await;
+
+        // Any other page sends the person back here.
+        page.goto("/patients").await;
+        page.wait_for("#password-required").await;
+        assert_eq!(page.path().await, "/account/password");
+
+        send_password_form(
+            &page,
+            [
+                ("current_password", FIXTURE_PASSWORD),
+                ("new_password", "password12345"),
+                ("new_password_again", "password12345"),
+            ],
+        )
+        .await;
+        let alert = page.wait_for("#password-error").await;
+        let message = alert.text().await.expect("the alert's text");
+        assert!(
+            message.starts_with("よく使われるパスワード"),
+            "the rule, in Japanese first: {message}"
+        );
+        assert_eq!(page.value_of("new_password").await, "", "never sent back");
+        assert_eq!(
+            page.js("return document.querySelector(\"form[action='/account/password']\").getAttribute('aria-describedby')")
+                .await,
+            "password-error",
+            "the form points at the error"
+        );
+
+        send_password_form(
+            &page,
+            [
+                ("current_password", FIXTURE_PASSWORD),
+                ("new_password", NEW_PASSWORD),
+                ("new_password_again", NEW_PASSWORD),
+            ],
+        )
+        .await;
+        page.wait_for("#password-done").await;
+        page.goto("/patients").await;
+        page.wait_for_text("対象者").await;
+        assert_eq!(page.path().await, "/patients", "free to go on");
+    })
+    .await;
+}
