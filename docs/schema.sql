@@ -2537,8 +2537,10 @@ CREATE TABLE public.platform_operators (
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
     previous_password_hashes text[] DEFAULT '{}'::text[] NOT NULL,
     password_must_change boolean DEFAULT false NOT NULL,
+    password_version integer DEFAULT 0 NOT NULL,
     CONSTRAINT platform_operators_display_name_check CHECK (((char_length(display_name) >= 1) AND (char_length(display_name) <= 100))),
     CONSTRAINT platform_operators_login_id_check CHECK ((login_id ~ '^[a-z0-9._-]{3,32}$'::text)),
+    CONSTRAINT platform_operators_password_version_check CHECK ((password_version >= 0)),
     CONSTRAINT platform_operators_previous_password_hashes_check CHECK ((cardinality(previous_password_hashes) <= 5)),
     CONSTRAINT platform_operators_status_check CHECK ((status = ANY (ARRAY['active'::text, 'suspended'::text, 'disabled'::text])))
 );
@@ -2567,8 +2569,10 @@ CREATE TABLE public.staff_accounts (
     may_accept_invitations boolean DEFAULT false NOT NULL,
     previous_password_hashes text[] DEFAULT '{}'::text[] NOT NULL,
     password_must_change boolean DEFAULT false NOT NULL,
+    password_version integer DEFAULT 0 NOT NULL,
     CONSTRAINT staff_accounts_display_name_check CHECK (((char_length(display_name) >= 1) AND (char_length(display_name) <= 100))),
     CONSTRAINT staff_accounts_login_id_check CHECK ((login_id ~ '^[a-z0-9._-]{3,32}$'::text)),
+    CONSTRAINT staff_accounts_password_version_check CHECK ((password_version >= 0)),
     CONSTRAINT staff_accounts_previous_password_hashes_check CHECK ((cardinality(previous_password_hashes) <= 5)),
     CONSTRAINT staff_accounts_profession_check CHECK ((profession = ANY (ARRAY['doctor'::text, 'dentist'::text, 'nurse'::text, 'pharmacist'::text, 'care_manager'::text, 'care_worker'::text, 'therapist'::text, 'clerk'::text, 'other'::text]))),
     CONSTRAINT staff_accounts_role_check CHECK ((role = ANY (ARRAY['facility_admin'::text, 'staff'::text]))),
@@ -5965,6 +5969,13 @@ GRANT UPDATE(previous_password_hashes) ON TABLE public.staff_accounts TO renraku
 --
 
 GRANT UPDATE(password_must_change) ON TABLE public.staff_accounts TO renrakucho_runtime;
+
+
+--
+-- Name: COLUMN staff_accounts.password_version; Type: ACL; Schema: public; Owner: renrakucho_owner
+--
+
+GRANT UPDATE(password_version) ON TABLE public.staff_accounts TO renrakucho_runtime;
 
 
 --

@@ -105,12 +105,46 @@ async fn change_records(app: &TestApp, facility: &Facility) -> Vec<(String, Stri
 async fn a_person_changes_their_password_and_only_the_new_one_signs_in() {
     let app = spawn_app().await;
     let (facility, account) = nurse(&app, "PW-1").await;
-    let client = signed_in(&app, Some("PW-1"), "hanako", FIXTURE_PASSWORD).await;
+    let jar = std::sync::Arc::new(reqwest::cookie::Jar::default());
+    let client = reqwest::Client::builder()
+        .cookie_provider(jar.clone())
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let response = app
+        .sign_in_with(&client, Some("PW-1"), "hanako", FIXTURE_PASSWORD)
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let cookies = || {
+        use reqwest::cookie::CookieStore;
+        jar.cookies(&app.url("/").parse().unwrap())
+            .map(|v| v.to_str().unwrap().to_string())
+            .unwrap_or_default()
+    };
+    // The same person signed in elsewhere (a second phone), and what that session looks like.
+    let elsewhere = signed_in(&app, Some("PW-1"), "hanako", FIXTURE_PASSWORD).await;
+    let me = elsewhere.get(app.url("/api/v1/me")).send().await.unwrap();
+    assert_eq!(me.status(), StatusCode::OK);
+    let cookie_before = cookies();
+
     let response = change(&app, &client, FIXTURE_PASSWORD, NEW_PASSWORD).await;
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
-    // The session that changed it goes on.
+    // The session that changed it goes on, under a new ID; the other one has ended.
+    assert_ne!(cookies(), cookie_before, "a new session ID");
     let me = client.get(app.url("/api/v1/me")).send().await.unwrap();
     assert_eq!(me.status(), StatusCode::OK);
+    let patients = client
+        .get(app.url("/api/v1/patients"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(patients.status(), StatusCode::OK);
+    let ended = elsewhere.get(app.url("/api/v1/me")).send().await.unwrap();
+    assert_eq!(
+        ended.status(),
+        StatusCode::UNAUTHORIZED,
+        "the other session ended"
+    );
 
     let old = app
         .sign_in_with(&new_client(), Some("PW-1"), "hanako", FIXTURE_PASSWORD)
@@ -508,7 +542,9 @@ async fn the_portal_page_changes_the_password_and_names_each_refusal_in_japanese
         let page = response.text().await.unwrap();
         assert!(page.contains(words), "{new}: {page}");
         assert!(page.contains(r#"role="alert""#));
-        assert!(!page.contains(new), "a typed password is never sent back");
+        for typed in [new, again, FIXTURE_PASSWORD] {
+            assert!(!page.contains(typed), "a typed password is never sent back");
+        }
     }
     assert_eq!(
         hashes(&app, &facility, &account).await,

@@ -38,7 +38,7 @@ pub async fn sign_in(
     ApiJson(body): ApiJson<SignInBody>,
 ) -> Result<Json<WhoAmI>, ApiError> {
     let password = Password::for_sign_in(body.password)?;
-    let principal = state
+    let authenticated = state
         .auth
         .sign_in(SignInRequest {
             facility_code: body.facility_code,
@@ -47,7 +47,7 @@ pub async fn sign_in(
             origin,
         })
         .await?;
-    session::start(&session, principal).await?;
+    session::start(&session, authenticated).await?;
     let signed_in = session::current(&state, &session)
         .await?
         .ok_or_else(ApiError::unauthenticated)?;
@@ -118,15 +118,17 @@ pub struct PasswordChangeBody {
 /// changed may make.
 #[utoipa::path(post, path = "/api/v1/me/password", tag = "auth", request_body = PasswordChangeBody,
     responses(
-        (status = 204, description = "Changed"),
+        (status = 204, description = "Changed: this session goes on under a new ID (a new cookie); every other session of the person has ended"),
         (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Account not active", body = ErrorBody),
+        (status = 409, description = "The password was changed by another request meanwhile", body = ErrorBody),
         (status = 422, description = "The current password is wrong (`wrong_current_password`), or the new one breaks a rule (`validation`, the message names the rule)", body = ErrorBody),
         (status = 429, description = "Too many attempts", body = ErrorBody)))]
 #[tracing::instrument(skip_all)]
 pub async fn change_password(
     State(state): State<AppState>,
     SignedInToChangePassword(signed_in): SignedInToChangePassword,
+    session: Session,
     ApiJson(body): ApiJson<PasswordChangeBody>,
 ) -> Result<StatusCode, ApiError> {
     let current = Password::for_sign_in(body.current_password).map_err(|e| {
@@ -135,7 +137,7 @@ pub async fn change_password(
             ..e
         })
     })?;
-    state
+    let version = state
         .auth
         .change_password(
             signed_in.principal,
@@ -144,8 +146,9 @@ pub async fn change_password(
             &signed_in.origin,
         )
         .await?;
-    // This process forgets at once that the person had to change it (the others when the
-    // database announces the account's change).
+    // This process forgets the account as it was at once (the others when the database
+    // announces the change); this session goes on under a new ID, the person's others end.
     state.principals.forget_person(&signed_in.principal);
+    session::password_changed(&session, version).await?;
     Ok(StatusCode::NO_CONTENT)
 }

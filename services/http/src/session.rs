@@ -4,7 +4,7 @@
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use renrakucho_core::{FacilityKind, Profession, StaffRole, StaffStatus};
-use renrakucho_identity::{Principal, SessionRecord, SESSION_KEY};
+use renrakucho_identity::{Authenticated, Principal, SessionRecord, SESSION_KEY};
 use renrakucho_store::audit::Origin;
 use renrakucho_store::{facilities, operators, sessions, staff, Scope};
 use serde::Serialize;
@@ -45,6 +45,9 @@ pub struct WhoAmI {
     /// is changed (`POST /api/v1/me/password`), every other request is refused with 403
     /// `password_change_required`.
     pub password_change_required: bool,
+    /// The account's password version: a session signed in under another one has ended.
+    #[serde(skip)]
+    pub password_version: i32,
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -184,20 +187,34 @@ pub fn store(state: &AppState) -> SessionStore {
     }
 }
 
-/// Starts a session for `principal`, under a new session ID (no fixation).
-pub async fn start(session: &Session, principal: Principal) -> Result<(), ApiError> {
+/// Starts a session for the person just authenticated, under a new session ID (no fixation).
+pub async fn start(session: &Session, who: Authenticated) -> Result<(), ApiError> {
     session.cycle_id().await?;
     let t = now();
     session
         .insert(
             SESSION_KEY,
             SessionRecord {
-                principal,
+                principal: who.principal,
                 signed_in_at: t,
                 last_seen_at: t,
+                password_version: who.password_version,
             },
         )
         .await?;
+    Ok(())
+}
+
+/// The person of `session` changed their password (now at `version`): this session goes on,
+/// under a new ID, while every other one of theirs has ended.
+pub async fn password_changed(session: &Session, version: i32) -> Result<(), ApiError> {
+    let Some(mut record) = session.get::<SessionRecord>(SESSION_KEY).await? else {
+        return Err(ApiError::unauthenticated());
+    };
+    session.cycle_id().await?;
+    record.password_version = version;
+    record.last_seen_at = now();
+    session.insert(SESSION_KEY, record).await?;
     Ok(())
 }
 
@@ -291,7 +308,8 @@ pub async fn still_valid(state: &AppState, id: tower_sessions::session::Id) -> b
     else {
         return false;
     };
-    matches!(check(state, &record, now()).await, Ok(Some(_)))
+    // A stream is not a way around a password that must be changed first.
+    matches!(check(state, &record, now()).await, Ok(Some(who)) if !who.password_change_required)
 }
 
 /// The one decision on a session record at time `t`: `None` when it has expired or its account
@@ -306,8 +324,13 @@ async fn check(
     if is_idle(state, record, t) || too_old {
         return Ok(None);
     }
+    let current = |who: WhoAmI| (who.password_version == record.password_version).then_some(who);
     if let Some(who) = state.principals.person(&record.principal) {
-        return Ok(Some(who));
+        // A remembered account older than the session (its password changed through another
+        // process, the announcement still on its way) is read again, not believed.
+        if who.password_version >= record.password_version {
+            return Ok(current(who));
+        }
     }
     let generation = state.principals.generation();
     let who = account(state, record.principal).await?;
@@ -316,7 +339,8 @@ async fn check(
             .principals
             .remember_person(generation, record.principal, who.clone());
     }
-    Ok(who)
+    // A session signed in under an earlier password has ended.
+    Ok(who.and_then(current))
 }
 
 /// `principal`'s account as shown to them, read from the database; `None` when the account or
@@ -361,6 +385,7 @@ async fn account(state: &AppState, principal: Principal) -> Result<Option<WhoAmI
                     account.password_must_change,
                     account.password_changed_at,
                 ),
+                password_version: account.password_version,
             }
         }
         Principal::Operator { id } => {
@@ -385,6 +410,7 @@ async fn account(state: &AppState, principal: Principal) -> Result<Option<WhoAmI
                     operator.password_must_change,
                     operator.password_changed_at,
                 ),
+                password_version: operator.password_version,
             }
         }
     };

@@ -11,7 +11,7 @@ mod throttle;
 
 pub use password::{PasswordHasher, PasswordParams};
 pub use password_change::{PasswordChangeError, REMEMBERED_PASSWORDS};
-pub use principal::{Principal, SessionRecord, SESSION_KEY};
+pub use principal::{Authenticated, Principal, SessionRecord, SESSION_KEY};
 pub use rules::PasswordRules;
 pub use sign_in::{Authenticator, SignInError, SignInRequest};
 pub use throttle::{RefusalSummary, SignInThrottle, ThrottleConfig, Throttled, WindowClock};

@@ -25,6 +25,9 @@ pub enum PasswordChangeError {
     Throttled { retry_after: Duration },
     #[error("the new password could not be hashed")]
     Hashing,
+    /// The password changed in another request while this one was checked.
+    #[error("the password changed meanwhile")]
+    ChangedMeanwhile,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -42,8 +45,10 @@ struct Account {
 pub const REMEMBERED_PASSWORDS: usize = 5;
 
 impl Authenticator {
-    /// Changes `principal`'s password from `current` to `new`. The throttle that guards sign-in
-    /// guards this too (a stolen session must not become a way to guess the password).
+    /// Changes `principal`'s password from `current` to `new`, and returns the account's new
+    /// password version (every session signed in under an older one has ended; the caller
+    /// moves the person's own session to it). The throttle that guards sign-in guards this too
+    /// (a stolen session must not become a way to guess the password).
     #[tracing::instrument(skip_all)]
     pub async fn change_password(
         &self,
@@ -51,7 +56,7 @@ impl Authenticator {
         current: Password,
         new: String,
         origin: &Origin,
-    ) -> Result<(), PasswordChangeError> {
+    ) -> Result<i32, PasswordChangeError> {
         let (scope, actor, target) = match principal {
             Principal::Staff { id, facility } => (
                 Scope::Staff {
@@ -67,14 +72,34 @@ impl Authenticator {
                 ("operator", id.as_uuid()),
             ),
         };
+        let refusal = |reason: &'static str| AuditEvent {
+            actor,
+            action: "account.password_change",
+            outcome: Outcome::Denied,
+            target: Some(target),
+            origin,
+            details: json!({ "reason": reason }),
+        };
+        // A refusal is recorded in the person's chain, in a transaction of its own.
+        let refuse = |reason: &'static str, error: PasswordChangeError| async move {
+            let mut tx = self.db.begin(scope).await?;
+            audit::record(&mut tx, refusal(reason)).await?;
+            tx.commit().await?;
+            Err::<i32, _>(error)
+        };
         if let Err(t) = self
             .throttle
             .attempt(&format!("password-change/{}", target.1), origin.client_addr)
         {
-            return Err(PasswordChangeError::Throttled {
+            let error = PasswordChangeError::Throttled {
                 retry_after: t.retry_after,
-            });
+            };
+            if t.first_in_window {
+                return refuse("throttled", error).await;
+            }
+            return Err(error);
         }
+        // Read in a short transaction: the argon2id work below holds no connection.
         let mut tx = self.db.begin(scope).await?;
         let account = match principal {
             Principal::Staff { id, facility } => {
@@ -99,55 +124,61 @@ impl Authenticator {
                 }
             }
         };
-        let refuse = |reason: &'static str| AuditEvent {
-            actor,
-            action: "account.password_change",
-            outcome: Outcome::Denied,
-            target: Some(target),
-            origin,
-            details: json!({ "reason": reason }),
-        };
+        tx.commit().await?;
         if !account.active {
-            audit::record(&mut tx, refuse("account_not_active")).await?;
-            tx.commit().await?;
-            return Err(PasswordChangeError::AccountNotActive);
+            return refuse("account_not_active", PasswordChangeError::AccountNotActive).await;
         }
         if !self.verify(&current, Some(account.hash.clone())).await {
-            audit::record(&mut tx, refuse("wrong_current_password")).await?;
-            tx.commit().await?;
-            return Err(PasswordChangeError::WrongCurrentPassword);
+            return refuse(
+                "wrong_current_password",
+                PasswordChangeError::WrongCurrentPassword,
+            )
+            .await;
         }
-        let context: Vec<&str> = account.context.iter().map(String::as_str).collect();
-        let new = match self.rules.check(new, &account.login_id, &context) {
+        // zxcvbn's estimate takes up to a few hundred milliseconds on crafted input: off the
+        // async threads, as argon2id.
+        let rules = self.rules;
+        let (login, context) = (account.login_id.clone(), account.context.clone());
+        let checked = tokio::task::spawn_blocking(move || {
+            let context: Vec<&str> = context.iter().map(String::as_str).collect();
+            rules.check(new, &login, &context)
+        })
+        .await
+        .map_err(|_| PasswordChangeError::Hashing)?;
+        let new = match checked {
             Ok(p) => p,
-            Err(e) => {
-                audit::record(&mut tx, refuse("rule")).await?;
-                tx.commit().await?;
-                return Err(PasswordChangeError::Rule(e));
-            }
+            Err(e) => return refuse("rule", PasswordChangeError::Rule(e)).await,
         };
         if self.reused(&new, &account).await {
-            audit::record(&mut tx, refuse("reused")).await?;
-            tx.commit().await?;
-            return Err(PasswordChangeError::Rule(InvalidValue::new(
+            let e = InvalidValue::new(
                 "new_password",
                 format!(
                     "現在または直近{n}回のパスワードは使えません（再利用の規則） / the current \
                      password and the last {n} ones cannot be used again (the reuse rule)",
                     n = REMEMBERED_PASSWORDS
                 ),
-            )));
+            );
+            return refuse("reused", PasswordChangeError::Rule(e)).await;
         }
         let hasher = self.hasher.clone();
         let hash = tokio::task::spawn_blocking(move || hasher.hash(&new))
             .await
             .map_err(|_| PasswordChangeError::Hashing)?;
-        match principal {
-            Principal::Staff { id, .. } => staff::set_password(&mut tx, id, &hash, false).await?,
-            Principal::Operator { id } => {
-                operators::set_password(&mut tx, id, &hash, false).await?
+        // Written only over the hash that was checked: a change that committed meanwhile (in
+        // another tab) is not overwritten, nor its history.
+        let mut tx = self.db.begin(scope).await?;
+        let version = match principal {
+            Principal::Staff { id, .. } => {
+                staff::set_password(&mut tx, id, &account.hash, &hash, false).await?
             }
-        }
+            Principal::Operator { id } => {
+                operators::set_password(&mut tx, id, &account.hash, &hash, false).await?
+            }
+        };
+        let Some(version) = version else {
+            drop(tx);
+            return refuse("changed_meanwhile", PasswordChangeError::ChangedMeanwhile).await;
+        };
         audit::record(
             &mut tx,
             AuditEvent {
@@ -161,7 +192,7 @@ impl Authenticator {
         )
         .await?;
         tx.commit().await?;
-        Ok(())
+        Ok(version)
     }
 
     /// Whether `new` is the account's current password or one of its last five: each stored

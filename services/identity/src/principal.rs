@@ -22,4 +22,16 @@ pub struct SessionRecord {
     /// Unix seconds of the last request that renewed the session (renewed at most once a
     /// minute, so an active session does not write on every request).
     pub last_seen_at: i64,
+    /// The account's password version when this session signed in (or changed the password):
+    /// once the account's has moved on, the session has ended. Sessions from before versions
+    /// were kept read as 0, the version every account started with.
+    #[serde(default)]
+    pub password_version: i32,
+}
+
+/// A person whose credentials were just verified: who, and under which password version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Authenticated {
+    pub principal: Principal,
+    pub password_version: i32,
 }

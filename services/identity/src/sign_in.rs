@@ -5,7 +5,7 @@ use renrakucho_store::audit::{self, Actor, AuditEvent, Origin, Outcome};
 use renrakucho_store::{facilities, operators, staff, Database, Scope, ScopedTx, StoreError};
 use serde_json::json;
 
-use crate::{PasswordHasher, PasswordRules, Principal, SignInThrottle};
+use crate::{Authenticated, PasswordHasher, PasswordRules, Principal, SignInThrottle};
 
 /// A sign-in attempt as typed. No facility code: a platform operator's sign-in.
 #[derive(Debug)]
@@ -77,10 +77,13 @@ impl Authenticator {
         must_change: bool,
         changed_at: time::OffsetDateTime,
     ) -> bool {
+        // An age beyond the calendar (a setting meant as "never") never expires.
         must_change
-            || self
-                .max_age
-                .is_some_and(|age| changed_at + age < time::OffsetDateTime::now_utc())
+            || self.max_age.is_some_and(|age| {
+                changed_at
+                    .checked_add(time::Duration::try_from(age).unwrap_or(time::Duration::MAX))
+                    .is_some_and(|due| due < time::OffsetDateTime::now_utc())
+            })
     }
 
     pub fn hasher(&self) -> &PasswordHasher {
@@ -101,7 +104,7 @@ impl Authenticator {
     }
 
     #[tracing::instrument(skip_all, fields(kind = if request.facility_code.is_some() { "staff" } else { "operator" }))]
-    pub async fn sign_in(&self, request: SignInRequest) -> Result<Principal, SignInError> {
+    pub async fn sign_in(&self, request: SignInRequest) -> Result<Authenticated, SignInError> {
         let origin = request.origin.clone();
         let code = match request.facility_code.as_deref().map(str::trim) {
             Some(raw) if !raw.is_empty() => Some(FacilityCode::parse(raw)),
@@ -149,7 +152,7 @@ impl Authenticator {
         login: &LoginId,
         password: &Password,
         origin: &Origin,
-    ) -> Result<Principal, SignInError> {
+    ) -> Result<Authenticated, SignInError> {
         let Some((facility, facility_status)) = facilities::for_sign_in(&self.db, code).await?
         else {
             self.verify(password, None).await;
@@ -211,13 +214,16 @@ impl Authenticator {
             return Err(SignInError::FacilityNotActive);
         }
         if let Some(hash) = self.rehashed(password, &stored).await {
-            staff::rehash_password(&mut tx, account.id, &hash).await?;
+            staff::rehash_password(&mut tx, account.id, &stored, &hash).await?;
         }
         record(&mut tx, actor, Outcome::Success, target, origin, "password").await?;
         tx.commit().await?;
-        Ok(Principal::Staff {
-            id: account.id,
-            facility,
+        Ok(Authenticated {
+            principal: Principal::Staff {
+                id: account.id,
+                facility,
+            },
+            password_version: account.password_version,
         })
     }
 
@@ -226,7 +232,7 @@ impl Authenticator {
         login: &LoginId,
         password: &Password,
         origin: &Origin,
-    ) -> Result<Principal, SignInError> {
+    ) -> Result<Authenticated, SignInError> {
         let mut tx = self.db.begin(Scope::Platform).await?;
         let credentials = operators::find_credentials(&mut tx, login).await?;
         let stored = credentials.as_ref().map(|c| c.password_hash.clone());
@@ -268,11 +274,14 @@ impl Authenticator {
             return Err(SignInError::AccountNotActive);
         }
         if let Some(hash) = self.rehashed(password, &stored).await {
-            operators::rehash_password(&mut tx, operator.id, &hash).await?;
+            operators::rehash_password(&mut tx, operator.id, &stored, &hash).await?;
         }
         record(&mut tx, actor, Outcome::Success, target, origin, "password").await?;
         tx.commit().await?;
-        Ok(Principal::Operator { id: operator.id })
+        Ok(Authenticated {
+            principal: Principal::Operator { id: operator.id },
+            password_version: operator.password_version,
+        })
     }
 
     /// The password hashed anew when `stored` was made under other argon2id settings (they

@@ -76,6 +76,7 @@ pub struct PasswordForm {
 #[tracing::instrument(skip_all)]
 pub async fn change_password(
     request: PasswordPageRequest,
+    session: tower_sessions::Session,
     Form(form): Form<PasswordForm>,
 ) -> Response {
     if form.new_password != form.new_password_again {
@@ -106,12 +107,16 @@ pub async fn change_password(
         )
         .await
     {
-        Ok(()) => {
-            // This process forgets at once that the person had to change it.
+        Ok(version) => {
+            // This process forgets the account as it was at once; this session goes on under
+            // a new ID, the person's others end.
             request
                 .state
                 .principals
                 .forget_person(&request.user.principal);
+            if let Err(e) = renrakucho_http::session::password_changed(&session, version).await {
+                return crate::context::failed(e);
+            }
             Redirect::to(&format!("{PASSWORD_PAGE}?done=changed")).into_response()
         }
         Err(e) => page(&request, Some(e.into()), false),

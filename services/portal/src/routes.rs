@@ -378,7 +378,7 @@ pub async fn login_submit(
         origin,
     };
     match state.auth.sign_in(request).await {
-        Ok(principal) => match session::start(&session, principal).await {
+        Ok(authenticated) => match session::start(&session, authenticated).await {
             Ok(()) => Redirect::to("/").into_response(),
             Err(e) => failed(e),
         },

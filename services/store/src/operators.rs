@@ -18,6 +18,8 @@ pub struct Operator {
     pub password_changed_at: OffsetDateTime,
     /// Someone else chose the password: the operator changes it before anything else.
     pub password_must_change: bool,
+    /// How many times the password changed: sessions signed in under an older one end.
+    pub password_version: i32,
 }
 
 #[derive(Debug, Clone)]
@@ -36,6 +38,7 @@ struct Row {
     status: String,
     password_changed_at: OffsetDateTime,
     password_must_change: bool,
+    password_version: i32,
     password_hash: String,
     previous_password_hashes: Vec<String>,
 }
@@ -50,6 +53,7 @@ impl Row {
                 status: decode("status", &self.status)?,
                 password_changed_at: self.password_changed_at,
                 password_must_change: self.password_must_change,
+                password_version: self.password_version,
             },
             password_hash: self.password_hash,
             previous_password_hashes: self.previous_password_hashes,
@@ -71,7 +75,8 @@ pub async fn insert(
              (id, login_id, display_name, password_hash, password_must_change)
          VALUES ($1, $2, $3, $4, $5)
          RETURNING id, login_id, display_name, status, password_changed_at,
-                   password_must_change, password_hash, previous_password_hashes",
+                   password_must_change, password_version, password_hash,
+                   previous_password_hashes",
         OperatorId::new().as_uuid(),
         login_id.as_str(),
         display_name.as_str(),
@@ -91,7 +96,7 @@ pub async fn find_credentials(
     sqlx::query_as!(
         Row,
         "SELECT id, login_id, display_name, status, password_changed_at, password_must_change,
-            password_hash, previous_password_hashes FROM
+            password_version, password_hash, previous_password_hashes FROM
             platform_operators WHERE login_id = $1",
         login_id.as_str()
     )
@@ -110,7 +115,7 @@ pub async fn credentials(
     sqlx::query_as!(
         Row,
         "SELECT id, login_id, display_name, status, password_changed_at, password_must_change,
-            password_hash, previous_password_hashes FROM
+            password_version, password_hash, previous_password_hashes FROM
             platform_operators WHERE id = $1",
         id.as_uuid()
     )
@@ -121,42 +126,45 @@ pub async fn credentials(
 }
 
 /// A new password for the operator `id`, as [`crate::staff::set_password`] does for staff.
+/// The new version, or `None` when the password changed meanwhile.
 #[tracing::instrument(level = "debug", skip_all, fields(id = %id))]
 pub async fn set_password(
     tx: &mut ScopedTx,
     id: OperatorId,
+    replacing: &str,
     new_hash: &str,
     must_change: bool,
-) -> Result<(), StoreError> {
-    let done = sqlx::query!(
+) -> Result<Option<i32>, StoreError> {
+    Ok(sqlx::query_scalar!(
         "UPDATE platform_operators
             SET previous_password_hashes = (ARRAY[password_hash] || previous_password_hashes)[1:5],
                 password_hash = $2, password_changed_at = now(), password_must_change = $3,
-                updated_at = now()
-          WHERE id = $1",
+                password_version = password_version + 1, updated_at = now()
+          WHERE id = $1 AND password_hash = $4
+          RETURNING password_version",
         id.as_uuid(),
         new_hash,
-        must_change
+        must_change,
+        replacing
     )
-    .execute(tx.conn())
-    .await?;
-    if done.rows_affected() == 0 {
-        return Err(StoreError::NotFound);
-    }
-    Ok(())
+    .fetch_optional(tx.conn())
+    .await?)
 }
 
-/// The same password hashed with the current argon2id parameters (at sign-in).
+/// The same password hashed with the current argon2id parameters (at sign-in), only over the
+/// hash just `verified`.
 #[tracing::instrument(level = "debug", skip_all, fields(id = %id))]
 pub async fn rehash_password(
     tx: &mut ScopedTx,
     id: OperatorId,
+    verified: &str,
     new_hash: &str,
 ) -> Result<(), StoreError> {
     sqlx::query!(
-        "UPDATE platform_operators SET password_hash = $2 WHERE id = $1",
+        "UPDATE platform_operators SET password_hash = $2 WHERE id = $1 AND password_hash = $3",
         id.as_uuid(),
-        new_hash
+        new_hash,
+        verified
     )
     .execute(tx.conn())
     .await?;
@@ -168,7 +176,7 @@ pub async fn get(tx: &mut ScopedTx, id: OperatorId) -> Result<Operator, StoreErr
     sqlx::query_as!(
         Row,
         "SELECT id, login_id, display_name, status, password_changed_at, password_must_change,
-            password_hash, previous_password_hashes FROM
+            password_version, password_hash, previous_password_hashes FROM
             platform_operators WHERE id = $1",
         id.as_uuid()
     )

@@ -26,6 +26,8 @@ pub struct StaffAccount {
     /// Someone else chose the password (or reset it): the person changes it before anything
     /// else.
     pub password_must_change: bool,
+    /// How many times the password changed: sessions signed in under an older one end.
+    pub password_version: i32,
 }
 
 /// An account with its password hashes, for the sign-in and password-change checks only.
@@ -50,6 +52,7 @@ struct Row {
     may_accept_invitations: bool,
     password_changed_at: OffsetDateTime,
     password_must_change: bool,
+    password_version: i32,
     password_hash: String,
     previous_password_hashes: Vec<String>,
 }
@@ -68,6 +71,7 @@ impl Row {
                 may_accept_invitations: self.may_accept_invitations,
                 password_changed_at: self.password_changed_at,
                 password_must_change: self.password_must_change,
+                password_version: self.password_version,
             },
             password_hash: self.password_hash,
             previous_password_hashes: self.previous_password_hashes,
@@ -104,7 +108,7 @@ pub async fn insert(tx: &mut ScopedTx, new: &NewStaff) -> Result<StaffAccount, S
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
          RETURNING id, facility_id, login_id, display_name, role, profession, status,
                    may_accept_invitations, password_changed_at, password_must_change,
-                   password_hash, previous_password_hashes",
+                   password_version, password_hash, previous_password_hashes",
         StaffId::new().as_uuid(),
         facility.as_uuid(),
         new.login_id.as_str(),
@@ -128,7 +132,7 @@ pub async fn find_credentials(
         Row,
         "SELECT id, facility_id, login_id, display_name, role, profession,
             status, may_accept_invitations, password_changed_at, password_must_change,
-            password_hash, previous_password_hashes FROM
+            password_version, password_hash, previous_password_hashes FROM
             staff_accounts WHERE login_id = $1",
         login_id.as_str()
     )
@@ -145,7 +149,7 @@ pub async fn credentials(tx: &mut ScopedTx, id: StaffId) -> Result<StaffCredenti
         Row,
         "SELECT id, facility_id, login_id, display_name, role, profession,
             status, may_accept_invitations, password_changed_at, password_must_change,
-            password_hash, previous_password_hashes FROM
+            password_version, password_hash, previous_password_hashes FROM
             staff_accounts WHERE id = $1",
         id.as_uuid()
     )
@@ -156,45 +160,49 @@ pub async fn credentials(tx: &mut ScopedTx, id: StaffId) -> Result<StaffCredenti
 }
 
 /// A new password for `id`: the one it replaces joins the five kept against reuse (the oldest
-/// leaves), the time of the change is now, and `must_change` says whether the person has to
-/// change it again at their next sign-in (someone else chose it).
+/// leaves), the time of the change is now, the version moves on (ending the sessions signed in
+/// under the old one), and `must_change` says whether the person has to change it again at
+/// their next sign-in (someone else chose it). Written only over the hash `replacing` (the one
+/// the caller checked): the new version, or `None` when the password changed meanwhile.
 #[tracing::instrument(level = "debug", skip_all, fields(id = %id))]
 pub async fn set_password(
     tx: &mut ScopedTx,
     id: StaffId,
+    replacing: &str,
     new_hash: &str,
     must_change: bool,
-) -> Result<(), StoreError> {
-    let done = sqlx::query!(
+) -> Result<Option<i32>, StoreError> {
+    Ok(sqlx::query_scalar!(
         "UPDATE staff_accounts
             SET previous_password_hashes = (ARRAY[password_hash] || previous_password_hashes)[1:5],
                 password_hash = $2, password_changed_at = now(), password_must_change = $3,
-                updated_at = now()
-          WHERE id = $1",
+                password_version = password_version + 1, updated_at = now()
+          WHERE id = $1 AND password_hash = $4
+          RETURNING password_version",
         id.as_uuid(),
         new_hash,
-        must_change
+        must_change,
+        replacing
     )
-    .execute(tx.conn())
-    .await?;
-    if done.rows_affected() == 0 {
-        return Err(StoreError::NotFound);
-    }
-    Ok(())
+    .fetch_optional(tx.conn())
+    .await?)
 }
 
 /// The same password hashed again with the server's current argon2id parameters (at
-/// sign-in, when the settings changed): nothing else about the account changes.
+/// sign-in, when the settings changed), only over the hash just `verified` (a change that
+/// committed meanwhile stays): nothing else about the account changes.
 #[tracing::instrument(level = "debug", skip_all, fields(id = %id))]
 pub async fn rehash_password(
     tx: &mut ScopedTx,
     id: StaffId,
+    verified: &str,
     new_hash: &str,
 ) -> Result<(), StoreError> {
     sqlx::query!(
-        "UPDATE staff_accounts SET password_hash = $2 WHERE id = $1",
+        "UPDATE staff_accounts SET password_hash = $2 WHERE id = $1 AND password_hash = $3",
         id.as_uuid(),
-        new_hash
+        new_hash,
+        verified
     )
     .execute(tx.conn())
     .await?;
@@ -207,7 +215,7 @@ pub async fn get(tx: &mut ScopedTx, id: StaffId) -> Result<StaffAccount, StoreEr
         Row,
         "SELECT id, facility_id, login_id, display_name, role, profession,
             status, may_accept_invitations, password_changed_at, password_must_change,
-            password_hash, previous_password_hashes FROM
+            password_version, password_hash, previous_password_hashes FROM
             staff_accounts WHERE id = $1",
         id.as_uuid()
     )
@@ -224,7 +232,7 @@ pub async fn list(tx: &mut ScopedTx) -> Result<Vec<StaffAccount>, StoreError> {
         Row,
         "SELECT id, facility_id, login_id, display_name, role, profession,
             status, may_accept_invitations, password_changed_at, password_must_change,
-            password_hash, previous_password_hashes FROM
+            password_version, password_hash, previous_password_hashes FROM
             staff_accounts ORDER BY login_id"
     )
     .fetch_all(tx.conn())

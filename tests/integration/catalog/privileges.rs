@@ -44,8 +44,8 @@ const RUNTIME_PRIVILEGES: &[&str] = &[
     "public.patients: UPDATE (kana_enc, name_enc, profile_enc, updated_at)",
     "public.staff_accounts: SELECT, INSERT",
     "public.staff_accounts: UPDATE (display_name, may_accept_invitations, password_changed_at, \
-     password_hash, password_must_change, previous_password_hashes, profession, role, status, \
-     updated_at)",
+     password_hash, password_must_change, password_version, previous_password_hashes, \
+     profession, role, status, updated_at)",
     "public.support_request_items: SELECT, INSERT",
     "public.support_requests: SELECT, INSERT",
     "public.support_requests: UPDATE (answer_enc, answered_by, answered_by_name, status, \

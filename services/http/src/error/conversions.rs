@@ -219,6 +219,10 @@ impl From<PasswordChangeError> for ApiError {
                 tracing::error!("hashing a new password failed");
                 Self::internal()
             }
+            PasswordChangeError::ChangedMeanwhile => Self::conflict(
+                "パスワードは別の操作で変更されました。もう一度お試しください / the password was changed \
+                 meanwhile; try again",
+            ),
             PasswordChangeError::Store(e) => e.into(),
         }
     }
