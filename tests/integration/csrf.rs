@@ -425,6 +425,12 @@ async fn every_portal_form_refuses_a_missing_or_foreign_token_and_changes_nothin
     );
     case("/logout", Who::B, "/logout".into(), vec![]);
     case(
+        "/account/confirm",
+        Who::B,
+        "/account/confirm".into(),
+        vec![text("password", FIXTURE_PASSWORD), text("next", "/")],
+    );
+    case(
         "/account/password",
         Who::B,
         "/account/password".into(),
@@ -600,6 +606,7 @@ async fn every_portal_form_refuses_a_missing_or_foreign_token_and_changes_nothin
         "/emergency",
         "/patients/{id}/consents/withdraw",
         "/patients/{id}/deletion",
+        "/account/confirm",
         "/account/password",
         "/logout",
     ];

@@ -22,6 +22,7 @@ mod notebook_http;
 mod passwords;
 mod patients;
 mod platform_alerts;
+mod reauthentication;
 mod remembered;
 mod schema;
 mod sessions;

@@ -6,9 +6,9 @@ use axum::Json;
 use renrakucho_core::Password;
 use renrakucho_http::error::{ApiError, ApiJson, ErrorBody};
 use renrakucho_http::origin::RequestOrigin;
-use renrakucho_http::session::{self, SignedInToChangePassword, WhoAmI};
+use renrakucho_http::session::{self, SignedIn, SignedInToChangePassword, WhoAmI};
 use renrakucho_http::state::AppState;
-use renrakucho_identity::SignInRequest;
+use renrakucho_identity::{PasswordChangeError, SignInRequest};
 use serde::Deserialize;
 use tower_sessions::Session;
 use utoipa::ToSchema;
@@ -150,5 +150,50 @@ pub async fn change_password(
     // announces the change); this session goes on under a new ID, the person's others end.
     state.principals.forget_person(&signed_in.principal);
     session::password_changed(&session, version).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The password, given again.
+#[derive(Deserialize, ToSchema)]
+pub struct ReauthenticateBody {
+    pub password: String,
+}
+
+/// Gives the password again: break-glass access (`POST /api/v1/emergency-access`) and erasure
+/// (`POST /api/v1/patients/{id}/deletion`) ask for it when it was last given (at sign-in, a
+/// password change or here) more than 10 minutes ago (`RENRAKUCHO_REAUTHENTICATE_WITHIN`),
+/// answering 403 `reauthentication_required`.
+#[utoipa::path(post, path = "/api/v1/me/reauthenticate", tag = "auth",
+    request_body = ReauthenticateBody,
+    responses(
+        (status = 204, description = "Confirmed: the acts that ask for it may follow"),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 403, description = "Account not active, or the password must be changed first", body = ErrorBody),
+        (status = 422, description = "The password is wrong (`wrong_password`)", body = ErrorBody),
+        (status = 429, description = "Too many attempts", body = ErrorBody)))]
+#[tracing::instrument(skip_all)]
+pub async fn reauthenticate(
+    State(state): State<AppState>,
+    signed_in: SignedIn,
+    session: Session,
+    ApiJson(body): ApiJson<ReauthenticateBody>,
+) -> Result<StatusCode, ApiError> {
+    let password = Password::for_sign_in(body.password)?;
+    state
+        .auth
+        .reauthenticate(signed_in.principal, password, &signed_in.origin)
+        .await
+        .map_err(|e| match e {
+            PasswordChangeError::WrongCurrentPassword => ApiError {
+                field: Some("password".into()),
+                ..ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "wrong_password",
+                    "パスワードが違います / the password is wrong",
+                )
+            },
+            other => other.into(),
+        })?;
+    session::reauthenticated(&session).await?;
     Ok(StatusCode::NO_CONTENT)
 }

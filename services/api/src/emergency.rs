@@ -52,7 +52,7 @@ impl EmergencyBody {
     responses((status = 201, body = EmergencyGrant),
               (status = 404, description = "No patient with this card number and date of birth (also: the card is locked)", body = ErrorBody),
               (status = 429, description = "The facility failed too many identifications within the hour", body = ErrorBody),
-              (status = 403, description = "The signed-in person may not do this (a role without the right, a platform operator)", body = ErrorBody), (status = 422, body = ErrorBody),
+              (status = 403, description = "The signed-in person may not do this (a role without the right, a platform operator), or the password was last given more than 10 minutes ago (`reauthentication_required`: `POST /api/v1/me/reauthenticate`)", body = ErrorBody), (status = 422, body = ErrorBody),
               (status = 409, description = "The patient's own facility or care team needs no emergency access", body = ErrorBody)))]
 #[tracing::instrument(skip_all)]
 pub async fn open(
@@ -62,6 +62,7 @@ pub async fn open(
     ApiJson(body): ApiJson<EmergencyBody>,
 ) -> Result<(StatusCode, Json<EmergencyGrant>), ApiError> {
     let who = permit::<may::EmergencyOpen>(&state, &signed_in).await?;
+    signed_in.require_recent_password(state.sessions.reauthenticate_within)?;
     let request = body.parse(state.care.emergency_access)?;
     let grant =
         renrakucho_registry::open_emergency(&state.db, &state.keyring, &who, &origin, request)

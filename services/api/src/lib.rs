@@ -89,6 +89,7 @@ pub fn api_routes() -> Vec<ApiRoute> {
         post("/auth/sign-out", auth::sign_out),
         get("/me", auth::me),
         post("/me/password", auth::change_password),
+        post("/me/reauthenticate", auth::reauthenticate),
         get("/patients", patients::registry::list),
         post("/patients", patients::registry::register),
         get("/patients/{id}", patients::registry::show),

@@ -65,6 +65,20 @@ pub struct SignedIn {
     pub who: WhoAmI,
     /// Where this request came from, for the audit records it causes (refusals included).
     pub origin: Origin,
+    /// Unix seconds when the person last gave their password in this session.
+    pub authenticated_at: i64,
+}
+
+impl SignedIn {
+    /// For the acts that ask for the password again (break-glass access, erasure): refused
+    /// with 403 `reauthentication_required` when it was given longer ago than `within`.
+    pub fn require_recent_password(&self, within: std::time::Duration) -> Result<(), ApiError> {
+        if now() - self.authenticated_at <= within.as_secs() as i64 {
+            Ok(())
+        } else {
+            Err(ApiError::reauthentication_required())
+        }
+    }
 }
 
 fn now() -> i64 {
@@ -199,6 +213,7 @@ pub async fn start(session: &Session, who: Authenticated) -> Result<(), ApiError
                 signed_in_at: t,
                 last_seen_at: t,
                 password_version: who.password_version,
+                authenticated_at: t,
             },
         )
         .await?;
@@ -214,6 +229,19 @@ pub async fn password_changed(session: &Session, version: i32) -> Result<(), Api
     session.cycle_id().await?;
     record.password_version = version;
     record.last_seen_at = now();
+    record.authenticated_at = record.last_seen_at;
+    session.insert(SESSION_KEY, record).await?;
+    Ok(())
+}
+
+/// The person of `session` gave their password again just now.
+pub async fn reauthenticated(session: &Session) -> Result<(), ApiError> {
+    let Some(mut record) = session.get::<SessionRecord>(SESSION_KEY).await? else {
+        return Err(ApiError::unauthenticated());
+    };
+    let t = now();
+    record.authenticated_at = t;
+    record.last_seen_at = t;
     session.insert(SESSION_KEY, record).await?;
     Ok(())
 }
@@ -266,6 +294,7 @@ pub async fn current(state: &AppState, session: &Session) -> Result<Option<Signe
         principal: record.principal,
         who,
         origin: Origin::default(),
+        authenticated_at: record.authenticated_at,
     }))
 }
 

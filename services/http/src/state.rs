@@ -47,6 +47,9 @@ pub struct CarePolicy {
 pub struct SessionPolicy {
     pub idle_timeout: Duration,
     pub max_lifetime: Duration,
+    /// Break-glass access and erasure need the password given within this long (at sign-in,
+    /// a password change or `POST /api/v1/me/reauthenticate`).
+    pub reauthenticate_within: Duration,
 }
 
 impl SessionPolicy {

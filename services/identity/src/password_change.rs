@@ -1,6 +1,7 @@
 //! A person changes their own password: the current one first (so that a session left open is
 //! not enough), then the network's rules, then none of the account's last five passwords.
-//! Every attempt is audited in the person's scope, refusals with the rule they broke.
+//! Every attempt is audited in the person's scope, refusals with the rule they broke. Also the
+//! re-authentication that break-glass access and erasure ask for.
 
 use std::time::Duration;
 
@@ -57,21 +58,7 @@ impl Authenticator {
         new: String,
         origin: &Origin,
     ) -> Result<i32, PasswordChangeError> {
-        let (scope, actor, target) = match principal {
-            Principal::Staff { id, facility } => (
-                Scope::Staff {
-                    facility,
-                    staff: id,
-                },
-                Actor::Staff(id),
-                ("staff", id.as_uuid()),
-            ),
-            Principal::Operator { id } => (
-                Scope::Platform,
-                Actor::Operator(id),
-                ("operator", id.as_uuid()),
-            ),
-        };
+        let (scope, actor, target) = parties(principal);
         let refusal = |reason: &'static str| AuditEvent {
             actor,
             action: "account.password_change",
@@ -100,31 +87,7 @@ impl Authenticator {
             return Err(error);
         }
         // Read in a short transaction: the argon2id work below holds no connection.
-        let mut tx = self.db.begin(scope).await?;
-        let account = match principal {
-            Principal::Staff { id, facility } => {
-                let c = staff::credentials(&mut tx, id).await?;
-                let place = facilities::get(&mut tx, facility).await?;
-                Account {
-                    login_id: c.account.login_id,
-                    context: vec![c.account.display_name, place.code, place.name],
-                    active: c.account.status == StaffStatus::Active,
-                    hash: c.password_hash,
-                    previous: c.previous_password_hashes,
-                }
-            }
-            Principal::Operator { id } => {
-                let c = operators::credentials(&mut tx, id).await?;
-                Account {
-                    login_id: c.operator.login_id,
-                    context: vec![c.operator.display_name],
-                    active: c.operator.status == StaffStatus::Active,
-                    hash: c.password_hash,
-                    previous: c.previous_password_hashes,
-                }
-            }
-        };
-        tx.commit().await?;
+        let account = self.account(principal, scope).await?;
         if !account.active {
             return refuse("account_not_active", PasswordChangeError::AccountNotActive).await;
         }
@@ -195,6 +158,84 @@ impl Authenticator {
         Ok(version)
     }
 
+    /// `principal` gives their password again before an act that asks for it (break-glass
+    /// access, erasure). Throttled and audited (`auth.reauthenticate`) like a password change;
+    /// a wrong password is [`PasswordChangeError::WrongCurrentPassword`].
+    #[tracing::instrument(skip_all)]
+    pub async fn reauthenticate(
+        &self,
+        principal: Principal,
+        password: Password,
+        origin: &Origin,
+    ) -> Result<(), PasswordChangeError> {
+        let (scope, actor, target) = parties(principal);
+        let event = |outcome: Outcome, reason: Option<&'static str>| AuditEvent {
+            actor,
+            action: "auth.reauthenticate",
+            outcome,
+            target: Some(target),
+            origin,
+            details: reason.map_or(json!({}), |r| json!({ "reason": r })),
+        };
+        let record = |outcome: Outcome, reason: Option<&'static str>| async move {
+            let mut tx = self.db.begin(scope).await?;
+            audit::record(&mut tx, event(outcome, reason)).await?;
+            tx.commit().await
+        };
+        if let Err(t) = self
+            .throttle
+            .attempt(&format!("password-change/{}", target.1), origin.client_addr)
+        {
+            if t.first_in_window {
+                record(Outcome::Denied, Some("throttled")).await?;
+            }
+            return Err(PasswordChangeError::Throttled {
+                retry_after: t.retry_after,
+            });
+        }
+        let account = self.account(principal, scope).await?;
+        if !account.active {
+            record(Outcome::Denied, Some("account_not_active")).await?;
+            return Err(PasswordChangeError::AccountNotActive);
+        }
+        if !self.verify(&password, Some(account.hash)).await {
+            record(Outcome::Denied, Some("wrong_password")).await?;
+            return Err(PasswordChangeError::WrongCurrentPassword);
+        }
+        record(Outcome::Success, None).await?;
+        Ok(())
+    }
+
+    /// The account of `principal` as a password check needs it, read in a short transaction.
+    async fn account(&self, principal: Principal, scope: Scope) -> Result<Account, StoreError> {
+        let mut tx = self.db.begin(scope).await?;
+        let account = match principal {
+            Principal::Staff { id, facility } => {
+                let c = staff::credentials(&mut tx, id).await?;
+                let place = facilities::get(&mut tx, facility).await?;
+                Account {
+                    login_id: c.account.login_id,
+                    context: vec![c.account.display_name, place.code, place.name],
+                    active: c.account.status == StaffStatus::Active,
+                    hash: c.password_hash,
+                    previous: c.previous_password_hashes,
+                }
+            }
+            Principal::Operator { id } => {
+                let c = operators::credentials(&mut tx, id).await?;
+                Account {
+                    login_id: c.operator.login_id,
+                    context: vec![c.operator.display_name],
+                    active: c.operator.status == StaffStatus::Active,
+                    hash: c.password_hash,
+                    previous: c.previous_password_hashes,
+                }
+            }
+        };
+        tx.commit().await?;
+        Ok(account)
+    }
+
     /// Whether `new` is the account's current password or one of its last five: each stored
     /// hash verified with its own parameters, off the async threads.
     async fn reused(&self, new: &Password, account: &Account) -> bool {
@@ -208,5 +249,24 @@ impl Authenticator {
         })
         .await
         .unwrap_or(true)
+    }
+}
+
+/// The scope a person's own account is read and audited in, the actor and the audit target.
+fn parties(principal: Principal) -> (Scope, Actor, (&'static str, uuid::Uuid)) {
+    match principal {
+        Principal::Staff { id, facility } => (
+            Scope::Staff {
+                facility,
+                staff: id,
+            },
+            Actor::Staff(id),
+            ("staff", id.as_uuid()),
+        ),
+        Principal::Operator { id } => (
+            Scope::Platform,
+            Actor::Operator(id),
+            ("operator", id.as_uuid()),
+        ),
     }
 }

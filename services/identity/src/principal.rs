@@ -27,6 +27,10 @@ pub struct SessionRecord {
     /// were kept read as 0, the version every account started with.
     #[serde(default)]
     pub password_version: i32,
+    /// Unix seconds when the person last gave their password in this session (sign-in, a
+    /// change, a re-authentication); 0 for sessions from before it was kept.
+    #[serde(default)]
+    pub authenticated_at: i64,
 }
 
 /// A person whose credentials were just verified: who, and under which password version.

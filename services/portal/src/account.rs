@@ -1,6 +1,6 @@
 //! The person's own account: changing their password (the rules are the identity crate's,
-//! each refusal naming the one broken). The one page a person whose password must be changed
-//! may see until they have.
+//! each refusal naming the one broken; the one page a person whose password must be changed
+//! may see until they have), and giving it again before break-glass access or erasure.
 
 use askama::Template;
 use axum::http::{header, StatusCode};
@@ -9,7 +9,7 @@ use renrakucho_core::{InvalidValue, Password};
 use renrakucho_http::error::ApiError;
 use serde::Deserialize;
 
-use crate::context::{PasswordPageRequest, PASSWORD_PAGE};
+use crate::context::{PageRequest, PasswordPageRequest, PASSWORD_PAGE};
 use crate::input::Form;
 use crate::routes::render;
 
@@ -120,5 +120,127 @@ pub async fn change_password(
             Redirect::to(&format!("{PASSWORD_PAGE}?done=changed")).into_response()
         }
         Err(e) => page(&request, Some(e.into()), false),
+    }
+}
+
+/// The page that asks for the password again before an act that needs it (break-glass access,
+/// erasure); `next` is where the person goes back to.
+#[derive(Template)]
+#[template(path = "account_confirm.html")]
+struct ConfirmPage {
+    admin: bool,
+    token: String,
+    next: String,
+    minutes: u64,
+    error: Option<ApiError>,
+}
+
+/// Where to go back to after confirming: a path of this site only (never another site's
+/// address, nor a scheme-relative `//…`), else home.
+fn local_path(next: Option<&str>) -> String {
+    match next {
+        Some(p)
+            if p.starts_with('/')
+                && !p.starts_with("//")
+                && p.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "/-_".contains(c)) =>
+        {
+            p.to_string()
+        }
+        _ => "/".to_string(),
+    }
+}
+
+/// The way to the confirmation page, coming back to `next`.
+pub fn confirm_then(next: &str) -> Response {
+    Redirect::to(&format!("{CONFIRM_PAGE}?next={}", local_path(Some(next)))).into_response()
+}
+
+/// The confirmation page's path.
+pub const CONFIRM_PAGE: &str = "/account/confirm";
+
+#[derive(Deserialize, Default)]
+pub struct ConfirmQuery {
+    #[serde(default)]
+    next: Option<String>,
+}
+
+fn confirm_page(page: &PageRequest, next: String, error: Option<ApiError>) -> Response {
+    let status = error.as_ref().map_or(StatusCode::OK, |e| e.status);
+    let retry_after = error.as_ref().and_then(|e| e.retry_after);
+    let mut response = render(
+        status,
+        &ConfirmPage {
+            admin: page.is_admin(),
+            token: page.authenticity(),
+            next,
+            minutes: page
+                .state
+                .sessions
+                .reauthenticate_within
+                .as_secs()
+                .div_ceil(60),
+            error,
+        },
+    );
+    if let Some(secs) = retry_after {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, secs.into());
+    }
+    page.respond(response)
+}
+
+#[tracing::instrument(skip_all)]
+pub async fn confirm_form(
+    page: PageRequest,
+    axum::extract::Query(query): axum::extract::Query<ConfirmQuery>,
+) -> Response {
+    let next = local_path(query.next.as_deref());
+    confirm_page(&page, next, None)
+}
+
+#[derive(Deserialize)]
+pub struct ConfirmForm {
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    next: String,
+}
+
+/// Checks the password; on success the person goes back to `next` to do the act.
+#[tracing::instrument(skip_all)]
+pub async fn confirm(
+    page: PageRequest,
+    session: tower_sessions::Session,
+    Form(form): Form<ConfirmForm>,
+) -> Response {
+    let next = local_path(Some(&form.next));
+    let password = match Password::for_sign_in(form.password) {
+        Ok(p) => p,
+        Err(e) => return confirm_page(&page, next, Some(e.into())),
+    };
+    let state = &page.state;
+    match state
+        .auth
+        .reauthenticate(page.user.principal, password, page.origin())
+        .await
+    {
+        Ok(()) => match renrakucho_http::session::reauthenticated(&session).await {
+            Ok(()) => Redirect::to(&next).into_response(),
+            Err(e) => crate::context::failed(e),
+        },
+        Err(renrakucho_identity::PasswordChangeError::WrongCurrentPassword) => {
+            let e = ApiError {
+                field: Some("password".into()),
+                ..ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "wrong_password",
+                    "パスワードが違います / the password is wrong",
+                )
+            };
+            confirm_page(&page, next, Some(e))
+        }
+        Err(e) => confirm_page(&page, next, Some(e.into())),
     }
 }

@@ -3,7 +3,7 @@
 //! same authorization and domain functions as the JSON API and parses input with the API's
 //! request shapes (`renrakucho_api`), so the two differ only in how they show results.
 
-mod account;
+pub mod account;
 pub mod context;
 pub mod csrf;
 pub mod input;

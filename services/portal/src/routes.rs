@@ -128,6 +128,8 @@ pub fn routes(upload_limit_bytes: usize) -> Portal {
             crate::context::PASSWORD_PAGE,
             crate::account::change_password,
         )
+        .page(crate::account::CONFIRM_PAGE, crate::account::confirm_form)
+        .form(crate::account::CONFIRM_PAGE, crate::account::confirm)
         .page("/patients", pages::patients)
         .page("/patients/new", pages::new_patient)
         .form("/patients/new", pages::create_patient)

@@ -88,6 +88,7 @@ impl Application {
             sessions: SessionPolicy {
                 idle_timeout: settings.session_idle_timeout,
                 max_lifetime: settings.session_max_lifetime,
+                reauthenticate_within: settings.reauthenticate_within,
             },
             care: CarePolicy {
                 upload_limit_bytes: settings.upload_limit_bytes as usize,

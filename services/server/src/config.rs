@@ -58,6 +58,10 @@ pub struct Settings {
     /// Sign-out this long after sign-in, however active.
     #[serde(with = "humantime_serde")]
     pub session_max_lifetime: Duration,
+    /// Break-glass access and erasure ask for the password again when it was last given
+    /// longer ago than this (default 10 minutes).
+    #[serde(with = "humantime_serde")]
+    pub reauthenticate_within: Duration,
     pub signin_account_burst: u32,
     #[serde(with = "humantime_serde")]
     pub signin_account_period: Duration,
@@ -164,6 +168,7 @@ impl Default for Settings {
             trusted_proxies: None,
             session_idle_timeout: Duration::from_secs(30 * 60),
             session_max_lifetime: Duration::from_secs(12 * 60 * 60),
+            reauthenticate_within: Duration::from_secs(10 * 60),
             signin_account_burst: throttle.account_burst,
             signin_account_period: Duration::from_secs(throttle.account_period_secs),
             signin_address_burst: throttle.address_burst,

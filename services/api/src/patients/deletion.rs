@@ -36,7 +36,7 @@ pub struct ErasureView {
     request_body = DeletionBody,
     params(("id" = Uuid, Path, description = "The patient")),
     responses((status = 200, body = ErasureView), (status = 404, body = ErrorBody),
-              (status = 422, body = ErrorBody), (status = 403, description = "The signed-in person may not do this (a role without the right, a platform operator)", body = ErrorBody)))]
+              (status = 422, body = ErrorBody), (status = 403, description = "The signed-in person may not do this (a role without the right, a platform operator), or the password was last given more than 10 minutes ago (`reauthentication_required`: `POST /api/v1/me/reauthenticate`)", body = ErrorBody)))]
 #[tracing::instrument(skip_all)]
 pub async fn request_deletion(
     State(state): State<AppState>,
@@ -47,6 +47,7 @@ pub async fn request_deletion(
 ) -> Result<Json<ErasureView>, ApiError> {
     let id = patient_id(&id)?;
     let who = authorize::<may::DeletionRecord>(&state, &signed_in, id).await?;
+    signed_in.require_recent_password(state.sessions.reauthenticate_within)?;
     if !body.confirm {
         return Err(InvalidValue::new(
             "confirm",

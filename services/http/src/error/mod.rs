@@ -112,6 +112,16 @@ impl ApiError {
         )
     }
 
+    /// The answer to an act that asks for the password again (break-glass access, erasure)
+    /// when it was last given too long ago: `POST /api/v1/me/reauthenticate`, then again.
+    pub fn reauthentication_required() -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "reauthentication_required",
+            "この操作の前にパスワードを再入力してください / enter your password again before this act",
+        )
+    }
+
     pub fn forbidden(message: &str) -> Self {
         Self::new(StatusCode::FORBIDDEN, "forbidden", message)
     }

@@ -117,6 +117,13 @@ pub async fn emergency(page: PageRequest, Query(query): Query<DoneQuery>) -> Res
 #[tracing::instrument(skip_all)]
 pub async fn open_emergency(page: PageRequest, Form(form): Form<EmergencyForm>) -> Response {
     let state = &page.state;
+    if page
+        .user
+        .require_recent_password(state.sessions.reauthenticate_within)
+        .is_err()
+    {
+        return crate::account::confirm_then("/emergency");
+    }
     let result = async {
         let who = permit::<may::EmergencyOpen>(state, &page.user).await?;
         let body = EmergencyBody {

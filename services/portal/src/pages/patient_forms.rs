@@ -239,6 +239,13 @@ pub async fn request_deletion(
     Path(id): Path<String>,
     Form(form): Form<ConfirmForm>,
 ) -> Response {
+    if page
+        .user
+        .require_recent_password(page.state.sessions.reauthenticate_within)
+        .is_err()
+    {
+        return crate::account::confirm_then(&format!("/patients/{id}"));
+    }
     let result = async {
         let who = page.authorize::<may::DeletionRecord>(&id).await?;
         if form.confirm != "yes" {
