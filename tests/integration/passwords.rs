@@ -131,6 +131,17 @@ async fn a_person_changes_their_password_and_only_the_new_one_signs_in() {
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
     // The session that changed it goes on, under a new ID; the other one has ended.
     assert_ne!(cookies(), cookie_before, "a new session ID");
+    let old_cookie = reqwest::Client::new()
+        .get(app.url("/api/v1/me"))
+        .header(reqwest::header::COOKIE, &cookie_before)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        old_cookie.status(),
+        StatusCode::UNAUTHORIZED,
+        "the old session ID is dead"
+    );
     let me = client.get(app.url("/api/v1/me")).send().await.unwrap();
     assert_eq!(me.status(), StatusCode::OK);
     let patients = client

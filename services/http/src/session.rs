@@ -234,11 +234,14 @@ pub async fn password_changed(session: &Session, version: i32) -> Result<(), Api
     Ok(())
 }
 
-/// The person of `session` gave their password again just now.
+/// The person of `session` gave their password again just now: the session goes on under a
+/// new ID (the old one's end is announced, so no process keeps the record from before, and a
+/// session that gains a right gets a fresh ID).
 pub async fn reauthenticated(session: &Session) -> Result<(), ApiError> {
     let Some(mut record) = session.get::<SessionRecord>(SESSION_KEY).await? else {
         return Err(ApiError::unauthenticated());
     };
+    session.cycle_id().await?;
     let t = now();
     record.authenticated_at = t;
     record.last_seen_at = t;

@@ -281,6 +281,9 @@ impl Settings {
                     .into(),
             ));
         }
+        if self.reauthenticate_within.is_zero() {
+            return Err(must_be_positive("reauthenticate_within"));
+        }
         if self.signin_account_burst == 0 {
             return Err(must_be_positive("signin_account_burst"));
         }

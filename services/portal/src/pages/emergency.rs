@@ -117,15 +117,19 @@ pub async fn emergency(page: PageRequest, Query(query): Query<DoneQuery>) -> Res
 #[tracing::instrument(skip_all)]
 pub async fn open_emergency(page: PageRequest, Form(form): Form<EmergencyForm>) -> Response {
     let state = &page.state;
-    if page
-        .user
-        .require_recent_password(state.sessions.reauthenticate_within)
-        .is_err()
+    // Asked after the permission check: a person who may not open access is not asked for a
+    // password first.
+    let permitted = permit::<may::EmergencyOpen>(state, &page.user).await;
+    if permitted.is_ok()
+        && page
+            .user
+            .require_recent_password(state.sessions.reauthenticate_within)
+            .is_err()
     {
         return crate::account::confirm_then("/emergency");
     }
     let result = async {
-        let who = permit::<may::EmergencyOpen>(state, &page.user).await?;
+        let who = permitted?;
         let body = EmergencyBody {
             card_number: form.card_number.clone(),
             birth_date: form.birth_date.clone(),

@@ -239,15 +239,18 @@ pub async fn request_deletion(
     Path(id): Path<String>,
     Form(form): Form<ConfirmForm>,
 ) -> Response {
-    if page
-        .user
-        .require_recent_password(page.state.sessions.reauthenticate_within)
-        .is_err()
+    // Asked after the permission check: nobody is asked for a password for what they may not do.
+    let allowed = page.authorize::<may::DeletionRecord>(&id).await;
+    if allowed.is_ok()
+        && page
+            .user
+            .require_recent_password(page.state.sessions.reauthenticate_within)
+            .is_err()
     {
         return crate::account::confirm_then(&format!("/patients/{id}"));
     }
     let result = async {
-        let who = page.authorize::<may::DeletionRecord>(&id).await?;
+        let who = allowed?;
         if form.confirm != "yes" {
             return Err(ApiError::from(InvalidValue::new(
                 "confirm",
