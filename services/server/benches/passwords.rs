@@ -1,0 +1,129 @@
+//! What the password lifecycle costs (issue 15), against one bare argon2id verification with
+//! the server's own hasher in the same run: a successful sign-in over HTTP, the rules' check of
+//! a new password (zxcvbn), and a password change over HTTP (the current password verified, the
+//! rules, the current and five earlier hashes verified against the new one, the new one hashed).
+//!
+//! Paired rounds: every round does each once, in an order that rotates, so load drifting during
+//! the run (the machine is shared) falls on all alike; medians and their ratios to the bare
+//! verification are printed (the figures docs/performance.md reports). The throttle is set out
+//! of reach.
+//!
+//! `cargo bench -p renrakucho-server --bench passwords`
+
+use std::time::{Duration, Instant};
+
+use renrakucho_core::{FacilityKind, Password, Profession, StaffRole};
+use renrakucho_identity::PasswordRules;
+use renrakucho_testkit::{new_client, spawn_app_with, FIXTURE_PASSWORD};
+use serde_json::json;
+
+const ROUNDS: usize = 60;
+
+fn main() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(run());
+}
+
+async fn run() {
+    let app = spawn_app_with(|s| {
+        s.signin_account_burst = 1_000_000;
+        s.signin_address_burst = 1_000_000;
+    })
+    .await;
+    let clinic = app.seed_facility("BENCH-PW", FacilityKind::Clinic).await;
+    app.seed_staff(&clinic, "alice", StaffRole::Staff, Profession::Nurse)
+        .await;
+    app.seed_staff(&clinic, "bob", StaffRole::Staff, Profession::Nurse)
+        .await;
+    let hasher = app.server_hasher.clone();
+    let stored = hasher.hash(&Password::new_secret(FIXTURE_PASSWORD.into()).unwrap());
+    // Seven passwords in turn: each comes back only after six changes (the reuse rule).
+    let cycle: Vec<String> = std::iter::once(FIXTURE_PASSWORD.to_string())
+        .chain((1..7).map(|i| format!("Kawabata-{i}-sakura-namiki")))
+        .collect();
+    let changer = new_client();
+    let signed = app
+        .sign_in_with(&changer, Some("BENCH-PW"), "bob", FIXTURE_PASSWORD)
+        .await;
+    assert_eq!(signed.status(), 200);
+    let mut changes = 0usize;
+
+    let kinds = [
+        "bare argon2id verification",
+        "sign-in over HTTP",
+        "rules check (zxcvbn)",
+        "password change over HTTP",
+    ];
+    let mut times = vec![Vec::with_capacity(ROUNDS); kinds.len()];
+    for round in 0..ROUNDS + 1 {
+        for k in 0..kinds.len() {
+            let i = (round + k) % kinds.len();
+            let started = Instant::now();
+            match i {
+                0 => {
+                    let (h, s) = (hasher.clone(), stored.clone());
+                    let ok = tokio::task::spawn_blocking(move || {
+                        h.verify(
+                            &Password::for_sign_in(FIXTURE_PASSWORD.into()).unwrap(),
+                            Some(&s),
+                        )
+                    })
+                    .await
+                    .unwrap();
+                    assert!(ok);
+                }
+                1 => {
+                    let response = app
+                        .sign_in_with(&new_client(), Some("BENCH-PW"), "alice", FIXTURE_PASSWORD)
+                        .await;
+                    assert_eq!(response.status(), 200);
+                }
+                2 => {
+                    let new = cycle[1 + round % 6].clone();
+                    tokio::task::spawn_blocking(move || {
+                        PasswordRules::default().check(new, "bob", &["試験 太郎", "BENCH-PW"])
+                    })
+                    .await
+                    .unwrap()
+                    .expect("a good password");
+                }
+                _ => {
+                    let (current, new) = (&cycle[changes % 7], &cycle[(changes + 1) % 7]);
+                    let response = changer
+                        .post(app.url("/api/v1/me/password"))
+                        .json(&json!({ "current_password": current, "new_password": new }))
+                        .send()
+                        .await
+                        .unwrap();
+                    assert_eq!(response.status(), 204, "{current} -> {new}");
+                    changes += 1;
+                }
+            }
+            // The first round warms up (pool connections, the blocking threads, argon2's
+            // memory) and is not counted.
+            if round > 0 {
+                times[i].push(started.elapsed());
+            }
+        }
+    }
+    let quantile = |t: &[Duration], q: f64| t[((t.len() - 1) as f64 * q).round() as usize];
+    for t in &mut times {
+        t.sort();
+    }
+    let base = quantile(&times[0], 0.5).as_secs_f64();
+    println!("paired rounds: {ROUNDS}");
+    for (name, t) in kinds.iter().zip(&times) {
+        let (q1, median, q3) = (quantile(t, 0.25), quantile(t, 0.5), quantile(t, 0.75));
+        println!(
+            "{name:>28}: median {:.2} ms (quartiles {:.2}-{:.2}), ratio {:.2}",
+            median.as_secs_f64() * 1e3,
+            q1.as_secs_f64() * 1e3,
+            q3.as_secs_f64() * 1e3,
+            median.as_secs_f64() / base
+        );
+    }
+}
