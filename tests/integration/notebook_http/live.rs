@@ -119,6 +119,61 @@ async fn the_event_stream_ends_when_its_session_is_signed_out() {
     assert_eq!(again.status(), 401, "and cannot be opened again");
 }
 
+/// A stream does not outlive its session's password either: a change made in another session
+/// ends it (the session's password version is behind), and so does a change becoming required.
+#[tokio::test]
+async fn the_event_stream_ends_when_the_password_changes_or_must_change() {
+    // A short idle timeout: the stream checks its session every two seconds.
+    let app = spawn_app_with(|s| {
+        s.session_idle_timeout = Duration::from_secs(8);
+    })
+    .await;
+    let clinic = app.seed_facility("SSE-PW", FacilityKind::Clinic).await;
+    let nurse = app
+        .seed_staff(&clinic, "nurse", StaffRole::Staff, Profession::Nurse)
+        .await;
+    let phone = app.client_for(&clinic, "nurse").await;
+    let desk = app.client_for(&clinic, "nurse").await;
+    let mut live = Live::open(&app, &phone).await;
+    let new_password = "Umegaoka-7-kaidan-no-neko";
+    let changed = desk
+        .post(app.url("/api/v1/me/password"))
+        .json(&json!({ "current_password": FIXTURE_PASSWORD, "new_password": new_password }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(changed.status(), 204);
+    assert!(
+        live.ends_within(PATIENCE).await,
+        "the other session's stream ends with the change"
+    );
+    let me = phone.get(app.url("/api/v1/me")).send().await.unwrap();
+    assert_eq!(me.status(), 401);
+
+    let mut live = Live::open(&app, &desk).await;
+    let mut tx = app
+        .db
+        .begin(renrakucho_store::Scope::Facility(clinic.id))
+        .await
+        .unwrap();
+    sqlx::query("UPDATE staff_accounts SET password_must_change = true WHERE id = $1")
+        .bind(nurse.id.as_uuid())
+        .execute(tx.raw_connection_for_tests())
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert!(
+        live.ends_within(PATIENCE).await,
+        "the stream ends once the password must be changed"
+    );
+    let again = desk.get(app.url("/api/v1/events")).send().await.unwrap();
+    assert_eq!(
+        again.status(),
+        403,
+        "and cannot be opened again until it is"
+    );
+}
+
 /// With the default idle timeout (30 minutes; the stream checks its session every 30 s), a
 /// sign-out in the same server ends the stream at once, not at the next check: through the
 /// API and through the portal's sign-out form.
