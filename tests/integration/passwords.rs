@@ -499,17 +499,6 @@ async fn a_hash_made_under_older_settings_is_upgraded_at_sign_in() {
     signed_in(&app, Some("PW-6"), "hanako", FIXTURE_PASSWORD).await;
 }
 
-/// The form token of the portal page at `path`, for `client` (which keeps the cookie).
-async fn form_token(app: &TestApp, client: &reqwest::Client, path: &str) -> String {
-    let page = client.get(app.url(path)).send().await.unwrap();
-    assert_eq!(page.status(), StatusCode::OK, "{path}");
-    let page = page.text().await.unwrap();
-    let marker = r#"name="authenticity_token" value=""#;
-    let start = page.find(marker).expect("a form token") + marker.len();
-    let end = page[start..].find('"').unwrap() + start;
-    page[start..end].to_string()
-}
-
 #[tokio::test]
 async fn the_portal_page_changes_the_password_and_names_each_refusal_in_japanese() {
     let app = spawn_app().await;
@@ -537,7 +526,7 @@ async fn the_portal_page_changes_the_password_and_names_each_refusal_in_japanese
             "ユーザーIDを含まない",
         ),
     ] {
-        let token = form_token(&app, &client, "/account/password").await;
+        let token = app.form_token(&client, "/account/password").await;
         let response = client
             .post(app.url("/account/password"))
             .form(&[
@@ -563,7 +552,7 @@ async fn the_portal_page_changes_the_password_and_names_each_refusal_in_japanese
         "nothing changed"
     );
 
-    let token = form_token(&app, &client, "/account/password").await;
+    let token = app.form_token(&client, "/account/password").await;
     let response = client
         .post(app.url("/account/password"))
         .form(&[

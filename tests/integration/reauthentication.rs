@@ -156,17 +156,6 @@ async fn erasure_and_break_glass_over_the_api_ask_for_the_password_again() {
     );
 }
 
-/// The form token of the portal page at `path`, for `client` (which keeps the cookie).
-async fn form_token(app: &TestApp, client: &reqwest::Client, path: &str) -> String {
-    let page = client.get(app.url(path)).send().await.unwrap();
-    assert_eq!(page.status(), StatusCode::OK, "{path}");
-    let page = page.text().await.unwrap();
-    let marker = r#"name="authenticity_token" value=""#;
-    let start = page.find(marker).expect("a form token") + marker.len();
-    let end = page[start..].find('"').unwrap() + start;
-    page[start..end].to_string()
-}
-
 #[tokio::test]
 async fn the_portal_asks_for_the_password_before_a_deletion_and_comes_back() {
     let app = app().await;
@@ -193,7 +182,7 @@ async fn the_portal_asks_for_the_password_before_a_deletion_and_comes_back() {
         ("birth_date", "1940-01-01"),
         ("reason", "救急搬送時の確認"),
     ];
-    let token = form_token(&app, &er, "/emergency").await;
+    let token = app.form_token(&er, "/emergency").await;
     let mut fields = vec![("authenticity_token", token.as_str())];
     fields.extend(emergency);
     let response = er
@@ -207,7 +196,9 @@ async fn the_portal_asks_for_the_password_before_a_deletion_and_comes_back() {
         response.headers()[LOCATION],
         "/account/confirm?next=/emergency"
     );
-    let token = form_token(&app, &er, "/account/confirm?next=/emergency").await;
+    let token = app
+        .form_token(&er, "/account/confirm?next=/emergency")
+        .await;
     let right = er
         .post(app.url("/account/confirm"))
         .form(&[
@@ -219,7 +210,7 @@ async fn the_portal_asks_for_the_password_before_a_deletion_and_comes_back() {
         .await
         .unwrap();
     assert_eq!(right.headers()[LOCATION], "/emergency");
-    let token = form_token(&app, &er, "/emergency").await;
+    let token = app.form_token(&er, "/emergency").await;
     let mut fields = vec![("authenticity_token", token.as_str())];
     fields.extend(emergency);
     let response = er
@@ -245,7 +236,7 @@ async fn the_portal_asks_for_the_password_before_a_deletion_and_comes_back() {
         "the form itself is what answers now (a card number of the wrong shape)"
     );
 
-    let token = form_token(&app, &client, &page).await;
+    let token = app.form_token(&client, &page).await;
     let response = client
         .post(app.url(&format!("{page}/deletion")))
         .form(&[("authenticity_token", token.as_str()), ("confirm", "yes")])
@@ -262,7 +253,7 @@ async fn the_portal_asks_for_the_password_before_a_deletion_and_comes_back() {
         "not erased"
     );
 
-    let token = form_token(&app, &client, &confirm).await;
+    let token = app.form_token(&client, &confirm).await;
     let wrong = client
         .post(app.url("/account/confirm"))
         .form(&[
@@ -276,7 +267,7 @@ async fn the_portal_asks_for_the_password_before_a_deletion_and_comes_back() {
     assert_eq!(wrong.status(), StatusCode::UNPROCESSABLE_ENTITY);
     assert!(wrong.text().await.unwrap().contains("パスワードが違います"));
     // Another site is never where a confirmation leads.
-    let token = form_token(&app, &client, &confirm).await;
+    let token = app.form_token(&client, &confirm).await;
     let elsewhere = client
         .post(app.url("/account/confirm"))
         .form(&[
@@ -289,7 +280,7 @@ async fn the_portal_asks_for_the_password_before_a_deletion_and_comes_back() {
         .unwrap();
     assert_eq!(elsewhere.status(), StatusCode::SEE_OTHER);
     assert_eq!(elsewhere.headers()[LOCATION], "/");
-    let token = form_token(&app, &client, &confirm).await;
+    let token = app.form_token(&client, &confirm).await;
     let right = client
         .post(app.url("/account/confirm"))
         .form(&[
@@ -303,7 +294,7 @@ async fn the_portal_asks_for_the_password_before_a_deletion_and_comes_back() {
     assert_eq!(right.status(), StatusCode::SEE_OTHER);
     assert_eq!(right.headers()[LOCATION].to_str().unwrap(), page);
 
-    let token = form_token(&app, &client, &page).await;
+    let token = app.form_token(&client, &page).await;
     let response = client
         .post(app.url(&format!("{page}/deletion")))
         .form(&[("authenticity_token", token.as_str()), ("confirm", "yes")])
