@@ -70,9 +70,16 @@ echo "== listening on $base"
 # path parameters: `ids.dict`, beside the configuration).
 cp .ci/schemathesis.toml "$work/schemathesis.toml"
 sessions="$(python3 - "$base" "$work/ids.dict" "${as%%/*}" "${as#*/}" <<'PY'
-import json, sys, urllib.request
+import base64, hashlib, hmac, json, struct, sys, time, urllib.request
 
 base, dictionary, facility, login = sys.argv[1:5]
+
+def totp(secret, step):
+    """RFC 6238 as authenticator apps do it: HMAC-SHA-1, six digits, 30-second steps."""
+    key = base64.b32decode(secret + "=" * (-len(secret) % 8))
+    digest = hmac.new(key, struct.pack(">Q", step), hashlib.sha1).digest()
+    offset = digest[-1] & 0x0F
+    return "%06d" % ((struct.unpack(">I", digest[offset:offset + 4])[0] & 0x7FFFFFFF) % 1000000)
 
 def sign_in(facility, login):
     body = {"facility_code": facility, "login_id": login, "password": "renrakucho-demo"}
@@ -86,6 +93,20 @@ def sign_in(facility, login):
                 return rest.split(";", 1)[0]
     raise SystemExit(f"signing in {login} gave no session cookie")
 
+def post(session, path, body=None):
+    request = urllib.request.Request(
+        base + "/api/v1" + path, data=json.dumps(body or {}).encode(), method="POST",
+        headers={"Cookie": "renrakucho_session=" + session,
+                 "Content-Type": "application/json"})
+    with urllib.request.urlopen(request) as response:
+        return json.load(response)
+
+def set_up_second_factor(session):
+    """The demo accounts have no authenticator: set one up, as a person must at first."""
+    secret = post(session, "/me/second-factor/totp")["secret"]
+    post(session, "/me/second-factor/totp/confirm",
+         {"one_time_code": totp(secret, int(time.time()) // 30)})
+
 def get(session, path):
     request = urllib.request.Request(
         base + "/api/v1" + path, headers={"Cookie": "renrakucho_session=" + session})
@@ -93,6 +114,7 @@ def get(session, path):
         return json.load(response)
 
 staff, operator = sign_in(facility, login), sign_in(None, "operator")
+set_up_second_factor(staff)
 ids = {get(staff, "/me")["id"]}
 ids |= {f["id"] for f in get(staff, "/facilities")}
 ids |= {g["id"] for g in get(staff, "/emergency-access")}

@@ -2093,6 +2093,26 @@ CREATE TABLE public._sqlx_migrations (
 ALTER TABLE public._sqlx_migrations OWNER TO renrakucho_owner;
 
 --
+-- Name: account_notices; Type: TABLE; Schema: public; Owner: renrakucho_owner
+--
+
+CREATE TABLE public.account_notices (
+    id uuid NOT NULL,
+    facility_id uuid NOT NULL,
+    staff_id uuid NOT NULL,
+    event text NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    claimed_until timestamp with time zone,
+    sent_at timestamp with time zone,
+    CONSTRAINT account_notices_event_check CHECK ((event = ANY (ARRAY['second_factor_added'::text, 'second_factor_removed'::text, 'second_factor_reset'::text, 'recovery_codes_replaced'::text])))
+);
+
+ALTER TABLE ONLY public.account_notices FORCE ROW LEVEL SECURITY;
+
+
+ALTER TABLE public.account_notices OWNER TO renrakucho_owner;
+
+--
 -- Name: attachments; Type: TABLE; Schema: public; Owner: renrakucho_owner
 --
 
@@ -2241,10 +2261,10 @@ CREATE TABLE public.data_keys (
     rewrapped_at timestamp with time zone,
     destroyed_at timestamp with time zone,
     CONSTRAINT data_keys_check CHECK (((wrapped IS NULL) = (destroyed_at IS NOT NULL))),
-    CONSTRAINT data_keys_check1 CHECK (((owner_kind = 'blind_index'::text) = (facility_id IS NULL))),
+    CONSTRAINT data_keys_check1 CHECK (((owner_kind = ANY (ARRAY['blind_index'::text, 'platform'::text])) = (facility_id IS NULL))),
     CONSTRAINT data_keys_check2 CHECK (((owner_kind <> 'facility'::text) OR (owner_id = facility_id))),
     CONSTRAINT data_keys_master_key_id_check CHECK (((char_length(master_key_id) >= 1) AND (char_length(master_key_id) <= 2048))),
-    CONSTRAINT data_keys_owner_kind_check CHECK ((owner_kind = ANY (ARRAY['patient'::text, 'facility'::text, 'blind_index'::text]))),
+    CONSTRAINT data_keys_owner_kind_check CHECK ((owner_kind = ANY (ARRAY['patient'::text, 'facility'::text, 'blind_index'::text, 'platform'::text]))),
     CONSTRAINT data_keys_version_check CHECK ((version >= 1))
 );
 
@@ -2538,11 +2558,19 @@ CREATE TABLE public.platform_operators (
     previous_password_hashes text[] DEFAULT '{}'::text[] NOT NULL,
     password_must_change boolean DEFAULT false NOT NULL,
     password_version integer DEFAULT 0 NOT NULL,
+    totp_secret_enc bytea,
+    totp_confirmed_at timestamp with time zone,
+    totp_last_step bigint DEFAULT 0 NOT NULL,
+    recovery_code_hashes text[] DEFAULT '{}'::text[] NOT NULL,
     CONSTRAINT platform_operators_display_name_check CHECK (((char_length(display_name) >= 1) AND (char_length(display_name) <= 100))),
     CONSTRAINT platform_operators_login_id_check CHECK ((login_id ~ '^[a-z0-9._-]{3,32}$'::text)),
     CONSTRAINT platform_operators_password_version_check CHECK ((password_version >= 0)),
     CONSTRAINT platform_operators_previous_password_hashes_check CHECK ((cardinality(previous_password_hashes) <= 5)),
-    CONSTRAINT platform_operators_status_check CHECK ((status = ANY (ARRAY['active'::text, 'suspended'::text, 'disabled'::text])))
+    CONSTRAINT platform_operators_recovery_code_hashes_check CHECK ((cardinality(recovery_code_hashes) <= 10)),
+    CONSTRAINT platform_operators_status_check CHECK ((status = ANY (ARRAY['active'::text, 'suspended'::text, 'disabled'::text]))),
+    CONSTRAINT platform_operators_totp_confirmed_has_secret CHECK (((totp_confirmed_at IS NULL) OR (totp_secret_enc IS NOT NULL))),
+    CONSTRAINT platform_operators_totp_last_step_check CHECK ((totp_last_step >= 0)),
+    CONSTRAINT platform_operators_totp_secret_enc_check CHECK (((octet_length(totp_secret_enc) >= 50) AND (octet_length(totp_secret_enc) <= 200)))
 );
 
 ALTER TABLE ONLY public.platform_operators FORCE ROW LEVEL SECURITY;
@@ -2570,13 +2598,21 @@ CREATE TABLE public.staff_accounts (
     previous_password_hashes text[] DEFAULT '{}'::text[] NOT NULL,
     password_must_change boolean DEFAULT false NOT NULL,
     password_version integer DEFAULT 0 NOT NULL,
+    totp_secret_enc bytea,
+    totp_confirmed_at timestamp with time zone,
+    totp_last_step bigint DEFAULT 0 NOT NULL,
+    recovery_code_hashes text[] DEFAULT '{}'::text[] NOT NULL,
     CONSTRAINT staff_accounts_display_name_check CHECK (((char_length(display_name) >= 1) AND (char_length(display_name) <= 100))),
     CONSTRAINT staff_accounts_login_id_check CHECK ((login_id ~ '^[a-z0-9._-]{3,32}$'::text)),
     CONSTRAINT staff_accounts_password_version_check CHECK ((password_version >= 0)),
     CONSTRAINT staff_accounts_previous_password_hashes_check CHECK ((cardinality(previous_password_hashes) <= 5)),
     CONSTRAINT staff_accounts_profession_check CHECK ((profession = ANY (ARRAY['doctor'::text, 'dentist'::text, 'nurse'::text, 'pharmacist'::text, 'care_manager'::text, 'care_worker'::text, 'therapist'::text, 'clerk'::text, 'other'::text]))),
+    CONSTRAINT staff_accounts_recovery_code_hashes_check CHECK ((cardinality(recovery_code_hashes) <= 10)),
     CONSTRAINT staff_accounts_role_check CHECK ((role = ANY (ARRAY['facility_admin'::text, 'staff'::text]))),
-    CONSTRAINT staff_accounts_status_check CHECK ((status = ANY (ARRAY['active'::text, 'suspended'::text, 'disabled'::text])))
+    CONSTRAINT staff_accounts_status_check CHECK ((status = ANY (ARRAY['active'::text, 'suspended'::text, 'disabled'::text]))),
+    CONSTRAINT staff_accounts_totp_confirmed_has_secret CHECK (((totp_confirmed_at IS NULL) OR (totp_secret_enc IS NOT NULL))),
+    CONSTRAINT staff_accounts_totp_last_step_check CHECK ((totp_last_step >= 0)),
+    CONSTRAINT staff_accounts_totp_secret_enc_check CHECK (((octet_length(totp_secret_enc) >= 50) AND (octet_length(totp_secret_enc) <= 200)))
 );
 
 ALTER TABLE ONLY public.staff_accounts FORCE ROW LEVEL SECURITY;
@@ -2694,6 +2730,14 @@ ALTER TABLE ONLY private.value_binding
 
 ALTER TABLE ONLY public._sqlx_migrations
     ADD CONSTRAINT _sqlx_migrations_pkey PRIMARY KEY (version);
+
+
+--
+-- Name: account_notices account_notices_pkey; Type: CONSTRAINT; Schema: public; Owner: renrakucho_owner
+--
+
+ALTER TABLE ONLY public.account_notices
+    ADD CONSTRAINT account_notices_pkey PRIMARY KEY (id);
 
 
 --
@@ -3009,6 +3053,20 @@ CREATE INDEX platform_alerts_open ON private.platform_alerts USING btree (last_r
 --
 
 CREATE INDEX sessions_expiry ON private.sessions USING btree (expiry_date);
+
+
+--
+-- Name: account_notices_facility; Type: INDEX; Schema: public; Owner: renrakucho_owner
+--
+
+CREATE INDEX account_notices_facility ON public.account_notices USING btree (facility_id, staff_id);
+
+
+--
+-- Name: account_notices_unsent; Type: INDEX; Schema: public; Owner: renrakucho_owner
+--
+
+CREATE INDEX account_notices_unsent ON public.account_notices USING btree (created_at) WHERE (sent_at IS NULL);
 
 
 --
@@ -3584,6 +3642,22 @@ ALTER TABLE ONLY private.platform_alerts
 
 
 --
+-- Name: account_notices account_notices_facility_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: renrakucho_owner
+--
+
+ALTER TABLE ONLY public.account_notices
+    ADD CONSTRAINT account_notices_facility_id_fkey FOREIGN KEY (facility_id) REFERENCES public.facilities(id);
+
+
+--
+-- Name: account_notices account_notices_facility_id_staff_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: renrakucho_owner
+--
+
+ALTER TABLE ONLY public.account_notices
+    ADD CONSTRAINT account_notices_facility_id_staff_id_fkey FOREIGN KEY (facility_id, staff_id) REFERENCES public.staff_accounts(facility_id, id);
+
+
+--
 -- Name: attachments attachments_facility_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: renrakucho_owner
 --
 
@@ -4062,6 +4136,26 @@ CREATE POLICY sessions_store ON private.sessions TO renrakucho_owner USING (( SE
 
 
 --
+-- Name: account_notices; Type: ROW SECURITY; Schema: public; Owner: renrakucho_owner
+--
+
+ALTER TABLE public.account_notices ENABLE ROW LEVEL SECURITY;
+
+--
+-- Name: account_notices account_notices_digest; Type: POLICY; Schema: public; Owner: renrakucho_owner
+--
+
+CREATE POLICY account_notices_digest ON public.account_notices FOR SELECT TO renrakucho_digest USING (( SELECT public.in_digest_scope() AS in_digest_scope));
+
+
+--
+-- Name: account_notices account_notices_own; Type: POLICY; Schema: public; Owner: renrakucho_owner
+--
+
+CREATE POLICY account_notices_own ON public.account_notices TO renrakucho_runtime USING ((facility_id = ( SELECT public.current_facility_id() AS current_facility_id))) WITH CHECK ((facility_id = ( SELECT public.current_facility_id() AS current_facility_id)));
+
+
+--
 -- Name: attachments; Type: ROW SECURITY; Schema: public; Owner: renrakucho_owner
 --
 
@@ -4339,6 +4433,13 @@ CREATE POLICY data_keys_erasure ON public.data_keys FOR UPDATE TO renrakucho_run
 --
 
 CREATE POLICY data_keys_maintenance ON public.data_keys TO renrakucho_key_maintenance USING (( SELECT public.in_key_maintenance() AS in_key_maintenance)) WITH CHECK ((( SELECT public.in_key_maintenance() AS in_key_maintenance) AND (wrapped IS NOT NULL)));
+
+
+--
+-- Name: data_keys data_keys_platform; Type: POLICY; Schema: public; Owner: renrakucho_owner
+--
+
+CREATE POLICY data_keys_platform ON public.data_keys TO renrakucho_platform USING (((owner_kind = 'platform'::text) AND ( SELECT public.in_platform_scope() AS in_platform_scope))) WITH CHECK (((owner_kind = 'platform'::text) AND ( SELECT public.in_platform_scope() AS in_platform_scope) AND (wrapped IS NOT NULL)));
 
 
 --
@@ -4698,6 +4799,13 @@ CREATE POLICY master_key_epochs_maintenance ON public.master_key_epochs TO renra
 
 
 --
+-- Name: master_key_epochs master_key_epochs_platform; Type: POLICY; Schema: public; Owner: renrakucho_owner
+--
+
+CREATE POLICY master_key_epochs_platform ON public.master_key_epochs FOR SELECT TO renrakucho_platform USING (( SELECT public.in_platform_scope() AS in_platform_scope));
+
+
+--
 -- Name: master_key_epochs master_key_epochs_read; Type: POLICY; Schema: public; Owner: renrakucho_owner
 --
 
@@ -4930,6 +5038,13 @@ CREATE POLICY patients_value_check ON public.patients FOR SELECT TO renrakucho_o
 ALTER TABLE public.platform_operators ENABLE ROW LEVEL SECURITY;
 
 --
+-- Name: platform_operators platform_operators_maintenance; Type: POLICY; Schema: public; Owner: renrakucho_owner
+--
+
+CREATE POLICY platform_operators_maintenance ON public.platform_operators TO renrakucho_key_maintenance USING (( SELECT public.in_key_maintenance() AS in_key_maintenance)) WITH CHECK (( SELECT public.in_key_maintenance() AS in_key_maintenance));
+
+
+--
 -- Name: platform_operators platform_operators_platform; Type: POLICY; Schema: public; Owner: renrakucho_owner
 --
 
@@ -4941,6 +5056,13 @@ CREATE POLICY platform_operators_platform ON public.platform_operators TO renrak
 --
 
 ALTER TABLE public.staff_accounts ENABLE ROW LEVEL SECURITY;
+
+--
+-- Name: staff_accounts staff_accounts_maintenance; Type: POLICY; Schema: public; Owner: renrakucho_owner
+--
+
+CREATE POLICY staff_accounts_maintenance ON public.staff_accounts TO renrakucho_key_maintenance USING (( SELECT public.in_key_maintenance() AS in_key_maintenance)) WITH CHECK (( SELECT public.in_key_maintenance() AS in_key_maintenance));
+
 
 --
 -- Name: staff_accounts staff_accounts_own; Type: POLICY; Schema: public; Owner: renrakucho_owner
@@ -5512,6 +5634,28 @@ GRANT SELECT ON TABLE public._sqlx_migrations TO renrakucho_runtime;
 
 
 --
+-- Name: TABLE account_notices; Type: ACL; Schema: public; Owner: renrakucho_owner
+--
+
+GRANT SELECT,INSERT ON TABLE public.account_notices TO renrakucho_runtime;
+GRANT SELECT ON TABLE public.account_notices TO renrakucho_digest;
+
+
+--
+-- Name: COLUMN account_notices.claimed_until; Type: ACL; Schema: public; Owner: renrakucho_owner
+--
+
+GRANT UPDATE(claimed_until) ON TABLE public.account_notices TO renrakucho_runtime;
+
+
+--
+-- Name: COLUMN account_notices.sent_at; Type: ACL; Schema: public; Owner: renrakucho_owner
+--
+
+GRANT UPDATE(sent_at) ON TABLE public.account_notices TO renrakucho_runtime;
+
+
+--
 -- Name: TABLE attachments; Type: ACL; Schema: public; Owner: renrakucho_owner
 --
 
@@ -5608,6 +5752,7 @@ GRANT UPDATE(withdrawn_by_facility) ON TABLE public.consents TO renrakucho_runti
 
 GRANT SELECT,INSERT ON TABLE public.data_keys TO renrakucho_runtime;
 GRANT SELECT,INSERT ON TABLE public.data_keys TO renrakucho_key_maintenance;
+GRANT SELECT,INSERT ON TABLE public.data_keys TO renrakucho_platform;
 
 
 --
@@ -5799,6 +5944,7 @@ GRANT SELECT,INSERT ON TABLE public.master_key_epochs TO renrakucho_key_maintena
 --
 
 GRANT SELECT(master_key_id) ON TABLE public.master_key_epochs TO renrakucho_runtime;
+GRANT SELECT(master_key_id) ON TABLE public.master_key_epochs TO renrakucho_platform;
 
 
 --
@@ -5807,6 +5953,7 @@ GRANT SELECT(master_key_id) ON TABLE public.master_key_epochs TO renrakucho_runt
 
 GRANT UPDATE(state) ON TABLE public.master_key_epochs TO renrakucho_key_maintenance;
 GRANT SELECT(state) ON TABLE public.master_key_epochs TO renrakucho_runtime;
+GRANT SELECT(state) ON TABLE public.master_key_epochs TO renrakucho_platform;
 
 
 --
@@ -5895,10 +6042,38 @@ GRANT SELECT,INSERT,UPDATE ON TABLE public.platform_operators TO renrakucho_plat
 
 
 --
+-- Name: COLUMN platform_operators.id; Type: ACL; Schema: public; Owner: renrakucho_owner
+--
+
+GRANT SELECT(id) ON TABLE public.platform_operators TO renrakucho_key_maintenance;
+
+
+--
+-- Name: COLUMN platform_operators.totp_secret_enc; Type: ACL; Schema: public; Owner: renrakucho_owner
+--
+
+GRANT SELECT(totp_secret_enc),UPDATE(totp_secret_enc) ON TABLE public.platform_operators TO renrakucho_key_maintenance;
+
+
+--
 -- Name: TABLE staff_accounts; Type: ACL; Schema: public; Owner: renrakucho_owner
 --
 
 GRANT SELECT,INSERT ON TABLE public.staff_accounts TO renrakucho_runtime;
+
+
+--
+-- Name: COLUMN staff_accounts.id; Type: ACL; Schema: public; Owner: renrakucho_owner
+--
+
+GRANT SELECT(id) ON TABLE public.staff_accounts TO renrakucho_key_maintenance;
+
+
+--
+-- Name: COLUMN staff_accounts.facility_id; Type: ACL; Schema: public; Owner: renrakucho_owner
+--
+
+GRANT SELECT(facility_id) ON TABLE public.staff_accounts TO renrakucho_key_maintenance;
 
 
 --
@@ -5976,6 +6151,35 @@ GRANT UPDATE(password_must_change) ON TABLE public.staff_accounts TO renrakucho_
 --
 
 GRANT UPDATE(password_version) ON TABLE public.staff_accounts TO renrakucho_runtime;
+
+
+--
+-- Name: COLUMN staff_accounts.totp_secret_enc; Type: ACL; Schema: public; Owner: renrakucho_owner
+--
+
+GRANT UPDATE(totp_secret_enc) ON TABLE public.staff_accounts TO renrakucho_runtime;
+GRANT SELECT(totp_secret_enc),UPDATE(totp_secret_enc) ON TABLE public.staff_accounts TO renrakucho_key_maintenance;
+
+
+--
+-- Name: COLUMN staff_accounts.totp_confirmed_at; Type: ACL; Schema: public; Owner: renrakucho_owner
+--
+
+GRANT UPDATE(totp_confirmed_at) ON TABLE public.staff_accounts TO renrakucho_runtime;
+
+
+--
+-- Name: COLUMN staff_accounts.totp_last_step; Type: ACL; Schema: public; Owner: renrakucho_owner
+--
+
+GRANT UPDATE(totp_last_step) ON TABLE public.staff_accounts TO renrakucho_runtime;
+
+
+--
+-- Name: COLUMN staff_accounts.recovery_code_hashes; Type: ACL; Schema: public; Owner: renrakucho_owner
+--
+
+GRANT UPDATE(recovery_code_hashes) ON TABLE public.staff_accounts TO renrakucho_runtime;
 
 
 --

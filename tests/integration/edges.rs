@@ -64,7 +64,8 @@ async fn a_request_id_the_client_chose_freely_is_replaced() {
             .header("x-request-id", given)
             .json(
                 &json!({ "facility_code": facility.code, "login_id": "nurse",
-                           "password": FIXTURE_PASSWORD }),
+                           "password": FIXTURE_PASSWORD,
+                           "one_time_code": app.one_time_code(&facility.code, "nurse").await }),
             )
             .send()
             .await

@@ -336,8 +336,9 @@ async fn with_a_kms_alias_an_erasure_ends_the_epoch_and_its_key() {
     let second_id = format!("aws-kms:{second_arn}");
     assert_eq!(
         Keyring::keys_by_master(&app.db).await.unwrap(),
-        vec![(second_id.clone(), 2)],
-        "the kept patient's key and the blind-index key, under the new key only"
+        vec![(second_id.clone(), 3)],
+        "the kept patient's key, the facility's (its staff's authenticator secrets) and the \
+         blind-index key, under the new key only"
     );
     let old = client
         .describe_key()
@@ -417,9 +418,10 @@ async fn with_a_kms_alias_an_erasure_ends_the_epoch_and_its_key() {
         .await
         .unwrap();
     assert_eq!(response.status(), 201, "registering after the rotation");
+    // The patients', the facility's (its staff's authenticator secrets) and the blind-index key.
     assert_eq!(
         Keyring::keys_by_master(&app.db).await.unwrap(),
-        vec![(third_id, 3)]
+        vec![(third_id, 4)]
     );
 }
 

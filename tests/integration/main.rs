@@ -25,6 +25,7 @@ mod platform_alerts;
 mod reauthentication;
 mod remembered;
 mod schema;
+mod second_factor;
 mod sessions;
 mod sharing;
 mod sharing_http;

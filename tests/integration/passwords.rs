@@ -354,12 +354,22 @@ async fn a_password_chosen_by_someone_else_is_changed_before_anything_else() {
         .await
         .unwrap();
     assert_eq!(me["password_change_required"], false, "{me}");
-    let patients = client
-        .get(app.url("/api/v1/patients"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(patients.status(), StatusCode::OK);
+    // Next for an administrator: a second factor, before anything else (ADR 0031).
+    assert_eq!(me["second_factor_enrolment_required"], true, "{me}");
+    let (status, code, _) = error_of(
+        client
+            .get(app.url("/api/v1/patients"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (status, code.as_str()),
+        (StatusCode::FORBIDDEN, "second_factor_enrolment_required")
+    );
+    let response = client.get(app.url("/patients")).send().await.unwrap();
+    assert_eq!(response.headers()[LOCATION], "/account/second-factor");
 
     // An operator created for someone else too.
     admin_commands::create_operator(
@@ -387,12 +397,19 @@ async fn a_password_chosen_by_someone_else_is_changed_before_anything_else() {
     );
     let response = change(&app, &operator, FIXTURE_PASSWORD, NEW_PASSWORD).await;
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
-    let alerts = operator
-        .get(app.url("/api/v1/platform/alerts"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(alerts.status(), StatusCode::OK);
+    // Then, for an operator always, a second factor before anything else (ADR 0031).
+    let (status, code, _) = error_of(
+        operator
+            .get(app.url("/api/v1/platform/alerts"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (status, code.as_str()),
+        (StatusCode::FORBIDDEN, "second_factor_enrolment_required")
+    );
     let mut tx = app.db.begin(Scope::Platform).await.unwrap();
     let ops = operators::find_credentials(&mut tx, &LoginId::parse("ops").unwrap())
         .await

@@ -214,7 +214,8 @@ async fn no_session_before_sign_in_and_a_planted_id_is_never_adopted() {
             .post(app.url("/api/v1/auth/sign-in"))
             .header(COOKIE, format!("{COOKIE_NAME}={planted}"))
             .json(&serde_json::json!({
-                "facility_code": "SESS-3", "login_id": "alice", "password": FIXTURE_PASSWORD
+                "facility_code": "SESS-3", "login_id": "alice", "password": FIXTURE_PASSWORD,
+                "one_time_code": app.one_time_code("SESS-3", "alice").await
             }))
             .send()
             .await
@@ -250,7 +251,8 @@ async fn an_attackers_own_session_id_planted_in_a_browser_does_not_follow_the_vi
         .post(app.url("/api/v1/auth/sign-in"))
         .header(COOKIE, format!("{COOKIE_NAME}={attacker_id}"))
         .json(&serde_json::json!({
-            "facility_code": "SESS-4", "login_id": "victim", "password": FIXTURE_PASSWORD
+            "facility_code": "SESS-4", "login_id": "victim", "password": FIXTURE_PASSWORD,
+            "one_time_code": app.one_time_code("SESS-4", "victim").await
         }))
         .send()
         .await
@@ -501,6 +503,22 @@ async fn the_portal_signs_in_shows_the_name_and_signs_out() {
     clinic(&app, "PORTAL-1", &["alice"]).await;
 
     let submitted = post_login(&app, "portal-1", "alice", FIXTURE_PASSWORD).await;
+    // The password was right: the code page follows, and nothing opens before it.
+    assert_redirect(&submitted, "/login/code");
+    let home = app.client.get(app.url("/")).send().await.unwrap();
+    assert_redirect(&home, "/login");
+    let token = app.form_token(&app.client, "/login/code").await;
+    let code = app.one_time_code("PORTAL-1", "alice").await.unwrap();
+    let submitted = app
+        .client
+        .post(app.url("/login/code"))
+        .form(&[
+            ("authenticity_token", token.as_str()),
+            ("one_time_code", code.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
     assert_redirect(&submitted, "/");
     let id = session_id(&submitted);
 
@@ -664,7 +682,7 @@ impl Browser {
             .await
             .unwrap();
         assert_eq!(response.status(), StatusCode::OK, "{path}");
-        self.jar.extend(set_cookies(&response));
+        self.keep(&response);
         let page = response.text().await.unwrap();
         let marker = r#"name="authenticity_token" value=""#;
         let start = page.find(marker).expect("a form token") + marker.len();
@@ -692,7 +710,33 @@ impl Browser {
             StatusCode::SEE_OTHER,
             "signing {login} in"
         );
-        self.jar.extend(set_cookies(&response));
+        self.keep(&response);
+        // The password was right: the code of the account's authenticator completes it.
+        let token = self.form_token(app, "/login/code").await;
+        let one_time_code = app.one_time_code(code, login).await.unwrap();
+        let response = self
+            .client
+            .post(app.url("/login/code"))
+            .header(COOKIE, self.header())
+            .form(&[
+                ("authenticity_token", token.as_str()),
+                ("one_time_code", one_time_code.as_str()),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_redirect(&response, "/");
+        self.keep(&response);
+    }
+
+    /// Keeps the cookies `response` sets, each replacing the one of its name.
+    fn keep(&mut self, response: &reqwest::Response) {
+        for cookie in set_cookies(response) {
+            let name = cookie.split('=').next().unwrap_or_default().to_string();
+            self.jar
+                .retain(|kept| kept.split('=').next().unwrap_or_default() != name);
+            self.jar.push(cookie);
+        }
     }
 }
 

@@ -50,10 +50,18 @@ async fn sign_in_tagged(
     password: &str,
     request_id: &str,
 ) -> reqwest::Response {
+    // The right password comes with a fresh code of the account's authenticator, if it has one.
+    let one_time_code = match code {
+        Some(code) if password == FIXTURE_PASSWORD => app.one_time_code(code, login).await,
+        _ => None,
+    };
     client
         .post(app.url("/api/v1/auth/sign-in"))
         .header("x-request-id", request_id)
-        .json(&json!({ "facility_code": code, "login_id": login, "password": password }))
+        .json(
+            &json!({ "facility_code": code, "login_id": login, "password": password,
+                       "one_time_code": one_time_code }),
+        )
         .send()
         .await
         .expect("sign-in request")
@@ -515,7 +523,8 @@ async fn every_attempt_is_audited_once_in_the_chain_it_belongs_to() {
             StatusCode::OK,
             true,
             "success",
-            "password",
+            // The password and the code of alice's authenticator, in one request.
+            "password+totp",
         ),
         // alice's burst of two is used up by now.
         attempt(

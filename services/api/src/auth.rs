@@ -6,9 +6,9 @@ use axum::Json;
 use renrakucho_core::Password;
 use renrakucho_http::error::{ApiError, ApiJson, ErrorBody};
 use renrakucho_http::origin::RequestOrigin;
-use renrakucho_http::session::{self, SignedIn, SignedInToChangePassword, WhoAmI};
+use renrakucho_http::session::{self, SignedInToSecureAccount, WhoAmI};
 use renrakucho_http::state::AppState;
-use renrakucho_identity::{PasswordChangeError, SignInRequest};
+use renrakucho_identity::{PasswordChangeError, SignInOutcome, SignInRequest};
 use serde::Deserialize;
 use tower_sessions::Session;
 use utoipa::ToSchema;
@@ -20,13 +20,19 @@ pub struct SignInBody {
     pub facility_code: Option<String>,
     pub login_id: String,
     pub password: String,
+    /// The code of the account's second factor (six digits from the authenticator app, or a
+    /// recovery code), for clients that send it in one request. Without it, an account with a
+    /// second factor answers 401 `second_factor_required` and the code follows in
+    /// `POST /api/v1/auth/second-factor`.
+    #[serde(default)]
+    pub one_time_code: Option<String>,
 }
 
 /// Signs in and starts a session (cookie `renrakucho_session`, new ID at every sign-in).
 #[utoipa::path(post, path = "/api/v1/auth/sign-in", tag = "auth", request_body = SignInBody,
     responses(
         (status = 200, description = "Signed in", body = WhoAmI),
-        (status = 401, description = "Wrong facility code, login ID or password", body = ErrorBody),
+        (status = 401, description = "Wrong facility code, login ID or password (`bad_credentials`); the password was right and the account's second factor must follow (`second_factor_required`: this session waits five minutes for `POST /api/v1/auth/second-factor`); the one-time code was wrong or used (`wrong_one_time_code`)", body = ErrorBody),
         (status = 403, description = "Account or facility not active", body = ErrorBody),
         (status = 422, description = "Malformed input", body = ErrorBody),
         (status = 429, description = "Too many attempts", body = ErrorBody)))]
@@ -38,14 +44,59 @@ pub async fn sign_in(
     ApiJson(body): ApiJson<SignInBody>,
 ) -> Result<Json<WhoAmI>, ApiError> {
     let password = Password::for_sign_in(body.password)?;
-    let authenticated = state
+    let outcome = state
         .auth
         .sign_in(SignInRequest {
             facility_code: body.facility_code,
             login_id: body.login_id,
             password,
+            one_time_code: body.one_time_code,
             origin,
         })
+        .await?;
+    let authenticated = match outcome {
+        SignInOutcome::SignedIn(authenticated) => authenticated,
+        SignInOutcome::SecondFactorNeeded(pending) => {
+            session::await_second_factor(&session, pending).await?;
+            return Err(ApiError::second_factor_required());
+        }
+    };
+    session::start(&session, authenticated).await?;
+    let signed_in = session::current(&state, &session)
+        .await?
+        .ok_or_else(ApiError::unauthenticated)?;
+    Ok(Json(signed_in.who))
+}
+
+/// The second factor's code.
+#[derive(Deserialize, ToSchema)]
+pub struct SecondFactorBody {
+    /// Six digits from the authenticator app, or one of the recovery codes.
+    pub one_time_code: String,
+}
+
+/// Completes a sign-in whose password was right (`second_factor_required`) with the code of the
+/// account's second factor, within five minutes. A TOTP code is accepted once, for the current
+/// 30 seconds or one step either side; a recovery code once ever.
+#[utoipa::path(post, path = "/api/v1/auth/second-factor", tag = "auth",
+    request_body = SecondFactorBody,
+    responses(
+        (status = 200, description = "Signed in", body = WhoAmI),
+        (status = 401, description = "No sign-in is waiting for a code (`unauthenticated`), or the code is wrong, used, or came too late (`wrong_one_time_code`)", body = ErrorBody),
+        (status = 429, description = "Too many attempts", body = ErrorBody)))]
+#[tracing::instrument(skip_all)]
+pub async fn second_factor(
+    State(state): State<AppState>,
+    RequestOrigin(origin): RequestOrigin,
+    session: Session,
+    ApiJson(body): ApiJson<SecondFactorBody>,
+) -> Result<Json<WhoAmI>, ApiError> {
+    let Some(pending) = session::pending_second_factor(&session).await? else {
+        return Err(ApiError::unauthenticated());
+    };
+    let authenticated = state
+        .auth
+        .complete_second_factor(pending, &body.one_time_code, &origin)
         .await?;
     session::start(&session, authenticated).await?;
     let signed_in = session::current(&state, &session)
@@ -100,7 +151,7 @@ pub async fn sign_out(
     responses((status = 200, body = WhoAmI),
               (status = 401, description = "Not signed in, or the session expired", body = ErrorBody)))]
 #[tracing::instrument(skip_all)]
-pub async fn me(SignedInToChangePassword(signed_in): SignedInToChangePassword) -> Json<WhoAmI> {
+pub async fn me(SignedInToSecureAccount(signed_in): SignedInToSecureAccount) -> Json<WhoAmI> {
     Json(signed_in.who)
 }
 
@@ -127,7 +178,7 @@ pub struct PasswordChangeBody {
 #[tracing::instrument(skip_all)]
 pub async fn change_password(
     State(state): State<AppState>,
-    SignedInToChangePassword(signed_in): SignedInToChangePassword,
+    SignedInToSecureAccount(signed_in): SignedInToSecureAccount,
     session: Session,
     ApiJson(body): ApiJson<PasswordChangeBody>,
 ) -> Result<StatusCode, ApiError> {
@@ -177,10 +228,15 @@ pub struct ReauthenticateBody {
 #[tracing::instrument(skip_all)]
 pub async fn reauthenticate(
     State(state): State<AppState>,
-    signed_in: SignedIn,
+    SignedInToSecureAccount(signed_in): SignedInToSecureAccount,
     session: Session,
     ApiJson(body): ApiJson<ReauthenticateBody>,
 ) -> Result<StatusCode, ApiError> {
+    // Also while a second factor must be set up (its set-up asks for a recent password), not
+    // while the password itself must change.
+    if signed_in.who.password_change_required {
+        return Err(ApiError::password_change_required());
+    }
     let password = Password::for_sign_in(body.password)?;
     state
         .auth

@@ -11,6 +11,7 @@ pub mod notebook_pdf;
 pub mod openapi;
 pub mod patients;
 pub mod platform;
+pub mod second_factor;
 
 use axum::extract::DefaultBodyLimit;
 use axum::handler::Handler;
@@ -86,10 +87,22 @@ fn delete<H: Handler<T, AppState>, T: 'static>(path: &'static str, handler: H) -
 pub fn api_routes() -> Vec<ApiRoute> {
     vec![
         post("/auth/sign-in", auth::sign_in),
+        post("/auth/second-factor", auth::second_factor),
         post("/auth/sign-out", auth::sign_out),
         get("/me", auth::me),
         post("/me/password", auth::change_password),
         post("/me/reauthenticate", auth::reauthenticate),
+        post("/me/second-factor/totp", second_factor::begin_totp),
+        post(
+            "/me/second-factor/totp/confirm",
+            second_factor::confirm_totp,
+        ),
+        post(
+            "/me/second-factor/recovery-codes",
+            second_factor::new_recovery_codes,
+        ),
+        delete("/me/second-factor", second_factor::remove_own),
+        delete("/staff/{id}/second-factor", second_factor::reset),
         get("/patients", patients::registry::list),
         post("/patients", patients::registry::register),
         get("/patients/{id}", patients::registry::show),

@@ -28,6 +28,12 @@ use utoipa::{Modify, OpenApi};
         crate::auth::me,
         crate::auth::change_password,
         crate::auth::reauthenticate,
+        crate::auth::second_factor,
+        crate::second_factor::begin_totp,
+        crate::second_factor::confirm_totp,
+        crate::second_factor::new_recovery_codes,
+        crate::second_factor::remove_own,
+        crate::second_factor::reset,
         crate::health::healthz,
         crate::health::readyz,
         crate::patients::registry::list,
@@ -90,6 +96,10 @@ use utoipa::{Modify, OpenApi};
         crate::auth::SignInBody,
         crate::auth::PasswordChangeBody,
         crate::auth::ReauthenticateBody,
+        crate::auth::SecondFactorBody,
+        crate::second_factor::TotpEnrolmentView,
+        crate::second_factor::RecoveryCodesView,
+        crate::second_factor::TotpConfirmBody,
         crate::patients::PatientBody,
         crate::patients::PatientView,
         crate::patients::PatientLine,
@@ -136,9 +146,11 @@ pub struct ApiDoc;
 /// The name of the session's security scheme in the document.
 pub const SESSION_SCHEME: &str = "session";
 
-/// The API routes anyone may call: no session needed (the rest answer 401 without one).
-pub const PUBLIC_ROUTES: [&str; 3] = [
+/// The API routes anyone may call: no session needed (the rest answer 401 without one). The
+/// second factor's step needs the session of a sign-in waiting for it, not a signed-in one.
+pub const PUBLIC_ROUTES: [&str; 4] = [
     "/api/v1/auth/sign-in",
+    "/api/v1/auth/second-factor",
     "/api/v1/auth/sign-out",
     "/api/v1/openapi.json",
 ];

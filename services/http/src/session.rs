@@ -4,7 +4,9 @@
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use renrakucho_core::{FacilityKind, Profession, StaffRole, StaffStatus};
-use renrakucho_identity::{Authenticated, Principal, SessionRecord, SESSION_KEY};
+use renrakucho_identity::{
+    Authenticated, PendingSecondFactor, Principal, SessionRecord, PENDING_KEY, SESSION_KEY,
+};
 use renrakucho_store::audit::Origin;
 use renrakucho_store::{facilities, operators, sessions, staff, Scope};
 use serde::Serialize;
@@ -45,6 +47,13 @@ pub struct WhoAmI {
     /// is changed (`POST /api/v1/me/password`), every other request is refused with 403
     /// `password_change_required`.
     pub password_change_required: bool,
+    /// An authenticator app is set up: sign-in asks for its code.
+    pub second_factor_enabled: bool,
+    /// The person must set up a second factor (facility admins always; staff where the
+    /// network requires it): until they do (`POST /api/v1/me/second-factor/totp` and its
+    /// confirmation), every other request is refused with 403
+    /// `second_factor_enrolment_required`.
+    pub second_factor_enrolment_required: bool,
     /// The account's password version: a session signed in under another one has ended.
     #[serde(skip)]
     pub password_version: i32,
@@ -201,9 +210,29 @@ pub fn store(state: &AppState) -> SessionStore {
     }
 }
 
+/// Keeps a sign-in whose password was right until its second factor's code comes, under a new
+/// session ID; the session is not signed in meanwhile.
+pub async fn await_second_factor(
+    session: &Session,
+    pending: PendingSecondFactor,
+) -> Result<(), ApiError> {
+    session.cycle_id().await?;
+    session.remove::<SessionRecord>(SESSION_KEY).await?;
+    session.insert(PENDING_KEY, pending).await?;
+    Ok(())
+}
+
+/// The sign-in waiting for its second factor in `session`, if any.
+pub async fn pending_second_factor(
+    session: &Session,
+) -> Result<Option<PendingSecondFactor>, ApiError> {
+    Ok(session.get::<PendingSecondFactor>(PENDING_KEY).await?)
+}
+
 /// Starts a session for the person just authenticated, under a new session ID (no fixation).
 pub async fn start(session: &Session, who: Authenticated) -> Result<(), ApiError> {
     session.cycle_id().await?;
+    session.remove::<PendingSecondFactor>(PENDING_KEY).await?;
     let t = now();
     session
         .insert(
@@ -341,7 +370,8 @@ pub async fn still_valid(state: &AppState, id: tower_sessions::session::Id) -> b
         return false;
     };
     // A stream is not a way around a password that must be changed first.
-    matches!(check(state, &record, now()).await, Ok(Some(who)) if !who.password_change_required)
+    matches!(check(state, &record, now()).await,
+        Ok(Some(who)) if !who.password_change_required && !who.second_factor_enrolment_required)
 }
 
 /// The one decision on a session record at time `t`: `None` when it has expired or its account
@@ -417,6 +447,9 @@ async fn account(state: &AppState, principal: Principal) -> Result<Option<WhoAmI
                     account.password_must_change,
                     account.password_changed_at,
                 ),
+                second_factor_enabled: account.second_factor_enabled,
+                second_factor_enrolment_required: state.auth.second_factor_required(account.role)
+                    && !account.second_factor_enabled,
                 password_version: account.password_version,
             }
         }
@@ -442,6 +475,9 @@ async fn account(state: &AppState, principal: Principal) -> Result<Option<WhoAmI
                     operator.password_must_change,
                     operator.password_changed_at,
                 ),
+                // Operators must always have one.
+                second_factor_enabled: operator.second_factor_enabled,
+                second_factor_enrolment_required: !operator.second_factor_enabled,
                 password_version: operator.password_version,
             }
         }
@@ -449,12 +485,13 @@ async fn account(state: &AppState, principal: Principal) -> Result<Option<WhoAmI
     Ok(Some(who))
 }
 
-/// A signed-in person even while their password must be changed: only for saying who they are
-/// and for the change itself. Every other handler takes [`SignedIn`], which refuses them.
+/// A signed-in person even while their password must be changed or a second factor set up:
+/// only for saying who they are and for those changes themselves. Every other handler takes
+/// [`SignedIn`], which refuses them.
 #[derive(Debug, Clone)]
-pub struct SignedInToChangePassword(pub SignedIn);
+pub struct SignedInToSecureAccount(pub SignedIn);
 
-impl FromRequestParts<AppState> for SignedInToChangePassword {
+impl FromRequestParts<AppState> for SignedInToSecureAccount {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
@@ -469,6 +506,9 @@ impl FromRequestParts<AppState> for SignedIn {
         let signed_in = signed_in(parts, state).await?;
         if signed_in.who.password_change_required {
             return Err(ApiError::password_change_required());
+        }
+        if signed_in.who.second_factor_enrolment_required {
+            return Err(ApiError::second_factor_enrolment_required());
         }
         Ok(signed_in)
     }

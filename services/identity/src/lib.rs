@@ -1,17 +1,22 @@
-//! Who is signing in: password hashing (argon2id), sign-in throttling, and the sign-in flow
-//! that records every attempt in the audit log. No HTTP here: the server turns
+//! Who is signing in: password hashing (argon2id), sign-in throttling, the second factor
+//! (TOTP, recovery codes), and the sign-in flow that records every attempt in the audit log. No HTTP here: the server turns
 //! [`SignInError`] into responses.
 
 mod password;
 mod password_change;
 mod principal;
 mod rules;
+mod second_factor;
 mod sign_in;
 mod throttle;
+pub mod totp;
 
 pub use password::{PasswordHasher, PasswordParams};
 pub use password_change::{PasswordChangeError, REMEMBERED_PASSWORDS};
 pub use principal::{Authenticated, Principal, SessionRecord, SESSION_KEY};
 pub use rules::PasswordRules;
-pub use sign_in::{Authenticator, SignInError, SignInRequest};
+pub use second_factor::{
+    secret_binding, Enrolment, PendingSecondFactor, SecondFactorError, PENDING_FOR, PENDING_KEY,
+};
+pub use sign_in::{Authenticator, SignInError, SignInOutcome, SignInRequest};
 pub use throttle::{RefusalSummary, SignInThrottle, ThrottleConfig, Throttled, WindowClock};

@@ -1,10 +1,12 @@
 use std::time::Duration;
 
-use renrakucho_core::{FacilityCode, InvalidValue, LoginId, Password, StaffStatus};
+use renrakucho_core::{FacilityCode, InvalidValue, LoginId, Password, StaffRole, StaffStatus};
+use renrakucho_keyring::{Keyring, KeyringError};
 use renrakucho_store::audit::{self, Actor, AuditEvent, Origin, Outcome};
 use renrakucho_store::{facilities, operators, staff, Database, Scope, ScopedTx, StoreError};
 use serde_json::json;
 
+use crate::second_factor::PendingSecondFactor;
 use crate::{Authenticated, PasswordHasher, PasswordRules, Principal, SignInThrottle};
 
 /// A sign-in attempt as typed. No facility code: a platform operator's sign-in.
@@ -13,7 +15,20 @@ pub struct SignInRequest {
     pub facility_code: Option<String>,
     pub login_id: String,
     pub password: Password,
+    /// The second factor's code (TOTP or recovery code) in the same request; without it, an
+    /// account that has one gets [`SignInOutcome::SecondFactorNeeded`].
+    pub one_time_code: Option<String>,
     pub origin: Origin,
+}
+
+/// What a sign-in with the right password leads to.
+#[derive(Debug)]
+pub enum SignInOutcome {
+    /// Signed in.
+    SignedIn(Authenticated),
+    /// The password was right and the account has a second factor: its code completes the
+    /// sign-in ([`Authenticator::complete_second_factor`]).
+    SecondFactorNeeded(PendingSecondFactor),
 }
 
 /// Why a sign-in was refused. Unknown facility, unknown login ID and wrong password are one
@@ -30,8 +45,13 @@ pub enum SignInError {
     FacilityNotActive,
     #[error("too many attempts")]
     Throttled { retry_after: Duration },
+    /// The second factor's code was wrong, already used, or the wait for it ran out.
+    #[error("wrong or used one-time code")]
+    WrongSecondFactor,
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Keyring(#[from] KeyringError),
 }
 
 /// Checks credentials and records every attempt, successful or not, in the audit log.
@@ -43,19 +63,43 @@ pub struct Authenticator {
     pub(crate) rules: PasswordRules,
     /// A password older than this must be changed (none: passwords do not expire).
     pub(crate) max_age: Option<Duration>,
+    /// Decrypts the authenticators' secrets (under each facility's key).
+    pub(crate) keyring: Keyring,
+    /// Staff who are not facility admins need a second factor too (the network's policy;
+    /// admins always do).
+    pub(crate) staff_second_factor: bool,
 }
 
 impl Authenticator {
     /// Under the default password rules, passwords not expiring: see
     /// [`Authenticator::with_password_policy`].
-    pub fn new(db: Database, hasher: PasswordHasher, throttle: SignInThrottle) -> Self {
+    pub fn new(
+        db: Database,
+        hasher: PasswordHasher,
+        throttle: SignInThrottle,
+        keyring: Keyring,
+    ) -> Self {
         Self {
             db,
             hasher,
             throttle,
             rules: PasswordRules::default(),
             max_age: None,
+            keyring,
+            staff_second_factor: true,
         }
+    }
+
+    /// Whether staff who are not facility admins must have a second factor (default: yes).
+    pub fn with_staff_second_factor(mut self, required: bool) -> Self {
+        self.staff_second_factor = required;
+        self
+    }
+
+    /// Whether a staff member of `role` must enrol a second factor before anything else
+    /// (operators always must).
+    pub fn second_factor_required(&self, role: StaffRole) -> bool {
+        role == StaffRole::FacilityAdmin || self.staff_second_factor
     }
 
     /// The network's password rules and, if set, the age at which a password must be changed.
@@ -104,7 +148,7 @@ impl Authenticator {
     }
 
     #[tracing::instrument(skip_all, fields(kind = if request.facility_code.is_some() { "staff" } else { "operator" }))]
-    pub async fn sign_in(&self, request: SignInRequest) -> Result<Authenticated, SignInError> {
+    pub async fn sign_in(&self, request: SignInRequest) -> Result<SignInOutcome, SignInError> {
         let origin = request.origin.clone();
         let code = match request.facility_code.as_deref().map(str::trim) {
             Some(raw) if !raw.is_empty() => Some(FacilityCode::parse(raw)),
@@ -136,12 +180,23 @@ impl Authenticator {
         }
         match code {
             Some(code) => {
-                self.staff_sign_in(&code, &login, &request.password, &origin)
-                    .await
+                self.staff_sign_in(
+                    &code,
+                    &login,
+                    &request.password,
+                    request.one_time_code.as_deref(),
+                    &origin,
+                )
+                .await
             }
             None => {
-                self.operator_sign_in(&login, &request.password, &origin)
-                    .await
+                self.operator_sign_in(
+                    &login,
+                    &request.password,
+                    request.one_time_code.as_deref(),
+                    &origin,
+                )
+                .await
             }
         }
     }
@@ -151,8 +206,9 @@ impl Authenticator {
         code: &FacilityCode,
         login: &LoginId,
         password: &Password,
+        one_time_code: Option<&str>,
         origin: &Origin,
-    ) -> Result<Authenticated, SignInError> {
+    ) -> Result<SignInOutcome, SignInError> {
         let Some((facility, facility_status)) = facilities::for_sign_in(&self.db, code).await?
         else {
             self.verify(password, None).await;
@@ -216,23 +272,30 @@ impl Authenticator {
         if let Some(hash) = self.rehashed(password, &stored).await {
             staff::rehash_password(&mut tx, account.id, &stored, &hash).await?;
         }
-        record(&mut tx, actor, Outcome::Success, target, origin, "password").await?;
-        tx.commit().await?;
-        Ok(Authenticated {
+        let authenticated = Authenticated {
             principal: Principal::Staff {
                 id: account.id,
                 facility,
             },
             password_version: account.password_version,
-        })
+        };
+        self.after_password(
+            tx,
+            authenticated,
+            account.second_factor_enabled,
+            one_time_code,
+            origin,
+        )
+        .await
     }
 
     async fn operator_sign_in(
         &self,
         login: &LoginId,
         password: &Password,
+        one_time_code: Option<&str>,
         origin: &Origin,
-    ) -> Result<Authenticated, SignInError> {
+    ) -> Result<SignInOutcome, SignInError> {
         let mut tx = self.db.begin(Scope::Platform).await?;
         let credentials = operators::find_credentials(&mut tx, login).await?;
         let stored = credentials.as_ref().map(|c| c.password_hash.clone());
@@ -276,12 +339,51 @@ impl Authenticator {
         if let Some(hash) = self.rehashed(password, &stored).await {
             operators::rehash_password(&mut tx, operator.id, &stored, &hash).await?;
         }
-        record(&mut tx, actor, Outcome::Success, target, origin, "password").await?;
-        tx.commit().await?;
-        Ok(Authenticated {
+        let authenticated = Authenticated {
             principal: Principal::Operator { id: operator.id },
             password_version: operator.password_version,
-        })
+        };
+        self.after_password(
+            tx,
+            authenticated,
+            operator.second_factor_enabled,
+            one_time_code,
+            origin,
+        )
+        .await
+    }
+
+    /// The rest of a sign-in whose password was right, in `tx`: signed in when the account has
+    /// no second factor; else its code checked if it came along, or the sign-in left waiting
+    /// for it.
+    async fn after_password(
+        &self,
+        mut tx: ScopedTx,
+        who: Authenticated,
+        second_factor_enabled: bool,
+        one_time_code: Option<&str>,
+        origin: &Origin,
+    ) -> Result<SignInOutcome, SignInError> {
+        let (actor, target) = match who.principal {
+            Principal::Staff { id, .. } => (Actor::Staff(id), Some(("staff", id.as_uuid()))),
+            Principal::Operator { id } => (Actor::Operator(id), Some(("operator", id.as_uuid()))),
+        };
+        if !second_factor_enabled {
+            record(&mut tx, actor, Outcome::Success, target, origin, "password").await?;
+            tx.commit().await?;
+            return Ok(SignInOutcome::SignedIn(who));
+        }
+        let Some(code) = one_time_code else {
+            self.record_password_step(&mut tx, actor, target, origin)
+                .await?;
+            tx.commit().await?;
+            return Ok(SignInOutcome::SecondFactorNeeded(PendingSecondFactor::new(
+                who,
+            )));
+        };
+        self.finish_with_second_factor(tx, who, code, origin)
+            .await
+            .map(SignInOutcome::SignedIn)
     }
 
     /// The password hashed anew when `stored` was made under other argon2id settings (they
@@ -388,7 +490,7 @@ impl Authenticator {
     }
 }
 
-async fn record(
+pub(crate) async fn record(
     tx: &mut ScopedTx,
     actor: Actor,
     outcome: Outcome,

@@ -46,13 +46,20 @@ pub enum KeyOwner {
     Patient(PatientId),
     /// A facility's private data that is not about a patient.
     Facility(FacilityId),
+    /// The platform's own secrets (the operators' authenticators): one key for the network,
+    /// readable in the platform's scope only.
+    Platform,
 }
+
+/// The owner ID of the platform's key (there is one platform).
+const PLATFORM_OWNER: Uuid = Uuid::nil();
 
 impl KeyOwner {
     pub(crate) fn code(self) -> u8 {
         match self {
             KeyOwner::Patient(_) => 1,
             KeyOwner::Facility(_) => 2,
+            KeyOwner::Platform => 3,
         }
     }
 
@@ -60,6 +67,7 @@ impl KeyOwner {
         match self {
             KeyOwner::Patient(p) => p.as_uuid(),
             KeyOwner::Facility(f) => f.as_uuid(),
+            KeyOwner::Platform => PLATFORM_OWNER,
         }
     }
 
@@ -69,6 +77,7 @@ impl KeyOwner {
         match self {
             KeyOwner::Patient(_) => OwnerKind::Patient,
             KeyOwner::Facility(_) => OwnerKind::Facility,
+            KeyOwner::Platform => OwnerKind::Platform,
         }
     }
 
@@ -76,6 +85,7 @@ impl KeyOwner {
         match code {
             1 => Some(KeyOwner::Patient(PatientId::from_uuid(id))),
             2 => Some(KeyOwner::Facility(FacilityId::from_uuid(id))),
+            3 if id == PLATFORM_OWNER => Some(KeyOwner::Platform),
             _ => None,
         }
     }
@@ -86,6 +96,7 @@ impl std::fmt::Display for KeyOwner {
         match self {
             KeyOwner::Patient(p) => write!(f, "patient {p}"),
             KeyOwner::Facility(id) => write!(f, "facility {id}"),
+            KeyOwner::Platform => f.write_str("platform"),
         }
     }
 }

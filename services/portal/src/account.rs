@@ -9,7 +9,7 @@ use renrakucho_core::{InvalidValue, Password};
 use renrakucho_http::error::ApiError;
 use serde::Deserialize;
 
-use crate::context::{PageRequest, PasswordPageRequest, PASSWORD_PAGE};
+use crate::context::{is_admin, PasswordPageRequest, PASSWORD_PAGE};
 use crate::input::Form;
 use crate::routes::render;
 
@@ -166,14 +166,14 @@ pub struct ConfirmQuery {
     next: Option<String>,
 }
 
-fn confirm_page(page: &PageRequest, next: String, error: Option<ApiError>) -> Response {
+fn confirm_page(page: &PasswordPageRequest, next: String, error: Option<ApiError>) -> Response {
     let status = error.as_ref().map_or(StatusCode::OK, |e| e.status);
     let retry_after = error.as_ref().and_then(|e| e.retry_after);
     let mut response = render(
         status,
         &ConfirmPage {
-            admin: page.is_admin(),
-            token: page.authenticity(),
+            admin: is_admin(&page.user),
+            token: page.token.authenticity_token().unwrap_or_default(),
             next,
             minutes: page
                 .state
@@ -189,14 +189,19 @@ fn confirm_page(page: &PageRequest, next: String, error: Option<ApiError>) -> Re
             .headers_mut()
             .insert(header::RETRY_AFTER, secs.into());
     }
-    page.respond(response)
+    (page.token.clone(), response).into_response()
 }
 
 #[tracing::instrument(skip_all)]
 pub async fn confirm_form(
-    page: PageRequest,
+    page: PasswordPageRequest,
     axum::extract::Query(query): axum::extract::Query<ConfirmQuery>,
 ) -> Response {
+    // Also while a second factor must be set up (its set-up asks for this), not while the
+    // password itself must change.
+    if page.user.who.password_change_required {
+        return Redirect::to(PASSWORD_PAGE).into_response();
+    }
     let next = local_path(query.next.as_deref());
     confirm_page(&page, next, None)
 }
@@ -212,10 +217,13 @@ pub struct ConfirmForm {
 /// Checks the password; on success the person goes back to `next` to do the act.
 #[tracing::instrument(skip_all)]
 pub async fn confirm(
-    page: PageRequest,
+    page: PasswordPageRequest,
     session: tower_sessions::Session,
     Form(form): Form<ConfirmForm>,
 ) -> Response {
+    if page.user.who.password_change_required {
+        return Redirect::to(PASSWORD_PAGE).into_response();
+    }
     let next = local_path(Some(&form.next));
     let password = match Password::for_sign_in(form.password) {
         Ok(p) => p,
@@ -224,7 +232,7 @@ pub async fn confirm(
     let state = &page.state;
     match state
         .auth
-        .reauthenticate(page.user.principal, password, page.origin())
+        .reauthenticate(page.user.principal, password, &page.user.origin)
         .await
     {
         Ok(()) => match renrakucho_http::session::reauthenticated(&session).await {

@@ -22,8 +22,8 @@ use crate::csrf::CsrfToken;
 use crate::routes::error_page;
 
 /// A signed-in person on a page, with the request's origin; anyone else is sent to the
-/// sign-in page, and a person who must change their password first to
-/// [`PASSWORD_PAGE`]. For handlers that render no form (downloads, lists); the others take
+/// sign-in page, a person who must change their password first to [`PASSWORD_PAGE`], and one
+/// who must set up a second factor to its page. For handlers that render no form (downloads, lists); the others take
 /// [`PageRequest`].
 pub struct PageUser(pub SignedIn);
 
@@ -37,6 +37,9 @@ impl FromRequestParts<AppState> for PageUser {
         let signed_in = page_user(parts, state).await?;
         if signed_in.who.password_change_required {
             return Err(Redirect::to(PASSWORD_PAGE).into_response());
+        }
+        if signed_in.who.second_factor_enrolment_required {
+            return Err(Redirect::to(crate::second_factor::SECOND_FACTOR_PAGE).into_response());
         }
         Ok(PageUser(signed_in))
     }

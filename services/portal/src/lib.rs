@@ -10,5 +10,6 @@ pub mod input;
 pub mod notebook_pages;
 pub mod pages;
 pub mod routes;
+pub mod second_factor;
 
 pub use routes::{error_page, page_not_found, routes, timed_out, FormKind, Portal, Write};

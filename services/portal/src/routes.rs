@@ -15,7 +15,7 @@ use renrakucho_http::error::ApiError;
 use renrakucho_http::origin::RequestOrigin;
 use renrakucho_http::session::{self, WhoAmI};
 use renrakucho_http::state::AppState;
-use renrakucho_identity::SignInRequest;
+use renrakucho_identity::{SignInOutcome, SignInRequest};
 use serde::Deserialize;
 use tower_sessions::Session;
 
@@ -122,11 +122,36 @@ pub fn routes(upload_limit_bytes: usize) -> Portal {
         .page("/", home)
         .page("/login", login_page)
         .form("/login", login_submit)
+        .page(
+            crate::second_factor::CODE_PAGE,
+            crate::second_factor::code_form,
+        )
+        .form(
+            crate::second_factor::CODE_PAGE,
+            crate::second_factor::code_submit,
+        )
         .form("/logout", logout)
         .page(crate::context::PASSWORD_PAGE, crate::account::password_page)
         .form(
             crate::context::PASSWORD_PAGE,
             crate::account::change_password,
+        )
+        .page(
+            crate::second_factor::SECOND_FACTOR_PAGE,
+            crate::second_factor::second_factor_page,
+        )
+        .form("/account/second-factor/begin", crate::second_factor::begin)
+        .form(
+            "/account/second-factor/confirm",
+            crate::second_factor::confirm,
+        )
+        .form(
+            "/account/second-factor/recovery-codes",
+            crate::second_factor::new_recovery_codes,
+        )
+        .form(
+            "/account/second-factor/remove",
+            crate::second_factor::remove,
         )
         .page(crate::account::CONFIRM_PAGE, crate::account::confirm_form)
         .form(crate::account::CONFIRM_PAGE, crate::account::confirm)
@@ -377,13 +402,22 @@ pub async fn login_submit(
         facility_code: Some(form.facility_code.clone()).filter(|c| !c.trim().is_empty()),
         login_id: form.login_id.clone(),
         password,
+        one_time_code: None,
         origin,
     };
     match state.auth.sign_in(request).await {
-        Ok(authenticated) => match session::start(&session, authenticated).await {
-            Ok(()) => Redirect::to("/").into_response(),
-            Err(e) => failed(e),
-        },
+        Ok(SignInOutcome::SignedIn(authenticated)) => {
+            match session::start(&session, authenticated).await {
+                Ok(()) => Redirect::to("/").into_response(),
+                Err(e) => failed(e),
+            }
+        }
+        Ok(SignInOutcome::SecondFactorNeeded(pending)) => {
+            match session::await_second_factor(&session, pending).await {
+                Ok(()) => Redirect::to(crate::second_factor::CODE_PAGE).into_response(),
+                Err(e) => failed(e),
+            }
+        }
         Err(e) => again(e.into(), &form),
     }
 }

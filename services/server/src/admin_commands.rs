@@ -133,3 +133,66 @@ pub(crate) async fn create_staff_hashed(
     tx.commit().await?;
     Ok(account)
 }
+
+/// Removes the second factor of a staff member (`facility` given) or of an operator, for
+/// someone who lost their authenticator and their recovery codes: on the server, by whoever
+/// runs the platform (for a facility admin, whose own admin cannot reset them; for an operator,
+/// whom no one else can). The person sets up a new one at their next sign-in. `NotFound` for an
+/// unknown facility or login ID; false when there was none to remove.
+pub async fn reset_second_factor(
+    db: &Database,
+    facility: Option<&FacilityCode>,
+    login_id: &LoginId,
+) -> Result<bool, StoreError> {
+    use renrakucho_store::account_notices::{self, NoticeEvent};
+    use renrakucho_store::second_factors::{self, Holder};
+    let (mut tx, holder, target) = match facility {
+        Some(code) => {
+            let (facility, _) = facilities::for_sign_in(db, code)
+                .await?
+                .ok_or(StoreError::NotFound)?;
+            let mut tx = db.begin(Scope::Facility(facility)).await?;
+            let account = staff::find_credentials(&mut tx, login_id)
+                .await?
+                .ok_or(StoreError::NotFound)?
+                .account;
+            (
+                tx,
+                Holder::Staff(account.id),
+                ("staff", account.id.as_uuid()),
+            )
+        }
+        None => {
+            let mut tx = db.begin(Scope::Platform).await?;
+            let operator = operators::find_credentials(&mut tx, login_id)
+                .await?
+                .ok_or(StoreError::NotFound)?
+                .operator;
+            (
+                tx,
+                Holder::Operator(operator.id),
+                ("operator", operator.id.as_uuid()),
+            )
+        }
+    };
+    if !second_factors::remove(&mut tx, holder).await? {
+        return Ok(false);
+    }
+    if let Holder::Staff(id) = holder {
+        account_notices::record(&mut tx, id, NoticeEvent::SecondFactorReset).await?;
+    }
+    audit::record(
+        &mut tx,
+        AuditEvent {
+            actor: Actor::System,
+            action: "account.second_factor",
+            outcome: Outcome::Success,
+            target: Some(target),
+            origin: &Origin::default(),
+            details: json!({ "event": "reset", "method": "totp", "via": "cli" }),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(true)
+}

@@ -80,8 +80,9 @@ impl Application {
         );
         let state = AppState {
             authz,
-            auth: Authenticator::new(db.clone(), hasher, throttle)
-                .with_password_policy(settings.password_rules(), settings.password_max_age),
+            auth: Authenticator::new(db.clone(), hasher, throttle, keyring.clone())
+                .with_password_policy(settings.password_rules(), settings.password_max_age)
+                .with_staff_second_factor(settings.staff_second_factor),
             keyring,
             files,
             db,
@@ -222,17 +223,24 @@ impl Application {
     }
 }
 
-/// Sends the daily digests that are due, every five minutes (when e-mail is configured).
+/// Sends the account notices that are due every 30 seconds, and the daily digests every five
+/// minutes (when e-mail is configured).
 async fn digests(db: Database, mailer: Option<crate::mail::Mailer>, public_url: String) {
     let Some(mailer) = mailer else {
         return;
     };
-    let mut tick = tokio::time::interval(Duration::from_secs(300));
-    loop {
+    let mut tick = tokio::time::interval(Duration::from_secs(30));
+    for round in 0u64.. {
         tick.tick().await;
-        let sent =
-            crate::digest::send_due(&db, &mailer, &public_url, time::OffsetDateTime::now_utc())
-                .await;
+        let now = time::OffsetDateTime::now_utc();
+        let notices = crate::notices::send_due(&db, &mailer, now).await;
+        if notices > 0 {
+            tracing::info!(sent = notices, "account notices sent");
+        }
+        if round % 10 != 0 {
+            continue;
+        }
+        let sent = crate::digest::send_due(&db, &mailer, &public_url, now).await;
         if sent > 0 {
             tracing::info!(sent, "daily digests sent");
         }

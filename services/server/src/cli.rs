@@ -108,6 +108,16 @@ enum AdminTask {
         #[arg(long, default_value = "clerk")]
         admin_profession: String,
     },
+    /// Remove the second factor (authenticator app and recovery codes) of a staff member
+    /// (with --facility) or of an operator (without) who lost both; they set up a new one at
+    /// their next sign-in. A facility's other staff are reset by their facility admin instead.
+    ResetSecondFactor {
+        /// The staff member's facility code (leave out for an operator).
+        #[arg(long)]
+        facility: Option<String>,
+        #[arg(long)]
+        login_id: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -279,6 +289,9 @@ async fn serve_with(
              (operator: leave the facility code empty, login ID {})",
             demo::DEMO_PASSWORD,
             demo::DEMO_OPERATOR
+        );
+        println!(
+            "At their first sign-in, staff set up an authenticator app (two-step verification)."
         );
     }
     app.run_until(shutdown_signal())
@@ -463,6 +476,29 @@ async fn admin_task(db: Database, settings: &Settings, task: AdminTask) -> Resul
                 "Facility {} created with administrator {}.",
                 facility.code, account.login_id
             );
+        }
+        AdminTask::ResetSecondFactor { facility, login_id } => {
+            let code = facility
+                .as_deref()
+                .map(FacilityCode::parse)
+                .transpose()
+                .map_err(invalid)?;
+            let login_id = LoginId::parse(&login_id).map_err(invalid)?;
+            let whose = match &code {
+                Some(code) => format!("{login_id} of {code}"),
+                None => format!("operator {login_id}"),
+            };
+            match admin_commands::reset_second_factor(&db, code.as_ref(), &login_id).await {
+                Ok(true) => println!(
+                    "The second factor of {whose} was removed: they set up a new one at their \
+                     next sign-in."
+                ),
+                Ok(false) => println!("{whose} has no second factor: nothing to remove."),
+                Err(renrakucho_store::StoreError::NotFound) => {
+                    return Err(Failure::runtime(format!("no such account: {whose}")))
+                }
+                Err(e) => return Err(Failure::runtime(e)),
+            }
         }
     }
     Ok(())

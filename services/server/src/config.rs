@@ -76,6 +76,9 @@ pub struct Settings {
     /// A password older than this must be changed at the next sign-in (default: never).
     #[serde(with = "humantime_serde")]
     pub password_max_age: Option<Duration>,
+    /// Staff who are not facility admins must set up a second factor (an authenticator app)
+    /// too (default true, the network's policy; facility admins always must).
+    pub staff_second_factor: bool,
     /// Connections the runtime pool may open.
     pub database_max_connections: u32,
     /// Who holds the master key that wraps every data key: `local` (a key file in
@@ -177,6 +180,7 @@ impl Default for Settings {
             password_iterations: password.iterations,
             password_min_chars: PasswordRules::default().min_chars,
             password_max_age: None,
+            staff_second_factor: true,
             database_max_connections: 10,
             key_provider: KeyProvider::Local,
             master_key_dir: None,

@@ -13,6 +13,7 @@ pub mod demo;
 pub mod digest;
 pub mod keys;
 pub mod mail;
+pub mod notices;
 pub mod setup;
 
 pub use app::Application;

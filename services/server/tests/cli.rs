@@ -597,3 +597,102 @@ async fn the_readmes_subcommands_are_the_binarys() {
         }
     }
 }
+
+/// `renrakucho admin reset-second-factor`, as the README shows it: a facility admin's and an
+/// operator's second factor removed (audited, the person's notice written), then nothing left
+/// to remove, and an unknown account refused.
+#[tokio::test]
+async fn reset_second_factor_removes_it_for_a_staff_member_and_an_operator() {
+    let db = TestDatabase::create().await;
+    let scratch = Scratch::new("reset-second-factor");
+    let envs = [
+        ("DATABASE_URL", db.owner_url()),
+        ("RENRAKUCHO_RUNTIME_DATABASE_URL", db.runtime_url()),
+        ("RENRAKUCHO_DATA_DIR", text(&scratch.data_dir())),
+    ];
+    let command = |args: &[&str]| renrakucho(&scratch.path, args, &envs);
+    let demo = run(command(&["demo"])).await;
+    assert!(demo.status.success(), "{}", describe(&demo));
+
+    // Both have an authenticator (what the value is does not matter to its removal).
+    let mut su = db.superuser_options().connect().await.unwrap();
+    for table in ["staff_accounts", "platform_operators"] {
+        sqlx::query(&format!(
+            "UPDATE {table} SET totp_secret_enc = decode(repeat('ab', 70), 'hex'),
+                    totp_confirmed_at = now(), recovery_code_hashes = '{{x}}'
+              WHERE login_id IN ('sato', 'operator')"
+        ))
+        .execute(&mut su)
+        .await
+        .unwrap();
+    }
+
+    for (args, whose) in [
+        (
+            vec![
+                "admin",
+                "reset-second-factor",
+                "--facility",
+                "IZ-CLINIC",
+                "--login-id",
+                "sato",
+            ],
+            "sato of IZ-CLINIC",
+        ),
+        (
+            vec!["admin", "reset-second-factor", "--login-id", "operator"],
+            "operator operator",
+        ),
+    ] {
+        let reset = run(command(&args)).await;
+        assert!(reset.status.success(), "{}", describe(&reset));
+        assert!(
+            String::from_utf8_lossy(&reset.stdout)
+                .contains(&format!("The second factor of {whose} was removed")),
+            "{}",
+            describe(&reset)
+        );
+        let again = run(command(&args)).await;
+        assert!(again.status.success(), "{}", describe(&again));
+        assert!(
+            String::from_utf8_lossy(&again.stdout).contains("has no second factor"),
+            "{}",
+            describe(&again)
+        );
+    }
+    let left: i64 = sqlx::query_scalar(
+        "SELECT (SELECT count(*) FROM staff_accounts WHERE totp_secret_enc IS NOT NULL
+                    OR cardinality(recovery_code_hashes) > 0)
+              + (SELECT count(*) FROM platform_operators WHERE totp_secret_enc IS NOT NULL
+                    OR cardinality(recovery_code_hashes) > 0)",
+    )
+    .fetch_one(&mut su)
+    .await
+    .unwrap();
+    assert_eq!(left, 0);
+    let (resets, notices): (i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM audit_log
+                  WHERE action = 'account.second_factor' AND details->>'via' = 'cli'),
+                (SELECT count(*) FROM account_notices WHERE event = 'second_factor_reset')",
+    )
+    .fetch_one(&mut su)
+    .await
+    .unwrap();
+    assert_eq!(
+        (resets, notices),
+        (2, 1),
+        "both audited; the staff member is told"
+    );
+
+    let unknown = run(command(&[
+        "admin",
+        "reset-second-factor",
+        "--facility",
+        "IZ-CLINIC",
+        "--login-id",
+        "nobody",
+    ]))
+    .await;
+    assert_eq!(unknown.status.code(), Some(1), "{}", describe(&unknown));
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("no such account"));
+}

@@ -171,6 +171,38 @@ async fn one_line_per_request_and_no_patient_data_in_the_log_even_at_trace() {
         .expect("a session cookie")
         .to_string();
     let me: Value = signed_in.json().await.unwrap();
+    // An administrator sets up an authenticator first (ADR 0031): its secret and recovery
+    // codes must not reach the log either.
+    let begun: Value = client
+        .post(server.url("/api/v1/me/second-factor/totp"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let totp_secret = begun["secret"].as_str().expect("a secret").to_string();
+    let authenticator =
+        renrakucho_identity::totp::secret_from_base32(&totp_secret).expect("a base32 secret");
+    let step = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        / renrakucho_identity::totp::STEP_SECONDS;
+    let confirmed = client
+        .post(server.url("/api/v1/me/second-factor/totp/confirm"))
+        .json(&json!({ "one_time_code": authenticator.code_at(step) }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(confirmed.status(), 200, "{}", server.log_tail());
+    let recovery: Value = confirmed.json().await.unwrap();
+    let recovery_codes: Vec<String> = recovery["recovery_codes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap().to_string())
+        .collect();
 
     // A patient with a distinctive name, address, phone and doctor; found again by name, shown.
     let registered = client
@@ -357,6 +389,8 @@ async fn one_line_per_request_and_no_patient_data_in_the_log_even_at_trace() {
     );
     secrets.extend(["仙台市泉区", "090-0000-01", "renrakucho-demo"].map(String::from));
     secrets.push(cookie);
+    secrets.push(totp_secret);
+    secrets.extend(recovery_codes);
     let lower = log.to_lowercase();
     for secret in &secrets {
         for spelling in [secret.clone(), percent_encoded(secret)] {

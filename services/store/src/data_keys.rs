@@ -13,6 +13,8 @@ pub enum OwnerKind {
     Patient,
     Facility,
     BlindIndex,
+    /// The platform's own key (operators' secrets).
+    Platform,
 }
 
 impl OwnerKind {
@@ -21,6 +23,7 @@ impl OwnerKind {
             OwnerKind::Patient => "patient",
             OwnerKind::Facility => "facility",
             OwnerKind::BlindIndex => "blind_index",
+            OwnerKind::Platform => "platform",
         }
     }
 
@@ -29,6 +32,7 @@ impl OwnerKind {
             "patient" => OwnerKind::Patient,
             "facility" => OwnerKind::Facility,
             "blind_index" => OwnerKind::BlindIndex,
+            "platform" => OwnerKind::Platform,
             other => {
                 return Err(StoreError::Misconfigured(format!(
                     "unknown data key owner kind {other:?}"

@@ -73,6 +73,27 @@ pub const ENCRYPTED_COLUMNS: &[EncryptedColumn<'static>] = &[
         version_column: Some("revision"),
         ..of_patient("patient_cards", "number_enc")
     },
+    // A staff member's authenticator secret, under the facility's key (migration 22).
+    EncryptedColumn {
+        table: "staff_accounts",
+        column: "totp_secret_enc",
+        id_column: "id",
+        owner_kind: OwnerKind::Facility,
+        owner_column: "facility_id",
+        bound_row_column: "id",
+        version_column: None,
+    },
+    // An operator's authenticator secret, under the platform's key (migration 22); the platform
+    // owns every row, so the owner column is the row's own.
+    EncryptedColumn {
+        table: "platform_operators",
+        column: "totp_secret_enc",
+        id_column: "id",
+        owner_kind: OwnerKind::Platform,
+        owner_column: "id",
+        bound_row_column: "id",
+        version_column: None,
+    },
 ];
 
 /// Encrypted columns of history, which never changes (第31条): each value keeps the key version
@@ -151,14 +172,19 @@ pub async fn values_of(
             Some(v) => format!("{}::bigint", identifier(v)?),
             None => "0::bigint".to_string(),
         };
+        // The platform owns every row of its tables (there is one platform).
+        let owner = if column.owner_kind == OwnerKind::Platform {
+            "$1::uuid IS NOT NULL".to_string()
+        } else {
+            format!("{} = $1", identifier(column.owner_column)?)
+        };
         let sql = format!(
             "SELECT {id}, {bound}, {version}, {col} FROM {table}
-              WHERE {owner} = $1 AND {col} IS NOT NULL ORDER BY {id}",
+              WHERE {owner} AND {col} IS NOT NULL ORDER BY {id}",
             id = identifier(column.id_column)?,
             bound = identifier(column.bound_row_column)?,
             col = identifier(column.column)?,
             table = identifier(column.table)?,
-            owner = identifier(column.owner_column)?,
         );
         sqlx::query_as(&sql)
             .bind(owner)

@@ -10,6 +10,7 @@
 //! SQL lives here, one module per aggregate ([`facilities`], [`staff`], [`operators`],
 //! [`data_keys`], [`audit`]); migrations are embedded from `../../migrations` and run by the binary.
 
+pub mod account_notices;
 pub mod announcements;
 pub mod attachments;
 pub mod audit;
@@ -33,6 +34,7 @@ pub mod patients;
 pub mod platform_alerts;
 mod pool;
 mod scope;
+pub mod second_factors;
 pub mod sessions;
 pub mod staff;
 pub mod stored_objects;

@@ -20,6 +20,8 @@ pub struct Operator {
     pub password_must_change: bool,
     /// How many times the password changed: sessions signed in under an older one end.
     pub password_version: i32,
+    /// An authenticator is enrolled and confirmed: sign-in asks for its code.
+    pub second_factor_enabled: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -41,6 +43,8 @@ struct Row {
     password_version: i32,
     password_hash: String,
     previous_password_hashes: Vec<String>,
+    /// An expression: sqlx cannot tell it is never NULL.
+    second_factor_enabled: Option<bool>,
 }
 
 impl Row {
@@ -54,6 +58,7 @@ impl Row {
                 password_changed_at: self.password_changed_at,
                 password_must_change: self.password_must_change,
                 password_version: self.password_version,
+                second_factor_enabled: self.second_factor_enabled.unwrap_or(false),
             },
             password_hash: self.password_hash,
             previous_password_hashes: self.previous_password_hashes,
@@ -76,7 +81,8 @@ pub async fn insert(
          VALUES ($1, $2, $3, $4, $5)
          RETURNING id, login_id, display_name, status, password_changed_at,
                    password_must_change, password_version, password_hash,
-                   previous_password_hashes",
+                   previous_password_hashes,
+                   totp_confirmed_at IS NOT NULL AS second_factor_enabled",
         OperatorId::new().as_uuid(),
         login_id.as_str(),
         display_name.as_str(),
@@ -96,7 +102,8 @@ pub async fn find_credentials(
     sqlx::query_as!(
         Row,
         "SELECT id, login_id, display_name, status, password_changed_at, password_must_change,
-            password_version, password_hash, previous_password_hashes FROM
+            password_version, password_hash, previous_password_hashes,
+            totp_confirmed_at IS NOT NULL AS second_factor_enabled FROM
             platform_operators WHERE login_id = $1",
         login_id.as_str()
     )
@@ -115,7 +122,8 @@ pub async fn credentials(
     sqlx::query_as!(
         Row,
         "SELECT id, login_id, display_name, status, password_changed_at, password_must_change,
-            password_version, password_hash, previous_password_hashes FROM
+            password_version, password_hash, previous_password_hashes,
+            totp_confirmed_at IS NOT NULL AS second_factor_enabled FROM
             platform_operators WHERE id = $1",
         id.as_uuid()
     )
@@ -176,7 +184,8 @@ pub async fn get(tx: &mut ScopedTx, id: OperatorId) -> Result<Operator, StoreErr
     sqlx::query_as!(
         Row,
         "SELECT id, login_id, display_name, status, password_changed_at, password_must_change,
-            password_version, password_hash, previous_password_hashes FROM
+            password_version, password_hash, previous_password_hashes,
+            totp_confirmed_at IS NOT NULL AS second_factor_enabled FROM
             platform_operators WHERE id = $1",
         id.as_uuid()
     )

@@ -28,6 +28,8 @@ pub struct StaffAccount {
     pub password_must_change: bool,
     /// How many times the password changed: sessions signed in under an older one end.
     pub password_version: i32,
+    /// An authenticator is enrolled and confirmed: sign-in asks for its code.
+    pub second_factor_enabled: bool,
 }
 
 /// An account with its password hashes, for the sign-in and password-change checks only.
@@ -55,6 +57,8 @@ struct Row {
     password_version: i32,
     password_hash: String,
     previous_password_hashes: Vec<String>,
+    /// An expression: sqlx cannot tell it is never NULL.
+    second_factor_enabled: Option<bool>,
 }
 
 impl Row {
@@ -72,6 +76,7 @@ impl Row {
                 password_changed_at: self.password_changed_at,
                 password_must_change: self.password_must_change,
                 password_version: self.password_version,
+                second_factor_enabled: self.second_factor_enabled.unwrap_or(false),
             },
             password_hash: self.password_hash,
             previous_password_hashes: self.previous_password_hashes,
@@ -108,7 +113,8 @@ pub async fn insert(tx: &mut ScopedTx, new: &NewStaff) -> Result<StaffAccount, S
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
          RETURNING id, facility_id, login_id, display_name, role, profession, status,
                    may_accept_invitations, password_changed_at, password_must_change,
-                   password_version, password_hash, previous_password_hashes",
+                   password_version, password_hash, previous_password_hashes,
+            totp_confirmed_at IS NOT NULL AS second_factor_enabled",
         StaffId::new().as_uuid(),
         facility.as_uuid(),
         new.login_id.as_str(),
@@ -132,7 +138,8 @@ pub async fn find_credentials(
         Row,
         "SELECT id, facility_id, login_id, display_name, role, profession,
             status, may_accept_invitations, password_changed_at, password_must_change,
-            password_version, password_hash, previous_password_hashes FROM
+            password_version, password_hash, previous_password_hashes,
+            totp_confirmed_at IS NOT NULL AS second_factor_enabled FROM
             staff_accounts WHERE login_id = $1",
         login_id.as_str()
     )
@@ -149,7 +156,8 @@ pub async fn credentials(tx: &mut ScopedTx, id: StaffId) -> Result<StaffCredenti
         Row,
         "SELECT id, facility_id, login_id, display_name, role, profession,
             status, may_accept_invitations, password_changed_at, password_must_change,
-            password_version, password_hash, previous_password_hashes FROM
+            password_version, password_hash, previous_password_hashes,
+            totp_confirmed_at IS NOT NULL AS second_factor_enabled FROM
             staff_accounts WHERE id = $1",
         id.as_uuid()
     )
@@ -215,7 +223,8 @@ pub async fn get(tx: &mut ScopedTx, id: StaffId) -> Result<StaffAccount, StoreEr
         Row,
         "SELECT id, facility_id, login_id, display_name, role, profession,
             status, may_accept_invitations, password_changed_at, password_must_change,
-            password_version, password_hash, previous_password_hashes FROM
+            password_version, password_hash, previous_password_hashes,
+            totp_confirmed_at IS NOT NULL AS second_factor_enabled FROM
             staff_accounts WHERE id = $1",
         id.as_uuid()
     )
@@ -232,7 +241,8 @@ pub async fn list(tx: &mut ScopedTx) -> Result<Vec<StaffAccount>, StoreError> {
         Row,
         "SELECT id, facility_id, login_id, display_name, role, profession,
             status, may_accept_invitations, password_changed_at, password_must_change,
-            password_version, password_hash, previous_password_hashes FROM
+            password_version, password_hash, previous_password_hashes,
+            totp_confirmed_at IS NOT NULL AS second_factor_enabled FROM
             staff_accounts ORDER BY login_id"
     )
     .fetch_all(tx.conn())

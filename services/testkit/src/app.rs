@@ -1,8 +1,10 @@
+use std::collections::HashMap;
 use std::net::SocketAddr;
 
 use renrakucho_core::{
     DisplayName, FacilityCode, FacilityKind, FacilityName, LoginId, Password, Profession, StaffRole,
 };
+use renrakucho_identity::totp::{TotpSecret, STEP_SECONDS};
 use renrakucho_identity::{PasswordHasher, PasswordParams};
 use renrakucho_server::admin_commands::{self, StaffToIssue};
 use renrakucho_server::config::Secret;
@@ -39,6 +41,8 @@ pub struct TestApp {
     /// What the running server remembers of sessions and accounts.
     pub server_principals: renrakucho_http::principals::Principals,
     hasher: PasswordHasher,
+    /// The fixture accounts' authenticators.
+    authenticators: OneTimeCodes,
     _scratch: tempfile::TempDir,
     shutdown: Option<oneshot::Sender<()>>,
 }
@@ -112,6 +116,7 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
         server_keyring,
         server_principals,
         hasher,
+        authenticators: Default::default(),
         _scratch: scratch,
         shutdown: Some(tx),
     }
@@ -124,6 +129,59 @@ pub fn new_client() -> reqwest::Client {
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .expect("an HTTP client")
+}
+
+/// Facility codes and login IDs are not case-sensitive.
+fn fixture_key(facility_code: &str, login: &str) -> String {
+    format!(
+        "{}/{}",
+        facility_code.trim().to_uppercase(),
+        login.trim().to_lowercase()
+    )
+}
+
+/// The fixture accounts' authenticators, by `CODE/login`, shared with whoever signs in for a
+/// test (a browser test's page).
+#[derive(Clone, Default)]
+pub struct OneTimeCodes(std::sync::Arc<std::sync::Mutex<HashMap<String, Authenticator>>>);
+
+impl OneTimeCodes {
+    /// A code of the authenticator of `facility_code`/`login` that the server has not seen:
+    /// for the current step or the next (the server accepts one step either side, so a step
+    /// boundary passed on the way does no harm); when both were given out, one of the
+    /// account's recovery codes, and only when those are used up, a wait for a new step.
+    pub async fn code(&self, facility_code: &str, login: &str) -> Option<String> {
+        let key = fixture_key(facility_code, login);
+        loop {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .expect("after 1970")
+                .as_secs();
+            let current = now / STEP_SECONDS;
+            {
+                let mut authenticators = self.0.lock().unwrap();
+                let fixture = authenticators.get_mut(&key)?;
+                let step = (fixture.last_step + 1).max(current);
+                if step <= current + 1 {
+                    fixture.last_step = step;
+                    return Some(fixture.secret.code_at(step));
+                }
+                if let Some(recovery) = fixture.recovery_codes.pop() {
+                    return Some(recovery);
+                }
+            }
+            let into_step = now % STEP_SECONDS;
+            tokio::time::sleep(std::time::Duration::from_secs(STEP_SECONDS - into_step)).await;
+        }
+    }
+}
+
+/// A fixture account's authenticator: the secret, the newest step whose code was given out (a
+/// code is good once, for a later step than the last), the recovery codes not given out.
+struct Authenticator {
+    secret: TotpSecret,
+    last_step: u64,
+    recovery_codes: Vec<String>,
 }
 
 /// The password every fixture account gets.
@@ -202,7 +260,7 @@ impl TestApp {
         profession: Profession,
     ) -> StaffAccount {
         let password = Password::new_secret(FIXTURE_PASSWORD.into()).expect("password");
-        admin_commands::create_staff(
+        let account = admin_commands::create_staff(
             &self.db,
             &self.hasher,
             facility,
@@ -216,12 +274,122 @@ impl TestApp {
             },
         )
         .await
-        .expect("seeding staff")
+        .expect("seeding staff");
+        self.enrol_second_factor(
+            &facility.code,
+            account.facility_id,
+            account.id,
+            &account.login_id,
+        )
+        .await;
+        account
     }
 
+    /// Gives a fixture account an authenticator (as if set up and confirmed long ago) whose
+    /// codes [`TestApp::sign_in_with`] sends.
+    pub async fn enrol_second_factor(
+        &self,
+        facility_code: &str,
+        facility: renrakucho_core::FacilityId,
+        id: renrakucho_core::StaffId,
+        login: &str,
+    ) {
+        self.enrol(
+            fixture_key(facility_code, login),
+            renrakucho_identity::Principal::Staff { id, facility },
+        )
+        .await;
+    }
+
+    /// Gives a fixture operator an authenticator, as [`TestApp::enrol_second_factor`] does a
+    /// staff member (its codes: `one_time_code("", login)`).
+    pub async fn enrol_operator_second_factor(&self, id: renrakucho_core::OperatorId, login: &str) {
+        self.enrol(
+            fixture_key("", login),
+            renrakucho_identity::Principal::Operator { id },
+        )
+        .await;
+    }
+
+    async fn enrol(&self, key: String, account: renrakucho_identity::Principal) {
+        use renrakucho_identity::Principal;
+        use renrakucho_store::second_factors::{self, Holder};
+        use renrakucho_store::Scope;
+        let (scope, holder) = match account {
+            Principal::Staff { id, facility } => (
+                Scope::Staff {
+                    facility,
+                    staff: id,
+                },
+                Holder::Staff(id),
+            ),
+            Principal::Operator { id } => (Scope::Platform, Holder::Operator(id)),
+        };
+        let secret = TotpSecret::generate();
+        let keyring = self.keyring().await;
+        let mut tx = self.db.begin(scope).await.expect("a transaction");
+        let binding = renrakucho_identity::secret_binding(account);
+        let enc = keyring
+            .encrypt(&mut tx, &binding, secret.as_bytes())
+            .await
+            .expect("encrypting the secret");
+        let recovery_codes = renrakucho_identity::totp::new_recovery_codes();
+        let hashes: Vec<String> = recovery_codes
+            .iter()
+            .map(|c| renrakucho_identity::totp::recovery_code_hash(c))
+            .collect();
+        assert!(second_factors::begin_totp(&mut tx, holder, &enc)
+            .await
+            .unwrap());
+        assert!(second_factors::confirm_totp(&mut tx, holder, 0, &hashes)
+            .await
+            .unwrap());
+        tx.commit().await.expect("committing");
+        self.authenticators.0.lock().unwrap().insert(
+            key,
+            Authenticator {
+                secret,
+                last_step: 0,
+                recovery_codes,
+            },
+        );
+    }
+
+    /// The fixture authenticator of `facility_code`/`login`, if it has one.
+    pub fn authenticator(&self, facility_code: &str, login: &str) -> Option<TotpSecret> {
+        self.authenticators
+            .0
+            .lock()
+            .unwrap()
+            .get(&fixture_key(facility_code, login))
+            .map(|a| a.secret.clone())
+    }
+
+    /// One of the fixture account's recovery codes not given out before (each is good once).
+    pub fn recovery_code(&self, facility_code: &str, login: &str) -> Option<String> {
+        self.authenticators
+            .0
+            .lock()
+            .unwrap()
+            .get_mut(&fixture_key(facility_code, login))
+            .and_then(|a| a.recovery_codes.pop())
+    }
+
+    /// A code of the fixture authenticator of `facility_code`/`login` that the server has not
+    /// seen ([`OneTimeCodes::code`]).
+    pub async fn one_time_code(&self, facility_code: &str, login: &str) -> Option<String> {
+        self.authenticators.code(facility_code, login).await
+    }
+
+    /// The fixture authenticators, to sign in from elsewhere (a browser).
+    pub fn one_time_codes(&self) -> OneTimeCodes {
+        self.authenticators.clone()
+    }
+
+    /// An active operator with [`FIXTURE_PASSWORD`] and an authenticator.
     pub async fn seed_operator(&self, login: &str) -> Operator {
         let password = Password::new_secret(FIXTURE_PASSWORD.into()).expect("password");
-        admin_commands::create_operator(
+        let operator = admin_commands::create_operator(
             &self.db,
             &self.hasher,
             &LoginId::parse(login).expect("login"),
@@ -230,7 +398,9 @@ impl TestApp {
             false,
         )
         .await
-        .expect("seeding an operator")
+        .expect("seeding an operator");
+        self.enrol_operator_second_factor(operator.id, login).await;
+        operator
     }
 
     /// POST /api/v1/auth/sign-in with this app's client (its cookies).
@@ -244,6 +414,8 @@ impl TestApp {
             .await
     }
 
+    /// POST /api/v1/auth/sign-in with `client`; for an account with a fixture authenticator
+    /// ([`TestApp::enrol_second_factor`]), with a fresh code from it in the same request.
     pub async fn sign_in_with(
         &self,
         client: &reqwest::Client,
@@ -251,11 +423,13 @@ impl TestApp {
         login: &str,
         password: &str,
     ) -> reqwest::Response {
+        let code = self
+            .one_time_code(facility_code.unwrap_or_default(), login)
+            .await;
         client
             .post(self.url("/api/v1/auth/sign-in"))
-            .json(
-                &json!({ "facility_code": facility_code, "login_id": login, "password": password }),
-            )
+            .json(&json!({ "facility_code": facility_code, "login_id": login,
+                           "password": password, "one_time_code": code }))
             .send()
             .await
             .expect("sign-in request")

@@ -23,7 +23,9 @@ pub mod photos;
 mod smtp;
 
 #[cfg(feature = "harness")]
-pub use app::{new_client, spawn_app, spawn_app_with, test_settings, TestApp, FIXTURE_PASSWORD};
+pub use app::{
+    new_client, spawn_app, spawn_app_with, test_settings, OneTimeCodes, TestApp, FIXTURE_PASSWORD,
+};
 #[cfg(feature = "harness")]
 pub use database::{TestDatabase, RUNTIME_PASSWORD};
 #[cfg(feature = "harness")]

@@ -88,6 +88,8 @@ pub async fn build(app: &TestApp, shape: Shape, members: usize) -> Network {
     }
     let mut signed_in = Vec::with_capacity(chosen.len());
     for (facility, account) in chosen {
+        app.enrol_second_factor(&facility.code, facility.id, account.id, &account.login_id)
+            .await;
         let client = browser_like_client();
         let response = app
             .sign_in_with(

@@ -19,7 +19,7 @@ use fantoccini::key::Key;
 use fantoccini::wd::TimeoutConfiguration;
 use fantoccini::{Client, ClientBuilder, Locator};
 use renrakucho_core::{FacilityKind, Profession, StaffRole};
-use renrakucho_testkit::{spawn_app, TestApp, FIXTURE_PASSWORD};
+use renrakucho_testkit::{spawn_app, OneTimeCodes, TestApp, FIXTURE_PASSWORD};
 use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
@@ -215,6 +215,7 @@ where
     let page = Page {
         client: client.clone(),
         base: app.address.clone(),
+        codes: app.one_time_codes(),
     };
     let outcome = tokio::spawn(body(page)).await;
     let closed = tokio::time::timeout(PATIENCE, client.close()).await;
@@ -234,6 +235,8 @@ where
 struct Page {
     client: Client,
     base: String,
+    /// The fixture accounts' authenticators, for the sign-in's code page.
+    codes: OneTimeCodes,
 }
 
 impl Page {
@@ -384,7 +387,8 @@ impl Page {
             .any(|c| c.name() == SESSION_COOKIE)
     }
 
-    /// Types into the sign-in form's fields and clicks the button.
+    /// Types into the sign-in form's fields and clicks the button; when the code page follows
+    /// (the password was right), types a code of the account's fixture authenticator there.
     async fn sign_in(&self, code: &str, login: &str, password: &str) {
         for (id, text) in [
             ("facility_code", code),
@@ -395,7 +399,55 @@ impl Page {
             field.clear().await.expect("clearing a field");
             field.send_keys(text).await.expect("typing into a field");
         }
+        // The page before the answer carries a mark: the answer is the page without it.
+        self.js("window.renrakuchoAnswered = false; return null")
+            .await;
         self.click(&format!("{LOGIN_FORM} button[type=submit]"))
+            .await;
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        loop {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the sign-in form was not answered"
+            );
+            let before = self
+                .client
+                .execute("return window.renrakuchoAnswered === false", vec![])
+                .await
+                // Mid-navigation there may be no document to ask: not answered yet.
+                .unwrap_or(Value::Bool(true));
+            if before == Value::Bool(true) {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+            let path = self.path().await;
+            if path == "/login/code" {
+                break;
+            }
+            let alert = self
+                .client
+                .find_all(Locator::Css("[role=alert]"))
+                .await
+                .map(|found| !found.is_empty())
+                .unwrap_or(false);
+            if path != "/login" || alert {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let one_time = self
+            .codes
+            .code(code, login)
+            .await
+            .expect("the account has a fixture authenticator");
+        self.enter_code(&one_time).await;
+    }
+
+    /// Types `code` into the sign-in's code page and clicks the button.
+    async fn enter_code(&self, code: &str) {
+        let field = self.wait_for("#one_time_code").await;
+        field.send_keys(code).await.expect("typing the code");
+        self.click("form[action='/login/code'] button[type=submit]")
             .await;
     }
 

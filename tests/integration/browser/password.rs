@@ -1,5 +1,6 @@
 //! A first sign-in with a password someone else chose: the person is taken to the password
-//! page, refused with the rule they broke, and goes on once it is changed.
+//! page, refused with the rule they broke, changes it, then sets up an authenticator app (an
+//! administrator must), and goes on; the next sign-in asks for the app's code.
 
 use renrakucho_core::{DisplayName, LoginId, Password};
 use renrakucho_server::admin_commands::{self, StaffToIssue};
@@ -85,9 +86,58 @@ async fn a_first_sign_in_leads_to_changing_the_password_on_a_phone() {
         )
         .await;
         page.wait_for("#password-done").await;
+
+        // An administrator must set up a second factor before anything else.
+        page.goto("/patients").await;
+        page.wait_for("#second-factor-required").await;
+        assert_eq!(page.path().await, "/account/second-factor");
+        page.click("form[action='/account/second-factor/begin'] button[type=submit]")
+            .await;
+        let secret = page.wait_for("#totp-secret").await.text().await.unwrap();
+        assert!(
+            page.js("return document.querySelector('figure.qr svg') !== null").await
+                == Value::Bool(true),
+            "the QR code, drawn by the server"
+        );
+        assert_accessible_on_a_phone(&page, "the authenticator set-up").await;
+        page.screenshot("second-factor").await;
+        let secret = renrakucho_identity::totp::secret_from_base32(&secret).expect("the key");
+        let step = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+            / renrakucho_identity::totp::STEP_SECONDS;
+        let field = page.wait_for("#one_time_code").await;
+        field.send_keys(&secret.code_at(step)).await.unwrap();
+        page.click("form[action='/account/second-factor/confirm'] button[type=submit]")
+            .await;
+        let codes = page.wait_for("#recovery-codes").await.text().await.unwrap();
+        assert_eq!(codes.lines().count(), 10, "ten recovery codes: {codes}");
+
         page.goto("/patients").await;
         page.wait_for_text("対象者").await;
         assert_eq!(page.path().await, "/patients", "free to go on");
+
+        // The next sign-in asks for the app's code after the password.
+        page.goto("/").await;
+        page.click(&format!("{LOGOUT_FORM} button[type=submit]"))
+            .await;
+        page.wait_for(LOGIN_FORM).await;
+        for (id, text) in [
+            ("facility_code", FACILITY_CODE),
+            ("login_id", LOGIN),
+            ("password", NEW_PASSWORD),
+        ] {
+            page.wait_for(&format!("#{id}")).await.send_keys(text).await.unwrap();
+        }
+        page.click(&format!("{LOGIN_FORM} button[type=submit]"))
+            .await;
+        page.wait_for("#one_time_code").await;
+        assert_eq!(page.path().await, "/login/code");
+        assert_accessible_on_a_phone(&page, "the code page").await;
+        page.enter_code(&secret.code_at(step + 1)).await;
+        page.wait_for(LOGOUT_FORM).await;
+        assert_eq!(page.path().await, "/");
     })
     .await;
 }

@@ -131,6 +131,16 @@ async fn the_form_works_from_the_keyboard_alone() {
         page.press_back_tab().await;
         assert_eq!(page.focused().await, "#password", "Shift+Tab goes back");
         page.press_key(Key::Enter).await;
+        // The code page has its field focused: the code is typed straight away, Enter sends it.
+        page.wait_for("#one_time_code").await;
+        assert_eq!(
+            page.focused().await,
+            "#one_time_code",
+            "the code field has the focus"
+        );
+        let code = page.codes.code(FACILITY_CODE, LOGIN).await.unwrap();
+        page.press(&code).await;
+        page.press_key(Key::Enter).await;
         page.wait_for(LOGOUT_FORM).await;
         assert_eq!(page.path().await, "/");
         let text = page.text().await;

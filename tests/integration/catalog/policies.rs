@@ -8,6 +8,8 @@ use super::*;
 /// that switch on their flag).
 #[rustfmt::skip]
 const POLICIES: &[(&str, &str, &str, &str)] = &[
+    ("public.account_notices", "account_notices_digest", "SELECT", DIGEST),
+    ("public.account_notices", "account_notices_own", "ALL", RUNTIME),
     ("private.emergency_identifications", "emergency_identifications_confirm", "ALL", OWNER),
     ("private.platform_alerts", "platform_alerts_platform", "ALL", PLATFORM),
     ("private.platform_alerts", "platform_alerts_raise", "ALL", OWNER),
@@ -39,6 +41,7 @@ const POLICIES: &[(&str, &str, &str, &str)] = &[
     ("public.data_keys", "data_keys_create", "INSERT", RUNTIME),
     ("public.data_keys", "data_keys_erasure", "UPDATE", RUNTIME),
     ("public.data_keys", "data_keys_maintenance", "ALL", KEY_MAINTENANCE),
+    ("public.data_keys", "data_keys_platform", "ALL", PLATFORM),
     ("public.data_keys", "data_keys_read", "SELECT", RUNTIME),
     ("public.deletion_requests", "deletion_requests_complete", "UPDATE", RUNTIME),
     ("public.deletion_requests", "deletion_requests_epochs", "SELECT", KEY_MAINTENANCE),
@@ -76,6 +79,7 @@ const POLICIES: &[(&str, &str, &str, &str)] = &[
     ("public.facilities", "facilities_own", "SELECT", RUNTIME),
     ("public.facilities", "facilities_platform", "ALL", PLATFORM),
     ("public.master_key_epochs", "master_key_epochs_maintenance", "ALL", KEY_MAINTENANCE),
+    ("public.master_key_epochs", "master_key_epochs_platform", "SELECT", PLATFORM),
     ("public.master_key_epochs", "master_key_epochs_read", "SELECT", RUNTIME),
     ("public.notification_settings", "notification_settings_digest", "SELECT", DIGEST),
     ("public.notification_settings", "notification_settings_own", "ALL", RUNTIME),
@@ -101,7 +105,9 @@ const POLICIES: &[(&str, &str, &str, &str)] = &[
     ("public.patients", "patients_register", "INSERT", RUNTIME),
     ("public.patients", "patients_update", "UPDATE", RUNTIME),
     ("public.patients", "patients_value_check", "SELECT", OWNER),
+    ("public.platform_operators", "platform_operators_maintenance", "ALL", KEY_MAINTENANCE),
     ("public.platform_operators", "platform_operators_platform", "ALL", PLATFORM),
+    ("public.staff_accounts", "staff_accounts_maintenance", "ALL", KEY_MAINTENANCE),
     ("public.staff_accounts", "staff_accounts_own", "ALL", RUNTIME),
     ("public.support_request_items", "support_request_items_add", "INSERT", RUNTIME),
     ("public.support_request_items", "support_request_items_erasure", "DELETE", OWNER),

@@ -11,6 +11,8 @@ use super::*;
 /// `private`, no sequence.
 const RUNTIME_PRIVILEGES: &[&str] = &[
     "public._sqlx_migrations: SELECT",
+    "public.account_notices: SELECT, INSERT",
+    "public.account_notices: UPDATE (claimed_until, sent_at)",
     "public.attachments: SELECT, INSERT",
     "public.attachments: UPDATE (entry_id)",
     "public.audit_log: SELECT, INSERT",
@@ -45,7 +47,8 @@ const RUNTIME_PRIVILEGES: &[&str] = &[
     "public.staff_accounts: SELECT, INSERT",
     "public.staff_accounts: UPDATE (display_name, may_accept_invitations, password_changed_at, \
      password_hash, password_must_change, password_version, previous_password_hashes, \
-     profession, role, status, updated_at)",
+     profession, recovery_code_hashes, role, status, totp_confirmed_at, totp_last_step, \
+     totp_secret_enc, updated_at)",
     "public.support_request_items: SELECT, INSERT",
     "public.support_requests: SELECT, INSERT",
     "public.support_requests: UPDATE (answer_enc, answered_by, answered_by_name, status, \

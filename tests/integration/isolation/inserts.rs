@@ -113,6 +113,10 @@ fn insert_into(table: &str) -> Option<&'static str> {
                                                             staff_id)
              VALUES ($1, $1, gen_random_uuid())"
         }
+        "public.account_notices" => {
+            "INSERT INTO account_notices (id, facility_id, staff_id, event)
+             VALUES (gen_random_uuid(), $1, gen_random_uuid(), 'second_factor_added')"
+        }
         "public.audit_log" => {
             "INSERT INTO audit_log (facility_id, actor_kind, action, outcome, prev_hash, hash)
              VALUES ($1, 'system', 'forged.entry', 'success', '\\x00', '\\x00')"

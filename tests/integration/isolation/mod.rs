@@ -147,6 +147,16 @@ async fn network() -> Network {
         )
         .await
         .unwrap();
+        // An e-mail notice owed to bob (his authenticator was set up).
+        let mut tx = app.db.begin(Scope::Facility(facility.id)).await.unwrap();
+        renrakucho_store::account_notices::record(
+            &mut tx,
+            bob.id,
+            renrakucho_store::account_notices::NoticeEvent::SecondFactorAdded,
+        )
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
         renrakucho_notebook::send_support_request(
             &app.db,
             &keyring,

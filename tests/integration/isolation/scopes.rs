@@ -36,13 +36,35 @@ async fn platform_scope_sees_tenants_and_operators_but_no_staff() {
     );
     assert!(count_in(db, Scope::Platform, "SELECT count(*) FROM audit_log").await > 0);
 
+    // Keys: the platform's own only (its operators' authenticator secrets), never a
+    // facility's or a patient's, and none to change or remove.
+    assert_eq!(
+        count_in(
+            db,
+            Scope::Platform,
+            "SELECT count(*) FROM data_keys WHERE owner_kind <> 'platform'"
+        )
+        .await,
+        0,
+        "the platform reads its own key only"
+    );
     // Staff and patient data: no privilege at all, so the statement is refused (stricter than
-    // the zero rows a policy used to give), for every facility-owned table but the two above.
+    // the zero rows a policy used to give), for every facility-owned table but the three above.
     let mut su = superuser(&net.app).await;
+    let platform_may: bool = sqlx::query_scalar(
+        "SELECT has_table_privilege('renrakucho_platform', 'public.data_keys',
+                'UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER')",
+    )
+    .fetch_one(&mut su)
+    .await
+    .unwrap();
+    assert!(!platform_may, "the platform changes no key");
     let tables = facility_owned_tables(&mut su).await;
     let mut refused = 0;
     for table in &tables {
-        if ["public.facilities", "public.audit_log"].contains(&table.name.as_str()) {
+        if ["public.facilities", "public.audit_log", "public.data_keys"]
+            .contains(&table.name.as_str())
+        {
             continue;
         }
         let bare = table.name.trim_start_matches("public.");

@@ -38,13 +38,14 @@ async fn the_key_table_is_isolated_like_every_facility_table() {
     };
     assert_eq!(count(sa).await, vec!["blind_index", "patient"]);
     assert_eq!(count(sb).await, vec!["blind_index", "patient"]);
-    // Operators see no keys: platform scope has no privilege on the table at all (stricter
-    // than the empty result it used to get).
+    // Operators see no facility's or patient's key: platform scope reads the platform's own
+    // key only (its operators' authenticator secrets; none here), and may change none.
+    assert_eq!(count(Scope::Platform).await, Vec::<String>::new());
     let mut tx = f.app.db.begin(Scope::Platform).await.unwrap();
-    let refused = sqlx::query_scalar::<_, String>("SELECT owner_kind FROM data_keys")
-        .fetch_all(tx.raw_connection_for_tests())
+    let refused = sqlx::query("UPDATE data_keys SET wrapped = NULL")
+        .execute(tx.raw_connection_for_tests())
         .await
-        .expect_err("platform scope reads no keys");
+        .expect_err("platform scope changes no key");
     let refused = refused.as_database_error().expect("a database error");
     assert_eq!(
         (refused.code().as_deref(), refused.message()),

@@ -1,56 +1,7 @@
 //! The daily e-mail digest: counts and a link, never patient data, once a day.
 
 use super::*;
-
-/// The text of a plain-text message as the sink stored it (base64 or quoted-printable undone).
-fn mail_text(raw: &str) -> (String, String) {
-    use base64::Engine;
-    let raw = raw.replace("\r\n", "\n");
-    let (head, body) = raw.split_once("\n\n").unwrap_or((raw.as_str(), ""));
-    let encoding = head
-        .lines()
-        .find_map(|l| {
-            let lower = l.to_ascii_lowercase();
-            lower
-                .strip_prefix("content-transfer-encoding:")
-                .map(|v| v.trim().to_string())
-        })
-        .unwrap_or_default();
-    let text = match encoding.as_str() {
-        "base64" => {
-            let compact: String = body.chars().filter(|c| !c.is_whitespace()).collect();
-            String::from_utf8(
-                base64::engine::general_purpose::STANDARD
-                    .decode(compact)
-                    .expect("base64 body"),
-            )
-            .expect("UTF-8 body")
-        }
-        "quoted-printable" => {
-            let joined = body.replace("=\n", "");
-            let b = joined.as_bytes();
-            let mut out = Vec::new();
-            let mut i = 0;
-            while i < b.len() {
-                if b[i] == b'=' && i + 3 <= b.len() {
-                    if let Some(v) = std::str::from_utf8(&b[i + 1..i + 3])
-                        .ok()
-                        .and_then(|h| u8::from_str_radix(h, 16).ok())
-                    {
-                        out.push(v);
-                        i += 3;
-                        continue;
-                    }
-                }
-                out.push(b[i]);
-                i += 1;
-            }
-            String::from_utf8(out).expect("UTF-8 body")
-        }
-        _ => body.to_string(),
-    };
-    (head.to_string(), text)
-}
+use crate::support::mail_text;
 
 #[tokio::test]
 async fn the_daily_digest_mails_counts_and_a_link_never_patient_data_once_a_day() {

@@ -146,7 +146,7 @@ async fn person(
     })
     .expect("hasher");
     let password = Password::new_secret(FIXTURE_PASSWORD.into()).expect("password");
-    admin_commands::create_staff(
+    let account = admin_commands::create_staff(
         &app.db,
         &hasher,
         facility,
@@ -160,7 +160,15 @@ async fn person(
         },
     )
     .await
-    .expect("seeding staff")
+    .expect("seeding staff");
+    app.enrol_second_factor(
+        &facility.code,
+        account.facility_id,
+        account.id,
+        &account.login_id,
+    )
+    .await;
+    account
 }
 
 /// The staff member as the care domain's author (for bulk set-up without HTTP).

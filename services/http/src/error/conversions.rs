@@ -4,7 +4,7 @@
 use axum::extract::rejection::JsonRejection;
 use axum::http::StatusCode;
 use renrakucho_core::InvalidValue;
-use renrakucho_identity::{PasswordChangeError, SignInError};
+use renrakucho_identity::{PasswordChangeError, SecondFactorError, SignInError};
 use renrakucho_store::StoreError;
 
 use super::{ApiError, Chain};
@@ -186,7 +186,47 @@ impl From<SignInError> for ApiError {
                     )
                 }
             }
+            SignInError::WrongSecondFactor => Self {
+                field: Some("one_time_code".into()),
+                ..Self::new(
+                    StatusCode::UNAUTHORIZED,
+                    "wrong_one_time_code",
+                    "確認コードが違うか、すでに使われています。時間がたった場合はサインインからやり直してください / \
+                     the code is wrong or was already used; if it took long, sign in again",
+                )
+            },
             SignInError::Store(e) => e.into(),
+            SignInError::Keyring(e) => e.into(),
+        }
+    }
+}
+
+impl From<SecondFactorError> for ApiError {
+    fn from(e: SecondFactorError) -> Self {
+        match e {
+            SecondFactorError::AlreadyEnrolled => Self::conflict(
+                "認証アプリはすでに設定されています。変更するには先に解除してください / an \
+                 authenticator is already set up; remove it first to change it",
+            ),
+            SecondFactorError::NotEnrolled => Self::conflict(
+                "認証アプリは設定されていません / no authenticator is set up",
+            ),
+            SecondFactorError::NotStarted => Self::conflict(
+                "設定が始まっていません。最初からやり直してください / set-up was not started; start \
+                 again",
+            ),
+            SecondFactorError::WrongCode => Self {
+                field: Some("one_time_code".into()),
+                ..Self::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "wrong_one_time_code",
+                    "確認コードが違います。認証アプリに今表示されている6桁を入力してください / the code is \
+                     wrong; enter the six digits your authenticator app shows now",
+                )
+            },
+            SecondFactorError::NotFound => Self::not_found(),
+            SecondFactorError::Store(e) => e.into(),
+            SecondFactorError::Keyring(e) => e.into(),
         }
     }
 }

@@ -112,6 +112,28 @@ impl ApiError {
         )
     }
 
+    /// The answer to every request but a few while the person must enrol a second factor:
+    /// `POST /api/v1/me/second-factor/totp`, then its confirmation.
+    pub fn second_factor_enrolment_required() -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "second_factor_enrolment_required",
+            "二要素認証（認証アプリ）を設定してから続けてください / set up two-step verification \
+             (an authenticator app) before going on",
+        )
+    }
+
+    /// The answer to a sign-in whose password was right when the account has a second factor:
+    /// its code completes the sign-in (`POST /api/v1/auth/second-factor`).
+    pub fn second_factor_required() -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "second_factor_required",
+            "認証アプリの確認コード（または回復コード）を入力してください / enter the code from your \
+             authenticator app (or a recovery code)",
+        )
+    }
+
     /// The answer to an act that asks for the password again (break-glass access, erasure)
     /// when it was last given too long ago: `POST /api/v1/me/reauthenticate`, then again.
     pub fn reauthentication_required() -> Self {

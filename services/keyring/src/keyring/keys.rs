@@ -215,6 +215,7 @@ impl Keyring {
         let facility = match owner {
             KeyOwner::Facility(f) => Some(f),
             KeyOwner::Patient(_) => tx.scope().facility(),
+            KeyOwner::Platform => None,
         };
         let bytes = fresh_key();
         let (master_key_id, wrapped) = self

@@ -354,9 +354,12 @@ async fn retire_master(db: &Database, settings: &Settings, key_id: String) -> Re
 fn parse_owner(text: &str) -> Result<KeyOwner, Failure> {
     let invalid = || {
         Failure::config(format!(
-            "{text:?}: expected patient:<uuid> or facility:<uuid>"
+            "{text:?}: expected patient:<uuid>, facility:<uuid> or platform"
         ))
     };
+    if text == "platform" {
+        return Ok(KeyOwner::Platform);
+    }
     let (kind, id) = text.split_once(':').ok_or_else(invalid)?;
     let id: uuid::Uuid = id.parse().map_err(|_| invalid())?;
     match kind {

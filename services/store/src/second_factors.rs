@@ -1,0 +1,269 @@
+//! Second factors: SQL for the authenticator and recovery-code columns of `staff_accounts`
+//! (in the facility's scope) and `platform_operators` (in the platform's scope). The two tables
+//! hold the same columns (migration 22); each function asks the holder's table.
+
+use renrakucho_core::{OperatorId, StaffId};
+use time::OffsetDateTime;
+
+use crate::{ScopedTx, StoreError};
+
+/// Whose second factor: a staff member's or an operator's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Holder {
+    Staff(StaffId),
+    Operator(OperatorId),
+}
+
+/// What sign-in needs of an account's second factor.
+#[derive(Debug, Clone)]
+pub struct SecondFactor {
+    /// The authenticator's secret, encrypted (the facility's key for staff, the platform's for
+    /// operators); none: never enrolled, or removed.
+    pub totp_secret_enc: Option<Vec<u8>>,
+    /// When the person confirmed the authenticator with a code; until then it does not count.
+    pub totp_confirmed_at: Option<OffsetDateTime>,
+    /// The newest 30-second step whose code was accepted.
+    pub totp_last_step: i64,
+    /// SHA-256 hashes (hex) of the unused recovery codes.
+    pub recovery_code_hashes: Vec<String>,
+}
+
+impl SecondFactor {
+    /// An authenticator is enrolled and confirmed.
+    pub fn enabled(&self) -> bool {
+        self.totp_confirmed_at.is_some() && self.totp_secret_enc.is_some()
+    }
+}
+
+/// The holder's second factor, locked until the transaction ends: two sign-ins with the same
+/// code, or the same recovery code, are decided one after the other.
+#[tracing::instrument(level = "debug", skip_all)]
+pub async fn get(tx: &mut ScopedTx, holder: Holder) -> Result<SecondFactor, StoreError> {
+    let found = match holder {
+        Holder::Staff(id) => {
+            sqlx::query_as!(
+                SecondFactor,
+                "SELECT totp_secret_enc, totp_confirmed_at, totp_last_step, recovery_code_hashes
+                   FROM staff_accounts WHERE id = $1 FOR UPDATE",
+                id.as_uuid()
+            )
+            .fetch_optional(tx.conn())
+            .await?
+        }
+        Holder::Operator(id) => {
+            sqlx::query_as!(
+                SecondFactor,
+                "SELECT totp_secret_enc, totp_confirmed_at, totp_last_step, recovery_code_hashes
+                   FROM platform_operators WHERE id = $1 FOR UPDATE",
+                id.as_uuid()
+            )
+            .fetch_optional(tx.conn())
+            .await?
+        }
+    };
+    found.ok_or(StoreError::NotFound)
+}
+
+/// Starts an enrolment: a new secret, not yet confirmed, replacing an unconfirmed one. False
+/// when an authenticator is already confirmed (it is removed first).
+#[tracing::instrument(level = "debug", skip_all)]
+pub async fn begin_totp(
+    tx: &mut ScopedTx,
+    holder: Holder,
+    secret_enc: &[u8],
+) -> Result<bool, StoreError> {
+    let done = match holder {
+        Holder::Staff(id) => {
+            sqlx::query!(
+                "UPDATE staff_accounts SET totp_secret_enc = $2, totp_last_step = 0,
+                        updated_at = now()
+                  WHERE id = $1 AND totp_confirmed_at IS NULL",
+                id.as_uuid(),
+                secret_enc
+            )
+            .execute(tx.conn())
+            .await?
+        }
+        Holder::Operator(id) => {
+            sqlx::query!(
+                "UPDATE platform_operators SET totp_secret_enc = $2, totp_last_step = 0
+                  WHERE id = $1 AND totp_confirmed_at IS NULL",
+                id.as_uuid(),
+                secret_enc
+            )
+            .execute(tx.conn())
+            .await?
+        }
+    };
+    Ok(done.rows_affected() == 1)
+}
+
+/// Confirms the enrolled authenticator with the step of the code the person typed, and gives
+/// the account new recovery codes (their hashes); false when no enrolment was waiting.
+#[tracing::instrument(level = "debug", skip_all)]
+pub async fn confirm_totp(
+    tx: &mut ScopedTx,
+    holder: Holder,
+    step: i64,
+    recovery_code_hashes: &[String],
+) -> Result<bool, StoreError> {
+    let done = match holder {
+        Holder::Staff(id) => {
+            sqlx::query!(
+                "UPDATE staff_accounts
+                    SET totp_confirmed_at = now(), totp_last_step = $2, recovery_code_hashes = $3,
+                        updated_at = now()
+                  WHERE id = $1 AND totp_secret_enc IS NOT NULL AND totp_confirmed_at IS NULL",
+                id.as_uuid(),
+                step,
+                recovery_code_hashes
+            )
+            .execute(tx.conn())
+            .await?
+        }
+        Holder::Operator(id) => {
+            sqlx::query!(
+                "UPDATE platform_operators
+                    SET totp_confirmed_at = now(), totp_last_step = $2, recovery_code_hashes = $3
+                  WHERE id = $1 AND totp_secret_enc IS NOT NULL AND totp_confirmed_at IS NULL",
+                id.as_uuid(),
+                step,
+                recovery_code_hashes
+            )
+            .execute(tx.conn())
+            .await?
+        }
+    };
+    Ok(done.rows_affected() == 1)
+}
+
+/// Records that the code of `step` was used; false when that step or a later one already was
+/// (the code is refused as a replay).
+#[tracing::instrument(level = "debug", skip_all)]
+pub async fn use_totp_step(
+    tx: &mut ScopedTx,
+    holder: Holder,
+    step: i64,
+) -> Result<bool, StoreError> {
+    let done = match holder {
+        Holder::Staff(id) => {
+            sqlx::query!(
+                "UPDATE staff_accounts SET totp_last_step = $2
+                  WHERE id = $1 AND totp_last_step < $2",
+                id.as_uuid(),
+                step
+            )
+            .execute(tx.conn())
+            .await?
+        }
+        Holder::Operator(id) => {
+            sqlx::query!(
+                "UPDATE platform_operators SET totp_last_step = $2
+                  WHERE id = $1 AND totp_last_step < $2",
+                id.as_uuid(),
+                step
+            )
+            .execute(tx.conn())
+            .await?
+        }
+    };
+    Ok(done.rows_affected() == 1)
+}
+
+/// Uses up the recovery code hashed to `hash`; false when the holder has no such unused code.
+#[tracing::instrument(level = "debug", skip_all)]
+pub async fn use_recovery_code(
+    tx: &mut ScopedTx,
+    holder: Holder,
+    hash: &str,
+) -> Result<bool, StoreError> {
+    let done = match holder {
+        Holder::Staff(id) => {
+            sqlx::query!(
+                "UPDATE staff_accounts
+                    SET recovery_code_hashes = array_remove(recovery_code_hashes, $2),
+                        updated_at = now()
+                  WHERE id = $1 AND $2 = ANY (recovery_code_hashes)",
+                id.as_uuid(),
+                hash
+            )
+            .execute(tx.conn())
+            .await?
+        }
+        Holder::Operator(id) => {
+            sqlx::query!(
+                "UPDATE platform_operators
+                    SET recovery_code_hashes = array_remove(recovery_code_hashes, $2)
+                  WHERE id = $1 AND $2 = ANY (recovery_code_hashes)",
+                id.as_uuid(),
+                hash
+            )
+            .execute(tx.conn())
+            .await?
+        }
+    };
+    Ok(done.rows_affected() == 1)
+}
+
+/// Replaces the unused recovery codes with new ones (their hashes); only with a confirmed
+/// authenticator (false without one).
+#[tracing::instrument(level = "debug", skip_all)]
+pub async fn replace_recovery_codes(
+    tx: &mut ScopedTx,
+    holder: Holder,
+    hashes: &[String],
+) -> Result<bool, StoreError> {
+    let done = match holder {
+        Holder::Staff(id) => {
+            sqlx::query!(
+                "UPDATE staff_accounts SET recovery_code_hashes = $2, updated_at = now()
+                  WHERE id = $1 AND totp_confirmed_at IS NOT NULL",
+                id.as_uuid(),
+                hashes
+            )
+            .execute(tx.conn())
+            .await?
+        }
+        Holder::Operator(id) => {
+            sqlx::query!(
+                "UPDATE platform_operators SET recovery_code_hashes = $2
+                  WHERE id = $1 AND totp_confirmed_at IS NOT NULL",
+                id.as_uuid(),
+                hashes
+            )
+            .execute(tx.conn())
+            .await?
+        }
+    };
+    Ok(done.rows_affected() == 1)
+}
+
+/// Removes the second factor (authenticator and recovery codes); false when there was none.
+#[tracing::instrument(level = "debug", skip_all)]
+pub async fn remove(tx: &mut ScopedTx, holder: Holder) -> Result<bool, StoreError> {
+    let done = match holder {
+        Holder::Staff(id) => {
+            sqlx::query!(
+                "UPDATE staff_accounts
+                    SET totp_secret_enc = NULL, totp_confirmed_at = NULL, totp_last_step = 0,
+                        recovery_code_hashes = '{}', updated_at = now()
+                  WHERE id = $1 AND totp_secret_enc IS NOT NULL",
+                id.as_uuid()
+            )
+            .execute(tx.conn())
+            .await?
+        }
+        Holder::Operator(id) => {
+            sqlx::query!(
+                "UPDATE platform_operators
+                    SET totp_secret_enc = NULL, totp_confirmed_at = NULL, totp_last_step = 0,
+                        recovery_code_hashes = '{}'
+                  WHERE id = $1 AND totp_secret_enc IS NOT NULL",
+                id.as_uuid()
+            )
+            .execute(tx.conn())
+            .await?
+        }
+    };
+    Ok(done.rows_affected() == 1)
+}

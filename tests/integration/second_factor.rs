@@ -1,0 +1,732 @@
+//! The second factor of staff sign-in (issue 15, "Local accounts: MFA"): TOTP after the
+//! password (two steps, or in one request), a code good once, one step of clock skew either
+//! side and no more, recovery codes good once, setting up an authenticator, the set-up required
+//! of facility admins always and of staff by the network's setting, the facility admin's
+//! reset, and re-authentication before changes. Every refusal changes nothing.
+
+use std::time::Duration;
+
+use renrakucho_core::{
+    DisplayName, FacilityKind, LoginId, Password, Profession, StaffId, StaffRole,
+};
+use renrakucho_identity::totp::{secret_from_base32, TotpSecret, STEP_SECONDS};
+use renrakucho_server::admin_commands::{self, StaffToIssue};
+use renrakucho_store::facilities::Facility;
+use renrakucho_store::{audit, Scope};
+use renrakucho_testkit::{new_client, spawn_app, spawn_app_with, TestApp, FIXTURE_PASSWORD};
+use reqwest::{Client, StatusCode};
+use serde_json::{json, Value};
+
+async fn code_of(response: reqwest::Response) -> (StatusCode, String) {
+    let status = response.status();
+    let body: Value = response.json().await.unwrap_or(Value::Null);
+    let code = body["error"]["code"].as_str().unwrap_or_default();
+    (status, code.to_string())
+}
+
+fn now_step() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        / STEP_SECONDS
+}
+
+/// Waits, if need be, until the current step has at least `margin` left: a test that names a
+/// step relative to now does not see it move on the way.
+async fn away_from_a_step_boundary(margin: u64) {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let left = STEP_SECONDS - now % STEP_SECONDS;
+    if left < margin {
+        tokio::time::sleep(Duration::from_secs(left + 1)).await;
+    }
+}
+
+/// The password step alone, from a new client: what a person does first.
+async fn password_step(app: &TestApp, facility: &str, login: &str) -> (Client, StatusCode, String) {
+    let client = new_client();
+    let response = client
+        .post(app.url("/api/v1/auth/sign-in"))
+        .json(&json!({ "facility_code": facility, "login_id": login,
+                       "password": FIXTURE_PASSWORD }))
+        .send()
+        .await
+        .unwrap();
+    let (status, code) = code_of(response).await;
+    (client, status, code)
+}
+
+async fn second_step(app: &TestApp, client: &Client, code: &str) -> reqwest::Response {
+    client
+        .post(app.url("/api/v1/auth/second-factor"))
+        .json(&json!({ "one_time_code": code }))
+        .send()
+        .await
+        .unwrap()
+}
+
+/// A sign-in in one request with `code`.
+async fn sign_in_with_code(app: &TestApp, facility: &str, login: &str, code: &str) -> StatusCode {
+    new_client()
+        .post(app.url("/api/v1/auth/sign-in"))
+        .json(&json!({ "facility_code": facility, "login_id": login,
+                       "password": FIXTURE_PASSWORD, "one_time_code": code }))
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
+async fn me(app: &TestApp, client: &Client) -> (StatusCode, Value) {
+    let response = client.get(app.url("/api/v1/me")).send().await.unwrap();
+    let status = response.status();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+/// The `auth.sign_in` and `account.second_factor` records of the facility, oldest first:
+/// (action, outcome, reason or event).
+async fn records(app: &TestApp, facility: &Facility) -> Vec<(String, String, String)> {
+    let mut tx = app.db.begin(Scope::Facility(facility.id)).await.unwrap();
+    let records = audit::recent(&mut tx, 200).await.unwrap();
+    tx.commit().await.unwrap();
+    let mut found: Vec<_> = records
+        .into_iter()
+        .filter(|r| r.action.starts_with("auth.sign_in") || r.action == "account.second_factor")
+        .map(|r| {
+            let what = r.details["reason"]
+                .as_str()
+                .or(r.details["event"].as_str())
+                .or(r.details["step"].as_str())
+                .unwrap_or_default()
+                .to_string();
+            (r.action, r.outcome, what)
+        })
+        .collect();
+    found.reverse();
+    found
+}
+
+/// A staff account with no authenticator (as the command line creates one, but with a
+/// password the person chose).
+async fn without_factor(
+    app: &TestApp,
+    facility: &Facility,
+    login: &str,
+    role: StaffRole,
+) -> StaffId {
+    let hasher = app.server_hasher.clone();
+    let password = Password::new_secret(FIXTURE_PASSWORD.into()).unwrap();
+    admin_commands::create_staff(
+        &app.db,
+        &hasher,
+        facility,
+        StaffToIssue {
+            login_id: LoginId::parse(login).unwrap(),
+            name: DisplayName::parse("二段 確認").unwrap(),
+            role,
+            profession: Profession::Nurse,
+            password: &password,
+            password_must_change: false,
+        },
+    )
+    .await
+    .unwrap()
+    .id
+}
+
+#[tokio::test]
+async fn the_password_then_the_code_signs_in_and_a_wrong_code_does_not() {
+    let app = spawn_app().await;
+    let clinic = app.seed_facility("MF-1", FacilityKind::Clinic).await;
+    app.seed_staff(&clinic, "nurse", StaffRole::Staff, Profession::Nurse)
+        .await;
+
+    let (client, status, code) = password_step(&app, "MF-1", "nurse").await;
+    assert_eq!(
+        (status, code.as_str()),
+        (StatusCode::UNAUTHORIZED, "second_factor_required")
+    );
+    // Not signed in yet: the right password alone opens nothing.
+    assert_eq!(me(&app, &client).await.0, StatusCode::UNAUTHORIZED);
+    let (status, code) = code_of(second_step(&app, &client, "000000").await).await;
+    assert_eq!(
+        (status, code.as_str()),
+        (StatusCode::UNAUTHORIZED, "wrong_one_time_code")
+    );
+    assert_eq!(me(&app, &client).await.0, StatusCode::UNAUTHORIZED);
+
+    let good = app.one_time_code("MF-1", "nurse").await.unwrap();
+    let response = second_step(&app, &client, &good).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let (status, who) = me(&app, &client).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(who["second_factor_enabled"], true);
+    assert_eq!(who["second_factor_enrolment_required"], false);
+
+    // Without a waiting sign-in, a code alone is nothing.
+    let stranger = new_client();
+    let (status, _) = code_of(second_step(&app, &stranger, &good).await).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+
+    assert_eq!(
+        records(&app, &clinic).await,
+        [
+            ("auth.sign_in_step", "success", "password"),
+            ("auth.sign_in", "denied", "wrong_totp"),
+            ("auth.sign_in", "success", "password+totp"),
+        ]
+        .map(|(a, o, w)| (a.to_string(), o.to_string(), w.to_string()))
+    );
+}
+
+#[tokio::test]
+async fn a_code_is_good_once_and_one_step_of_clock_skew_either_side() {
+    let app = spawn_app().await;
+    let clinic = app.seed_facility("MF-2", FacilityKind::Clinic).await;
+    for login in ["early", "late", "tooearly", "toolate", "again"] {
+        app.seed_staff(&clinic, login, StaffRole::Staff, Profession::Nurse)
+            .await;
+    }
+    let secret = |login: &str| app.authenticator("MF-2", login).unwrap();
+    away_from_a_step_boundary(8).await;
+    let step = now_step();
+    assert_eq!(
+        sign_in_with_code(&app, "MF-2", "early", &secret("early").code_at(step - 1)).await,
+        StatusCode::OK,
+        "a phone one step behind"
+    );
+    assert_eq!(
+        sign_in_with_code(&app, "MF-2", "late", &secret("late").code_at(step + 1)).await,
+        StatusCode::OK,
+        "a phone one step ahead"
+    );
+    assert_eq!(
+        sign_in_with_code(
+            &app,
+            "MF-2",
+            "tooearly",
+            &secret("tooearly").code_at(step - 2)
+        )
+        .await,
+        StatusCode::UNAUTHORIZED,
+        "two steps behind"
+    );
+    assert_eq!(
+        sign_in_with_code(
+            &app,
+            "MF-2",
+            "toolate",
+            &secret("toolate").code_at(step + 2)
+        )
+        .await,
+        StatusCode::UNAUTHORIZED,
+        "two steps ahead"
+    );
+
+    // The same code twice: the second time is a replay (someone who saw it), refused.
+    let code = secret("again").code_at(step);
+    assert_eq!(
+        sign_in_with_code(&app, "MF-2", "again", &code).await,
+        StatusCode::OK
+    );
+    assert_eq!(
+        sign_in_with_code(&app, "MF-2", "again", &code).await,
+        StatusCode::UNAUTHORIZED,
+        "a code used once"
+    );
+    // An earlier step's code, not used before, is refused too once a later one was.
+    assert_eq!(
+        sign_in_with_code(&app, "MF-2", "again", &secret("again").code_at(step - 1)).await,
+        StatusCode::UNAUTHORIZED,
+        "an older code after a newer one"
+    );
+    let reasons: Vec<String> = records(&app, &clinic)
+        .await
+        .into_iter()
+        .filter(|(_, outcome, _)| outcome == "denied")
+        .map(|(_, _, reason)| reason)
+        .collect();
+    assert_eq!(
+        reasons,
+        ["wrong_totp", "wrong_totp", "totp_reused", "totp_reused"]
+    );
+}
+
+/// Sets up an authenticator through the API for the signed-in `client`; its recovery codes.
+async fn set_up(app: &TestApp, client: &Client) -> (TotpSecret, Vec<String>) {
+    let response = client
+        .post(app.url("/api/v1/me/second-factor/totp"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let body: Value = response.json().await.unwrap();
+    assert!(body["qr_svg"].as_str().unwrap().contains("<svg"));
+    assert!(body["otpauth_uri"]
+        .as_str()
+        .unwrap()
+        .starts_with("otpauth://totp/"));
+    let secret = secret_from_base32(body["secret"].as_str().unwrap()).expect("a secret");
+
+    let wrong = client
+        .post(app.url("/api/v1/me/second-factor/totp/confirm"))
+        .json(&json!({ "one_time_code": "123456" }))
+        .send()
+        .await
+        .unwrap();
+    let expected_wrong = if secret.code_at(now_step()) == "123456" {
+        StatusCode::OK
+    } else {
+        StatusCode::UNPROCESSABLE_ENTITY
+    };
+    assert_eq!(
+        wrong.status(),
+        expected_wrong,
+        "a wrong code confirms nothing"
+    );
+    let response = client
+        .post(app.url("/api/v1/me/second-factor/totp/confirm"))
+        .json(&json!({ "one_time_code": secret.code_at(now_step()) }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let body: Value = response.json().await.unwrap();
+    let codes: Vec<String> = body["recovery_codes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(codes.len(), 10);
+    (secret, codes)
+}
+
+#[tokio::test]
+async fn an_admin_without_a_second_factor_sets_one_up_before_anything_else() {
+    let app = spawn_app().await;
+    let clinic = app.seed_facility("MF-3", FacilityKind::Clinic).await;
+    without_factor(&app, &clinic, "boss", StaffRole::FacilityAdmin).await;
+
+    let client = app.client_for(&clinic, "boss").await;
+    let (status, who) = me(&app, &client).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(who["second_factor_enrolment_required"], true);
+    let (status, code) = code_of(
+        client
+            .get(app.url("/api/v1/patients"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (status, code.as_str()),
+        (StatusCode::FORBIDDEN, "second_factor_enrolment_required")
+    );
+
+    let (secret, recovery) = set_up(&app, &client).await;
+    assert_eq!(
+        client
+            .get(app.url("/api/v1/patients"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK,
+        "set up: the rest opens"
+    );
+    // Set up twice: refused until removed.
+    let again = client
+        .post(app.url("/api/v1/me/second-factor/totp"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), StatusCode::CONFLICT);
+
+    // The next sign-in asks for a code; a recovery code does, once, however it is typed.
+    let (other, status, code) = password_step(&app, "MF-3", "boss").await;
+    assert_eq!(
+        (status, code.as_str()),
+        (StatusCode::UNAUTHORIZED, "second_factor_required")
+    );
+    let typed = recovery[0].to_uppercase().replace('-', " ");
+    assert_eq!(
+        second_step(&app, &other, &typed).await.status(),
+        StatusCode::OK
+    );
+    let (third, ..) = password_step(&app, "MF-3", "boss").await;
+    let (status, code) = code_of(second_step(&app, &third, &recovery[0]).await).await;
+    assert_eq!(
+        (status, code.as_str()),
+        (StatusCode::UNAUTHORIZED, "wrong_one_time_code")
+    );
+    // The app's next code still works in that waiting sign-in.
+    let next = secret.code_at(now_step() + 1);
+    assert_eq!(
+        second_step(&app, &third, &next).await.status(),
+        StatusCode::OK
+    );
+
+    let events: Vec<String> = records(&app, &clinic)
+        .await
+        .into_iter()
+        .filter(|(action, ..)| action == "account.second_factor")
+        .map(|(_, outcome, event)| format!("{event}:{outcome}"))
+        .collect();
+    let expected_refusals = usize::from(secret.code_at(now_step()) != "123456");
+    assert_eq!(events.len(), 2 + expected_refusals, "{events:?}");
+    assert_eq!(events[0], "enrolment_started:success");
+    assert_eq!(events.last().unwrap(), "added:success");
+}
+
+#[tokio::test]
+async fn staff_need_a_second_factor_only_where_the_network_says_so() {
+    let app = spawn_app_with(|s| s.staff_second_factor = false).await;
+    let clinic = app.seed_facility("MF-4", FacilityKind::Clinic).await;
+    without_factor(&app, &clinic, "nurse", StaffRole::Staff).await;
+    without_factor(&app, &clinic, "boss", StaffRole::FacilityAdmin).await;
+    let nurse = app.client_for(&clinic, "nurse").await;
+    assert_eq!(
+        nurse
+            .get(app.url("/api/v1/patients"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK,
+        "the network leaves it to staff"
+    );
+    let boss = app.client_for(&clinic, "boss").await;
+    let (status, code) = code_of(boss.get(app.url("/api/v1/patients")).send().await.unwrap()).await;
+    assert_eq!(
+        (status, code.as_str()),
+        (StatusCode::FORBIDDEN, "second_factor_enrolment_required"),
+        "facility admins always"
+    );
+
+    // By default the network requires it of staff too.
+    let strict = spawn_app().await;
+    let clinic = strict.seed_facility("MF-5", FacilityKind::Clinic).await;
+    without_factor(&strict, &clinic, "nurse", StaffRole::Staff).await;
+    let nurse = strict.client_for(&clinic, "nurse").await;
+    let (status, code) = code_of(
+        nurse
+            .get(strict.url("/api/v1/patients"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (status, code.as_str()),
+        (StatusCode::FORBIDDEN, "second_factor_enrolment_required")
+    );
+}
+
+#[tokio::test]
+async fn the_facility_admin_resets_a_members_second_factor_and_no_one_else_can() {
+    let app = spawn_app().await;
+    let clinic = app.seed_facility("MF-6", FacilityKind::Clinic).await;
+    let other = app.seed_facility("MF-7", FacilityKind::Pharmacy).await;
+    app.seed_staff(
+        &clinic,
+        "boss",
+        StaffRole::FacilityAdmin,
+        Profession::Doctor,
+    )
+    .await;
+    let nurse = app
+        .seed_staff(&clinic, "nurse", StaffRole::Staff, Profession::Nurse)
+        .await;
+    app.seed_staff(
+        &other,
+        "otherboss",
+        StaffRole::FacilityAdmin,
+        Profession::Pharmacist,
+    )
+    .await;
+    let reset = app.url(&format!("/api/v1/staff/{}/second-factor", nurse.id));
+
+    let colleague = app.client_for(&clinic, "nurse").await;
+    assert_eq!(
+        colleague.delete(&reset).send().await.unwrap().status(),
+        StatusCode::FORBIDDEN,
+        "not an admin"
+    );
+    let stranger = app.client_for(&other, "otherboss").await;
+    assert_eq!(
+        stranger.delete(&reset).send().await.unwrap().status(),
+        StatusCode::NOT_FOUND,
+        "another facility's admin learns nothing"
+    );
+    assert_eq!(
+        sign_in_with_code(
+            &app,
+            "MF-6",
+            "nurse",
+            &app.one_time_code("MF-6", "nurse").await.unwrap()
+        )
+        .await,
+        StatusCode::OK,
+        "nothing changed"
+    );
+
+    let boss = app.client_for(&clinic, "boss").await;
+    assert_eq!(
+        boss.delete(&reset).send().await.unwrap().status(),
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        boss.delete(&reset).send().await.unwrap().status(),
+        StatusCode::CONFLICT
+    );
+    // The member signs in with the password alone and must set up a new authenticator.
+    let (client, status, _) = password_step(&app, "MF-6", "nurse").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        me(&app, &client).await.1["second_factor_enrolment_required"],
+        true
+    );
+    let events: Vec<String> = records(&app, &clinic)
+        .await
+        .into_iter()
+        .filter(|(action, ..)| action == "account.second_factor")
+        .map(|(_, _, event)| event)
+        .collect();
+    assert_eq!(events, ["reset"]);
+}
+
+#[tokio::test]
+async fn changing_the_second_factor_asks_for_a_recent_password() {
+    let app = spawn_app_with(|s| s.reauthenticate_within = Duration::from_secs(2)).await;
+    let clinic = app.seed_facility("MF-8", FacilityKind::Clinic).await;
+    app.seed_staff(&clinic, "nurse", StaffRole::Staff, Profession::Nurse)
+        .await;
+    let client = app.client_for(&clinic, "nurse").await;
+    tokio::time::sleep(Duration::from_millis(3_500)).await;
+    for (method, path) in [
+        ("DELETE", "/api/v1/me/second-factor"),
+        ("POST", "/api/v1/me/second-factor/recovery-codes"),
+    ] {
+        let request = match method {
+            "DELETE" => client.delete(app.url(path)),
+            _ => client.post(app.url(path)),
+        };
+        let (status, code) = code_of(request.send().await.unwrap()).await;
+        assert_eq!(
+            (status, code.as_str()),
+            (StatusCode::FORBIDDEN, "reauthentication_required"),
+            "{method} {path}"
+        );
+    }
+    let confirmed = client
+        .post(app.url("/api/v1/me/reauthenticate"))
+        .json(&json!({ "password": FIXTURE_PASSWORD }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(confirmed.status(), StatusCode::NO_CONTENT);
+    let response = client
+        .post(app.url("/api/v1/me/second-factor/recovery-codes"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let removed = client
+        .delete(app.url("/api/v1/me/second-factor"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(removed.status(), StatusCode::NO_CONTENT);
+    // Removed where the network requires one: everything waits for a new one.
+    let (status, code) = code_of(
+        client
+            .get(app.url("/api/v1/patients"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (status, code.as_str()),
+        (StatusCode::FORBIDDEN, "second_factor_enrolment_required")
+    );
+}
+
+#[tokio::test]
+async fn the_person_is_told_by_e_mail_of_each_change_once_without_secrets() {
+    let app = spawn_app().await;
+    let clinic = app.seed_facility("MF-9", FacilityKind::Clinic).await;
+    app.seed_staff(
+        &clinic,
+        "boss",
+        StaffRole::FacilityAdmin,
+        Profession::Doctor,
+    )
+    .await;
+    let nurse = app
+        .seed_staff(&clinic, "nurse", StaffRole::Staff, Profession::Nurse)
+        .await;
+    let client = app.client_for(&clinic, "nurse").await;
+    let address = "nurse@clinic.example.jp";
+    let saved = client
+        .put(app.url("/api/v1/notifications/settings"))
+        .json(
+            &json!({ "email": address, "live_level": "info", "digest_enabled": false,
+                       "digest_hour": 8 }),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(saved.status(), StatusCode::NO_CONTENT);
+
+    // New recovery codes, removal and set-up by the person; a reset by the admin.
+    let codes = client
+        .post(app.url("/api/v1/me/second-factor/recovery-codes"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(codes.status(), StatusCode::OK);
+    let codes: Value = codes.json().await.unwrap();
+    let removed = client
+        .delete(app.url("/api/v1/me/second-factor"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(removed.status(), StatusCode::NO_CONTENT);
+    let (secret, _) = set_up(&app, &client).await;
+    let boss = app.client_for(&clinic, "boss").await;
+    let reset = boss
+        .delete(app.url(&format!("/api/v1/staff/{}/second-factor", nurse.id)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reset.status(), StatusCode::NO_CONTENT);
+
+    let sink = renrakucho_testkit::SmtpSink::start().await;
+    let mut settings = app.settings.clone();
+    settings.smtp_url = Some(renrakucho_server::config::Secret::new(sink.url.clone()));
+    let mailer = renrakucho_server::mail::Mailer::from_settings(&settings)
+        .unwrap()
+        .expect("a mailer");
+    let now = time::OffsetDateTime::now_utc();
+    // Two processes at once: each notice goes out once.
+    let (a, b) = tokio::join!(
+        renrakucho_server::notices::send_due(&app.db, &mailer, now),
+        renrakucho_server::notices::send_due(&app.server_db, &mailer, now),
+    );
+    assert_eq!(a + b, 4, "replaced, removed, added, reset");
+    assert_eq!(
+        renrakucho_server::notices::send_due(&app.db, &mailer, now).await,
+        0,
+        "nothing twice"
+    );
+    let messages = sink.messages();
+    assert_eq!(messages.len(), 4);
+    let mut said = Vec::new();
+    for raw in &messages {
+        let (head, text) = crate::support::mail_text(raw);
+        assert!(
+            head.lines()
+                .any(|l| l.to_ascii_lowercase().starts_with("to:") && l.contains(address)),
+            "to the person"
+        );
+        assert!(!text.contains(&secret.base32()), "never the secret");
+        for code in codes["recovery_codes"].as_array().unwrap() {
+            assert!(!text.contains(code.as_str().unwrap()), "never a code");
+        }
+        assert!(
+            text.contains("心当たりがない場合"),
+            "what to do if it was not them"
+        );
+        said.push(text);
+    }
+    for words in ["回復コード", "解除", "設定されました", "リセット"] {
+        assert!(
+            said.iter().any(|t| t.contains(words)),
+            "a notice saying {words}: {said:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn operators_always_need_a_second_factor_kept_under_the_platforms_key() {
+    let app = spawn_app().await;
+    let password = Password::new_secret(FIXTURE_PASSWORD.into()).unwrap();
+    admin_commands::create_operator(
+        &app.db,
+        &app.server_hasher,
+        &LoginId::parse("ops").unwrap(),
+        &DisplayName::parse("運用 一郎").unwrap(),
+        &password,
+        false,
+    )
+    .await
+    .unwrap();
+    let client = new_client();
+    let signed = app
+        .sign_in_with(&client, None, "ops", FIXTURE_PASSWORD)
+        .await;
+    assert_eq!(signed.status(), StatusCode::OK);
+    let alerts = app.url("/api/v1/platform/alerts");
+    let (status, code) = code_of(client.get(&alerts).send().await.unwrap()).await;
+    assert_eq!(
+        (status, code.as_str()),
+        (StatusCode::FORBIDDEN, "second_factor_enrolment_required")
+    );
+    let (secret, _) = set_up(&app, &client).await;
+    assert_eq!(
+        client.get(&alerts).send().await.unwrap().status(),
+        StatusCode::OK
+    );
+
+    // The next sign-in takes the code after the password.
+    let other = new_client();
+    let response = other
+        .post(app.url("/api/v1/auth/sign-in"))
+        .json(&json!({ "login_id": "ops", "password": FIXTURE_PASSWORD }))
+        .send()
+        .await
+        .unwrap();
+    let (status, code) = code_of(response).await;
+    assert_eq!(
+        (status, code.as_str()),
+        (StatusCode::UNAUTHORIZED, "second_factor_required")
+    );
+    let response = second_step(&app, &other, &secret.code_at(now_step() + 1)).await;
+    assert_eq!(response.status(), StatusCode::OK);
+
+    // The secret is under the platform's own key, which no facility's scope reaches.
+    let mut su = crate::support::superuser(&app).await;
+    let platform_keys: Vec<(Option<uuid::Uuid>,)> =
+        sqlx::query_as("SELECT facility_id FROM data_keys WHERE owner_kind = 'platform'")
+            .fetch_all(&mut su)
+            .await
+            .unwrap();
+    assert_eq!(platform_keys, [(None,)]);
+    let clinic = app.seed_facility("MF-10", FacilityKind::Clinic).await;
+    let mut tx = app.db.begin(Scope::Facility(clinic.id)).await.unwrap();
+    let seen: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM data_keys WHERE owner_kind = 'platform'")
+            .fetch_one(tx.raw_connection_for_tests())
+            .await
+            .unwrap_or(0);
+    tx.commit().await.ok();
+    assert_eq!(
+        seen, 0,
+        "a facility's scope does not see the platform's key"
+    );
+    let mut tx = app.db.begin(Scope::Platform).await.unwrap();
+    let records = audit::recent(&mut tx, 50).await.unwrap();
+    tx.commit().await.unwrap();
+    assert!(records
+        .iter()
+        .any(|r| r.action == "account.second_factor" && r.details["event"] == "added"));
+    assert!(records
+        .iter()
+        .any(|r| r.action == "auth.sign_in" && r.details["reason"] == "password+totp"));
+}
