@@ -2559,6 +2559,7 @@ CREATE TABLE public.platform_operators (
     password_must_change boolean DEFAULT false NOT NULL,
     password_version integer DEFAULT 0 NOT NULL,
     totp_secret_enc bytea,
+    totp_started_at timestamp with time zone,
     totp_confirmed_at timestamp with time zone,
     totp_last_step bigint DEFAULT 0 NOT NULL,
     recovery_code_hashes text[] DEFAULT '{}'::text[] NOT NULL,
@@ -2599,6 +2600,7 @@ CREATE TABLE public.staff_accounts (
     password_must_change boolean DEFAULT false NOT NULL,
     password_version integer DEFAULT 0 NOT NULL,
     totp_secret_enc bytea,
+    totp_started_at timestamp with time zone,
     totp_confirmed_at timestamp with time zone,
     totp_last_step bigint DEFAULT 0 NOT NULL,
     recovery_code_hashes text[] DEFAULT '{}'::text[] NOT NULL,
@@ -6159,6 +6161,13 @@ GRANT UPDATE(password_version) ON TABLE public.staff_accounts TO renrakucho_runt
 
 GRANT UPDATE(totp_secret_enc) ON TABLE public.staff_accounts TO renrakucho_runtime;
 GRANT SELECT(totp_secret_enc),UPDATE(totp_secret_enc) ON TABLE public.staff_accounts TO renrakucho_key_maintenance;
+
+
+--
+-- Name: COLUMN staff_accounts.totp_started_at; Type: ACL; Schema: public; Owner: renrakucho_owner
+--
+
+GRANT UPDATE(totp_started_at) ON TABLE public.staff_accounts TO renrakucho_runtime;
 
 
 --

@@ -3,14 +3,19 @@
 --
 -- `totp_secret_enc` is the authenticator's shared secret, encrypted with the facility's data
 -- key (associated data: staff_accounts, totp_secret_enc, the account's ID, version 0). It is set
--- when enrolment begins and counts only once `totp_confirmed_at` is set (the person typed a code
--- from it). `totp_last_step` is the newest 30-second step whose code was accepted: a code is
--- accepted only for a later step, so a code seen over someone's shoulder cannot be used again.
+-- when enrolment begins (`totp_started_at`; an enrolment not confirmed within ten minutes is
+-- void) and counts only once `totp_confirmed_at` is set (the person typed a code from it).
+-- `totp_last_step` is the newest 30-second step whose code was accepted: a code is accepted only
+-- for a later step, so a code seen over someone's shoulder cannot be used again.
 -- `recovery_code_hashes` are the SHA-256 hashes (hex) of the unused recovery codes, each
--- removed when used. The codes carry 50 random bits each, so a fast hash is enough; they are
--- shown once and never stored in the clear.
+-- removed when used. The codes carry 79 random bits each, so a fast hash is enough (no dump
+-- can be searched for them); they are shown once and never stored in the clear. Adding or
+-- removing a factor moves `password_version` on (migration 21), which ends every other session
+-- of the person: a session signed in with the password alone before an authenticator was set
+-- up does not outlive it.
 ALTER TABLE public.staff_accounts
     ADD COLUMN totp_secret_enc bytea CHECK (octet_length(totp_secret_enc) BETWEEN 50 AND 200),
+    ADD COLUMN totp_started_at timestamptz,
     ADD COLUMN totp_confirmed_at timestamptz,
     ADD COLUMN totp_last_step bigint NOT NULL DEFAULT 0 CHECK (totp_last_step >= 0),
     ADD COLUMN recovery_code_hashes text[] NOT NULL DEFAULT '{}'
@@ -20,7 +25,8 @@ ALTER TABLE public.staff_accounts
 
 -- The web role enrols, uses and removes second factors of its own facility's staff (row-level
 -- security as for every column of the table).
-GRANT UPDATE (totp_secret_enc, totp_confirmed_at, totp_last_step, recovery_code_hashes)
+GRANT UPDATE (totp_secret_enc, totp_started_at, totp_confirmed_at, totp_last_step,
+              recovery_code_hashes)
     ON public.staff_accounts
     TO renrakucho_runtime;
 
@@ -87,6 +93,7 @@ CREATE POLICY master_key_epochs_platform ON public.master_key_epochs FOR SELECT
 
 ALTER TABLE public.platform_operators
     ADD COLUMN totp_secret_enc bytea CHECK (octet_length(totp_secret_enc) BETWEEN 50 AND 200),
+    ADD COLUMN totp_started_at timestamptz,
     ADD COLUMN totp_confirmed_at timestamptz,
     ADD COLUMN totp_last_step bigint NOT NULL DEFAULT 0 CHECK (totp_last_step >= 0),
     ADD COLUMN recovery_code_hashes text[] NOT NULL DEFAULT '{}'

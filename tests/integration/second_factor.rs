@@ -730,3 +730,73 @@ async fn operators_always_need_a_second_factor_kept_under_the_platforms_key() {
         .iter()
         .any(|r| r.action == "auth.sign_in" && r.details["reason"] == "password+totp"));
 }
+
+#[tokio::test]
+async fn a_session_signed_in_with_the_password_alone_ends_once_an_authenticator_is_set_up() {
+    let app = spawn_app().await;
+    let clinic = app.seed_facility("MF-11", FacilityKind::Clinic).await;
+    without_factor(&app, &clinic, "boss", StaffRole::FacilityAdmin).await;
+    // Someone with the password signs in before the owner has an authenticator, and keeps the
+    // session alive; the owner then sets one up in their own session.
+    let intruder = app.client_for(&clinic, "boss").await;
+    let owner = app.client_for(&clinic, "boss").await;
+    set_up(&app, &owner).await;
+    assert_eq!(
+        me(&app, &owner).await.0,
+        StatusCode::OK,
+        "the owner goes on"
+    );
+    assert_eq!(
+        me(&app, &intruder).await.0,
+        StatusCode::UNAUTHORIZED,
+        "a session without the code does not outlive the set-up"
+    );
+    let (status, _) = code_of(
+        intruder
+            .get(app.url("/api/v1/patients"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn no_administrator_resets_another_administrators_second_factor() {
+    let app = spawn_app().await;
+    let clinic = app.seed_facility("MF-12", FacilityKind::Clinic).await;
+    app.seed_staff(
+        &clinic,
+        "boss",
+        StaffRole::FacilityAdmin,
+        Profession::Doctor,
+    )
+    .await;
+    let deputy = app
+        .seed_staff(
+            &clinic,
+            "deputy",
+            StaffRole::FacilityAdmin,
+            Profession::Nurse,
+        )
+        .await;
+    let boss = app.client_for(&clinic, "boss").await;
+    let (status, code) = code_of(
+        boss.delete(app.url(&format!("/api/v1/staff/{}/second-factor", deputy.id)))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (status, code.as_str()),
+        (StatusCode::FORBIDDEN, "forbidden")
+    );
+    // The deputy still needs the code.
+    let (_, status, code) = password_step(&app, "MF-12", "deputy").await;
+    assert_eq!(
+        (status, code.as_str()),
+        (StatusCode::UNAUTHORIZED, "second_factor_required")
+    );
+}

@@ -7,10 +7,11 @@ use axum::http::StatusCode;
 use axum::Json;
 use renrakucho_core::StaffId;
 use renrakucho_http::error::{ApiError, ApiJson, ErrorBody};
-use renrakucho_http::session::{SignedIn, SignedInToSecureAccount};
+use renrakucho_http::session::{self, SignedIn, SignedInToSecureAccount};
 use renrakucho_http::state::AppState;
 use renrakucho_identity::Principal;
 use serde::{Deserialize, Serialize};
+use tower_sessions::Session;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -84,30 +85,38 @@ pub async fn begin_totp(
     ))
 }
 
-/// Confirms the authenticator app with a code from it: from now on sign-in asks for its code.
-/// Answers the ten recovery codes, shown this once.
+/// Confirms the authenticator app with a code from it, within 10 minutes of starting: from now
+/// on sign-in asks for its code. Every other session of the person ends (they were signed in
+/// without it); this one goes on under a new ID. Answers the ten recovery codes, shown this
+/// once. Asks for a recent password.
 #[utoipa::path(post, path = "/api/v1/me/second-factor/totp/confirm", tag = "auth",
     request_body = TotpConfirmBody,
     responses(
         (status = 200, description = "Set up", body = RecoveryCodesView),
         (status = 401, description = "Not signed in", body = ErrorBody),
-        (status = 409, description = "Not started, or already set up", body = ErrorBody),
+        (status = 403, description = "The password must be changed first, or given again (`reauthentication_required`)", body = ErrorBody),
+        (status = 409, description = "Not started (or started over 10 minutes ago), or already set up", body = ErrorBody),
         (status = 422, description = "Wrong code (`wrong_one_time_code`)", body = ErrorBody)))]
 #[tracing::instrument(skip_all)]
 pub async fn confirm_totp(
     State(state): State<AppState>,
     SignedInToSecureAccount(signed_in): SignedInToSecureAccount,
+    session: Session,
     ApiJson(body): ApiJson<TotpConfirmBody>,
 ) -> Result<Json<RecoveryCodesView>, ApiError> {
     if signed_in.who.password_change_required {
         return Err(ApiError::password_change_required());
     }
-    let recovery_codes = state
+    signed_in.require_recent_password(state.sessions.reauthenticate_within)?;
+    let confirmed = state
         .auth
         .confirm_totp(signed_in.principal, &body.one_time_code, &signed_in.origin)
         .await?;
     state.principals.forget_person(&signed_in.principal);
-    Ok(Json(RecoveryCodesView { recovery_codes }))
+    session::password_changed(&session, confirmed.password_version).await?;
+    Ok(Json(RecoveryCodesView {
+        recovery_codes: confirmed.recovery_codes,
+    }))
 }
 
 /// New recovery codes (the unused ones stop working). Asks for a recent password.
@@ -130,8 +139,9 @@ pub async fn new_recovery_codes(
     Ok(Json(RecoveryCodesView { recovery_codes }))
 }
 
-/// Removes the person's own authenticator app and recovery codes. Where a second factor is
-/// required, every request then waits until a new one is set up. Asks for a recent password.
+/// Removes the person's own authenticator app and recovery codes; their other sessions end.
+/// Where a second factor is required, every request then waits until a new one is set up. Asks
+/// for a recent password.
 #[utoipa::path(delete, path = "/api/v1/me/second-factor", tag = "auth",
     responses(
         (status = 204, description = "Removed"),
@@ -142,23 +152,27 @@ pub async fn new_recovery_codes(
 pub async fn remove_own(
     State(state): State<AppState>,
     signed_in: SignedIn,
+    session: Session,
 ) -> Result<StatusCode, ApiError> {
     signed_in.require_recent_password(state.sessions.reauthenticate_within)?;
-    state
+    let version = state
         .auth
         .remove_second_factor(signed_in.principal, signed_in.principal, &signed_in.origin)
         .await?;
     state.principals.forget_person(&signed_in.principal);
+    session::password_changed(&session, version).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// Resets a staff member's second factor (they lost their phone): the facility administrator,
-/// with a recent password. The member sets up a new one at their next sign-in.
+/// with a recent password; never another administrator's (that is the server's
+/// `renrakucho admin reset-second-factor`). The member's sessions end; they set up a new one at
+/// their next sign-in.
 #[utoipa::path(delete, path = "/api/v1/staff/{id}/second-factor", tag = "admin",
     params(("id" = Uuid, Path, description = "The staff member")),
     responses(
         (status = 204, description = "Reset"),
-        (status = 403, description = "Facility administrators only; or the password must be given again (`reauthentication_required`)", body = ErrorBody),
+        (status = 403, description = "Facility administrators only, not for another administrator; or the password must be given again (`reauthentication_required`)", body = ErrorBody),
         (status = 404, body = ErrorBody),
         (status = 409, description = "The member has no authenticator set up", body = ErrorBody)))]
 #[tracing::instrument(skip_all)]

@@ -16,7 +16,8 @@ pub use password_change::{PasswordChangeError, REMEMBERED_PASSWORDS};
 pub use principal::{Authenticated, Principal, SessionRecord, SESSION_KEY};
 pub use rules::PasswordRules;
 pub use second_factor::{
-    secret_binding, Enrolment, PendingSecondFactor, SecondFactorError, PENDING_FOR, PENDING_KEY,
+    secret_binding, Confirmed, Enrolment, PendingSecondFactor, SecondFactorError, PENDING_FOR,
+    PENDING_KEY,
 };
 pub use sign_in::{Authenticator, SignInError, SignInOutcome, SignInRequest};
 pub use throttle::{RefusalSummary, SignInThrottle, ThrottleConfig, Throttled, WindowClock};

@@ -61,6 +61,9 @@ pub enum SecondFactorError {
     WrongCode,
     #[error("no such account")]
     NotFound,
+    /// A facility admin's second factor is reset on the server, not by another admin.
+    #[error("an administrator's second factor is reset on the server")]
+    AdministratorsOnTheServer,
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -71,6 +74,14 @@ pub enum SecondFactorError {
 #[derive(Debug)]
 pub struct Enrolment {
     pub secret: TotpSecret,
+}
+
+/// A confirmed authenticator: the recovery codes to show once, and the account's new password
+/// version (its other sessions have ended; the confirming one goes on under it).
+#[derive(Debug)]
+pub struct Confirmed {
+    pub recovery_codes: Vec<String>,
+    pub password_version: i32,
 }
 
 fn unix_now() -> u64 {
@@ -133,24 +144,40 @@ fn target(account: Principal) -> Option<(&'static str, uuid::Uuid)> {
     })
 }
 
-/// An account's status and password version, read in `tx`; `None` when it is not there.
+/// What a second-factor change needs of an account, read in `tx`.
+struct AccountState {
+    status: StaffStatus,
+    password_version: i32,
+    /// A staff member who administers their facility.
+    administrator: bool,
+}
+
+/// `account`'s state, read in `tx`; `None` when it is not there (or not in this scope).
 async fn account_state(
     tx: &mut ScopedTx,
     account: Principal,
-) -> Result<Option<(StaffStatus, i32)>, StoreError> {
+) -> Result<Option<AccountState>, StoreError> {
     let found = match account {
-        Principal::Staff { id, .. } => staff::get(tx, id)
-            .await
-            .map(|a| (a.status, a.password_version)),
-        Principal::Operator { id } => operators::get(tx, id)
-            .await
-            .map(|o| (o.status, o.password_version)),
+        Principal::Staff { id, .. } => staff::get(tx, id).await.map(|a| AccountState {
+            status: a.status,
+            password_version: a.password_version,
+            administrator: a.role == renrakucho_core::StaffRole::FacilityAdmin,
+        }),
+        Principal::Operator { id } => operators::get(tx, id).await.map(|o| AccountState {
+            status: o.status,
+            password_version: o.password_version,
+            administrator: false,
+        }),
     };
     match found {
         Ok(state) => Ok(Some(state)),
         Err(StoreError::NotFound) => Ok(None),
         Err(e) => Err(e),
     }
+}
+
+fn now() -> time::OffsetDateTime {
+    time::OffsetDateTime::now_utc()
 }
 
 impl Authenticator {
@@ -186,26 +213,18 @@ impl Authenticator {
         origin: &Origin,
     ) -> Result<Authenticated, SignInError> {
         let account = pending.principal;
-        let key = match account {
-            Principal::Staff { id, .. } => format!("second-factor/{id}"),
-            Principal::Operator { id } => format!("second-factor/operator/{id}"),
-        };
-        if let Err(t) = self.throttle.attempt(&key, origin.client_addr) {
-            return Err(SignInError::Throttled {
-                retry_after: t.retry_after,
-            });
-        }
         let scope = match account {
             Principal::Staff { facility, .. } => Scope::Facility(facility),
             Principal::Operator { .. } => Scope::Platform,
         };
         let mut tx = self.db.begin(scope).await?;
-        let Some((status, password_version)) = account_state(&mut tx, account).await? else {
+        let Some(state) = account_state(&mut tx, account).await? else {
             return Err(SignInError::WrongSecondFactor);
         };
+        let password_version = state.password_version;
         let refusal = if pending.expired() {
             Some("second_factor_timed_out")
-        } else if status != StaffStatus::Active {
+        } else if state.status != StaffStatus::Active {
             Some("account_not_active")
         } else if password_version != pending.password_version {
             Some("password_changed")
@@ -247,6 +266,33 @@ impl Authenticator {
         origin: &Origin,
     ) -> Result<Authenticated, SignInError> {
         let account = who.principal;
+        // Codes are guessed against this key, whichever way they come (with the password or
+        // after it): one budget per account.
+        let key = match account {
+            Principal::Staff { id, .. } => format!("second-factor/{id}"),
+            Principal::Operator { id } => format!("second-factor/operator/{id}"),
+        };
+        if let Err(t) = self.throttle.attempt(&key, origin.client_addr) {
+            if t.first_in_window {
+                let details = json!({ "reason": "throttled", "step": "second_factor" });
+                audit::record(
+                    &mut tx,
+                    AuditEvent {
+                        actor: actor(account),
+                        action: "auth.sign_in",
+                        outcome: Outcome::Denied,
+                        target: target(account),
+                        origin,
+                        details,
+                    },
+                )
+                .await?;
+                tx.commit().await?;
+            }
+            return Err(SignInError::Throttled {
+                retry_after: t.retry_after,
+            });
+        }
         let factor = second_factors::get(&mut tx, holder(account)).await?;
         let outcome = self.use_code(&mut tx, account, &factor, code).await?;
         let (result, reason) = match outcome {
@@ -357,11 +403,9 @@ impl Authenticator {
     ) -> Result<Option<TotpSecret>, SecondFactorError> {
         let mut tx = self.db.begin(own_scope(account)).await?;
         let factor = second_factors::get(&mut tx, holder(account)).await?;
-        let secret = match factor.totp_secret_enc.as_deref() {
-            Some(enc) if factor.totp_confirmed_at.is_none() => {
-                Some(self.decrypt_secret(&mut tx, account, enc).await?)
-            }
-            _ => None,
+        let secret = match factor.pending(now()) {
+            Some(enc) => Some(self.decrypt_secret(&mut tx, account, enc).await?),
+            None => None,
         };
         tx.commit().await?;
         Ok(secret)
@@ -375,13 +419,13 @@ impl Authenticator {
         account: Principal,
         code: &str,
         origin: &Origin,
-    ) -> Result<Vec<String>, SecondFactorError> {
+    ) -> Result<Confirmed, SecondFactorError> {
         let mut tx = self.db.begin(own_scope(account)).await?;
         let factor = second_factors::get(&mut tx, holder(account)).await?;
         if factor.enabled() {
             return Err(SecondFactorError::AlreadyEnrolled);
         }
-        let Some(secret_enc) = factor.totp_secret_enc.as_deref() else {
+        let Some(secret_enc) = factor.pending(now()) else {
             return Err(SecondFactorError::NotStarted);
         };
         let secret = self.decrypt_secret(&mut tx, account, secret_enc).await?;
@@ -393,12 +437,17 @@ impl Authenticator {
         };
         let codes = totp::new_recovery_codes();
         let hashes: Vec<String> = codes.iter().map(|c| totp::recovery_code_hash(c)).collect();
-        if !second_factors::confirm_totp(&mut tx, holder(account), step as i64, &hashes).await? {
+        let Some(password_version) =
+            second_factors::confirm_totp(&mut tx, holder(account), step as i64, &hashes).await?
+        else {
             return Err(SecondFactorError::NotStarted);
-        }
+        };
         account_event(&mut tx, account, account, origin, "added").await?;
         tx.commit().await?;
-        Ok(codes)
+        Ok(Confirmed {
+            recovery_codes: codes,
+            password_version,
+        })
     }
 
     /// New recovery codes for `account`, the unused ones no longer good.
@@ -422,26 +471,32 @@ impl Authenticator {
     /// Removes the second factor of `member`, by `by`: the person themselves, or a staff
     /// member's facility admin resetting it (第9条) for someone who lost their authenticator
     /// (`by` and `member` of the same facility: `member` is looked up in `by`'s scope, where
-    /// another facility's staff do not exist). The person enrols again at their next sign-in
-    /// where a second factor is required.
+    /// another facility's staff do not exist; never another admin). The member's sessions end
+    /// (the new password version is returned, for the remover's own session to go on under);
+    /// they enrol again at their next sign-in where a second factor is required.
     #[tracing::instrument(skip_all)]
     pub async fn remove_second_factor(
         &self,
         by: Principal,
         member: Principal,
         origin: &Origin,
-    ) -> Result<(), SecondFactorError> {
+    ) -> Result<i32, SecondFactorError> {
         let mut tx = self.db.begin(own_scope(by)).await?;
-        if account_state(&mut tx, member).await?.is_none() {
+        let Some(state) = account_state(&mut tx, member).await? else {
             return Err(SecondFactorError::NotFound);
+        };
+        // One admin may not strip another's factor (whoever has that admin's password would
+        // then set up their own): that is the server's `admin reset-second-factor`.
+        if by != member && state.administrator {
+            return Err(SecondFactorError::AdministratorsOnTheServer);
         }
-        if !second_factors::remove(&mut tx, holder(member)).await? {
+        let Some(password_version) = second_factors::remove(&mut tx, holder(member)).await? else {
             return Err(SecondFactorError::NotEnrolled);
-        }
+        };
         let event = if by == member { "removed" } else { "reset" };
         account_event(&mut tx, by, member, origin, event).await?;
         tx.commit().await?;
-        Ok(())
+        Ok(password_version)
     }
 }
 

@@ -1,7 +1,7 @@
 //! The codes of a second factor, without storage: TOTP (RFC 6238 as every authenticator app
 //! implements it: HMAC-SHA-1, six digits, 30-second steps; the app's clock trusted one step
-//! either side) by `totp-rs`, and recovery codes (ten, single-use, 50 random bits each, kept
-//! only as SHA-256 hashes).
+//! either side) by `totp-rs`, and recovery codes (ten, single-use, 79 random bits each, kept
+//! only as SHA-256 hashes: too many to search for, even with the hashes in hand).
 
 use qrcode::render::svg;
 use rand::Rng;
@@ -21,7 +21,7 @@ const ISSUER: &str = "Renrakucho";
 /// The recovery codes' alphabet: no 0/o, 1/l/i, so a code read aloud or copied from paper
 /// comes out right.
 const RECOVERY_ALPHABET: &[u8] = b"abcdefghjkmnpqrstuvwxyz23456789";
-const RECOVERY_LENGTH: usize = 10;
+const RECOVERY_LENGTH: usize = 16;
 
 /// A TOTP shared secret (zeroed when dropped).
 #[derive(Clone)]
@@ -124,15 +124,19 @@ pub fn is_totp_code(typed: &str) -> bool {
     digits.len() == 6 && digits.bytes().all(|b| b.is_ascii_digit())
 }
 
-/// Ten new recovery codes, formatted `xxxxx-xxxxx`.
+/// Ten new recovery codes, formatted `xxxx-xxxx-xxxx-xxxx`.
 pub fn new_recovery_codes() -> Vec<String> {
     let mut rng = rand::rngs::OsRng;
     (0..RECOVERY_CODES)
         .map(|_| {
-            let chars: String = (0..RECOVERY_LENGTH)
+            let chars: Vec<char> = (0..RECOVERY_LENGTH)
                 .map(|_| RECOVERY_ALPHABET[rng.gen_range(0..RECOVERY_ALPHABET.len())] as char)
                 .collect();
-            format!("{}-{}", &chars[..5], &chars[5..])
+            chars
+                .chunks(4)
+                .map(|group| group.iter().collect::<String>())
+                .collect::<Vec<_>>()
+                .join("-")
         })
         .collect()
 }
@@ -196,7 +200,7 @@ mod tests {
         unique.dedup();
         assert_eq!(unique.len(), RECOVERY_CODES);
         let code = &codes[0];
-        assert_eq!(code.len(), 11);
+        assert_eq!(code.len(), 19);
         let typed = code.to_uppercase().replace('-', " ");
         assert_eq!(recovery_code_hash(code), recovery_code_hash(&typed));
         assert_ne!(recovery_code_hash(code), recovery_code_hash(&codes[1]));

@@ -136,7 +136,13 @@ async fn page(request: &PasswordPageRequest, shown: Shown) -> Response {
         .role
         .is_none_or(|role| request.state.auth.second_factor_required(role));
     let mut enrolment = None;
-    if !who.second_factor_enabled && shown.recovery_codes.is_none() {
+    // The secret of a set-up under way is shown again only to whoever gave the password
+    // within the window: a session left open does not give it away.
+    let recent = request
+        .user
+        .require_recent_password(request.state.sessions.reauthenticate_within)
+        .is_ok();
+    if recent && !who.second_factor_enabled && shown.recovery_codes.is_none() {
         match request
             .state
             .auth
@@ -240,10 +246,15 @@ pub struct ConfirmForm {
     one_time_code: String,
 }
 
-/// Confirms the set-up with a code from the app: the recovery codes follow.
+/// Confirms the set-up with a code from the app (a recent password first): the recovery codes
+/// follow, and the person's other sessions end.
 #[tracing::instrument(skip_all)]
-pub async fn confirm(request: PasswordPageRequest, Form(form): Form<ConfirmForm>) -> Response {
-    if let Some(response) = password_first(&request) {
+pub async fn confirm(
+    request: PasswordPageRequest,
+    session: tower_sessions::Session,
+    Form(form): Form<ConfirmForm>,
+) -> Response {
+    if let Some(response) = before_a_change(&request) {
         return response;
     }
     let (state, user) = (&request.state, &request.user);
@@ -252,12 +263,16 @@ pub async fn confirm(request: PasswordPageRequest, Form(form): Form<ConfirmForm>
         .confirm_totp(user.principal, &form.one_time_code, &user.origin)
         .await
     {
-        Ok(codes) => {
+        Ok(confirmed) => {
             state.principals.forget_person(&user.principal);
+            // The person's other sessions have ended; this one goes on under a new ID.
+            if let Err(e) = session::password_changed(&session, confirmed.password_version).await {
+                return failed(e);
+            }
             let mut request = request;
             request.user.who.second_factor_enabled = true;
             request.user.who.second_factor_enrolment_required = false;
-            with_codes(&request, codes).await
+            with_codes(&request, confirmed.recovery_codes).await
         }
         Err(e) => refused(&request, e).await,
     }
@@ -283,7 +298,7 @@ pub async fn new_recovery_codes(request: PasswordPageRequest) -> Response {
 
 /// Removes the person's authenticator app (a recent password first).
 #[tracing::instrument(skip_all)]
-pub async fn remove(request: PasswordPageRequest) -> Response {
+pub async fn remove(request: PasswordPageRequest, session: tower_sessions::Session) -> Response {
     if let Some(response) = before_a_change(&request) {
         return response;
     }
@@ -293,9 +308,12 @@ pub async fn remove(request: PasswordPageRequest) -> Response {
         .remove_second_factor(user.principal, user.principal, &user.origin)
         .await
     {
-        Ok(()) => {
+        Ok(version) => {
             state.principals.forget_person(&user.principal);
-            Redirect::to(SECOND_FACTOR_PAGE).into_response()
+            match session::password_changed(&session, version).await {
+                Ok(()) => Redirect::to(SECOND_FACTOR_PAGE).into_response(),
+                Err(e) => failed(e),
+            }
         }
         Err(e) => refused(&request, e).await,
     }

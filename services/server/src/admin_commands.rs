@@ -175,7 +175,7 @@ pub async fn reset_second_factor(
             )
         }
     };
-    if !second_factors::remove(&mut tx, holder).await? {
+    if second_factors::remove(&mut tx, holder).await?.is_none() {
         return Ok(false);
     }
     if let Holder::Staff(id) = holder {

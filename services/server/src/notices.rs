@@ -11,8 +11,9 @@ use time::OffsetDateTime;
 
 use crate::mail::Mailer;
 
-/// How long a claim keeps other processes off a notice.
+/// How long a claim keeps other processes off a notice, and a failed one waits.
 const CLAIM: time::Duration = time::Duration::minutes(5);
+const RETRY_AFTER: time::Duration = time::Duration::minutes(10);
 
 /// The notice's subject and text.
 pub fn message(event: NoticeEvent, at: OffsetDateTime) -> (&'static str, String) {
@@ -26,9 +27,9 @@ pub fn message(event: NoticeEvent, at: OffsetDateTime) -> (&'static str, String)
             "your authenticator app (two-step verification) was removed",
         ),
         NoticeEvent::SecondFactorReset => (
-            "施設管理者が二要素認証をリセットしました。次回のログインで設定し直してください",
-            "your facility administrator reset your two-step verification; set it up again at \
-             your next sign-in",
+            "二要素認証がリセットされました（施設管理者または運用者による）。次回のログインで設定し直してください",
+            "your two-step verification was reset (by your facility administrator or the \
+             operators); set it up again at your next sign-in",
         ),
         NoticeEvent::RecoveryCodesReplaced => (
             "回復コードが作り直されました（以前のコードは使えません）",
@@ -55,7 +56,7 @@ pub fn message(event: NoticeEvent, at: OffsetDateTime) -> (&'static str, String)
 }
 
 /// Sends every due notice this process claims; returns how many went out. A failure is
-/// logged (without the address) and the claim given back for the next round.
+/// logged (without the address) and the notice tried again ten minutes later.
 pub async fn send_due(db: &Database, mailer: &Mailer, now: OffsetDateTime) -> usize {
     let due = match account_notices::due(db, now).await {
         Ok(due) => due,
@@ -76,16 +77,16 @@ pub async fn send_due(db: &Database, mailer: &Mailer, now: OffsetDateTime) -> us
         }
         let (subject, text) = message(notice.event, notice.created_at);
         let outcome = match mailer.send(&notice.email, subject, text).await {
-            Ok(()) => Some(OffsetDateTime::now_utc()),
+            Ok(()) => Ok(OffsetDateTime::now_utc()),
             Err(e) => {
                 tracing::warn!(error = %e, "an account notice could not be sent");
-                None
+                Err(now + RETRY_AFTER)
             }
         };
         if let Err(e) = finish(db, &notice, outcome).await {
             tracing::warn!(error = %e, "an account notice's outcome was not recorded");
         }
-        if outcome.is_some() {
+        if outcome.is_ok() {
             sent += 1;
         }
     }
@@ -100,13 +101,13 @@ async fn claim(db: &Database, notice: &DueNotice, now: OffsetDateTime) -> Result
     Ok(won)
 }
 
-/// Records that `notice` went out (`sent`), or gives its claim back.
+/// Records that `notice` went out, or when to try it again.
 async fn finish(
     db: &Database,
     notice: &DueNotice,
-    sent: Option<OffsetDateTime>,
+    outcome: Result<OffsetDateTime, OffsetDateTime>,
 ) -> Result<(), StoreError> {
     let mut tx = db.begin(Scope::Facility(notice.facility)).await?;
-    account_notices::finish(&mut tx, notice.id, sent).await?;
+    account_notices::finish(&mut tx, notice.id, outcome).await?;
     tx.commit().await
 }

@@ -82,7 +82,8 @@ pub async fn due(db: &Database, now: OffsetDateTime) -> Result<Vec<DueNotice>, S
         r#"SELECT n.id, n.facility_id, n.staff_id, n.event, n.created_at,
                   s.email AS "email!"
              FROM account_notices n
-             JOIN notification_settings s ON s.staff_id = n.staff_id
+             JOIN notification_settings s
+               ON s.staff_id = n.staff_id AND s.facility_id = n.facility_id
             WHERE n.sent_at IS NULL AND s.email IS NOT NULL
               AND n.created_at > $1::timestamptz - interval '7 days'
               AND (n.claimed_until IS NULL OR n.claimed_until <= $1)
@@ -128,17 +129,23 @@ pub async fn claim(
     Ok(claimed.rows_affected() == 1)
 }
 
-/// Records that the notice went out (`sent`), or gives its claim back for the next round.
+/// Records that the notice went out (`Ok(at)`), or keeps it off until `Err(retry_at)` after a
+/// failed send (so notices that keep failing do not hold back the others).
 #[tracing::instrument(level = "debug", skip_all, fields(id = %id))]
 pub async fn finish(
     tx: &mut ScopedTx,
     id: Uuid,
-    sent: Option<OffsetDateTime>,
+    outcome: Result<OffsetDateTime, OffsetDateTime>,
 ) -> Result<(), StoreError> {
+    let (sent, retry_at) = match outcome {
+        Ok(at) => (Some(at), None),
+        Err(retry_at) => (None, Some(retry_at)),
+    };
     sqlx::query!(
-        "UPDATE account_notices SET sent_at = $2, claimed_until = NULL WHERE id = $1",
+        "UPDATE account_notices SET sent_at = $2, claimed_until = $3 WHERE id = $1",
         id,
-        sent
+        sent,
+        retry_at
     )
     .execute(tx.conn())
     .await?;

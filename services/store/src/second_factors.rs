@@ -20,6 +20,8 @@ pub struct SecondFactor {
     /// The authenticator's secret, encrypted (the facility's key for staff, the platform's for
     /// operators); none: never enrolled, or removed.
     pub totp_secret_enc: Option<Vec<u8>>,
+    /// When the enrolment began (one not confirmed within [`ENROLMENT_WINDOW`] is void).
+    pub totp_started_at: Option<OffsetDateTime>,
     /// When the person confirmed the authenticator with a code; until then it does not count.
     pub totp_confirmed_at: Option<OffsetDateTime>,
     /// The newest 30-second step whose code was accepted.
@@ -28,10 +30,24 @@ pub struct SecondFactor {
     pub recovery_code_hashes: Vec<String>,
 }
 
+/// How long an enrolment waits for its confirmation.
+pub const ENROLMENT_WINDOW: time::Duration = time::Duration::minutes(10);
+
 impl SecondFactor {
     /// An authenticator is enrolled and confirmed.
     pub fn enabled(&self) -> bool {
         self.totp_confirmed_at.is_some() && self.totp_secret_enc.is_some()
+    }
+
+    /// The secret of an enrolment begun within the window and not confirmed yet, at `now`.
+    pub fn pending(&self, now: OffsetDateTime) -> Option<&[u8]> {
+        let fresh = self
+            .totp_started_at
+            .is_some_and(|started| now - started < ENROLMENT_WINDOW);
+        match &self.totp_secret_enc {
+            Some(secret) if self.totp_confirmed_at.is_none() && fresh => Some(secret),
+            _ => None,
+        }
     }
 }
 
@@ -43,7 +59,8 @@ pub async fn get(tx: &mut ScopedTx, holder: Holder) -> Result<SecondFactor, Stor
         Holder::Staff(id) => {
             sqlx::query_as!(
                 SecondFactor,
-                "SELECT totp_secret_enc, totp_confirmed_at, totp_last_step, recovery_code_hashes
+                "SELECT totp_secret_enc, totp_started_at, totp_confirmed_at, totp_last_step,
+                        recovery_code_hashes
                    FROM staff_accounts WHERE id = $1 FOR UPDATE",
                 id.as_uuid()
             )
@@ -53,7 +70,8 @@ pub async fn get(tx: &mut ScopedTx, holder: Holder) -> Result<SecondFactor, Stor
         Holder::Operator(id) => {
             sqlx::query_as!(
                 SecondFactor,
-                "SELECT totp_secret_enc, totp_confirmed_at, totp_last_step, recovery_code_hashes
+                "SELECT totp_secret_enc, totp_started_at, totp_confirmed_at, totp_last_step,
+                        recovery_code_hashes
                    FROM platform_operators WHERE id = $1 FOR UPDATE",
                 id.as_uuid()
             )
@@ -75,8 +93,8 @@ pub async fn begin_totp(
     let done = match holder {
         Holder::Staff(id) => {
             sqlx::query!(
-                "UPDATE staff_accounts SET totp_secret_enc = $2, totp_last_step = 0,
-                        updated_at = now()
+                "UPDATE staff_accounts SET totp_secret_enc = $2, totp_started_at = now(),
+                        totp_last_step = 0, updated_at = now()
                   WHERE id = $1 AND totp_confirmed_at IS NULL",
                 id.as_uuid(),
                 secret_enc
@@ -86,7 +104,8 @@ pub async fn begin_totp(
         }
         Holder::Operator(id) => {
             sqlx::query!(
-                "UPDATE platform_operators SET totp_secret_enc = $2, totp_last_step = 0
+                "UPDATE platform_operators SET totp_secret_enc = $2, totp_started_at = now(),
+                        totp_last_step = 0
                   WHERE id = $1 AND totp_confirmed_at IS NULL",
                 id.as_uuid(),
                 secret_enc
@@ -99,42 +118,51 @@ pub async fn begin_totp(
 }
 
 /// Confirms the enrolled authenticator with the step of the code the person typed, and gives
-/// the account new recovery codes (their hashes); false when no enrolment was waiting.
+/// the account new recovery codes (their hashes). The account's `password_version` moves on,
+/// ending its other sessions; the new version, or `None` when no enrolment was waiting (or it
+/// began longer than [`ENROLMENT_WINDOW`] ago).
 #[tracing::instrument(level = "debug", skip_all)]
 pub async fn confirm_totp(
     tx: &mut ScopedTx,
     holder: Holder,
     step: i64,
     recovery_code_hashes: &[String],
-) -> Result<bool, StoreError> {
-    let done = match holder {
+) -> Result<Option<i32>, StoreError> {
+    let window = ENROLMENT_WINDOW.whole_seconds() as f64;
+    Ok(match holder {
         Holder::Staff(id) => {
-            sqlx::query!(
+            sqlx::query_scalar!(
                 "UPDATE staff_accounts
                     SET totp_confirmed_at = now(), totp_last_step = $2, recovery_code_hashes = $3,
-                        updated_at = now()
-                  WHERE id = $1 AND totp_secret_enc IS NOT NULL AND totp_confirmed_at IS NULL",
+                        password_version = password_version + 1, updated_at = now()
+                  WHERE id = $1 AND totp_secret_enc IS NOT NULL AND totp_confirmed_at IS NULL
+                    AND totp_started_at > now() - make_interval(secs => $4)
+                 RETURNING password_version",
                 id.as_uuid(),
                 step,
-                recovery_code_hashes
+                recovery_code_hashes,
+                window
             )
-            .execute(tx.conn())
+            .fetch_optional(tx.conn())
             .await?
         }
         Holder::Operator(id) => {
-            sqlx::query!(
+            sqlx::query_scalar!(
                 "UPDATE platform_operators
-                    SET totp_confirmed_at = now(), totp_last_step = $2, recovery_code_hashes = $3
-                  WHERE id = $1 AND totp_secret_enc IS NOT NULL AND totp_confirmed_at IS NULL",
+                    SET totp_confirmed_at = now(), totp_last_step = $2, recovery_code_hashes = $3,
+                        password_version = password_version + 1
+                  WHERE id = $1 AND totp_secret_enc IS NOT NULL AND totp_confirmed_at IS NULL
+                    AND totp_started_at > now() - make_interval(secs => $4)
+                 RETURNING password_version",
                 id.as_uuid(),
                 step,
-                recovery_code_hashes
+                recovery_code_hashes,
+                window
             )
-            .execute(tx.conn())
+            .fetch_optional(tx.conn())
             .await?
         }
-    };
-    Ok(done.rows_affected() == 1)
+    })
 }
 
 /// Records that the code of `step` was used; false when that step or a later one already was
@@ -238,32 +266,37 @@ pub async fn replace_recovery_codes(
     Ok(done.rows_affected() == 1)
 }
 
-/// Removes the second factor (authenticator and recovery codes); false when there was none.
+/// Removes the second factor (authenticator, recovery codes, an enrolment under way). The
+/// account's `password_version` moves on, ending its sessions; the new version, or `None` when
+/// no authenticator was confirmed.
 #[tracing::instrument(level = "debug", skip_all)]
-pub async fn remove(tx: &mut ScopedTx, holder: Holder) -> Result<bool, StoreError> {
-    let done = match holder {
+pub async fn remove(tx: &mut ScopedTx, holder: Holder) -> Result<Option<i32>, StoreError> {
+    Ok(match holder {
         Holder::Staff(id) => {
-            sqlx::query!(
+            sqlx::query_scalar!(
                 "UPDATE staff_accounts
-                    SET totp_secret_enc = NULL, totp_confirmed_at = NULL, totp_last_step = 0,
-                        recovery_code_hashes = '{}', updated_at = now()
-                  WHERE id = $1 AND totp_secret_enc IS NOT NULL",
+                    SET totp_secret_enc = NULL, totp_started_at = NULL, totp_confirmed_at = NULL,
+                        totp_last_step = 0, recovery_code_hashes = '{}',
+                        password_version = password_version + 1, updated_at = now()
+                  WHERE id = $1 AND totp_confirmed_at IS NOT NULL
+                 RETURNING password_version",
                 id.as_uuid()
             )
-            .execute(tx.conn())
+            .fetch_optional(tx.conn())
             .await?
         }
         Holder::Operator(id) => {
-            sqlx::query!(
+            sqlx::query_scalar!(
                 "UPDATE platform_operators
-                    SET totp_secret_enc = NULL, totp_confirmed_at = NULL, totp_last_step = 0,
-                        recovery_code_hashes = '{}'
-                  WHERE id = $1 AND totp_secret_enc IS NOT NULL",
+                    SET totp_secret_enc = NULL, totp_started_at = NULL, totp_confirmed_at = NULL,
+                        totp_last_step = 0, recovery_code_hashes = '{}',
+                        password_version = password_version + 1
+                  WHERE id = $1 AND totp_confirmed_at IS NOT NULL
+                 RETURNING password_version",
                 id.as_uuid()
             )
-            .execute(tx.conn())
+            .fetch_optional(tx.conn())
             .await?
         }
-    };
-    Ok(done.rows_affected() == 1)
+    })
 }

@@ -343,7 +343,8 @@ impl TestApp {
             .unwrap());
         assert!(second_factors::confirm_totp(&mut tx, holder, 0, &hashes)
             .await
-            .unwrap());
+            .unwrap()
+            .is_some());
         tx.commit().await.expect("committing");
         self.authenticators.0.lock().unwrap().insert(
             key,

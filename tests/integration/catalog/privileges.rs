@@ -48,7 +48,7 @@ const RUNTIME_PRIVILEGES: &[&str] = &[
     "public.staff_accounts: UPDATE (display_name, may_accept_invitations, password_changed_at, \
      password_hash, password_must_change, password_version, previous_password_hashes, \
      profession, recovery_code_hashes, role, status, totp_confirmed_at, totp_last_step, \
-     totp_secret_enc, updated_at)",
+     totp_secret_enc, totp_started_at, updated_at)",
     "public.support_request_items: SELECT, INSERT",
     "public.support_requests: SELECT, INSERT",
     "public.support_requests: UPDATE (answer_enc, answered_by, answered_by_name, status, \

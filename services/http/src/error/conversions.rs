@@ -225,6 +225,10 @@ impl From<SecondFactorError> for ApiError {
                 )
             },
             SecondFactorError::NotFound => Self::not_found(),
+            SecondFactorError::AdministratorsOnTheServer => Self::forbidden(
+                "施設管理者の二要素認証は、運用者がサーバーでリセットします / a facility \
+                 administrator's two-step verification is reset by the operators on the server",
+            ),
             SecondFactorError::Store(e) => e.into(),
             SecondFactorError::Keyring(e) => e.into(),
         }

@@ -27,7 +27,7 @@ pub(super) enum KeysTask {
     },
     /// Start a new version of one owner's data key: new values use it, old ones still read.
     RotateDataKey {
-        /// `patient:<uuid>` or `facility:<uuid>`.
+        /// `patient:<uuid>`, `facility:<uuid>` or `platform`.
         owner: String,
         /// Also move the owner's existing values to the new version.
         #[arg(long)]
@@ -35,7 +35,7 @@ pub(super) enum KeysTask {
     },
     /// Move every value of one owner to its newest data key version.
     Reencrypt {
-        /// `patient:<uuid>` or `facility:<uuid>`.
+        /// `patient:<uuid>`, `facility:<uuid>` or `platform`.
         owner: String,
     },
     /// Start a new master key epoch now (local key directory, or AWS KMS by alias): make a new
@@ -156,7 +156,8 @@ async fn rotate_master(
     Ok(())
 }
 
-/// Starts a new version of one owner's data key, in the owner's facility scope.
+/// Starts a new version of one owner's data key, in the owner's scope (its facility's, or the
+/// platform's for the platform's key).
 async fn rotate_data_key(
     db: &Database,
     settings: &Settings,
@@ -167,20 +168,22 @@ async fn rotate_data_key(
     let keyring = keys::open_keyring(settings)
         .await
         .map_err(Failure::runtime)?;
-    let mut maintenance = db
-        .begin(renrakucho_store::Scope::KeyMaintenance)
-        .await
-        .map_err(Failure::runtime)?;
-    let facility =
-        renrakucho_store::data_keys::facility_of(&mut maintenance, owner.kind(), owner.id())
+    let scope = if owner == KeyOwner::Platform {
+        renrakucho_store::Scope::Platform
+    } else {
+        let mut maintenance = db
+            .begin(renrakucho_store::Scope::KeyMaintenance)
             .await
-            .map_err(Failure::runtime)?
-            .ok_or_else(|| Failure::runtime(format!("{owner} has no data key")))?;
-    maintenance.commit().await.map_err(Failure::runtime)?;
-    let mut tx = db
-        .begin(renrakucho_store::Scope::Facility(facility))
-        .await
-        .map_err(Failure::runtime)?;
+            .map_err(Failure::runtime)?;
+        let facility =
+            renrakucho_store::data_keys::facility_of(&mut maintenance, owner.kind(), owner.id())
+                .await
+                .map_err(Failure::runtime)?
+                .ok_or_else(|| Failure::runtime(format!("{owner} has no data key")))?;
+        maintenance.commit().await.map_err(Failure::runtime)?;
+        renrakucho_store::Scope::Facility(facility)
+    };
+    let mut tx = db.begin(scope).await.map_err(Failure::runtime)?;
     let version = keyring
         .rotate_data_key(
             &mut tx,
