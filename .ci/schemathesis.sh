@@ -3,8 +3,8 @@
 # operation, every check, for a bounded time with a fixed seed. The server is built and started
 # for it (`serve --demo` on a port of its own, a throwaway data directory: writes are fuzzed
 # too), a demo account (the administrator of IZ-CLINIC) and the platform operator are signed
-# in, and a session cookie is given to schemathesis for the operations the document says need
-# one. Exit 0 only with no failure.
+# in (each setting up its authenticator, as at a first sign-in), and a session cookie is given
+# to schemathesis for the operations the document says need one. Exit 0 only with no failure.
 #
 #   .ci/schemathesis.sh            # 105 s, then 15 s as the operator; seed 20261201
 #   FUZZ_SECONDS=900 FUZZ_SEED=7 FUZZ_AS=IZ-NURSE/tanaka .ci/schemathesis.sh
@@ -81,31 +81,41 @@ def totp(secret, step):
     offset = digest[-1] & 0x0F
     return "%06d" % ((struct.unpack(">I", digest[offset:offset + 4])[0] & 0x7FFFFFFF) % 1000000)
 
+def session_cookie(response):
+    for header in response.headers.get_all("Set-Cookie") or []:
+        name, _, rest = header.partition("=")
+        if name.strip() == "renrakucho_session":
+            return rest.split(";", 1)[0]
+    return None
+
 def sign_in(facility, login):
     body = {"facility_code": facility, "login_id": login, "password": "renrakucho-demo"}
     request = urllib.request.Request(
         base + "/api/v1/auth/sign-in", data=json.dumps(body).encode(),
         headers={"Content-Type": "application/json"})
     with urllib.request.urlopen(request) as response:
-        for header in response.headers.get_all("Set-Cookie") or []:
-            name, _, rest = header.partition("=")
-            if name.strip() == "renrakucho_session":
-                return rest.split(";", 1)[0]
-    raise SystemExit(f"signing in {login} gave no session cookie")
+        cookie = session_cookie(response)
+    if cookie is None:
+        raise SystemExit(f"signing in {login} gave no session cookie")
+    return set_up_second_factor(cookie)
 
 def post(session, path, body=None):
+    """POST as `session`: the answer, and the session's cookie afterwards (a new ID when the
+    server cycled it)."""
     request = urllib.request.Request(
         base + "/api/v1" + path, data=json.dumps(body or {}).encode(), method="POST",
         headers={"Cookie": "renrakucho_session=" + session,
                  "Content-Type": "application/json"})
     with urllib.request.urlopen(request) as response:
-        return json.load(response)
+        return json.load(response), session_cookie(response) or session
 
 def set_up_second_factor(session):
-    """The demo accounts have no authenticator: set one up, as a person must at first."""
-    secret = post(session, "/me/second-factor/totp")["secret"]
-    post(session, "/me/second-factor/totp/confirm",
-         {"one_time_code": totp(secret, int(time.time()) // 30)})
+    """The demo accounts have no authenticator: set one up, as a person must at first. The
+    confirmation ends the person's other sessions and goes on under a new session ID."""
+    begun, session = post(session, "/me/second-factor/totp")
+    _, session = post(session, "/me/second-factor/totp/confirm",
+                      {"one_time_code": totp(begun["secret"], int(time.time()) // 30)})
+    return session
 
 def get(session, path):
     request = urllib.request.Request(
@@ -114,7 +124,6 @@ def get(session, path):
         return json.load(response)
 
 staff, operator = sign_in(facility, login), sign_in(None, "operator")
-set_up_second_factor(staff)
 ids = {get(staff, "/me")["id"]}
 ids |= {f["id"] for f in get(staff, "/facilities")}
 ids |= {g["id"] for g in get(staff, "/emergency-access")}
