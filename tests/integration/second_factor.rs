@@ -800,3 +800,56 @@ async fn no_administrator_resets_another_administrators_second_factor() {
         (StatusCode::UNAUTHORIZED, "second_factor_required")
     );
 }
+
+#[tokio::test]
+async fn guessing_the_code_at_set_up_is_throttled_like_at_sign_in() {
+    let app = spawn_app_with(|s| {
+        s.signin_account_burst = 2;
+        s.signin_account_period = Duration::from_secs(3600);
+    })
+    .await;
+    let clinic = app.seed_facility("MF-13", FacilityKind::Clinic).await;
+    without_factor(&app, &clinic, "boss", StaffRole::FacilityAdmin).await;
+    let client = app.client_for(&clinic, "boss").await;
+    let begun: Value = client
+        .post(app.url("/api/v1/me/second-factor/totp"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let secret = secret_from_base32(begun["secret"].as_str().unwrap()).unwrap();
+    // Codes that are certainly wrong: none of the three steps the server accepts.
+    let step = now_step();
+    let wrong = (0..1_000_000)
+        .map(|n| format!("{n:06}"))
+        .find(|c| (step - 1..=step + 2).all(|s| secret.code_at(s) != *c))
+        .unwrap();
+    let confirm = |code: String| {
+        let client = client.clone();
+        let url = app.url("/api/v1/me/second-factor/totp/confirm");
+        async move {
+            client
+                .post(url)
+                .json(&json!({ "one_time_code": code }))
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    assert_eq!(
+        confirm(wrong.clone()).await,
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+    assert_eq!(
+        confirm(wrong.clone()).await,
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+    assert_eq!(
+        confirm(secret.code_at(now_step())).await,
+        StatusCode::TOO_MANY_REQUESTS,
+        "the budget is spent: even the right code waits"
+    );
+}

@@ -96,7 +96,8 @@ pub async fn begin_totp(
         (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "The password must be changed first, or given again (`reauthentication_required`)", body = ErrorBody),
         (status = 409, description = "Not started (or started over 10 minutes ago), or already set up", body = ErrorBody),
-        (status = 422, description = "Wrong code (`wrong_one_time_code`)", body = ErrorBody)))]
+        (status = 422, description = "Wrong code (`wrong_one_time_code`)", body = ErrorBody),
+        (status = 429, description = "Too many attempts", body = ErrorBody)))]
 #[tracing::instrument(skip_all)]
 pub async fn confirm_totp(
     State(state): State<AppState>,

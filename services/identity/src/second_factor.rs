@@ -59,6 +59,8 @@ pub enum SecondFactorError {
     NotStarted,
     #[error("wrong code")]
     WrongCode,
+    #[error("too many attempts")]
+    Throttled { retry_after: Duration },
     #[error("no such account")]
     NotFound,
     /// A facility admin's second factor is reset on the server, not by another admin.
@@ -176,6 +178,14 @@ async fn account_state(
     }
 }
 
+/// The throttle's key for an account's one-time codes: sign-in and set-up alike.
+fn throttle_key(account: Principal) -> String {
+    match account {
+        Principal::Staff { id, .. } => format!("second-factor/{id}"),
+        Principal::Operator { id } => format!("second-factor/operator/{id}"),
+    }
+}
+
 fn now() -> time::OffsetDateTime {
     time::OffsetDateTime::now_utc()
 }
@@ -268,11 +278,10 @@ impl Authenticator {
         let account = who.principal;
         // Codes are guessed against this key, whichever way they come (with the password or
         // after it): one budget per account.
-        let key = match account {
-            Principal::Staff { id, .. } => format!("second-factor/{id}"),
-            Principal::Operator { id } => format!("second-factor/operator/{id}"),
-        };
-        if let Err(t) = self.throttle.attempt(&key, origin.client_addr) {
+        if let Err(t) = self
+            .throttle
+            .attempt(&throttle_key(account), origin.client_addr)
+        {
             if t.first_in_window {
                 let details = json!({ "reason": "throttled", "step": "second_factor" });
                 audit::record(
@@ -420,6 +429,15 @@ impl Authenticator {
         code: &str,
         origin: &Origin,
     ) -> Result<Confirmed, SecondFactorError> {
+        // Guessing a code here is throttled like at sign-in (and the refusals stay few).
+        if let Err(t) = self
+            .throttle
+            .attempt(&throttle_key(account), origin.client_addr)
+        {
+            return Err(SecondFactorError::Throttled {
+                retry_after: t.retry_after,
+            });
+        }
         let mut tx = self.db.begin(own_scope(account)).await?;
         let factor = second_factors::get(&mut tx, holder(account)).await?;
         if factor.enabled() {

@@ -10,7 +10,6 @@ use crate::second_factor::PendingSecondFactor;
 use crate::{Authenticated, PasswordHasher, PasswordRules, Principal, SignInThrottle};
 
 /// A sign-in attempt as typed. No facility code: a platform operator's sign-in.
-#[derive(Debug)]
 pub struct SignInRequest {
     pub facility_code: Option<String>,
     pub login_id: String,
@@ -19,6 +18,22 @@ pub struct SignInRequest {
     /// account that has one gets [`SignInOutcome::SecondFactorNeeded`].
     pub one_time_code: Option<String>,
     pub origin: Origin,
+}
+
+/// The password and the one-time code never show in a debug print.
+impl std::fmt::Debug for SignInRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SignInRequest")
+            .field("facility_code", &self.facility_code)
+            .field("login_id", &self.login_id)
+            .field("password", &self.password)
+            .field(
+                "one_time_code",
+                &self.one_time_code.as_ref().map(|_| "**redacted**"),
+            )
+            .field("origin", &self.origin)
+            .finish()
+    }
 }
 
 /// What a sign-in with the right password leads to.

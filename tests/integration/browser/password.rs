@@ -135,6 +135,7 @@ async fn a_first_sign_in_leads_to_changing_the_password_on_a_phone() {
         page.wait_for("#one_time_code").await;
         assert_eq!(page.path().await, "/login/code");
         assert_accessible_on_a_phone(&page, "the code page").await;
+        page.screenshot("login-code").await;
         page.enter_code(&secret.code_at(step + 1)).await;
         page.wait_for(LOGOUT_FORM).await;
         assert_eq!(page.path().await, "/");

@@ -224,6 +224,9 @@ impl From<SecondFactorError> for ApiError {
                      wrong; enter the six digits your authenticator app shows now",
                 )
             },
+            SecondFactorError::Throttled { retry_after } => {
+                PasswordChangeError::Throttled { retry_after }.into()
+            }
             SecondFactorError::NotFound => Self::not_found(),
             SecondFactorError::AdministratorsOnTheServer => Self::forbidden(
                 "施設管理者の二要素認証は、運用者がサーバーでリセットします / a facility \
