@@ -329,6 +329,31 @@ async fn an_admin_without_a_second_factor_sets_one_up_before_anything_else() {
     );
 
     let (secret, recovery) = set_up(&app, &client).await;
+    // The facility's key rotates and its staff's secrets move to the new version (key
+    // maintenance reads and replaces that column only); the authenticator goes on working.
+    let keyring = app.keyring().await;
+    let mut tx = app.db.begin(Scope::Facility(clinic.id)).await.unwrap();
+    keyring
+        .rotate_data_key(
+            &mut tx,
+            renrakucho_keyring::KeyOwner::Facility(clinic.id),
+            audit::Actor::System,
+            &audit::Origin::default(),
+        )
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let moved = keyring
+        .reencrypt_owner(
+            &app.db,
+            renrakucho_keyring::KeyOwner::Facility(clinic.id),
+            renrakucho_store::encrypted::ENCRYPTED_COLUMNS,
+            audit::Actor::System,
+            &audit::Origin::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!((moved.values, moved.moved), (1, 1), "boss's secret");
     assert_eq!(
         client
             .get(app.url("/api/v1/patients"))
@@ -684,6 +709,33 @@ async fn operators_always_need_a_second_factor_kept_under_the_platforms_key() {
         StatusCode::OK
     );
 
+    // The platform's key rotates and the secret moves to the new version (as `renrakucho keys
+    // rotate-data-key platform --reencrypt` does); the authenticator goes on working.
+    let keyring = app.keyring().await;
+    let mut tx = app.db.begin(Scope::Platform).await.unwrap();
+    let version = keyring
+        .rotate_data_key(
+            &mut tx,
+            renrakucho_keyring::KeyOwner::Platform,
+            audit::Actor::System,
+            &audit::Origin::default(),
+        )
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(version, 2);
+    let moved = keyring
+        .reencrypt_owner(
+            &app.db,
+            renrakucho_keyring::KeyOwner::Platform,
+            renrakucho_store::encrypted::ENCRYPTED_COLUMNS,
+            audit::Actor::System,
+            &audit::Origin::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!((moved.values, moved.moved), (1, 1), "the operator's secret");
+
     // The next sign-in takes the code after the password.
     let other = new_client();
     let response = other
@@ -707,7 +759,11 @@ async fn operators_always_need_a_second_factor_kept_under_the_platforms_key() {
             .fetch_all(&mut su)
             .await
             .unwrap();
-    assert_eq!(platform_keys, [(None,)]);
+    assert_eq!(
+        platform_keys,
+        [(None,), (None,)],
+        "two versions, no facility"
+    );
     let clinic = app.seed_facility("MF-10", FacilityKind::Clinic).await;
     let mut tx = app.db.begin(Scope::Facility(clinic.id)).await.unwrap();
     let seen: i64 =

@@ -233,3 +233,60 @@ async fn binding_values_to_their_version_from_the_command_line() {
     let again = run(command(&["keys", "bind-versions"])).await;
     assert!(again.status.success(), "{}", describe(&again));
 }
+
+/// `renrakucho keys rotate-data-key OWNER [--reencrypt]` as the README shows it, for the
+/// platform's key (the operators' authenticator secrets) and a facility's: each new version
+/// is reported, and re-encryption runs.
+#[tokio::test]
+async fn data_keys_of_the_platform_and_a_facility_rotate_from_the_command_line() {
+    let db = TestDatabase::create().await;
+    let scratch = Scratch::new("data-keys");
+    let envs = [
+        ("DATABASE_URL", db.owner_url()),
+        ("RENRAKUCHO_RUNTIME_DATABASE_URL", db.runtime_url()),
+        ("RENRAKUCHO_DATA_DIR", text(&scratch.data_dir())),
+    ];
+    let command = |args: &[&str]| renrakucho(&scratch.path, args, &envs);
+    let demo = run(command(&["demo"])).await;
+    assert!(demo.status.success(), "{}", describe(&demo));
+
+    for (expected_version, args) in [
+        ("1", vec!["keys", "rotate-data-key", "platform"]),
+        (
+            "2",
+            vec!["keys", "rotate-data-key", "platform", "--reencrypt"],
+        ),
+    ] {
+        let rotated = run(command(&args)).await;
+        assert!(rotated.status.success(), "{}", describe(&rotated));
+        let out = String::from_utf8_lossy(&rotated.stdout);
+        assert!(
+            out.contains(&format!(
+                "The data key of platform is now at version {expected_version}."
+            )),
+            "{out}"
+        );
+    }
+    let mut su = db.superuser_options().connect().await.unwrap();
+    let (platform_keys, clinic): (i64, uuid::Uuid) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM data_keys WHERE owner_kind = 'platform' AND
+                    facility_id IS NULL),
+                (SELECT id FROM facilities WHERE code = 'IZ-CLINIC')",
+    )
+    .fetch_one(&mut su)
+    .await
+    .unwrap();
+    assert_eq!(platform_keys, 2);
+
+    let owner = format!("facility:{clinic}");
+    let rotated = run(command(&["keys", "rotate-data-key", &owner, "--reencrypt"])).await;
+    // The demo's clinic has no facility key until something of its own is encrypted.
+    let out = String::from_utf8_lossy(&rotated.stdout).to_string();
+    let err = String::from_utf8_lossy(&rotated.stderr).to_string();
+    assert!(
+        (rotated.status.success() && out.contains("is now at version"))
+            || err.contains("has no data key"),
+        "{}",
+        describe(&rotated)
+    );
+}

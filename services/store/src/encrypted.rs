@@ -173,14 +173,14 @@ pub async fn values_of(
             None => "0::bigint".to_string(),
         };
         // The platform owns every row of its tables (there is one platform).
-        let owner = if column.owner_kind == OwnerKind::Platform {
+        let of_owner = if column.owner_kind == OwnerKind::Platform {
             "$1::uuid IS NOT NULL".to_string()
         } else {
             format!("{} = $1", identifier(column.owner_column)?)
         };
         let sql = format!(
             "SELECT {id}, {bound}, {version}, {col} FROM {table}
-              WHERE {owner} AND {col} IS NOT NULL ORDER BY {id}",
+              WHERE {of_owner} AND {col} IS NOT NULL ORDER BY {id}",
             id = identifier(column.id_column)?,
             bound = identifier(column.bound_row_column)?,
             col = identifier(column.column)?,
