@@ -139,6 +139,11 @@ async fn a_first_sign_in_leads_to_changing_the_password_on_a_phone() {
         page.enter_code(&secret.code_at(step + 1)).await;
         page.wait_for(LOGOUT_FORM).await;
         assert_eq!(page.path().await, "/");
+
+        // Home leads to the person's second factor, set up now.
+        page.click("a[href='/account/second-factor']").await;
+        page.wait_for("#second-factor-on").await;
+        assert_accessible_on_a_phone(&page, "the second factor's page").await;
     })
     .await;
 }
