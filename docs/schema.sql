@@ -2414,6 +2414,28 @@ ALTER TABLE ONLY public.entry_versions FORCE ROW LEVEL SECURITY;
 ALTER TABLE public.entry_versions OWNER TO renrakucho_owner;
 
 --
+-- Name: external_identities; Type: TABLE; Schema: public; Owner: renrakucho_owner
+--
+
+CREATE TABLE public.external_identities (
+    id uuid NOT NULL,
+    facility_id uuid NOT NULL,
+    staff_id uuid NOT NULL,
+    issuer text NOT NULL,
+    subject text NOT NULL,
+    linked_by text NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT external_identities_issuer_check CHECK (((char_length(issuer) >= 8) AND (char_length(issuer) <= 500))),
+    CONSTRAINT external_identities_linked_by_check CHECK ((linked_by = ANY (ARRAY['admin'::text, 'just_in_time'::text]))),
+    CONSTRAINT external_identities_subject_check CHECK (((char_length(subject) >= 1) AND (char_length(subject) <= 255)))
+);
+
+ALTER TABLE ONLY public.external_identities FORCE ROW LEVEL SECURITY;
+
+
+ALTER TABLE public.external_identities OWNER TO renrakucho_owner;
+
+--
 -- Name: facilities; Type: TABLE; Schema: public; Owner: renrakucho_owner
 --
 
@@ -2435,6 +2457,41 @@ ALTER TABLE ONLY public.facilities FORCE ROW LEVEL SECURITY;
 
 
 ALTER TABLE public.facilities OWNER TO renrakucho_owner;
+
+--
+-- Name: identity_providers; Type: TABLE; Schema: public; Owner: renrakucho_owner
+--
+
+CREATE TABLE public.identity_providers (
+    id uuid NOT NULL,
+    facility_id uuid NOT NULL,
+    issuer text NOT NULL,
+    client_id text NOT NULL,
+    client_secret_enc bytea NOT NULL,
+    scopes text[] NOT NULL,
+    login_claim text NOT NULL,
+    allowed_domains text[] DEFAULT '{}'::text[] NOT NULL,
+    account_policy text NOT NULL,
+    enabled boolean DEFAULT false NOT NULL,
+    revision integer DEFAULT 1 NOT NULL,
+    tested_revision integer,
+    tested_at timestamp with time zone,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT identity_providers_account_policy_check CHECK ((account_policy = ANY (ARRAY['pre_linked'::text, 'just_in_time'::text]))),
+    CONSTRAINT identity_providers_allowed_domains_check CHECK ((cardinality(allowed_domains) <= 20)),
+    CONSTRAINT identity_providers_check CHECK (((NOT enabled) OR (tested_revision = revision))),
+    CONSTRAINT identity_providers_client_id_check CHECK (((char_length(client_id) >= 1) AND (char_length(client_id) <= 200))),
+    CONSTRAINT identity_providers_client_secret_enc_check CHECK (((octet_length(client_secret_enc) >= 30) AND (octet_length(client_secret_enc) <= 1200))),
+    CONSTRAINT identity_providers_issuer_check CHECK (((char_length(issuer) >= 8) AND (char_length(issuer) <= 500))),
+    CONSTRAINT identity_providers_login_claim_check CHECK ((login_claim = ANY (ARRAY['email'::text, 'preferred_username'::text]))),
+    CONSTRAINT identity_providers_revision_check CHECK ((revision >= 1)),
+    CONSTRAINT identity_providers_scopes_check CHECK (((cardinality(scopes) >= 1) AND (cardinality(scopes) <= 10)))
+);
+
+ALTER TABLE ONLY public.identity_providers FORCE ROW LEVEL SECURITY;
+
+
+ALTER TABLE public.identity_providers OWNER TO renrakucho_owner;
 
 --
 -- Name: master_key_epochs; Type: TABLE; Schema: public; Owner: renrakucho_owner
@@ -2485,6 +2542,25 @@ ALTER TABLE ONLY public.notification_settings FORCE ROW LEVEL SECURITY;
 
 
 ALTER TABLE public.notification_settings OWNER TO renrakucho_owner;
+
+--
+-- Name: operator_identities; Type: TABLE; Schema: public; Owner: renrakucho_owner
+--
+
+CREATE TABLE public.operator_identities (
+    id uuid NOT NULL,
+    operator_id uuid NOT NULL,
+    issuer text NOT NULL,
+    subject text NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT operator_identities_issuer_check CHECK (((char_length(issuer) >= 8) AND (char_length(issuer) <= 500))),
+    CONSTRAINT operator_identities_subject_check CHECK (((char_length(subject) >= 1) AND (char_length(subject) <= 255)))
+);
+
+ALTER TABLE ONLY public.operator_identities FORCE ROW LEVEL SECURITY;
+
+
+ALTER TABLE public.operator_identities OWNER TO renrakucho_owner;
 
 --
 -- Name: patient_cards; Type: TABLE; Schema: public; Owner: renrakucho_owner
@@ -2611,7 +2687,7 @@ CREATE TABLE public.staff_accounts (
     CONSTRAINT staff_accounts_profession_check CHECK ((profession = ANY (ARRAY['doctor'::text, 'dentist'::text, 'nurse'::text, 'pharmacist'::text, 'care_manager'::text, 'care_worker'::text, 'therapist'::text, 'clerk'::text, 'other'::text]))),
     CONSTRAINT staff_accounts_recovery_code_hashes_check CHECK ((cardinality(recovery_code_hashes) <= 10)),
     CONSTRAINT staff_accounts_role_check CHECK ((role = ANY (ARRAY['facility_admin'::text, 'staff'::text]))),
-    CONSTRAINT staff_accounts_status_check CHECK ((status = ANY (ARRAY['active'::text, 'suspended'::text, 'disabled'::text]))),
+    CONSTRAINT staff_accounts_status_check CHECK ((status = ANY (ARRAY['active'::text, 'suspended'::text, 'disabled'::text, 'pending'::text]))),
     CONSTRAINT staff_accounts_totp_confirmed_has_secret CHECK (((totp_confirmed_at IS NULL) OR (totp_secret_enc IS NOT NULL))),
     CONSTRAINT staff_accounts_totp_last_step_check CHECK ((totp_last_step >= 0)),
     CONSTRAINT staff_accounts_totp_secret_enc_check CHECK (((octet_length(totp_secret_enc) >= 50) AND (octet_length(totp_secret_enc) <= 200)))
@@ -2871,6 +2947,30 @@ ALTER TABLE ONLY public.entry_versions
 
 
 --
+-- Name: external_identities external_identities_facility_id_issuer_subject_key; Type: CONSTRAINT; Schema: public; Owner: renrakucho_owner
+--
+
+ALTER TABLE ONLY public.external_identities
+    ADD CONSTRAINT external_identities_facility_id_issuer_subject_key UNIQUE (facility_id, issuer, subject);
+
+
+--
+-- Name: external_identities external_identities_facility_id_staff_id_issuer_key; Type: CONSTRAINT; Schema: public; Owner: renrakucho_owner
+--
+
+ALTER TABLE ONLY public.external_identities
+    ADD CONSTRAINT external_identities_facility_id_staff_id_issuer_key UNIQUE (facility_id, staff_id, issuer);
+
+
+--
+-- Name: external_identities external_identities_pkey; Type: CONSTRAINT; Schema: public; Owner: renrakucho_owner
+--
+
+ALTER TABLE ONLY public.external_identities
+    ADD CONSTRAINT external_identities_pkey PRIMARY KEY (id);
+
+
+--
 -- Name: facilities facilities_code_key; Type: CONSTRAINT; Schema: public; Owner: renrakucho_owner
 --
 
@@ -2887,6 +2987,30 @@ ALTER TABLE ONLY public.facilities
 
 
 --
+-- Name: identity_providers identity_providers_facility_id_id_key; Type: CONSTRAINT; Schema: public; Owner: renrakucho_owner
+--
+
+ALTER TABLE ONLY public.identity_providers
+    ADD CONSTRAINT identity_providers_facility_id_id_key UNIQUE (facility_id, id);
+
+
+--
+-- Name: identity_providers identity_providers_facility_id_key; Type: CONSTRAINT; Schema: public; Owner: renrakucho_owner
+--
+
+ALTER TABLE ONLY public.identity_providers
+    ADD CONSTRAINT identity_providers_facility_id_key UNIQUE (facility_id);
+
+
+--
+-- Name: identity_providers identity_providers_pkey; Type: CONSTRAINT; Schema: public; Owner: renrakucho_owner
+--
+
+ALTER TABLE ONLY public.identity_providers
+    ADD CONSTRAINT identity_providers_pkey PRIMARY KEY (id);
+
+
+--
 -- Name: master_key_epochs master_key_epochs_pkey; Type: CONSTRAINT; Schema: public; Owner: renrakucho_owner
 --
 
@@ -2900,6 +3024,30 @@ ALTER TABLE ONLY public.master_key_epochs
 
 ALTER TABLE ONLY public.notification_settings
     ADD CONSTRAINT notification_settings_pkey PRIMARY KEY (staff_id);
+
+
+--
+-- Name: operator_identities operator_identities_issuer_subject_key; Type: CONSTRAINT; Schema: public; Owner: renrakucho_owner
+--
+
+ALTER TABLE ONLY public.operator_identities
+    ADD CONSTRAINT operator_identities_issuer_subject_key UNIQUE (issuer, subject);
+
+
+--
+-- Name: operator_identities operator_identities_operator_id_issuer_key; Type: CONSTRAINT; Schema: public; Owner: renrakucho_owner
+--
+
+ALTER TABLE ONLY public.operator_identities
+    ADD CONSTRAINT operator_identities_operator_id_issuer_key UNIQUE (operator_id, issuer);
+
+
+--
+-- Name: operator_identities operator_identities_pkey; Type: CONSTRAINT; Schema: public; Owner: renrakucho_owner
+--
+
+ALTER TABLE ONLY public.operator_identities
+    ADD CONSTRAINT operator_identities_pkey PRIMARY KEY (id);
 
 
 --
@@ -3924,6 +4072,30 @@ ALTER TABLE ONLY public.entry_versions
 
 
 --
+-- Name: external_identities external_identities_facility_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: renrakucho_owner
+--
+
+ALTER TABLE ONLY public.external_identities
+    ADD CONSTRAINT external_identities_facility_id_fkey FOREIGN KEY (facility_id) REFERENCES public.facilities(id);
+
+
+--
+-- Name: external_identities external_identities_facility_id_staff_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: renrakucho_owner
+--
+
+ALTER TABLE ONLY public.external_identities
+    ADD CONSTRAINT external_identities_facility_id_staff_id_fkey FOREIGN KEY (facility_id, staff_id) REFERENCES public.staff_accounts(facility_id, id);
+
+
+--
+-- Name: identity_providers identity_providers_facility_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: renrakucho_owner
+--
+
+ALTER TABLE ONLY public.identity_providers
+    ADD CONSTRAINT identity_providers_facility_id_fkey FOREIGN KEY (facility_id) REFERENCES public.facilities(id);
+
+
+--
 -- Name: notification_settings notification_settings_facility_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: renrakucho_owner
 --
 
@@ -3937,6 +4109,14 @@ ALTER TABLE ONLY public.notification_settings
 
 ALTER TABLE ONLY public.notification_settings
     ADD CONSTRAINT notification_settings_facility_id_staff_id_fkey FOREIGN KEY (facility_id, staff_id) REFERENCES public.staff_accounts(facility_id, id);
+
+
+--
+-- Name: operator_identities operator_identities_operator_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: renrakucho_owner
+--
+
+ALTER TABLE ONLY public.operator_identities
+    ADD CONSTRAINT operator_identities_operator_id_fkey FOREIGN KEY (operator_id) REFERENCES public.platform_operators(id);
 
 
 --
@@ -4761,6 +4941,19 @@ CREATE POLICY entry_versions_write ON public.entry_versions FOR INSERT TO renrak
 
 
 --
+-- Name: external_identities; Type: ROW SECURITY; Schema: public; Owner: renrakucho_owner
+--
+
+ALTER TABLE public.external_identities ENABLE ROW LEVEL SECURITY;
+
+--
+-- Name: external_identities external_identities_own; Type: POLICY; Schema: public; Owner: renrakucho_owner
+--
+
+CREATE POLICY external_identities_own ON public.external_identities TO renrakucho_runtime USING ((facility_id = ( SELECT public.current_facility_id() AS current_facility_id))) WITH CHECK ((facility_id = ( SELECT public.current_facility_id() AS current_facility_id)));
+
+
+--
 -- Name: facilities; Type: ROW SECURITY; Schema: public; Owner: renrakucho_owner
 --
 
@@ -4785,6 +4978,26 @@ CREATE POLICY facilities_own ON public.facilities FOR SELECT TO renrakucho_runti
 --
 
 CREATE POLICY facilities_platform ON public.facilities TO renrakucho_platform USING (( SELECT public.in_platform_scope() AS in_platform_scope)) WITH CHECK (( SELECT public.in_platform_scope() AS in_platform_scope));
+
+
+--
+-- Name: identity_providers; Type: ROW SECURITY; Schema: public; Owner: renrakucho_owner
+--
+
+ALTER TABLE public.identity_providers ENABLE ROW LEVEL SECURITY;
+
+--
+-- Name: identity_providers identity_providers_maintenance; Type: POLICY; Schema: public; Owner: renrakucho_owner
+--
+
+CREATE POLICY identity_providers_maintenance ON public.identity_providers TO renrakucho_key_maintenance USING (( SELECT public.in_key_maintenance() AS in_key_maintenance)) WITH CHECK (( SELECT public.in_key_maintenance() AS in_key_maintenance));
+
+
+--
+-- Name: identity_providers identity_providers_own; Type: POLICY; Schema: public; Owner: renrakucho_owner
+--
+
+CREATE POLICY identity_providers_own ON public.identity_providers TO renrakucho_runtime USING ((facility_id = ( SELECT public.current_facility_id() AS current_facility_id))) WITH CHECK ((facility_id = ( SELECT public.current_facility_id() AS current_facility_id)));
 
 
 --
@@ -4832,6 +5045,19 @@ CREATE POLICY notification_settings_digest ON public.notification_settings FOR S
 --
 
 CREATE POLICY notification_settings_own ON public.notification_settings TO renrakucho_runtime USING ((facility_id = ( SELECT public.current_facility_id() AS current_facility_id))) WITH CHECK ((facility_id = ( SELECT public.current_facility_id() AS current_facility_id)));
+
+
+--
+-- Name: operator_identities; Type: ROW SECURITY; Schema: public; Owner: renrakucho_owner
+--
+
+ALTER TABLE public.operator_identities ENABLE ROW LEVEL SECURITY;
+
+--
+-- Name: operator_identities operator_identities_platform; Type: POLICY; Schema: public; Owner: renrakucho_owner
+--
+
+CREATE POLICY operator_identities_platform ON public.operator_identities TO renrakucho_platform USING (( SELECT public.in_platform_scope() AS in_platform_scope)) WITH CHECK (( SELECT public.in_platform_scope() AS in_platform_scope));
 
 
 --
@@ -5927,11 +6153,124 @@ GRANT SELECT,INSERT ON TABLE public.entry_versions TO renrakucho_runtime;
 
 
 --
+-- Name: TABLE external_identities; Type: ACL; Schema: public; Owner: renrakucho_owner
+--
+
+GRANT SELECT,INSERT,DELETE ON TABLE public.external_identities TO renrakucho_runtime;
+
+
+--
 -- Name: TABLE facilities; Type: ACL; Schema: public; Owner: renrakucho_owner
 --
 
 GRANT SELECT ON TABLE public.facilities TO renrakucho_runtime;
 GRANT SELECT,INSERT,UPDATE ON TABLE public.facilities TO renrakucho_platform;
+
+
+--
+-- Name: TABLE identity_providers; Type: ACL; Schema: public; Owner: renrakucho_owner
+--
+
+GRANT SELECT,INSERT,DELETE ON TABLE public.identity_providers TO renrakucho_runtime;
+
+
+--
+-- Name: COLUMN identity_providers.id; Type: ACL; Schema: public; Owner: renrakucho_owner
+--
+
+GRANT SELECT(id) ON TABLE public.identity_providers TO renrakucho_key_maintenance;
+
+
+--
+-- Name: COLUMN identity_providers.facility_id; Type: ACL; Schema: public; Owner: renrakucho_owner
+--
+
+GRANT SELECT(facility_id) ON TABLE public.identity_providers TO renrakucho_key_maintenance;
+
+
+--
+-- Name: COLUMN identity_providers.issuer; Type: ACL; Schema: public; Owner: renrakucho_owner
+--
+
+GRANT UPDATE(issuer) ON TABLE public.identity_providers TO renrakucho_runtime;
+
+
+--
+-- Name: COLUMN identity_providers.client_id; Type: ACL; Schema: public; Owner: renrakucho_owner
+--
+
+GRANT UPDATE(client_id) ON TABLE public.identity_providers TO renrakucho_runtime;
+
+
+--
+-- Name: COLUMN identity_providers.client_secret_enc; Type: ACL; Schema: public; Owner: renrakucho_owner
+--
+
+GRANT UPDATE(client_secret_enc) ON TABLE public.identity_providers TO renrakucho_runtime;
+GRANT SELECT(client_secret_enc),UPDATE(client_secret_enc) ON TABLE public.identity_providers TO renrakucho_key_maintenance;
+
+
+--
+-- Name: COLUMN identity_providers.scopes; Type: ACL; Schema: public; Owner: renrakucho_owner
+--
+
+GRANT UPDATE(scopes) ON TABLE public.identity_providers TO renrakucho_runtime;
+
+
+--
+-- Name: COLUMN identity_providers.login_claim; Type: ACL; Schema: public; Owner: renrakucho_owner
+--
+
+GRANT UPDATE(login_claim) ON TABLE public.identity_providers TO renrakucho_runtime;
+
+
+--
+-- Name: COLUMN identity_providers.allowed_domains; Type: ACL; Schema: public; Owner: renrakucho_owner
+--
+
+GRANT UPDATE(allowed_domains) ON TABLE public.identity_providers TO renrakucho_runtime;
+
+
+--
+-- Name: COLUMN identity_providers.account_policy; Type: ACL; Schema: public; Owner: renrakucho_owner
+--
+
+GRANT UPDATE(account_policy) ON TABLE public.identity_providers TO renrakucho_runtime;
+
+
+--
+-- Name: COLUMN identity_providers.enabled; Type: ACL; Schema: public; Owner: renrakucho_owner
+--
+
+GRANT UPDATE(enabled) ON TABLE public.identity_providers TO renrakucho_runtime;
+
+
+--
+-- Name: COLUMN identity_providers.revision; Type: ACL; Schema: public; Owner: renrakucho_owner
+--
+
+GRANT UPDATE(revision) ON TABLE public.identity_providers TO renrakucho_runtime;
+
+
+--
+-- Name: COLUMN identity_providers.tested_revision; Type: ACL; Schema: public; Owner: renrakucho_owner
+--
+
+GRANT UPDATE(tested_revision) ON TABLE public.identity_providers TO renrakucho_runtime;
+
+
+--
+-- Name: COLUMN identity_providers.tested_at; Type: ACL; Schema: public; Owner: renrakucho_owner
+--
+
+GRANT UPDATE(tested_at) ON TABLE public.identity_providers TO renrakucho_runtime;
+
+
+--
+-- Name: COLUMN identity_providers.updated_at; Type: ACL; Schema: public; Owner: renrakucho_owner
+--
+
+GRANT UPDATE(updated_at) ON TABLE public.identity_providers TO renrakucho_runtime;
 
 
 --
@@ -5978,6 +6317,13 @@ GRANT UPDATE(destroyed_at) ON TABLE public.master_key_epochs TO renrakucho_key_m
 
 GRANT SELECT,INSERT,UPDATE ON TABLE public.notification_settings TO renrakucho_runtime;
 GRANT SELECT ON TABLE public.notification_settings TO renrakucho_digest;
+
+
+--
+-- Name: TABLE operator_identities; Type: ACL; Schema: public; Owner: renrakucho_owner
+--
+
+GRANT SELECT,INSERT,DELETE ON TABLE public.operator_identities TO renrakucho_platform;
 
 
 --

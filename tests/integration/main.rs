@@ -19,6 +19,7 @@ mod keyring;
 mod kms;
 mod load;
 mod notebook_http;
+mod oidc;
 mod passwords;
 mod patients;
 mod platform_alerts;

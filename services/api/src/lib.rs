@@ -6,6 +6,7 @@ pub mod auth;
 pub mod emergency;
 pub mod facility_admin;
 pub mod health;
+pub mod identity_provider;
 pub mod notebook;
 pub mod notebook_pdf;
 pub mod openapi;
@@ -103,6 +104,22 @@ pub fn api_routes() -> Vec<ApiRoute> {
         ),
         delete("/me/second-factor", second_factor::remove_own),
         delete("/staff/{id}/second-factor", second_factor::reset),
+        post("/auth/provider", identity_provider::begin_sign_in),
+        get("/facility/identity-provider", identity_provider::show),
+        put("/facility/identity-provider", identity_provider::save),
+        delete("/facility/identity-provider", identity_provider::remove),
+        put(
+            "/facility/identity-provider/enabled",
+            identity_provider::set_enabled,
+        ),
+        post("/facility/identity-provider/test", identity_provider::test),
+        get("/facility/identity-links", identity_provider::links),
+        post("/staff/{id}/identity-links", identity_provider::link),
+        delete(
+            "/staff/{id}/identity-links/{link}",
+            identity_provider::unlink,
+        ),
+        post("/staff/{id}/approve", identity_provider::approve),
         get("/patients", patients::registry::list),
         post("/patients", patients::registry::register),
         get("/patients/{id}", patients::registry::show),

@@ -34,6 +34,16 @@ use utoipa::{Modify, OpenApi};
         crate::second_factor::new_recovery_codes,
         crate::second_factor::remove_own,
         crate::second_factor::reset,
+        crate::identity_provider::begin_sign_in,
+        crate::identity_provider::show,
+        crate::identity_provider::save,
+        crate::identity_provider::remove,
+        crate::identity_provider::set_enabled,
+        crate::identity_provider::test,
+        crate::identity_provider::links,
+        crate::identity_provider::link,
+        crate::identity_provider::unlink,
+        crate::identity_provider::approve,
         crate::health::healthz,
         crate::health::readyz,
         crate::patients::registry::list,
@@ -138,6 +148,15 @@ use utoipa::{Modify, OpenApi};
         crate::notebook::MuteBody,
         crate::facility_admin::AuditView,
         crate::facility_admin::AcceptPermissionBody,
+        crate::identity_provider::ProviderAnswer,
+        crate::identity_provider::ProviderSettingsView,
+        crate::identity_provider::ProviderBody,
+        crate::identity_provider::EnabledBody,
+        crate::identity_provider::AuthorizationView,
+        crate::identity_provider::ProviderSignInBody,
+        crate::identity_provider::IdentityLinkView,
+        crate::identity_provider::LinkBody,
+        crate::identity_provider::ApproveBody,
         crate::platform::AlertView,
     ))
 )]
@@ -148,8 +167,9 @@ pub const SESSION_SCHEME: &str = "session";
 
 /// The API routes anyone may call: no session needed (the rest answer 401 without one). The
 /// second factor's step needs the session of a sign-in waiting for it, not a signed-in one.
-pub const PUBLIC_ROUTES: [&str; 4] = [
+pub const PUBLIC_ROUTES: [&str; 5] = [
     "/api/v1/auth/sign-in",
+    "/api/v1/auth/provider",
     "/api/v1/auth/second-factor",
     "/api/v1/auth/sign-out",
     "/api/v1/openapi.json",

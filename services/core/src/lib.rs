@@ -51,7 +51,9 @@ pub use notebook::{Category, EntryBody, Priority, Reason, SupportKind, Vitals, V
 pub use patient::{
     Address, BirthDate, CareLevel, KanaName, PatientName, PatientProfile, Phone, PrimaryDoctor, Sex,
 };
-pub use staff::{DisplayName, LoginId, Password, Profession, StaffRole, StaffStatus};
+pub use staff::{
+    AccountPolicy, DisplayName, LoginClaim, LoginId, Password, Profession, StaffRole, StaffStatus,
+};
 pub use states::{MemberMover, MemberStatus, SupportSide, SupportStatus};
 pub use text::Lines;
 

@@ -36,6 +36,9 @@ crate::string_enum!(
         Suspended => "suspended" / "停止中",
         /// Left the facility (第7条); kept for the audit trail.
         Disabled => "disabled" / "無効",
+        /// Made at a first sign-in through the facility's identity provider: signs in only
+        /// once the facility admin approves it.
+        Pending => "pending" / "承認待ち",
     }
 );
 
@@ -208,3 +211,22 @@ mod tests {
         );
     }
 }
+
+crate::string_enum!(
+    /// Which claim of a facility's OpenID provider proposes the login ID of a just-in-time
+    /// account (and is shown to the admin). Accounts are linked by issuer and subject only.
+    LoginClaim {
+        Email => "email" / "メールアドレス",
+        PreferredUsername => "preferred_username" / "ユーザー名",
+    }
+);
+
+crate::string_enum!(
+    /// Who may sign in through a facility's OpenID provider.
+    AccountPolicy {
+        /// Only accounts the facility admin linked to a subject of the provider.
+        PreLinked => "pre_linked" / "管理者が紐付けたアカウントのみ",
+        /// An unknown subject gets an account that waits for the admin's approval.
+        JustInTime => "just_in_time" / "初回サインイン時に作成し管理者が承認",
+    }
+);

@@ -231,8 +231,34 @@ pub async fn pending_second_factor(
 
 /// Starts a session for the person just authenticated, under a new session ID (no fixation).
 pub async fn start(session: &Session, who: Authenticated) -> Result<(), ApiError> {
+    begin(session, who, false).await
+}
+
+/// Where the session keeps the provider's logout URL of a sign-in through it.
+pub const PROVIDER_LOGOUT_KEY: &str = "renrakucho.provider_logout";
+
+/// As [`start`], for a sign-in through the facility's OpenID provider; `logout_url` is the
+/// provider's RP-initiated logout, followed at sign-out.
+pub async fn start_via_provider(
+    session: &Session,
+    who: Authenticated,
+    logout_url: Option<String>,
+) -> Result<(), ApiError> {
+    begin(session, who, true).await?;
+    if let Some(url) = logout_url {
+        session.insert(PROVIDER_LOGOUT_KEY, url).await?;
+    }
+    Ok(())
+}
+
+async fn begin(session: &Session, who: Authenticated, via_provider: bool) -> Result<(), ApiError> {
     session.cycle_id().await?;
     session.remove::<PendingSecondFactor>(PENDING_KEY).await?;
+    session
+        .remove::<renrakucho_identity::oidc::PendingProviderSignIn>(
+            renrakucho_identity::oidc::PENDING_PROVIDER_KEY,
+        )
+        .await?;
     let t = now();
     session
         .insert(
@@ -243,6 +269,7 @@ pub async fn start(session: &Session, who: Authenticated) -> Result<(), ApiError
                 last_seen_at: t,
                 password_version: who.password_version,
                 authenticated_at: t,
+                via_provider,
             },
         )
         .await?;
@@ -386,7 +413,15 @@ async fn check(
     if is_idle(state, record, t) || too_old {
         return Ok(None);
     }
-    let current = |who: WhoAmI| (who.password_version == record.password_version).then_some(who);
+    let current = |mut who: WhoAmI| {
+        if record.via_provider {
+            // The provider authenticated the person: the local password and second factor
+            // are not theirs to change first (the admin's break-glass sign-in still needs both).
+            who.password_change_required = false;
+            who.second_factor_enrolment_required = false;
+        }
+        (who.password_version == record.password_version).then_some(who)
+    };
     if let Some(who) = state.principals.person(&record.principal) {
         // A remembered account older than the session (its password changed through another
         // process, the announcement still on its way) is read again, not believed.

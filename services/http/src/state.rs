@@ -31,7 +31,29 @@ pub struct AppState {
     pub trusted_proxies: Arc<[ipnet::IpNet]>,
     /// Sessions and accounts this process remembers between requests (ADR 0025).
     pub principals: crate::principals::Principals,
+    /// Where people reach this server (`RENRAKUCHO_PUBLIC_URL`, else the bound address).
+    pub public_url: Arc<url::Url>,
 }
+
+impl AppState {
+    /// Where a facility's OpenID provider sends the person back after sign-in (the redirect
+    /// URI its admin registers there).
+    pub fn provider_callback_url(&self) -> url::Url {
+        self.public_url
+            .join(PROVIDER_CALLBACK_PATH)
+            .expect("a path joins any base URL")
+    }
+
+    /// Where a provider's logout sends the person back.
+    pub fn after_logout_url(&self) -> url::Url {
+        self.public_url
+            .join("/login")
+            .expect("a path joins any base URL")
+    }
+}
+
+/// The portal's page the providers send people back to.
+pub const PROVIDER_CALLBACK_PATH: &str = "/login/provider/callback";
 
 /// Settings of the care domain that handlers apply.
 #[derive(Debug, Clone, Copy)]

@@ -2,6 +2,7 @@
 //! (TOTP, recovery codes), and the sign-in flow that records every attempt in the audit log. No HTTP here: the server turns
 //! [`SignInError`] into responses.
 
+pub mod oidc;
 mod password;
 mod password_change;
 mod principal;

@@ -31,6 +31,10 @@ pub struct SessionRecord {
     /// change, a re-authentication); 0 for sessions from before it was kept.
     #[serde(default)]
     pub authenticated_at: i64,
+    /// Signed in through the facility's OpenID provider: the provider authenticated the
+    /// person (its own factors), so no local password change or second factor is asked for.
+    #[serde(default)]
+    pub via_provider: bool,
 }
 
 /// A person whose credentials were just verified: who, and under which password version.

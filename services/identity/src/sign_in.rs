@@ -83,6 +83,10 @@ pub struct Authenticator {
     /// Staff who are not facility admins need a second factor too (the network's policy;
     /// admins always do).
     pub(crate) staff_second_factor: bool,
+    /// Talks to the facilities' OpenID providers (discovery and keys cached per issuer).
+    pub(crate) providers: crate::oidc::ProviderClient,
+    /// The operators' own provider (none: operators sign in with passwords only).
+    pub(crate) operator_provider: Option<crate::oidc::protocol::ClientSettings>,
 }
 
 impl Authenticator {
@@ -102,6 +106,8 @@ impl Authenticator {
             max_age: None,
             keyring,
             staff_second_factor: true,
+            providers: crate::oidc::ProviderClient::new(),
+            operator_provider: None,
         }
     }
 
@@ -464,7 +470,7 @@ impl Authenticator {
     }
 
     /// A refused attempt that names no facility we know goes to the platform's chain.
-    async fn record_platform(
+    pub(crate) async fn record_platform(
         &self,
         origin: &Origin,
         reason: &str,

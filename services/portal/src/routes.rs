@@ -131,6 +131,17 @@ pub fn routes(upload_limit_bytes: usize) -> Portal {
             crate::second_factor::code_submit,
         )
         .form("/logout", logout)
+        .form("/login/provider", crate::provider::begin)
+        .page(
+            renrakucho_http::state::PROVIDER_CALLBACK_PATH,
+            crate::provider::callback,
+        )
+        .page(crate::provider::ADMIN_PAGE, crate::provider::admin_page)
+        .form(crate::provider::ADMIN_PAGE, crate::provider::save)
+        .form("/admin/identity-provider/test", crate::provider::test)
+        .form("/admin/identity-provider/enabled", crate::provider::enable)
+        .form("/admin/identity-provider/link", crate::provider::link)
+        .form("/admin/identity-provider/approve", crate::provider::approve)
         .page(crate::context::PASSWORD_PAGE, crate::account::password_page)
         .form(
             crate::context::PASSWORD_PAGE,
@@ -213,11 +224,13 @@ pub fn routes(upload_limit_bytes: usize) -> Portal {
 
 #[derive(Template)]
 #[template(path = "login.html")]
-struct LoginPage {
-    token: String,
-    error: Option<String>,
-    facility_code: String,
-    login_id: String,
+pub(crate) struct LoginPage {
+    pub(crate) token: String,
+    pub(crate) error: Option<String>,
+    /// Not an error: e.g. "this facility signs in with passwords".
+    pub(crate) notice: Option<String>,
+    pub(crate) facility_code: String,
+    pub(crate) login_id: String,
 }
 
 #[derive(Template)]
@@ -349,6 +362,7 @@ pub async fn login_page(
                 &LoginPage {
                     token: token.authenticity_token().unwrap_or_default(),
                     error: None,
+                    notice: None,
                     facility_code: String::new(),
                     login_id: String::new(),
                 },
@@ -383,6 +397,7 @@ pub async fn login_submit(
             &LoginPage {
                 token: token.authenticity_token().unwrap_or_default(),
                 error: Some(error.message.clone()),
+                notice: None,
                 facility_code: form.facility_code.clone(),
                 login_id: form.login_id.clone(),
             },
@@ -433,8 +448,17 @@ pub async fn logout(
             return failed(e);
         }
     }
+    // Signed in through the facility's provider: signed out there too (RP-initiated logout).
+    let provider_logout = session
+        .get::<String>(session::PROVIDER_LOGOUT_KEY)
+        .await
+        .ok()
+        .flatten();
     match session::end(&state, &session).await {
-        Ok(()) => Redirect::to("/login").into_response(),
+        Ok(()) => match provider_logout.and_then(|u| url::Url::parse(&u).ok()) {
+            Some(url) => crate::provider::to_provider(&url),
+            None => Redirect::to("/login").into_response(),
+        },
         Err(e) => failed(e),
     }
 }

@@ -5,6 +5,10 @@
 //! password (zxcvbn), and a password change over HTTP (the current password verified, the
 //! rules, the current and five earlier hashes verified against the new one, the new one hashed).
 //! A TOTP code is good once per account and step, so each round signs in a different account.
+//! And the return from a facility's OpenID provider (ADR 0032) with its keys cached: the
+//! callback's code exchange at a real provider process (`tests/oidc-provider`), the ID token's
+//! validation, the link's lookup and the session; the trip through the provider before it is
+//! the provider's own work and not timed.
 //!
 //! Paired rounds: every round does each once, in an order that rotates, so load drifting during
 //! the run (the machine is shared) falls on all alike; medians and their ratios to the bare
@@ -18,7 +22,8 @@ use std::time::{Duration, Instant};
 use renrakucho_core::{DisplayName, FacilityKind, LoginId, Password, Profession, StaffRole};
 use renrakucho_identity::PasswordRules;
 use renrakucho_server::admin_commands::{self, StaffToIssue};
-use renrakucho_testkit::{new_client, spawn_app_with, FIXTURE_PASSWORD};
+use renrakucho_testkit::oidc::{follow_to_app, OidcAccount, OidcClientConfig, OidcProvider};
+use renrakucho_testkit::{new_client, spawn_app_with, TestApp, FIXTURE_PASSWORD};
 use serde_json::json;
 
 const ROUNDS: usize = 60;
@@ -79,6 +84,8 @@ async fn run() {
         .await;
     assert_eq!(signed.status(), 200);
     let mut changes = 0usize;
+    // Kept running to the end of the run.
+    let _provider = federate(&app, &clinic).await;
 
     let kinds = [
         "bare argon2id verification",
@@ -86,6 +93,7 @@ async fn run() {
         "sign-in with TOTP over HTTP",
         "rules check (zxcvbn)",
         "password change over HTTP",
+        "OIDC callback (warm keys)",
     ];
     let mut times = vec![Vec::with_capacity(ROUNDS); kinds.len()];
     for round in 0..ROUNDS + 1 {
@@ -138,6 +146,17 @@ async fn run() {
                     .unwrap()
                     .expect("a good password");
                 }
+                5 => {
+                    let client = new_client();
+                    let back = provider_return(&app, &client).await;
+                    let started = Instant::now();
+                    let response = client.get(&back).send().await.unwrap();
+                    assert_eq!(response.status(), 303, "signed in through the provider");
+                    if round > 0 {
+                        times[i].push(started.elapsed());
+                    }
+                    continue;
+                }
                 _ => {
                     let (current, new) = (&cycle[changes % 7], &cycle[(changes + 1) % 7]);
                     let response = changer
@@ -173,4 +192,89 @@ async fn run() {
             median.as_secs_f64() / base
         );
     }
+}
+
+/// The clinic's provider: a real one, configured, tested and enabled by the clinic's admin, its
+/// subject `bench-sub` linked to the nurse `oidc-nurse`.
+async fn federate(app: &TestApp, clinic: &renrakucho_store::facilities::Facility) -> OidcProvider {
+    app.seed_staff(
+        clinic,
+        "admin",
+        StaffRole::FacilityAdmin,
+        Profession::Doctor,
+    )
+    .await;
+    let nurse = app
+        .seed_staff(clinic, "oidc-nurse", StaffRole::Staff, Profession::Nurse)
+        .await;
+    let provider = OidcProvider::start(
+        vec![OidcClientConfig {
+            client_id: "bench".into(),
+            client_secret: "bench-client-secret".into(),
+            redirect_uris: vec![app.url("/login/provider/callback")],
+            post_logout_redirect_uris: vec![app.url("/login")],
+        }],
+        vec![OidcAccount {
+            sub: "bench-sub".into(),
+            email: Some("nurse@bench.example.jp".into()),
+            email_verified: true,
+            preferred_username: None,
+            name: None,
+        }],
+    )
+    .await;
+    let admin = app.client_for(clinic, "admin").await;
+    let saved = admin
+        .put(app.url("/api/v1/facility/identity-provider"))
+        .json(&json!({ "issuer": provider.issuer, "client_id": "bench",
+                       "client_secret": "bench-client-secret", "scopes": ["email"],
+                       "login_claim": "email", "account_policy": "pre_linked" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(saved.status(), 200);
+    let test = admin
+        .post(app.url("/api/v1/facility/identity-provider/test"))
+        .send()
+        .await
+        .unwrap();
+    let url = test.json::<serde_json::Value>().await.unwrap()["authorization_url"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let back = follow_to_app(app, &admin, &url).await;
+    assert_eq!(admin.get(&back).send().await.unwrap().status(), 200);
+    let enabled = admin
+        .put(app.url("/api/v1/facility/identity-provider/enabled"))
+        .json(&json!({ "enabled": true }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(enabled.status(), 200);
+    let linked = admin
+        .post(app.url(&format!(
+            "/api/v1/staff/{}/identity-links",
+            nurse.id.as_uuid()
+        )))
+        .json(&json!({ "subject": "bench-sub" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(linked.status(), 201);
+    provider
+}
+
+/// A sign-in through the provider up to the browser's return: the callback URL.
+async fn provider_return(app: &TestApp, client: &reqwest::Client) -> String {
+    let start = client
+        .post(app.url("/api/v1/auth/provider"))
+        .json(&json!({ "facility_code": "BENCH-PW" }))
+        .send()
+        .await
+        .unwrap();
+    let url = start.json::<serde_json::Value>().await.unwrap()["authorization_url"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    follow_to_app(app, client, &url).await
 }

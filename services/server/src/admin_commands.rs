@@ -196,3 +196,42 @@ pub async fn reset_second_factor(
     tx.commit().await?;
     Ok(true)
 }
+
+/// Links `login_id` (an operator) to `subject` of the operators' own provider at `issuer`,
+/// audited in the platform's chain. `NotFound` for an unknown operator, `Conflict` for a
+/// subject or an operator already linked.
+pub async fn link_operator_identity(
+    db: &Database,
+    login_id: &LoginId,
+    issuer: &str,
+    subject: &str,
+) -> Result<(), StoreError> {
+    let subject = subject.trim();
+    if subject.is_empty() || subject.chars().count() > 255 {
+        return Err(StoreError::Rule {
+            constraint: "operator_identities_subject_check".into(),
+        });
+    }
+    let mut tx = db.begin(Scope::Platform).await?;
+    let operator = operators::find_credentials(&mut tx, login_id)
+        .await?
+        .ok_or(StoreError::NotFound)?
+        .operator;
+    let link =
+        renrakucho_store::identity_providers::link_operator(&mut tx, operator.id, issuer, subject)
+            .await?;
+    audit::record(
+        &mut tx,
+        AuditEvent {
+            actor: Actor::System,
+            action: "account.provider_link",
+            outcome: Outcome::Success,
+            target: Some(("operator", operator.id.as_uuid())),
+            origin: &Origin::default(),
+            details: json!({ "event": "linked", "issuer": issuer, "link": link, "via": "cli" }),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}

@@ -78,11 +78,32 @@ impl Application {
             &crate::csrf_secret::load(settings).map_err(BuildError::Config)?,
             settings.secure_cookies(),
         );
+        let listener =
+            TcpListener::bind(settings.listen)
+                .await
+                .map_err(|source| BuildError::Listen {
+                    addr: settings.listen,
+                    source,
+                })?;
+        // Where people reach this server: the providers send them back here after sign-in.
+        let public_url = match &settings.public_url {
+            Some(url) => url.clone(),
+            None => url::Url::parse(&format!(
+                "http://{}",
+                listener.local_addr().map_err(|source| BuildError::Listen {
+                    addr: settings.listen,
+                    source,
+                })?
+            ))
+            .expect("a socket address makes a URL"),
+        };
         let state = AppState {
+            public_url: std::sync::Arc::new(public_url.clone()),
             authz,
             auth: Authenticator::new(db.clone(), hasher, throttle, keyring.clone())
                 .with_password_policy(settings.password_rules(), settings.password_max_age)
-                .with_staff_second_factor(settings.staff_second_factor),
+                .with_staff_second_factor(settings.staff_second_factor)
+                .with_operator_provider(settings.operator_provider().map_err(BuildError::Config)?),
             keyring,
             files,
             db,
@@ -108,23 +129,12 @@ impl Application {
             settings.secure_cookies(),
             settings.request_timeout,
         );
-        let listener =
-            TcpListener::bind(settings.listen)
-                .await
-                .map_err(|source| BuildError::Listen {
-                    addr: settings.listen,
-                    source,
-                })?;
         Ok(Self {
             listener,
             router,
             state,
             mailer: crate::mail::Mailer::from_settings(settings).map_err(BuildError::Config)?,
-            public_url: settings
-                .public_url
-                .as_ref()
-                .map(|u| u.to_string())
-                .unwrap_or_else(|| format!("http://{}", settings.listen)),
+            public_url: public_url.to_string(),
             epochs: epochs.map(|policy| (policy, settings.master_key_epoch_check)),
         })
     }

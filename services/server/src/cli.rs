@@ -118,6 +118,15 @@ enum AdminTask {
         #[arg(long)]
         login_id: String,
     },
+    /// Link an operator to a subject (`sub`) of the operators' own OpenID provider
+    /// (`RENRAKUCHO_OPERATOR_OIDC_ISSUER`): that subject then signs in as the operator.
+    LinkOperatorIdentity {
+        #[arg(long)]
+        login_id: String,
+        /// The subject (`sub` claim) of the person at the provider.
+        #[arg(long)]
+        subject: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -496,6 +505,35 @@ async fn admin_task(db: Database, settings: &Settings, task: AdminTask) -> Resul
                 Ok(false) => println!("{whose} has no second factor: nothing to remove."),
                 Err(renrakucho_store::StoreError::NotFound) => {
                     return Err(Failure::runtime(format!("no such account: {whose}")))
+                }
+                Err(e) => return Err(Failure::runtime(e)),
+            }
+        }
+        AdminTask::LinkOperatorIdentity { login_id, subject } => {
+            let login_id = LoginId::parse(&login_id).map_err(invalid)?;
+            let provider = settings
+                .operator_provider()
+                .map_err(Failure::runtime)?
+                .ok_or_else(|| {
+                    Failure::runtime(
+                        "the operators' provider is not configured: set \
+                         RENRAKUCHO_OPERATOR_OIDC_ISSUER, _CLIENT_ID and _CLIENT_SECRET",
+                    )
+                })?;
+            match admin_commands::link_operator_identity(&db, &login_id, &provider.issuer, &subject)
+                .await
+            {
+                Ok(()) => println!(
+                    "Operator {login_id} is linked to subject {subject:?} of {}.",
+                    provider.issuer
+                ),
+                Err(renrakucho_store::StoreError::NotFound) => {
+                    return Err(Failure::runtime(format!("no such operator: {login_id}")))
+                }
+                Err(renrakucho_store::StoreError::Conflict { .. }) => {
+                    return Err(Failure::runtime(
+                        "that subject, or this operator, is already linked",
+                    ))
                 }
                 Err(e) => return Err(Failure::runtime(e)),
             }

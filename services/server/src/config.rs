@@ -79,6 +79,12 @@ pub struct Settings {
     /// Staff who are not facility admins must set up a second factor (an authenticator app)
     /// too (default true, the network's policy; facility admins always must).
     pub staff_second_factor: bool,
+    /// The operators' own OpenID provider (ADR 0032): its issuer URL, client ID and client
+    /// secret, all three or none. Operators link to its subjects with `renrakucho admin
+    /// link-operator-identity`; their password sign-in stays as it is.
+    pub operator_oidc_issuer: Option<String>,
+    pub operator_oidc_client_id: Option<String>,
+    pub operator_oidc_client_secret: Option<Secret>,
     /// Connections the runtime pool may open.
     pub database_max_connections: u32,
     /// Who holds the master key that wraps every data key: `local` (a key file in
@@ -181,6 +187,9 @@ impl Default for Settings {
             password_min_chars: PasswordRules::default().min_chars,
             password_max_age: None,
             staff_second_factor: true,
+            operator_oidc_issuer: None,
+            operator_oidc_client_id: None,
+            operator_oidc_client_secret: None,
             database_max_connections: 10,
             key_provider: KeyProvider::Local,
             master_key_dir: None,
@@ -240,6 +249,46 @@ impl Settings {
         Ok(settings)
     }
 
+    /// The operators' own provider, checked: all three settings or none.
+    pub fn operator_provider(
+        &self,
+    ) -> Result<Option<renrakucho_identity::oidc::protocol::ClientSettings>, ConfigError> {
+        let (issuer, client_id, secret) = match (
+            &self.operator_oidc_issuer,
+            &self.operator_oidc_client_id,
+            &self.operator_oidc_client_secret,
+        ) {
+            (None, None, None) => return Ok(None),
+            (Some(i), Some(c), Some(s)) => (i, c, s),
+            _ => {
+                return Err(ConfigError(
+                    "RENRAKUCHO_OPERATOR_OIDC_ISSUER, RENRAKUCHO_OPERATOR_OIDC_CLIENT_ID and \
+                     RENRAKUCHO_OPERATOR_OIDC_CLIENT_SECRET go together: set all three or none"
+                        .into(),
+                ))
+            }
+        };
+        let valid = renrakucho_identity::oidc::ProviderInput {
+            issuer: issuer.clone(),
+            client_id: client_id.clone(),
+            client_secret: Some(secret.expose().to_owned()),
+            scopes: vec![],
+            login_claim: "preferred_username".into(),
+            allowed_domains: vec![],
+            account_policy: "pre_linked".into(),
+        }
+        .validate()
+        .map_err(|e| ConfigError(format!("RENRAKUCHO_OPERATOR_OIDC_*: {}", e.message)))?;
+        Ok(Some(renrakucho_identity::oidc::protocol::ClientSettings {
+            issuer: valid.issuer,
+            client_id: valid.client_id,
+            client_secret: valid.client_secret.ok_or_else(|| {
+                ConfigError("RENRAKUCHO_OPERATOR_OIDC_CLIENT_SECRET is empty".into())
+            })?,
+            scopes: valid.scopes,
+        }))
+    }
+
     /// The trusted proxies' networks (an address alone is a network of one).
     pub fn trusted_proxies(&self) -> Result<Vec<ipnet::IpNet>, ConfigError> {
         let Some(list) = &self.trusted_proxies else {
@@ -264,6 +313,7 @@ impl Settings {
     /// Every setting checked before anything starts: the first that is wrong, named with the
     /// variable to set and what it takes.
     fn validate(&self) -> Result<(), ConfigError> {
+        self.operator_provider()?;
         self.trusted_proxies()?;
         self.check_sessions_and_sign_in()?;
         self.check_database()?;

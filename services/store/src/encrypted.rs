@@ -83,6 +83,16 @@ pub const ENCRYPTED_COLUMNS: &[EncryptedColumn<'static>] = &[
         bound_row_column: "id",
         version_column: None,
     },
+    // A facility's OpenID Connect client secret, under the facility's key (migration 23).
+    EncryptedColumn {
+        table: "identity_providers",
+        column: "client_secret_enc",
+        id_column: "id",
+        owner_kind: OwnerKind::Facility,
+        owner_column: "facility_id",
+        bound_row_column: "id",
+        version_column: None,
+    },
     // An operator's authenticator secret, under the platform's key (migration 22); the platform
     // owns every row, so the owner column is the row's own.
     EncryptedColumn {

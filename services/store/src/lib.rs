@@ -26,6 +26,7 @@ pub mod encrypted;
 pub mod epochs;
 mod error;
 pub mod facilities;
+pub mod identity_providers;
 mod keys;
 pub mod notebook;
 pub mod notifications;

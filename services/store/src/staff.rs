@@ -129,6 +129,39 @@ pub async fn insert(tx: &mut ScopedTx, new: &NewStaff) -> Result<StaffAccount, S
     Ok(row.into_credentials()?.account)
 }
 
+/// Creates a just-in-time account (status `pending`: it may not sign in until the facility
+/// admin approves it) in the transaction's facility.
+#[tracing::instrument(level = "debug", skip_all)]
+pub async fn insert_pending(tx: &mut ScopedTx, new: &NewStaff) -> Result<StaffAccount, StoreError> {
+    let account = insert(tx, new).await?;
+    set_status(tx, account.id, StaffStatus::Pending).await?;
+    Ok(StaffAccount {
+        status: StaffStatus::Pending,
+        ..account
+    })
+}
+
+/// Approves a `pending` account: active from now, with the profession the admin gives.
+#[tracing::instrument(level = "debug", skip_all, fields(id = %id))]
+pub async fn approve(
+    tx: &mut ScopedTx,
+    id: StaffId,
+    profession: Profession,
+) -> Result<(), StoreError> {
+    let done = sqlx::query!(
+        "UPDATE staff_accounts SET status = 'active', profession = $2, updated_at = now()
+          WHERE id = $1 AND status = 'pending'",
+        id.as_uuid(),
+        profession.as_str()
+    )
+    .execute(tx.conn())
+    .await?;
+    if done.rows_affected() == 0 {
+        return Err(StoreError::NotFound);
+    }
+    Ok(())
+}
+
 #[tracing::instrument(level = "debug", skip_all)]
 pub async fn find_credentials(
     tx: &mut ScopedTx,

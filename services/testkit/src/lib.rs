@@ -18,6 +18,8 @@ mod database;
 mod kms;
 #[cfg(feature = "harness")]
 pub mod load;
+#[cfg(feature = "harness")]
+pub mod oidc;
 pub mod photos;
 #[cfg(feature = "harness")]
 mod smtp;
@@ -30,6 +32,8 @@ pub use app::{
 pub use database::{TestDatabase, RUNTIME_PASSWORD};
 #[cfg(feature = "harness")]
 pub use kms::{KmsEmulator, KMS_ACCESS_KEY, KMS_REGION, KMS_SECRET_KEY};
+#[cfg(feature = "harness")]
+pub use oidc::{OidcAccount, OidcClientConfig, OidcProvider};
 #[cfg(feature = "harness")]
 pub use smtp::SmtpSink;
 

@@ -509,4 +509,5 @@ async fn assert_accessible_on_a_phone(page: &Page, name: &str) {
 
 mod care;
 mod password;
+mod provider;
 mod sign_in;

@@ -34,7 +34,12 @@ const RUNTIME_PRIVILEGES: &[&str] = &[
      vitals_enc, withdrawal_reason_enc, withdrawn_at, withdrawn_by)",
     "public.entry_reads: SELECT, INSERT",
     "public.entry_versions: SELECT, INSERT",
+    "public.external_identities: SELECT, INSERT, DELETE",
     "public.facilities: SELECT",
+    "public.identity_providers: SELECT, INSERT, DELETE",
+    "public.identity_providers: UPDATE (account_policy, allowed_domains, client_id, \
+     client_secret_enc, enabled, issuer, login_claim, revision, scopes, tested_at, \
+     tested_revision, updated_at)",
     "public.master_key_epochs: SELECT (master_key_id, state)",
     "public.notification_settings: SELECT, INSERT, UPDATE",
     "public.patient_access: SELECT",
@@ -129,10 +134,14 @@ pub(super) async fn privilege_problems(conn: &mut PgConnection) -> Vec<String> {
         let fine = match privilege.as_str() {
             "UPDATE" => table != "public.audit_log",
             // Search terms are derived rows, replaced when a name changes. Preferences (a
-            // muted patient), not records.
+            // muted patient), not records. A facility's provider settings and its links to
+            // accounts are configuration; the audit chain records each change.
             "DELETE" => matches!(
                 table.as_str(),
-                "public.patient_name_terms" | "public.patient_mutes"
+                "public.patient_name_terms"
+                    | "public.patient_mutes"
+                    | "public.identity_providers"
+                    | "public.external_identities"
             ),
             _ => false,
         };

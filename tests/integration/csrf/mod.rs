@@ -126,6 +126,46 @@ async fn every_portal_form_refuses_a_missing_or_foreign_token_and_changes_nothin
         assert_eq!(response.status(), 204, "{} accepts", member.code);
     }
     authorizer_follows(&app, &e, p, Action::CareTeamAccept, true).await;
+    // E has a provider (nothing answers at its issuer: its forms meet a provider that is down),
+    // enabled as if tested, and an account waiting for approval.
+    let api_e = app.client_for(&e, "admin").await;
+    let response = api_e
+        .put(app.url("/api/v1/facility/identity-provider"))
+        .json(
+            &json!({ "issuer": "http://127.0.0.1:9", "client_id": "renrakucho",
+                       "client_secret": "a-secret", "login_claim": "email",
+                       "account_policy": "pre_linked" }),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "E's provider");
+    let mut su = crate::support::superuser(&app).await;
+    sqlx::query(
+        "UPDATE identity_providers SET tested_revision = revision, enabled = true \
+          WHERE facility_id = $1",
+    )
+    .bind(e.id.as_uuid())
+    .execute(&mut su)
+    .await
+    .unwrap();
+    let waiting: uuid::Uuid = sqlx::query_scalar(
+        "INSERT INTO staff_accounts (id, facility_id, login_id, display_name, role, profession, \
+                                     status, password_hash) \
+         VALUES (gen_random_uuid(), $1, 'waiting', '承認 待子', 'staff', 'other', 'pending', 'x') \
+         RETURNING id",
+    )
+    .bind(e.id.as_uuid())
+    .fetch_one(&mut su)
+    .await
+    .unwrap();
+    let e_admin: uuid::Uuid = sqlx::query_scalar(
+        "SELECT id FROM staff_accounts WHERE facility_id = $1 AND login_id = 'admin'",
+    )
+    .bind(e.id.as_uuid())
+    .fetch_one(&mut su)
+    .await
+    .unwrap();
     let first = post_note(&app, &api_b, p, "info", "訪問診療。経過良好。").await;
     let second = post_note(&app, &api_b, p, "info", "誤って記録した内容").await;
     let response = api_b
@@ -196,6 +236,56 @@ async fn every_portal_form_refuses_a_missing_or_foreign_token_and_changes_nothin
         )],
     );
     case("/logout", Who::B, "/logout".into(), vec![]);
+    case(
+        "/login/provider",
+        Who::Visitor,
+        "/login/provider".into(),
+        vec![text("facility_code", "XS-E")],
+    );
+    case(
+        "/admin/identity-provider",
+        Who::E,
+        "/admin/identity-provider".into(),
+        vec![
+            text("issuer", "http://127.0.0.1:9"),
+            text("client_id", "renrakucho-2"),
+            text("client_secret", ""),
+            text("scopes", "email profile"),
+            text("login_claim", "email"),
+            text("allowed_domains", ""),
+            text("account_policy", "just_in_time"),
+        ],
+    );
+    case(
+        "/admin/identity-provider/test",
+        Who::E,
+        "/admin/identity-provider/test".into(),
+        vec![],
+    );
+    case(
+        "/admin/identity-provider/enabled",
+        Who::E,
+        "/admin/identity-provider/enabled".into(),
+        vec![text("enabled", "false")],
+    );
+    case(
+        "/admin/identity-provider/link",
+        Who::E,
+        "/admin/identity-provider/link".into(),
+        vec![
+            text("staff_id", e_admin.to_string()),
+            text("subject", "sub-1"),
+        ],
+    );
+    case(
+        "/admin/identity-provider/approve",
+        Who::E,
+        "/admin/identity-provider/approve".into(),
+        vec![
+            text("staff_id", waiting.to_string()),
+            text("profession", "clerk"),
+        ],
+    );
     case(
         "/account/second-factor/recovery-codes",
         Who::B,
@@ -384,6 +474,13 @@ async fn every_portal_form_refuses_a_missing_or_foreign_token_and_changes_nothin
 
     // The order in which the forms act afterwards: each still has its target.
     let acting = [
+        // While E's provider is enabled: the provider, down, is named on the page.
+        "/login/provider",
+        "/admin/identity-provider/link",
+        "/admin/identity-provider/approve",
+        "/admin/identity-provider/enabled",
+        "/admin/identity-provider",
+        "/admin/identity-provider/test",
         "/login",
         "/login/code",
         "/notifications",
@@ -416,6 +513,8 @@ async fn every_portal_form_refuses_a_missing_or_foreign_token_and_changes_nothin
     // (recovery codes), or they refuse what was typed after the form check passed.
     let answered_with_a_page: HashMap<&str, StatusCode> = HashMap::from([
         ("/account/second-factor/recovery-codes", StatusCode::OK),
+        ("/login/provider", StatusCode::BAD_GATEWAY),
+        ("/admin/identity-provider/test", StatusCode::BAD_GATEWAY),
         (
             "/account/second-factor/confirm",
             StatusCode::UNPROCESSABLE_ENTITY,

@@ -117,6 +117,17 @@ fn insert_into(table: &str) -> Option<&'static str> {
             "INSERT INTO account_notices (id, facility_id, staff_id, event)
              VALUES (gen_random_uuid(), $1, gen_random_uuid(), 'second_factor_added')"
         }
+        "public.identity_providers" => {
+            "INSERT INTO identity_providers (id, facility_id, issuer, client_id, client_secret_enc,
+                                             scopes, login_claim, account_policy)
+             VALUES (gen_random_uuid(), $1, 'https://login.example.jp', 'x',
+                     decode(repeat('00', 40), 'hex'), '{openid}', 'email', 'pre_linked')"
+        }
+        "public.external_identities" => {
+            "INSERT INTO external_identities (id, facility_id, staff_id, issuer, subject, linked_by)
+             VALUES (gen_random_uuid(), $1, gen_random_uuid(), 'https://login.example.jp', 's',
+                     'admin')"
+        }
         "public.audit_log" => {
             "INSERT INTO audit_log (facility_id, actor_kind, action, outcome, prev_hash, hash)
              VALUES ($1, 'system', 'forged.entry', 'success', '\\x00', '\\x00')"

@@ -147,6 +147,46 @@ async fn network() -> Network {
         )
         .await
         .unwrap();
+        // The facility's own identity provider, and bob linked to a subject of it (ADR 0032).
+        let mut tx = app.db.begin(Scope::Facility(facility.id)).await.unwrap();
+        let provider = uuid::Uuid::now_v7();
+        let binding = renrakucho_keyring::Binding {
+            owner: renrakucho_keyring::KeyOwner::Facility(facility.id),
+            table: "identity_providers",
+            column: "client_secret_enc",
+            row: provider,
+            version: renrakucho_keyring::Binding::WRITTEN_ONCE,
+        };
+        let sealed = keyring
+            .encrypt(&mut tx, &binding, b"a client secret")
+            .await
+            .unwrap();
+        let scopes = ["openid".to_string()];
+        renrakucho_store::identity_providers::insert(
+            &mut tx,
+            provider,
+            &renrakucho_store::identity_providers::ProviderSettings {
+                issuer: "https://login.example.jp",
+                client_id: "renrakucho",
+                scopes: &scopes,
+                login_claim: "email",
+                allowed_domains: &[],
+                account_policy: "pre_linked",
+            },
+            &sealed,
+        )
+        .await
+        .unwrap();
+        renrakucho_store::identity_providers::link(
+            &mut tx,
+            bob.id,
+            "https://login.example.jp",
+            "bob-sub",
+            "admin",
+        )
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
         // An e-mail notice owed to bob (his authenticator was set up).
         let mut tx = app.db.begin(Scope::Facility(facility.id)).await.unwrap();
         renrakucho_store::account_notices::record(

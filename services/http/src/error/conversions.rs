@@ -4,6 +4,7 @@
 use axum::extract::rejection::JsonRejection;
 use axum::http::StatusCode;
 use renrakucho_core::InvalidValue;
+use renrakucho_identity::oidc::{ProviderAdminError, ProviderSignInError};
 use renrakucho_identity::{PasswordChangeError, SecondFactorError, SignInError};
 use renrakucho_store::StoreError;
 
@@ -295,6 +296,86 @@ impl From<JsonRejection> for ApiError {
                     rejection.body_text()
                 ),
             ),
+        }
+    }
+}
+
+impl From<ProviderSignInError> for ApiError {
+    fn from(e: ProviderSignInError) -> Self {
+        match e {
+            ProviderSignInError::Invalid(v) => v.into(),
+            ProviderSignInError::NoProvider => Self::new(
+                StatusCode::NOT_FOUND,
+                "no_identity_provider",
+                "この施設ではIDプロバイダによるサインインを使っていません。ユーザーIDとパスワードでサインインしてください / \
+                 this facility does not sign in through an identity provider; sign in with your login ID and password",
+            ),
+            ProviderSignInError::Unavailable => Self::new(
+                StatusCode::BAD_GATEWAY,
+                "identity_provider_unavailable",
+                "施設のIDプロバイダに接続できません。時間をおいて再度お試しください。施設管理者はパスワードと確認コードでサインインできます / \
+                 the facility's identity provider cannot be reached; try again later (facility administrators can sign in with their password and code)",
+            ),
+            ProviderSignInError::Expired => Self::new(
+                StatusCode::BAD_REQUEST,
+                "sign_in_expired",
+                "サインインの有効期限が切れたか、すでに使われています。最初からやり直してください / \
+                 this sign-in expired or was already used; please start again",
+            ),
+            ProviderSignInError::Refused(_) => Self::new(
+                StatusCode::UNAUTHORIZED,
+                "identity_provider_answer_refused",
+                "IDプロバイダの応答を確認できなかったため、サインインできませんでした。施設管理者に連絡してください / \
+                 the identity provider's answer could not be verified; please tell your facility administrator",
+            ),
+            ProviderSignInError::Denied => Self::new(
+                StatusCode::UNAUTHORIZED,
+                "identity_provider_denied",
+                "IDプロバイダでサインインが取り消されました / the sign-in was cancelled at the identity provider",
+            ),
+            ProviderSignInError::NotLinked => Self::new(
+                StatusCode::FORBIDDEN,
+                "account_not_linked",
+                "このアカウントはこの施設に登録されていません。施設管理者に連絡してください / \
+                 this identity has no account at this facility; ask your facility administrator",
+            ),
+            ProviderSignInError::DomainNotAllowed => Self::new(
+                StatusCode::FORBIDDEN,
+                "email_domain_not_allowed",
+                "このメールアドレスのドメインではサインインできません / \
+                 sign-in with this e-mail domain is not allowed here",
+            ),
+            ProviderSignInError::AccountNotActive => SignInError::AccountNotActive.into(),
+            ProviderSignInError::FacilityNotActive => SignInError::FacilityNotActive.into(),
+            ProviderSignInError::ChangedMeanwhile => Self::conflict(
+                "テスト中に設定が変更されました。もう一度テストしてください / \
+                 the settings changed during the test; test again",
+            ),
+            ProviderSignInError::Store(e) => e.into(),
+            ProviderSignInError::Keyring(e) => e.into(),
+        }
+    }
+}
+
+impl From<ProviderAdminError> for ApiError {
+    fn from(e: ProviderAdminError) -> Self {
+        match e {
+            ProviderAdminError::Invalid(v) => v.into(),
+            ProviderAdminError::NotFound => Self::not_found(),
+            ProviderAdminError::NotTested => Self::conflict(
+                "有効にする前に、現在の設定でテストサインインを成功させてください / \
+                 run a successful test sign-in with the current settings before enabling",
+            ),
+            ProviderAdminError::ChangedMeanwhile => Self::conflict(
+                "設定は別の画面で変更されました。読み込み直してください / \
+                 the settings were changed elsewhere; reload them",
+            ),
+            ProviderAdminError::AlreadyLinked => Self::conflict(
+                "このIDはすでに別のアカウントに、またはこのアカウントは別のIDに紐付いています / \
+                 this identity, or this account, is already linked",
+            ),
+            ProviderAdminError::Store(e) => e.into(),
+            ProviderAdminError::Keyring(e) => e.into(),
         }
     }
 }

@@ -1,0 +1,1254 @@
+//! Sign-in through a facility's own OpenID Connect provider (issue 15, ADR 0032): the
+//! facility admin's configuration and its test, the sign-in's two halves (the redirect to the
+//! provider and the person's return), and the links from the provider's subjects to accounts.
+//! Every sign-in, link, approval and failure is audited in the facility's chain.
+
+pub mod protocol;
+mod settings;
+
+use rand::RngCore;
+use renrakucho_core::{
+    AccountPolicy, DisplayName, FacilityCode, FacilityId, InvalidValue, LoginClaim, LoginId,
+    Password, Profession, StaffId, StaffRole, StaffStatus,
+};
+use renrakucho_keyring::{Binding, KeyOwner, KeyringError};
+use renrakucho_store::audit::{self, Actor, AuditEvent, Origin, Outcome};
+use renrakucho_store::identity_providers::{self, ProviderSettings, StoredProvider};
+use renrakucho_store::{facilities, staff, Scope, ScopedTx, StoreError};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use subtle::ConstantTimeEq;
+use url::Url;
+use zeroize::Zeroizing;
+
+pub use protocol::{Handshake, ProtocolError, ProviderClient, VerifiedIdentity};
+pub use settings::{ProviderInput, ValidSettings};
+
+use crate::{Authenticated, Authenticator, Principal};
+
+/// Where the session keeps a sign-in on its way through the provider.
+pub const PENDING_PROVIDER_KEY: &str = "renrakucho.provider_sign_in";
+/// A person who has not come back from the provider within this long starts again.
+const PENDING_FOR_SECS: i64 = 10 * 60;
+
+/// What the person's trip to the provider is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ProviderPurpose {
+    SignIn,
+    /// The facility admin's test of the settings at `revision`, before enabling them.
+    Test {
+        admin: StaffId,
+        revision: i32,
+    },
+}
+
+/// A sign-in on its way through the provider, kept server-side in the session until the
+/// person comes back; taken out then, so a `state` works once.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PendingProviderSignIn {
+    /// The facility whose provider it is; none: the operators' own provider.
+    pub facility: Option<FacilityId>,
+    pub purpose: ProviderPurpose,
+    pub handshake: Handshake,
+    /// Unix seconds.
+    pub started_at: i64,
+}
+
+/// The query the provider sends the person back with.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ProviderCallback {
+    pub state: Option<String>,
+    pub code: Option<String>,
+    /// RFC 9207: the issuer that answers (guards against a mix-up of providers).
+    pub iss: Option<String>,
+    /// The provider refused (e.g. `access_denied`).
+    pub error: Option<String>,
+}
+
+/// How a return from the provider ended.
+#[derive(Debug)]
+pub enum ProviderOutcome {
+    /// Signed in; `logout_url` is the provider's RP-initiated logout, when it offers one.
+    SignedIn {
+        authenticated: Authenticated,
+        logout_url: Option<String>,
+    },
+    /// A just-in-time account waits for the facility admin's approval (made now, or before).
+    AwaitingApproval,
+    /// The admin's test passed: the provider answered with a valid ID token for `subject`.
+    Tested {
+        subject: String,
+        login_value: Option<String>,
+        linked: bool,
+    },
+}
+
+/// Why a sign-in through a provider was refused. None tells another facility's secrets.
+#[derive(Debug, thiserror::Error)]
+pub enum ProviderSignInError {
+    #[error("{0}")]
+    Invalid(InvalidValue),
+    /// The facility has no enabled provider (or no such facility): the password form it is.
+    #[error("no identity provider for this facility")]
+    NoProvider,
+    /// The provider cannot be reached or does not answer properly.
+    #[error("identity provider unavailable")]
+    Unavailable,
+    /// Unknown, replayed or too old `state`: the sign-in starts again.
+    #[error("sign-in expired or already used")]
+    Expired,
+    /// The provider's answer failed validation (the reason is audited).
+    #[error("answer of the identity provider refused: {0}")]
+    Refused(&'static str),
+    /// The person or the provider declined.
+    #[error("the identity provider refused the sign-in")]
+    Denied,
+    /// The subject has no account here and the facility links accounts itself.
+    #[error("no account linked to this identity")]
+    NotLinked,
+    #[error("e-mail domain not allowed")]
+    DomainNotAllowed,
+    #[error("account suspended or disabled")]
+    AccountNotActive,
+    #[error("facility not active")]
+    FacilityNotActive,
+    /// The test was of settings changed since.
+    #[error("settings changed during the test")]
+    ChangedMeanwhile,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Keyring(#[from] KeyringError),
+}
+
+/// A facility's provider as its admin sees it (the secret never leaves).
+#[derive(Debug, Clone, Serialize)]
+pub struct ProviderView {
+    pub issuer: String,
+    pub client_id: String,
+    pub client_secret_set: bool,
+    pub scopes: Vec<String>,
+    pub login_claim: LoginClaim,
+    pub allowed_domains: Vec<String>,
+    pub account_policy: AccountPolicy,
+    pub enabled: bool,
+    pub revision: i32,
+    /// A test sign-in passed under the current settings.
+    pub tested: bool,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub tested_at: Option<time::OffsetDateTime>,
+}
+
+/// Why an admin's change of the provider was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ProviderAdminError {
+    #[error("{0}")]
+    Invalid(InvalidValue),
+    #[error("no identity provider configured")]
+    NotFound,
+    /// Enabling needs a passed test of the current settings.
+    #[error("not tested")]
+    NotTested,
+    /// The settings changed since the admin read them.
+    #[error("changed meanwhile")]
+    ChangedMeanwhile,
+    /// That subject is linked to another account here, or the account to another subject.
+    #[error("already linked")]
+    AlreadyLinked,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Keyring(#[from] KeyringError),
+}
+
+fn secret_binding(provider: &StoredProvider) -> Binding<'static> {
+    Binding {
+        owner: KeyOwner::Facility(provider.facility_id),
+        table: "identity_providers",
+        column: "client_secret_enc",
+        row: provider.id,
+        version: Binding::WRITTEN_ONCE,
+    }
+}
+
+fn view(p: StoredProvider) -> Result<ProviderView, StoreError> {
+    let decode = |field: &str, value: &str| StoreError::Misconfigured(format!("{field}: {value}"));
+    Ok(ProviderView {
+        login_claim: p
+            .login_claim
+            .parse()
+            .map_err(|_| decode("login_claim", &p.login_claim))?,
+        account_policy: p
+            .account_policy
+            .parse()
+            .map_err(|_| decode("account_policy", &p.account_policy))?,
+        tested: p.tested_revision == Some(p.revision),
+        issuer: p.issuer,
+        client_id: p.client_id,
+        client_secret_set: true,
+        scopes: p.scopes,
+        allowed_domains: p.allowed_domains,
+        enabled: p.enabled,
+        revision: p.revision,
+        tested_at: p.tested_at,
+    })
+}
+
+fn now() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+fn admin_scope(admin: Principal) -> Result<Scope, StoreError> {
+    match admin {
+        Principal::Staff { id, facility } => Ok(Scope::Staff {
+            facility,
+            staff: id,
+        }),
+        Principal::Operator { .. } => Err(StoreError::Forbidden),
+    }
+}
+
+fn admin_actor(admin: Principal) -> Actor {
+    match admin {
+        Principal::Staff { id, .. } => Actor::Staff(id),
+        Principal::Operator { id } => Actor::Operator(id),
+    }
+}
+
+async fn admin_event(
+    tx: &mut ScopedTx,
+    admin: Principal,
+    origin: &Origin,
+    action: &'static str,
+    outcome: Outcome,
+    target: Option<(&'static str, uuid::Uuid)>,
+    details: serde_json::Value,
+) -> Result<(), StoreError> {
+    audit::record(
+        tx,
+        AuditEvent {
+            actor: admin_actor(admin),
+            action,
+            outcome,
+            target,
+            origin,
+            details,
+        },
+    )
+    .await
+}
+
+/// One record of a sign-in through a provider (`auth.sign_in`, method `oidc`).
+async fn sign_in_event(
+    tx: &mut ScopedTx,
+    actor: Actor,
+    outcome: Outcome,
+    target: Option<StaffId>,
+    origin: &Origin,
+    reason: &str,
+) -> Result<(), StoreError> {
+    audit::record(
+        tx,
+        AuditEvent {
+            actor,
+            action: "auth.sign_in",
+            outcome,
+            target: target.map(|id| ("staff", id.as_uuid())),
+            origin,
+            details: json!({ "method": "oidc", "reason": reason }),
+        },
+    )
+    .await
+}
+
+impl Authenticator {
+    /// The facility's provider settings, for its admin.
+    pub async fn provider_settings(
+        &self,
+        admin: Principal,
+    ) -> Result<Option<ProviderView>, ProviderAdminError> {
+        let mut tx = self.db.begin(admin_scope(admin)?).await?;
+        let stored = identity_providers::get(&mut tx).await?;
+        tx.commit().await?;
+        Ok(stored.map(view).transpose()?)
+    }
+
+    /// Creates or replaces the facility's provider settings. A change disables sign-in through
+    /// the provider until a test passes again; `revision` (the one the admin edited; none for a
+    /// new provider) guards against overwriting a change made meanwhile.
+    pub async fn save_provider_settings(
+        &self,
+        admin: Principal,
+        input: ProviderInput,
+        revision: Option<i32>,
+        origin: &Origin,
+    ) -> Result<ProviderView, ProviderAdminError> {
+        let valid = input.validate().map_err(ProviderAdminError::Invalid)?;
+        let scopes = valid.scopes.clone();
+        let settings = ProviderSettings {
+            issuer: &valid.issuer,
+            client_id: &valid.client_id,
+            scopes: &scopes,
+            login_claim: valid.login_claim.as_str(),
+            allowed_domains: &valid.allowed_domains,
+            account_policy: valid.account_policy.as_str(),
+        };
+        let mut tx = self.db.begin(admin_scope(admin)?).await?;
+        let existing = identity_providers::get(&mut tx).await?;
+        let event = match existing {
+            None => {
+                let Some(secret) = &valid.client_secret else {
+                    return Err(ProviderAdminError::Invalid(InvalidValue::new(
+                        "client_secret",
+                        "クライアントシークレットを入力してください / the client secret is required",
+                    )));
+                };
+                let facility = match admin {
+                    Principal::Staff { facility, .. } => facility,
+                    Principal::Operator { .. } => return Err(StoreError::Forbidden.into()),
+                };
+                let id = uuid::Uuid::now_v7();
+                let binding = Binding {
+                    owner: KeyOwner::Facility(facility),
+                    table: "identity_providers",
+                    column: "client_secret_enc",
+                    row: id,
+                    version: Binding::WRITTEN_ONCE,
+                };
+                let sealed = self
+                    .keyring
+                    .encrypt(&mut tx, &binding, secret.as_bytes())
+                    .await?;
+                identity_providers::insert(&mut tx, id, &settings, &sealed).await?;
+                "created"
+            }
+            Some(existing) => {
+                if revision.is_some_and(|r| r != existing.revision) {
+                    return Err(ProviderAdminError::ChangedMeanwhile);
+                }
+                let sealed = match &valid.client_secret {
+                    Some(secret) => Some(
+                        self.keyring
+                            .encrypt(&mut tx, &secret_binding(&existing), secret.as_bytes())
+                            .await?,
+                    ),
+                    None => None,
+                };
+                match identity_providers::update(
+                    &mut tx,
+                    existing.revision,
+                    &settings,
+                    sealed.as_deref(),
+                )
+                .await
+                {
+                    Err(StoreError::Conflict { .. }) => {
+                        return Err(ProviderAdminError::ChangedMeanwhile)
+                    }
+                    other => other?,
+                }
+                "changed"
+            }
+        };
+        admin_event(
+            &mut tx,
+            admin,
+            origin,
+            "identity_provider.configure",
+            Outcome::Success,
+            None,
+            json!({
+                "event": event,
+                "issuer": valid.issuer,
+                "secret_changed": valid.client_secret.is_some(),
+                "account_policy": valid.account_policy.as_str(),
+            }),
+        )
+        .await?;
+        let saved = identity_providers::get(&mut tx)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        tx.commit().await?;
+        Ok(view(saved)?)
+    }
+
+    /// Turns sign-in through the provider on (only after a passed test of the current
+    /// settings) or off.
+    pub async fn enable_provider(
+        &self,
+        admin: Principal,
+        enabled: bool,
+        origin: &Origin,
+    ) -> Result<ProviderView, ProviderAdminError> {
+        let mut tx = self.db.begin(admin_scope(admin)?).await?;
+        let existing = identity_providers::get(&mut tx)
+            .await?
+            .ok_or(ProviderAdminError::NotFound)?;
+        if enabled && existing.tested_revision != Some(existing.revision) {
+            return Err(ProviderAdminError::NotTested);
+        }
+        identity_providers::set_enabled(&mut tx, enabled).await?;
+        admin_event(
+            &mut tx,
+            admin,
+            origin,
+            "identity_provider.configure",
+            Outcome::Success,
+            None,
+            json!({ "event": if enabled { "enabled" } else { "disabled" } }),
+        )
+        .await?;
+        let saved = identity_providers::get(&mut tx)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        tx.commit().await?;
+        Ok(view(saved)?)
+    }
+
+    /// Removes the facility's provider: its staff sign in with passwords again.
+    pub async fn remove_provider(
+        &self,
+        admin: Principal,
+        origin: &Origin,
+    ) -> Result<(), ProviderAdminError> {
+        let mut tx = self.db.begin(admin_scope(admin)?).await?;
+        match identity_providers::delete(&mut tx).await {
+            Err(StoreError::NotFound) => return Err(ProviderAdminError::NotFound),
+            other => other?,
+        }
+        admin_event(
+            &mut tx,
+            admin,
+            origin,
+            "identity_provider.configure",
+            Outcome::Success,
+            None,
+            json!({ "event": "removed" }),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Links `(issuer, subject)` to `member` of the admin's facility (looked up in the admin's
+    /// scope, where another facility's staff do not exist).
+    pub async fn link_identity(
+        &self,
+        admin: Principal,
+        member: StaffId,
+        issuer: &str,
+        subject: &str,
+        origin: &Origin,
+    ) -> Result<identity_providers::ExternalIdentity, ProviderAdminError> {
+        let subject = subject.trim();
+        if subject.is_empty()
+            || subject.chars().count() > 255
+            || subject.chars().any(char::is_control)
+        {
+            return Err(ProviderAdminError::Invalid(InvalidValue::new(
+                "subject",
+                "サブジェクト（sub）は1〜255文字です / the subject is 1 to 255 characters",
+            )));
+        }
+        let mut tx = self.db.begin(admin_scope(admin)?).await?;
+        let issuer = match issuer.trim() {
+            "" => {
+                identity_providers::get(&mut tx)
+                    .await?
+                    .ok_or(ProviderAdminError::NotFound)?
+                    .issuer
+            }
+            given => {
+                ProviderInput {
+                    issuer: given.to_owned(),
+                    client_id: "-".into(),
+                    client_secret: None,
+                    scopes: vec![],
+                    login_claim: "email".into(),
+                    allowed_domains: vec![],
+                    account_policy: "pre_linked".into(),
+                }
+                .validate()
+                .map_err(ProviderAdminError::Invalid)?
+                .issuer
+            }
+        };
+        staff::get(&mut tx, member).await?;
+        let link = match identity_providers::link(&mut tx, member, &issuer, subject, "admin").await
+        {
+            Err(StoreError::Conflict { .. }) => return Err(ProviderAdminError::AlreadyLinked),
+            other => other?,
+        };
+        admin_event(
+            &mut tx,
+            admin,
+            origin,
+            "account.provider_link",
+            Outcome::Success,
+            Some(("staff", member.as_uuid())),
+            json!({ "event": "linked", "issuer": issuer, "link": link.id }),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(link)
+    }
+
+    /// Every link of the admin's facility.
+    pub async fn identity_links(
+        &self,
+        admin: Principal,
+    ) -> Result<Vec<identity_providers::ExternalIdentity>, ProviderAdminError> {
+        let mut tx = self.db.begin(admin_scope(admin)?).await?;
+        let links = identity_providers::links(&mut tx).await?;
+        tx.commit().await?;
+        Ok(links)
+    }
+
+    /// Removes link `link` of `member`.
+    pub async fn unlink_identity(
+        &self,
+        admin: Principal,
+        member: StaffId,
+        link: uuid::Uuid,
+        origin: &Origin,
+    ) -> Result<(), ProviderAdminError> {
+        let mut tx = self.db.begin(admin_scope(admin)?).await?;
+        identity_providers::unlink(&mut tx, member, link).await?;
+        admin_event(
+            &mut tx,
+            admin,
+            origin,
+            "account.provider_link",
+            Outcome::Success,
+            Some(("staff", member.as_uuid())),
+            json!({ "event": "unlinked", "link": link }),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Every account of the admin's facility (for choosing whom to link).
+    pub async fn facility_accounts(
+        &self,
+        admin: Principal,
+    ) -> Result<Vec<staff::StaffAccount>, ProviderAdminError> {
+        let mut tx = self.db.begin(admin_scope(admin)?).await?;
+        let accounts = staff::list(&mut tx).await?;
+        tx.commit().await?;
+        Ok(accounts)
+    }
+
+    /// The accounts of the admin's facility that wait for approval.
+    pub async fn pending_accounts(
+        &self,
+        admin: Principal,
+    ) -> Result<Vec<staff::StaffAccount>, ProviderAdminError> {
+        let mut tx = self.db.begin(admin_scope(admin)?).await?;
+        let accounts = staff::list(&mut tx).await?;
+        tx.commit().await?;
+        Ok(accounts
+            .into_iter()
+            .filter(|a| a.status == StaffStatus::Pending)
+            .collect())
+    }
+
+    /// The facility admin approves a just-in-time account (status `pending`): it may sign in
+    /// from now on, with `profession` as the admin says.
+    pub async fn approve_account(
+        &self,
+        admin: Principal,
+        member: StaffId,
+        profession: Profession,
+        origin: &Origin,
+    ) -> Result<(), ProviderAdminError> {
+        let mut tx = self.db.begin(admin_scope(admin)?).await?;
+        let account = staff::get(&mut tx, member).await?;
+        if account.status != StaffStatus::Pending {
+            return Err(StoreError::NotFound.into());
+        }
+        staff::approve(&mut tx, member, profession).await?;
+        admin_event(
+            &mut tx,
+            admin,
+            origin,
+            "account.approve",
+            Outcome::Success,
+            Some(("staff", member.as_uuid())),
+            json!({ "profession": profession.as_str() }),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The first half of a sign-in through the facility's provider: where to send the person,
+    /// and what to keep until they come back.
+    pub async fn begin_provider_sign_in(
+        &self,
+        facility_code: &str,
+        redirect: &Url,
+        origin: &Origin,
+    ) -> Result<(Url, PendingProviderSignIn), ProviderSignInError> {
+        if facility_code.trim().is_empty() {
+            return self.begin_operator_sign_in(redirect, origin).await;
+        }
+        let code =
+            FacilityCode::parse(facility_code.trim()).map_err(ProviderSignInError::Invalid)?;
+        let Some((facility, _)) = facilities::for_sign_in(&self.db, &code).await? else {
+            return Err(ProviderSignInError::NoProvider);
+        };
+        let mut tx = self.db.begin(Scope::Facility(facility)).await?;
+        let Some(stored) = identity_providers::get(&mut tx)
+            .await?
+            .filter(|p| p.enabled)
+        else {
+            tx.commit().await?;
+            return Err(ProviderSignInError::NoProvider);
+        };
+        let client = self.client_settings(&mut tx, &stored).await?;
+        match self.providers.authorization(&client, redirect).await {
+            Ok((url, handshake)) => {
+                tx.commit().await?;
+                Ok((
+                    url,
+                    PendingProviderSignIn {
+                        facility: Some(facility),
+                        purpose: ProviderPurpose::SignIn,
+                        handshake,
+                        started_at: now(),
+                    },
+                ))
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "identity provider unavailable");
+                sign_in_event(
+                    &mut tx,
+                    Actor::Anonymous,
+                    Outcome::Denied,
+                    None,
+                    origin,
+                    "provider_unavailable",
+                )
+                .await?;
+                tx.commit().await?;
+                Err(ProviderSignInError::Unavailable)
+            }
+        }
+    }
+
+    /// The first half of the admin's test of the provider settings as they are now.
+    pub async fn begin_provider_test(
+        &self,
+        admin: Principal,
+        redirect: &Url,
+        origin: &Origin,
+    ) -> Result<(Url, PendingProviderSignIn), ProviderSignInError> {
+        let (Principal::Staff { id, facility }, Ok(scope)) = (admin, admin_scope(admin)) else {
+            return Err(StoreError::Forbidden.into());
+        };
+        let mut tx = self.db.begin(scope).await?;
+        let Some(stored) = identity_providers::get(&mut tx).await? else {
+            return Err(ProviderSignInError::NoProvider);
+        };
+        let client = self.client_settings(&mut tx, &stored).await?;
+        match self.providers.authorization(&client, redirect).await {
+            Ok((url, handshake)) => {
+                tx.commit().await?;
+                Ok((
+                    url,
+                    PendingProviderSignIn {
+                        facility: Some(facility),
+                        purpose: ProviderPurpose::Test {
+                            admin: id,
+                            revision: stored.revision,
+                        },
+                        handshake,
+                        started_at: now(),
+                    },
+                ))
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "identity provider unavailable for a test");
+                admin_event(
+                    &mut tx,
+                    admin,
+                    origin,
+                    "identity_provider.test",
+                    Outcome::Denied,
+                    None,
+                    json!({ "reason": "provider_unavailable" }),
+                )
+                .await?;
+                tx.commit().await?;
+                Err(ProviderSignInError::Unavailable)
+            }
+        }
+    }
+
+    /// The second half: the person is back from the provider with `callback`. `pending` is
+    /// what the session kept (already taken out of it). `after_logout` is where the provider's
+    /// logout should return the person.
+    pub async fn complete_provider_sign_in(
+        &self,
+        pending: Option<PendingProviderSignIn>,
+        callback: ProviderCallback,
+        redirect: &Url,
+        after_logout: &Url,
+        origin: &Origin,
+    ) -> Result<ProviderOutcome, ProviderSignInError> {
+        let Some(pending) = pending else {
+            // No sign-in waits in this session: a replayed or forged return.
+            self.record_platform(origin, "provider_state_unknown", None)
+                .await?;
+            return Err(ProviderSignInError::Expired);
+        };
+        let (scope, actor) = match (pending.facility, pending.purpose) {
+            (None, _) => (Scope::Platform, Actor::Anonymous),
+            (Some(facility), ProviderPurpose::SignIn) => {
+                (Scope::Facility(facility), Actor::Anonymous)
+            }
+            (Some(facility), ProviderPurpose::Test { admin, .. }) => (
+                Scope::Staff {
+                    facility,
+                    staff: admin,
+                },
+                Actor::Staff(admin),
+            ),
+        };
+        let mut tx = self.db.begin(scope).await?;
+        let refuse = |reason: &'static str| (reason, ProviderSignInError::Refused(reason));
+        let checked = (|| {
+            let state_ok = callback.state.as_deref().is_some_and(|s| {
+                bool::from(s.as_bytes().ct_eq(pending.handshake.state.as_bytes()))
+            });
+            if !state_ok || now() - pending.started_at > PENDING_FOR_SECS {
+                return Err(("state_mismatch", ProviderSignInError::Expired));
+            }
+            if callback.error.is_some() {
+                return Err(("provider_refused", ProviderSignInError::Denied));
+            }
+            callback.code.clone().ok_or_else(|| refuse("no_code"))
+        })();
+        let code = match checked {
+            Ok(code) => code,
+            Err((reason, error)) => {
+                self.provider_refusal(tx, pending.purpose, actor, origin, reason)
+                    .await?;
+                return Err(error);
+            }
+        };
+        let Some(facility) = pending.facility else {
+            tx.commit().await?;
+            return self
+                .complete_operator_sign_in(
+                    &pending,
+                    &code,
+                    callback.iss.as_deref(),
+                    redirect,
+                    after_logout,
+                    origin,
+                )
+                .await;
+        };
+        let stored = identity_providers::get(&mut tx)
+            .await?
+            .filter(|p| p.enabled || matches!(pending.purpose, ProviderPurpose::Test { .. }));
+        let Some(stored) = stored else {
+            self.provider_refusal(tx, pending.purpose, actor, origin, "no_provider")
+                .await?;
+            return Err(ProviderSignInError::NoProvider);
+        };
+        if callback
+            .iss
+            .as_deref()
+            .is_some_and(|iss| iss.trim_end_matches('/') != stored.issuer.trim_end_matches('/'))
+        {
+            self.provider_refusal(tx, pending.purpose, actor, origin, "wrong_issuer")
+                .await?;
+            return Err(ProviderSignInError::Refused("wrong_issuer"));
+        }
+        let client = self.client_settings(&mut tx, &stored).await?;
+        // The provider is slow next to the database: no connection is held meanwhile.
+        tx.commit().await?;
+        let exchanged = self
+            .providers
+            .exchange(&client, redirect, &pending.handshake, &code)
+            .await;
+        let mut tx = self.db.begin(scope).await?;
+        let identity = match exchanged {
+            Ok(identity) => identity,
+            Err(e) => {
+                let (reason, error) = protocol_refusal(&e);
+                tracing::warn!(error = %e, "a return from the identity provider was refused");
+                self.provider_refusal(tx, pending.purpose, actor, origin, reason)
+                    .await?;
+                return Err(error);
+            }
+        };
+        let login_claim: LoginClaim = stored.login_claim.parse().unwrap_or(LoginClaim::Email);
+        let login_value = match login_claim {
+            LoginClaim::Email => identity.email.clone(),
+            LoginClaim::PreferredUsername => identity.preferred_username.clone(),
+        };
+        let linked =
+            identity_providers::linked_account(&mut tx, &stored.issuer, &identity.subject).await?;
+        if let ProviderPurpose::Test { revision, .. } = pending.purpose {
+            if !identity_providers::mark_tested(&mut tx, revision).await? {
+                self.provider_refusal(tx, pending.purpose, actor, origin, "changed_meanwhile")
+                    .await?;
+                return Err(ProviderSignInError::ChangedMeanwhile);
+            }
+            audit::record(
+                &mut tx,
+                AuditEvent {
+                    actor,
+                    action: "identity_provider.test",
+                    outcome: Outcome::Success,
+                    target: None,
+                    origin,
+                    details: json!({ "revision": revision, "linked": linked.is_some() }),
+                },
+            )
+            .await?;
+            tx.commit().await?;
+            return Ok(ProviderOutcome::Tested {
+                subject: identity.subject,
+                login_value,
+                linked: linked.is_some(),
+            });
+        }
+        if !domain_allowed(&stored, login_claim, &identity) {
+            sign_in_event(
+                &mut tx,
+                actor,
+                Outcome::Denied,
+                linked,
+                origin,
+                "domain_not_allowed",
+            )
+            .await?;
+            tx.commit().await?;
+            return Err(ProviderSignInError::DomainNotAllowed);
+        }
+        let Some(member) = linked else {
+            if stored.account_policy != AccountPolicy::JustInTime.as_str() {
+                sign_in_event(&mut tx, actor, Outcome::Denied, None, origin, "not_linked").await?;
+                tx.commit().await?;
+                return Err(ProviderSignInError::NotLinked);
+            }
+            self.create_pending_account(
+                &mut tx,
+                &stored,
+                &identity,
+                login_value.as_deref(),
+                origin,
+            )
+            .await?;
+            tx.commit().await?;
+            return Ok(ProviderOutcome::AwaitingApproval);
+        };
+        let account = staff::get(&mut tx, member).await?;
+        let staff_actor = Actor::Staff(member);
+        let refusal = match account.status {
+            StaffStatus::Active => None,
+            StaffStatus::Pending => Some("awaiting_approval"),
+            StaffStatus::Suspended | StaffStatus::Disabled => Some("account_not_active"),
+        };
+        if let Some(reason) = refusal {
+            sign_in_event(
+                &mut tx,
+                staff_actor,
+                Outcome::Denied,
+                Some(member),
+                origin,
+                reason,
+            )
+            .await?;
+            tx.commit().await?;
+            return match account.status {
+                StaffStatus::Pending => Ok(ProviderOutcome::AwaitingApproval),
+                _ => Err(ProviderSignInError::AccountNotActive),
+            };
+        }
+        let place = facilities::get(&mut tx, facility).await?;
+        if !place.status.allows_sign_in() {
+            sign_in_event(
+                &mut tx,
+                staff_actor,
+                Outcome::Denied,
+                Some(member),
+                origin,
+                "facility_not_active",
+            )
+            .await?;
+            tx.commit().await?;
+            return Err(ProviderSignInError::FacilityNotActive);
+        }
+        sign_in_event(
+            &mut tx,
+            staff_actor,
+            Outcome::Success,
+            Some(member),
+            origin,
+            "oidc",
+        )
+        .await?;
+        tx.commit().await?;
+        let logout_url = self
+            .providers
+            .logout_url(&stored.issuer, &stored.client_id, after_logout)
+            .await
+            .map(|u| u.to_string());
+        Ok(ProviderOutcome::SignedIn {
+            authenticated: Authenticated {
+                principal: Principal::Staff {
+                    id: member,
+                    facility,
+                },
+                password_version: account.password_version,
+            },
+            logout_url,
+        })
+    }
+
+    /// The operators' own provider (`RENRAKUCHO_OPERATOR_OIDC_*`), if the network has one.
+    pub fn with_operator_provider(mut self, provider: Option<protocol::ClientSettings>) -> Self {
+        self.operator_provider = provider;
+        self
+    }
+
+    /// The first half of an operator's sign-in through the operators' own provider.
+    async fn begin_operator_sign_in(
+        &self,
+        redirect: &Url,
+        origin: &Origin,
+    ) -> Result<(Url, PendingProviderSignIn), ProviderSignInError> {
+        let Some(settings) = &self.operator_provider else {
+            return Err(ProviderSignInError::NoProvider);
+        };
+        match self.providers.authorization(settings, redirect).await {
+            Ok((url, handshake)) => Ok((
+                url,
+                PendingProviderSignIn {
+                    facility: None,
+                    purpose: ProviderPurpose::SignIn,
+                    handshake,
+                    started_at: now(),
+                },
+            )),
+            Err(e) => {
+                tracing::warn!(error = %e, "the operators' identity provider is unavailable");
+                let mut tx = self.db.begin(Scope::Platform).await?;
+                sign_in_event(
+                    &mut tx,
+                    Actor::Anonymous,
+                    Outcome::Denied,
+                    None,
+                    origin,
+                    "provider_unavailable",
+                )
+                .await?;
+                tx.commit().await?;
+                Err(ProviderSignInError::Unavailable)
+            }
+        }
+    }
+
+    /// The second half for an operator: the subject looked up in `operator_identities`, in the
+    /// platform's scope; every outcome in the platform's chain.
+    async fn complete_operator_sign_in(
+        &self,
+        pending: &PendingProviderSignIn,
+        code: &str,
+        iss: Option<&str>,
+        redirect: &Url,
+        after_logout: &Url,
+        origin: &Origin,
+    ) -> Result<ProviderOutcome, ProviderSignInError> {
+        let refuse = |reason: &'static str| async move {
+            let mut tx = self.db.begin(Scope::Platform).await?;
+            sign_in_event(
+                &mut tx,
+                Actor::Anonymous,
+                Outcome::Denied,
+                None,
+                origin,
+                reason,
+            )
+            .await?;
+            tx.commit().await?;
+            Ok::<_, StoreError>(())
+        };
+        let Some(settings) = &self.operator_provider else {
+            refuse("no_provider").await?;
+            return Err(ProviderSignInError::NoProvider);
+        };
+        if iss.is_some_and(|iss| iss.trim_end_matches('/') != settings.issuer.trim_end_matches('/'))
+        {
+            refuse("wrong_issuer").await?;
+            return Err(ProviderSignInError::Refused("wrong_issuer"));
+        }
+        let identity = match self
+            .providers
+            .exchange(settings, redirect, &pending.handshake, code)
+            .await
+        {
+            Ok(identity) => identity,
+            Err(e) => {
+                tracing::warn!(error = %e, "a return from the operators' provider was refused");
+                let (reason, error) = protocol_refusal(&e);
+                refuse(reason).await?;
+                return Err(error);
+            }
+        };
+        let mut tx = self.db.begin(Scope::Platform).await?;
+        let Some(id) =
+            identity_providers::linked_operator(&mut tx, &settings.issuer, &identity.subject)
+                .await?
+        else {
+            sign_in_event(
+                &mut tx,
+                Actor::Anonymous,
+                Outcome::Denied,
+                None,
+                origin,
+                "not_linked",
+            )
+            .await?;
+            tx.commit().await?;
+            return Err(ProviderSignInError::NotLinked);
+        };
+        let operator = renrakucho_store::operators::get(&mut tx, id).await?;
+        let actor = Actor::Operator(id);
+        let target = Some(("operator", id.as_uuid()));
+        let (outcome, reason) = if operator.status == StaffStatus::Active {
+            (Outcome::Success, "oidc")
+        } else {
+            (Outcome::Denied, "account_not_active")
+        };
+        audit::record(
+            &mut tx,
+            AuditEvent {
+                actor,
+                action: "auth.sign_in",
+                outcome,
+                target,
+                origin,
+                details: json!({ "method": "oidc", "reason": reason }),
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        if outcome != Outcome::Success {
+            return Err(ProviderSignInError::AccountNotActive);
+        }
+        let logout_url = self
+            .providers
+            .logout_url(&settings.issuer, &settings.client_id, after_logout)
+            .await
+            .map(|u| u.to_string());
+        Ok(ProviderOutcome::SignedIn {
+            authenticated: Authenticated {
+                principal: Principal::Operator { id },
+                password_version: operator.password_version,
+            },
+            logout_url,
+        })
+    }
+
+    /// The provider's settings with its secret decrypted, for one exchange.
+    async fn client_settings(
+        &self,
+        tx: &mut ScopedTx,
+        stored: &StoredProvider,
+    ) -> Result<protocol::ClientSettings, KeyringError> {
+        let secret = self
+            .keyring
+            .decrypt(tx, &secret_binding(stored), &stored.client_secret_enc)
+            .await?;
+        Ok(protocol::ClientSettings {
+            issuer: stored.issuer.clone(),
+            client_id: stored.client_id.clone(),
+            client_secret: Zeroizing::new(String::from_utf8_lossy(&secret).into_owned()),
+            scopes: stored.scopes.clone(),
+        })
+    }
+
+    /// Records a refused return from the provider: a sign-in's in `auth.sign_in`, a test's in
+    /// `identity_provider.test`.
+    async fn provider_refusal(
+        &self,
+        mut tx: ScopedTx,
+        purpose: ProviderPurpose,
+        actor: Actor,
+        origin: &Origin,
+        reason: &str,
+    ) -> Result<(), StoreError> {
+        match purpose {
+            ProviderPurpose::SignIn => {
+                sign_in_event(&mut tx, actor, Outcome::Denied, None, origin, reason).await?
+            }
+            ProviderPurpose::Test { .. } => {
+                audit::record(
+                    &mut tx,
+                    AuditEvent {
+                        actor,
+                        action: "identity_provider.test",
+                        outcome: Outcome::Denied,
+                        target: None,
+                        origin,
+                        details: json!({ "reason": reason }),
+                    },
+                )
+                .await?
+            }
+        }
+        tx.commit().await
+    }
+
+    /// A just-in-time account for a subject seen for the first time: `pending` until the admin
+    /// approves it, linked to the subject, with a password nobody knows (the admin may reset
+    /// it later for break-glass sign-in).
+    async fn create_pending_account(
+        &self,
+        tx: &mut ScopedTx,
+        stored: &StoredProvider,
+        identity: &VerifiedIdentity,
+        login_value: Option<&str>,
+        origin: &Origin,
+    ) -> Result<(), ProviderSignInError> {
+        let mut random = [0u8; 32];
+        rand::thread_rng().fill_bytes(&mut random);
+        let unknown = Password::new_secret(hex(&random)).map_err(ProviderSignInError::Invalid)?;
+        let hasher = self.hasher.clone();
+        let hash = tokio::task::spawn_blocking(move || hasher.hash(&unknown))
+            .await
+            .map_err(|_| StoreError::Misconfigured("password hashing stopped".into()))?;
+        let display = identity
+            .name
+            .as_deref()
+            .or(login_value)
+            .and_then(|n| DisplayName::parse(n).ok())
+            .unwrap_or_else(|| DisplayName::parse("未設定").expect("a valid name"));
+        let base = login_base(login_value, &identity.subject);
+        let mut attempt = 0;
+        let account = loop {
+            attempt += 1;
+            let login_id = if attempt == 1 {
+                base.clone()
+            } else {
+                format!("{}-{attempt}", &base[..base.len().min(28)])
+            };
+            let login_id = LoginId::parse(&login_id).map_err(ProviderSignInError::Invalid)?;
+            let new = staff::NewStaff {
+                login_id,
+                display_name: display.clone(),
+                role: StaffRole::Staff,
+                profession: Profession::Other,
+                password_hash: hash.clone(),
+                password_must_change: false,
+            };
+            match staff::insert_pending(tx, &new).await {
+                Err(StoreError::Conflict { .. }) if attempt < 20 => continue,
+                other => break other?,
+            }
+        };
+        identity_providers::link(
+            tx,
+            account.id,
+            &stored.issuer,
+            &identity.subject,
+            "just_in_time",
+        )
+        .await?;
+        audit::record(
+            tx,
+            AuditEvent {
+                actor: Actor::System,
+                action: "account.provider_link",
+                outcome: Outcome::Success,
+                target: Some(("staff", account.id.as_uuid())),
+                origin,
+                details: json!({ "event": "just_in_time", "issuer": stored.issuer }),
+            },
+        )
+        .await?;
+        sign_in_event(
+            tx,
+            Actor::Staff(account.id),
+            Outcome::Denied,
+            Some(account.id),
+            origin,
+            "awaiting_approval",
+        )
+        .await?;
+        Ok(())
+    }
+}
+
+/// The audit reason and the error of a failed exchange with a provider.
+fn protocol_refusal(e: &ProtocolError) -> (&'static str, ProviderSignInError) {
+    match e {
+        ProtocolError::Unavailable(_) => ("provider_unavailable", ProviderSignInError::Unavailable),
+        ProtocolError::TokenRefused(reason) => (*reason, ProviderSignInError::Refused(reason)),
+        ProtocolError::CodeRefused(_) => {
+            ("code_refused", ProviderSignInError::Refused("code_refused"))
+        }
+    }
+}
+
+/// With the e-mail login claim and a list of domains, the address must be verified by the
+/// provider and in one of them.
+fn domain_allowed(stored: &StoredProvider, claim: LoginClaim, identity: &VerifiedIdentity) -> bool {
+    if stored.allowed_domains.is_empty() || claim != LoginClaim::Email {
+        return true;
+    }
+    let Some(email) = identity
+        .email
+        .as_deref()
+        .filter(|_| identity.email_verified)
+    else {
+        return false;
+    };
+    let domain = email.rsplit_once('@').map(|(_, d)| d.to_ascii_lowercase());
+    domain.is_some_and(|d| stored.allowed_domains.contains(&d))
+}
+
+/// A login ID proposed from the login claim (an address's local part), else from the subject.
+fn login_base(login_value: Option<&str>, subject: &str) -> String {
+    let raw = login_value
+        .map(|v| v.split('@').next().unwrap_or(v))
+        .unwrap_or(subject);
+    let mut id: String = raw
+        .to_ascii_lowercase()
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+        .take(28)
+        .collect();
+    if id.len() < 3 {
+        id = format!("oidc-{id}");
+    }
+    id
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn login_ids_come_from_the_claim() {
+        assert_eq!(
+            login_base(Some("Hanako.Sato@example.jp"), "x"),
+            "hanako.sato"
+        );
+        assert_eq!(login_base(None, "248289761001"), "248289761001");
+        assert_eq!(login_base(Some("あ@example.jp"), "x"), "oidc-");
+        assert!(LoginId::parse(&login_base(Some("a"), "x")).is_ok());
+    }
+}

@@ -1,0 +1,752 @@
+//! Sign-in through a facility's own OpenID provider (issue 15, "OIDC"), against a real provider
+//! process (`oidc-provider` from npm, `tests/oidc-provider`): the admin configures, tests and
+//! enables it; pre-linked and just-in-time accounts; the negative cases, each refused with a
+//! clear error, audited, and nothing created. The links between facilities: `links`.
+
+mod links;
+mod operators;
+
+use renrakucho_core::{FacilityKind, Profession, StaffRole};
+use renrakucho_store::facilities::Facility;
+use renrakucho_store::{audit, Scope};
+use renrakucho_testkit::oidc::{follow_to_app, OidcAccount, OidcClientConfig, OidcProvider};
+use renrakucho_testkit::{new_client, spawn_app, TestApp};
+use reqwest::{Client, StatusCode};
+use serde_json::{json, Value};
+
+pub const CLIENT_ID: &str = "renrakucho-test";
+pub const CLIENT_SECRET: &str = "a-client-secret-of-the-test-provider";
+
+/// A facility with an enabled provider, its admin signed in.
+pub struct Federated {
+    pub app: TestApp,
+    pub provider: OidcProvider,
+    pub facility: Facility,
+    pub admin: Client,
+}
+
+pub fn account(sub: &str, email: &str) -> OidcAccount {
+    OidcAccount {
+        sub: sub.into(),
+        email: Some(email.into()),
+        email_verified: true,
+        preferred_username: Some(sub.into()),
+        name: Some("連携 花子".into()),
+    }
+}
+
+pub fn accounts() -> Vec<OidcAccount> {
+    vec![
+        account("alice-sub", "alice@clinic.example.jp"),
+        account("bob-sub", "bob@clinic.example.jp"),
+        account("mallory-sub", "mallory@elsewhere.example"),
+    ]
+}
+
+pub async fn start_provider(app: &TestApp, clients: &[&str]) -> OidcProvider {
+    OidcProvider::start(
+        clients
+            .iter()
+            .map(|id| OidcClientConfig {
+                client_id: (*id).into(),
+                client_secret: CLIENT_SECRET.into(),
+                redirect_uris: vec![app.url("/login/provider/callback")],
+                post_logout_redirect_uris: vec![app.url("/login")],
+            })
+            .collect(),
+        accounts(),
+    )
+    .await
+}
+
+/// Saves the provider settings as `admin` (signed in just now, so the password is recent).
+pub async fn configure(
+    app: &TestApp,
+    admin: &Client,
+    issuer: &str,
+    client_id: &str,
+    policy: &str,
+    domains: &[&str],
+) -> reqwest::Response {
+    admin
+        .put(app.url("/api/v1/facility/identity-provider"))
+        .json(&json!({ "issuer": issuer, "client_id": client_id,
+                       "client_secret": CLIENT_SECRET, "scopes": ["email", "profile"],
+                       "login_claim": "email", "allowed_domains": domains,
+                       "account_policy": policy }))
+        .send()
+        .await
+        .unwrap()
+}
+
+/// Follows the provider's redirects from `start` until it sends the browser back to the app,
+/// and calls the app's callback: its answer.
+pub async fn through_provider(app: &TestApp, client: &Client, start: &str) -> reqwest::Response {
+    let back = follow_to_app(app, client, start).await;
+    client.get(&back).send().await.unwrap()
+}
+
+/// `POST /api/v1/auth/provider` for `code` and the trip through the provider, stopping short of
+/// the app: the callback URL the provider sends the browser to (its code and state).
+pub async fn callback_url(app: &TestApp, client: &Client, code: &str) -> String {
+    let start = client
+        .post(app.url("/api/v1/auth/provider"))
+        .json(&json!({ "facility_code": code }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(start.status(), 200, "starting a provider sign-in");
+    let url = start.json::<Value>().await.unwrap()["authorization_url"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    follow_to_app(app, client, &url).await
+}
+
+/// Links `sub` of the facility's provider to `member`, as the admin.
+pub async fn link(f: &Federated, member: renrakucho_core::StaffId, sub: &str) {
+    let linked = f
+        .admin
+        .post(f.app.url(&format!(
+            "/api/v1/staff/{}/identity-links",
+            member.as_uuid()
+        )))
+        .json(&json!({ "subject": sub }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(linked.status(), 201, "linking {sub}");
+}
+
+/// `POST /api/v1/auth/provider` for `code`, then the trip through the provider: the callback's
+/// answer.
+pub async fn provider_sign_in(app: &TestApp, client: &Client, code: &str) -> reqwest::Response {
+    let start = client
+        .post(app.url("/api/v1/auth/provider"))
+        .json(&json!({ "facility_code": code }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(start.status(), 200, "starting a provider sign-in");
+    let url = start.json::<Value>().await.unwrap()["authorization_url"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    through_provider(app, client, &url).await
+}
+
+/// The admin's test sign-in through the provider (the test's callback answer).
+pub async fn test_provider(app: &TestApp, admin: &Client) -> reqwest::Response {
+    let start = admin
+        .post(app.url("/api/v1/facility/identity-provider/test"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(start.status(), 200, "starting the test");
+    let url = start.json::<Value>().await.unwrap()["authorization_url"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    through_provider(app, admin, &url).await
+}
+
+pub async fn set_enabled(app: &TestApp, admin: &Client, enabled: bool) -> reqwest::Response {
+    admin
+        .put(app.url("/api/v1/facility/identity-provider/enabled"))
+        .json(&json!({ "enabled": enabled }))
+        .send()
+        .await
+        .unwrap()
+}
+
+/// A facility `code` whose provider (`policy`) is configured, tested and enabled.
+pub async fn federated(code: &str, policy: &str) -> Federated {
+    let app = spawn_app().await;
+    let facility = app.seed_facility(code, FacilityKind::Clinic).await;
+    app.seed_staff(
+        &facility,
+        "admin",
+        StaffRole::FacilityAdmin,
+        Profession::Doctor,
+    )
+    .await;
+    let admin = app.client_for(&facility, "admin").await;
+    let provider = start_provider(&app, &[CLIENT_ID]).await;
+    enable_provider(&app, &admin, &provider.issuer, CLIENT_ID, policy).await;
+    Federated {
+        app,
+        provider,
+        facility,
+        admin,
+    }
+}
+
+pub async fn enable_provider(
+    app: &TestApp,
+    admin: &Client,
+    issuer: &str,
+    client_id: &str,
+    policy: &str,
+) {
+    let saved = configure(app, admin, issuer, client_id, policy, &[]).await;
+    assert_eq!(saved.status(), 200, "{:?}", saved.text().await);
+    let tested = test_provider(app, admin).await;
+    assert_eq!(tested.status(), 200, "the admin's test sign-in");
+    assert!(tested.text().await.unwrap().contains("テスト成功"));
+    assert_eq!(set_enabled(app, admin, true).await.status(), 200);
+}
+
+pub async fn error_code(response: reqwest::Response) -> (StatusCode, String) {
+    let status = response.status();
+    let body = response.text().await.unwrap_or_default();
+    (status, body)
+}
+
+/// Signs in through the provider as `sub` with a new client; the client and the callback's
+/// answer.
+pub async fn sign_in_as(f: &Federated, sub: &str) -> (Client, reqwest::Response) {
+    f.provider.next_login(sub).await;
+    let client = new_client();
+    let response = provider_sign_in(&f.app, &client, &f.facility.code).await;
+    (client, response)
+}
+
+/// The staff ID of `login` in `facility`.
+pub async fn staff_id(app: &TestApp, facility: &Facility, login: &str) -> uuid::Uuid {
+    let mut conn = crate::support::superuser(app).await;
+    sqlx::query_scalar::<_, uuid::Uuid>(
+        "SELECT id FROM staff_accounts WHERE facility_id = $1 AND login_id = $2",
+    )
+    .bind(facility.id.as_uuid())
+    .bind(login)
+    .fetch_one(&mut conn)
+    .await
+    .unwrap()
+}
+
+pub async fn count(app: &TestApp, sql: &str) -> i64 {
+    let mut conn = crate::support::superuser(app).await;
+    sqlx::query_scalar::<_, i64>(sql)
+        .fetch_one(&mut conn)
+        .await
+        .unwrap()
+}
+
+/// The reasons of the refused provider sign-ins recorded in `facility`'s chain.
+pub async fn refusals(app: &TestApp, facility: &Facility) -> Vec<String> {
+    let mut tx = app.db.begin(Scope::Facility(facility.id)).await.unwrap();
+    let records = audit::recent(&mut tx, 200).await.unwrap();
+    tx.commit().await.unwrap();
+    records
+        .into_iter()
+        .filter(|r| r.action == "auth.sign_in" && r.outcome == "denied")
+        .filter(|r| r.details["method"] == "oidc")
+        .map(|r| r.details["reason"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_linked_subject_signs_in_and_out_through_the_provider() {
+    let f = federated("OIDC-LINKED", "pre_linked").await;
+    let nurse = f
+        .app
+        .seed_staff(&f.facility, "nurse", StaffRole::Staff, Profession::Nurse)
+        .await;
+    link(&f, nurse.id, "alice-sub").await;
+
+    let (client, back) = sign_in_as(&f, "alice-sub").await;
+    assert_eq!(back.status(), 303, "signed in, sent home");
+    assert_eq!(back.headers()["location"], "/");
+    let me: Value = client
+        .get(f.app.url("/api/v1/me"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me["login_id"], "nurse");
+    // The provider authenticated the person: no local second factor is asked for.
+    assert_eq!(me["second_factor_enrolment_required"], false);
+    let patients = client
+        .get(f.app.url("/api/v1/patients"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(patients.status(), 200, "a signed-in session works");
+
+    // Sign-out ends our session and sends the browser to the provider's logout.
+    let token = f.app.form_token(&client, "/").await;
+    let out = client
+        .post(f.app.url("/logout"))
+        .form(&[("authenticity_token", token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    // A page that moves on by itself (a form's answer may not redirect to another origin).
+    assert_eq!(out.status(), 200);
+    let page = out.text().await.unwrap();
+    let start = page.find("url=").unwrap() + 4;
+    let location = page[start..page[start..].find('"').unwrap() + start].replace("&amp;", "&");
+    assert!(
+        location.starts_with(&f.provider.issuer) && location.contains("client_id="),
+        "RP-initiated logout at the provider: {location}"
+    );
+    assert!(location.contains("post_logout_redirect_uri="));
+    let me = client.get(f.app.url("/api/v1/me")).send().await.unwrap();
+    assert_eq!(me.status(), 401, "our session has ended");
+}
+
+#[tokio::test]
+async fn an_unlinked_subject_is_refused_where_the_admin_links_accounts() {
+    let f = federated("OIDC-PRE", "pre_linked").await;
+    let before = count(&f.app, "SELECT count(*) FROM staff_accounts").await;
+    let (client, back) = sign_in_as(&f, "bob-sub").await;
+    let (status, body) = error_code(back).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(body.contains("施設管理者に連絡"), "a clear message: {body}");
+    assert_eq!(
+        count(&f.app, "SELECT count(*) FROM staff_accounts").await,
+        before,
+        "nothing created"
+    );
+    let me = client.get(f.app.url("/api/v1/me")).send().await.unwrap();
+    assert_eq!(me.status(), 401);
+    assert_eq!(refusals(&f.app, &f.facility).await, ["not_linked"]);
+}
+
+#[tokio::test]
+async fn a_just_in_time_account_waits_for_the_admins_approval() {
+    let f = federated("OIDC-JIT", "just_in_time").await;
+    let (client, back) = sign_in_as(&f, "bob-sub").await;
+    assert_eq!(back.status(), StatusCode::FORBIDDEN);
+    assert!(back.text().await.unwrap().contains("承認待ち"));
+    let me = client.get(f.app.url("/api/v1/me")).send().await.unwrap();
+    assert_eq!(me.status(), 401, "a pending account sees nothing");
+    let id = staff_id(&f.app, &f.facility, "bob").await;
+    // Signing in again makes no second account.
+    let (_, again) = sign_in_as(&f, "bob-sub").await;
+    assert_eq!(again.status(), StatusCode::FORBIDDEN);
+    assert_eq!(
+        count(
+            &f.app,
+            "SELECT count(*) FROM staff_accounts WHERE status = 'pending'"
+        )
+        .await,
+        1
+    );
+    // Its password is unknown to everyone: the password form does not open it.
+    let by_password = f
+        .app
+        .sign_in_with(&new_client(), Some(&f.facility.code), "bob", "")
+        .await;
+    assert_ne!(by_password.status(), 200);
+
+    let approved = f
+        .admin
+        .post(f.app.url(&format!("/api/v1/staff/{id}/approve")))
+        .json(&json!({ "profession": "pharmacist" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(approved.status(), 204);
+    let (client, back) = sign_in_as(&f, "bob-sub").await;
+    assert_eq!(back.status(), 303);
+    let me: Value = client
+        .get(f.app.url("/api/v1/me"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me["login_id"], "bob");
+    assert_eq!(me["profession"], "pharmacist");
+    assert_eq!(me["role"], "staff");
+    // Approving twice finds nothing waiting.
+    let twice = f
+        .admin
+        .post(f.app.url(&format!("/api/v1/staff/{id}/approve")))
+        .json(&json!({ "profession": "doctor" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(twice.status(), 404);
+}
+
+#[tokio::test]
+async fn an_address_outside_the_allowed_domains_is_refused() {
+    let f = federated("OIDC-DOMAIN", "just_in_time").await;
+    let saved = configure(
+        &f.app,
+        &f.admin,
+        &f.provider.issuer,
+        CLIENT_ID,
+        "just_in_time",
+        &["clinic.example.jp"],
+    )
+    .await;
+    let revision = saved.json::<Value>().await.unwrap()["provider"]["enabled"].clone();
+    assert_eq!(revision, false, "a change disables sign-in until tested");
+    let start = new_client()
+        .post(f.app.url("/api/v1/auth/provider"))
+        .json(&json!({ "facility_code": f.facility.code }))
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = error_code(start).await;
+    assert_eq!(
+        status,
+        StatusCode::NOT_FOUND,
+        "disabled: no provider sign-in"
+    );
+    assert!(body.contains("no_identity_provider"), "{body}");
+    assert_eq!(
+        set_enabled(&f.app, &f.admin, true).await.status(),
+        409,
+        "not tested"
+    );
+    assert_eq!(test_provider(&f.app, &f.admin).await.status(), 200);
+    assert_eq!(set_enabled(&f.app, &f.admin, true).await.status(), 200);
+
+    let (_, back) = sign_in_as(&f, "mallory-sub").await;
+    assert_eq!(back.status(), StatusCode::FORBIDDEN);
+    assert_eq!(
+        count(&f.app, "SELECT count(*) FROM staff_accounts").await,
+        1,
+        "nothing created"
+    );
+    let (_, back) = sign_in_as(&f, "alice-sub").await;
+    assert_eq!(
+        back.status(),
+        StatusCode::FORBIDDEN,
+        "alice waits for approval"
+    );
+    assert!(refusals(&f.app, &f.facility)
+        .await
+        .contains(&"domain_not_allowed".to_string()));
+}
+
+/// Each way an ID token can be wrong: refused with a clear message, audited with its reason,
+/// nobody signed in and no account made.
+#[tokio::test]
+async fn forged_or_wrong_id_tokens_are_refused() {
+    let f = federated("OIDC-TOKENS", "just_in_time").await;
+    let cases = [
+        ("wrong_issuer", "wrong_issuer"),
+        ("wrong_audience", "wrong_audience"),
+        ("expired", "expired"),
+        ("bad_signature", "bad_signature"),
+        ("alg_none", "unsupported_alg"),
+        ("hs256_public_key", "unsupported_alg"),
+        ("nonce_mismatch", "nonce_mismatch"),
+        ("unknown_kid", "unknown_key"),
+        ("garbage", "invalid_token"),
+    ];
+    for (mode, reason) in cases {
+        f.provider.next_login("bob-sub").await;
+        f.provider.tamper(mode).await;
+        let client = new_client();
+        let back = provider_sign_in(&f.app, &client, &f.facility.code).await;
+        let status = back.status();
+        let body = back.text().await.unwrap();
+        assert!(
+            status == StatusCode::UNAUTHORIZED,
+            "{mode}: refused, not {status}"
+        );
+        assert!(
+            body.contains("IDプロバイダの応答を確認できなかった"),
+            "{mode}: {body}"
+        );
+        let me = client.get(f.app.url("/api/v1/me")).send().await.unwrap();
+        assert_eq!(me.status(), 401, "{mode}: nobody signed in");
+        let last = refusals(&f.app, &f.facility).await;
+        assert_eq!(last.first().map(String::as_str), Some(reason), "{mode}");
+    }
+    assert_eq!(
+        count(&f.app, "SELECT count(*) FROM staff_accounts").await,
+        1,
+        "no account made by any of them"
+    );
+}
+
+#[tokio::test]
+async fn a_state_works_once_and_a_code_once() {
+    let f = federated("OIDC-REPLAY", "pre_linked").await;
+    let nurse = f
+        .app
+        .seed_staff(&f.facility, "nurse", StaffRole::Staff, Profession::Nurse)
+        .await;
+    link(&f, nurse.id, "alice-sub").await;
+    f.provider.next_login("alice-sub").await;
+    let client = new_client();
+    let callback = callback_url(&f.app, &client, &f.facility.code).await;
+    let first = client.get(&callback).send().await.unwrap();
+    assert_eq!(first.status(), 303, "the first return signs in");
+    // The same return again (replayed state), in another browser and in the same one.
+    let replay = new_client().get(&callback).send().await.unwrap();
+    assert_eq!(replay.status(), StatusCode::BAD_REQUEST);
+    assert!(replay.text().await.unwrap().contains("最初からやり直して"));
+    let replay = client.get(&callback).send().await.unwrap();
+    assert_eq!(replay.status(), StatusCode::BAD_REQUEST);
+
+    // A fresh sign-in whose state is right but whose code was used: the provider refuses it.
+    let other = new_client();
+    let start = other
+        .post(f.app.url("/api/v1/auth/provider"))
+        .json(&json!({ "facility_code": f.facility.code }))
+        .send()
+        .await
+        .unwrap();
+    let url = reqwest::Url::parse(
+        start.json::<Value>().await.unwrap()["authorization_url"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
+    let state = url
+        .query_pairs()
+        .find(|(k, _)| k == "state")
+        .map(|(_, v)| v.to_string())
+        .unwrap();
+    let used = reqwest::Url::parse(&callback).unwrap();
+    let code = used
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .map(|(_, v)| v.to_string())
+        .unwrap();
+    let mut reused = reqwest::Url::parse(&f.app.url("/login/provider/callback")).unwrap();
+    reused
+        .query_pairs_mut()
+        .append_pair("code", &code)
+        .append_pair("state", &state);
+    let refused = other.get(reused.as_str()).send().await.unwrap();
+    assert_eq!(refused.status(), StatusCode::UNAUTHORIZED, "a used code");
+    let me = other.get(f.app.url("/api/v1/me")).send().await.unwrap();
+    assert_eq!(me.status(), 401);
+    assert!(refusals(&f.app, &f.facility)
+        .await
+        .contains(&"code_refused".to_string()));
+}
+
+#[tokio::test]
+async fn a_provider_that_is_down_or_answers_garbage_gives_a_clear_page_and_passwords_still_work() {
+    let f = federated("OIDC-DOWN", "pre_linked").await;
+    let nurse = f
+        .app
+        .seed_staff(&f.facility, "nurse", StaffRole::Staff, Profession::Nurse)
+        .await;
+    link(&f, nurse.id, "alice-sub").await;
+    // Down between the person's sign-in there and our exchange of the code.
+    f.provider.next_login("alice-sub").await;
+    let client = new_client();
+    let callback = callback_url(&f.app, &client, &f.facility.code).await;
+    f.provider.set_mode("down").await;
+    let page = client.get(&callback).send().await.unwrap();
+    assert_eq!(page.status(), StatusCode::BAD_GATEWAY);
+    let body = page.text().await.unwrap();
+    assert!(body.contains("IDプロバイダに接続できません"), "{body}");
+    assert!(
+        body.contains("施設管理者はパスワードと確認コードで"),
+        "break-glass named"
+    );
+    let me = client.get(f.app.url("/api/v1/me")).send().await.unwrap();
+    assert_eq!(me.status(), 401);
+    f.provider.set_mode("up").await;
+
+    // A provider this process has not met yet, down or answering garbage at discovery: the
+    // portal's sign-in form says so.
+    let other = start_provider(&f.app, &[CLIENT_ID]).await;
+    let b = f
+        .app
+        .seed_facility("OIDC-DOWN-B", FacilityKind::Pharmacy)
+        .await;
+    f.app
+        .seed_staff(
+            &b,
+            "admin",
+            StaffRole::FacilityAdmin,
+            Profession::Pharmacist,
+        )
+        .await;
+    let b_admin = f.app.client_for(&b, "admin").await;
+    let saved = configure(
+        &f.app,
+        &b_admin,
+        &other.issuer,
+        CLIENT_ID,
+        "pre_linked",
+        &[],
+    )
+    .await;
+    assert_eq!(saved.status(), 200);
+    // Enabled as if tested (the test itself is the first test's subject).
+    sqlx::query("UPDATE identity_providers SET tested_revision = revision, enabled = true WHERE facility_id = $1")
+        .bind(b.id.as_uuid())
+        .execute(&mut crate::support::superuser(&f.app).await)
+        .await
+        .unwrap();
+    for mode in ["down", "garbage"] {
+        other.set_mode(mode).await;
+        let client = new_client();
+        let token = f.app.form_token(&client, "/login").await;
+        let page = client
+            .post(f.app.url("/login/provider"))
+            .form(&[
+                ("authenticity_token", token.as_str()),
+                ("facility_code", b.code.as_str()),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(page.status(), StatusCode::BAD_GATEWAY, "{mode}");
+        let body = page.text().await.unwrap();
+        assert!(
+            body.contains("IDプロバイダに接続できません"),
+            "{mode}: {body}"
+        );
+    }
+    assert!(refusals(&f.app, &b)
+        .await
+        .contains(&"provider_unavailable".to_string()));
+    // Break-glass: the admin signs in with the password and a code.
+    let admin = f
+        .app
+        .sign_in_with(
+            &new_client(),
+            Some(&b.code),
+            "admin",
+            renrakucho_testkit::FIXTURE_PASSWORD,
+        )
+        .await;
+    assert_eq!(admin.status(), 200);
+}
+
+#[tokio::test]
+async fn rotated_provider_keys_are_fetched_once_and_a_warm_cache_fetches_nothing() {
+    let f = federated("OIDC-KEYS", "pre_linked").await;
+    let nurse = f
+        .app
+        .seed_staff(&f.facility, "nurse", StaffRole::Staff, Profession::Nurse)
+        .await;
+    link(&f, nurse.id, "alice-sub").await;
+    let before = f.provider.stats().await;
+    let (_, back) = sign_in_as(&f, "alice-sub").await;
+    assert_eq!(back.status(), 303);
+    let warm = f.provider.stats().await;
+    assert_eq!(warm["discovery"], before["discovery"], "discovery cached");
+    assert_eq!(warm["jwks"], before["jwks"], "keys cached");
+
+    f.provider.rotate_keys().await;
+    let (_, back) = sign_in_as(&f, "alice-sub").await;
+    assert_eq!(
+        back.status(),
+        303,
+        "a token signed with the new key is accepted"
+    );
+    let rotated = f.provider.stats().await;
+    assert_eq!(
+        rotated["jwks"].as_u64().unwrap(),
+        warm["jwks"].as_u64().unwrap() + 1,
+        "the key set read again once"
+    );
+    // A forged key right after: refused without reading the keys again (bounded refresh).
+    f.provider.next_login("alice-sub").await;
+    f.provider.tamper("unknown_kid").await;
+    let back = provider_sign_in(&f.app, &new_client(), &f.facility.code).await;
+    assert_eq!(back.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(f.provider.stats().await["jwks"], rotated["jwks"]);
+}
+
+#[tokio::test]
+async fn only_a_facility_admin_configures_and_a_change_needs_a_recent_password() {
+    let app = renrakucho_testkit::spawn_app_with(|s| {
+        s.reauthenticate_within = std::time::Duration::from_secs(5)
+    })
+    .await;
+    let facility = app.seed_facility("OIDC-ADMIN", FacilityKind::Clinic).await;
+    app.seed_staff(
+        &facility,
+        "admin",
+        StaffRole::FacilityAdmin,
+        Profession::Doctor,
+    )
+    .await;
+    app.seed_staff(&facility, "nurse", StaffRole::Staff, Profession::Nurse)
+        .await;
+    let nurse = app.client_for(&facility, "nurse").await;
+    let refused = configure(
+        &app,
+        &nurse,
+        "https://login.example.jp",
+        "x",
+        "pre_linked",
+        &[],
+    )
+    .await;
+    assert_eq!(refused.status(), 403);
+    let admin = app.client_for(&facility, "admin").await;
+    // Each rule names its field and stores nothing.
+    for (issuer, policy, field) in [
+        ("http://login.example.jp", "pre_linked", "issuer"),
+        ("https://login.example.jp", "everyone", "account_policy"),
+    ] {
+        let answer = configure(&app, &admin, issuer, "x", policy, &[]).await;
+        assert_eq!(answer.status(), 422);
+        let body: Value = answer.json().await.unwrap();
+        assert_eq!(body["error"]["field"], field);
+    }
+    let shown: Value = admin
+        .get(app.url("/api/v1/facility/identity-provider"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(shown["provider"].is_null(), "nothing stored");
+    assert_eq!(
+        shown["redirect_uri"],
+        app.url("/login/provider/callback"),
+        "the URI to register at the provider"
+    );
+    // The secret is stored encrypted, bound to its row.
+    let saved = configure(
+        &app,
+        &admin,
+        "https://login.example.jp",
+        "x",
+        "pre_linked",
+        &[],
+    )
+    .await;
+    assert_eq!(saved.status(), 200);
+    let stored = count(
+        &app,
+        &format!(
+            "SELECT count(*) FROM identity_providers WHERE position('{CLIENT_SECRET}'::bytea in client_secret_enc) = 0"
+        ),
+    )
+    .await;
+    assert_eq!(stored, 1, "no plaintext secret in the row");
+    let body: Value = saved.json().await.unwrap();
+    assert!(
+        body.to_string().find(CLIENT_SECRET).is_none(),
+        "the secret never leaves"
+    );
+
+    // A password older than the window: asked again.
+    tokio::time::sleep(std::time::Duration::from_millis(6_500)).await;
+    let stale = configure(
+        &app,
+        &admin,
+        "https://login.example.jp",
+        "y",
+        "pre_linked",
+        &[],
+    )
+    .await;
+    assert_eq!(stale.status(), 403);
+    let body: Value = stale.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "reauthentication_required");
+}
