@@ -58,6 +58,10 @@ CREATE TABLE public.external_identities (
     subject     text NOT NULL CHECK (char_length(subject) BETWEEN 1 AND 255),
     -- `admin`: linked by the facility admin; `just_in_time`: made at a first sign-in.
     linked_by   text NOT NULL CHECK (linked_by IN ('admin', 'just_in_time')),
+    -- What the provider said of the person when a just-in-time account was made, for the
+    -- admin who approves it (the address as given, and whether the provider verified it).
+    email       text CHECK (char_length(email) <= 320),
+    email_verified boolean NOT NULL DEFAULT false,
     created_at  timestamptz NOT NULL DEFAULT now(),
     UNIQUE (facility_id, issuer, subject),
     UNIQUE (facility_id, staff_id, issuer),

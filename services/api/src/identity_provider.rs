@@ -72,7 +72,7 @@ impl From<ProviderView> for ProviderSettingsView {
 }
 
 /// The settings to save. A change disables sign-in through the provider until a test passes.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Deserialize, ToSchema)]
 pub struct ProviderBody {
     /// The issuer URL (`https://…`; plain HTTP only on loopback).
     pub issuer: String,
@@ -91,6 +91,20 @@ pub struct ProviderBody {
     pub account_policy: String,
     /// The revision the change is based on (from the settings read).
     pub revision: Option<i32>,
+}
+
+/// The secret never shows in a debug print.
+impl std::fmt::Debug for ProviderBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProviderBody")
+            .field("issuer", &self.issuer)
+            .field("client_id", &self.client_id)
+            .field(
+                "client_secret",
+                &self.client_secret.as_ref().map(|_| "**redacted**"),
+            )
+            .finish_non_exhaustive()
+    }
 }
 
 /// Sign-in through the provider on or off.
@@ -137,11 +151,9 @@ impl From<renrakucho_store::identity_providers::ExternalIdentity> for IdentityLi
     }
 }
 
-/// A link to make: the provider's subject (`sub`) and, when not the facility's own provider,
-/// its issuer.
+/// A link to make: the subject (`sub`) of the person at the facility's provider.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct LinkBody {
-    pub issuer: Option<String>,
     pub subject: String,
 }
 
@@ -230,7 +242,8 @@ pub async fn remove(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Turns sign-in through the provider on (after a passed test of the current settings) or off.
+/// Turns sign-in through the provider on (after a passed test of the current settings) or off,
+/// with a recent password. Turning it off ends the sessions of every linked account.
 #[utoipa::path(put, path = "/api/v1/facility/identity-provider/enabled", tag = "admin",
     request_body = EnabledBody,
     responses((status = 200, body = ProviderAnswer),
@@ -244,6 +257,7 @@ pub async fn set_enabled(
     ApiJson(body): ApiJson<EnabledBody>,
 ) -> Result<Json<ProviderAnswer>, ApiError> {
     facility_admin(&signed_in)?;
+    signed_in.require_recent_password(state.sessions.reauthenticate_within)?;
     let saved = state
         .auth
         .enable_provider(signed_in.principal, body.enabled, &signed_in.origin)
@@ -293,14 +307,14 @@ pub async fn links(
     Ok(Json(links.into_iter().map(Into::into).collect()))
 }
 
-/// Links a provider's subject to a staff member: that subject then signs in as them here (and
-/// only here).
+/// Links a subject of the facility's provider to a staff member, with a recent password: that
+/// subject then signs in as them here (and only here). Never another administrator's account.
 #[utoipa::path(post, path = "/api/v1/staff/{id}/identity-links", tag = "admin",
     request_body = LinkBody,
     params(("id" = Uuid, Path, description = "The staff member")),
     responses((status = 201, body = IdentityLinkView),
-              (status = 403, description = "Facility administrators only", body = ErrorBody),
-              (status = 404, body = ErrorBody),
+              (status = 403, description = "Facility administrators only, not for another administrator; or the password must be given again", body = ErrorBody),
+              (status = 404, description = "No such staff member, or no provider configured", body = ErrorBody),
               (status = 409, description = "Already linked", body = ErrorBody),
               (status = 422, body = ErrorBody)))]
 #[tracing::instrument(skip_all)]
@@ -311,13 +325,13 @@ pub async fn link(
     ApiJson(body): ApiJson<LinkBody>,
 ) -> Result<(StatusCode, Json<IdentityLinkView>), ApiError> {
     facility_admin(&signed_in)?;
+    signed_in.require_recent_password(state.sessions.reauthenticate_within)?;
     let member = staff_id(&id)?;
     let link = state
         .auth
         .link_identity(
             signed_in.principal,
             member,
-            body.issuer.as_deref().unwrap_or(""),
             &body.subject,
             &signed_in.origin,
         )
@@ -348,7 +362,8 @@ pub async fn unlink(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Approves an account made at a first sign-in through the provider (status `pending`).
+/// Approves an account made at a first sign-in through the provider (status `pending`), with
+/// a recent password.
 #[utoipa::path(post, path = "/api/v1/staff/{id}/approve", tag = "admin",
     request_body = ApproveBody,
     params(("id" = Uuid, Path, description = "The staff member")),
@@ -363,6 +378,7 @@ pub async fn approve(
     ApiJson(body): ApiJson<ApproveBody>,
 ) -> Result<StatusCode, ApiError> {
     let admin = facility_admin(&signed_in)?;
+    signed_in.require_recent_password(state.sessions.reauthenticate_within)?;
     let member = staff_id(&id)?;
     state
         .auth

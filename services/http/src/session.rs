@@ -259,6 +259,8 @@ async fn begin(session: &Session, who: Authenticated, via_provider: bool) -> Res
             renrakucho_identity::oidc::PENDING_PROVIDER_KEY,
         )
         .await?;
+    // Another person's provider logout never follows this sign-in.
+    session.remove::<String>(PROVIDER_LOGOUT_KEY).await?;
     let t = now();
     session
         .insert(
@@ -268,7 +270,9 @@ async fn begin(session: &Session, who: Authenticated, via_provider: bool) -> Res
                 signed_in_at: t,
                 last_seen_at: t,
                 password_version: who.password_version,
-                authenticated_at: t,
+                // The provider's sign-in may rest on a session of its own days old (no
+                // `max_age` is asked): it is not a password given just now.
+                authenticated_at: if via_provider { 0 } else { t },
                 via_provider,
             },
         )

@@ -106,9 +106,16 @@ impl Authenticator {
             max_age: None,
             keyring,
             staff_second_factor: true,
-            providers: crate::oidc::ProviderClient::new(),
+            providers: crate::oidc::ProviderClient::new(false),
             operator_provider: None,
         }
+    }
+
+    /// Lets facilities' providers be on loopback or private addresses, over plain HTTP there
+    /// (`RENRAKUCHO_OIDC_ALLOW_PRIVATE_PROVIDERS`: development and tests only).
+    pub fn with_private_providers(mut self, allowed: bool) -> Self {
+        self.providers = crate::oidc::ProviderClient::new(allowed);
+        self
     }
 
     /// Whether staff who are not facility admins must have a second factor (default: yes).

@@ -14,8 +14,8 @@ use renrakucho_http::origin::RequestOrigin;
 use renrakucho_http::session;
 use renrakucho_http::state::AppState;
 use renrakucho_identity::oidc::{
-    PendingProviderSignIn, ProviderCallback, ProviderInput, ProviderOutcome, ProviderSignInError,
-    ProviderView, PENDING_PROVIDER_KEY,
+    PendingProviderSignIn, ProviderCallback, ProviderInput, ProviderOutcome, ProviderPurpose,
+    ProviderSignInError, ProviderView, PENDING_PROVIDER_KEY,
 };
 use renrakucho_identity::Principal;
 use renrakucho_store::identity_providers::ExternalIdentity;
@@ -136,6 +136,9 @@ pub async fn callback(
         Ok(pending) => pending,
         Err(e) => return failed(ApiError::from(e)),
     };
+    let testing = pending
+        .as_ref()
+        .is_some_and(|p| matches!(p.purpose, ProviderPurpose::Test { .. }));
     let outcome = state
         .auth
         .complete_provider_sign_in(
@@ -183,6 +186,19 @@ pub async fn callback(
                 back: ADMIN_PAGE,
             },
         ),
+        // The admin's test failed: said on a page that leads back to the settings.
+        Err(e) if testing => {
+            let e = ApiError::from(e);
+            render(
+                e.status,
+                &ProviderResultPage {
+                    heading: "テスト失敗",
+                    heading_en: "Test failed",
+                    message: e.message,
+                    back: ADMIN_PAGE,
+                },
+            )
+        }
         Err(e) => login_again(&token, "", Some(e.into()), None),
     }
 }
@@ -204,6 +220,27 @@ struct AdminPage {
 }
 
 impl AdminPage {
+    /// What the provider said of a waiting account's person: subject and address, and
+    /// whether the provider verified the address (approving grants access to patient data).
+    fn claims_of(&self, id: &StaffId) -> String {
+        self.links
+            .iter()
+            .find(|l| &l.staff_id == id)
+            .map(|l| {
+                let verified = if l.email_verified {
+                    "確認済み / verified"
+                } else {
+                    "未確認 / not verified"
+                };
+                format!(
+                    "sub: {}, {} ({verified})",
+                    l.subject,
+                    l.email.as_deref().unwrap_or("メールなし / no e-mail")
+                )
+            })
+            .unwrap_or_default()
+    }
+
     fn login_of(&self, id: &StaffId) -> String {
         self.staff
             .iter()
@@ -260,6 +297,14 @@ fn admin_only(page: &PageRequest) -> Option<Response> {
     })
 }
 
+/// The password first, unless given within the window: the confirmation page, back here.
+fn confirm_first(page: &PageRequest) -> Option<Response> {
+    page.user
+        .require_recent_password(page.state.sessions.reauthenticate_within)
+        .is_err()
+        .then(|| confirm_then(ADMIN_PAGE))
+}
+
 #[derive(Deserialize, Default)]
 pub struct SavedQuery {
     #[serde(default)]
@@ -299,15 +344,8 @@ pub struct SettingsForm {
 /// Saves the settings (with a recent password); a change disables sign-in until tested.
 #[tracing::instrument(skip_all)]
 pub async fn save(page: PageRequest, Form(form): Form<SettingsForm>) -> Response {
-    if let Some(refused) = admin_only(&page) {
+    if let Some(refused) = admin_only(&page).or_else(|| confirm_first(&page)) {
         return refused;
-    }
-    if page
-        .user
-        .require_recent_password(page.state.sessions.reauthenticate_within)
-        .is_err()
-    {
-        return confirm_then(ADMIN_PAGE);
     }
     let input = ProviderInput {
         issuer: form.issuer,
@@ -362,7 +400,7 @@ pub struct EnableForm {
 /// Turns sign-in through the provider on (after a passed test) or off.
 #[tracing::instrument(skip_all)]
 pub async fn enable(page: PageRequest, Form(form): Form<EnableForm>) -> Response {
-    if let Some(refused) = admin_only(&page) {
+    if let Some(refused) = admin_only(&page).or_else(|| confirm_first(&page)) {
         return refused;
     }
     let enabled = form.enabled == "true";
@@ -388,7 +426,7 @@ pub struct LinkForm {
 /// Links the provider's subject to a staff member.
 #[tracing::instrument(skip_all)]
 pub async fn link(page: PageRequest, Form(form): Form<LinkForm>) -> Response {
-    if let Some(refused) = admin_only(&page) {
+    if let Some(refused) = admin_only(&page).or_else(|| confirm_first(&page)) {
         return refused;
     }
     let Ok(member) = uuid::Uuid::parse_str(&form.staff_id).map(StaffId::from_uuid) else {
@@ -397,13 +435,7 @@ pub async fn link(page: PageRequest, Form(form): Form<LinkForm>) -> Response {
     match page
         .state
         .auth
-        .link_identity(
-            page.user.principal,
-            member,
-            "",
-            &form.subject,
-            page.origin(),
-        )
+        .link_identity(page.user.principal, member, &form.subject, page.origin())
         .await
     {
         Ok(_) => Redirect::to(&format!("{ADMIN_PAGE}?saved=1")).into_response(),
@@ -422,7 +454,7 @@ pub struct ApproveForm {
 /// Approves a just-in-time account with the profession the admin chose.
 #[tracing::instrument(skip_all)]
 pub async fn approve(page: PageRequest, Form(form): Form<ApproveForm>) -> Response {
-    if let Some(refused) = admin_only(&page) {
+    if let Some(refused) = admin_only(&page).or_else(|| confirm_first(&page)) {
         return refused;
     }
     let member = uuid::Uuid::parse_str(&form.staff_id).map(StaffId::from_uuid);

@@ -88,14 +88,18 @@ impl Application {
         // Where people reach this server: the providers send them back here after sign-in.
         let public_url = match &settings.public_url {
             Some(url) => url.clone(),
-            None => url::Url::parse(&format!(
-                "http://{}",
-                listener.local_addr().map_err(|source| BuildError::Listen {
+            None => {
+                let mut bound = listener.local_addr().map_err(|source| BuildError::Listen {
                     addr: settings.listen,
                     source,
-                })?
-            ))
-            .expect("a socket address makes a URL"),
+                })?;
+                // Listening on every address: this machine's loopback is one of them (a
+                // deployment sets RENRAKUCHO_PUBLIC_URL).
+                if bound.ip().is_unspecified() {
+                    bound.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+                }
+                url::Url::parse(&format!("http://{bound}")).expect("a socket address makes a URL")
+            }
         };
         let state = AppState {
             public_url: std::sync::Arc::new(public_url.clone()),
@@ -103,6 +107,7 @@ impl Application {
             auth: Authenticator::new(db.clone(), hasher, throttle, keyring.clone())
                 .with_password_policy(settings.password_rules(), settings.password_max_age)
                 .with_staff_second_factor(settings.staff_second_factor)
+                .with_private_providers(settings.oidc_allow_private_providers)
                 .with_operator_provider(settings.operator_provider().map_err(BuildError::Config)?),
             keyring,
             files,

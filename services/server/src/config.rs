@@ -85,6 +85,10 @@ pub struct Settings {
     pub operator_oidc_issuer: Option<String>,
     pub operator_oidc_client_id: Option<String>,
     pub operator_oidc_client_secret: Option<Secret>,
+    /// Lets OpenID providers be on loopback or private addresses, and plain HTTP on loopback
+    /// (development and tests only; default false: HTTPS on public addresses only, so a
+    /// facility admin's settings cannot make the server fetch from inside its network).
+    pub oidc_allow_private_providers: bool,
     /// Connections the runtime pool may open.
     pub database_max_connections: u32,
     /// Who holds the master key that wraps every data key: `local` (a key file in
@@ -190,6 +194,7 @@ impl Default for Settings {
             operator_oidc_issuer: None,
             operator_oidc_client_id: None,
             operator_oidc_client_secret: None,
+            oidc_allow_private_providers: false,
             database_max_connections: 10,
             key_provider: KeyProvider::Local,
             master_key_dir: None,
@@ -277,7 +282,7 @@ impl Settings {
             allowed_domains: vec![],
             account_policy: "pre_linked".into(),
         }
-        .validate()
+        .validate(self.oidc_allow_private_providers)
         .map_err(|e| ConfigError(format!("RENRAKUCHO_OPERATOR_OIDC_*: {}", e.message)))?;
         Ok(Some(renrakucho_identity::oidc::protocol::ClientSettings {
             issuer: valid.issuer,

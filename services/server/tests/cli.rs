@@ -696,3 +696,77 @@ async fn reset_second_factor_removes_it_for_a_staff_member_and_an_operator() {
     assert_eq!(unknown.status.code(), Some(1), "{}", describe(&unknown));
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("no such account"));
 }
+
+/// `renrakucho admin link-operator-identity`, as the README shows it: with the operators'
+/// provider configured, the demo's operator is linked to a subject (audited), a second link is
+/// refused, and without the provider's settings the command names them.
+#[tokio::test]
+async fn link_operator_identity_links_an_operator_to_the_operators_provider() {
+    let db = TestDatabase::create().await;
+    let scratch = Scratch::new("link-operator-identity");
+    let base = [
+        ("DATABASE_URL", db.owner_url()),
+        ("RENRAKUCHO_RUNTIME_DATABASE_URL", db.runtime_url()),
+        ("RENRAKUCHO_DATA_DIR", text(&scratch.data_dir())),
+    ];
+    let mut envs = base.to_vec();
+    envs.extend([
+        (
+            "RENRAKUCHO_OPERATOR_OIDC_ISSUER",
+            "https://login.example.jp".to_string(),
+        ),
+        (
+            "RENRAKUCHO_OPERATOR_OIDC_CLIENT_ID",
+            "renrakucho".to_string(),
+        ),
+        (
+            "RENRAKUCHO_OPERATOR_OIDC_CLIENT_SECRET",
+            "a-secret".to_string(),
+        ),
+    ]);
+    let demo = run(renrakucho(&scratch.path, &["demo"], &base)).await;
+    assert!(demo.status.success(), "{}", describe(&demo));
+    let args = [
+        "admin",
+        "link-operator-identity",
+        "--login-id",
+        "operator",
+        "--subject",
+        "ops-sub",
+    ];
+    let linked = run(renrakucho(&scratch.path, &args, &envs)).await;
+    assert!(linked.status.success(), "{}", describe(&linked));
+    assert!(
+        String::from_utf8_lossy(&linked.stdout).contains("Operator operator is linked"),
+        "{}",
+        describe(&linked)
+    );
+    let again = run(renrakucho(&scratch.path, &args, &envs)).await;
+    assert_eq!(again.status.code(), Some(1), "{}", describe(&again));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already linked"));
+
+    let unconfigured = run(renrakucho(&scratch.path, &args, &base)).await;
+    assert_eq!(
+        unconfigured.status.code(),
+        Some(1),
+        "{}",
+        describe(&unconfigured)
+    );
+    assert!(
+        String::from_utf8_lossy(&unconfigured.stderr).contains("RENRAKUCHO_OPERATOR_OIDC_ISSUER"),
+        "{}",
+        describe(&unconfigured)
+    );
+
+    let mut su = db.superuser_options().connect().await.unwrap();
+    let (links, audited): (i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM operator_identities WHERE subject = 'ops-sub'
+                    AND issuer = 'https://login.example.jp'),
+                (SELECT count(*) FROM audit_log WHERE action = 'account.provider_link'
+                    AND details->>'via' = 'cli')",
+    )
+    .fetch_one(&mut su)
+    .await
+    .unwrap();
+    assert_eq!((links, audited), (1, 1));
+}

@@ -186,8 +186,18 @@ pub struct ExternalIdentity {
     pub subject: String,
     /// `admin` or `just_in_time`.
     pub linked_by: String,
+    /// The address the provider gave at a just-in-time sign-in, and whether it verified it.
+    pub email: Option<String>,
+    pub email_verified: bool,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
+}
+
+/// What the provider said of a person whose account was made at their first sign-in.
+#[derive(Debug, Clone, Copy)]
+pub struct ClaimedEmail<'a> {
+    pub email: Option<&'a str>,
+    pub verified: bool,
 }
 
 /// The account `(issuer, subject)` signs in as in this facility, if linked.
@@ -210,8 +220,9 @@ pub async fn linked_account(
     Ok(found.map(StaffId::from_uuid))
 }
 
-/// Links `(issuer, subject)` to `staff`. A subject already linked here, or an account already
-/// linked to another subject of the issuer, gives [`StoreError::Conflict`].
+/// Links `(issuer, subject)` to `staff` (`claimed`: what the provider said, for a just-in-time
+/// account). A subject already linked here, or an account already linked to another subject of
+/// the issuer, gives [`StoreError::Conflict`] (the transaction is then aborted).
 #[tracing::instrument(level = "debug", skip_all)]
 pub async fn link(
     tx: &mut ScopedTx,
@@ -219,18 +230,22 @@ pub async fn link(
     issuer: &str,
     subject: &str,
     linked_by: &str,
+    claimed: Option<ClaimedEmail<'_>>,
 ) -> Result<ExternalIdentity, StoreError> {
     let facility = facility_of(tx)?;
     let row = sqlx::query!(
-        "INSERT INTO external_identities (id, facility_id, staff_id, issuer, subject, linked_by)
-         VALUES ($1, $2, $3, $4, $5, $6)
-         RETURNING id, staff_id, issuer, subject, linked_by, created_at",
+        "INSERT INTO external_identities
+             (id, facility_id, staff_id, issuer, subject, linked_by, email, email_verified)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+         RETURNING id, staff_id, issuer, subject, linked_by, email, email_verified, created_at",
         Uuid::now_v7(),
         facility.as_uuid(),
         staff.as_uuid(),
         issuer,
         subject,
-        linked_by
+        linked_by,
+        claimed.and_then(|c| c.email),
+        claimed.is_some_and(|c| c.verified),
     )
     .fetch_one(tx.conn())
     .await?;
@@ -240,8 +255,40 @@ pub async fn link(
         issuer: row.issuer,
         subject: row.subject,
         linked_by: row.linked_by,
+        email: row.email,
+        email_verified: row.email_verified,
         created_at: row.created_at,
     })
+}
+
+/// How many accounts of the facility wait for approval.
+#[tracing::instrument(level = "debug", skip_all)]
+pub async fn pending_count(tx: &mut ScopedTx) -> Result<i64, StoreError> {
+    let facility = facility_of(tx)?;
+    Ok(sqlx::query_scalar!(
+        r#"SELECT count(*) AS "count!" FROM staff_accounts
+            WHERE facility_id = $1 AND status = 'pending'"#,
+        facility.as_uuid()
+    )
+    .fetch_one(tx.conn())
+    .await?)
+}
+
+/// Ends every session of the accounts linked to the facility's provider (their password
+/// version moves on) but `acting`'s, whose session is the one disabling or removing it.
+#[tracing::instrument(level = "debug", skip_all)]
+pub async fn end_linked_sessions(tx: &mut ScopedTx, acting: StaffId) -> Result<u64, StoreError> {
+    let facility = facility_of(tx)?;
+    let done = sqlx::query!(
+        "UPDATE staff_accounts SET password_version = password_version + 1, updated_at = now()
+          WHERE facility_id = $1 AND id <> $2
+            AND id IN (SELECT staff_id FROM external_identities WHERE facility_id = $1)",
+        facility.as_uuid(),
+        acting.as_uuid()
+    )
+    .execute(tx.conn())
+    .await?;
+    Ok(done.rows_affected())
 }
 
 /// Every link of the facility, oldest first.
@@ -249,8 +296,8 @@ pub async fn link(
 pub async fn links(tx: &mut ScopedTx) -> Result<Vec<ExternalIdentity>, StoreError> {
     let facility = facility_of(tx)?;
     let rows = sqlx::query!(
-        "SELECT id, staff_id, issuer, subject, linked_by, created_at FROM external_identities
-          WHERE facility_id = $1 ORDER BY created_at, id",
+        "SELECT id, staff_id, issuer, subject, linked_by, email, email_verified, created_at
+           FROM external_identities WHERE facility_id = $1 ORDER BY created_at, id",
         facility.as_uuid()
     )
     .fetch_all(tx.conn())
@@ -263,17 +310,25 @@ pub async fn links(tx: &mut ScopedTx) -> Result<Vec<ExternalIdentity>, StoreErro
             issuer: row.issuer,
             subject: row.subject,
             linked_by: row.linked_by,
+            email: row.email,
+            email_verified: row.email_verified,
             created_at: row.created_at,
         })
         .collect())
 }
 
-/// Removes link `id` of `staff`; [`StoreError::NotFound`] when there is none.
+/// Removes link `id` of `staff` and ends the member's sessions (their password version moves
+/// on): whoever signed in through it is out. [`StoreError::NotFound`] when there is none.
 #[tracing::instrument(level = "debug", skip_all)]
 pub async fn unlink(tx: &mut ScopedTx, staff: StaffId, id: Uuid) -> Result<(), StoreError> {
     let facility = facility_of(tx)?;
     let done = sqlx::query!(
-        "DELETE FROM external_identities WHERE facility_id = $1 AND staff_id = $2 AND id = $3",
+        "WITH gone AS (
+             DELETE FROM external_identities
+              WHERE facility_id = $1 AND staff_id = $2 AND id = $3
+          RETURNING staff_id)
+         UPDATE staff_accounts SET password_version = password_version + 1, updated_at = now()
+          WHERE facility_id = $1 AND id IN (SELECT staff_id FROM gone)",
         facility.as_uuid(),
         staff.as_uuid(),
         id

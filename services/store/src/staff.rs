@@ -130,15 +130,38 @@ pub async fn insert(tx: &mut ScopedTx, new: &NewStaff) -> Result<StaffAccount, S
 }
 
 /// Creates a just-in-time account (status `pending`: it may not sign in until the facility
-/// admin approves it) in the transaction's facility.
+/// admin approves it) in the transaction's facility; `None` when its login ID is taken (the
+/// transaction goes on, so another ID can be tried).
 #[tracing::instrument(level = "debug", skip_all)]
-pub async fn insert_pending(tx: &mut ScopedTx, new: &NewStaff) -> Result<StaffAccount, StoreError> {
-    let account = insert(tx, new).await?;
-    set_status(tx, account.id, StaffStatus::Pending).await?;
-    Ok(StaffAccount {
-        status: StaffStatus::Pending,
-        ..account
-    })
+pub async fn insert_pending(
+    tx: &mut ScopedTx,
+    new: &NewStaff,
+) -> Result<Option<StaffAccount>, StoreError> {
+    let facility = facility_of(tx)?;
+    let row = sqlx::query_as!(
+        Row,
+        "INSERT INTO staff_accounts
+             (id, facility_id, login_id, display_name, role, profession, password_hash,
+              password_must_change, status)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending')
+         ON CONFLICT (facility_id, login_id) DO NOTHING
+         RETURNING id, facility_id, login_id, display_name, role, profession, status,
+                   may_accept_invitations, password_changed_at, password_must_change,
+                   password_version, password_hash, previous_password_hashes,
+            totp_confirmed_at IS NOT NULL AS second_factor_enabled",
+        StaffId::new().as_uuid(),
+        facility.as_uuid(),
+        new.login_id.as_str(),
+        new.display_name.as_str(),
+        new.role.as_str(),
+        new.profession.as_str(),
+        &new.password_hash,
+        new.password_must_change,
+    )
+    .fetch_optional(tx.conn())
+    .await?;
+    row.map(|r| r.into_credentials().map(|c| c.account))
+        .transpose()
 }
 
 /// Approves a `pending` account: active from now, with the profession the admin gives.

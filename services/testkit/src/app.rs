@@ -64,6 +64,8 @@ pub fn test_settings() -> Settings {
         csrf_secret: Some(Secret::new(
             base64::engine::general_purpose::STANDARD.encode(csrf),
         )),
+        // The test OpenID providers run on loopback, over plain HTTP.
+        oidc_allow_private_providers: true,
         ..Settings::default()
     }
 }

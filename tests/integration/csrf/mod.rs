@@ -249,7 +249,8 @@ async fn every_portal_form_refuses_a_missing_or_foreign_token_and_changes_nothin
         vec![
             text("issuer", "http://127.0.0.1:9"),
             text("client_id", "renrakucho-2"),
-            text("client_secret", ""),
+            text("client_secret", "another-secret"),
+            text("revision", "1"),
             text("scopes", "email profile"),
             text("login_claim", "email"),
             text("allowed_domains", ""),

@@ -182,7 +182,11 @@ async fn network() -> Network {
             bob.id,
             "https://login.example.jp",
             "bob-sub",
-            "admin",
+            "just_in_time",
+            Some(renrakucho_store::identity_providers::ClaimedEmail {
+                email: Some("bob@example.jp"),
+                verified: true,
+            }),
         )
         .await
         .unwrap();

@@ -268,6 +268,15 @@ async fn a_linked_subject_signs_in_and_out_through_the_provider() {
     assert_eq!(me["login_id"], "nurse");
     // The provider authenticated the person: no local second factor is asked for.
     assert_eq!(me["second_factor_enrolment_required"], false);
+    // Nor is its sign-in a password given just now: acts that ask for one are refused.
+    let recent = client
+        .post(f.app.url("/api/v1/me/second-factor/totp"))
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = error_code(recent).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(body.contains("reauthentication_required"), "{body}");
     let patients = client
         .get(f.app.url("/api/v1/patients"))
         .send()
@@ -377,15 +386,19 @@ async fn a_just_in_time_account_waits_for_the_admins_approval() {
 #[tokio::test]
 async fn an_address_outside_the_allowed_domains_is_refused() {
     let f = federated("OIDC-DOMAIN", "just_in_time").await;
-    let saved = configure(
-        &f.app,
-        &f.admin,
-        &f.provider.issuer,
-        CLIENT_ID,
-        "just_in_time",
-        &["clinic.example.jp"],
-    )
-    .await;
+    let saved = f
+        .admin
+        .put(f.app.url("/api/v1/facility/identity-provider"))
+        .json(
+            &json!({ "issuer": f.provider.issuer, "client_id": CLIENT_ID,
+                       "scopes": ["email", "profile"], "login_claim": "email",
+                       "allowed_domains": ["clinic.example.jp"],
+                       "account_policy": "just_in_time", "revision": 1 }),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(saved.status(), 200);
     let revision = saved.json::<Value>().await.unwrap()["provider"]["enabled"].clone();
     assert_eq!(revision, false, "a change disables sign-in until tested");
     let start = new_client()
@@ -735,6 +748,62 @@ async fn only_a_facility_admin_configures_and_a_change_needs_a_recent_password()
         "the secret never leaves"
     );
 
+    // Another admin's account is never linked by an admin (its holder would sign in as them
+    // without their password and code); a change of client needs its secret; a change names
+    // the revision it is based on.
+    let other = app
+        .seed_staff(
+            &facility,
+            "admin2",
+            StaffRole::FacilityAdmin,
+            Profession::Nurse,
+        )
+        .await;
+    let refused = admin
+        .post(app.url(&format!(
+            "/api/v1/staff/{}/identity-links",
+            other.id.as_uuid()
+        )))
+        .json(&json!({ "subject": "admin2-sub" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 403);
+    let moved = admin
+        .put(app.url("/api/v1/facility/identity-provider"))
+        .json(
+            &json!({ "issuer": "https://other.example.jp", "client_id": "x",
+                       "login_claim": "email", "account_policy": "pre_linked",
+                       "revision": 1 }),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(moved.status(), 422);
+    assert_eq!(
+        moved.json::<Value>().await.unwrap()["error"]["field"],
+        "client_secret"
+    );
+    let blind = configure(
+        &app,
+        &admin,
+        "https://login.example.jp",
+        "x",
+        "pre_linked",
+        &[],
+    )
+    .await;
+    assert_eq!(blind.status(), 422);
+    assert_eq!(
+        blind.json::<Value>().await.unwrap()["error"]["field"],
+        "revision"
+    );
+    assert_eq!(
+        count(&app, "SELECT count(*) FROM external_identities").await,
+        0,
+        "nothing linked"
+    );
+
     // A password older than the window: asked again.
     tokio::time::sleep(std::time::Duration::from_millis(6_500)).await;
     let stale = configure(
@@ -749,4 +818,59 @@ async fn only_a_facility_admin_configures_and_a_change_needs_a_recent_password()
     assert_eq!(stale.status(), 403);
     let body: Value = stale.json().await.unwrap();
     assert_eq!(body["error"]["code"], "reauthentication_required");
+}
+
+#[tokio::test]
+async fn disabling_the_provider_or_unlinking_ends_the_sessions_signed_in_through_it() {
+    let f = federated("OIDC-END", "pre_linked").await;
+    let nurse = f
+        .app
+        .seed_staff(&f.facility, "nurse", StaffRole::Staff, Profession::Nurse)
+        .await;
+    link(&f, nurse.id, "alice-sub").await;
+    let me = |client: Client| {
+        let url = f.app.url("/api/v1/me");
+        async move { client.get(url).send().await.unwrap().status() }
+    };
+    let (client, back) = sign_in_as(&f, "alice-sub").await;
+    assert_eq!(back.status(), 303);
+    assert_eq!(me(client.clone()).await, 200);
+    // Unlinked: out at once.
+    let links: Vec<Value> = f
+        .admin
+        .get(f.app.url("/api/v1/facility/identity-links"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let unlinked = f
+        .admin
+        .delete(f.app.url(&format!(
+            "/api/v1/staff/{}/identity-links/{}",
+            nurse.id.as_uuid(),
+            links[0]["id"].as_str().unwrap()
+        )))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unlinked.status(), 204);
+    assert_eq!(
+        me(client).await,
+        401,
+        "an unlinked person's session has ended"
+    );
+    // Linked again, signed in again; then the provider is disabled: out again.
+    link(&f, nurse.id, "alice-sub").await;
+    let (client, back) = sign_in_as(&f, "alice-sub").await;
+    assert_eq!(back.status(), 303);
+    assert_eq!(set_enabled(&f.app, &f.admin, false).await.status(), 200);
+    assert_eq!(
+        me(client).await,
+        401,
+        "disabling ends the provider's sessions"
+    );
+    // The admin, signed in with a password and not linked, goes on.
+    assert_eq!(me(f.admin.clone()).await, 200);
 }

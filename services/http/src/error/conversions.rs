@@ -351,6 +351,17 @@ impl From<ProviderSignInError> for ApiError {
                 "テスト中に設定が変更されました。もう一度テストしてください / \
                  the settings changed during the test; test again",
             ),
+            ProviderSignInError::NotConfigured => Self::new(
+                StatusCode::NOT_FOUND,
+                "no_identity_provider",
+                "IDプロバイダが設定されていません。先に設定を保存してください / no identity provider is configured; save its settings first",
+            ),
+            ProviderSignInError::TooManyWaiting => Self::new(
+                StatusCode::FORBIDDEN,
+                "too_many_waiting",
+                "承認待ちのアカウントが多いため、新しいアカウントは作成できません。施設管理者に連絡してください / \
+                 too many accounts wait for approval; ask your facility administrator",
+            ),
             ProviderSignInError::Store(e) => e.into(),
             ProviderSignInError::Keyring(e) => e.into(),
         }
@@ -373,6 +384,10 @@ impl From<ProviderAdminError> for ApiError {
             ProviderAdminError::AlreadyLinked => Self::conflict(
                 "このIDはすでに別のアカウントに、またはこのアカウントは別のIDに紐付いています / \
                  this identity, or this account, is already linked",
+            ),
+            ProviderAdminError::AnotherAdministrator => Self::forbidden(
+                "他の施設管理者のアカウントは紐付けられません（運用者がサーバーで行います） / \
+                 another administrator's account is not linked by an administrator",
             ),
             ProviderAdminError::Store(e) => e.into(),
             ProviderAdminError::Keyring(e) => e.into(),

@@ -30,6 +30,9 @@ use crate::{Authenticated, Authenticator, Principal};
 pub const PENDING_PROVIDER_KEY: &str = "renrakucho.provider_sign_in";
 /// A person who has not come back from the provider within this long starts again.
 const PENDING_FOR_SECS: i64 = 10 * 60;
+/// At most this many just-in-time accounts wait for approval in a facility: beyond it, first
+/// sign-ins are refused (audited) rather than filling the list the admin must read.
+const MAX_WAITING: i64 = 20;
 
 /// What the person's trip to the provider is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -116,6 +119,12 @@ pub enum ProviderSignInError {
     /// The test was of settings changed since.
     #[error("settings changed during the test")]
     ChangedMeanwhile,
+    /// The admin's test needs settings to test.
+    #[error("no identity provider configured")]
+    NotConfigured,
+    /// Too many just-in-time accounts wait for approval already: no more are made.
+    #[error("too many accounts waiting for approval")]
+    TooManyWaiting,
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -156,18 +165,22 @@ pub enum ProviderAdminError {
     /// That subject is linked to another account here, or the account to another subject.
     #[error("already linked")]
     AlreadyLinked,
+    /// Another administrator's account is linked on the server only, never by an admin.
+    #[error("another administrator")]
+    AnotherAdministrator,
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
     Keyring(#[from] KeyringError),
 }
 
-fn secret_binding(provider: &StoredProvider) -> Binding<'static> {
+/// The client secret's associated data: the facility's key, this table, column and row.
+fn secret_binding(facility: FacilityId, row: uuid::Uuid) -> Binding<'static> {
     Binding {
-        owner: KeyOwner::Facility(provider.facility_id),
+        owner: KeyOwner::Facility(facility),
         table: "identity_providers",
         column: "client_secret_enc",
-        row: provider.id,
+        row,
         version: Binding::WRITTEN_ONCE,
     }
 }
@@ -205,6 +218,13 @@ fn admin_scope(admin: Principal) -> Result<Scope, StoreError> {
             facility,
             staff: id,
         }),
+        Principal::Operator { .. } => Err(StoreError::Forbidden),
+    }
+}
+
+fn admin_staff(admin: Principal) -> Result<StaffId, StoreError> {
+    match admin {
+        Principal::Staff { id, .. } => Ok(id),
         Principal::Operator { .. } => Err(StoreError::Forbidden),
     }
 }
@@ -284,7 +304,9 @@ impl Authenticator {
         revision: Option<i32>,
         origin: &Origin,
     ) -> Result<ProviderView, ProviderAdminError> {
-        let valid = input.validate().map_err(ProviderAdminError::Invalid)?;
+        let valid = input
+            .validate(self.providers.allows_private())
+            .map_err(ProviderAdminError::Invalid)?;
         let scopes = valid.scopes.clone();
         let settings = ProviderSettings {
             issuer: &valid.issuer,
@@ -309,28 +331,41 @@ impl Authenticator {
                     Principal::Operator { .. } => return Err(StoreError::Forbidden.into()),
                 };
                 let id = uuid::Uuid::now_v7();
-                let binding = Binding {
-                    owner: KeyOwner::Facility(facility),
-                    table: "identity_providers",
-                    column: "client_secret_enc",
-                    row: id,
-                    version: Binding::WRITTEN_ONCE,
-                };
                 let sealed = self
                     .keyring
-                    .encrypt(&mut tx, &binding, secret.as_bytes())
+                    .encrypt(&mut tx, &secret_binding(facility, id), secret.as_bytes())
                     .await?;
                 identity_providers::insert(&mut tx, id, &settings, &sealed).await?;
                 "created"
             }
             Some(existing) => {
-                if revision.is_some_and(|r| r != existing.revision) {
+                let Some(revision) = revision else {
+                    return Err(ProviderAdminError::Invalid(InvalidValue::new(
+                        "revision",
+                        "変更する設定の版（revision）を指定してください / give the revision of the settings you changed",
+                    )));
+                };
+                if revision != existing.revision {
                     return Err(ProviderAdminError::ChangedMeanwhile);
+                }
+                // The stored secret is never sent to another provider or for another client.
+                let moved =
+                    existing.issuer != valid.issuer || existing.client_id != valid.client_id;
+                if moved && valid.client_secret.is_none() {
+                    return Err(ProviderAdminError::Invalid(InvalidValue::new(
+                        "client_secret",
+                        "発行者またはクライアントIDを変えるときは、クライアントシークレットも入力してください / \
+                         a new issuer or client ID needs its client secret",
+                    )));
                 }
                 let sealed = match &valid.client_secret {
                     Some(secret) => Some(
                         self.keyring
-                            .encrypt(&mut tx, &secret_binding(&existing), secret.as_bytes())
+                            .encrypt(
+                                &mut tx,
+                                &secret_binding(existing.facility_id, existing.id),
+                                secret.as_bytes(),
+                            )
                             .await?,
                     ),
                     None => None,
@@ -389,6 +424,12 @@ impl Authenticator {
             return Err(ProviderAdminError::NotTested);
         }
         identity_providers::set_enabled(&mut tx, enabled).await?;
+        // Sessions signed in through it end with it (the linked accounts' versions move on).
+        let ended = if enabled {
+            0
+        } else {
+            identity_providers::end_linked_sessions(&mut tx, admin_staff(admin)?).await?
+        };
         admin_event(
             &mut tx,
             admin,
@@ -396,7 +437,7 @@ impl Authenticator {
             "identity_provider.configure",
             Outcome::Success,
             None,
-            json!({ "event": if enabled { "enabled" } else { "disabled" } }),
+            json!({ "event": if enabled { "enabled" } else { "disabled" }, "sessions_ended_of": ended }),
         )
         .await?;
         let saved = identity_providers::get(&mut tx)
@@ -413,6 +454,7 @@ impl Authenticator {
         origin: &Origin,
     ) -> Result<(), ProviderAdminError> {
         let mut tx = self.db.begin(admin_scope(admin)?).await?;
+        let ended = identity_providers::end_linked_sessions(&mut tx, admin_staff(admin)?).await?;
         match identity_providers::delete(&mut tx).await {
             Err(StoreError::NotFound) => return Err(ProviderAdminError::NotFound),
             other => other?,
@@ -424,20 +466,21 @@ impl Authenticator {
             "identity_provider.configure",
             Outcome::Success,
             None,
-            json!({ "event": "removed" }),
+            json!({ "event": "removed", "sessions_ended_of": ended }),
         )
         .await?;
         tx.commit().await?;
         Ok(())
     }
 
-    /// Links `(issuer, subject)` to `member` of the admin's facility (looked up in the admin's
-    /// scope, where another facility's staff do not exist).
+    /// Links `subject` of the facility's provider to `member` of the admin's facility (looked
+    /// up in the admin's scope, where another facility's staff do not exist). Never another
+    /// administrator: whoever holds that subject would sign in as them without their password
+    /// and second factor.
     pub async fn link_identity(
         &self,
         admin: Principal,
         member: StaffId,
-        issuer: &str,
         subject: &str,
         origin: &Origin,
     ) -> Result<identity_providers::ExternalIdentity, ProviderAdminError> {
@@ -452,30 +495,17 @@ impl Authenticator {
             )));
         }
         let mut tx = self.db.begin(admin_scope(admin)?).await?;
-        let issuer = match issuer.trim() {
-            "" => {
-                identity_providers::get(&mut tx)
-                    .await?
-                    .ok_or(ProviderAdminError::NotFound)?
-                    .issuer
-            }
-            given => {
-                ProviderInput {
-                    issuer: given.to_owned(),
-                    client_id: "-".into(),
-                    client_secret: None,
-                    scopes: vec![],
-                    login_claim: "email".into(),
-                    allowed_domains: vec![],
-                    account_policy: "pre_linked".into(),
-                }
-                .validate()
-                .map_err(ProviderAdminError::Invalid)?
-                .issuer
-            }
-        };
-        staff::get(&mut tx, member).await?;
-        let link = match identity_providers::link(&mut tx, member, &issuer, subject, "admin").await
+        let issuer = identity_providers::get(&mut tx)
+            .await?
+            .ok_or(ProviderAdminError::NotFound)?
+            .issuer;
+        let account = staff::get(&mut tx, member).await?;
+        let own = matches!(admin, Principal::Staff { id, .. } if id == member);
+        if account.role == StaffRole::FacilityAdmin && !own {
+            return Err(ProviderAdminError::AnotherAdministrator);
+        }
+        let link = match identity_providers::link(&mut tx, member, &issuer, subject, "admin", None)
+            .await
         {
             Err(StoreError::Conflict { .. }) => return Err(ProviderAdminError::AlreadyLinked),
             other => other?,
@@ -596,7 +626,7 @@ impl Authenticator {
         }
         let code =
             FacilityCode::parse(facility_code.trim()).map_err(ProviderSignInError::Invalid)?;
-        let Some((facility, _)) = facilities::for_sign_in(&self.db, &code).await? else {
+        let Some((facility, status)) = facilities::for_sign_in(&self.db, &code).await? else {
             return Err(ProviderSignInError::NoProvider);
         };
         let mut tx = self.db.begin(Scope::Facility(facility)).await?;
@@ -607,29 +637,44 @@ impl Authenticator {
             tx.commit().await?;
             return Err(ProviderSignInError::NoProvider);
         };
+        if !status.allows_sign_in() {
+            let reason = "facility_not_active";
+            sign_in_event(
+                &mut tx,
+                Actor::Anonymous,
+                Outcome::Denied,
+                None,
+                origin,
+                reason,
+            )
+            .await?;
+            tx.commit().await?;
+            return Err(ProviderSignInError::FacilityNotActive);
+        }
         let client = self.client_settings(&mut tx, &stored).await?;
+        // No connection is held while the provider answers.
+        tx.commit().await?;
         match self.providers.authorization(&client, redirect).await {
-            Ok((url, handshake)) => {
-                tx.commit().await?;
-                Ok((
-                    url,
-                    PendingProviderSignIn {
-                        facility: Some(facility),
-                        purpose: ProviderPurpose::SignIn,
-                        handshake,
-                        started_at: now(),
-                    },
-                ))
-            }
+            Ok((url, handshake)) => Ok((
+                url,
+                PendingProviderSignIn {
+                    facility: Some(facility),
+                    purpose: ProviderPurpose::SignIn,
+                    handshake,
+                    started_at: now(),
+                },
+            )),
             Err(e) => {
                 tracing::warn!(error = %e, "identity provider unavailable");
+                let mut tx = self.db.begin(Scope::Facility(facility)).await?;
+                let reason = "provider_unavailable";
                 sign_in_event(
                     &mut tx,
                     Actor::Anonymous,
                     Outcome::Denied,
                     None,
                     origin,
-                    "provider_unavailable",
+                    reason,
                 )
                 .await?;
                 tx.commit().await?;
@@ -650,27 +695,26 @@ impl Authenticator {
         };
         let mut tx = self.db.begin(scope).await?;
         let Some(stored) = identity_providers::get(&mut tx).await? else {
-            return Err(ProviderSignInError::NoProvider);
+            return Err(ProviderSignInError::NotConfigured);
         };
         let client = self.client_settings(&mut tx, &stored).await?;
+        tx.commit().await?;
         match self.providers.authorization(&client, redirect).await {
-            Ok((url, handshake)) => {
-                tx.commit().await?;
-                Ok((
-                    url,
-                    PendingProviderSignIn {
-                        facility: Some(facility),
-                        purpose: ProviderPurpose::Test {
-                            admin: id,
-                            revision: stored.revision,
-                        },
-                        handshake,
-                        started_at: now(),
+            Ok((url, handshake)) => Ok((
+                url,
+                PendingProviderSignIn {
+                    facility: Some(facility),
+                    purpose: ProviderPurpose::Test {
+                        admin: id,
+                        revision: stored.revision,
                     },
-                ))
-            }
+                    handshake,
+                    started_at: now(),
+                },
+            )),
             Err(e) => {
                 tracing::warn!(error = %e, "identity provider unavailable for a test");
+                let mut tx = self.db.begin(scope).await?;
                 admin_event(
                     &mut tx,
                     admin,
@@ -787,7 +831,9 @@ impl Authenticator {
                 return Err(error);
             }
         };
-        let login_claim: LoginClaim = stored.login_claim.parse().unwrap_or(LoginClaim::Email);
+        let login_claim: LoginClaim = stored.login_claim.parse().map_err(|_| {
+            StoreError::Misconfigured(format!("login_claim: {}", stored.login_claim))
+        })?;
         let login_value = match login_claim {
             LoginClaim::Email => identity.email.clone(),
             LoginClaim::PreferredUsername => identity.preferred_username.clone(),
@@ -819,6 +865,14 @@ impl Authenticator {
                 linked: linked.is_some(),
             });
         }
+        // A facility that may not sign in makes no accounts and lets nobody in.
+        let place = facilities::get(&mut tx, facility).await?;
+        if !place.status.allows_sign_in() {
+            let reason = "facility_not_active";
+            sign_in_event(&mut tx, actor, Outcome::Denied, linked, origin, reason).await?;
+            tx.commit().await?;
+            return Err(ProviderSignInError::FacilityNotActive);
+        }
         if !domain_allowed(&stored, login_claim, &identity) {
             sign_in_event(
                 &mut tx,
@@ -838,15 +892,26 @@ impl Authenticator {
                 tx.commit().await?;
                 return Err(ProviderSignInError::NotLinked);
             }
-            self.create_pending_account(
-                &mut tx,
-                &stored,
-                &identity,
-                login_value.as_deref(),
-                origin,
-            )
-            .await?;
-            tx.commit().await?;
+            if identity_providers::pending_count(&mut tx).await? >= MAX_WAITING {
+                let reason = "too_many_waiting";
+                sign_in_event(&mut tx, actor, Outcome::Denied, None, origin, reason).await?;
+                tx.commit().await?;
+                return Err(ProviderSignInError::TooManyWaiting);
+            }
+            let made = self
+                .create_pending_account(&mut tx, &stored, &identity, login_value.as_deref(), origin)
+                .await?;
+            if made {
+                tx.commit().await?;
+            } else {
+                // The same person's first sign-in in another tab made the account meanwhile:
+                // this one's is dropped, and the answer is the same.
+                drop(tx);
+                let mut tx = self.db.begin(scope).await?;
+                let reason = "awaiting_approval";
+                sign_in_event(&mut tx, actor, Outcome::Denied, None, origin, reason).await?;
+                tx.commit().await?;
+            }
             return Ok(ProviderOutcome::AwaitingApproval);
         };
         let account = staff::get(&mut tx, member).await?;
@@ -871,20 +936,6 @@ impl Authenticator {
                 StaffStatus::Pending => Ok(ProviderOutcome::AwaitingApproval),
                 _ => Err(ProviderSignInError::AccountNotActive),
             };
-        }
-        let place = facilities::get(&mut tx, facility).await?;
-        if !place.status.allows_sign_in() {
-            sign_in_event(
-                &mut tx,
-                staff_actor,
-                Outcome::Denied,
-                Some(member),
-                origin,
-                "facility_not_active",
-            )
-            .await?;
-            tx.commit().await?;
-            return Err(ProviderSignInError::FacilityNotActive);
         }
         sign_in_event(
             &mut tx,
@@ -1066,7 +1117,11 @@ impl Authenticator {
     ) -> Result<protocol::ClientSettings, KeyringError> {
         let secret = self
             .keyring
-            .decrypt(tx, &secret_binding(stored), &stored.client_secret_enc)
+            .decrypt(
+                tx,
+                &secret_binding(stored.facility_id, stored.id),
+                &stored.client_secret_enc,
+            )
             .await?;
         Ok(protocol::ClientSettings {
             issuer: stored.issuer.clone(),
@@ -1118,7 +1173,7 @@ impl Authenticator {
         identity: &VerifiedIdentity,
         login_value: Option<&str>,
         origin: &Origin,
-    ) -> Result<(), ProviderSignInError> {
+    ) -> Result<bool, ProviderSignInError> {
         let mut random = [0u8; 32];
         rand::thread_rng().fill_bytes(&mut random);
         let unknown = Password::new_secret(hex(&random)).map_err(ProviderSignInError::Invalid)?;
@@ -1133,36 +1188,48 @@ impl Authenticator {
             .and_then(|n| DisplayName::parse(n).ok())
             .unwrap_or_else(|| DisplayName::parse("未設定").expect("a valid name"));
         let base = login_base(login_value, &identity.subject);
-        let mut attempt = 0;
-        let account = loop {
-            attempt += 1;
+        // A login ID taken already gets a number (`tanaka-2`, …).
+        let mut made = None;
+        for attempt in 1..=20 {
             let login_id = if attempt == 1 {
                 base.clone()
             } else {
                 format!("{}-{attempt}", &base[..base.len().min(28)])
             };
-            let login_id = LoginId::parse(&login_id).map_err(ProviderSignInError::Invalid)?;
             let new = staff::NewStaff {
-                login_id,
+                login_id: LoginId::parse(&login_id).map_err(ProviderSignInError::Invalid)?,
                 display_name: display.clone(),
                 role: StaffRole::Staff,
                 profession: Profession::Other,
                 password_hash: hash.clone(),
                 password_must_change: false,
             };
-            match staff::insert_pending(tx, &new).await {
-                Err(StoreError::Conflict { .. }) if attempt < 20 => continue,
-                other => break other?,
+            made = staff::insert_pending(tx, &new).await?;
+            if made.is_some() {
+                break;
             }
+        }
+        let account = made.ok_or_else(|| StoreError::Conflict {
+            constraint: "staff_accounts_facility_id_login_id_key".into(),
+        })?;
+        let claimed = identity_providers::ClaimedEmail {
+            email: identity.email.as_deref(),
+            verified: identity.email_verified,
         };
-        identity_providers::link(
+        let linked = identity_providers::link(
             tx,
             account.id,
             &stored.issuer,
             &identity.subject,
             "just_in_time",
+            Some(claimed),
         )
-        .await?;
+        .await;
+        match linked {
+            // Linked meanwhile by the same person's other sign-in: the caller drops this one.
+            Err(StoreError::Conflict { .. }) => return Ok(false),
+            other => other?,
+        };
         audit::record(
             tx,
             AuditEvent {
@@ -1184,7 +1251,7 @@ impl Authenticator {
             "awaiting_approval",
         )
         .await?;
-        Ok(())
+        Ok(true)
     }
 }
 

@@ -94,6 +94,10 @@ pub struct ProviderClient {
     http: reqwest::Client,
     cache: Arc<Mutex<HashMap<String, Arc<Discovered>>>>,
     counters: Arc<Counters>,
+    /// Whether providers may be on loopback or private addresses and speak plain HTTP there
+    /// (development and tests only): otherwise a facility admin's settings could make the
+    /// server fetch from inside its own network.
+    allow_private: bool,
 }
 
 /// How often this process read a provider's documents (for tests and the bench: a warm cache
@@ -104,27 +108,47 @@ pub struct Counters {
     pub key_set_refreshes: std::sync::atomic::AtomicU64,
 }
 
-impl Default for ProviderClient {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 impl ProviderClient {
-    pub fn new() -> Self {
+    /// A client for providers on public addresses over HTTPS only, or (`allow_private`, for
+    /// development and tests) anywhere.
+    pub fn new(allow_private: bool) -> Self {
         // No redirects: a provider's endpoints answer themselves (an open redirect there must
         // not make us fetch elsewhere).
-        let http = reqwest::Client::builder()
+        let mut http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(Duration::from_secs(5))
-            .timeout(Duration::from_secs(10))
-            .build()
-            .expect("a plain HTTP client builds");
+            .timeout(Duration::from_secs(10));
+        if !allow_private {
+            // Names resolve to public addresses only (addresses written as such are checked
+            // in `send`).
+            http = http.dns_resolver(Arc::new(PublicAddresses));
+        }
         Self {
-            http,
+            http: http.build().expect("a plain HTTP client builds"),
             cache: Arc::default(),
             counters: Arc::default(),
+            allow_private,
         }
+    }
+
+    /// Whether `url` may be fetched or shown as a provider's: HTTPS (or anything, when
+    /// private providers are allowed), and no private address written as the host.
+    fn reachable(&self, url: &Url) -> bool {
+        if self.allow_private {
+            return matches!(url.scheme(), "https" | "http");
+        }
+        let public_host = match url.host() {
+            Some(url::Host::Ipv4(ip)) => is_public(std::net::IpAddr::V4(ip)),
+            Some(url::Host::Ipv6(ip)) => is_public(std::net::IpAddr::V6(ip)),
+            Some(url::Host::Domain(d)) => !d.eq_ignore_ascii_case("localhost"),
+            None => false,
+        };
+        url.scheme() == "https" && public_host
+    }
+
+    /// Whether providers on private addresses (and plain HTTP) are allowed.
+    pub fn allows_private(&self) -> bool {
+        self.allow_private
     }
 
     pub fn counters(&self) -> &Counters {
@@ -149,6 +173,13 @@ impl ProviderClient {
             request = request.add_scope(Scope::new(scope.clone()));
         }
         let (url, state, nonce) = request.set_pkce_challenge(challenge).url();
+        // The browser is sent there: only a web address (never `javascript:` or `data:`,
+        // whatever a provider's document says).
+        if !self.reachable(&url) {
+            return Err(ProtocolError::Unavailable(
+                "the authorization endpoint is not an address people may be sent to".into(),
+            ));
+        }
         Ok((
             url,
             Handshake {
@@ -171,7 +202,7 @@ impl ProviderClient {
     ) -> Result<VerifiedIdentity, ProtocolError> {
         let discovered = self.discovered(&settings.issuer).await?;
         let client = client_for(&discovered.metadata, settings, redirect)?;
-        let http = |request| send(self.http.clone(), request);
+        let http = |request| send(self.clone(), request);
         let response = client
             .exchange_code(AuthorizationCode::new(code.to_owned()))
             .map_err(|e| ProtocolError::Unavailable(e.to_string()))?
@@ -195,8 +226,17 @@ impl ProviderClient {
             )) => {
                 // The provider may have rotated its keys: read its set again (bounded) and try
                 // once more.
-                let Some(fresh) = self.refreshed_keys(&settings.issuer).await? else {
-                    return Err(ProtocolError::TokenRefused("unknown_key"));
+                let fresh = match self.refreshed_keys(&settings.issuer).await? {
+                    Some(fresh) => fresh,
+                    // Read within the bound, perhaps by a sign-in alongside: the cache may
+                    // hold the new key already.
+                    None => {
+                        let current = self.discovered(&settings.issuer).await?;
+                        if Arc::ptr_eq(&current, &discovered) {
+                            return Err(ProtocolError::TokenRefused("unknown_key"));
+                        }
+                        current
+                    }
                 };
                 let client = client_for(&fresh.metadata, settings, redirect)?;
                 let verified = id_token
@@ -225,6 +265,7 @@ impl ProviderClient {
                 .set_post_logout_redirect_uri(PostLogoutRedirectUrl::from_url(after.clone()))
                 .http_get_url(),
         )
+        .filter(|url| self.reachable(url))
     }
 
     /// The issuer's discovery document and keys, from the cache while fresh.
@@ -236,7 +277,7 @@ impl ProviderClient {
         }
         let issuer_url = IssuerUrl::new(issuer.to_owned())
             .map_err(|e| ProtocolError::Unavailable(format!("issuer URL: {e}")))?;
-        let http = |request| send(self.http.clone(), request);
+        let http = |request| send(self.clone(), request);
         self.counters
             .discoveries
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -266,7 +307,7 @@ impl ProviderClient {
         {
             return Ok(None);
         }
-        let http = |request| send(self.http.clone(), request);
+        let http = |request| send(self.clone(), request);
         self.counters
             .key_set_refreshes
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -373,6 +414,53 @@ fn refusal(e: ClaimsVerificationError) -> ProtocolError {
     })
 }
 
+/// An address on the internet: not loopback, private, link-local, shared (CGNAT), unique-local,
+/// multicast, documentation or unspecified.
+pub fn is_public(ip: std::net::IpAddr) -> bool {
+    use std::net::IpAddr;
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, ..] = v4.octets();
+            !(v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+                || v4.is_multicast()
+                || v4.is_documentation()
+                || a == 0
+                || (a == 100 && (64..128).contains(&b)))
+        }
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => is_public(IpAddr::V4(v4)),
+            None => {
+                !(v6.is_loopback()
+                    || v6.is_unspecified()
+                    || v6.is_multicast()
+                    || v6.is_unique_local()
+                    || v6.is_unicast_link_local())
+            }
+        },
+    }
+}
+
+/// Resolves names to their public addresses only: a provider's name that points inside the
+/// server's network is refused like an unreachable one.
+struct PublicAddresses;
+
+impl reqwest::dns::Resolve for PublicAddresses {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        Box::pin(async move {
+            let found = tokio::net::lookup_host((name.as_str(), 0)).await?;
+            let public: Vec<std::net::SocketAddr> = found.filter(|a| is_public(a.ip())).collect();
+            if public.is_empty() {
+                return Err("the name resolves to no public address".into());
+            }
+            Ok(Box::new(public.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
+}
+
 /// Why an HTTP exchange with a provider failed.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
@@ -380,11 +468,18 @@ pub struct HttpError(String);
 
 /// One request to a provider over reqwest, its answer read up to [`MAX_RESPONSE_BYTES`].
 async fn send(
-    http: reqwest::Client,
+    client: ProviderClient,
     request: openidconnect::HttpRequest,
 ) -> Result<openidconnect::HttpResponse, HttpError> {
     let request =
         reqwest::Request::try_from(request).map_err(|e| HttpError(format!("request: {e}")))?;
+    // Every endpoint a discovery document names is held to the same rule as the issuer.
+    if !client.reachable(request.url()) {
+        return Err(HttpError(
+            "the provider's endpoint is not HTTPS on a public address".into(),
+        ));
+    }
+    let http = client.http;
     let mut response = http
         .execute(request)
         .await
@@ -411,4 +506,50 @@ async fn send(
     answer
         .body(body)
         .map_err(|e| HttpError(format!("answer: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_internet_addresses_are_public() {
+        for private in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "0.0.0.0",
+            "::1",
+            "fc00::1",
+            "fe80::1",
+            "::ffff:10.0.0.1",
+        ] {
+            assert!(!is_public(private.parse().unwrap()), "{private}");
+        }
+        for public in ["203.0.114.1", "8.8.8.8", "2001:4860:4860::8888"] {
+            assert!(is_public(public.parse().unwrap()), "{public}");
+        }
+    }
+
+    #[test]
+    fn private_providers_are_refused_unless_allowed() {
+        let strict = ProviderClient::new(false);
+        let lenient = ProviderClient::new(true);
+        for url in [
+            "http://login.example.jp/auth",
+            "https://127.0.0.1/auth",
+            "https://localhost/auth",
+            "https://[fe80::1]/auth",
+            "javascript:alert(1)",
+        ] {
+            let url = Url::parse(url).unwrap();
+            assert!(!strict.reachable(&url), "{url}");
+        }
+        assert!(strict.reachable(&Url::parse("https://login.example.jp/auth").unwrap()));
+        assert!(lenient.reachable(&Url::parse("http://127.0.0.1:4000/auth").unwrap()));
+        assert!(!lenient.reachable(&Url::parse("javascript:alert(1)").unwrap()));
+    }
 }

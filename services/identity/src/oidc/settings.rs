@@ -45,9 +45,10 @@ pub struct ValidSettings {
 }
 
 impl ProviderInput {
-    /// The settings, or the first rule they break.
-    pub fn validate(self) -> Result<ValidSettings, InvalidValue> {
-        let issuer = issuer(&self.issuer)?;
+    /// The settings, or the first rule they break. `allow_private`: the issuer may be on a
+    /// loopback or private address, plain HTTP on loopback (development and tests only).
+    pub fn validate(self, allow_private: bool) -> Result<ValidSettings, InvalidValue> {
+        let issuer = issuer(&self.issuer, allow_private)?;
         let client_id = self.client_id.trim().to_owned();
         if client_id.is_empty()
             || client_id.chars().count() > 200
@@ -153,34 +154,41 @@ impl ProviderInput {
     }
 }
 
-/// An issuer URL: HTTPS (plain HTTP only on a loopback address, for development and tests),
-/// no query, no fragment, no user info; stored without a trailing slash.
-fn issuer(raw: &str) -> Result<String, InvalidValue> {
+/// An issuer URL: HTTPS on a public address (with `allow_private`, also loopback and private
+/// addresses, plain HTTP on loopback), no query, no fragment, no user info. Kept exactly as
+/// given (a trailing slash included): the provider's tokens name it so, character for character.
+pub fn issuer(raw: &str, allow_private: bool) -> Result<String, InvalidValue> {
     let refuse = || {
         InvalidValue::new(
             "issuer",
-            "発行者（Issuer）は https:// で始まるURLです / the issuer is an https:// URL",
+            "発行者（Issuer）はインターネット上の https:// のURLです / the issuer is an https:// URL on the internet",
         )
     };
-    let url = Url::parse(raw.trim()).map_err(|_| refuse())?;
-    let loopback = match url.host() {
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        Some(url::Host::Domain(d)) => d == "localhost",
-        None => false,
+    let raw = raw.trim();
+    let url = Url::parse(raw).map_err(|_| refuse())?;
+    let ip = match url.host() {
+        Some(url::Host::Ipv4(ip)) => Some(std::net::IpAddr::V4(ip)),
+        Some(url::Host::Ipv6(ip)) => Some(std::net::IpAddr::V6(ip)),
+        _ => None,
     };
-    let scheme_ok = url.scheme() == "https" || (url.scheme() == "http" && loopback);
+    let localhost =
+        matches!(url.host(), Some(url::Host::Domain(d)) if d.eq_ignore_ascii_case("localhost"));
+    let loopback = localhost || ip.is_some_and(|ip| ip.is_loopback());
+    let private = localhost || ip.is_some_and(|ip| !super::protocol::is_public(ip));
+    let scheme_ok =
+        url.scheme() == "https" || (url.scheme() == "http" && loopback && allow_private);
     if !scheme_ok
+        || (private && !allow_private)
         || url.host().is_none()
         || url.query().is_some()
         || url.fragment().is_some()
         || !url.username().is_empty()
         || url.password().is_some()
-        || raw.trim().chars().count() > 500
+        || raw.chars().count() > 500
     {
         return Err(refuse());
     }
-    Ok(url.as_str().trim_end_matches('/').to_owned())
+    Ok(raw.to_owned())
 }
 
 #[cfg(test)]
@@ -201,8 +209,8 @@ mod tests {
 
     #[test]
     fn settings_are_normalised() {
-        let valid = input().validate().unwrap();
-        assert_eq!(valid.issuer, "https://login.example.jp");
+        let valid = input().validate(false).unwrap();
+        assert_eq!(valid.issuer, "https://login.example.jp/", "kept as given");
         assert_eq!(valid.scopes, ["openid", "email", "profile"]);
         assert_eq!(valid.allowed_domains, ["example.jp", "clinic.example.jp"]);
         assert_eq!(valid.account_policy, AccountPolicy::JustInTime);
@@ -238,14 +246,31 @@ mod tests {
         for (change, field) in cases {
             let mut i = input();
             change(&mut i);
-            assert_eq!(i.validate().err().map(|e| e.field), Some(field));
+            assert_eq!(i.validate(false).err().map(|e| e.field), Some(field));
         }
     }
 
     #[test]
-    fn plain_http_only_on_loopback() {
+    fn private_addresses_and_plain_http_only_where_allowed() {
+        for issuer in [
+            "http://127.0.0.1:4000",
+            "https://127.0.0.1:4000",
+            "https://10.0.0.5",
+            "https://169.254.169.254",
+            "https://localhost",
+            "https://[::1]",
+        ] {
+            let mut i = input();
+            i.issuer = issuer.into();
+            assert!(i.clone().validate(false).is_err(), "{issuer} refused");
+            assert_eq!(
+                i.validate(true).unwrap().issuer,
+                issuer,
+                "{issuer} allowed for tests"
+            );
+        }
         let mut i = input();
-        i.issuer = "http://127.0.0.1:4000".into();
-        assert_eq!(i.validate().unwrap().issuer, "http://127.0.0.1:4000");
+        i.issuer = "http://10.0.0.5".into();
+        assert!(i.validate(true).is_err(), "plain HTTP only on loopback");
     }
 }
