@@ -2424,7 +2424,10 @@ CREATE TABLE public.external_identities (
     issuer text NOT NULL,
     subject text NOT NULL,
     linked_by text NOT NULL,
+    email text,
+    email_verified boolean DEFAULT false NOT NULL,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT external_identities_email_check CHECK ((char_length(email) <= 320)),
     CONSTRAINT external_identities_issuer_check CHECK (((char_length(issuer) >= 8) AND (char_length(issuer) <= 500))),
     CONSTRAINT external_identities_linked_by_check CHECK ((linked_by = ANY (ARRAY['admin'::text, 'just_in_time'::text]))),
     CONSTRAINT external_identities_subject_check CHECK (((char_length(subject) >= 1) AND (char_length(subject) <= 255)))

@@ -10,7 +10,7 @@ use axum::Json;
 use renrakucho_core::{Profession, StaffId};
 use renrakucho_http::error::{ApiError, ApiJson, ErrorBody};
 use renrakucho_http::origin::RequestOrigin;
-use renrakucho_http::session::SignedIn;
+use renrakucho_http::session::{SignedIn, SignedInToSecureAccount};
 use renrakucho_http::state::AppState;
 use renrakucho_identity::oidc::{ProviderInput, ProviderView, PENDING_PROVIDER_KEY};
 use serde::{Deserialize, Serialize};
@@ -396,6 +396,43 @@ pub async fn approve(
             facility: admin.facility,
         });
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Where to come back to after a re-authentication (a local path; default the home page).
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct ReauthenticateBody {
+    pub next: Option<String>,
+}
+
+/// Starts a re-authentication through the provider this session signed in with (the provider
+/// is asked to have the person sign in again now): send the browser to `authorization_url`;
+/// its return to `/login/provider/callback` counts as a password given just now.
+#[utoipa::path(post, path = "/api/v1/me/reauthenticate/provider", tag = "auth",
+    request_body = ReauthenticateBody,
+    responses((status = 200, body = AuthorizationView),
+              (status = 404, description = "This session did not sign in through a provider, or it is no longer enabled", body = ErrorBody),
+              (status = 502, description = "The provider cannot be reached", body = ErrorBody)))]
+#[tracing::instrument(skip_all)]
+pub async fn reauthenticate(
+    State(state): State<AppState>,
+    session: Session,
+    SignedInToSecureAccount(signed_in): SignedInToSecureAccount,
+    ApiJson(body): ApiJson<ReauthenticateBody>,
+) -> Result<Json<AuthorizationView>, ApiError> {
+    let (url, pending) = state
+        .auth
+        .begin_provider_reauthentication(
+            signed_in.principal,
+            signed_in.via_provider,
+            body.next,
+            &state.provider_callback_url(),
+            &signed_in.origin,
+        )
+        .await?;
+    session.insert(PENDING_PROVIDER_KEY, pending).await?;
+    Ok(Json(AuthorizationView {
+        authorization_url: url.to_string(),
+    }))
 }
 
 /// Starts a sign-in through the facility's provider: send the browser to `authorization_url`.

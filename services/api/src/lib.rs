@@ -105,6 +105,10 @@ pub fn api_routes() -> Vec<ApiRoute> {
         delete("/me/second-factor", second_factor::remove_own),
         delete("/staff/{id}/second-factor", second_factor::reset),
         post("/auth/provider", identity_provider::begin_sign_in),
+        post(
+            "/me/reauthenticate/provider",
+            identity_provider::reauthenticate,
+        ),
         get("/facility/identity-provider", identity_provider::show),
         put("/facility/identity-provider", identity_provider::save),
         delete("/facility/identity-provider", identity_provider::remove),

@@ -35,6 +35,7 @@ use utoipa::{Modify, OpenApi};
         crate::second_factor::remove_own,
         crate::second_factor::reset,
         crate::identity_provider::begin_sign_in,
+        crate::identity_provider::reauthenticate,
         crate::identity_provider::show,
         crate::identity_provider::save,
         crate::identity_provider::remove,
@@ -157,6 +158,7 @@ use utoipa::{Modify, OpenApi};
         crate::identity_provider::IdentityLinkView,
         crate::identity_provider::LinkBody,
         crate::identity_provider::ApproveBody,
+        crate::identity_provider::ReauthenticateBody,
         crate::platform::AlertView,
     ))
 )]

@@ -76,6 +76,8 @@ pub struct SignedIn {
     pub origin: Origin,
     /// Unix seconds when the person last gave their password in this session.
     pub authenticated_at: i64,
+    /// Signed in through an OpenID provider: proof is given again there, not with a password.
+    pub via_provider: bool,
 }
 
 impl SignedIn {
@@ -358,6 +360,7 @@ pub async fn current(state: &AppState, session: &Session) -> Result<Option<Signe
         who,
         origin: Origin::default(),
         authenticated_at: record.authenticated_at,
+        via_provider: record.via_provider,
     }))
 }
 

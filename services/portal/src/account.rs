@@ -130,6 +130,8 @@ pub async fn change_password(
 #[template(path = "account_confirm.html")]
 struct ConfirmPage {
     admin: bool,
+    /// Signed in through a provider: proof is given there again, not with a password.
+    via_provider: bool,
     token: String,
     next: String,
     minutes: u64,
@@ -138,7 +140,7 @@ struct ConfirmPage {
 
 /// Where to go back to after confirming: a path of this site only (never another site's
 /// address, nor a scheme-relative `//…`), else home.
-fn local_path(next: Option<&str>) -> String {
+pub(crate) fn local_path(next: Option<&str>) -> String {
     match next {
         Some(p)
             if p.starts_with('/')
@@ -173,6 +175,7 @@ fn confirm_page(page: &PasswordPageRequest, next: String, error: Option<ApiError
         status,
         &ConfirmPage {
             admin: is_admin(&page.user),
+            via_provider: page.user.via_provider,
             token: page.token.authenticity_token().unwrap_or_default(),
             next,
             minutes: page

@@ -157,6 +157,14 @@ pub async fn callback(
             Ok(()) => Redirect::to("/").into_response(),
             Err(e) => failed(e),
         },
+        Ok(ProviderOutcome::Reauthenticated { next }) => {
+            match session::reauthenticated(&session).await {
+                Ok(()) => {
+                    Redirect::to(&crate::account::local_path(next.as_deref())).into_response()
+                }
+                Err(e) => failed(e),
+            }
+        }
         Ok(ProviderOutcome::AwaitingApproval) => render(
             StatusCode::FORBIDDEN,
             &ProviderResultPage {
@@ -309,6 +317,41 @@ fn confirm_first(page: &PageRequest) -> Option<Response> {
 pub struct SavedQuery {
     #[serde(default)]
     saved: Option<String>,
+}
+
+#[derive(Deserialize)]
+pub struct ReauthenticateForm {
+    #[serde(default)]
+    next: String,
+}
+
+/// The confirmation page's way for a person signed in through a provider: off to the provider
+/// to sign in again, back where they were.
+#[tracing::instrument(skip_all)]
+pub async fn reauthenticate(
+    page: crate::context::PasswordPageRequest,
+    session: Session,
+    Form(form): Form<ReauthenticateForm>,
+) -> Response {
+    let next = crate::account::local_path(Some(&form.next));
+    let state = &page.state;
+    match state
+        .auth
+        .begin_provider_reauthentication(
+            page.user.principal,
+            page.user.via_provider,
+            Some(next),
+            &state.provider_callback_url(),
+            &page.user.origin,
+        )
+        .await
+    {
+        Ok((url, pending)) => match session.insert(PENDING_PROVIDER_KEY, pending).await {
+            Ok(()) => to_provider(&url),
+            Err(e) => failed(ApiError::from(e)),
+        },
+        Err(e) => failed(e),
+    }
 }
 
 /// The facility admin's provider page.

@@ -132,6 +132,7 @@ pub fn routes(upload_limit_bytes: usize) -> Portal {
         )
         .form("/logout", logout)
         .form("/login/provider", crate::provider::begin)
+        .form("/account/confirm/provider", crate::provider::reauthenticate)
         .page(
             renrakucho_http::state::PROVIDER_CALLBACK_PATH,
             crate::provider::callback,

@@ -257,6 +257,13 @@ async fn every_portal_form_refuses_a_missing_or_foreign_token_and_changes_nothin
             text("account_policy", "just_in_time"),
         ],
     );
+    // B signed in with a password: refused (its proof is the password), and audited.
+    case(
+        "/account/confirm/provider",
+        Who::B,
+        "/account/confirm/provider".into(),
+        vec![text("next", "/")],
+    );
     case(
         "/admin/identity-provider/test",
         Who::E,
@@ -482,6 +489,7 @@ async fn every_portal_form_refuses_a_missing_or_foreign_token_and_changes_nothin
         "/admin/identity-provider/enabled",
         "/admin/identity-provider",
         "/admin/identity-provider/test",
+        "/account/confirm/provider",
         "/login",
         "/login/code",
         "/notifications",
@@ -516,6 +524,7 @@ async fn every_portal_form_refuses_a_missing_or_foreign_token_and_changes_nothin
         ("/account/second-factor/recovery-codes", StatusCode::OK),
         ("/login/provider", StatusCode::BAD_GATEWAY),
         ("/admin/identity-provider/test", StatusCode::BAD_GATEWAY),
+        ("/account/confirm/provider", StatusCode::NOT_FOUND),
         (
             "/account/second-factor/confirm",
             StatusCode::UNPROCESSABLE_ENTITY,

@@ -874,3 +874,78 @@ async fn disabling_the_provider_or_unlinking_ends_the_sessions_signed_in_through
     // The admin, signed in with a password and not linked, goes on.
     assert_eq!(me(f.admin.clone()).await, 200);
 }
+
+#[tokio::test]
+async fn a_provider_session_confirms_it_is_them_by_signing_in_at_the_provider_again() {
+    let f = federated("OIDC-AGAIN", "pre_linked").await;
+    let nurse = f
+        .app
+        .seed_staff(&f.facility, "nurse", StaffRole::Staff, Profession::Nurse)
+        .await;
+    link(&f, nurse.id, "alice-sub").await;
+    let (client, back) = sign_in_as(&f, "alice-sub").await;
+    assert_eq!(back.status(), 303);
+    // New recovery codes ask for recent proof (the fixture nurse has an authenticator).
+    let set_up = || {
+        client
+            .post(f.app.url("/api/v1/me/second-factor/recovery-codes"))
+            .send()
+    };
+    assert_eq!(set_up().await.unwrap().status(), 403, "no recent proof yet");
+    // A password session is told its proof is the password.
+    let refused = f
+        .admin
+        .post(f.app.url("/api/v1/me/reauthenticate/provider"))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 404);
+
+    let start = client
+        .post(f.app.url("/api/v1/me/reauthenticate/provider"))
+        .json(&json!({ "next": "/account/second-factor" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(start.status(), 200);
+    let url = start.json::<Value>().await.unwrap()["authorization_url"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        url.contains("prompt=login") && url.contains("max_age=0"),
+        "{url}"
+    );
+    let back = through_provider(&f.app, &client, &url).await;
+    assert_eq!(back.status(), 303);
+    assert_eq!(back.headers()["location"], "/account/second-factor");
+    let after = set_up().await.unwrap().status();
+    assert!(
+        after.is_success(),
+        "a sign-in at the provider just now counts as recent proof: {after}"
+    );
+    let mut tx = f
+        .app
+        .db
+        .begin(Scope::Facility(f.facility.id))
+        .await
+        .unwrap();
+    let records = audit::recent(&mut tx, 50).await.unwrap();
+    tx.commit().await.unwrap();
+    let reauthentications: Vec<String> = records
+        .iter()
+        .filter(|r| r.action == "auth.reauthenticate")
+        .map(|r| {
+            format!(
+                "{}:{}",
+                r.outcome,
+                r.details["reason"].as_str().unwrap_or("")
+            )
+        })
+        .collect();
+    assert_eq!(
+        reauthentications,
+        ["success:oidc", "denied:not_signed_in_through_provider"]
+    );
+}

@@ -44,6 +44,11 @@ pub enum ProviderPurpose {
         admin: StaffId,
         revision: i32,
     },
+    /// A signed-in person gives proof again, through the provider they signed in with, before
+    /// an act that asks for it (break-glass, erasure, factor changes).
+    Reauthenticate {
+        account: Principal,
+    },
 }
 
 /// A sign-in on its way through the provider, kept server-side in the session until the
@@ -56,6 +61,9 @@ pub struct PendingProviderSignIn {
     pub handshake: Handshake,
     /// Unix seconds.
     pub started_at: i64,
+    /// Where the person goes afterwards (a local path), for a re-authentication.
+    #[serde(default)]
+    pub next: Option<String>,
 }
 
 /// The query the provider sends the person back with.
@@ -79,6 +87,8 @@ pub enum ProviderOutcome {
     },
     /// A just-in-time account waits for the facility admin's approval (made now, or before).
     AwaitingApproval,
+    /// The person proved again to be who the session is, through the provider, just now.
+    Reauthenticated { next: Option<String> },
     /// The admin's test passed: the provider answered with a valid ID token for `subject`.
     Tested {
         subject: String,
@@ -219,6 +229,17 @@ fn admin_scope(admin: Principal) -> Result<Scope, StoreError> {
             staff: id,
         }),
         Principal::Operator { .. } => Err(StoreError::Forbidden),
+    }
+}
+
+/// The scope of `account`'s own transactions.
+fn account_scope(account: Principal) -> Scope {
+    match account {
+        Principal::Staff { id, facility } => Scope::Staff {
+            facility,
+            staff: id,
+        },
+        Principal::Operator { .. } => Scope::Platform,
     }
 }
 
@@ -654,7 +675,7 @@ impl Authenticator {
         let client = self.client_settings(&mut tx, &stored).await?;
         // No connection is held while the provider answers.
         tx.commit().await?;
-        match self.providers.authorization(&client, redirect).await {
+        match self.providers.authorization(&client, redirect, false).await {
             Ok((url, handshake)) => Ok((
                 url,
                 PendingProviderSignIn {
@@ -662,6 +683,7 @@ impl Authenticator {
                     purpose: ProviderPurpose::SignIn,
                     handshake,
                     started_at: now(),
+                    next: None,
                 },
             )),
             Err(e) => {
@@ -699,7 +721,7 @@ impl Authenticator {
         };
         let client = self.client_settings(&mut tx, &stored).await?;
         tx.commit().await?;
-        match self.providers.authorization(&client, redirect).await {
+        match self.providers.authorization(&client, redirect, false).await {
             Ok((url, handshake)) => Ok((
                 url,
                 PendingProviderSignIn {
@@ -710,6 +732,7 @@ impl Authenticator {
                     },
                     handshake,
                     started_at: now(),
+                    next: None,
                 },
             )),
             Err(e) => {
@@ -749,6 +772,9 @@ impl Authenticator {
             return Err(ProviderSignInError::Expired);
         };
         let (scope, actor) = match (pending.facility, pending.purpose) {
+            (_, ProviderPurpose::Reauthenticate { account }) => {
+                (account_scope(account), admin_actor(account))
+            }
             (None, _) => (Scope::Platform, Actor::Anonymous),
             (Some(facility), ProviderPurpose::SignIn) => {
                 (Scope::Facility(facility), Actor::Anonymous)
@@ -783,6 +809,19 @@ impl Authenticator {
                 return Err(error);
             }
         };
+        if let ProviderPurpose::Reauthenticate { account } = pending.purpose {
+            tx.commit().await?;
+            return self
+                .complete_reauthentication(
+                    &pending,
+                    account,
+                    &code,
+                    callback.iss.as_deref(),
+                    redirect,
+                    origin,
+                )
+                .await;
+        }
         let Some(facility) = pending.facility else {
             tx.commit().await?;
             return self
@@ -979,7 +1018,11 @@ impl Authenticator {
         let Some(settings) = &self.operator_provider else {
             return Err(ProviderSignInError::NoProvider);
         };
-        match self.providers.authorization(settings, redirect).await {
+        match self
+            .providers
+            .authorization(settings, redirect, false)
+            .await
+        {
             Ok((url, handshake)) => Ok((
                 url,
                 PendingProviderSignIn {
@@ -987,6 +1030,7 @@ impl Authenticator {
                     purpose: ProviderPurpose::SignIn,
                     handshake,
                     started_at: now(),
+                    next: None,
                 },
             )),
             Err(e) => {
@@ -1109,6 +1153,172 @@ impl Authenticator {
         })
     }
 
+    /// The first half of a re-authentication through the provider `account` signs in with: the
+    /// provider is asked to have the person sign in again now. `next`: a local path to return
+    /// to. Only for a session signed in through the provider (`via_provider`); any other is
+    /// refused, audited (its proof is the password).
+    pub async fn begin_provider_reauthentication(
+        &self,
+        account: Principal,
+        via_provider: bool,
+        next: Option<String>,
+        redirect: &Url,
+        origin: &Origin,
+    ) -> Result<(Url, PendingProviderSignIn), ProviderSignInError> {
+        if !via_provider {
+            let reason = "not_signed_in_through_provider";
+            self.reauthentication_event(account, Outcome::Denied, reason, origin)
+                .await?;
+            return Err(ProviderSignInError::NoProvider);
+        }
+        let (settings, facility) = self.settings_for(account).await?;
+        match self
+            .providers
+            .authorization(&settings, redirect, true)
+            .await
+        {
+            Ok((url, handshake)) => Ok((
+                url,
+                PendingProviderSignIn {
+                    facility,
+                    purpose: ProviderPurpose::Reauthenticate { account },
+                    handshake,
+                    started_at: now(),
+                    next,
+                },
+            )),
+            Err(e) => {
+                tracing::warn!(error = %e, "identity provider unavailable for a re-authentication");
+                self.reauthentication_event(
+                    account,
+                    Outcome::Denied,
+                    "provider_unavailable",
+                    origin,
+                )
+                .await?;
+                Err(ProviderSignInError::Unavailable)
+            }
+        }
+    }
+
+    /// The provider `account` signs in with (its facility's, enabled; or the operators'), and
+    /// the facility.
+    async fn settings_for(
+        &self,
+        account: Principal,
+    ) -> Result<(protocol::ClientSettings, Option<FacilityId>), ProviderSignInError> {
+        match account {
+            Principal::Staff { facility, .. } => {
+                let mut tx = self.db.begin(account_scope(account)).await?;
+                let stored = identity_providers::get(&mut tx)
+                    .await?
+                    .filter(|p| p.enabled)
+                    .ok_or(ProviderSignInError::NoProvider)?;
+                let settings = self.client_settings(&mut tx, &stored).await?;
+                tx.commit().await?;
+                Ok((settings, Some(facility)))
+            }
+            Principal::Operator { .. } => self
+                .operator_provider
+                .clone()
+                .map(|s| (s, None))
+                .ok_or(ProviderSignInError::NoProvider),
+        }
+    }
+
+    /// The second half of a re-authentication: the provider's answer must be a sign-in made
+    /// after the request began, by the subject linked to `account`.
+    async fn complete_reauthentication(
+        &self,
+        pending: &PendingProviderSignIn,
+        account: Principal,
+        code: &str,
+        iss: Option<&str>,
+        redirect: &Url,
+        origin: &Origin,
+    ) -> Result<ProviderOutcome, ProviderSignInError> {
+        let (settings, _) = self.settings_for(account).await?;
+        let refuse = |reason: &'static str, error: ProviderSignInError| async move {
+            self.reauthentication_event(account, Outcome::Denied, reason, origin)
+                .await?;
+            Err::<ProviderOutcome, _>(error)
+        };
+        if iss.is_some_and(|iss| iss.trim_end_matches('/') != settings.issuer.trim_end_matches('/'))
+        {
+            return refuse("wrong_issuer", ProviderSignInError::Refused("wrong_issuer")).await;
+        }
+        let identity = match self
+            .providers
+            .exchange(&settings, redirect, &pending.handshake, code)
+            .await
+        {
+            Ok(identity) => identity,
+            Err(e) => {
+                let (reason, error) = protocol_refusal(&e);
+                return refuse(reason, error).await;
+            }
+        };
+        // A provider that answered from a session of its own, not a sign-in just now.
+        if identity
+            .auth_time
+            .is_none_or(|t| t < pending.started_at - 60)
+        {
+            return refuse("not_fresh", ProviderSignInError::Refused("not_fresh")).await;
+        }
+        let mut tx = self.db.begin(account_scope(account)).await?;
+        let same = match account {
+            Principal::Staff { id, .. } => {
+                identity_providers::linked_account(&mut tx, &settings.issuer, &identity.subject)
+                    .await?
+                    == Some(id)
+            }
+            Principal::Operator { id } => {
+                tx.commit().await?;
+                tx = self.db.begin(Scope::Platform).await?;
+                identity_providers::linked_operator(&mut tx, &settings.issuer, &identity.subject)
+                    .await?
+                    == Some(id)
+            }
+        };
+        tx.commit().await?;
+        if !same {
+            return refuse(
+                "another_person",
+                ProviderSignInError::Refused("another_person"),
+            )
+            .await;
+        }
+        self.reauthentication_event(account, Outcome::Success, "oidc", origin)
+            .await?;
+        Ok(ProviderOutcome::Reauthenticated {
+            next: pending.next.clone(),
+        })
+    }
+
+    /// One `auth.reauthenticate` record, method `oidc`, in `account`'s chain.
+    async fn reauthentication_event(
+        &self,
+        account: Principal,
+        outcome: Outcome,
+        reason: &str,
+        origin: &Origin,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.db.begin(account_scope(account)).await?;
+        audit::record(
+            &mut tx,
+            AuditEvent {
+                actor: admin_actor(account),
+                action: "auth.reauthenticate",
+                outcome,
+                target: None,
+                origin,
+                details: json!({ "method": "oidc", "reason": reason }),
+            },
+        )
+        .await?;
+        tx.commit().await
+    }
+
     /// The provider's settings with its secret decrypted, for one exchange.
     async fn client_settings(
         &self,
@@ -1144,6 +1354,20 @@ impl Authenticator {
         match purpose {
             ProviderPurpose::SignIn => {
                 sign_in_event(&mut tx, actor, Outcome::Denied, None, origin, reason).await?
+            }
+            ProviderPurpose::Reauthenticate { .. } => {
+                audit::record(
+                    &mut tx,
+                    AuditEvent {
+                        actor,
+                        action: "auth.reauthenticate",
+                        outcome: Outcome::Denied,
+                        target: None,
+                        origin,
+                        details: json!({ "method": "oidc", "reason": reason }),
+                    },
+                )
+                .await?
             }
             ProviderPurpose::Test { .. } => {
                 audit::record(

@@ -78,6 +78,8 @@ pub struct VerifiedIdentity {
     pub email_verified: bool,
     pub preferred_username: Option<String>,
     pub name: Option<String>,
+    /// When the person last signed in at the provider (Unix seconds), if it says.
+    pub auth_time: Option<i64>,
 }
 
 struct Discovered {
@@ -156,10 +158,13 @@ impl ProviderClient {
     }
 
     /// The URL to send the person to, and the handshake to keep until they come back.
+    /// With `fresh`, the provider is asked to have the person sign in again now (`prompt=login`,
+    /// `max_age=0`), whatever session it has of its own: a re-authentication.
     pub async fn authorization(
         &self,
         settings: &ClientSettings,
         redirect: &Url,
+        fresh: bool,
     ) -> Result<(Url, Handshake), ProtocolError> {
         let discovered = self.discovered(&settings.issuer).await?;
         let client = client_for(&discovered.metadata, settings, redirect)?;
@@ -171,6 +176,11 @@ impl ProviderClient {
         );
         for scope in settings.scopes.iter().filter(|s| *s != "openid") {
             request = request.add_scope(Scope::new(scope.clone()));
+        }
+        if fresh {
+            request = request
+                .add_prompt(openidconnect::core::CoreAuthPrompt::Login)
+                .set_max_age(Duration::ZERO);
         }
         let (url, state, nonce) = request.set_pkce_challenge(challenge).url();
         // The browser is sent there: only a web address (never `javascript:` or `data:`,
@@ -394,6 +404,7 @@ fn identity(claims: &IdTokenClaims<EmptyAdditionalClaims, CoreGenderClaim>) -> V
             .name()
             .and_then(|n| n.get(None))
             .map(|n| n.to_string()),
+        auth_time: claims.auth_time().map(|t| t.timestamp()),
     }
 }
 
