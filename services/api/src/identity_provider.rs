@@ -171,6 +171,18 @@ fn answer(state: &AppState, provider: Option<ProviderView>) -> ProviderAnswer {
     }
 }
 
+/// This process forgets at once the accounts whose sessions a change ended (every other
+/// process when the database announces the change), so no remembered account keeps them going.
+pub fn forget_ended(state: &AppState, signed_in: &SignedIn, ended: &[StaffId]) {
+    if let renrakucho_identity::Principal::Staff { facility, .. } = signed_in.principal {
+        for id in ended {
+            state
+                .principals
+                .forget_person(&renrakucho_identity::Principal::Staff { id: *id, facility });
+        }
+    }
+}
+
 fn staff_id(raw: &str) -> Result<StaffId, ApiError> {
     Uuid::parse_str(raw)
         .map(StaffId::from_uuid)
@@ -216,11 +228,12 @@ pub async fn save(
         allowed_domains: body.allowed_domains,
         account_policy: body.account_policy,
     };
-    let saved = state
+    let change = state
         .auth
         .save_provider_settings(signed_in.principal, input, body.revision, &signed_in.origin)
         .await?;
-    Ok(Json(answer(&state, Some(saved))))
+    forget_ended(&state, &signed_in, &change.sessions_ended);
+    Ok(Json(answer(&state, change.view)))
 }
 
 /// Removes the facility's provider, with a recent password: its staff sign in with passwords.
@@ -235,10 +248,11 @@ pub async fn remove(
 ) -> Result<StatusCode, ApiError> {
     facility_admin(&signed_in)?;
     signed_in.require_recent_password(state.sessions.reauthenticate_within)?;
-    state
+    let change = state
         .auth
         .remove_provider(signed_in.principal, &signed_in.origin)
         .await?;
+    forget_ended(&state, &signed_in, &change.sessions_ended);
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -258,11 +272,12 @@ pub async fn set_enabled(
 ) -> Result<Json<ProviderAnswer>, ApiError> {
     facility_admin(&signed_in)?;
     signed_in.require_recent_password(state.sessions.reauthenticate_within)?;
-    let saved = state
+    let change = state
         .auth
         .enable_provider(signed_in.principal, body.enabled, &signed_in.origin)
         .await?;
-    Ok(Json(answer(&state, Some(saved))))
+    forget_ended(&state, &signed_in, &change.sessions_ended);
+    Ok(Json(answer(&state, change.view)))
 }
 
 /// Starts a test sign-in through the provider: open `authorization_url` in this session's
@@ -359,6 +374,7 @@ pub async fn unlink(
         .auth
         .unlink_identity(signed_in.principal, member, link, &signed_in.origin)
         .await?;
+    forget_ended(&state, &signed_in, &[member]);
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -157,7 +157,13 @@ pub async fn callback(
             Ok(()) => Redirect::to("/").into_response(),
             Err(e) => failed(e),
         },
-        Ok(ProviderOutcome::Reauthenticated { next }) => {
+        Ok(ProviderOutcome::Reauthenticated { account, next }) => {
+            // Only the session that asked, still signed in as the same person, counts it.
+            match session::current(&state, &session).await {
+                Ok(Some(signed_in)) if signed_in.principal == account => {}
+                Ok(_) => return failed(ApiError::unauthenticated()),
+                Err(e) => return failed(e),
+            }
             match session::reauthenticated(&session).await {
                 Ok(()) => {
                     Redirect::to(&crate::account::local_path(next.as_deref())).into_response()
@@ -405,7 +411,14 @@ pub async fn save(page: PageRequest, Form(form): Form<SettingsForm>) -> Response
         .save_provider_settings(page.user.principal, input, form.revision, page.origin())
         .await
     {
-        Ok(_) => Redirect::to(&format!("{ADMIN_PAGE}?saved=1")).into_response(),
+        Ok(change) => {
+            renrakucho_api::identity_provider::forget_ended(
+                &page.state,
+                &page.user,
+                &change.sessions_ended,
+            );
+            Redirect::to(&format!("{ADMIN_PAGE}?saved=1")).into_response()
+        }
         Err(e) => admin_view(&page, Some(e.into()), None).await,
     }
 }
@@ -453,7 +466,14 @@ pub async fn enable(page: PageRequest, Form(form): Form<EnableForm>) -> Response
         .enable_provider(page.user.principal, enabled, page.origin())
         .await
     {
-        Ok(_) => Redirect::to(&format!("{ADMIN_PAGE}?saved=1")).into_response(),
+        Ok(change) => {
+            renrakucho_api::identity_provider::forget_ended(
+                &page.state,
+                &page.user,
+                &change.sessions_ended,
+            );
+            Redirect::to(&format!("{ADMIN_PAGE}?saved=1")).into_response()
+        }
         Err(e) => admin_view(&page, Some(e.into()), None).await,
     }
 }

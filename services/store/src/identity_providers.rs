@@ -277,18 +277,22 @@ pub async fn pending_count(tx: &mut ScopedTx) -> Result<i64, StoreError> {
 /// Ends every session of the accounts linked to the facility's provider (their password
 /// version moves on) but `acting`'s, whose session is the one disabling or removing it.
 #[tracing::instrument(level = "debug", skip_all)]
-pub async fn end_linked_sessions(tx: &mut ScopedTx, acting: StaffId) -> Result<u64, StoreError> {
+pub async fn end_linked_sessions(
+    tx: &mut ScopedTx,
+    acting: StaffId,
+) -> Result<Vec<StaffId>, StoreError> {
     let facility = facility_of(tx)?;
-    let done = sqlx::query!(
+    let ended = sqlx::query_scalar!(
         "UPDATE staff_accounts SET password_version = password_version + 1, updated_at = now()
           WHERE facility_id = $1 AND id <> $2
-            AND id IN (SELECT staff_id FROM external_identities WHERE facility_id = $1)",
+            AND id IN (SELECT staff_id FROM external_identities WHERE facility_id = $1)
+         RETURNING id",
         facility.as_uuid(),
         acting.as_uuid()
     )
-    .execute(tx.conn())
+    .fetch_all(tx.conn())
     .await?;
-    Ok(done.rows_affected())
+    Ok(ended.into_iter().map(StaffId::from_uuid).collect())
 }
 
 /// Every link of the facility, oldest first.

@@ -24,7 +24,7 @@ impl Authenticator {
         input: ProviderInput,
         revision: Option<i32>,
         origin: &Origin,
-    ) -> Result<ProviderView, ProviderAdminError> {
+    ) -> Result<ProviderChange, ProviderAdminError> {
         let valid = input
             .validate(self.providers.allows_private())
             .map_err(ProviderAdminError::Invalid)?;
@@ -39,6 +39,7 @@ impl Authenticator {
         };
         let mut tx = self.db.begin(admin_scope(admin)?).await?;
         let existing = identity_providers::get(&mut tx).await?;
+        let mut sessions_ended = Vec::new();
         let event = match existing {
             None => {
                 let Some(secret) = &valid.client_secret else {
@@ -104,6 +105,9 @@ impl Authenticator {
                     }
                     other => other?,
                 }
+                // A change disables the provider: its sessions end as when it is disabled.
+                sessions_ended =
+                    identity_providers::end_linked_sessions(&mut tx, admin_staff(admin)?).await?;
                 "changed"
             }
         };
@@ -119,6 +123,7 @@ impl Authenticator {
                 "issuer": valid.issuer,
                 "secret_changed": valid.client_secret.is_some(),
                 "account_policy": valid.account_policy.as_str(),
+                "sessions_ended_of": sessions_ended.len(),
             }),
         )
         .await?;
@@ -126,7 +131,10 @@ impl Authenticator {
             .await?
             .ok_or(StoreError::NotFound)?;
         tx.commit().await?;
-        Ok(view(saved)?)
+        Ok(ProviderChange {
+            view: Some(view(saved)?),
+            sessions_ended,
+        })
     }
 
     /// Turns sign-in through the provider on (only after a passed test of the current
@@ -136,7 +144,7 @@ impl Authenticator {
         admin: Principal,
         enabled: bool,
         origin: &Origin,
-    ) -> Result<ProviderView, ProviderAdminError> {
+    ) -> Result<ProviderChange, ProviderAdminError> {
         let mut tx = self.db.begin(admin_scope(admin)?).await?;
         let existing = identity_providers::get(&mut tx)
             .await?
@@ -146,8 +154,8 @@ impl Authenticator {
         }
         identity_providers::set_enabled(&mut tx, enabled).await?;
         // Sessions signed in through it end with it (the linked accounts' versions move on).
-        let ended = if enabled {
-            0
+        let sessions_ended = if enabled {
+            Vec::new()
         } else {
             identity_providers::end_linked_sessions(&mut tx, admin_staff(admin)?).await?
         };
@@ -158,14 +166,20 @@ impl Authenticator {
             "identity_provider.configure",
             Outcome::Success,
             None,
-            json!({ "event": if enabled { "enabled" } else { "disabled" }, "sessions_ended_of": ended }),
+            json!({
+                "event": if enabled { "enabled" } else { "disabled" },
+                "sessions_ended_of": sessions_ended.len(),
+            }),
         )
         .await?;
         let saved = identity_providers::get(&mut tx)
             .await?
             .ok_or(StoreError::NotFound)?;
         tx.commit().await?;
-        Ok(view(saved)?)
+        Ok(ProviderChange {
+            view: Some(view(saved)?),
+            sessions_ended,
+        })
     }
 
     /// Removes the facility's provider: its staff sign in with passwords again.
@@ -173,9 +187,10 @@ impl Authenticator {
         &self,
         admin: Principal,
         origin: &Origin,
-    ) -> Result<(), ProviderAdminError> {
+    ) -> Result<ProviderChange, ProviderAdminError> {
         let mut tx = self.db.begin(admin_scope(admin)?).await?;
-        let ended = identity_providers::end_linked_sessions(&mut tx, admin_staff(admin)?).await?;
+        let sessions_ended =
+            identity_providers::end_linked_sessions(&mut tx, admin_staff(admin)?).await?;
         match identity_providers::delete(&mut tx).await {
             Err(StoreError::NotFound) => return Err(ProviderAdminError::NotFound),
             other => other?,
@@ -187,11 +202,14 @@ impl Authenticator {
             "identity_provider.configure",
             Outcome::Success,
             None,
-            json!({ "event": "removed", "sessions_ended_of": ended }),
+            json!({ "event": "removed", "sessions_ended_of": sessions_ended.len() }),
         )
         .await?;
         tx.commit().await?;
-        Ok(())
+        Ok(ProviderChange {
+            view: None,
+            sessions_ended,
+        })
     }
 
     /// Links `subject` of the facility's provider to `member` of the admin's facility (looked

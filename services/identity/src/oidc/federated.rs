@@ -217,7 +217,7 @@ impl Authenticator {
         if callback
             .iss
             .as_deref()
-            .is_some_and(|iss| iss.trim_end_matches('/') != stored.issuer.trim_end_matches('/'))
+            .is_some_and(|iss| iss != stored.issuer)
         {
             self.provider_refusal(tx, pending.purpose, actor, origin, "wrong_issuer")
                 .await?;

@@ -92,7 +92,10 @@ pub enum ProviderOutcome {
     /// A just-in-time account waits for the facility admin's approval (made now, or before).
     AwaitingApproval,
     /// The person proved again to be who the session is, through the provider, just now.
-    Reauthenticated { next: Option<String> },
+    Reauthenticated {
+        account: Principal,
+        next: Option<String>,
+    },
     /// The admin's test passed: the provider answered with a valid ID token for `subject`.
     Tested {
         subject: String,
@@ -161,6 +164,15 @@ pub struct ProviderView {
     pub tested: bool,
     #[serde(with = "time::serde::rfc3339::option")]
     pub tested_at: Option<time::OffsetDateTime>,
+}
+
+/// A change to a facility's provider, and whose sessions it ended: the server forgets those
+/// accounts at once (each other process when the database announces the change).
+#[derive(Debug, Clone)]
+pub struct ProviderChange {
+    /// The settings after the change (none: removed).
+    pub view: Option<ProviderView>,
+    pub sessions_ended: Vec<StaffId>,
 }
 
 /// Why an admin's change of the provider was refused.

@@ -81,8 +81,7 @@ impl Authenticator {
             refuse("no_provider").await?;
             return Err(ProviderSignInError::NoProvider);
         };
-        if iss.is_some_and(|iss| iss.trim_end_matches('/') != settings.issuer.trim_end_matches('/'))
-        {
+        if iss.is_some_and(|iss| iss != settings.issuer) {
             refuse("wrong_issuer").await?;
             return Err(ProviderSignInError::Refused("wrong_issuer"));
         }

@@ -122,8 +122,8 @@ impl ProviderClient {
             .timeout(Duration::from_secs(10));
         if !allow_private {
             // Names resolve to public addresses only (addresses written as such are checked
-            // in `send`).
-            http = http.dns_resolver(Arc::new(PublicAddresses));
+            // in `send`), here: no proxy from the environment resolves them instead.
+            http = http.dns_resolver(Arc::new(PublicAddresses)).no_proxy();
         }
         Self {
             http: http.build().expect("a plain HTTP client builds"),
@@ -431,7 +431,7 @@ pub fn is_public(ip: std::net::IpAddr) -> bool {
     use std::net::IpAddr;
     match ip {
         IpAddr::V4(v4) => {
-            let [a, b, ..] = v4.octets();
+            let [a, b, c, _] = v4.octets();
             !(v4.is_loopback()
                 || v4.is_private()
                 || v4.is_link_local()
@@ -440,16 +440,27 @@ pub fn is_public(ip: std::net::IpAddr) -> bool {
                 || v4.is_multicast()
                 || v4.is_documentation()
                 || a == 0
-                || (a == 100 && (64..128).contains(&b)))
+                // shared (CGNAT), IETF protocol assignments, benchmarking, reserved
+                || (a == 100 && (64..128).contains(&b))
+                || (a == 192 && b == 0 && c == 0)
+                || (a == 198 && (b == 18 || b == 19))
+                || a >= 240)
         }
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
             Some(v4) => is_public(IpAddr::V4(v4)),
             None => {
+                let s = v6.segments();
                 !(v6.is_loopback()
                     || v6.is_unspecified()
                     || v6.is_multicast()
                     || v6.is_unique_local()
-                    || v6.is_unicast_link_local())
+                    || v6.is_unicast_link_local()
+                    // NAT64, 6to4 (either may reach an IPv4 address inside), site-local,
+                    // documentation
+                    || (s[0] == 0x64 && s[1] == 0xff9b)
+                    || s[0] == 0x2002
+                    || (s[0] & 0xffc0) == 0xfec0
+                    || (s[0] == 0x2001 && s[1] == 0x0db8))
             }
         },
     }
@@ -537,6 +548,11 @@ mod tests {
             "fc00::1",
             "fe80::1",
             "::ffff:10.0.0.1",
+            "198.18.0.1",
+            "240.0.0.1",
+            "64:ff9b::a00:1",
+            "2002:a00:1::",
+            "2001:db8::1",
         ] {
             assert!(!is_public(private.parse().unwrap()), "{private}");
         }

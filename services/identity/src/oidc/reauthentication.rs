@@ -94,8 +94,7 @@ impl Authenticator {
                 .await?;
             Err::<ProviderOutcome, _>(error)
         };
-        if iss.is_some_and(|iss| iss.trim_end_matches('/') != settings.issuer.trim_end_matches('/'))
-        {
+        if iss.is_some_and(|iss| iss != settings.issuer) {
             return refuse("wrong_issuer", ProviderSignInError::Refused("wrong_issuer")).await;
         }
         let identity = match self
@@ -142,6 +141,7 @@ impl Authenticator {
         self.reauthentication_event(account, Outcome::Success, "oidc", origin)
             .await?;
         Ok(ProviderOutcome::Reauthenticated {
+            account,
             next: pending.next.clone(),
         })
     }
