@@ -261,10 +261,17 @@ pub async fn link(
     })
 }
 
-/// How many accounts of the facility wait for approval.
+/// How many accounts of the facility wait for approval, the facility's provider locked until
+/// the transaction ends: first sign-ins alongside count one after the other, so the cap holds.
 #[tracing::instrument(level = "debug", skip_all)]
 pub async fn pending_count(tx: &mut ScopedTx) -> Result<i64, StoreError> {
     let facility = facility_of(tx)?;
+    sqlx::query_scalar!(
+        "SELECT id FROM identity_providers WHERE facility_id = $1 FOR UPDATE",
+        facility.as_uuid()
+    )
+    .fetch_optional(tx.conn())
+    .await?;
     Ok(sqlx::query_scalar!(
         r#"SELECT count(*) AS "count!" FROM staff_accounts
             WHERE facility_id = $1 AND status = 'pending'"#,

@@ -329,3 +329,20 @@ fn protocol_refusal(e: &ProtocolError) -> (&'static str, ProviderSignInError) {
         }
     }
 }
+
+/// With the e-mail login claim and a list of domains, the address must be verified by the
+/// provider and in one of them.
+fn domain_allowed(stored: &StoredProvider, claim: LoginClaim, identity: &VerifiedIdentity) -> bool {
+    if stored.allowed_domains.is_empty() || claim != LoginClaim::Email {
+        return true;
+    }
+    let Some(email) = identity
+        .email
+        .as_deref()
+        .filter(|_| identity.email_verified)
+    else {
+        return false;
+    };
+    let domain = email.rsplit_once('@').map(|(_, d)| d.to_ascii_lowercase());
+    domain.is_some_and(|d| stored.allowed_domains.contains(&d))
+}

@@ -22,7 +22,7 @@ impl Authenticator {
                 .await?;
             return Err(ProviderSignInError::NoProvider);
         }
-        let (settings, facility) = self.settings_for(account).await?;
+        let (settings, facility, _) = self.settings_for(account).await?;
         match self
             .providers
             .authorization(&settings, redirect, true)
@@ -52,12 +52,19 @@ impl Authenticator {
         }
     }
 
-    /// The provider `account` signs in with (its facility's, enabled; or the operators'), and
-    /// the facility.
+    /// The provider `account` signs in with (its facility's, enabled, as stored too; or the
+    /// operators'), and the facility.
     pub(super) async fn settings_for(
         &self,
         account: Principal,
-    ) -> Result<(protocol::ClientSettings, Option<FacilityId>), ProviderSignInError> {
+    ) -> Result<
+        (
+            protocol::ClientSettings,
+            Option<FacilityId>,
+            Option<StoredProvider>,
+        ),
+        ProviderSignInError,
+    > {
         match account {
             Principal::Staff { facility, .. } => {
                 let mut tx = self.db.begin(account_scope(account)).await?;
@@ -67,12 +74,12 @@ impl Authenticator {
                     .ok_or(ProviderSignInError::NoProvider)?;
                 let settings = self.client_settings(&mut tx, &stored).await?;
                 tx.commit().await?;
-                Ok((settings, Some(facility)))
+                Ok((settings, Some(facility), Some(stored)))
             }
             Principal::Operator { .. } => self
                 .operator_provider
                 .clone()
-                .map(|s| (s, None))
+                .map(|s| (s, None, None))
                 .ok_or(ProviderSignInError::NoProvider),
         }
     }
@@ -88,7 +95,7 @@ impl Authenticator {
         redirect: &Url,
         origin: &Origin,
     ) -> Result<ProviderOutcome, ProviderSignInError> {
-        let (settings, _) = self.settings_for(account).await?;
+        let (settings, _, stored) = self.settings_for(account).await?;
         let refuse = |reason: &'static str, error: ProviderSignInError| async move {
             self.reauthentication_event(account, Outcome::Denied, reason, origin)
                 .await?;
@@ -114,6 +121,15 @@ impl Authenticator {
             .is_none_or(|t| t < pending.started_at - 60)
         {
             return refuse("not_fresh", ProviderSignInError::Refused("not_fresh")).await;
+        }
+        // The facility's rule on addresses holds here as at every sign-in.
+        if let Some(stored) = &stored {
+            let claim: LoginClaim = stored.login_claim.parse().map_err(|_| {
+                StoreError::Misconfigured(format!("login_claim: {}", stored.login_claim))
+            })?;
+            if !domain_allowed(stored, claim, &identity) {
+                return refuse("domain_not_allowed", ProviderSignInError::DomainNotAllowed).await;
+            }
         }
         let mut tx = self.db.begin(account_scope(account)).await?;
         let same = match account {
