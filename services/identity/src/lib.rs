@@ -1,6 +1,7 @@
 //! Who is signing in: password hashing (argon2id), sign-in throttling, the second factor
-//! (TOTP, recovery codes), and the sign-in flow that records every attempt in the audit log. No HTTP here: the server turns
-//! [`SignInError`] into responses.
+//! (TOTP, recovery codes), OpenID Connect with the facilities' and the operators' providers
+//! ([`oidc`]), and the sign-in flows that record every attempt in the audit log. No HTTP
+//! served here: the server turns [`SignInError`] and the others into responses.
 
 pub mod oidc;
 mod password;
