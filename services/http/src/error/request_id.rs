@@ -45,6 +45,9 @@ pub async fn attach_request_id(request: Request, next: Next) -> Response {
         body.error.request_id = request_id;
         let (mut parts, _) = response.into_parts();
         parts.headers.remove(header::CONTENT_LENGTH);
+        // The body is written anew, uncompressed: an error the API's gzip had packed (one
+        // over a kilobyte) must not go on claiming to be gzip.
+        parts.headers.remove(header::CONTENT_ENCODING);
         let bytes = serde_json::to_vec(&body).unwrap_or_default();
         response = Response::from_parts(parts, axum::body::Body::from(bytes));
     }
