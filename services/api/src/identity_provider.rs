@@ -183,6 +183,19 @@ pub fn forget_ended(state: &AppState, signed_in: &SignedIn, ended: &[StaffId]) {
     }
 }
 
+/// Keeps the pending sign-in in the session (taken out at the callback) and answers with the
+/// provider's URL for the browser.
+async fn to_provider(
+    session: &Session,
+    url: impl std::fmt::Display,
+    pending: renrakucho_identity::oidc::PendingProviderSignIn,
+) -> Result<Json<AuthorizationView>, ApiError> {
+    session.insert(PENDING_PROVIDER_KEY, pending).await?;
+    Ok(Json(AuthorizationView {
+        authorization_url: url.to_string(),
+    }))
+}
+
 fn staff_id(raw: &str) -> Result<StaffId, ApiError> {
     Uuid::parse_str(raw)
         .map(StaffId::from_uuid)
@@ -302,10 +315,7 @@ pub async fn test(
             &signed_in.origin,
         )
         .await?;
-    session.insert(PENDING_PROVIDER_KEY, pending).await?;
-    Ok(Json(AuthorizationView {
-        authorization_url: url.to_string(),
-    }))
+    to_provider(&session, url, pending).await
 }
 
 /// Every link of the facility's staff to providers' subjects.
@@ -445,10 +455,7 @@ pub async fn reauthenticate(
             &signed_in.origin,
         )
         .await?;
-    session.insert(PENDING_PROVIDER_KEY, pending).await?;
-    Ok(Json(AuthorizationView {
-        authorization_url: url.to_string(),
-    }))
+    to_provider(&session, url, pending).await
 }
 
 /// Starts a sign-in through the facility's provider: send the browser to `authorization_url`.
@@ -470,8 +477,5 @@ pub async fn begin_sign_in(
         .auth
         .begin_provider_sign_in(&body.facility_code, &state.provider_callback_url(), &origin)
         .await?;
-    session.insert(PENDING_PROVIDER_KEY, pending).await?;
-    Ok(Json(AuthorizationView {
-        authorization_url: url.to_string(),
-    }))
+    to_provider(&session, url, pending).await
 }

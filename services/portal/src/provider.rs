@@ -50,6 +50,19 @@ pub(crate) fn to_provider(url: &url::Url) -> Response {
     )
 }
 
+/// Keeps the pending sign-in in the session (taken out at the callback) and sends the browser
+/// on to the provider.
+async fn keep_and_go(
+    session: &Session,
+    url: &url::Url,
+    pending: PendingProviderSignIn,
+) -> Response {
+    match session.insert(PENDING_PROVIDER_KEY, pending).await {
+        Ok(()) => to_provider(url),
+        Err(e) => failed(ApiError::from(e)),
+    }
+}
+
 #[derive(Deserialize)]
 pub struct ProviderForm {
     #[serde(default)]
@@ -91,10 +104,7 @@ pub async fn begin(
         .begin_provider_sign_in(&form.facility_code, &state.provider_callback_url(), &origin)
         .await
     {
-        Ok((url, pending)) => match session.insert(PENDING_PROVIDER_KEY, pending).await {
-            Ok(()) => to_provider(&url),
-            Err(e) => failed(ApiError::from(e)),
-        },
+        Ok((url, pending)) => keep_and_go(&session, &url, pending).await,
         Err(ProviderSignInError::NoProvider) => {
             let notice = if form.facility_code.trim().is_empty() {
                 "運用者のIDプロバイダは設定されていません。ユーザーIDとパスワードでサインインしてください / \
@@ -352,10 +362,7 @@ pub async fn reauthenticate(
         )
         .await
     {
-        Ok((url, pending)) => match session.insert(PENDING_PROVIDER_KEY, pending).await {
-            Ok(()) => to_provider(&url),
-            Err(e) => failed(ApiError::from(e)),
-        },
+        Ok((url, pending)) => keep_and_go(&session, &url, pending).await,
         Err(e) => failed(e),
     }
 }
@@ -439,10 +446,7 @@ pub async fn test(page: PageRequest, session: Session) -> Response {
         )
         .await
     {
-        Ok((url, pending)) => match session.insert(PENDING_PROVIDER_KEY, pending).await {
-            Ok(()) => to_provider(&url),
-            Err(e) => failed(ApiError::from(e)),
-        },
+        Ok((url, pending)) => keep_and_go(&session, &url, pending).await,
         Err(e) => admin_view(&page, Some(e.into()), None).await,
     }
 }
