@@ -2104,7 +2104,7 @@ CREATE TABLE public.account_notices (
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     claimed_until timestamp with time zone,
     sent_at timestamp with time zone,
-    CONSTRAINT account_notices_event_check CHECK ((event = ANY (ARRAY['second_factor_added'::text, 'second_factor_removed'::text, 'second_factor_reset'::text, 'recovery_codes_replaced'::text])))
+    CONSTRAINT account_notices_event_check CHECK ((event = ANY (ARRAY['second_factor_added'::text, 'second_factor_removed'::text, 'second_factor_reset'::text, 'recovery_codes_replaced'::text, 'passkey_added'::text, 'passkey_removed'::text])))
 );
 
 ALTER TABLE ONLY public.account_notices FORCE ROW LEVEL SECURITY;
@@ -2683,8 +2683,10 @@ CREATE TABLE public.staff_accounts (
     totp_confirmed_at timestamp with time zone,
     totp_last_step bigint DEFAULT 0 NOT NULL,
     recovery_code_hashes text[] DEFAULT '{}'::text[] NOT NULL,
+    passkey_count smallint DEFAULT 0 NOT NULL,
     CONSTRAINT staff_accounts_display_name_check CHECK (((char_length(display_name) >= 1) AND (char_length(display_name) <= 100))),
     CONSTRAINT staff_accounts_login_id_check CHECK ((login_id ~ '^[a-z0-9._-]{3,32}$'::text)),
+    CONSTRAINT staff_accounts_passkey_count_check CHECK (((passkey_count >= 0) AND (passkey_count <= 10))),
     CONSTRAINT staff_accounts_password_version_check CHECK ((password_version >= 0)),
     CONSTRAINT staff_accounts_previous_password_hashes_check CHECK ((cardinality(previous_password_hashes) <= 5)),
     CONSTRAINT staff_accounts_profession_check CHECK ((profession = ANY (ARRAY['doctor'::text, 'dentist'::text, 'nurse'::text, 'pharmacist'::text, 'care_manager'::text, 'care_worker'::text, 'therapist'::text, 'clerk'::text, 'other'::text]))),
@@ -2700,6 +2702,29 @@ ALTER TABLE ONLY public.staff_accounts FORCE ROW LEVEL SECURITY;
 
 
 ALTER TABLE public.staff_accounts OWNER TO renrakucho_owner;
+
+--
+-- Name: staff_passkeys; Type: TABLE; Schema: public; Owner: renrakucho_owner
+--
+
+CREATE TABLE public.staff_passkeys (
+    id uuid NOT NULL,
+    facility_id uuid NOT NULL,
+    staff_id uuid NOT NULL,
+    credential_id bytea NOT NULL,
+    name text NOT NULL,
+    passkey jsonb NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    last_used_at timestamp with time zone,
+    CONSTRAINT staff_passkeys_credential_id_check CHECK (((octet_length(credential_id) >= 16) AND (octet_length(credential_id) <= 1023))),
+    CONSTRAINT staff_passkeys_name_check CHECK (((char_length(name) >= 1) AND (char_length(name) <= 60))),
+    CONSTRAINT staff_passkeys_passkey_check CHECK ((octet_length((passkey)::text) <= 8192))
+);
+
+ALTER TABLE ONLY public.staff_passkeys FORCE ROW LEVEL SECURITY;
+
+
+ALTER TABLE public.staff_passkeys OWNER TO renrakucho_owner;
 
 --
 -- Name: support_request_items; Type: TABLE; Schema: public; Owner: renrakucho_owner
@@ -3150,6 +3175,22 @@ ALTER TABLE ONLY public.staff_accounts
 
 
 --
+-- Name: staff_passkeys staff_passkeys_facility_id_credential_id_key; Type: CONSTRAINT; Schema: public; Owner: renrakucho_owner
+--
+
+ALTER TABLE ONLY public.staff_passkeys
+    ADD CONSTRAINT staff_passkeys_facility_id_credential_id_key UNIQUE (facility_id, credential_id);
+
+
+--
+-- Name: staff_passkeys staff_passkeys_pkey; Type: CONSTRAINT; Schema: public; Owner: renrakucho_owner
+--
+
+ALTER TABLE ONLY public.staff_passkeys
+    ADD CONSTRAINT staff_passkeys_pkey PRIMARY KEY (id);
+
+
+--
 -- Name: support_request_items support_request_items_request_id_attachment_id_key; Type: CONSTRAINT; Schema: public; Owner: renrakucho_owner
 --
 
@@ -3486,6 +3527,13 @@ CREATE INDEX patient_name_terms_lookup ON public.patient_name_terms USING btree 
 --
 
 CREATE INDEX patients_facility ON public.patients USING btree (facility_id, created_at);
+
+
+--
+-- Name: staff_passkeys_staff; Type: INDEX; Schema: public; Owner: renrakucho_owner
+--
+
+CREATE INDEX staff_passkeys_staff ON public.staff_passkeys USING btree (facility_id, staff_id);
 
 
 --
@@ -4208,6 +4256,22 @@ ALTER TABLE ONLY public.patients
 
 ALTER TABLE ONLY public.staff_accounts
     ADD CONSTRAINT staff_accounts_facility_id_fkey FOREIGN KEY (facility_id) REFERENCES public.facilities(id);
+
+
+--
+-- Name: staff_passkeys staff_passkeys_facility_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: renrakucho_owner
+--
+
+ALTER TABLE ONLY public.staff_passkeys
+    ADD CONSTRAINT staff_passkeys_facility_id_fkey FOREIGN KEY (facility_id) REFERENCES public.facilities(id);
+
+
+--
+-- Name: staff_passkeys staff_passkeys_facility_id_staff_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: renrakucho_owner
+--
+
+ALTER TABLE ONLY public.staff_passkeys
+    ADD CONSTRAINT staff_passkeys_facility_id_staff_id_fkey FOREIGN KEY (facility_id, staff_id) REFERENCES public.staff_accounts(facility_id, id);
 
 
 --
@@ -5300,6 +5364,19 @@ CREATE POLICY staff_accounts_maintenance ON public.staff_accounts TO renrakucho_
 --
 
 CREATE POLICY staff_accounts_own ON public.staff_accounts TO renrakucho_runtime USING ((facility_id = ( SELECT public.current_facility_id() AS current_facility_id))) WITH CHECK ((facility_id = ( SELECT public.current_facility_id() AS current_facility_id)));
+
+
+--
+-- Name: staff_passkeys; Type: ROW SECURITY; Schema: public; Owner: renrakucho_owner
+--
+
+ALTER TABLE public.staff_passkeys ENABLE ROW LEVEL SECURITY;
+
+--
+-- Name: staff_passkeys staff_passkeys_own; Type: POLICY; Schema: public; Owner: renrakucho_owner
+--
+
+CREATE POLICY staff_passkeys_own ON public.staff_passkeys TO renrakucho_runtime USING ((facility_id = ( SELECT public.current_facility_id() AS current_facility_id))) WITH CHECK ((facility_id = ( SELECT public.current_facility_id() AS current_facility_id)));
 
 
 --
@@ -6538,6 +6615,34 @@ GRANT UPDATE(totp_last_step) ON TABLE public.staff_accounts TO renrakucho_runtim
 --
 
 GRANT UPDATE(recovery_code_hashes) ON TABLE public.staff_accounts TO renrakucho_runtime;
+
+
+--
+-- Name: COLUMN staff_accounts.passkey_count; Type: ACL; Schema: public; Owner: renrakucho_owner
+--
+
+GRANT UPDATE(passkey_count) ON TABLE public.staff_accounts TO renrakucho_runtime;
+
+
+--
+-- Name: TABLE staff_passkeys; Type: ACL; Schema: public; Owner: renrakucho_owner
+--
+
+GRANT SELECT,INSERT,DELETE ON TABLE public.staff_passkeys TO renrakucho_runtime;
+
+
+--
+-- Name: COLUMN staff_passkeys.passkey; Type: ACL; Schema: public; Owner: renrakucho_owner
+--
+
+GRANT UPDATE(passkey) ON TABLE public.staff_passkeys TO renrakucho_runtime;
+
+
+--
+-- Name: COLUMN staff_passkeys.last_used_at; Type: ACL; Schema: public; Owner: renrakucho_owner
+--
+
+GRANT UPDATE(last_used_at) ON TABLE public.staff_passkeys TO renrakucho_runtime;
 
 
 --

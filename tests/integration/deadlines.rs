@@ -112,11 +112,14 @@ async fn a_stalled_request_is_stopped_at_its_deadline_and_changes_nothing() {
 
 #[tokio::test]
 async fn the_live_event_stream_goes_on_past_the_deadline() {
-    let app = spawn_app_with(|s| s.request_timeout = DEADLINE).await;
+    // Long enough for the setting-up requests and the post on a loaded machine (a second was
+    // not, once, beside a build), short enough to outlive twice.
+    let deadline = DEADLINE * 3;
+    let app = spawn_app_with(|s| s.request_timeout = deadline).await;
     let t = trio(&app, "DEADLINE-SSE").await;
     let mut live = Live::open(&app, &t.b_client).await;
     // The condition here is time itself: the stream must outlive the deadline.
-    tokio::time::sleep(DEADLINE * 2).await;
+    tokio::time::sleep(deadline * 2).await;
     post_note(
         &app,
         &t.c_client,

@@ -20,6 +20,7 @@ mod kms;
 mod load;
 mod notebook_http;
 mod oidc;
+mod passkeys;
 mod passwords;
 mod patients;
 mod platform_alerts;

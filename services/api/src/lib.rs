@@ -218,6 +218,10 @@ pub fn api_routes() -> Vec<ApiRoute> {
         ),
         get("/platform/alerts", platform::alerts),
         post("/platform/alerts/{id}/acknowledge", platform::acknowledge),
+        delete(
+            "/platform/facilities/{code}/staff/{login_id}/second-factor",
+            platform::reset_administrators_second_factor,
+        ),
         get("/openapi.json", openapi::document),
     ]
 }

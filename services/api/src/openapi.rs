@@ -97,6 +97,7 @@ use utoipa::{Modify, OpenApi};
         crate::facility_admin::set_may_accept_invitations,
         crate::platform::alerts,
         crate::platform::acknowledge,
+        crate::platform::reset_administrators_second_factor,
         document,
     ),
     components(schemas(

@@ -1,16 +1,17 @@
 //! The platform operators' endpoints under `/api/v1/platform`: alerts that facilities' requests
-//! raised (IDs and counts, never patient content).
+//! raised (IDs and counts, never patient content), and resetting a facility administrator's
+//! second factor.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
-use renrakucho_core::OperatorId;
+use renrakucho_core::{FacilityCode, LoginId, OperatorId};
 use renrakucho_http::error::{ApiError, ErrorBody};
 use renrakucho_http::input::Query;
 use renrakucho_http::origin::RequestOrigin;
 use renrakucho_http::session::SignedIn;
 use renrakucho_http::state::AppState;
-use renrakucho_identity::Principal;
+use renrakucho_identity::{Principal, ResetBy};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa::{IntoParams, ToSchema};
@@ -105,5 +106,41 @@ pub async fn acknowledge(
     let operator = operator(&signed_in)?;
     let id = Uuid::parse_str(&id).map_err(|_| ApiError::not_found())?;
     renrakucho_registry::acknowledge_platform_alert(&state.db, operator, &origin, id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Resets a facility administrator's second factor (app, passkeys, recovery codes) for one who
+/// lost it, since no other administrator of theirs may: an operator, with a recent password.
+/// Their sessions end, they are told by e-mail, and they set up a new one at their next
+/// sign-in. Other staff are reset by their facility administrator
+/// (`DELETE /api/v1/staff/{id}/second-factor`).
+#[utoipa::path(delete, path = "/api/v1/platform/facilities/{code}/staff/{login_id}/second-factor",
+    tag = "platform",
+    params(("code" = String, Path, description = "The facility's code"),
+           ("login_id" = String, Path, description = "The facility administrator's login ID")),
+    responses((status = 204, description = "Reset"),
+              (status = 403, description = "Platform operators only; or the password must be given again (`reauthentication_required`)", body = ErrorBody),
+              (status = 404, description = "No such facility, or no administrator with this login ID there", body = ErrorBody),
+              (status = 409, description = "The administrator has no second factor", body = ErrorBody)))]
+#[tracing::instrument(skip_all)]
+pub async fn reset_administrators_second_factor(
+    State(state): State<AppState>,
+    signed_in: SignedIn,
+    Path((code, login_id)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    let operator = operator(&signed_in)?;
+    signed_in.require_recent_password(state.sessions.reauthenticate_within)?;
+    let (Ok(code), Ok(login_id)) = (FacilityCode::parse(&code), LoginId::parse(&login_id)) else {
+        return Err(ApiError::not_found());
+    };
+    let member = renrakucho_identity::reset_facility_account_second_factor(
+        &state.db,
+        ResetBy::Operator(operator),
+        &code,
+        &login_id,
+        &signed_in.origin,
+    )
+    .await?;
+    state.principals.forget_person(&member);
     Ok(StatusCode::NO_CONTENT)
 }

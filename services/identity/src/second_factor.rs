@@ -43,7 +43,7 @@ impl PendingSecondFactor {
         }
     }
 
-    fn expired(&self) -> bool {
+    pub(crate) fn expired(&self) -> bool {
         unix_now() as i64 - self.password_verified_at > PENDING_FOR.as_secs() as i64
     }
 }
@@ -114,7 +114,7 @@ pub fn secret_binding(account: Principal) -> Binding<'static> {
     }
 }
 
-fn holder(account: Principal) -> Holder {
+pub(crate) fn holder(account: Principal) -> Holder {
     match account {
         Principal::Staff { id, .. } => Holder::Staff(id),
         Principal::Operator { id } => Holder::Operator(id),
@@ -122,7 +122,7 @@ fn holder(account: Principal) -> Holder {
 }
 
 /// The scope an account's own changes run in (and whose chain records them).
-fn own_scope(account: Principal) -> Scope {
+pub(crate) fn own_scope(account: Principal) -> Scope {
     match account {
         Principal::Staff { id, facility } => Scope::Staff {
             facility,
@@ -179,7 +179,7 @@ async fn account_state(
 }
 
 /// The throttle's key for an account's one-time codes: sign-in and set-up alike.
-fn throttle_key(account: Principal) -> String {
+pub(crate) fn throttle_key(account: Principal) -> String {
     match account {
         Principal::Staff { id, .. } => format!("second-factor/{id}"),
         Principal::Operator { id } => format!("second-factor/operator/{id}"),
@@ -335,14 +335,17 @@ impl Authenticator {
         factor: &SecondFactor,
         code: &str,
     ) -> Result<Result<&'static str, &'static str>, SignInError> {
-        let Some(secret_enc) = factor
-            .totp_secret_enc
-            .as_deref()
-            .filter(|_| factor.enabled())
-        else {
+        if !factor.any() {
             return Ok(Err("no_second_factor"));
-        };
+        }
         if totp::is_totp_code(code) {
+            let Some(secret_enc) = factor
+                .totp_secret_enc
+                .as_deref()
+                .filter(|_| factor.enabled())
+            else {
+                return Ok(Err("no_totp"));
+            };
             let secret = self.decrypt_secret(tx, account, secret_enc).await?;
             let digits: String = code.chars().filter(|c| !c.is_whitespace()).collect();
             let Some(step) = secret.matching_step(&digits, unix_now()) else {
@@ -508,7 +511,13 @@ impl Authenticator {
         if by != member && state.administrator {
             return Err(SecondFactorError::AdministratorsOnTheServer);
         }
-        let Some(password_version) = second_factors::remove(&mut tx, holder(member)).await? else {
+        // A reset takes every factor (app, passkeys, codes); the person's own removal, the app.
+        let removed = if by == member {
+            second_factors::remove(&mut tx, holder(member)).await?
+        } else {
+            second_factors::reset(&mut tx, holder(member)).await?
+        };
+        let Some(password_version) = removed else {
             return Err(SecondFactorError::NotEnrolled);
         };
         let event = if by == member { "removed" } else { "reset" };
@@ -551,8 +560,131 @@ async fn account_event(
             },
             target: target(member),
             origin,
-            details: json!({ "event": event, "method": "totp" }),
+            // A reset takes every factor; the rest concern the app and its codes.
+            details: json!({ "event": event, "method": if event == "reset" { "all" } else { "totp" } }),
         },
     )
     .await
+}
+
+/// Who resets a facility administrator's second factor from outside the facility.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResetBy {
+    /// `renrakucho admin reset-second-factor` on the server.
+    Server,
+    /// A signed-in platform operator (`DELETE /api/v1/platform/facilities/{code}/staff/…`).
+    Operator(renrakucho_core::OperatorId),
+}
+
+/// Resets the whole second factor (app, passkeys, recovery codes) of `login_id` at the
+/// facility with `facility_code`, for someone who lost it, from outside the facility: on
+/// the server for anyone, by an operator for a facility administrator only (other staff
+/// are their administrator's, 第9条). The person's sessions end and they are told by e-mail;
+/// the facility's chain records it, and an operator's act the platform's chain too.
+/// `NotFound` for an unknown facility or login ID (or, for an operator, someone who is not
+/// an administrator); `NotEnrolled` when there was nothing to reset.
+#[tracing::instrument(skip_all)]
+pub async fn reset_facility_account_second_factor(
+    db: &renrakucho_store::Database,
+    by: ResetBy,
+    facility_code: &renrakucho_core::FacilityCode,
+    login_id: &renrakucho_core::LoginId,
+    origin: &Origin,
+) -> Result<Principal, SecondFactorError> {
+    let done = reset_in_facility(db, by, facility_code, login_id, origin).await;
+    // An operator's refused attempt is theirs to answer for: the platform's chain keeps it.
+    if let (ResetBy::Operator(id), Err(e)) = (by, &done) {
+        let reason = match e {
+            SecondFactorError::NotFound => "no_such_administrator",
+            SecondFactorError::NotEnrolled => "no_second_factor",
+            _ => return done,
+        };
+        let mut tx = db.begin(Scope::Platform).await?;
+        audit::record(
+            &mut tx,
+            AuditEvent {
+                actor: Actor::Operator(id),
+                action: "account.second_factor",
+                outcome: Outcome::Denied,
+                target: None,
+                origin,
+                details: json!({ "event": "reset", "reason": reason,
+                                 "facility": facility_code.as_str(), "login_id": login_id.as_str() }),
+            },
+        )
+        .await?;
+        tx.commit().await?;
+    }
+    done
+}
+
+async fn reset_in_facility(
+    db: &renrakucho_store::Database,
+    by: ResetBy,
+    facility_code: &renrakucho_core::FacilityCode,
+    login_id: &renrakucho_core::LoginId,
+    origin: &Origin,
+) -> Result<Principal, SecondFactorError> {
+    let Some((facility, _)) = renrakucho_store::facilities::for_sign_in(db, facility_code).await?
+    else {
+        return Err(SecondFactorError::NotFound);
+    };
+    let mut tx = db.begin(Scope::Facility(facility)).await?;
+    let Some(account) = staff::find_credentials(&mut tx, login_id)
+        .await?
+        .map(|c| c.account)
+    else {
+        return Err(SecondFactorError::NotFound);
+    };
+    let administrator = account.role == renrakucho_core::StaffRole::FacilityAdmin;
+    if matches!(by, ResetBy::Operator(_)) && !administrator {
+        return Err(SecondFactorError::NotFound);
+    }
+    let member = Principal::Staff {
+        id: account.id,
+        facility,
+    };
+    if second_factors::reset(&mut tx, Holder::Staff(account.id))
+        .await?
+        .is_none()
+    {
+        return Err(SecondFactorError::NotEnrolled);
+    }
+    account_notices::record(&mut tx, account.id, NoticeEvent::SecondFactorReset).await?;
+    let (actor, via) = match by {
+        ResetBy::Server => (Actor::System, "cli"),
+        ResetBy::Operator(id) => (Actor::Operator(id), "operator"),
+    };
+    let details = json!({ "event": "reset", "method": "all", "via": via });
+    audit::record(
+        &mut tx,
+        AuditEvent {
+            actor,
+            action: "account.second_factor",
+            outcome: Outcome::Success,
+            target: target(member),
+            origin,
+            details: details.clone(),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    if let ResetBy::Operator(id) = by {
+        let mut tx = db.begin(Scope::Platform).await?;
+        audit::record(
+            &mut tx,
+            AuditEvent {
+                actor: Actor::Operator(id),
+                action: "account.second_factor",
+                outcome: Outcome::Success,
+                target: target(member),
+                origin,
+                details: json!({ "event": "reset", "method": "all", "via": via,
+                                 "facility": facility_code.as_str() }),
+            },
+        )
+        .await?;
+        tx.commit().await?;
+    }
+    Ok(member)
 }

@@ -63,6 +63,10 @@ pub enum SignInError {
     /// The second factor's code was wrong, already used, or the wait for it ran out.
     #[error("wrong or used one-time code")]
     WrongSecondFactor,
+    /// The passkey's answer did not verify, is not registered in the facility named, or the
+    /// wait for it ran out.
+    #[error("the passkey was not accepted")]
+    WrongPasskey,
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -87,6 +91,8 @@ pub struct Authenticator {
     pub(crate) providers: crate::oidc::ProviderClient,
     /// The operators' own provider (none: operators sign in with passwords only).
     pub(crate) operator_provider: Option<crate::oidc::protocol::ClientSettings>,
+    /// The relying party for passkeys (none: passkeys are off, see [`Authenticator::with_passkeys`]).
+    pub(crate) webauthn: Option<std::sync::Arc<webauthn_rs::Webauthn>>,
 }
 
 impl Authenticator {
@@ -108,6 +114,7 @@ impl Authenticator {
             staff_second_factor: true,
             providers: crate::oidc::ProviderClient::new(false),
             operator_provider: None,
+            webauthn: None,
         }
     }
 

@@ -9,6 +9,7 @@ pub mod csrf;
 pub mod input;
 pub mod notebook_pages;
 pub mod pages;
+pub mod passkey;
 pub mod provider;
 pub mod routes;
 pub mod second_factor;

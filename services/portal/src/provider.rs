@@ -69,7 +69,8 @@ pub struct ProviderForm {
     facility_code: String,
 }
 
-fn login_again(
+pub(crate) fn login_again(
+    state: &AppState,
     token: &CsrfToken,
     facility_code: &str,
     error: Option<ApiError>,
@@ -84,6 +85,7 @@ fn login_again(
             notice,
             facility_code: facility_code.to_owned(),
             login_id: String::new(),
+            passkeys: state.auth.passkeys_available(),
         },
     );
     (token.clone(), page).into_response()
@@ -113,9 +115,15 @@ pub async fn begin(
                 "この施設はIDプロバイダを使っていません。ユーザーIDとパスワードでサインインしてください / \
                  this facility signs in with login IDs and passwords"
             };
-            login_again(&token, &form.facility_code, None, Some(notice.into()))
+            login_again(
+                &state,
+                &token,
+                &form.facility_code,
+                None,
+                Some(notice.into()),
+            )
         }
-        Err(e) => login_again(&token, &form.facility_code, Some(e.into()), None),
+        Err(e) => login_again(&state, &token, &form.facility_code, Some(e.into()), None),
     }
 }
 
@@ -223,7 +231,7 @@ pub async fn callback(
                 },
             )
         }
-        Err(e) => login_again(&token, "", Some(e.into()), None),
+        Err(e) => login_again(&state, &token, "", Some(e.into()), None),
     }
 }
 

@@ -131,6 +131,18 @@ pub fn routes(upload_limit_bytes: usize) -> Portal {
             crate::second_factor::code_submit,
         )
         .form("/logout", logout)
+        .form("/login/passkey", crate::passkey::begin_sign_in)
+        .form("/login/passkey/finish", crate::passkey::finish_sign_in)
+        .form("/login/code/passkey", crate::passkey::finish_second_step)
+        .form(
+            "/account/passkeys/begin",
+            crate::passkey::begin_registration,
+        )
+        .form(
+            "/account/passkeys/finish",
+            crate::passkey::finish_registration,
+        )
+        .form("/account/passkeys/{id}/remove", crate::passkey::remove)
         .form("/login/provider", crate::provider::begin)
         .form("/account/confirm/provider", crate::provider::reauthenticate)
         .page(
@@ -220,6 +232,7 @@ pub fn routes(upload_limit_bytes: usize) -> Portal {
         .page("/support/{id}", notebook_pages::support_request)
         .form("/support/{id}/{step}", notebook_pages::support_step)
         .page("/static/live.js", live_script)
+        .page("/static/passkey.js", passkey_script)
         .page("/static/style.css", stylesheet)
 }
 
@@ -232,6 +245,8 @@ pub(crate) struct LoginPage {
     pub(crate) notice: Option<String>,
     pub(crate) facility_code: String,
     pub(crate) login_id: String,
+    /// The passkey form is offered (this server has a relying party).
+    pub(crate) passkeys: bool,
 }
 
 #[derive(Template)]
@@ -306,6 +321,17 @@ pub async fn live_script() -> impl IntoResponse {
 }
 
 #[tracing::instrument(skip_all)]
+pub async fn passkey_script() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        include_str!("../static/passkey.js"),
+    )
+}
+
+#[tracing::instrument(skip_all)]
 pub async fn home(page: PageRequest) -> Response {
     let (state, signed_in) = (&page.state, &page.user);
     // What needs the facility's attention: invitations to answer, emergency access to its
@@ -366,6 +392,7 @@ pub async fn login_page(
                     notice: None,
                     facility_code: String::new(),
                     login_id: String::new(),
+                    passkeys: state.auth.passkeys_available(),
                 },
             );
             (token, page).into_response()
@@ -401,6 +428,7 @@ pub async fn login_submit(
                 notice: None,
                 facility_code: form.facility_code.clone(),
                 login_id: form.login_id.clone(),
+                passkeys: state.auth.passkeys_available(),
             },
         );
         if let Some(secs) = error.retry_after {

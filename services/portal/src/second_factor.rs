@@ -31,9 +31,15 @@ pub const CODE_PAGE: &str = "/login/code";
 struct CodePage {
     token: String,
     error: Option<String>,
+    /// The passkey challenge, when the account has passkeys.
+    passkey_options: Option<String>,
 }
 
-fn code_page(token: &CsrfToken, error: Option<ApiError>) -> Response {
+fn code_page(
+    token: &CsrfToken,
+    error: Option<ApiError>,
+    passkey_options: Option<String>,
+) -> Response {
     let status = error.as_ref().map_or(StatusCode::OK, |e| e.status);
     let retry_after = error.as_ref().and_then(|e| e.retry_after);
     let mut response = render(
@@ -41,6 +47,7 @@ fn code_page(token: &CsrfToken, error: Option<ApiError>) -> Response {
         &CodePage {
             token: token.authenticity_token().unwrap_or_default(),
             error: error.map(|e| e.message),
+            passkey_options,
         },
     );
     if let Some(secs) = retry_after {
@@ -51,12 +58,32 @@ fn code_page(token: &CsrfToken, error: Option<ApiError>) -> Response {
     (token.clone(), response).into_response()
 }
 
-/// The code form, for a sign-in whose password was right; anyone else goes to the sign-in.
+/// The code form (and the passkey button, when the account has passkeys), for a sign-in
+/// whose password was right; anyone else goes to the sign-in.
 #[tracing::instrument(skip_all)]
-pub async fn code_form(session: Session, token: CsrfToken) -> Response {
-    match session::pending_second_factor(&session).await {
-        Ok(Some(_)) => code_page(&token, None),
-        Ok(None) => Redirect::to("/login").into_response(),
+pub async fn code_form(
+    State(state): State<AppState>,
+    session: Session,
+    token: CsrfToken,
+) -> Response {
+    code_page_again(&state, &session, &token, None).await
+}
+
+/// The code page (with `error`), a fresh passkey challenge on it; the sign-in page when no
+/// sign-in waits for its second step.
+pub(crate) async fn code_page_again(
+    state: &AppState,
+    session: &Session,
+    token: &CsrfToken,
+    error: impl Into<Option<ApiError>>,
+) -> Response {
+    let pending = match session::pending_second_factor(session).await {
+        Ok(Some(pending)) => pending,
+        Ok(None) => return Redirect::to("/login").into_response(),
+        Err(e) => return failed(e),
+    };
+    match crate::passkey::second_step_options(state, session, pending).await {
+        Ok(options) => code_page(token, error.into(), options),
         Err(e) => failed(e),
     }
 }
@@ -90,15 +117,25 @@ pub async fn code_submit(
             Ok(()) => Redirect::to("/").into_response(),
             Err(e) => failed(e),
         },
-        Err(e) => code_page(&token, Some(e.into())),
+        Err(e) => code_page_again(&state, &session, &token, ApiError::from(e)).await,
     }
 }
 
 /// What the set-up page shows besides the person's state.
 #[derive(Default)]
-struct Shown {
-    recovery_codes: Option<Vec<String>>,
-    error: Option<ApiError>,
+pub(crate) struct Shown {
+    pub(crate) recovery_codes: Option<Vec<String>>,
+    pub(crate) error: Option<ApiError>,
+    /// A passkey registration under way: the options for the authenticator.
+    pub(crate) registration: Option<String>,
+}
+
+/// One of the person's passkeys, as listed.
+struct PasskeyRow {
+    id: String,
+    name: String,
+    created: String,
+    last_used: String,
 }
 
 struct EnrolmentView {
@@ -111,11 +148,16 @@ struct EnrolmentView {
 struct SecondFactorPage {
     token: String,
     required: bool,
-    enabled: bool,
     must_have: bool,
     enrolment: Option<EnrolmentView>,
     recovery_codes: Option<Vec<String>>,
     error: Option<ApiError>,
+    /// An authenticator app is set up.
+    app: bool,
+    /// Passkeys are offered (staff, on a server with a relying party).
+    passkeys_offered: bool,
+    passkeys: Vec<PasskeyRow>,
+    registration: Option<String>,
 }
 
 fn enrolment_view(user: &SignedIn, secret: &TotpSecret) -> EnrolmentView {
@@ -128,8 +170,13 @@ fn enrolment_view(user: &SignedIn, secret: &TotpSecret) -> EnrolmentView {
 
 /// The page: the recovery codes just made, or else the authenticator being set up (its QR
 /// code), or what the person can do.
-async fn page(request: &PasswordPageRequest, shown: Shown) -> Response {
+pub(crate) async fn page(request: &PasswordPageRequest, shown: Shown) -> Response {
     let who = &request.user.who;
+    let factors = match request.state.auth.factors(request.user.principal).await {
+        Ok(factors) => factors,
+        Err(e) => return failed(e),
+    };
+    let passkeys_offered = request.state.auth.passkeys_available() && who.role.is_some();
     let mut status = shown.error.as_ref().map_or(StatusCode::OK, |e| e.status);
     // Operators always must.
     let must_have = who
@@ -142,7 +189,7 @@ async fn page(request: &PasswordPageRequest, shown: Shown) -> Response {
         .user
         .require_recent_password(request.state.sessions.reauthenticate_within)
         .is_ok();
-    if recent && !who.second_factor_enabled && shown.recovery_codes.is_none() {
+    if recent && !factors.app && shown.recovery_codes.is_none() && shown.registration.is_none() {
         match request
             .state
             .auth
@@ -161,11 +208,26 @@ async fn page(request: &PasswordPageRequest, shown: Shown) -> Response {
         &SecondFactorPage {
             token: request.token.authenticity_token().unwrap_or_default(),
             required: who.second_factor_enrolment_required,
-            enabled: who.second_factor_enabled,
             must_have,
             enrolment,
             recovery_codes: shown.recovery_codes,
             error: shown.error,
+            app: factors.app,
+            passkeys_offered,
+            passkeys: factors
+                .passkeys
+                .into_iter()
+                .map(|p| PasskeyRow {
+                    id: p.id.to_string(),
+                    name: p.name,
+                    created: crate::context::local(p.created_at),
+                    last_used: p
+                        .last_used_at
+                        .map(crate::context::local)
+                        .unwrap_or_else(|| "—".into()),
+                })
+                .collect(),
+            registration: shown.registration,
         },
     );
     (request.token.clone(), response).into_response()
@@ -191,7 +253,7 @@ pub async fn second_factor_page(request: PasswordPageRequest) -> Response {
 
 /// What a change asks first: the password changed if it must be, and given within the
 /// network's window (else the confirmation page, coming back here).
-fn before_a_change(request: &PasswordPageRequest) -> Option<Response> {
+pub(crate) fn before_a_change(request: &PasswordPageRequest) -> Option<Response> {
     password_first(request).or_else(|| {
         let within = request.state.sessions.reauthenticate_within;
         request
@@ -203,7 +265,7 @@ fn before_a_change(request: &PasswordPageRequest) -> Option<Response> {
 }
 
 /// The page with what was refused.
-async fn refused(request: &PasswordPageRequest, e: impl Into<ApiError>) -> Response {
+pub(crate) async fn refused(request: &PasswordPageRequest, e: impl Into<ApiError>) -> Response {
     let shown = Shown {
         error: Some(e.into()),
         ..Shown::default()
@@ -213,7 +275,7 @@ async fn refused(request: &PasswordPageRequest, e: impl Into<ApiError>) -> Respo
 
 /// The page with the recovery codes just made: shown in this answer only, never stored where
 /// they could be read again.
-async fn with_codes(request: &PasswordPageRequest, codes: Vec<String>) -> Response {
+pub(crate) async fn with_codes(request: &PasswordPageRequest, codes: Vec<String>) -> Response {
     let shown = Shown {
         recovery_codes: Some(codes),
         ..Shown::default()

@@ -144,42 +144,36 @@ pub async fn reset_second_factor(
     facility: Option<&FacilityCode>,
     login_id: &LoginId,
 ) -> Result<bool, StoreError> {
-    use renrakucho_store::account_notices::{self, NoticeEvent};
+    use renrakucho_identity::{reset_facility_account_second_factor, ResetBy, SecondFactorError};
     use renrakucho_store::second_factors::{self, Holder};
-    let (mut tx, holder, target) = match facility {
-        Some(code) => {
-            let (facility, _) = facilities::for_sign_in(db, code)
-                .await?
-                .ok_or(StoreError::NotFound)?;
-            let mut tx = db.begin(Scope::Facility(facility)).await?;
-            let account = staff::find_credentials(&mut tx, login_id)
-                .await?
-                .ok_or(StoreError::NotFound)?
-                .account;
-            (
-                tx,
-                Holder::Staff(account.id),
-                ("staff", account.id.as_uuid()),
-            )
-        }
-        None => {
-            let mut tx = db.begin(Scope::Platform).await?;
-            let operator = operators::find_credentials(&mut tx, login_id)
-                .await?
-                .ok_or(StoreError::NotFound)?
-                .operator;
-            (
-                tx,
-                Holder::Operator(operator.id),
-                ("operator", operator.id.as_uuid()),
-            )
-        }
-    };
-    if second_factors::remove(&mut tx, holder).await?.is_none() {
-        return Ok(false);
+    if let Some(code) = facility {
+        let origin = Origin::default();
+        return match reset_facility_account_second_factor(
+            db,
+            ResetBy::Server,
+            code,
+            login_id,
+            &origin,
+        )
+        .await
+        {
+            Ok(_) => Ok(true),
+            Err(SecondFactorError::NotEnrolled) => Ok(false),
+            Err(SecondFactorError::NotFound) => Err(StoreError::NotFound),
+            Err(SecondFactorError::Store(e)) => Err(e),
+            Err(e) => Err(StoreError::Misconfigured(e.to_string())),
+        };
     }
-    if let Holder::Staff(id) = holder {
-        account_notices::record(&mut tx, id, NoticeEvent::SecondFactorReset).await?;
+    let mut tx = db.begin(Scope::Platform).await?;
+    let operator = operators::find_credentials(&mut tx, login_id)
+        .await?
+        .ok_or(StoreError::NotFound)?
+        .operator;
+    if second_factors::reset(&mut tx, Holder::Operator(operator.id))
+        .await?
+        .is_none()
+    {
+        return Ok(false);
     }
     audit::record(
         &mut tx,
@@ -187,9 +181,9 @@ pub async fn reset_second_factor(
             actor: Actor::System,
             action: "account.second_factor",
             outcome: Outcome::Success,
-            target: Some(target),
+            target: Some(("operator", operator.id.as_uuid())),
             origin: &Origin::default(),
-            details: json!({ "event": "reset", "method": "totp", "via": "cli" }),
+            details: json!({ "event": "reset", "method": "all", "via": "cli" }),
         },
     )
     .await?;

@@ -108,6 +108,7 @@ impl Application {
                 .with_password_policy(settings.password_rules(), settings.password_max_age)
                 .with_staff_second_factor(settings.staff_second_factor)
                 .with_private_providers(settings.oidc_allow_private_providers)
+                .with_passkeys(&public_url)
                 .with_operator_provider(settings.operator_provider().map_err(BuildError::Config)?),
             keyring,
             files,

@@ -35,6 +35,14 @@ pub fn message(event: NoticeEvent, at: OffsetDateTime) -> (&'static str, String)
             "回復コードが作り直されました（以前のコードは使えません）",
             "your recovery codes were replaced (the earlier ones no longer work)",
         ),
+        NoticeEvent::PasskeyAdded => (
+            "パスキーが登録されました",
+            "a passkey was registered",
+        ),
+        NoticeEvent::PasskeyRemoved => (
+            "パスキーが削除されました",
+            "a passkey was removed",
+        ),
     };
     let when = at
         .to_offset(time::macros::offset!(+9))

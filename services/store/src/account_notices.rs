@@ -15,6 +15,8 @@ pub enum NoticeEvent {
     SecondFactorRemoved,
     SecondFactorReset,
     RecoveryCodesReplaced,
+    PasskeyAdded,
+    PasskeyRemoved,
 }
 
 impl NoticeEvent {
@@ -24,6 +26,8 @@ impl NoticeEvent {
             Self::SecondFactorRemoved => "second_factor_removed",
             Self::SecondFactorReset => "second_factor_reset",
             Self::RecoveryCodesReplaced => "recovery_codes_replaced",
+            Self::PasskeyAdded => "passkey_added",
+            Self::PasskeyRemoved => "passkey_removed",
         }
     }
 
@@ -33,6 +37,8 @@ impl NoticeEvent {
             "second_factor_removed" => Self::SecondFactorRemoved,
             "second_factor_reset" => Self::SecondFactorReset,
             "recovery_codes_replaced" => Self::RecoveryCodesReplaced,
+            "passkey_added" => Self::PasskeyAdded,
+            "passkey_removed" => Self::PasskeyRemoved,
             other => {
                 return Err(StoreError::Misconfigured(format!(
                     "unknown account notice {other:?}"

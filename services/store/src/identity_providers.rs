@@ -220,6 +220,19 @@ pub async fn linked_account(
     Ok(found.map(StaffId::from_uuid))
 }
 
+/// Whether `staff` is linked to a subject of an identity provider (such a person signs in
+/// through the provider, so that the provider's removal of them takes effect here).
+#[tracing::instrument(level = "debug", skip_all)]
+pub async fn is_linked(tx: &mut ScopedTx, staff: StaffId) -> Result<bool, StoreError> {
+    let linked = sqlx::query_scalar!(
+        "SELECT EXISTS (SELECT 1 FROM external_identities WHERE staff_id = $1) AS \"linked!\"",
+        staff.as_uuid()
+    )
+    .fetch_one(tx.conn())
+    .await?;
+    Ok(linked)
+}
+
 /// Links `(issuer, subject)` to `staff` (`claimed`: what the provider said, for a just-in-time
 /// account). A subject already linked here, or an account already linked to another subject of
 /// the issuer, gives [`StoreError::Conflict`] (the transaction is then aborted).

@@ -31,6 +31,7 @@ mod keys;
 pub mod notebook;
 pub mod notifications;
 pub mod operators;
+pub mod passkeys;
 pub mod patients;
 pub mod platform_alerts;
 mod pool;

@@ -28,15 +28,22 @@ pub struct SecondFactor {
     pub totp_last_step: i64,
     /// SHA-256 hashes (hex) of the unused recovery codes.
     pub recovery_code_hashes: Vec<String>,
+    /// How many passkeys the account has (operators have none).
+    pub passkey_count: i16,
 }
 
 /// How long an enrolment waits for its confirmation.
 pub const ENROLMENT_WINDOW: time::Duration = time::Duration::minutes(10);
 
 impl SecondFactor {
-    /// An authenticator is enrolled and confirmed.
+    /// An authenticator app is enrolled and confirmed.
     pub fn enabled(&self) -> bool {
         self.totp_confirmed_at.is_some() && self.totp_secret_enc.is_some()
+    }
+
+    /// Sign-in asks for a second factor: an authenticator app, or a passkey.
+    pub fn any(&self) -> bool {
+        self.enabled() || self.passkey_count > 0
     }
 
     /// The secret of an enrolment begun within the window and not confirmed yet, at `now`.
@@ -60,7 +67,7 @@ pub async fn get(tx: &mut ScopedTx, holder: Holder) -> Result<SecondFactor, Stor
             sqlx::query_as!(
                 SecondFactor,
                 "SELECT totp_secret_enc, totp_started_at, totp_confirmed_at, totp_last_step,
-                        recovery_code_hashes
+                        recovery_code_hashes, passkey_count
                    FROM staff_accounts WHERE id = $1 FOR UPDATE",
                 id.as_uuid()
             )
@@ -71,7 +78,7 @@ pub async fn get(tx: &mut ScopedTx, holder: Holder) -> Result<SecondFactor, Stor
             sqlx::query_as!(
                 SecondFactor,
                 "SELECT totp_secret_enc, totp_started_at, totp_confirmed_at, totp_last_step,
-                        recovery_code_hashes
+                        recovery_code_hashes, 0::smallint AS \"passkey_count!\"
                    FROM platform_operators WHERE id = $1 FOR UPDATE",
                 id.as_uuid()
             )
@@ -234,7 +241,7 @@ pub async fn use_recovery_code(
 }
 
 /// Replaces the unused recovery codes with new ones (their hashes); only with a confirmed
-/// authenticator (false without one).
+/// authenticator app or a passkey (false without either).
 #[tracing::instrument(level = "debug", skip_all)]
 pub async fn replace_recovery_codes(
     tx: &mut ScopedTx,
@@ -245,7 +252,7 @@ pub async fn replace_recovery_codes(
         Holder::Staff(id) => {
             sqlx::query!(
                 "UPDATE staff_accounts SET recovery_code_hashes = $2, updated_at = now()
-                  WHERE id = $1 AND totp_confirmed_at IS NOT NULL",
+                  WHERE id = $1 AND (totp_confirmed_at IS NOT NULL OR passkey_count > 0)",
                 id.as_uuid(),
                 hashes
             )
@@ -266,9 +273,9 @@ pub async fn replace_recovery_codes(
     Ok(done.rows_affected() == 1)
 }
 
-/// Removes the second factor (authenticator, recovery codes, an enrolment under way). The
-/// account's `password_version` moves on, ending its sessions; the new version, or `None` when
-/// no authenticator was confirmed.
+/// Removes the authenticator app (and an enrolment under way; the recovery codes too unless
+/// passkeys remain). The account's `password_version` moves on, ending its sessions; the new
+/// version, or `None` when no authenticator was confirmed.
 #[tracing::instrument(level = "debug", skip_all)]
 pub async fn remove(tx: &mut ScopedTx, holder: Holder) -> Result<Option<i32>, StoreError> {
     Ok(match holder {
@@ -276,7 +283,9 @@ pub async fn remove(tx: &mut ScopedTx, holder: Holder) -> Result<Option<i32>, St
             sqlx::query_scalar!(
                 "UPDATE staff_accounts
                     SET totp_secret_enc = NULL, totp_started_at = NULL, totp_confirmed_at = NULL,
-                        totp_last_step = 0, recovery_code_hashes = '{}',
+                        totp_last_step = 0,
+                        recovery_code_hashes = CASE WHEN passkey_count > 0
+                                                    THEN recovery_code_hashes ELSE '{}' END,
                         password_version = password_version + 1, updated_at = now()
                   WHERE id = $1 AND totp_confirmed_at IS NOT NULL
                  RETURNING password_version",
@@ -299,4 +308,37 @@ pub async fn remove(tx: &mut ScopedTx, holder: Holder) -> Result<Option<i32>, St
             .await?
         }
     })
+}
+
+/// Resets the whole second factor (for someone who lost it, by their admin or on the
+/// server): the authenticator app, every passkey, the recovery codes. The account's
+/// `password_version` moves on, ending its sessions; the new version, or `None` when it had
+/// no second factor.
+#[tracing::instrument(level = "debug", skip_all)]
+pub async fn reset(tx: &mut ScopedTx, holder: Holder) -> Result<Option<i32>, StoreError> {
+    match holder {
+        Holder::Staff(id) => {
+            let version = sqlx::query_scalar!(
+                "UPDATE staff_accounts
+                    SET totp_secret_enc = NULL, totp_started_at = NULL, totp_confirmed_at = NULL,
+                        totp_last_step = 0, recovery_code_hashes = '{}', passkey_count = 0,
+                        password_version = password_version + 1, updated_at = now()
+                  WHERE id = $1 AND (totp_confirmed_at IS NOT NULL OR passkey_count > 0)
+                 RETURNING password_version",
+                id.as_uuid()
+            )
+            .fetch_optional(tx.conn())
+            .await?;
+            if version.is_some() {
+                sqlx::query!(
+                    "DELETE FROM staff_passkeys WHERE staff_id = $1",
+                    id.as_uuid()
+                )
+                .execute(tx.conn())
+                .await?;
+            }
+            Ok(version)
+        }
+        Holder::Operator(_) => remove(tx, holder).await,
+    }
 }

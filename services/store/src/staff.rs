@@ -28,7 +28,7 @@ pub struct StaffAccount {
     pub password_must_change: bool,
     /// How many times the password changed: sessions signed in under an older one end.
     pub password_version: i32,
-    /// An authenticator is enrolled and confirmed: sign-in asks for its code.
+    /// An authenticator app is confirmed or a passkey registered: sign-in asks for one.
     pub second_factor_enabled: bool,
 }
 
@@ -114,7 +114,7 @@ pub async fn insert(tx: &mut ScopedTx, new: &NewStaff) -> Result<StaffAccount, S
          RETURNING id, facility_id, login_id, display_name, role, profession, status,
                    may_accept_invitations, password_changed_at, password_must_change,
                    password_version, password_hash, previous_password_hashes,
-            totp_confirmed_at IS NOT NULL AS second_factor_enabled",
+            (totp_confirmed_at IS NOT NULL OR passkey_count > 0) AS second_factor_enabled",
         StaffId::new().as_uuid(),
         facility.as_uuid(),
         new.login_id.as_str(),
@@ -148,7 +148,7 @@ pub async fn insert_pending(
          RETURNING id, facility_id, login_id, display_name, role, profession, status,
                    may_accept_invitations, password_changed_at, password_must_change,
                    password_version, password_hash, previous_password_hashes,
-            totp_confirmed_at IS NOT NULL AS second_factor_enabled",
+            (totp_confirmed_at IS NOT NULL OR passkey_count > 0) AS second_factor_enabled",
         StaffId::new().as_uuid(),
         facility.as_uuid(),
         new.login_id.as_str(),
@@ -195,7 +195,7 @@ pub async fn find_credentials(
         "SELECT id, facility_id, login_id, display_name, role, profession,
             status, may_accept_invitations, password_changed_at, password_must_change,
             password_version, password_hash, previous_password_hashes,
-            totp_confirmed_at IS NOT NULL AS second_factor_enabled FROM
+            (totp_confirmed_at IS NOT NULL OR passkey_count > 0) AS second_factor_enabled FROM
             staff_accounts WHERE login_id = $1",
         login_id.as_str()
     )
@@ -213,7 +213,7 @@ pub async fn credentials(tx: &mut ScopedTx, id: StaffId) -> Result<StaffCredenti
         "SELECT id, facility_id, login_id, display_name, role, profession,
             status, may_accept_invitations, password_changed_at, password_must_change,
             password_version, password_hash, previous_password_hashes,
-            totp_confirmed_at IS NOT NULL AS second_factor_enabled FROM
+            (totp_confirmed_at IS NOT NULL OR passkey_count > 0) AS second_factor_enabled FROM
             staff_accounts WHERE id = $1",
         id.as_uuid()
     )
@@ -280,7 +280,7 @@ pub async fn get(tx: &mut ScopedTx, id: StaffId) -> Result<StaffAccount, StoreEr
         "SELECT id, facility_id, login_id, display_name, role, profession,
             status, may_accept_invitations, password_changed_at, password_must_change,
             password_version, password_hash, previous_password_hashes,
-            totp_confirmed_at IS NOT NULL AS second_factor_enabled FROM
+            (totp_confirmed_at IS NOT NULL OR passkey_count > 0) AS second_factor_enabled FROM
             staff_accounts WHERE id = $1",
         id.as_uuid()
     )
@@ -298,7 +298,7 @@ pub async fn list(tx: &mut ScopedTx) -> Result<Vec<StaffAccount>, StoreError> {
         "SELECT id, facility_id, login_id, display_name, role, profession,
             status, may_accept_invitations, password_changed_at, password_must_change,
             password_version, password_hash, previous_password_hashes,
-            totp_confirmed_at IS NOT NULL AS second_factor_enabled FROM
+            (totp_confirmed_at IS NOT NULL OR passkey_count > 0) AS second_factor_enabled FROM
             staff_accounts ORDER BY login_id"
     )
     .fetch_all(tx.conn())

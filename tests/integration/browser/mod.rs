@@ -211,10 +211,19 @@ where
     F: FnOnce(Page) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
 {
+    in_browser_at(app, app.address.clone(), body).await
+}
+
+/// As [`in_browser`], with the app reached at `base` (another name for its address).
+async fn in_browser_at<F, Fut>(app: &TestApp, base: String, body: F)
+where
+    F: FnOnce(Page) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
     let (driver, client) = Driver::start().await;
     let page = Page {
         client: client.clone(),
-        base: app.address.clone(),
+        base,
         codes: app.one_time_codes(),
     };
     let outcome = tokio::spawn(body(page)).await;
@@ -508,6 +517,7 @@ async fn assert_accessible_on_a_phone(page: &Page, name: &str) {
 }
 
 mod care;
+mod passkeys;
 mod password;
 mod provider;
 mod sign_in;

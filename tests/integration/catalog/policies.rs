@@ -60,6 +60,7 @@ const POLICIES: &[(&str, &str, &str, &str)] = &[
     ("public.external_identities", "external_identities_own", "ALL", RUNTIME),
     ("public.identity_providers", "identity_providers_maintenance", "ALL", KEY_MAINTENANCE),
     ("public.identity_providers", "identity_providers_own", "ALL", RUNTIME),
+    ("public.staff_passkeys", "staff_passkeys_own", "ALL", RUNTIME),
     ("public.entries", "entries_announce_read", "SELECT", OWNER),
     ("public.entries", "entries_edit", "UPDATE", RUNTIME),
     ("public.entries", "entries_erasure", "DELETE", OWNER),

@@ -50,10 +50,12 @@ const RUNTIME_PRIVILEGES: &[&str] = &[
     "public.patients: SELECT, INSERT",
     "public.patients: UPDATE (kana_enc, name_enc, profile_enc, updated_at)",
     "public.staff_accounts: SELECT, INSERT",
-    "public.staff_accounts: UPDATE (display_name, may_accept_invitations, password_changed_at, \
-     password_hash, password_must_change, password_version, previous_password_hashes, \
-     profession, recovery_code_hashes, role, status, totp_confirmed_at, totp_last_step, \
-     totp_secret_enc, totp_started_at, updated_at)",
+    "public.staff_accounts: UPDATE (display_name, may_accept_invitations, passkey_count, \
+     password_changed_at, password_hash, password_must_change, password_version, \
+     previous_password_hashes, profession, recovery_code_hashes, role, status, \
+     totp_confirmed_at, totp_last_step, totp_secret_enc, totp_started_at, updated_at)",
+    "public.staff_passkeys: SELECT, INSERT, DELETE",
+    "public.staff_passkeys: UPDATE (last_used_at, passkey)",
     "public.support_request_items: SELECT, INSERT",
     "public.support_requests: SELECT, INSERT",
     "public.support_requests: UPDATE (answer_enc, answered_by, answered_by_name, status, \
@@ -135,13 +137,15 @@ pub(super) async fn privilege_problems(conn: &mut PgConnection) -> Vec<String> {
             "UPDATE" => table != "public.audit_log",
             // Search terms are derived rows, replaced when a name changes. Preferences (a
             // muted patient), not records. A facility's provider settings and its links to
-            // accounts are configuration; the audit chain records each change.
+            // accounts are configuration, as are a person's passkeys; the audit chain records
+            // each change.
             "DELETE" => matches!(
                 table.as_str(),
                 "public.patient_name_terms"
                     | "public.patient_mutes"
                     | "public.identity_providers"
                     | "public.external_identities"
+                    | "public.staff_passkeys"
             ),
             _ => false,
         };

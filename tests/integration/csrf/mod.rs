@@ -319,6 +319,60 @@ async fn every_portal_form_refuses_a_missing_or_foreign_token_and_changes_nothin
         "/account/second-factor/confirm".into(),
         vec![text("one_time_code", "000000")],
     );
+    // Passkeys: each posts what the browser would (an answer that does not verify is refused
+    // after the form check passed, and the refusal recorded). B's admin has one to remove.
+    let b_passkey = {
+        let mut tx = app
+            .db
+            .begin(renrakucho_store::Scope::Facility(b.id))
+            .await
+            .unwrap();
+        renrakucho_store::passkeys::insert(&mut tx, b_admin.id, &[9; 32], "鍵", &json!({}))
+            .await
+            .unwrap();
+        let id = renrakucho_store::passkeys::list(&mut tx, b_admin.id)
+            .await
+            .unwrap()[0]
+            .id;
+        tx.commit().await.unwrap();
+        id
+    };
+    case(
+        "/login/passkey",
+        Who::Visitor,
+        "/login/passkey".into(),
+        vec![text("facility_code", "XS-B")],
+    );
+    case(
+        "/login/passkey/finish",
+        Who::Visitor,
+        "/login/passkey/finish".into(),
+        vec![text("credential", "{}")],
+    );
+    case(
+        "/login/code/passkey",
+        Who::Visitor,
+        "/login/code/passkey".into(),
+        vec![text("credential", "{}")],
+    );
+    case(
+        "/account/passkeys/begin",
+        Who::B,
+        "/account/passkeys/begin".into(),
+        vec![text("name", "仕事用スマホ")],
+    );
+    case(
+        "/account/passkeys/finish",
+        Who::B,
+        "/account/passkeys/finish".into(),
+        vec![text("credential", "{}")],
+    );
+    case(
+        "/account/passkeys/{id}/remove",
+        Who::B,
+        format!("/account/passkeys/{b_passkey}/remove"),
+        vec![],
+    );
     case(
         "/account/confirm",
         Who::B,
@@ -490,7 +544,10 @@ async fn every_portal_form_refuses_a_missing_or_foreign_token_and_changes_nothin
         "/admin/identity-provider",
         "/admin/identity-provider/test",
         "/account/confirm/provider",
+        "/login/passkey",
+        "/login/passkey/finish",
         "/login",
+        "/login/code/passkey",
         "/login/code",
         "/notifications",
         "/patients/new",
@@ -511,6 +568,9 @@ async fn every_portal_form_refuses_a_missing_or_foreign_token_and_changes_nothin
         "/patients/{id}/consents/withdraw",
         "/patients/{id}/deletion",
         "/account/confirm",
+        "/account/passkeys/begin",
+        "/account/passkeys/finish",
+        "/account/passkeys/{id}/remove",
         "/account/second-factor/recovery-codes",
         "/account/second-factor/remove",
         "/account/second-factor/begin",
@@ -522,6 +582,11 @@ async fn every_portal_form_refuses_a_missing_or_foreign_token_and_changes_nothin
     // (recovery codes), or they refuse what was typed after the form check passed.
     let answered_with_a_page: HashMap<&str, StatusCode> = HashMap::from([
         ("/account/second-factor/recovery-codes", StatusCode::OK),
+        ("/login/passkey", StatusCode::OK),
+        ("/login/passkey/finish", StatusCode::UNAUTHORIZED),
+        ("/login/code/passkey", StatusCode::UNAUTHORIZED),
+        ("/account/passkeys/begin", StatusCode::OK),
+        ("/account/passkeys/finish", StatusCode::UNPROCESSABLE_ENTITY),
         ("/login/provider", StatusCode::BAD_GATEWAY),
         ("/admin/identity-provider/test", StatusCode::BAD_GATEWAY),
         ("/account/confirm/provider", StatusCode::NOT_FOUND),

@@ -128,6 +128,11 @@ fn insert_into(table: &str) -> Option<&'static str> {
              VALUES (gen_random_uuid(), $1, gen_random_uuid(), 'https://login.example.jp', 's',
                      'admin')"
         }
+        "public.staff_passkeys" => {
+            "INSERT INTO staff_passkeys (id, facility_id, staff_id, credential_id, name, passkey)
+             VALUES (gen_random_uuid(), $1, gen_random_uuid(), decode(repeat('00', 32), 'hex'),
+                     '鍵', '{}')"
+        }
         "public.audit_log" => {
             "INSERT INTO audit_log (facility_id, actor_kind, action, outcome, prev_hash, hash)
              VALUES ($1, 'system', 'forged.entry', 'success', '\\x00', '\\x00')"

@@ -191,6 +191,18 @@ async fn network() -> Network {
         .await
         .unwrap();
         tx.commit().await.unwrap();
+        // A passkey of bob's (its JSON as webauthn-rs would keep it does not matter here).
+        let mut tx = app.db.begin(Scope::Facility(facility.id)).await.unwrap();
+        renrakucho_store::passkeys::insert(
+            &mut tx,
+            bob.id,
+            &[7; 32],
+            "仕事用スマホ",
+            &serde_json::json!({ "cred": {} }),
+        )
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
         // An e-mail notice owed to bob (his authenticator was set up).
         let mut tx = app.db.begin(Scope::Facility(facility.id)).await.unwrap();
         renrakucho_store::account_notices::record(

@@ -527,6 +527,90 @@ async fn no_administrator_resets_another_administrators_second_factor() {
 }
 
 #[tokio::test]
+async fn an_operator_resets_a_facility_administrators_second_factor_and_only_an_administrators() {
+    let app = spawn_app().await;
+    let clinic = app.seed_facility("MF-14", FacilityKind::Clinic).await;
+    let boss = app
+        .seed_staff(
+            &clinic,
+            "boss",
+            StaffRole::FacilityAdmin,
+            Profession::Doctor,
+        )
+        .await;
+    app.seed_staff(&clinic, "nurse", StaffRole::Staff, Profession::Nurse)
+        .await;
+    let operator = app.seed_operator("ops").await;
+    let ops = new_client();
+    assert_eq!(
+        app.sign_in_with(&ops, None, "ops", FIXTURE_PASSWORD)
+            .await
+            .status(),
+        StatusCode::OK
+    );
+    let boss_session = app.client_for(&clinic, "boss").await;
+    let reset = |who: &str| {
+        app.url(&format!(
+            "/api/v1/platform/facilities/MF-14/staff/{who}/second-factor"
+        ))
+    };
+
+    // Not for staff (their administrator resets them), not for an unknown facility or person,
+    // and not by a facility administrator: each refused, nothing changed.
+    for (client, path, expected) in [
+        (&ops, reset("nurse"), StatusCode::NOT_FOUND),
+        (&ops, reset("nobody"), StatusCode::NOT_FOUND),
+        (
+            &ops,
+            app.url("/api/v1/platform/facilities/NO-SUCH/staff/boss/second-factor"),
+            StatusCode::NOT_FOUND,
+        ),
+        (&boss_session, reset("boss"), StatusCode::FORBIDDEN),
+    ] {
+        let response = client.delete(path.as_str()).send().await.unwrap();
+        assert_eq!(response.status(), expected, "{path}");
+    }
+    let (_, status, code) = password_step(&app, "MF-14", "nurse").await;
+    assert_eq!(
+        (status, code.as_str()),
+        (StatusCode::UNAUTHORIZED, "second_factor_required")
+    );
+
+    // The operator resets the administrator's: gone, their session ended, both chains record it.
+    let response = ops.delete(reset("boss")).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        boss_session
+            .get(app.url("/api/v1/me"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::UNAUTHORIZED,
+        "the administrator's session ended"
+    );
+    let (_, status, _) = password_step(&app, "MF-14", "boss").await;
+    assert_eq!(status, StatusCode::OK, "the password alone, then set-up");
+    let again = ops.delete(reset("boss")).send().await.unwrap();
+    assert_eq!(
+        again.status(),
+        StatusCode::CONFLICT,
+        "nothing left to reset"
+    );
+    assert!(records(&app, &clinic).await.contains(&(
+        "account.second_factor".into(),
+        "success".into(),
+        "reset".into()
+    )));
+    let mut tx = app.db.begin(Scope::Platform).await.unwrap();
+    let platform = audit::recent(&mut tx, 50).await.unwrap();
+    drop(tx);
+    assert!(platform.iter().any(|r| r.action == "account.second_factor"
+        && r.actor_id == Some(operator.id.as_uuid())
+        && r.target_id == Some(boss.id.as_uuid())));
+}
+
+#[tokio::test]
 async fn guessing_the_code_at_set_up_is_throttled_like_at_sign_in() {
     let app = spawn_app_with(|s| {
         s.signin_account_burst = 2;

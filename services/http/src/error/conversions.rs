@@ -5,7 +5,7 @@ use axum::extract::rejection::JsonRejection;
 use axum::http::StatusCode;
 use renrakucho_core::InvalidValue;
 use renrakucho_identity::oidc::{ProviderAdminError, ProviderSignInError};
-use renrakucho_identity::{PasswordChangeError, SecondFactorError, SignInError};
+use renrakucho_identity::{PasskeyError, PasswordChangeError, SecondFactorError, SignInError};
 use renrakucho_store::StoreError;
 
 use super::{ApiError, Chain};
@@ -196,8 +196,57 @@ impl From<SignInError> for ApiError {
                      the code is wrong or was already used; if it took long, sign in again",
                 )
             },
+            SignInError::WrongPasskey => Self::new(
+                StatusCode::UNAUTHORIZED,
+                "wrong_passkey",
+                "パスキーを確認できませんでした。施設コードを確かめ、この施設で登録したパスキーを使ってください。\
+                 時間がたった場合は最初からやり直してください / the passkey was not accepted; check the \
+                 facility code and use a passkey registered at this facility, or start again if it took long",
+            ),
             SignInError::Store(e) => e.into(),
             SignInError::Keyring(e) => e.into(),
+        }
+    }
+}
+
+impl From<PasskeyError> for ApiError {
+    fn from(e: PasskeyError) -> Self {
+        match e {
+            PasskeyError::NotAvailable => Self::conflict(
+                "このサーバーではパスキーを使えません（公開URLがドメイン名ではありません） / passkeys are \
+                 not available on this server (its public URL is not a domain name)",
+            ),
+            PasskeyError::InvalidName => Self {
+                field: Some("name".into()),
+                ..Self::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "invalid_name",
+                    "パスキーの名前は1〜60文字で入力してください / give the passkey a name of 1 to 60 characters",
+                )
+            },
+            PasskeyError::TooMany => Self::conflict(
+                "パスキーは1人10個までです。使っていないものを削除してください / at most ten passkeys per \
+                 person; remove one you no longer use",
+            ),
+            PasskeyError::ProviderLinked => Self::conflict(
+                "このアカウントは施設のIDプロバイダでサインインするため、パスキーは登録できません / this \
+                 account signs in through the facility's identity provider, so it cannot have passkeys",
+            ),
+            PasskeyError::AlreadyRegistered => Self::conflict(
+                "このパスキーはすでに登録されています / this passkey is already registered",
+            ),
+            PasskeyError::NotStarted => Self::conflict(
+                "登録が始まっていないか、時間がたちすぎました。最初からやり直してください / registration \
+                 was not started or took too long; start again",
+            ),
+            PasskeyError::Refused => Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "passkey_refused",
+                "パスキーを登録できませんでした。もう一度お試しください / the passkey could not be \
+                 registered; try again",
+            ),
+            PasskeyError::NotFound => Self::not_found(),
+            PasskeyError::Store(e) => e.into(),
         }
     }
 }
