@@ -2566,6 +2566,28 @@ ALTER TABLE ONLY public.operator_identities FORCE ROW LEVEL SECURITY;
 ALTER TABLE public.operator_identities OWNER TO renrakucho_owner;
 
 --
+-- Name: operator_passkeys; Type: TABLE; Schema: public; Owner: renrakucho_owner
+--
+
+CREATE TABLE public.operator_passkeys (
+    id uuid NOT NULL,
+    operator_id uuid NOT NULL,
+    credential_id bytea NOT NULL,
+    name text NOT NULL,
+    passkey jsonb NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    last_used_at timestamp with time zone,
+    CONSTRAINT operator_passkeys_credential_id_check CHECK (((octet_length(credential_id) >= 16) AND (octet_length(credential_id) <= 1023))),
+    CONSTRAINT operator_passkeys_name_check CHECK (((char_length(name) >= 1) AND (char_length(name) <= 60))),
+    CONSTRAINT operator_passkeys_passkey_check CHECK ((octet_length((passkey)::text) <= 8192))
+);
+
+ALTER TABLE ONLY public.operator_passkeys FORCE ROW LEVEL SECURITY;
+
+
+ALTER TABLE public.operator_passkeys OWNER TO renrakucho_owner;
+
+--
 -- Name: patient_cards; Type: TABLE; Schema: public; Owner: renrakucho_owner
 --
 
@@ -2642,8 +2664,10 @@ CREATE TABLE public.platform_operators (
     totp_confirmed_at timestamp with time zone,
     totp_last_step bigint DEFAULT 0 NOT NULL,
     recovery_code_hashes text[] DEFAULT '{}'::text[] NOT NULL,
+    passkey_count smallint DEFAULT 0 NOT NULL,
     CONSTRAINT platform_operators_display_name_check CHECK (((char_length(display_name) >= 1) AND (char_length(display_name) <= 100))),
     CONSTRAINT platform_operators_login_id_check CHECK ((login_id ~ '^[a-z0-9._-]{3,32}$'::text)),
+    CONSTRAINT platform_operators_passkey_count_check CHECK (((passkey_count >= 0) AND (passkey_count <= 10))),
     CONSTRAINT platform_operators_password_version_check CHECK ((password_version >= 0)),
     CONSTRAINT platform_operators_previous_password_hashes_check CHECK ((cardinality(previous_password_hashes) <= 5)),
     CONSTRAINT platform_operators_recovery_code_hashes_check CHECK ((cardinality(recovery_code_hashes) <= 10)),
@@ -3079,6 +3103,22 @@ ALTER TABLE ONLY public.operator_identities
 
 
 --
+-- Name: operator_passkeys operator_passkeys_credential_id_key; Type: CONSTRAINT; Schema: public; Owner: renrakucho_owner
+--
+
+ALTER TABLE ONLY public.operator_passkeys
+    ADD CONSTRAINT operator_passkeys_credential_id_key UNIQUE (credential_id);
+
+
+--
+-- Name: operator_passkeys operator_passkeys_pkey; Type: CONSTRAINT; Schema: public; Owner: renrakucho_owner
+--
+
+ALTER TABLE ONLY public.operator_passkeys
+    ADD CONSTRAINT operator_passkeys_pkey PRIMARY KEY (id);
+
+
+--
 -- Name: patient_access patient_access_pkey; Type: CONSTRAINT; Schema: public; Owner: renrakucho_owner
 --
 
@@ -3492,6 +3532,13 @@ CREATE INDEX entry_versions_patient ON public.entry_versions USING btree (patien
 --
 
 CREATE INDEX notification_settings_facility ON public.notification_settings USING btree (facility_id);
+
+
+--
+-- Name: operator_passkeys_operator; Type: INDEX; Schema: public; Owner: renrakucho_owner
+--
+
+CREATE INDEX operator_passkeys_operator ON public.operator_passkeys USING btree (operator_id);
 
 
 --
@@ -4168,6 +4215,14 @@ ALTER TABLE ONLY public.notification_settings
 
 ALTER TABLE ONLY public.operator_identities
     ADD CONSTRAINT operator_identities_operator_id_fkey FOREIGN KEY (operator_id) REFERENCES public.platform_operators(id);
+
+
+--
+-- Name: operator_passkeys operator_passkeys_operator_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: renrakucho_owner
+--
+
+ALTER TABLE ONLY public.operator_passkeys
+    ADD CONSTRAINT operator_passkeys_operator_id_fkey FOREIGN KEY (operator_id) REFERENCES public.platform_operators(id);
 
 
 --
@@ -5125,6 +5180,19 @@ ALTER TABLE public.operator_identities ENABLE ROW LEVEL SECURITY;
 --
 
 CREATE POLICY operator_identities_platform ON public.operator_identities TO renrakucho_platform USING (( SELECT public.in_platform_scope() AS in_platform_scope)) WITH CHECK (( SELECT public.in_platform_scope() AS in_platform_scope));
+
+
+--
+-- Name: operator_passkeys; Type: ROW SECURITY; Schema: public; Owner: renrakucho_owner
+--
+
+ALTER TABLE public.operator_passkeys ENABLE ROW LEVEL SECURITY;
+
+--
+-- Name: operator_passkeys operator_passkeys_platform; Type: POLICY; Schema: public; Owner: renrakucho_owner
+--
+
+CREATE POLICY operator_passkeys_platform ON public.operator_passkeys TO renrakucho_platform USING (( SELECT public.in_platform_scope() AS in_platform_scope)) WITH CHECK (( SELECT public.in_platform_scope() AS in_platform_scope));
 
 
 --
@@ -6404,6 +6472,27 @@ GRANT SELECT ON TABLE public.notification_settings TO renrakucho_digest;
 --
 
 GRANT SELECT,INSERT,DELETE ON TABLE public.operator_identities TO renrakucho_platform;
+
+
+--
+-- Name: TABLE operator_passkeys; Type: ACL; Schema: public; Owner: renrakucho_owner
+--
+
+GRANT SELECT,INSERT,DELETE ON TABLE public.operator_passkeys TO renrakucho_platform;
+
+
+--
+-- Name: COLUMN operator_passkeys.passkey; Type: ACL; Schema: public; Owner: renrakucho_owner
+--
+
+GRANT UPDATE(passkey) ON TABLE public.operator_passkeys TO renrakucho_platform;
+
+
+--
+-- Name: COLUMN operator_passkeys.last_used_at; Type: ACL; Schema: public; Owner: renrakucho_owner
+--
+
+GRANT UPDATE(last_used_at) ON TABLE public.operator_passkeys TO renrakucho_platform;
 
 
 --

@@ -8,6 +8,7 @@
 
 use renrakucho_core::{FacilityKind, Profession, StaffRole};
 use renrakucho_store::facilities::Facility;
+use renrakucho_store::second_factors::Holder;
 use renrakucho_store::{audit, passkeys, Scope, StoreError};
 use renrakucho_testkit::{new_client, spawn_app, TestApp, FIXTURE_PASSWORD};
 use reqwest::{Client, StatusCode};
@@ -244,7 +245,7 @@ async fn stored(
     staff: renrakucho_core::StaffId,
 ) -> Vec<passkeys::StoredPasskey> {
     let mut tx = app.db.begin(Scope::Facility(facility.id)).await.unwrap();
-    let found = passkeys::list(&mut tx, staff).await.unwrap();
+    let found = passkeys::list(&mut tx, Holder::Staff(staff)).await.unwrap();
     tx.commit().await.unwrap();
     found
 }
@@ -534,7 +535,7 @@ async fn several_passkeys_each_removable_the_same_credential_stored_once_and_a_r
     let mut tx = app.db.begin(Scope::Facility(facility.id)).await.unwrap();
     let again = passkeys::insert(
         &mut tx,
-        nurse.id,
+        Holder::Staff(nurse.id),
         &credential_id(&kept[0]),
         "もう一度",
         &kept[0].passkey,
@@ -795,4 +796,114 @@ async fn a_passkey_does_not_outlive_the_account_nor_sign_in_past_the_facilitys_p
         .await
         .unwrap()
         .contains("施設のIDプロバイダでサインインする"));
+}
+
+#[tokio::test]
+async fn an_operator_registers_a_passkey_and_signs_in_with_it_alone_or_after_the_password() {
+    let app = spawn_app().await;
+    let operator = app.seed_operator("ops").await;
+    let facility = app.seed_facility("PK-OPS", FacilityKind::Clinic).await;
+    let nurse = app
+        .seed_staff(&facility, "nurse", StaffRole::Staff, Profession::Nurse)
+        .await;
+    let ops = new_client();
+    assert_eq!(
+        app.sign_in_with(&ops, None, "ops", FIXTURE_PASSWORD)
+            .await
+            .status(),
+        StatusCode::OK
+    );
+    let origin = right_origin(&app);
+    let mut key = authenticator();
+    assert_eq!(
+        register(&app, &ops, &mut key, "運用端末", &origin)
+            .await
+            .status(),
+        StatusCode::SEE_OTHER
+    );
+    let mut tx = app.db.begin(Scope::Platform).await.unwrap();
+    let kept = passkeys::list(&mut tx, Holder::Operator(operator.id))
+        .await
+        .unwrap();
+    drop(tx);
+    assert_eq!(kept.len(), 1);
+    let credential = credential_id(&kept[0]);
+
+    // After the password (an empty facility code), the passkey in place of the app's code.
+    let next = new_client();
+    let token = app.form_token(&next, "/login").await;
+    let response = post_form(
+        &app,
+        &next,
+        "/login",
+        &[
+            ("authenticity_token", &token),
+            ("facility_code", ""),
+            ("login_id", "ops"),
+            ("password", FIXTURE_PASSWORD),
+        ],
+    )
+    .await;
+    assert_eq!(response.headers()["location"], "/login/code");
+    assert_eq!(
+        passkey_second_step(&app, &next, &mut key, &origin)
+            .await
+            .status(),
+        StatusCode::SEE_OTHER
+    );
+    assert!(signed_in(&app, &next).await.is_some());
+
+    // Alone, with no facility code.
+    let alone = new_client();
+    let response = passwordless(
+        &app,
+        &alone,
+        "",
+        &mut key,
+        &credential,
+        operator.id.as_uuid(),
+        &origin,
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let me = signed_in(&app, &alone)
+        .await
+        .expect("the operator signed in");
+    assert_eq!(me["login_id"], "ops");
+
+    // A staff member's passkey is nobody among the operators, and an operator's nobody at a
+    // facility.
+    let client = app.client_for(&facility, "nurse").await;
+    let mut staff_key = authenticator();
+    assert_eq!(
+        register(&app, &client, &mut staff_key, "鍵", &origin)
+            .await
+            .status(),
+        StatusCode::SEE_OTHER
+    );
+    let staff_credential = credential_id(&stored(&app, &facility, nurse.id).await[0]);
+    let nobody = new_client();
+    let response = passwordless(
+        &app,
+        &nobody,
+        "",
+        &mut staff_key,
+        &staff_credential,
+        nurse.id.as_uuid(),
+        &origin,
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    let response = passwordless(
+        &app,
+        &nobody,
+        "PK-OPS",
+        &mut key,
+        &credential,
+        operator.id.as_uuid(),
+        &origin,
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert!(signed_in(&app, &nobody).await.is_none());
 }

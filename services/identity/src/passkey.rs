@@ -17,7 +17,7 @@ use renrakucho_store::account_notices::{self, NoticeEvent};
 use renrakucho_store::audit::{self, Actor, AuditEvent, Origin, Outcome};
 use renrakucho_store::passkeys::{self, StoredPasskey, MAX_PER_ACCOUNT};
 use renrakucho_store::second_factors::{self, Holder};
-use renrakucho_store::{facilities, identity_providers, staff, Scope, StoreError};
+use renrakucho_store::{facilities, identity_providers, operators, staff, Scope, StoreError};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use webauthn_rs::prelude::{
@@ -27,7 +27,8 @@ use webauthn_rs::prelude::{
 };
 
 use crate::second_factor::{
-    holder, own_scope, throttle_key as second_factor_throttle_key, PendingSecondFactor,
+    account_state, holder, own_scope, throttle_key as second_factor_throttle_key,
+    PendingSecondFactor,
 };
 use crate::sign_in::record;
 use crate::{totp, Authenticated, Authenticator, Principal, SignInError};
@@ -198,18 +199,14 @@ impl Authenticator {
         self.webauthn.as_deref().ok_or(PasskeyError::NotAvailable)
     }
 
-    /// `account`'s second factors as its own page shows them: the app, and the passkeys
-    /// (operators have none).
+    /// `account`'s second factors as its own page shows them: the app, and the passkeys.
     #[tracing::instrument(skip_all)]
     pub async fn factors(&self, account: Principal) -> Result<Factors, PasskeyError> {
         let mut tx = self.db.begin(own_scope(account)).await?;
         let app = second_factors::get(&mut tx, holder(account))
             .await?
             .enabled();
-        let listed = match account {
-            Principal::Staff { id, .. } => passkeys::list(&mut tx, id).await?,
-            Principal::Operator { .. } => Vec::new(),
-        };
+        let listed = passkeys::list(&mut tx, holder(account)).await?;
         tx.commit().await?;
         let passkeys = listed
             .into_iter()
@@ -223,10 +220,10 @@ impl Authenticator {
         Ok(Factors { app, passkeys })
     }
 
-    /// Starts registering a passkey called `name` for `account` (a staff member): the options
-    /// for the browser, and the state to keep in the session for
-    /// [`Authenticator::finish_passkey_registration`]. The account's passkeys are excluded, so
-    /// an authenticator that holds one of them refuses to make another.
+    /// Starts registering a passkey called `name` for `account`: the options for the browser,
+    /// and the state to keep in the session for [`Authenticator::finish_passkey_registration`].
+    /// The account's passkeys are excluded, so an authenticator that holds one of them refuses
+    /// to make another.
     #[tracing::instrument(skip_all)]
     pub async fn begin_passkey_registration(
         &self,
@@ -234,26 +231,15 @@ impl Authenticator {
         name: &str,
     ) -> Result<(serde_json::Value, PendingRegistration), PasskeyError> {
         let webauthn = self.webauthn()?;
-        let Principal::Staff { id, facility } = account else {
-            return Err(PasskeyError::NotAvailable);
-        };
         let name = name.trim();
         if name.is_empty() || name.chars().count() > 60 || name.chars().any(char::is_control) {
             return Err(PasskeyError::InvalidName);
         }
-        let mut tx = self
-            .db
-            .begin(Scope::Staff {
-                facility,
-                staff: id,
-            })
-            .await?;
-        let person = staff::get(&mut tx, id).await?;
-        let facility_code = facilities::get(&mut tx, facility).await?.code;
-        let linked = identity_providers::is_linked(&mut tx, id).await?;
-        let existing = passkeys::list(&mut tx, id).await?;
+        let mut tx = self.db.begin(own_scope(account)).await?;
+        let person = registrant(&mut tx, account).await?;
+        let existing = passkeys::list(&mut tx, holder(account)).await?;
         tx.commit().await?;
-        if linked {
+        if person.linked {
             return Err(PasskeyError::ProviderLinked);
         }
         if existing.len() >= MAX_PER_ACCOUNT {
@@ -265,10 +251,8 @@ impl Authenticator {
             .collect();
         let (options, state) = webauthn
             .start_passkey_registration(
-                id.as_uuid(),
-                // One relying party serves the whole network: the facility tells a person's
-                // passkeys of two facilities apart in the authenticator's list.
-                &format!("{}@{facility_code}", person.login_id),
+                account_uuid(account),
+                &person.user_name,
                 &person.display_name,
                 Some(exclude),
             )
@@ -303,19 +287,10 @@ impl Authenticator {
         origin: &Origin,
     ) -> Result<Registered, PasskeyError> {
         let webauthn = self.webauthn()?;
-        let Principal::Staff { id, facility } = account else {
-            return Err(PasskeyError::NotAvailable);
-        };
         if pending.principal != account || expired(pending.started_at) {
             return Err(PasskeyError::NotStarted);
         }
-        let mut tx = self
-            .db
-            .begin(Scope::Staff {
-                facility,
-                staff: id,
-            })
-            .await?;
+        let mut tx = self.db.begin(own_scope(account)).await?;
         let verified = serde_json::from_str::<RegisterPublicKeyCredential>(credential)
             .map_err(|_| "not_a_credential".to_owned())
             .and_then(|answer| {
@@ -340,16 +315,16 @@ impl Authenticator {
         };
         // The account row locked from here: two registrations (or a removal) are counted one
         // after the other.
-        let before = second_factors::get(&mut tx, Holder::Staff(id)).await?;
+        let before = second_factors::get(&mut tx, holder(account)).await?;
         if before.passkey_count as usize >= MAX_PER_ACCOUNT {
             return Err(PasskeyError::TooMany);
         }
-        if identity_providers::is_linked(&mut tx, id).await? {
+        if identity_providers::is_linked(&mut tx, holder(account)).await? {
             return Err(PasskeyError::ProviderLinked);
         }
         let password_version = match passkeys::insert(
             &mut tx,
-            id,
+            holder(account),
             passkey.cred_id().as_ref(),
             &pending.name,
             &encode_passkey(&passkey)?,
@@ -359,13 +334,7 @@ impl Authenticator {
             Ok(version) => version,
             Err(StoreError::Conflict { .. }) => {
                 drop(tx);
-                let mut tx = self
-                    .db
-                    .begin(Scope::Staff {
-                        facility,
-                        staff: id,
-                    })
-                    .await?;
+                let mut tx = self.db.begin(own_scope(account)).await?;
                 passkey_event(
                     &mut tx,
                     account,
@@ -385,10 +354,10 @@ impl Authenticator {
         } else {
             let codes = totp::new_recovery_codes();
             let hashes: Vec<String> = codes.iter().map(|c| totp::recovery_code_hash(c)).collect();
-            second_factors::replace_recovery_codes(&mut tx, Holder::Staff(id), &hashes).await?;
+            second_factors::replace_recovery_codes(&mut tx, holder(account), &hashes).await?;
             Some(codes)
         };
-        account_notices::record(&mut tx, id, NoticeEvent::PasskeyAdded).await?;
+        notify(&mut tx, account, NoticeEvent::PasskeyAdded).await?;
         passkey_event(&mut tx, account, "added", json!(null), origin).await?;
         tx.commit().await?;
         Ok(Registered {
@@ -406,22 +375,13 @@ impl Authenticator {
         passkey: uuid::Uuid,
         origin: &Origin,
     ) -> Result<i32, PasskeyError> {
-        let Principal::Staff { id, facility } = account else {
-            return Err(PasskeyError::NotFound);
-        };
-        let mut tx = self
-            .db
-            .begin(Scope::Staff {
-                facility,
-                staff: id,
-            })
-            .await?;
+        let mut tx = self.db.begin(own_scope(account)).await?;
         // The account row locked first, as registration does: the count stays right.
-        second_factors::get(&mut tx, Holder::Staff(id)).await?;
-        let Some(version) = passkeys::delete(&mut tx, id, passkey).await? else {
+        second_factors::get(&mut tx, holder(account)).await?;
+        let Some(version) = passkeys::delete(&mut tx, holder(account), passkey).await? else {
             return Err(PasskeyError::NotFound);
         };
-        account_notices::record(&mut tx, id, NoticeEvent::PasskeyRemoved).await?;
+        notify(&mut tx, account, NoticeEvent::PasskeyRemoved).await?;
         passkey_event(&mut tx, account, "removed", json!(null), origin).await?;
         tx.commit().await?;
         Ok(version)
@@ -434,13 +394,11 @@ impl Authenticator {
         &self,
         pending: PendingSecondFactor,
     ) -> Result<Option<(serde_json::Value, PendingSecondStep)>, SignInError> {
-        let (Some(webauthn), Principal::Staff { id, facility }) =
-            (self.webauthn.as_deref(), pending.principal)
-        else {
+        let Some(webauthn) = self.webauthn.as_deref() else {
             return Ok(None);
         };
-        let mut tx = self.db.begin(Scope::Facility(facility)).await?;
-        let stored = passkeys::list(&mut tx, id).await?;
+        let mut tx = self.db.begin(sign_in_scope(pending.principal)).await?;
+        let stored = passkeys::list(&mut tx, holder(pending.principal)).await?;
         tx.commit().await?;
         if stored.is_empty() {
             return Ok(None);
@@ -476,9 +434,6 @@ impl Authenticator {
         let Some(webauthn) = self.webauthn.as_deref() else {
             return Err(SignInError::WrongPasskey);
         };
-        let Principal::Staff { id, facility } = pending.principal else {
-            return Err(SignInError::WrongPasskey);
-        };
         let account = pending.principal;
         let step = step.filter(|step| step.pending == pending);
         // The same budget as the account's codes: someone with the password cannot flood the
@@ -491,12 +446,10 @@ impl Authenticator {
                 retry_after: t.retry_after,
             });
         }
-        let (actor, target) = (Actor::Staff(id), Some(("staff", id.as_uuid())));
-        let mut tx = self.db.begin(Scope::Facility(facility)).await?;
-        let state = match staff::get(&mut tx, id).await {
-            Ok(state) => state,
-            Err(StoreError::NotFound) => return Err(SignInError::WrongPasskey),
-            Err(e) => return Err(e.into()),
+        let (actor, target) = actor_and_target(account);
+        let mut tx = self.db.begin(sign_in_scope(account)).await?;
+        let Some(state) = account_state(&mut tx, account).await? else {
+            return Err(SignInError::WrongPasskey);
         };
         let refusal_reason = if step.is_none() {
             Some("no_passkey_challenge".to_owned())
@@ -506,7 +459,7 @@ impl Authenticator {
             Some("account_not_active".to_owned())
         } else if state.password_version != pending.password_version {
             Some("password_changed".to_owned())
-        } else if identity_providers::is_linked(&mut tx, id).await? {
+        } else if identity_providers::is_linked(&mut tx, holder(account)).await? {
             Some("provider_linked".to_owned())
         } else {
             None
@@ -527,7 +480,7 @@ impl Authenticator {
                         let stored =
                             passkeys::find_by_credential(&mut tx, result.cred_id().as_ref())
                                 .await?
-                                .filter(|p| p.staff_id == id);
+                                .filter(|p| p.holder == holder(account));
                         match stored {
                             Some(stored) => note_use(&mut tx, &stored, &result).await.map(Ok)?,
                             None => Err("unknown_passkey".to_owned()),
@@ -573,7 +526,14 @@ impl Authenticator {
         let Some(webauthn) = self.webauthn.as_deref() else {
             return Err(SignInError::WrongPasskey);
         };
-        let code = FacilityCode::parse(facility_code.trim()).map_err(SignInError::Invalid)?;
+        // No facility code: an operator's sign-in, as with the password.
+        let code = match facility_code.trim() {
+            "" => String::new(),
+            given => FacilityCode::parse(given)
+                .map_err(SignInError::Invalid)?
+                .as_str()
+                .to_owned(),
+        };
         let (options, state) = webauthn
             .start_discoverable_authentication()
             .map_err(|e| StoreError::Misconfigured(format!("WebAuthn authentication: {e}")))?;
@@ -581,7 +541,7 @@ impl Authenticator {
             options_json(&options)?,
             PendingSignIn {
                 state,
-                facility_code: code.as_str().to_owned(),
+                facility_code: code,
                 started_at: unix_now(),
             },
         ))
@@ -600,16 +560,16 @@ impl Authenticator {
         let Some(webauthn) = self.webauthn.as_deref() else {
             return Err(SignInError::WrongPasskey);
         };
-        let code = FacilityCode::parse(&pending.facility_code).map_err(SignInError::Invalid)?;
         let answer = serde_json::from_str::<PublicKeyCredential>(credential).ok();
         // Answers are throttled like passwords: per credential (as a password per login ID;
         // colleagues behind one address do not share a budget) and per address. A flood writes
         // one audit record per window, not one each.
         self.record_refusal_summaries().await?;
-        let key = match &answer {
-            Some(answer) => format!("passkey/{}/{}", code.as_str(), answer.id),
-            None => format!("passkey/{}/-", code.as_str()),
-        };
+        let key = format!(
+            "passkey/{}/{}",
+            pending.facility_code,
+            answer.as_ref().map_or("-", |a| a.id.as_str())
+        );
         if let Err(t) = self.throttle.attempt(&key, origin.client_addr) {
             if t.first_in_window {
                 self.record_platform(origin, "throttled", None).await?;
@@ -618,24 +578,33 @@ impl Authenticator {
                 retry_after: t.retry_after,
             });
         }
-        let Some((facility, facility_status)) = facilities::for_sign_in(&self.db, &code).await?
-        else {
-            self.record_platform(origin, "unknown_facility", None)
-                .await?;
-            return Err(SignInError::WrongPasskey);
+        // Where the credential is looked for: the facility named (its status checked after the
+        // passkey), or the operators when no facility was.
+        let (scope, facility_open) = if pending.facility_code.is_empty() {
+            (Scope::Platform, true)
+        } else {
+            let code = FacilityCode::parse(&pending.facility_code).map_err(SignInError::Invalid)?;
+            let Some((facility, status)) = facilities::for_sign_in(&self.db, &code).await? else {
+                self.record_platform(origin, "unknown_facility", None)
+                    .await?;
+                return Err(SignInError::WrongPasskey);
+            };
+            (Scope::Facility(facility), status.allows_sign_in())
         };
         if expired(pending.started_at) {
             self.record_platform(origin, "passkey_timed_out", None)
                 .await?;
             return Err(SignInError::WrongPasskey);
         }
-        let mut tx = self.db.begin(Scope::Facility(facility)).await?;
+        let mut tx = self.db.begin(scope).await?;
         let state = pending.state;
+        // The credential must belong to the account its user handle names (the handle is not
+        // covered by the signature).
         let found = match &answer {
             Some(answer) => match webauthn.identify_discoverable_authentication(answer) {
                 Ok((user, credential_id)) => passkeys::find_by_credential(&mut tx, credential_id)
                     .await?
-                    .filter(|p| p.staff_id.as_uuid() == user),
+                    .filter(|p| holder_uuid(p.holder) == user),
                 Err(_) => None,
             },
             None => None,
@@ -653,8 +622,12 @@ impl Authenticator {
             tx.commit().await?;
             return Err(SignInError::WrongPasskey);
         };
-        let id = stored.staff_id;
-        let (actor, target) = (Actor::Staff(id), Some(("staff", id.as_uuid())));
+        let account = match (stored.holder, scope) {
+            (Holder::Staff(id), Scope::Facility(facility)) => Principal::Staff { id, facility },
+            (Holder::Operator(id), _) => Principal::Operator { id },
+            _ => return Err(SignInError::WrongPasskey),
+        };
+        let (actor, target) = actor_and_target(account);
         let passkey = decode_passkey(&stored)?;
         let result = match webauthn.finish_discoverable_authentication_v2(&answer, state, &passkey)
         {
@@ -666,12 +639,14 @@ impl Authenticator {
                 return Err(SignInError::WrongPasskey);
             }
         };
-        let account = staff::get(&mut tx, id).await?;
-        let refused = if account.status != StaffStatus::Active {
+        let Some(state) = account_state(&mut tx, account).await? else {
+            return Err(SignInError::WrongPasskey);
+        };
+        let refused = if state.status != StaffStatus::Active {
             Some(("account_not_active", SignInError::AccountNotActive))
-        } else if identity_providers::is_linked(&mut tx, id).await? {
+        } else if identity_providers::is_linked(&mut tx, stored.holder).await? {
             Some(("provider_linked", SignInError::WrongPasskey))
-        } else if !facility_status.allows_sign_in() {
+        } else if !facility_open {
             Some(("facility_not_active", SignInError::FacilityNotActive))
         } else {
             None
@@ -685,9 +660,85 @@ impl Authenticator {
         record(&mut tx, actor, Outcome::Success, target, origin, "passkey").await?;
         tx.commit().await?;
         Ok(Authenticated {
-            principal: Principal::Staff { id, facility },
-            password_version: account.password_version,
+            principal: account,
+            password_version: state.password_version,
         })
+    }
+}
+
+/// What registration needs of an account: its name in the authenticator, its display name,
+/// and whether it signs in through a provider.
+struct Registrant {
+    user_name: String,
+    display_name: String,
+    linked: bool,
+}
+
+/// `account`'s [`Registrant`], read in its own scope. One relying party serves the whole
+/// network, so the name carries the facility (`login@FACILITY`; `login@operators`): a person
+/// with accounts at two facilities tells their passkeys apart in the authenticator's list.
+async fn registrant(
+    tx: &mut renrakucho_store::ScopedTx,
+    account: Principal,
+) -> Result<Registrant, StoreError> {
+    let (login, display_name, place) = match account {
+        Principal::Staff { id, facility } => {
+            let person = staff::get(tx, id).await?;
+            let code = facilities::get(tx, facility).await?.code;
+            (person.login_id, person.display_name, code)
+        }
+        Principal::Operator { id } => {
+            let operator = operators::get(tx, id).await?;
+            (operator.login_id, operator.display_name, "operators".into())
+        }
+    };
+    Ok(Registrant {
+        user_name: format!("{login}@{place}"),
+        display_name,
+        linked: identity_providers::is_linked(tx, holder(account)).await?,
+    })
+}
+
+/// The scope a sign-in of `account` runs in (and whose chain records it).
+fn sign_in_scope(account: Principal) -> Scope {
+    match account {
+        Principal::Staff { facility, .. } => Scope::Facility(facility),
+        Principal::Operator { .. } => Scope::Platform,
+    }
+}
+
+/// The user handle a passkey of `account` carries.
+fn account_uuid(account: Principal) -> uuid::Uuid {
+    match account {
+        Principal::Staff { id, .. } => id.as_uuid(),
+        Principal::Operator { id } => id.as_uuid(),
+    }
+}
+
+fn holder_uuid(holder: Holder) -> uuid::Uuid {
+    match holder {
+        Holder::Staff(id) => id.as_uuid(),
+        Holder::Operator(id) => id.as_uuid(),
+    }
+}
+
+fn actor_and_target(account: Principal) -> (Actor, Option<(&'static str, uuid::Uuid)>) {
+    match account {
+        Principal::Staff { id, .. } => (Actor::Staff(id), Some(("staff", id.as_uuid()))),
+        Principal::Operator { id } => (Actor::Operator(id), Some(("operator", id.as_uuid()))),
+    }
+}
+
+/// The e-mail notice of a change, for a staff member (operators have no notification
+/// settings, so no address).
+async fn notify(
+    tx: &mut renrakucho_store::ScopedTx,
+    account: Principal,
+    event: NoticeEvent,
+) -> Result<(), StoreError> {
+    match account {
+        Principal::Staff { id, .. } => account_notices::record(tx, id, event).await,
+        Principal::Operator { .. } => Ok(()),
     }
 }
 
@@ -703,7 +754,7 @@ async fn note_use(
         .filter(|changed| *changed)
         .map(|_| encode_passkey(&passkey))
         .transpose()?;
-    passkeys::record_use(tx, stored.id, updated.as_ref()).await
+    passkeys::record_use(tx, stored.holder, stored.id, updated.as_ref()).await
 }
 
 /// One audit record of a change to `account`'s passkeys.
@@ -714,10 +765,7 @@ async fn passkey_event(
     reason: serde_json::Value,
     origin: &Origin,
 ) -> Result<(), StoreError> {
-    let (actor, target) = match account {
-        Principal::Staff { id, .. } => (Actor::Staff(id), Some(("staff", id.as_uuid()))),
-        Principal::Operator { id } => (Actor::Operator(id), Some(("operator", id.as_uuid()))),
-    };
+    let (actor, target) = actor_and_target(account);
     audit::record(
         tx,
         AuditEvent {

@@ -147,15 +147,15 @@ fn target(account: Principal) -> Option<(&'static str, uuid::Uuid)> {
 }
 
 /// What a second-factor change needs of an account, read in `tx`.
-struct AccountState {
-    status: StaffStatus,
-    password_version: i32,
+pub(crate) struct AccountState {
+    pub(crate) status: StaffStatus,
+    pub(crate) password_version: i32,
     /// A staff member who administers their facility.
-    administrator: bool,
+    pub(crate) administrator: bool,
 }
 
 /// `account`'s state, read in `tx`; `None` when it is not there (or not in this scope).
-async fn account_state(
+pub(crate) async fn account_state(
     tx: &mut ScopedTx,
     account: Principal,
 ) -> Result<Option<AccountState>, StoreError> {

@@ -176,7 +176,7 @@ pub(crate) async fn page(request: &PasswordPageRequest, shown: Shown) -> Respons
         Ok(factors) => factors,
         Err(e) => return failed(e),
     };
-    let passkeys_offered = request.state.auth.passkeys_available() && who.role.is_some();
+    let passkeys_offered = request.state.auth.passkeys_available();
     let mut status = shown.error.as_ref().map_or(StatusCode::OK, |e| e.status);
     // Operators always must.
     let must_have = who

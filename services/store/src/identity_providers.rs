@@ -220,16 +220,33 @@ pub async fn linked_account(
     Ok(found.map(StaffId::from_uuid))
 }
 
-/// Whether `staff` is linked to a subject of an identity provider (such a person signs in
-/// through the provider, so that the provider's removal of them takes effect here).
+/// Whether `holder` is linked to a subject of an identity provider (their facility's, or the
+/// operators' own): such a person signs in through the provider, so that the provider's
+/// removal of them takes effect here.
 #[tracing::instrument(level = "debug", skip_all)]
-pub async fn is_linked(tx: &mut ScopedTx, staff: StaffId) -> Result<bool, StoreError> {
-    let linked = sqlx::query_scalar!(
-        "SELECT EXISTS (SELECT 1 FROM external_identities WHERE staff_id = $1) AS \"linked!\"",
-        staff.as_uuid()
-    )
-    .fetch_one(tx.conn())
-    .await?;
+pub async fn is_linked(
+    tx: &mut ScopedTx,
+    holder: crate::second_factors::Holder,
+) -> Result<bool, StoreError> {
+    let linked = match holder {
+        crate::second_factors::Holder::Staff(id) => {
+            sqlx::query_scalar!(
+            "SELECT EXISTS (SELECT 1 FROM external_identities WHERE staff_id = $1) AS \"linked!\"",
+            id.as_uuid()
+        )
+            .fetch_one(tx.conn())
+            .await?
+        }
+        crate::second_factors::Holder::Operator(id) => {
+            sqlx::query_scalar!(
+                "SELECT EXISTS (SELECT 1 FROM operator_identities WHERE operator_id = $1)
+                 AS \"linked!\"",
+                id.as_uuid()
+            )
+            .fetch_one(tx.conn())
+            .await?
+        }
+    };
     Ok(linked)
 }
 

@@ -20,7 +20,7 @@ pub struct Operator {
     pub password_must_change: bool,
     /// How many times the password changed: sessions signed in under an older one end.
     pub password_version: i32,
-    /// An authenticator is enrolled and confirmed: sign-in asks for its code.
+    /// An authenticator app is confirmed or a passkey registered: sign-in asks for one.
     pub second_factor_enabled: bool,
 }
 
@@ -82,7 +82,7 @@ pub async fn insert(
          RETURNING id, login_id, display_name, status, password_changed_at,
                    password_must_change, password_version, password_hash,
                    previous_password_hashes,
-                   totp_confirmed_at IS NOT NULL AS second_factor_enabled",
+                   (totp_confirmed_at IS NOT NULL OR passkey_count > 0) AS second_factor_enabled",
         OperatorId::new().as_uuid(),
         login_id.as_str(),
         display_name.as_str(),
@@ -103,7 +103,7 @@ pub async fn find_credentials(
         Row,
         "SELECT id, login_id, display_name, status, password_changed_at, password_must_change,
             password_version, password_hash, previous_password_hashes,
-            totp_confirmed_at IS NOT NULL AS second_factor_enabled FROM
+            (totp_confirmed_at IS NOT NULL OR passkey_count > 0) AS second_factor_enabled FROM
             platform_operators WHERE login_id = $1",
         login_id.as_str()
     )
@@ -123,7 +123,7 @@ pub async fn credentials(
         Row,
         "SELECT id, login_id, display_name, status, password_changed_at, password_must_change,
             password_version, password_hash, previous_password_hashes,
-            totp_confirmed_at IS NOT NULL AS second_factor_enabled FROM
+            (totp_confirmed_at IS NOT NULL OR passkey_count > 0) AS second_factor_enabled FROM
             platform_operators WHERE id = $1",
         id.as_uuid()
     )
@@ -185,7 +185,7 @@ pub async fn get(tx: &mut ScopedTx, id: OperatorId) -> Result<Operator, StoreErr
         Row,
         "SELECT id, login_id, display_name, status, password_changed_at, password_must_change,
             password_version, password_hash, previous_password_hashes,
-            totp_confirmed_at IS NOT NULL AS second_factor_enabled FROM
+            (totp_confirmed_at IS NOT NULL OR passkey_count > 0) AS second_factor_enabled FROM
             platform_operators WHERE id = $1",
         id.as_uuid()
     )

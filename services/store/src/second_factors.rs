@@ -28,7 +28,7 @@ pub struct SecondFactor {
     pub totp_last_step: i64,
     /// SHA-256 hashes (hex) of the unused recovery codes.
     pub recovery_code_hashes: Vec<String>,
-    /// How many passkeys the account has (operators have none).
+    /// How many passkeys the account has.
     pub passkey_count: i16,
 }
 
@@ -78,7 +78,7 @@ pub async fn get(tx: &mut ScopedTx, holder: Holder) -> Result<SecondFactor, Stor
             sqlx::query_as!(
                 SecondFactor,
                 "SELECT totp_secret_enc, totp_started_at, totp_confirmed_at, totp_last_step,
-                        recovery_code_hashes, 0::smallint AS \"passkey_count!\"
+                        recovery_code_hashes, passkey_count
                    FROM platform_operators WHERE id = $1 FOR UPDATE",
                 id.as_uuid()
             )
@@ -262,7 +262,7 @@ pub async fn replace_recovery_codes(
         Holder::Operator(id) => {
             sqlx::query!(
                 "UPDATE platform_operators SET recovery_code_hashes = $2
-                  WHERE id = $1 AND totp_confirmed_at IS NOT NULL",
+                  WHERE id = $1 AND (totp_confirmed_at IS NOT NULL OR passkey_count > 0)",
                 id.as_uuid(),
                 hashes
             )
@@ -298,7 +298,9 @@ pub async fn remove(tx: &mut ScopedTx, holder: Holder) -> Result<Option<i32>, St
             sqlx::query_scalar!(
                 "UPDATE platform_operators
                     SET totp_secret_enc = NULL, totp_started_at = NULL, totp_confirmed_at = NULL,
-                        totp_last_step = 0, recovery_code_hashes = '{}',
+                        totp_last_step = 0,
+                        recovery_code_hashes = CASE WHEN passkey_count > 0
+                                                    THEN recovery_code_hashes ELSE '{}' END,
                         password_version = password_version + 1
                   WHERE id = $1 AND totp_confirmed_at IS NOT NULL
                  RETURNING password_version",
@@ -339,6 +341,27 @@ pub async fn reset(tx: &mut ScopedTx, holder: Holder) -> Result<Option<i32>, Sto
             }
             Ok(version)
         }
-        Holder::Operator(_) => remove(tx, holder).await,
+        Holder::Operator(id) => {
+            let version = sqlx::query_scalar!(
+                "UPDATE platform_operators
+                    SET totp_secret_enc = NULL, totp_started_at = NULL, totp_confirmed_at = NULL,
+                        totp_last_step = 0, recovery_code_hashes = '{}', passkey_count = 0,
+                        password_version = password_version + 1
+                  WHERE id = $1 AND (totp_confirmed_at IS NOT NULL OR passkey_count > 0)
+                 RETURNING password_version",
+                id.as_uuid()
+            )
+            .fetch_optional(tx.conn())
+            .await?;
+            if version.is_some() {
+                sqlx::query!(
+                    "DELETE FROM operator_passkeys WHERE operator_id = $1",
+                    id.as_uuid()
+                )
+                .execute(tx.conn())
+                .await?;
+            }
+            Ok(version)
+        }
     }
 }

@@ -88,6 +88,7 @@ const POLICIES: &[(&str, &str, &str, &str)] = &[
     ("public.notification_settings", "notification_settings_digest", "SELECT", DIGEST),
     ("public.notification_settings", "notification_settings_own", "ALL", RUNTIME),
     ("public.operator_identities", "operator_identities_platform", "ALL", PLATFORM),
+    ("public.operator_passkeys", "operator_passkeys_platform", "ALL", PLATFORM),
     ("public.patient_access", "patient_access_maintenance", "ALL", OWNER),
     ("public.patient_access", "patient_access_own", "SELECT", RUNTIME),
     ("public.patient_access", "patient_access_sync", "SELECT", ACCESS_SYNC),

@@ -327,12 +327,21 @@ async fn every_portal_form_refuses_a_missing_or_foreign_token_and_changes_nothin
             .begin(renrakucho_store::Scope::Facility(b.id))
             .await
             .unwrap();
-        renrakucho_store::passkeys::insert(&mut tx, b_admin.id, &[9; 32], "鍵", &json!({}))
-            .await
-            .unwrap();
-        let id = renrakucho_store::passkeys::list(&mut tx, b_admin.id)
-            .await
-            .unwrap()[0]
+        renrakucho_store::passkeys::insert(
+            &mut tx,
+            renrakucho_store::second_factors::Holder::Staff(b_admin.id),
+            &[9; 32],
+            "鍵",
+            &json!({}),
+        )
+        .await
+        .unwrap();
+        let id = renrakucho_store::passkeys::list(
+            &mut tx,
+            renrakucho_store::second_factors::Holder::Staff(b_admin.id),
+        )
+        .await
+        .unwrap()[0]
             .id;
         tx.commit().await.unwrap();
         id

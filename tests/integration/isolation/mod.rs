@@ -195,7 +195,7 @@ async fn network() -> Network {
         let mut tx = app.db.begin(Scope::Facility(facility.id)).await.unwrap();
         renrakucho_store::passkeys::insert(
             &mut tx,
-            bob.id,
+            renrakucho_store::second_factors::Holder::Staff(bob.id),
             &[7; 32],
             "仕事用スマホ",
             &serde_json::json!({ "cred": {} }),
