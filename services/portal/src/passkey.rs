@@ -32,7 +32,6 @@ struct SignInPage {
     token: String,
     options: String,
     facility_code: String,
-    error: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -75,7 +74,6 @@ pub async fn begin_sign_in(
             token: token.authenticity_token().unwrap_or_default(),
             options: options.to_string(),
             facility_code: form.facility_code.trim().to_owned(),
-            error: None,
         },
     );
     (token, page).into_response()
