@@ -32,6 +32,7 @@ mod sessions;
 mod sharing;
 mod sharing_http;
 mod sign_in;
+mod staff_admin;
 mod state_machines;
 mod support;
 mod unreadable;

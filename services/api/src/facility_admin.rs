@@ -1,5 +1,5 @@
-//! A facility administrator's endpoints under `/api/v1`: the facility's audit log, and which
-//! staff may accept care-team invitations.
+//! A facility administrator's endpoints under `/api/v1`: the facility's audit log, its staff
+//! list, and which staff may accept care-team invitations.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -128,4 +128,54 @@ pub async fn set_may_accept_invitations(
             facility: admin.facility,
         });
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// A staff account of the facility, as its administrator sees it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StaffView {
+    pub id: Uuid,
+    pub login_id: String,
+    pub display_name: String,
+    /// `facility_admin` or `staff`.
+    pub role: String,
+    pub profession: String,
+    /// `active`, `suspended`, `disabled` or `pending` (a just-in-time account to approve).
+    pub status: String,
+    pub may_accept_invitations: bool,
+    /// An authenticator app or a passkey is set up.
+    pub second_factor_enabled: bool,
+    /// The person must change their password at their next sign-in.
+    pub password_must_change: bool,
+}
+
+impl From<renrakucho_store::staff::StaffAccount> for StaffView {
+    fn from(a: renrakucho_store::staff::StaffAccount) -> Self {
+        Self {
+            id: a.id.as_uuid(),
+            login_id: a.login_id,
+            display_name: a.display_name,
+            role: a.role.as_str().into(),
+            profession: a.profession.as_str().into(),
+            status: a.status.as_str().into(),
+            may_accept_invitations: a.may_accept_invitations,
+            second_factor_enabled: a.second_factor_enabled,
+            password_must_change: a.password_must_change,
+        }
+    }
+}
+
+/// The facility's staff accounts, by login ID (facility administrators; the reading is
+/// audited).
+#[utoipa::path(get, path = "/api/v1/staff", tag = "admin",
+    responses((status = 200, body = [StaffView]),
+              (status = 403, description = "Facility administrators only", body = ErrorBody)))]
+#[tracing::instrument(skip_all)]
+pub async fn list_staff(
+    State(state): State<AppState>,
+    RequestOrigin(origin): RequestOrigin,
+    signed_in: SignedIn,
+) -> Result<Json<Vec<StaffView>>, ApiError> {
+    let admin = facility_admin(&signed_in)?;
+    let accounts = renrakucho_registry::facility_staff(&state.db, admin, &origin).await?;
+    Ok(Json(accounts.into_iter().map(StaffView::from).collect()))
 }

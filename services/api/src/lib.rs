@@ -212,6 +212,7 @@ pub fn api_routes() -> Vec<ApiRoute> {
         ),
         put("/patients/{id}/mute", notebook::unread::mute),
         get("/audit", facility_admin::audit_log),
+        get("/staff", facility_admin::list_staff),
         put(
             "/staff/{id}/may-accept-invitations",
             facility_admin::set_may_accept_invitations,

@@ -13,5 +13,6 @@ pub mod passkey;
 pub mod provider;
 pub mod routes;
 pub mod second_factor;
+pub mod staff_pages;
 
 pub use routes::{error_page, page_not_found, routes, timed_out, FormKind, Portal, Write};

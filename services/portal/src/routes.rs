@@ -149,6 +149,14 @@ pub fn routes(upload_limit_bytes: usize) -> Portal {
             renrakucho_http::state::PROVIDER_CALLBACK_PATH,
             crate::provider::callback,
         )
+        .page(
+            crate::staff_pages::STAFF_PAGE,
+            crate::staff_pages::staff_page,
+        )
+        .form(
+            "/admin/staff/{id}/second-factor/reset",
+            crate::staff_pages::reset_second_factor,
+        )
         .page(crate::provider::ADMIN_PAGE, crate::provider::admin_page)
         .form(crate::provider::ADMIN_PAGE, crate::provider::save)
         .form("/admin/identity-provider/test", crate::provider::test)

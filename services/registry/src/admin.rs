@@ -1,5 +1,5 @@
 //! A facility administrator's acts that touch the care domain: who may accept care-team
-//! invitations for the facility, and reading the facility's audit log.
+//! invitations for the facility, reading the facility's audit log and its staff list.
 
 use renrakucho_core::StaffId;
 use renrakucho_store::audit::{self, AuditRecord, Origin};
@@ -54,4 +54,20 @@ pub async fn facility_audit(
     let records = audit::recent(&mut tx, limit).await?;
     tx.commit().await?;
     Ok(records)
+}
+
+/// The facility's staff accounts, by login ID, for its administrator (the reading is
+/// recorded).
+#[tracing::instrument(level = "debug", skip_all)]
+pub async fn facility_staff(
+    db: &Database,
+    admin: StaffActor,
+    origin: &Origin,
+) -> Result<Vec<staff::StaffAccount>, CareError> {
+    let mut tx = db.begin(admin.scope()).await?;
+    record(&mut tx, admin, origin, "staff.list", None, json!({})).await?;
+    let mut accounts = staff::list(&mut tx).await?;
+    tx.commit().await?;
+    accounts.sort_by(|a, b| a.login_id.cmp(&b.login_id));
+    Ok(accounts)
 }

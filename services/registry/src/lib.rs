@@ -21,7 +21,7 @@ mod patients;
 pub mod unreadable;
 pub mod uploads;
 
-pub use admin::{facility_audit, set_may_accept_invitations};
+pub use admin::{facility_audit, facility_staff, set_may_accept_invitations};
 pub use care_team::{
     accept_invitation, access_rows, care_team_of, decline_invitation, directory, invite, leave,
     pending_invitations, relations_to, remove_member, Invitation, TeamMember,

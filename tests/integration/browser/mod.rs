@@ -521,3 +521,4 @@ mod passkeys;
 mod password;
 mod provider;
 mod sign_in;
+mod staff;

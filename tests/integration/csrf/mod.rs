@@ -65,7 +65,8 @@ async fn every_portal_form_refuses_a_missing_or_foreign_token_and_changes_nothin
     let b_admin = app
         .seed_staff(&b, "admin", StaffRole::FacilityAdmin, Profession::Doctor)
         .await;
-    app.seed_staff(&b, "nurse", StaffRole::Staff, Profession::Nurse)
+    let b_nurse = app
+        .seed_staff(&b, "nurse", StaffRole::Staff, Profession::Nurse)
         .await;
     for (facility, profession) in [
         (&c, Profession::Nurse),
@@ -383,6 +384,12 @@ async fn every_portal_form_refuses_a_missing_or_foreign_token_and_changes_nothin
         vec![],
     );
     case(
+        "/admin/staff/{id}/second-factor/reset",
+        Who::B,
+        format!("/admin/staff/{}/second-factor/reset", b_nurse.id.as_uuid()),
+        vec![],
+    );
+    case(
         "/account/confirm",
         Who::B,
         "/account/confirm".into(),
@@ -580,6 +587,9 @@ async fn every_portal_form_refuses_a_missing_or_foreign_token_and_changes_nothin
         "/account/passkeys/begin",
         "/account/passkeys/finish",
         "/account/passkeys/{id}/remove",
+        // After the visitor's sign-in as B's nurse, and while B's admin still has a second
+        // factor (without one, every page but its set-up waits).
+        "/admin/staff/{id}/second-factor/reset",
         "/account/second-factor/recovery-codes",
         "/account/second-factor/remove",
         "/account/second-factor/begin",
